@@ -1,0 +1,49 @@
+// Bundles the Node CLI and library (dependencies stay external: onnxruntime-node and sharp ship native code)
+// and, when present, the browser bundle (self-contained except onnxruntime-web, which is served beside it).
+import { build } from 'esbuild';
+import { readFileSync, existsSync } from 'node:fs';
+
+const pkg = JSON.parse(readFileSync(new URL('./package.json', import.meta.url), 'utf8'));
+const define = { __EDGETL_VERSION__: JSON.stringify(pkg.version) };
+const watch = process.argv.includes('--watch');
+
+const nodeBuild = {
+  bundle: true,
+  platform: 'node',
+  format: 'esm',
+  target: 'node20',
+  packages: 'external',
+  sourcemap: true,
+  define,
+  logLevel: 'warning',
+};
+
+const builds = [
+  build({ ...nodeBuild, entryPoints: { cli: 'src/cli/main.ts' }, outdir: 'dist', banner: { js: '#!/usr/bin/env node' } }),
+  build({ ...nodeBuild, entryPoints: { index: 'src/index.ts' }, outdir: 'dist' }),
+];
+
+for (const [entry, out] of [
+  ['src/web/index.ts', 'dist/web/index'],
+  ['src/web/worker.ts', 'dist/web/worker'],
+  ['src/web/app/main.ts', 'dist/web/app'],
+]) {
+  if (!existsSync(entry)) continue;
+  builds.push(
+    build({
+      entryPoints: { [out.replace(/^dist\//, '')]: entry },
+      outdir: 'dist',
+      bundle: true,
+      platform: 'browser',
+      format: 'esm',
+      target: 'es2022',
+      external: ['onnxruntime-web', 'onnxruntime-web/*'],
+      sourcemap: true,
+      define,
+      logLevel: 'warning',
+    }),
+  );
+}
+
+await Promise.all(builds);
+if (watch) console.log('watch mode is not supported; rerun npm run build');

@@ -1,0 +1,64 @@
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { EdgetlError, describeError } from '../util/errors.js';
+
+/** One CLI verb: parses its own arguments, calls the library, prints, returns the exit code. */
+export interface Command {
+  name: string;
+  summary: string;
+  /** Full `--help` text. */
+  help: string;
+  run(argv: string[]): Promise<number>;
+}
+
+export type OptionSpec = NonNullable<ParseArgsConfig['options']>;
+
+/** parseArgs with errors a user understands (EdgetlError code 'usage'). */
+export function parseCommandLine<T extends OptionSpec>(argv: string[], options: T, allowPositionals = true) {
+  try {
+    return parseArgs({ args: argv, options, allowPositionals, strict: true });
+  } catch (error) {
+    throw new EdgetlError('usage', `${describeError(error)} (see --help)`);
+  }
+}
+
+export function parseNumberOption(value: string | undefined, name: string, fallback: number, opts?: { integer?: boolean; min?: number; max?: number }): number {
+  if (value === undefined) return fallback;
+  const parsed = Number(value);
+  if (!Number.isFinite(parsed) || (opts?.integer && !Number.isInteger(parsed))) {
+    throw new EdgetlError('usage', `--${name} must be ${opts?.integer ? 'a whole number' : 'a number'}, got "${value}"`);
+  }
+  if (opts?.min !== undefined && parsed < opts.min) throw new EdgetlError('usage', `--${name} must be at least ${opts.min}, got ${parsed}`);
+  if (opts?.max !== undefined && parsed > opts.max) throw new EdgetlError('usage', `--${name} must be at most ${opts.max}, got ${parsed}`);
+  return parsed;
+}
+
+export function printJson(value: unknown): void {
+  process.stdout.write(JSON.stringify(value) + '\n');
+}
+
+/** A progress bar on stderr when it is a terminal; silent otherwise (scripts and CI logs stay clean). */
+export class ProgressBar {
+  private lastDraw = 0;
+  private readonly enabled: boolean;
+  constructor(private readonly label: string, enabled = process.stderr.isTTY === true) {
+    this.enabled = enabled;
+  }
+  update(done: number, total: number | undefined, detail = ''): void {
+    if (!this.enabled) return;
+    const now = Date.now();
+    if (now - this.lastDraw < 100 && done !== total) return;
+    this.lastDraw = now;
+    const width = 30;
+    let bar = '';
+    if (total && total > 0) {
+      const filled = Math.round((Math.min(done, total) / total) * width);
+      bar = `[${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${done}/${total}`;
+    } else {
+      bar = `${done}`;
+    }
+    process.stderr.write(`\r\x1b[2K${this.label} ${bar} ${detail}`);
+  }
+  finish(): void {
+    if (this.enabled) process.stderr.write('\r\x1b[2K');
+  }
+}

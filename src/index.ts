@@ -1,0 +1,1 @@
+export { EDGETL_VERSION } from './version.js';
