@@ -1,0 +1,42 @@
+import { existsSync } from 'node:fs';
+import { resolve, join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** Repository root (tests run with cwd anywhere). */
+export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+/** Folder with the real backbones: EDGETL_MODEL_PATH (first entry) or ../shared/models beside the checkout. */
+export function sharedModelsDir(): string | undefined {
+  const fromEnv = process.env.EDGETL_MODEL_PATH?.split(':').find((p) => p && existsSync(p));
+  if (fromEnv) return resolve(fromEnv);
+  const beside = resolve(repoRoot, '..', 'shared', 'models');
+  return existsSync(beside) ? beside : undefined;
+}
+
+/** ../shared (datasets, images): EDGETL_DATA_PATH or the folder beside the checkout. */
+export function sharedDataDir(): string | undefined {
+  const fromEnv = process.env.EDGETL_DATA_PATH;
+  if (fromEnv && existsSync(fromEnv)) return resolve(fromEnv);
+  const beside = resolve(repoRoot, '..', 'shared');
+  return existsSync(join(beside, 'datasets')) ? beside : undefined;
+}
+
+/**
+ * Path to a shared model file, or undefined with a reason for `t.skip`/`{ skip }`.
+ * Usage: const m = sharedModel('mobilenetv2-12-int8.onnx'); t.test('...', { skip: m.skip }, ...)
+ */
+export function sharedModel(file: string): { path: string; skip: false } | { path: undefined; skip: string } {
+  const dir = sharedModelsDir();
+  const path = dir ? join(dir, file) : undefined;
+  if (path && existsSync(path)) return { path, skip: false };
+  return { path: undefined, skip: `needs ${file}: set EDGETL_MODEL_PATH to ../shared/models (looked in ${dir ?? 'nowhere'})` };
+}
+
+export function sharedPath(relative: string): { path: string; skip: false } | { path: undefined; skip: string } {
+  const dir = sharedDataDir();
+  const path = dir ? join(dir, relative) : undefined;
+  if (path && existsSync(path)) return { path, skip: false };
+  return { path: undefined, skip: `needs ../shared/${relative}: set EDGETL_DATA_PATH to the shared folder` };
+}
+
+export const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
