@@ -1,0 +1,243 @@
+/**
+ * The browser seam to onnxruntime-web: the only browser file that imports it. Picks WebGPU, then WASM, and says
+ * which one ran and why anything else did not (same ProviderReport as Node).
+ *
+ * onnxruntime-web stays an external import: a page maps the bare name `onnxruntime-web` to the served
+ * `ort.min.mjs` (an import map; `edgetl serve` does this), an app with a bundler resolves it from node_modules.
+ */
+import * as ort from 'onnxruntime-web';
+import { EdgetlError, describeError } from '../util/errors.js';
+import type { AdapterInfo, ExecutionProviderName, ProviderFallback, ProviderReport } from './types.js';
+
+/** Providers a browser offers. `auto` = WebGPU on a real (hardware) adapter, else WASM. */
+export type WebProviderRequest = 'auto' | 'webgpu' | 'wasm';
+
+export interface WebSessionOptions {
+  ep?: WebProviderRequest;
+  /** Fail instead of falling back when the requested provider can't run. */
+  strictEp?: boolean;
+  /** URL prefix of onnxruntime-web's .wasm/.mjs files (default: beside the onnxruntime-web module). */
+  wasmPaths?: string;
+  /** WASM threads; default: all cores (capped at 4) when cross-origin isolated, else 1. */
+  numThreads?: number;
+  /**
+   * Graph outputs that should stay on the GPU (WebGPU only) because the next step is another WebGPU session.
+   * Everything else is read back to the CPU once.
+   */
+  keepOnGpu?: string[];
+  graphOptimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all';
+}
+
+/** ProviderReport plus the browser facts that decide WASM speed. */
+export interface WebProviderReport extends ProviderReport {
+  used: Extract<ExecutionProviderName, 'webgpu' | 'wasm'>;
+  crossOriginIsolated: boolean;
+  wasmThreads: number;
+  /** Plain-language notes a device panel shows (e.g. why threads are off). */
+  notes: string[];
+}
+
+/** A float32 result read back to the CPU. */
+export interface CpuTensor {
+  data: Float32Array;
+  dims: number[];
+}
+
+/** Minimal WebGPU shapes we read (lib.dom has no WebGPU types yet). */
+interface GpuAdapterInfoLike {
+  vendor?: string;
+  architecture?: string;
+  device?: string;
+  description?: string;
+  isFallbackAdapter?: boolean;
+}
+interface GpuAdapterLike {
+  info?: GpuAdapterInfoLike;
+  isFallbackAdapter?: boolean;
+  requestAdapterInfo?: () => Promise<GpuAdapterInfoLike>;
+}
+interface GpuLike {
+  requestAdapter(options?: { powerPreference?: 'low-power' | 'high-performance' }): Promise<GpuAdapterLike | null>;
+}
+
+const SOFTWARE_ADAPTER = /swiftshader|llvmpipe|lavapipe|softpipe|microsoft basic render|warp/i;
+
+/** The WebGPU adapter this page would get, or the reason there is none. */
+export async function probeWebGpu(): Promise<{ adapter?: AdapterInfo; gpuAdapter?: unknown; reason?: string }> {
+  const gpu = (globalThis.navigator as (Navigator & { gpu?: GpuLike }) | undefined)?.gpu;
+  if (!gpu) return { reason: 'this browser has no WebGPU (navigator.gpu is missing; Chrome/Edge 113+ on a secure origin)' };
+  let adapter: GpuAdapterLike | null;
+  try {
+    adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+  } catch (error) {
+    return { reason: `navigator.gpu.requestAdapter() failed: ${describeError(error)}` };
+  }
+  if (!adapter) return { reason: 'no WebGPU adapter (GPU blocklisted, disabled, or absent)' };
+  let info: GpuAdapterInfoLike = adapter.info ?? {};
+  if (!adapter.info && adapter.requestAdapterInfo) {
+    try {
+      info = await adapter.requestAdapterInfo();
+    } catch {
+      info = {};
+    }
+  }
+  const text = [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(' ');
+  const software = info.isFallbackAdapter === true || adapter.isFallbackAdapter === true || SOFTWARE_ADAPTER.test(text);
+  return {
+    gpuAdapter: adapter,
+    adapter: {
+      vendor: info.vendor || undefined,
+      architecture: info.architecture || undefined,
+      device: info.device || undefined,
+      description: info.description || undefined,
+      software,
+    },
+  };
+}
+
+function defaultThreads(isolated: boolean): number {
+  if (!isolated) return 1;
+  const cores = globalThis.navigator?.hardwareConcurrency ?? 2;
+  return Math.max(1, Math.min(4, cores));
+}
+
+let wasmConfigured = false;
+
+/** onnxruntime-web reads its WASM flags once, at the first session: set them once, consistently. */
+function configureWasm(options: WebSessionOptions, notes: string[]): number {
+  const isolated = globalThis.crossOriginIsolated === true;
+  const requested = options.numThreads ?? defaultThreads(isolated);
+  let threads = requested;
+  if (!isolated && requested > 1) {
+    threads = 1;
+    notes.push(`WASM threads need cross-origin isolation (COOP/COEP headers); running 1 thread instead of ${requested}`);
+  } else if (!isolated) {
+    notes.push('page is not cross-origin isolated (no COOP/COEP headers): WASM runs single-threaded; `edgetl serve` sends the headers');
+  }
+  if (!wasmConfigured) {
+    ort.env.wasm.numThreads = threads;
+    if (options.wasmPaths) ort.env.wasm.wasmPaths = options.wasmPaths;
+    wasmConfigured = true;
+  } else {
+    threads = ort.env.wasm.numThreads ?? threads;
+  }
+  return threads;
+}
+
+/** One inference session in the browser, with the report of what ran. */
+export class WebInferenceSession {
+  private constructor(
+    private readonly session: ort.InferenceSession,
+    readonly report: WebProviderReport,
+  ) {}
+
+  get inputNames(): readonly string[] {
+    return this.session.inputNames;
+  }
+  get outputNames(): readonly string[] {
+    return this.session.outputNames;
+  }
+
+  /**
+   * Opens a model (URL or bytes) on WebGPU or WASM. `auto` tries WebGPU only on a hardware adapter (a software one
+   * like SwiftShader is for correctness, never chosen automatically), then WASM.
+   */
+  static async create(model: string | ArrayBuffer | Uint8Array, options: WebSessionOptions = {}): Promise<WebInferenceSession> {
+    const requested = options.ep ?? 'auto';
+    const notes: string[] = [];
+    const fallbacks: ProviderFallback[] = [];
+    const wasmThreads = configureWasm(options, notes);
+    const bytes = model instanceof ArrayBuffer ? new Uint8Array(model) : model;
+    const base: ort.InferenceSession.SessionOptions = {
+      graphOptimizationLevel: options.graphOptimizationLevel ?? 'all',
+    };
+
+    let adapter: AdapterInfo | undefined;
+    if (requested === 'webgpu' || requested === 'auto') {
+      const probe = await probeWebGpu();
+      adapter = probe.adapter;
+      let reason = probe.reason;
+      if (!reason && requested === 'auto' && probe.adapter?.software) {
+        reason = `the WebGPU adapter is a software one (${describeAdapter(probe.adapter)}): slower than WASM; ask for ep 'webgpu' to use it anyway`;
+      }
+      if (!reason) {
+        try {
+          const session = await openSession(bytes, {
+            ...base,
+            executionProviders: ['webgpu'],
+            ...(options.keepOnGpu?.length ? { preferredOutputLocation: Object.fromEntries(options.keepOnGpu.map((n) => [n, 'gpu-buffer' as const])) } : {}),
+          });
+          const report: WebProviderReport = { requested, used: 'webgpu', fallbacks, adapter, crossOriginIsolated: globalThis.crossOriginIsolated === true, wasmThreads, notes };
+          return new WebInferenceSession(session, report);
+        } catch (error) {
+          reason = `WebGPU session failed: ${describeError(error)}`;
+        }
+      }
+      if (requested === 'webgpu' && options.strictEp) {
+        throw new EdgetlError('ep-unavailable', `WebGPU was required (strictEp) but can't run: ${reason}`);
+      }
+      fallbacks.push({ provider: 'webgpu', reason });
+    }
+
+    try {
+      const session = await openSession(bytes, { ...base, executionProviders: ['wasm'] });
+      const report: WebProviderReport = { requested, used: 'wasm', fallbacks, adapter, crossOriginIsolated: globalThis.crossOriginIsolated === true, wasmThreads, notes, intraOpThreads: wasmThreads };
+      return new WebInferenceSession(session, report);
+    } catch (error) {
+      const why = fallbacks.map((f) => `${f.provider}: ${f.reason}`).join('; ');
+      throw new EdgetlError('model-load', `the model failed to load in onnxruntime-web (wasm): ${describeError(error)}${why ? ` (after ${why})` : ''}`, {
+        file: typeof model === 'string' ? model : undefined,
+        cause: error,
+      });
+    }
+  }
+
+  /**
+   * Runs float32 inputs and reads back the named outputs (default: all). Outputs listed in `keepOnGpu` are not read
+   * back: `runKeepingGpu` hands them on as ort tensors.
+   */
+  async run(inputs: Record<string, CpuTensor>, outputNames: readonly string[] = this.session.outputNames): Promise<Record<string, CpuTensor>> {
+    const results = await this.runRaw(inputs, outputNames);
+    const out: Record<string, CpuTensor> = {};
+    for (const name of outputNames) {
+      const tensor = results[name];
+      if (!tensor) throw new EdgetlError('model-output', `the model has no output "${name}" (outputs: ${this.outputNames.join(', ')})`);
+      let data: unknown;
+      if (tensor.location === 'cpu' || tensor.location === 'cpu-pinned') data = tensor.data;
+      else data = await tensor.getData(true);
+      if (!(data instanceof Float32Array)) {
+        throw new EdgetlError('model-output', `output "${name}" is ${tensor.type}, expected float32`);
+      }
+      out[name] = { data, dims: [...tensor.dims] };
+    }
+    return out;
+  }
+
+  /** Runs and returns onnxruntime tensors as they are (GPU-resident where `keepOnGpu` asked), for a next session. */
+  async runRaw(inputs: Record<string, CpuTensor | ort.Tensor>, outputNames: readonly string[] = this.session.outputNames): Promise<Record<string, ort.Tensor>> {
+    const feeds: Record<string, ort.Tensor> = {};
+    for (const [name, value] of Object.entries(inputs)) {
+      feeds[name] = value instanceof ort.Tensor ? value : new ort.Tensor('float32', value.data, value.dims);
+    }
+    const results = await this.session.run(feeds, outputNames);
+    return results as Record<string, ort.Tensor>;
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+}
+
+async function openSession(model: string | Uint8Array, options: ort.InferenceSession.SessionOptions): Promise<ort.InferenceSession> {
+  return typeof model === 'string' ? ort.InferenceSession.create(model, options) : ort.InferenceSession.create(model, options);
+}
+
+export function describeAdapter(adapter: AdapterInfo): string {
+  const parts = [adapter.vendor, adapter.architecture, adapter.device, adapter.description].filter(Boolean);
+  return parts.length ? parts.join(' / ') : 'unnamed adapter';
+}
+
+/** onnxruntime-web's version, for the device panel and bench reports. */
+export function onnxruntimeWebVersion(): string | undefined {
+  return ort.env.versions.web;
+}
