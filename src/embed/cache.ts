@@ -1,0 +1,282 @@
+import { open, mkdir, rename, link, unlink, stat, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createHash, randomBytes } from 'node:crypto';
+import { crc32 } from 'node:zlib';
+import type { PreprocessSpec } from '../preprocess/spec.js';
+
+/**
+ * A persistent embedding cache: one append-only file per (backbone fingerprint, preprocessing spec).
+ *
+ * Layout: `<root>/embeddings/<fingerprint>/<spec-hash>.d<dim>.bin`
+ *   header  64 bytes: "EDTLEMB1", u32 format version, u32 dim, 32 bytes spec hash, padding
+ *   records one after another: u32 magic "EDTR", 32-byte key (sha256 of the image bytes), dim float32 (LE), u32 crc32
+ *
+ * Why this shape: appends never touch earlier bytes, so a crash can at worst leave a torn record at the end; the
+ * reader checks each record's crc32 and, on a bad one, scans forward to the next magic, so later appends (from this
+ * or another process, written with O_APPEND in one write each) are still found. Opening reads the file once in large
+ * chunks to build a key -> offset index; lookups then read one record. Thousands of entries cost one sequential
+ * read at open and one small read per hit.
+ */
+
+const FILE_MAGIC = 'EDTLEMB1';
+const FORMAT_VERSION = 1;
+const HEADER_BYTES = 64;
+const RECORD_MAGIC = 0x52544445; // "EDTR" read as little-endian u32
+const KEY_BYTES = 32;
+const SCAN_CHUNK_BYTES = 8 << 20;
+/**
+ * Bumped when the image -> tensor path changes in a way the spec does not capture (a decoder change, a bug fix),
+ * so stale embeddings are never served.
+ */
+export const EMBEDDING_PIPELINE_VERSION = 1;
+
+export interface EmbeddingCacheOptions {
+  /** Cache root, usually edgetlCacheDir(). */
+  root: string;
+  /** Feature-extractor fingerprint (source sha256 + surgery). */
+  fingerprint: string;
+  preprocess: PreprocessSpec;
+  dim: number;
+}
+
+export interface EmbeddingCacheStats {
+  /** Entries found when the file was opened. */
+  loaded: number;
+  /** Records ignored at open because they were torn or failed their checksum. */
+  damaged: number;
+  added: number;
+  hits: number;
+  misses: number;
+}
+
+/** Canonical JSON of a spec (keys sorted) so equal specs hash equally whatever their key order. */
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+export function preprocessHash(spec: PreprocessSpec): Buffer {
+  return createHash('sha256').update(canonicalJson({ pipeline: EMBEDDING_PIPELINE_VERSION, spec })).digest();
+}
+
+/** Cache key of encoded image bytes (a file's content): sha256, so a renamed or copied file still hits. */
+export function imageBytesKey(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+/** Cache key of raw pixels: their geometry is part of the content. */
+export function rawPixelsKey(pixels: Uint8Array | Uint8ClampedArray, width: number, height: number, channels: number): string {
+  return createHash('sha256').update(`raw:${width}x${height}x${channels}:`).update(pixels).digest('hex');
+}
+
+function safeSegment(value: string): string {
+  return value.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 128) || '_';
+}
+
+export class EmbeddingCache {
+  readonly path: string;
+  readonly dim: number;
+  private readonly recordBytes: number;
+  private readonly index = new Map<string, number>();
+  private readonly added = new Map<string, Float32Array>();
+  private pendingRecords: Buffer[] = [];
+  private writeChain: Promise<void> = Promise.resolve();
+  private writeError: unknown;
+  private closed = false;
+  private readonly counters = { loaded: 0, damaged: 0, hits: 0, misses: 0 };
+
+  private constructor(
+    path: string,
+    dim: number,
+    private readonly handle: FileHandle,
+  ) {
+    this.path = path;
+    this.dim = dim;
+    this.recordBytes = 4 + KEY_BYTES + dim * 4 + 4;
+  }
+
+  /** Open (creating if needed) the cache file for this backbone and spec, and index its entries. */
+  static async open(options: EmbeddingCacheOptions): Promise<EmbeddingCache> {
+    if (!Number.isInteger(options.dim) || options.dim <= 0) throw new Error(`embedding cache needs a positive dim, got ${options.dim}`);
+    const specHash = preprocessHash(options.preprocess);
+    const dir = join(options.root, 'embeddings', safeSegment(options.fingerprint));
+    const path = join(dir, `${specHash.toString('hex').slice(0, 24)}.d${options.dim}.bin`);
+    await mkdir(dir, { recursive: true });
+    await EmbeddingCache.createIfAbsent(path, options.dim, specHash);
+    let handle = await open(path, 'a+');
+    if (!(await EmbeddingCache.headerMatches(handle, options.dim, specHash))) {
+      // Not ours (or damaged at the very start): set it aside rather than delete, and start afresh.
+      await handle.close();
+      await rename(path, `${path}.unreadable-${Date.now()}`).catch(() => undefined);
+      await EmbeddingCache.createIfAbsent(path, options.dim, specHash);
+      handle = await open(path, 'a+');
+    }
+    const cache = new EmbeddingCache(path, options.dim, handle);
+    await cache.load();
+    return cache;
+  }
+
+  private static header(dim: number, specHash: Buffer): Buffer {
+    const header = Buffer.alloc(HEADER_BYTES);
+    header.write(FILE_MAGIC, 0, 'latin1');
+    header.writeUInt32LE(FORMAT_VERSION, 8);
+    header.writeUInt32LE(dim, 12);
+    specHash.copy(header, 16, 0, 32);
+    return header;
+  }
+
+  /** Write the header to a private file, then hard-link it into place: exactly one concurrent creator wins. */
+  private static async createIfAbsent(path: string, dim: number, specHash: Buffer): Promise<void> {
+    if (await stat(path).then(() => true, () => false)) return;
+    const temporary = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+    const fd = await open(temporary, 'w');
+    await fd.writeFile(EmbeddingCache.header(dim, specHash));
+    await fd.sync();
+    await fd.close();
+    await link(temporary, path).catch((error: NodeJS.ErrnoException) => {
+      if (error.code !== 'EEXIST') throw error;
+    });
+    await unlink(temporary).catch(() => undefined);
+  }
+
+  private static async headerMatches(handle: FileHandle, dim: number, specHash: Buffer): Promise<boolean> {
+    const header = Buffer.alloc(HEADER_BYTES);
+    const { bytesRead } = await handle.read(header, 0, HEADER_BYTES, 0);
+    return bytesRead === HEADER_BYTES && header.equals(EmbeddingCache.header(dim, specHash));
+  }
+
+  /** One sequential pass: index every intact record, count torn or corrupt ones, resynchronize on the magic. */
+  private async load(): Promise<void> {
+    const { size } = await this.handle.stat();
+    const magic = Buffer.alloc(4);
+    magic.writeUInt32LE(RECORD_MAGIC, 0);
+    let carry = Buffer.alloc(0);
+    let carryOffset = HEADER_BYTES; // file offset of carry[0]
+    let position = HEADER_BYTES;
+    let damagedRun = false;
+    while (position < size) {
+      const chunk = Buffer.alloc(Math.min(SCAN_CHUNK_BYTES, size - position));
+      const { bytesRead } = await this.handle.read(chunk, 0, chunk.length, position);
+      if (bytesRead === 0) break;
+      position += bytesRead;
+      const buffer = carry.length > 0 ? Buffer.concat([carry, chunk.subarray(0, bytesRead)]) : chunk.subarray(0, bytesRead);
+      let cursor = 0;
+      while (buffer.length - cursor >= this.recordBytes) {
+        if (buffer.readUInt32LE(cursor) === RECORD_MAGIC) {
+          const body = buffer.subarray(cursor + 4, cursor + this.recordBytes - 4);
+          const stored = buffer.readUInt32LE(cursor + this.recordBytes - 4);
+          if (crc32(body) === stored) {
+            this.index.set(body.subarray(0, KEY_BYTES).toString('hex'), carryOffset + cursor + 4 + KEY_BYTES);
+            cursor += this.recordBytes;
+            damagedRun = false;
+            continue;
+          }
+        }
+        if (!damagedRun) this.counters.damaged++;
+        damagedRun = true;
+        const next = buffer.indexOf(magic, cursor + 1);
+        // No magic in what is left: keep the last 3 bytes, they may start one that the next chunk completes.
+        cursor = next === -1 ? Math.max(cursor + 1, buffer.length - 3) : next;
+      }
+      carry = buffer.subarray(cursor);
+      carryOffset += cursor;
+    }
+    // A tail shorter than a record is a torn final write.
+    if (carry.length > 0 && !damagedRun) this.counters.damaged++;
+    this.counters.loaded = this.index.size;
+  }
+
+  get size(): number {
+    return this.index.size + this.added.size;
+  }
+
+  has(key: string): boolean {
+    return this.added.has(key) || this.index.has(key);
+  }
+
+  /** The cached embedding for `key` (hex sha256), or undefined. Counts hits and misses. */
+  async get(key: string): Promise<Float32Array | undefined> {
+    const fresh = this.added.get(key);
+    if (fresh) {
+      this.counters.hits++;
+      return fresh.slice();
+    }
+    const offset = this.index.get(key);
+    if (offset === undefined) {
+      this.counters.misses++;
+      return undefined;
+    }
+    const bytes = Buffer.alloc(this.dim * 4);
+    const { bytesRead } = await this.handle.read(bytes, 0, bytes.length, offset);
+    if (bytesRead !== bytes.length) {
+      this.index.delete(key);
+      this.counters.misses++;
+      return undefined;
+    }
+    this.counters.hits++;
+    const out = new Float32Array(this.dim);
+    for (let i = 0; i < this.dim; i++) out[i] = bytes.readFloatLE(i * 4);
+    return out;
+  }
+
+  /** Remember an embedding; it is appended to the file on the next flush (records batch into one write). */
+  put(key: string, embedding: Float32Array): void {
+    if (this.closed) throw new Error(`embedding cache ${this.path} is closed`);
+    if (embedding.length !== this.dim) throw new Error(`embedding cache ${this.path} holds ${this.dim}-d vectors, got ${embedding.length}`);
+    if (!/^[0-9a-f]{64}$/.test(key)) throw new Error(`embedding cache key must be a hex sha256, got "${key}"`);
+    if (this.has(key)) return;
+    const copy = embedding.slice();
+    this.added.set(key, copy);
+    const record = Buffer.alloc(this.recordBytes);
+    record.writeUInt32LE(RECORD_MAGIC, 0);
+    Buffer.from(key, 'hex').copy(record, 4);
+    for (let i = 0; i < this.dim; i++) record.writeFloatLE(copy[i]!, 4 + KEY_BYTES + i * 4);
+    record.writeUInt32LE(crc32(record.subarray(4, this.recordBytes - 4)), this.recordBytes - 4);
+    this.pendingRecords.push(record);
+  }
+
+  /** Append everything put so far. Errors are kept and rethrown here (a cache write failure never loses results). */
+  flush(): Promise<void> {
+    if (this.pendingRecords.length > 0) {
+      const batch = Buffer.concat(this.pendingRecords);
+      this.pendingRecords = [];
+      this.writeChain = this.writeChain.then(async () => {
+        // O_APPEND + one write: the record lands whole at the end, even with another process appending.
+        let written = 0;
+        while (written < batch.length) {
+          const { bytesWritten } = await this.handle.write(batch, written, batch.length - written);
+          written += bytesWritten;
+        }
+      }).catch((error: unknown) => {
+        this.writeError ??= error;
+      });
+    }
+    return this.writeChain.then(() => {
+      if (this.writeError !== undefined) {
+        const error = this.writeError;
+        this.writeError = undefined;
+        throw error;
+      }
+    });
+  }
+
+  stats(): EmbeddingCacheStats {
+    return { ...this.counters, added: this.added.size };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    try {
+      await this.flush();
+    } finally {
+      this.closed = true;
+      await this.handle.close();
+    }
+  }
+}
