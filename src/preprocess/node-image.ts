@@ -1,0 +1,312 @@
+/**
+ * Image files to model-ready pixels in Node, with sharp (libvips). The only Node module that talks to sharp.
+ *
+ * Choices, and why:
+ * - Alpha is flattened onto white. A transparent pixel's colour is invisible and often garbage (black, or left over
+ *   from editing); white is what a person sees in a viewer or on a web page, so the model sees the same picture.
+ *   The browser implementation must match: fill the canvas white before drawing.
+ * - Any colour space (grayscale, CMYK, 16-bit, embedded ICC profiles) becomes 8-bit sRGB through libvips' colour
+ *   management, so a CMYK JPEG from print workflows looks like its RGB twin.
+ * - EXIF orientation is applied, so a phone photo taken upright is seen upright.
+ * - failOn 'error': truncated or corrupt pixel data fails (sharp's 'none' would decode the missing part as grey and
+ *   silently poison the embeddings), but harmless libjpeg warnings such as extraneous bytes before a marker, common
+ *   in camera files, do not reject an otherwise good photo (sharp's default 'warning' would).
+ * - Resize kernel: see `DEFAULT_RESIZE_KERNEL`.
+ * - sharp.concurrency(1) and no operation cache: see `configureSharp`.
+ */
+import { stat } from 'node:fs/promises';
+import sharp, { type Sharp, type SharpOptions } from 'sharp';
+import type { PreprocessSpec } from './spec.js';
+import { resizeGeometry, writePixelsToTensor, type ResizeGeometry } from './tensor.js';
+import { EdgetlError } from '../util/errors.js';
+
+/** Already-decoded pixels (e.g. a camera frame), row-major 8-bit RGB or RGBA. Taken as upright (no EXIF here). */
+export interface RawImage {
+  rgb: Uint8Array;
+  width: number;
+  height: number;
+  channels: 3 | 4;
+}
+
+/** A file path, the bytes of an encoded image (JPEG, PNG, ...), or raw pixels. */
+export type ImageSource = string | Uint8Array | RawImage;
+
+export type ResizeKernel = 'linear' | 'cubic' | 'lanczos3' | 'mitchell' | 'nearest';
+
+export interface DecodeOptions {
+  /**
+   * Refuse images with more pixels than this (width x height of the stored image) before decoding them:
+   * a 50 KB PNG can declare 50 000 x 50 000 pixels and take 7.5 GB to decode. Default `DEFAULT_MAX_PIXELS`.
+   */
+  maxPixels?: number;
+  /** Resize kernel; default `DEFAULT_RESIZE_KERNEL`. */
+  kernel?: ResizeKernel;
+  /**
+   * Let libjpeg/libwebp downscale while decoding (faster on big photos, a slightly different filter). Default false,
+   * for fidelity to the torchvision recipe.
+   */
+  fastShrinkOnLoad?: boolean;
+}
+
+export interface DecodedImage {
+  /** Row-major 8-bit sRGB, `width * height * 3` bytes, already resized and cropped to the spec. */
+  pixels: Uint8Array;
+  width: number;
+  height: number;
+  channels: 3;
+}
+
+/** 100 megapixels: above any phone or DSLR photo (a 61 MP full-frame sensor fits), far below what exhausts memory. */
+export const DEFAULT_MAX_PIXELS = 100_000_000;
+
+/**
+ * 'linear' with fastShrinkOnLoad off. libvips' linear reduce widens its support with the shrink factor, i.e. it is
+ * an antialiased bilinear filter like PIL's BILINEAR, which torchvision's Resize uses and which the published
+ * backbones were evaluated with. Measured against PIL on the ../shared/images photos (bench/preprocess-parity.ts):
+ * linear stays much closer to torchvision's tensors than sharp's default lanczos3 (which sharpens), see README.
+ * JPEG shrink-on-load is disabled because its DCT-domain downscale is a different filter again.
+ * Enlarging uses an affine bilinear map instead (see `enlargeBilinear`), which is what PIL does when upscaling.
+ */
+export const DEFAULT_RESIZE_KERNEL: ResizeKernel = 'linear';
+
+/** Decoders edgetl accepts. sharp can also render SVG (and more with a custom libvips); those are refused. */
+const ACCEPTED_FORMATS = new Map<string, string>([
+  ['jpeg', 'JPEG'],
+  ['png', 'PNG'],
+  ['webp', 'WebP'],
+  ['gif', 'GIF'],
+  ['tiff', 'TIFF'],
+  ['heif', 'AVIF'],
+  ['raw', 'raw pixels'],
+]);
+
+/** An image that can't be used, with the reason in plain words. `message` names the file too. */
+export class BadImageError extends EdgetlError {
+  readonly reason: string;
+  constructor(where: string, reason: string, options?: { file?: string; cause?: unknown }) {
+    super('bad-image', `${where}: ${reason}`, options);
+    this.name = 'BadImageError';
+    this.reason = reason;
+  }
+}
+
+let sharpConfigured = false;
+
+/**
+ * Set how sharp uses the machine. Called once automatically with the defaults on the first decode.
+ *
+ * concurrency 1: libvips threads per image. edgetl decodes several images at once (each sharp call runs on its own
+ * libuv worker) while onnxruntime uses the cores for inference; one thread per image gives parallelism across
+ * images without oversubscribing a 2-core device, and small photos gain little from intra-image threads anyway.
+ * cache off: the pipeline reads each file once, so libvips' operation cache only holds memory.
+ */
+export function configureSharp(options: { concurrency?: number; cache?: boolean } = {}): void {
+  sharp.concurrency(options.concurrency ?? 1);
+  sharp.cache(options.cache ?? false);
+  sharpConfigured = true;
+}
+
+function isRawImage(source: ImageSource): source is RawImage {
+  return typeof source === 'object' && !(source instanceof Uint8Array) && 'rgb' in source;
+}
+
+function describeSource(source: ImageSource): string {
+  if (typeof source === 'string') return source;
+  if (isRawImage(source)) return `raw ${source.width}x${source.height} image`;
+  return `image buffer (${source.byteLength} bytes)`;
+}
+
+/** sharp's messages, translated into what a user can act on. */
+function explainSharpError(message: string, format: string | undefined): string {
+  const name = format ? ACCEPTED_FORMATS.get(format) ?? format.toUpperCase() : 'image';
+  if (/unsupported image format/i.test(message)) return 'not an image (unsupported format)';
+  if (/premature end|truncated|unexpected end|end of (file|stream)|not enough data|read error/i.test(message)) {
+    return `truncated ${name} (the file ends before the image data does)`;
+  }
+  if (/exceeds pixel limit/i.test(message)) return 'image exceeds the pixel limit';
+  if (/Input file is missing/i.test(message)) return 'file not found';
+  return `corrupt ${name} (${message.replace(/\s+/g, ' ').trim()})`;
+}
+
+function sharpInput(source: ImageSource, maxPixels: number): Sharp {
+  const options: SharpOptions = {
+    failOn: 'error',
+    limitInputPixels: maxPixels,
+    autoOrient: true,
+    pages: 1,
+  };
+  if (typeof source === 'string') return sharp(source, options);
+  if (isRawImage(source)) {
+    const { rgb, width, height, channels } = source;
+    if (!(channels === 3 || channels === 4) || rgb.length !== width * height * channels) {
+      throw new EdgetlError(
+        'bad-input',
+        `raw image: ${rgb.length} bytes do not make ${width}x${height} pixels of ${channels} channels`,
+      );
+    }
+    return sharp(rgb, { ...options, raw: { width, height, channels } });
+  }
+  return sharp(source, options);
+}
+
+/**
+ * Decode (or take) an image and bring it to the spec's final size as 8-bit sRGB: orient, convert colour, flatten
+ * alpha onto white, resize and crop exactly as `resizeGeometry` says. Throws `BadImageError` (code 'bad-image')
+ * for anything that isn't a usable image.
+ */
+export async function decodeToRgb(
+  source: ImageSource,
+  spec: PreprocessSpec,
+  options: DecodeOptions = {},
+): Promise<DecodedImage> {
+  if (!sharpConfigured) configureSharp();
+  const where = describeSource(source);
+  const file = typeof source === 'string' ? source : undefined;
+  const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS;
+  if (!(Number.isInteger(maxPixels) && maxPixels > 0)) {
+    throw new EdgetlError('bad-input', `maxPixels must be a positive integer, got ${maxPixels}`);
+  }
+
+  if (typeof source === 'string') {
+    const info = await stat(source).catch(() => undefined);
+    if (!info) throw new BadImageError(where, 'file not found', { file });
+    if (!info.isFile()) throw new BadImageError(where, 'not a regular file', { file });
+    if (info.size === 0) throw new BadImageError(where, 'empty file (0 bytes)', { file });
+  } else if (source instanceof Uint8Array && source.byteLength === 0) {
+    throw new BadImageError(where, 'empty buffer (0 bytes)');
+  }
+
+  let format: string | undefined;
+  try {
+    // Header only: dimensions and format, so the pixel limit can be checked (and explained) before decoding.
+    const meta = await sharpInput(source, 0).metadata();
+    format = meta.format;
+    if (!ACCEPTED_FORMATS.has(meta.format)) {
+      throw new BadImageError(where, `unsupported format (${meta.format}); edgetl reads JPEG, PNG, WebP, GIF, TIFF, AVIF`, { file });
+    }
+    const pixels = meta.width * meta.height;
+    if (pixels > maxPixels) {
+      throw new BadImageError(
+        where,
+        `image is ${meta.width}x${meta.height} = ${(pixels / 1e6).toFixed(1)} megapixels, above the limit of ` +
+          `${(maxPixels / 1e6).toFixed(1)} megapixels (a guard against decompression bombs; raise maxPixels to allow it)`,
+        { file },
+      );
+    }
+    const width = meta.autoOrient?.width ?? meta.width;
+    const height = meta.autoOrient?.height ?? meta.height;
+    const geometry = resizeGeometry(width, height, spec);
+
+    let pipeline = sharpInput(source, maxPixels);
+    if (meta.hasAlpha) pipeline = pipeline.flatten({ background: { r: 255, g: 255, b: 255 } });
+    pipeline = pipeline.toColourspace('srgb');
+    const kernel = options.kernel ?? DEFAULT_RESIZE_KERNEL;
+    const enlarges = geometry.resizeW > width || geometry.resizeH > height;
+    let resized: { data: Uint8Array; width: number; height: number; channels: number };
+    if (!enlarges || kernel !== 'linear') {
+      pipeline = pipeline.resize(geometry.resizeW, geometry.resizeH, {
+        fit: 'fill',
+        kernel,
+        fastShrinkOnLoad: options.fastShrinkOnLoad ?? false,
+      });
+      if (geometry.resizeW !== spec.width || geometry.resizeH !== spec.height) {
+        pipeline = pipeline.extract({ left: geometry.cropLeft, top: geometry.cropTop, width: spec.width, height: spec.height });
+      }
+      const { data, info } = await pipeline.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+      resized = { data, width: info.width, height: info.height, channels: info.channels };
+    } else {
+      resized = await enlargeBilinear(pipeline, width, height, geometry, spec, options.fastShrinkOnLoad ?? false);
+    }
+    if (resized.width !== spec.width || resized.height !== spec.height) {
+      throw new EdgetlError(
+        'internal',
+        `${where}: resized to ${resized.width}x${resized.height}, expected ${spec.width}x${spec.height}`,
+      );
+    }
+    return {
+      pixels: toRgb(resized.data, resized.channels, spec.width * spec.height),
+      width: spec.width,
+      height: spec.height,
+      channels: 3,
+    };
+  } catch (error) {
+    if (error instanceof EdgetlError) throw error;
+    const message = error instanceof Error ? error.message : String(error);
+    throw new BadImageError(where, explainSharpError(message, format), { file, cause: error });
+  }
+}
+
+/**
+ * Upscaling (an image smaller than the resize target in some direction, e.g. a 259x194 thumbnail going to 341x256).
+ * libvips' linear resize places pixel centres differently from PIL when enlarging (4.6/255 mean difference on such a
+ * photo), whereas an affine bilinear map with centres aligned (out = s * in + (s - 1) / 2) matches PIL within 1/255.
+ * Axes that shrink are reduced first with the antialiased linear resize, then the rest is enlarged.
+ */
+async function enlargeBilinear(
+  pipeline: Sharp,
+  srcW: number,
+  srcH: number,
+  geometry: ResizeGeometry,
+  spec: PreprocessSpec,
+  fastShrinkOnLoad: boolean,
+): Promise<{ data: Uint8Array; width: number; height: number; channels: number }> {
+  const midW = Math.min(srcW, geometry.resizeW);
+  const midH = Math.min(srcH, geometry.resizeH);
+  let stage = pipeline;
+  if (midW !== srcW || midH !== srcH) {
+    const reduced = await pipeline
+      .resize(midW, midH, { fit: 'fill', kernel: 'linear', fastShrinkOnLoad })
+      .raw({ depth: 'uchar' })
+      .toBuffer({ resolveWithObject: true });
+    stage = sharp(reduced.data, { raw: { width: midW, height: midH, channels: reduced.info.channels as 1 | 2 | 3 | 4 } });
+  }
+  const sx = geometry.resizeW / midW;
+  const sy = geometry.resizeH / midH;
+  const { data, info } = await stage
+    .affine([sx, 0, 0, sy], { interpolator: 'bilinear', odx: (sx - 1) / 2, ody: (sy - 1) / 2 })
+    .raw({ depth: 'uchar' })
+    .toBuffer({ resolveWithObject: true });
+  // affine can't be followed by extract in one sharp pipeline, and the crop is a few row copies: do it here.
+  const channels = info.channels;
+  if (info.width < geometry.cropLeft + spec.width || info.height < geometry.cropTop + spec.height) {
+    throw new EdgetlError('internal', `enlarged to ${info.width}x${info.height}, too small for the crop`);
+  }
+  const rowBytes = spec.width * channels;
+  const out = new Uint8Array(spec.height * rowBytes);
+  for (let y = 0; y < spec.height; y++) {
+    const from = ((geometry.cropTop + y) * info.width + geometry.cropLeft) * channels;
+    out.set(data.subarray(from, from + rowBytes), y * rowBytes);
+  }
+  return { data: out, width: spec.width, height: spec.height, channels };
+}
+
+/** libvips hands back 3 bands for sRGB; gray (1) or anything with a leftover alpha band is brought to RGB here. */
+function toRgb(data: Uint8Array, channels: number, pixelCount: number): Uint8Array {
+  if (channels === 3) return new Uint8Array(data.buffer, data.byteOffset, pixelCount * 3);
+  const rgb = new Uint8Array(pixelCount * 3);
+  for (let p = 0; p < pixelCount; p++) {
+    if (channels <= 2) {
+      const v = data[p * channels];
+      rgb[p * 3] = v;
+      rgb[p * 3 + 1] = v;
+      rgb[p * 3 + 2] = v;
+    } else {
+      rgb[p * 3] = data[p * channels];
+      rgb[p * 3 + 1] = data[p * channels + 1];
+      rgb[p * 3 + 2] = data[p * channels + 2];
+    }
+  }
+  return rgb;
+}
+
+/** Decode `source` and write it as image `index` of the batch tensor `out` (see `writePixelsToTensor`). */
+export async function imageToTensor(
+  source: ImageSource,
+  spec: PreprocessSpec,
+  out: Float32Array,
+  index: number,
+  options: DecodeOptions = {},
+): Promise<void> {
+  const image = await decodeToRgb(source, spec, options);
+  writePixelsToTensor(image.pixels, image.width, image.height, 3, spec, out, index);
+}
