@@ -1,0 +1,340 @@
+import { stat, readFile } from 'node:fs/promises';
+import { existsSync, statSync } from 'node:fs';
+import { basename, delimiter, isAbsolute, join, resolve as resolvePath } from 'node:path';
+import { EdgetlError, describeError } from '../util/errors.js';
+import { writeFileAtomic } from '../util/atomic-write.js';
+import { sha256File } from '../util/sha256.js';
+import { edgetlCacheDir } from '../util/cache-dir.js';
+import { catalogEntries } from './catalog.js';
+import type { CatalogEntry } from './catalog-types.js';
+import { downloadFile } from './download.js';
+
+/** A backbone file on disk, identified. */
+export interface ResolvedBackbone {
+  /** Absolute path of the ONNX file. */
+  path: string;
+  sha256: string;
+  /** The catalog entry whose sha256 the file has (whatever the file is called), if any. */
+  entry?: CatalogEntry;
+  /** Catalog id, or the file name without `.onnx` for a model the catalog does not know. */
+  id: string;
+  /** True when this call downloaded the file. */
+  downloaded: boolean;
+}
+
+export interface ResolveOptions {
+  /** Download a missing catalog model from its URL (default true). */
+  download?: boolean;
+  /** Folders searched for catalog files, in order. Default: modelSearchPath(). */
+  searchPath?: string[];
+  /** Download progress (bytes received, total when known). */
+  onProgress?: (received: number, total: number | undefined) => void;
+  /** Called once before a download starts (for a "downloading X from Y" line). */
+  onDownloadStart?: (info: { id: string; url: string; dest: string; bytes: number }) => void;
+  /** Rehash files instead of trusting the hash memo (path, size, mtime). */
+  verify?: boolean;
+  signal?: AbortSignal;
+  /** Download stall / connect limit in ms (see downloadFile). */
+  timeoutMs?: number;
+  /** Entries to resolve ids and hashes against instead of the built-in catalog (e.g. a company's own list). */
+  catalog?: readonly CatalogEntry[];
+}
+
+async function catalogFrom(options: { catalog?: readonly CatalogEntry[] } | undefined): Promise<readonly CatalogEntry[]> {
+  return options?.catalog ?? (await catalogEntries());
+}
+
+function entryById(catalog: readonly CatalogEntry[], id: string): CatalogEntry | undefined {
+  return catalog.find((e) => e.id === id);
+}
+
+function entryBySha256(catalog: readonly CatalogEntry[], sha256: string): CatalogEntry | undefined {
+  const wanted = sha256.toLowerCase();
+  return catalog.find((e) => e.sha256.toLowerCase() === wanted);
+}
+
+/** One place a catalog file was looked for. */
+export interface SearchLocation {
+  dir: string;
+  /** Why this folder is searched: `EDGETL_MODEL_PATH`, `./models` or `cache`. */
+  origin: 'EDGETL_MODEL_PATH' | './models' | 'cache' | 'option';
+}
+
+/**
+ * Folders searched for catalog models, in order: each EDGETL_MODEL_PATH entry (":"-separated, ";" on Windows),
+ * then ./models under the working directory, then `<cache>/models` (where downloads go).
+ */
+export function modelSearchLocations(env: NodeJS.ProcessEnv = process.env, cwd: string = process.cwd()): SearchLocation[] {
+  const locations: SearchLocation[] = [];
+  for (const entry of (env.EDGETL_MODEL_PATH ?? '').split(delimiter)) {
+    if (entry.trim()) locations.push({ dir: resolvePath(cwd, entry.trim()), origin: 'EDGETL_MODEL_PATH' });
+  }
+  locations.push({ dir: resolvePath(cwd, 'models'), origin: './models' });
+  locations.push({ dir: downloadDir(), origin: 'cache' });
+  const seen = new Set<string>();
+  return locations.filter((l) => (seen.has(l.dir) ? false : (seen.add(l.dir), true)));
+}
+
+/** modelSearchLocations() as plain folder paths. */
+export function modelSearchPath(): string[] {
+  return modelSearchLocations().map((l) => l.dir);
+}
+
+/** Where downloaded catalog models are stored: `<cache>/models`. */
+export function downloadDir(): string {
+  return join(edgetlCacheDir(), 'models');
+}
+
+function locationsFrom(options: { searchPath?: string[] } | undefined): SearchLocation[] {
+  if (options?.searchPath) return options.searchPath.map((dir) => ({ dir: resolvePath(dir), origin: 'option' as const }));
+  return modelSearchLocations();
+}
+
+/** Candidate file paths for `entry` in one folder: `<dir>/<file>`, and `<dir>/<base name>` when `file` has folders. */
+function candidatesIn(dir: string, entry: CatalogEntry): string[] {
+  const direct = join(dir, entry.file);
+  const flat = join(dir, basename(entry.file));
+  return direct === flat ? [direct] : [direct, flat];
+}
+
+export interface LocatedModel {
+  /** First existing file for the entry along the search path, or undefined. Not hashed. */
+  path?: string;
+  /** Every path looked at, in order. */
+  looked: string[];
+}
+
+/** Is a catalog model present locally, and where? Looks only; never downloads or hashes. */
+export async function locateCatalogModel(entry: CatalogEntry, options?: { searchPath?: string[] }): Promise<LocatedModel> {
+  const looked: string[] = [];
+  for (const location of locationsFrom(options)) {
+    for (const candidate of candidatesIn(location.dir, entry)) {
+      looked.push(candidate);
+      if (isFile(candidate)) return { path: candidate, looked };
+    }
+  }
+  return { looked };
+}
+
+function isFile(path: string): boolean {
+  try {
+    return statSync(path).isFile();
+  } catch {
+    return false;
+  }
+}
+
+// ---- sha256 memo ------------------------------------------------------------------------------------------------
+
+interface HashMemoEntry {
+  size: number;
+  mtimeMs: number;
+  sha256: string;
+  usedAt: number;
+}
+
+const MEMO_FILE = 'file-hashes.json';
+const MEMO_LIMIT = 500;
+const memoInProcess = new Map<string, HashMemoEntry>();
+
+function memoPath(): string {
+  return join(edgetlCacheDir(), MEMO_FILE);
+}
+
+async function readMemo(): Promise<Record<string, HashMemoEntry>> {
+  try {
+    const parsed: unknown = JSON.parse(await readFile(memoPath(), 'utf8'));
+    if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) return parsed as Record<string, HashMemoEntry>;
+  } catch {
+    // Missing or damaged memo: it is only a shortcut, rebuild it.
+  }
+  return {};
+}
+
+/**
+ * sha256 of a model file, remembered by (absolute path, size, mtime) in `<cache>/file-hashes.json` so a 100 MB
+ * backbone is hashed once, not on every run. `verify` forces a fresh hash.
+ */
+export async function hashModelFile(path: string, options?: { verify?: boolean }): Promise<string> {
+  const absolute = resolvePath(path);
+  const info = await stat(absolute);
+  const fresh = (m: HashMemoEntry | undefined) => m !== undefined && m.size === info.size && m.mtimeMs === info.mtimeMs;
+  if (!options?.verify) {
+    const inProcess = memoInProcess.get(absolute);
+    if (fresh(inProcess)) return inProcess!.sha256;
+    const stored = (await readMemo())[absolute];
+    if (fresh(stored) && typeof stored!.sha256 === 'string') {
+      memoInProcess.set(absolute, stored!);
+      return stored!.sha256;
+    }
+  }
+  const sha256 = await sha256File(absolute);
+  const entry: HashMemoEntry = { size: info.size, mtimeMs: info.mtimeMs, sha256, usedAt: Date.now() };
+  memoInProcess.set(absolute, entry);
+  await rememberHash(absolute, entry);
+  return sha256;
+}
+
+async function rememberHash(absolute: string, entry: HashMemoEntry): Promise<void> {
+  try {
+    const memo = await readMemo();
+    memo[absolute] = entry;
+    const keys = Object.keys(memo);
+    if (keys.length > MEMO_LIMIT) {
+      keys.sort((a, b) => (memo[a]!.usedAt ?? 0) - (memo[b]!.usedAt ?? 0));
+      for (const key of keys.slice(0, keys.length - MEMO_LIMIT)) delete memo[key];
+    }
+    await writeFileAtomic(memoPath(), JSON.stringify(memo));
+  } catch {
+    // A read-only cache must not stop a run: the hash is simply recomputed next time.
+  }
+}
+
+// ---- resolution -------------------------------------------------------------------------------------------------
+
+function looksLikePath(value: string): boolean {
+  return isAbsolute(value) || value.includes('/') || value.includes('\\') || value.startsWith('.') || /\.onnx$/i.test(value);
+}
+
+/**
+ * Find a backbone by path or catalog id.
+ *
+ * - A path (anything with a slash, starting with `.`, or ending in `.onnx`) is used as is; its sha256 is matched
+ *   against the catalog so a renamed catalog file still gets its entry.
+ * - A catalog id is looked for as `<entry.file>` in each EDGETL_MODEL_PATH folder, then ./models, then
+ *   `<cache>/models`. A file found there must have the catalog sha256; otherwise this fails naming the file and both
+ *   hashes (a damaged or different file is never used silently). When no folder has it, it is downloaded into
+ *   `<cache>/models` from the entry's URL (unless `download: false`).
+ * - An unknown id fails with the closest known ids.
+ */
+export async function resolveBackbone(idOrPath: string, options: ResolveOptions = {}): Promise<ResolvedBackbone> {
+  const value = idOrPath.trim();
+  const catalog = await catalogFrom(options);
+  if (!value) throw new EdgetlError('usage', 'no backbone given: pass a catalog id (see `edgetl models list`) or a path to an .onnx file');
+
+  if (looksLikePath(value)) {
+    const absolute = resolvePath(value);
+    if (existsSync(absolute)) return resolveFile(absolute, catalog, options);
+    // `resnet50-v1-12.onnx` typed as a bare name: treat it as the catalog id when no such file is here.
+    const bare = !value.includes('/') && !value.includes('\\');
+    const asId = bare ? entryById(catalog, value.replace(/\.onnx$/i, '')) : undefined;
+    if (!asId) {
+      throw new EdgetlError('model-not-found', `backbone file not found: ${absolute}`, { file: absolute });
+    }
+    return resolveCatalogEntry(asId, options);
+  }
+
+  const entry = entryById(catalog, value);
+  if (entry) return resolveCatalogEntry(entry, options);
+  if (isFile(resolvePath(value))) return resolveFile(resolvePath(value), catalog, options);
+  const ids = catalog.map((e) => e.id);
+  const close = closestIds(value, ids);
+  throw new EdgetlError(
+    'unknown-backbone',
+    `unknown backbone "${value}". ` +
+      (close.length ? `Closest catalog ids: ${close.join(', ')}. ` : '') +
+      `Run \`edgetl models list\` for all ${ids.length}, or pass a path to an .onnx file.`,
+  );
+}
+
+async function resolveFile(absolute: string, catalog: readonly CatalogEntry[], options: ResolveOptions): Promise<ResolvedBackbone> {
+  let info;
+  try {
+    info = await stat(absolute);
+  } catch (error) {
+    throw new EdgetlError('model-not-found', `cannot read backbone file ${absolute}: ${describeError(error)}`, { file: absolute, cause: error });
+  }
+  if (!info.isFile()) throw new EdgetlError('model-not-found', `${absolute} is a folder, not an .onnx file`, { file: absolute });
+  const sha256 = await hashModelFile(absolute, { verify: options.verify });
+  const entry = entryBySha256(catalog, sha256);
+  return { path: absolute, sha256, entry, id: entry?.id ?? basename(absolute).replace(/\.onnx$/i, ''), downloaded: false };
+}
+
+async function resolveCatalogEntry(entry: CatalogEntry, options: ResolveOptions): Promise<ResolvedBackbone> {
+  const locations = locationsFrom(options);
+  const looked: { path: string; origin: SearchLocation['origin'] }[] = [];
+  for (const location of locations) {
+    for (const candidate of candidatesIn(location.dir, entry)) {
+      looked.push({ path: candidate, origin: location.origin });
+      if (!isFile(candidate)) continue;
+      const sha256 = await hashModelFile(candidate, { verify: options.verify });
+      if (sha256 !== entry.sha256.toLowerCase()) {
+        const size = statSync(candidate).size;
+        throw new EdgetlError(
+          'model-checksum',
+          `${candidate} is not the catalog's ${entry.id}: expected sha256 ${entry.sha256} (${entry.bytes} bytes), ` +
+            `the file has ${sha256} (${size} bytes). It may be damaged, truncated or another version. ` +
+            `Replace or delete it` +
+            (entry.url ? ` (then \`edgetl models fetch ${entry.id}\` downloads a verified copy)` : '') +
+            `, or pass the file's path instead of the id to use it as a model the catalog does not know.`,
+          { file: candidate },
+        );
+      }
+      return { path: candidate, sha256, entry, id: entry.id, downloaded: false };
+    }
+  }
+
+  const lookedList = looked.map((l) => `  ${l.path}${l.origin === 'option' ? '' : `  (${l.origin})`}`).join('\n');
+  const fileName = basename(entry.file);
+  const byHand = `Place ${fileName} (sha256 ${entry.sha256}) in any of those folders, or point EDGETL_MODEL_PATH at the folder that has it.`;
+  if (options.download === false || !entry.url) {
+    const why = !entry.url
+      ? `The catalog has no download URL for it (source: ${entry.source}).`
+      : `Downloading is off; \`edgetl models fetch ${entry.id}\` downloads it from ${entry.url}.`;
+    throw new EdgetlError('model-missing', `backbone ${entry.id} is not on this machine. Looked for:\n${lookedList}\n${why}\n${byHand}`);
+  }
+
+  const dest = join(downloadDir(), fileName);
+  options.onDownloadStart?.({ id: entry.id, url: entry.url, dest, bytes: entry.bytes });
+  try {
+    const result = await downloadFile(entry.url, dest, {
+      sha256: entry.sha256,
+      bytes: entry.bytes,
+      onProgress: options.onProgress,
+      signal: options.signal,
+      timeoutMs: options.timeoutMs,
+      manualInstallHint: 'or into any folder listed above',
+    });
+    await rememberHash(resolvePath(dest), { ...(await memoFor(dest, result.sha256)), usedAt: Date.now() });
+    return { path: dest, sha256: result.sha256, entry, id: entry.id, downloaded: true };
+  } catch (error) {
+    if (error instanceof EdgetlError && error.code === 'download-aborted') throw error;
+    throw new EdgetlError(
+      error instanceof EdgetlError ? error.code : 'download-failed',
+      `backbone ${entry.id} is not on this machine and could not be downloaded.\nLooked for:\n${lookedList}\n` +
+        `Download from ${entry.url} failed: ${describeError(error)}`,
+      { cause: error },
+    );
+  }
+}
+
+async function memoFor(path: string, sha256: string): Promise<Omit<HashMemoEntry, 'usedAt'>> {
+  const info = await stat(path);
+  return { size: info.size, mtimeMs: info.mtimeMs, sha256 };
+}
+
+/** Up to `limit` ids nearest to `wanted` (edit distance, with a bonus for shared prefixes/substrings). */
+export function closestIds(wanted: string, ids: string[], limit = 3): string[] {
+  const target = wanted.toLowerCase();
+  const scored = ids.map((id) => {
+    const candidate = id.toLowerCase();
+    let score = editDistance(target, candidate);
+    if (candidate.includes(target) || target.includes(candidate)) score -= Math.min(target.length, candidate.length) / 2;
+    return { id, score };
+  });
+  scored.sort((a, b) => a.score - b.score || a.id.localeCompare(b.id));
+  const threshold = Math.max(3, target.length * 0.6);
+  return scored.filter((s) => s.score <= threshold).slice(0, limit).map((s) => s.id);
+}
+
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    previous = current;
+  }
+  return previous[b.length]!;
+}
