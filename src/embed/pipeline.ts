@@ -1,0 +1,276 @@
+/**
+ * Images to embeddings, with decoding overlapping inference and memory bounded by a window, not by the input size.
+ *
+ * Three kinds of work run at once on different threads:
+ *   - file reads and sharp decodes on libuv worker threads (up to `decodeConcurrency` images at a time),
+ *   - onnxruntime's `run` on its own thread pool (one batch in flight),
+ *   - on the main thread, only bookkeeping: hashing, normalizing pixels into the batch tensor, copying results.
+ * The consumer walks the inputs in order; items ahead of it (at most `window` of them) are read, looked up in the
+ * cache and decoded concurrently. While batch k runs in onnxruntime, the consumer fills batch k+1 from items that
+ * are already decoded, and the window keeps the decoders busy with k+2 and beyond. Two tensor buffers alternate,
+ * so a buffer is never written while onnxruntime reads it. Results land in input order.
+ */
+import { readFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
+import { decodeToRgb, BadImageError, type ImageSource, type RawImage, type DecodedImage } from '../preprocess/node-image.js';
+import { writePixelsToTensor, tensorElementsPerImage } from '../preprocess/tensor.js';
+import type { PreprocessSpec } from '../preprocess/spec.js';
+import { EdgetlError, describeError } from '../util/errors.js';
+import { imageBytesKey, rawPixelsKey, type EmbeddingCache } from './cache.js';
+
+/** Default images per inference for dynamic-batch models (see bench/embed-throughput.ts for the measurements). */
+export const DEFAULT_BATCH_SIZE = 8;
+/** Batches decoded ahead of the one being filled. */
+export const DEFAULT_PREFETCH_BATCHES = 2;
+
+export interface PipelineStages {
+  spec: PreprocessSpec;
+  dim: number;
+  /** Inference on `count` images laid out in `tensor` (the first count * perImage elements); returns count * dim. */
+  infer(tensor: Float32Array, count: number): Promise<Float32Array>;
+  /** Largest batch the model takes: a fixed size, or undefined when the batch dimension is dynamic. */
+  fixedBatch?: number;
+  /** Override the decoder (tests). Default decodeToRgb. */
+  decode?(source: Uint8Array | RawImage, spec: PreprocessSpec): Promise<DecodedImage>;
+  cache?: EmbeddingCache;
+}
+
+export interface EmbedManyOptions {
+  /** Images per inference for dynamic-batch models (default DEFAULT_BATCH_SIZE). Fixed-batch models use their size. */
+  batchSize?: number;
+  /** Called as items finish: done (embedded + skipped) of total, skipped so far. */
+  onProgress?(done: number, total: number, skipped: number): void;
+  /** Throw on the first unusable image instead of skipping it. */
+  strict?: boolean;
+  /** Use the embedding cache when the backbone has one (default true). */
+  useCache?: boolean;
+  signal?: AbortSignal;
+  /** Images decoded at once (default: available cores). */
+  decodeConcurrency?: number;
+  /** Batches decoded ahead (default DEFAULT_PREFETCH_BATCHES). */
+  prefetchBatches?: number;
+}
+
+export interface EmbeddedItem {
+  /** Position in the input list. */
+  index: number;
+  /** The path, or a description for buffers and raw images. */
+  source: string;
+}
+
+export interface SkippedItem {
+  index: number;
+  path: string;
+  reason: string;
+}
+
+export interface EmbedManyResult {
+  /** [items.length, dim] row-major: row r belongs to items[r]. */
+  embeddings: Float32Array;
+  dim: number;
+  items: EmbeddedItem[];
+  skipped: SkippedItem[];
+  stats: {
+    /** Items served from the embedding cache (no decode, no inference). */
+    cacheHits: number;
+    /** Items decoded and run through the backbone. */
+    computed: number;
+    batches: number;
+    seconds: number;
+  };
+}
+
+type Prepared =
+  | { kind: 'hit'; embedding: Float32Array }
+  | { kind: 'pixels'; pixels: Uint8Array; key?: string }
+  | { kind: 'skip'; reason: string; error: unknown };
+
+export function describeSource(source: ImageSource, index: number): string {
+  if (typeof source === 'string') return source;
+  if (source instanceof Uint8Array) return `<buffer #${index}>`;
+  return `<raw ${source.width}x${source.height} #${index}>`;
+}
+
+/** Counting semaphore: at most `limit` holders. */
+class Semaphore {
+  private active = 0;
+  private readonly waiting: (() => void)[] = [];
+  constructor(private readonly limit: number) {}
+  async use<T>(work: () => Promise<T>): Promise<T> {
+    if (this.active >= this.limit) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    this.active++;
+    try {
+      return await work();
+    } finally {
+      this.active--;
+      this.waiting.shift()?.();
+    }
+  }
+}
+
+function readReason(error: unknown): string {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === 'ENOENT') return 'file not found';
+  if (code === 'EISDIR') return 'is a directory';
+  if (code === 'EACCES' || code === 'EPERM') return 'permission denied';
+  return `cannot read (${describeError(error)})`;
+}
+
+function abortError(): EdgetlError {
+  return new EdgetlError('aborted', 'embedding was cancelled');
+}
+
+/** Embed `sources` in order; see the module comment for how the work overlaps. */
+export async function runEmbeddingPipeline(sources: readonly ImageSource[], stages: PipelineStages, options: EmbedManyOptions = {}): Promise<EmbedManyResult> {
+  const started = performance.now();
+  const total = sources.length;
+  const { spec, dim } = stages;
+  const batchSize = stages.fixedBatch ?? Math.max(1, Math.floor(options.batchSize ?? DEFAULT_BATCH_SIZE));
+  const prefetch = Math.max(0, Math.floor(options.prefetchBatches ?? DEFAULT_PREFETCH_BATCHES));
+  const window = Math.max(batchSize * (prefetch + 1), 2);
+  const decodeLimit = new Semaphore(Math.max(1, Math.floor(options.decodeConcurrency ?? availableParallelism())));
+  const cache = options.useCache === false ? undefined : stages.cache;
+  const decode = stages.decode ?? ((source: Uint8Array | RawImage, s: PreprocessSpec) => decodeToRgb(source, s));
+  const perImage = tensorElementsPerImage(spec);
+  const signal = options.signal;
+
+  const results = new Float32Array(total * dim);
+  const embedded = new Uint8Array(total);
+  const skipped: SkippedItem[] = [];
+  let done = 0;
+  let cacheHits = 0;
+  let computed = 0;
+  let batches = 0;
+  const progress = () => options.onProgress?.(done, total, skipped.length);
+
+  async function prepare(index: number): Promise<Prepared> {
+    const source = sources[index]!;
+    try {
+      let input: Uint8Array | RawImage;
+      let key: string | undefined;
+      if (typeof source === 'string') {
+        try {
+          input = await readFile(source);
+        } catch (error) {
+          return { kind: 'skip', reason: readReason(error), error };
+        }
+      } else {
+        input = source;
+      }
+      if (cache) {
+        key = input instanceof Uint8Array ? imageBytesKey(input) : rawPixelsKey(input.rgb, input.width, input.height, input.channels);
+        const hit = await cache.get(key);
+        if (hit) return { kind: 'hit', embedding: hit };
+      }
+      if (signal?.aborted) return { kind: 'skip', reason: 'cancelled', error: abortError() };
+      const decoded = await decodeLimit.use(() => decode(input, spec));
+      return { kind: 'pixels', pixels: decoded.pixels, key };
+    } catch (error) {
+      const reason = error instanceof BadImageError ? error.reason : describeError(error);
+      return { kind: 'skip', reason, error };
+    }
+  }
+
+  const prepared = new Map<number, Promise<Prepared>>();
+  let launched = 0;
+  const fillWindow = (consumer: number) => {
+    while (launched < total && launched < consumer + window) {
+      prepared.set(launched, prepare(launched));
+      launched++;
+    }
+  };
+
+  const buffers = [new Float32Array(batchSize * perImage), new Float32Array(batchSize * perImage)];
+  let current = 0;
+  let slots: { index: number; key?: string }[] = [];
+  let inflight: Promise<void> | undefined;
+  // Kept aside so a failing run is never an unhandled rejection while the consumer awaits decodes.
+  let inferenceError: { error: unknown } | undefined;
+  const settleInflight = async () => {
+    if (inflight) await inflight;
+    inflight = undefined;
+    if (inferenceError) throw inferenceError.error;
+  };
+
+  const launchBatch = async () => {
+    if (slots.length === 0) return;
+    await settleInflight();
+    const batch = slots;
+    const tensor = buffers[current]!;
+    current = 1 - current;
+    slots = [];
+    batches++;
+    inflight = stages.infer(tensor.subarray(0, batch.length * perImage), batch.length).then((output) => {
+      if (output.length !== batch.length * dim) {
+        throw new EdgetlError('internal', `backbone returned ${output.length} values for ${batch.length} images of ${dim} dims`);
+      }
+      for (let b = 0; b < batch.length; b++) {
+        const row = output.subarray(b * dim, (b + 1) * dim);
+        const { index, key } = batch[b]!;
+        results.set(row, index * dim);
+        embedded[index] = 1;
+        if (cache && key) cache.put(key, row);
+      }
+      computed += batch.length;
+      done += batch.length;
+      if (cache) void cache.flush().catch(() => undefined);
+      progress();
+    }).catch((error: unknown) => {
+      inferenceError ??= { error };
+    });
+  };
+
+  try {
+    for (let index = 0; index < total; index++) {
+      if (signal?.aborted) throw abortError();
+      fillWindow(index);
+      const item = await prepared.get(index)!;
+      prepared.delete(index);
+      if (item.kind === 'hit') {
+        results.set(item.embedding, index * dim);
+        embedded[index] = 1;
+        cacheHits++;
+        done++;
+        progress();
+      } else if (item.kind === 'skip') {
+        const path = describeSource(sources[index]!, index);
+        if (options.strict) {
+          if (item.error instanceof EdgetlError && item.error.code === 'aborted') throw item.error;
+          throw new BadImageError(path, item.reason, { file: typeof sources[index] === 'string' ? path : undefined, cause: item.error });
+        }
+        skipped.push({ index, path, reason: item.reason });
+        done++;
+        progress();
+      } else {
+        writePixelsToTensor(item.pixels, spec.width, spec.height, 3, spec, buffers[current]!, slots.length);
+        slots.push({ index, key: item.key });
+        if (slots.length === batchSize) await launchBatch();
+      }
+    }
+    await launchBatch();
+    await settleInflight();
+  } catch (error) {
+    // Never leave a run reading our buffers (or a session about to be released) behind us.
+    if (inflight) await inflight;
+    await Promise.allSettled(prepared.values());
+    throw error;
+  } finally {
+    if (cache) await cache.flush().catch(() => undefined);
+  }
+
+  const items: EmbeddedItem[] = [];
+  let row = 0;
+  for (let index = 0; index < total; index++) {
+    if (!embedded[index]) continue;
+    if (row !== index) results.copyWithin(row * dim, index * dim, (index + 1) * dim);
+    items.push({ index, source: describeSource(sources[index]!, index) });
+    row++;
+  }
+  return {
+    embeddings: row === total ? results : results.slice(0, row * dim),
+    dim,
+    items,
+    skipped,
+    stats: { cacheHits, computed, batches, seconds: (performance.now() - started) / 1000 },
+  };
+}
