@@ -52,20 +52,14 @@ export function resizeGeometry(srcW: number, srcH: number, spec: PreprocessSpec)
     throw new EdgetlError('bad-spec', `preprocessing spec: unknown resize mode '${String(spec.resize)}'`);
   }
   assertPositiveInteger(spec.resizeTo, 'resizeTo');
-  let resizeW: number;
-  let resizeH: number;
-  if (srcW <= srcH) {
-    resizeW = spec.resizeTo;
-    resizeH = Math.floor((spec.resizeTo * srcH) / srcW);
-  } else {
-    resizeH = spec.resizeTo;
-    resizeW = Math.floor((spec.resizeTo * srcW) / srcH);
-  }
-  if (resizeW < spec.width || resizeH < spec.height) {
-    // Scale up (keeping aspect) until both sides cover the crop.
-    const factor = Math.max(spec.width / resizeW, spec.height / resizeH);
-    resizeW = Math.max(spec.width, Math.ceil(resizeW * factor));
-    resizeH = Math.max(spec.height, Math.ceil(resizeH * factor));
+  const shorterSideTo = (target: number): [number, number] =>
+    srcW <= srcH ? [target, Math.floor((target * srcH) / srcW)] : [Math.floor((target * srcW) / srcH), target];
+  let target = spec.resizeTo;
+  let [resizeW, resizeH] = shorterSideTo(target);
+  // Grow the shorter side until both sides cover the crop (ends by max(width, height): both sides are >= target).
+  while (resizeW < spec.width || resizeH < spec.height) {
+    target += 1;
+    [resizeW, resizeH] = shorterSideTo(target);
   }
   if (spec.crop === 'none' && (resizeW !== spec.width || resizeH !== spec.height)) {
     throw new EdgetlError(
