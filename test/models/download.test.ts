@@ -280,16 +280,18 @@ t.test('plain http downloads go through HTTP_PROXY', async (t) => {
   t.same(seen, [`GET http://models.example.invalid/m.onnx host=models.example.invalid auth=Basic ${Buffer.from('user:secret').toString('base64')}`]);
 });
 
-t.test('https downloads tunnel through HTTPS_PROXY with CONNECT', async (t) => {
+const certDir = freshDir();
+const keyPath = join(certDir, 'key.pem');
+const certPath = join(certDir, 'cert.pem');
+let certificateSkip: string | false = false;
+try {
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyPath, '-out', certPath, '-days', '1', '-subj', '/CN=models.example.invalid', '-addext', 'subjectAltName=DNS:models.example.invalid'], { stdio: 'ignore' });
+} catch {
+  certificateSkip = 'needs openssl to make a test certificate';
+}
+
+t.test('https downloads tunnel through HTTPS_PROXY with CONNECT', { skip: certificateSkip }, async (t) => {
   const dir = freshDir();
-  const keyPath = join(dir, 'key.pem');
-  const certPath = join(dir, 'cert.pem');
-  try {
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyPath, '-out', certPath, '-days', '1', '-subj', '/CN=models.example.invalid', '-addext', 'subjectAltName=DNS:models.example.invalid'], { stdio: 'ignore' });
-  } catch {
-    t.skip('needs openssl to make a test certificate');
-    return;
-  }
   const cert = readFileSync(certPath);
   const origin = https.createServer({ key: readFileSync(keyPath), cert }, (_req, res) => res.end(payload));
   await new Promise<void>((resolve) => origin.listen(0, '127.0.0.1', resolve));
