@@ -1,7 +1,7 @@
 // Bundles the Node CLI and library (dependencies stay external: onnxruntime-node and sharp ship native code)
 // and, when present, the browser bundle (self-contained except onnxruntime-web, which is served beside it).
 import { build } from 'esbuild';
-import { readFileSync, existsSync } from 'node:fs';
+import { readFileSync, existsSync, mkdirSync, copyFileSync } from 'node:fs';
 
 const pkg = JSON.parse(readFileSync(new URL('./package.json', import.meta.url), 'utf8'));
 const define = { __EDGETL_VERSION__: JSON.stringify(pkg.version) };
@@ -26,7 +26,7 @@ const builds = [
 for (const [entry, out] of [
   ['src/web/index.ts', 'dist/web/index'],
   ['src/web/worker.ts', 'dist/web/worker'],
-  ['src/web/app/main.ts', 'dist/web/app'],
+  ['src/web/app/main.ts', 'dist/web/app/app'],
 ]) {
   if (!existsSync(entry)) continue;
   builds.push(
@@ -46,4 +46,9 @@ for (const [entry, out] of [
 }
 
 await Promise.all(builds);
+// The kiosk page and its stylesheet are served as they are, beside the app bundle.
+if (existsSync('src/web/app/main.ts')) {
+  mkdirSync('dist/web/app', { recursive: true });
+  for (const file of ['index.html', 'app.css']) copyFileSync(`src/web/app/${file}`, `dist/web/app/${file}`);
+}
 if (watch) console.log('watch mode is not supported; rerun npm run build');

@@ -1,0 +1,160 @@
+/**
+ * A frozen backbone in the browser: model bytes -> onnxruntime-web session -> embeddings of images.
+ */
+import type { PreprocessSpec } from '../preprocess/spec.js';
+import { tensorDims, tensorElementsPerImage } from '../preprocess/tensor.js';
+import { imageToTensor, type BrowserImageSource } from '../preprocess/canvas.js';
+import { WebInferenceSession, type WebProviderReport, type WebSessionOptions } from '../execution/web-session.js';
+import { EdgetlError, describeError } from '../util/errors.js';
+
+/** What a head file needs to know about the backbone it was trained on. */
+export interface WebBackboneInfo {
+  /** Catalog id or file name. */
+  id: string;
+  /** sha256 of the SOURCE model file (not of the feature extractor): heads name their backbone by it. */
+  sha256: string;
+  embeddingDim: number;
+  preprocess: PreprocessSpec;
+  /** Model output that carries the embedding. */
+  outputName: string;
+  /** Set when the graph only runs one batch size (e.g. ShuffleNet-QDQ: 1). */
+  fixedBatch?: number;
+}
+
+export interface LoadWebBackboneOptions extends WebSessionOptions {
+  /** A feature-extractor model (URL or bytes): its embedding output is `embeddingOutput`, or its only output. */
+  model: string | ArrayBuffer | Uint8Array;
+  id: string;
+  /** sha256 of the source model; computed from `model` bytes when omitted (only right for an unmodified model). */
+  sha256?: string;
+  preprocess: PreprocessSpec;
+  embeddingOutput?: string;
+  fixedBatch?: number;
+  /** Images per inference call (default 8; 1 for fixed-batch graphs). */
+  batchSize?: number;
+}
+
+export interface EmbedProgress {
+  done: number;
+  total: number;
+}
+
+/** Lowercase hex sha256 (WebCrypto; needs a secure context such as http://127.0.0.1 or https). */
+export async function sha256Hex(bytes: ArrayBuffer | Uint8Array): Promise<string> {
+  const view = bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes);
+  const copy = new Uint8Array(view.byteLength);
+  copy.set(view);
+  const digest = await crypto.subtle.digest('SHA-256', copy.buffer);
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+async function fetchModel(url: string): Promise<Uint8Array> {
+  let response: Response;
+  try {
+    response = await fetch(url);
+  } catch (error) {
+    throw new EdgetlError('model-load', `could not fetch the model ${url}: ${describeError(error)}`, { file: url });
+  }
+  if (!response.ok) throw new EdgetlError('model-load', `could not fetch the model ${url}: HTTP ${response.status} ${response.statusText}`, { file: url });
+  return new Uint8Array(await response.arrayBuffer());
+}
+
+export class WebBackbone {
+  private constructor(
+    private readonly session: WebInferenceSession,
+    readonly info: WebBackboneInfo,
+    private readonly batchSize: number,
+  ) {}
+
+  /** Which provider ran, the adapter, threads, and why anything fell back. */
+  get report(): WebProviderReport {
+    return this.session.report;
+  }
+
+  static async load(options: LoadWebBackboneOptions): Promise<WebBackbone> {
+    const bytes = typeof options.model === 'string' ? await fetchModel(options.model) : options.model instanceof Uint8Array ? options.model : new Uint8Array(options.model);
+    const sha256 = options.sha256 ?? (await sha256Hex(bytes));
+    const session = await WebInferenceSession.create(bytes, options);
+    const outputName = options.embeddingOutput ?? (session.outputNames.length === 1 ? session.outputNames[0] : undefined);
+    if (!outputName || !session.outputNames.includes(outputName)) {
+      await session.release();
+      throw new EdgetlError(
+        'model-load',
+        `${typeof options.model === 'string' ? options.model : options.id}: cannot tell which output is the embedding ` +
+          `(outputs: ${session.outputNames.join(', ')}); serve a feature extractor (edgetl serve does) or pass embeddingOutput`,
+      );
+    }
+    const fixedBatch = options.fixedBatch;
+    const batchSize = fixedBatch ?? Math.max(1, options.batchSize ?? 8);
+    // Probe one image to learn the embedding size (and prove the session really runs before a user adds examples).
+    const probe = new Float32Array(tensorElementsPerImage(options.preprocess) * (fixedBatch ?? 1));
+    let dims: number[];
+    try {
+      const out = await session.run({ [session.inputNames[0]]: { data: probe, dims: tensorDims(options.preprocess, fixedBatch ?? 1) } }, [outputName]);
+      dims = out[outputName].dims;
+    } catch (error) {
+      await session.release();
+      throw new EdgetlError('model-load', `${options.id}: the model loaded but does not run on ${session.report.used}: ${describeError(error)}`);
+    }
+    const embeddingDim = dims.slice(1).reduce((a, b) => a * b, 1);
+    return new WebBackbone(session, { id: options.id, sha256, embeddingDim, preprocess: options.preprocess, outputName, fixedBatch }, batchSize);
+  }
+
+  /** Runs a ready tensor batch [n, ...spec] and returns n embeddings (row-major n x dim). */
+  async embedTensor(tensor: Float32Array, count: number): Promise<Float32Array> {
+    const spec = this.info.preprocess;
+    const per = tensorElementsPerImage(spec);
+    if (tensor.length !== per * count) throw new EdgetlError('bad-input', `tensor holds ${tensor.length} values, expected ${count} x ${per}`);
+    const dim = this.info.embeddingDim;
+    const out = new Float32Array(count * dim);
+    const step = this.info.fixedBatch ?? this.batchSize;
+    for (let start = 0; start < count; start += step) {
+      const n = Math.min(step, count - start);
+      const runBatch = this.info.fixedBatch ?? n;
+      let input = tensor.subarray(start * per, (start + n) * per);
+      if (runBatch !== n) {
+        const padded = new Float32Array(runBatch * per);
+        padded.set(input);
+        input = padded;
+      }
+      const result = await this.session.run({ [this.session.inputNames[0]]: { data: input, dims: tensorDims(spec, runBatch) } }, [this.info.outputName]);
+      out.set(result[this.info.outputName].data.subarray(0, n * dim), start * dim);
+    }
+    return out;
+  }
+
+  /** The embedding of one image, camera frame, canvas or file. */
+  async embed(source: BrowserImageSource): Promise<Float32Array> {
+    const tensor = await imageToTensor(source, this.info.preprocess);
+    return this.embedTensor(tensor, 1);
+  }
+
+  /** Embeddings of many images (row-major count x dim), in batches; decoding overlaps the previous batch's inference. */
+  async embedMany(sources: readonly BrowserImageSource[], onProgress?: (progress: EmbedProgress) => void): Promise<Float32Array> {
+    const spec = this.info.preprocess;
+    const per = tensorElementsPerImage(spec);
+    const dim = this.info.embeddingDim;
+    const out = new Float32Array(sources.length * dim);
+    const step = this.info.fixedBatch ?? this.batchSize;
+    const prepare = async (start: number): Promise<Float32Array> => {
+      const n = Math.min(step, sources.length - start);
+      const batch = new Float32Array(n * per);
+      for (let i = 0; i < n; i++) await imageToTensor(sources[start + i], spec, batch, i);
+      return batch;
+    };
+    let pending = sources.length ? prepare(0) : undefined;
+    for (let start = 0; start < sources.length; start += step) {
+      const batch = await pending!;
+      const next = start + step < sources.length ? prepare(start + step) : undefined;
+      const n = batch.length / per;
+      out.set(await this.embedTensor(batch, n), start * dim);
+      pending = next;
+      onProgress?.({ done: start + n, total: sources.length });
+    }
+    return out;
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+}

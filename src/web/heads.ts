@@ -1,0 +1,164 @@
+/**
+ * Heads in the browser: trained in a Web Worker (the page keeps drawing and answering input), predicted on the main
+ * thread. The head code and the edgetl-head v1 format are the shared runtime-neutral ones (src/heads, src/formats):
+ * a head trained here is byte-for-byte the file Node would write, and loads in Node with identical predictions.
+ */
+import { Head, UNKNOWN_LABEL, type Prediction } from '../heads/head.js';
+import type { HeadBackboneRef, HeadType } from '../formats/head-file.js';
+import type { TrainHeadOptions } from '../heads/train.js';
+import { EdgetlError } from '../util/errors.js';
+import type { WebBackboneInfo } from './backbone.js';
+
+export type WebHeadType = HeadType;
+
+export interface WebTrainRequest {
+  /** Row-major [rows, dim]. */
+  embeddings: Float32Array;
+  dim: number;
+  /** Class names; `targets[i]` indexes this list. The head keeps this order. */
+  labels: string[];
+  targets: Int32Array;
+  headType: WebHeadType;
+  backbone: HeadBackboneRef;
+  seed?: number;
+  /** Share of held-out known-class examples to reject as "unknown" (default 0.05 in the app). */
+  rejectRate?: number;
+  /** Any further trainHead options that survive structured cloning (no functions). */
+  options?: Omit<TrainHeadOptions, 'onProgress' | 'math' | 'backbone' | 'classes' | 'type' | 'seed' | 'rejectRate'>;
+}
+
+export interface WebTrainProgress {
+  stage: string;
+  done: number;
+  total: number;
+  /** 0..1, for a progress bar. */
+  fraction: number;
+}
+
+/** Messages between the page and src/web/worker.ts. */
+export type WorkerRequest = { kind: 'train'; id: number; request: WebTrainRequest };
+export type WorkerReply =
+  | { kind: 'progress'; id: number; progress: WebTrainProgress }
+  | { kind: 'done'; id: number; json: string; seconds: number }
+  | { kind: 'error'; id: number; message: string; code?: string };
+
+export interface WebPrediction {
+  /** Winning label, or "unknown" when the head rejected the input. */
+  label: string;
+  unknown: boolean;
+  score: number;
+  /** Every class, best first. */
+  scores: { label: string; score: number }[];
+}
+
+/** A loaded head plus the exact JSON text it came from (what export and IndexedDB keep). */
+export interface WebHead {
+  readonly head: Head;
+  readonly json: string;
+  readonly labels: string[];
+  readonly type: WebHeadType;
+  readonly backbone: HeadBackboneRef;
+  readonly summary?: { validationAccuracy?: number };
+  predict(embedding: Float32Array): WebPrediction;
+}
+
+function toWebPrediction(p: Prediction): WebPrediction {
+  return { label: p.rejected ? UNKNOWN_LABEL : p.label, unknown: p.rejected, score: p.score, scores: p.topK };
+}
+
+function wrap(head: Head, json: string): WebHead {
+  const metrics = head.training.metrics as Record<string, unknown>;
+  const accuracy = findNumber(metrics, ['validationAccuracy', 'heldOutAccuracy', 'accuracy']) ?? findNumber(metrics.heldOut, ['accuracy']) ?? findNumber(metrics.validation, ['accuracy']);
+  return {
+    head,
+    json,
+    labels: head.labels,
+    type: head.type,
+    backbone: head.backbone,
+    summary: { validationAccuracy: accuracy },
+    predict: (embedding) => toWebPrediction(head.predict(embedding, { topK: head.labels.length })),
+  };
+}
+
+function findNumber(value: unknown, keys: string[]): number | undefined {
+  if (!value || typeof value !== 'object') return undefined;
+  for (const key of keys) {
+    const found = (value as Record<string, unknown>)[key];
+    if (typeof found === 'number' && Number.isFinite(found)) return found;
+  }
+  return undefined;
+}
+
+/** Parses and validates edgetl-head v1 text (every field checked by the shared parser). */
+export function parseWebHead(json: string, fileName = 'head file'): WebHead {
+  return wrap(Head.parse(json, { file: fileName }), json);
+}
+
+/** Refuses a head made for another backbone, saying which one it needs. */
+export function assertHeadFitsBackbone(head: WebHead, backbone: Pick<WebBackboneInfo, 'id' | 'sha256' | 'embeddingDim'>, fileName = 'the head'): void {
+  const wanted = head.backbone;
+  if (wanted.sha256.toLowerCase() !== backbone.sha256.toLowerCase()) {
+    throw new EdgetlError(
+      'head-backbone-mismatch',
+      `${fileName} was trained on backbone ${wanted.id} (sha256 ${wanted.sha256.slice(0, 12)}…), but this page runs ${backbone.id} ` +
+        `(sha256 ${backbone.sha256.slice(0, 12)}…). Start \`edgetl serve --backbone ${wanted.id}\` to use it, or train a new head here.`,
+      { file: fileName },
+    );
+  }
+  if (wanted.embeddingDim !== backbone.embeddingDim) {
+    throw new EdgetlError('head-backbone-mismatch', `${fileName} expects ${wanted.embeddingDim}-d embeddings, this backbone gives ${backbone.embeddingDim}`, { file: fileName });
+  }
+}
+
+let nextId = 1;
+
+/**
+ * Trains in a dedicated Web Worker (src/web/worker.ts, served as /worker.js by `edgetl serve`): the page stays
+ * responsive, progress arrives as it goes. The embeddings are copied to the worker once; the worker ends afterwards.
+ */
+export function trainHeadInWorker(
+  request: WebTrainRequest,
+  options: { workerUrl: string | URL; onProgress?: (progress: WebTrainProgress) => void; signal?: AbortSignal },
+): Promise<WebHead> {
+  return new Promise((resolve, reject) => {
+    let worker: Worker;
+    try {
+      worker = new Worker(options.workerUrl, { type: 'module', name: 'edgetl-train' });
+    } catch (error) {
+      reject(new EdgetlError('worker', `could not start the training worker (${String(options.workerUrl)}): ${String(error)}`));
+      return;
+    }
+    const id = nextId++;
+    const finish = () => {
+      worker.terminate();
+      options.signal?.removeEventListener('abort', abort);
+    };
+    const abort = () => {
+      finish();
+      reject(new EdgetlError('aborted', 'training was cancelled'));
+    };
+    options.signal?.addEventListener('abort', abort);
+    worker.onmessage = (event: MessageEvent<WorkerReply>) => {
+      const reply = event.data;
+      if (reply.id !== id) return;
+      if (reply.kind === 'progress') options.onProgress?.(reply.progress);
+      else if (reply.kind === 'done') {
+        finish();
+        try {
+          resolve(parseWebHead(reply.json, 'the trained head'));
+        } catch (error) {
+          reject(error);
+        }
+      } else {
+        finish();
+        reject(new EdgetlError(reply.code ?? 'train-failed', reply.message));
+      }
+    };
+    worker.onerror = (event) => {
+      finish();
+      reject(new EdgetlError('worker', `the training worker failed: ${event.message || 'could not load ' + String(options.workerUrl)}`));
+    };
+    const message: WorkerRequest = { kind: 'train', id, request };
+    worker.postMessage(message);
+  });
+}

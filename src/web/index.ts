@@ -1,0 +1,39 @@
+/**
+ * edgetl in the browser (`edgetl/web`): the same backbones and head files as in Node.
+ *
+ *   const backbone = await WebBackbone.load({ model: '/models/x.features.onnx', id, sha256, preprocess });
+ *   const head = parseWebHead(await (await fetch('/head.json')).text());
+ *   assertHeadFitsBackbone(head, backbone.info);
+ *   head.predict(await backbone.embed(videoElement));
+ *
+ * onnxruntime-web is an external import: map `onnxruntime-web` to its ESM bundle (import map) or let a bundler
+ * resolve it; set `wasmPaths` to where its .wasm files are served.
+ */
+export { WebBackbone, sha256Hex, type WebBackboneInfo, type LoadWebBackboneOptions, type EmbedProgress } from './backbone.js';
+export {
+  WebInferenceSession,
+  probeWebGpu,
+  describeAdapter,
+  onnxruntimeWebVersion,
+  type WebProviderRequest,
+  type WebSessionOptions,
+  type WebProviderReport,
+  type CpuTensor,
+} from '../execution/web-session.js';
+export { imageToTensor, imageToPixels, type BrowserImageSource } from '../preprocess/canvas.js';
+export { resizeGeometry, writePixelsToTensor, tensorDims, tensorElementsPerImage } from '../preprocess/tensor.js';
+export type { PreprocessSpec } from '../preprocess/spec.js';
+export {
+  trainHeadInWorker,
+  parseWebHead,
+  assertHeadFitsBackbone,
+  type WebHead,
+  type WebHeadType,
+  type WebPrediction,
+  type WebTrainRequest,
+  type WebTrainProgress,
+} from './heads.js';
+export { Head, UNKNOWN_LABEL, type Prediction } from '../heads/head.js';
+export { trainHead, type TrainHeadOptions } from '../heads/train.js';
+export { openEdgetlStore, downloadText, type EdgetlStore, type StoredExamples, type StoredHeadEntry } from './storage.js';
+export { EdgetlError } from '../util/errors.js';

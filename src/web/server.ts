@@ -1,0 +1,216 @@
+/**
+ * Node side of the kiosk: a small static server for the app, the feature-extractor model and onnxruntime-web's own
+ * files, with the headers that make the page cross-origin isolated (COOP/COEP, so WASM can use threads). Nothing is
+ * fetched from outside: every byte the page needs comes from this process.
+ *
+ * (Lives beside the browser code because it serves it; the browser bundles never import this file.)
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { existsSync } from 'node:fs';
+import { readFile, stat } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { dirname, extname, join, resolve, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { PreprocessSpec } from '../preprocess/spec.js';
+import { EdgetlError, describeError } from '../util/errors.js';
+import { EDGETL_VERSION } from '../version.js';
+
+/** The model the page loads, already prepared (a feature extractor whose output is the embedding). */
+export interface ServedBackbone {
+  id: string;
+  /** sha256 of the source model (heads name their backbone by it). */
+  sha256: string;
+  /** Feature-extractor ONNX bytes. */
+  model: Uint8Array;
+  outputName: string;
+  embeddingDim: number;
+  preprocess: PreprocessSpec;
+  fixedBatch?: number;
+  description?: string;
+}
+
+export interface KioskServerOptions {
+  backbone: ServedBackbone;
+  /** Host to bind; default 127.0.0.1 (the camera needs a secure context: localhost or https). */
+  host?: string;
+  /** Port; 0 picks a free one. Default 8080. */
+  port?: number;
+  /** edgetl-head v1 JSON text the page loads at start (from `--head`). */
+  headJson?: string;
+  /** Folder with the built browser bundles (dist/web); found beside the running code when omitted. */
+  webRoot?: string;
+  /** onnxruntime-web's dist folder; resolved from node_modules when omitted. */
+  ortDir?: string;
+  /** One line per request that failed (404/500), for the terminal. */
+  onLog?: (line: string) => void;
+}
+
+export interface KioskServer {
+  url: string;
+  host: string;
+  port: number;
+  server: Server;
+  close(): Promise<void>;
+}
+
+const CONTENT_TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.json': 'application/json; charset=utf-8',
+  '.map': 'application/json; charset=utf-8',
+  '.wasm': 'application/wasm',
+  '.onnx': 'application/octet-stream',
+};
+
+/** The headers cross-origin isolation needs, and no sniffing. Sent with every response. */
+export const ISOLATION_HEADERS: Record<string, string> = {
+  'Cross-Origin-Opener-Policy': 'same-origin',
+  'Cross-Origin-Embedder-Policy': 'require-corp',
+  'Cross-Origin-Resource-Policy': 'same-origin',
+  'X-Content-Type-Options': 'nosniff',
+  'Referrer-Policy': 'no-referrer',
+};
+
+/** dist/web beside the running code: dist/cli.js -> dist/web; src/web/server.ts (tests) -> <repo>/dist/web. */
+export function findWebRoot(from: string = dirname(fileURLToPath(import.meta.url))): string {
+  let dir = from;
+  for (let i = 0; i < 6; i++) {
+    for (const candidate of [join(dir, 'web'), join(dir, 'dist', 'web')]) {
+      if (existsSync(join(candidate, 'app', 'index.html'))) return candidate;
+    }
+    const parent = dirname(dir);
+    if (parent === dir) break;
+    dir = parent;
+  }
+  throw new EdgetlError('no-web-build', `the kiosk app is not built (no dist/web/app/index.html near ${from}): run \`npm run build\` first`);
+}
+
+/** onnxruntime-web's dist folder (its ESM bundle and .wasm files), from this package's node_modules. */
+export function findOrtWebDir(): string {
+  const require = createRequire(import.meta.url);
+  try {
+    // The package's `main` is dist/ort.node.min.js; its folder holds the browser files too.
+    const dir = dirname(require.resolve('onnxruntime-web'));
+    if (existsSync(join(dir, 'ort.min.mjs'))) return dir;
+    throw new Error(`no ort.min.mjs in ${dir}`);
+  } catch (error) {
+    throw new EdgetlError('no-ort-web', `onnxruntime-web is not installed where edgetl can find it (${describeError(error)}): run \`npm ci\``);
+  }
+}
+
+/** A file inside `root`, or undefined for anything that tries to leave it. */
+function safeJoin(root: string, relative: string): string | undefined {
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(relative);
+  } catch {
+    return undefined;
+  }
+  if (decoded.includes('\0')) return undefined;
+  const full = resolve(root, '.' + sep + decoded);
+  return full === root || full.startsWith(root + sep) ? full : undefined;
+}
+
+export async function startKioskServer(options: KioskServerOptions): Promise<KioskServer> {
+  const webRoot = resolve(options.webRoot ?? findWebRoot());
+  const ortDir = resolve(options.ortDir ?? findOrtWebDir());
+  const host = options.host ?? '127.0.0.1';
+  const backbone = options.backbone;
+  const modelPath = `/models/${encodeURIComponent(backbone.id)}.features.onnx`;
+  const config = {
+    version: EDGETL_VERSION,
+    backbone: {
+      id: backbone.id,
+      sha256: backbone.sha256,
+      modelUrl: modelPath,
+      outputName: backbone.outputName,
+      embeddingDim: backbone.embeddingDim,
+      preprocess: backbone.preprocess,
+      fixedBatch: backbone.fixedBatch,
+      description: backbone.description,
+    },
+    headUrl: options.headJson === undefined ? undefined : '/api/head',
+    ortUrl: '/ort/',
+  };
+  const configJson = JSON.stringify(config);
+
+  const send = (res: ServerResponse, status: number, type: string, body: string | Uint8Array, extra: Record<string, string> = {}) => {
+    res.writeHead(status, { ...ISOLATION_HEADERS, 'Content-Type': type, 'Content-Length': String(Buffer.byteLength(body)), ...extra });
+    res.end(res.req.method === 'HEAD' ? undefined : body);
+  };
+  const notFound = (res: ServerResponse, what: string) => {
+    options.onLog?.(`404 ${what}`);
+    send(res, 404, 'text/plain; charset=utf-8', `not found: ${what}\n`);
+  };
+
+  const sendFile = async (res: ServerResponse, path: string | undefined, urlPath: string, cache: string) => {
+    if (!path) return notFound(res, urlPath);
+    let info;
+    try {
+      info = await stat(path);
+    } catch {
+      return notFound(res, urlPath);
+    }
+    if (!info.isFile()) return notFound(res, urlPath);
+    const type = CONTENT_TYPES[extname(path)] ?? 'application/octet-stream';
+    send(res, 200, type, await readFile(path), { 'Cache-Control': cache });
+  };
+
+  const handle = async (req: IncomingMessage, res: ServerResponse) => {
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      send(res, 405, 'text/plain; charset=utf-8', 'only GET and HEAD\n', { Allow: 'GET, HEAD' });
+      return;
+    }
+    const path = new URL(req.url ?? '/', 'http://localhost').pathname;
+    if (path === '/' || path === '/index.html') return sendFile(res, join(webRoot, 'app', 'index.html'), path, 'no-cache');
+    if (path === '/api/config') return send(res, 200, CONTENT_TYPES['.json'], configJson, { 'Cache-Control': 'no-store' });
+    if (path === '/api/head') {
+      if (options.headJson === undefined) return notFound(res, path);
+      return send(res, 200, CONTENT_TYPES['.json'], options.headJson, { 'Cache-Control': 'no-store' });
+    }
+    if (path === modelPath) return send(res, 200, CONTENT_TYPES['.onnx'], backbone.model, { 'Cache-Control': 'no-cache' });
+    // onnxruntime-web's ESM bundle, its emscripten glue (.mjs) and .wasm binaries: flat files of one folder.
+    if (path.startsWith('/ort/')) {
+      const name = path.slice('/ort/'.length);
+      if (!/^[\w.-]+\.(mjs|js|wasm|map)$/.test(name)) return notFound(res, path);
+      return sendFile(res, safeJoin(ortDir, name), path, 'max-age=3600');
+    }
+    if (path.startsWith('/app/')) return sendFile(res, safeJoin(join(webRoot, 'app'), path.slice('/app/'.length)), path, 'no-cache');
+    // The browser library and the training worker (dist/web/index.js, worker.js) and their source maps.
+    if (/^\/[\w.-]+\.(js|map)$/.test(path)) return sendFile(res, safeJoin(webRoot, path.slice(1)), path, 'no-cache');
+    return notFound(res, path);
+  };
+
+  const server = createServer((req, res) => {
+    handle(req, res).catch((error: unknown) => {
+      options.onLog?.(`500 ${req.url}: ${describeError(error)}`);
+      if (!res.headersSent) send(res, 500, 'text/plain; charset=utf-8', `server error: ${describeError(error)}\n`);
+      else res.destroy();
+    });
+  });
+  await new Promise<void>((resolveListen, reject) => {
+    server.once('error', (error: NodeJS.ErrnoException) => {
+      const port = options.port ?? 8080;
+      if (error.code === 'EADDRINUSE') reject(new EdgetlError('port-in-use', `port ${port} on ${host} is already in use: pass --port <another> (or --port 0 for any free one)`));
+      else if (error.code === 'EACCES') reject(new EdgetlError('port-denied', `not allowed to listen on ${host}:${port} (ports below 1024 need privileges): pass --port 8080`));
+      else reject(new EdgetlError('listen-failed', `cannot listen on ${host}:${port}: ${describeError(error)}`));
+    });
+    server.listen(options.port ?? 8080, host, () => resolveListen());
+  });
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : (options.port ?? 8080);
+  const urlHost = host.includes(':') ? `[${host}]` : host === '0.0.0.0' ? '127.0.0.1' : host;
+  return {
+    url: `http://${urlHost}:${port}/`,
+    host,
+    port,
+    server,
+    close: () =>
+      new Promise<void>((resolveClose) => {
+        server.closeAllConnections();
+        server.close(() => resolveClose());
+      }),
+  };
+}
