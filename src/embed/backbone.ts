@@ -1,0 +1,232 @@
+/**
+ * The library's main object: a frozen backbone that turns images into embeddings.
+ *
+ *   const backbone = await Backbone.load('mobilenetv2-12-int8', { ep: 'auto' });
+ *   const vector = await backbone.embed('photo.jpg');             // Float32Array(1280)
+ *   const { embeddings, items, skipped } = await backbone.embedMany(paths, { onProgress });
+ *   await backbone.close();
+ *
+ * Loading resolves the model (catalog id or path, downloading a missing catalog model when allowed), works out its
+ * preprocessing (catalog, sidecar, flags, defaults), writes or reuses the feature-extractor graph (classifier cut
+ * off, embedding as a [N, D] float32 output), and opens an onnxruntime session on the requested provider.
+ */
+import { resolveBackbone, type ResolvedBackbone } from '../models/resolve.js';
+import { backboneSpecFor, type BackboneSpec } from '../models/backbone-spec.js';
+import { prepareFeatureExtractor } from '../models/feature-extractor-cache.js';
+import type { ModelFacts } from '../models/inspect.js';
+import { createSession, type BackboneSession } from '../execution/session.js';
+import type { ExecutionOptions, ProviderReport } from '../execution/types.js';
+import type { PreprocessSpec } from '../preprocess/spec.js';
+import { tensorDims, tensorElementsPerImage } from '../preprocess/tensor.js';
+import type { ImageSource } from '../preprocess/node-image.js';
+import { edgetlCacheDir } from '../util/cache-dir.js';
+import { EdgetlError, describeError } from '../util/errors.js';
+import { EmbeddingCache } from './cache.js';
+import { runEmbeddingPipeline, type EmbedManyOptions, type EmbedManyResult } from './pipeline.js';
+
+/** The output the feature-extractor graph exposes (see models/feature-extractor-cache.ts). */
+const EMBEDDING_OUTPUT = 'embedding';
+
+export interface BackboneLoadOptions extends ExecutionOptions {
+  /** Embedding tensor in the source graph; overrides the catalog, the sidecar and automatic discovery. */
+  embeddingTensor?: string;
+  /** Preprocessing fields that override the catalog entry, sidecar or defaults. */
+  preprocess?: Partial<PreprocessSpec>;
+  /** Download a missing catalog model (default true). */
+  download?: boolean;
+  onDownloadProgress?(received: number, total: number | undefined): void;
+  /** Folders searched for catalog models instead of the default search path. */
+  searchPath?: string[];
+  /** Keep embeddings in the on-disk cache so unchanged images skip decoding and inference (default true). */
+  cache?: boolean;
+  /** Cache root (default edgetlCacheDir()): feature-extractor graphs and embeddings. */
+  cacheDir?: string;
+}
+
+export class Backbone {
+  /** Catalog id, or the file name without `.onnx`. */
+  readonly id: string;
+  /** sha256 of the source model file. */
+  readonly sha256: string;
+  /** Identifies the feature-extractor graph (source file + surgery); keys the embedding cache. */
+  readonly fingerprint: string;
+  readonly embeddingDim: number;
+  readonly preprocess: PreprocessSpec;
+  /** Which provider actually runs, and why any other did not. */
+  readonly provider: ProviderReport;
+  readonly facts: ModelFacts;
+  /** 'dynamic', or the batch size the graph is fixed to (then images run that many at a time). */
+  readonly batch: 'dynamic' | number;
+  /** The source model file. */
+  readonly modelPath: string;
+  /** The feature-extractor graph actually run. */
+  readonly featureExtractorPath: string;
+  /** How the preprocessing was chosen (catalog, sidecar, flags, defaults), for reports. */
+  readonly specNotes: string[];
+  readonly resolved: ResolvedBackbone;
+
+  private readonly session: BackboneSession;
+  private readonly cacheEnabled: boolean;
+  private readonly cacheRoot: string;
+  private cache: Promise<EmbeddingCache | undefined> | undefined;
+  private cacheProblem: string | undefined;
+  private closed = false;
+
+  private constructor(init: {
+    resolved: ResolvedBackbone;
+    spec: BackboneSpec;
+    facts: ModelFacts;
+    fingerprint: string;
+    featureExtractorPath: string;
+    dim: number;
+    session: BackboneSession;
+    cacheEnabled: boolean;
+    cacheRoot: string;
+  }) {
+    this.resolved = init.resolved;
+    this.id = init.resolved.id;
+    this.sha256 = init.resolved.sha256;
+    this.fingerprint = init.fingerprint;
+    this.embeddingDim = init.dim;
+    this.preprocess = init.spec.preprocess;
+    this.specNotes = init.spec.notes;
+    this.facts = init.facts;
+    this.batch = init.facts.batch;
+    this.modelPath = init.resolved.path;
+    this.featureExtractorPath = init.featureExtractorPath;
+    this.session = init.session;
+    this.provider = init.session.provider;
+    this.cacheEnabled = init.cacheEnabled;
+    this.cacheRoot = init.cacheRoot;
+  }
+
+  /** Load a backbone by catalog id or path. See BackboneLoadOptions; ExecutionOptions pick the provider. */
+  static async load(idOrPath: string, options: BackboneLoadOptions = {}): Promise<Backbone> {
+    const resolved = await resolveBackbone(idOrPath, {
+      download: options.download,
+      onProgress: options.onDownloadProgress,
+      ...(options.searchPath ? { searchPath: options.searchPath } : {}),
+    });
+    const cacheRoot = options.cacheDir ?? edgetlCacheDir();
+    // The catalog entry or sidecar may name the embedding tensor; the caller's choice wins.
+    const stated = backboneSpecFor(resolved, options.preprocess ?? {});
+    const extractor = await prepareFeatureExtractor(resolved.path, {
+      embeddingTensor: options.embeddingTensor ?? stated.embeddingTensor,
+      cacheDir: options.cacheDir,
+    });
+    const imageInput = extractor.facts.inputs[0];
+    const spec = backboneSpecFor(resolved, options.preprocess ?? {}, { inputDims: imageInput?.dims });
+    const session = await createSession(extractor.path, {
+      ep: options.ep,
+      strictEp: options.strictEp,
+      intraOpThreads: options.intraOpThreads,
+      interOpThreads: options.interOpThreads,
+      graphOptimizationLevel: options.graphOptimizationLevel,
+      cudaDeviceId: options.cudaDeviceId,
+    });
+    return new Backbone({
+      resolved,
+      spec,
+      facts: extractor.facts,
+      fingerprint: extractor.fingerprint,
+      featureExtractorPath: extractor.path,
+      dim: extractor.dim,
+      session,
+      cacheEnabled: options.cache !== false,
+      cacheRoot,
+    });
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new EdgetlError('closed', `backbone ${this.id} is closed`);
+  }
+
+  /** The embedding cache, opened on first use; a cache that cannot be opened is reported once and skipped. */
+  private embeddingCache(): Promise<EmbeddingCache | undefined> {
+    if (!this.cacheEnabled) return Promise.resolve(undefined);
+    this.cache ??= EmbeddingCache.open({ root: this.cacheRoot, fingerprint: this.fingerprint, preprocess: this.preprocess, dim: this.embeddingDim }).catch(
+      (error: unknown) => {
+        this.cacheProblem = `embedding cache unavailable (${describeError(error)}); every image is computed`;
+        return undefined;
+      },
+    );
+    return this.cache;
+  }
+
+  /** Why the embedding cache is not in use, when it failed to open. */
+  get cacheWarning(): string | undefined {
+    return this.cacheProblem;
+  }
+
+  /** Embedding of one image (path, encoded bytes, or raw RGB/RGBA pixels). Throws for an unusable image. */
+  async embed(image: ImageSource): Promise<Float32Array> {
+    const result = await this.embedMany([image], { strict: true, batchSize: 1 });
+    return result.embeddings;
+  }
+
+  /**
+   * Embed many images: batched, decoding overlapped with inference, results in input order, unusable images skipped
+   * with their reason (or fatal with `strict`). Memory stays bounded by the batch window, not by `images.length`.
+   */
+  async embedMany(images: readonly ImageSource[], options: EmbedManyOptions = {}): Promise<EmbedManyResult> {
+    this.assertOpen();
+    const cache = options.useCache === false ? undefined : await this.embeddingCache();
+    return runEmbeddingPipeline(
+      images,
+      {
+        spec: this.preprocess,
+        dim: this.embeddingDim,
+        fixedBatch: this.batch === 'dynamic' ? undefined : this.batch,
+        infer: (tensor, count) => this.embedTensors(tensor, count),
+        cache,
+      },
+      options,
+    );
+  }
+
+  /**
+   * Raw inference on ready tensors: `batch` holds `count` preprocessed images in the model's layout. A fixed-batch
+   * model runs them in groups of its size, padding the last group. Returns count x embeddingDim values.
+   */
+  async embedTensors(batch: Float32Array, count: number): Promise<Float32Array> {
+    this.assertOpen();
+    const perImage = tensorElementsPerImage(this.preprocess);
+    if (!Number.isInteger(count) || count < 0 || batch.length < count * perImage) {
+      throw new EdgetlError('bad-input', `embedTensors: ${batch.length} values do not hold ${count} images of ${perImage} values (${this.preprocess.layout} ${this.preprocess.width}x${this.preprocess.height})`);
+    }
+    const dim = this.embeddingDim;
+    const out = new Float32Array(count * dim);
+    if (count === 0) return out;
+    const group = this.batch === 'dynamic' ? count : this.batch;
+    let padded: Float32Array | undefined;
+    for (let start = 0; start < count; start += group) {
+      const n = Math.min(group, count - start);
+      let input = batch.subarray(start * perImage, (start + n) * perImage);
+      if (n < group) {
+        padded ??= new Float32Array(group * perImage);
+        padded.fill(0);
+        padded.set(input);
+        input = padded;
+      }
+      const result = await this.session.run(input, tensorDims(this.preprocess, group), EMBEDDING_OUTPUT);
+      const expected = group * dim;
+      if (result.data.length !== expected) {
+        throw new EdgetlError('internal', `backbone ${this.id}: embedding output has ${result.data.length} values [${result.dims.join(', ')}], expected ${group} x ${dim}`);
+      }
+      out.set(result.data.subarray(0, n * dim), start * dim);
+    }
+    return out;
+  }
+
+  /** Release the session and flush the embedding cache. Safe to call twice. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const cache = await this.cache;
+    try {
+      await cache?.close();
+    } finally {
+      await this.session.release();
+    }
+  }
+}
