@@ -12,8 +12,11 @@ import { createRequire } from 'node:module';
 import { dirname, extname, join, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { PreprocessSpec } from '../preprocess/spec.js';
+import { resolveBackbone } from '../models/resolve.js';
+import { backboneSpecFor } from '../models/backbone-spec.js';
 import { EdgetlError, describeError } from '../util/errors.js';
 import { EDGETL_VERSION } from '../version.js';
+import { prepareFeatureExtractor } from './feature-extractor.js';
 
 /** The model the page loads, already prepared (a feature extractor whose output is the embedding). */
 export interface ServedBackbone {
@@ -27,6 +30,31 @@ export interface ServedBackbone {
   preprocess: PreprocessSpec;
   fixedBatch?: number;
   description?: string;
+}
+
+/**
+ * Resolves a backbone (catalog id or path, as everywhere in edgetl), runs the feature-extractor surgery and returns
+ * what the page loads. `notes` say how the preprocessing was chosen (catalog, sidecar or defaults).
+ */
+export async function prepareServedBackbone(idOrPath: string, options: { embeddingTensor?: string; download?: boolean } = {}): Promise<ServedBackbone & { path: string; notes: string[] }> {
+  const resolved = await resolveBackbone(idOrPath, { download: options.download });
+  const bytes = new Uint8Array(await readFile(resolved.path));
+  const stated = backboneSpecFor(resolved, {}, { readSidecar: true });
+  const extractor = prepareFeatureExtractor(bytes, { embeddingTensor: options.embeddingTensor ?? stated.embeddingTensor, file: resolved.path });
+  // Unknown models: read layout and size from the real input dims now that the graph is parsed.
+  const spec = resolved.entry ? stated : backboneSpecFor(resolved, {}, { inputDims: extractor.inputDims });
+  return {
+    id: resolved.id,
+    sha256: resolved.sha256,
+    model: extractor.bytes,
+    outputName: extractor.outputName,
+    embeddingDim: extractor.dim,
+    preprocess: spec.preprocess,
+    fixedBatch: resolved.entry?.fixedBatch ?? extractor.fixedBatch,
+    description: resolved.entry?.description ?? extractor.description,
+    path: resolved.path,
+    notes: spec.notes,
+  };
 }
 
 export interface KioskServerOptions {
