@@ -100,16 +100,21 @@ export function parseOnnxModel(bytes: Uint8Array, file?: string): ModelProto {
 
 /** Encode a model to ONNX bytes. Refuses models that lost fields on parse (see the module comment). */
 export function encodeOnnxModel(model: IModelProto): Uint8Array {
+  assertLosslessEncode(model);
+  return onnx.ModelProto.encode(model).finish();
+}
+
+/** Throws EdgetlError('onnx-schema') when `model` was parsed with fields the bundled schema dropped. */
+export function assertLosslessEncode(model: IModelProto): void {
   const unknown = unknownFieldCount(model);
   if (unknown > 0) {
     throw new EdgetlError(
       'onnx-schema',
       `this model (IR version ${toNumber(model.irVersion)}) uses ${unknown} field(s) newer than edgetl's ONNX schema ` +
-        `(IR ${SCHEMA_IR_VERSION}); rewriting it would drop them. Export the model with IR version <= ${SCHEMA_IR_VERSION} ` +
-        '(e.g. opset <= 17), or pass the extractor ONNX file directly.',
+        `(IR ${SCHEMA_IR_VERSION}); rewriting it would drop them. Re-export the model with IR version <= ${SCHEMA_IR_VERSION} ` +
+        '(opset <= 17 exporters write that).',
     );
   }
-  return onnx.ModelProto.encode(model).finish();
 }
 
 /** protobufjs gives int64 fields as number or Long; ONNX sizes fit in a double. */
