@@ -48,7 +48,7 @@ export async function sha256Hex(bytes: ArrayBuffer | Uint8Array): Promise<string
   return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('');
 }
 
-async function fetchModel(url: string): Promise<Uint8Array> {
+export async function fetchModel(url: string): Promise<Uint8Array> {
   let response: Response;
   try {
     response = await fetch(url);

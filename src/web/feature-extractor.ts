@@ -1,12 +1,14 @@
 /**
  * Classifier bytes -> feature-extractor bytes, the same surgery as Node (src/models/surgery.ts), runtime-neutral:
- * `edgetl serve` runs it before serving a model, and a page can run it on a model it fetched itself.
+ * a page can run it on a classifier it fetched itself (`loadBackboneFromClassifier`). `edgetl serve` uses Node's
+ * cached extractor (models/feature-extractor-cache.ts), which is the same surgery written to a file.
  */
 import { findEmbedding } from '../models/embedding.js';
 import { parseOnnxModel } from '../models/onnx-model.js';
 import { buildFeatureExtractor, type FeatureExtractor } from '../models/surgery.js';
+import { WebBackbone, fetchModel, sha256Hex, type LoadWebBackboneOptions } from './backbone.js';
 
-export interface PreparedFeatureExtractor extends FeatureExtractor {
+export interface BrowserFeatureExtractor extends FeatureExtractor {
   /** Set when the graph only runs this batch size (e.g. 1 for ShuffleNet-QDQ). */
   fixedBatch?: number;
   /** The source model's image input dims (numbers, or names for dynamic dims). */
@@ -14,7 +16,7 @@ export interface PreparedFeatureExtractor extends FeatureExtractor {
 }
 
 /** Finds the embedding (or takes `embeddingTensor`) and prunes the classifier away. The input bytes are not changed. */
-export function prepareFeatureExtractor(modelBytes: Uint8Array, options: { embeddingTensor?: string; file?: string } = {}): PreparedFeatureExtractor {
+export function featureExtractorFromBytes(modelBytes: Uint8Array, options: { embeddingTensor?: string; file?: string } = {}): BrowserFeatureExtractor {
   const model = parseOnnxModel(modelBytes, options.file);
   const embedding = findEmbedding(model, { embeddingTensor: options.embeddingTensor, file: options.file });
   const extractor = buildFeatureExtractor(model, embedding);
@@ -26,4 +28,19 @@ export function prepareFeatureExtractor(modelBytes: Uint8Array, options: { embed
   });
   const fixedBatch = typeof embedding.batchDim === 'number' && embedding.batchDim > 0 ? embedding.batchDim : undefined;
   return { ...extractor, fixedBatch, inputDims };
+}
+
+/**
+ * Loads an unmodified classifier (URL or bytes) and cuts it into a feature extractor here, in the browser, with the
+ * same surgery as Node (embedding found automatically unless `embeddingTensor` names it). The backbone's sha256 (what
+ * head files name) is the classifier's own. Kept apart from WebBackbone so pages that load a prepared extractor do
+ * not carry the ONNX protobuf code.
+ */
+export async function loadBackboneFromClassifier(
+  options: Omit<LoadWebBackboneOptions, 'embeddingOutput' | 'sha256'> & { embeddingTensor?: string },
+): Promise<WebBackbone> {
+  const source = typeof options.model === 'string' ? await fetchModel(options.model) : options.model instanceof Uint8Array ? options.model : new Uint8Array(options.model);
+  const sha256 = await sha256Hex(source);
+  const extractor = featureExtractorFromBytes(source, { embeddingTensor: options.embeddingTensor, file: typeof options.model === 'string' ? options.model : options.id });
+  return WebBackbone.load({ ...options, model: extractor.bytes, sha256, embeddingOutput: extractor.outputName, fixedBatch: options.fixedBatch ?? extractor.fixedBatch });
 }

@@ -58,7 +58,8 @@ export interface WebHead {
   readonly labels: string[];
   readonly type: WebHeadType;
   readonly backbone: HeadBackboneRef;
-  readonly summary?: { validationAccuracy?: number };
+  /** Accuracy on rows the head did not fit (held-out or out-of-fold), and where it comes from. */
+  readonly summary?: { validationAccuracy?: number; validationSource?: string };
   predict(embedding: Float32Array): WebPrediction;
 }
 
@@ -67,15 +68,16 @@ function toWebPrediction(p: Prediction): WebPrediction {
 }
 
 function wrap(head: Head, json: string): WebHead {
-  const metrics = head.training.metrics as Record<string, unknown>;
-  const accuracy = findNumber(metrics, ['validationAccuracy', 'heldOutAccuracy', 'accuracy']) ?? findNumber(metrics.heldOut, ['accuracy']) ?? findNumber(metrics.validation, ['accuracy']);
+  const heldOut = (head.training.metrics as Record<string, unknown>).heldOut;
+  const accuracy = findNumber(heldOut, ['accuracy']);
+  const source = heldOut && typeof heldOut === 'object' && typeof (heldOut as { source?: unknown }).source === 'string' ? (heldOut as { source: string }).source : undefined;
   return {
     head,
     json,
     labels: head.labels,
     type: head.type,
     backbone: head.backbone,
-    summary: { validationAccuracy: accuracy },
+    summary: { validationAccuracy: accuracy, validationSource: source },
     predict: (embedding) => toWebPrediction(head.predict(embedding, { topK: head.labels.length })),
   };
 }

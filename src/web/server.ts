@@ -16,7 +16,7 @@ import { resolveBackbone } from '../models/resolve.js';
 import { backboneSpecFor } from '../models/backbone-spec.js';
 import { EdgetlError, describeError } from '../util/errors.js';
 import { EDGETL_VERSION } from '../version.js';
-import { prepareFeatureExtractor } from './feature-extractor.js';
+import { prepareFeatureExtractor } from '../models/feature-extractor-cache.js';
 
 /** The model the page loads, already prepared (a feature extractor whose output is the embedding). */
 export interface ServedBackbone {
@@ -36,22 +36,28 @@ export interface ServedBackbone {
  * Resolves a backbone (catalog id or path, as everywhere in edgetl), runs the feature-extractor surgery and returns
  * what the page loads. `notes` say how the preprocessing was chosen (catalog, sidecar or defaults).
  */
-export async function prepareServedBackbone(idOrPath: string, options: { embeddingTensor?: string; download?: boolean } = {}): Promise<ServedBackbone & { path: string; notes: string[] }> {
+export async function prepareServedBackbone(
+  idOrPath: string,
+  options: { embeddingTensor?: string; download?: boolean; cacheDir?: string } = {},
+): Promise<ServedBackbone & { path: string; notes: string[] }> {
   const resolved = await resolveBackbone(idOrPath, { download: options.download });
-  const bytes = new Uint8Array(await readFile(resolved.path));
-  const stated = backboneSpecFor(resolved, {}, { readSidecar: true });
-  const extractor = prepareFeatureExtractor(bytes, { embeddingTensor: options.embeddingTensor ?? stated.embeddingTensor, file: resolved.path });
-  // Unknown models: read layout and size from the real input dims now that the graph is parsed.
-  const spec = resolved.entry ? stated : backboneSpecFor(resolved, {}, { inputDims: extractor.inputDims });
+  const stated = backboneSpecFor(resolved);
+  // The same cached extractor file the Node Backbone runs: browser and Node see byte-identical graphs.
+  const extractor = await prepareFeatureExtractor(resolved.path, {
+    embeddingTensor: options.embeddingTensor ?? stated.embeddingTensor,
+    cacheDir: options.cacheDir,
+    sourceSha256: resolved.sha256,
+  });
+  const spec = backboneSpecFor(resolved, {}, { inputDims: extractor.facts.inputs[0]?.dims });
   return {
     id: resolved.id,
     sha256: resolved.sha256,
-    model: extractor.bytes,
-    outputName: extractor.outputName,
+    model: new Uint8Array(await readFile(extractor.path)),
+    outputName: 'embedding',
     embeddingDim: extractor.dim,
     preprocess: spec.preprocess,
-    fixedBatch: resolved.entry?.fixedBatch ?? extractor.fixedBatch,
-    description: resolved.entry?.description ?? extractor.description,
+    fixedBatch: resolved.entry?.fixedBatch ?? (typeof extractor.facts.batch === 'number' ? extractor.facts.batch : undefined),
+    description: resolved.entry?.description,
     path: resolved.path,
     notes: spec.notes,
   };

@@ -355,7 +355,8 @@ async function train(): Promise<void> {
 
 function describeHeadQuality(head: WebHead): string {
   const accuracy = head.summary?.validationAccuracy;
-  return accuracy === undefined ? '' : ` Held-out accuracy ${(accuracy * 100).toFixed(0)}%.`;
+  const source = head.summary?.validationSource;
+  return accuracy === undefined ? '' : ` Accuracy on examples it did not fit: ${(accuracy * 100).toFixed(0)}%${source ? ` (${source})` : ''}.`;
 }
 
 async function useHead(head: WebHead, how: 'trained' | 'imported' | 'restored' | 'served'): Promise<void> {
