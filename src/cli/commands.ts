@@ -1,7 +1,11 @@
 import type { Command } from './common.js';
 import { serveCommand } from './serve.js';
+import { embedCommand } from './embed.js';
+import { startCommand } from './start.js';
 
 /** Every CLI verb, in the order `edgetl --help` lists them. Each lives in its own file. */
 export const commands: Command[] = [
+  startCommand,
+  embedCommand,
   serveCommand,
 ];

@@ -113,6 +113,7 @@ export class Backbone {
     const extractor = await prepareFeatureExtractor(resolved.path, {
       embeddingTensor: options.embeddingTensor ?? stated.embeddingTensor,
       cacheDir: options.cacheDir,
+      sourceSha256: resolved.sha256,
     });
     const imageInput = extractor.facts.inputs[0];
     const spec = backboneSpecFor(resolved, options.preprocess ?? {}, { inputDims: imageInput?.dims });
