@@ -12,6 +12,13 @@ export interface ExecutionOptions {
   graphOptimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all';
   /** CUDA device id (default 0). */
   cudaDeviceId?: number;
+  /**
+   * For GPU providers, find out (in a child process, from onnxruntime's verbose log) which nodes it left on the CPU
+   * and report them. Costs one extra session creation. Default true.
+   */
+  checkPlacement?: boolean;
+  /** onnxruntime's log level for the session: 0 verbose .. 4 fatal (default 3, errors only). */
+  logSeverityLevel?: 0 | 1 | 2 | 3 | 4;
 }
 
 export interface ProviderFallback {
@@ -36,4 +43,35 @@ export interface ProviderReport {
   adapter?: AdapterInfo;
   intraOpThreads?: number;
   interOpThreads?: number;
+  /** Plain-language facts a user should know about this run (e.g. software adapter, nodes left on CPU). */
+  notes?: string[];
+  /** Where onnxruntime put the graph's nodes (GPU providers, when checked). */
+  placement?: NodePlacement[];
+}
+
+/** Nodes onnxruntime assigned to one provider; `ops` counts op types when it listed them. */
+export interface NodePlacement {
+  provider: string;
+  nodes: number;
+  ops: Record<string, number>;
+}
+
+/** A float32 output read back to the CPU. */
+export interface SessionOutput {
+  data: Float32Array;
+  dims: number[];
+}
+
+/** A loaded model on one provider: the runtime-neutral face of the Node (session.ts) and browser seams. */
+export interface BackboneSession {
+  /** The (first) graph input, fed by `run`. */
+  readonly inputName: string;
+  readonly outputNames: readonly string[];
+  /** The input's dims from the model's metadata: a number when fixed, the symbolic name (e.g. 'N') when free. */
+  readonly inputDims: readonly (number | string)[] | undefined;
+  readonly provider: ProviderReport;
+  /** Run on one float32 input; returns `outputName` (default: the first output) as float32. */
+  run(input: Float32Array, dims: readonly number[], outputName?: string): Promise<SessionOutput>;
+  /** Free the native session. Safe to call twice. */
+  release(): Promise<void>;
 }
