@@ -1,0 +1,28 @@
+import { Random } from '../src/heads/random.js';
+
+/**
+ * Seeded synthetic embeddings shaped like a frozen CNN's pooled features: non-negative (post-ReLU), correlated
+ * through a shared low-rank basis, with per-class offsets of a few standard deviations and unequal class sizes.
+ */
+export function syntheticEmbeddings(rows: number, dim: number, classes: number, seed: number, separation = 0.35): { data: Float32Array; labels: string[] } {
+  const random = new Random(seed);
+  const rank = 32;
+  const basis = Float32Array.from({ length: rank * dim }, () => random.normal() / Math.sqrt(rank));
+  const centers = Array.from({ length: classes }, () => Float32Array.from({ length: dim }, () => random.normal() * separation));
+  const data = new Float32Array(rows * dim);
+  const labels: string[] = [];
+  const z = new Float32Array(rank);
+  for (let r = 0; r < rows; r++) {
+    // skew class sizes mildly: class c drawn with weight 1 + c/classes
+    let c = random.int(classes);
+    if (random.next() < 0.3) c = Math.floor(Math.sqrt(random.next()) * classes);
+    labels.push(`class${String(c).padStart(3, '0')}`);
+    for (let i = 0; i < rank; i++) z[i] = random.normal();
+    for (let d = 0; d < dim; d++) {
+      let v = centers[c][d] + 0.5 * random.normal();
+      for (let i = 0; i < rank; i++) v += z[i] * basis[i * dim + d];
+      data[r * dim + d] = Math.max(0, v + 0.5);
+    }
+  }
+  return { data, labels };
+}

@@ -1,0 +1,354 @@
+import {
+  type HeadBackboneRef,
+  type HeadFileContent,
+  type HeadType,
+  type NamedTensor,
+  type ParseOptions,
+  type SerializeOptions,
+  type TrainingSummary,
+  parseHeadFile,
+  serializeHeadFile,
+} from '../formats/head-file.js';
+import { EdgetlError } from '../util/errors.js';
+import { gemmNT } from './dense-math.js';
+import type { LinearParameters } from './linear.js';
+import type { MlpParameters } from './mlp.js';
+import { type Normalization, applyNormalization, l2NormalizeInPlace } from './normalization.js';
+import { type PrototypeParameters, prototypeDirections, prototypeSum } from './prototype.js';
+import { softmaxRows } from './softmax.js';
+
+export const UNKNOWN_LABEL = 'unknown';
+
+export type HeadWeights =
+  | ({ type: 'linear' } & LinearParameters)
+  | ({ type: 'mlp' } & MlpParameters)
+  | ({ type: 'prototype' } & PrototypeParameters);
+
+export interface HeadInit {
+  labels: string[];
+  backbone: HeadBackboneRef;
+  weights: HeadWeights;
+  normalization: Normalization;
+  temperature: number;
+  rejection: { threshold: number; rate: number } | null;
+  training: TrainingSummary;
+}
+
+export interface Prediction {
+  /** The winning label, or "unknown" when the top probability is below the rejection threshold. */
+  label: string;
+  /** Index into `head.labels` of the top class (even when rejected). */
+  index: number;
+  /** Calibrated probability of the top class. */
+  score: number;
+  rejected: boolean;
+  topK: { label: string; score: number }[];
+}
+
+/** Pluggable storage so `Head.load`/`head.save` work on files in Node (src/head-io.ts) and on URLs anywhere. */
+export interface HeadStorage {
+  readText(location: string): Promise<string>;
+  writeText?(location: string, text: string): Promise<void>;
+}
+
+let storage: HeadStorage = {
+  async readText(location) {
+    const response = await fetch(location);
+    if (!response.ok) throw new EdgetlError('head-read', `${location}: HTTP ${response.status} ${response.statusText}`, { file: location });
+    return response.text();
+  },
+};
+
+export function setHeadStorage(next: HeadStorage): void {
+  storage = next;
+}
+
+/**
+ * A trained head: normalization, then a linear / MLP / prototype scorer, then temperature-calibrated softmax and
+ * optional open-set rejection. Runtime-neutral; predicting one embedding is plain JS (tens of microseconds).
+ */
+export class Head {
+  readonly type: HeadType;
+  labels: string[];
+  readonly backbone: HeadBackboneRef;
+  readonly weights: HeadWeights;
+  readonly normalization: Normalization;
+  temperature: number;
+  rejection: { threshold: number; rate: number } | null;
+  training: TrainingSummary;
+  /** Linear heads with standardization fold it into the weights once (fewer passes per prediction). */
+  private folded: LinearParameters | undefined;
+  private directions: Float32Array | undefined;
+
+  constructor(init: HeadInit) {
+    this.type = init.weights.type;
+    this.labels = init.labels;
+    this.backbone = init.backbone;
+    this.weights = init.weights;
+    this.normalization = init.normalization;
+    this.temperature = init.temperature;
+    this.rejection = init.rejection;
+    this.training = init.training;
+  }
+
+  get classCount(): number {
+    return this.labels.length;
+  }
+
+  get embeddingDim(): number {
+    return this.backbone.embeddingDim;
+  }
+
+  /** Uncalibrated logits [rows, classes] of `rows` raw embeddings laid out row-major. */
+  logits(embeddings: Float32Array, rows = embeddings.length / this.embeddingDim): Float32Array {
+    const dim = this.embeddingDim;
+    if (!Number.isInteger(rows) || embeddings.length < rows * dim) {
+      throw new EdgetlError('head-input', `embedding length ${embeddings.length} is not a multiple of the head's embedding size ${dim} (backbone ${this.backbone.id})`);
+    }
+    const classes = this.classCount;
+    const weights = this.weights;
+    if (weights.type === 'linear') {
+      let params: LinearParameters = weights;
+      let input = embeddings;
+      if (this.normalization.kind === 'standardize') params = this.foldedLinear();
+      else if (this.normalization.kind === 'l2') input = applyNormalization(this.normalization, embeddings, rows, dim);
+      const logits = gemmNT(input, params.weight, rows, dim, classes);
+      for (let r = 0; r < rows; r++) for (let c = 0; c < classes; c++) logits[r * classes + c] += params.bias[c];
+      return logits;
+    }
+    const input = applyNormalization(this.normalization, embeddings, rows, dim);
+    if (weights.type === 'prototype') {
+      for (let r = 0; r < rows; r++) l2NormalizeInPlace(input, r * dim, dim);
+      this.directions ??= prototypeDirections(weights);
+      return gemmNT(input, this.directions, rows, dim, classes);
+    }
+    let activations = input;
+    let width = dim;
+    weights.layers.forEach((layer, l) => {
+      const z = gemmNT(activations, layer.weight, rows, width, layer.outputs);
+      for (let r = 0; r < rows; r++) for (let c = 0; c < layer.outputs; c++) z[r * layer.outputs + c] += layer.bias[c];
+      if (l < weights.layers.length - 1) {
+        for (let i = 0; i < z.length; i++) {
+          const x = z[i];
+          z[i] = weights.activation === 'relu' ? (x > 0 ? x : 0) : 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x * x * x)));
+        }
+      }
+      activations = z;
+      width = layer.outputs;
+    });
+    return activations;
+  }
+
+  /** Calibrated class probabilities [rows, classes]. */
+  probabilities(embeddings: Float32Array, rows = embeddings.length / this.embeddingDim): Float32Array {
+    return softmaxRows(this.logits(embeddings, rows), rows, this.classCount, this.temperature);
+  }
+
+  predict(embedding: Float32Array, options: { topK?: number } = {}): Prediction {
+    if (embedding.length !== this.embeddingDim) {
+      throw new EdgetlError('head-input', `embedding has ${embedding.length} values but the head expects ${this.embeddingDim} (backbone ${this.backbone.id})`);
+    }
+    return this.predictMany(embedding, 1, options)[0];
+  }
+
+  predictMany(embeddings: Float32Array, rows = embeddings.length / this.embeddingDim, options: { topK?: number } = {}): Prediction[] {
+    const probabilities = this.probabilities(embeddings, rows);
+    const classes = this.classCount;
+    const k = Math.max(1, Math.min(options.topK ?? 1, classes));
+    const predictions: Prediction[] = [];
+    for (let r = 0; r < rows; r++) {
+      const row = probabilities.subarray(r * classes, (r + 1) * classes);
+      const order = topIndices(row, k);
+      const index = order[0];
+      const score = row[index];
+      const rejected = this.rejection !== null && score < this.rejection.threshold;
+      predictions.push({
+        label: rejected ? UNKNOWN_LABEL : this.labels[index],
+        index,
+        score,
+        rejected,
+        topK: order.map((i) => ({ label: this.labels[i], score: row[i] })),
+      });
+    }
+    return predictions;
+  }
+
+  private foldedLinear(): LinearParameters {
+    if (this.folded) return this.folded;
+    const weights = this.weights as LinearParameters;
+    const normalization = this.normalization as Extract<Normalization, { kind: 'standardize' }>;
+    const dim = this.embeddingDim;
+    const classes = this.classCount;
+    const weight = new Float32Array(classes * dim);
+    const bias = new Float32Array(classes);
+    for (let c = 0; c < classes; c++) {
+      let shift = 0;
+      for (let d = 0; d < dim; d++) {
+        const w = weights.weight[c * dim + d] / normalization.std[d];
+        weight[c * dim + d] = w;
+        shift += w * normalization.mean[d];
+      }
+      bias[c] = weights.bias[c] - shift;
+    }
+    this.folded = { weight, bias };
+    return this.folded;
+  }
+
+  // ---- prototype heads: classes come and go without retraining ----
+
+  /** Add a class (or more examples of an existing one) to a prototype head from raw embeddings. */
+  addClass(label: string, embeddings: Float32Array, rows = embeddings.length / this.embeddingDim): void {
+    const weights = this.requirePrototype('add a class');
+    if (rows < 1 || !Number.isInteger(rows)) throw new EdgetlError('head-input', `no embeddings given for class "${label}"`);
+    if (label === UNKNOWN_LABEL) throw new EdgetlError('head-input', `"${UNKNOWN_LABEL}" is reserved for rejected predictions and cannot be a class`);
+    const dim = this.embeddingDim;
+    const contribution = prototypeSum(applyNormalization(this.normalization, embeddings, rows, dim), rows, dim);
+    const existing = this.labels.indexOf(label);
+    if (existing >= 0) {
+      for (let d = 0; d < dim; d++) weights.sums[existing * dim + d] += contribution[d];
+      weights.counts[existing] += rows;
+    } else {
+      const sums = new Float32Array((this.labels.length + 1) * dim);
+      sums.set(weights.sums);
+      sums.set(contribution, this.labels.length * dim);
+      weights.sums = sums;
+      weights.counts.push(rows);
+      this.labels = [...this.labels, label];
+    }
+    this.training.counts = { ...this.training.counts, [label]: (this.training.counts[label] ?? 0) + rows };
+    this.directions = undefined;
+  }
+
+  removeClass(label: string): void {
+    const weights = this.requirePrototype('remove a class');
+    const index = this.labels.indexOf(label);
+    if (index < 0) throw new EdgetlError('head-input', `the head has no class "${label}" (classes: ${this.labels.join(', ')})`);
+    if (this.labels.length <= 2) throw new EdgetlError('head-input', `cannot remove "${label}": a head needs at least 2 classes`);
+    const dim = this.embeddingDim;
+    const sums = new Float32Array((this.labels.length - 1) * dim);
+    sums.set(weights.sums.subarray(0, index * dim));
+    sums.set(weights.sums.subarray((index + 1) * dim), index * dim);
+    weights.sums = sums;
+    weights.counts.splice(index, 1);
+    this.labels = this.labels.filter((_, i) => i !== index);
+    const counts = { ...this.training.counts };
+    delete counts[label];
+    this.training.counts = counts;
+    this.directions = undefined;
+  }
+
+  private requirePrototype(action: string): PrototypeParameters {
+    if (this.weights.type !== 'prototype') {
+      throw new EdgetlError('head-type', `cannot ${action} to a ${this.type} head without retraining; train a prototype head (--head prototype) for that`);
+    }
+    return this.weights;
+  }
+
+  // ---- file format ----
+
+  toFileContent(): HeadFileContent {
+    const tensors: NamedTensor[] = [];
+    const dim = this.embeddingDim;
+    const classes = this.classCount;
+    if (this.normalization.kind === 'standardize') {
+      tensors.push({ name: 'normalization.mean', shape: [dim], data: this.normalization.mean });
+      tensors.push({ name: 'normalization.std', shape: [dim], data: this.normalization.std });
+    }
+    const weights = this.weights;
+    let parameters: HeadFileContent['parameters'];
+    if (weights.type === 'linear') {
+      parameters = { type: 'linear' };
+      tensors.push({ name: 'linear.weight', shape: [classes, dim], data: weights.weight });
+      tensors.push({ name: 'linear.bias', shape: [classes], data: weights.bias });
+    } else if (weights.type === 'mlp') {
+      parameters = { type: 'mlp', activation: weights.activation, hidden: weights.layers.slice(0, -1).map((l) => l.outputs) };
+      weights.layers.forEach((layer, l) => {
+        tensors.push({ name: `mlp.layers.${l}.weight`, shape: [layer.outputs, layer.inputs], data: layer.weight });
+        tensors.push({ name: `mlp.layers.${l}.bias`, shape: [layer.outputs], data: layer.bias });
+      });
+    } else {
+      parameters = { type: 'prototype', counts: [...weights.counts] };
+      tensors.push({ name: 'prototype.sums', shape: [classes, dim], data: weights.sums });
+    }
+    return {
+      type: this.type,
+      labels: this.labels,
+      backbone: this.backbone,
+      parameters,
+      normalization: { kind: this.normalization.kind },
+      calibration: { temperature: this.temperature },
+      rejection: this.rejection,
+      training: this.training,
+      tensors,
+    };
+  }
+
+  serialize(options: SerializeOptions = {}): string {
+    return serializeHeadFile(this.toFileContent(), options);
+  }
+
+  static fromFileContent(content: HeadFileContent): Head {
+    const tensor = (name: string) => content.tensors.find((t) => t.name === name)!.data;
+    let normalization: Normalization;
+    if (content.normalization.kind === 'standardize') {
+      normalization = { kind: 'standardize', mean: tensor('normalization.mean'), std: tensor('normalization.std') };
+    } else {
+      normalization = { kind: content.normalization.kind };
+    }
+    const parameters = content.parameters;
+    let weights: HeadWeights;
+    if (parameters.type === 'linear') {
+      weights = { type: 'linear', weight: tensor('linear.weight'), bias: tensor('linear.bias') };
+    } else if (parameters.type === 'mlp') {
+      const widths = [content.backbone.embeddingDim, ...parameters.hidden, content.labels.length];
+      weights = {
+        type: 'mlp',
+        activation: parameters.activation,
+        layers: widths.slice(0, -1).map((inputs, l) => ({
+          inputs,
+          outputs: widths[l + 1],
+          weight: tensor(`mlp.layers.${l}.weight`),
+          bias: tensor(`mlp.layers.${l}.bias`),
+        })),
+      };
+    } else {
+      weights = { type: 'prototype', sums: tensor('prototype.sums'), counts: [...parameters.counts], dim: content.backbone.embeddingDim };
+    }
+    return new Head({
+      labels: content.labels,
+      backbone: content.backbone,
+      weights,
+      normalization,
+      temperature: content.calibration.temperature,
+      rejection: content.rejection,
+      training: content.training,
+    });
+  }
+
+  /** Parse and validate head file text (see parseHeadFile for the errors). */
+  static parse(text: string, options: ParseOptions = {}): Head {
+    return Head.fromFileContent(parseHeadFile(text, options));
+  }
+
+  /** Load from a file path (Node, via src/head-io.ts) or a URL (fetch). */
+  static async load(location: string, options: Omit<ParseOptions, 'file'> = {}): Promise<Head> {
+    return Head.parse(await storage.readText(location), { ...options, file: location });
+  }
+
+  /** Write atomically (Node) — a crash mid-write leaves the previous file intact. */
+  async save(location: string, options: SerializeOptions = {}): Promise<void> {
+    if (!storage.writeText) throw new EdgetlError('head-write', `saving heads is not available in this runtime; use head.serialize() and store the text`);
+    await storage.writeText(location, this.serialize(options));
+  }
+}
+
+function topIndices(row: Float32Array, k: number): number[] {
+  const order = Array.from(row.keys());
+  if (k === 1) {
+    let best = 0;
+    for (let i = 1; i < row.length; i++) if (row[i] > row[best]) best = i;
+    return [best];
+  }
+  order.sort((a, b) => row[b] - row[a] || a - b);
+  return order.slice(0, k);
+}

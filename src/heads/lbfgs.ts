@@ -1,0 +1,131 @@
+/** Value and gradient of the objective at x (the gradient may be written into a fresh array). */
+export type Objective = (x: Float64Array) => Promise<{ value: number; gradient: Float64Array }>;
+
+export interface LbfgsOptions {
+  maxIterations: number;
+  /** Stop when max |gradient| falls below this. */
+  gradientTolerance: number;
+  /** Stop when the relative decrease of the objective over one iteration falls below this. */
+  relativeTolerance: number;
+  memory?: number;
+}
+
+export interface LbfgsResult {
+  x: Float64Array;
+  value: number;
+  iterations: number;
+  evaluations: number;
+  converged: boolean;
+}
+
+/** Four accumulators break the add dependency chain (about 3x faster in V8 on long vectors). */
+function dot(a: Float64Array, b: Float64Array): number {
+  let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  const n = a.length;
+  let i = 0;
+  for (; i + 3 < n; i += 4) {
+    s0 += a[i] * b[i];
+    s1 += a[i + 1] * b[i + 1];
+    s2 += a[i + 2] * b[i + 2];
+    s3 += a[i + 3] * b[i + 3];
+  }
+  for (; i < n; i++) s0 += a[i] * b[i];
+  return s0 + s1 + s2 + s3;
+}
+
+/** y += a * x */
+function axpy(a: number, x: Float64Array, y: Float64Array): void {
+  for (let i = 0; i < x.length; i++) y[i] += a * x[i];
+}
+
+function maxAbs(a: Float64Array): number {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]));
+  return m;
+}
+
+/**
+ * Limited-memory BFGS with a backtracking Armijo line search. Meant for the smooth, strictly convex objectives of
+ * L2-regularized heads, where the curvature condition holds at every accepted step (pairs that fail it are skipped).
+ * Deterministic: no randomness, the same start gives the same iterates.
+ */
+export async function minimizeLbfgs(objective: Objective, start: Float64Array, options: LbfgsOptions): Promise<LbfgsResult> {
+  const memory = options.memory ?? 10;
+  const n = start.length;
+  let x: Float64Array = Float64Array.from(start);
+  let { value, gradient } = await objective(x);
+  let evaluations = 1;
+  const sHistory: Float64Array[] = [];
+  const yHistory: Float64Array[] = [];
+  const rhoHistory: number[] = [];
+  const alpha = new Float64Array(memory);
+  let iterations = 0;
+  let converged = maxAbs(gradient) <= options.gradientTolerance;
+
+  while (!converged && iterations < options.maxIterations) {
+    // two-loop recursion: direction = -H g (loops hoisted by hand: this runs on ~10^5-long vectors every iteration)
+    const direction = Float64Array.from(gradient);
+    for (let i = sHistory.length - 1; i >= 0; i--) {
+      const a = rhoHistory[i] * dot(sHistory[i], direction);
+      alpha[i] = a;
+      axpy(-a, yHistory[i], direction);
+    }
+    const last = sHistory.length - 1;
+    const gamma = last >= 0 ? dot(sHistory[last], yHistory[last]) / dot(yHistory[last], yHistory[last]) : 1 / Math.max(1e-12, Math.sqrt(dot(gradient, gradient)));
+    for (let j = 0; j < n; j++) direction[j] *= -gamma;
+    // direction now holds -H0 q; the second loop runs on the negated vector, so the signs flip
+    for (let i = 0; i < sHistory.length; i++) {
+      const beta = rhoHistory[i] * dot(yHistory[i], direction);
+      axpy(-alpha[i] - beta, sHistory[i], direction);
+    }
+
+    let slope = dot(gradient, direction);
+    if (!(slope < 0)) {
+      // not a descent direction (numerical trouble): restart from steepest descent
+      sHistory.length = yHistory.length = rhoHistory.length = 0;
+      const scale = 1 / Math.max(1e-12, Math.sqrt(dot(gradient, gradient)));
+      for (let j = 0; j < n; j++) direction[j] = -gradient[j] * scale;
+      slope = dot(gradient, direction);
+    }
+
+    let step = 1;
+    let accepted: { x: Float64Array; value: number; gradient: Float64Array } | undefined;
+    for (let trial = 0; trial < 30; trial++) {
+      const candidate = Float64Array.from(x);
+      axpy(step, direction, candidate);
+      const evaluated = await objective(candidate);
+      evaluations++;
+      if (Number.isFinite(evaluated.value) && evaluated.value <= value + 1e-4 * step * slope) {
+        accepted = { x: candidate, ...evaluated };
+        break;
+      }
+      step *= 0.5;
+    }
+    iterations++;
+    if (!accepted) break; // no decrease possible at machine precision: we are at the minimum
+
+    const s = new Float64Array(n);
+    const y = new Float64Array(n);
+    for (let j = 0; j < n; j++) {
+      s[j] = accepted.x[j] - x[j];
+      y[j] = accepted.gradient[j] - gradient[j];
+    }
+    const sy = dot(s, y);
+    if (sy > 1e-12 * Math.sqrt(dot(y, y) * dot(s, s))) {
+      if (sHistory.length === memory) {
+        sHistory.shift();
+        yHistory.shift();
+        rhoHistory.shift();
+      }
+      sHistory.push(s);
+      yHistory.push(y);
+      rhoHistory.push(1 / sy);
+    }
+    const decrease = value - accepted.value;
+    x = accepted.x;
+    value = accepted.value;
+    gradient = accepted.gradient;
+    converged = maxAbs(gradient) <= options.gradientTolerance || decrease <= options.relativeTolerance * Math.max(1, Math.abs(value));
+  }
+  return { x, value, iterations, evaluations, converged };
+}

@@ -1,0 +1,250 @@
+import type { DenseMath } from './dense-math.js';
+import { type LabelledMatrix, selectRows, stratifiedFolds } from './data.js';
+import { crossEntropyWithGradient } from './softmax.js';
+import { minimizeLbfgs } from './lbfgs.js';
+import { accuracy, logLoss } from './metrics.js';
+
+/** Weights of a multinomial logistic regression: logits = weight . x + bias, weight [classes, dim]. */
+export interface LinearParameters {
+  weight: Float32Array;
+  bias: Float32Array;
+}
+
+export interface SoftmaxRegressionOptions {
+  /** L2 strength on the mean loss: objective = mean_w CE + l2/2 * ||W||^2 (scikit-learn's C = 1 / (l2 * rows)). */
+  l2: number;
+  math: DenseMath;
+  sampleWeights?: Float32Array;
+  maxIterations?: number;
+  gradientTolerance?: number;
+  relativeTolerance?: number;
+  /** Warm start: flat [weight (classes*dim), bias (classes)]. */
+  start?: Float64Array;
+}
+
+export interface SoftmaxRegressionFit extends LinearParameters {
+  flat: Float64Array;
+  iterations: number;
+  evaluations: number;
+  converged: boolean;
+  objective: number;
+}
+
+export function unpackLinear(flat: Float64Array, classes: number, dim: number): LinearParameters {
+  return { weight: Float32Array.from(flat.subarray(0, classes * dim)), bias: Float32Array.from(flat.subarray(classes * dim)) };
+}
+
+/** logits [rows, classes] = data . weight^T + bias. */
+export async function linearLogits(data: Float32Array, rows: number, dim: number, params: LinearParameters, math: DenseMath): Promise<Float32Array> {
+  const classes = params.bias.length;
+  const logits = await math.gemm(data, params.weight, rows, dim, classes, false, true);
+  for (let r = 0; r < rows; r++) {
+    const o = r * classes;
+    for (let c = 0; c < classes; c++) logits[o + c] += params.bias[c];
+  }
+  return logits;
+}
+
+/** Full-batch L-BFGS fit of L2-regularized multinomial logistic regression (bias not regularized). */
+export async function fitSoftmaxRegression(matrix: LabelledMatrix, options: SoftmaxRegressionOptions): Promise<SoftmaxRegressionFit> {
+  const { rows, dim, classCount: classes, data, targets } = matrix;
+  const { math, l2 } = options;
+  const size = classes * dim;
+  const gradLogits = new Float32Array(rows * classes);
+  const objective = async (flat: Float64Array) => {
+    const params = unpackLinear(flat, classes, dim);
+    const logits = await linearLogits(data, rows, dim, params, math);
+    let value = crossEntropyWithGradient(logits, targets, options.sampleWeights, rows, classes, gradLogits);
+    const gradWeight = await math.gemm(gradLogits, data, classes, rows, dim, true, false);
+    const gradient = new Float64Array(size + classes);
+    let norm = 0;
+    for (let i = 0; i < size; i++) {
+      const w = flat[i];
+      norm += w * w;
+      gradient[i] = gradWeight[i] + l2 * w;
+    }
+    value += 0.5 * l2 * norm;
+    for (let r = 0; r < rows; r++) {
+      const o = r * classes;
+      for (let c = 0; c < classes; c++) gradient[size + c] += gradLogits[o + c];
+    }
+    return { value, gradient };
+  };
+  const result = await minimizeLbfgs(objective, options.start ?? new Float64Array(size + classes), {
+    maxIterations: options.maxIterations ?? 500,
+    gradientTolerance: options.gradientTolerance ?? 1e-5,
+    relativeTolerance: options.relativeTolerance ?? 1e-9,
+  });
+  return {
+    ...unpackLinear(result.x, classes, dim),
+    flat: result.x,
+    iterations: result.iterations,
+    evaluations: result.evaluations,
+    converged: result.converged,
+    objective: result.value,
+  };
+}
+
+export interface L2SearchOptions {
+  math: DenseMath;
+  folds: number;
+  seed: number;
+  sampleWeights?: Float32Array;
+  /** Strongest to weakest candidate (mean-loss units). Default decades 1 .. 1e-6, then half-decade refinement. */
+  grid?: number[];
+  /** Iteration cap per candidate and fold (warm-started, so few are needed). */
+  maxIterations?: number;
+  /**
+   * How candidates are ranked on the held-out folds. `logLoss` (default) is smooth and proper, so a single
+   * lucky row on a small fold cannot decide; `accuracy` ranks by accuracy first (ties by log loss).
+   */
+  criterion?: L2Criterion;
+  onProgress?: (done: number, total: number) => void;
+}
+
+export interface L2Candidate {
+  l2: number;
+  accuracy: number;
+  logLoss: number;
+  iterations: number;
+}
+
+export interface L2SearchResult {
+  /** Chosen strength for the fold size; see `refitL2` for the full training set. */
+  l2: number;
+  candidates: L2Candidate[];
+  /** Logits of every training row from the fold model that did not see it, at the chosen strength. */
+  outOfFoldLogits: Float32Array;
+  /** Mean of the fold solutions at the chosen strength: a warm start for the final fit. */
+  warmStart: Float64Array;
+  folds: number;
+}
+
+export type L2Criterion = 'logLoss' | 'accuracy';
+
+function isBetter(a: L2Candidate, b: L2Candidate, criterion: L2Criterion): boolean {
+  if (criterion === 'accuracy' && Math.abs(a.accuracy - b.accuracy) > 1e-9) return a.accuracy > b.accuracy;
+  if (Math.abs(a.logLoss - b.logLoss) > 1e-9) return a.logLoss < b.logLoss;
+  return a.accuracy > b.accuracy;
+}
+
+/**
+ * Choose the L2 strength by stratified k-fold cross-validation on the training rows only (the CLIP linear-probe
+ * protocol: a log-spaced sweep by decades, then half-decade refinement around the best). Each fold is
+ * warm-started from its solution at the neighbouring strength, and the walk towards weaker regularization stops
+ * once two candidates in a row are worse than the best, so few candidates need many iterations.
+ * Candidates are ranked by mean held-out log loss by default (see `criterion`).
+ */
+export async function searchL2(matrix: LabelledMatrix, options: L2SearchOptions): Promise<L2SearchResult> {
+  const { classCount: classes, dim } = matrix;
+  const foldCount = options.folds;
+  const heldOutFolds = stratifiedFolds(matrix.targets, classes, foldCount, options.seed);
+  const folds = heldOutFolds.map((heldOut) => {
+    const inFold = new Uint8Array(matrix.rows);
+    for (const i of heldOut) inFold[i] = 1;
+    const train: number[] = [];
+    for (let i = 0; i < matrix.rows; i++) if (!inFold[i]) train.push(i);
+    const trainMatrix = selectRows(matrix, train);
+    return {
+      heldOut,
+      train: trainMatrix,
+      validation: selectRows(matrix, heldOut),
+      weights: options.sampleWeights ? Float32Array.from(train, (i) => options.sampleWeights![i]) : undefined,
+      solution: undefined as Float64Array | undefined,
+    };
+  });
+  const coarse = options.grid ?? [1, 1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6];
+  const maxIterations = options.maxIterations ?? 60;
+  const candidates: L2Candidate[] = [];
+  const solutions = new Map<number, Float64Array[]>();
+  const validationLogits = new Map<number, Float32Array[]>();
+  const criterion = options.criterion ?? 'logLoss';
+  const better = (a: L2Candidate, b: L2Candidate) => isBetter(a, b, criterion);
+  let done = 0;
+  const total = (coarse.length + 2) * foldCount;
+
+  const evaluate = async (l2: number, starts: (Float64Array | undefined)[]): Promise<L2Candidate> => {
+    let correct = 0;
+    let lossSum = 0;
+    let count = 0;
+    let iterations = 0;
+    const foldSolutions: Float64Array[] = [];
+    const foldLogits: Float32Array[] = [];
+    for (let f = 0; f < folds.length; f++) {
+      const fold = folds[f];
+      const fit = await fitSoftmaxRegression(fold.train, {
+        l2,
+        math: options.math,
+        sampleWeights: fold.weights,
+        start: starts[f],
+        maxIterations,
+        gradientTolerance: 1e-4,
+        relativeTolerance: 1e-6,
+      });
+      iterations += fit.iterations;
+      foldSolutions.push(fit.flat);
+      const logits = await linearLogits(fold.validation.data, fold.validation.rows, dim, fit, options.math);
+      foldLogits.push(logits);
+      correct += accuracy(logits, fold.validation.targets, classes) * fold.validation.rows;
+      lossSum += logLoss(logits, fold.validation.targets, classes) * fold.validation.rows;
+      count += fold.validation.rows;
+      options.onProgress?.(++done, total);
+    }
+    solutions.set(l2, foldSolutions);
+    validationLogits.set(l2, foldLogits);
+    const candidate = { l2, accuracy: correct / count, logLoss: lossSum / count, iterations };
+    candidates.push(candidate);
+    return candidate;
+  };
+
+  // Start in the middle of the grid, where standardized embeddings usually land, walk towards weaker
+  // regularization until two candidates in a row are worse than the best, then towards stronger until one is.
+  const startIndex = Math.min(coarse.length - 1, options.grid ? 0 : 2);
+  let best = await evaluate(coarse[startIndex], folds.map(() => undefined));
+  const startSolutions = solutions.get(best.l2)!;
+  let worseInARow = 0;
+  let previous = startSolutions;
+  for (let i = startIndex + 1; i < coarse.length && worseInARow < 2; i++) {
+    const candidate = await evaluate(coarse[i], previous);
+    previous = solutions.get(coarse[i])!;
+    if (better(candidate, best)) {
+      best = candidate;
+      worseInARow = 0;
+    } else {
+      worseInARow++;
+    }
+  }
+  previous = startSolutions;
+  for (let i = startIndex - 1; i >= 0; i--) {
+    const candidate = await evaluate(coarse[i], previous);
+    previous = solutions.get(coarse[i])!;
+    if (!better(candidate, best)) break;
+    best = candidate;
+  }
+  if (!options.grid) {
+    const center = best;
+    for (const l2 of [center.l2 * Math.sqrt(10), center.l2 / Math.sqrt(10)]) {
+      const candidate = await evaluate(l2, solutions.get(center.l2)!);
+      if (better(candidate, best)) best = candidate;
+    }
+  }
+  options.onProgress?.(total, total);
+
+  const outOfFoldLogits = new Float32Array(matrix.rows * classes);
+  const bestLogits = validationLogits.get(best.l2)!;
+  folds.forEach((fold, f) => {
+    fold.heldOut.forEach((row, r) => outOfFoldLogits.set(bestLogits[f].subarray(r * classes, (r + 1) * classes), row * classes));
+  });
+  const bestSolutions = solutions.get(best.l2)!;
+  const warmStart = new Float64Array(bestSolutions[0].length);
+  for (const solution of bestSolutions) for (let i = 0; i < warmStart.length; i++) warmStart[i] += solution[i] / bestSolutions.length;
+  return { l2: best.l2, candidates, outOfFoldLogits, warmStart, folds: foldCount };
+}
+
+/**
+ * The strength for refitting on all rows: the chosen C = 1/(l2 * rows) is kept (as scikit-learn's
+ * LogisticRegressionCV does), so the mean-loss l2 shrinks by the fold's share of the data.
+ */
+export function refitL2(l2: number, folds: number): number {
+  return (l2 * (folds - 1)) / folds;
+}
