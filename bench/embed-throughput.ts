@@ -2,7 +2,7 @@
  * Images per second of the embedding pipeline on a real folder, against the same backbone on ready tensors
  * (inference alone: the ceiling) and a naive loop (decode a batch, then infer it, one after the other).
  *
- *   node --loader ts-node/esm bench/embed-throughput.ts [--dir ../shared/datasets/hymenoptera/train]
+ *   node --import=@tapjs/typescript/import bench/embed-throughput.ts [--dir ../shared/datasets/hymenoptera/train]
  *        [--backbone mobilenetv2-12-int8] [--limit 0] [--batch 8] [--threads 0] [--decode 0] [--repeats 3] [--json]
  *
  * --batch, --threads (onnxruntime intra-op threads, 0 = its default) and --decode (images decoded at once, 0 = cores)

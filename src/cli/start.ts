@@ -15,9 +15,9 @@ function sharedRoots(): string[] {
   const roots: string[] = [];
   if (process.env.EDGETL_DATA_PATH) roots.push(resolve(process.env.EDGETL_DATA_PATH));
   roots.push(resolve(process.cwd(), '..', 'shared'));
-  // dist/cli.js (or src/cli/start.ts) -> the package root -> ../shared
+  // Beside the package: dist/cli.js is one folder below its root, src/cli/start.ts two.
   const here = dirname(fileURLToPath(import.meta.url));
-  for (const up of [['..', '..'], ['..', '..', '..']]) roots.push(resolve(here, ...up, '..', 'shared'));
+  for (const up of [['..', '..'], ['..', '..', '..']]) roots.push(resolve(here, ...up, 'shared'));
   return [...new Set(roots)];
 }
 
