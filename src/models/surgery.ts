@@ -47,8 +47,8 @@ export function buildFeatureExtractor(model: IModelProto, embedding: EmbeddingLo
   }
   const names = new UniqueNames(graph);
   const renames = new Map<string, string>();
-  // A tensor already called `embedding` (other than ours) is renamed out of the way.
-  if (index.has(EMBEDDING_OUTPUT) && embedding.tensor !== EMBEDDING_OUTPUT) renames.set(EMBEDDING_OUTPUT, names.fresh('embedding_original'));
+  // A tensor already called `embedding` (even the one we cut at) is renamed so the new output can take the name.
+  if (index.has(EMBEDDING_OUTPUT)) renames.set(EMBEDDING_OUTPUT, names.fresh('embedding_original'));
   const source = renames.get(embedding.tensor) ?? embedding.tensor;
 
   const added: INodeProto[] = [];
@@ -93,13 +93,17 @@ export function buildFeatureExtractor(model: IModelProto, embedding: EmbeddingLo
     }
   }
   const nodes = allNodes.filter((n) => keptNodes.has(n));
-  const initializer = (graph.initializer ?? []).filter((t) => needed.has(renames.get(t.name ?? '') ?? t.name ?? ''));
-  const sparseInitializer = (graph.sparseInitializer ?? []).filter((t) => needed.has(t.values?.name ?? ''));
-  const input = (graph.input ?? []).filter((i) => needed.has(i.name ?? ''));
-  const valueInfo = (graph.valueInfo ?? [])
-    .filter((v) => needed.has(renames.get(v.name ?? '') ?? v.name ?? '') && (renames.get(v.name ?? '') ?? v.name) !== EMBEDDING_OUTPUT)
-    .map((v) => (renames.has(v.name ?? '') ? { ...v, name: renames.get(v.name ?? '') } : v));
-  if (![...index.graphInputs].some((name) => needed.has(name))) {
+  const renamed = (name: string | null | undefined) => renames.get(name ?? '') ?? name ?? '';
+  const initializer = (graph.initializer ?? [])
+    .filter((t) => needed.has(renamed(t.name)))
+    .map((t) => (renames.has(t.name ?? '') ? onnx.TensorProto.create({ ...t, name: renamed(t.name) }) : t));
+  const sparseInitializer = (graph.sparseInitializer ?? []).filter((t) => needed.has(renamed(t.values?.name)));
+  const keepInfo = (list: IValueInfoProto[] | null | undefined) => (list ?? [])
+    .filter((v) => needed.has(renamed(v.name)) && renamed(v.name) !== EMBEDDING_OUTPUT)
+    .map((v) => (renames.has(v.name ?? '') ? onnx.ValueInfoProto.create({ ...v, name: renamed(v.name) }) : v));
+  const input = keepInfo(graph.input);
+  const valueInfo = keepInfo(graph.valueInfo);
+  if (![...index.graphInputs].some((name) => needed.has(renamed(name)))) {
     throw new EdgetlError('embedding-not-found', `embedding tensor "${embedding.tensor}" does not depend on any model input`);
   }
 
