@@ -272,7 +272,15 @@ export function backboneSpecFor(
   }
 
   if (flagged.length) {
+    const resized = (checkedOverrides.width !== undefined || checkedOverrides.height !== undefined) && checkedOverrides.resizeTo === undefined;
+    const ratio = base.resizeTo / Math.min(base.width, base.height);
     base = { ...base, ...checkedOverrides };
+    if (resized && base.resize === 'shorter-side') {
+      // A new crop size keeps the old resize-to-crop ratio (256/224 for ImageNet) unless --resize-to says otherwise.
+      base.resizeTo = Math.round(Math.min(base.width, base.height) * ratio);
+      setBy.set('resizeTo', '--size');
+      notes.push(`--resize-to ${base.resizeTo} follows --size (same ratio as before)`);
+    }
     for (const f of flagged) setBy.set(f, `--${flagName(f)}`);
     source = 'flags';
     notes.push(`flags override ${[...new Set(flagged.map((f) => `--${flagName(f)}`))].join(', ')}`);
@@ -290,11 +298,13 @@ function checkConsistency(spec: PreprocessSpec, setBy: Map<PreprocessField, stri
     const sidecarMatch = /^sidecar (.+?) field/.exec(who);
     throw new EdgetlError(sidecarMatch ? 'sidecar-invalid' : 'usage', `${who}: ${reason}`, sidecarMatch ? { file: sidecarMatch[1] } : undefined);
   };
-  if (spec.resize === 'shorter-side' && spec.crop === 'center' && spec.resizeTo < Math.max(spec.width, spec.height)) {
-    fail('resizeTo', `resizeTo ${spec.resizeTo} is smaller than the ${spec.width}x${spec.height} crop it must contain`);
-  }
+  const cropFits = () => {
+    if (spec.resize === 'shorter-side' && spec.crop === 'center' && spec.resizeTo < Math.max(spec.width, spec.height)) {
+      fail('resizeTo', `resizeTo ${spec.resizeTo} is smaller than the ${spec.width}x${spec.height} crop it must contain`);
+    }
+  };
   const fromDims = layoutFromInputDims(dims);
-  if (!fromDims || !dims) return;
+  if (!fromDims || !dims) return cropFits();
   if (setBy.get('layout')?.startsWith('the model input') !== true && spec.layout !== fromDims.layout) {
     fail('layout', `layout ${spec.layout} contradicts the model input ${formatDims(dims)} of ${modelPath}, which is ${fromDims.layout}`);
   }
@@ -304,6 +314,7 @@ function checkConsistency(spec: PreprocessSpec, setBy: Map<PreprocessField, stri
   if (fromDims.height !== undefined && spec.height !== fromDims.height) {
     fail('height', `height ${spec.height} differs from the model input ${formatDims(dims)} of ${modelPath} (height ${fromDims.height})`);
   }
+  cropFits();
 }
 
 /** Command-line flag for a PreprocessSpec field (`resizeTo` -> `resize-to`; width and height are `--size`). */

@@ -302,7 +302,7 @@ async function resolveCatalogEntry(entry: CatalogEntry, options: ResolveOptions)
     throw new EdgetlError(
       error instanceof EdgetlError ? error.code : 'download-failed',
       `backbone ${entry.id} is not on this machine and could not be downloaded.\nLooked for:\n${lookedList}\n` +
-        `Download from ${entry.url} failed: ${describeError(error)}`,
+        `Download failed: ${describeError(error)}`,
       { cause: error },
     );
   }

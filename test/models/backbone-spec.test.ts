@@ -154,6 +154,11 @@ t.test('flags win over the sidecar and the catalog', async (t) => {
   const sized = backboneSpecFor({ path: model() }, preprocessOverridesFromFlags({ size: '320x240', 'resize-to': '366' }));
   t.equal(sized.preprocess.width, 320);
   t.equal(sized.preprocess.height, 240);
+  const scaled = backboneSpecFor({ path: model() }, preprocessOverridesFromFlags({ size: '448' }));
+  t.equal(scaled.preprocess.resizeTo, 512, '--size alone keeps the 256/224 resize ratio');
+  const tooBig = thrown(() => backboneSpecFor({ path: model(), entry: { ...entry, input: { layout: 'NCHW' }, preprocess: IMAGENET_224 } }, preprocessOverridesFromFlags({ size: '300' }), { inputDims: ['N', 3, 224, 224] }));
+  t.match(tooBig.message, /^--size: width 300 differs from the model input \[N,3,224,224\]/);
+  t.match(thrown(() => backboneSpecFor({ path: model() }, preprocessOverridesFromFlags({ size: '300', 'resize-to': '256' }))).message, /^--resize-to: resizeTo 256 is smaller/);
 });
 
 t.test('bad flag values name the flag', async (t) => {
