@@ -75,8 +75,10 @@ export interface HostProbeOptions {
   arch?: string;
   /** Root for /dev paths (default '/'). */
   devRoot?: string;
-  /** Run nvidia-smi / vulkaninfo when they are on PATH (default true). */
+  /** Run nvidia-smi / vulkaninfo / ldconfig when they are on PATH (default true). */
   runTools?: boolean;
+  /** Folders searched for libvulkan.so.1 (default: LD_LIBRARY_PATH and the usual lib folders). */
+  loaderSearchDirs?: string[];
 }
 
 function onnxruntimeBindingDir(platform: string, arch: string): string | undefined {
@@ -113,7 +115,7 @@ function listDir(dir: string): string[] {
   }
 }
 
-function gatherCuda(options: Required<Omit<HostProbeOptions, 'env'>> & { env: NodeJS.ProcessEnv }): CudaFacts {
+function gatherCuda(options: { env: NodeJS.ProcessEnv; platform: string; arch: string; devRoot: string; runTools: boolean }): CudaFacts {
   const bindingDir = onnxruntimeBindingDir(options.platform, options.arch);
   const names = cudaLibraryNames(options.platform);
   const providerLibrary = bindingDir && names ? join(bindingDir, names.provider) : undefined;
@@ -224,8 +226,8 @@ function icdManifestPaths(env: NodeJS.ProcessEnv): { paths: string[]; overridden
   return { paths };
 }
 
-function findVulkanLoader(env: NodeJS.ProcessEnv, runTools: boolean): string | undefined {
-  const dirs = [
+function findVulkanLoader(env: NodeJS.ProcessEnv, runTools: boolean, searchDirs?: string[]): string | undefined {
+  const dirs = searchDirs ?? [
     ...(env.LD_LIBRARY_PATH ?? '').split(':').filter(Boolean),
     '/usr/lib/x86_64-linux-gnu',
     '/usr/lib/aarch64-linux-gnu',
@@ -287,7 +289,7 @@ export function gatherHostFacts(options: HostProbeOptions = {}): HostFacts {
       const library = readIcdManifest(manifest);
       return library ? [classifyIcd(manifest, library, dev, renderNodes)] : [];
     });
-    const loader = findVulkanLoader(env, runTools);
+    const loader = findVulkanLoader(env, runTools, options.loaderSearchDirs);
     vulkan = { loader, icds, renderNodes, ...(overriddenBy ? { overriddenBy } : {}) };
     if (runTools && loader) {
       const devices = runVulkaninfo(env);
