@@ -3,6 +3,7 @@ import { serveCommand } from './serve.js';
 import { embedCommand } from './embed.js';
 import { startCommand } from './start.js';
 import { modelsCommand } from './models.js';
+import { benchCommand } from './bench.js';
 
 /** Every CLI verb, in the order `edgetl --help` lists them. Each lives in its own file. */
 export const commands: Command[] = [
@@ -10,4 +11,5 @@ export const commands: Command[] = [
   embedCommand,
   modelsCommand,
   serveCommand,
+  benchCommand,
 ];
