@@ -117,7 +117,7 @@ t.test('a probe that fails reports the reason instead of throwing', async (t) =>
   const path = await modelFile(t, new TextEncoder().encode('garbage'));
   const probe = await probeSession(path, 'cpu');
   t.equal(probe.created, false);
-  t.ok(probe.error && probe.error.length > 0, probe.error);
+  t.ok(probe.error && probe.error.length > 0, probe.error ?? 'no error text');
 });
 
 t.test('node placement is read from onnxruntime verbose log lines', async (t) => {
