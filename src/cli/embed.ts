@@ -120,6 +120,7 @@ export function describeProvider(report: ProviderReport): string[] {
   const adapter = report.adapter ? `, adapter ${[report.adapter.vendor, report.adapter.device ?? report.adapter.description].filter(Boolean).join(' ')}${report.adapter.software ? ' (software)' : ''}` : '';
   const lines = [`${report.used} (requested ${report.requested}${threads}${adapter})`];
   for (const fallback of report.fallbacks) lines.push(`${fallback.provider} not used: ${fallback.reason}`);
+  for (const note of report.notes ?? []) lines.push(note);
   return lines;
 }
 
@@ -133,6 +134,7 @@ export function jsonSummary(report: EmbedRunReport): Record<string, unknown> {
     imagesPerSecond: Number(result.imagesPerSecond.toFixed(2)),
     executionProvider: backbone.provider.used,
     fallbacks: backbone.provider.fallbacks,
+    ...(backbone.provider.notes?.length ? { providerNotes: backbone.provider.notes } : {}),
     backbone: { id: backbone.id, sha256: backbone.sha256, embeddingDim: backbone.embeddingDim, batch: backbone.batch },
     classes: result.classes,
     cacheHits: result.cacheHits,

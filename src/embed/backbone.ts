@@ -117,14 +117,8 @@ export class Backbone {
     });
     const imageInput = extractor.facts.inputs[0];
     const spec = backboneSpecFor(resolved, options.preprocess ?? {}, { inputDims: imageInput?.dims });
-    const session = await createSession(extractor.path, {
-      ep: options.ep,
-      strictEp: options.strictEp,
-      intraOpThreads: options.intraOpThreads,
-      interOpThreads: options.interOpThreads,
-      graphOptimizationLevel: options.graphOptimizationLevel,
-      cudaDeviceId: options.cudaDeviceId,
-    });
+    const { embeddingTensor: _tensor, preprocess: _preprocess, download: _download, onDownloadProgress: _progress, searchPath: _searchPath, cache: _cache, cacheDir: _cacheDir, ...execution } = options;
+    const session = await createSession(extractor.path, execution);
     return new Backbone({
       resolved,
       spec,
