@@ -185,9 +185,10 @@ class EmbeddingFinder {
   }
 
   /**
-   * The tensor behind Flatten/Reshape/Squeeze/Identity (when they only flatten [N, ...] to [N, D]) and behind a
-   * QuantizeLinear -> DequantizeLinear pair (QDQ graphs fake-quantize the classifier input; the embedding is the float
-   * tensor before it). Cutting there leaves shape-computation side branches out of the extractor.
+   * The tensor behind Flatten/Reshape/Squeeze/Identity (when they only flatten [N, ...] to [N, D]), behind a
+   * QuantizeLinear -> DequantizeLinear pair (QDQ graphs fake-quantize the classifier input), and behind a lone
+   * QuantizeLinear (QOperator graphs quantize a float pooled tensor for QLinearMatMul/QGemm): the embedding is the
+   * float tensor before quantization. Cutting there also leaves shape-computation side branches out of the extractor.
    */
   lookThrough(tensor: string): string {
     let current = tensor;
@@ -197,6 +198,11 @@ class EmbeddingFinder {
       const input = (node.input ?? [])[0];
       if (!input) return current;
       const op = opKey(node);
+      if (op === 'QuantizeLinear') {
+        // A QOperator classifier fed by QuantizeLinear(float): the float tensor is the embedding, unrounded.
+        current = input;
+        continue;
+      }
       if (op === 'DequantizeLinear') {
         const quantizer = this.index.producer(input);
         if (quantizer && quantizer.opType === 'QuantizeLinear' && !quantizer.domain) {

@@ -4,7 +4,7 @@ import { findEmbedding } from '../../src/models/embedding.js';
 import { parseOnnxModel } from '../../src/models/onnx-model.js';
 import { findCatalogEntryBySha256 } from '../../src/models/catalog.js';
 import { sha256Bytes } from '../../src/util/sha256.js';
-import { model, node, pseudoRandom, tensor, valueInfo } from '../helpers/onnx-graph.js';
+import { UINT8, model, node, pseudoRandom, tensor, valueInfo } from '../helpers/onnx-graph.js';
 import { sharedModel } from '../helpers/shared.js';
 import {
   tinyConvClassifierWithFeatures,
@@ -101,4 +101,24 @@ for (const expected of expectations) {
 t.test('MobileNetV3-L: the last Gemm, not the 960->1280 one', { skip: sharedModel('arch-only/mobilenet_v3_large.arch-only.onnx').skip }, async (t) => {
   const e = findEmbedding(parseOnnxModel(readFileSync(sharedModel('arch-only/mobilenet_v3_large.arch-only.onnx').path!)));
   t.equal(e.classifier?.weight, 'classifier.3.weight');
+});
+
+t.test('QOperator classifier fed by QuantizeLinear of a float tensor: cut at the float tensor', async (t) => {
+  const m = model({
+    opset: 13,
+    inputs: [valueInfo('x', ['N', 3, 4, 4])],
+    outputs: [valueInfo('y', ['N', 2])],
+    initializers: [
+      tensor('s', [], [0.1]), tensor('z', [], [128], UINT8),
+      tensor('w', [3, 2], [120, 130, 125, 135, 128, 140], UINT8),
+    ],
+    nodes: [
+      node('GlobalAveragePool', ['x'], ['gap']),
+      node('Flatten', ['gap'], ['flat']),
+      node('QuantizeLinear', ['flat', 's', 'z'], ['flat_q']),
+      node('QLinearMatMul', ['flat_q', 's', 'z', 'w', 's', 'z', 's', 'z'], ['y_q']),
+      node('DequantizeLinear', ['y_q', 's', 'z'], ['y']),
+    ],
+  });
+  t.match(findEmbedding(m), { tensor: 'gap', dim: 3, needsDequantize: false, source: 'classifier-input' });
 });
