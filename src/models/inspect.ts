@@ -45,6 +45,8 @@ export interface ModelFacts {
   /** Node count per op type (`Conv`, `com.microsoft:QLinearAdd`). */
   opCounts: Record<string, number>;
   nodeCount: number;
+  /** Ops the static shape inference has no rule for (`domain:op`); shapes after them come from value_info, if any. */
+  unsupportedOps: string[];
   /** The embedding found (or named); null when none was found, with `embeddingError` saying why. */
   embedding: EmbeddingFacts | null;
   embeddingError?: string;
@@ -121,6 +123,7 @@ export function inspectModel(input: IModelProto | Uint8Array, options: InspectOp
     macsPerImage: macsPerImage(model, index),
     opCounts,
     nodeCount: (graph.node ?? []).length,
+    unsupportedOps: [...shapes.unsupportedOps].sort(),
     embedding,
   };
   if (embeddingError) facts.embeddingError = embeddingError;

@@ -18,6 +18,7 @@ t.test('facts of a tiny fp32 classifier: hand-counted MACs and parameters', asyn
   t.equal(facts.producer, 'edgetl-test');
   t.same(facts.opsets, [{ domain: 'ai.onnx', version: 13 }]);
   t.same(facts.opCounts, { Conv: 1, Relu: 1, GlobalAveragePool: 1, Flatten: 1, Gemm: 1, Softmax: 1 });
+  t.same(facts.unsupportedOps, []);
   t.same(facts.embedding, { tensor: 'pooled', dim: 4, source: 'classifier-input', needsDequantize: false });
 });
 
@@ -82,6 +83,7 @@ t.test('a model without a classifier or embedding-like output reports why instea
   });
   const facts = inspectModel(m);
   t.equal(facts.embedding, null);
+  t.same(facts.unsupportedOps, []);
   t.match(facts.embeddingError, /--embedding/);
 });
 
@@ -107,5 +109,19 @@ for (const expected of realModels) {
     t.equal(facts.quantization, expected.quantization);
     t.ok(facts.parameterCount > 0);
     t.equal(facts.inputs.length, 1);
+    t.same(facts.unsupportedOps, [], 'shape inference covers every op');
   });
 }
+
+t.test('MACs are null, not a guess, when a Conv input shape cannot be inferred', async (t) => {
+  const m = model({
+    domains: { 'com.example': 1 },
+    inputs: [valueInfo('x', ['N', 3, 8, 8])],
+    outputs: [valueInfo('y', undefined)],
+    initializers: [tensor('w', [4, 3, 3, 3], pseudoRandom(108))],
+    nodes: [node('Mystery', ['x'], ['m'], {}, 'com.example'), node('Conv', ['m', 'w'], ['y'])],
+  });
+  const facts = inspectModel(m);
+  t.equal(facts.macsPerImage, null);
+  t.same(facts.unsupportedOps, ['com.example:Mystery']);
+});
