@@ -321,3 +321,15 @@ t.test('https downloads tunnel through HTTPS_PROXY with CONNECT', { skip: certif
   t.same(tunnels, ['models.example.invalid:443']);
   t.ok(existsSync(dest) && readFileSync(dest).equals(payload));
 });
+
+t.test('temporaries abandoned by a dead process are removed; live ones are left alone', async (t) => {
+  const base = await serve(t, (_req, res) => res.end(payload));
+  const dir = freshDir();
+  // A pid far above any pid_max in use stands for a process that no longer exists.
+  const dead = join(dir, '.m.onnx.999999999.abcd1234.tmp');
+  const live = join(dir, `.m.onnx.${process.ppid}.abcd1234.tmp`);
+  const unrelated = join(dir, '.other.onnx.999999999.abcd1234.tmp');
+  for (const path of [dead, live, unrelated]) writeFileSync(path, 'partial');
+  await downloadFile(`${base}/m`, join(dir, 'm.onnx'), { sha256: payloadSha });
+  t.same(readdirSync(dir).sort(), ['.m.onnx.' + process.ppid + '.abcd1234.tmp', '.other.onnx.999999999.abcd1234.tmp', 'm.onnx'].sort());
+});
