@@ -305,6 +305,7 @@ export async function runBench(loaded: LoadedProfile, results: BenchResults = cr
             run.reason = providerProblem;
             continue;
           }
+          emit({ stage: 'run', finished: false, label, done: 0, total: profile.measurement.minRuns });
           await measureInference(run, prepared, provider, batch, { intra: setting.intraOpThreads, inter: setting.interOpThreads }, profile, seed, {
             signal,
             speedProfile,

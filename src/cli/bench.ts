@@ -112,15 +112,20 @@ export function applyOverrides(
   return { loaded: { ...loaded, profile: validateProfile(profile, `${loaded.file} (with command-line overrides)`) }, notes };
 }
 
+/** A live bar on a terminal; in logs, one line when each measurement starts and one when it ends. */
 class ProgressPrinter {
   private readonly bar: ProgressBar | undefined;
+  private readonly terminal = process.stderr.isTTY === true;
+  private lastStarted = '';
   constructor(private readonly quiet: boolean) {
     this.bar = quiet ? undefined : new ProgressBar('bench');
   }
   handle(event: BenchProgress): void {
     if (this.quiet) return;
     if (!event.finished) {
-      this.bar?.update(event.done ?? 0, event.total, `${event.label}${event.message ? ` ${event.message}` : ''}`);
+      if (this.terminal) this.bar?.update(event.done ?? 0, event.total, `${event.label}${event.message ? ` ${event.message}` : ''}`);
+      else if (event.label !== this.lastStarted && event.stage !== 'prepare') process.stderr.write(`bench: ${event.label}: measuring\n`);
+      this.lastStarted = event.label;
       return;
     }
     this.bar?.finish();
