@@ -68,6 +68,20 @@ class CountingReader extends protobuf.Reader {
 
 const unknownFieldCounts = new WeakMap<object, number>();
 
+/**
+ * Decode with the counting reader. onnx-proto uses its own `protobufjs/minimal` import; should a package manager
+ * ever give it a different copy than ours, it would not recognise our Reader (it throws before reading a byte), and
+ * we decode plainly instead: parsing still works, only the unknown-field guard is lost.
+ */
+function decodeCounting(reader: CountingReader, bytes: Uint8Array): ModelProto {
+  try {
+    return onnx.ModelProto.decode(reader);
+  } catch (error) {
+    if (reader.pos === 0 && /illegal buffer/i.test(describeError(error))) return onnx.ModelProto.decode(bytes);
+    throw error;
+  }
+}
+
 /** Number of fields parseOnnxModel had to skip because the bundled schema does not know them (0 for IR <= 8). */
 export function unknownFieldCount(model: IModelProto): number {
   return unknownFieldCounts.get(model) ?? 0;
@@ -83,7 +97,7 @@ export function parseOnnxModel(bytes: Uint8Array, file?: string): ModelProto {
   const reader = new CountingReader(bytes);
   let model: ModelProto;
   try {
-    model = onnx.ModelProto.decode(reader);
+    model = decodeCounting(reader, bytes);
   } catch (error) {
     const reason = /index out of range/i.test(describeError(error))
       ? 'the data ends early (truncated download or copy?)'
