@@ -210,10 +210,10 @@ function describeInspection(resolved: ResolvedBackbone, facts: ModelFacts, spec:
   row('opsets', facts.opsets.map((o) => `${o.domain} ${o.version}`).join(', ') + `  (IR ${facts.irVersion})`);
   for (const input of facts.inputs) row('input', tensorLine(input));
   for (const output of facts.outputs) row('output', tensorLine(output));
-  row('parameters', `${formatCount(facts.parameterCount)} (${facts.parameterCount})`);
+  row('parameters', countWithExact(facts.parameterCount));
   row('quantization', facts.quantization);
   row('batch', facts.batch === 'dynamic' ? 'dynamic (images are batched)' : facts.batch === 1 ? 'fixed at 1 (images run one at a time)' : `fixed at ${facts.batch}`);
-  row('MACs/image', facts.macsPerImage === null ? 'unknown (a shape could not be inferred)' : `${formatCount(facts.macsPerImage)} (${facts.macsPerImage})`);
+  row('MACs/image', facts.macsPerImage === null ? 'unknown (a shape could not be inferred)' : countWithExact(facts.macsPerImage));
   row('nodes', `${facts.nodeCount}`);
   if (facts.embedding) {
     const how =
@@ -285,6 +285,11 @@ function formatBytes(bytes: number): string {
   if (bytes >= 1e6) return `${(bytes / 1e6).toFixed(1)} MB`;
   if (bytes >= 1e3) return `${(bytes / 1e3).toFixed(0)} kB`;
   return `${bytes} B`;
+}
+
+function countWithExact(n: number): string {
+  const short = formatCount(n);
+  return short === String(n) ? short : `${short} (${n})`;
 }
 
 function formatCount(n: number): string {

@@ -19,7 +19,7 @@ export interface DownloadOptions {
    * body data for this long, abandons the download. Default 20000.
    */
   timeoutMs?: number;
-  /** Limit for reaching the server and getting response headers (DNS, TCP, TLS, proxy). Default min(timeoutMs, 15000). */
+  /** Limit for reaching the server and getting response headers (DNS, TCP, TLS, proxy). Default min(timeoutMs, 10000). */
   connectTimeoutMs?: number;
   signal?: AbortSignal;
   /** Extra sentence appended to "cannot reach" errors, e.g. where else a hand-placed file would be found. */
@@ -85,7 +85,7 @@ export async function downloadFile(url: string, dest: string, options: DownloadO
   }
   const expected = options.sha256.toLowerCase();
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-  const connectTimeoutMs = options.connectTimeoutMs ?? Math.min(timeoutMs, 15_000);
+  const connectTimeoutMs = options.connectTimeoutMs ?? Math.min(timeoutMs, 10_000);
   options.signal?.throwIfAborted?.();
 
   await mkdir(dirname(dest), { recursive: true });
