@@ -59,9 +59,14 @@ function median(xs: number[]): number {
   return sorted[Math.floor(sorted.length / 2)]!;
 }
 
+/** Wall seconds of `run`; its process CPU seconds (all threads: sharp, onnxruntime, main) go to `lastCpuSeconds`. */
+let lastCpuSeconds = 0;
 async function timed(run: () => Promise<unknown>): Promise<number> {
+  const cpu = process.cpuUsage();
   const start = performance.now();
   await run();
+  const used = process.cpuUsage(cpu);
+  lastCpuSeconds = (used.user + used.system) / 1e6;
   return (performance.now() - start) / 1000;
 }
 
@@ -73,16 +78,18 @@ interface Row {
   images: number;
   seconds: number;
   imagesPerSecond: number;
+  /** Process CPU time per image (all threads) in the last repeat: what the work costs, whatever else runs. */
+  cpuMsPerImage: number;
 }
 
 const rows: Row[] = [];
-function record(row: Omit<Row, 'imagesPerSecond'>): void {
-  const full = { ...row, imagesPerSecond: row.images / row.seconds };
+function record(row: Omit<Row, 'imagesPerSecond' | 'cpuMsPerImage'>): void {
+  const full = { ...row, imagesPerSecond: row.images / row.seconds, cpuMsPerImage: (lastCpuSeconds * 1000) / row.images };
   rows.push(full);
   if (!values.json) {
     console.log(
       `${full.mode.padEnd(14)} batch ${String(full.batch).padStart(3)}  threads ${String(full.threads).padEnd(7)}  decode ${String(full.decode).padStart(2)}  ` +
-        `${full.imagesPerSecond.toFixed(1).padStart(7)} images/s  (${full.images} in ${full.seconds.toFixed(2)} s, median of ${repeats})`,
+        `${full.imagesPerSecond.toFixed(1).padStart(7)} images/s  cpu ${full.cpuMsPerImage.toFixed(2)} ms/image  (${full.images} in ${full.seconds.toFixed(2)} s, median of ${repeats})`,
     );
   }
 }

@@ -10,6 +10,7 @@
  * preprocessing (catalog, sidecar, flags, defaults), writes or reuses the feature-extractor graph (classifier cut
  * off, embedding as a [N, D] float32 output), and opens an onnxruntime session on the requested provider.
  */
+import { availableParallelism } from 'node:os';
 import { resolveBackbone, type ResolvedBackbone } from '../models/resolve.js';
 import { backboneSpecFor, type BackboneSpec } from '../models/backbone-spec.js';
 import { prepareFeatureExtractor } from '../models/feature-extractor-cache.js';
@@ -23,6 +24,24 @@ import { edgetlCacheDir } from '../util/cache-dir.js';
 import { EdgetlError, describeError } from '../util/errors.js';
 import { EmbeddingCache } from './cache.js';
 import { runEmbeddingPipeline, type EmbedManyOptions, type EmbedManyResult } from './pipeline.js';
+
+/**
+ * Above this many multiply-accumulates per image, inference outweighs decoding a typical photo (~7 ms of one core
+ * for a 500x375 JPEG here, as much as ~1 GMAC of int8 or fp32 inference) and the backbone gets every core.
+ */
+export const HEAVY_BACKBONE_MACS = 1e9;
+
+/**
+ * onnxruntime intra-op threads when the caller does not choose. A light backbone (MobileNet-class) gets half the
+ * cores and the sharp decoders the rest: decoding is most of the work, and onnxruntime's pool threads spin while
+ * waiting, burning the cores decoders need (measured on 2 cores under load, bench/embed-throughput.ts: the pipeline
+ * costs 8.5 ms CPU per image with 1 intra-op thread, 16.5 ms with 2). A heavy one (ResNet-50-class) gets all
+ * cores, because then inference is the bottleneck. An unknown cost counts as light.
+ */
+export function defaultIntraOpThreads(macsPerImage: number | null, cores: number): number {
+  if (macsPerImage !== null && macsPerImage > HEAVY_BACKBONE_MACS) return Math.max(1, cores);
+  return Math.max(1, Math.floor(cores / 2));
+}
 
 /** The output the feature-extractor graph exposes (see models/feature-extractor-cache.ts). */
 const EMBEDDING_OUTPUT = 'embedding';
@@ -118,7 +137,10 @@ export class Backbone {
     const imageInput = extractor.facts.inputs[0];
     const spec = backboneSpecFor(resolved, options.preprocess ?? {}, { inputDims: imageInput?.dims });
     const { embeddingTensor: _tensor, preprocess: _preprocess, download: _download, onDownloadProgress: _progress, searchPath: _searchPath, cache: _cache, cacheDir: _cacheDir, ...execution } = options;
-    const session = await createSession(extractor.path, execution);
+    const session = await createSession(extractor.path, {
+      ...execution,
+      intraOpThreads: execution.intraOpThreads ?? defaultIntraOpThreads(extractor.facts.macsPerImage, availableParallelism()),
+    });
     return new Backbone({
       resolved,
       spec,
