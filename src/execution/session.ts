@@ -8,7 +8,7 @@ import ort from 'onnxruntime-node';
 import type { InferenceSession } from 'onnxruntime-node';
 import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { EdgetlError, describeError } from '../util/errors.js';
@@ -351,33 +351,37 @@ export async function probeSession(
 ): Promise<SessionProbe> {
   const sessionOptions = { ...sessionOptionsFor(provider, options), logSeverityLevel: 0 as const };
   const ortPath = createRequire(import.meta.url).resolve('onnxruntime-node');
-  let dir: string | undefined;
+  // The log goes to a file, not a pipe: Node makes its stdio pipes non-blocking, and onnxruntime's native writes to
+  // a full pipe then fail with EAGAIN and are silently lost (seen on a busy machine: the placement lines vanished).
+  const dir = await mkdtemp(join(tmpdir(), 'edgetl-probe-'));
   let path: string;
   if (typeof model === 'string') {
     path = model;
   } else {
-    dir = await mkdtemp(join(tmpdir(), 'edgetl-probe-'));
     path = join(dir, 'model.onnx');
     await writeFile(path, model);
   }
+  const logPath = join(dir, 'onnxruntime.log');
+  const log = await open(logPath, 'w');
   try {
-    const { stdout, stderr } = await new Promise<{ stdout: string; stderr: string }>((resolveRun, rejectRun) => {
+    const stdout = await new Promise<string>((resolveRun, rejectRun) => {
       const child = spawn(process.execPath, ['-e', PROBE_SCRIPT, ortPath, path, JSON.stringify(sessionOptions)], {
         env,
-        stdio: ['ignore', 'pipe', 'pipe'],
+        stdio: ['ignore', 'pipe', log.fd],
       });
       let out = '';
-      let err = '';
-      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-      child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+      child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
       child.on('error', rejectRun);
-      child.on('close', () => resolveRun({ stdout: out, stderr: err }));
+      child.on('close', () => resolveRun(out));
     });
+    await log.close();
+    const stderr = await readFile(logPath, 'utf8');
     const parsed = parseSessionLog(stderr);
     if (stdout.includes('EDGETL_PROBE_OK')) return { created: true, ...parsed };
     const error = /EDGETL_PROBE_ERROR (.*)/s.exec(stdout)?.[1] ?? (stderr.trim().split('\n').pop() || 'the probe process died');
     return { created: false, error: condense(error), ...parsed };
   } finally {
-    if (dir) await rm(dir, { recursive: true, force: true });
+    await log.close().catch(() => undefined);
+    await rm(dir, { recursive: true, force: true });
   }
 }
