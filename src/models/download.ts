@@ -88,7 +88,11 @@ export async function downloadFile(url: string, dest: string, options: DownloadO
   const connectTimeoutMs = options.connectTimeoutMs ?? Math.min(timeoutMs, 10_000);
   options.signal?.throwIfAborted?.();
 
-  await mkdir(dirname(dest), { recursive: true });
+  try {
+    await mkdir(dirname(dest), { recursive: true });
+  } catch (error) {
+    throw new EdgetlError('download-write', `cannot create the folder for ${dest}: ${describeError(error)}`, { file: dest, cause: error });
+  }
   await removeAbandonedTemporaries(dest);
   const temporary = temporarySibling(dest);
   let received = 0;

@@ -333,3 +333,13 @@ t.test('temporaries abandoned by a dead process are removed; live ones are left 
   await downloadFile(`${base}/m`, join(dir, 'm.onnx'), { sha256: payloadSha });
   t.same(readdirSync(dir).sort(), ['.m.onnx.' + process.ppid + '.abcd1234.tmp', '.other.onnx.999999999.abcd1234.tmp', 'm.onnx'].sort());
 });
+
+t.test('an unwritable destination is reported with the path', async (t) => {
+  const base = await serve(t, (_req, res) => res.end(payload));
+  const dir = freshDir();
+  writeFileSync(join(dir, 'file'), 'x');
+  const dest = join(dir, 'file', 'm.onnx');
+  const error = await rejection(downloadFile(`${base}/m`, dest, { sha256: payloadSha }));
+  t.equal(error.code, 'download-write');
+  t.match(error.message, dest);
+});
