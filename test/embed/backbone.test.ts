@@ -3,7 +3,8 @@ import { mkdtemp, rm, writeFile, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import { Backbone } from '../../src/embed/backbone.js';
+import { availableParallelism } from 'node:os';
+import { Backbone, defaultIntraOpThreads } from '../../src/embed/backbone.js';
 import { EdgetlError } from '../../src/util/errors.js';
 import { tinyClassifier, normalizedColour } from './tiny-backbone.js';
 
@@ -140,4 +141,21 @@ t.test('a closed backbone refuses work', async (t) => {
   await backbone.close();
   await backbone.close();
   await t.rejects(backbone.embed(ws.images[0]!), { code: 'closed' });
+});
+
+t.test('intra-op threads: light backbones leave cores to the decoders, heavy ones take them all', async (t) => {
+  t.equal(defaultIntraOpThreads(3e8, 2), 1);
+  t.equal(defaultIntraOpThreads(3e8, 8), 4);
+  t.equal(defaultIntraOpThreads(null, 2), 1, 'unknown cost counts as light');
+  t.equal(defaultIntraOpThreads(4e9, 2), 2);
+  t.equal(defaultIntraOpThreads(3e8, 1), 1);
+  const ws = await workspace(t);
+  const model = join(ws.dir, 'tiny.onnx');
+  await writeFile(model, tinyClassifier());
+  const chosen = await Backbone.load(model, { ep: 'cpu', cacheDir: ws.cacheDir });
+  t.teardown(() => chosen.close());
+  t.equal(chosen.provider.intraOpThreads, defaultIntraOpThreads(chosen.facts.macsPerImage, availableParallelism()));
+  const explicit = await Backbone.load(model, { ep: 'cpu', cacheDir: ws.cacheDir, intraOpThreads: 3 });
+  t.teardown(() => explicit.close());
+  t.equal(explicit.provider.intraOpThreads, 3, 'an explicit choice wins');
 });
