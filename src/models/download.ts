@@ -106,7 +106,8 @@ export async function downloadFile(url: string, dest: string, options: DownloadO
       throw new EdgetlError(
         'download-size',
         `${url} announces ${announced} bytes but the expected file is ${options.bytes} bytes: it is not the file ` +
-          `edgetl expects (sha256 ${expected}); nothing was saved` + lfsAdvice(finalUrl),
+          `edgetl expects (sha256 ${expected}); nothing was saved` +
+          (announced < 1024 ? ` (a tiny answer like this is usually an error page or a Git LFS pointer instead of the file)` : ''),
       );
     }
     // The idle timer runs for the whole body: a server that stops sending mid-file is abandoned, not waited on.
@@ -447,8 +448,8 @@ function processIsAlive(pid: number): boolean {
 }
 
 /** A Git LFS pointer instead of the file is the usual mistake with GitHub "raw" URLs: say so. */
-function lfsAdvice(url: URL, head?: Buffer): string {
-  const text = head?.subarray(0, 64).toString('latin1') ?? '';
+function lfsAdvice(url: URL, head: Buffer): string {
+  const text = head.subarray(0, 64).toString('latin1');
   if (text.startsWith('version https://git-lfs')) {
     return ` (${url.host} served a Git LFS pointer, not the file: use the repository's media URL, e.g. https://github.com/<owner>/<repo>/raw/<ref>/<path>)`;
   }

@@ -214,6 +214,7 @@ t.test('a server announcing the wrong size is refused before the body is read', 
   const error = await rejection(downloadFile(`${base}/m`, join(dir, 'm.onnx'), { sha256: payloadSha, bytes: payload.length }));
   t.equal(error.code, 'download-size');
   t.match(error.message, `announces 10 bytes but the expected file is ${payload.length} bytes`);
+  t.match(error.message, /error page or a Git LFS pointer/);
   t.same(readdirSync(dir), []);
 });
 
