@@ -34,7 +34,7 @@ export interface ComparisonReport {
 }
 
 export const COMPARE_METHOD =
-  'Per run, b/a of the median latency. Each side states its noise (the larger of the 95% bootstrap interval half-width of its median and half the spread of the medians of 5 consecutive time blocks). ' +
+  'Per run, b/a of the median latency. Each side states its noise (the largest of the 95% bootstrap interval half-width of its median, half the spread of the medians of 5 consecutive time blocks, and half the spread of the medians of its fresh sessions). ' +
   'A change is flagged only when |ratio - 1| exceeds max(minimum effect, noise a + noise b) AND the 95% bootstrap interval of the ratio excludes 1. ' +
   'End-to-end passes: noise is half the spread of the pass times relative to their median.';
 

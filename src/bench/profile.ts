@@ -50,6 +50,7 @@ export interface ProfileMeasurement {
   minDurationMs: number;
   maxDurationMs?: number;
   seed?: number;
+  sessions?: number;
   preprocessImages?: number;
   preprocessMinDurationMs?: number;
 }

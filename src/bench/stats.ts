@@ -201,22 +201,30 @@ export interface NoiseEstimate {
   intervalHalfWidth: number;
   /** (max - min) / 2 of the medians of 5 consecutive time blocks, relative to the median. */
   driftHalfWidth: number;
-  /** The stated noise: the larger of the two, as a fraction of the median (0.02 = ±2%). */
+  /** (max - min) / 2 of the medians of each fresh session, relative to the median (absent with one session). */
+  sessionHalfWidth?: number;
+  /** The stated noise: the largest of the above, as a fraction of the median (0.02 = ±2%). */
   relative: number;
 }
 
 export const NOISE_BLOCKS = 5;
 
 /**
- * The noise a run states: the larger of (a) the half-width of the 95% bootstrap interval of the median and
- * (b) half the spread between the medians of 5 consecutive time blocks. (a) covers sampling error, (b) covers
- * drift within the run, which sampling error alone would hide.
+ * The noise a run states: the largest of (a) the half-width of the 95% bootstrap interval of the median,
+ * (b) half the spread between the medians of 5 consecutive time blocks and (c) half the spread between the
+ * medians of the separate sessions the samples came from. (a) covers sampling error, (b) drift within the run,
+ * (c) what changes from one session to the next; sampling error alone would hide (b) and (c).
  */
-export function measureNoise(timeOrdered: ArrayLike<number>, seed = 1): NoiseEstimate {
+export function measureNoise(timeOrdered: ArrayLike<number>, sessionMedians: number[] = [], seed = 1): NoiseEstimate {
   const center = median(timeOrdered);
   const interval = bootstrapMedianInterval(timeOrdered, { seed });
   const intervalHalfWidth = center > 0 ? (interval.high - interval.low) / 2 / center : 0;
   const blocks = timeOrdered.length >= NOISE_BLOCKS * 4 ? blockMedians(timeOrdered, NOISE_BLOCKS) : [center];
   const driftHalfWidth = center > 0 ? (Math.max(...blocks) - Math.min(...blocks)) / 2 / center : 0;
-  return { medianInterval: interval, intervalHalfWidth, driftHalfWidth, relative: Math.max(intervalHalfWidth, driftHalfWidth) };
+  const estimate: NoiseEstimate = { medianInterval: interval, intervalHalfWidth, driftHalfWidth, relative: Math.max(intervalHalfWidth, driftHalfWidth) };
+  if (sessionMedians.length > 1 && center > 0) {
+    estimate.sessionHalfWidth = (Math.max(...sessionMedians) - Math.min(...sessionMedians)) / 2 / center;
+    estimate.relative = Math.max(estimate.relative, estimate.sessionHalfWidth);
+  }
+  return estimate;
 }

@@ -120,12 +120,12 @@ t.test('every inference run is measured with the MLPerf-style window', async (t)
 t.test('preprocessing, end to end with efficiency, heads', async (t) => {
   t.equal(results.preprocess.length, 1);
   const pre = results.preprocess[0]!;
-  t.equal(pre.status, 'ok', pre.reason);
+  t.equal(pre.status, 'ok', pre.reason ?? '');
   t.ok(pre.msPerImage!.count >= 6);
   t.ok(pre.imagesPerSecond! > 0);
   t.equal(results.endToEnd.length, 1);
   const e2e = results.endToEnd[0]!;
-  t.equal(e2e.status, 'ok', e2e.reason);
+  t.equal(e2e.status, 'ok', e2e.reason ?? '');
   t.equal(e2e.batch, 4);
   t.same([e2e.images, e2e.repeats, e2e.passSeconds!.length], [8, 2, 2]);
   const ideal = 1 / (1 / e2e.preprocessImagesPerSecond! + 1 / e2e.inferenceImagesPerSecond!);

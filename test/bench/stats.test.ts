@@ -96,4 +96,8 @@ t.test('noise: sampling error, and drift within the run', async (t) => {
   t.equal(noise.relative, Math.max(noise.intervalHalfWidth, noise.driftHalfWidth));
   const flat = measureNoise(Array.from({ length: 200 }, () => 10 + normal() * 0.05));
   t.ok(flat.relative < 0.005, `tight samples without drift state a small noise (${flat.relative})`);
+  const sessions = measureNoise(Array.from({ length: 200 }, () => 10 + normal() * 0.05), [9.7, 10.3]);
+  t.ok(Math.abs(sessions.sessionHalfWidth! - 0.03) < 0.002, `two sessions 6% apart state ±3% (${sessions.sessionHalfWidth})`);
+  t.equal(sessions.relative, sessions.sessionHalfWidth);
+  t.equal(flat.sessionHalfWidth, undefined, 'no session term with one session');
 });
