@@ -43,13 +43,17 @@ function headerDict(shape: readonly number[]): string {
   return `{'descr': '<f4', 'fortran_order': False, 'shape': ${shapeText}, }`;
 }
 
-/** The bytes before the data: magic, version 1.0, header length, padded header ending with a newline. */
-export function encodeNpyHeader(shape: readonly number[]): Uint8Array {
+/**
+ * The bytes before the data: magic, version 1.0, header length, padded header ending with a newline.
+ * `minBytes` pads the header to at least that many bytes (rounded up to 64), so a header written before the row
+ * count is known can later be rewritten in place with the final shape.
+ */
+export function encodeNpyHeader(shape: readonly number[], minBytes = 0): Uint8Array {
   validateShape(shape);
   const dict = headerDict(shape);
   const prefixLength = MAGIC.length + 2 + 2;
   const unpadded = prefixLength + dict.length + 1;
-  const total = Math.ceil(unpadded / HEADER_ALIGNMENT) * HEADER_ALIGNMENT;
+  const total = Math.ceil(Math.max(unpadded, minBytes) / HEADER_ALIGNMENT) * HEADER_ALIGNMENT;
   const headerLength = total - prefixLength;
   if (headerLength > 0xffff) throw new NpyFormatError(`shape [${shape.join(', ')}] makes a header too long for NPY 1.0`);
   const bytes = new Uint8Array(total);

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { encodeNpy, decodeNpy, NpyFormatError } from '../../src/embed/npy.js';
-import { writeNpyFile, readNpyFile } from '../../src/embed/npy-file.js';
+import { writeNpyFile, readNpyFile, NpyRowWriter } from '../../src/embed/npy-file.js';
 import { EdgetlError } from '../../src/util/errors.js';
 
 /** The exact bytes numpy writes for np.array([[1,2,3],[4,5,6]], dtype='<f4'), built by hand. */
@@ -114,4 +114,41 @@ t.test('round-trips through numpy', { skip: python ? false : 'python3 with numpy
   t.same(Array.from(back.data), Array.from(values, (v) => Math.fround(v * 2)));
   t.same(Buffer.from(encodeNpy(back.data, back.shape)), await readFile(theirs), 'our bytes equal numpy bytes');
   await t.rejects(readNpyFile(join(dir, 'f64.npy')), /f64\.npy: dtype is '<f8'/);
+});
+
+t.test('a row writer streams rows and moves the file into place only when finished', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'edgetl-npy-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const path = join(dir, 'rows.npy');
+  const writer = await NpyRowWriter.create(path, 3);
+  const rows = 50_000; // 600 KB of data: several internal chunks
+  for (let r = 0; r < rows; r++) writer.append(Float32Array.of(r, -r, r / 2));
+  await t.rejects(readNpyFile(path), /file not found/, 'nothing at the target before finish');
+  t.equal(await writer.finish(), rows);
+  const back = await readNpyFile(path);
+  t.same(back.shape, [rows, 3]);
+  t.same(Array.from(back.data.subarray(0, 6)), [0, -0, 0, 1, -1, 0.5]);
+  t.same(Array.from(back.data.subarray((rows - 1) * 3)), [rows - 1, -(rows - 1), (rows - 1) / 2]);
+  t.throws(() => writer.append(new Float32Array(3)), /after finish/);
+
+  const aborted = await NpyRowWriter.create(path, 3);
+  aborted.append(new Float32Array(3));
+  await aborted.abort();
+  t.same((await readNpyFile(path)).shape, [rows, 3], 'an aborted rewrite leaves the old file');
+  const empty = await NpyRowWriter.create(join(dir, 'empty.npy'), 4);
+  await empty.finish();
+  t.same((await readNpyFile(join(dir, 'empty.npy'))).shape, [0, 4]);
+  t.throws(() => (empty as NpyRowWriter).append(new Float32Array(5)));
+});
+
+t.test('a streamed file is byte-identical to numpy-style encoding apart from header padding', { skip: python ? false : 'python3 with numpy not installed' }, async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'edgetl-npy-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const path = join(dir, 's.npy');
+  const writer = await NpyRowWriter.create(path, 2);
+  writer.append(Float32Array.of(1.5, 2.5));
+  writer.append(Float32Array.of(-3, 4));
+  await writer.finish();
+  const result = spawnSync(python!, ['-c', 'import sys, numpy as np; a = np.load(sys.argv[1]); assert a.shape == (2, 2) and a.dtype == np.float32 and a.tolist() == [[1.5, 2.5], [-3.0, 4.0]], (a.shape, a)', path], { encoding: 'utf8' });
+  t.equal(result.status, 0, result.stderr);
 });
