@@ -2,7 +2,7 @@ import t from 'tap';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createSession, describePlacement, parseSessionLog, probeSession, sessionOptionsFor } from '../../src/execution/session.js';
+import { createSession, describePlacement, mostlyOnCpu, parseSessionLog, probeSession, sessionOptionsFor } from '../../src/execution/session.js';
 import { CUDA_INSTALL_COMMAND, assessCuda, gatherHostFacts } from '../../src/execution/providers.js';
 import { modelBytes, node, tensor, valueInfo } from '../helpers/onnx-graph.js';
 
@@ -145,4 +145,11 @@ t.test('node placement is read from onnxruntime verbose log lines', async (t) =>
   const all = parseSessionLog(`${prefix.replace('1385', '1380')}  All nodes placed on [WebGpuExecutionProvider]. Number of nodes: 35`);
   t.same(all.placement, [{ provider: 'webgpu', nodes: 35, ops: {} }]);
   t.equal(describePlacement('webgpu', all.placement), 'all 35 nodes run on webgpu');
+});
+
+t.test('mostlyOnCpu: more than half of all nodes, or of the convolutions and matrix products', async (t) => {
+  t.equal(mostlyOnCpu([{ provider: 'webgpu', nodes: 35, ops: {} }]), false);
+  t.equal(mostlyOnCpu([{ provider: 'webgpu', nodes: 2, ops: { Transpose: 2 } }, { provider: 'cpu', nodes: 68, ops: { QLinearConv: 52, QLinearAdd: 16 } }]), true);
+  t.equal(mostlyOnCpu([{ provider: 'webgpu', nodes: 18, ops: { Conv: 9, Relu: 9 } }, { provider: 'cpu', nodes: 3, ops: { Sum: 3 } }]), false);
+  t.equal(mostlyOnCpu([{ provider: 'webgpu', nodes: 30, ops: { Relu: 28, Conv: 2 } }, { provider: 'cpu', nodes: 10, ops: { Conv: 10 } }]), true, 'the heavy work left behind');
 });

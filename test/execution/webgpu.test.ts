@@ -79,3 +79,4 @@ t.test('auto never lands on the software adapter, and says why', { skip: skipRea
   const webgpu = session.provider.fallbacks.find((f) => f.provider === 'webgpu');
   t.match(webgpu?.reason, /software WebGPU adapter.*SwiftShader|already opened WebGPU on a software adapter/);
 });
+
