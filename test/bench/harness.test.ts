@@ -11,6 +11,8 @@ import { repoRoot } from '../helpers/shared.js';
 import onnxProto from 'onnx-proto';
 import { loadProfile } from '../../src/bench/profile.js';
 import { createResults, runBench } from '../../src/bench/harness.js';
+import { autotune } from '../../src/bench/autotune.js';
+import { collectHostFacts } from '../../src/bench/host.js';
 import { loadResults, type BenchResults } from '../../src/bench/results.js';
 import { validateJson } from '../../src/bench/json-schema.js';
 import { renderMarkdown } from '../../src/bench/report-markdown.js';
@@ -164,6 +166,38 @@ t.test('results files load back for compare; non-results are refused with the fi
   const other = join(work, 'other.json');
   writeFileSync(other, JSON.stringify({ schema: 'something-else' }));
   t.throws(() => loadResults(other), { message: /other\.json is not an edgetl bench results file/ });
+});
+
+t.test('autotune picks the best images/s within the p95 budget and writes a valid tuned profile', async (t) => {
+  const file = writeProfile('tiny-tune', {
+    batchSizes: [1],
+    measurement: { warmupRuns: 1, minRuns: 4, minDurationMs: 0, maxDurationMs: 5000, seed: 1 },
+    budgets: [{ name: 'answer fast', batch: 1, p95LatencyMsPerBatch: 60_000 }],
+    autotune: { intraOpThreads: [1], batchSizes: [1, 2, 4], minRuns: 4, minDurationMs: 0 },
+  });
+  const tuned = await autotune(loadProfile(file), collectHostFacts());
+  t.equal(tuned.trials.length, 3);
+  t.equal(tuned.choices.length, 1);
+  const choice = tuned.choices[0]!;
+  const best = Math.max(...tuned.trials.map((trial) => trial.run.imagesPerSecond!));
+  t.equal(choice.imagesPerSecond, best, 'highest throughput among the settings within budget');
+  t.equal(choice.withinBudget, true);
+  const setting = tuned.profile.backbones[0] as { id: string; batchSizes: number[]; intraOpThreads: number };
+  t.ok(setting.batchSizes.includes(choice.batch) && setting.batchSizes.includes(1), 'the chosen batch, and the batch its budget names');
+  t.equal(setting.intraOpThreads, 1);
+  t.equal(tuned.profile.name, 'tiny-tune-tuned');
+  t.ok(tuned.profile.tuned?.host, 'says which machine it was tuned on');
+
+  const strict = writeProfile('tiny-tune-strict', {
+    batchSizes: [1],
+    measurement: { warmupRuns: 1, minRuns: 4, minDurationMs: 0, maxDurationMs: 5000, seed: 1 },
+    budgets: [{ name: 'impossible', p95LatencyMsPerBatch: 1e-6 }],
+    autotune: { intraOpThreads: [1], batchSizes: [1, 4], minRuns: 4, minDurationMs: 0 },
+  });
+  const over = await autotune(loadProfile(strict), collectHostFacts());
+  t.equal(over.choices[0]!.withinBudget, false, 'no setting meets an impossible budget, and the choice says so');
+  const lowest = Math.min(...over.trials.map((trial) => trial.run.latencyMsPerBatch!.p95));
+  t.equal(over.choices[0]!.p95LatencyMsPerBatch, lowest, 'then the lowest p95 is chosen');
 });
 
 // The CLI, spawned from source with the test runner's TypeScript loader (no build needed).
