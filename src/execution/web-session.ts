@@ -26,6 +26,30 @@ export interface WebSessionOptions {
    */
   keepOnGpu?: string[];
   graphOptimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all';
+  /**
+   * Whether the graph has int8 ops (QuantizeLinear, QLinear*, ...). Detected from the model bytes when omitted.
+   * onnxruntime-web 1.30's WebGPU EP returns wrong results for such graphs (see QUANTIZED_WEBGPU_REASON), so they
+   * run on WASM unless `allowQuantizedWebGpu` is set.
+   */
+  quantized?: boolean;
+  allowQuantizedWebGpu?: boolean;
+}
+
+/**
+ * Measured here (onnxruntime-web 1.30, Chromium 156, SwiftShader adapter): MobileNetV2-int8 (QOperator) and
+ * ShuffleNetV2-QDQ give embeddings with cosine 0.46-0.54 against onnxruntime's CPU result for the same input tensor,
+ * while fp32 graphs match to 1.0000 and the same int8 graphs on WASM match exactly. Forcing the Q/DQ nodes onto the
+ * CPU does not help, so quantized graphs stay on WASM.
+ */
+export const QUANTIZED_WEBGPU_REASON =
+  'int8 (quantized) graph: onnxruntime-web 1.30 WebGPU gives wrong embeddings for it (cosine ~0.5 vs CPU, measured); WASM runs it exactly';
+
+const QUANTIZED_OP_NAMES = ['QuantizeLinear', 'DequantizeLinear', 'QLinearConv', 'QLinearMatMul', 'QLinearAdd', 'MatMulInteger', 'ConvInteger', 'DynamicQuantizeLinear'];
+
+/** True when the ONNX bytes mention an int8 op type (op types are plain strings in the protobuf). */
+export function hasQuantizedOps(model: Uint8Array): boolean {
+  const text = new TextDecoder('latin1').decode(model.length > 64 * 1024 * 1024 ? model.subarray(0, 64 * 1024 * 1024) : model);
+  return QUANTIZED_OP_NAMES.some((op) => text.includes(op));
 }
 
 /** ProviderReport plus the browser facts that decide WASM speed. */
@@ -159,6 +183,9 @@ export class WebInferenceSession {
       let reason = probe.reason;
       if (!reason && requested === 'auto' && probe.adapter?.software) {
         reason = `the WebGPU adapter is a software one (${describeAdapter(probe.adapter)}): slower than WASM; ask for ep 'webgpu' to use it anyway`;
+      }
+      if (!reason && !options.allowQuantizedWebGpu && (options.quantized ?? (typeof bytes !== 'string' && hasQuantizedOps(bytes)))) {
+        reason = QUANTIZED_WEBGPU_REASON;
       }
       if (!reason) {
         try {

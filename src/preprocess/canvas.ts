@@ -8,6 +8,7 @@
  */
 import type { PreprocessSpec } from './spec.js';
 import { resizeGeometry, tensorElementsPerImage, writePixelsToTensor, type ResizeGeometry } from './tensor.js';
+import { resampleAndCrop } from './resample.js';
 import { EdgetlError, describeError } from '../util/errors.js';
 
 /** Anything a page can hand over: a photo, a camera frame, a canvas, a file. */
@@ -22,6 +23,19 @@ export type BrowserImageSource =
   | Blob;
 
 type Drawable = Exclude<BrowserImageSource, Blob | ImageData>;
+
+/**
+ * How to resample. `match-node` (default): the canvas only decodes (orientation, sRGB, alpha on white) and edgetl's
+ * own triangle filter resizes, as libvips does in Node (resample.ts). The others hand the resize to the browser's
+ * createImageBitmap (`resizeQuality`): faster on huge photos, but a different kernel (embeddings drift, see README).
+ */
+export type CanvasResizeQuality = 'match-node' | 'pixelated' | 'low' | 'medium' | 'high';
+
+export interface CanvasPreprocessOptions {
+  /** Name for error messages (a File's own name by default). */
+  name?: string;
+  resizeQuality?: CanvasResizeQuality;
+}
 
 /** Width and height as they will be drawn (EXIF orientation applied for decoded files). */
 function drawableSize(source: Drawable): { width: number; height: number } {
@@ -57,7 +71,7 @@ async function toDrawable(source: BrowserImageSource, name: string): Promise<{ d
 let scratch: OffscreenCanvas | undefined;
 let scratchContext: OffscreenCanvasRenderingContext2D | undefined;
 
-function cropCanvas(width: number, height: number): OffscreenCanvasRenderingContext2D {
+function scratchContext2d(width: number, height: number): OffscreenCanvasRenderingContext2D {
   if (!scratch || !scratchContext) {
     scratch = new OffscreenCanvas(width, height);
     const context = scratch.getContext('2d', { willReadFrequently: true, alpha: true });
@@ -72,14 +86,15 @@ function cropCanvas(width: number, height: number): OffscreenCanvasRenderingCont
 }
 
 /**
- * The spec-sized RGBA pixels of one image: resize (high quality) to the shared geometry, then cut the crop window.
+ * The spec-sized RGBA pixels of one image: resize to the shared geometry, then cut the crop window.
  * Transparent pixels are composited over white, as the sharp path flattens alpha onto white (node-image.ts).
  */
 export async function imageToPixels(
   source: BrowserImageSource,
   spec: PreprocessSpec,
-  name = 'image',
+  options: CanvasPreprocessOptions = {},
 ): Promise<{ pixels: Uint8ClampedArray; geometry: ResizeGeometry; sourceWidth: number; sourceHeight: number }> {
+  const name = options.name ?? (typeof File !== 'undefined' && source instanceof File ? source.name : 'image');
   const { drawable, owned } = await toDrawable(source, name);
   try {
     const { width: sourceWidth, height: sourceHeight } = drawableSize(drawable);
@@ -87,26 +102,38 @@ export async function imageToPixels(
       throw new EdgetlError('bad-image', `${name}: the image has no pixels yet (not loaded, or a camera not started)`, { file: name });
     }
     const geometry = resizeGeometry(sourceWidth, sourceHeight, spec);
+    const quality = options.resizeQuality ?? 'match-node';
+    if (quality === 'match-node') {
+      // Full-size decode flattened onto white (as sharp flattens before resizing), then the shared resampler.
+      const context = scratchContext2d(sourceWidth, sourceHeight);
+      context.globalCompositeOperation = 'source-over';
+      context.fillStyle = '#fff';
+      context.fillRect(0, 0, sourceWidth, sourceHeight);
+      context.drawImage(drawable, 0, 0, sourceWidth, sourceHeight);
+      const full = context.getImageData(0, 0, sourceWidth, sourceHeight, { colorSpace: 'srgb' }).data;
+      const pixels = resampleAndCrop(full, sourceWidth, sourceHeight, 4, geometry, spec.width, spec.height);
+      return { pixels, geometry, sourceWidth, sourceHeight };
+    }
     let resized: ImageBitmap | undefined;
     try {
-      // createImageBitmap's resize runs the browser's best kernel (mipmapped cubic in Chromium); drawImage scaling
-      // with imageSmoothingQuality 'high' is the fallback for browsers that ignore resize options.
+      // createImageBitmap's resize runs the browser's own kernel; drawImage scaling is the fallback for browsers
+      // that ignore resize options.
       resized = await createImageBitmap(drawable, {
         resizeWidth: geometry.resizeW,
         resizeHeight: geometry.resizeH,
-        resizeQuality: 'high',
+        resizeQuality: quality,
         premultiplyAlpha: 'none',
         colorSpaceConversion: 'default',
       });
     } catch {
       resized = undefined;
     }
-    const context = cropCanvas(spec.width, spec.height);
+    const context = scratchContext2d(spec.width, spec.height);
     context.globalCompositeOperation = 'source-over';
     context.fillStyle = '#fff';
     context.fillRect(0, 0, spec.width, spec.height);
-    context.imageSmoothingEnabled = true;
-    context.imageSmoothingQuality = 'high';
+    context.imageSmoothingEnabled = quality !== 'pixelated';
+    context.imageSmoothingQuality = quality === 'pixelated' ? 'low' : quality;
     if (resized && resized.width === geometry.resizeW && resized.height === geometry.resizeH) {
       context.drawImage(resized, -geometry.cropLeft, -geometry.cropTop);
     } else {
@@ -124,11 +151,10 @@ export async function imageToPixels(
 export async function imageToTensor(
   source: BrowserImageSource,
   spec: PreprocessSpec,
-  out: Float32Array = new Float32Array(tensorElementsPerImage(spec)),
-  imageIndex = 0,
-  name?: string,
+  options: CanvasPreprocessOptions & { out?: Float32Array; imageIndex?: number } = {},
 ): Promise<Float32Array> {
-  const { pixels } = await imageToPixels(source, spec, name ?? (typeof File !== 'undefined' && source instanceof File ? source.name : 'image'));
-  writePixelsToTensor(pixels, spec.width, spec.height, 4, spec, out, imageIndex);
+  const out = options.out ?? new Float32Array(tensorElementsPerImage(spec));
+  const { pixels } = await imageToPixels(source, spec, options);
+  writePixelsToTensor(pixels, spec.width, spec.height, 4, spec, out, options.imageIndex ?? 0);
   return out;
 }

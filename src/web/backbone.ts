@@ -3,7 +3,7 @@
  */
 import type { PreprocessSpec } from '../preprocess/spec.js';
 import { tensorDims, tensorElementsPerImage } from '../preprocess/tensor.js';
-import { imageToTensor, type BrowserImageSource } from '../preprocess/canvas.js';
+import { imageToTensor, type BrowserImageSource, type CanvasResizeQuality } from '../preprocess/canvas.js';
 import { WebInferenceSession, type WebProviderReport, type WebSessionOptions } from '../execution/web-session.js';
 import { EdgetlError, describeError } from '../util/errors.js';
 
@@ -32,6 +32,8 @@ export interface LoadWebBackboneOptions extends WebSessionOptions {
   fixedBatch?: number;
   /** Images per inference call (default 8; 1 for fixed-batch graphs). */
   batchSize?: number;
+  /** Resampling for preprocessing (default 'match-node': the same filter as Node's sharp path). */
+  resizeQuality?: CanvasResizeQuality;
 }
 
 export interface EmbedProgress {
@@ -64,6 +66,7 @@ export class WebBackbone {
     private readonly session: WebInferenceSession,
     readonly info: WebBackboneInfo,
     private readonly batchSize: number,
+    private readonly resizeQuality: CanvasResizeQuality = 'match-node',
   ) {}
 
   /** Which provider ran, the adapter, threads, and why anything fell back. */
@@ -97,7 +100,7 @@ export class WebBackbone {
       throw new EdgetlError('model-load', `${options.id}: the model loaded but does not run on ${session.report.used}: ${describeError(error)}`);
     }
     const embeddingDim = dims.slice(1).reduce((a, b) => a * b, 1);
-    return new WebBackbone(session, { id: options.id, sha256, embeddingDim, preprocess: options.preprocess, outputName, fixedBatch }, batchSize);
+    return new WebBackbone(session, { id: options.id, sha256, embeddingDim, preprocess: options.preprocess, outputName, fixedBatch }, batchSize, options.resizeQuality);
   }
 
   /** Runs a ready tensor batch [n, ...spec] and returns n embeddings (row-major n x dim). */
@@ -125,7 +128,7 @@ export class WebBackbone {
 
   /** The embedding of one image, camera frame, canvas or file. */
   async embed(source: BrowserImageSource): Promise<Float32Array> {
-    const tensor = await imageToTensor(source, this.info.preprocess);
+    const tensor = await imageToTensor(source, this.info.preprocess, { resizeQuality: this.resizeQuality });
     return this.embedTensor(tensor, 1);
   }
 
@@ -139,7 +142,7 @@ export class WebBackbone {
     const prepare = async (start: number): Promise<Float32Array> => {
       const n = Math.min(step, sources.length - start);
       const batch = new Float32Array(n * per);
-      for (let i = 0; i < n; i++) await imageToTensor(sources[start + i], spec, batch, i);
+      for (let i = 0; i < n; i++) await imageToTensor(sources[start + i], spec, { out: batch, imageIndex: i, resizeQuality: this.resizeQuality });
       return batch;
     };
     let pending = sources.length ? prepare(0) : undefined;

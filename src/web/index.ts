@@ -21,7 +21,7 @@ export {
   type WebProviderReport,
   type CpuTensor,
 } from '../execution/web-session.js';
-export { imageToTensor, imageToPixels, type BrowserImageSource } from '../preprocess/canvas.js';
+export { imageToTensor, imageToPixels, type BrowserImageSource, type CanvasResizeQuality, type CanvasPreprocessOptions } from '../preprocess/canvas.js';
 export { resizeGeometry, writePixelsToTensor, tensorDims, tensorElementsPerImage } from '../preprocess/tensor.js';
 export type { PreprocessSpec } from '../preprocess/spec.js';
 export {
