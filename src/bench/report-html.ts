@@ -31,9 +31,14 @@ function niceLinearTicks(max: number, count = 5): number[] {
   const raw = max / count;
   const power = 10 ** Math.floor(Math.log10(raw));
   const step = [1, 2, 2.5, 5, 10].map((m) => m * power).find((s) => s >= raw) ?? raw;
-  const ticks: number[] = [];
-  for (let v = 0; v <= max * 1.0001; v += step) ticks.push(Number(v.toPrecision(6)));
+  const ticks: number[] = [0];
+  while (ticks[ticks.length - 1]! < max) ticks.push(Number((ticks.length * step).toPrecision(6)));
   return ticks;
+}
+
+/** Tick labels without trailing zeros: 1, 2.5, 0.05. */
+function tickLabel(value: number): string {
+  return String(Number(value.toPrecision(3)));
 }
 
 function text(x: number, y: number, content: string, attrs = ''): string {
@@ -57,7 +62,7 @@ export function latencyChart(runs: InferenceRun[]): string {
   const parts: string[] = [];
   for (const tick of niceLogTicks(lo, hi)) {
     parts.push(`<line x1="${x(tick).toFixed(1)}" x2="${x(tick).toFixed(1)}" y1="${top - 5}" y2="${height - 35}" class="grid"/>`);
-    parts.push(text(x(tick), height - 20, formatNumber(tick), 'text-anchor="middle" class="tick"'));
+    parts.push(text(x(tick), height - 20, tickLabel(tick), 'text-anchor="middle" class="tick"'));
   }
   parts.push(text((left + width) / 2, height - 4, 'latency per image, ms (log scale); box p25–p75, bar median, | p99, whiskers min–max', 'text-anchor="middle" class="axis"'));
   measured.forEach((run, i) => {
@@ -120,7 +125,7 @@ export function throughputChart(runs: InferenceRun[]): string {
   const parts: string[] = [];
   for (const t of ticks) {
     parts.push(`<line x1="${left}" x2="${width - right}" y1="${y(t).toFixed(1)}" y2="${y(t).toFixed(1)}" class="grid"/>`);
-    parts.push(text(left - 6, y(t) + 4, formatNumber(t), 'text-anchor="end" class="tick"'));
+    parts.push(text(left - 6, y(t) + 4, tickLabel(t), 'text-anchor="end" class="tick"'));
   }
   for (const b of batches) parts.push(text(x(b), height - bottom + 18, String(b), 'text-anchor="middle" class="tick"'));
   parts.push(text((left + width - right) / 2, height - 8, 'batch size', 'text-anchor="middle" class="axis"'));
@@ -142,18 +147,19 @@ export function stageChart(results: BenchResults): string {
   if (rows.length === 0) return '<p>No end-to-end runs with stage figures.</p>';
   const width = 900;
   const left = 260;
+  const right = 110;
   const barHeight = 14;
   const group = 44;
-  const top = 20;
+  const top = 34;
   const height = top + rows.length * group + 50;
   const maxMs = Math.max(...rows.map((e) => Math.max(1000 / e.preprocessImagesPerSecond! + 1000 / e.inferenceImagesPerSecond!, 1000 / e.imagesPerSecond!))) * 1.1;
   const ticks = niceLinearTicks(maxMs);
   const scaleMax = ticks[ticks.length - 1]!;
-  const w = (ms: number) => (ms / scaleMax) * (width - left - 20);
+  const w = (ms: number) => (ms / scaleMax) * (width - left - right);
   const parts: string[] = [];
   for (const t of ticks) {
     parts.push(`<line x1="${(left + w(t)).toFixed(1)}" x2="${(left + w(t)).toFixed(1)}" y1="${top - 5}" y2="${height - 40}" class="grid"/>`);
-    parts.push(text(left + w(t), height - 26, formatNumber(t), 'text-anchor="middle" class="tick"'));
+    parts.push(text(left + w(t), height - 26, tickLabel(t), 'text-anchor="middle" class="tick"'));
   }
   parts.push(text((left + width) / 2, height - 8, 'ms per image (whole machine): preprocessing + inference alone (upper bar) vs end to end (lower bar)', 'text-anchor="middle" class="axis"'));
   rows.forEach((e, i) => {
@@ -167,9 +173,9 @@ export function stageChart(results: BenchResults): string {
     parts.push(`<rect x="${left}" y="${y + barHeight + 3}" width="${w(e2e).toFixed(1)}" height="${barHeight}" fill="#2ca02c"><title>end to end ${formatNumber(e2e)} ms/image</title></rect>`);
     parts.push(text(left + w(Math.max(pre + inf, e2e)) + 6, y + barHeight + 4, `efficiency ${formatNumber(e.efficiency, 2)}`, 'class="tick"'));
   });
-  parts.push(`<rect x="${left}" y="${height - 22}" width="10" height="10" fill="#ff7f0e"/>${text(left + 14, height - 13, 'preprocess', 'class="tick"')}`);
-  parts.push(`<rect x="${left + 90}" y="${height - 22}" width="10" height="10" fill="#1f77b4"/>${text(left + 104, height - 13, 'inference', 'class="tick"')}`);
-  parts.push(`<rect x="${left + 180}" y="${height - 22}" width="10" height="10" fill="#2ca02c"/>${text(left + 194, height - 13, 'end to end', 'class="tick"')}`);
+  parts.push(`<rect x="${left}" y="4" width="10" height="10" fill="#ff7f0e"/>${text(left + 14, 13, 'preprocess', 'class="tick"')}`);
+  parts.push(`<rect x="${left + 90}" y="4" width="10" height="10" fill="#1f77b4"/>${text(left + 104, 13, 'inference', 'class="tick"')}`);
+  parts.push(`<rect x="${left + 180}" y="4" width="10" height="10" fill="#2ca02c"/>${text(left + 194, 13, 'end to end', 'class="tick"')}`);
   return `<svg viewBox="0 0 ${width} ${height}" width="${width}" height="${height}" role="img" aria-label="time per stage">${parts.join('')}</svg>`;
 }
 
