@@ -90,13 +90,14 @@ export interface L2SearchOptions {
   folds: number;
   seed: number;
   sampleWeights?: Float32Array;
-  /** Strongest to weakest candidate (mean-loss units). Default decades 1 .. 1e-6, then half-decade refinement. */
+  /** Strongest to weakest candidate (mean-loss units). Default decades 100 .. 1e-6, then half-decade refinement. */
   grid?: number[];
   /** Iteration cap per candidate and fold (warm-started, so few are needed). */
   maxIterations?: number;
   /**
-   * How candidates are ranked on the held-out folds. `logLoss` (default) is smooth and proper, so a single
-   * lucky row on a small fold cannot decide; `accuracy` ranks by accuracy first (ties by log loss).
+   * How candidates are ranked on the held-out folds. `accuracy` (default, as scikit-learn's LogisticRegressionCV
+   * and the CLIP protocol) prefers the stronger regularization among equally accurate strengths; `logLoss` is
+   * smooth and proper, so a single lucky row on a small fold cannot decide.
    */
   criterion?: L2Criterion;
   onProgress?: (done: number, total: number) => void;
@@ -123,7 +124,11 @@ export interface L2SearchResult {
 export type L2Criterion = 'logLoss' | 'accuracy';
 
 function isBetter(a: L2Candidate, b: L2Candidate, criterion: L2Criterion): boolean {
-  if (criterion === 'accuracy' && Math.abs(a.accuracy - b.accuracy) > 1e-9) return a.accuracy > b.accuracy;
+  if (criterion === 'accuracy') {
+    if (Math.abs(a.accuracy - b.accuracy) > 1e-9) return a.accuracy > b.accuracy;
+    // equally accurate: the stronger regularization, the simpler model
+    return a.l2 > b.l2;
+  }
   if (Math.abs(a.logLoss - b.logLoss) > 1e-9) return a.logLoss < b.logLoss;
   return a.accuracy > b.accuracy;
 }
@@ -133,7 +138,7 @@ function isBetter(a: L2Candidate, b: L2Candidate, criterion: L2Criterion): boole
  * protocol: a log-spaced sweep by decades, then half-decade refinement around the best). Each fold is
  * warm-started from its solution at the neighbouring strength, and the walk towards weaker regularization stops
  * once two candidates in a row are worse than the best, so few candidates need many iterations.
- * Candidates are ranked by mean held-out log loss by default (see `criterion`).
+ * Candidates are ranked by mean held-out accuracy by default (see `criterion`).
  */
 export async function searchL2(matrix: LabelledMatrix, options: L2SearchOptions): Promise<L2SearchResult> {
   const { classCount: classes, dim } = matrix;
@@ -153,12 +158,12 @@ export async function searchL2(matrix: LabelledMatrix, options: L2SearchOptions)
       solution: undefined as Float64Array | undefined,
     };
   });
-  const coarse = options.grid ?? [1, 1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6];
+  const coarse = options.grid ?? [1e2, 1e1, 1, 1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6];
   const maxIterations = options.maxIterations ?? 60;
   const candidates: L2Candidate[] = [];
   const solutions = new Map<number, Float64Array[]>();
   const validationLogits = new Map<number, Float32Array[]>();
-  const criterion = options.criterion ?? 'logLoss';
+  const criterion = options.criterion ?? 'accuracy';
   const better = (a: L2Candidate, b: L2Candidate) => isBetter(a, b, criterion);
   let done = 0;
   const total = (coarse.length + 2) * foldCount;
@@ -199,7 +204,7 @@ export async function searchL2(matrix: LabelledMatrix, options: L2SearchOptions)
 
   // Start in the middle of the grid, where standardized embeddings usually land, walk towards weaker
   // regularization until two candidates in a row are worse than the best, then towards stronger until one is.
-  const startIndex = Math.min(coarse.length - 1, options.grid ? 0 : 2);
+  const startIndex = options.grid ? 0 : coarse.indexOf(1e-2);
   let best = await evaluate(coarse[startIndex], folds.map(() => undefined));
   const startSolutions = solutions.get(best.l2)!;
   let worseInARow = 0;

@@ -48,7 +48,7 @@ export interface TrainHeadOptions {
   backbone?: HeadBackboneRef;
   /** Linear head: L2 strength on the mean loss, or `auto` (default) for the cross-validated sweep. */
   l2?: number | 'auto';
-  /** How the L2 sweep ranks strengths (default logLoss). */
+  /** How the L2 sweep ranks strengths (default accuracy, ties to the stronger). */
   l2Criterion?: 'logLoss' | 'accuracy';
   /** Folds for the L2 sweep and the out-of-fold calibration data (default 3, fewer when a class is smaller). */
   folds?: number;

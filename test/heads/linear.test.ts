@@ -88,10 +88,10 @@ t.test('separable data: the default linear fit classifies every training row', a
 t.test('cross-validation picks strong regularization for few noisy rows and weak for many clean rows', async (t) => {
   // 60 rows in 100 dims with the signal in 2 of them: fitting the noise dims hurts, so strong L2 must win
   const noisy = gaussianClusters({ perClass: [30, 30], dim: 100, separation: 1.2, seed: 11 });
-  const noisyResult = await searchL2(matrixOf(noisy.data, noisy.labels), { math: jsDenseMath, folds: 3, seed: 0 });
+  const noisyResult = await searchL2(matrixOf(noisy.data, noisy.labels), { math: jsDenseMath, folds: 3, seed: 0, criterion: 'logLoss' });
   // 600 well-separated rows in 10 dims: little regularization is needed
   const clean = gaussianClusters({ perClass: [300, 300], dim: 10, separation: 4, seed: 12 });
-  const cleanResult = await searchL2(matrixOf(clean.data, clean.labels), { math: jsDenseMath, folds: 3, seed: 0 });
+  const cleanResult = await searchL2(matrixOf(clean.data, clean.labels), { math: jsDenseMath, folds: 3, seed: 0, criterion: 'logLoss' });
   t.ok(noisyResult.l2 >= 0.1, `noisy data: l2 ${noisyResult.l2} >= 0.1`);
   t.ok(cleanResult.l2 <= 0.01, `clean data: l2 ${cleanResult.l2} <= 0.01`);
   for (const result of [noisyResult, cleanResult]) {
@@ -102,7 +102,10 @@ t.test('cross-validation picks strong regularization for few noisy rows and weak
   }
   const byAccuracy = await searchL2(matrixOf(noisy.data, noisy.labels), { math: jsDenseMath, folds: 3, seed: 0, criterion: 'accuracy' });
   const chosen = byAccuracy.candidates.find((c) => c.l2 === byAccuracy.l2)!;
-  for (const c of byAccuracy.candidates) t.ok(chosen.accuracy >= c.accuracy, 'accuracy criterion picks the most accurate strength');
+  for (const c of byAccuracy.candidates) {
+    t.ok(chosen.accuracy >= c.accuracy, 'accuracy criterion picks the most accurate strength');
+    if (c.accuracy === chosen.accuracy) t.ok(chosen.l2 >= c.l2, 'and the strongest among equally accurate ones');
+  }
 });
 
 t.test('stratified folds and splits keep every class in every part', async (t) => {
