@@ -98,6 +98,8 @@ export async function runEmbedJob(request: EmbedRunRequest): Promise<EmbedRunRep
     const bar = new ProgressBar('embedding', showProgress);
     const result = await embedFolder(backbone, request.dir, {
       out: request.out,
+      // The CLI only needs the file: rows stream to it, so memory does not grow with the folder.
+      keepEmbeddings: request.out === undefined,
       batchSize,
       strict: values.strict === true,
       useCache: values['no-cache'] !== true,

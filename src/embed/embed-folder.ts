@@ -1,13 +1,19 @@
 import { resolve } from 'node:path';
 import type { Backbone } from './backbone.js';
 import { scanImageFolder } from './dataset.js';
-import { writeEmbeddingSet, type EmbeddingSetItem } from './embedding-set.js';
-import type { EmbedManyOptions } from './pipeline.js';
+import { embeddingSetPaths, writeEmbeddingSetJson, type EmbeddingSetItem } from './embedding-set.js';
+import { NpyRowWriter } from './npy-file.js';
+import type { EmbedManyOptions, EmbedManyResult } from './pipeline.js';
 import { EdgetlError } from '../util/errors.js';
 
-export interface EmbedFolderOptions extends EmbedManyOptions {
-  /** Write `<out>.npy` and `<out>.json` (an embedding set). */
+export interface EmbedFolderOptions extends Omit<EmbedManyOptions, 'collect'> {
+  /** Write `<out>.npy` and `<out>.json` (an embedding set); the .npy is streamed row by row. */
   out?: string;
+  /**
+   * Return the embeddings in `result.embeddings` (default true). With `out` set and this false, memory stays
+   * bounded however many images the folder holds: rows go straight to the file.
+   */
+  keepEmbeddings?: boolean;
 }
 
 export interface EmbedFolderResult {
@@ -21,7 +27,7 @@ export interface EmbedFolderResult {
   skipped: { path: string; reason: string }[];
   /** Scan and run notes a user should see (empty class folders, ignored files, cache problems). */
   warnings: string[];
-  /** [items.length, dim] float32. */
+  /** [items.length, dim] float32; empty when keepEmbeddings was false. */
   embeddings: Float32Array;
   dim: number;
   /** Wall time of the embedding (scan and model loading excluded). */
@@ -38,10 +44,26 @@ export async function embedFolder(backbone: Backbone, dir: string, options: Embe
   const root = resolve(dir);
   const scan = await scanImageFolder(root);
   const warnings = [...scan.warnings];
-  const result = await backbone.embedMany(
-    scan.items.map((item) => item.path),
-    options,
-  );
+  const paths = options.out !== undefined ? embeddingSetPaths(options.out) : undefined;
+  const writer = paths ? await NpyRowWriter.create(paths.npy, backbone.embeddingDim) : undefined;
+  let result: EmbedManyResult;
+  try {
+    result = await backbone.embedMany(
+      scan.items.map((item) => item.path),
+      {
+        ...options,
+        collect: options.keepEmbeddings !== false,
+        onEmbedding: (item, embedding) => {
+          writer?.append(embedding);
+          options.onEmbedding?.(item, embedding);
+        },
+      },
+    );
+    if (result.items.length === 0) await writer?.abort();
+  } catch (error) {
+    await writer?.abort();
+    throw error;
+  }
   if (backbone.cacheWarning) warnings.push(backbone.cacheWarning);
 
   const items = result.items.map((item) => ({ path: scan.items[item.index]!.path, label: scan.items[item.index]!.label }));
@@ -73,8 +95,9 @@ export async function embedFolder(backbone: Backbone, dir: string, options: Embe
     cacheHits: result.stats.cacheHits,
     computed: result.stats.computed,
   };
-  if (options.out !== undefined) {
-    summary.written = await writeEmbeddingSet(options.out, {
+  if (paths && writer) {
+    await writer.finish();
+    const json = await writeEmbeddingSetJson(paths.prefix, {
       backbone: { id: backbone.id, sha256: backbone.sha256, embeddingDim: backbone.embeddingDim, fingerprint: backbone.fingerprint },
       executionProvider: backbone.provider.used,
       classes,
@@ -82,8 +105,8 @@ export async function embedFolder(backbone: Backbone, dir: string, options: Embe
       skipped,
       preprocess: backbone.preprocess,
       root,
-      embeddings: result.embeddings,
     });
+    summary.written = { npy: paths.npy, json };
   }
   return summary;
 }

@@ -78,6 +78,18 @@ export async function writeEmbeddingSet(prefix: string, set: EmbeddingSetMetadat
     throw new EdgetlError('bad-embedding-set', `cannot write ${paths.npy}: ${count} items x ${dim} dims needs ${count * dim} values, got ${set.embeddings.length}`, { file: paths.npy });
   }
   checkConsistency(set, count, dim, paths.json);
+  await writeNpyFile(paths.npy, set.embeddings, [count, dim]);
+  await writeEmbeddingSetJson(prefix, set);
+  return { npy: paths.npy, json: paths.json };
+}
+
+/**
+ * Write only `<prefix>.json`, atomically, for an NPY already in place with one row per item (a streamed write:
+ * see NpyRowWriter). Call it after the NPY is complete.
+ */
+export async function writeEmbeddingSetJson(prefix: string, set: EmbeddingSetMetadata): Promise<string> {
+  const paths = embeddingSetPaths(prefix);
+  checkConsistency(set, set.items.length, set.backbone.embeddingDim, paths.json);
   const metadata: EmbeddingSetMetadata = {
     format: EMBEDDING_SET_FORMAT,
     backbone: set.backbone,
@@ -89,9 +101,8 @@ export async function writeEmbeddingSet(prefix: string, set: EmbeddingSetMetadat
     ...(set.root !== undefined ? { root: set.root } : {}),
     createdAt: set.createdAt ?? new Date().toISOString(),
   };
-  await writeNpyFile(paths.npy, set.embeddings, [count, dim]);
   await writeFileAtomic(paths.json, JSON.stringify(metadata, null, 1) + '\n');
-  return { npy: paths.npy, json: paths.json };
+  return paths.json;
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

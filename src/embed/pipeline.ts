@@ -49,6 +49,14 @@ export interface EmbedManyOptions {
   decodeConcurrency?: number;
   /** Batches decoded ahead (default DEFAULT_PREFETCH_BATCHES). */
   prefetchBatches?: number;
+  /**
+   * Receives each embedding in input order as soon as it and every earlier item are done (the vector is only valid
+   * during the call: copy it to keep it). With `collect: false` this is the only output, and memory stays bounded
+   * whatever the number of images.
+   */
+  onEmbedding?(item: EmbeddedItem, embedding: Float32Array): void;
+  /** Gather all embeddings into `result.embeddings` (default true). */
+  collect?: boolean;
 }
 
 export interface EmbeddedItem {
@@ -65,7 +73,7 @@ export interface SkippedItem {
 }
 
 export interface EmbedManyResult {
-  /** [items.length, dim] row-major: row r belongs to items[r]. */
+  /** [items.length, dim] row-major: row r belongs to items[r]. Empty when `collect` is false. */
   embeddings: Float32Array;
   dim: number;
   items: EmbeddedItem[];
@@ -134,9 +142,28 @@ export async function runEmbeddingPipeline(sources: readonly ImageSource[], stag
   const perImage = tensorElementsPerImage(spec);
   const signal = options.signal;
 
-  const results = new Float32Array(total * dim);
-  const embedded = new Uint8Array(total);
+  const collect = options.collect !== false;
+  const results = new Float32Array(collect ? total * dim : 0);
+  const items: EmbeddedItem[] = [];
   const skipped: SkippedItem[] = [];
+  // Finished items wait here until every earlier one is finished too; then they are emitted in input order.
+  // Holds at most the items in flight (the window and two batches), never the whole input.
+  const finished = new Map<number, Float32Array | null>();
+  let nextToEmit = 0;
+  const finish = (index: number, embedding: Float32Array | null) => {
+    finished.set(index, embedding);
+    while (finished.has(nextToEmit)) {
+      const vector = finished.get(nextToEmit)!;
+      finished.delete(nextToEmit);
+      if (vector) {
+        const item = { index: nextToEmit, source: describeSource(sources[nextToEmit]!, nextToEmit) };
+        if (collect) results.set(vector, items.length * dim);
+        items.push(item);
+        options.onEmbedding?.(item, vector);
+      }
+      nextToEmit++;
+    }
+  };
   let done = 0;
   let cacheHits = 0;
   let computed = 0;
@@ -207,9 +234,8 @@ export async function runEmbeddingPipeline(sources: readonly ImageSource[], stag
       for (let b = 0; b < batch.length; b++) {
         const row = output.subarray(b * dim, (b + 1) * dim);
         const { index, key } = batch[b]!;
-        results.set(row, index * dim);
-        embedded[index] = 1;
         if (cache && key) cache.put(key, row);
+        finish(index, row);
       }
       computed += batch.length;
       done += batch.length;
@@ -227,8 +253,7 @@ export async function runEmbeddingPipeline(sources: readonly ImageSource[], stag
       const item = await prepared.get(index)!;
       prepared.delete(index);
       if (item.kind === 'hit') {
-        results.set(item.embedding, index * dim);
-        embedded[index] = 1;
+        finish(index, item.embedding);
         cacheHits++;
         done++;
         progress();
@@ -239,6 +264,7 @@ export async function runEmbeddingPipeline(sources: readonly ImageSource[], stag
           throw new BadImageError(path, item.reason, { file: typeof sources[index] === 'string' ? path : undefined, cause: item.error });
         }
         skipped.push({ index, path, reason: item.reason });
+        finish(index, null);
         done++;
         progress();
       } else {
@@ -258,16 +284,9 @@ export async function runEmbeddingPipeline(sources: readonly ImageSource[], stag
     if (cache) await cache.flush().catch(() => undefined);
   }
 
-  const items: EmbeddedItem[] = [];
-  let row = 0;
-  for (let index = 0; index < total; index++) {
-    if (!embedded[index]) continue;
-    if (row !== index) results.copyWithin(row * dim, index * dim, (index + 1) * dim);
-    items.push({ index, source: describeSource(sources[index]!, index) });
-    row++;
-  }
+  if (nextToEmit !== total) throw new EdgetlError('internal', `embedding pipeline finished with ${total - nextToEmit} item(s) unaccounted for`);
   return {
-    embeddings: row === total ? results : results.slice(0, row * dim),
+    embeddings: !collect || items.length === total ? results : results.slice(0, items.length * dim),
     dim,
     items,
     skipped,

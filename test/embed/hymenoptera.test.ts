@@ -56,6 +56,7 @@ t.test('MobileNetV2-int8 embeds hymenoptera/train into a 1280-d labelled set, an
   t.equal(set.backbone.id, 'mobilenetv2-12-int8');
   t.equal(set.backbone.sha256, 'cc028fe6cae7bc11a4ff53cfc9b79c920e8be65ce33a904ec3e2a8f66d77f95f');
   t.equal(set.executionProvider, 'cpu');
+  t.same(Array.from(set.embeddings), Array.from(first.embeddings), 'the streamed .npy holds exactly the returned embeddings');
   const json = JSON.parse(await readFile(join(dir, 'train.json'), 'utf8'));
   t.same(Object.keys(json.backbone).slice(0, 3), ['id', 'sha256', 'embeddingDim']);
   let nonZero = 0;

@@ -212,3 +212,19 @@ t.test('cancelling stops the run with an aborted error', async (t) => {
   t.equal((error as EdgetlError).code, 'aborted');
   t.ok(counters.inferCalls.length < 10);
 });
+
+t.test('onEmbedding streams results in input order; collect false keeps nothing', async (t) => {
+  const paths = await folderOfImages(t, 10);
+  await writeFile(paths[3]!, 'broken');
+  const counters: Counters = { decodes: 0, inferCalls: [] };
+  const streamed: [number, number[]][] = [];
+  const result = await runEmbeddingPipeline(paths, stages(counters), {
+    batchSize: 3,
+    collect: false,
+    onEmbedding: (item, embedding) => streamed.push([item.index, Array.from(embedding)]),
+  });
+  t.equal(result.embeddings.length, 0);
+  t.same(result.items.map((i) => i.index), [0, 1, 2, 4, 5, 6, 7, 8, 9]);
+  t.same(streamed.map(([index]) => index), [0, 1, 2, 4, 5, 6, 7, 8, 9]);
+  for (const [index, vector] of streamed) t.same(vector, colourArray(index), `streamed ${index}`);
+});
