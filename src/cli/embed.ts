@@ -32,7 +32,8 @@ export const embedRunHelp = `Model and execution:
   --embedding <tensor>       embedding tensor in the model (default: found automatically)
   --ep auto|cpu|webgpu|cuda  execution provider (default auto: real GPUs only, never a software adapter)
   --strict-ep                fail instead of falling back to another provider
-  --threads N                onnxruntime intra-op threads (default: onnxruntime's choice)
+  --threads N                onnxruntime intra-op threads (default: half the cores for light backbones, so the
+                             image decoders get the rest; all cores for heavy ones above 1 GMAC per image)
   --batch N                  images per inference for dynamic-batch models (default ${DEFAULT_BATCH_SIZE}; fixed-batch
                              models run at their own size)
   --no-download              never download a missing catalog model
