@@ -95,9 +95,18 @@ export async function runEmbedJob(request: EmbedRunRequest): Promise<EmbedRunRep
   });
   download.finish();
   const loadSeconds = (performance.now() - loadStarted) / 1000;
+  // Ctrl-C stops cleanly: the pipeline drains, the half-written .npy is removed, the old one (if any) stays.
+  const controller = new AbortController();
+  const onInterrupt = () => {
+    if (controller.signal.aborted) process.exit(130);
+    process.stderr.write('\nstopping (Ctrl-C again to quit at once)...\n');
+    controller.abort();
+  };
+  process.on('SIGINT', onInterrupt);
   try {
     const bar = new ProgressBar('embedding', showProgress);
     const result = await embedFolder(backbone, request.dir, {
+      signal: controller.signal,
       out: request.out,
       // The CLI only needs the file: rows stream to it, so memory does not grow with the folder.
       keepEmbeddings: request.out === undefined,
@@ -109,6 +118,7 @@ export async function runEmbedJob(request: EmbedRunRequest): Promise<EmbedRunRep
     bar.finish();
     return { backbone, result, loadSeconds };
   } finally {
+    process.off('SIGINT', onInterrupt);
     await backbone.close();
   }
 }
