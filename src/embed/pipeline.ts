@@ -135,8 +135,11 @@ export async function runEmbeddingPipeline(sources: readonly ImageSource[], stag
   const { spec, dim } = stages;
   const batchSize = stages.fixedBatch ?? Math.max(1, Math.floor(options.batchSize ?? DEFAULT_BATCH_SIZE));
   const prefetch = Math.max(0, Math.floor(options.prefetchBatches ?? DEFAULT_PREFETCH_BATCHES));
-  const window = Math.max(batchSize * (prefetch + 1), 2);
-  const decodeLimit = new Semaphore(Math.max(1, Math.floor(options.decodeConcurrency ?? availableParallelism())));
+  const decoders = Math.max(1, Math.floor(options.decodeConcurrency ?? availableParallelism()));
+  const decodeLimit = new Semaphore(decoders);
+  // Items read and decoded ahead of the consumer: whole batches ahead, and for small (fixed) batches at least enough
+  // to keep every decoder busy while a batch runs.
+  const window = Math.max(batchSize * (prefetch + 1), 2 * decoders + batchSize);
   const cache = options.useCache === false ? undefined : stages.cache;
   const decode = stages.decode ?? ((source: Uint8Array | RawImage, s: PreprocessSpec) => decodeToRgb(source, s));
   const perImage = tensorElementsPerImage(spec);
