@@ -56,6 +56,8 @@ scope.onmessage = (event) => {
     },
   })
     .then((head) => {
+      // Heads that train in one step (prototype) report nothing on the way: the bar still ends full.
+      scope.postMessage({ kind: 'progress', id, progress: { stage: 'done', done: 1, total: 1, fraction: 1 } });
       scope.postMessage({ kind: 'done', id, json: head.serialize(), seconds: (performance.now() - started) / 1000 });
     })
     .catch((error: unknown) => {

@@ -1,0 +1,150 @@
+/**
+ * The kiosk app end to end in real Chromium, as a person uses it: add photos for two classes, train, classify a
+ * held-out photo, export the head. Once on WASM with the default backbone, once on WebGPU (SwiftShader, correctness
+ * only) with a small fp32 backbone. Screenshots of the trained state go to test-artifacts/.
+ */
+import t from 'tap';
+import { mkdirSync, readdirSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Ajv } from 'ajv';
+import { repoRoot, sharedModel, sharedPath } from '../helpers/shared.js';
+import { chromiumSkip, launchChromium, type BrowserMode } from './chromium.js';
+import { startServer } from './harness.js';
+import { Head } from '../../src/heads/head.js';
+import { trainHead } from '../../src/heads/train.js';
+import type { Page } from 'playwright-core';
+
+const int8 = sharedModel('mobilenetv2-12-int8.onnx');
+const fp32 = sharedModel('mobilenet-v1-0.25-224.fp32.onnx');
+const data = sharedPath('datasets/hymenoptera');
+const skip = chromiumSkip() || int8.skip || fp32.skip || data.skip;
+const artifacts = join(repoRoot, 'test-artifacts');
+
+function files(split: 'train' | 'val', label: string, from: number, count: number): string[] {
+  const dir = join(data.path!, split, label);
+  return readdirSync(dir).sort().slice(from, from + count).map((f) => join(dir, f));
+}
+
+async function waitForCount(page: Page, classIndex: number, count: number): Promise<void> {
+  await page.waitForFunction(([i, n]) => document.querySelector(`#class-${i}`)?.getAttribute('data-count') === String(n), [classIndex, count] as const, { timeout: 120_000 });
+}
+
+async function classify(page: Page, file: string): Promise<{ label: string | null; text: string | null }> {
+  await page.evaluate(() => document.querySelector('#prediction-label')?.removeAttribute('data-label'));
+  await page.setInputFiles('#test-file', file);
+  await page.waitForFunction(() => document.querySelector('#prediction-label')?.hasAttribute('data-label'), null, { timeout: 60_000 });
+  return { label: await page.getAttribute('#prediction-label', 'data-label'), text: await page.textContent('#prediction-label') };
+}
+
+const runs: { mode: BrowserMode; model: string; perClass: number; provider: string }[] = [
+  { mode: 'wasm', model: 'mobilenetv2-12-int8.onnx', perClass: 6, provider: 'WebAssembly' },
+  { mode: 'webgpu', model: 'mobilenet-v1-0.25-224.fp32.onnx', perClass: 4, provider: 'WebGPU' },
+];
+
+for (const run of runs) {
+  t.test(`kiosk app on ${run.mode}: examples, train, predict a held-out photo, export a valid head`, { skip }, async (t) => {
+    const { server, backbone } = await startServer(join(int8.path!, '..', run.model));
+    const browser = await launchChromium(run.mode);
+    t.teardown(async () => {
+      await browser.close();
+      await server.close();
+    });
+    const page = browser.page;
+    t.teardown(() => {
+      if (t.passing()) return;
+      t.comment(browser.logs.slice(-30).join('\n'));
+    });
+    await page.goto(`${server.url}?ep=${run.mode}`);
+    await page.waitForSelector('body[data-ready="true"]', { timeout: 90_000 });
+    t.match(await page.textContent('#model-status'), run.provider, `the header says the model runs on ${run.provider}`);
+    t.match(await page.textContent('[data-fact="provider"]'), run.provider, 'the device panel names the provider');
+    t.equal(await page.textContent('[data-fact="cross-origin-isolated"]'), 'yes', 'the page is cross-origin isolated (COOP/COEP from edgetl serve)');
+    if (run.mode === 'webgpu') t.match(await page.textContent('[data-fact="adapter"]'), /swiftshader.*software/i, 'the software adapter is reported as such');
+
+    await page.fill('#class-name-0', 'ants');
+    await page.fill('#class-name-1', 'bees');
+    t.ok(await page.isDisabled('#train-button'), 'Train waits for examples');
+    await page.setInputFiles('#class-0 input[type=file]', files('train', 'ants', 0, run.perClass));
+    await page.setInputFiles('#class-1 input[type=file]', files('train', 'bees', 0, run.perClass));
+    await waitForCount(page, 0, run.perClass);
+    await waitForCount(page, 1, run.perClass);
+    t.equal(await page.textContent('#class-0 [data-ref="count"]'), `${run.perClass} photos`, 'counts per class are shown');
+
+    await page.click('#train-button');
+    await page.waitForSelector('body[data-head="ready"]', { timeout: 60_000 });
+    t.match(await page.textContent('#train-status'), /Trained a linear head/, 'training reports success');
+
+    const antPhoto = files('val', 'ants', 0, 1)[0];
+    const beePhoto = files('val', 'bees', 0, 1)[0];
+    const ant = await classify(page, antPhoto);
+    t.equal(ant.label, 'ants', `held-out ant photo is predicted "ants" (${ant.text})`);
+    const bee = await classify(page, beePhoto);
+    t.equal(bee.label, 'bees', `held-out bee photo is predicted "bees" (${bee.text})`);
+    t.equal(await page.locator('#prediction-bars .bar').count(), 2, 'one confidence bar per class');
+    t.match(await page.textContent('[data-fact="image-embedding"]'), /ms/, 'the device panel shows measured latency');
+
+    mkdirSync(artifacts, { recursive: true });
+    await page.screenshot({ path: join(artifacts, `kiosk-trained-${run.mode}.png`), fullPage: true });
+
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('#export-head')]);
+    const json = await readFile((await download.path())!, 'utf8');
+    const schema = JSON.parse(await readFile(join(repoRoot, 'src', 'formats', 'edgetl-head-v1.schema.json'), 'utf8')) as object;
+    const validate = new Ajv({ allErrors: true, strict: false }).compile(schema);
+    t.ok(validate(JSON.parse(json)), `the exported head matches the edgetl-head v1 schema ${JSON.stringify(validate.errors ?? [])}`);
+    const head = Head.parse(json, { file: download.suggestedFilename(), backbone: { id: backbone.id, sha256: backbone.sha256, embeddingDim: backbone.embeddingDim } });
+    t.same(head.labels, ['ants', 'bees'], 'the exported head loads in Node with the class names typed in the page');
+
+    if (run.mode === 'wasm') {
+      // The head and the examples survive a reload (IndexedDB).
+      await page.reload();
+      await page.waitForSelector('body[data-ready="true"]', { timeout: 90_000 });
+      t.equal(await page.getAttribute('body', 'data-head'), 'ready', 'the head is restored after a reload');
+      t.equal(await page.getAttribute('#class-0', 'data-count'), String(run.perClass), 'the examples are restored after a reload');
+      t.equal((await classify(page, beePhoto)).label, 'bees', 'the restored head predicts');
+    }
+  });
+}
+
+t.test('kiosk app errors a user can act on', { skip }, async (t) => {
+  const { server, backbone } = await startServer(int8.path!);
+  const browser = await launchChromium('wasm');
+  t.teardown(async () => {
+    await browser.close();
+    await server.close();
+  });
+  const page = browser.page;
+  await page.goto(`${server.url}?ep=wasm`);
+  await page.waitForSelector('body[data-ready="true"]', { timeout: 90_000 });
+
+  // A head trained on another backbone (same embedding size, different model file).
+  const other = await trainHead(
+    [new Float32Array(backbone.embeddingDim).fill(1), new Float32Array(backbone.embeddingDim).fill(-1), new Float32Array(backbone.embeddingDim).fill(0.5), new Float32Array(backbone.embeddingDim).fill(-0.5)],
+    ['cats', 'dogs', 'cats', 'dogs'],
+    { type: 'prototype', backbone: { id: 'resnet50-v1-12', sha256: 'ab'.repeat(32), embeddingDim: backbone.embeddingDim, preprocess: backbone.preprocess } },
+  );
+  await page.setInputFiles('#import-head', { name: 'other.json', mimeType: 'application/json', buffer: Buffer.from(other.serialize()) });
+  await page.waitForSelector('#error:not([hidden])');
+  t.match(await page.textContent('#error-text'), /trained on backbone resnet50-v1-12.*this page runs mobilenetv2-12-int8.*edgetl serve --backbone resnet50-v1-12/s, 'a head for another backbone is refused, saying what to do');
+  t.not(await page.getAttribute('body', 'data-head'), 'ready', 'the wrong head is not used');
+  await page.click('#error-dismiss');
+
+  await page.setInputFiles('#import-head', { name: 'broken.json', mimeType: 'application/json', buffer: Buffer.from('{"format":"edgetl-head","version":9}') });
+  await page.waitForSelector('#error:not([hidden])');
+  t.match(await page.textContent('#error-text'), /broken\.json/, 'a damaged head file is refused, naming the file');
+  await page.click('#error-dismiss');
+
+  // No camera permission granted in this profile: the browser refuses getUserMedia.
+  await page.click('#camera-toggle');
+  await page.waitForSelector('#error:not([hidden])');
+  t.match(await page.textContent('#error-text'), /[Cc]amera/, `no camera: ${await page.textContent('#error-text')}`);
+  t.match(await page.textContent('#error-text'), /press "Start camera" again|add photos from files|secure page/, 'the camera message says what to do');
+
+  // A model that does not load.
+  const broken = await startServer(int8.path!, { backbone: { ...backbone, model: new Uint8Array([8, 1, 18, 4, 116, 101, 115, 116]) } });
+  t.teardown(() => broken.server.close());
+  await page.goto(`${broken.server.url}?ep=wasm`);
+  await page.waitForSelector('#error:not([hidden])', { timeout: 60_000 });
+  t.match(await page.textContent('#error-text'), /failed to load.*edgetl serve/s, 'a model that fails to load says so and what to check');
+  t.equal(await page.textContent('#model-status'), 'Model failed to load');
+});
