@@ -92,6 +92,9 @@ export async function runEmbedJob(request: EmbedRunRequest): Promise<EmbedRunRep
   const backbone = await Backbone.load(values.backbone ?? DEFAULT_BACKBONE_ID, {
     ...loadOptionsFromFlags(values, request.searchPath),
     onDownloadProgress: (received, total) => download.update(Math.round(received / 1e6), total === undefined ? undefined : Math.round(total / 1e6), 'MB'),
+    onDownloadStart: (info) => {
+      if (values.json !== true) process.stderr.write(`downloading ${info.id} (${(info.bytes / 1e6).toFixed(1)} MB) from ${info.url} to ${info.dest}\n`);
+    },
   });
   download.finish();
   const loadSeconds = (performance.now() - loadStarted) / 1000;

@@ -54,6 +54,8 @@ export interface BackboneLoadOptions extends ExecutionOptions {
   /** Download a missing catalog model (default true). */
   download?: boolean;
   onDownloadProgress?(received: number, total: number | undefined): void;
+  /** Called once before a missing catalog model is downloaded. */
+  onDownloadStart?(info: { id: string; url: string; dest: string; bytes: number }): void;
   /** Folders searched for catalog models instead of the default search path. */
   searchPath?: string[];
   /** Keep embeddings in the on-disk cache so unchanged images skip decoding and inference (default true). */
@@ -124,6 +126,7 @@ export class Backbone {
     const resolved = await resolveBackbone(idOrPath, {
       download: options.download,
       onProgress: options.onDownloadProgress,
+      onDownloadStart: options.onDownloadStart,
       ...(options.searchPath ? { searchPath: options.searchPath } : {}),
     });
     const cacheRoot = options.cacheDir ?? edgetlCacheDir();
@@ -136,7 +139,17 @@ export class Backbone {
     });
     const imageInput = extractor.facts.inputs[0];
     const spec = backboneSpecFor(resolved, options.preprocess ?? {}, { inputDims: imageInput?.dims });
-    const { embeddingTensor: _tensor, preprocess: _preprocess, download: _download, onDownloadProgress: _progress, searchPath: _searchPath, cache: _cache, cacheDir: _cacheDir, ...execution } = options;
+    const {
+      embeddingTensor: _tensor,
+      preprocess: _preprocess,
+      download: _download,
+      onDownloadProgress: _progress,
+      onDownloadStart: _start,
+      searchPath: _searchPath,
+      cache: _cache,
+      cacheDir: _cacheDir,
+      ...execution
+    } = options;
     const session = await createSession(extractor.path, {
       ...execution,
       intraOpThreads: execution.intraOpThreads ?? defaultIntraOpThreads(extractor.facts.macsPerImage, availableParallelism()),
@@ -233,6 +246,23 @@ export class Backbone {
       out.set(result.data.subarray(0, n * dim), start * dim);
     }
     return out;
+  }
+
+  /** A plain-data description (what `JSON.stringify(backbone)` gives): identity, preprocessing, provider, facts. */
+  toJSON(): Record<string, unknown> {
+    return {
+      id: this.id,
+      sha256: this.sha256,
+      fingerprint: this.fingerprint,
+      modelPath: this.modelPath,
+      featureExtractorPath: this.featureExtractorPath,
+      embeddingDim: this.embeddingDim,
+      batch: this.batch,
+      preprocess: this.preprocess,
+      specNotes: this.specNotes,
+      provider: this.provider,
+      facts: this.facts,
+    };
   }
 
   /** Release the session and flush the embedding cache. Safe to call twice. */

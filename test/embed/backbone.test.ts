@@ -159,3 +159,19 @@ t.test('intra-op threads: light backbones leave cores to the decoders, heavy one
   t.teardown(() => explicit.close());
   t.equal(explicit.provider.intraOpThreads, 3, 'an explicit choice wins');
 });
+
+t.test('JSON.stringify gives a plain description of the backbone', async (t) => {
+  const ws = await workspace(t);
+  const model = join(ws.dir, 'tiny.onnx');
+  await writeFile(model, tinyClassifier());
+  const backbone = await Backbone.load(model, { ep: 'cpu', cacheDir: ws.cacheDir });
+  t.teardown(() => backbone.close());
+  const described = JSON.parse(JSON.stringify(backbone));
+  t.equal(described.id, 'tiny');
+  t.equal(described.embeddingDim, 3);
+  t.equal(described.batch, 'dynamic');
+  t.equal(described.provider.used, 'cpu');
+  t.equal(described.preprocess.width, 8);
+  t.equal(described.facts.embedding.dim, 3);
+  t.notOk('session' in described);
+});
