@@ -58,8 +58,6 @@ export async function autotune(
   const trials: AutotuneTrial[] = [];
   const choices: TunedChoice[] = [];
   let complete = true;
-  const total = settings.reduce((n, s) => n + threads.length * (space.batchSizes ?? s.batchSizes).length, 0);
-  let index = 0;
 
   outer: for (const setting of settings) {
     const reference = resolveBackboneReference(setting.id, loaded.file);
@@ -73,6 +71,8 @@ export async function autotune(
     const batches = (space.batchSizes ?? setting.batchSizes).filter((b) => typeof prepared.facts.batch !== 'number' || b === prepared.facts.batch);
     const limits = p95Limits(profile.budgets ?? [], prepared.info, provider);
     const mine: AutotuneTrial[] = [];
+    const total = threads.length * batches.length;
+    let index = 0;
     for (const intra of threads) {
       for (const batch of batches) {
         if (options.signal?.aborted) {
@@ -80,7 +80,7 @@ export async function autotune(
           break outer;
         }
         index++;
-        const label = `[${index}/${total}] ${prepared.info.id} ${provider} threads ${intra || 'default'} batch ${batch}`;
+        const label = `${prepared.info.id} [${index}/${total}] ${provider} threads ${intra || 'default'} batch ${batch}`;
         const run: InferenceRun = { id: `${prepared.info.id}/${provider}/b${batch}/t${intra}`, backbone: prepared.info, providerRequested: provider, batch, status: 'failed', speedClaim: false };
         await measureInference(run, prepared, provider, batch, { intra, inter: setting.interOpThreads }, trialProfile, profile.measurement.seed ?? 42, {
           signal: options.signal,

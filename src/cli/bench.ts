@@ -247,6 +247,10 @@ export const benchCommand: Command = {
         if (values.report) process.stderr.write(`bench: report written to ${resolve(values.report)}\n`);
       }
       if (!results.complete) return 130;
+      if (!results.runs.some((r) => r.samplesMs?.length)) {
+        process.stderr.write(`bench: nothing was measured: ${[...new Set(results.runs.map((r) => r.reason ?? r.status))].join('; ')}\n`);
+        return 1;
+      }
       const failed = failedVerdicts(results.budgets);
       if (values.check && failed.length > 0) {
         process.stderr.write(`bench: ${failed.length} budget verdict(s) failed: ${failed.map((f) => `${f.budget} (${f.run ?? '-'} ${f.metric} ${f.value?.toFixed(3)} ${f.comparison === '<=' ? '>' : '<'} ${f.limit})`).join('; ')}\n`);
