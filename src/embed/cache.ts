@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import { crc32 } from 'node:zlib';
 import type { PreprocessSpec } from '../preprocess/spec.js';
+import { EDGETL_VERSION } from '../version.js';
 
 /**
  * A persistent embedding cache: one append-only file per (backbone fingerprint, preprocessing spec).
@@ -61,8 +62,12 @@ function canonicalJson(value: unknown): string {
   return JSON.stringify(value);
 }
 
+/**
+ * What an entry's validity depends on besides the image and the backbone: the spec, this file's pipeline version and
+ * the edgetl version (a release may change decoding or resizing; stale vectors must never be served after an upgrade).
+ */
 export function preprocessHash(spec: PreprocessSpec): Buffer {
-  return createHash('sha256').update(canonicalJson({ pipeline: EMBEDDING_PIPELINE_VERSION, spec })).digest();
+  return createHash('sha256').update(canonicalJson({ pipeline: EMBEDDING_PIPELINE_VERSION, edgetl: EDGETL_VERSION, spec })).digest();
 }
 
 /** Cache key of encoded image bytes (a file's content): sha256, so a renamed or copied file still hits. */
