@@ -4,6 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeEmbeddingSet, readEmbeddingSet, EMBEDDING_SET_FORMAT } from '../../src/embed/embedding-set.js';
 import { writeNpyFile } from '../../src/embed/npy-file.js';
+import { validateJson, type JsonSchema } from '../../src/bench/json-schema.js';
+import { IMAGENET_224 } from '../../src/preprocess/spec.js';
 
 const backbone = { id: 'tiny', sha256: 'a'.repeat(64), embeddingDim: 3 };
 
@@ -78,4 +80,25 @@ t.test('reading reports files that disagree, naming the file', async (t) => {
   await writeFile(`${prefix}.json`, JSON.stringify(labelled));
   await writeNpyFile(`${prefix}.npy`, new Float32Array(3), [1, 3]);
   await t.rejects(readEmbeddingSet(prefix), /label "y", not one of the classes \[x\]/);
+});
+
+t.test('written metadata validates against the published JSON Schema', async (t) => {
+  const dir = await scratch(t);
+  const schema = JSON.parse(await readFile(new URL('../../src/embed/edgetl-embeddings-v1.schema.json', import.meta.url), 'utf8')) as JsonSchema;
+  await writeEmbeddingSet(join(dir, 'labelled'), {
+    backbone: { ...backbone, fingerprint: 'f'.repeat(64) },
+    executionProvider: 'cpu',
+    classes: ['a', 'b'],
+    items: [{ path: '/x/a/1.jpg', label: 'a' }],
+    skipped: [{ path: '/x/b/2.jpg', reason: 'truncated JPEG' }],
+    embeddings: new Float32Array(3),
+    preprocess: IMAGENET_224,
+    root: '/x',
+  });
+  await writeEmbeddingSet(join(dir, 'flat'), { backbone, executionProvider: 'webgpu', classes: null, items: [{ path: 'a.jpg', label: null }], skipped: [], embeddings: new Float32Array(3) });
+  for (const name of ['labelled', 'flat']) {
+    const json = JSON.parse(await readFile(join(dir, `${name}.json`), 'utf8'));
+    t.same(validateJson(json, schema), [], name);
+  }
+  t.not(validateJson({ ...JSON.parse(await readFile(join(dir, 'flat.json'), 'utf8')), executionProvider: 'tpu' }, schema).length, 0, 'the schema can fail');
 });
