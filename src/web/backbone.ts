@@ -61,7 +61,18 @@ export async function fetchModel(url: string): Promise<Uint8Array> {
   return new Uint8Array(await response.arrayBuffer());
 }
 
+/** Where the time of the last `embed` call went (ms). */
+export interface EmbedTimings {
+  /** Decode, resize, crop, normalize. */
+  preprocessMs: number;
+  /** The backbone session run, including reading the embedding back. */
+  inferenceMs: number;
+}
+
 export class WebBackbone {
+  /** Timings of the most recent `embed` call. */
+  lastTimings: EmbedTimings | undefined;
+
   private constructor(
     private readonly session: WebInferenceSession,
     readonly info: WebBackboneInfo,
@@ -128,8 +139,12 @@ export class WebBackbone {
 
   /** The embedding of one image, camera frame, canvas or file. */
   async embed(source: BrowserImageSource): Promise<Float32Array> {
+    const t0 = performance.now();
     const tensor = await imageToTensor(source, this.info.preprocess, { resizeQuality: this.resizeQuality });
-    return this.embedTensor(tensor, 1);
+    const t1 = performance.now();
+    const embedding = await this.embedTensor(tensor, 1);
+    this.lastTimings = { preprocessMs: t1 - t0, inferenceMs: performance.now() - t1 };
+    return embedding;
   }
 
   /** Embeddings of many images (row-major count x dim), in batches; decoding overlaps the previous batch's inference. */

@@ -9,7 +9,7 @@
  * onnxruntime-web is an external import: map `onnxruntime-web` to its ESM bundle (import map) or let a bundler
  * resolve it; set `wasmPaths` to where its .wasm files are served.
  */
-export { WebBackbone, sha256Hex, type WebBackboneInfo, type LoadWebBackboneOptions, type EmbedProgress } from './backbone.js';
+export { WebBackbone, sha256Hex, type WebBackboneInfo, type LoadWebBackboneOptions, type EmbedProgress, type EmbedTimings } from './backbone.js';
 export { featureExtractorFromBytes, loadBackboneFromClassifier, type BrowserFeatureExtractor } from './feature-extractor.js';
 export {
   WebInferenceSession,

@@ -16,6 +16,9 @@ import { Head } from '../../src/heads/head.js';
 import { trainHead } from '../../src/heads/train.js';
 import type { KioskServer, ServedBackbone } from '../../src/web/server.js';
 
+/** The `edgetl/web` bundle as the test page imports it (`/index.js`); types only, nothing is imported here. */
+type WebModule = typeof import('../../src/web/index.js');
+
 const fp32 = sharedModel('mobilenet-v1-0.25-224.fp32.onnx');
 const int8 = sharedModel('mobilenetv2-12-int8.onnx');
 const val = sharedPath('datasets/hymenoptera/val');
@@ -51,7 +54,8 @@ t.test('browser and Node give the same embeddings and heads', { skip }, async (t
     await openTestPage(page, server, [fp32.path!, ...list.map((p) => p.path)]);
     const result = await page.evaluate(
       async ({ count, spec }) => {
-        const web = await import('/index.js');
+        const bundle = '/index.js';
+        const web = (await import(bundle)) as WebModule;
         // The unmodified classifier: surgery happens here, in the page.
         const backbone = await web.loadBackboneFromClassifier({ model: '/test/file/0', id: 'mobilenet-v1-0.25-224.fp32', preprocess: spec, ep: 'wasm', wasmPaths: '/ort/' });
         const embeddings: number[][] = [];
@@ -107,7 +111,8 @@ t.test('browser and Node give the same embeddings and heads', { skip }, async (t
     }
     const result = await page.evaluate(
       async ({ count, spec, modelUrl, id, sha256, tensors }) => {
-        const web = await import('/index.js');
+        const bundle = '/index.js';
+        const web = (await import(bundle)) as WebModule;
         const backbone = await web.WebBackbone.load({ model: modelUrl, id, sha256, preprocess: spec, embeddingOutput: 'embedding', ep: 'auto', wasmPaths: '/ort/' });
         const sameTensor: number[][] = [];
         for (const tensor of tensors) sameTensor.push(Array.from(await backbone.embedTensor(new Float32Array(tensor), 1)));
@@ -134,7 +139,7 @@ t.test('browser and Node give the same embeddings and heads', { skip }, async (t
   });
 
   t.test('a head trained in the browser (Web Worker) loads in Node with identical predictions', async (t) => {
-    if (!int8Embeddings) return t.skip('needs the int8 embeddings above');
+    if (!int8Embeddings) return t.fail('needs the int8 embeddings from the test above');
     const { browser: rows, served } = int8Embeddings;
     const labelled = list.map((p, i) => ({ embedding: rows[i], label: p.label })).filter((r) => r.label !== 'other');
     const labels = ['ants', 'bees'];
@@ -142,7 +147,8 @@ t.test('browser and Node give the same embeddings and heads', { skip }, async (t
     for (const headType of ['linear', 'mlp', 'prototype'] as const) {
       const fromBrowser = await page.evaluate(
         async ({ rows, targets, labels, headType, backboneRef, probe }) => {
-          const web = await import('/index.js');
+          const bundle = '/index.js';
+        const web = (await import(bundle)) as WebModule;
           const dim = rows[0].length;
           const flat = new Float32Array(rows.length * dim);
           rows.forEach((r, i) => flat.set(r, i * dim));
@@ -184,7 +190,7 @@ t.test('browser and Node give the same embeddings and heads', { skip }, async (t
   });
 
   t.test('a head trained in Node loads in the browser with identical predictions', async (t) => {
-    if (!int8Embeddings) return t.skip('needs the int8 embeddings above');
+    if (!int8Embeddings) return t.fail('needs the int8 embeddings from the test above');
     const { node: rows, served } = int8Embeddings;
     const labelled = list.map((p, i) => ({ embedding: rows[i], label: p.label })).filter((r) => r.label !== 'other');
     for (const type of ['linear', 'prototype'] as const) {
@@ -198,7 +204,8 @@ t.test('browser and Node give the same embeddings and heads', { skip }, async (t
       const loaded = Head.parse(json, { file: `node-${type}.json` });
       const inBrowser = await page.evaluate(
         async ({ json, probe, backbone }) => {
-          const web = await import('/index.js');
+          const bundle = '/index.js';
+        const web = (await import(bundle)) as WebModule;
           const loaded = web.parseWebHead(json, 'node-head.json');
           web.assertHeadFitsBackbone(loaded, backbone);
           return probe.map((e) => loaded.predict(Float32Array.from(e)));

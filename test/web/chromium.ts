@@ -44,12 +44,16 @@ export interface LaunchedBrowser {
 }
 
 /** A fresh profile each time (nothing cached or stored from an earlier run). */
-export async function launchChromium(mode: BrowserMode, options: { acceptDownloads?: boolean; viewport?: { width: number; height: number } } = {}): Promise<LaunchedBrowser> {
+export async function launchChromium(
+  mode: BrowserMode,
+  options: { acceptDownloads?: boolean; viewport?: { width: number; height: number }; fakeCamera?: boolean } = {},
+): Promise<LaunchedBrowser> {
   const profile = await mkdtemp(join(tmpdir(), 'edgetl-chromium-'));
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM_PATH,
     headless: true,
-    args: chromiumFlags(mode),
+    // A fake camera (Chromium's test pattern) for the camera paths; permission is still the page's to ask for.
+    args: [...chromiumFlags(mode), ...(options.fakeCamera ? ['--use-fake-device-for-media-stream'] : [])],
     acceptDownloads: options.acceptDownloads ?? true,
     viewport: options.viewport ?? { width: 1280, height: 900 },
   });

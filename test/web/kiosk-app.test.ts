@@ -148,3 +148,37 @@ t.test('kiosk app errors a user can act on', { skip }, async (t) => {
   t.match(await page.textContent('#error-text'), /failed to load.*edgetl serve/s, 'a model that fails to load says so and what to check');
   t.equal(await page.textContent('#model-status'), 'Model failed to load');
 });
+
+t.test('camera: permission refused, then granted: capture examples and live predictions', { skip }, async (t) => {
+  const { server } = await startServer(fp32.path!);
+  const browser = await launchChromium('wasm', { fakeCamera: true });
+  t.teardown(async () => {
+    await browser.close();
+    await server.close();
+  });
+  const page = browser.page;
+  await page.goto(`${server.url}?ep=wasm`);
+  await page.waitForSelector('body[data-ready="true"]', { timeout: 90_000 });
+  await page.click('#camera-toggle');
+  await page.waitForSelector('#error:not([hidden])');
+  t.match(await page.textContent('#error-text'), /Camera permission was denied.*Allow the camera.*"Start camera" again/s, 'a refused camera says how to allow it');
+  await page.click('#error-dismiss');
+
+  await browser.context.grantPermissions(['camera'], { origin: server.url.replace(/\/$/, '') });
+  await page.click('#camera-toggle');
+  await page.waitForSelector('#camera[data-live="true"]');
+  t.equal(await page.textContent('#camera-toggle'), 'Stop camera');
+  await page.waitForFunction(() => !(document.querySelector('#class-0 [data-ref="capture"]') as HTMLButtonElement).disabled);
+  for (const [index, count] of [[0, 2], [1, 2]] as const) {
+    for (let i = 0; i < count; i++) await page.click(`#class-${index} [data-ref="capture"]`);
+    await waitForCount(page, index, count);
+  }
+  t.pass('captured two camera frames into each class');
+  await page.click('#train-button');
+  await page.waitForSelector('body[data-head="ready"]', { timeout: 60_000 });
+  await page.waitForFunction(() => document.querySelectorAll('#prediction-bars .bar').length === 2, null, { timeout: 30_000 });
+  t.pass('live predictions from the camera show a bar per class');
+  await page.click('#camera-toggle');
+  await page.waitForSelector('#camera[data-live="false"]', { state: 'attached' });
+  t.equal(await page.textContent('#camera-toggle'), 'Start camera', 'the camera stops');
+});

@@ -89,6 +89,8 @@ const state = {
   live: false,
   busy: Promise.resolve() as Promise<unknown>,
   embedMs: [] as number[],
+  preprocessMs: [] as number[],
+  inferenceMs: [] as number[],
   headMs: [] as number[],
   training: false,
 };
@@ -241,7 +243,7 @@ async function addFiles(examples: ClassExamples, files: File[]): Promise<void> {
       try {
         const started = performance.now();
         const embedding = await backbone.embed(file);
-        recordLatency(state.embedMs, performance.now() - started);
+        recordEmbed(backbone, performance.now() - started);
         examples.embeddings.push(embedding);
         examples.thumbs.push(URL.createObjectURL(file));
         added++;
@@ -262,7 +264,9 @@ async function captureExample(examples: ClassExamples): Promise<void> {
   if (!backbone || !state.stream) return;
   await exclusive(async () => {
     const video = ui.camera;
+    const started = performance.now();
     const embedding = await backbone.embed(video);
+    recordEmbed(backbone, performance.now() - started);
     examples.embeddings.push(embedding);
     const canvas = document.createElement('canvas');
     canvas.width = 104;
@@ -271,6 +275,7 @@ async function captureExample(examples: ClassExamples): Promise<void> {
     examples.thumbs.push(canvas.toDataURL('image/jpeg', 0.7));
     updateCard(examples);
   });
+  renderDevice();
   await persistExamples();
 }
 
@@ -389,6 +394,14 @@ async function importHead(file: File): Promise<void> {
 
 // ---------------------------------------------------------------- prediction
 
+function recordEmbed(backbone: WebBackbone, totalMs: number): void {
+  recordLatency(state.embedMs, totalMs);
+  if (backbone.lastTimings) {
+    recordLatency(state.preprocessMs, backbone.lastTimings.preprocessMs);
+    recordLatency(state.inferenceMs, backbone.lastTimings.inferenceMs);
+  }
+}
+
 function recordLatency(list: number[], ms: number): void {
   list.push(ms);
   if (list.length > 30) list.shift();
@@ -410,7 +423,7 @@ async function predictFrom(source: HTMLVideoElement | HTMLImageElement | Blob): 
     const t1 = performance.now();
     const prediction = head.predict(embedding);
     const t2 = performance.now();
-    recordLatency(state.embedMs, t1 - t0);
+    recordEmbed(backbone, t1 - t0);
     recordLatency(state.headMs, t2 - t1);
     return prediction;
   });
@@ -522,7 +535,10 @@ function stopCamera(): void {
   state.classes.forEach(updateCard);
 }
 
-/** One prediction in flight at a time: the loop runs as fast as the device allows and no faster. */
+/**
+ * One prediction in flight at a time, as fast as the device allows, with a short breather between frames so taps
+ * and training progress stay responsive on slow devices.
+ */
 async function liveLoop(): Promise<void> {
   let frames = 0;
   while (state.live) {
@@ -536,7 +552,7 @@ async function liveLoop(): Promise<void> {
       }
       if (++frames % 10 === 0) renderDevice();
     }
-    await new Promise((resolve) => setTimeout(resolve, state.head ? 0 : 250));
+    await new Promise((resolve) => setTimeout(resolve, state.head ? 30 : 250));
   }
 }
 
@@ -559,10 +575,14 @@ function renderDevice(): void {
     for (const f of report.fallbacks) notes.push(`Not ${f.provider}: ${f.reason}`);
     notes.push(...report.notes);
   }
-  const embed = median(state.embedMs);
-  const head = median(state.headMs);
-  facts.push(['Image → embedding', embed === undefined ? '–' : `${embed.toFixed(1)} ms (median of ${state.embedMs.length})`]);
-  facts.push(['Head', head === undefined ? '–' : `${head < 0.1 ? head.toFixed(3) : head.toFixed(2)} ms`]);
+  const ms = (values: number[]) => {
+    const m = median(values);
+    return m === undefined ? '–' : `${m < 0.1 ? m.toFixed(3) : m < 10 ? m.toFixed(2) : m.toFixed(1)} ms`;
+  };
+  facts.push(['Image → embedding', state.embedMs.length ? `${ms(state.embedMs)} (median of last ${state.embedMs.length})` : '–']);
+  facts.push(['Preprocess', ms(state.preprocessMs)]);
+  facts.push(['Backbone inference', ms(state.inferenceMs)]);
+  facts.push(['Head', ms(state.headMs)]);
   facts.push(['onnxruntime-web', onnxruntimeWebVersion() ?? '?']);
   if (config) facts.push(['edgetl', config.version]);
   const nodes: HTMLElement[] = [];
