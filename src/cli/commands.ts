@@ -4,11 +4,19 @@ import { embedCommand } from './embed.js';
 import { startCommand } from './start.js';
 import { modelsCommand } from './models.js';
 import { benchCommand } from './bench.js';
+import { trainCommand } from './train.js';
+import { evalCommand } from './eval.js';
+import { predictCommand } from './predict.js';
+import { headCommand } from './head.js';
 
 /** Every CLI verb, in the order `edgetl --help` lists them. Each lives in its own file. */
 export const commands: Command[] = [
   startCommand,
   embedCommand,
+  trainCommand,
+  evalCommand,
+  predictCommand,
+  headCommand,
   modelsCommand,
   serveCommand,
   benchCommand,

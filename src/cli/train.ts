@@ -1,0 +1,283 @@
+import { existsSync, statSync } from 'node:fs';
+import { trainHead } from '../train-head.js';
+import { saveHead } from '../head-io.js';
+import { stratifiedSplit } from '../heads/data.js';
+import { argmaxRows, classificationReport, heldOutMetrics, type HeldOutMetrics } from '../heads/metrics.js';
+import type { TrainHeadOptions } from '../heads/train.js';
+import type { Head } from '../heads/head.js';
+import type { NormalizationKind } from '../heads/normalization.js';
+import type { HeadType, WeightDType } from '../formats/head-file.js';
+import { EdgetlError } from '../util/errors.js';
+import { type Command, parseCommandLine, parseNumberOption, printJson, ProgressBar } from './common.js';
+import { embedRunHelp } from './embed.js';
+import {
+  LazyBackbone,
+  backboneRunOptions,
+  classificationJson,
+  formatClassificationReport,
+  isEmbeddingSet,
+  labelledEmbeddings,
+  shortPath,
+  type LabelledEmbeddings,
+} from './head-shared.js';
+import { readEmbeddingSet } from '../embed/embedding-set.js';
+
+const trainOptions = {
+  ...backboneRunOptions,
+  val: { type: 'string' },
+  'val-split': { type: 'string' },
+  head: { type: 'string' },
+  seed: { type: 'string' },
+  l2: { type: 'string' },
+  folds: { type: 'string' },
+  'l2-criterion': { type: 'string' },
+  solver: { type: 'string' },
+  'class-weight': { type: 'string' },
+  normalize: { type: 'string' },
+  'reject-rate': { type: 'string' },
+  'no-calibrate': { type: 'boolean' },
+  dtype: { type: 'string' },
+  hidden: { type: 'string' },
+  activation: { type: 'string' },
+  dropout: { type: 'string' },
+  epochs: { type: 'string' },
+  lr: { type: 'string' },
+  'weight-decay': { type: 'string' },
+  'label-smoothing': { type: 'string' },
+  'mlp-batch': { type: 'string' },
+  patience: { type: 'string' },
+} as const;
+
+function choice<T extends string>(value: string | undefined, name: string, choices: readonly T[], fallback: T): T {
+  if (value === undefined) return fallback;
+  if (!choices.includes(value as T)) throw new EdgetlError('usage', `--${name} must be one of ${choices.join(', ')}, got "${value}"`);
+  return value as T;
+}
+
+type Values = ReturnType<typeof parseCommandLine<typeof trainOptions>>['values'];
+
+export function trainHeadOptionsFromFlags(values: Values): TrainHeadOptions {
+  const type = choice<HeadType>(values.head, 'head', ['linear', 'mlp', 'prototype'], 'linear');
+  const hidden = values.hidden?.split(',').map((w, i) => parseNumberOption(w.trim(), `hidden (layer ${i + 1})`, 0, { integer: true, min: 1, max: 65536 }));
+  if (hidden && (hidden.length < 1 || hidden.length > 2)) throw new EdgetlError('usage', `--hidden takes one or two layer widths, e.g. 256 or 512,128; got "${values.hidden}"`);
+  return {
+    type,
+    seed: parseNumberOption(values.seed, 'seed', 0, { integer: true, min: 0 }),
+    l2: values.l2 === undefined || values.l2 === 'auto' ? 'auto' : parseNumberOption(values.l2, 'l2', 0, { min: 1e-12 }),
+    folds: values.folds === undefined ? undefined : parseNumberOption(values.folds, 'folds', 3, { integer: true, min: 2, max: 20 }),
+    l2Criterion: choice(values['l2-criterion'], 'l2-criterion', ['accuracy', 'logLoss'] as const, 'accuracy'),
+    solver: choice(values.solver, 'solver', ['lbfgs', 'minibatch'] as const, 'lbfgs'),
+    classWeight: choice(values['class-weight'], 'class-weight', ['none', 'balanced'] as const, 'none'),
+    normalization: values.normalize === undefined ? undefined : choice<NormalizationKind>(values.normalize, 'normalize', ['standardize', 'l2', 'none'], 'standardize'),
+    rejectRate: parseNumberOption(values['reject-rate'], 'reject-rate', 0, { min: 0, max: 0.5 }),
+    calibrate: values['no-calibrate'] !== true,
+    mlp: {
+      ...(hidden ? { hidden } : {}),
+      ...(values.activation ? { activation: choice(values.activation, 'activation', ['relu', 'gelu'] as const, 'relu') } : {}),
+      ...(values.dropout ? { dropout: parseNumberOption(values.dropout, 'dropout', 0, { min: 0, max: 0.9 }) } : {}),
+      ...(values.epochs ? { epochs: parseNumberOption(values.epochs, 'epochs', 0, { integer: true, min: 1, max: 100000 }) } : {}),
+      ...(values.lr ? { learningRate: parseNumberOption(values.lr, 'lr', 0, { min: 1e-8, max: 10 }) } : {}),
+      ...(values['weight-decay'] ? { weightDecay: parseNumberOption(values['weight-decay'], 'weight-decay', 0, { min: 0, max: 10 }) } : {}),
+      ...(values['label-smoothing'] ? { labelSmoothing: parseNumberOption(values['label-smoothing'], 'label-smoothing', 0, { min: 0, max: 0.5 }) } : {}),
+      ...(values['mlp-batch'] ? { batchSize: parseNumberOption(values['mlp-batch'], 'mlp-batch', 0, { integer: true, min: 1, max: 65536 }) } : {}),
+      ...(values.patience ? { patience: parseNumberOption(values.patience, 'patience', 0, { integer: true, min: 1, max: 100000 }) } : {}),
+    },
+  };
+}
+
+function subset(data: LabelledEmbeddings, rows: number[]): LabelledEmbeddings {
+  const dim = data.dim;
+  const embeddings = new Float32Array(rows.length * dim);
+  rows.forEach((row, i) => embeddings.set(data.embeddings.subarray(row * dim, (row + 1) * dim), i * dim));
+  return { ...data, embeddings, labels: rows.map((r) => data.labels[r]), paths: rows.map((r) => data.paths[r]) };
+}
+
+interface Evaluation {
+  /** accuracy and balancedAccuracy count a rejected ("unknown") prediction as wrong; logLoss and ECE are closed-set. */
+  metrics: HeldOutMetrics;
+  /** Accuracy of the top class ignoring rejection (equals metrics.accuracy when the head never rejects). */
+  closedSetAccuracy: number;
+  report: ReturnType<typeof classificationReport>;
+  rejected: number;
+}
+
+export function evaluateHead(head: Head, data: LabelledEmbeddings, what: string): Evaluation {
+  const unknown = [...new Set(data.labels)].filter((l) => !head.labels.includes(l));
+  if (unknown.length > 0) {
+    throw new EdgetlError('label-mismatch', `${what} has class${unknown.length > 1 ? 'es' : ''} ${unknown.map((c) => `"${c}"`).join(', ')} that the head does not know (head classes: ${head.labels.join(', ')})`);
+  }
+  const rows = data.labels.length;
+  const targets = data.labels.map((l) => head.labels.indexOf(l));
+  const logits = head.logits(data.embeddings, rows);
+  const metrics = heldOutMetrics(logits, targets, head.labels.length, head.temperature);
+  const predicted = Array.from(argmaxRows(logits, head.labels.length));
+  let rejected = 0;
+  if (head.rejection) {
+    head.predictMany(data.embeddings, rows).forEach((p, i) => {
+      if (p.rejected) {
+        predicted[i] = -1;
+        rejected++;
+      }
+    });
+  }
+  const report = classificationReport(predicted, targets, head.labels.length);
+  return { metrics: { ...metrics, accuracy: report.accuracy, balancedAccuracy: report.balancedAccuracy }, closedSetAccuracy: metrics.accuracy, report, rejected };
+}
+
+export const trainCommand: Command = {
+  name: 'train',
+  summary: 'train a head (linear, mlp, prototype) on a labelled folder or embedding set; writes head.json',
+  help: `Usage: edgetl train <dir|embeddings-prefix> --out head.json [--backbone <id|path>] [options]
+
+Trains a small head on frozen-backbone embeddings and writes it as an edgetl-head v1 JSON file (weights in
+float16 by default). <dir> holds class folders (<dir>/<class>/*.jpg); it is embedded first, through the embedding
+cache. An embedding set written by \`edgetl embed <dir> --out <prefix>\` trains directly, without the backbone.
+
+Validation (optional; figures in the report and the head's training summary):
+  --val <dir|prefix>         a separate labelled folder or embedding set
+  --val-split F              hold out a stratified share F of the training data (e.g. 0.2)
+Head:
+  --head linear|mlp|prototype  (default linear: multinomial logistic regression, L-BFGS)
+  --seed N                   the same data and seed give identical weights (default 0)
+  --normalize standardize|l2|none   feature normalization stored in the head (default standardize; l2 for prototype)
+  --class-weight none|balanced      weight classes by inverse frequency (default none)
+  --reject-rate R            predictions below a threshold become "unknown"; the threshold rejects about R of
+                             held-out known-class examples (e.g. 0.05; default 0: never reject)
+  --no-calibrate             skip temperature scaling (default: fitted on out-of-fold / held-out rows)
+  --dtype float16|float32    weight storage (default float16)
+Linear head:
+  --l2 auto|X                L2 strength on the mean loss (C = 1/(X*N)); auto (default) picks it by stratified
+                             k-fold cross-validation on the training data (log-spaced sweep, warm starts)
+  --folds K                  folds for the sweep and for calibration (default 3)
+  --l2-criterion accuracy|logLoss   how the sweep ranks strengths (default accuracy, ties to the stronger)
+  --solver lbfgs|minibatch   full-batch L-BFGS (default) or mini-batch Adam for very large sets
+MLP head:
+  --hidden W[,W2]  --activation relu|gelu  --dropout P  --epochs N  --lr X  --weight-decay X
+  --label-smoothing X  --mlp-batch N  --patience N   (defaults 256, relu, 0.2, 100, 1e-3, 1e-2, 0.1, 64, 10;
+                             early stopping on a held-out 15% of the training data)
+
+${embedRunHelp}
+
+With --json, stdout is one object:
+  {"head","classes","trainCount","valCount","val":{"accuracy","balancedAccuracy","logLoss","ece"} | null,
+   "embedSeconds","trainSeconds","headBytes", ...}
+
+Refuses: a single class, a class folder without images, a flat folder, embeddings of another backbone than
+--backbone, a validation set with classes the training data lacks.
+
+Examples:
+  edgetl train photos/train --val photos/val --out head.json
+  edgetl embed photos/train --out train && edgetl train train --val-split 0.2 --head mlp --out head.json --json
+`,
+  async run(argv) {
+    const { values, positionals } = parseCommandLine(argv, trainOptions);
+    if (positionals.length !== 1) {
+      throw new EdgetlError('usage', positionals.length === 0 ? 'missing <dir|embeddings-prefix>: the labelled training data (see --help)' : `expected one training folder or embedding set, got ${positionals.length}: ${positionals.join(' ')}`);
+    }
+    if (!values.out) throw new EdgetlError('usage', 'missing --out <head.json>: where to write the trained head');
+    if (values.val && values['val-split']) throw new EdgetlError('usage', 'give either --val <dir|prefix> or --val-split F, not both');
+    const options = trainHeadOptionsFromFlags(values);
+    const dtype = choice<WeightDType>(values.dtype, 'dtype', ['float16', 'float32'], 'float16');
+    const valSplit = values['val-split'] === undefined ? 0 : parseNumberOption(values['val-split'], 'val-split', 0, { min: 0.01, max: 0.9 });
+    if (existsSync(values.out) && statSync(values.out).isDirectory()) {
+      throw new EdgetlError('usage', `--out ${values.out} is a folder; give a file name such as ${values.out}/head.json`);
+    }
+
+    const input = positionals[0]!;
+    // an embedding set names its backbone: open that one (only if needed) unless --backbone says otherwise
+    const fallbackId = isEmbeddingSet(input) ? (await readEmbeddingSet(input)).backbone.id : undefined;
+    const backbone = new LazyBackbone(values, fallbackId);
+    try {
+      let train = await labelledEmbeddings(input, backbone, values, 'training data');
+      let val: LabelledEmbeddings | undefined;
+      if (values.val) {
+        val = await labelledEmbeddings(values.val, backbone, values, 'validation data');
+        if (val.backbone.sha256 !== train.backbone.sha256) {
+          throw new EdgetlError('backbone-mismatch', `validation data ${values.val} comes from backbone ${val.backbone.id} but the training data from ${train.backbone.id}: embed both with the same backbone`);
+        }
+      } else if (valSplit > 0) {
+        const targets = train.labels.map((l) => train.classes.indexOf(l));
+        const split = stratifiedSplit(targets, train.classes.length, valSplit, options.seed ?? 0);
+        val = subset(train, split.heldOut);
+        train = subset(train, split.train);
+      }
+      if (train.classes.length < 2) {
+        throw new EdgetlError('usage', `training data ${shortPath(input)} has only one class (${train.classes[0]}): a head needs at least 2 classes to tell apart`);
+      }
+
+      const bar = new ProgressBar('training', values.json !== true && process.stderr.isTTY === true);
+      const started = performance.now();
+      const head = await trainHead(train.embeddings, train.labels, {
+        ...options,
+        classes: train.classes,
+        backbone: train.backbone,
+        onProgress: (stage, done, total) => bar.update(done, total, stage),
+      });
+      bar.finish();
+      const trainSeconds = (performance.now() - started) / 1000;
+      const evaluation = val && val.labels.length > 0 ? evaluateHead(head, val, `validation data ${values.val ?? `(--val-split ${valSplit})`}`) : undefined;
+
+      head.training = {
+        ...head.training,
+        data: { source: train.source, path: train.path, rows: train.labels.length, skipped: train.skipped.length },
+        executionProvider: train.executionProvider,
+        embedSeconds: train.embedSeconds,
+        trainSeconds,
+        metrics: {
+          ...head.training.metrics,
+          ...(evaluation ? { validation: { source: values.val ?? `val-split ${valSplit}`, ...evaluation.metrics, rejected: evaluation.rejected, closedSetAccuracy: evaluation.closedSetAccuracy } } : {}),
+        },
+      };
+      const headBytes = await saveHead(head, values.out, { dtype });
+      const heldOut = head.training.metrics.heldOut as (HeldOutMetrics & { source: string }) | undefined;
+      const summary = {
+        head: values.out,
+        type: head.type,
+        classes: head.labels,
+        trainCount: train.labels.length,
+        valCount: val?.labels.length ?? 0,
+        val: evaluation
+          ? { accuracy: evaluation.metrics.accuracy, balancedAccuracy: evaluation.metrics.balancedAccuracy, logLoss: evaluation.metrics.logLoss, ece: evaluation.metrics.ece, ...(head.rejection ? { rejected: evaluation.rejected, closedSetAccuracy: evaluation.closedSetAccuracy } : {}) }
+          : null,
+        embedSeconds: Number(train.embedSeconds.toFixed(3)) + (val && val !== train && values.val ? Number(val.embedSeconds.toFixed(3)) : 0),
+        trainSeconds: Number(trainSeconds.toFixed(3)),
+        headBytes,
+        backbone: { id: head.backbone.id, sha256: head.backbone.sha256, embeddingDim: head.embeddingDim },
+        executionProvider: train.executionProvider,
+        options: head.training.options,
+        heldOut: heldOut ?? null,
+        temperature: head.temperature,
+        rejectionThreshold: head.rejection?.threshold ?? null,
+        skipped: [...train.skipped, ...(val && values.val ? val.skipped : [])],
+        warnings: [...train.warnings, ...(val && values.val ? val.warnings : [])],
+      };
+      if (values.json) {
+        printJson(summary);
+        return 0;
+      }
+      const lines: string[] = [];
+      const counts = head.training.counts;
+      lines.push(`Trained a ${head.type} head on ${train.labels.length} ${train.source === 'folder' ? 'images' : 'embeddings'} from ${shortPath(train.path)}: ${head.labels.length} classes (${head.labels.map((l) => `${l} ${counts[l]}`).join(', ')})`);
+      lines.push(`  backbone   ${head.backbone.id}  ${head.embeddingDim}-d  sha256 ${head.backbone.sha256.slice(0, 12)}...  (${train.executionProvider})`);
+      const o = head.training.options;
+      const detail = head.type === 'linear' ? `C ${(o.C as number | undefined)?.toPrecision(3) ?? '-'} (l2 ${(o.l2 as number).toPrecision(3)}${options.l2 === 'auto' ? `, chosen by ${o.folds}-fold cross-validation` : ''})` : head.type === 'mlp' ? `hidden ${JSON.stringify((o.mlp as { hidden: number[] }).hidden)}` : 'nearest class mean (cosine)';
+      lines.push(`  head       ${detail}; normalization ${o.normalization}; class weights ${o.classWeight}; seed ${head.training.seed}`);
+      lines.push(`  time       embedding ${summary.embedSeconds.toFixed(2)} s, training ${trainSeconds.toFixed(2)} s`);
+      if (heldOut) lines.push(`  held-out   ${heldOut.source}: accuracy ${(100 * heldOut.accuracy).toFixed(1)}%, log loss ${heldOut.logLoss.toFixed(3)}, ECE ${heldOut.ece.toFixed(3)} (temperature ${head.temperature.toFixed(3)})`);
+      if (head.rejection) lines.push(`  rejection  below ${head.rejection.threshold.toFixed(3)} -> "unknown" (about ${(100 * head.rejection.rate).toFixed(1)}% of held-out known examples)`);
+      if (evaluation) {
+        lines.push(`  validation ${val!.labels.length} examples: accuracy ${(100 * evaluation.metrics.accuracy).toFixed(1)}%, balanced ${(100 * evaluation.metrics.balancedAccuracy).toFixed(1)}%, log loss ${evaluation.metrics.logLoss.toFixed(3)}, ECE ${evaluation.metrics.ece.toFixed(3)}${head.rejection ? `, ${evaluation.rejected} rejected as unknown (counted wrong; ${(100 * evaluation.closedSetAccuracy).toFixed(1)}% without rejection)` : ''}`);
+        lines.push('');
+        lines.push(formatClassificationReport(evaluation.report, head.labels));
+        lines.push('');
+      }
+      for (const w of summary.warnings) lines.push(`  note       ${w}`);
+      if (summary.skipped.length > 0) lines.push(`  skipped    ${summary.skipped.length} unusable image(s) (listed with --json)`);
+      lines.push(`  wrote      ${shortPath(values.out)} (${(headBytes / 1024).toFixed(1)} KiB, ${dtype} weights)`);
+      process.stdout.write(lines.join('\n') + '\n');
+      return 0;
+    } finally {
+      await backbone.close();
+    }
+  },
+};
