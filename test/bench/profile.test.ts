@@ -123,3 +123,23 @@ t.test('image folders: $EDGETL_DATA_PATH or relative to the profile file', async
   t.equal(resolveImageFolder('pics', file), join(dir, 'pics'));
   t.equal(loadProfile(file).file, file);
 });
+
+t.test('the Node CLI refuses browser profiles, naming the file', async (t) => {
+  const { benchCommand } = await import('../../src/cli/bench.js');
+  await t.rejects(benchCommand.run(['--profile', 'browser-webgpu']), { message: /profile browser-webgpu \(.*browser-webgpu\.json\) is for the browser runtime/ });
+  await t.rejects(benchCommand.run([]), { message: /--profile is required: one of .*x86-cpu-quick/ });
+  await t.rejects(benchCommand.run(['--profile', 'x86-cpu-quick', '--batch', 'two']), { message: /--batch must be a whole number, got "two"/ });
+});
+
+t.test('command-line overrides re-validate the profile and drop budgets they orphan', async (t) => {
+  const { applyOverrides } = await import('../../src/cli/bench.js');
+  const loaded = loadProfile('x86-cpu-quick');
+  const { loaded: narrowed, notes } = applyOverrides(loaded, { backbones: ['mobilenetv2-12-int8'], providers: [], batches: [8], minRuns: 3 });
+  t.same(narrowed.profile.backbones, ['mobilenetv2-12-int8']);
+  t.same(narrowed.profile.batchSizes, [8]);
+  t.equal(narrowed.profile.measurement.minRuns, 3);
+  t.ok((narrowed.profile.budgets ?? []).every((b) => (b.backbone === undefined || b.backbone === 'mobilenetv2-12-int8') && (b.batch === undefined || b.batch === 8)));
+  t.match(notes.join('\n'), /budget\(s\) dropped/);
+  t.equal(loaded.profile.batchSizes.length, 2, 'the loaded profile itself is untouched');
+  t.throws(() => applyOverrides(loaded, { backbones: [], providers: ['tpu'], batches: [] }), { message: /--provider must be one of cpu, webgpu, cuda, wasm, got "tpu"/ });
+});
