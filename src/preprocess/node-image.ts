@@ -18,6 +18,7 @@ import { stat } from 'node:fs/promises';
 import sharp, { type Sharp, type SharpOptions } from 'sharp';
 import type { PreprocessSpec } from './spec.js';
 import { resizeGeometry, writePixelsToTensor, type ResizeGeometry } from './tensor.js';
+import { resizeBilinearPillow } from './pillow-resample.js';
 import { EdgetlError } from '../util/errors.js';
 
 /** Already-decoded pixels (e.g. a camera frame), row-major 8-bit RGB or RGBA. Taken as upright (no EXIF here). */
@@ -31,7 +32,17 @@ export interface RawImage {
 /** A file path, the bytes of an encoded image (JPEG, PNG, ...), or raw pixels. */
 export type ImageSource = string | Uint8Array | RawImage;
 
-export type ResizeKernel = 'linear' | 'cubic' | 'lanczos3' | 'mitchell' | 'nearest';
+/**
+ * 'pillow': the bit-exact port of Pillow's BILINEAR that torchvision's Resize uses (pillow-resample.ts): the same
+ *   tensors the published backbones were evaluated with. It runs in JavaScript on the calling thread.
+ * 'linear': libvips' antialiased linear reduce, in sharp's worker threads; within 1/255 on average of Pillow, but
+ *   int8 backbones turn even that into visibly different logits (see `DEFAULT_RESIZE_KERNEL`). Enlargements still
+ *   use the Pillow port (libvips enlarges with different pixel centres).
+ * 'auto' (the default): 'pillow' up to `pillowMaxPixels` source pixels, 'linear' above, where the JS pass would
+ *   cost tens of milliseconds per image on the main thread (a 12 MP photo: ~75 ms; a 640x424 one: ~3 ms).
+ * The others are libvips kernels, for comparison only.
+ */
+export type ResizeKernel = 'auto' | 'pillow' | 'linear' | 'cubic' | 'lanczos3' | 'mitchell' | 'nearest';
 
 export interface DecodeOptions {
   /**
@@ -39,8 +50,10 @@ export interface DecodeOptions {
    * a 50 KB PNG can declare 50 000 x 50 000 pixels and take 7.5 GB to decode. Default `DEFAULT_MAX_PIXELS`.
    */
   maxPixels?: number;
-  /** Resize kernel; default `DEFAULT_RESIZE_KERNEL`. */
+  /** Resize kernel; default `DEFAULT_RESIZE_KERNEL` ('auto'). */
   kernel?: ResizeKernel;
+  /** With kernel 'auto': the largest source (width x height) resized by the Pillow port. Default 3 000 000. */
+  pillowMaxPixels?: number;
   /**
    * Let libjpeg/libwebp downscale while decoding (faster on big photos, a slightly different filter). Default false,
    * for fidelity to the torchvision recipe.
@@ -60,14 +73,18 @@ export interface DecodedImage {
 export const DEFAULT_MAX_PIXELS = 100_000_000;
 
 /**
- * 'linear' with fastShrinkOnLoad off. libvips' linear reduce widens its support with the shrink factor, i.e. it is
- * an antialiased bilinear filter like PIL's BILINEAR, which torchvision's Resize uses and which the published
- * backbones were evaluated with. Measured against PIL on the ../shared/images photos (bench/preprocess-parity.ts):
- * linear stays much closer to torchvision's tensors than sharp's default lanczos3 (which sharpens), see README.
- * JPEG shrink-on-load is disabled because its DCT-domain downscale is a different filter again.
- * Enlarging uses an affine bilinear map instead (see `enlargeBilinear`), which is what PIL does when upscaling.
+ * Measured against Pillow/torchvision (Resize(256) + CenterCrop(224)) on the 15 ../shared/images photos with
+ * bench/preprocess-parity.ts, in 8-bit levels: 'pillow' 0 difference (bit-exact, decoding included); libvips
+ * 'linear' mean 0.19, max 3; sharp's default 'lanczos3' mean 2.6, max 131 (it sharpens, and enlarges differently).
+ * Small as 'linear' looks, the int8 MobileNetV2's logits for the same photos differ between 'linear' and 'pillow'
+ * with cosine 0.98 on average (0.96 worst) and 2 of 15 top-1 labels change: quantized models amplify it. Hence
+ * exact by default, with libvips taking over only for images big enough to make the JS pass costly.
+ * JPEG shrink-on-load stays off by default: its DCT-domain downscale is a different filter again.
  */
-export const DEFAULT_RESIZE_KERNEL: ResizeKernel = 'linear';
+export const DEFAULT_RESIZE_KERNEL: ResizeKernel = 'auto';
+
+/** Sources up to this many pixels are resized by the Pillow port under kernel 'auto' (1080p frames included). */
+export const DEFAULT_PILLOW_MAX_PIXELS = 3_000_000;
 
 /** Decoders edgetl accepts. sharp can also render SVG (and more with a custom libvips); those are refused. */
 const ACCEPTED_FORMATS = new Map<string, string>([
@@ -200,10 +217,12 @@ export async function decodeToRgb(
     let pipeline = sharpInput(source, maxPixels);
     if (meta.hasAlpha) pipeline = pipeline.flatten({ background: { r: 255, g: 255, b: 255 } });
     pipeline = pipeline.toColourspace('srgb');
-    const kernel = options.kernel ?? DEFAULT_RESIZE_KERNEL;
+    const requestedKernel = options.kernel ?? DEFAULT_RESIZE_KERNEL;
+    const kernel =
+      requestedKernel === 'auto' ? (width * height <= (options.pillowMaxPixels ?? DEFAULT_PILLOW_MAX_PIXELS) ? 'pillow' : 'linear') : requestedKernel;
     const enlarges = geometry.resizeW > width || geometry.resizeH > height;
     let resized: { data: Uint8Array; width: number; height: number; channels: number };
-    if (!enlarges || kernel !== 'linear') {
+    if (kernel !== 'pillow' && !(kernel === 'linear' && enlarges)) {
       pipeline = pipeline.resize(geometry.resizeW, geometry.resizeH, {
         fit: 'fill',
         kernel,
@@ -215,7 +234,10 @@ export async function decodeToRgb(
       const { data, info } = await pipeline.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
       resized = { data, width: info.width, height: info.height, channels: info.channels };
     } else {
-      resized = await enlargeBilinear(pipeline, width, height, geometry, spec, options.fastShrinkOnLoad ?? false);
+      resized = await resizeLikePillow(pipeline, width, height, geometry, spec, {
+        reduceFirst: kernel !== 'pillow',
+        fastShrinkOnLoad: options.fastShrinkOnLoad ?? false,
+      });
     }
     if (resized.width !== spec.width || resized.height !== spec.height) {
       throw new EdgetlError(
@@ -237,47 +259,33 @@ export async function decodeToRgb(
 }
 
 /**
- * Upscaling (an image smaller than the resize target in some direction, e.g. a 259x194 thumbnail going to 341x256).
- * libvips' linear resize places pixel centres differently from PIL when enlarging (4.6/255 mean difference on such a
- * photo), whereas an affine bilinear map with centres aligned (out = s * in + (s - 1) / 2) matches PIL within 1/255.
- * Axes that shrink are reduced first with the antialiased linear resize, then the rest is enlarged.
+ * Resize with the bit-exact Pillow port. Used for enlargements (an image smaller than the target in some direction,
+ * e.g. a 259x194 thumbnail going to 341x256), where libvips places pixel centres and treats edges differently from
+ * Pillow (4.6/255 mean difference on such a photo with its linear resize; black-blended borders with affine). With
+ * `reduceFirst`, axes that shrink are reduced by libvips first, so the JS pass only enlarges a small image.
+ * Without it (kernel 'pillow') the whole resize is Pillow's.
  */
-async function enlargeBilinear(
+async function resizeLikePillow(
   pipeline: Sharp,
   srcW: number,
   srcH: number,
   geometry: ResizeGeometry,
   spec: PreprocessSpec,
-  fastShrinkOnLoad: boolean,
+  options: { reduceFirst: boolean; fastShrinkOnLoad: boolean },
 ): Promise<{ data: Uint8Array; width: number; height: number; channels: number }> {
-  const midW = Math.min(srcW, geometry.resizeW);
-  const midH = Math.min(srcH, geometry.resizeH);
-  let stage = pipeline;
-  if (midW !== srcW || midH !== srcH) {
-    const reduced = await pipeline
-      .resize(midW, midH, { fit: 'fill', kernel: 'linear', fastShrinkOnLoad })
-      .raw({ depth: 'uchar' })
-      .toBuffer({ resolveWithObject: true });
-    stage = sharp(reduced.data, { raw: { width: midW, height: midH, channels: reduced.info.channels as 1 | 2 | 3 | 4 } });
+  const midW = options.reduceFirst ? Math.min(srcW, geometry.resizeW) : srcW;
+  const midH = options.reduceFirst ? Math.min(srcH, geometry.resizeH) : srcH;
+  const stage =
+    midW !== srcW || midH !== srcH
+      ? pipeline.resize(midW, midH, { fit: 'fill', kernel: 'linear', fastShrinkOnLoad: options.fastShrinkOnLoad })
+      : pipeline;
+  const { data, info } = await stage.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+  if (info.width !== midW || info.height !== midH) {
+    throw new EdgetlError('internal', `reduced to ${info.width}x${info.height}, expected ${midW}x${midH}`);
   }
-  const sx = geometry.resizeW / midW;
-  const sy = geometry.resizeH / midH;
-  const { data, info } = await stage
-    .affine([sx, 0, 0, sy], { interpolator: 'bilinear', odx: (sx - 1) / 2, ody: (sy - 1) / 2 })
-    .raw({ depth: 'uchar' })
-    .toBuffer({ resolveWithObject: true });
-  // affine can't be followed by extract in one sharp pipeline, and the crop is a few row copies: do it here.
-  const channels = info.channels;
-  if (info.width < geometry.cropLeft + spec.width || info.height < geometry.cropTop + spec.height) {
-    throw new EdgetlError('internal', `enlarged to ${info.width}x${info.height}, too small for the crop`);
-  }
-  const rowBytes = spec.width * channels;
-  const out = new Uint8Array(spec.height * rowBytes);
-  for (let y = 0; y < spec.height; y++) {
-    const from = ((geometry.cropTop + y) * info.width + geometry.cropLeft) * channels;
-    out.set(data.subarray(from, from + rowBytes), y * rowBytes);
-  }
-  return { data: out, width: spec.width, height: spec.height, channels };
+  const crop = { left: geometry.cropLeft, top: geometry.cropTop, width: spec.width, height: spec.height };
+  const out = resizeBilinearPillow(data, midW, midH, info.channels, geometry.resizeW, geometry.resizeH, crop);
+  return { data: out, width: spec.width, height: spec.height, channels: info.channels };
 }
 
 /** libvips hands back 3 bands for sRGB; gray (1) or anything with a leftover alpha band is brought to RGB here. */

@@ -1,6 +1,7 @@
 import t from 'tap';
 import sharp from 'sharp';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
@@ -274,4 +275,56 @@ t.test('a real photo goes through the ImageNet recipe', { skip: photo.skip }, as
   t.ok(out.every(Number.isFinite));
   t.ok(Math.abs(mean) < 2.5, `normalized values centred-ish: mean ${mean}`);
   t.ok(out.some((v) => v < -1) && out.some((v) => v > 1), 'a real spread of values');
+});
+
+t.test('every resize path (shrink, enlarge, mixed, with EXIF rotation) gives the right size and keeps a flat colour', async (t) => {
+  const teal: RGB = [20, 150, 140];
+  const flat = (width: number, height: number) =>
+    sharp(Buffer.alloc(width * height * 3).map((_, i) => teal[i % 3]), { raw: { width, height, channels: 3 } }).png().toBuffer();
+  const cases: [number, number, PreprocessSpec][] = [
+    [300, 100, asIs(64, 64)], // both axes shrink (stretch)
+    [40, 100, asIs(64, 64)], // x grows, y shrinks
+    [20, 10, asIs(64, 64)], // both grow
+    [300, 200, IMAGENET_224], // shorter-side, enlarging to 336x224... then crop
+    [1000, 700, IMAGENET_224], // shorter-side, shrinking
+  ];
+  for (const [width, height, spec] of cases) {
+    const img = await decodeToRgb(await flat(width, height), spec);
+    t.same([img.width, img.height, img.pixels.length], [spec.width, spec.height, spec.width * spec.height * 3], `${width}x${height}`);
+    t.ok(img.pixels.every((v, i) => v === teal[i % 3]), `${width}x${height} -> ${spec.width}x${spec.height} stays flat teal`);
+  }
+  // Enlarging an EXIF-rotated image: orientation is applied before the resize.
+  const rotated = await rawHalves().png().withMetadata({ orientation: 6 }).toBuffer();
+  const tall = await decodeToRgb(rotated, asIs(16, 32));
+  t.same(pixel(tall, 8, 2), RED, 'top is red');
+  t.same(pixel(tall, 8, 29), BLUE, 'bottom is blue');
+});
+
+const python = process.env.PYTHON ?? '/usr/bin/python3';
+const hasPillow = spawnSync(python, ['-c', 'import PIL, numpy'], { encoding: 'utf8' }).status === 0;
+const photos = sharedPath('images');
+t.test('real photos come out bit-identical to torchvision (PIL Resize(256) + CenterCrop(224))', {
+  skip: photos.skip || (hasPillow ? false : `needs ${python} with Pillow and numpy (apt-get install python3-pil python3-numpy)`),
+}, async (t) => {
+  const files = ['HappyFish.jpg', 'dog.jpg', 'kite.jpg'].map((f) => join(photos.path!, f));
+  const dir = await scratch(t);
+  const script = [
+    'import sys, numpy as np',
+    'from PIL import Image',
+    'for i, path in enumerate(sys.argv[2:]):',
+    "    im = Image.open(path).convert('RGB'); w, h = im.size",
+    '    s, l = (w, h) if w <= h else (h, w); nl = int(256 * l / s)',
+    '    nw, nh = (256, nl) if w <= h else (nl, 256)',
+    '    im = im.resize((nw, nh), Image.BILINEAR); x, y = int(round((nw - 224) / 2.0)), int(round((nh - 224) / 2.0))',
+    "    np.asarray(im.crop((x, y, x + 224, y + 224)), dtype=np.uint8).tofile(f'{sys.argv[1]}/{i}.rgb')",
+  ].join('\n');
+  const run = spawnSync(python, ['-c', script, dir, ...files], { encoding: 'utf8' });
+  t.equal(run.status, 0, run.stderr);
+  for (let i = 0; i < files.length; i++) {
+    const expected = await readFile(join(dir, `${i}.rgb`));
+    const ours = await decodeToRgb(files[i], IMAGENET_224);
+    let differing = 0;
+    for (let k = 0; k < expected.length; k++) if (expected[k] !== ours.pixels[k]) differing++;
+    t.equal(differing, 0, `${files[i]}: every byte equal`);
+  }
 });
