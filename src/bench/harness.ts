@@ -188,6 +188,7 @@ function providerFacts(session: BackboneSession, options: ExecutionOptions, prof
   if (intra !== undefined) facts.intraOpThreads = intra;
   if (inter !== undefined) facts.interOpThreads = inter;
   if (options.graphOptimizationLevel) facts.graphOptimizationLevel = options.graphOptimizationLevel;
+  if (report.notes?.length) facts.notes = [...report.notes];
   return facts;
 }
 

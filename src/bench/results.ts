@@ -43,6 +43,8 @@ export interface ProviderFacts {
   graphOptimizationLevel?: string;
   /** True when the adapter is a software one: the run's timings are not speed figures. */
   software: boolean;
+  /** What the execution layer reported about the session (e.g. nodes a provider leaves to the CPU). */
+  notes?: string[];
 }
 
 export interface MemoryFacts {

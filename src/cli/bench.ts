@@ -213,6 +213,9 @@ export const benchCommand: Command = {
     process.on('SIGINT', onSigint);
     try {
       if (values.autotune) {
+        if (loaded.profile.purpose === 'correctness') {
+          throw new EdgetlError('usage', `--autotune makes speed choices, and profile ${loaded.profile.name} is correctness-only (${loaded.file})`, { file: loaded.file });
+        }
         const host = collectHostFacts();
         const tuned = await autotune(loaded, host, { signal: controller.signal, onProgress: (e) => printer.handle(e) });
         const target = resolve(values['tuned-out'] ?? `${loaded.profile.name}-tuned.json`);
