@@ -364,12 +364,13 @@ export async function runBench(loaded: LoadedProfile, results: BenchResults = cr
         emit({ stage: 'heads', finished: true, label: `head ${type}`, message: head.trainSecondsMedian !== undefined ? `train ${head.trainSecondsMedian.toFixed(2)} s, predict p50 ${head.predictMsPerEmbedding?.p50.toFixed(4)} ms` : head.reason });
       }
     }
+    checkAbort();
     results.complete = true;
     delete results.incompleteReason;
   } catch (error) {
     if (!(error instanceof Interrupted)) throw error;
     results.complete = false;
-    results.incompleteReason = 'interrupted (SIGINT): the file holds what was measured before the interruption';
+    results.incompleteReason = 'interrupted (Ctrl-C or an abort signal): the file holds what was measured before the interruption';
   } finally {
     finishResults(results, profile, started);
   }
