@@ -176,8 +176,8 @@ export async function createSession(model: string | Uint8Array, options: CreateS
   const strict = options.strictEp ?? false;
   // Validate options up front so a typo isn't reported as a provider failure.
   sessionOptionsFor('cpu', options);
-  const facts = options.hostFacts ?? gatherHostFacts();
-  if (!facts.supportedBackends) facts.supportedBackends = ort.listSupportedBackends();
+  const gathered = options.hostFacts ?? gatherHostFacts();
+  const facts: HostFacts = { ...gathered, supportedBackends: gathered.supportedBackends ?? ort.listSupportedBackends() };
   const plan = planProviders(requested, facts, strict);
   const fallbacks: ProviderFallback[] = [...plan.skipped];
   const notes: string[] = [];

@@ -81,6 +81,32 @@ function horizontal(
 ): Uint8Array {
   const { start, count, weights, taps } = coefficients(width, outWidth);
   const out = new Uint8Array(outCount * rows * channels);
+  if (channels === 3) {
+    // The common case, unrolled over the three channels (about twice as fast as the general loop).
+    for (let y = 0; y < rows; y++) {
+      const row = (y0 + y) * width * 3;
+      let o3 = y * outCount * 3;
+      for (let o = 0; o < outCount; o++, o3 += 3) {
+        const xx = x0 + o;
+        const n = count[xx];
+        const k = xx * taps;
+        let p = row + start[xx] * 3;
+        let s0 = HALF;
+        let s1 = HALF;
+        let s2 = HALF;
+        for (let x = 0; x < n; x++, p += 3) {
+          const w = weights[k + x];
+          s0 += src[p] * w;
+          s1 += src[p + 1] * w;
+          s2 += src[p + 2] * w;
+        }
+        out[o3] = clip8(s0);
+        out[o3 + 1] = clip8(s1);
+        out[o3 + 2] = clip8(s2);
+      }
+    }
+    return out;
+  }
   for (let y = 0; y < rows; y++) {
     const row = (y0 + y) * width * channels;
     for (let o = 0; o < outCount; o++) {
@@ -112,16 +138,21 @@ function vertical(
   const { start, count, weights, taps } = coefficients(height, outHeight);
   const stride = width * channels;
   const out = new Uint8Array(outCount * stride);
+  // Row by row accumulation: sequential memory access. Sums stay below 2^31 (255 x 2^22 plus rounding).
+  const acc = new Int32Array(stride);
   for (let o = 0; o < outCount; o++) {
     const yy = y0 + o;
     const first = start[yy] - srcRow0;
     const n = count[yy];
     const k = yy * taps;
-    for (let i = 0; i < stride; i++) {
-      let sum = HALF;
-      for (let y = 0; y < n; y++) sum += src[(first + y) * stride + i] * weights[k + y];
-      out[o * stride + i] = clip8(sum);
+    acc.fill(HALF);
+    for (let y = 0; y < n; y++) {
+      const w = weights[k + y];
+      const row = (first + y) * stride;
+      for (let i = 0; i < stride; i++) acc[i] += src[row + i] * w;
     }
+    const base = o * stride;
+    for (let i = 0; i < stride; i++) out[base + i] = clip8(acc[i]);
   }
   return out;
 }
