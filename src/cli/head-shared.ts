@@ -36,7 +36,11 @@ export class LazyBackbone {
     return this.values.backbone !== undefined;
   }
   open(): Promise<Backbone> {
-    this.opened ??= Backbone.load(this.requested, loadOptionsFromFlags(this.values));
+    this.opened ??= Backbone.load(this.requested, loadOptionsFromFlags(this.values)).catch((error: unknown) => {
+      if (this.explicit || !(error instanceof EdgetlError)) throw error;
+      // the id came from a head or an embedding set: say where it came from and how to point at the file
+      throw new EdgetlError(error.code, `${error.message}\n(backbone "${this.requested}" is the one the head or embeddings name; if it is a file, pass --backbone <path to it>)`, { file: error.file, cause: error });
+    });
     return this.opened;
   }
   /** sha256 and id of the requested backbone without opening a session (hashing is memoized). */
