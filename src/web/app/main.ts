@@ -139,6 +139,9 @@ function renderClassCard(examples: ClassExamples): void {
   const fileLabel = ref<HTMLLabelElement>('file-label');
   name.id = `class-name-${examples.id}`;
   nameLabel.htmlFor = name.id;
+  nameLabel.textContent = `Name of class ${examples.id + 1}`;
+  // The visible "Add photos" label is the keyboard stop; the hidden input behind it is not a second one.
+  files.tabIndex = -1;
   name.value = examples.name;
   files.id = `class-files-${examples.id}`;
   fileLabel.htmlFor = files.id;
@@ -677,6 +680,8 @@ async function start(): Promise<void> {
   ui.cameraToggle.addEventListener('click', () => (state.stream ? stopCamera() : void startCamera()));
   for (const label of document.querySelectorAll<HTMLLabelElement>('label.button[for]')) {
     if (label.dataset.ref) continue;
+    const input = document.getElementById(label.htmlFor);
+    if (input) input.tabIndex = -1;
     label.tabIndex = 0;
     label.setAttribute('role', 'button');
     label.addEventListener('keydown', (event) => {
