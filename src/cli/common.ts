@@ -1,4 +1,6 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+
+type ParsedCommandLine<T extends OptionSpec> = ReturnType<typeof parseArgs<{ options: T; allowPositionals: true; strict: true }>>;
 import { EdgetlError, describeError } from '../util/errors.js';
 
 /** One CLI verb: parses its own arguments, calls the library, prints, returns the exit code. */
@@ -13,9 +15,9 @@ export interface Command {
 export type OptionSpec = NonNullable<ParseArgsConfig['options']>;
 
 /** parseArgs with errors a user understands (EdgetlError code 'usage'). */
-export function parseCommandLine<T extends OptionSpec>(argv: string[], options: T, allowPositionals = true) {
+export function parseCommandLine<T extends OptionSpec>(argv: string[], options: T, allowPositionals = true): ParsedCommandLine<T> {
   try {
-    return parseArgs({ args: argv, options, allowPositionals, strict: true });
+    return parseArgs({ args: argv, options, allowPositionals, strict: true }) as ParsedCommandLine<T>;
   } catch (error) {
     throw new EdgetlError('usage', `${describeError(error)} (see --help)`);
   }
