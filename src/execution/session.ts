@@ -94,6 +94,12 @@ function failureHint(provider: ExecutionProviderName, message: string): string {
     }
     if (/no CUDA-capable device|CUDA failure 100/i.test(message)) return ': no CUDA-capable GPU is visible to this process';
   }
+  if (provider === 'webgpu' && /no WebGPU adapter/i.test(message)) {
+    return (
+      ': Dawn found no Vulkan device it supports (lavapipe, for one, lacks features it needs); for a correctness-only ' +
+      'run without a GPU, SwiftShader works: VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json (Debian package chromium)'
+    );
+  }
   return '';
 }
 
