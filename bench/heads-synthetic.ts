@@ -4,7 +4,7 @@ import { Random } from '../src/heads/random.js';
  * Seeded synthetic embeddings shaped like a frozen CNN's pooled features: non-negative (post-ReLU), correlated
  * through a shared low-rank basis, with per-class offsets of a few standard deviations and unequal class sizes.
  */
-export function syntheticEmbeddings(rows: number, dim: number, classes: number, seed: number, separation = 0.35): { data: Float32Array; labels: string[] } {
+export function syntheticEmbeddings(rows: number, dim: number, classes: number, seed: number, separation = 0.2): { data: Float32Array; labels: string[] } {
   const random = new Random(seed);
   const rank = 32;
   const basis = Float32Array.from({ length: rank * dim }, () => random.normal() / Math.sqrt(rank));

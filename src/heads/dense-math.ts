@@ -94,8 +94,29 @@ export function gemmNT(a: Float32Array, b: Float32Array, m: number, k: number, n
       }
     }
     for (; i < m; i++) {
+      // leftover rows (a single prediction is one row): 4 columns at a time, four independent accumulators
       const a0 = i * k;
-      for (let j = 0; j < n; j++) {
+      let j = 0;
+      for (; j + 3 < n; j += 4) {
+        const b0 = j * k;
+        const b1 = b0 + k;
+        const b2 = b1 + k;
+        const b3 = b2 + k;
+        let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        for (let p = p0; p < p1; p++) {
+          const x = a[a0 + p];
+          s0 += x * b[b0 + p];
+          s1 += x * b[b1 + p];
+          s2 += x * b[b2 + p];
+          s3 += x * b[b3 + p];
+        }
+        const o = i * n + j;
+        out[o] += s0;
+        out[o + 1] += s1;
+        out[o + 2] += s2;
+        out[o + 3] += s3;
+      }
+      for (; j < n; j++) {
         const b0 = j * k;
         let s = 0;
         for (let p = p0; p < p1; p++) s += a[a0 + p] * b[b0 + p];

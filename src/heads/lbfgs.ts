@@ -104,15 +104,17 @@ export async function minimizeLbfgs(objective: Objective, start: Float64Array, o
     iterations++;
     if (!accepted) break; // no decrease possible at machine precision: we are at the minimum
 
-    const s = new Float64Array(n);
-    const y = new Float64Array(n);
+    // reuse the oldest pair's buffers once the history is full: these are ~10^5-long, allocating them is GC churn
+    const full = sHistory.length === memory;
+    const s = full ? sHistory[0] : new Float64Array(n);
+    const y = full ? yHistory[0] : new Float64Array(n);
     for (let j = 0; j < n; j++) {
       s[j] = accepted.x[j] - x[j];
       y[j] = accepted.gradient[j] - gradient[j];
     }
     const sy = dot(s, y);
     if (sy > 1e-12 * Math.sqrt(dot(y, y) * dot(s, s))) {
-      if (sHistory.length === memory) {
+      if (full) {
         sHistory.shift();
         yHistory.shift();
         rhoHistory.shift();
@@ -120,6 +122,11 @@ export async function minimizeLbfgs(objective: Objective, start: Float64Array, o
       sHistory.push(s);
       yHistory.push(y);
       rhoHistory.push(1 / sy);
+    } else if (full) {
+      // the pair was rejected but its buffers held the oldest pair: drop that pair too (its data is gone)
+      sHistory.shift();
+      yHistory.shift();
+      rhoHistory.shift();
     }
     const decrease = value - accepted.value;
     x = accepted.x;

@@ -173,28 +173,33 @@ export async function searchL2(matrix: LabelledMatrix, options: L2SearchOptions)
     let lossSum = 0;
     let count = 0;
     let iterations = 0;
-    const foldSolutions: Float64Array[] = [];
-    const foldLogits: Float32Array[] = [];
-    for (let f = 0; f < folds.length; f++) {
-      const fold = folds[f];
-      const fit = await fitSoftmaxRegression(fold.train, {
-        l2,
-        math: options.math,
-        sampleWeights: fold.weights,
-        start: starts[f],
-        maxIterations,
-        gradientTolerance: 1e-4,
-        relativeTolerance: 1e-6,
-      });
+    // Folds run concurrently: while one fold's L-BFGS bookkeeping runs in JS, another's products run on the
+    // DenseMath backend's threads (onnxruntime), so both cores stay busy. Results are order-independent.
+    const fits = await Promise.all(
+      folds.map(async (fold, f) => {
+        const fit = await fitSoftmaxRegression(fold.train, {
+          l2,
+          math: options.math,
+          sampleWeights: fold.weights,
+          start: starts[f],
+          maxIterations,
+          gradientTolerance: 1e-4,
+          relativeTolerance: 1e-6,
+        });
+        const logits = await linearLogits(fold.validation.data, fold.validation.rows, dim, fit, options.math);
+        options.onProgress?.(++done, total);
+        return { fit, logits };
+      }),
+    );
+    const foldSolutions = fits.map((r) => r.fit.flat);
+    const foldLogits = fits.map((r) => r.logits);
+    fits.forEach(({ fit, logits }, f) => {
+      const validation = folds[f].validation;
       iterations += fit.iterations;
-      foldSolutions.push(fit.flat);
-      const logits = await linearLogits(fold.validation.data, fold.validation.rows, dim, fit, options.math);
-      foldLogits.push(logits);
-      correct += accuracy(logits, fold.validation.targets, classes) * fold.validation.rows;
-      lossSum += logLoss(logits, fold.validation.targets, classes) * fold.validation.rows;
-      count += fold.validation.rows;
-      options.onProgress?.(++done, total);
-    }
+      correct += accuracy(logits, validation.targets, classes) * validation.rows;
+      lossSum += logLoss(logits, validation.targets, classes) * validation.rows;
+      count += validation.rows;
+    });
     solutions.set(l2, foldSolutions);
     validationLogits.set(l2, foldLogits);
     const candidate = { l2, accuracy: correct / count, logLoss: lossSum / count, iterations };
@@ -203,7 +208,8 @@ export async function searchL2(matrix: LabelledMatrix, options: L2SearchOptions)
   };
 
   // Start in the middle of the grid, where standardized embeddings usually land, walk towards weaker
-  // regularization until two candidates in a row are worse than the best, then towards stronger until one is.
+  // regularization until two candidates in a row are worse than the best; only if none beat the start, towards
+  // stronger until one is worse (strong regularization costs the most iterations from a cold start).
   const startIndex = options.grid ? 0 : coarse.indexOf(1e-2);
   let best = await evaluate(coarse[startIndex], folds.map(() => undefined));
   const startSolutions = solutions.get(best.l2)!;
@@ -220,7 +226,7 @@ export async function searchL2(matrix: LabelledMatrix, options: L2SearchOptions)
     }
   }
   previous = startSolutions;
-  for (let i = startIndex - 1; i >= 0; i--) {
+  for (let i = startIndex - 1; i >= 0 && best.l2 >= coarse[startIndex]; i--) {
     const candidate = await evaluate(coarse[i], previous);
     previous = solutions.get(coarse[i])!;
     if (!better(candidate, best)) break;
