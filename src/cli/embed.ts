@@ -17,6 +17,7 @@ export const embedRunOptions = {
   ep: { type: 'string' },
   'strict-ep': { type: 'boolean' },
   threads: { type: 'string' },
+  'decode-threads': { type: 'string' },
   batch: { type: 'string' },
   strict: { type: 'boolean' },
   'no-cache': { type: 'boolean' },
@@ -34,6 +35,8 @@ export const embedRunHelp = `Model and execution:
   --strict-ep                fail instead of falling back to another provider
   --threads N                onnxruntime intra-op threads (default: half the cores for light backbones, so the
                              image decoders get the rest; all cores for heavy ones above 1 GMAC per image)
+  --decode-threads N         worker threads decoding images (default: half the cores from 4 cores up, else 0:
+                             decode on the main thread)
   --batch N                  images per inference for dynamic-batch models (default ${DEFAULT_BATCH_SIZE}; fixed-batch
                              models run at their own size)
   --no-download              never download a missing catalog model
@@ -71,10 +74,12 @@ function parseEp(value: string | undefined): ExecutionProviderRequest | undefine
 /** Load options from the shared flags. */
 export function loadOptionsFromFlags(values: EmbedRunValues, searchPath?: string[]): BackboneLoadOptions {
   const threads = values.threads === undefined ? undefined : parseNumberOption(values.threads, 'threads', 0, { integer: true, min: 1, max: 1024 });
+  const decodeThreads = values['decode-threads'] === undefined ? undefined : parseNumberOption(values['decode-threads'], 'decode-threads', 0, { integer: true, min: 0, max: 256 });
   return {
     ep: parseEp(values.ep),
     strictEp: values['strict-ep'] === true,
     intraOpThreads: threads,
+    decodeThreads,
     embeddingTensor: values.embedding,
     preprocess: preprocessOverridesFromFlags(values),
     download: values['no-download'] !== true,

@@ -19,11 +19,15 @@ import { createSession, type BackboneSession } from '../execution/session.js';
 import type { ExecutionOptions, ProviderReport } from '../execution/types.js';
 import type { PreprocessSpec } from '../preprocess/spec.js';
 import { tensorDims, tensorElementsPerImage } from '../preprocess/tensor.js';
-import type { ImageSource } from '../preprocess/node-image.js';
+import type { ImageSource, DecodeOptions } from '../preprocess/node-image.js';
 import { edgetlCacheDir } from '../util/cache-dir.js';
 import { EdgetlError, describeError } from '../util/errors.js';
 import { EmbeddingCache } from './cache.js';
 import { runEmbeddingPipeline, type EmbedManyOptions, type EmbedManyResult } from './pipeline.js';
+import { MainThreadDecoder, WorkerDecodePool, type ImageDecoder } from './decode-pool.js';
+
+/** embedMany calls with at least this many images decode on worker threads (starting them costs ~0.1 s). */
+export const WORKER_DECODE_MIN_IMAGES = 16;
 
 /**
  * Above this many multiply-accumulates per image, inference outweighs decoding a typical photo (~7 ms of one core
@@ -41,6 +45,16 @@ export const HEAVY_BACKBONE_MACS = 1e9;
 export function defaultIntraOpThreads(macsPerImage: number | null, cores: number): number {
   if (macsPerImage !== null && macsPerImage > HEAVY_BACKBONE_MACS) return Math.max(1, cores);
   return Math.max(1, Math.floor(cores / 2));
+}
+
+/**
+ * Decode worker threads when the caller does not choose. Decoding's JavaScript part (the Pillow-exact resize, ~4 ms
+ * of a 500x375 photo) caps main-thread decoding near 250 images/s; two cores can't reach that anyway, and there
+ * workers only add cost (measured on flowers5/val, 886 images: ~1 ms more CPU per image, no faster). From four
+ * cores on, the cap binds, and half the cores decode in workers.
+ */
+export function defaultDecodeThreads(cores: number): number {
+  return cores >= 4 ? Math.floor(cores / 2) : 0;
 }
 
 /** The output the feature-extractor graph exposes (see models/feature-extractor-cache.ts). */
@@ -62,6 +76,10 @@ export interface BackboneLoadOptions extends ExecutionOptions {
   cache?: boolean;
   /** Cache root (default edgetlCacheDir()): feature-extractor graphs and embeddings. */
   cacheDir?: string;
+  /** Decode worker threads for embedMany (default defaultDecodeThreads(cores); 0 decodes on the main thread). */
+  decodeThreads?: number;
+  /** Decoder options (pixel limit, resize kernel, shrink-on-load); see preprocess/node-image.ts. */
+  decode?: DecodeOptions;
 }
 
 export class Backbone {
@@ -92,6 +110,11 @@ export class Backbone {
   private cache: Promise<EmbeddingCache | undefined> | undefined;
   private cacheProblem: string | undefined;
   private closed = false;
+  private readonly decodeThreads: number;
+  private readonly decodeOptions: DecodeOptions;
+  private readonly mainThreadDecoder: MainThreadDecoder;
+  private workerDecoder: ImageDecoder | undefined;
+  private workerDecoderProblem: string | undefined;
 
   private constructor(init: {
     resolved: ResolvedBackbone;
@@ -103,6 +126,8 @@ export class Backbone {
     session: BackboneSession;
     cacheEnabled: boolean;
     cacheRoot: string;
+    decodeThreads: number;
+    decodeOptions: DecodeOptions;
   }) {
     this.resolved = init.resolved;
     this.id = init.resolved.id;
@@ -119,6 +144,9 @@ export class Backbone {
     this.provider = init.session.provider;
     this.cacheEnabled = init.cacheEnabled;
     this.cacheRoot = init.cacheRoot;
+    this.decodeThreads = Math.max(0, Math.floor(init.decodeThreads));
+    this.decodeOptions = init.decodeOptions;
+    this.mainThreadDecoder = new MainThreadDecoder(this.decodeOptions, availableParallelism());
   }
 
   /** Load a backbone by catalog id or path. See BackboneLoadOptions; ExecutionOptions pick the provider. */
@@ -148,6 +176,8 @@ export class Backbone {
       searchPath: _searchPath,
       cache: _cache,
       cacheDir: _cacheDir,
+      decodeThreads: _decodeThreads,
+      decode: _decode,
       ...execution
     } = options;
     const session = await createSession(extractor.path, {
@@ -164,6 +194,8 @@ export class Backbone {
       session,
       cacheEnabled: options.cache !== false,
       cacheRoot,
+      decodeThreads: options.decodeThreads ?? defaultDecodeThreads(availableParallelism()),
+      decodeOptions: options.decode ?? {},
     });
   }
 
@@ -174,13 +206,36 @@ export class Backbone {
   /** The embedding cache, opened on first use; a cache that cannot be opened is reported once and skipped. */
   private embeddingCache(): Promise<EmbeddingCache | undefined> {
     if (!this.cacheEnabled) return Promise.resolve(undefined);
-    this.cache ??= EmbeddingCache.open({ root: this.cacheRoot, fingerprint: this.fingerprint, preprocess: this.preprocess, dim: this.embeddingDim }).catch(
+    // Decoder options that change pixels are part of the key (the pixel limit only refuses images).
+    const { kernel, pillowMaxPixels, fastShrinkOnLoad } = this.decodeOptions;
+    const variant = kernel === undefined && pillowMaxPixels === undefined && fastShrinkOnLoad === undefined ? undefined : { kernel, pillowMaxPixels, fastShrinkOnLoad };
+    this.cache ??= EmbeddingCache.open({ root: this.cacheRoot, fingerprint: this.fingerprint, preprocess: this.preprocess, variant, dim: this.embeddingDim }).catch(
       (error: unknown) => {
         this.cacheProblem = `embedding cache unavailable (${describeError(error)}); every image is computed`;
         return undefined;
       },
     );
     return this.cache;
+  }
+
+  /** Worker threads for many images (started once, kept until close), the main thread for a few. */
+  private decoderFor(count: number): ImageDecoder {
+    if (this.decodeThreads === 0 || count < WORKER_DECODE_MIN_IMAGES || this.workerDecoderProblem) return this.mainThreadDecoder;
+    if (!this.workerDecoder) {
+      const created = WorkerDecodePool.create(this.decodeThreads, this.decodeOptions);
+      if (!created.pool) {
+        this.workerDecoderProblem = created.reason;
+        return this.mainThreadDecoder;
+      }
+      this.workerDecoder = created.pool;
+    }
+    return this.workerDecoder;
+  }
+
+  /** Where the last embedMany decoded its images ("2 worker threads", "main thread (why)"). */
+  get decoding(): string {
+    if (this.workerDecoderProblem) return `main thread (${this.workerDecoderProblem})`;
+    return this.workerDecoder?.description ?? this.mainThreadDecoder.description;
   }
 
   /** Why the embedding cache is not in use, when it failed to open. */
@@ -208,6 +263,7 @@ export class Backbone {
         dim: this.embeddingDim,
         fixedBatch: this.batch === 'dynamic' ? undefined : this.batch,
         infer: (tensor, count) => this.embedTensors(tensor, count),
+        decoder: this.decoderFor(images.length),
         cache,
       },
       options,
@@ -272,6 +328,7 @@ export class Backbone {
     const cache = await this.cache;
     try {
       await cache?.close();
+      await this.workerDecoder?.close();
     } finally {
       await this.session.release();
     }

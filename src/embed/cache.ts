@@ -37,6 +37,8 @@ export interface EmbeddingCacheOptions {
   /** Feature-extractor fingerprint (source sha256 + surgery). */
   fingerprint: string;
   preprocess: PreprocessSpec;
+  /** Anything else that changes the pixels (decoder options such as the resize kernel); part of the key. */
+  variant?: unknown;
   dim: number;
 }
 
@@ -66,8 +68,8 @@ function canonicalJson(value: unknown): string {
  * What an entry's validity depends on besides the image and the backbone: the spec, this file's pipeline version and
  * the edgetl version (a release may change decoding or resizing; stale vectors must never be served after an upgrade).
  */
-export function preprocessHash(spec: PreprocessSpec): Buffer {
-  return createHash('sha256').update(canonicalJson({ pipeline: EMBEDDING_PIPELINE_VERSION, edgetl: EDGETL_VERSION, spec })).digest();
+export function preprocessHash(spec: PreprocessSpec, variant?: unknown): Buffer {
+  return createHash('sha256').update(canonicalJson({ pipeline: EMBEDDING_PIPELINE_VERSION, edgetl: EDGETL_VERSION, spec, variant })).digest();
 }
 
 /** Cache key of encoded image bytes (a file's content): sha256, so a renamed or copied file still hits. */
@@ -109,7 +111,7 @@ export class EmbeddingCache {
   /** Open (creating if needed) the cache file for this backbone and spec, and index its entries. */
   static async open(options: EmbeddingCacheOptions): Promise<EmbeddingCache> {
     if (!Number.isInteger(options.dim) || options.dim <= 0) throw new Error(`embedding cache needs a positive dim, got ${options.dim}`);
-    const specHash = preprocessHash(options.preprocess);
+    const specHash = preprocessHash(options.preprocess, options.variant);
     const dir = join(options.root, 'embeddings', safeSegment(options.fingerprint));
     const path = join(dir, `${specHash.toString('hex').slice(0, 24)}.d${options.dim}.bin`);
     await mkdir(dir, { recursive: true });

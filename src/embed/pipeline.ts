@@ -2,7 +2,8 @@
  * Images to embeddings, with decoding overlapping inference and memory bounded by a window, not by the input size.
  *
  * Three kinds of work run at once on different threads:
- *   - file reads and sharp decodes on libuv worker threads (up to `decodeConcurrency` images at a time),
+ *   - file reads on libuv threads, and decoding (sharp, plus the JS Pillow-exact resize) on decode worker threads
+ *     (decode-pool.ts; up to `decodeConcurrency` images at a time),
  *   - onnxruntime's `run` on its own thread pool (one batch in flight),
  *   - on the main thread, only bookkeeping: hashing, normalizing pixels into the batch tensor, copying results.
  * The consumer walks the inputs in order; items ahead of it (at most `window` of them) are read, looked up in the
@@ -12,7 +13,8 @@
  */
 import { readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
-import { decodeToRgb, BadImageError, type ImageSource, type RawImage, type DecodedImage } from '../preprocess/node-image.js';
+import { BadImageError, type ImageSource, type RawImage, type DecodedImage } from '../preprocess/node-image.js';
+import { MainThreadDecoder, type ImageDecoder } from './decode-pool.js';
 import { writePixelsToTensor, tensorElementsPerImage } from '../preprocess/tensor.js';
 import type { PreprocessSpec } from '../preprocess/spec.js';
 import { EdgetlError, describeError } from '../util/errors.js';
@@ -30,7 +32,9 @@ export interface PipelineStages {
   infer(tensor: Float32Array, count: number): Promise<Float32Array>;
   /** Largest batch the model takes: a fixed size, or undefined when the batch dimension is dynamic. */
   fixedBatch?: number;
-  /** Override the decoder (tests). Default decodeToRgb. */
+  /** Where images are decoded (default: the main thread, see decode-pool.ts). */
+  decoder?: ImageDecoder;
+  /** Override decoding altogether (tests). */
   decode?(source: Uint8Array | RawImage, spec: PreprocessSpec): Promise<DecodedImage>;
   cache?: EmbeddingCache;
 }
@@ -45,7 +49,7 @@ export interface EmbedManyOptions {
   /** Use the embedding cache when the backbone has one (default true). */
   useCache?: boolean;
   signal?: AbortSignal;
-  /** Images decoded at once (default: available cores). */
+  /** Images decoded at once (default: what the decoder can usefully take, e.g. 2 per worker thread). */
   decodeConcurrency?: number;
   /** Batches decoded ahead (default DEFAULT_PREFETCH_BATCHES). */
   prefetchBatches?: number;
@@ -135,13 +139,14 @@ export async function runEmbeddingPipeline(sources: readonly ImageSource[], stag
   const { spec, dim } = stages;
   const batchSize = stages.fixedBatch ?? Math.max(1, Math.floor(options.batchSize ?? DEFAULT_BATCH_SIZE));
   const prefetch = Math.max(0, Math.floor(options.prefetchBatches ?? DEFAULT_PREFETCH_BATCHES));
-  const decoders = Math.max(1, Math.floor(options.decodeConcurrency ?? availableParallelism()));
+  const decoder = stages.decoder ?? new MainThreadDecoder({}, availableParallelism());
+  const decoders = Math.max(1, Math.floor(options.decodeConcurrency ?? decoder.parallelism));
   const decodeLimit = new Semaphore(decoders);
   // Items read and decoded ahead of the consumer: whole batches ahead, and for small (fixed) batches at least enough
   // to keep every decoder busy while a batch runs.
   const window = Math.max(batchSize * (prefetch + 1), 2 * decoders + batchSize);
   const cache = options.useCache === false ? undefined : stages.cache;
-  const decode = stages.decode ?? ((source: Uint8Array | RawImage, s: PreprocessSpec) => decodeToRgb(source, s));
+  const decode = stages.decode ?? ((source: Uint8Array | RawImage, s: PreprocessSpec, transfer: boolean) => decoder.decode(source, s, transfer));
   const perImage = tensorElementsPerImage(spec);
   const signal = options.signal;
 
@@ -193,7 +198,9 @@ export async function runEmbeddingPipeline(sources: readonly ImageSource[], stag
         if (hit) return { kind: 'hit', embedding: hit };
       }
       if (signal?.aborted) return { kind: 'skip', reason: 'cancelled', error: abortError() };
-      const decoded = await decodeLimit.use(() => decode(input, spec));
+      // A buffer we read ourselves can move to a decode worker without a copy; a caller's buffer is never taken.
+      const owned = typeof source === 'string';
+      const decoded = await decodeLimit.use(() => decode(input, spec, owned));
       return { kind: 'pixels', pixels: decoded.pixels, key };
     } catch (error) {
       const reason = error instanceof BadImageError ? error.reason : describeError(error);

@@ -175,3 +175,20 @@ t.test('JSON.stringify gives a plain description of the backbone', async (t) => 
   t.equal(described.facts.embedding.dim, 3);
   t.notOk('session' in described);
 });
+
+t.test('many images decode on worker threads when asked, with the same results', async (t) => {
+  const ws = await workspace(t);
+  const model = join(ws.dir, 'tiny.onnx');
+  await writeFile(model, tinyClassifier());
+  const many = Array.from({ length: 4 }, () => ws.images).flat(); // 20 images >= WORKER_DECODE_MIN_IMAGES
+  const threaded = await Backbone.load(model, { ep: 'cpu', cacheDir: ws.cacheDir, cache: false, decodeThreads: 2 });
+  t.teardown(() => threaded.close());
+  const result = await threaded.embedMany(many, { batchSize: 4 });
+  t.equal(threaded.decoding, '2 worker threads');
+  t.equal(result.items.length, many.length);
+  many.forEach((_, i) => t.equal(mismatch(result.embeddings.subarray(i * 3, i * 3 + 3), normalizedColour(colours[i % colours.length]!)), '', `image ${i}`));
+  const single = await Backbone.load(model, { ep: 'cpu', cacheDir: ws.cacheDir, cache: false, decodeThreads: 0 });
+  t.teardown(() => single.close());
+  await single.embedMany(many);
+  t.equal(single.decoding, 'main thread');
+});
