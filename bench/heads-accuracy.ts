@@ -4,7 +4,7 @@
  *               (and /val, and flowers5), then:
  *
  *   node --loader ts-node/esm bench/heads-accuracy.ts <train-prefix> <val-prefix> [--head linear|mlp|prototype]
- *        [--math ort|js] [--criterion logLoss|accuracy] [--seed 0] [--json]
+ *        [--math ort|js] [--criterion accuracy|logLoss] [--seed 0] [--json]
  */
 import { parseArgs } from 'node:util';
 import { readEmbeddingSet } from '../src/embed/embedding-set.js';
@@ -19,7 +19,7 @@ const { values, positionals } = parseArgs({
   options: {
     head: { type: 'string', default: 'linear' },
     math: { type: 'string', default: 'ort' },
-    criterion: { type: 'string', default: 'logLoss' },
+    criterion: { type: 'string', default: 'accuracy' },
     seed: { type: 'string', default: '0' },
     json: { type: 'boolean', default: false },
   },
