@@ -27,6 +27,7 @@ for (const [entry, out] of [
   ['src/web/index.ts', 'dist/web/index'],
   ['src/web/worker.ts', 'dist/web/worker'],
   ['src/web/app/main.ts', 'dist/web/app/app'],
+  ['src/web/bench/main.ts', 'dist/web/app/bench'],
 ]) {
   if (!existsSync(entry)) continue;
   builds.push(
@@ -38,6 +39,8 @@ for (const [entry, out] of [
       format: 'esm',
       target: 'es2022',
       external: ['onnxruntime-web', 'onnxruntime-web/*'],
+      // The bench's measurement loop imports performance from node:perf_hooks; pages have it as a global.
+      alias: { 'node:perf_hooks': './src/web/shims/perf-hooks.ts' },
       sourcemap: true,
       define,
       logLevel: 'warning',
@@ -50,5 +53,6 @@ await Promise.all(builds);
 if (existsSync('src/web/app/main.ts')) {
   mkdirSync('dist/web/app', { recursive: true });
   for (const file of ['index.html', 'app.css']) copyFileSync(`src/web/app/${file}`, `dist/web/app/${file}`);
+  if (existsSync('src/web/bench/bench.html')) copyFileSync('src/web/bench/bench.html', 'dist/web/app/bench.html');
 }
 if (watch) console.log('watch mode is not supported; rerun npm run build');

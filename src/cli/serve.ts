@@ -3,12 +3,19 @@ import { resolve } from 'node:path';
 import { parseCommandLine, parseNumberOption, printJson, type Command } from './common.js';
 import { DEFAULT_BACKBONE_ID } from '../models/catalog.js';
 import { Head } from '../heads/head.js';
-import { prepareServedBackbone, startKioskServer } from '../web/server.js';
+import { prepareServedBackbone, startKioskServer, type KioskServerOptions } from '../web/server.js';
+import { assembleBrowserResults, prepareBrowserBench } from '../web/bench/browser-bench.js';
+import type { BrowserBenchPayload } from '../web/bench/runner.js';
+import { renderMarkdown } from '../bench/report-markdown.js';
+import { renderHtml } from '../bench/report-html.js';
+import { failedVerdicts } from '../bench/budgets.js';
+import { writeFileAtomic } from '../util/atomic-write.js';
 import { EdgetlError, describeError } from '../util/errors.js';
 
 const help = `edgetl serve: the kiosk app in a browser, fully offline
 
 Usage: edgetl serve [--port 8080] [--host 127.0.0.1] [--backbone <id|path>] [--head head.json] [--json]
+       edgetl serve --bench <browser-wasm|browser-webgpu|profile.json> [--out results.json] [--report report.html] [--check]
 
 Serves the kiosk page, the backbone as a feature extractor, and onnxruntime-web's own files from this machine
 (no CDN, no internet), with the Cross-Origin-Opener/Embedder-Policy headers that let WebAssembly use threads.
@@ -26,6 +33,15 @@ Options:
   --embedding <tensor> embedding tensor name, when automatic discovery picks the wrong one
   --head <file>       an edgetl-head v1 file the page starts with (it must match the backbone)
   --json              print one JSON line {"url","port","backbone":{...}} when ready (for scripts)
+
+Browser benchmark (device-profiles with "runtime": "browser"):
+  --bench <profile>   serve <url>/bench, which runs the profile's measurements in the browser that opens it (same
+                      method, run ids and results schema edgetl-bench/1 as \`edgetl bench\`); when the page is done,
+                      the results are written, the Markdown summary printed, and the server stops
+  --out <file>        results JSON (default bench-<profile>.json)
+  --report <file>     self-contained HTML report
+  --check             exit 1 when a budget failed
+  bench/browser-bench.ts drives it headless with Debian's chromium (WASM or WebGPU).
 
 Add ?ep=wasm or ?ep=webgpu to the URL to force a provider; the default tries WebGPU on a hardware adapter, then
 WebAssembly, and the page's device panel says which ran and why. Stop with Ctrl-C.
@@ -46,12 +62,43 @@ export const serveCommand: Command = {
         head: { type: 'string' },
         json: { type: 'boolean' },
         debug: { type: 'boolean' },
+        bench: { type: 'string' },
+        out: { type: 'string' },
+        report: { type: 'string' },
+        check: { type: 'boolean' },
       },
       false,
     );
     const port = parseNumberOption(values.port, 'port', 8080, { integer: true, min: 0, max: 65535 });
     const host = values.host ?? '127.0.0.1';
-    const backbone = await prepareServedBackbone(values.backbone ?? DEFAULT_BACKBONE_ID, { embeddingTensor: values.embedding });
+    const benchPrepared = values.bench ? await prepareBrowserBench(values.bench) : undefined;
+    // In bench mode the page's own backbone is the profile's first one (present, since the bench needs it).
+    const backbone = await prepareServedBackbone(values.backbone ?? benchPrepared?.backbones[0]?.info.path ?? DEFAULT_BACKBONE_ID, { embeddingTensor: values.embedding });
+    let benchExit: ((code: number) => void) | undefined;
+    const benchDone = new Promise<number>((resolveDone) => (benchExit = resolveDone));
+    let bench: KioskServerOptions['bench'];
+    if (benchPrepared) {
+      const out = resolve(values.out ?? `bench-${benchPrepared.loaded.profile.name}.json`);
+      bench = {
+        profile: benchPrepared.loaded.profile,
+        backbones: benchPrepared.backbones,
+        onResults: async (body) => {
+          if (body && typeof body === 'object' && 'error' in body) {
+            process.stderr.write(`edgetl serve: the browser benchmark failed: ${String((body as { error: unknown }).error)}\n`);
+            benchExit?.(1);
+            return { ok: false, message: 'noted' };
+          }
+          const results = assembleBrowserResults(benchPrepared, body as BrowserBenchPayload);
+          await writeFileAtomic(out, JSON.stringify(results, null, 1) + '\n');
+          if (values.report) await writeFileAtomic(resolve(values.report), renderHtml(results));
+          if (values.json) printJson(results);
+          else process.stdout.write(`${renderMarkdown(results)}\nresults: ${out}${values.report ? `, report: ${resolve(values.report)}` : ''}\n`);
+          const failed = failedVerdicts(results.budgets);
+          setTimeout(() => benchExit?.(values.check && failed.length > 0 ? 1 : 0), 100);
+          return { ok: true, message: `Done: results written to ${out} on the server. You can close this tab.` };
+        },
+      };
+    }
 
     let headJson: string | undefined;
     if (values.head) {
@@ -70,8 +117,19 @@ export const serveCommand: Command = {
       host,
       port,
       headJson,
+      bench,
       onLog: values.debug ? (line) => process.stderr.write(`${line}\n`) : undefined,
     });
+    if (benchPrepared) {
+      if (values.json) printJson({ url: `${server.url}bench`, port: server.port, profile: benchPrepared.loaded.profile.name });
+      else process.stdout.write(`edgetl browser benchmark ${benchPrepared.loaded.profile.name}: open ${server.url}bench in the browser to measure (Ctrl-C stops)\n`);
+      const stop = () => benchExit?.(130);
+      process.on('SIGINT', stop);
+      const code = await benchDone;
+      process.off('SIGINT', stop);
+      await server.close();
+      return code;
+    }
     if (values.json) {
       printJson({ url: server.url, port: server.port, host: server.host, backbone: { id: backbone.id, sha256: backbone.sha256, embeddingDim: backbone.embeddingDim, path: backbone.path }, head: values.head ?? null });
     } else {

@@ -68,21 +68,23 @@ async function toDrawable(source: BrowserImageSource, name: string): Promise<{ d
   return { drawable: source as Drawable, owned: false };
 }
 
-let scratch: OffscreenCanvas | undefined;
-let scratchContext: OffscreenCanvasRenderingContext2D | undefined;
+/** Reused canvases, one per role, so alternating sizes (full decode, crop) do not reallocate every image. */
+const scratch = new Map<string, { canvas: OffscreenCanvas; context: OffscreenCanvasRenderingContext2D }>();
 
-function scratchContext2d(width: number, height: number): OffscreenCanvasRenderingContext2D {
-  if (!scratch || !scratchContext) {
-    scratch = new OffscreenCanvas(width, height);
-    const context = scratch.getContext('2d', { willReadFrequently: true, alpha: true });
+function scratchContext2d(role: 'decode' | 'crop', width: number, height: number): OffscreenCanvasRenderingContext2D {
+  let entry = scratch.get(role);
+  if (!entry) {
+    const canvas = new OffscreenCanvas(width, height);
+    const context = canvas.getContext('2d', { willReadFrequently: true, alpha: true });
     if (!context) throw new EdgetlError('no-canvas', 'this browser gives no 2D canvas context (OffscreenCanvas)');
-    scratchContext = context;
+    entry = { canvas, context };
+    scratch.set(role, entry);
   }
-  if (scratch.width !== width || scratch.height !== height) {
-    scratch.width = width;
-    scratch.height = height;
+  if (entry.canvas.width !== width || entry.canvas.height !== height) {
+    entry.canvas.width = width;
+    entry.canvas.height = height;
   }
-  return scratchContext;
+  return entry.context;
 }
 
 /**
@@ -105,7 +107,7 @@ export async function imageToPixels(
     const quality = options.resizeQuality ?? 'match-node';
     if (quality === 'match-node') {
       // Full-size decode flattened onto white (as sharp flattens before resizing), then the shared resampler.
-      const context = scratchContext2d(sourceWidth, sourceHeight);
+      const context = scratchContext2d('decode', sourceWidth, sourceHeight);
       context.globalCompositeOperation = 'source-over';
       context.fillStyle = '#fff';
       context.fillRect(0, 0, sourceWidth, sourceHeight);
@@ -128,7 +130,7 @@ export async function imageToPixels(
     } catch {
       resized = undefined;
     }
-    const context = scratchContext2d(spec.width, spec.height);
+    const context = scratchContext2d('crop', spec.width, spec.height);
     context.globalCompositeOperation = 'source-over';
     context.fillStyle = '#fff';
     context.fillRect(0, 0, spec.width, spec.height);

@@ -77,6 +77,36 @@ export interface KioskServerOptions {
   ortDir?: string;
   /** One line per request that failed (404/500), for the terminal. */
   onLog?: (line: string) => void;
+  /**
+   * Benchmark mode (`edgetl serve --bench`): /bench runs the profile in the browser, which POSTs its figures to
+   * /api/bench-results.
+   */
+  bench?: {
+    profile: unknown;
+    backbones: { info: { id: string }; spec: PreprocessSpec; model: Uint8Array }[];
+    onResults(body: unknown): Promise<{ ok: boolean; message: string }>;
+  };
+}
+
+/** Largest results body accepted from the bench page (raw samples of every run). */
+const MAX_BENCH_BODY = 64 * 1024 * 1024;
+
+function readBody(req: IncomingMessage, limit: number): Promise<string> {
+  return new Promise((resolveBody, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        reject(new EdgetlError('body-too-large', `request body over ${limit} bytes`));
+        req.destroy();
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => resolveBody(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
 }
 
 export interface KioskServer {
@@ -192,7 +222,29 @@ export async function startKioskServer(options: KioskServerOptions): Promise<Kio
     send(res, 200, type, await readFile(path), { 'Cache-Control': cache });
   };
 
+  const bench = options.bench;
+  const benchPlan = bench
+    ? JSON.stringify({
+        profile: bench.profile,
+        backbones: bench.backbones.map((b, i) => ({ info: b.info, spec: b.spec, modelUrl: `/bench-models/${i}.onnx` })),
+        workerUrl: '/worker.js',
+        wasmPaths: '/ort/',
+      })
+    : undefined;
+
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
+    if (bench && req.method === 'POST' && req.url === '/api/bench-results') {
+      let body: unknown;
+      try {
+        body = JSON.parse(await readBody(req, MAX_BENCH_BODY));
+      } catch (error) {
+        send(res, 400, CONTENT_TYPES['.json'], JSON.stringify({ ok: false, message: `unreadable results: ${describeError(error)}` }));
+        return;
+      }
+      const reply = await bench.onResults(body).catch((error: unknown) => ({ ok: false, message: describeError(error) }));
+      send(res, reply.ok ? 200 : 422, CONTENT_TYPES['.json'], JSON.stringify(reply));
+      return;
+    }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       send(res, 405, 'text/plain; charset=utf-8', 'only GET and HEAD\n', { Allow: 'GET, HEAD' });
       return;
@@ -205,6 +257,13 @@ export async function startKioskServer(options: KioskServerOptions): Promise<Kio
       return send(res, 200, CONTENT_TYPES['.json'], options.headJson, { 'Cache-Control': 'no-store' });
     }
     if (path === modelPath) return send(res, 200, CONTENT_TYPES['.onnx'], backbone.model, { 'Cache-Control': 'no-cache' });
+    if (bench && benchPlan) {
+      if (path === '/bench') return sendFile(res, join(webRoot, 'app', 'bench.html'), path, 'no-cache');
+      if (path === '/api/bench') return send(res, 200, CONTENT_TYPES['.json'], benchPlan, { 'Cache-Control': 'no-store' });
+      const match = /^\/bench-models\/(\d+)\.onnx$/.exec(path);
+      const model = match ? bench.backbones[Number(match[1])] : undefined;
+      if (model) return send(res, 200, CONTENT_TYPES['.onnx'], model.model, { 'Cache-Control': 'no-cache' });
+    }
     // onnxruntime-web's ESM bundle, its emscripten glue (.mjs) and .wasm binaries: flat files of one folder.
     if (path.startsWith('/ort/')) {
       const name = path.slice('/ort/'.length);

@@ -1,0 +1,361 @@
+/**
+ * The browser half of `edgetl serve --bench <profile>`: runs a device profile's measurements in the page with the same
+ * method as the Node harness (src/bench: measureRepeated windows, the same statistics, noise and run ids) and returns
+ * the run records of the edgetl-bench/1 results; the server adds host, profile and budget verdicts.
+ */
+import type { DeviceProfile } from '../../bench/profile.js';
+import type { BackboneFacts, EndToEndRun, HeadRun, InferenceRun, PreprocessRun, ProviderFacts } from '../../bench/results.js';
+import { measureRepeated } from '../../bench/measure.js';
+import { measureNoise, median, scaleSummary, seededNormal, seededRandom, summarize } from '../../bench/stats.js';
+import type { ExecutionProviderName } from '../../execution/types.js';
+import { WebInferenceSession, type WebProviderReport } from '../../execution/web-session.js';
+import { imageToTensor } from '../../preprocess/canvas.js';
+import type { PreprocessSpec } from '../../preprocess/spec.js';
+import { tensorDims, tensorElementsPerImage } from '../../preprocess/tensor.js';
+import { describeError } from '../../util/errors.js';
+import { WebBackbone } from '../backbone.js';
+import { trainHeadInWorker } from '../heads.js';
+
+/** One backbone as the server prepared it (facts from the Node side, the extractor served at `modelUrl`). */
+export interface BenchBackbone {
+  info: BackboneFacts;
+  spec: PreprocessSpec;
+  modelUrl: string;
+}
+
+/** What GET /api/bench returns. */
+export interface BenchPlan {
+  profile: DeviceProfile;
+  backbones: BenchBackbone[];
+  workerUrl: string;
+  wasmPaths: string;
+}
+
+/** What the page POSTs back to /api/bench-results. */
+export interface BrowserBenchPayload {
+  startedAt: string;
+  finishedAt: string;
+  complete: boolean;
+  incompleteReason?: string;
+  imageSource: string;
+  runs: InferenceRun[];
+  preprocess: PreprocessRun[];
+  endToEnd: EndToEndRun[];
+  heads: HeadRun[];
+  warnings: string[];
+  browser: { userAgent: string; hardwareConcurrency: number; crossOriginIsolated: boolean; onnxruntimeWeb?: string };
+}
+
+export interface BenchPageProgress {
+  label: string;
+  done?: number;
+  total?: number;
+}
+
+function round(value: number, digits = 4): number {
+  const factor = 10 ** digits;
+  return Math.round(value * factor) / factor;
+}
+
+function maxDuration(profile: DeviceProfile): number {
+  return profile.measurement.maxDurationMs ?? Math.max(profile.measurement.minDurationMs * 6, 60_000);
+}
+
+/** Seeded N(0,1) input, as the Node harness feeds its sessions. */
+function seededTensor(elements: number, seed: number): Float32Array {
+  const normal = seededNormal(seed);
+  const out = new Float32Array(elements);
+  for (let i = 0; i < elements; i++) out[i] = normal();
+  return out;
+}
+
+/** Seeded photo-like JPEGs (smooth gradients plus noise, so the codec and the resampler do real work). */
+async function syntheticJpegs(count: number, width: number, height: number, seed: number): Promise<Blob[]> {
+  const canvas = new OffscreenCanvas(width, height);
+  const context = canvas.getContext('2d');
+  if (!context) throw new Error('no 2D canvas for synthetic images');
+  const blobs: Blob[] = [];
+  for (let n = 0; n < count; n++) {
+    const random = seededRandom(seed * 1000 + n);
+    const image = context.createImageData(width, height);
+    const [r0, g0, b0] = [random() * 255, random() * 255, random() * 255];
+    for (let y = 0; y < height; y++) {
+      for (let x = 0; x < width; x++) {
+        const o = (y * width + x) * 4;
+        const noise = (random() - 0.5) * 40;
+        image.data[o] = r0 * (x / width) + noise;
+        image.data[o + 1] = g0 * (y / height) + noise;
+        image.data[o + 2] = b0 * (1 - x / width) + noise;
+        image.data[o + 3] = 255;
+      }
+    }
+    context.putImageData(image, 0, 0);
+    blobs.push(await canvas.convertToBlob({ type: 'image/jpeg', quality: 0.9 }));
+  }
+  return blobs;
+}
+
+function providerFacts(report: WebProviderReport, profile: DeviceProfile): ProviderFacts {
+  const software = report.adapter?.software === true || (report.used === 'webgpu' && profile.execution.webgpuSoftwareAdapter === true);
+  const facts: ProviderFacts = { requested: report.requested, used: report.used, fallbacks: report.fallbacks, software, intraOpThreads: report.wasmThreads };
+  if (report.adapter) facts.adapter = report.adapter;
+  if (profile.execution.graphOptimizationLevel) facts.graphOptimizationLevel = profile.execution.graphOptimizationLevel;
+  const notes = [...report.notes, `browser: ${navigator.userAgent}`];
+  facts.notes = notes;
+  return facts;
+}
+
+function webProvider(provider: ExecutionProviderName): 'webgpu' | 'wasm' | undefined {
+  return provider === 'webgpu' || provider === 'wasm' ? provider : undefined;
+}
+
+async function fetchBytes(url: string): Promise<Uint8Array> {
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
+  return new Uint8Array(await response.arrayBuffer());
+}
+
+export async function runBrowserBench(plan: BenchPlan, onProgress: (p: BenchPageProgress) => void = () => undefined): Promise<BrowserBenchPayload> {
+  const { profile } = plan;
+  const startedAt = new Date().toISOString();
+  const m = profile.measurement;
+  const seed = m.seed ?? 42;
+  const speedProfile = profile.purpose === 'performance';
+  const payload: BrowserBenchPayload = {
+    startedAt,
+    finishedAt: startedAt,
+    complete: false,
+    imageSource: '',
+    runs: [],
+    preprocess: [],
+    endToEnd: [],
+    heads: [],
+    warnings: ['browser runs report no memory figures: a page cannot read its resident set size'],
+    browser: { userAgent: navigator.userAgent, hardwareConcurrency: navigator.hardwareConcurrency, crossOriginIsolated: globalThis.crossOriginIsolated === true },
+  };
+  const synthetic = { count: 16, width: 640, height: 480, ...profile.images.synthetic };
+  const imageSeed = profile.images.synthetic?.seed ?? seed;
+  if (!profile.images.synthetic) payload.warnings.push('the profile names an image folder, which a page cannot read: synthetic images were used');
+  payload.imageSource = `synthetic: ${synthetic.count} seeded ${synthetic.width}x${synthetic.height} JPEGs encoded in the page (seed ${imageSeed})`;
+  onProgress({ label: 'making synthetic images' });
+  const images = await syntheticJpegs(synthetic.count, synthetic.width, synthetic.height, imageSeed);
+  const sessionOptions = { numThreads: profile.execution.intraOpThreads, graphOptimizationLevel: profile.execution.graphOptimizationLevel, wasmPaths: plan.wasmPaths, strictEp: true };
+
+  for (const backbone of plan.backbones) {
+    const bytes = await fetchBytes(backbone.modelUrl);
+    const fixed = typeof backbone.info.batch === 'number' ? backbone.info.batch : undefined;
+    for (const provider of profile.execution.providers) {
+      for (const batch of profile.batchSizes) {
+        const id = `${backbone.info.id}/${provider}/b${batch}`;
+        const run: InferenceRun = { id, backbone: backbone.info, providerRequested: provider, batch, status: 'failed', speedClaim: false };
+        payload.runs.push(run);
+        const ep = webProvider(provider);
+        if (!ep) {
+          run.status = 'unavailable';
+          run.reason = `${provider} is not a browser provider (webgpu, wasm)`;
+          continue;
+        }
+        if (fixed !== undefined && batch !== fixed) {
+          run.status = 'skipped';
+          run.reason = `the graph's batch is fixed at ${fixed}`;
+          continue;
+        }
+        onProgress({ label: `inference ${id}` });
+        const input = seededTensor(tensorElementsPerImage(backbone.spec) * batch, seed + batch);
+        const dims = tensorDims(backbone.spec, batch);
+        const sessions = Math.max(1, m.sessions ?? 2);
+        const samples: number[] = [];
+        const sessionMedians: number[] = [];
+        let measuredMs = 0;
+        try {
+          for (let s = 0; s < sessions; s++) {
+            const t0 = performance.now();
+            let session: WebInferenceSession;
+            try {
+              session = await WebInferenceSession.create(bytes, { ...sessionOptions, ep });
+            } catch (error) {
+              if (s > 0) throw error;
+              run.status = 'unavailable';
+              run.reason = `${provider} cannot run here: ${describeError(error)}`;
+              break;
+            }
+            if (s === 0) {
+              run.sessionCreateMs = round(performance.now() - t0, 3);
+              run.provider = providerFacts(session.report, profile);
+              run.speedClaim = speedProfile && !run.provider.software;
+            }
+            const feeds = { [session.inputNames[0]]: { data: input, dims } };
+            // The feature extractor's single output (the source model's output names do not apply to it).
+            const output = [session.outputNames.includes('embedding') ? 'embedding' : session.outputNames[0]];
+            const before = samples.length;
+            const measurement = await measureRepeated(() => session.run(feeds, output), {
+              warmupRuns: m.warmupRuns,
+              minRuns: Math.ceil(m.minRuns / sessions),
+              minDurationMs: m.minDurationMs / sessions,
+              maxDurationMs: maxDuration(profile) / sessions,
+              onProgress: (done) => onProgress({ label: `inference ${id}`, done: before + done, total: m.minRuns }),
+            });
+            if (s === 0) {
+              run.firstRunMs = round(measurement.firstRunMs, 3);
+              run.warmupRuns = measurement.warmupRuns;
+            }
+            samples.push(...measurement.samplesMs);
+            measuredMs += measurement.measuredMs;
+            if (measurement.samplesMs.length > 0) sessionMedians.push(median(measurement.samplesMs));
+            await session.release();
+            run.status = measurement.status;
+            if (measurement.status !== 'ok') break;
+          }
+          if (run.status === 'short') run.reason = `maxDurationMs (${maxDuration(profile)} ms) passed before minRuns (${m.minRuns}): ${samples.length} runs`;
+          if (samples.length > 0) {
+            run.samplesMs = samples.map((v) => round(v, 4));
+            run.measuredMs = round(measuredMs, 3);
+            run.latencyMsPerBatch = summarize(samples);
+            run.latencyMsPerImage = scaleSummary(run.latencyMsPerBatch, batch);
+            const busyMs = samples.reduce((sum, v) => sum + v, 0);
+            run.imagesPerSecond = round((batch * samples.length) / (busyMs / 1000), 3);
+            if (backbone.info.macsPerImage) run.achievedGflops = round((2 * backbone.info.macsPerImage * run.imagesPerSecond) / 1e9, 3);
+            run.noise = measureNoise(samples, sessionMedians);
+          }
+        } catch (error) {
+          run.status = 'failed';
+          run.reason = describeError(error);
+        }
+      }
+    }
+
+    // Preprocessing alone: canvas decode + resample + normalize, one image at a time (the page has one thread).
+    onProgress({ label: `preprocess ${backbone.info.id}` });
+    const count = Math.min(m.preprocessImages ?? images.length, images.length);
+    const pre: PreprocessRun = { backbone: backbone.info.id, spec: JSON.stringify(backbone.spec), images: count, source: payload.imageSource, status: 'failed' };
+    payload.preprocess.push(pre);
+    try {
+      const buffer = new Float32Array(tensorElementsPerImage(backbone.spec));
+      await imageToTensor(images[0], backbone.spec, { out: buffer });
+      const samples: number[] = [];
+      const start = performance.now();
+      for (let i = 0; samples.length < count || performance.now() - start < (m.preprocessMinDurationMs ?? 2000); i++) {
+        const t0 = performance.now();
+        await imageToTensor(images[i % count], backbone.spec, { out: buffer });
+        samples.push(performance.now() - t0);
+        if (performance.now() - start > maxDuration(profile)) break;
+      }
+      pre.msPerImage = summarize(samples);
+      pre.imagesPerSecond = round(samples.length / ((performance.now() - start) / 1000), 3);
+      pre.concurrency = 1;
+      pre.status = 'ok';
+    } catch (error) {
+      pre.reason = describeError(error);
+    }
+
+    // End to end: image blobs to embeddings through WebBackbone (decode of the next batch overlaps inference).
+    if (profile.endToEnd?.enabled) {
+      for (const provider of profile.execution.providers) {
+        for (const batch of profile.endToEnd.batchSizes ?? [profile.batchSizes[0]]) {
+          const id = `${backbone.info.id}/${provider}/b${batch}`;
+          const run: EndToEndRun = { id, backbone: backbone.info.id, provider, batch, status: 'failed', speedClaim: false };
+          payload.endToEnd.push(run);
+          const ep = webProvider(provider);
+          if (!ep || (fixed !== undefined && batch !== fixed)) {
+            run.status = 'skipped';
+            run.reason = ep ? `the graph's batch is fixed at ${fixed}` : `${provider} is not a browser provider`;
+            continue;
+          }
+          onProgress({ label: `end-to-end ${id}` });
+          let web: WebBackbone | undefined;
+          try {
+            try {
+              web = await WebBackbone.load({ ...sessionOptions, ep, model: bytes, id: backbone.info.id, sha256: backbone.info.sha256, preprocess: backbone.spec, embeddingOutput: 'embedding', fixedBatch: fixed, batchSize: batch });
+            } catch (error) {
+              run.status = 'unavailable';
+              run.reason = `${provider} cannot run here: ${describeError(error)}`;
+              continue;
+            }
+            run.speedClaim = speedProfile && web.report.adapter?.software !== true;
+            const total = profile.endToEnd.images ?? 64;
+            const list = Array.from({ length: total }, (_, i) => images[i % images.length]);
+            await web.embedMany(list.slice(0, Math.max(batch, 2)));
+            const passSeconds: number[] = [];
+            for (let r = 0; r < (profile.endToEnd.repeats ?? 3); r++) {
+              const t0 = performance.now();
+              await web.embedMany(list);
+              passSeconds.push(round((performance.now() - t0) / 1000, 4));
+            }
+            run.images = total;
+            run.repeats = passSeconds.length;
+            run.passSeconds = passSeconds;
+            run.imagesPerSecond = round(total / median(passSeconds), 3);
+            const inference = payload.runs.find((r) => r.backbone.id === backbone.info.id && r.providerRequested === provider && r.batch === batch && r.imagesPerSecond);
+            run.preprocessImagesPerSecond = pre.imagesPerSecond;
+            run.inferenceImagesPerSecond = inference?.imagesPerSecond;
+            if (run.preprocessImagesPerSecond && run.inferenceImagesPerSecond) {
+              run.idealImagesPerSecond = round(1 / (1 / run.preprocessImagesPerSecond + 1 / run.inferenceImagesPerSecond), 3);
+              run.efficiency = round(run.imagesPerSecond / run.idealImagesPerSecond, 4);
+            } else {
+              run.reason = 'no inference-only figure at this batch size or no preprocessing figure: efficiency not computed';
+            }
+            run.status = 'ok';
+          } catch (error) {
+            run.status = 'failed';
+            run.reason = describeError(error);
+          } finally {
+            await web?.release();
+          }
+        }
+      }
+    }
+  }
+
+  // Heads: trained in a Web Worker (as the kiosk does) on seeded clustered embeddings; prediction on the page.
+  const heads = profile.heads;
+  if (heads) {
+    const normal = seededNormal(heads.seed ?? 7);
+    const centres = Array.from({ length: heads.classes }, () => Float32Array.from({ length: heads.dim }, () => normal()));
+    const embeddings = new Float32Array(heads.samples * heads.dim);
+    const targets = new Int32Array(heads.samples);
+    for (let i = 0; i < heads.samples; i++) {
+      const c = i % heads.classes;
+      targets[i] = c;
+      for (let d = 0; d < heads.dim; d++) embeddings[i * heads.dim + d] = centres[c][d] + 1.5 * normal();
+    }
+    const labels = Array.from({ length: heads.classes }, (_, c) => `class-${c}`);
+    for (const type of heads.types) {
+      const run: HeadRun = { type, samples: heads.samples, dim: heads.dim, classes: heads.classes, status: 'failed' };
+      payload.heads.push(run);
+      onProgress({ label: `head ${type}` });
+      try {
+        const trainSeconds: number[] = [];
+        let head;
+        for (let r = 0; r < (heads.repeats ?? 1); r++) {
+          const t0 = performance.now();
+          head = await trainHeadInWorker(
+            { embeddings, dim: heads.dim, labels, targets, headType: type, seed: heads.seed ?? 7, backbone: { id: 'synthetic', sha256: '0'.repeat(64), embeddingDim: heads.dim, preprocess: null } },
+            { workerUrl: plan.workerUrl },
+          );
+          trainSeconds.push(round((performance.now() - t0) / 1000, 4));
+        }
+        if (!head) throw new Error('no training repeat ran');
+        let correct = 0;
+        for (let i = 0; i < heads.samples; i++) if (head.head.predict(embeddings.subarray(i * heads.dim, (i + 1) * heads.dim)).index === targets[i]) correct++;
+        const predictions = heads.predictions ?? 1000;
+        const samples: number[] = [];
+        for (let i = 0; i < predictions; i++) {
+          const row = embeddings.subarray((i % heads.samples) * heads.dim, ((i % heads.samples) + 1) * heads.dim);
+          const t0 = performance.now();
+          head.head.predict(row);
+          samples.push(performance.now() - t0);
+        }
+        run.trainSeconds = trainSeconds;
+        run.trainSecondsMedian = median(trainSeconds);
+        run.trainAccuracy = round(correct / heads.samples, 4);
+        run.predictMsPerEmbedding = summarize(samples);
+        run.status = 'ok';
+      } catch (error) {
+        run.reason = describeError(error);
+      }
+    }
+  }
+  payload.complete = true;
+  payload.finishedAt = new Date().toISOString();
+  return payload;
+}
