@@ -5,8 +5,10 @@
  *   node --import=@tapjs/typescript/import bench/embed-throughput.ts [--dir ../shared/datasets/hymenoptera/train]
  *        [--backbone mobilenetv2-12-int8] [--limit 0] [--batch 8] [--threads 0] [--decode 0] [--repeats 3] [--json]
  *
- * --batch, --threads (onnxruntime intra-op threads, 0 = its default) and --decode (images decoded at once, 0 = cores)
- * take comma lists; every combination is measured, e.g. --threads 1,2 --decode 1,2,4 --batch 4,8,16.
+ * --batch, --threads (onnxruntime intra-op threads, 0 = edgetl's default), --decode (images decoded at once, 0 = cores)
+ * and --workers (decode worker threads for the pipeline, 0 = decode on the main thread) take comma lists; every
+ * combination is measured, e.g. --threads 1,2 --decode 1,2,3 --workers 0,2 --batch 4,8,16.
+ * Run from a build (dist/decode-worker.js) or from source with the TypeScript loader, which workers inherit.
  * The embedding cache is off throughout (a cached run measures the disk, not the pipeline).
  * Run it on a quiet machine: the numbers are only as good as the machine is idle.
  */
@@ -27,6 +29,7 @@ const { values } = parseArgs({
     batch: { type: 'string', default: '8' },
     threads: { type: 'string', default: '0' },
     decode: { type: 'string', default: '0' },
+    workers: { type: 'string', default: '0' },
     repeats: { type: 'string', default: '3' },
     json: { type: 'boolean', default: false },
   },
@@ -36,6 +39,7 @@ const list = (text: string) => text.split(',').map((v) => Number(v.trim())).filt
 const batches = list(values.batch!);
 const threadCounts = list(values.threads!);
 const decodeCounts = list(values.decode!).map((d) => (d === 0 ? availableParallelism() : d));
+const workerCounts = list(values.workers!);
 const repeats = Math.max(1, Number(values.repeats));
 const limit = Number(values.limit);
 
@@ -75,6 +79,8 @@ interface Row {
   batch: number;
   threads: number | 'default';
   decode: number;
+  /** Decode worker threads (pipeline only; 0 = main thread). */
+  workers: number;
   images: number;
   seconds: number;
   imagesPerSecond: number;
@@ -88,7 +94,7 @@ function record(row: Omit<Row, 'imagesPerSecond' | 'cpuMsPerImage'>): void {
   rows.push(full);
   if (!values.json) {
     console.log(
-      `${full.mode.padEnd(14)} batch ${String(full.batch).padStart(3)}  threads ${String(full.threads).padEnd(7)}  decode ${String(full.decode).padStart(2)}  ` +
+      `${full.mode.padEnd(14)} batch ${String(full.batch).padStart(3)}  threads ${String(full.threads).padEnd(7)}  decode ${String(full.decode).padStart(2)}  workers ${full.workers}  ` +
         `${full.imagesPerSecond.toFixed(1).padStart(7)} images/s  cpu ${full.cpuMsPerImage.toFixed(2)} ms/image  (${full.images} in ${full.seconds.toFixed(2)} s, median of ${repeats})`,
     );
   }
@@ -109,6 +115,18 @@ async function decodeInto(files: string[], backbone: Backbone, tensor: Float32Ar
 
 if (!values.json) {
   console.log(`${paths.length} images from ${dir}; backbone ${values.backbone}; ${cpus().length} logical cores (${cpus()[0]?.model ?? '?'})`);
+}
+
+/** One backbone per (intra-op threads, decode workers): both are load-time choices. */
+const runners = new Map<string, Backbone>();
+async function pipelineBackbone(threads: number, workers: number): Promise<Backbone> {
+  const key = `${threads}/${workers}`;
+  let runner = runners.get(key);
+  if (!runner) {
+    runner = await Backbone.load(values.backbone!, { ep: 'cpu', cache: false, searchPath, decodeThreads: workers, ...(threads > 0 ? { intraOpThreads: threads } : {}) });
+    runners.set(key, runner);
+  }
+  return runner;
 }
 
 for (const threads of threadCounts) {
@@ -133,7 +151,7 @@ for (const threads of threadCounts) {
           }),
         ),
       );
-      record({ mode: 'ready-tensors', batch, threads: threadLabel, decode: 0, images: paths.length, seconds: readySeconds });
+      record({ mode: 'ready-tensors', batch, threads: threadLabel, decode: 0, workers: 0, images: paths.length, seconds: readySeconds });
 
       for (const decode of decodeCounts) {
         const decodeSeconds = median(
@@ -144,7 +162,7 @@ for (const threads of threadCounts) {
             }),
           ),
         );
-        record({ mode: 'decode-only', batch, threads: threadLabel, decode, images: paths.length, seconds: decodeSeconds });
+        record({ mode: 'decode-only', batch, threads: threadLabel, decode, workers: 0, images: paths.length, seconds: decodeSeconds });
 
         const naiveSeconds = median(
           await sequence(repeats, () =>
@@ -158,22 +176,29 @@ for (const threads of threadCounts) {
             }),
           ),
         );
-        record({ mode: 'naive-loop', batch, threads: threadLabel, decode, images: paths.length, seconds: naiveSeconds });
+        record({ mode: 'naive-loop', batch, threads: threadLabel, decode, workers: 0, images: paths.length, seconds: naiveSeconds });
 
-        let embedded = 0;
-        const pipelineSeconds = median(
-          await sequence(repeats, () =>
-            timed(async () => {
-              const result = await backbone.embedMany(paths, { batchSize: batch, decodeConcurrency: decode, useCache: false });
-              embedded = result.items.length;
-            }),
-          ),
-        );
-        record({ mode: 'pipeline', batch, threads: threadLabel, decode, images: embedded, seconds: pipelineSeconds });
+        for (const workers of workerCounts) {
+          const runner = await pipelineBackbone(threads, workers);
+          // Start the decode workers outside the timing (a long run pays this once).
+          await runner.embedMany(paths.slice(0, Math.min(paths.length, 16)), { batchSize: batch, useCache: false });
+          let embedded = 0;
+          const pipelineSeconds = median(
+            await sequence(repeats, () =>
+              timed(async () => {
+                const result = await runner.embedMany(paths, { batchSize: batch, decodeConcurrency: workers > 0 ? workers * 2 : decode, useCache: false });
+                embedded = result.items.length;
+              }),
+            ),
+          );
+          record({ mode: 'pipeline', batch, threads: threadLabel, decode: workers > 0 ? workers * 2 : decode, workers, images: embedded, seconds: pipelineSeconds });
+        }
       }
     }
   } finally {
     await backbone.close();
+    for (const runner of runners.values()) await runner.close();
+    runners.clear();
   }
 }
 
@@ -192,7 +217,7 @@ if (values.json) {
   const naive = best('naive-loop');
   if (pipeline && ready && naive) {
     console.log(
-      `best: pipeline ${pipeline.imagesPerSecond.toFixed(1)} images/s (batch ${pipeline.batch}, threads ${pipeline.threads}, decode ${pipeline.decode}); ` +
+      `best: pipeline ${pipeline.imagesPerSecond.toFixed(1)} images/s (batch ${pipeline.batch}, threads ${pipeline.threads}, decode ${pipeline.decode}, workers ${pipeline.workers}); ` +
         `ready tensors ${ready.imagesPerSecond.toFixed(1)}; naive loop ${naive.imagesPerSecond.toFixed(1)} ` +
         `(pipeline = ${((pipeline.imagesPerSecond / naive.imagesPerSecond) * 100).toFixed(0)}% of naive, ${((pipeline.imagesPerSecond / ready.imagesPerSecond) * 100).toFixed(0)}% of ready tensors)`,
     );

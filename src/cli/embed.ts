@@ -1,4 +1,5 @@
-import { relative, isAbsolute } from 'node:path';
+import { relative, isAbsolute, join } from 'node:path';
+import { existsSync, statSync } from 'node:fs';
 import { EdgetlError } from '../util/errors.js';
 import { Backbone, type BackboneLoadOptions } from '../embed/backbone.js';
 import { embedFolder, type EmbedFolderResult } from '../embed/embed-folder.js';
@@ -190,6 +191,14 @@ export function textSummary(report: EmbedRunReport): string {
   return lines.join('\n') + '\n';
 }
 
+/** `--out` names files, not a folder: `runs/train` writes runs/train.npy and runs/train.json. */
+export function checkOutPrefix(out: string): void {
+  const isFolder = /[\\/]$/.test(out) || (existsSync(out) && statSync(out).isDirectory());
+  if (out.trim() === '' || isFolder) {
+    throw new EdgetlError('usage', `--out is a file prefix, not a folder: "${out}" would give "${out}${/[\\/]$/.test(out) ? '' : '/'}.npy". Use e.g. --out ${join(out, 'train')}`);
+  }
+}
+
 export const embedCommand: Command = {
   name: 'embed',
   summary: 'embed a folder of images (class folders or flat) into <prefix>.npy + <prefix>.json',
@@ -219,6 +228,7 @@ Examples:
       throw new EdgetlError('usage', positionals.length === 0 ? 'missing <dir>: the folder of images to embed (see --help)' : `expected one folder, got ${positionals.length}: ${positionals.join(' ')}`);
     }
     if (values.out === undefined) throw new EdgetlError('usage', 'missing --out <prefix>: where to write <prefix>.npy and <prefix>.json');
+    checkOutPrefix(values.out);
     const report = await runEmbedJob({ dir: positionals[0]!, out: values.out, values });
     if (values.json) printJson(jsonSummary(report));
     else process.stdout.write(textSummary(report));

@@ -6,7 +6,7 @@ import { edgetlCacheDir } from '../util/cache-dir.js';
 import { modelSearchPath } from '../models/resolve.js';
 import { DEFAULT_BACKBONE_ID } from '../models/catalog.js';
 import { type Command, parseCommandLine, printJson } from './common.js';
-import { embedRunOptions, embedRunHelp, runEmbedJob, jsonSummary, textSummary } from './embed.js';
+import { embedRunOptions, embedRunHelp, runEmbedJob, jsonSummary, textSummary, checkOutPrefix } from './embed.js';
 
 const DEFAULT_DATASET = join('datasets', 'hymenoptera', 'train');
 
@@ -65,6 +65,7 @@ ${embedRunHelp}
       dir = found.dir;
     }
     const name = `${basename(dirname(resolve(dir)))}-${basename(resolve(dir))}`;
+    if (values.out !== undefined) checkOutPrefix(values.out);
     const out = values.out ?? join(edgetlCacheDir(), 'start', name);
     const report = await runEmbedJob({ dir, out, values, searchPath: startSearchPath() });
     if (values.json) {

@@ -99,4 +99,6 @@ t.test('usage errors say what is missing', async (t) => {
   await t.rejects(capture([data, '-b', model, '-o', join(root, 'x'), '--ep', 'tpu']), { code: 'usage', message: /--ep must be one of/ });
   await t.rejects(capture([join(root, 'nope'), '-b', model, '-o', join(root, 'x')]), { code: 'not-found', message: /nope does not exist/ });
   await t.rejects(capture([data, '--frobnicate']), { code: 'usage' });
+  await t.rejects(capture([data, '-b', model, '-o', root]), { code: 'usage', message: /--out is a file prefix, not a folder/ });
+  await t.rejects(capture([data, '-b', model, '-o', 'somewhere/']), { code: 'usage', message: /not a folder/ });
 });
