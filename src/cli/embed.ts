@@ -173,7 +173,7 @@ export function textSummary(report: EmbedRunReport): string {
   const { backbone, result } = report;
   const lines: string[] = [];
   const row = (label: string, values: string[]) => values.forEach((v, i) => lines.push(`  ${(i === 0 ? label : '').padEnd(10)} ${v}`));
-  const classes = result.classes === null ? 'flat folder, no labels' : `${result.classes.length} classes: ${result.classes.map((c) => `${c} ${result.classCounts[c]}`).join(', ')}`;
+  const classes = result.classes === null ? 'flat folder, no labels' : `${result.classes.length} class${result.classes.length === 1 ? '' : 'es'}: ${result.classes.map((c) => `${c} ${result.classCounts[c]}`).join(', ')}`;
   lines.push(`Embedded ${result.items.length} image(s) from ${shortPath(result.dir)} (${classes})`);
   row('backbone', [`${backbone.id}  ${backbone.embeddingDim}-d  batch ${backbone.batch}  sha256 ${backbone.sha256.slice(0, 12)}...`]);
   row('provider', describeProvider(backbone.provider));
