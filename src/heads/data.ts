@@ -28,25 +28,42 @@ export function classCounts(targets: ArrayLike<number>, classCount: number): num
   return counts;
 }
 
-/** Row indices grouped by class, each group shuffled with `random`. */
-function shuffledByClass(targets: ArrayLike<number>, classCount: number, random: Random): number[][] {
-  const groups: number[][] = Array.from({ length: classCount }, () => []);
-  for (let i = 0; i < targets.length; i++) groups[targets[i]].push(i);
-  for (const group of groups) random.shuffle(group);
-  return groups;
+/**
+ * Units that must stay together when splitting, by class, each class's list shuffled with `random`. Without
+ * `groups` every row is its own unit; with them, rows sharing a group id (e.g. an image and its flipped view)
+ * form one unit, so no split ever puts a view in training and its twin in validation.
+ */
+function shuffledUnitsByClass(targets: ArrayLike<number>, classCount: number, random: Random, groups?: ArrayLike<number>): number[][][] {
+  const units: number[][][] = Array.from({ length: classCount }, () => []);
+  if (!groups) {
+    for (let i = 0; i < targets.length; i++) units[targets[i]].push([i]);
+  } else {
+    const byGroup = new Map<number, number[]>();
+    for (let i = 0; i < targets.length; i++) {
+      const members = byGroup.get(groups[i]);
+      if (members) members.push(i);
+      else {
+        const unit = [i];
+        byGroup.set(groups[i], unit);
+        units[targets[i]].push(unit);
+      }
+    }
+  }
+  for (const list of units) random.shuffle(list);
+  return units;
 }
 
 /**
- * Stratified k-fold: each class is dealt round-robin over the folds (continuing where the previous class stopped,
- * so fold sizes stay balanced). Returns the held-out row indices of each fold, sorted.
+ * Stratified k-fold: each class's units are dealt round-robin over the folds (continuing where the previous class
+ * stopped, so fold sizes stay balanced). Returns the held-out row indices of each fold, sorted.
  */
-export function stratifiedFolds(targets: ArrayLike<number>, classCount: number, folds: number, seed: number): number[][] {
+export function stratifiedFolds(targets: ArrayLike<number>, classCount: number, folds: number, seed: number, groups?: ArrayLike<number>): number[][] {
   const random = new Random(seed);
   const result: number[][] = Array.from({ length: folds }, () => []);
   let next = 0;
-  for (const group of shuffledByClass(targets, classCount, random)) {
-    for (const index of group) {
-      result[next].push(index);
+  for (const units of shuffledUnitsByClass(targets, classCount, random, groups)) {
+    for (const unit of units) {
+      result[next].push(...unit);
       next = (next + 1) % folds;
     }
   }
@@ -54,19 +71,19 @@ export function stratifiedFolds(targets: ArrayLike<number>, classCount: number, 
 }
 
 /**
- * Stratified split holding out about `fraction` of every class (at least one row of each class with two or more
- * rows, never a class's last row). Returns sorted train and held-out indices.
+ * Stratified split holding out about `fraction` of every class's units (at least one unit of each class with two
+ * or more, never a class's last unit). Returns sorted train and held-out indices.
  */
-export function stratifiedSplit(targets: ArrayLike<number>, classCount: number, fraction: number, seed: number): { train: number[]; heldOut: number[] } {
+export function stratifiedSplit(targets: ArrayLike<number>, classCount: number, fraction: number, seed: number, groups?: ArrayLike<number>): { train: number[]; heldOut: number[] } {
   const random = new Random(seed);
   const train: number[] = [];
   const heldOut: number[] = [];
-  for (const group of shuffledByClass(targets, classCount, random)) {
-    let take = Math.round(group.length * fraction);
-    if (group.length >= 2) take = Math.min(group.length - 1, Math.max(1, take));
+  for (const units of shuffledUnitsByClass(targets, classCount, random, groups)) {
+    let take = Math.round(units.length * fraction);
+    if (units.length >= 2) take = Math.min(units.length - 1, Math.max(1, take));
     else take = 0;
-    heldOut.push(...group.slice(0, take));
-    train.push(...group.slice(take));
+    units.slice(0, take).forEach((unit) => heldOut.push(...unit));
+    units.slice(take).forEach((unit) => train.push(...unit));
   }
   return { train: train.sort((a, b) => a - b), heldOut: heldOut.sort((a, b) => a - b) };
 }

@@ -90,6 +90,8 @@ export interface L2SearchOptions {
   folds: number;
   seed: number;
   sampleWeights?: Float32Array;
+  /** Rows sharing a group id stay in the same fold (augmented views of one image). */
+  groups?: ArrayLike<number>;
   /** Strongest to weakest candidate (mean-loss units). Default decades 100 .. 1e-6, then half-decade refinement. */
   grid?: number[];
   /** Iteration cap per candidate and fold (warm-started, so few are needed). */
@@ -143,7 +145,7 @@ function isBetter(a: L2Candidate, b: L2Candidate, criterion: L2Criterion): boole
 export async function searchL2(matrix: LabelledMatrix, options: L2SearchOptions): Promise<L2SearchResult> {
   const { classCount: classes, dim } = matrix;
   const foldCount = options.folds;
-  const heldOutFolds = stratifiedFolds(matrix.targets, classes, foldCount, options.seed);
+  const heldOutFolds = stratifiedFolds(matrix.targets, classes, foldCount, options.seed, options.groups);
   const folds = heldOutFolds.map((heldOut) => {
     const inFold = new Uint8Array(matrix.rows);
     for (const i of heldOut) inFold[i] = 1;

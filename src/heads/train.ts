@@ -62,6 +62,11 @@ export interface TrainHeadOptions {
   calibrate?: boolean;
   /** Reject (label "unknown") about this share of held-out known-class rows. Default 0: never reject. */
   rejectRate?: number;
+  /**
+   * Group id per row: rows of one group (an image and its augmented views) always fall in the same fold or split,
+   * so cross-validation, calibration and early stopping never score a view whose twin was trained on.
+   */
+  groups?: ArrayLike<number>;
   /** Dense products; the Node API injects onnxruntime (src/execution/dense-math-ort.ts). */
   math?: DenseMath;
   onProgress?: (stage: string, done: number, total: number) => void;
@@ -99,6 +104,7 @@ export async function trainHead(embeddings: EmbeddingRows, labels: readonly stri
   const rows = labels.length;
   if (rows === 0) throw new EdgetlError('train-input', 'no training examples');
   const { data: raw, dim } = flatten(embeddings, rows);
+  if (options.groups && options.groups.length !== rows) throw new EdgetlError('train-input', `${options.groups.length} group ids for ${rows} rows`);
   if (options.backbone && options.backbone.embeddingDim !== dim) {
     throw new EdgetlError('train-input', `embeddings have ${dim} values each but backbone ${options.backbone.id} produces ${options.backbone.embeddingDim}`);
   }
@@ -125,7 +131,9 @@ export async function trainHead(embeddings: EmbeddingRows, labels: readonly stri
   const matrix: LabelledMatrix = { data: applyNormalization(normalization, raw, rows, dim), rows, dim, targets, classCount: classes.length };
   const classWeight = options.classWeight ?? 'none';
   const weightsPerRow = classWeight === 'balanced' ? sampleWeights(targets, classes.length, 'balanced') : undefined;
-  const minCount = Math.min(...counts);
+  // folds split whole groups, so a class can have only as many folds as it has groups
+  const unitCounts = options.groups ? classes.map((_, c) => new Set(Array.from(options.groups!).filter((_, i) => targets[i] === c)).size) : counts;
+  const minCount = Math.min(...unitCounts);
   const folds = Math.min(options.folds ?? 3, minCount);
   const progress = options.onProgress;
 
@@ -143,11 +151,11 @@ export async function trainHead(embeddings: EmbeddingRows, labels: readonly stri
     if ((options.l2 ?? 'auto') === 'auto' || wantHeldOut) {
       if (folds < 2) {
         if ((options.l2 ?? 'auto') === 'auto') {
-          throw new EdgetlError('train-input', `the L2 sweep needs at least 2 examples per class for cross-validation; class "${classes[counts.indexOf(minCount)]}" has ${minCount} (pass an explicit l2 and calibrate: false)`);
+          throw new EdgetlError('train-input', `the L2 sweep needs at least 2 examples per class for cross-validation; class "${classes[unitCounts.indexOf(minCount)]}" has ${minCount} (pass an explicit l2 and calibrate: false)`);
         }
       }
       const grid = typeof options.l2 === 'number' ? [options.l2] : undefined;
-      const search = await searchL2(matrix, { math, folds, seed, sampleWeights: weightsPerRow, grid, criterion: options.l2Criterion, onProgress: (d, t) => progress?.('cross-validation', d, t) });
+      const search = await searchL2(matrix, { math, folds, seed, sampleWeights: weightsPerRow, grid, criterion: options.l2Criterion, groups: options.groups, onProgress: (d, t) => progress?.('cross-validation', d, t) });
       l2 = typeof options.l2 === 'number' ? options.l2 : refitL2(search.l2, folds);
       warmStart = search.warmStart;
       candidates = search.candidates;
@@ -165,7 +173,7 @@ export async function trainHead(embeddings: EmbeddingRows, labels: readonly stri
     usedOptions.C = 1 / (l2 * rows);
     metrics.fit = { iterations: fit.iterations, converged: fit.converged, objective: fit.objective, candidatesTried: candidates?.length ?? 0 };
   } else if (type === 'linear' || type === 'mlp') {
-    const split = stratifiedSplit(targets, classes.length, options.heldOutFraction ?? 0.15, seed);
+    const split = stratifiedSplit(targets, classes.length, options.heldOutFraction ?? 0.15, seed, options.groups);
     if (split.heldOut.length === 0) throw new EdgetlError('train-input', 'too few examples to hold any out for early stopping (each class needs at least 2)');
     const train = selectRows(matrix, split.train);
     const held = selectRows(matrix, split.heldOut);
@@ -203,7 +211,7 @@ export async function trainHead(embeddings: EmbeddingRows, labels: readonly stri
     weights = { type: 'prototype', ...fitPrototypes(matrix) };
     if (folds >= 2) {
       const logits = new Float32Array(rows * classes.length);
-      for (const fold of stratifiedFolds(targets, classes.length, folds, seed)) {
+      for (const fold of stratifiedFolds(targets, classes.length, folds, seed, options.groups)) {
         const inFold = new Set(fold);
         const train = selectRows(matrix, Array.from({ length: rows }, (_, i) => i).filter((i) => !inFold.has(i)));
         const directions = prototypeDirections(fitPrototypes(train));

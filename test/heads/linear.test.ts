@@ -118,3 +118,14 @@ t.test('stratified folds and splits keep every class in every part', async (t) =
   t.same(stratifiedFolds(targets, 3, 5, 1), folds, 'same seed, same folds');
   t.notSame(stratifiedFolds(targets, 3, 5, 2), folds, 'other seed, other folds');
 });
+
+t.test('groups keep their rows together in every fold and split', async (t) => {
+  const targets = Int32Array.from({ length: 40 }, (_, i) => (i < 20 ? 0 : 1));
+  const groups = Int32Array.from({ length: 40 }, (_, i) => Math.floor(i / 2)); // pairs: an image and its flipped view
+  const folds = stratifiedFolds(targets, 2, 3, 1, groups);
+  t.same(folds.flat().sort((a, b) => a - b), Array.from({ length: 40 }, (_, i) => i));
+  for (const fold of folds) for (const row of fold) t.ok(fold.includes(row ^ 1), `row ${row} and its twin share a fold`);
+  const split = stratifiedSplit(targets, 2, 0.25, 1, groups);
+  for (const row of split.heldOut) t.ok(split.heldOut.includes(row ^ 1), `held-out row ${row} brings its twin`);
+  t.equal(split.heldOut.length, 2 * (3 + 3), 'round(10 groups * 0.25) = 3 groups of 2 rows per class');
+});
