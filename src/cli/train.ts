@@ -18,6 +18,7 @@ import {
   isEmbeddingSet,
   labelledEmbeddings,
   shortPath,
+  flippedEmbeddings,
   type LabelledEmbeddings,
 } from './head-shared.js';
 import { readEmbeddingSet } from '../embed/embedding-set.js';
@@ -46,6 +47,7 @@ const trainOptions = {
   'label-smoothing': { type: 'string' },
   'mlp-batch': { type: 'string' },
   patience: { type: 'string' },
+  augment: { type: 'string' },
 } as const;
 
 function choice<T extends string>(value: string | undefined, name: string, choices: readonly T[], fallback: T): T {
@@ -145,6 +147,8 @@ Head:
                              held-out known-class examples (e.g. 0.05; default 0: never reject)
   --no-calibrate             skip temperature scaling (default: fitted on out-of-fold / held-out rows)
   --dtype float16|float32    weight storage (default float16)
+  --augment flip             also train on mirrored views of the training images (embedded through the cache;
+                             a view and its original always share a cross-validation fold)
 Linear head:
   --l2 auto|X                L2 strength on the mean loss (C = 1/(X*N)); auto (default) picks it by stratified
                              k-fold cross-validation on the training data (log-spaced sweep, warm starts)
@@ -178,6 +182,7 @@ Examples:
     if (values.val && values['val-split']) throw new EdgetlError('usage', 'give either --val <dir|prefix> or --val-split F, not both');
     const options = trainHeadOptionsFromFlags(values);
     const dtype = choice<WeightDType>(values.dtype, 'dtype', ['float16', 'float32'], 'float16');
+    const augment = values.augment === undefined ? undefined : choice(values.augment, 'augment', ['flip'] as const, 'flip');
     const valSplit = values['val-split'] === undefined ? 0 : parseNumberOption(values['val-split'], 'val-split', 0, { min: 0.01, max: 0.9 });
     if (existsSync(values.out) && statSync(values.out).isDirectory()) {
       throw new EdgetlError('usage', `--out ${values.out} is a folder; give a file name such as ${values.out}/head.json`);
@@ -201,14 +206,39 @@ Examples:
         val = subset(train, split.heldOut);
         train = subset(train, split.train);
       }
+      let trainEmbeddings = train.embeddings;
+      let trainLabels = train.labels;
+      let groups: Int32Array | undefined;
+      let augmented = 0;
+      if (augment === 'flip') {
+        const opened = await backbone.open();
+        if (opened.sha256 !== train.backbone.sha256) {
+          throw new EdgetlError('backbone-mismatch', `--augment flip embeds the training images again with ${opened.id}, but the training embeddings come from ${train.backbone.id}`);
+        }
+        const flipBar = new ProgressBar('embedding flipped views', values.json !== true && process.stderr.isTTY === true);
+        const flipStarted = performance.now();
+        const flipped = await flippedEmbeddings(opened, train.paths, { useCache: values['no-cache'] !== true, onProgress: (d, t) => flipBar.update(d, t) });
+        flipBar.finish();
+        train.embedSeconds += (performance.now() - flipStarted) / 1000;
+        const rows = train.labels.length;
+        const kept = flipped.ok.map((ok, i) => (ok ? i : -1)).filter((i) => i >= 0);
+        augmented = kept.length;
+        trainEmbeddings = new Float32Array((rows + kept.length) * train.dim);
+        trainEmbeddings.set(train.embeddings);
+        kept.forEach((row, i) => trainEmbeddings.set(flipped.embeddings.subarray(row * train.dim, (row + 1) * train.dim), (rows + i) * train.dim));
+        trainLabels = [...train.labels, ...kept.map((row) => train.labels[row])];
+        // a view and its original form one group: no fold ever trains on one and scores the other
+        groups = Int32Array.from([...Array.from({ length: rows }, (_, i) => i), ...kept]);
+      }
       if (train.classes.length < 2) {
         throw new EdgetlError('usage', `training data ${shortPath(input)} has only one class (${train.classes[0]}): a head needs at least 2 classes to tell apart`);
       }
 
       const bar = new ProgressBar('training', values.json !== true && process.stderr.isTTY === true);
       const started = performance.now();
-      const head = await trainHead(train.embeddings, train.labels, {
+      const head = await trainHead(trainEmbeddings, trainLabels, {
         ...options,
+        groups,
         classes: train.classes,
         backbone: train.backbone,
         onProgress: (stage, done, total) => bar.update(done, total, stage),
@@ -217,9 +247,11 @@ Examples:
       const trainSeconds = (performance.now() - started) / 1000;
       const evaluation = val && val.labels.length > 0 ? evaluateHead(head, val, `validation data ${values.val ?? `(--val-split ${valSplit})`}`) : undefined;
 
+      const originalCounts = Object.fromEntries(head.labels.map((label) => [label, train.labels.filter((l) => l === label).length]));
       head.training = {
         ...head.training,
-        data: { source: train.source, path: train.path, rows: train.labels.length, skipped: train.skipped.length },
+        counts: originalCounts,
+        data: { source: train.source, path: train.path, rows: train.labels.length, skipped: train.skipped.length, augment: augment ?? 'none', augmentedRows: augmented },
         executionProvider: train.executionProvider,
         embedSeconds: train.embedSeconds,
         trainSeconds,
@@ -235,6 +267,7 @@ Examples:
         type: head.type,
         classes: head.labels,
         trainCount: train.labels.length,
+        ...(augment ? { augmentedCount: augmented } : {}),
         valCount: val?.labels.length ?? 0,
         val: evaluation
           ? { accuracy: evaluation.metrics.accuracy, balancedAccuracy: evaluation.metrics.balancedAccuracy, logLoss: evaluation.metrics.logLoss, ece: evaluation.metrics.ece, ...(head.rejection ? { rejected: evaluation.rejected, closedSetAccuracy: evaluation.closedSetAccuracy } : {}) }

@@ -113,3 +113,19 @@ t.test('end to end on hymenoptera with MobileNetV2-int8: val accuracy above 93%'
   t.ok(summary.val.ece < 0.1, `val ECE ${summary.val.ece}`);
   t.ok(summary.headBytes < 40_000, `head file ${summary.headBytes} bytes`);
 });
+
+t.test('--augment flip adds one mirrored view per training image, grouped with it', async (t) => {
+  const ws = await workspace(t, 'cli-train-flip');
+  const train = await colourFolder(ws.root, 'train', { red: 6, blue: 6 }, 8);
+  const out = join(ws.root, 'head.json');
+  const result = await run(trainCommand, [train, '--backbone', ws.model, '--ep', 'cpu', '--augment', 'flip', '--out', out, '--json']);
+  t.equal(result.error, undefined, result.error?.message ?? '');
+  const summary = JSON.parse(result.stdout);
+  t.equal(summary.trainCount, 12);
+  t.equal(summary.augmentedCount, 12);
+  const head = Head.parse(await readFile(out, 'utf8'));
+  t.same(head.training.counts, { blue: 6, red: 6 }, 'counts are of original images');
+  t.equal((head.training.data as { augmentedRows: number }).augmentedRows, 12);
+  t.equal((head.training.metrics.heldOut as { count: number }).count, 24, 'out-of-fold metrics cover originals and views');
+  t.match((await run(trainCommand, [train, '--backbone', ws.model, '--augment', 'crop', '--out', out])).error?.message, /--augment must be one of flip/);
+});
