@@ -53,6 +53,12 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
+// `edgetl ... | head` closes stdout early: that is the reader's choice, not an error worth a stack trace.
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  throw error;
+});
+
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;
