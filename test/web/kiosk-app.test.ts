@@ -102,6 +102,17 @@ for (const run of runs) {
       t.equal(await page.getAttribute('body', 'data-head'), 'ready', 'the head is restored after a reload');
       t.equal(await page.getAttribute('#class-0', 'data-count'), String(run.perClass), 'the examples are restored after a reload');
       t.equal((await classify(page, beePhoto)).label, 'bees', 'the restored head predicts');
+
+      // The "unknown" state: the same head with a rejection threshold no prediction reaches (the weights'
+      // checksum does not cover the threshold, so the edited file is still valid).
+      const strict = JSON.parse(json) as { rejection: { threshold: number; rate: number } | null };
+      strict.rejection = { threshold: 0.9999, rate: 0.5 };
+      await page.setInputFiles('#import-head', { name: 'strict.json', mimeType: 'application/json', buffer: Buffer.from(JSON.stringify(strict)) });
+      await page.waitForFunction(() => document.querySelector('#train-status')?.textContent?.includes('imported'));
+      const unknown = await classify(page, beePhoto);
+      t.equal(unknown.label, '', 'a rejected photo has no label');
+      t.equal(await page.getAttribute('#prediction-label', 'data-state'), 'unknown', 'and shows the unknown state');
+      t.match(unknown.text, /^Unknown \(closest: bees/, `with the closest class named (${unknown.text})`);
     }
   });
 }
