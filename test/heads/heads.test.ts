@@ -133,3 +133,15 @@ t.test('refusals: one class, an empty class, bad rows, reserved label', async (t
   await rejects(t, trainHead(data, labels, { backbone: { ...backbone, embeddingDim: 12 } }), /backbone test produces 12/, 'dim mismatch');
   await rejects(t, trainHead(data.subarray(0, 60), labels.slice(0, 6)), /class "c1" has 1/, 'CV needs two per class');
 });
+
+t.test('the mini-batch linear solver reaches the L-BFGS solution\'s accuracy', async (t) => {
+  const train = gaussianClusters({ perClass: [80, 80, 80], dim: 10, separation: 2.5, seed: 21 });
+  const fresh = gaussianClusters({ perClass: [100, 100, 100], dim: 10, separation: 2.5, seed: 22 });
+  const lbfgs = await trainHead(train.data, train.labels, { seed: 1, l2: 1e-3 });
+  const minibatch = await trainHead(train.data, train.labels, { seed: 1, l2: 1e-3, solver: 'minibatch', mlp: { epochs: 60, learningRate: 1e-2 } });
+  t.equal(minibatch.type, 'linear');
+  t.equal(minibatch.training.options.solver, 'minibatch');
+  const a = accuracyOf(lbfgs, fresh.data, fresh.labels);
+  const b = accuracyOf(minibatch, fresh.data, fresh.labels);
+  t.ok(b > a - 0.03, `mini-batch ${b} vs L-BFGS ${a}`);
+});
