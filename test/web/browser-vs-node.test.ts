@@ -25,12 +25,16 @@ const val = sharedPath('datasets/hymenoptera/val');
 const images = sharedPath('images');
 const skip = chromiumSkip() || fp32.skip || int8.skip || val.skip || images.skip;
 
-/** Three ants, three bees, and three odd ones: a large landscape photo, a small one (enlarged), a painting. */
+/**
+ * Three ants, three bees, and odd ones: a 5-megapixel photo (7.6x reduction), a landscape photo, a small one
+ * (enlarged), a painting.
+ */
 function photos(): { path: string; label: string }[] {
   const dir = val.path!;
   const pick = (label: string) => readdirSync(join(dir, label)).sort().slice(0, 3).map((f) => ({ path: join(dir, label, f), label }));
+  const big = readdirSync(join(dir, 'ants')).filter((f) => f.startsWith('ants-devouring')).map((f) => ({ path: join(dir, 'ants', f), label: 'other' }));
   const odd = ['kite.jpg', 'HappyFish.jpg', 'starry_night.jpg'].map((f) => ({ path: join(images.path!, f), label: 'other' }));
-  return [...pick('ants'), ...pick('bees'), ...odd];
+  return [...pick('ants'), ...pick('bees'), ...big, ...odd];
 }
 
 t.test('browser and Node give the same embeddings and heads', { skip }, async (t) => {
