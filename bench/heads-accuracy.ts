@@ -31,7 +31,7 @@ if (!trainPrefix || !valPrefix) {
 }
 const train = await readEmbeddingSet(trainPrefix);
 const val = await readEmbeddingSet(valPrefix);
-const math: DenseMath = values.math === 'js' ? jsDenseMath : await createOrtDenseMath();
+const math: DenseMath = values.math === 'js' ? jsDenseMath : await createOrtDenseMath({ intraOpThreads: 1 });
 const t0 = performance.now();
 const head = await trainHead(
   train.embeddings,

@@ -3,7 +3,7 @@
  * issue's bar is "linear head with its CV sweep no slower than one scikit-learn lbfgs fit", ~3 s here).
  *
  *   node --loader ts-node/esm bench/heads-train.ts [--rows 2000] [--dim 1280] [--classes 100] [--head linear]
- *        [--math ort|js] [--seed 0] [--json]
+ *        [--math ort|ort-default-threads|js] [--seed 0] [--json]
  *   Writes the embeddings for bench/sklearn-compare.py with --save <prefix> (<prefix>.npy + <prefix>.labels.json).
  */
 import { parseArgs } from 'node:util';
@@ -40,7 +40,7 @@ if (values.save) {
   writeFileSync(`${values.save}.npy`, Buffer.concat([head, new Uint8Array(data.buffer)]));
   writeFileSync(`${values.save}.labels.json`, JSON.stringify(labels));
 }
-const math: DenseMath = values.math === 'js' ? jsDenseMath : await createOrtDenseMath();
+const math: DenseMath = values.math === 'js' ? jsDenseMath : values.math === 'ort-default-threads' ? await createOrtDenseMath() : await createOrtDenseMath({ intraOpThreads: 1 });
 const t0 = performance.now();
 const head = await trainHead(data, labels, { type: values.head as HeadType, seed, math });
 const trainSeconds = (performance.now() - t0) / 1000;

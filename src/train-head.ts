@@ -9,9 +9,14 @@ import { createOrtDenseMath } from './execution/dense-math-ort.js';
 
 let shared: Promise<DenseMath> | undefined;
 
-/** One onnxruntime-backed DenseMath per process (its few small sessions are reused by every training). */
+/**
+ * One onnxruntime-backed DenseMath per process (its few small sessions are reused by every training). One intra-op
+ * thread per product: the L2 sweep runs its folds concurrently, so the cores are already shared out, and
+ * onnxruntime's spinning worker threads degrade badly when oversubscribed (measured: 2.2-3.3 s with one thread
+ * against 2.5-6.5 s with the default for the 2000 x 1280 x 100 sweep on this shared 2-core machine).
+ */
 export function nodeDenseMath(): Promise<DenseMath> {
-  shared ??= createOrtDenseMath();
+  shared ??= createOrtDenseMath({ intraOpThreads: 1 });
   return shared;
 }
 
