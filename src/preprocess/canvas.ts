@@ -9,6 +9,13 @@
 import type { PreprocessSpec } from './spec.js';
 import { resizeGeometry, tensorElementsPerImage, writePixelsToTensor, type ResizeGeometry } from './tensor.js';
 import { resampleAndCrop } from './resample.js';
+import { resizeBilinearPillow } from './pillow-resample.js';
+
+/**
+ * Sources up to this many pixels are resized by the Pillow port, larger ones by the libvips-like filter: the same
+ * split as Node's kernel 'auto' (node-image.ts DEFAULT_PILLOW_MAX_PIXELS; a test keeps the two equal).
+ */
+export const BROWSER_PILLOW_MAX_PIXELS = 3_000_000;
 import { EdgetlError, describeError } from '../util/errors.js';
 
 /** Anything a page can hand over: a photo, a camera frame, a canvas, a file. */
@@ -26,7 +33,7 @@ type Drawable = Exclude<BrowserImageSource, Blob | ImageData>;
 
 /**
  * How to resample. `match-node` (default): the canvas only decodes (orientation, sRGB, alpha on white) and edgetl's
- * own triangle filter resizes, as libvips does in Node (resample.ts). The others hand the resize to the browser's
+ * own resamplers resize exactly as Node does (Pillow port up to 3 MP, libvips-like filter above). The others hand the resize to the browser's
  * createImageBitmap (`resizeQuality`): faster on huge photos, but a different kernel (embeddings drift, see README).
  */
 export type CanvasResizeQuality = 'match-node' | 'pixelated' | 'low' | 'medium' | 'high';
@@ -113,7 +120,19 @@ export async function imageToPixels(
       context.fillRect(0, 0, sourceWidth, sourceHeight);
       context.drawImage(drawable, 0, 0, sourceWidth, sourceHeight);
       const full = context.getImageData(0, 0, sourceWidth, sourceHeight, { colorSpace: 'srgb' }).data;
-      const pixels = resampleAndCrop(full, sourceWidth, sourceHeight, 4, geometry, spec.width, spec.height);
+      // The same resampler Node picks for this size: Pillow's BILINEAR (bit-exact port) up to 3 MP, above that
+      // libvips' linear reduce (approximated by resample.ts).
+      const pixels =
+        sourceWidth * sourceHeight <= BROWSER_PILLOW_MAX_PIXELS
+          ? new Uint8ClampedArray(
+              resizeBilinearPillow(new Uint8Array(full.buffer, full.byteOffset, full.byteLength), sourceWidth, sourceHeight, 4, geometry.resizeW, geometry.resizeH, {
+                left: geometry.cropLeft,
+                top: geometry.cropTop,
+                width: spec.width,
+                height: spec.height,
+              }).buffer,
+            )
+          : resampleAndCrop(full, sourceWidth, sourceHeight, 4, geometry, spec.width, spec.height);
       return { pixels, geometry, sourceWidth, sourceHeight };
     }
     let resized: ImageBitmap | undefined;

@@ -29,10 +29,10 @@ const skip = chromiumSkip() || fp32.skip || int8.skip || val.skip || images.skip
  * Three ants, three bees, and odd ones: a 5-megapixel photo (7.6x reduction), a landscape photo, a small one
  * (enlarged), a painting.
  */
-function photos(): { path: string; label: string }[] {
+function photos(): { path: string; label: string; big?: boolean }[] {
   const dir = val.path!;
   const pick = (label: string) => readdirSync(join(dir, label)).sort().slice(0, 3).map((f) => ({ path: join(dir, label, f), label }));
-  const big = readdirSync(join(dir, 'ants')).filter((f) => f.startsWith('ants-devouring')).map((f) => ({ path: join(dir, 'ants', f), label: 'other' }));
+  const big = readdirSync(join(dir, 'ants')).filter((f) => f.startsWith('ants-devouring')).map((f) => ({ path: join(dir, 'ants', f), label: 'other', big: true }));
   const odd = ['kite.jpg', 'HappyFish.jpg', 'starry_night.jpg'].map((f) => ({ path: join(images.path!, f), label: 'other' }));
   return [...pick('ants'), ...pick('bees'), ...big, ...odd];
 }
@@ -89,7 +89,13 @@ t.test('browser and Node give the same embeddings and heads', { skip }, async (t
         }
       }
       const meanAbs = sum / (mine.width * mine.height * 3);
-      t.ok(meanAbs < 0.6 && worst <= 3, `${list[i].path}: pixels within 3 levels of sharp's (mean ${meanAbs.toFixed(2)}, max ${worst})`);
+      if (list[i].big) {
+        // Above 3 MP Node resizes with libvips' linear reduce, which the browser approximates (resample.ts).
+        t.ok(meanAbs < 0.6 && worst <= 3, `${list[i].path}: pixels within 3 levels of sharp's (mean ${meanAbs.toFixed(2)}, max ${worst})`);
+      } else {
+        // Up to 3 MP both sides run the same Pillow port: only JPEG decoding could differ (both libjpeg-turbo).
+        t.ok(meanAbs < 0.05 && worst <= 1, `${list[i].path}: pixels equal to Node's (mean ${meanAbs.toFixed(3)}, max ${worst}${worst === 0 ? ', bit-exact' : ''})`);
+      }
       cosines.push(cosine(result.embeddings[i], await node.embed(list[i].path)));
     }
     t.ok(Math.min(...cosines) >= 0.99, `cosine browser vs Node >= 0.99 for every photo (min ${Math.min(...cosines).toFixed(4)})`);
@@ -136,9 +142,12 @@ t.test('browser and Node give the same embeddings and heads', { skip }, async (t
     const nodePhotos: Float32Array[] = [];
     for (const p of list) nodePhotos.push(await node.embed(p.path));
     const fromPhotos = result.photos.map((e, i) => cosine(e, nodePhotos[i]));
-    // This int8 graph moves by ~0.02 in cosine when 1% of its input pixels change by one level (its own noise floor),
-    // so photo-level agreement is bounded by that, not by the runtimes. README states the figure.
-    t.ok(Math.min(...fromPhotos) >= 0.96, `photos: cosine >= 0.96 with int8 (min ${Math.min(...fromPhotos).toFixed(4)}, mean ${(fromPhotos.reduce((a, b) => a + b, 0) / fromPhotos.length).toFixed(4)})`);
+    const exact = fromPhotos.filter((_, i) => !list[i].big);
+    const big = fromPhotos.filter((_, i) => list[i].big);
+    t.ok(Math.min(...exact) >= 0.999, `photos up to 3 MP (same pixels): cosine >= 0.999 with int8 (min ${Math.min(...exact).toFixed(5)})`);
+    // This int8 graph moves by ~0.02 in cosine when 1% of its input pixels change by one level (its own noise floor):
+    // where pixels differ slightly (the libvips path above 3 MP), agreement is bounded by that. README states it.
+    t.ok(Math.min(...big) >= 0.96, `a 5 MP photo (pixels within 2 levels): cosine >= 0.96 with int8 (${big.map((c) => c.toFixed(4)).join(', ')})`);
     int8Embeddings = { browser: result.photos.map((e) => Float32Array.from(e)), node: nodePhotos, served: started.backbone };
   });
 

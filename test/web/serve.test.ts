@@ -102,3 +102,9 @@ t.test('a port already taken by another program gets a clear error', { skip: fp3
   t.teardown(() => rm(webRoot, { recursive: true, force: true }));
   await t.rejects(startKioskServer({ backbone, port, webRoot }), { code: 'port-in-use', message: new RegExp(`port ${port} on 127.0.0.1 is already in use`) });
 });
+
+t.test('the browser resizes with the Pillow port up to the same size as Node', async (t) => {
+  const { BROWSER_PILLOW_MAX_PIXELS } = await import('../../src/preprocess/canvas.js');
+  const { DEFAULT_PILLOW_MAX_PIXELS } = await import('../../src/preprocess/node-image.js');
+  t.equal(BROWSER_PILLOW_MAX_PIXELS, DEFAULT_PILLOW_MAX_PIXELS);
+});
