@@ -33,6 +33,12 @@ export interface WebSessionOptions {
    */
   quantized?: boolean;
   allowQuantizedWebGpu?: boolean;
+  /**
+   * Run WASM inference in onnxruntime-web's proxy worker so the page's thread stays free (without it a run blocks the
+   * page for its whole duration: no input, no painting). Default: on when the page will use WASM only, i.e. no
+   * WebGPU session is attempted before the first session (the choice is global and made once per page).
+   */
+  proxy?: boolean;
 }
 
 /**
@@ -59,6 +65,8 @@ export interface WebProviderReport extends ProviderReport {
   wasmThreads: number;
   /** Plain-language notes a device panel shows (e.g. why threads are off). */
   notes: string[];
+  /** WASM inference runs in onnxruntime-web's proxy worker (the page's thread stays responsive). */
+  proxyWorker: boolean;
 }
 
 /** A float32 result read back to the CPU. */
@@ -127,8 +135,11 @@ function defaultThreads(isolated: boolean): number {
 
 let wasmConfigured = false;
 
-/** onnxruntime-web reads its WASM flags once, at the first session: set them once, consistently. */
-function configureWasm(options: WebSessionOptions, notes: string[]): number {
+/**
+ * onnxruntime-web reads its WASM flags once, when the first session initializes it: set them once, consistently,
+ * and report what is really in force afterwards.
+ */
+function configureWasm(options: WebSessionOptions, notes: string[], proxyWanted: boolean): { threads: number; proxy: boolean } {
   const isolated = globalThis.crossOriginIsolated === true;
   const requested = options.numThreads ?? defaultThreads(isolated);
   let threads = requested;
@@ -140,12 +151,16 @@ function configureWasm(options: WebSessionOptions, notes: string[]): number {
   }
   if (!wasmConfigured) {
     ort.env.wasm.numThreads = threads;
+    // The proxy worker needs a Worker and is meaningless inside one; onnxruntime-web cannot combine it with WebGPU.
+    ort.env.wasm.proxy = proxyWanted && typeof Worker !== 'undefined' && typeof document !== 'undefined';
     if (options.wasmPaths) ort.env.wasm.wasmPaths = options.wasmPaths;
     wasmConfigured = true;
   } else {
     threads = ort.env.wasm.numThreads ?? threads;
   }
-  return threads;
+  const proxy = ort.env.wasm.proxy === true;
+  if (proxy) notes.push('WASM inference runs in a worker (onnxruntime-web proxy): the page stays responsive while it runs');
+  return { threads, proxy };
 }
 
 /** One inference session in the browser, with the report of what ran. */
@@ -170,23 +185,32 @@ export class WebInferenceSession {
     const requested = options.ep ?? 'auto';
     const notes: string[] = [];
     const fallbacks: ProviderFallback[] = [];
-    const wasmThreads = configureWasm(options, notes);
     const bytes = model instanceof ArrayBuffer ? new Uint8Array(model) : model;
     const base: ort.InferenceSession.SessionOptions = {
       graphOptimizationLevel: options.graphOptimizationLevel ?? 'all',
     };
 
+    // Decide about WebGPU before onnxruntime-web initializes: the proxy worker (for WASM) excludes it.
     let adapter: AdapterInfo | undefined;
+    let webgpuReason: string | undefined;
     if (requested === 'webgpu' || requested === 'auto') {
       const probe = await probeWebGpu();
       adapter = probe.adapter;
-      let reason = probe.reason;
-      if (!reason && requested === 'auto' && probe.adapter?.software) {
-        reason = `the WebGPU adapter is a software one (${describeAdapter(probe.adapter)}): slower than WASM; ask for ep 'webgpu' to use it anyway`;
+      webgpuReason = probe.reason;
+      if (!webgpuReason && requested === 'auto' && probe.adapter?.software) {
+        webgpuReason = `the WebGPU adapter is a software one (${describeAdapter(probe.adapter)}): slower than WASM; ask for ep 'webgpu' to use it anyway`;
       }
-      if (!reason && !options.allowQuantizedWebGpu && (options.quantized ?? (typeof bytes !== 'string' && hasQuantizedOps(bytes)))) {
-        reason = QUANTIZED_WEBGPU_REASON;
+      if (!webgpuReason && !options.allowQuantizedWebGpu && (options.quantized ?? (typeof bytes !== 'string' && hasQuantizedOps(bytes)))) {
+        webgpuReason = QUANTIZED_WEBGPU_REASON;
       }
+    }
+    const tryWebGpu = (requested === 'webgpu' || requested === 'auto') && !webgpuReason;
+    const { threads: wasmThreads, proxy } = configureWasm(options, notes, options.proxy ?? !tryWebGpu);
+    const isolated = globalThis.crossOriginIsolated === true;
+
+    if (requested === 'webgpu' || requested === 'auto') {
+      let reason = webgpuReason;
+      if (!reason && proxy) reason = 'this page already runs onnxruntime-web in its WASM proxy worker, which cannot host WebGPU (reload the page to use WebGPU)';
       if (!reason) {
         try {
           const session = await openSession(bytes, {
@@ -194,7 +218,7 @@ export class WebInferenceSession {
             executionProviders: ['webgpu'],
             ...(options.keepOnGpu?.length ? { preferredOutputLocation: Object.fromEntries(options.keepOnGpu.map((n) => [n, 'gpu-buffer' as const])) } : {}),
           });
-          const report: WebProviderReport = { requested, used: 'webgpu', fallbacks, adapter, crossOriginIsolated: globalThis.crossOriginIsolated === true, wasmThreads, notes };
+          const report: WebProviderReport = { requested, used: 'webgpu', fallbacks, adapter, crossOriginIsolated: isolated, wasmThreads, notes, proxyWorker: false };
           return new WebInferenceSession(session, report);
         } catch (error) {
           reason = `WebGPU session failed: ${describeError(error)}`;
@@ -203,12 +227,14 @@ export class WebInferenceSession {
       if (requested === 'webgpu' && options.strictEp) {
         throw new EdgetlError('ep-unavailable', `WebGPU was required (strictEp) but can't run: ${reason}`);
       }
-      fallbacks.push({ provider: 'webgpu', reason });
+      fallbacks.push({ provider: 'webgpu', reason: reason ?? 'unavailable' });
     }
 
     try {
-      const session = await openSession(bytes, { ...base, executionProviders: ['wasm'] });
-      const report: WebProviderReport = { requested, used: 'wasm', fallbacks, adapter, crossOriginIsolated: globalThis.crossOriginIsolated === true, wasmThreads, notes, intraOpThreads: wasmThreads };
+      // The proxy worker takes ownership of the bytes it is sent: give it a copy so the caller's stay usable.
+      const modelForSession = proxy && typeof bytes !== 'string' ? bytes.slice() : bytes;
+      const session = await openSession(modelForSession, { ...base, executionProviders: ['wasm'] });
+      const report: WebProviderReport = { requested, used: 'wasm', fallbacks, adapter, crossOriginIsolated: isolated, wasmThreads, notes, intraOpThreads: wasmThreads, proxyWorker: proxy };
       return new WebInferenceSession(session, report);
     } catch (error) {
       const why = fallbacks.map((f) => `${f.provider}: ${f.reason}`).join('; ');
@@ -243,8 +269,10 @@ export class WebInferenceSession {
   /** Runs and returns onnxruntime tensors as they are (GPU-resident where `keepOnGpu` asked), for a next session. */
   async runRaw(inputs: Record<string, CpuTensor | ort.Tensor>, outputNames: readonly string[] = this.session.outputNames): Promise<Record<string, ort.Tensor>> {
     const feeds: Record<string, ort.Tensor> = {};
+    // The proxy worker takes ownership of input buffers: send copies so callers may reuse theirs.
+    const copy = this.report.proxyWorker;
     for (const [name, value] of Object.entries(inputs)) {
-      feeds[name] = value instanceof ort.Tensor ? value : new ort.Tensor('float32', value.data, value.dims);
+      feeds[name] = value instanceof ort.Tensor ? value : new ort.Tensor('float32', copy ? value.data.slice() : value.data, value.dims);
     }
     const results = await this.session.run(feeds, outputNames);
     return results as Record<string, ort.Tensor>;

@@ -50,7 +50,8 @@ t.test('WebGPU through SwiftShader: never chosen by auto, correct when asked for
       const web = (await import(bundle)) as WebModule;
       const load = (url: string, ep: 'auto' | 'webgpu' | 'wasm', extra: Partial<Parameters<WebModule['WebBackbone']['load']>[0]> = {}) =>
         web.WebBackbone.load({ model: url, id: 'x', sha256: '0'.repeat(64), preprocess: spec, embeddingOutput: 'embedding', ep, wasmPaths: '/ort/', ...extra });
-      const auto = await load(fp32Url, 'auto');
+      // proxy: false keeps this page able to open WebGPU sessions after a WASM one (the proxy worker is page-wide).
+      const auto = await load(fp32Url, 'auto', { proxy: false });
       const gpu = await load(fp32Url, 'webgpu');
       const embedding = Array.from(await gpu.embedTensor(new Float32Array(tensor), 1));
       // keepOnGpu: the output stays a GPU buffer for a next WebGPU step; reading it is explicit.
@@ -87,10 +88,14 @@ t.test('WebGPU through SwiftShader: never chosen by auto, correct when asked for
 t.test('WASM: auto without a GPU, threads with cross-origin isolation, a clear note without it', { skip }, async (t) => {
   const { server, backbone } = await startServer(fp32.path!);
   const browser = await launchChromium('wasm');
+  const dir = await mkdtemp(join(tmpdir(), 'edgetl-web-int8-'));
   t.teardown(async () => {
     await browser.close();
     await server.close();
+    await rm(dir, { recursive: true, force: true });
   });
+  const int8File = join(dir, 'int8.features.onnx');
+  await writeFile(int8File, (await prepareServedBackbone(int8.path!, { download: false })).model);
   const probe = async () =>
     browser.page.evaluate(
       async ({ url, spec }) => {
@@ -102,13 +107,45 @@ t.test('WASM: auto without a GPU, threads with cross-origin isolation, a clear n
       { url: modelUrl(backbone), spec: backbone.preprocess },
     );
 
-  await openTestPage(browser.page, server, []);
+  await openTestPage(browser.page, server, [int8File]);
   const isolated = await probe();
   t.equal(isolated.report.used, 'wasm');
   t.match(isolated.report.fallbacks[0]?.reason ?? '', /WebGPU|adapter/, `auto says why not WebGPU: ${isolated.report.fallbacks[0]?.reason}`);
   t.equal(isolated.isolated, true, 'edgetl serve headers make the page cross-origin isolated');
   t.equal(isolated.report.wasmThreads, Math.min(4, Math.max(1, isolated.cores)), 'WASM uses the cores when isolated');
-  t.same(isolated.report.notes, [], 'no threading note when isolated');
+  t.equal(isolated.report.proxyWorker, true, 'WASM-only pages run inference in the proxy worker');
+  t.notMatch(isolated.report.notes.join(' '), /cross-origin isolation/, 'no threading note when isolated');
+
+  // The page stays responsive while the (slow, int8) backbone runs: its timers keep firing.
+  const responsive = await browser.page.evaluate(
+    async ({ spec }) => {
+      const bundle = '/index.js';
+      const web = (await import(bundle)) as WebModule;
+      const backbone = await web.WebBackbone.load({ model: '/test/file/0', id: 'int8', sha256: '0'.repeat(64), preprocess: spec, embeddingOutput: 'embedding', ep: 'wasm', wasmPaths: '/ort/' });
+      const tensor = new Float32Array(3 * 224 * 224).fill(0.1);
+      let maxGap = 0;
+      let ticks = 0;
+      let last = performance.now();
+      const timer = setInterval(() => {
+        const now = performance.now();
+        maxGap = Math.max(maxGap, now - last);
+        last = now;
+        ticks++;
+      }, 5);
+      const started = performance.now();
+      for (let i = 0; i < 6; i++) await backbone.embedTensor(tensor, 1);
+      const total = performance.now() - started;
+      clearInterval(timer);
+      // A blocked page never runs its timer during the loop: the gap then spans the whole loop.
+      maxGap = Math.max(maxGap, performance.now() - last);
+      return { perRun: total / 6, total, maxGap, ticks };
+    },
+    { spec: backbone.preprocess },
+  );
+  t.ok(
+    responsive.maxGap < responsive.total / 2 && responsive.ticks >= 10,
+    `6 inference runs (${responsive.perRun.toFixed(0)} ms each) held the page at most ${responsive.maxGap.toFixed(0)} ms at a time (${responsive.ticks} timer ticks)`,
+  );
 
   // The same page without COOP/COEP: single-threaded, and the report says why.
   const plain = await browser.context.newPage();
@@ -127,5 +164,6 @@ t.test('WASM: auto without a GPU, threads with cross-origin isolation, a clear n
   );
   t.equal(result.isolated, false);
   t.equal(result.report.wasmThreads, 1, 'one thread without isolation');
+  t.equal(result.report.proxyWorker, true, 'the proxy worker needs no isolation');
   t.match(result.report.notes.join(' '), /cross-origin isolation.*COOP\/COEP/, `a note says why: ${result.report.notes.join(' ')}`);
 });

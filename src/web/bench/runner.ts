@@ -130,7 +130,10 @@ export async function runBrowserBench(plan: BenchPlan, onProgress: (p: BenchPage
     preprocess: [],
     endToEnd: [],
     heads: [],
-    warnings: ['browser runs report no memory figures: a page cannot read its resident set size'],
+    warnings: [
+      'browser runs report no memory figures: a page cannot read its resident set size',
+      "WASM inference timed on the page's thread (no proxy worker), as onnxruntime runs it",
+    ],
     browser: { userAgent: navigator.userAgent, hardwareConcurrency: navigator.hardwareConcurrency, crossOriginIsolated: globalThis.crossOriginIsolated === true },
   };
   const synthetic = { count: 16, width: 640, height: 480, ...profile.images.synthetic };
@@ -139,7 +142,9 @@ export async function runBrowserBench(plan: BenchPlan, onProgress: (p: BenchPage
   payload.imageSource = `synthetic: ${synthetic.count} seeded ${synthetic.width}x${synthetic.height} JPEGs encoded in the page (seed ${imageSeed})`;
   onProgress({ label: 'making synthetic images' });
   const images = await syntheticJpegs(synthetic.count, synthetic.width, synthetic.height, imageSeed);
-  const sessionOptions = { numThreads: profile.execution.intraOpThreads, graphOptimizationLevel: profile.execution.graphOptimizationLevel, wasmPaths: plan.wasmPaths, strictEp: true };
+  // No proxy worker: inference is timed as onnxruntime runs it, as in Node (the kiosk page uses the proxy so its
+  // thread stays free; that adds a message round trip and an input copy per run).
+  const sessionOptions = { numThreads: profile.execution.intraOpThreads, graphOptimizationLevel: profile.execution.graphOptimizationLevel, wasmPaths: plan.wasmPaths, strictEp: true, proxy: false };
 
   for (const backbone of plan.backbones) {
     const bytes = await fetchBytes(backbone.modelUrl);
