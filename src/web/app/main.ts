@@ -573,6 +573,7 @@ function renderDevice(): void {
     facts.push(['Requested', report.requested]);
     if (report.adapter) facts.push(['Adapter', `${describeAdapter(report.adapter)}${report.adapter.software ? ' (software: correctness only)' : ''}`]);
     facts.push(['WASM threads', String(report.wasmThreads)]);
+    if (report.used === 'wasm') facts.push(['Inference in a worker', report.proxyWorker ? 'yes (page stays responsive)' : 'no']);
     facts.push(['Cross-origin isolated', report.crossOriginIsolated ? 'yes' : 'no']);
     facts.push(['Model load', `${Math.round(state.loadMs)} ms`]);
     for (const f of report.fallbacks) notes.push(`Not ${f.provider}: ${f.reason}`);
