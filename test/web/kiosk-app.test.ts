@@ -11,6 +11,7 @@ import { Ajv } from 'ajv';
 import { repoRoot, sharedModel, sharedPath } from '../helpers/shared.js';
 import { chromiumSkip, launchChromium, type BrowserMode } from './chromium.js';
 import { startServer } from './harness.js';
+import { prepareServedBackbone } from '../../src/web/server.js';
 import { Head } from '../../src/heads/head.js';
 import { trainHead } from '../../src/heads/train.js';
 import type { Page } from 'playwright-core';
@@ -192,4 +193,25 @@ t.test('camera: permission refused, then granted: capture examples and live pred
   await page.click('#camera-toggle');
   await page.waitForSelector('#camera[data-live="false"]', { state: 'attached' });
   t.equal(await page.textContent('#camera-toggle'), 'Start camera', 'the camera stops');
+});
+
+t.test('a head given to edgetl serve --head is in use when the page opens', { skip }, async (t) => {
+  const backbone = await prepareServedBackbone(fp32.path!, { download: false });
+  const dim = backbone.embeddingDim;
+  const head = await trainHead(
+    [new Float32Array(dim).fill(1), new Float32Array(dim).fill(-1), new Float32Array(dim).fill(0.9), new Float32Array(dim).fill(-0.9)],
+    ['day', 'night', 'day', 'night'],
+    { type: 'prototype', backbone: { id: backbone.id, sha256: backbone.sha256, embeddingDim: dim, preprocess: backbone.preprocess } },
+  );
+  const { server } = await startServer(fp32.path!, { backbone, headJson: head.serialize() });
+  const browser = await launchChromium('wasm');
+  t.teardown(async () => {
+    await browser.close();
+    await server.close();
+  });
+  await browser.page.goto(server.url);
+  await browser.page.waitForSelector('body[data-ready="true"]', { timeout: 90_000 });
+  t.equal(await browser.page.getAttribute('body', 'data-head'), 'ready', 'the served head is loaded');
+  t.match(await browser.page.textContent('#train-status'), /served prototype head: day, night/, 'and named in the status');
+  t.equal(await browser.page.isDisabled('#export-head'), false, 'it can be exported');
 });
