@@ -134,6 +134,7 @@ function defaultThreads(isolated: boolean): number {
 }
 
 let wasmConfigured = false;
+let webgpuAdapterSet = false;
 
 /**
  * onnxruntime-web reads its WASM flags once, when the first session initializes it: set them once, consistently,
@@ -193,8 +194,10 @@ export class WebInferenceSession {
     // Decide about WebGPU before onnxruntime-web initializes: the proxy worker (for WASM) excludes it.
     let adapter: AdapterInfo | undefined;
     let webgpuReason: string | undefined;
+    let probed: Awaited<ReturnType<typeof probeWebGpu>> | undefined;
     if (requested === 'webgpu' || requested === 'auto') {
       const probe = await probeWebGpu();
+      probed = probe;
       adapter = probe.adapter;
       webgpuReason = probe.reason;
       if (!webgpuReason && requested === 'auto' && probe.adapter?.software) {
@@ -205,6 +208,11 @@ export class WebInferenceSession {
       }
     }
     const tryWebGpu = (requested === 'webgpu' || requested === 'auto') && !webgpuReason;
+    // Hand onnxruntime-web the adapter we probed and report, so the one that runs is the one named.
+    if (tryWebGpu && probed?.gpuAdapter && !webgpuAdapterSet) {
+      ort.env.webgpu.adapter = probed.gpuAdapter;
+      webgpuAdapterSet = true;
+    }
     const { threads: wasmThreads, proxy } = configureWasm(options, notes, options.proxy ?? !tryWebGpu);
     const isolated = globalThis.crossOriginIsolated === true;
 
