@@ -215,3 +215,60 @@ t.test('a head given to edgetl serve --head is in use when the page opens', { sk
   t.match(await browser.page.textContent('#train-status'), /served prototype head: day, night/, 'and named in the status');
   t.equal(await browser.page.isDisabled('#export-head'), false, 'it can be exported');
 });
+
+t.test('keyboard only: name a class, add photos, train', { skip }, async (t) => {
+  const { server } = await startServer(fp32.path!);
+  const browser = await launchChromium('wasm');
+  t.teardown(async () => {
+    await browser.close();
+    await server.close();
+  });
+  const page = browser.page;
+  await page.goto(`${server.url}?ep=wasm`);
+  await page.waitForSelector('body[data-ready="true"]', { timeout: 90_000 });
+  // Listening from the start turns on Playwright's file-chooser interception before any key is pressed (enabling it
+  // inside Promise.all races the key press, and a chooser opened before interception blocks the next ones).
+  const choosers: import('playwright-core').FileChooser[] = [];
+  page.on('filechooser', (chooser) => choosers.push(chooser));
+  const nextChooser = async () => {
+    for (let waited = 0; choosers.length === 0 && waited < 10_000; waited += 50) await new Promise((r) => setTimeout(r, 50));
+    const chooser = choosers.shift();
+    if (!chooser) throw new Error('no file chooser opened');
+    return chooser;
+  };
+  const focused = () => page.evaluate(() => {
+    const e = document.activeElement as HTMLElement;
+    return e.getAttribute('aria-label') || e.id || e.textContent?.trim() || e.tagName;
+  });
+  // Tab from the top: skip link, add class, then the first class's name field.
+  const stops: string[] = [];
+  for (let i = 0; i < 4; i++) {
+    await page.keyboard.press('Tab');
+    stops.push(await focused());
+  }
+  t.same(stops, ['Skip to predictions', 'add-class', 'class-name-0', 'Add photos to Class 1'], 'focus order: skip link, add class, class name, its Add photos');
+  await page.keyboard.press('Shift+Tab');
+  await page.keyboard.press('Control+A');
+  await page.keyboard.type('ants');
+  await page.keyboard.press('Tab');
+  for (const [index, label] of [[0, 'ants'], [1, 'bees']] as const) {
+    if (index === 1) {
+      // From the first class's Add photos: Clear, Remove class, then the second class's name.
+      for (let i = 0; i < 3; i++) await page.keyboard.press('Tab');
+      t.equal(await focused(), 'class-name-1', 'Tab walks on to the next class');
+      await page.keyboard.press('Control+A');
+      await page.keyboard.type('bees');
+      await page.keyboard.press('Tab');
+    }
+    t.equal(await focused(), `Add photos to ${label}`, `the Add photos control names its class (${label})`);
+    await page.keyboard.press('Enter');
+    await (await nextChooser()).setFiles(files('train', label, 0, 2));
+    await waitForCount(page, index, 2);
+  }
+  await page.focus('#train-button');
+  await page.keyboard.press('Enter');
+  await page.waitForSelector('body[data-head="ready"]', { timeout: 60_000 });
+  t.pass('Enter on Train trains');
+  t.equal(await page.getAttribute('.prediction', 'aria-live'), 'polite', 'predictions are announced (aria-live)');
+  t.equal(await page.getAttribute('#train-status', 'aria-live'), 'polite', 'training status is announced');
+});

@@ -136,33 +136,24 @@ function renderClassCard(examples: ClassExamples): void {
   const name = ref<HTMLInputElement>('name');
   const nameLabel = ref<HTMLLabelElement>('name-label');
   const files = ref<HTMLInputElement>('files');
-  const fileLabel = ref<HTMLLabelElement>('file-label');
+  const fileButton = ref<HTMLButtonElement>('file-button');
   name.id = `class-name-${examples.id}`;
   nameLabel.htmlFor = name.id;
   nameLabel.textContent = `Name of class ${examples.id + 1}`;
-  // The visible "Add photos" label is the keyboard stop; the hidden input behind it is not a second one.
-  files.tabIndex = -1;
   name.value = examples.name;
   files.id = `class-files-${examples.id}`;
-  fileLabel.htmlFor = files.id;
+  fileButton.id = `class-add-${examples.id}`;
   const card: ClassCard = { root, name, count: ref('count'), thumbs: ref('thumbs'), files, capture: ref('capture') };
   examples.card = card;
   name.addEventListener('input', () => {
     examples.name = name.value.trim() || `Class ${examples.id + 1}`;
-    fileLabel.setAttribute('aria-label', `Add photos to ${examples.name}`);
+    fileButton.setAttribute('aria-label', `Add photos to ${examples.name}`);
     void persistExamples();
     updateTrainButton();
   });
-  fileLabel.setAttribute('aria-label', `Add photos to ${examples.name}`);
-  // A label is not focusable: forward Enter/Space so keyboard users reach the file chooser from the visible button.
-  fileLabel.tabIndex = 0;
-  fileLabel.setAttribute('role', 'button');
-  fileLabel.addEventListener('keydown', (event) => {
-    if (event.key === 'Enter' || event.key === ' ') {
-      event.preventDefault();
-      files.click();
-    }
-  });
+  fileButton.setAttribute('aria-label', `Add photos to ${examples.name}`);
+  // A real button (focusable, Enter/Space/tap) opens the hidden file input.
+  fileButton.addEventListener('click', () => files.click());
   files.addEventListener('change', () => {
     const chosen = Array.from(files.files ?? []);
     files.value = '';
@@ -679,18 +670,8 @@ async function start(): Promise<void> {
     if (file) void showTestFile(file);
   });
   ui.cameraToggle.addEventListener('click', () => (state.stream ? stopCamera() : void startCamera()));
-  for (const label of document.querySelectorAll<HTMLLabelElement>('label.button[for]')) {
-    if (label.dataset.ref) continue;
-    const input = document.getElementById(label.htmlFor);
-    if (input) input.tabIndex = -1;
-    label.tabIndex = 0;
-    label.setAttribute('role', 'button');
-    label.addEventListener('keydown', (event) => {
-      if (event.key === 'Enter' || event.key === ' ') {
-        event.preventDefault();
-        document.getElementById(label.htmlFor)?.click();
-      }
-    });
+  for (const button of document.querySelectorAll<HTMLButtonElement>('button[data-opens]')) {
+    button.addEventListener('click', () => document.getElementById(button.dataset.opens ?? '')?.click());
   }
 
   try {
