@@ -56,6 +56,12 @@ for (const run of runs) {
       if (t.passing()) return;
       t.comment(browser.logs.slice(-30).join('\n'));
     });
+    // Fully offline: every request the page makes goes to edgetl serve (or stays inside the page: data:, blob:).
+    const foreign: string[] = [];
+    page.on('request', (request) => {
+      const url = request.url();
+      if (!url.startsWith(server.url) && !url.startsWith('data:') && !url.startsWith('blob:')) foreign.push(url);
+    });
     await page.goto(`${server.url}?ep=${run.mode}`);
     await page.waitForSelector('body[data-ready="true"]', { timeout: 90_000 });
     t.match(await page.textContent('#model-status'), run.provider, `the header says the model runs on ${run.provider}`);
@@ -85,6 +91,7 @@ for (const run of runs) {
     t.equal(await page.locator('#prediction-bars .bar').count(), 2, 'one confidence bar per class');
     t.match(await page.textContent('[data-fact="image-embedding"]'), /ms/, 'the device panel shows measured latency');
 
+    t.same(foreign, [], 'no request left this machine (no CDN)');
     mkdirSync(artifacts, { recursive: true });
     await page.screenshot({ path: join(artifacts, `kiosk-trained-${run.mode}.png`), fullPage: true });
 
