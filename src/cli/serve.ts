@@ -43,6 +43,7 @@ Browser benchmark (device-profiles with "runtime": "browser"):
   --check             exit 1 when a budget failed
   bench/browser-bench.ts drives it headless with Debian's chromium (WASM or WebGPU).
 
+On a kiosk screen: chromium --kiosk --app=http://127.0.0.1:8080/ (full screen, no browser UI).
 Add ?ep=wasm or ?ep=webgpu to the URL to force a provider; the default tries WebGPU on a hardware adapter, then
 WebAssembly, and the page's device panel says which ran and why. Stop with Ctrl-C.
 `;
