@@ -3,7 +3,7 @@
  * issue's bar is "linear head with its CV sweep no slower than one scikit-learn lbfgs fit", ~3 s here).
  *
  *   node --loader ts-node/esm bench/heads-train.ts [--rows 2000] [--dim 1280] [--classes 100] [--head linear]
- *        [--math ort|ort-default-threads|js] [--seed 0] [--json]
+ *        [--math ort (as trainHead in Node)|ort-default-threads|js] [--seed 0] [--json]
  *   Writes the embeddings for bench/sklearn-compare.py with --save <prefix> (<prefix>.npy + <prefix>.labels.json).
  */
 import { parseArgs } from 'node:util';
@@ -11,6 +11,7 @@ import { writeFileSync } from 'node:fs';
 import { trainHead } from '../src/heads/train.js';
 import { jsDenseMath, type DenseMath } from '../src/heads/dense-math.js';
 import { createOrtDenseMath } from '../src/execution/dense-math-ort.js';
+import { nodeDenseMath } from '../src/train-head.js';
 import { syntheticEmbeddings } from './heads-synthetic.js';
 import type { HeadType } from '../src/formats/head-file.js';
 
@@ -40,7 +41,7 @@ if (values.save) {
   writeFileSync(`${values.save}.npy`, Buffer.concat([head, new Uint8Array(data.buffer)]));
   writeFileSync(`${values.save}.labels.json`, JSON.stringify(labels));
 }
-const math: DenseMath = values.math === 'js' ? jsDenseMath : values.math === 'ort-default-threads' ? await createOrtDenseMath() : await createOrtDenseMath({ intraOpThreads: 1 });
+const math: DenseMath = values.math === 'js' ? jsDenseMath : values.math === 'ort-default-threads' ? await createOrtDenseMath() : await nodeDenseMath();
 const t0 = performance.now();
 const head = await trainHead(data, labels, { type: values.head as HeadType, seed, math });
 const trainSeconds = (performance.now() - t0) / 1000;

@@ -41,6 +41,11 @@ function gemmModel(transA: boolean, transB: boolean): Uint8Array {
 
 export interface OrtDenseMathOptions {
   intraOpThreads?: number;
+  /**
+   * Let onnxruntime's pool threads spin between products (its default). Off is faster when several products run
+   * concurrently on few cores: spinning threads take the cores the other products need.
+   */
+  allowSpinning?: boolean;
 }
 
 /** Products smaller than this many multiply-adds stay in JS: the session call overhead would dominate. */
@@ -56,6 +61,7 @@ export async function createOrtDenseMath(options: OrtDenseMathOptions = {}): Pro
         executionProviders: ['cpu'],
         graphOptimizationLevel: 'all',
         ...(options.intraOpThreads ? { intraOpNumThreads: options.intraOpThreads } : {}),
+        ...(options.allowSpinning === false ? { extra: { session: { intra_op: { allow_spinning: '0' } } } } : {}),
       });
       sessions.set(key, existing);
     }
