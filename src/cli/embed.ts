@@ -36,8 +36,8 @@ export const embedRunHelp = `Model and execution:
   --strict-ep                fail instead of falling back to another provider
   --threads N                onnxruntime intra-op threads (default: half the cores for light backbones, so the
                              image decoders get the rest; all cores for heavy ones above 1 GMAC per image)
-  --decode-threads N         worker threads decoding images (default: half the cores from 4 cores up, else 0:
-                             decode on the main thread)
+  --decode-threads N         worker threads decoding images (default: half the cores, at least 2; 0 decodes
+                             on the main thread)
   --batch N                  images per inference for dynamic-batch models (default ${DEFAULT_BATCH_SIZE}; fixed-batch
                              models run at their own size)
   --no-download              never download a missing catalog model

@@ -48,13 +48,13 @@ export function defaultIntraOpThreads(macsPerImage: number | null, cores: number
 }
 
 /**
- * Decode worker threads when the caller does not choose. Decoding's JavaScript part (the Pillow-exact resize, ~4 ms
- * of a 500x375 photo) caps main-thread decoding near 250 images/s; two cores can't reach that anyway, and there
- * workers only add cost (measured on flowers5/val, 886 images: ~1 ms more CPU per image, no faster). From four
- * cores on, the cap binds, and half the cores decode in workers.
+ * Decode worker threads when the caller does not choose: half the cores, at least two. Decoding's JavaScript part
+ * (the Pillow-exact resize, ~3-4 ms of a 500x375 photo) would otherwise share the main thread with the pipeline's
+ * bookkeeping. Measured on the quiet 2-core machine (bench/embed-throughput.ts, hymenoptera/train, MobileNetV2-int8,
+ * 1 intra-op thread): main-thread decoding 158-160 images/s, 1 worker 153-155, 2 workers 184-189.
  */
 export function defaultDecodeThreads(cores: number): number {
-  return cores >= 4 ? Math.floor(cores / 2) : 0;
+  return cores >= 2 ? Math.max(2, Math.floor(cores / 2)) : 0;
 }
 
 /** The output the feature-extractor graph exposes (see models/feature-extractor-cache.ts). */
