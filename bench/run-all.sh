@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Every figure the README quotes, measured in one go on a quiet machine, into bench/results/<date>/.
+# Needs ../shared (models, datasets); the scikit-learn comparison needs /usr/bin/python3 with sklearn
+# (Debian: python3-sklearn) and is skipped without it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+shared="$(cd .. && pwd)/shared"
+export EDGETL_MODEL_PATH="${EDGETL_MODEL_PATH:-$shared/models}" EDGETL_DATA_PATH="${EDGETL_DATA_PATH:-$shared}"
+export EDGETL_CACHE_DIR="${EDGETL_CACHE_DIR:-$(mktemp -d)}"
+day=$(date +%F)
+out="bench/results/$day"
+mkdir -p "$out"
+ts=(node --import=@tapjs/typescript/import)
+export TS_NODE_TRANSPILE_ONLY=1
+node esbuild.config.mjs
+cli=(node dist/cli.js)
+
+echo "== backbones: x86-cpu profile, twice, compared, and against a plain onnxruntime loop" >&2
+"${cli[@]}" bench --profile x86-cpu --out "$out/x86-cpu-a.json" --report "$out/x86-cpu-a.html" > "$out/x86-cpu-a.md"
+"${cli[@]}" bench --profile x86-cpu --out "$out/x86-cpu-b.json" > "$out/x86-cpu-b.md"
+"${cli[@]}" bench compare "$out/x86-cpu-a.json" "$out/x86-cpu-b.json" > "$out/x86-cpu-compare.md" || true
+node bench/raw-onnxruntime-loop.mjs --from "$out/x86-cpu-a.json" > "$out/x86-cpu-raw-loop.md" || true
+node bench/results-table.mjs "$out/x86-cpu-a.json" --batch 1 --batch 8 > "$out/x86-cpu-table.md"
+
+echo "== embedding pipeline vs ready tensors vs a naive loop" >&2
+"${ts[@]}" bench/embed-throughput.ts --dir "$shared/datasets/hymenoptera/train" --workers 0,2 --decode 2,4 --repeats 3 > "$out/embed-throughput.md"
+
+echo "== heads: accuracy against scikit-learn on the same embeddings" >&2
+emb=$(mktemp -d)
+for set in hymenoptera/train hymenoptera/val flowers5/train flowers5/val; do
+  "${cli[@]}" embed "$shared/datasets/$set" --out "$emb/${set//\//-}" --json > /dev/null
+done
+{
+  for ds in hymenoptera flowers5; do
+    echo "### $ds (edgetl linear head, L2 chosen by 3-fold CV on train)"
+    "${ts[@]}" bench/heads-accuracy.ts "$emb/$ds-train" "$emb/$ds-val"
+    if /usr/bin/python3 -c "import sklearn" 2>/dev/null; then
+      echo "### $ds (scikit-learn LogisticRegression lbfgs, standardized)"
+      /usr/bin/python3 bench/sklearn-compare.py "$emb/$ds-train" "$emb/$ds-val"
+    fi
+  done
+} > "$out/heads-accuracy.md" 2>&1
+
+echo "== heads: training time (2000 x 1280, 100 classes) and prediction latency" >&2
+{
+  "${ts[@]}" bench/heads-train.ts --save "$emb/synthetic"
+  if /usr/bin/python3 -c "import sklearn" 2>/dev/null; then
+    echo "### scikit-learn, one fit on the same embeddings"
+    /usr/bin/python3 bench/sklearn-compare.py --synthetic "$emb/synthetic"
+  fi
+} > "$out/heads-train.md" 2>&1
+echo "done: $out" >&2
