@@ -22,6 +22,7 @@ import type { PreprocessSpec } from '../preprocess/spec.js';
 import { scanImageFolder } from '../embed/dataset.js';
 import { Backbone } from '../embed/backbone.js';
 import { trainHead } from '../heads/train.js';
+import { recordInferenceFigures, round } from './inference-figures.js';
 import { describeError } from '../util/errors.js';
 import { evaluateBudgets } from './budgets.js';
 import { collectHostFacts } from './host.js';
@@ -37,7 +38,7 @@ import {
   type PreprocessRun,
   type ProviderFacts,
 } from './results.js';
-import { measureNoise, median, scaleSummary, seededNormal, summarize } from './stats.js';
+import { median, seededNormal, summarize } from './stats.js';
 import { syntheticImageFolder, syntheticTensor } from './synthetic-images.js';
 
 export interface BenchProgress {
@@ -72,10 +73,6 @@ function nowIso(): string {
   return new Date().toISOString();
 }
 
-function round(value: number, digits = 4): number {
-  const factor = 10 ** digits;
-  return Math.round(value * factor) / factor;
-}
 
 function specKey(spec: PreprocessSpec): string {
   return `${spec.layout} ${spec.width}x${spec.height} ${spec.resize}${spec.resize === 'shorter-side' ? ` ${spec.resizeTo}` : ''} crop ${spec.crop} ${spec.channelOrder} scale ${round(spec.scale, 6)} mean ${spec.mean.join('/')} std ${spec.std.join('/')}`;
@@ -501,16 +498,7 @@ export async function measureInference(
       if (measurement.status !== 'ok') break;
     }
     if (run.status === 'short') run.reason = `maxDurationMs (${maxDuration(profile)} ms) passed before minRuns (${m.minRuns}): ${samples.length} runs`;
-    if (samples.length > 0) {
-      run.samplesMs = samples.map((v) => round(v, 4));
-      run.measuredMs = round(measuredMs, 3);
-      run.latencyMsPerBatch = summarize(samples);
-      run.latencyMsPerImage = scaleSummary(run.latencyMsPerBatch, batch);
-      const busyMs = samples.reduce((sum, v) => sum + v, 0);
-      run.imagesPerSecond = round((batch * samples.length) / (busyMs / 1000), 3);
-      if (prepared.info.macsPerImage) run.achievedGflops = round((2 * prepared.info.macsPerImage * run.imagesPerSecond) / 1e9, 3);
-      run.noise = measureNoise(samples, sessionMedians);
-    }
+    recordInferenceFigures(run, { samplesMs: samples, sessionMedians, measuredMs, batch, macsPerImage: prepared.info.macsPerImage });
     if (provider !== 'cpu' && output) {
       run.correctness = await compareWithCpu(prepared, batch, input, dims, output, profile, context.cpuReference);
     }

@@ -40,3 +40,10 @@ export function sharedPath(relative: string): { path: string; skip: false } | { 
 }
 
 export const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
+
+// Tests that resolve backbones by catalog id go through the model search path, as users do: point it at the shared
+// models when the caller did not, so `npx tap` beside ../shared behaves as CI (which sets EDGETL_MODEL_PATH) does.
+if (!process.env.EDGETL_MODEL_PATH) {
+  const dir = sharedModelsDir();
+  if (dir) process.env.EDGETL_MODEL_PATH = dir;
+}

@@ -6,12 +6,13 @@
 import type { DeviceProfile } from '../../bench/profile.js';
 import type { BackboneFacts, EndToEndRun, HeadRun, InferenceRun, PreprocessRun, ProviderFacts } from '../../bench/results.js';
 import { measureRepeated } from '../../bench/measure.js';
-import { measureNoise, median, scaleSummary, seededNormal, seededRandom, summarize } from '../../bench/stats.js';
+import { median, seededNormal, seededRandom, summarize } from '../../bench/stats.js';
 import type { ExecutionProviderName } from '../../execution/types.js';
 import { WebInferenceSession, type WebProviderReport } from '../../execution/web-session.js';
 import { imageToTensor } from '../../preprocess/canvas.js';
 import type { PreprocessSpec } from '../../preprocess/spec.js';
 import { tensorDims, tensorElementsPerImage } from '../../preprocess/tensor.js';
+import { recordInferenceFigures, round } from '../../bench/inference-figures.js';
 import { describeError } from '../../util/errors.js';
 import { WebBackbone } from '../backbone.js';
 import { trainHeadInWorker } from '../heads.js';
@@ -52,10 +53,6 @@ export interface BenchPageProgress {
   total?: number;
 }
 
-function round(value: number, digits = 4): number {
-  const factor = 10 ** digits;
-  return Math.round(value * factor) / factor;
-}
 
 function maxDuration(profile: DeviceProfile): number {
   return profile.measurement.maxDurationMs ?? Math.max(profile.measurement.minDurationMs * 6, 60_000);
@@ -212,16 +209,7 @@ export async function runBrowserBench(plan: BenchPlan, onProgress: (p: BenchPage
             if (measurement.status !== 'ok') break;
           }
           if (run.status === 'short') run.reason = `maxDurationMs (${maxDuration(profile)} ms) passed before minRuns (${m.minRuns}): ${samples.length} runs`;
-          if (samples.length > 0) {
-            run.samplesMs = samples.map((v) => round(v, 4));
-            run.measuredMs = round(measuredMs, 3);
-            run.latencyMsPerBatch = summarize(samples);
-            run.latencyMsPerImage = scaleSummary(run.latencyMsPerBatch, batch);
-            const busyMs = samples.reduce((sum, v) => sum + v, 0);
-            run.imagesPerSecond = round((batch * samples.length) / (busyMs / 1000), 3);
-            if (backbone.info.macsPerImage) run.achievedGflops = round((2 * backbone.info.macsPerImage * run.imagesPerSecond) / 1e9, 3);
-            run.noise = measureNoise(samples, sessionMedians);
-          }
+          recordInferenceFigures(run, { samplesMs: samples, sessionMedians, measuredMs, batch, macsPerImage: backbone.info.macsPerImage });
         } catch (error) {
           run.status = 'failed';
           run.reason = describeError(error);
