@@ -20,9 +20,8 @@ export interface MlpParameters {
   layers: DenseLayer[];
 }
 
-export interface NetworkTrainingOptions {
-  math: DenseMath;
-  seed: number;
+/** The MLP's hyperparameters, as a user sets them (defaults in train.ts DEFAULT_MLP_OPTIONS). */
+export interface MlpOptions {
   /** Hidden layer widths ([] gives a linear model trained by mini-batches). */
   hidden: number[];
   activation: Activation;
@@ -32,11 +31,16 @@ export interface NetworkTrainingOptions {
   learningRate: number;
   /** AdamW decoupled weight decay on weight matrices (not biases). */
   weightDecay: number;
-  /** Coupled L2 added to the loss (the linear head's objective when trained by mini-batches). */
-  l2: number;
   labelSmoothing: number;
   /** Epochs without held-out improvement before stopping (early stopping needs a held-out set). */
   patience: number;
+}
+
+export interface NetworkTrainingOptions extends MlpOptions {
+  math: DenseMath;
+  seed: number;
+  /** Coupled L2 added to the loss (the linear head's objective when trained by mini-batches). */
+  l2: number;
   sampleWeights?: Float32Array;
   onEpoch?: (epoch: number, epochs: number, heldOutLoss: number | undefined) => void;
 }

@@ -7,21 +7,11 @@ import { type DenseMath, jsDenseMath } from './dense-math.js';
 import { Head, UNKNOWN_LABEL, type HeadWeights } from './head.js';
 import { type L2Candidate, fitSoftmaxRegression, linearLogits, refitL2, searchL2 } from './linear.js';
 import { heldOutMetrics } from './metrics.js';
-import { type Activation, mlpLogits, trainNetwork } from './mlp.js';
+import { type MlpOptions, mlpLogits, trainNetwork } from './mlp.js';
 import { type NormalizationKind, applyNormalization, fitNormalization, l2NormalizeInPlace } from './normalization.js';
 import { fitPrototypes, prototypeDirections } from './prototype.js';
 
-export interface MlpOptions {
-  hidden: number[];
-  activation: Activation;
-  dropout: number;
-  epochs: number;
-  batchSize: number;
-  learningRate: number;
-  weightDecay: number;
-  labelSmoothing: number;
-  patience: number;
-}
+export type { MlpOptions };
 
 export const DEFAULT_MLP_OPTIONS: MlpOptions = {
   hidden: [256],
