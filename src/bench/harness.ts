@@ -22,7 +22,7 @@ import type { PreprocessSpec } from '../preprocess/spec.js';
 import { scanImageFolder } from '../embed/dataset.js';
 import { Backbone } from '../embed/backbone.js';
 import { trainHead } from '../heads/train.js';
-import { recordInferenceFigures, round } from './inference-figures.js';
+import { recordEndToEndFigures, recordInferenceFigures, round } from './run-figures.js';
 import { describeError } from '../util/errors.js';
 import { evaluateBudgets } from './budgets.js';
 import { collectHostFacts } from './host.js';
@@ -643,19 +643,12 @@ async function measureEndToEnd(
       passSeconds.push(round(seconds, 4));
     }
     if (passSeconds.length > 0) {
-      run.images = total;
-      run.repeats = passSeconds.length;
-      run.passSeconds = passSeconds;
-      run.imagesPerSecond = round(total / median(passSeconds), 3);
-      const inference = results.runs.find((r) => r.backbone.id === prepared.info.id && r.providerRequested === provider && r.batch === batch && r.imagesPerSecond);
-      run.preprocessImagesPerSecond = preprocess.imagesPerSecond;
-      run.inferenceImagesPerSecond = inference?.imagesPerSecond;
-      if (run.preprocessImagesPerSecond && run.inferenceImagesPerSecond) {
-        run.idealImagesPerSecond = round(1 / (1 / run.preprocessImagesPerSecond + 1 / run.inferenceImagesPerSecond), 3);
-        run.efficiency = round(run.imagesPerSecond / run.idealImagesPerSecond, 4);
-      } else {
-        run.reason = 'no inference-only figure at this batch size (add it to batchSizes) or no preprocessing figure: efficiency not computed';
-      }
+      recordEndToEndFigures(run, {
+        images: total,
+        passSeconds,
+        preprocessImagesPerSecond: preprocess.imagesPerSecond,
+        inferenceImagesPerSecond: results.runs.find((r) => r.backbone.id === prepared.info.id && r.providerRequested === provider && r.batch === batch && r.imagesPerSecond)?.imagesPerSecond,
+      });
     }
     if (run.status !== 'interrupted') run.status = 'ok';
   } catch (error) {

@@ -12,7 +12,7 @@ import { WebInferenceSession, type WebProviderReport } from '../../execution/web
 import { imageToTensor } from '../../preprocess/canvas.js';
 import type { PreprocessSpec } from '../../preprocess/spec.js';
 import { tensorDims, tensorElementsPerImage } from '../../preprocess/tensor.js';
-import { recordInferenceFigures, round } from '../../bench/inference-figures.js';
+import { recordEndToEndFigures, recordInferenceFigures, round } from '../../bench/run-figures.js';
 import { describeError } from '../../util/errors.js';
 import { WebBackbone } from '../backbone.js';
 import { trainHeadInWorker } from '../heads.js';
@@ -274,19 +274,12 @@ export async function runBrowserBench(plan: BenchPlan, onProgress: (p: BenchPage
               await web.embedMany(list);
               passSeconds.push(round((performance.now() - t0) / 1000, 4));
             }
-            run.images = total;
-            run.repeats = passSeconds.length;
-            run.passSeconds = passSeconds;
-            run.imagesPerSecond = round(total / median(passSeconds), 3);
-            const inference = payload.runs.find((r) => r.backbone.id === backbone.info.id && r.providerRequested === provider && r.batch === batch && r.imagesPerSecond);
-            run.preprocessImagesPerSecond = pre.imagesPerSecond;
-            run.inferenceImagesPerSecond = inference?.imagesPerSecond;
-            if (run.preprocessImagesPerSecond && run.inferenceImagesPerSecond) {
-              run.idealImagesPerSecond = round(1 / (1 / run.preprocessImagesPerSecond + 1 / run.inferenceImagesPerSecond), 3);
-              run.efficiency = round(run.imagesPerSecond / run.idealImagesPerSecond, 4);
-            } else {
-              run.reason = 'no inference-only figure at this batch size or no preprocessing figure: efficiency not computed';
-            }
+            recordEndToEndFigures(run, {
+              images: total,
+              passSeconds,
+              preprocessImagesPerSecond: pre.imagesPerSecond,
+              inferenceImagesPerSecond: payload.runs.find((r) => r.backbone.id === backbone.info.id && r.providerRequested === provider && r.batch === batch && r.imagesPerSecond)?.imagesPerSecond,
+            });
             run.status = 'ok';
           } catch (error) {
             run.status = 'failed';

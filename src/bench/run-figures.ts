@@ -1,9 +1,9 @@
 /**
- * The figures of an inference run, derived from its raw timed samples. Runtime-neutral: `edgetl bench` in Node and
+ * The figures of inference and end-to-end runs, derived from their raw timings. Runtime-neutral: `edgetl bench` in Node and
  * the browser benchmark page derive them with this same code, so their results files mean the same thing.
  */
-import type { InferenceRun } from './results.js';
-import { measureNoise, scaleSummary, summarize } from './stats.js';
+import type { EndToEndRun, InferenceRun } from './results.js';
+import { measureNoise, median, scaleSummary, summarize } from './stats.js';
 
 export function round(value: number, digits = 4): number {
   const factor = 10 ** digits;
@@ -33,4 +33,26 @@ export function recordInferenceFigures(run: InferenceRun, measured: InferenceSam
   // A multiply-accumulate is two floating-point operations.
   if (measured.macsPerImage) run.achievedGflops = round((2 * measured.macsPerImage * run.imagesPerSecond) / 1e9, 3);
   run.noise = measureNoise(samples, measured.sessionMedians);
+}
+
+/**
+ * Fills an end-to-end run from its pass times, and its pipeline efficiency: end-to-end images/s over the ideal
+ * 1 / (1/preprocess + 1/inference), each stage measured alone with the whole machine.
+ */
+export function recordEndToEndFigures(
+  run: EndToEndRun,
+  measured: { images: number; passSeconds: number[]; preprocessImagesPerSecond?: number; inferenceImagesPerSecond?: number },
+): void {
+  run.images = measured.images;
+  run.repeats = measured.passSeconds.length;
+  run.passSeconds = measured.passSeconds;
+  run.imagesPerSecond = round(measured.images / median(measured.passSeconds), 3);
+  run.preprocessImagesPerSecond = measured.preprocessImagesPerSecond;
+  run.inferenceImagesPerSecond = measured.inferenceImagesPerSecond;
+  if (run.preprocessImagesPerSecond && run.inferenceImagesPerSecond) {
+    run.idealImagesPerSecond = round(1 / (1 / run.preprocessImagesPerSecond + 1 / run.inferenceImagesPerSecond), 3);
+    run.efficiency = round(run.imagesPerSecond / run.idealImagesPerSecond, 4);
+  } else {
+    run.reason = 'no inference-only figure at this batch size (add it to batchSizes) or no preprocessing figure: efficiency not computed';
+  }
 }
