@@ -22,7 +22,7 @@ import type { PreprocessSpec } from '../preprocess/spec.js';
 import { scanImageFolder } from '../embed/dataset.js';
 import { Backbone } from '../embed/backbone.js';
 import { trainHead } from '../heads/train.js';
-import { recordEndToEndFigures, recordInferenceFigures, round } from './run-figures.js';
+import { SessionSamples, maxDuration, recordEndToEndFigures, round } from './run-figures.js';
 import { describeError } from '../util/errors.js';
 import { evaluateBudgets } from './budgets.js';
 import { collectHostFacts } from './host.js';
@@ -117,10 +117,6 @@ export function createResults(loaded: LoadedProfile): BenchResults {
   };
 }
 
-export function maxDuration(profile: DeviceProfile): number {
-  const m = profile.measurement;
-  return m.maxDurationMs ?? Math.max(m.minDurationMs * 6, 60_000);
-}
 
 export interface PreparedBackbone {
   reference: string;
@@ -449,9 +445,7 @@ export async function measureInference(
   const sessions = Math.max(1, m.sessions ?? 2);
   const sampler = new RssSampler().start();
   let session: BackboneSession | undefined;
-  const samples: number[] = [];
-  const sessionMedians: number[] = [];
-  let measuredMs = 0;
+  const timed = new SessionSamples(profile, sessions);
   let output: Float32Array | undefined;
   try {
     for (let s = 0; s < sessions; s++) {
@@ -470,35 +464,24 @@ export async function measureInference(
         run.speedClaim = context.speedProfile && !run.provider.software;
       }
       const active = session;
-      const before = samples.length;
+      const before = timed.samplesMs.length;
       const measurement = await measureRepeated(
         async () => {
           const result = await active.run(input, dims);
           output ??= result.data;
         },
         {
-          warmupRuns: m.warmupRuns,
-          minRuns: Math.ceil(m.minRuns / sessions),
-          minDurationMs: m.minDurationMs / sessions,
-          maxDurationMs: maxDuration(profile) / sessions,
+          ...timed.window(),
           signal: context.signal,
-          onProgress: (done, elapsedMs) => context.onProgress(before + done, measuredMs + elapsedMs),
+          onProgress: (done, elapsedMs) => context.onProgress(before + done, timed.measuredMs + elapsedMs),
         },
       );
-      if (s === 0) {
-        run.firstRunMs = round(measurement.firstRunMs, 3);
-        run.warmupRuns = measurement.warmupRuns;
-      }
-      samples.push(...measurement.samplesMs);
-      measuredMs += measurement.measuredMs;
-      if (measurement.samplesMs.length > 0) sessionMedians.push(median(measurement.samplesMs));
+      timed.add(run, measurement, s);
       await session.release();
       session = undefined;
-      run.status = measurement.status;
       if (measurement.status !== 'ok') break;
     }
-    if (run.status === 'short') run.reason = `maxDurationMs (${maxDuration(profile)} ms) passed before minRuns (${m.minRuns}): ${samples.length} runs`;
-    recordInferenceFigures(run, { samplesMs: samples, sessionMedians, measuredMs, batch, macsPerImage: prepared.info.macsPerImage });
+    timed.finish(run, batch, prepared.info.macsPerImage);
     if (provider !== 'cpu' && output) {
       run.correctness = await compareWithCpu(prepared, batch, input, dims, output, profile, context.cpuReference);
     }

@@ -2,12 +2,66 @@
  * The figures of inference and end-to-end runs, derived from their raw timings. Runtime-neutral: `edgetl bench` in Node and
  * the browser benchmark page derive them with this same code, so their results files mean the same thing.
  */
+import type { Measurement } from './measure.js';
+import type { DeviceProfile } from './profile.js';
 import type { EndToEndRun, InferenceRun } from './results.js';
 import { measureNoise, median, scaleSummary, summarize } from './stats.js';
 
 export function round(value: number, digits = 4): number {
   const factor = 10 ** digits;
   return Math.round(value * factor) / factor;
+}
+
+/** The longest one measurement may take: the profile's cap, or six times its minimum duration (at least a minute). */
+export function maxDuration(profile: DeviceProfile): number {
+  const m = profile.measurement;
+  return m.maxDurationMs ?? Math.max(m.minDurationMs * 6, 60_000);
+}
+
+/**
+ * The timed samples of one inference run, gathered over several fresh sessions. Each session gets an equal share
+ * of the profile's window, so the run as a whole meets the profile's minimums and cap.
+ */
+export class SessionSamples {
+  readonly samplesMs: number[] = [];
+  readonly sessionMedians: number[] = [];
+  measuredMs = 0;
+
+  constructor(
+    private readonly profile: DeviceProfile,
+    private readonly sessions: number,
+  ) {}
+
+  /** measureRepeated's window for one session. */
+  window(): { warmupRuns: number; minRuns: number; minDurationMs: number; maxDurationMs: number } {
+    const m = this.profile.measurement;
+    return {
+      warmupRuns: m.warmupRuns,
+      minRuns: Math.ceil(m.minRuns / this.sessions),
+      minDurationMs: m.minDurationMs / this.sessions,
+      maxDurationMs: maxDuration(this.profile) / this.sessions,
+    };
+  }
+
+  /** Adds one session's measurement; the first session's cold run is the run's first-run figure. */
+  add(run: InferenceRun, measurement: Measurement, sessionIndex: number): void {
+    if (sessionIndex === 0) {
+      run.firstRunMs = round(measurement.firstRunMs, 3);
+      run.warmupRuns = measurement.warmupRuns;
+    }
+    this.samplesMs.push(...measurement.samplesMs);
+    this.measuredMs += measurement.measuredMs;
+    if (measurement.samplesMs.length > 0) this.sessionMedians.push(median(measurement.samplesMs));
+    run.status = measurement.status;
+  }
+
+  /** Says why a short run is short, and derives the run's figures from the samples. */
+  finish(run: InferenceRun, batch: number, macsPerImage: number | null | undefined): void {
+    if (run.status === 'short') {
+      run.reason = `maxDurationMs (${maxDuration(this.profile)} ms) passed before minRuns (${this.profile.measurement.minRuns}): ${this.samplesMs.length} runs`;
+    }
+    recordInferenceFigures(run, { samplesMs: this.samplesMs, sessionMedians: this.sessionMedians, measuredMs: this.measuredMs, batch, macsPerImage });
+  }
 }
 
 export interface InferenceSamples {

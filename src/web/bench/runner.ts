@@ -12,7 +12,7 @@ import { WebInferenceSession, type WebProviderReport } from '../../execution/web
 import { imageToTensor } from '../../preprocess/canvas.js';
 import type { PreprocessSpec } from '../../preprocess/spec.js';
 import { tensorDims, tensorElementsPerImage } from '../../preprocess/tensor.js';
-import { recordEndToEndFigures, recordInferenceFigures, round } from '../../bench/run-figures.js';
+import { SessionSamples, maxDuration, recordEndToEndFigures, round } from '../../bench/run-figures.js';
 import { describeError } from '../../util/errors.js';
 import { WebBackbone } from '../backbone.js';
 import { trainHeadInWorker } from '../heads.js';
@@ -53,10 +53,6 @@ export interface BenchPageProgress {
   total?: number;
 }
 
-
-function maxDuration(profile: DeviceProfile): number {
-  return profile.measurement.maxDurationMs ?? Math.max(profile.measurement.minDurationMs * 6, 60_000);
-}
 
 /** Seeded N(0,1) input, as the Node harness feeds its sessions. */
 function seededTensor(elements: number, seed: number): Float32Array {
@@ -166,9 +162,7 @@ export async function runBrowserBench(plan: BenchPlan, onProgress: (p: BenchPage
         const input = seededTensor(tensorElementsPerImage(backbone.spec) * batch, seed + batch);
         const dims = tensorDims(backbone.spec, batch);
         const sessions = Math.max(1, m.sessions ?? 2);
-        const samples: number[] = [];
-        const sessionMedians: number[] = [];
-        let measuredMs = 0;
+        const timed = new SessionSamples(profile, sessions);
         try {
           for (let s = 0; s < sessions; s++) {
             const t0 = performance.now();
@@ -189,27 +183,16 @@ export async function runBrowserBench(plan: BenchPlan, onProgress: (p: BenchPage
             const feeds = { [session.inputNames[0]]: { data: input, dims } };
             // The feature extractor's single output (the source model's output names do not apply to it).
             const output = [session.outputNames.includes('embedding') ? 'embedding' : session.outputNames[0]];
-            const before = samples.length;
+            const before = timed.samplesMs.length;
             const measurement = await measureRepeated(() => session.run(feeds, output), {
-              warmupRuns: m.warmupRuns,
-              minRuns: Math.ceil(m.minRuns / sessions),
-              minDurationMs: m.minDurationMs / sessions,
-              maxDurationMs: maxDuration(profile) / sessions,
+              ...timed.window(),
               onProgress: (done) => onProgress({ label: `inference ${id}`, done: before + done, total: m.minRuns }),
             });
-            if (s === 0) {
-              run.firstRunMs = round(measurement.firstRunMs, 3);
-              run.warmupRuns = measurement.warmupRuns;
-            }
-            samples.push(...measurement.samplesMs);
-            measuredMs += measurement.measuredMs;
-            if (measurement.samplesMs.length > 0) sessionMedians.push(median(measurement.samplesMs));
+            timed.add(run, measurement, s);
             await session.release();
-            run.status = measurement.status;
             if (measurement.status !== 'ok') break;
           }
-          if (run.status === 'short') run.reason = `maxDurationMs (${maxDuration(profile)} ms) passed before minRuns (${m.minRuns}): ${samples.length} runs`;
-          recordInferenceFigures(run, { samplesMs: samples, sessionMedians, measuredMs, batch, macsPerImage: backbone.info.macsPerImage });
+          timed.finish(run, batch, backbone.info.macsPerImage);
         } catch (error) {
           run.status = 'failed';
           run.reason = describeError(error);
