@@ -6,21 +6,12 @@ import sharp from 'sharp';
 import { embedCommand } from '../../src/cli/embed.js';
 import { readEmbeddingSet } from '../../src/embed/embedding-set.js';
 import { tinyClassifier } from '../embed/tiny-backbone.js';
+import { captureOutput } from '../helpers/capture-output.js';
 
 /** Run a command in-process, capturing what it writes to stdout. */
 async function capture(argv: string[]): Promise<{ code: number; stdout: string }> {
-  let stdout = '';
-  const original = process.stdout.write.bind(process.stdout);
-  process.stdout.write = ((chunk: string | Uint8Array) => {
-    stdout += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString();
-    return true;
-  }) as typeof process.stdout.write;
-  try {
-    const code = await embedCommand.run(argv);
-    return { code, stdout };
-  } finally {
-    process.stdout.write = original;
-  }
+  const { result, stdout } = await captureOutput(() => embedCommand.run(argv));
+  return { code: result, stdout };
 }
 
 async function fixture(t: { teardown(fn: () => unknown): void }) {

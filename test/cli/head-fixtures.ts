@@ -6,23 +6,16 @@ import sharp from 'sharp';
 import type { Command } from '../../src/cli/common.js';
 import { tinyClassifier } from '../embed/tiny-backbone.js';
 import { Random } from '../../src/heads/random.js';
+import { captureOutput } from '../helpers/capture-output.js';
 
 /** Run a command in-process, capturing stdout and stderr; EdgetlErrors come back as `error`. */
 export async function run(command: Command, argv: string[]): Promise<{ code: number; stdout: string; stderr: string; error?: Error }> {
-  let stdout = '';
-  let stderr = '';
-  const out = process.stdout.write.bind(process.stdout);
-  const err = process.stderr.write.bind(process.stderr);
-  process.stdout.write = ((chunk: string | Uint8Array) => ((stdout += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString()), true)) as typeof process.stdout.write;
-  process.stderr.write = ((chunk: string | Uint8Array) => ((stderr += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString()), true)) as typeof process.stderr.write;
+  const output = { stdout: '', stderr: '' };
   try {
-    const code = await command.run(argv);
-    return { code, stdout, stderr };
+    const { result, stdout, stderr } = await captureOutput(() => command.run(argv), output);
+    return { code: result, stdout, stderr };
   } catch (error) {
-    return { code: -1, stdout, stderr, error: error as Error };
-  } finally {
-    process.stdout.write = out;
-    process.stderr.write = err;
+    return { code: -1, stdout: output.stdout, stderr: output.stderr, error: error as Error };
   }
 }
 

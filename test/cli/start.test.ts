@@ -6,21 +6,13 @@ import { spawn } from 'node:child_process';
 import sharp from 'sharp';
 import { startCommand, defaultStartFolder } from '../../src/cli/start.js';
 import { repoRoot, sharedModel } from '../helpers/shared.js';
+import { captureOutput } from '../helpers/capture-output.js';
 
 const mobilenet = sharedModel('mobilenetv2-12-int8.onnx');
 
 async function capture(argv: string[]): Promise<{ code: number; stdout: string }> {
-  let stdout = '';
-  const original = process.stdout.write.bind(process.stdout);
-  process.stdout.write = ((chunk: string | Uint8Array) => {
-    stdout += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString();
-    return true;
-  }) as typeof process.stdout.write;
-  try {
-    return { code: await startCommand.run(argv), stdout };
-  } finally {
-    process.stdout.write = original;
-  }
+  const { result, stdout } = await captureOutput(() => startCommand.run(argv));
+  return { code: result, stdout };
 }
 
 /** Two visibly different classes of small generated photos: reddish and bluish, with some texture. */
