@@ -6,7 +6,8 @@
 import { availableParallelism } from 'node:os';
 import { describeError } from '../util/errors.js';
 import { describeHost, type HostFacts } from './host.js';
-import { measureInference, prepareBackbone, type BenchProgress } from './harness.js';
+import { prepareBackbone, type BenchProgress } from './harness.js';
+import { measureInference } from './inference.js';
 import { backboneSettings, resolveBackboneReference, validateProfile, type Budget, type DeviceProfile, type LoadedProfile, type TunedChoice } from './profile.js';
 import type { InferenceRun } from './results.js';
 

@@ -1,16 +1,19 @@
-import type { BenchResults } from './results.js';
-import { bootstrapMedianRatioInterval, median, measureNoise, type ConfidenceInterval } from './stats.js';
+import type { BenchResults, InferenceRun } from './results.js';
+import { bootstrapMedianRatioInterval, median, measureNoise, splitSessions, type ConfidenceInterval } from './stats.js';
 
 export type ComparisonVerdict = 'regression' | 'improvement' | 'within-noise' | 'not-comparable';
 
 export interface RunComparison {
   /** Run id (inference runs) or `e2e/<id>`. */
   id: string;
-  metric: 'medianLatencyMsPerBatch' | 'endToEndSecondsPerPass';
+  /** bestSessionMedianMsPerBatch: the fastest session's median (both files have sessions); else the whole run's. */
+  metric: 'bestSessionMedianMsPerBatch' | 'medianLatencyMsPerBatch' | 'endToEndSecondsPerPass';
   a?: number;
   b?: number;
   /** b / a. Above 1 means b is slower. */
   ratio?: number;
+  /** b / a of the whole run's median latency, for information: it mixes undisturbed and disturbed stretches. */
+  wholeRunRatio?: number;
   /** 95% bootstrap interval of the ratio of medians, when both files hold the raw samples. */
   ratioInterval?: ConfidenceInterval;
   /** Stated noise of each side (fraction of its median). */
@@ -34,7 +37,8 @@ export interface ComparisonReport {
 }
 
 export const COMPARE_METHOD =
-  'Per run, b/a of the median latency. Each side states its noise (the largest of the 95% bootstrap interval half-width of its median, half the spread of the medians of 5 consecutive time blocks, and half the spread of the medians of its fresh sessions). ' +
+  "Per run, b/a of the median latency of each side's fastest session (its sessions are spread over the whole run, so the fastest is the least disturbed by other work on the machine). Each side states the noise of that figure: the larger of the 95% bootstrap interval half-width of its median and half the gap to the second-fastest session. " +
+  'Files without sessions fall back to the whole-run median and its stated noise. ' +
   'A change is flagged only when |ratio - 1| exceeds max(minimum effect, noise a + noise b) AND the 95% bootstrap interval of the ratio excludes 1. ' +
   'End-to-end passes: noise is half the spread of the pass times relative to their median.';
 
@@ -49,6 +53,42 @@ function judge(ratio: number, threshold: number, interval?: ConfidenceInterval):
   if (ratio > 1 + threshold && excludesOne) return 'regression';
   if (ratio < 1 / (1 + threshold) && excludesOne) return 'improvement';
   return 'within-noise';
+}
+
+/** The samples of a run's fastest session, or undefined for a file written before sessions were recorded. */
+function bestSessionSamples(run: InferenceRun): number[] | undefined {
+  if (!run.bestSession || !run.sessionSampleCounts || !run.samplesMs) return undefined;
+  try {
+    return splitSessions(run.samplesMs, run.sessionSampleCounts)[run.bestSession.session];
+  } catch {
+    return undefined;
+  }
+}
+
+function compareInferenceRuns(runA: InferenceRun, runB: InferenceRun, minEffect: number): RunComparison {
+  const samplesA = runA.samplesMs!;
+  const samplesB = runB.samplesMs!;
+  const wholeRunRatio = median(samplesB) / median(samplesA);
+  const bestA = bestSessionSamples(runA);
+  const bestB = bestSessionSamples(runB);
+  if (bestA?.length && bestB?.length) {
+    const a = median(bestA);
+    const b = median(bestB);
+    const noiseA = runA.bestSession!.noise.relative;
+    const noiseB = runB.bestSession!.noise.relative;
+    const ratio = b / a;
+    const ratioInterval = bootstrapMedianRatioInterval(bestA, bestB, { resamples: 500 });
+    const threshold = Math.max(minEffect, noiseA + noiseB);
+    return { id: runA.id, metric: 'bestSessionMedianMsPerBatch', a, b, ratio, wholeRunRatio, ratioInterval, noiseA, noiseB, threshold, verdict: judge(ratio, threshold, ratioInterval) };
+  }
+  const medianA = median(samplesA);
+  const medianB = median(samplesB);
+  const noiseA = runA.noise?.relative ?? measureNoise(samplesA).relative;
+  const noiseB = runB.noise?.relative ?? measureNoise(samplesB).relative;
+  const ratio = medianB / medianA;
+  const ratioInterval = bootstrapMedianRatioInterval(samplesA, samplesB, { resamples: 500 });
+  const threshold = Math.max(minEffect, noiseA + noiseB);
+  return { id: runA.id, metric: 'medianLatencyMsPerBatch', a: medianA, b: medianB, ratio, wholeRunRatio, ratioInterval, noiseA, noiseB, threshold, verdict: judge(ratio, threshold, ratioInterval) };
 }
 
 /** Compares every run present in both results, matched by id. `minEffect` is the smallest change ever flagged. */
@@ -69,7 +109,7 @@ export function compareResults(a: BenchResults, b: BenchResults, files: { a: str
   for (const runA of a.runs) {
     seen.add(runA.id);
     const runB = runsB.get(runA.id);
-    const metric = 'medianLatencyMsPerBatch' as const;
+    const metric = 'bestSessionMedianMsPerBatch' as const;
     if (!runB) {
       comparisons.push({ id: runA.id, metric, verdict: 'not-comparable', note: `only in ${files.a}` });
       continue;
@@ -84,17 +124,10 @@ export function compareResults(a: BenchResults, b: BenchResults, files: { a: str
       comparisons.push({ id: runA.id, metric, verdict: 'not-comparable', note: 'software adapter or correctness-only run: no speed claim' });
       continue;
     }
-    const medianA = median(samplesA);
-    const medianB = median(samplesB);
-    const noiseA = runA.noise?.relative ?? measureNoise(samplesA).relative;
-    const noiseB = runB.noise?.relative ?? measureNoise(samplesB).relative;
-    const ratio = medianB / medianA;
-    const ratioInterval = bootstrapMedianRatioInterval(samplesA, samplesB, { resamples: 500 });
-    const threshold = Math.max(minEffect, noiseA + noiseB);
-    comparisons.push({ id: runA.id, metric, a: medianA, b: medianB, ratio, ratioInterval, noiseA, noiseB, threshold, verdict: judge(ratio, threshold, ratioInterval) });
+    comparisons.push(compareInferenceRuns(runA, runB, minEffect));
   }
   for (const runB of b.runs) {
-    if (!seen.has(runB.id)) comparisons.push({ id: runB.id, metric: 'medianLatencyMsPerBatch', verdict: 'not-comparable', note: `only in ${files.b}` });
+    if (!seen.has(runB.id)) comparisons.push({ id: runB.id, metric: 'bestSessionMedianMsPerBatch', verdict: 'not-comparable', note: `only in ${files.b}` });
   }
   const e2eB = new Map(b.endToEnd.map((run) => [run.id, run]));
   for (const runA of a.endToEnd) {

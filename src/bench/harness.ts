@@ -9,24 +9,22 @@ import { stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { createHash } from 'node:crypto';
-import { resolveBackbone, type ResolvedBackbone } from '../models/resolve.js';
+import { resolveBackbone } from '../models/resolve.js';
 import { backboneSpecFor } from '../models/backbone-spec.js';
 import { prepareFeatureExtractor } from '../models/feature-extractor-cache.js';
-import type { ModelFacts } from '../models/inspect.js';
-import { createSession, type BackboneSession } from '../execution/session.js';
 import { createOrtDenseMath } from '../execution/dense-math-ort.js';
-import type { ExecutionOptions, ExecutionProviderName } from '../execution/types.js';
+import type { ExecutionProviderName } from '../execution/types.js';
 import { decodeToRgb } from '../preprocess/node-image.js';
-import { tensorDims, tensorElementsPerImage, writePixelsToTensor } from '../preprocess/tensor.js';
+import { tensorElementsPerImage, writePixelsToTensor } from '../preprocess/tensor.js';
 import type { PreprocessSpec } from '../preprocess/spec.js';
 import { scanImageFolder } from '../embed/dataset.js';
 import { Backbone } from '../embed/backbone.js';
 import { trainHead } from '../heads/train.js';
-import { SessionSamples, maxDuration, recordEndToEndFigures, round } from './run-figures.js';
+import { inferenceImagesPerSecondFor, maxDuration, recordEndToEndFigures, round } from './run-figures.js';
+import { InferenceMeasurement, executionOptions, type PreparedBackbone } from './inference.js';
 import { describeError } from '../util/errors.js';
 import { evaluateBudgets } from './budgets.js';
 import { collectHostFacts } from './host.js';
-import { measureRepeated, RssSampler } from './measure.js';
 import { backboneSettings, resolveBackboneReference, resolveImageFolder, type DeviceProfile, type HeadKind, type LoadedProfile } from './profile.js';
 import {
   RESULTS_SCHEMA,
@@ -36,10 +34,9 @@ import {
   type HeadRun,
   type InferenceRun,
   type PreprocessRun,
-  type ProviderFacts,
 } from './results.js';
 import { median, seededNormal, summarize } from './stats.js';
-import { syntheticImageFolder, syntheticTensor } from './synthetic-images.js';
+import { syntheticImageFolder } from './synthetic-images.js';
 
 export interface BenchProgress {
   /** `run`: an inference run; `preprocess`, `e2e`, `heads`: the other stages; `note`: a one-off message. */
@@ -65,7 +62,9 @@ export const METHOD_TEXT = {
   noise:
     'stated per run, relative to its median: the largest of the half-width of the 95% bootstrap interval of the median (1000 seeded resamples), half the spread of the medians of 5 consecutive time blocks, and half the spread of the medians of the fresh sessions the timed window is split over',
   timing:
-    'one cold first run (reported apart), warm-up runs discarded, then timed runs until both the minimum count and the minimum duration are reached, split over fresh sessions (measurement.sessions, default 2, each warmed up); each sample is one awaited session.run on a seeded input tensor already in memory (preprocessing timed apart); images/s = batch x timed runs / time spent in them',
+    'one cold first run (reported apart), warm-up runs discarded, then timed runs until both the minimum count and the minimum duration are reached, split over fresh sessions (measurement.sessions, default 2, each warmed up); the sessions of all runs take turns (session 1 of every run, then session 2 of every run...), so each run samples the whole inference phase; each sample is one awaited session.run on a seeded input tensor already in memory (preprocessing timed apart); images/s = batch x timed runs / time spent in them',
+  bestSession:
+    "the median of the run's fastest session, with its own noise: the larger of the 95% bootstrap interval half-width of that median and half the gap to the second-fastest session. Other work on the machine only adds time, and comes and goes over tens of seconds; with sessions spread over the whole run, the fastest is the least disturbed and the most repeatable figure (the reasoning of Python's timeit and Julia's BenchmarkTools). `bench compare` and bench/raw-onnxruntime-loop.mjs check it",
   memory: 'resident set size sampled every 10 ms from session creation to the end of the run (process-wide peak; addedMb is the rise over the RSS before the session existed)',
 };
 
@@ -118,16 +117,6 @@ export function createResults(loaded: LoadedProfile): BenchResults {
 }
 
 
-export interface PreparedBackbone {
-  reference: string;
-  resolved: ResolvedBackbone;
-  facts: ModelFacts;
-  spec: PreprocessSpec;
-  runPath: string;
-  dim: number;
-  info: BackboneFacts;
-}
-
 export async function prepareBackbone(reference: string): Promise<PreparedBackbone> {
   const resolved = await resolveBackbone(reference, { download: false });
   const stated = backboneSpecFor(resolved);
@@ -154,50 +143,6 @@ export async function prepareBackbone(reference: string): Promise<PreparedBackbo
   return { reference, resolved, facts: extractor.facts, spec, runPath: extractor.path, dim: extractor.dim, info };
 }
 
-function executionOptions(profile: DeviceProfile, provider: ExecutionProviderName, threads: { intra?: number; inter?: number }): ExecutionOptions {
-  const e = profile.execution;
-  const options: ExecutionOptions = { ep: provider, strictEp: true };
-  const intra = threads.intra ?? e.intraOpThreads;
-  const inter = threads.inter ?? e.interOpThreads;
-  if (intra) options.intraOpThreads = intra;
-  if (inter) options.interOpThreads = inter;
-  if (e.graphOptimizationLevel) options.graphOptimizationLevel = e.graphOptimizationLevel;
-  if (e.cudaDeviceId !== undefined) options.cudaDeviceId = e.cudaDeviceId;
-  return options;
-}
-
-function providerFacts(session: BackboneSession, options: ExecutionOptions, profile: DeviceProfile): ProviderFacts {
-  const report = session.provider;
-  const software = report.adapter?.software === true || (report.used === 'webgpu' && profile.execution.webgpuSoftwareAdapter === true);
-  const facts: ProviderFacts = {
-    requested: report.requested,
-    used: report.used,
-    fallbacks: report.fallbacks,
-    software,
-  };
-  if (report.adapter) facts.adapter = report.adapter;
-  const intra = report.intraOpThreads ?? options.intraOpThreads;
-  const inter = report.interOpThreads ?? options.interOpThreads;
-  if (intra !== undefined) facts.intraOpThreads = intra;
-  if (inter !== undefined) facts.interOpThreads = inter;
-  if (options.graphOptimizationLevel) facts.graphOptimizationLevel = options.graphOptimizationLevel;
-  if (report.notes?.length) facts.notes = [...report.notes];
-  return facts;
-}
-
-function cosine(a: Float32Array, b: Float32Array, offset: number, length: number): number {
-  let dot = 0;
-  let na = 0;
-  let nb = 0;
-  for (let i = offset; i < offset + length; i++) {
-    dot += a[i]! * b[i]!;
-    na += a[i]! * a[i]!;
-    nb += b[i]! * b[i]!;
-  }
-  if (na === 0 && nb === 0) return 1;
-  return dot / Math.sqrt(na * nb);
-}
-
 /** Runs `task` over `items` with at most `limit` in flight. */
 async function pool<T>(items: readonly T[], limit: number, task: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
@@ -211,6 +156,56 @@ async function pool<T>(items: readonly T[], limit: number, task: (item: T) => Pr
 }
 
 class Interrupted extends Error {}
+
+/**
+ * The sessions of every run take turns, round-robin: session 1 of each run, then session 2 of each, and so on. Each
+ * run's samples then span the whole inference phase instead of one stretch of it, so the spread between its
+ * sessions shows how much the machine's speed wanders (a neighbour's load on a shared host comes and goes over tens
+ * of seconds), and its fastest session is likely to come from an undisturbed stretch. Throws `Interrupted` after
+ * deriving the figures of what was measured.
+ */
+async function measureInterleaved(
+  entries: Array<{ measurement: InferenceMeasurement; label: string; key: string }>,
+  options: { started: number; signal?: AbortSignal; emit: (event: BenchProgress) => void; minRuns: number },
+): Promise<void> {
+  const rounds = Math.max(0, ...entries.map((e) => e.measurement.sessions));
+  const unavailable = new Map<string, string>();
+  const finished = new Set<InferenceMeasurement>();
+  const finish = async (entry: (typeof entries)[number]) => {
+    if (finished.has(entry.measurement)) return;
+    finished.add(entry.measurement);
+    await entry.measurement.finish();
+    options.emit({ stage: 'run', finished: true, label: entry.label, message: describeRun(entry.measurement.run) });
+  };
+  let interrupted = false;
+  try {
+    for (let round = 0; round < rounds && !interrupted; round++) {
+      for (const entry of entries) {
+        const { measurement } = entry;
+        if (measurement.done) continue;
+        if (options.signal?.aborted) {
+          interrupted = true;
+          break;
+        }
+        const problem = unavailable.get(entry.key);
+        if (problem) {
+          measurement.markUnavailable(problem);
+        } else {
+          const total = Math.ceil(options.minRuns / measurement.sessions);
+          options.emit({ stage: 'run', finished: false, label: `${entry.label} session ${round + 1}/${measurement.sessions}`, done: 0, total });
+          await measurement.measureSession((performance.now() - options.started) / 1000);
+          if (measurement.run.status === 'unavailable') unavailable.set(entry.key, measurement.run.reason ?? 'provider unavailable');
+          if (measurement.run.status === 'interrupted') interrupted = true;
+        }
+        if (measurement.done) await finish(entry);
+        if (interrupted) break;
+      }
+    }
+  } finally {
+    for (const entry of entries) await finish(entry);
+  }
+  if (interrupted) throw new Interrupted();
+}
 
 /**
  * Measures everything the profile asks for, filling `results` as it goes. Returns `results` (complete or not).
@@ -243,10 +238,13 @@ export async function runBench(loaded: LoadedProfile, results: BenchResults = cr
 
     const settings = backboneSettings(profile);
     const totalRuns = settings.reduce((n, s) => n + s.batchSizes.length * profile.execution.providers.length, 0);
-    let runIndex = 0;
     const preprocessBySpec = new Map<string, PreprocessRun>();
     const cpuReference = new Map<string, Float32Array>();
+    const backbones: Array<{ setting: (typeof settings)[number]; prepared: PreparedBackbone }> = [];
+    const measurements: Array<{ measurement: InferenceMeasurement; label: string; key: string }> = [];
+    let runIndex = 0;
 
+    // Every backbone prepared and every run laid out first, so their sessions can take turns below.
     for (const setting of settings) {
       checkAbort();
       const reference = resolveBackboneReference(setting.id, loaded.file);
@@ -272,11 +270,9 @@ export async function runBench(loaded: LoadedProfile, results: BenchResults = cr
         emit({ stage: 'note', finished: true, label: setting.id, message: `skipped: ${describeError(error)}` });
         continue;
       }
-
+      backbones.push({ setting, prepared });
       for (const provider of profile.execution.providers) {
-        let providerProblem: string | undefined;
         for (const batch of setting.batchSizes) {
-          checkAbort();
           runIndex++;
           const label = `[${runIndex}/${totalRuns}] ${prepared.info.id} ${provider} batch ${batch}`;
           const run: InferenceRun = {
@@ -294,24 +290,27 @@ export async function runBench(loaded: LoadedProfile, results: BenchResults = cr
             emit({ stage: 'run', finished: true, label, message: `skipped: ${run.reason}` });
             continue;
           }
-          if (providerProblem) {
-            run.status = 'unavailable';
-            run.reason = providerProblem;
-            continue;
-          }
-          emit({ stage: 'run', finished: false, label, done: 0, total: profile.measurement.minRuns });
-          await measureInference(run, prepared, provider, batch, { intra: setting.intraOpThreads, inter: setting.interOpThreads }, profile, seed, {
+          const threads = { intra: setting.intraOpThreads, inter: setting.interOpThreads };
+          const entry = { label, key: `${prepared.info.id}|${provider}`, measurement: undefined as unknown as InferenceMeasurement };
+          entry.measurement = new InferenceMeasurement(run, prepared, provider, batch, threads, profile, seed, {
             signal,
             speedProfile,
             cpuReference,
-            onProgress: (done, elapsedMs) => emit({ stage: 'run', finished: false, label, done, total: profile.measurement.minRuns, message: `${(elapsedMs / 1000).toFixed(1)} s` }),
+            onProgress: (done, elapsedMs) => emit({ stage: 'run', finished: false, label: entry.label, done, total: profile.measurement.minRuns, message: `${(elapsedMs / 1000).toFixed(1)} s measured` }),
           });
-          if (run.status === 'unavailable') providerProblem = run.reason;
-          emit({ stage: 'run', finished: true, label, message: describeRun(run) });
-          if (run.status === 'interrupted') throw new Interrupted();
+          measurements.push(entry);
         }
       }
+    }
 
+    await measureInterleaved(measurements, {
+      started,
+      signal,
+      emit,
+      minRuns: profile.measurement.minRuns,
+    });
+
+    for (const { setting, prepared } of backbones) {
       if (options.inferenceOnly || images.length === 0) continue;
 
       // Preprocessing alone, once per distinct preprocessing spec.
@@ -419,113 +418,6 @@ function evenlySpaced<T>(items: T[], count: number): T[] {
   return Array.from({ length: count }, (_, i) => items[Math.floor((i * items.length) / count)]!);
 }
 
-export interface InferenceContext {
-  signal?: AbortSignal;
-  speedProfile: boolean;
-  cpuReference: Map<string, Float32Array>;
-  onProgress(done: number, elapsedMs: number): void;
-}
-
-export async function measureInference(
-  run: InferenceRun,
-  prepared: PreparedBackbone,
-  provider: ExecutionProviderName,
-  batch: number,
-  threads: { intra?: number; inter?: number },
-  profile: DeviceProfile,
-  seed: number,
-  context: InferenceContext,
-): Promise<void> {
-  const options = executionOptions(profile, provider, threads);
-  const dims = tensorDims(prepared.spec, batch);
-  const input = syntheticTensor(tensorElementsPerImage(prepared.spec) * batch, seed + batch);
-  const m = profile.measurement;
-  // The timed window is split over fresh sessions: how much one session differs from the next (memory layout,
-  // thread placement) is part of the noise a second run of the benchmark will see.
-  const sessions = Math.max(1, m.sessions ?? 2);
-  const sampler = new RssSampler().start();
-  let session: BackboneSession | undefined;
-  const timed = new SessionSamples(profile, sessions);
-  let output: Float32Array | undefined;
-  try {
-    for (let s = 0; s < sessions; s++) {
-      const createStart = performance.now();
-      try {
-        session = await createSession(prepared.runPath, options);
-      } catch (error) {
-        if (s > 0) throw error;
-        run.status = 'unavailable';
-        run.reason = `${provider} provider cannot run here: ${describeError(error)}`;
-        return;
-      }
-      if (s === 0) {
-        run.sessionCreateMs = round(performance.now() - createStart, 3);
-        run.provider = providerFacts(session, options, profile);
-        run.speedClaim = context.speedProfile && !run.provider.software;
-      }
-      const active = session;
-      const before = timed.samplesMs.length;
-      const measurement = await measureRepeated(
-        async () => {
-          const result = await active.run(input, dims);
-          output ??= result.data;
-        },
-        {
-          ...timed.window(),
-          signal: context.signal,
-          onProgress: (done, elapsedMs) => context.onProgress(before + done, timed.measuredMs + elapsedMs),
-        },
-      );
-      timed.add(run, measurement, s);
-      await session.release();
-      session = undefined;
-      if (measurement.status !== 'ok') break;
-    }
-    timed.finish(run, batch, prepared.info.macsPerImage);
-    if (provider !== 'cpu' && output) {
-      run.correctness = await compareWithCpu(prepared, batch, input, dims, output, profile, context.cpuReference);
-    }
-  } catch (error) {
-    run.status = 'failed';
-    run.reason = describeError(error);
-  } finally {
-    await session?.release().catch(() => undefined);
-    const memory = sampler.stop();
-    run.memory = { rssBeforeMb: round(memory.startMb, 1), peakRssMb: round(memory.peakMb, 1), addedMb: round(memory.peakMb - memory.startMb, 1) };
-  }
-}
-
-async function compareWithCpu(
-  prepared: PreparedBackbone,
-  batch: number,
-  input: Float32Array,
-  dims: number[],
-  output: Float32Array,
-  profile: DeviceProfile,
-  cache: Map<string, Float32Array>,
-): Promise<InferenceRun['correctness']> {
-  const key = `${prepared.runPath}|${batch}`;
-  const reference = cache.get(key) ?? (await cpuOutput(prepared.runPath, input, dims, profile));
-  cache.set(key, reference);
-  const rows = batch;
-  const width = Math.floor(output.length / rows);
-  let minCosine = 1;
-  let maxAbsDifference = 0;
-  for (let r = 0; r < rows; r++) minCosine = Math.min(minCosine, cosine(output, reference, r * width, width));
-  for (let i = 0; i < output.length; i++) maxAbsDifference = Math.max(maxAbsDifference, Math.abs(output[i]! - reference[i]!));
-  return { reference: 'cpu', minCosine: round(minCosine, 7), maxAbsDifference: round(maxAbsDifference, 7), rows };
-}
-
-async function cpuOutput(modelPath: string, input: Float32Array, dims: number[], profile: DeviceProfile): Promise<Float32Array> {
-  const session = await createSession(modelPath, executionOptions(profile, 'cpu', {}));
-  try {
-    const result = await session.run(input, dims);
-    return result.data;
-  } finally {
-    await session.release();
-  }
-}
-
 async function measurePreprocess(prepared: PreparedBackbone, images: string[], profile: DeviceProfile, source: string, signal?: AbortSignal): Promise<PreprocessRun> {
   const spec = prepared.spec;
   const count = Math.min(profile.measurement.preprocessImages ?? 64, images.length);
@@ -630,7 +522,7 @@ async function measureEndToEnd(
         images: total,
         passSeconds,
         preprocessImagesPerSecond: preprocess.imagesPerSecond,
-        inferenceImagesPerSecond: results.runs.find((r) => r.backbone.id === prepared.info.id && r.providerRequested === provider && r.batch === batch && r.imagesPerSecond)?.imagesPerSecond,
+        inferenceImagesPerSecond: inferenceImagesPerSecondFor(results.runs, prepared.info.id, provider, batch),
       });
     }
     if (run.status !== 'interrupted') run.status = 'ok';

@@ -41,6 +41,7 @@ export function renderMarkdown(results: BenchResults): string {
   lines.push(`- Images: ${results.imageSource}`);
   lines.push(`- Method: warm-up ${results.method.warmupRuns} runs, then at least ${results.method.minRuns} runs AND ${results.method.minDurationMs} ms (cap ${results.method.maxDurationMs} ms), seed ${results.method.seed}. Percentiles: ${results.method.percentiles}.`);
   lines.push(`- Noise (± on each median): ${results.method.noise}.`);
+  if (results.method.bestSession) lines.push(`- Best session: ${results.method.bestSession}.`);
   lines.push('');
 
   lines.push('## Inference on ready tensors');
@@ -68,6 +69,7 @@ export function renderMarkdown(results: BenchResults): string {
       run.backbone.macsPerImage ? formatNumber(run.backbone.macsPerImage / 1e6, 0) : '—',
       hide(run.achievedGflops),
       claim ? `±${formatPercent(run.noise?.relative)}` : '—',
+      claim && run.bestSession ? `${formatNumber(run.bestSession.medianMsPerBatch)} ±${formatPercent(run.bestSession.noise.relative)} (${run.bestSession.session + 1} of ${run.bestSession.sessions})` : '—',
       formatNumber(run.memory?.peakRssMb, 0),
       run.backbone.runBytes ? formatNumber(run.backbone.runBytes / 2 ** 20, 1) : '—',
       run.correctness ? `${run.correctness.minCosine.toFixed(5)} (max |Δ| ${formatNumber(run.correctness.maxAbsDifference)})` : '',
@@ -75,12 +77,12 @@ export function renderMarkdown(results: BenchResults): string {
   });
   lines.push(
     table(
-      ['backbone', 'provider', 'batch', 'status', 'session ms', 'first run ms', 'p50 ms', 'p90 ms', 'p99 ms', 'min ms', 'max ms', 'mean ms', 'ms/image p50', 'images/s', 'MMAC/image', 'GFLOP/s', 'noise', 'peak RSS MB', 'model MB', 'cosine vs cpu'],
+      ['backbone', 'provider', 'batch', 'status', 'session ms', 'first run ms', 'p50 ms', 'p90 ms', 'p99 ms', 'min ms', 'max ms', 'mean ms', 'ms/image p50', 'images/s', 'MMAC/image', 'GFLOP/s', 'noise', 'best session p50 ms', 'peak RSS MB', 'model MB', 'cosine vs cpu'],
       rows,
     ),
   );
   lines.push('');
-  lines.push('Latencies are per batch unless marked per image. GFLOP/s = 2 × MACs/image × images/s (MACs of Conv, Gemm and MatMul in the graph run). "—" where a run makes no speed claim.');
+  lines.push('Latencies are per batch unless marked per image; p50 to mean are over every session of the run, "best session" is the median of its fastest session (the figure `bench compare` checks). GFLOP/s = 2 × MACs/image × images/s (MACs of Conv, Gemm and MatMul in the graph run). "—" where a run makes no speed claim.');
   lines.push('');
 
   if (results.preprocess.length > 0) {
@@ -171,7 +173,7 @@ export function renderComparison(report: ComparisonReport): string {
   lines.push('');
   lines.push(
     table(
-      ['run', 'metric', 'a', 'b', 'b / a', '95% interval', 'noise a', 'noise b', 'threshold', 'verdict'],
+      ['run', 'metric', 'a', 'b', 'b / a', '95% interval', 'noise a', 'noise b', 'threshold', 'verdict', 'whole-run p50 b / a'],
       report.comparisons.map((c) => [
         c.id,
         c.metric,
@@ -183,6 +185,7 @@ export function renderComparison(report: ComparisonReport): string {
         c.noiseB !== undefined ? `±${formatPercent(c.noiseB)}` : '—',
         c.threshold !== undefined ? formatPercent(c.threshold) : '—',
         c.verdict.toUpperCase() + (c.note ? ` (${c.note})` : ''),
+        c.wholeRunRatio !== undefined ? c.wholeRunRatio.toFixed(3) : '—',
       ]),
     ),
   );

@@ -64,6 +64,26 @@ export interface CorrectnessCheck {
   rows: number;
 }
 
+/** The fastest session of a run and the noise stated on its median (see `bestSessionFigure` in stats.ts). */
+export interface BestSession {
+  /** Its index among the run's sessions, and how many there were. */
+  session: number;
+  sessions: number;
+  samples: number;
+  medianMsPerBatch: number;
+  medianMsPerImage: number;
+  imagesPerSecond: number;
+  achievedGflops?: number;
+  noise: {
+    /** Half-width of the 95% bootstrap interval of its median, relative. */
+    intervalHalfWidth: number;
+    /** Half the gap to the second-fastest session's median, relative. */
+    gapHalfWidth: number;
+    /** The larger of the two: the stated noise of this figure. */
+    relative: number;
+  };
+}
+
 /** One backbone x provider x batch size. */
 export interface InferenceRun {
   id: string;
@@ -87,6 +107,12 @@ export interface InferenceRun {
   /** 2 * MACs per image * images/s / 1e9. */
   achievedGflops?: number;
   noise?: NoiseEstimate;
+  /** Timed samples of each fresh session, in the order they ran: samplesMs is their concatenation. */
+  sessionSampleCounts?: number[];
+  /** When each session began, seconds since the benchmark started: every run's sessions spread over the whole run. */
+  sessionStartSeconds?: number[];
+  /** The fastest session: the run's most repeatable figure, the one `bench compare` and the raw loop check. */
+  bestSession?: BestSession;
   memory?: MemoryFacts;
   correctness?: CorrectnessCheck;
   /** False for software adapters and correctness profiles: timings are recorded, never claimed as speed. */
@@ -120,6 +146,7 @@ export interface EndToEndRun {
   passSeconds?: number[];
   imagesPerSecond?: number;
   preprocessImagesPerSecond?: number;
+  /** Inference alone at this batch size: the fastest session of the matching run (images/s). */
   inferenceImagesPerSecond?: number;
   /** 1 / (1 / preprocess + 1 / inference): both stages one after the other, each using the whole machine. */
   idealImagesPerSecond?: number;
@@ -174,6 +201,8 @@ export interface BenchResults {
     percentiles: string;
     noise: string;
     timing: string;
+    /** How the best-session figure and its noise are derived (absent in files written before it existed). */
+    bestSession?: string;
     memory: string;
   };
   imageSource: string;

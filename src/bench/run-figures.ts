@@ -5,7 +5,7 @@
 import type { Measurement } from './measure.js';
 import type { DeviceProfile } from './profile.js';
 import type { EndToEndRun, InferenceRun } from './results.js';
-import { measureNoise, median, scaleSummary, summarize } from './stats.js';
+import { bestSessionFigure, measureNoise, median, scaleSummary, summarize } from './stats.js';
 
 export function round(value: number, digits = 4): number {
   const factor = 10 ** digits;
@@ -25,7 +25,10 @@ export function maxDuration(profile: DeviceProfile): number {
 export class SessionSamples {
   readonly samplesMs: number[] = [];
   readonly sessionMedians: number[] = [];
+  readonly sessionSampleCounts: number[] = [];
+  readonly sessionStartSeconds: number[] = [];
   measuredMs = 0;
+  private worstStatus: InferenceRun['status'] | undefined;
 
   constructor(
     private readonly profile: DeviceProfile,
@@ -43,16 +46,23 @@ export class SessionSamples {
     };
   }
 
-  /** Adds one session's measurement; the first session's cold run is the run's first-run figure. */
-  add(run: InferenceRun, measurement: Measurement, sessionIndex: number): void {
+  /**
+   * Adds one session's measurement; the first session's cold run is the run's first-run figure. `startSeconds`
+   * says when the session began (seconds since the benchmark started), to show how sessions spread over the run.
+   */
+  add(run: InferenceRun, measurement: Measurement, sessionIndex: number, startSeconds?: number): void {
     if (sessionIndex === 0) {
       run.firstRunMs = round(measurement.firstRunMs, 3);
       run.warmupRuns = measurement.warmupRuns;
     }
     this.samplesMs.push(...measurement.samplesMs);
+    this.sessionSampleCounts.push(measurement.samplesMs.length);
+    if (startSeconds !== undefined) this.sessionStartSeconds.push(round(startSeconds, 3));
     this.measuredMs += measurement.measuredMs;
     if (measurement.samplesMs.length > 0) this.sessionMedians.push(median(measurement.samplesMs));
-    run.status = measurement.status;
+    // One short or interrupted session makes the whole run so.
+    if (this.worstStatus === undefined || this.worstStatus === 'ok') this.worstStatus = measurement.status;
+    run.status = this.worstStatus;
   }
 
   /** Says why a short run is short, and derives the run's figures from the samples. */
@@ -60,7 +70,15 @@ export class SessionSamples {
     if (run.status === 'short') {
       run.reason = `maxDurationMs (${maxDuration(this.profile)} ms) passed before minRuns (${this.profile.measurement.minRuns}): ${this.samplesMs.length} runs`;
     }
-    recordInferenceFigures(run, { samplesMs: this.samplesMs, sessionMedians: this.sessionMedians, measuredMs: this.measuredMs, batch, macsPerImage });
+    recordInferenceFigures(run, {
+      samplesMs: this.samplesMs,
+      sessionMedians: this.sessionMedians,
+      sessionSampleCounts: this.sessionSampleCounts,
+      measuredMs: this.measuredMs,
+      batch,
+      macsPerImage,
+    });
+    if (this.sessionStartSeconds.length > 0) run.sessionStartSeconds = [...this.sessionStartSeconds];
   }
 }
 
@@ -69,6 +87,8 @@ export interface InferenceSamples {
   samplesMs: number[];
   /** Median latency of each fresh session: their spread is part of the stated noise. */
   sessionMedians: number[];
+  /** Samples of each session, in order (samplesMs is their concatenation); absent: one session. */
+  sessionSampleCounts?: number[];
   measuredMs: number;
   batch: number;
   macsPerImage: number | null | undefined;
@@ -87,6 +107,31 @@ export function recordInferenceFigures(run: InferenceRun, measured: InferenceSam
   // A multiply-accumulate is two floating-point operations.
   if (measured.macsPerImage) run.achievedGflops = round((2 * measured.macsPerImage * run.imagesPerSecond) / 1e9, 3);
   run.noise = measureNoise(samples, measured.sessionMedians);
+  const counts = measured.sessionSampleCounts ?? [samples.length];
+  run.sessionSampleCounts = [...counts];
+  const best = bestSessionFigure(samples, counts);
+  const bestSamples = samples.slice(counts.slice(0, best.session).reduce((a, b) => a + b, 0), counts.slice(0, best.session + 1).reduce((a, b) => a + b, 0));
+  const bestBusyMs = bestSamples.reduce((sum, v) => sum + v, 0);
+  const bestImagesPerSecond = round((batch * bestSamples.length) / (bestBusyMs / 1000), 3);
+  run.bestSession = {
+    session: best.session,
+    sessions: best.sessions,
+    samples: best.samples,
+    medianMsPerBatch: round(best.medianMs, 4),
+    medianMsPerImage: round(best.medianMs / batch, 4),
+    imagesPerSecond: bestImagesPerSecond,
+    ...(measured.macsPerImage ? { achievedGflops: round((2 * measured.macsPerImage * bestImagesPerSecond) / 1e9, 3) } : {}),
+    noise: { intervalHalfWidth: round(best.intervalHalfWidth, 5), gapHalfWidth: round(best.gapHalfWidth, 5), relative: round(best.relative, 5) },
+  };
+}
+
+/**
+ * The inference-only throughput an end-to-end run is held against: the fastest session's images/s of the same
+ * backbone, provider and batch (the undisturbed machine, so the pipeline efficiency errs low), else the whole run's.
+ */
+export function inferenceImagesPerSecondFor(runs: readonly InferenceRun[], backboneId: string, provider: string, batch: number): number | undefined {
+  const run = runs.find((r) => r.backbone.id === backboneId && r.providerRequested === provider && r.batch === batch && r.imagesPerSecond);
+  return run?.bestSession?.imagesPerSecond ?? run?.imagesPerSecond;
 }
 
 /**

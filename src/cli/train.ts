@@ -13,7 +13,6 @@ import { embedRunHelp } from './embed.js';
 import {
   LazyBackbone,
   backboneRunOptions,
-  classificationJson,
   formatClassificationReport,
   isEmbeddingSet,
   labelledEmbeddings,

@@ -3,7 +3,7 @@ import { compareResults } from '../../src/bench/compare.js';
 import { evaluateBudgets } from '../../src/bench/budgets.js';
 import { parseCpuInfo } from '../../src/bench/host.js';
 import { summarize } from '../../src/bench/stats.js';
-import { latencySamples, results, run } from './fixtures.js';
+import { latencySamples, results, run, sessionRun } from './fixtures.js';
 
 const files = { a: 'a.json', b: 'b.json' };
 
@@ -15,7 +15,28 @@ t.test('two runs from the same distribution agree within the stated noise', asyn
     const c = report.comparisons[0]!;
     t.equal(c.verdict, 'within-noise', `seed ${seed}: ratio ${c.ratio?.toFixed(4)}, threshold ${c.threshold?.toFixed(4)}`);
     t.ok(Math.abs(c.ratio! - 1) <= c.threshold!, 'the ratio sits inside the threshold');
+    t.equal(c.metric, 'medianLatencyMsPerBatch', 'files without sessions compare whole-run medians');
   }
+});
+
+t.test('a disturbed stretch in one run is not a regression when both runs had an undisturbed session', async (t) => {
+  // b's machine was busy for three of its four sessions (+40%, as a neighbour on a shared host does): its whole-run
+  // median moves, its fastest session does not.
+  const a = results([sessionRun('m/cpu/b1', [1, 2, 3, 4].map((s) => latencySamples(2, 80, s)))]);
+  const b = results([sessionRun('m/cpu/b1', [latencySamples(2.8, 80, 11), latencySamples(2, 80, 12), latencySamples(2.8, 80, 13), latencySamples(2.8, 80, 14)])]);
+  const c = compareResults(a, b, files).comparisons[0]!;
+  t.equal(c.metric, 'bestSessionMedianMsPerBatch');
+  t.ok(c.wholeRunRatio! > 1.3, `the whole-run medians differ by ${c.wholeRunRatio?.toFixed(3)}`);
+  t.equal(c.verdict, 'within-noise', `best sessions: ratio ${c.ratio?.toFixed(4)}, threshold ${c.threshold?.toFixed(4)}`);
+});
+
+t.test('a slowdown in every session is a regression on the best-session figure', async (t) => {
+  const a = results([sessionRun('m/cpu/b1', [1, 2, 3, 4].map((s) => latencySamples(2, 80, s)))]);
+  const b = results([sessionRun('m/cpu/b1', [5, 6, 7, 8].map((s) => latencySamples(2.3, 80, s)))]);
+  const c = compareResults(a, b, files).comparisons[0]!;
+  t.equal(c.metric, 'bestSessionMedianMsPerBatch');
+  t.equal(c.verdict, 'regression');
+  t.ok(c.ratio! > 1.1 && c.ratioInterval!.low > 1, `ratio ${c.ratio?.toFixed(3)}, interval from ${c.ratioInterval?.low.toFixed(3)}`);
 });
 
 t.test('a real slowdown is flagged as a regression, a speed-up as an improvement', async (t) => {

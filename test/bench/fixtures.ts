@@ -1,5 +1,6 @@
 // Hand-built bench results for tests that need no measurement (compare, budgets, reports).
-import { measureNoise, seededNormal, summarize } from '../../src/bench/stats.js';
+import { measureNoise, median, seededNormal, summarize } from '../../src/bench/stats.js';
+import { recordInferenceFigures } from '../../src/bench/run-figures.js';
 import type { BenchResults, InferenceRun } from '../../src/bench/results.js';
 
 /** Latency samples like a real run: a floor, Gaussian jitter and a few slow outliers. Seeded. */
@@ -65,3 +66,18 @@ export function results(runs: InferenceRun[]): BenchResults {
   };
 }
 
+
+/** A run whose samples come from separate sessions, with the figures the harness derives (best session included). */
+export function sessionRun(id: string, sessions: number[][], overrides: Partial<InferenceRun> = {}): InferenceRun {
+  const samples = sessions.flat();
+  const built = run(id, samples, overrides);
+  recordInferenceFigures(built, {
+    samplesMs: samples,
+    sessionMedians: sessions.map((s) => median(s)),
+    sessionSampleCounts: sessions.map((s) => s.length),
+    measuredMs: samples.reduce((a, b) => a + b, 0),
+    batch: built.batch,
+    macsPerImage: undefined,
+  });
+  return built;
+}

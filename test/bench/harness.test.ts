@@ -119,6 +119,26 @@ t.test('every inference run is measured with the MLPerf-style window', async (t)
   t.match(results.imageSource, /6 synthetic 48x40 PNG images/);
 });
 
+t.test('the sessions of all runs take turns, and each run names its fastest session', async (t) => {
+  const [b1, b4] = results.runs;
+  t.equal(b1!.sessionStartSeconds!.length, 2, 'two sessions each (the default)');
+  t.equal(b4!.sessionStartSeconds!.length, 2);
+  t.ok(b1!.sessionStartSeconds![0]! < b4!.sessionStartSeconds![0]! && b4!.sessionStartSeconds![0]! < b1!.sessionStartSeconds![1]!, `batch 1's second session runs after batch 4's first (${b1!.sessionStartSeconds} / ${b4!.sessionStartSeconds})`);
+  t.ok(b1!.sessionStartSeconds![1]! < b4!.sessionStartSeconds![1]!);
+  for (const run of results.runs) {
+    const counts = run.sessionSampleCounts!;
+    t.equal(counts.reduce((a, b) => a + b, 0), run.samplesMs!.length, `${run.id}: the sessions' samples make up samplesMs`);
+    const best = run.bestSession!;
+    t.ok(best.medianMsPerBatch <= run.latencyMsPerBatch!.p50 * 1.0001 || counts.length === 1, 'the fastest session is no slower than the whole run');
+    const offset = counts.slice(0, best.session).reduce((a, b) => a + b, 0);
+    const mine = [...run.samplesMs!.slice(offset, offset + counts[best.session]!)].sort((a, b) => a - b);
+    const middle = (mine.length - 1) / 2;
+    const expected = (mine[Math.floor(middle)]! + mine[Math.ceil(middle)]!) / 2;
+    t.ok(Math.abs(best.medianMsPerBatch - expected) < 1e-3, `${run.id}: best session median ${best.medianMsPerBatch} re-derived from its samples`);
+    t.ok(best.noise.relative >= best.noise.gapHalfWidth && best.noise.relative >= best.noise.intervalHalfWidth);
+  }
+});
+
 t.test('preprocessing, end to end with efficiency, heads', async (t) => {
   t.equal(results.preprocess.length, 1);
   const pre = results.preprocess[0]!;
@@ -242,8 +262,10 @@ t.test('Ctrl-C writes what was measured so far, marked incomplete', async (t) =>
   const partial = JSON.parse(readFileSync(out, 'utf8')) as BenchResults;
   t.equal(partial.complete, false);
   t.match(partial.incompleteReason, /interrupted/);
-  t.equal(partial.runs.length, 1, 'the second batch size never started');
+  t.equal(partial.runs.length, 2, 'both runs are listed');
   t.equal(partial.runs[0]!.status, 'interrupted');
   t.ok(partial.runs[0]!.samplesMs!.length > 0, 'samples measured before Ctrl-C are kept');
   t.ok(partial.runs[0]!.latencyMsPerBatch, 'and summarized');
+  t.equal(partial.runs[1]!.status, 'interrupted', 'the second batch size never started');
+  t.notOk(partial.runs[1]!.samplesMs, 'and has no samples');
 });

@@ -8,6 +8,8 @@ import {
   bootstrapMedianRatioInterval,
   blockMedians,
   measureNoise,
+  bestSessionFigure,
+  splitSessions,
   seededRandom,
   seededNormal,
 } from '../../src/bench/stats.js';
@@ -100,4 +102,30 @@ t.test('noise: sampling error, and drift within the run', async (t) => {
   t.ok(Math.abs(sessions.sessionHalfWidth! - 0.03) < 0.002, `two sessions 6% apart state ±3% (${sessions.sessionHalfWidth})`);
   t.equal(sessions.relative, sessions.sessionHalfWidth);
   t.equal(flat.sessionHalfWidth, undefined, 'no session term with one session');
+});
+
+t.test('the best-session figure is the fastest session\'s median, its noise the gap to the runner-up', async (t) => {
+  const normal = seededNormal(5);
+  const session = (center: number) => Array.from({ length: 200 }, () => center * (1 + 0.01 * normal()));
+  const sessions = [session(12), session(10), session(10.4), session(14)];
+  const figure = bestSessionFigure(sessions.flat(), sessions.map((s) => s.length));
+  t.equal(figure.session, 1, 'the second session is the fastest');
+  t.equal(figure.sessions, 4);
+  t.ok(Math.abs(figure.medianMs - 10) < 0.05, `median ${figure.medianMs}`);
+  t.ok(Math.abs(figure.gapHalfWidth - 0.02) < 0.004, `half the 4% gap to the runner-up (${figure.gapHalfWidth})`);
+  t.equal(figure.relative, Math.max(figure.gapHalfWidth, figure.intervalHalfWidth));
+
+  const alone = bestSessionFigure(session(10), [200]);
+  t.equal(alone.gapHalfWidth, 0, 'one session: no gap');
+  t.equal(alone.relative, alone.intervalHalfWidth, 'one session states its sampling error');
+
+  const withEmpty = bestSessionFigure([...session(11), ...session(10)], [200, 0, 200]);
+  t.equal(withEmpty.session, 2, 'indices count sessions that timed nothing');
+  t.equal(withEmpty.sessions, 2);
+});
+
+t.test('sessions are split by their sample counts, and the counts must add up', async (t) => {
+  t.same(splitSessions([1, 2, 3, 4, 5], [2, 0, 3]), [[1, 2], [], [3, 4, 5]]);
+  t.throws(() => splitSessions([1, 2, 3], [1, 1]), RangeError);
+  t.throws(() => bestSessionFigure([], []), RangeError);
 });

@@ -44,6 +44,8 @@ export function assembleBrowserResults(prepared: PreparedBrowserBench, payload: 
   results.endToEnd = payload.endToEnd;
   results.heads = payload.heads;
   results.method.memory = 'not measured: a web page cannot read its resident set size';
+  // The page runs each run's sessions back to back; only the Node harness interleaves the sessions of all runs.
+  results.method.timing = results.method.timing.replace(/; the sessions of all runs take turns[^;]*;/, '; the sessions of one run follow each other;');
   const b = payload.browser;
   results.warnings = [
     `measured in a browser: ${b.userAgent}; ${b.hardwareConcurrency} logical cores seen by the page; cross-origin isolated: ${b.crossOriginIsolated ? 'yes' : 'no'}; onnxruntime-web ${b.onnxruntimeWeb ?? '?'}. Host facts are those of the machine serving the page.`,

@@ -12,7 +12,7 @@ import { WebInferenceSession, type WebProviderReport } from '../../execution/web
 import { imageToTensor } from '../../preprocess/canvas.js';
 import type { PreprocessSpec } from '../../preprocess/spec.js';
 import { tensorDims, tensorElementsPerImage } from '../../preprocess/tensor.js';
-import { SessionSamples, maxDuration, recordEndToEndFigures, round } from '../../bench/run-figures.js';
+import { SessionSamples, inferenceImagesPerSecondFor, maxDuration, recordEndToEndFigures, round } from '../../bench/run-figures.js';
 import { describeError } from '../../util/errors.js';
 import { WebBackbone } from '../backbone.js';
 import { trainHeadInWorker } from '../heads.js';
@@ -261,7 +261,7 @@ export async function runBrowserBench(plan: BenchPlan, onProgress: (p: BenchPage
               images: total,
               passSeconds,
               preprocessImagesPerSecond: pre.imagesPerSecond,
-              inferenceImagesPerSecond: payload.runs.find((r) => r.backbone.id === backbone.info.id && r.providerRequested === provider && r.batch === batch && r.imagesPerSecond)?.imagesPerSecond,
+              inferenceImagesPerSecond: inferenceImagesPerSecondFor(payload.runs, backbone.info.id, provider, batch),
             });
             run.status = 'ok';
           } catch (error) {
