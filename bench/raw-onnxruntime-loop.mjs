@@ -7,10 +7,14 @@
 //   node bench/raw-onnxruntime-loop.mjs --model <file.onnx> --dims 8,3,224,224 [--threads N] [--inter N]
 //        [--warmup 10] [--min-runs 100] [--min-ms 10000] [--sessions 2]
 //   node bench/raw-onnxruntime-loop.mjs --from results.json [--run <run id>]... [--min-ms 10000] [--sessions N]
+//   node bench/raw-onnxruntime-loop.mjs --from results.json --paired
 //
 // With --from it repeats every CPU run of an `edgetl bench` results file (model = the run's backbone.runPath, the
 // feature extractor edgetl ran) and prints both best-session medians, their ratio, and whether they agree within
 // the noise both sides state; the whole-run medians are shown too. Exit code 1 when a run disagrees.
+// With --paired it also times edgetl's own session (the built dist/index.js) in the same rounds, each run's edgetl
+// and plain sessions back to back: a machine whose speed wanders between minutes then cannot open a gap between the
+// two, which it can between a results file and a loop run later.
 // See bench/README.md.
 import ort from 'onnxruntime-node';
 import { readFileSync } from 'node:fs';
@@ -22,7 +26,7 @@ function parseArgs(argv) {
     const key = argv[i];
     if (!key.startsWith('--')) throw new Error(`unexpected argument ${key}`);
     const name = key.slice(2);
-    if (name === 'help' || name === 'json') options[name] = true;
+    if (name === 'help' || name === 'json' || name === 'paired') options[name] = true;
     else if (name === 'run') options.run.push(argv[++i]);
     else options[name] = argv[++i];
   }
@@ -73,28 +77,55 @@ function inputFor(dims) {
  * each job samples the whole time the script runs. Each session: create, one cold run, warm-up, then at least
  * minRuns/sessions runs AND minMs/sessions ms, release.
  */
+/** A plain onnxruntime session: `run()` is one awaited session.run on a fixed input. */
+async function openRaw(job) {
+  const options = { executionProviders: ['cpu'], graphOptimizationLevel: job.optimization ?? 'all' };
+  if (job.threads) options.intraOpNumThreads = job.threads;
+  if (job.inter) options.interOpNumThreads = job.inter;
+  if (job.inter > 1) options.executionMode = 'parallel';
+  const session = await ort.InferenceSession.create(job.model, options);
+  const feeds = { [session.inputNames[0]]: inputFor(job.dims) };
+  const fetches = [session.outputNames[0]];
+  return { run: () => session.run(feeds, fetches), release: () => session.release() };
+}
+
+/** edgetl's own session (the built dist/index.js), as `edgetl bench` and `edgetl embed` run it: for --paired. */
+async function openEdgetl(job) {
+  const edgetl = await import(new URL('../dist/index.js', import.meta.url).href).catch((error) => {
+    throw new Error(`--paired needs the built library (npm run build): ${error.message}`);
+  });
+  const options = { ep: 'cpu', strictEp: true, graphOptimizationLevel: job.optimization ?? 'all' };
+  if (job.threads) options.intraOpThreads = job.threads;
+  if (job.inter) options.interOpThreads = job.inter;
+  const session = await edgetl.createSession(job.model, options);
+  const input = inputFor(job.dims).data;
+  return { run: () => session.run(input, job.dims), release: () => session.release() };
+}
+
 async function rawLoops(jobs, { warmup, minRuns, minMs, sessions }) {
   const state = jobs.map(() => ({ sessions: [], createMs: undefined, firstMs: undefined }));
   for (let s = 0; s < sessions; s++) {
-    for (const [j, job] of jobs.entries()) {
-      const options = { executionProviders: ['cpu'], graphOptimizationLevel: job.optimization ?? 'all' };
-      if (job.threads) options.intraOpNumThreads = job.threads;
-      if (job.inter) options.interOpNumThreads = job.inter;
-      if (job.inter > 1) options.executionMode = 'parallel';
+    const order = jobs.map((_, j) => j);
+    // Paired jobs (a run's raw and edgetl sessions, next to each other) swap every other session: neither always goes first.
+    if (s % 2 === 1) {
+      for (let j = 0; j + 1 < order.length; j += 2) {
+        if (jobs[j].pair !== undefined && jobs[j].pair === jobs[j + 1].pair) [order[j], order[j + 1]] = [order[j + 1], order[j]];
+      }
+    }
+    for (const j of order) {
+      const job = jobs[j];
       const t0 = performance.now();
-      const session = await ort.InferenceSession.create(job.model, options);
+      const session = job.kind === 'edgetl' ? await openEdgetl(job) : await openRaw(job);
       state[j].createMs ??= performance.now() - t0;
-      const feeds = { [session.inputNames[0]]: inputFor(job.dims) };
-      const fetches = [session.outputNames[0]];
       const t1 = performance.now();
-      await session.run(feeds, fetches);
+      await session.run();
       state[j].firstMs ??= performance.now() - t1;
-      for (let w = 0; w < warmup; w++) await session.run(feeds, fetches);
+      for (let w = 0; w < warmup; w++) await session.run();
       const mine = [];
       const start = performance.now();
       while (mine.length < Math.ceil(minRuns / sessions) || performance.now() - start < minMs / sessions) {
         const t = performance.now();
-        await session.run(feeds, fetches);
+        await session.run();
         mine.push(performance.now() - t);
       }
       await session.release();
@@ -156,9 +187,11 @@ async function main() {
     const dims = inputDims.map((d, i) => (i === 0 ? run.batch : d));
     if (dims.some((d) => !(d > 0))) throw new Error(`${run.id}: input dims ${JSON.stringify(inputDims)} have free sizes besides the batch`);
     process.stderr.write(`raw loop: ${run.id} (${run.backbone.runPath}, dims ${dims.join('x')})\n`);
-    return { label: run.id, model: run.backbone.runPath, dims, threads: run.provider.intraOpThreads, inter: run.provider.interOpThreads, optimization: run.provider.graphOptimizationLevel };
+    return { label: run.id, kind: 'raw', model: run.backbone.runPath, dims, threads: run.provider.intraOpThreads, inter: run.provider.interOpThreads, optimization: run.provider.graphOptimizationLevel };
   });
-  const raws = await rawLoops(jobs, {
+  const paired = args.paired === true;
+  const timed = paired ? jobs.flatMap((job, i) => [{ ...job, pair: i }, { ...job, kind: 'edgetl', pair: i, label: `${job.label} (edgetl)` }]) : jobs;
+  const measured = await rawLoops(timed, {
     warmup: method.warmupRuns,
     minRuns: method.minRuns,
     minMs: args['min-ms'] !== undefined ? Number(args['min-ms']) : method.minDurationMs,
@@ -166,8 +199,25 @@ async function main() {
   });
   const rows = [];
   let disagreements = 0;
+  const f = (v, d = 3) => v.toFixed(d);
+  if (paired) {
+    for (const [i, run] of runs.entries()) {
+      const raw = measured[2 * i];
+      const mine = measured[2 * i + 1];
+      const ratio = raw.bestSessionMedian / mine.bestSessionMedian;
+      const allowed = raw.bestSessionNoise + mine.bestSessionNoise;
+      const agree = Math.abs(ratio - 1) <= allowed;
+      if (!agree) disagreements++;
+      rows.push({ run: run.id, edgetlBest: mine.bestSessionMedian, rawBest: raw.bestSessionMedian, ratio, allowed, agree, edgetlP50: mine.p50, rawP50: raw.p50, fileBest: run.bestSession?.medianMsPerBatch });
+    }
+    process.stdout.write(`| run | edgetl session best-session p50 ms | raw onnxruntime best-session p50 ms | raw / edgetl | allowed (noise both sides) | agree | whole-run p50 ms, edgetl / raw | results file best-session p50 ms (measured earlier) |\n|---|---|---|---|---|---|---|---|\n`);
+    for (const r of rows) process.stdout.write(`| ${r.run} | ${f(r.edgetlBest)} | ${f(r.rawBest)} | ${f(r.ratio)} | ±${f(r.allowed * 100, 1)}% | ${r.agree ? 'yes' : 'NO'} | ${f(r.edgetlP50)} / ${f(r.rawP50)} | ${r.fileBest !== undefined ? f(r.fileBest) : '—'} |\n`);
+    process.stdout.write(`\n${rows.length - disagreements} of ${rows.length} runs agree. Paired: each of ${sessions} rounds runs, for every run, one fresh edgetl session (createSession + run, as edgetl bench times it) and one fresh plain onnxruntime session back to back, in alternating order, so both see the same state of the machine. Both sides: the median of the fastest session; noise = the larger of its 95% bootstrap half-width and half the gap to the second-fastest session.\n`);
+    if (args.json) process.stdout.write(JSON.stringify(rows) + '\n');
+    return disagreements > 0 ? 1 : 0;
+  }
   for (const [i, run] of runs.entries()) {
-    const raw = raws[i];
+    const raw = measured[i];
     // Files written before best sessions existed: the whole run's median and stated noise.
     const harness = run.bestSession?.medianMsPerBatch ?? median(run.samplesMs);
     const harnessNoise = run.bestSession?.noise.relative ?? run.noise?.relative ?? 0;
@@ -177,7 +227,6 @@ async function main() {
     if (!agree) disagreements++;
     rows.push({ run: run.id, harnessBest: harness, rawBest: raw.bestSessionMedian, ratio, allowed, agree, harnessP50: median(run.samplesMs), rawP50: raw.p50, harnessImagesPerSecond: run.imagesPerSecond, rawImagesPerSecond: raw.imagesPerSecond });
   }
-  const f = (v, d = 3) => v.toFixed(d);
   process.stdout.write(`| run | edgetl bench best-session p50 ms | raw onnxruntime best-session p50 ms | raw / bench | allowed (noise both sides) | agree | whole-run p50 ms, bench / raw |\n|---|---|---|---|---|---|---|\n`);
   for (const r of rows) process.stdout.write(`| ${r.run} | ${f(r.harnessBest)} | ${f(r.rawBest)} | ${f(r.ratio)} | ±${f(r.allowed * 100, 1)}% | ${r.agree ? 'yes' : 'NO'} | ${f(r.harnessP50)} / ${f(r.rawP50)} |\n`);
   process.stdout.write(`\n${rows.length - disagreements} of ${rows.length} runs agree. Both sides: the median of the fastest of ${sessions} fresh sessions, taken in turns over all runs; noise = the larger of its 95% bootstrap half-width and half the gap to the second-fastest session.\n`);

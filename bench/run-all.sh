@@ -2,7 +2,11 @@
 # Every figure the README quotes, measured in one go on a quiet machine, into bench/results/<date>/.
 # Needs ../shared (models, datasets); the scikit-learn comparison needs /usr/bin/python3 with sklearn
 # (Debian: python3-sklearn) and is skipped without it.
+#   bash bench/run-all.sh                  every part
+#   bash bench/run-all.sh backbones heads  only those parts (backbones, embed, heads)
 set -euo pipefail
+parts="${*:-backbones embed heads}"
+want() { [[ " $parts " == *" $1 "* ]]; }
 cd "$(dirname "$0")/.."
 shared="$(cd .. && pwd)/shared"
 export EDGETL_MODEL_PATH="${EDGETL_MODEL_PATH:-$shared/models}" EDGETL_DATA_PATH="${EDGETL_DATA_PATH:-$shared}"
@@ -15,16 +19,22 @@ export TS_NODE_TRANSPILE_ONLY=1
 node esbuild.config.mjs
 cli=(node dist/cli.js)
 
+if want backbones; then
 echo "== backbones: x86-cpu profile, twice, compared, and against a plain onnxruntime loop" >&2
 "${cli[@]}" bench --profile x86-cpu --out "$out/x86-cpu-a.json" --report "$out/x86-cpu-a.html" > "$out/x86-cpu-a.md"
 "${cli[@]}" bench --profile x86-cpu --out "$out/x86-cpu-b.json" > "$out/x86-cpu-b.md"
 "${cli[@]}" bench compare "$out/x86-cpu-a.json" "$out/x86-cpu-b.json" > "$out/x86-cpu-compare.md" || true
-node bench/raw-onnxruntime-loop.mjs --from "$out/x86-cpu-a.json" > "$out/x86-cpu-raw-loop.md" || true
+node bench/raw-onnxruntime-loop.mjs --from "$out/x86-cpu-a.json" --paired > "$out/x86-cpu-raw-loop.md" || true
 node bench/results-table.mjs "$out/x86-cpu-a.json" --batch 1 --batch 8 > "$out/x86-cpu-table.md"
+fi
 
+if want embed; then
 echo "== embedding pipeline vs ready tensors vs a naive loop" >&2
 "${ts[@]}" bench/embed-throughput.ts --dir "$shared/datasets/hymenoptera/train" --workers 0,2 --decode 2,4 --repeats 3 > "$out/embed-throughput.md"
 
+fi
+
+if want heads; then
 echo "== heads: accuracy against scikit-learn on the same embeddings" >&2
 emb=$(mktemp -d)
 for set in hymenoptera/train hymenoptera/val flowers5/train flowers5/val; do
@@ -49,4 +59,5 @@ echo "== heads: training time (2000 x 1280, 100 classes) and prediction latency"
     /usr/bin/python3 bench/sklearn-compare.py --synthetic "$emb/synthetic"
   fi
 } > "$out/heads-train.md" 2>&1
+fi
 echo "done: $out" >&2

@@ -157,6 +157,15 @@ async function pool<T>(items: readonly T[], limit: number, task: (item: T) => Pr
 
 class Interrupted extends Error {}
 
+interface InterleavedRun {
+  measurement: InferenceMeasurement;
+  /** `[i/n] backbone provider batch b`, and the same with the session being measured. */
+  label: string;
+  sessionLabel: string;
+  /** Backbone and provider: when a provider cannot start, its other batch sizes are not tried. */
+  key: string;
+}
+
 /**
  * The sessions of every run take turns, round-robin: session 1 of each run, then session 2 of each, and so on. Each
  * run's samples then span the whole inference phase instead of one stretch of it, so the spread between its
@@ -165,7 +174,7 @@ class Interrupted extends Error {}
  * deriving the figures of what was measured.
  */
 async function measureInterleaved(
-  entries: Array<{ measurement: InferenceMeasurement; label: string; key: string }>,
+  entries: InterleavedRun[],
   options: { started: number; signal?: AbortSignal; emit: (event: BenchProgress) => void; minRuns: number },
 ): Promise<void> {
   const rounds = Math.max(0, ...entries.map((e) => e.measurement.sessions));
@@ -191,8 +200,8 @@ async function measureInterleaved(
         if (problem) {
           measurement.markUnavailable(problem);
         } else {
-          const total = Math.ceil(options.minRuns / measurement.sessions);
-          options.emit({ stage: 'run', finished: false, label: `${entry.label} session ${round + 1}/${measurement.sessions}`, done: 0, total });
+          entry.sessionLabel = `${entry.label} session ${round + 1}/${measurement.sessions}`;
+          options.emit({ stage: 'run', finished: false, label: entry.sessionLabel, done: 0, total: options.minRuns });
           await measurement.measureSession((performance.now() - options.started) / 1000);
           if (measurement.run.status === 'unavailable') unavailable.set(entry.key, measurement.run.reason ?? 'provider unavailable');
           if (measurement.run.status === 'interrupted') interrupted = true;
@@ -241,7 +250,7 @@ export async function runBench(loaded: LoadedProfile, results: BenchResults = cr
     const preprocessBySpec = new Map<string, PreprocessRun>();
     const cpuReference = new Map<string, Float32Array>();
     const backbones: Array<{ setting: (typeof settings)[number]; prepared: PreparedBackbone }> = [];
-    const measurements: Array<{ measurement: InferenceMeasurement; label: string; key: string }> = [];
+    const measurements: InterleavedRun[] = [];
     let runIndex = 0;
 
     // Every backbone prepared and every run laid out first, so their sessions can take turns below.
@@ -291,12 +300,12 @@ export async function runBench(loaded: LoadedProfile, results: BenchResults = cr
             continue;
           }
           const threads = { intra: setting.intraOpThreads, inter: setting.interOpThreads };
-          const entry = { label, key: `${prepared.info.id}|${provider}`, measurement: undefined as unknown as InferenceMeasurement };
+          const entry: InterleavedRun = { label, sessionLabel: label, key: `${prepared.info.id}|${provider}`, measurement: undefined as unknown as InferenceMeasurement };
           entry.measurement = new InferenceMeasurement(run, prepared, provider, batch, threads, profile, seed, {
             signal,
             speedProfile,
             cpuReference,
-            onProgress: (done, elapsedMs) => emit({ stage: 'run', finished: false, label: entry.label, done, total: profile.measurement.minRuns, message: `${(elapsedMs / 1000).toFixed(1)} s measured` }),
+            onProgress: (done, elapsedMs) => emit({ stage: 'run', finished: false, label: entry.sessionLabel, done, total: profile.measurement.minRuns, message: `${(elapsedMs / 1000).toFixed(1)} s measured` }),
           });
           measurements.push(entry);
         }

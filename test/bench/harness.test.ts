@@ -269,3 +269,30 @@ t.test('Ctrl-C writes what was measured so far, marked incomplete', async (t) =>
   t.equal(partial.runs[1]!.status, 'interrupted', 'the second batch size never started');
   t.notOk(partial.runs[1]!.samplesMs, 'and has no samples');
 });
+
+t.test('the plain onnxruntime loop repeats every CPU run of a results file and checks it against the best session', async (t) => {
+  const file = join(work, 'for-raw-loop.json');
+  writeFileSync(file, JSON.stringify(results));
+  const script = join(repoRoot, 'bench', 'raw-onnxruntime-loop.mjs');
+  const raw = spawnSync(process.execPath, [script, '--from', file, '--min-ms', '0', '--json'], { env: childEnv, encoding: 'utf8', timeout: 120_000 });
+  t.ok(raw.status === 0 || raw.status === 1, `exit 0 (agree) or 1 (a run disagrees), got ${raw.status}: ${raw.stderr}`);
+  t.match(raw.stdout, /\| run \| edgetl bench best-session p50 ms \| raw onnxruntime best-session p50 ms/);
+  t.match(raw.stderr, /session 2\/2 tiny\/cpu\/b4/, 'sessions taken in turns, two per run as the file says');
+  const rows = JSON.parse(raw.stdout.trim().split('\n').at(-1)!) as Array<{ run: string; harnessBest: number; rawBest: number; ratio: number; agree: boolean }>;
+  t.same(rows.map((r) => r.run), results.runs.map((r) => r.id), 'one row per CPU run');
+  for (const row of rows) {
+    t.equal(row.harnessBest, results.runs.find((r) => r.id === row.run)!.bestSession!.medianMsPerBatch, `${row.run}: the harness side is the file's best session`);
+    // The same tiny graph, the same threads: anything beyond 3x means the loop ran something else.
+    t.ok(row.ratio > 1 / 3 && row.ratio < 3, `${row.run}: raw ${row.rawBest.toFixed(4)} ms vs bench ${row.harnessBest.toFixed(4)} ms`);
+  }
+  // --paired: edgetl's own session (the built library) and the plain loop, back to back in every round.
+  const paired = spawnSync(process.execPath, [script, '--from', file, '--min-ms', '0', '--paired', '--json'], { env: childEnv, encoding: 'utf8', timeout: 120_000 });
+  t.ok(paired.status === 0 || paired.status === 1, `--paired exits 0 or 1, got ${paired.status}: ${paired.stderr}`);
+  t.match(paired.stderr, /session 1\/2 tiny\/cpu\/b1 \(edgetl\)/, 'edgetl sessions are timed too');
+  const pairs = JSON.parse(paired.stdout.trim().split('\n').at(-1)!) as Array<{ run: string; edgetlBest: number; rawBest: number; ratio: number }>;
+  t.same(pairs.map((r) => r.run), results.runs.map((r) => r.id));
+  for (const row of pairs) t.ok(row.ratio > 1 / 3 && row.ratio < 3, `${row.run}: raw ${row.rawBest.toFixed(4)} ms vs edgetl ${row.edgetlBest.toFixed(4)} ms in the same rounds`);
+  const missing = spawnSync(process.execPath, [script, '--from', join(work, 'nope.json')], { encoding: 'utf8' });
+  t.equal(missing.status, 1);
+  t.match(missing.stderr, /raw-onnxruntime-loop: .*nope\.json/, 'a missing file is named');
+});
