@@ -1,11 +1,12 @@
 /**
  * A self-contained HTML report: inline CSS and SVG charts, no script, no external resource (it opens offline and
  * can be attached to a ticket). Charts: latency distribution per run, throughput against batch size, time per
- * stage per image.
+ * stage per image, and each session's median over the run's time (how much the machine's speed wandered).
  */
 import { describeHost } from './host.js';
 import { formatNumber, formatPercent, renderMarkdown } from './report-markdown.js';
 import type { BenchResults, InferenceRun } from './results.js';
+import { median, splitSessions } from './stats.js';
 
 export function escapeHtml(text: string): string {
   return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
@@ -141,6 +142,54 @@ export function throughputChart(runs: InferenceRun[]): string {
   return `<svg viewBox="0 0 ${width} ${height}" width="${width}" height="${height}" role="img" aria-label="throughput against batch size">${parts.join('')}</svg>`;
 }
 
+/**
+ * Each session's median relative to its run's fastest session, at the time the session began: one line per run.
+ * Runs that rise together at the same moments show the machine slowing down, not the model.
+ */
+export function sessionDriftChart(runs: InferenceRun[]): string {
+  const series = runs
+    .filter((r) => r.speedClaim && r.samplesMs && r.sessionSampleCounts && r.sessionStartSeconds && r.bestSession && r.sessionSampleCounts.length > 1)
+    .map((r) => {
+      const sessions = splitSessions(r.samplesMs!, r.sessionSampleCounts!);
+      const points = sessions
+        .map((samples, i) => ({ t: r.sessionStartSeconds![i]!, ratio: samples.length > 0 ? median(samples) / r.bestSession!.medianMsPerBatch : NaN }))
+        .filter((p) => Number.isFinite(p.ratio) && p.t !== undefined);
+      return { run: r, points };
+    })
+    .filter((s) => s.points.length > 1);
+  if (series.length === 0) return '<p>Fewer than two sessions per run: no drift chart.</p>';
+  const width = 900;
+  const height = 300;
+  const left = 60;
+  const right = 260;
+  const top = 20;
+  const bottom = 45;
+  const tMax = Math.max(...series.flatMap((s) => s.points.map((p) => p.t))) * 1.02 || 1;
+  const rMax = Math.max(1.1, ...series.flatMap((s) => s.points.map((p) => p.ratio))) * 1.02;
+  const x = (t: number) => left + (t / tMax) * (width - left - right);
+  const y = (r: number) => height - bottom - ((r - 1) / (rMax - 1)) * (height - top - bottom);
+  const parts: string[] = [];
+  for (const tick of niceLinearTicks(rMax - 1)) {
+    if (1 + tick > rMax) continue;
+    parts.push(`<line x1="${left}" x2="${width - right}" y1="${y(1 + tick).toFixed(1)}" y2="${y(1 + tick).toFixed(1)}" class="grid"/>`);
+    parts.push(text(left - 6, y(1 + tick) + 4, `${tickLabel(1 + tick)}×`, 'text-anchor="end" class="tick"'));
+  }
+  for (const tick of niceLinearTicks(tMax)) {
+    if (tick > tMax) continue;
+    parts.push(text(x(tick), height - bottom + 16, tickLabel(tick), 'text-anchor="middle" class="tick"'));
+  }
+  parts.push(text((left + width - right) / 2, height - 6, 'seconds since the benchmark started (session start)', 'text-anchor="middle" class="axis"'));
+  parts.push(text(14, (top + height - bottom) / 2, 'session median / best session', `text-anchor="middle" class="axis" transform="rotate(-90 14 ${(top + height - bottom) / 2})"`));
+  series.forEach(({ run, points }, i) => {
+    const colour = PALETTE[i % PALETTE.length];
+    parts.push(`<polyline points="${points.map((p) => `${x(p.t).toFixed(1)},${y(p.ratio).toFixed(1)}`).join(' ')}" fill="none" stroke="${colour}" stroke-width="1.5"/>`);
+    for (const p of points) parts.push(`<circle cx="${x(p.t).toFixed(1)}" cy="${y(p.ratio).toFixed(1)}" r="3" fill="${colour}"><title>${escapeHtml(`${run.id} at ${p.t.toFixed(1)} s: ${p.ratio.toFixed(3)}× its best session`)}</title></circle>`);
+    parts.push(`<rect x="${width - right + 15}" y="${top + i * 18}" width="12" height="12" fill="${colour}"/>`);
+    parts.push(text(width - right + 32, top + i * 18 + 11, run.id, 'class="label"'));
+  });
+  return `<svg viewBox="0 0 ${width} ${height}" width="${width}" height="${height}" role="img" aria-label="session medians over time">${parts.join('')}</svg>`;
+}
+
 /** Per image: preprocessing and inference measured alone, stacked, against the real end-to-end time. */
 export function stageChart(results: BenchResults): string {
   const rows = results.endToEnd.filter((e) => e.speedClaim && e.imagesPerSecond && e.preprocessImagesPerSecond && e.inferenceImagesPerSecond);
@@ -230,6 +279,9 @@ ${banner.join('\n')}
 <h2>Latency distribution (per image)</h2>
 ${latencyChart(results.runs)}
 <div class="hists">${histograms}</div>
+<h2>Sessions over time</h2>
+<p>Each point is one fresh session's median latency divided by its run's fastest session, placed at the time the session began. The sessions of all runs take turns, so runs that rise together show the machine slowing down (other work on it), not the model.</p>
+${sessionDriftChart(results.runs)}
 <h2>Throughput against batch size</h2>
 ${throughputChart(results.runs)}
 <h2>Time per stage</h2>

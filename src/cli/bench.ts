@@ -22,8 +22,9 @@ Usage:
   edgetl bench --list
 
 For each backbone x provider x batch size of the profile: session creation and cold first run, steady-state
-latency (p50/p90/p99/min/max/mean; warm-up runs, then at least the profile's minimum count AND duration),
-images/s, MACs per image and achieved GFLOP/s, peak memory; preprocessing alone on real images; end-to-end
+latency (p50/p90/p99/min/max/mean; warm-up runs, then at least the profile's minimum count AND duration,
+split over fresh sessions that take turns with every other run's, so each run samples the whole benchmark;
+the median of the fastest session is reported too, as the most repeatable figure), images/s, MACs per image and achieved GFLOP/s, peak memory; preprocessing alone on real images; end-to-end
 images/s through the real pipeline and its efficiency; head training and prediction; budget verdicts.
 A Markdown summary goes to stdout; progress goes to stderr. Ctrl-C stops and writes what was measured so far,
 marked incomplete (exit code 130).
@@ -36,6 +37,7 @@ Options:
   --warmup <n>            override the profile's warm-up runs
   --min-runs <n>          override the profile's minimum timed runs
   --min-duration-ms <ms>  override the profile's minimum timed duration
+  --sessions <n>          override the profile's fresh sessions per run (1-16)
   --inference-only        skip preprocessing, end-to-end and head stages
   --out <results.json>    write the results (schema edgetl-bench/1, see bench/README.md)
   --report <report.html>  write a self-contained HTML report with charts
@@ -46,8 +48,9 @@ Options:
                           and write a tuned profile (--tuned-out, default <profile>-tuned.json)
   --list                  list the shipped device profiles
 
-compare: per run, the ratio b/a of median latency with its bootstrap interval; a change is flagged only when it
-exceeds both the minimum effect and the sum of the two runs' stated noise. --check exits 1 on a regression.
+compare: per run, the ratio b/a of the best-session median latency with its bootstrap interval (and the
+whole-run ratio for information); a change is flagged only when it exceeds both the minimum effect and the sum
+of the two runs' stated noise. --check exits 1 on a regression.
 
 Examples:
   edgetl bench --profile x86-cpu-quick --out results.json --report report.html
@@ -65,7 +68,7 @@ function list(values: string | string[] | undefined): string[] {
 /** The profile with command-line overrides applied (re-validated, so a bad override is reported like a bad file). */
 export function applyOverrides(
   loaded: LoadedProfile,
-  overrides: { backbones: string[]; providers: string[]; batches: number[]; warmup?: number; minRuns?: number; minDurationMs?: number },
+  overrides: { backbones: string[]; providers: string[]; batches: number[]; warmup?: number; minRuns?: number; minDurationMs?: number; sessions?: number },
 ): { loaded: LoadedProfile; notes: string[] } {
   const notes: string[] = [];
   const profile: DeviceProfile = JSON.parse(JSON.stringify(loaded.profile)) as DeviceProfile;
@@ -96,8 +99,9 @@ export function applyOverrides(
     profile.measurement.minDurationMs = overrides.minDurationMs;
     if (profile.measurement.maxDurationMs !== undefined && profile.measurement.maxDurationMs < overrides.minDurationMs) profile.measurement.maxDurationMs = overrides.minDurationMs * 4;
   }
-  if (overrides.warmup !== undefined || overrides.minRuns !== undefined || overrides.minDurationMs !== undefined) {
-    notes.push(`measurement windows overridden on the command line (warm-up ${profile.measurement.warmupRuns}, min runs ${profile.measurement.minRuns}, min duration ${profile.measurement.minDurationMs} ms)`);
+  if (overrides.sessions !== undefined) profile.measurement.sessions = overrides.sessions;
+  if (overrides.warmup !== undefined || overrides.minRuns !== undefined || overrides.minDurationMs !== undefined || overrides.sessions !== undefined) {
+    notes.push(`measurement windows overridden on the command line (warm-up ${profile.measurement.warmupRuns}, min runs ${profile.measurement.minRuns}, min duration ${profile.measurement.minDurationMs} ms, sessions ${profile.measurement.sessions ?? 2})`);
   }
   if (notes.length === 0) return { loaded, notes };
   // Budgets that name a backbone, provider or batch no longer measured are dropped rather than failing validation.
@@ -167,6 +171,7 @@ export const benchCommand: Command = {
       warmup: { type: 'string' },
       'min-runs': { type: 'string' },
       'min-duration-ms': { type: 'string' },
+      sessions: { type: 'string' },
       'inference-only': { type: 'boolean' },
       out: { type: 'string' },
       report: { type: 'string' },
@@ -199,6 +204,7 @@ export const benchCommand: Command = {
       warmup: values.warmup === undefined ? undefined : parseNumberOption(values.warmup, 'warmup', 0, { integer: true, min: 0 }),
       minRuns: values['min-runs'] === undefined ? undefined : parseNumberOption(values['min-runs'], 'min-runs', 1, { integer: true, min: 1 }),
       minDurationMs: values['min-duration-ms'] === undefined ? undefined : parseNumberOption(values['min-duration-ms'], 'min-duration-ms', 0, { min: 0 }),
+      sessions: values.sessions === undefined ? undefined : parseNumberOption(values.sessions, 'sessions', 2, { integer: true, min: 1, max: 16 }),
     });
     const printer = new ProgressPrinter(values.quiet === true);
     const controller = new AbortController();

@@ -174,7 +174,9 @@ t.test('reports: Markdown summary and a self-contained HTML file', async (t) => 
   t.match(markdown, /impossible speed \| tiny\/cpu\/b4 \| minImagesPerSecond .* FAIL/);
   const html = renderHtml(results);
   t.match(html, /^<!doctype html>/);
-  t.equal((html.match(/<svg /g) ?? []).length >= 3, true, 'latency, throughput and stage charts');
+  t.equal((html.match(/<svg /g) ?? []).length >= 4, true, 'latency, session drift, throughput and stage charts');
+  t.match(html, /aria-label="session medians over time"/);
+  t.match(html, /tiny\/cpu\/b4 at [\d.]+ s: [\d.]+× its best session/, 'every session is a point with its run, time and ratio');
   t.notMatch(html, /<script|<link|src="http|href="http|@import/, 'nothing loaded from elsewhere');
   t.notMatch(html, /NaN|undefined/, 'no broken numbers');
 });
@@ -233,9 +235,12 @@ t.test('--check exits non-zero on an impossible budget, zero without --check', a
   t.match(checked.stderr, /budget verdict\(s\) failed: impossible speed \(tiny\/cpu\/b4 minImagesPerSecond/);
   t.match(checked.stdout, /# edgetl bench: tiny-check/);
   t.equal(JSON.parse(readFileSync(out, 'utf8')).complete, true);
-  const unchecked = spawnSync(process.execPath, cliArgs(['--profile', profile, '--inference-only', '--quiet', '--json']), { env: childEnv, encoding: 'utf8', timeout: 120_000 });
+  const unchecked = spawnSync(process.execPath, cliArgs(['--profile', profile, '--inference-only', '--quiet', '--json', '--sessions', '3']), { env: childEnv, encoding: 'utf8', timeout: 120_000 });
   t.equal(unchecked.status, 0, unchecked.stderr);
-  t.equal((JSON.parse(unchecked.stdout) as BenchResults).runs[0]!.status, 'ok', '--json prints the results');
+  const printed = JSON.parse(unchecked.stdout) as BenchResults;
+  t.equal(printed.runs[0]!.status, 'ok', '--json prints the results');
+  t.equal(printed.runs[0]!.sessionSampleCounts!.length, 3, '--sessions overrides the profile');
+  t.equal(printed.runs[0]!.bestSession!.sessions, 3);
 });
 
 t.test('Ctrl-C writes what was measured so far, marked incomplete', async (t) => {
