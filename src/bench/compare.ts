@@ -12,8 +12,10 @@ export interface RunComparison {
   b?: number;
   /** b / a. Above 1 means b is slower. */
   ratio?: number;
-  /** b / a of the whole run's median latency, for information: it mixes undisturbed and disturbed stretches. */
+  /** b / a of the whole run's median latency: it mixes undisturbed and disturbed stretches of the machine. */
   wholeRunRatio?: number;
+  /** max(minEffect, the two runs' stated whole-run noise): with interleaved sessions it includes the machine's drift. */
+  wholeRunThreshold?: number;
   /** 95% bootstrap interval of the ratio of medians, when both files hold the raw samples. */
   ratioInterval?: ConfidenceInterval;
   /** Stated noise of each side (fraction of its median). */
@@ -38,7 +40,8 @@ export interface ComparisonReport {
 
 export const COMPARE_METHOD =
   "Per run, b/a of the median latency of each side's fastest session (its sessions are spread over the whole run, so the fastest is the least disturbed by other work on the machine). Each side states the noise of that figure: the larger of the 95% bootstrap interval half-width of its median and half the gap to the second-fastest session. " +
-  'Files without sessions fall back to the whole-run median and its stated noise. ' +
+  "A change is flagged only when the whole runs' medians move the same way beyond their own stated noise too (which, with sessions spread over the run, includes how much the machine's speed wandered): a machine whose speed shifts for minutes can move one run's fastest session without any change in the software. " +
+  'Files without sessions compare the whole-run medians alone. ' +
   'A change is flagged only when |ratio - 1| exceeds max(minimum effect, noise a + noise b) AND the 95% bootstrap interval of the ratio excludes 1. ' +
   'End-to-end passes: noise is half the spread of the pass times relative to their median.';
 
@@ -79,7 +82,15 @@ function compareInferenceRuns(runA: InferenceRun, runB: InferenceRun, minEffect:
     const ratio = b / a;
     const ratioInterval = bootstrapMedianRatioInterval(bestA, bestB, { resamples: 500 });
     const threshold = Math.max(minEffect, noiseA + noiseB);
-    return { id: runA.id, metric: 'bestSessionMedianMsPerBatch', a, b, ratio, wholeRunRatio, ratioInterval, noiseA, noiseB, threshold, verdict: judge(ratio, threshold, ratioInterval) };
+    const wholeRunThreshold = Math.max(minEffect, (runA.noise?.relative ?? measureNoise(samplesA).relative) + (runB.noise?.relative ?? measureNoise(samplesB).relative));
+    const bestVerdict = judge(ratio, threshold, ratioInterval);
+    const wholeRunVerdict = judge(wholeRunRatio, wholeRunThreshold);
+    const comparison: RunComparison = { id: runA.id, metric: 'bestSessionMedianMsPerBatch', a, b, ratio, wholeRunRatio, wholeRunThreshold, ratioInterval, noiseA, noiseB, threshold, verdict: bestVerdict };
+    if (bestVerdict !== 'within-noise' && wholeRunVerdict !== bestVerdict) {
+      comparison.verdict = 'within-noise';
+      comparison.note = `best sessions ${((ratio - 1) * 100).toFixed(1)}% apart, but the whole runs agree within their stated noise (±${(wholeRunThreshold * 100).toFixed(1)}%): the machine's speed wandered`;
+    }
+    return comparison;
   }
   const medianA = median(samplesA);
   const medianB = median(samplesB);

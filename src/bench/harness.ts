@@ -13,15 +13,14 @@ import { resolveBackbone } from '../models/resolve.js';
 import { backboneSpecFor } from '../models/backbone-spec.js';
 import { prepareFeatureExtractor } from '../models/feature-extractor-cache.js';
 import { createOrtDenseMath } from '../execution/dense-math-ort.js';
-import type { ExecutionProviderName } from '../execution/types.js';
 import { decodeToRgb } from '../preprocess/node-image.js';
 import { tensorElementsPerImage, writePixelsToTensor } from '../preprocess/tensor.js';
 import type { PreprocessSpec } from '../preprocess/spec.js';
 import { scanImageFolder } from '../embed/dataset.js';
-import { Backbone } from '../embed/backbone.js';
 import { trainHead } from '../heads/train.js';
-import { inferenceImagesPerSecondFor, maxDuration, recordEndToEndFigures, round } from './run-figures.js';
-import { InferenceMeasurement, executionOptions, type PreparedBackbone } from './inference.js';
+import { maxDuration, round } from './run-figures.js';
+import { EndToEndMeasurement } from './end-to-end.js';
+import { InferenceMeasurement, type PreparedBackbone } from './inference.js';
 import { describeError } from '../util/errors.js';
 import { evaluateBudgets } from './budgets.js';
 import { collectHostFacts } from './host.js';
@@ -30,7 +29,6 @@ import {
   RESULTS_SCHEMA,
   type BackboneFacts,
   type BenchResults,
-  type EndToEndRun,
   type HeadRun,
   type InferenceRun,
   type PreprocessRun,
@@ -319,6 +317,7 @@ export async function runBench(loaded: LoadedProfile, results: BenchResults = cr
       minRuns: profile.measurement.minRuns,
     });
 
+    const endToEnd: EndToEndMeasurement[] = [];
     for (const { setting, prepared } of backbones) {
       if (options.inferenceOnly || images.length === 0) continue;
 
@@ -336,7 +335,7 @@ export async function runBench(loaded: LoadedProfile, results: BenchResults = cr
         results.preprocess.push({ ...preprocess, backbone: prepared.info.id });
       }
 
-      // End to end through the real pipeline.
+      // End to end through the real pipeline: laid out here, measured below with every backbone's passes in turn.
       if (profile.endToEnd?.enabled === false) continue;
       const e2eBatches = profile.endToEnd?.batchSizes ?? setting.batchSizes;
       for (const provider of profile.execution.providers) {
@@ -345,16 +344,12 @@ export async function runBench(loaded: LoadedProfile, results: BenchResults = cr
           const batch = typeof prepared.facts.batch === 'number' ? prepared.facts.batch : requested;
           if (done.has(batch)) continue;
           done.add(batch);
-          checkAbort();
-          const label = `end-to-end ${prepared.info.id} ${provider} batch ${batch}`;
-          emit({ stage: 'e2e', finished: false, label });
-          const e2e = await measureEndToEnd(prepared, provider, batch, { intra: setting.intraOpThreads, inter: setting.interOpThreads }, profile, images, results, preprocess, signal, speedProfile);
-          results.endToEnd.push(e2e);
-          emit({ stage: 'e2e', finished: true, label, message: e2e.imagesPerSecond ? `${e2e.imagesPerSecond.toFixed(1)} images/s, efficiency ${e2e.efficiency?.toFixed(2) ?? '?'}` : e2e.reason });
-          if (e2e.status === 'interrupted') throw new Interrupted();
+          endToEnd.push(new EndToEndMeasurement(prepared, provider, batch, { intra: setting.intraOpThreads, inter: setting.interOpThreads }, profile, images, results, preprocess, speedProfile));
         }
       }
     }
+
+    await measureEndToEndInTurns(endToEnd, results, { signal, emit });
 
     if (!options.inferenceOnly && profile.heads) {
       for (const type of profile.heads.types) {
@@ -376,6 +371,42 @@ export async function runBench(loaded: LoadedProfile, results: BenchResults = cr
     finishResults(results, profile, started);
   }
   return results;
+}
+
+/**
+ * End-to-end passes in turns: pass 1 of every backbone, then pass 2 of every backbone..., for the reason inference
+ * sessions take turns. Throws `Interrupted` after recording what was measured.
+ */
+async function measureEndToEndInTurns(
+  entries: EndToEndMeasurement[],
+  results: BenchResults,
+  options: { signal?: AbortSignal; emit: (event: BenchProgress) => void },
+): Promise<void> {
+  const rounds = Math.max(0, ...entries.map((e) => e.repeats));
+  let interrupted = false;
+  try {
+    for (let round = 0; round < rounds && !interrupted; round++) {
+      for (const entry of entries) {
+        if (entry.done) continue;
+        if (options.signal?.aborted) {
+          interrupted = true;
+          break;
+        }
+        const label = `end-to-end ${entry.run.id} pass ${round + 1}/${entry.repeats}`;
+        options.emit({ stage: 'e2e', finished: false, label });
+        await entry.measurePass(options.signal);
+        if (entry.run.status === 'interrupted') interrupted = true;
+        if (interrupted) break;
+      }
+    }
+  } finally {
+    for (const entry of entries) {
+      const run = entry.finish();
+      results.endToEnd.push(run);
+      options.emit({ stage: 'e2e', finished: true, label: `end-to-end ${run.id}`, message: run.imagesPerSecond ? `${run.imagesPerSecond.toFixed(1)} images/s, efficiency ${run.efficiency?.toFixed(2) ?? '?'}` : run.reason ?? run.status });
+    }
+  }
+  if (interrupted) throw new Interrupted();
 }
 
 /** Budget verdicts, end time and load: called at the end and on interruption. */
@@ -480,70 +511,6 @@ async function measurePreprocess(prepared: PreparedBackbone, images: string[], p
   } catch (error) {
     run.status = 'failed';
     run.reason = describeError(error);
-  }
-  return run;
-}
-
-async function measureEndToEnd(
-  prepared: PreparedBackbone,
-  provider: ExecutionProviderName,
-  batch: number,
-  threads: { intra?: number; inter?: number },
-  profile: DeviceProfile,
-  images: string[],
-  results: BenchResults,
-  preprocess: PreprocessRun,
-  signal: AbortSignal | undefined,
-  speedProfile: boolean,
-): Promise<EndToEndRun> {
-  const id = `${prepared.info.id}/${provider}/b${batch}`;
-  const run: EndToEndRun = { id, backbone: prepared.info.id, provider, batch, status: 'failed', speedClaim: false };
-  const total = profile.endToEnd?.images ?? 128;
-  const repeats = profile.endToEnd?.repeats ?? 3;
-  const list = Array.from({ length: total }, (_, i) => images[i % images.length]!);
-  let backbone: Backbone | undefined;
-  try {
-    try {
-      backbone = await Backbone.load(prepared.reference, { ...executionOptions(profile, provider, threads), cache: false, download: false });
-    } catch (error) {
-      run.status = 'unavailable';
-      run.reason = `${provider} provider cannot run here: ${describeError(error)}`;
-      return run;
-    }
-    const software = backbone.provider.adapter?.software === true || (provider === 'webgpu' && profile.execution.webgpuSoftwareAdapter === true);
-    run.speedClaim = speedProfile && !software;
-    // Warm-up pass over one batch: session arenas and the decoder, not timed.
-    await backbone.embedMany(list.slice(0, Math.max(batch, 2)), { batchSize: batch, useCache: false, signal });
-    const passSeconds: number[] = [];
-    for (let r = 0; r < repeats; r++) {
-      if (signal?.aborted) {
-        run.status = 'interrupted';
-        break;
-      }
-      const t0 = performance.now();
-      const result = await backbone.embedMany(list, { batchSize: batch, useCache: false, signal });
-      const seconds = (performance.now() - t0) / 1000;
-      if (result.skipped.length > 0) results.warnings.push(`end-to-end ${id}: ${result.skipped.length} images skipped (${result.skipped[0]!.path}: ${result.skipped[0]!.reason})`);
-      passSeconds.push(round(seconds, 4));
-    }
-    if (passSeconds.length > 0) {
-      recordEndToEndFigures(run, {
-        images: total,
-        passSeconds,
-        preprocessImagesPerSecond: preprocess.imagesPerSecond,
-        inferenceImagesPerSecond: inferenceImagesPerSecondFor(results.runs, prepared.info.id, provider, batch),
-      });
-    }
-    if (run.status !== 'interrupted') run.status = 'ok';
-  } catch (error) {
-    if (signal?.aborted) {
-      run.status = 'interrupted';
-    } else {
-      run.status = 'failed';
-      run.reason = describeError(error);
-    }
-  } finally {
-    await backbone?.close().catch(() => undefined);
   }
   return run;
 }

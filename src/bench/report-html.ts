@@ -161,7 +161,7 @@ export function sessionDriftChart(runs: InferenceRun[]): string {
   const width = 900;
   const height = 300;
   const left = 60;
-  const right = 260;
+  const right = 300;
   const top = 20;
   const bottom = 45;
   const tMax = Math.max(...series.flatMap((s) => s.points.map((p) => p.t))) * 1.02 || 1;

@@ -173,7 +173,7 @@ export function renderComparison(report: ComparisonReport): string {
   lines.push('');
   lines.push(
     table(
-      ['run', 'metric', 'a', 'b', 'b / a', '95% interval', 'noise a', 'noise b', 'threshold', 'verdict', 'whole-run p50 b / a'],
+      ['run', 'metric', 'a', 'b', 'b / a', '95% interval', 'noise a', 'noise b', 'threshold', 'verdict', 'whole-run p50 b / a (threshold)'],
       report.comparisons.map((c) => [
         c.id,
         c.metric,
@@ -185,7 +185,7 @@ export function renderComparison(report: ComparisonReport): string {
         c.noiseB !== undefined ? `±${formatPercent(c.noiseB)}` : '—',
         c.threshold !== undefined ? formatPercent(c.threshold) : '—',
         c.verdict.toUpperCase() + (c.note ? ` (${c.note})` : ''),
-        c.wholeRunRatio !== undefined ? c.wholeRunRatio.toFixed(3) : '—',
+        c.wholeRunRatio !== undefined ? `${c.wholeRunRatio.toFixed(3)}${c.wholeRunThreshold !== undefined ? ` (±${formatPercent(c.wholeRunThreshold)})` : ''}` : '—',
       ]),
     ),
   );

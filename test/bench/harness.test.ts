@@ -152,6 +152,7 @@ t.test('preprocessing, end to end with efficiency, heads', async (t) => {
   t.same([e2e.images, e2e.repeats, e2e.passSeconds!.length], [8, 2, 2]);
   const ideal = 1 / (1 / e2e.preprocessImagesPerSecond! + 1 / e2e.inferenceImagesPerSecond!);
   t.ok(Math.abs(e2e.idealImagesPerSecond! - ideal) / ideal < 1e-3, 'ideal = 1 / (1/pre + 1/inf)');
+  t.equal(e2e.inferenceImagesPerSecond, results.runs.find((r) => r.batch === 4)!.bestSession!.imagesPerSecond, "inference alone: the batch-4 run's fastest session");
   t.ok(Math.abs(e2e.efficiency! - e2e.imagesPerSecond! / e2e.idealImagesPerSecond!) < 1e-3, 'efficiency = e2e / ideal');
   t.same(results.heads.map((h) => [h.type, h.status]), [['linear', 'ok'], ['prototype', 'ok']]);
   for (const head of results.heads) {
