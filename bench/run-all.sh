@@ -20,10 +20,17 @@ node esbuild.config.mjs
 cli=(node dist/cli.js)
 
 if want backbones; then
-echo "== backbones: x86-cpu profile, twice, compared, and against a plain onnxruntime loop" >&2
+echo "== backbones: x86-cpu profile three times, each pair compared, and against a plain onnxruntime loop" >&2
 "${cli[@]}" bench --profile x86-cpu --out "$out/x86-cpu-a.json" --report "$out/x86-cpu-a.html" > "$out/x86-cpu-a.md"
 "${cli[@]}" bench --profile x86-cpu --out "$out/x86-cpu-b.json" > "$out/x86-cpu-b.md"
-"${cli[@]}" bench compare "$out/x86-cpu-a.json" "$out/x86-cpu-b.json" > "$out/x86-cpu-compare.md" || true
+"${cli[@]}" bench --profile x86-cpu --out "$out/x86-cpu-c.json" > "$out/x86-cpu-c.md"
+{
+  for pair in "a b" "b c" "a c"; do
+    set -- $pair
+    "${cli[@]}" bench compare "$out/x86-cpu-$1.json" "$out/x86-cpu-$2.json" || true
+    echo
+  done
+} > "$out/x86-cpu-compare.md"
 node bench/raw-onnxruntime-loop.mjs --from "$out/x86-cpu-a.json" --paired > "$out/x86-cpu-raw-loop.md" || true
 node bench/results-table.mjs "$out/x86-cpu-a.json" --batch 1 --batch 8 > "$out/x86-cpu-table.md"
 fi
