@@ -1,8 +1,8 @@
 /**
  * End to end: image files to embeddings through the real pipeline (`Backbone.embedMany`: decoding in workers
- * overlapping inference, cache off), one timed pass at a time, so the harness can let the passes of every
- * backbone take turns as it does with inference sessions: each run's passes then span the whole stage, and the
- * spread between them shows how much the machine's speed wandered.
+ * overlapping inference, cache off), one timed pass at a time, so the harness can spread each run's passes over
+ * the whole benchmark between inference sessions: the spread between them then shows how much the machine's
+ * speed wandered.
  */
 import { performance } from 'node:perf_hooks';
 import type { ExecutionProviderName } from '../execution/types.js';
@@ -40,6 +40,11 @@ export class EndToEndMeasurement {
 
   get done(): boolean {
     return this.stopped || this.passSeconds.length >= this.repeats;
+  }
+
+  /** Timed passes so far. */
+  get passes(): number {
+    return this.passSeconds.length;
   }
 
   /** Loads the backbone, warms it up on one batch (not timed), times one pass over the images, closes it. */

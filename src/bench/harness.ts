@@ -164,52 +164,76 @@ interface InterleavedRun {
   key: string;
 }
 
+/** Whether a measurement with `turns` turns spread evenly over `rounds` rounds takes one in `round`. */
+export function takesTurn(round: number, turns: number, rounds: number): boolean {
+  for (let i = 0; i < turns; i++) if (Math.floor((i * rounds) / turns) === round) return true;
+  return false;
+}
+
 /**
- * The sessions of every run take turns, round-robin: session 1 of each run, then session 2 of each, and so on. Each
- * run's samples then span the whole inference phase instead of one stretch of it, so the spread between its
- * sessions shows how much the machine's speed wanders (a neighbour's load on a shared host comes and goes over tens
- * of seconds), and its fastest session is likely to come from an undisturbed stretch. Throws `Interrupted` after
- * deriving the figures of what was measured.
+ * Every repeated measurement takes turns, round-robin: session 1 of every inference run, then session 2 of each,
+ * and so on, with the end-to-end passes spread evenly over the same rounds. Each run's samples then span the whole
+ * benchmark instead of one stretch of it, so the spread between its sessions (or passes) shows how much the
+ * machine's speed wandered (a neighbour's load on a shared host comes and goes over tens of seconds to minutes),
+ * and its fastest session is likely to come from an undisturbed stretch. Throws `Interrupted` after deriving the
+ * figures of what was measured.
  */
-async function measureInterleaved(
-  entries: InterleavedRun[],
+async function measureInTurns(
+  inference: InterleavedRun[],
+  endToEnd: EndToEndMeasurement[],
+  results: BenchResults,
   options: { started: number; signal?: AbortSignal; emit: (event: BenchProgress) => void; minRuns: number },
 ): Promise<void> {
-  const rounds = Math.max(0, ...entries.map((e) => e.measurement.sessions));
+  const rounds = Math.max(0, ...inference.map((e) => e.measurement.sessions), ...endToEnd.map((e) => e.repeats));
   const unavailable = new Map<string, string>();
   const finished = new Set<InferenceMeasurement>();
-  const finish = async (entry: (typeof entries)[number]) => {
+  const finishInference = async (entry: InterleavedRun) => {
     if (finished.has(entry.measurement)) return;
     finished.add(entry.measurement);
     await entry.measurement.finish();
     options.emit({ stage: 'run', finished: true, label: entry.label, message: describeRun(entry.measurement.run) });
   };
   let interrupted = false;
+  const aborted = () => {
+    if (options.signal?.aborted) interrupted = true;
+    return interrupted;
+  };
   try {
     for (let round = 0; round < rounds && !interrupted; round++) {
-      for (const entry of entries) {
+      for (const entry of inference) {
         const { measurement } = entry;
-        if (measurement.done) continue;
-        if (options.signal?.aborted) {
-          interrupted = true;
-          break;
-        }
+        if (measurement.done || !takesTurn(round, measurement.sessions, rounds)) continue;
+        if (aborted()) break;
         const problem = unavailable.get(entry.key);
         if (problem) {
           measurement.markUnavailable(problem);
         } else {
-          entry.sessionLabel = `${entry.label} session ${round + 1}/${measurement.sessions}`;
+          entry.sessionLabel = `${entry.label} session ${measurement.sessionsMeasured + 1}/${measurement.sessions}`;
           options.emit({ stage: 'run', finished: false, label: entry.sessionLabel, done: 0, total: options.minRuns });
           await measurement.measureSession((performance.now() - options.started) / 1000);
           if (measurement.run.status === 'unavailable') unavailable.set(entry.key, measurement.run.reason ?? 'provider unavailable');
           if (measurement.run.status === 'interrupted') interrupted = true;
         }
-        if (measurement.done) await finish(entry);
+        if (measurement.done) await finishInference(entry);
         if (interrupted) break;
+      }
+      for (const entry of endToEnd) {
+        if (interrupted) break;
+        if (entry.done || !takesTurn(round, entry.repeats, rounds)) continue;
+        if (aborted()) break;
+        options.emit({ stage: 'e2e', finished: false, label: `end-to-end ${entry.run.id} pass ${entry.passes + 1}/${entry.repeats}` });
+        await entry.measurePass(options.signal);
+        if (entry.run.status === 'interrupted') interrupted = true;
       }
     }
   } finally {
-    for (const entry of entries) await finish(entry);
+    for (const entry of inference) await finishInference(entry);
+    // End-to-end figures last: their efficiency needs the inference runs' figures.
+    for (const entry of endToEnd) {
+      const run = entry.finish();
+      results.endToEnd.push(run);
+      options.emit({ stage: 'e2e', finished: true, label: `end-to-end ${run.id}`, message: run.imagesPerSecond ? `${run.imagesPerSecond.toFixed(1)} images/s, efficiency ${run.efficiency?.toFixed(2) ?? '?'}` : run.reason ?? run.status });
+    }
   }
   if (interrupted) throw new Interrupted();
 }
@@ -310,13 +334,6 @@ export async function runBench(loaded: LoadedProfile, results: BenchResults = cr
       }
     }
 
-    await measureInterleaved(measurements, {
-      started,
-      signal,
-      emit,
-      minRuns: profile.measurement.minRuns,
-    });
-
     const endToEnd: EndToEndMeasurement[] = [];
     for (const { setting, prepared } of backbones) {
       if (options.inferenceOnly || images.length === 0) continue;
@@ -349,7 +366,7 @@ export async function runBench(loaded: LoadedProfile, results: BenchResults = cr
       }
     }
 
-    await measureEndToEndInTurns(endToEnd, results, { signal, emit });
+    await measureInTurns(measurements, endToEnd, results, { started, signal, emit, minRuns: profile.measurement.minRuns });
 
     if (!options.inferenceOnly && profile.heads) {
       for (const type of profile.heads.types) {
@@ -371,42 +388,6 @@ export async function runBench(loaded: LoadedProfile, results: BenchResults = cr
     finishResults(results, profile, started);
   }
   return results;
-}
-
-/**
- * End-to-end passes in turns: pass 1 of every backbone, then pass 2 of every backbone..., for the reason inference
- * sessions take turns. Throws `Interrupted` after recording what was measured.
- */
-async function measureEndToEndInTurns(
-  entries: EndToEndMeasurement[],
-  results: BenchResults,
-  options: { signal?: AbortSignal; emit: (event: BenchProgress) => void },
-): Promise<void> {
-  const rounds = Math.max(0, ...entries.map((e) => e.repeats));
-  let interrupted = false;
-  try {
-    for (let round = 0; round < rounds && !interrupted; round++) {
-      for (const entry of entries) {
-        if (entry.done) continue;
-        if (options.signal?.aborted) {
-          interrupted = true;
-          break;
-        }
-        const label = `end-to-end ${entry.run.id} pass ${round + 1}/${entry.repeats}`;
-        options.emit({ stage: 'e2e', finished: false, label });
-        await entry.measurePass(options.signal);
-        if (entry.run.status === 'interrupted') interrupted = true;
-        if (interrupted) break;
-      }
-    }
-  } finally {
-    for (const entry of entries) {
-      const run = entry.finish();
-      results.endToEnd.push(run);
-      options.emit({ stage: 'e2e', finished: true, label: `end-to-end ${run.id}`, message: run.imagesPerSecond ? `${run.imagesPerSecond.toFixed(1)} images/s, efficiency ${run.efficiency?.toFixed(2) ?? '?'}` : run.reason ?? run.status });
-    }
-  }
-  if (interrupted) throw new Interrupted();
 }
 
 /** Budget verdicts, end time and load: called at the end and on interruption. */

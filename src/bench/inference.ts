@@ -119,6 +119,11 @@ export class InferenceMeasurement {
     this.timed = new SessionSamples(profile, this.sessions);
   }
 
+  /** Sessions measured so far. */
+  get sessionsMeasured(): number {
+    return this.sessionsRun;
+  }
+
   /** True once every session ran, or the run cannot go on (provider unavailable, failure, interruption). */
   get done(): boolean {
     return this.stopped || this.sessionsRun >= this.sessions;

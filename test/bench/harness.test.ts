@@ -10,7 +10,7 @@ import { model, node, pseudoRandom, tensor, valueInfo } from '../helpers/onnx-gr
 import { repoRoot } from '../helpers/shared.js';
 import onnxProto from 'onnx-proto';
 import { loadProfile } from '../../src/bench/profile.js';
-import { createResults, runBench } from '../../src/bench/harness.js';
+import { createResults, runBench, takesTurn } from '../../src/bench/harness.js';
 import { autotune } from '../../src/bench/autotune.js';
 import { collectHostFacts } from '../../src/bench/host.js';
 import { loadResults, type BenchResults } from '../../src/bench/results.js';
@@ -255,7 +255,7 @@ t.test('Ctrl-C writes what was measured so far, marked incomplete', async (t) =>
   const measuring = new Promise<void>((resolve) => {
     child.stderr.on('data', (chunk: Buffer) => {
       stderr += chunk.toString();
-      if (/measuring/.test(stderr)) resolve();
+      if (/batch 1 session 1\/2: measuring/.test(stderr)) resolve();
     });
   });
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
@@ -301,4 +301,12 @@ t.test('the plain onnxruntime loop repeats every CPU run of a results file and c
   const missing = spawnSync(process.execPath, [script, '--from', join(work, 'nope.json')], { encoding: 'utf8' });
   t.equal(missing.status, 1);
   t.match(missing.stderr, /raw-onnxruntime-loop: .*nope\.json/, 'a missing file is named');
+});
+
+t.test('measurements with fewer turns than rounds spread their turns evenly over the rounds', async (t) => {
+  const roundsOf = (turns: number, rounds: number) => Array.from({ length: rounds }, (_, r) => r).filter((r) => takesTurn(r, turns, rounds));
+  t.same(roundsOf(3, 8), [0, 2, 5], 'three end-to-end passes among eight sessions');
+  t.same(roundsOf(8, 8), [0, 1, 2, 3, 4, 5, 6, 7]);
+  t.same(roundsOf(1, 8), [0]);
+  t.same(roundsOf(0, 8), []);
 });
