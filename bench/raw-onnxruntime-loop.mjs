@@ -33,6 +33,9 @@ function parseArgs(argv) {
   return options;
 }
 
+/** Differences below this are never called disagreements: the minimum effect `edgetl bench compare` flags by default. */
+const MIN_EFFECT = 0.02;
+
 function median(values) {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = (sorted.length - 1) / 2;
@@ -206,13 +209,13 @@ async function main() {
       const mine = measured[2 * i + 1];
       const ratio = raw.bestSessionMedian / mine.bestSessionMedian;
       const allowed = raw.bestSessionNoise + mine.bestSessionNoise;
-      const agree = Math.abs(ratio - 1) <= allowed;
+      const agree = Math.abs(ratio - 1) <= Math.max(MIN_EFFECT, allowed);
       if (!agree) disagreements++;
       rows.push({ run: run.id, edgetlBest: mine.bestSessionMedian, rawBest: raw.bestSessionMedian, ratio, allowed, agree, edgetlP50: mine.p50, rawP50: raw.p50, fileBest: run.bestSession?.medianMsPerBatch });
     }
     process.stdout.write(`| run | edgetl session best-session p50 ms | raw onnxruntime best-session p50 ms | raw / edgetl | allowed (noise both sides) | agree | whole-run p50 ms, edgetl / raw | results file best-session p50 ms (measured earlier) |\n|---|---|---|---|---|---|---|---|\n`);
     for (const r of rows) process.stdout.write(`| ${r.run} | ${f(r.edgetlBest)} | ${f(r.rawBest)} | ${f(r.ratio)} | ±${f(r.allowed * 100, 1)}% | ${r.agree ? 'yes' : 'NO'} | ${f(r.edgetlP50)} / ${f(r.rawP50)} | ${r.fileBest !== undefined ? f(r.fileBest) : '—'} |\n`);
-    process.stdout.write(`\n${rows.length - disagreements} of ${rows.length} runs agree. Paired: each of ${sessions} rounds runs, for every run, one fresh edgetl session (createSession + run, as edgetl bench times it) and one fresh plain onnxruntime session back to back, in alternating order, so both see the same state of the machine. Both sides: the median of the fastest session; noise = the larger of its 95% bootstrap half-width and half the gap to the second-fastest session.\n`);
+    process.stdout.write(`\n${rows.length - disagreements} of ${rows.length} runs agree. Paired: each of ${sessions} rounds runs, for every run, one fresh edgetl session (createSession + run, as edgetl bench times it) and one fresh plain onnxruntime session back to back, in alternating order, so both see the same state of the machine. Both sides: the median of the fastest session; noise = the larger of its 95% bootstrap half-width and half the gap to the second-fastest session; they agree when the ratio is within the sum of both noises, or within 2% (the minimum effect bench compare flags).\n`);
     if (args.json) process.stdout.write(JSON.stringify(rows) + '\n');
     return disagreements > 0 ? 1 : 0;
   }
@@ -223,7 +226,7 @@ async function main() {
     const harnessNoise = run.bestSession?.noise.relative ?? run.noise?.relative ?? 0;
     const ratio = raw.bestSessionMedian / harness;
     const allowed = harnessNoise + raw.bestSessionNoise;
-    const agree = Math.abs(ratio - 1) <= allowed;
+    const agree = Math.abs(ratio - 1) <= Math.max(MIN_EFFECT, allowed);
     if (!agree) disagreements++;
     rows.push({ run: run.id, harnessBest: harness, rawBest: raw.bestSessionMedian, ratio, allowed, agree, harnessP50: median(run.samplesMs), rawP50: raw.p50, harnessImagesPerSecond: run.imagesPerSecond, rawImagesPerSecond: raw.imagesPerSecond });
   }

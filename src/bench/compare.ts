@@ -43,7 +43,12 @@ export const COMPARE_METHOD =
   "A change is flagged only when the whole runs' medians move the same way beyond their own stated noise too (which, with sessions spread over the run, includes how much the machine's speed wandered): a machine whose speed shifts for minutes can move one run's fastest session without any change in the software. " +
   'Files without sessions compare the whole-run medians alone. ' +
   'A change is flagged only when |ratio - 1| exceeds max(minimum effect, noise a + noise b) AND the 95% bootstrap interval of the ratio excludes 1. ' +
-  'End-to-end passes: noise is half the spread of the pass times relative to their median.';
+  "End-to-end passes: noise is half the spread of the pass times relative to their median. No stated noise goes below the profile's noise floor (measurement.noiseFloor), if it has one.";
+
+/** The least noise a results file's profile lets any figure state (its `measurement.noiseFloor`). */
+function noiseFloor(results: BenchResults): number {
+  return results.profile.content?.measurement?.noiseFloor ?? 0;
+}
 
 function passNoise(seconds: number[]): number {
   if (seconds.length < 2) return 0;
@@ -155,8 +160,8 @@ export function compareResults(a: BenchResults, b: BenchResults, files: { a: str
     }
     const medianA = median(runA.passSeconds);
     const medianB = median(runB.passSeconds);
-    const noiseA = passNoise(runA.passSeconds);
-    const noiseB = passNoise(runB.passSeconds);
+    const noiseA = Math.max(passNoise(runA.passSeconds), noiseFloor(a));
+    const noiseB = Math.max(passNoise(runB.passSeconds), noiseFloor(b));
     const ratio = medianB / medianA;
     const threshold = Math.max(minEffect, noiseA + noiseB);
     comparisons.push({ id, metric, a: medianA, b: medianB, ratio, noiseA, noiseB, threshold, verdict: judge(ratio, threshold) });

@@ -58,11 +58,11 @@ export interface BenchOptions {
 export const METHOD_TEXT = {
   percentiles: 'linear interpolation between closest ranks (Hyndman-Fan type 7, NumPy default) over the timed runs',
   noise:
-    'stated per run, relative to its median: the largest of the half-width of the 95% bootstrap interval of the median (1000 seeded resamples), half the spread of the medians of 5 consecutive time blocks, and half the spread of the medians of the fresh sessions the timed window is split over',
+    'stated per run, relative to its median: the largest of the half-width of the 95% bootstrap interval of the median (1000 seeded resamples), half the spread of the medians of 5 consecutive time blocks, and half the spread of the medians of the fresh sessions the timed window is split over; never below the measurement.noiseFloor of the profile (the drift between runs it measured on its device class), when it has one',
   timing:
     'one cold first run (reported apart), warm-up runs discarded, then timed runs until both the minimum count and the minimum duration are reached, split over fresh sessions (measurement.sessions, default 2, each warmed up); the sessions of all runs take turns (session 1 of every run, then session 2 of every run...), so each run samples the whole inference phase; each sample is one awaited session.run on a seeded input tensor already in memory (preprocessing timed apart); images/s = batch x timed runs / time spent in them',
   bestSession:
-    "the median of the run's fastest session, with its own noise: the larger of the 95% bootstrap interval half-width of that median and half the gap to the second-fastest session. Other work on the machine only adds time, and comes and goes over tens of seconds; with sessions spread over the whole run, the fastest is the least disturbed and the most repeatable figure (the reasoning of Python's timeit and Julia's BenchmarkTools). `bench compare` and bench/raw-onnxruntime-loop.mjs check it",
+    "the median of the run's fastest session, with its own noise: the larger of the 95% bootstrap interval half-width of that median and half the gap to the second-fastest session (never below the profile's noise floor). Other work on the machine only adds time, and comes and goes over tens of seconds; with sessions spread over the whole run, the fastest is the least disturbed and the most repeatable figure (the reasoning of Python's timeit and Julia's BenchmarkTools). `bench compare` and bench/raw-onnxruntime-loop.mjs check it",
   memory: 'resident set size sampled every 10 ms from session creation to the end of the run (process-wide peak; addedMb is the rise over the RSS before the session existed)',
 };
 

@@ -51,6 +51,11 @@ export interface ProfileMeasurement {
   maxDurationMs?: number;
   seed?: number;
   sessions?: number;
+  /**
+   * The least noise a run states (fraction): the drift between runs this device class shows that no statistic
+   * within one run can see (a shared machine's speed shifting for minutes). Measured, with its source in the profile.
+   */
+  noiseFloor?: number;
   preprocessImages?: number;
   preprocessMinDurationMs?: number;
 }

@@ -41,6 +41,8 @@ export function renderMarkdown(results: BenchResults): string {
   lines.push(`- Images: ${results.imageSource}`);
   lines.push(`- Method: warm-up ${results.method.warmupRuns} runs, then at least ${results.method.minRuns} runs AND ${results.method.minDurationMs} ms (cap ${results.method.maxDurationMs} ms), seed ${results.method.seed}. Percentiles: ${results.method.percentiles}.`);
   lines.push(`- Noise (± on each median): ${results.method.noise}.`);
+  const floor = results.profile.content?.measurement?.noiseFloor;
+  if (floor) lines.push(`- Noise floor: ±${formatPercent(floor)} (this profile's measurement.noiseFloor: separate runs on its device class drift apart by this much beyond what one run's statistics show).`);
   if (results.method.bestSession) lines.push(`- Best session: ${results.method.bestSession}.`);
   lines.push('');
 

@@ -79,6 +79,8 @@ export interface BestSession {
     intervalHalfWidth: number;
     /** Half the gap to the second-fastest session's median, relative. */
     gapHalfWidth: number;
+    /** The profile's noise floor, when it set the stated noise higher than the two measured terms. */
+    floor?: number;
     /** The larger of the two: the stated noise of this figure. */
     relative: number;
   };

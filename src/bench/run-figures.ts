@@ -74,6 +74,7 @@ export class SessionSamples {
       samplesMs: this.samplesMs,
       sessionMedians: this.sessionMedians,
       sessionSampleCounts: this.sessionSampleCounts,
+      noiseFloor: this.profile.measurement.noiseFloor,
       measuredMs: this.measuredMs,
       batch,
       macsPerImage,
@@ -89,6 +90,8 @@ export interface InferenceSamples {
   sessionMedians: number[];
   /** Samples of each session, in order (samplesMs is their concatenation); absent: one session. */
   sessionSampleCounts?: number[];
+  /** The profile's `measurement.noiseFloor`: no stated noise goes below it. */
+  noiseFloor?: number;
   measuredMs: number;
   batch: number;
   macsPerImage: number | null | undefined;
@@ -107,6 +110,11 @@ export function recordInferenceFigures(run: InferenceRun, measured: InferenceSam
   // A multiply-accumulate is two floating-point operations.
   if (measured.macsPerImage) run.achievedGflops = round((2 * measured.macsPerImage * run.imagesPerSecond) / 1e9, 3);
   run.noise = measureNoise(samples, measured.sessionMedians);
+  const floor = measured.noiseFloor ?? 0;
+  if (floor > run.noise.relative) {
+    run.noise.floor = floor;
+    run.noise.relative = floor;
+  }
   const counts = measured.sessionSampleCounts ?? [samples.length];
   run.sessionSampleCounts = [...counts];
   const best = bestSessionFigure(samples, counts);
@@ -121,7 +129,12 @@ export function recordInferenceFigures(run: InferenceRun, measured: InferenceSam
     medianMsPerImage: round(best.medianMs / batch, 4),
     imagesPerSecond: bestImagesPerSecond,
     ...(measured.macsPerImage ? { achievedGflops: round((2 * measured.macsPerImage * bestImagesPerSecond) / 1e9, 3) } : {}),
-    noise: { intervalHalfWidth: round(best.intervalHalfWidth, 5), gapHalfWidth: round(best.gapHalfWidth, 5), relative: round(best.relative, 5) },
+    noise: {
+      intervalHalfWidth: round(best.intervalHalfWidth, 5),
+      gapHalfWidth: round(best.gapHalfWidth, 5),
+      ...(floor > best.relative ? { floor } : {}),
+      relative: round(Math.max(best.relative, floor), 5),
+    },
   };
 }
 

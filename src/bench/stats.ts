@@ -203,6 +203,8 @@ export interface NoiseEstimate {
   driftHalfWidth: number;
   /** (max - min) / 2 of the medians of each fresh session, relative to the median (absent with one session). */
   sessionHalfWidth?: number;
+  /** The profile's noise floor, when it set the stated noise higher than the above. */
+  floor?: number;
   /** The stated noise: the largest of the above, as a fraction of the median (0.02 = ±2%). */
   relative: number;
 }

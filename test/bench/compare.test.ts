@@ -30,6 +30,35 @@ t.test('a disturbed stretch in one run is not a regression when both runs had an
   t.equal(c.verdict, 'within-noise', `best sessions: ratio ${c.ratio?.toFixed(4)}, threshold ${c.threshold?.toFixed(4)}`);
 });
 
+t.test("a profile's noise floor sets the least noise every figure states, and widens what counts as a change", async (t) => {
+  const sessionsAt = (ms: number, seed: number) => [0, 1, 2, 3].map((s) => latencySamples(ms, 80, seed + s));
+  const plain = compareResults(results([sessionRun('m/cpu/b1', sessionsAt(2, 1))]), results([sessionRun('m/cpu/b1', sessionsAt(2.1, 11))]), files).comparisons[0]!;
+  t.equal(plain.verdict, 'regression', `5% slower in every session, no floor: ratio ${plain.ratio?.toFixed(3)}, threshold ${plain.threshold?.toFixed(3)}`);
+
+  const withFloor = (r: ReturnType<typeof results>) => {
+    r.profile.content = { measurement: { noiseFloor: 0.04 } } as never;
+    return r;
+  };
+  const a = withFloor(results([sessionRun('m/cpu/b1', sessionsAt(2, 1), {}, 0.04)]));
+  const b = withFloor(results([sessionRun('m/cpu/b1', sessionsAt(2.1, 11), {}, 0.04)]));
+  const run = a.runs[0]!;
+  t.equal(run.noise!.relative, 0.04, 'the whole-run noise is raised to the floor');
+  t.equal(run.noise!.floor, 0.04, 'and says the floor set it');
+  t.equal(run.bestSession!.noise.relative, 0.04);
+  t.equal(run.bestSession!.noise.floor, 0.04);
+  const floored = compareResults(a, b, files).comparisons[0]!;
+  t.equal(floored.threshold, 0.08, 'threshold: both floors');
+  t.equal(floored.verdict, 'within-noise');
+
+  const e2e = (r: ReturnType<typeof results>, seconds: number[]) => {
+    r.endToEnd = [{ id: 'm/cpu/b8', backbone: 'm', provider: 'cpu', batch: 8, status: 'ok', images: 100, repeats: 3, passSeconds: seconds, speedClaim: true }];
+    return r;
+  };
+  const passes = compareResults(e2e(a, [1, 1.01, 0.99]), e2e(b, [1.05, 1.06, 1.04]), files).comparisons.find((c) => c.id === 'e2e/m/cpu/b8')!;
+  t.equal(passes.noiseA, 0.04, 'end-to-end pass noise is floored too');
+  t.equal(passes.verdict, 'within-noise');
+});
+
 t.test('a slowdown in every session is a regression on the best-session figure', async (t) => {
   const a = results([sessionRun('m/cpu/b1', [1, 2, 3, 4].map((s) => latencySamples(2, 80, s)))]);
   const b = results([sessionRun('m/cpu/b1', [5, 6, 7, 8].map((s) => latencySamples(2.3, 80, s)))]);

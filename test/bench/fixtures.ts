@@ -68,13 +68,14 @@ export function results(runs: InferenceRun[]): BenchResults {
 
 
 /** A run whose samples come from separate sessions, with the figures the harness derives (best session included). */
-export function sessionRun(id: string, sessions: number[][], overrides: Partial<InferenceRun> = {}): InferenceRun {
+export function sessionRun(id: string, sessions: number[][], overrides: Partial<InferenceRun> = {}, noiseFloor?: number): InferenceRun {
   const samples = sessions.flat();
   const built = run(id, samples, overrides);
   recordInferenceFigures(built, {
     samplesMs: samples,
     sessionMedians: sessions.map((s) => median(s)),
     sessionSampleCounts: sessions.map((s) => s.length),
+    noiseFloor,
     measuredMs: samples.reduce((a, b) => a + b, 0),
     batch: built.batch,
     macsPerImage: undefined,

@@ -129,12 +129,14 @@ t.test('the sessions of all runs take turns, and each run names its fastest sess
     const counts = run.sessionSampleCounts!;
     t.equal(counts.reduce((a, b) => a + b, 0), run.samplesMs!.length, `${run.id}: the sessions' samples make up samplesMs`);
     const best = run.bestSession!;
-    t.ok(best.medianMsPerBatch <= run.latencyMsPerBatch!.p50 * 1.0001 || counts.length === 1, 'the fastest session is no slower than the whole run');
-    const offset = counts.slice(0, best.session).reduce((a, b) => a + b, 0);
-    const mine = [...run.samplesMs!.slice(offset, offset + counts[best.session]!)].sort((a, b) => a - b);
-    const middle = (mine.length - 1) / 2;
-    const expected = (mine[Math.floor(middle)]! + mine[Math.ceil(middle)]!) / 2;
-    t.ok(Math.abs(best.medianMsPerBatch - expected) < 1e-3, `${run.id}: best session median ${best.medianMsPerBatch} re-derived from its samples`);
+    const sessionMedians = counts.map((count, i) => {
+      const offset = counts.slice(0, i).reduce((a, b) => a + b, 0);
+      const mine = [...run.samplesMs!.slice(offset, offset + count)].sort((a, b) => a - b);
+      const middle = (mine.length - 1) / 2;
+      return (mine[Math.floor(middle)]! + mine[Math.ceil(middle)]!) / 2;
+    });
+    t.ok(Math.abs(best.medianMsPerBatch - sessionMedians[best.session]!) < 1e-3, `${run.id}: best session median ${best.medianMsPerBatch} re-derived from its samples`);
+    t.ok(sessionMedians.every((m) => m >= sessionMedians[best.session]! - 1e-9), 'and no session has a lower median');
     t.ok(best.noise.relative >= best.noise.gapHalfWidth && best.noise.relative >= best.noise.intervalHalfWidth);
   }
 });
@@ -288,16 +290,18 @@ t.test('the plain onnxruntime loop repeats every CPU run of a results file and c
   t.same(rows.map((r) => r.run), results.runs.map((r) => r.id), 'one row per CPU run');
   for (const row of rows) {
     t.equal(row.harnessBest, results.runs.find((r) => r.id === row.run)!.bestSession!.medianMsPerBatch, `${row.run}: the harness side is the file's best session`);
-    // The same tiny graph, the same threads: anything beyond 3x means the loop ran something else.
-    t.ok(row.ratio > 1 / 3 && row.ratio < 3, `${row.run}: raw ${row.rawBest.toFixed(4)} ms vs bench ${row.harnessBest.toFixed(4)} ms`);
+    // A graph this small runs in tens of microseconds, where a busy machine can double a figure: this only
+    // catches the loop running something else entirely.
+    t.ok(row.ratio > 0.1 && row.ratio < 10, `${row.run}: raw ${row.rawBest.toFixed(4)} ms vs bench ${row.harnessBest.toFixed(4)} ms`);
   }
+  t.ok(raw.stderr.includes(`${results.runs[0]!.backbone.runPath}, dims 1x3x32x32`), 'it runs the model file edgetl ran, at the run\'s batch size');
   // --paired: edgetl's own session (the built library) and the plain loop, back to back in every round.
   const paired = spawnSync(process.execPath, [script, '--from', file, '--min-ms', '0', '--paired', '--json'], { env: childEnv, encoding: 'utf8', timeout: 120_000 });
   t.ok(paired.status === 0 || paired.status === 1, `--paired exits 0 or 1, got ${paired.status}: ${paired.stderr}`);
   t.match(paired.stderr, /session 1\/2 tiny\/cpu\/b1 \(edgetl\)/, 'edgetl sessions are timed too');
   const pairs = JSON.parse(paired.stdout.trim().split('\n').at(-1)!) as Array<{ run: string; edgetlBest: number; rawBest: number; ratio: number }>;
   t.same(pairs.map((r) => r.run), results.runs.map((r) => r.id));
-  for (const row of pairs) t.ok(row.ratio > 1 / 3 && row.ratio < 3, `${row.run}: raw ${row.rawBest.toFixed(4)} ms vs edgetl ${row.edgetlBest.toFixed(4)} ms in the same rounds`);
+  for (const row of pairs) t.ok(row.ratio > 0.1 && row.ratio < 10, `${row.run}: raw ${row.rawBest.toFixed(4)} ms vs edgetl ${row.edgetlBest.toFixed(4)} ms in the same rounds`);
   const missing = spawnSync(process.execPath, [script, '--from', join(work, 'nope.json')], { encoding: 'utf8' });
   t.equal(missing.status, 1);
   t.match(missing.stderr, /raw-onnxruntime-loop: .*nope\.json/, 'a missing file is named');
