@@ -185,6 +185,8 @@ async function main() {
   const runs = results.runs.filter((r) => r.samplesMs?.length && r.provider?.used === 'cpu' && (args.run.length === 0 || args.run.includes(r.id)));
   if (runs.length === 0) throw new Error(`no measured CPU run${args.run.length ? ` named ${args.run.join(', ')}` : ''} in ${args.from}`);
   const sessions = args.sessions !== undefined ? Number(args.sessions) : results.profile.content?.measurement?.sessions ?? 2;
+  // The profile's noise floor applies to every figure measured on its device class, these included.
+  const floor = results.profile.content?.measurement?.noiseFloor ?? 0;
   const jobs = runs.map((run) => {
     const inputDims = run.backbone.inputDims?.length ? run.backbone.inputDims : [-1, 3, 224, 224];
     const dims = inputDims.map((d, i) => (i === 0 ? run.batch : d));
@@ -208,14 +210,14 @@ async function main() {
       const raw = measured[2 * i];
       const mine = measured[2 * i + 1];
       const ratio = raw.bestSessionMedian / mine.bestSessionMedian;
-      const allowed = raw.bestSessionNoise + mine.bestSessionNoise;
+      const allowed = Math.max(raw.bestSessionNoise, floor) + Math.max(mine.bestSessionNoise, floor);
       const agree = Math.abs(ratio - 1) <= Math.max(MIN_EFFECT, allowed);
       if (!agree) disagreements++;
       rows.push({ run: run.id, edgetlBest: mine.bestSessionMedian, rawBest: raw.bestSessionMedian, ratio, allowed, agree, edgetlP50: mine.p50, rawP50: raw.p50, fileBest: run.bestSession?.medianMsPerBatch });
     }
     process.stdout.write(`| run | edgetl session best-session p50 ms | raw onnxruntime best-session p50 ms | raw / edgetl | allowed (noise both sides) | agree | whole-run p50 ms, edgetl / raw | results file best-session p50 ms (measured earlier) |\n|---|---|---|---|---|---|---|---|\n`);
     for (const r of rows) process.stdout.write(`| ${r.run} | ${f(r.edgetlBest)} | ${f(r.rawBest)} | ${f(r.ratio)} | ±${f(r.allowed * 100, 1)}% | ${r.agree ? 'yes' : 'NO'} | ${f(r.edgetlP50)} / ${f(r.rawP50)} | ${r.fileBest !== undefined ? f(r.fileBest) : '—'} |\n`);
-    process.stdout.write(`\n${rows.length - disagreements} of ${rows.length} runs agree. Paired: each of ${sessions} rounds runs, for every run, one fresh edgetl session (createSession + run, as edgetl bench times it) and one fresh plain onnxruntime session back to back, in alternating order, so both see the same state of the machine. Both sides: the median of the fastest session; noise = the larger of its 95% bootstrap half-width and half the gap to the second-fastest session; they agree when the ratio is within the sum of both noises, or within 2% (the minimum effect bench compare flags).\n`);
+    process.stdout.write(`\n${rows.length - disagreements} of ${rows.length} runs agree. Paired: each of ${sessions} rounds runs, for every run, one fresh edgetl session (createSession + run, as edgetl bench times it) and one fresh plain onnxruntime session back to back, in alternating order, so both see the same state of the machine. Both sides: the median of the fastest session; noise = the larger of its 95% bootstrap half-width and half the gap to the second-fastest session; each at least the profile's noise floor (±${f(floor * 100, 1)}%); they agree when the ratio is within the sum of both noises, or within 2% (the minimum effect bench compare flags).\n`);
     if (args.json) process.stdout.write(JSON.stringify(rows) + '\n');
     return disagreements > 0 ? 1 : 0;
   }
@@ -225,7 +227,7 @@ async function main() {
     const harness = run.bestSession?.medianMsPerBatch ?? median(run.samplesMs);
     const harnessNoise = run.bestSession?.noise.relative ?? run.noise?.relative ?? 0;
     const ratio = raw.bestSessionMedian / harness;
-    const allowed = harnessNoise + raw.bestSessionNoise;
+    const allowed = Math.max(harnessNoise, floor) + Math.max(raw.bestSessionNoise, floor);
     const agree = Math.abs(ratio - 1) <= Math.max(MIN_EFFECT, allowed);
     if (!agree) disagreements++;
     rows.push({ run: run.id, harnessBest: harness, rawBest: raw.bestSessionMedian, ratio, allowed, agree, harnessP50: median(run.samplesMs), rawP50: raw.p50, harnessImagesPerSecond: run.imagesPerSecond, rawImagesPerSecond: raw.imagesPerSecond });
