@@ -46,6 +46,17 @@ function text(x: number, y: number, content: string, attrs = ''): string {
   return `<text x="${x.toFixed(1)}" y="${y.toFixed(1)}" ${attrs}>${escapeHtml(content)}</text>`;
 }
 
+/** A y-axis title, written bottom to top along the left edge, centred between `top` and `bottom`. */
+function verticalTitle(top: number, bottom: number, content: string): string {
+  const middle = (top + bottom) / 2;
+  return text(14, middle, content, `text-anchor="middle" class="axis" transform="rotate(-90 14 ${middle})"`);
+}
+
+/** One legend entry: a colour swatch and its name, `row` rows below `top`. */
+function legendEntry(x: number, top: number, row: number, rowHeight: number, colour: string, name: string): string {
+  return `<rect x="${x}" y="${top + row * rowHeight}" width="12" height="12" fill="${colour}"/>${text(x + 17, top + row * rowHeight + 11, name, 'class="label"')}`;
+}
+
 /** Box plot per run of per-image latency on a log axis: whiskers min..max, box p25..p75, median, p99 tick. */
 export function latencyChart(runs: InferenceRun[]): string {
   const measured = runs.filter((r) => r.latencyMsPerImage && r.speedClaim);
@@ -130,14 +141,13 @@ export function throughputChart(runs: InferenceRun[]): string {
   }
   for (const b of batches) parts.push(text(x(b), height - bottom + 18, String(b), 'text-anchor="middle" class="tick"'));
   parts.push(text((left + width - right) / 2, height - 8, 'batch size', 'text-anchor="middle" class="axis"'));
-  parts.push(text(14, (top + height - bottom) / 2, 'images/s', `text-anchor="middle" class="axis" transform="rotate(-90 14 ${(top + height - bottom) / 2})"`));
+  parts.push(verticalTitle(top, height - bottom, 'images/s'));
   [...series.entries()].forEach(([name, list], i) => {
     const colour = PALETTE[i % PALETTE.length];
     const points = list.sort((a, b) => a.batch - b.batch).map((r) => `${x(r.batch).toFixed(1)},${y(r.imagesPerSecond!).toFixed(1)}`);
     parts.push(`<polyline points="${points.join(' ')}" fill="none" stroke="${colour}" stroke-width="2"/>`);
     for (const r of list) parts.push(`<circle cx="${x(r.batch).toFixed(1)}" cy="${y(r.imagesPerSecond!).toFixed(1)}" r="4" fill="${colour}"><title>${escapeHtml(`${r.id}: ${formatNumber(r.imagesPerSecond)} images/s`)}</title></circle>`);
-    parts.push(`<rect x="${width - right + 15}" y="${top + i * 20}" width="12" height="12" fill="${colour}"/>`);
-    parts.push(text(width - right + 32, top + i * 20 + 11, name, 'class="label"'));
+    parts.push(legendEntry(width - right + 15, top, i, 20, colour!, name));
   });
   return `<svg viewBox="0 0 ${width} ${height}" width="${width}" height="${height}" role="img" aria-label="throughput against batch size">${parts.join('')}</svg>`;
 }
@@ -179,13 +189,12 @@ export function sessionDriftChart(runs: InferenceRun[]): string {
     parts.push(text(x(tick), height - bottom + 16, tickLabel(tick), 'text-anchor="middle" class="tick"'));
   }
   parts.push(text((left + width - right) / 2, height - 6, 'seconds since the benchmark started (session start)', 'text-anchor="middle" class="axis"'));
-  parts.push(text(14, (top + height - bottom) / 2, 'session median / best session', `text-anchor="middle" class="axis" transform="rotate(-90 14 ${(top + height - bottom) / 2})"`));
+  parts.push(verticalTitle(top, height - bottom, 'session median / best session'));
   series.forEach(({ run, points }, i) => {
     const colour = PALETTE[i % PALETTE.length];
     parts.push(`<polyline points="${points.map((p) => `${x(p.t).toFixed(1)},${y(p.ratio).toFixed(1)}`).join(' ')}" fill="none" stroke="${colour}" stroke-width="1.5"/>`);
     for (const p of points) parts.push(`<circle cx="${x(p.t).toFixed(1)}" cy="${y(p.ratio).toFixed(1)}" r="3" fill="${colour}"><title>${escapeHtml(`${run.id} at ${p.t.toFixed(1)} s: ${p.ratio.toFixed(3)}× its best session`)}</title></circle>`);
-    parts.push(`<rect x="${width - right + 15}" y="${top + i * 18}" width="12" height="12" fill="${colour}"/>`);
-    parts.push(text(width - right + 32, top + i * 18 + 11, run.id, 'class="label"'));
+    parts.push(legendEntry(width - right + 15, top, i, 18, colour!, run.id));
   });
   return `<svg viewBox="0 0 ${width} ${height}" width="${width}" height="${height}" role="img" aria-label="session medians over time">${parts.join('')}</svg>`;
 }
