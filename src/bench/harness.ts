@@ -322,13 +322,18 @@ export async function runBench(loaded: LoadedProfile, results: BenchResults = cr
             continue;
           }
           const threads = { intra: setting.intraOpThreads, inter: setting.interOpThreads };
-          const entry: InterleavedRun = { label, sessionLabel: label, key: `${prepared.info.id}|${provider}`, measurement: undefined as unknown as InferenceMeasurement };
-          entry.measurement = new InferenceMeasurement(run, prepared, provider, batch, threads, profile, seed, {
-            signal,
-            speedProfile,
-            cpuReference,
-            onProgress: (done, elapsedMs) => emit({ stage: 'run', finished: false, label: entry.sessionLabel, done, total: profile.measurement.minRuns, message: `${(elapsedMs / 1000).toFixed(1)} s measured` }),
-          });
+          const entry: InterleavedRun = {
+            label,
+            sessionLabel: label,
+            key: `${prepared.info.id}|${provider}`,
+            measurement: new InferenceMeasurement(run, prepared, provider, batch, threads, profile, seed, {
+              signal,
+              speedProfile,
+              cpuReference,
+              // Called during a session, once `entry` exists; the scheduler names the session in sessionLabel.
+              onProgress: (done, elapsedMs) => emit({ stage: 'run', finished: false, label: entry.sessionLabel, done, total: profile.measurement.minRuns, message: `${(elapsedMs / 1000).toFixed(1)} s measured` }),
+            }),
+          };
           measurements.push(entry);
         }
       }

@@ -5,7 +5,7 @@
 import type { Measurement } from './measure.js';
 import type { DeviceProfile } from './profile.js';
 import type { EndToEndRun, InferenceRun } from './results.js';
-import { bestSessionFigure, measureNoise, median, scaleSummary, summarize } from './stats.js';
+import { bestSessionFigure, measureNoise, median, scaleSummary, splitSessions, summarize } from './stats.js';
 
 export function round(value: number, digits = 4): number {
   const factor = 10 ** digits;
@@ -118,7 +118,7 @@ export function recordInferenceFigures(run: InferenceRun, measured: InferenceSam
   const counts = measured.sessionSampleCounts ?? [samples.length];
   run.sessionSampleCounts = [...counts];
   const best = bestSessionFigure(samples, counts);
-  const bestSamples = samples.slice(counts.slice(0, best.session).reduce((a, b) => a + b, 0), counts.slice(0, best.session + 1).reduce((a, b) => a + b, 0));
+  const bestSamples = splitSessions(samples, counts)[best.session]!;
   const bestBusyMs = bestSamples.reduce((sum, v) => sum + v, 0);
   const bestImagesPerSecond = round((batch * bestSamples.length) / (bestBusyMs / 1000), 3);
   run.bestSession = {
