@@ -6,7 +6,7 @@ import { mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Ajv2020 from 'ajv/dist/2020.js';
-import { model, node, pseudoRandom, tensor, valueInfo } from '../helpers/onnx-graph.js';
+import { tinyTorchvisionLike } from '../models/tiny-models.js';
 import { repoRoot } from '../helpers/shared.js';
 import onnxProto from 'onnx-proto';
 import { loadProfile } from '../../src/bench/profile.js';
@@ -21,25 +21,9 @@ import { renderHtml } from '../../src/bench/report-html.js';
 const work = mkdtempSync(join(tmpdir(), 'edgetl-bench-test-'));
 process.env.EDGETL_CACHE_DIR = join(work, 'cache');
 
-/** x [N,3,32,32] -> Conv 3x3 (8 ch) -> Relu -> GlobalAveragePool -> Flatten -> Gemm (4). MACs: 8*32*32*27 + 32. */
+/** x [N,3,32,32] -> Conv 3x3 (8 ch) -> Relu -> GlobalAveragePool -> Flatten -> Gemm (4) -> Softmax. Returns the Conv's MACs. */
 function writeTinyModel(path: string): number {
-  const m = model({
-    inputs: [valueInfo('x', ['N', 3, 32, 32])],
-    outputs: [valueInfo('logits', ['N', 4])],
-    initializers: [
-      tensor('conv_w', [8, 3, 3, 3], pseudoRandom(216, 3)),
-      tensor('conv_b', [8], pseudoRandom(8, 4)),
-      tensor('fc_w', [4, 8], pseudoRandom(32, 5)),
-      tensor('fc_b', [4], pseudoRandom(4, 6)),
-    ],
-    nodes: [
-      node('Conv', ['x', 'conv_w', 'conv_b'], ['conv'], { pads: [1, 1, 1, 1], kernel_shape: [3, 3] }),
-      node('Relu', ['conv'], ['relu']),
-      node('GlobalAveragePool', ['relu'], ['pooled']),
-      node('Flatten', ['pooled'], ['flat'], { axis: 1 }),
-      node('Gemm', ['flat', 'fc_w', 'fc_b'], ['logits'], { transB: 1 }),
-    ],
-  });
+  const m = tinyTorchvisionLike('N', { size: 32, channels: 8, classes: 4 });
   writeFileSync(path, onnxProto.onnx.ModelProto.encode(m).finish());
   return 8 * 32 * 32 * 27;
 }

@@ -2,19 +2,19 @@
 import { INT64, UINT8, model, node, pseudoRandom, tensor, valueInfo, type DimSpec } from '../helpers/onnx-graph.js';
 
 /**
- * x [batch,3,8,8] -> Conv 3x3 pad 1 (4 ch) -> Relu -> GlobalAveragePool -> Flatten -> Gemm (5) -> Softmax.
- * MACs per image: Conv 4*8*8 outputs * 3*3*3 = 6912, Gemm 5*4 = 20: 6932.
- * Parameters: 108 + 4 + 20 + 5 = 137.
+ * x [batch,3,size,size] -> Conv 3x3 pad 1 (channels) -> Relu -> GlobalAveragePool -> Flatten -> Gemm (classes) -> Softmax.
+ * MACs per image: Conv channels*size*size outputs * 3*3*3, Gemm classes*channels. With the defaults (8, 4, 5):
+ * 4*8*8*27 = 6912 + 5*4 = 20: 6932. Parameters: 108 + 4 + 20 + 5 = 137.
  */
-export function tinyTorchvisionLike(batch: DimSpec = 'N') {
+export function tinyTorchvisionLike(batch: DimSpec = 'N', { size = 8, channels = 4, classes = 5 } = {}) {
   return model({
-    inputs: [valueInfo('x', [batch, 3, 8, 8])],
-    outputs: [valueInfo('probs', [batch, 5])],
+    inputs: [valueInfo('x', [batch, 3, size, size])],
+    outputs: [valueInfo('probs', [batch, classes])],
     initializers: [
-      tensor('conv_w', [4, 3, 3, 3], pseudoRandom(108, 3)),
-      tensor('conv_b', [4], pseudoRandom(4, 4)),
-      tensor('fc_w', [5, 4], pseudoRandom(20, 5)),
-      tensor('fc_b', [5], pseudoRandom(5, 6)),
+      tensor('conv_w', [channels, 3, 3, 3], pseudoRandom(channels * 27, 3)),
+      tensor('conv_b', [channels], pseudoRandom(channels, 4)),
+      tensor('fc_w', [classes, channels], pseudoRandom(classes * channels, 5)),
+      tensor('fc_b', [classes], pseudoRandom(classes, 6)),
     ],
     nodes: [
       node('Conv', ['x', 'conv_w', 'conv_b'], ['conv'], { pads: [1, 1, 1, 1], kernel_shape: [3, 3] }),
