@@ -10,6 +10,7 @@ import { Backbone } from '../../src/embed/backbone.js';
 import { embedFolder } from '../../src/embed/embed-folder.js';
 import { scanImageFolder } from '../../src/embed/dataset.js';
 import { readEmbeddingSet } from '../../src/embed/embedding-set.js';
+import { cosine } from '../helpers/vectors.js';
 import { sharedModel, sharedPath } from '../helpers/shared.js';
 
 const mobilenet = sharedModel('mobilenetv2-12-int8.onnx');
@@ -20,18 +21,6 @@ async function scratch(t: { teardown(fn: () => unknown): void }): Promise<string
   const dir = await mkdtemp(join(tmpdir(), 'edgetl-hymenoptera-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   return dir;
-}
-
-function cosine(a: Float32Array, b: Float32Array): number {
-  let dot = 0;
-  let na = 0;
-  let nb = 0;
-  for (let i = 0; i < a.length; i++) {
-    dot += a[i]! * b[i]!;
-    na += a[i]! * a[i]!;
-    nb += b[i]! * b[i]!;
-  }
-  return dot / Math.sqrt(na * nb);
 }
 
 t.test('MobileNetV2-int8 embeds hymenoptera/train into a 1280-d labelled set, and a second run hits the cache', { skip: mobilenet.skip || train.skip }, async (t) => {

@@ -1,23 +1,16 @@
 // auto's second look at a GPU: the node placement. Its own file (its own process), because onnxruntime keeps one
 // WebGPU device per process and edgetl refuses auto on a device an earlier explicit session opened in software.
 // The adapter is declared hardware through the facts; underneath it is SwiftShader (correctness only).
-import { existsSync } from 'node:fs';
-import { SWIFTSHADER_ICD, sharedModel } from '../helpers/shared.js';
+import { sharedModel, swiftShaderSkipReason, useSwiftShader } from '../helpers/shared.js';
 
-if (!process.env.VK_ICD_FILENAMES && !process.env.VK_DRIVER_FILES && existsSync(SWIFTSHADER_ICD)) {
-  process.env.VK_ICD_FILENAMES = SWIFTSHADER_ICD;
-}
+useSwiftShader();
 
 const { default: t } = await import('tap');
 const { createSession } = await import('../../src/execution/session.js');
 const { gatherHostFacts } = await import('../../src/execution/providers.js');
 
 const facts = gatherHostFacts();
-const skipReason = !existsSync(SWIFTSHADER_ICD)
-  ? `needs ${SWIFTSHADER_ICD} (Debian package chromium)`
-  : !facts.vulkan.loader
-    ? 'needs a Vulkan loader (Debian package libvulkan1)'
-    : false;
+const skipReason = swiftShaderSkipReason(facts.vulkan.loader);
 
 const int8 = sharedModel('mobilenetv2-12-int8.onnx');
 const fp32 = sharedModel('mobilenet-v1-0.25-224.fp32.onnx');

@@ -1,11 +1,9 @@
 // WebGPU through SwiftShader (Chromium's CPU Vulkan driver): correctness only, never speed. The driver list must be
 // set before onnxruntime creates its WebGPU device (once per process), so this file sets it first thing.
-import { existsSync } from 'node:fs';
-import { SWIFTSHADER_ICD, sharedModel } from '../helpers/shared.js';
+import { sharedModel, swiftShaderSkipReason, useSwiftShader } from '../helpers/shared.js';
+import { cosine } from '../helpers/vectors.js';
 
-if (!process.env.VK_ICD_FILENAMES && !process.env.VK_DRIVER_FILES && existsSync(SWIFTSHADER_ICD)) {
-  process.env.VK_ICD_FILENAMES = SWIFTSHADER_ICD;
-}
+useSwiftShader();
 
 const { default: t } = await import('tap');
 const { createSession } = await import('../../src/execution/session.js');
@@ -13,23 +11,7 @@ const { gatherHostFacts } = await import('../../src/execution/providers.js');
 const { pseudoRandom } = await import('../helpers/onnx-graph.js');
 
 const facts = gatherHostFacts();
-const skipReason = !existsSync(SWIFTSHADER_ICD)
-  ? `needs ${SWIFTSHADER_ICD} (Debian package chromium)`
-  : !facts.vulkan.loader
-    ? 'needs a Vulkan loader (Debian package libvulkan1)'
-    : false;
-
-function cosine(a: Float32Array, b: Float32Array): number {
-  let dot = 0;
-  let na = 0;
-  let nb = 0;
-  for (let i = 0; i < a.length; i++) {
-    dot += a[i] * b[i];
-    na += a[i] * a[i];
-    nb += b[i] * b[i];
-  }
-  return dot / Math.sqrt(na * nb);
-}
+const skipReason = swiftShaderSkipReason(facts.vulkan.loader);
 
 for (const file of ['resnet8-cifar10.fp32.onnx', 'mobilenet-v1-0.25-224.fp32.onnx']) {
   const model = sharedModel(file);

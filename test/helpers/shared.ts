@@ -47,3 +47,20 @@ if (!process.env.EDGETL_MODEL_PATH) {
   const dir = sharedModelsDir();
   if (dir) process.env.EDGETL_MODEL_PATH = dir;
 }
+
+/**
+ * Points Vulkan at SwiftShader (unless the caller chose a driver). Call it before onnxruntime creates its WebGPU
+ * device, which it does once per process: test files call it first thing, before importing onnxruntime.
+ */
+export function useSwiftShader(): void {
+  if (!process.env.VK_ICD_FILENAMES && !process.env.VK_DRIVER_FILES && existsSync(SWIFTSHADER_ICD)) {
+    process.env.VK_ICD_FILENAMES = SWIFTSHADER_ICD;
+  }
+}
+
+/** Why a SwiftShader WebGPU test cannot run here, or false. */
+export function swiftShaderSkipReason(vulkanLoader: string | undefined): string | false {
+  if (!existsSync(SWIFTSHADER_ICD)) return `needs ${SWIFTSHADER_ICD} (Debian package chromium)`;
+  if (!vulkanLoader) return 'needs a Vulkan loader (Debian package libvulkan1)';
+  return false;
+}

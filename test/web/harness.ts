@@ -52,14 +52,4 @@ export async function openTestPage(page: Page, server: KioskServer, files: strin
   await page.goto(`${server.url}test/page.html`);
 }
 
-export function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let dot = 0;
-  let na = 0;
-  let nb = 0;
-  for (let i = 0; i < a.length; i++) {
-    dot += a[i] * b[i];
-    na += a[i] * a[i];
-    nb += b[i] * b[i];
-  }
-  return dot / Math.sqrt(na * nb);
-}
+export { cosine } from '../helpers/vectors.js';
