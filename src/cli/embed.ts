@@ -6,6 +6,7 @@ import { embedFolder, type EmbedFolderResult } from '../embed/embed-folder.js';
 import { DEFAULT_BATCH_SIZE } from '../embed/pipeline.js';
 import { DEFAULT_BACKBONE_ID } from '../models/catalog.js';
 import type { ExecutionProviderRequest, ProviderReport } from '../execution/types.js';
+import { gatherHostFacts } from '../execution/providers.js';
 import { type Command, parseCommandLine, parseNumberOption, printJson, ProgressBar } from './common.js';
 import { preprocessFlagOptions, preprocessFlagHelp, preprocessOverridesFromFlags } from './preprocess-flags.js';
 
@@ -137,11 +138,23 @@ function shortPath(path: string): string {
   return rel && !rel.startsWith('..') && !isAbsolute(rel) ? rel : path;
 }
 
-export function describeProvider(report: ProviderReport): string[] {
+/**
+ * Why CUDA was not used matters only to someone who asked for it or has an NVIDIA GPU; everyone else would read the
+ * same lines about a missing CUDA library on every run. (`--json` and `--debug` always keep them.)
+ */
+function cudaNotesWanted(report: ProviderReport): boolean {
+  return report.requested === 'cuda' || gatherHostFacts({ runTools: false }).cuda.gpuPresent;
+}
+
+export function describeProvider(report: ProviderReport, options: { verbose?: boolean } = {}): string[] {
+  const showCuda = options.verbose === true || cudaNotesWanted(report);
   const threads = report.intraOpThreads ? `, ${report.intraOpThreads} intra-op thread(s)` : '';
   const adapter = report.adapter ? `, adapter ${[report.adapter.vendor, report.adapter.device ?? report.adapter.description].filter(Boolean).join(' ')}${report.adapter.software ? ' (software)' : ''}` : '';
   const lines = [`${report.used} (requested ${report.requested}${threads}${adapter})`];
-  for (const fallback of report.fallbacks) lines.push(`${fallback.provider} not used: ${fallback.reason}`);
+  for (const fallback of report.fallbacks) {
+    if (fallback.provider === 'cuda' && !showCuda) continue;
+    lines.push(`${fallback.provider} not used: ${fallback.reason}`);
+  }
   for (const note of report.notes ?? []) lines.push(note);
   return lines;
 }
@@ -169,14 +182,14 @@ export function jsonSummary(report: EmbedRunReport): Record<string, unknown> {
 }
 
 /** The readable summary. */
-export function textSummary(report: EmbedRunReport): string {
+export function textSummary(report: EmbedRunReport, options: { verbose?: boolean } = {}): string {
   const { backbone, result } = report;
   const lines: string[] = [];
   const row = (label: string, values: string[]) => values.forEach((v, i) => lines.push(`  ${(i === 0 ? label : '').padEnd(10)} ${v}`));
   const classes = result.classes === null ? 'flat folder, no labels' : `${result.classes.length} class${result.classes.length === 1 ? '' : 'es'}: ${result.classes.map((c) => `${c} ${result.classCounts[c]}`).join(', ')}`;
   lines.push(`Embedded ${result.items.length} image(s) from ${shortPath(result.dir)} (${classes})`);
   row('backbone', [`${backbone.id}  ${backbone.embeddingDim}-d  batch ${backbone.batch}  sha256 ${backbone.sha256.slice(0, 12)}...`]);
-  row('provider', describeProvider(backbone.provider));
+  row('provider', describeProvider(backbone.provider, options));
   row('time', [
     `${result.seconds.toFixed(2)} s, ${result.imagesPerSecond.toFixed(1)} images/s` +
       ` (model load ${report.loadSeconds.toFixed(2)} s; ${result.cacheHits} from the embedding cache, ${result.computed} computed)`,
@@ -231,7 +244,7 @@ Examples:
     checkOutPrefix(values.out);
     const report = await runEmbedJob({ dir: positionals[0]!, out: values.out, values });
     if (values.json) printJson(jsonSummary(report));
-    else process.stdout.write(textSummary(report));
+    else process.stdout.write(textSummary(report, { verbose: values.debug === true }));
     return 0;
   },
 };

@@ -13,7 +13,8 @@ function usage(): string {
     ...commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
     '',
     'Environment:',
-    '  EDGETL_MODEL_PATH   folders searched for backbone files (":"-separated), before ./models and the user cache',
+    '  EDGETL_MODEL_PATH   folders searched for backbone files (":"-separated), before ./models, the bundled models and the cache',
+    '  EDGETL_DATA_PATH    the sample data folder `start` trains on when given no folder (default: ../shared beside the checkout)',
     '  EDGETL_CACHE_DIR    cache for downloads, feature-extractor models and embeddings (default ~/.cache/edgetl)',
     '',
   ].join('\n');

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { EdgetlError } from '../util/errors.js';
 import { catalogEntries, DEFAULT_BACKBONE_ID } from '../models/catalog.js';
 import type { CatalogEntry } from '../models/catalog-types.js';
-import { resolveBackbone, locateCatalogModel, hashModelFile, modelSearchLocations, type ResolvedBackbone, type ResolveOptions } from '../models/resolve.js';
+import { resolveBackbone, bundledModelsDir, locateCatalogModel, hashModelFile, modelSearchLocations, type ResolvedBackbone, type ResolveOptions } from '../models/resolve.js';
 import { inspectModel, type ModelFacts, type TensorFacts } from '../models/inspect.js';
 import { backboneSpecFor, type BackboneSpec } from '../models/backbone-spec.js';
 import { parseCommandLine, parseNumberOption, printJson, ProgressBar, type Command } from './common.js';
@@ -15,8 +15,8 @@ Usage:
   edgetl models inspect <id|path> [--embedding <tensor>] [--offline] [--json] [preprocessing flags]
   edgetl models fetch <id> [--json] [--timeout <seconds>]
 
-list      Every catalog backbone: id, kind (pretrained or arch-only: random weights, for latency work only), size,
-          license, and whether a copy is present locally and where. --verify also checks each copy's sha256.
+list      Every catalog backbone (bundled with edgetl, or downloadable): id, kind, size, license, and whether a
+          copy is present locally and where. --verify also checks each copy's sha256.
 inspect   Inputs, outputs, opsets, parameter count, quantization (none / qoperator / qdq), batch ("dynamic" or the
           fixed size), multiply-accumulates per image, the embedding tensor and its dimension, plus the resolved
           file, its sha256, catalog id and the preprocessing edgetl will use (and where it comes from).
@@ -30,9 +30,11 @@ Options:
   --verify              (list) hash present files and compare with the catalog
   --json                one JSON object on stdout
 
-A backbone is a catalog id (see "list") or a path to an .onnx file. Ids are looked for in each EDGETL_MODEL_PATH
-folder, then ./models, then the user cache (<cache>/models, EDGETL_CACHE_DIR). A file whose sha256 matches a
-catalog entry gets that entry's preprocessing whatever its name. For other models, preprocessing comes from
+A backbone is a catalog id (see "list"), a path to an .onnx file, or the name of another <name>.onnx on the
+search path. Ids are looked for in each EDGETL_MODEL_PATH folder, then ./models, then the models bundled with
+edgetl (${DEFAULT_BACKBONE_ID}), then the user cache (<cache>/models, EDGETL_CACHE_DIR); a missing catalog model is
+then downloaded. A file whose sha256 matches a catalog entry gets that entry's preprocessing whatever its name.
+For other models, preprocessing comes from
 <name>.edgetl.json beside the model, e.g.
   {"preprocess": {"scale": 0.00784313725490196, "mean": [1,1,1], "std": [1,1,1]}, "embedding": {"tensor": "pool"}}
 or from flags; otherwise the stated defaults apply.
@@ -109,6 +111,8 @@ interface ListedModel {
   path: string | null;
   /** With --verify: whether the local copy has the catalog sha256 (null when absent or not checked). */
   verified: boolean | null;
+  /** Shipped inside the package (always present unless the install was trimmed). */
+  bundled: boolean;
   downloadable: boolean;
   url: string | null;
 }
@@ -129,6 +133,7 @@ async function listModels(json: boolean, verify: boolean): Promise<number> {
       present: located.path !== undefined,
       path: located.path ?? null,
       verified,
+      bundled: entry.bundled === true,
       downloadable: entry.url !== undefined,
       url: entry.url ?? null,
     });
@@ -138,12 +143,19 @@ async function listModels(json: boolean, verify: boolean): Promise<number> {
     printJson({ defaultBackbone: DEFAULT_BACKBONE_ID, searchPath, models });
     return verify && models.some((m) => m.verified === false) ? 1 : 0;
   }
+  const bundled = bundledModelsDir();
   const rows = models.map((m) => [
     m.id + (m.default ? ' *' : ''),
     m.kind,
     formatBytes(m.bytes),
     m.license,
-    m.present ? (m.verified === false ? `SHA256 MISMATCH ${m.path}` : `${m.verified ? 'verified ' : ''}${m.path}`) : m.downloadable ? 'not present (downloadable)' : 'not present',
+    m.present
+      ? m.verified === false
+        ? `SHA256 MISMATCH ${m.path}`
+        : `${m.verified ? 'verified ' : ''}${m.path}${bundled && m.path!.startsWith(bundled) ? ' (bundled)' : ''}`
+      : m.downloadable
+        ? 'not present (downloadable)'
+        : 'not present',
   ]);
   const header = ['id', 'kind', 'size', 'license', 'local copy'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));

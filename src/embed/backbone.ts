@@ -3,7 +3,7 @@
  *
  *   const backbone = await Backbone.load('mobilenetv2-12-int8', { ep: 'auto' });
  *   const vector = await backbone.embed('photo.jpg');             // Float32Array(1280)
- *   const { embeddings, items, skipped } = await backbone.embedMany(paths, { onProgress });
+ *   const { embeddings, labels: rowLabels, skipped } = await backbone.embedMany(paths, { labels, onProgress });
  *   await backbone.close();
  *
  * Loading resolves the model (catalog id or path, downloading a missing catalog model when allowed), works out its
@@ -252,9 +252,23 @@ export class Backbone {
   /**
    * Embed many images: batched, decoding overlapped with inference, results in input order, unusable images skipped
    * with their reason (or fatal with `strict`). Memory stays bounded by the batch window, not by `images.length`.
+   * Row r of `embeddings` is `items[r]`, which is `images[items[r].index]`. Give `labels` (one per image) to get back
+   * `labels` aligned with the rows, ready for trainHead even when images were skipped.
    */
-  async embedMany(images: readonly ImageSource[], options: EmbedManyOptions = {}): Promise<EmbedManyResult> {
+  async embedMany(images: readonly ImageSource[], options: EmbedManyOptions & { labels: readonly string[] }): Promise<EmbedManyResult & { labels: string[] }>;
+  async embedMany(images: readonly ImageSource[], options?: EmbedManyOptions): Promise<EmbedManyResult>;
+  async embedMany(images: readonly ImageSource[], options: EmbedManyOptions & { labels?: readonly string[] } = {}): Promise<EmbedManyResult & { labels?: string[] }> {
     this.assertOpen();
+    const labels = options.labels;
+    if (labels !== undefined && labels.length !== images.length) {
+      throw new EdgetlError('bad-input', `embedMany: ${labels.length} labels for ${images.length} images; give one label per image, in the same order`);
+    }
+    const result = await this.embedImages(images, options);
+    // Skipped images leave no row: the labels that come back are those of the rows, in row order.
+    return labels === undefined ? result : { ...result, labels: result.items.map((item) => labels[item.index]!) };
+  }
+
+  private async embedImages(images: readonly ImageSource[], options: EmbedManyOptions): Promise<EmbedManyResult> {
     const cache = options.useCache === false ? undefined : await this.embeddingCache();
     return runEmbeddingPipeline(
       images,

@@ -65,7 +65,23 @@ export interface TrainHeadOptions {
 /** `trainHead` accepts rows as one flat [rows * dim] array or as one array per row. */
 export type EmbeddingRows = Float32Array | Float32Array[];
 
-function flatten(embeddings: EmbeddingRows, rows: number): { data: Float32Array; dim: number } {
+/** What usually makes rows and labels disagree, and the fix. */
+const MISALIGNED_HINT =
+  'Embeddings and labels must line up, one label per row. If the rows come from embedMany, images it skipped ' +
+  '(result.skipped) have no row: pass the labels to embedMany(images, { labels }) and train on its result.labels ' +
+  '(or take labels[item.index] for each of result.items).';
+
+function flatten(embeddings: EmbeddingRows, rows: number, expectedDim?: number): { data: Float32Array; dim: number } {
+  if (Array.isArray(embeddings) && embeddings.length !== rows) {
+    throw new EdgetlError('train-input', `${embeddings.length} embedding rows but ${rows} labels. ${MISALIGNED_HINT}`);
+  }
+  if (!Array.isArray(embeddings) && expectedDim !== undefined && expectedDim > 0 && embeddings.length !== rows * expectedDim) {
+    const have = embeddings.length / expectedDim;
+    throw new EdgetlError(
+      'train-input',
+      `${Number.isInteger(have) ? `${have} embedding rows` : `${embeddings.length} embedding values (not a whole number of ${expectedDim}-d rows)`} but ${rows} labels. ${MISALIGNED_HINT}`,
+    );
+  }
   if (Array.isArray(embeddings)) {
     const dim = embeddings[0]?.length ?? 0;
     const data = new Float32Array(rows * dim);
@@ -76,7 +92,7 @@ function flatten(embeddings: EmbeddingRows, rows: number): { data: Float32Array;
     return { data, dim };
   }
   if (rows === 0 || embeddings.length % rows !== 0) {
-    throw new EdgetlError('train-input', `${embeddings.length} embedding values cannot be split into ${rows} rows (one label per row)`);
+    throw new EdgetlError('train-input', `${embeddings.length} embedding values cannot be split into ${rows} rows, one per label. ${MISALIGNED_HINT}`);
   }
   return { data: embeddings, dim: embeddings.length / rows };
 }
@@ -93,7 +109,7 @@ export async function trainHead(embeddings: EmbeddingRows, labels: readonly stri
   const math = options.math ?? jsDenseMath;
   const rows = labels.length;
   if (rows === 0) throw new EdgetlError('train-input', 'no training examples');
-  const { data: raw, dim } = flatten(embeddings, rows);
+  const { data: raw, dim } = flatten(embeddings, rows, options.backbone?.embeddingDim);
   if (options.groups && options.groups.length !== rows) throw new EdgetlError('train-input', `${options.groups.length} group ids for ${rows} rows`);
   if (options.backbone && options.backbone.embeddingDim !== dim) {
     throw new EdgetlError('train-input', `embeddings have ${dim} values each but backbone ${options.backbone.id} produces ${options.backbone.embeddingDim}`);

@@ -1,6 +1,6 @@
 import type { PreprocessSpec } from '../preprocess/spec.js';
 
-/** One known backbone in models/catalog.json. */
+/** One backbone a user can obtain (bundled or downloadable), as listed in models/catalog.json. */
 export interface CatalogEntry {
   /** File name without `.onnx`, e.g. `mobilenetv2-12-int8`. */
   id: string;
@@ -18,6 +18,8 @@ export interface CatalogEntry {
   preprocess: PreprocessSpec;
   /** Embedding tensor name in the source graph (absent: found automatically) and its dimension. */
   embedding: { tensor?: string; dim: number };
+  /** Shipped in the package's models/ folder: present on every install, no download. */
+  bundled?: boolean;
   /** Fixed batch size, when the graph does not allow others. */
   fixedBatch?: number;
   labels?: string;

@@ -2,8 +2,10 @@ import { IMAGENET_224, type PreprocessSpec } from '../preprocess/spec.js';
 import type { CatalogEntry } from './catalog-types.js';
 
 /**
- * The backbones edgetl knows by id. Runtime-neutral data (the browser bundle reuses it); models/catalog.json is the
- * same list for tools outside TypeScript, and a test keeps the two identical.
+ * The backbones a user can obtain by id: bundled with the package (models/) or downloadable from their URL.
+ * Runtime-neutral data (the browser bundle reuses it); models/catalog.json is the same list for tools outside
+ * TypeScript, and a test keeps the two identical. Other models (your own, test graphs) need no entry: they are found
+ * by path or as `<id>.onnx` on the model search path and described by a sidecar `<model>.edgetl.json` or defaults.
  *
  * Ids are file names without `.onnx`. A file whose sha256 matches an entry gets that entry's preprocessing,
  * whatever it is called. Sizes and sha256 of the zoo files are those of the ONNX Model Zoo's Git LFS pointers.
@@ -13,14 +15,6 @@ const ZOO = 'https://github.com/onnx/models/raw/main/';
 const ZOO_LICENSE = 'Apache-2.0';
 
 const imagenet = (layout: 'NCHW' | 'NHWC' = 'NCHW'): PreprocessSpec => ({ ...IMAGENET_224, layout, mean: [...IMAGENET_224.mean], std: [...IMAGENET_224.std] });
-
-/** TF "inception" scaling x/127.5 - 1, after the usual 256 -> 224 center crop. */
-const TF_MINUS_ONE_TO_ONE: PreprocessSpec = {
-  ...IMAGENET_224,
-  scale: 1 / 127.5,
-  mean: [1, 1, 1],
-  std: [1, 1, 1],
-};
 
 /** EfficientNet-Lite (TF): NHWC, (x - 127) / 128 after resizing the shorter side to 224/0.875 = 256 and cropping 224. */
 const EFFICIENTNET_LITE_TF: PreprocessSpec = {
@@ -39,24 +33,10 @@ const TIMM_TF_LITE0: PreprocessSpec = {
   std: [0.5, 0.5, 0.5],
 };
 
-/** CIFAR-10 ResNet8 from MLPerf Tiny: 32x32 pixels as raw 0..255 floats. */
-const CIFAR_RAW_32: PreprocessSpec = {
-  layout: 'NCHW',
-  width: 32,
-  height: 32,
-  resize: 'stretch',
-  resizeTo: 32,
-  crop: 'none',
-  channelOrder: 'RGB',
-  scale: 1,
-  mean: [0, 0, 0],
-  std: [1, 1, 1],
-};
-
 const IMAGENET_LABELS = 'labels/imagenet-simple-labels.json';
 
 const ENTRIES: readonly CatalogEntry[] = [
-  // ---- files in ../shared/models (pretrained)
+  // ---- bundled with the package (models/), and downloadable
   {
     id: 'mobilenetv2-12-int8',
     file: 'mobilenetv2-12-int8.onnx',
@@ -70,6 +50,7 @@ const ENTRIES: readonly CatalogEntry[] = [
     input: { name: 'input', layout: 'NCHW' },
     preprocess: imagenet(),
     embedding: { tensor: '464_quantized', dim: 1280 },
+    bundled: true,
     labels: IMAGENET_LABELS,
     notes: 'The pooled 1280-d embedding is uint8 inside the graph; the feature extractor adds a DequantizeLinear.',
   },
@@ -89,75 +70,6 @@ const ENTRIES: readonly CatalogEntry[] = [
     fixedBatch: 1,
     labels: IMAGENET_LABELS,
     notes: 'Batch is fixed at 1 by Reshape constants: run it one image at a time.',
-  },
-  {
-    id: 'mobilenet-v1-0.25-224.fp32',
-    file: 'mobilenet-v1-0.25-224.fp32.onnx',
-    sha256: '38733f57aa7079219ccd54cb93920fb1510900552559e9bfabb0a513fe58970e',
-    bytes: 1879931,
-    license: 'Apache-2.0',
-    source: 'converted from the Keras ImageNet weights mobilenet_v1_0.25_224',
-    kind: 'pretrained',
-    description: 'MobileNet V1 width 0.25, fp32; tiny and weak (~50% top-1). Exposes its 256-d embedding as output `features`.',
-    input: { name: 'input', layout: 'NCHW' },
-    preprocess: TF_MINUS_ONE_TO_ONE,
-    embedding: { tensor: 'features', dim: 256 },
-    labels: IMAGENET_LABELS,
-  },
-  {
-    id: 'resnet8-cifar10.fp32',
-    file: 'resnet8-cifar10.fp32.onnx',
-    sha256: '1a6c3e9ca9452cd4ec2a2a3ae21c149c6fb6b50097391211032ccc0b1229e8db',
-    bytes: 319773,
-    license: 'Apache-2.0',
-    source: 'converted from MLPerf Tiny image-classification pretrainedResnet.h5',
-    kind: 'pretrained',
-    description: 'ResNet8 trained on CIFAR-10 (32x32 input); exposes its 64-d embedding as output `features`.',
-    input: { name: 'input', layout: 'NCHW' },
-    preprocess: CIFAR_RAW_32,
-    embedding: { tensor: 'features', dim: 64 },
-    labels: 'labels/cifar10.json',
-  },
-  // ---- ../shared/models/arch-only (random weights)
-  {
-    id: 'resnet50.arch-only',
-    file: 'arch-only/resnet50.arch-only.onnx',
-    sha256: '0d144146d9182b83b0a777b7c12b8832e80f786877ccfa511b1e872349acf340',
-    bytes: 102146362,
-    license: 'BSD-3-Clause',
-    source: 'torchvision resnet50 architecture exported with seeded random weights',
-    kind: 'arch-only',
-    description: 'ResNet-50 architecture with random weights: latency, memory and graph handling only, accuracy meaningless.',
-    input: { name: 'input', layout: 'NCHW' },
-    preprocess: imagenet(),
-    embedding: { tensor: '/avgpool/GlobalAveragePool_output_0', dim: 2048 },
-  },
-  {
-    id: 'efficientnet_b0.arch-only',
-    file: 'arch-only/efficientnet_b0.arch-only.onnx',
-    sha256: 'a6f049b962fa9357e94e8739dfc34eaee0f97396f9020fcc2cc2737aefab6e2d',
-    bytes: 21144203,
-    license: 'BSD-3-Clause',
-    source: 'torchvision efficientnet_b0 architecture exported with seeded random weights',
-    kind: 'arch-only',
-    description: 'EfficientNet-B0 architecture with random weights: latency, memory and graph handling only.',
-    input: { name: 'input', layout: 'NCHW' },
-    preprocess: imagenet(),
-    embedding: { tensor: '/avgpool/GlobalAveragePool_output_0', dim: 1280 },
-  },
-  {
-    id: 'mobilenet_v3_large.arch-only',
-    file: 'arch-only/mobilenet_v3_large.arch-only.onnx',
-    sha256: '34277ebae100fe6e2dde245995aaec2d0a5649d7cfdb5d25707b7b9e1ed30915',
-    bytes: 21922144,
-    license: 'BSD-3-Clause',
-    source: 'torchvision mobilenet_v3_large architecture exported with seeded random weights',
-    kind: 'arch-only',
-    description: 'MobileNetV3-Large architecture with random weights: latency, memory and graph handling only.',
-    input: { name: 'input', layout: 'NCHW' },
-    preprocess: imagenet(),
-    embedding: { tensor: '/classifier/classifier.1/HardSwish_output_0', dim: 1280 },
-    notes: 'Embedding is the input of the last Gemm (after Gemm 960->1280 and Hardswish).',
   },
   // ---- ONNX Model Zoo downloads
   {

@@ -1,10 +1,11 @@
 import { stat, readFile } from 'node:fs/promises';
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, delimiter, isAbsolute, join, resolve as resolvePath } from 'node:path';
 import { EdgetlError, describeError } from '../util/errors.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import { sha256File } from '../util/sha256.js';
 import { edgetlCacheDir } from '../util/cache-dir.js';
+import { edgetlPackageRoot } from '../util/package-root.js';
 import { catalogEntries } from './catalog.js';
 import type { CatalogEntry } from './catalog-types.js';
 import { downloadFile } from './download.js';
@@ -56,13 +57,24 @@ function entryBySha256(catalog: readonly CatalogEntry[], sha256: string): Catalo
 /** One place a catalog file was looked for. */
 export interface SearchLocation {
   dir: string;
-  /** Why this folder is searched: `EDGETL_MODEL_PATH`, `./models` or `cache`. */
-  origin: 'EDGETL_MODEL_PATH' | './models' | 'cache' | 'option';
+  /** Why this folder is searched: `EDGETL_MODEL_PATH`, `./models`, `bundled` (the package's own), or `cache`. */
+  origin: 'EDGETL_MODEL_PATH' | './models' | 'bundled' | 'cache' | 'option';
 }
 
 /**
- * Folders searched for catalog models, in order: each EDGETL_MODEL_PATH entry (":"-separated, ";" on Windows),
- * then ./models under the working directory, then `<cache>/models` (where downloads go).
+ * The package's own models/ folder, which ships the default backbone (found from the running code, so it works in a
+ * checkout, in dist/ and when installed). Undefined when edgetl runs without its package folder.
+ */
+export function bundledModelsDir(): string | undefined {
+  const root = edgetlPackageRoot();
+  const models = root ? join(root, 'models') : undefined;
+  return models && existsSync(models) ? models : undefined;
+}
+
+/**
+ * Folders searched for models, in order: each EDGETL_MODEL_PATH entry (":"-separated, ";" on Windows), then
+ * ./models under the working directory, then the package's bundled models (the default backbone ships there), then
+ * `<cache>/models` (where downloads go).
  */
 export function modelSearchLocations(env: NodeJS.ProcessEnv = process.env, cwd: string = process.cwd()): SearchLocation[] {
   const locations: SearchLocation[] = [];
@@ -70,6 +82,8 @@ export function modelSearchLocations(env: NodeJS.ProcessEnv = process.env, cwd: 
     if (entry.trim()) locations.push({ dir: resolvePath(cwd, entry.trim()), origin: 'EDGETL_MODEL_PATH' });
   }
   locations.push({ dir: resolvePath(cwd, 'models'), origin: './models' });
+  const bundled = bundledModelsDir();
+  if (bundled) locations.push({ dir: bundled, origin: 'bundled' });
   locations.push({ dir: downloadDir(), origin: 'cache' });
   const seen = new Set<string>();
   return locations.filter((l) => (seen.has(l.dir) ? false : (seen.add(l.dir), true)));
@@ -102,6 +116,35 @@ export interface LocatedModel {
   path?: string;
   /** Every path looked at, in order. */
   looked: string[];
+}
+
+/**
+ * A model the catalog does not know, by id: the first `<id>.onnx` in a search folder or in one of its immediate
+ * subfolders (so a folder of models sorted into subfolders, like ../shared/models/arch-only, works as one entry).
+ */
+function locateUnknownModel(id: string, locations: SearchLocation[]): { path?: string; looked: string[] } {
+  const looked: string[] = [];
+  const file = `${id}.onnx`;
+  for (const location of locations) {
+    const direct = join(location.dir, file);
+    looked.push(direct);
+    if (isFile(direct)) return { path: direct, looked };
+    let subfolders: string[] = [];
+    try {
+      subfolders = readdirSync(location.dir, { withFileTypes: true })
+        .filter((e) => e.isDirectory() && !e.name.startsWith('.'))
+        .map((e) => e.name)
+        .sort();
+    } catch {
+      continue;
+    }
+    for (const sub of subfolders) {
+      const nested = join(location.dir, sub, file);
+      if (isFile(nested)) return { path: nested, looked: [...looked, nested] };
+    }
+    if (subfolders.length) looked.push(join(location.dir, '*', file));
+  }
+  return { looked };
 }
 
 /** Is a catalog model present locally, and where? Looks only; never downloads or hashes. */
@@ -201,11 +244,12 @@ function looksLikePath(value: string): boolean {
  *
  * - A path (anything with a slash, starting with `.`, or ending in `.onnx`) is used as is; its sha256 is matched
  *   against the catalog so a renamed catalog file still gets its entry.
- * - A catalog id is looked for as `<entry.file>` in each EDGETL_MODEL_PATH folder, then ./models, then
- *   `<cache>/models`. A file found there must have the catalog sha256; otherwise this fails naming the file and both
- *   hashes (a damaged or different file is never used silently). When no folder has it, it is downloaded into
- *   `<cache>/models` from the entry's URL (unless `download: false`).
- * - An unknown id fails with the closest known ids.
+ * - A catalog id is looked for as `<entry.file>` in each EDGETL_MODEL_PATH folder, then ./models, then the
+ *   package's bundled models, then `<cache>/models`. A file found there must have the catalog sha256; otherwise this
+ *   fails naming the file and both hashes (a damaged or different file is never used silently). When no folder has
+ *   it, it is downloaded into `<cache>/models` from the entry's URL (unless `download: false`).
+ * - Any other id is looked for as `<id>.onnx` in the same folders (and their immediate subfolders): a model the
+ *   catalog does not know, described by its sidecar or the defaults. Failing that, the error names the closest ids.
  */
 export async function resolveBackbone(idOrPath: string, options: ResolveOptions = {}): Promise<ResolvedBackbone> {
   const value = idOrPath.trim();
@@ -227,11 +271,14 @@ export async function resolveBackbone(idOrPath: string, options: ResolveOptions 
   const entry = entryById(catalog, value);
   if (entry) return resolveCatalogEntry(entry, options);
   if (isFile(resolvePath(value))) return resolveFile(resolvePath(value), catalog, options);
+  const unknown = locateUnknownModel(value, locationsFrom(options));
+  if (unknown.path) return resolveFile(unknown.path, catalog, options);
   const ids = catalog.map((e) => e.id);
   const close = closestIds(value, ids);
   throw new EdgetlError(
     'unknown-backbone',
-    `unknown backbone "${value}". ` +
+    `unknown backbone "${value}": not a catalog id, and no ${value}.onnx in the model search path ` +
+      `(${locationsFrom(options).map((l) => l.dir).join(', ')}). ` +
       (close.length ? `Closest catalog ids: ${close.join(', ')}. ` : '') +
       `Run \`edgetl models list\` for all ${ids.length}, or pass a path to an .onnx file.`,
   );
