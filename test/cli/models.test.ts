@@ -54,7 +54,7 @@ async function closedPort(): Promise<number> {
   });
 }
 
-t.test('models list --json: every catalog entry, none present in empty folders', async (t) => {
+t.test('models list --json: every catalog entry; in empty folders only the bundled default backbone is present', async (t) => {
   const r = run(['list', '--json']);
   t.equal(r.code, 0, r.stderr);
   const listed = JSON.parse(r.stdout);
@@ -63,13 +63,26 @@ t.test('models list --json: every catalog entry, none present in empty folders',
     listed.models.map((m: { id: string }) => m.id),
     catalogEntries().map((e) => e.id),
   );
-  t.ok(listed.models.every((m: { present: boolean; path: null }) => m.present === false && m.path === null));
+  t.same(
+    listed.models.filter((m: { present: boolean }) => m.present).map((m: { id: string }) => m.id),
+    ['mobilenetv2-12-int8'],
+  );
   t.same(
     listed.searchPath.map((s: { origin: string }) => s.origin),
-    ['EDGETL_MODEL_PATH', './models', 'cache'],
+    ['EDGETL_MODEL_PATH', './models', 'bundled', 'cache'],
   );
+  t.equal(listed.searchPath[2].dir, join(repoRoot, 'models'));
   const mobile = listed.models.find((m: { id: string }) => m.id === 'mobilenetv2-12-int8');
-  t.match(mobile, { kind: 'pretrained', bytes: 3655033, license: 'Apache-2.0', default: true, downloadable: true });
+  t.match(mobile, { kind: 'pretrained', bytes: 3655033, license: 'Apache-2.0', default: true, downloadable: true, bundled: true, path: join(repoRoot, 'models', 'mobilenetv2-12-int8.onnx') });
+  const text = run(['list']);
+  t.match(text.stdout, /mobilenetv2-12-int8 \*\s+pretrained\s+3\.7 MB\s+Apache-2\.0\s+\S*mobilenetv2-12-int8\.onnx \(bundled\)/);
+  t.match(text.stdout, /1 of \d+ present locally/);
+});
+
+t.test('models inspect <default id> with no configuration uses the bundled copy, offline', async (t) => {
+  const r = run(['inspect', 'mobilenetv2-12-int8', '--json', '--offline'], { EDGETL_MODEL_PATH: undefined });
+  t.equal(r.code, 0, r.stderr);
+  t.match(JSON.parse(r.stdout), { id: 'mobilenetv2-12-int8', path: join(repoRoot, 'models', 'mobilenetv2-12-int8.onnx'), embedding: { dim: 1280 } });
 });
 
 t.test('models list shows local copies and where they are', { skip: mobilenet.skip }, async (t) => {
@@ -87,11 +100,13 @@ t.test('models list shows local copies and where they are', { skip: mobilenet.sk
 t.test('models list --verify flags a local copy with the wrong sha256 and exits 1', async (t) => {
   const dir = join(root, 'tampered');
   mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, 'resnet8-cifar10.fp32.onnx'), 'not the model');
+  writeFileSync(join(dir, 'shufflenet-v2-12-qdq.onnx'), 'not the model');
   const r = run(['list', '--json', '--verify'], { EDGETL_MODEL_PATH: dir });
   t.equal(r.code, 1);
-  const entry = JSON.parse(r.stdout).models.find((m: { id: string }) => m.id === 'resnet8-cifar10.fp32');
-  t.match(entry, { present: true, verified: false, path: join(dir, 'resnet8-cifar10.fp32.onnx') });
+  const entry = JSON.parse(r.stdout).models.find((m: { id: string }) => m.id === 'shufflenet-v2-12-qdq');
+  t.match(entry, { present: true, verified: false, path: join(dir, 'shufflenet-v2-12-qdq.onnx') });
+  const bundled = JSON.parse(r.stdout).models.find((m: { id: string }) => m.id === 'mobilenetv2-12-int8');
+  t.match(bundled, { present: true, verified: true }, 'the bundled copy has the catalog sha256');
 });
 
 t.test('models inspect <id> --json reports the facts for the int8 MobileNetV2', { skip: mobilenet.skip }, async (t) => {
@@ -185,7 +200,7 @@ t.test('offline: inspect and fetch say where they looked and which URL failed, p
 t.test('user mistakes: unknown ids, subcommands and options', async (t) => {
   const unknown = run(['inspect', 'resnet50-v1']);
   t.equal(unknown.code, 1);
-  t.match(unknown.stderr, /unknown backbone "resnet50-v1"\. Closest catalog ids: resnet50-v1-12/);
+  t.match(unknown.stderr, /unknown backbone "resnet50-v1": not a catalog id, and no resnet50-v1\.onnx in the model search path .*Closest catalog ids: resnet50-v1-12/);
   noStackTrace(t, unknown);
 
   const missingFile = run(['inspect', './nope.onnx']);

@@ -1,4 +1,4 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { mkdtemp, rm, mkdir, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -62,19 +62,99 @@ t.test('start trains a head, predicts photos of each class, and stops before ser
   }
 });
 
-t.test('start without a folder and without shared data says where it looked', async (t) => {
-  const saved = process.env.EDGETL_DATA_PATH;
-  const empty = await mkdtemp(join(tmpdir(), 'edgetl-start-empty-'));
-  t.teardown(async () => {
-    if (saved === undefined) delete process.env.EDGETL_DATA_PATH;
-    else process.env.EDGETL_DATA_PATH = saved;
-    await rm(empty, { recursive: true, force: true });
+/** Sets environment variables for one test and restores them after it. */
+function withEnv(t: Test, vars: Record<string, string | undefined>): void {
+  const saved = Object.fromEntries(Object.keys(vars).map((k) => [k, process.env[k]]));
+  for (const [k, v] of Object.entries(vars)) {
+    if (v === undefined) delete process.env[k];
+    else process.env[k] = v;
+  }
+  t.teardown(() => {
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
   });
-  process.env.EDGETL_DATA_PATH = empty;
-  const found = defaultStartFolder();
-  t.ok(found.looked[0]!.startsWith(empty), 'EDGETL_DATA_PATH is looked in first');
-  t.ok(found.looked.every((p) => p.endsWith(join('datasets', 'hymenoptera', 'train'))));
-  if (!found.dir) await t.rejects(capture([]), /no default dataset found/);
+}
+
+t.test('the sample dataset is looked for in EDGETL_DATA_PATH alone when set, else only beside the checkout', async (t) => {
+  const empty = await mkdtemp(join(tmpdir(), 'edgetl-start-empty-'));
+  t.teardown(() => rm(empty, { recursive: true, force: true }));
+  withEnv(t, { EDGETL_DATA_PATH: empty });
+  t.same(defaultStartFolder(), { dir: undefined, looked: [join(empty, 'datasets', 'hymenoptera', 'train')] });
+  withEnv(t, { EDGETL_DATA_PATH: undefined });
+  t.same(defaultStartFolder().looked, [join(repoRoot, '..', 'shared', 'datasets', 'hymenoptera', 'train')], "the checkout's parent only, never further up");
+});
+
+t.test('start --no-serve without any dataset: the bundled backbone is ready, and it says how to teach or train', async (t) => {
+  const root = await mkdtemp(join(tmpdir(), 'edgetl-start-nodata-'));
+  t.teardown(() => rm(root, { recursive: true, force: true }));
+  withEnv(t, { EDGETL_DATA_PATH: join(root, 'no-data'), EDGETL_MODEL_PATH: undefined, EDGETL_CACHE_DIR: join(root, 'cache') });
+  const text = await capture(['--no-serve']);
+  t.equal(text.code, 0);
+  t.match(text.stdout, /no sample dataset found/);
+  t.match(text.stdout, /Backbone mobilenetv2-12-int8 is ready/);
+  t.match(text.stdout, new RegExp(`from ${join(repoRoot, 'models', 'mobilenetv2-12-int8.onnx').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`), 'the bundled copy');
+  t.match(text.stdout, /npm start -- <dir>/);
+  const json = await capture(['--no-serve', '--json']);
+  t.equal(json.code, 0);
+  const lines = json.stdout.trim().split('\n');
+  t.equal(lines.length, 1, 'with --json stdout holds only JSON');
+  t.match(JSON.parse(lines[0]!), { dataset: null, backbone: { id: 'mobilenetv2-12-int8', embeddingDim: 1280 } });
+});
+
+t.test('start --json: the train summary and one JSON line per prediction on stdout', async (t) => {
+  const root = await mkdtemp(join(tmpdir(), 'edgetl-start-json-'));
+  t.teardown(() => rm(root, { recursive: true, force: true }));
+  withEnv(t, { EDGETL_CACHE_DIR: join(root, 'cache') });
+  const train = await makeTwoClassFolder(join(root, 'photos', 'train'), 4);
+  await makeTwoClassFolder(join(root, 'photos', 'val'), 2);
+  const { code, stdout } = await capture([train, '--ep', 'cpu', '--no-serve', '--json']);
+  t.equal(code, 0);
+  const lines = stdout.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+  t.equal(lines.length, 5, 'one training summary and four predictions');
+  t.match(lines[0], { classes: ['blue', 'red'], valCount: 4 });
+  for (const line of lines.slice(1)) t.match(line, { path: /\/(red|blue)\/\d+\.jpg$/, label: /^(red|blue)$/ });
+});
+
+/** Runs the built CLI's `start` and resolves with the kiosk URL it prints; the child is killed at teardown. */
+async function startChild(t: Test, args: string[], env: NodeJS.ProcessEnv): Promise<{ url: string; output: () => string }> {
+  const child = spawn(process.execPath, [join(repoRoot, 'dist', 'cli.js'), 'start', ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  t.teardown(() => {
+    child.kill('SIGTERM');
+  });
+  let output = '';
+  const url = await new Promise<string>((resolveUrl, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no URL within 120 s; output so far:\n${output}`)), 120_000);
+    child.stdout.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+      const match = /edgetl kiosk: (http:\/\/\S+)/.exec(output);
+      if (match) {
+        clearTimeout(timer);
+        resolveUrl(match[1]!);
+      }
+    });
+    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.on('exit', (code) => reject(new Error(`start exited with ${code} before serving:\n${output}`)));
+  });
+  return { url, output: () => output };
+}
+
+t.test('npm start on a fresh machine (no dataset, no EDGETL_MODEL_PATH) serves a teachable kiosk with the bundled backbone', async (t) => {
+  const root = await mkdtemp(join(tmpdir(), 'edgetl-start-fresh-'));
+  t.teardown(() => rm(root, { recursive: true, force: true }));
+  const env: NodeJS.ProcessEnv = { ...process.env, HOME: root, EDGETL_CACHE_DIR: join(root, 'cache'), EDGETL_DATA_PATH: join(root, 'no-data') };
+  delete env.EDGETL_MODEL_PATH;
+  const { url, output } = await startChild(t, ['--port', '0'], env);
+  t.match(output(), /npm start -- <dir>/, 'it says how to train from a folder');
+  t.match(output(), /backbone mobilenetv2-12-int8 .*models\/mobilenetv2-12-int8\.onnx/, 'it names the bundled backbone');
+  const config = (await (await fetch(new URL('api/config', url))).json()) as { backbone: { id: string; modelUrl: string; embeddingDim: number }; headUrl?: string };
+  t.equal(config.backbone.id, 'mobilenetv2-12-int8');
+  t.equal(config.backbone.embeddingDim, 1280);
+  t.equal(config.headUrl, undefined, 'no head yet: the page is taught in the browser');
+  const model = await fetch(new URL(config.backbone.modelUrl, url));
+  t.equal(model.status, 200, 'the browser gets the model from this server');
+  t.ok((await model.arrayBuffer()).byteLength > 1e6);
 });
 
 t.test('npm start serves the kiosk app with the head it trained', { skip: mobilenet.skip }, async (t) => {

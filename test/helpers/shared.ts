@@ -21,14 +21,20 @@ export function sharedDataDir(): string | undefined {
   return existsSync(join(beside, 'datasets')) ? beside : undefined;
 }
 
+/** The package's own models/ folder: the default backbone ships there, so a fresh clone has it. */
+export const bundledModelsDir = join(repoRoot, 'models');
+
 /**
- * Path to a shared model file, or undefined with a reason for `t.skip`/`{ skip }`.
+ * Path to a model file for a test: from the shared models (EDGETL_MODEL_PATH or ../shared/models), else, for the
+ * bundled default backbone, from the repository's models/ folder; or undefined with a reason for `t.skip`/`{ skip }`.
  * Usage: const m = sharedModel('mobilenetv2-12-int8.onnx'); t.test('...', { skip: m.skip }, ...)
  */
 export function sharedModel(file: string): { path: string; skip: false } | { path: undefined; skip: string } {
   const dir = sharedModelsDir();
   const path = dir ? join(dir, file) : undefined;
   if (path && existsSync(path)) return { path, skip: false };
+  const bundled = join(bundledModelsDir, file);
+  if (existsSync(bundled)) return { path: bundled, skip: false };
   return { path: undefined, skip: `needs ${file}: set EDGETL_MODEL_PATH to ../shared/models (looked in ${dir ?? 'nowhere'})` };
 }
 

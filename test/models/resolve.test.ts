@@ -5,8 +5,8 @@ import { mkdtempSync, mkdirSync, writeFileSync, rmSync, copyFileSync, existsSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { sharedModel } from '../helpers/shared.js';
-import { resolveBackbone, locateCatalogModel, hashModelFile, modelSearchLocations, closestIds } from '../../src/models/resolve.js';
+import { repoRoot, sharedModel } from '../helpers/shared.js';
+import { resolveBackbone, bundledModelsDir, locateCatalogModel, hashModelFile, modelSearchLocations, closestIds } from '../../src/models/resolve.js';
 import type { CatalogEntry } from '../../src/models/catalog-types.js';
 import { IMAGENET_224 } from '../../src/preprocess/spec.js';
 import { sha256Bytes } from '../../src/util/sha256.js';
@@ -58,7 +58,7 @@ function folder(name: string, withModel: boolean, bytes: Buffer = content): stri
   return dir;
 }
 
-t.test('search order: EDGETL_MODEL_PATH entries, then ./models, then the cache', async (t) => {
+t.test('search order: EDGETL_MODEL_PATH entries, then ./models, then the bundled models, then the cache', async (t) => {
   const entry = fakeEntry();
   const catalog = [entry];
   const first = folder('path-a', false);
@@ -81,9 +81,11 @@ t.test('search order: EDGETL_MODEL_PATH entries, then ./models, then the cache',
       [first, 'EDGETL_MODEL_PATH'],
       [second, 'EDGETL_MODEL_PATH'],
       [local, './models'],
+      [join(repoRoot, 'models'), 'bundled'],
       [join(cacheDir, 'models'), 'cache'],
     ],
   );
+  t.equal(bundledModelsDir(), join(repoRoot, 'models'), "the package's models/ folder, found from the running code");
   let resolved = await resolveBackbone('tiny-net', { catalog, download: false });
   t.equal(resolved.path, join(second, 'tiny-net.onnx'), 'second EDGETL_MODEL_PATH entry wins over ./models');
   t.equal(resolved.id, 'tiny-net');
@@ -222,6 +224,35 @@ t.test('a renamed copy of a catalog file is identified by its sha256', async (t)
   t.equal(resolved.entry?.id, 'tiny-net');
   t.equal(resolved.id, 'tiny-net');
   t.equal(resolved.path, renamed);
+});
+
+t.test('the bundled default backbone resolves by id with no configuration, offline', async (t) => {
+  // EDGETL_MODEL_PATH is unset and the working folder has no models/: only the package's own copy can answer.
+  const resolved = await resolveBackbone('mobilenetv2-12-int8', { download: false });
+  t.equal(resolved.path, join(repoRoot, 'models', 'mobilenetv2-12-int8.onnx'));
+  t.equal(resolved.entry?.bundled, true);
+  t.equal(resolved.sha256, 'cc028fe6cae7bc11a4ff53cfc9b79c920e8be65ce33a904ec3e2a8f66d77f95f');
+  t.equal(resolved.downloaded, false);
+});
+
+t.test('an id the catalog does not know is found as <id>.onnx in a search folder or one of its subfolders', async (t) => {
+  const dir = folder('unknown-ids', false);
+  mkdirSync(join(dir, 'arch-only'));
+  const top = randomBytes(500);
+  const nested = randomBytes(600);
+  writeFileSync(join(dir, 'my-net.onnx'), top);
+  writeFileSync(join(dir, 'arch-only', 'deep-net.arch-only.onnx'), nested);
+  const a = await resolveBackbone('my-net', { catalog: [fakeEntry()], searchPath: [dir] });
+  t.equal(a.path, join(dir, 'my-net.onnx'));
+  t.equal(a.entry, undefined, 'no catalog entry: the sidecar or the defaults describe it');
+  t.equal(a.id, 'my-net');
+  const b = await resolveBackbone('deep-net.arch-only', { catalog: [fakeEntry()], searchPath: [dir] });
+  t.equal(b.path, join(dir, 'arch-only', 'deep-net.arch-only.onnx'));
+  t.equal(b.sha256, sha256Bytes(nested));
+  const error = await failure(resolveBackbone('no-such-net', { catalog: [fakeEntry()], searchPath: [dir] }));
+  t.equal(error.code, 'unknown-backbone');
+  t.match(error.message, /no no-such-net\.onnx in the model search path/);
+  t.match(error.message, dir);
 });
 
 t.test('a bare "<id>.onnx" that is not a file here resolves as the catalog id', async (t) => {
