@@ -1,3 +1,6 @@
+// onnx-proto's declarations (and toNumber's below) use the global `Long` of @types/long, which protobufjs installs:
+// referencing it here puts it into the emitted declarations, so strict consumers type-check with any `types` setting.
+/// <reference types="@types/long" preserve="true" />
 import onnxProto from 'onnx-proto';
 import type { onnx as OnnxNamespace } from 'onnx-proto';
 import protobuf from 'protobufjs/minimal.js';
