@@ -3,7 +3,8 @@ import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import { embedCommand } from '../../src/cli/embed.js';
+import { describeProvider, embedCommand } from '../../src/cli/embed.js';
+import { gatherHostFacts } from '../../src/execution/providers.js';
 import { readEmbeddingSet } from '../../src/embed/embedding-set.js';
 import { tinyClassifier } from '../embed/tiny-backbone.js';
 import { captureOutput } from '../helpers/capture-output.js';
@@ -92,4 +93,22 @@ t.test('usage errors say what is missing', async (t) => {
   await t.rejects(capture([data, '--frobnicate']), { code: 'usage' });
   await t.rejects(capture([data, '-b', model, '-o', root]), { code: 'usage', message: /--out is a file prefix, not a folder/ });
   await t.rejects(capture([data, '-b', model, '-o', 'somewhere/']), { code: 'usage', message: /not a folder/ });
+});
+
+t.test('why CUDA was not used is said only to those who asked for it or have an NVIDIA GPU (always with --debug)', async (t) => {
+  const report = (requested: 'auto' | 'cuda') => ({
+    requested,
+    used: 'cpu' as const,
+    fallbacks: [
+      { provider: 'cuda' as const, reason: 'CUDA provider library not found (libonnxruntime_providers_cuda.so)' },
+      { provider: 'webgpu' as const, reason: 'no Vulkan loader' },
+    ],
+  });
+  const gpu = gatherHostFacts({ runTools: false }).cuda.gpuPresent;
+  const quiet = describeProvider(report('auto')).join('\n');
+  t.match(quiet, /webgpu not used: no Vulkan loader/, 'other providers are still explained');
+  if (gpu) t.match(quiet, /cuda not used/, 'with an NVIDIA GPU here, CUDA is explained');
+  else t.notMatch(quiet, /cuda/i, 'no GPU and CUDA not asked for: nothing about CUDA');
+  t.match(describeProvider(report('auto'), { verbose: true }).join('\n'), /cuda not used: CUDA provider library not found/, '--debug keeps it');
+  t.match(describeProvider(report('cuda')).join('\n'), /cuda not used: CUDA provider library not found/, '--ep cuda keeps it');
 });
