@@ -70,3 +70,14 @@ export function swiftShaderSkipReason(vulkanLoader: string | undefined): string 
   if (!vulkanLoader) return 'needs a Vulkan loader (Debian package libvulkan1)';
   return false;
 }
+
+/**
+ * The smallest real backbone at hand, for tests that need any model but no particular one (servers, pages,
+ * workers): the shared fp32 MobileNet V1 0.25 (256-d) when present, else the bundled int8 MobileNetV2 (1280-d), so
+ * those tests run on a fresh clone too.
+ */
+export function smallBackbone(): { path: string; embeddingDim: number } {
+  const fp32 = sharedModel('mobilenet-v1-0.25-224.fp32.onnx');
+  if (fp32.path) return { path: fp32.path, embeddingDim: 256 };
+  return { path: join(bundledModelsDir, 'mobilenetv2-12-int8.onnx'), embeddingDim: 1280 };
+}

@@ -6,27 +6,28 @@ import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { sharedModel } from '../helpers/shared.js';
+import { smallBackbone } from '../helpers/shared.js';
 import { findOrtWebDir, prepareServedBackbone, startKioskServer, type KioskServer } from '../../src/web/server.js';
 import { serveCommand } from '../../src/cli/serve.js';
 import { trainHead } from '../../src/heads/train.js';
 import { sha256Bytes } from '../../src/util/sha256.js';
 
-const fp32 = sharedModel('mobilenet-v1-0.25-224.fp32.onnx');
+// Any small real model will do: the shared fp32 MobileNet V1 0.25, or the bundled int8 MobileNetV2 on a fresh clone.
+const small = smallBackbone();
 
 async function get(server: KioskServer, path: string, init?: RequestInit): Promise<Response> {
   return fetch(new URL(path, server.url), init);
 }
 
-t.test('edgetl serve: headers, files, refusals', { skip: fp32.skip }, async (t) => {
+t.test('edgetl serve: headers, files, refusals', async (t) => {
   // A stand-in web build, so this test does not depend on dist/.
   const webRoot = await mkdtemp(join(tmpdir(), 'edgetl-webroot-'));
   await mkdir(join(webRoot, 'app'));
   await writeFile(join(webRoot, 'app', 'index.html'), '<!doctype html><title>kiosk</title>');
   await writeFile(join(webRoot, 'app', 'app.css'), 'body{}');
   await writeFile(join(webRoot, 'worker.js'), 'self.onmessage=()=>{}');
-  const backbone = await prepareServedBackbone(fp32.path!, { download: false });
-  const sources = await readFile(fp32.path!);
+  const backbone = await prepareServedBackbone(small.path, { download: false });
+  const sources = await readFile(small.path);
   const head = await trainHead(
     [new Float32Array(backbone.embeddingDim).fill(1), new Float32Array(backbone.embeddingDim).fill(-1)],
     ['a', 'b'],
@@ -47,7 +48,7 @@ t.test('edgetl serve: headers, files, refusals', { skip: fp32.skip }, async (t) 
 
   const config = (await (await get(server, '/api/config')).json()) as { backbone: { id: string; sha256: string; embeddingDim: number; modelUrl: string }; headUrl?: string; ortUrl: string };
   t.equal(config.backbone.sha256, sha256Bytes(sources), 'the page learns the source model sha256 (what head files name)');
-  t.equal(config.backbone.embeddingDim, 256);
+  t.equal(config.backbone.embeddingDim, small.embeddingDim);
   t.equal(config.headUrl, '/api/head', 'the --head file is offered');
   const model = await get(server, config.backbone.modelUrl);
   t.equal(model.status, 200);
@@ -77,10 +78,10 @@ t.test('edgetl serve: headers, files, refusals', { skip: fp32.skip }, async (t) 
   await t.rejects(startKioskServer({ backbone, port: server.port, webRoot }), { code: 'port-in-use', message: /already in use.*--port/ });
 });
 
-t.test('edgetl serve refuses a head for another backbone before it starts', { skip: fp32.skip }, async (t) => {
+t.test('edgetl serve refuses a head for another backbone before it starts', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'edgetl-serve-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const backbone = await prepareServedBackbone(fp32.path!, { download: false });
+  const backbone = await prepareServedBackbone(small.path, { download: false });
   const other = await trainHead(
     [new Float32Array(backbone.embeddingDim).fill(1), new Float32Array(backbone.embeddingDim).fill(-1)],
     ['a', 'b'],
@@ -88,16 +89,16 @@ t.test('edgetl serve refuses a head for another backbone before it starts', { sk
   );
   const file = join(dir, 'other.json');
   await writeFile(file, other.serialize());
-  await t.rejects(serveCommand.run(['--backbone', fp32.path!, '--head', file, '--port', '0']), { message: /other\.json|backbone|sha256/ }, 'the mismatch is reported at the terminal');
+  await t.rejects(serveCommand.run(['--backbone', small.path, '--head', file, '--port', '0']), { message: /other\.json|backbone|sha256/ }, 'the mismatch is reported at the terminal');
   await t.rejects(serveCommand.run(['--port', 'eighty']), { code: 'usage' }, 'a bad port is a usage error');
 });
 
-t.test('a port already taken by another program gets a clear error', { skip: fp32.skip }, async (t) => {
+t.test('a port already taken by another program gets a clear error', async (t) => {
   const blocker = createServer();
   await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
   t.teardown(() => blocker.close());
   const port = (blocker.address() as { port: number }).port;
-  const backbone = await prepareServedBackbone(fp32.path!, { download: false });
+  const backbone = await prepareServedBackbone(small.path, { download: false });
   const webRoot = await mkdtemp(join(tmpdir(), 'edgetl-webroot-'));
   t.teardown(() => rm(webRoot, { recursive: true, force: true }));
   await t.rejects(startKioskServer({ backbone, port, webRoot }), { code: 'port-in-use', message: new RegExp(`port ${port} on 127.0.0.1 is already in use`) });
