@@ -75,12 +75,9 @@ function flatten(embeddings: EmbeddingRows, rows: number, expectedDim?: number):
   if (Array.isArray(embeddings) && embeddings.length !== rows) {
     throw new EdgetlError('train-input', `${embeddings.length} embedding rows but ${rows} labels. ${MISALIGNED_HINT}`);
   }
-  if (!Array.isArray(embeddings) && expectedDim !== undefined && expectedDim > 0 && embeddings.length !== rows * expectedDim) {
-    const have = embeddings.length / expectedDim;
-    throw new EdgetlError(
-      'train-input',
-      `${Number.isInteger(have) ? `${have} embedding rows` : `${embeddings.length} embedding values (not a whole number of ${expectedDim}-d rows)`} but ${rows} labels. ${MISALIGNED_HINT}`,
-    );
+  // Whole rows of the backbone's size, but not one per label: rows went missing (or labels were added).
+  if (!Array.isArray(embeddings) && expectedDim && embeddings.length % expectedDim === 0 && embeddings.length / expectedDim !== rows) {
+    throw new EdgetlError('train-input', `${embeddings.length / expectedDim} embedding rows but ${rows} labels. ${MISALIGNED_HINT}`);
   }
   if (Array.isArray(embeddings)) {
     const dim = embeddings[0]?.length ?? 0;

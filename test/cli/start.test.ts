@@ -160,33 +160,14 @@ t.test('npm start on a fresh machine (no dataset, no EDGETL_MODEL_PATH) serves a
 t.test('npm start serves the kiosk app with the head it trained', { skip: mobilenet.skip }, async (t) => {
   // The real main job, as the README runs it: the built CLI, then the page answers on the printed URL.
   const cache = await mkdtemp(join(tmpdir(), 'edgetl-start-serve-'));
+  t.teardown(() => rm(cache, { recursive: true, force: true }));
   const train = await makeTwoClassFolder(join(cache, 'photos', 'train'), 4);
   await makeTwoClassFolder(join(cache, 'photos', 'val'), 2);
-  const child = spawn(process.execPath, [join(repoRoot, 'dist', 'cli.js'), 'start', train, '--port', '0', '--ep', 'cpu'], {
-    env: { ...process.env, EDGETL_CACHE_DIR: join(cache, 'cache'), EDGETL_MODEL_PATH: join(mobilenet.path!, '..') },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  t.teardown(async () => {
-    child.kill('SIGTERM');
-    await rm(cache, { recursive: true, force: true });
-  });
-  let output = '';
-  const url = await new Promise<string>((resolveUrl, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no URL within 120 s; output so far:\n${output}`)), 120_000);
-    child.stdout.on('data', (chunk: Buffer) => {
-      output += chunk.toString();
-      const match = /edgetl kiosk: (http:\/\/\S+)/.exec(output);
-      if (match) {
-        clearTimeout(timer);
-        resolveUrl(match[1]!);
-      }
-    });
-    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.on('exit', (code) => reject(new Error(`start exited with ${code} before serving:\n${output}`)));
-  });
+  const env = { ...process.env, EDGETL_CACHE_DIR: join(cache, 'cache'), EDGETL_MODEL_PATH: join(mobilenet.path!, '..') };
+  const { url, output } = await startChild(t, [train, '--port', '0', '--ep', 'cpu'], env);
   const page = await fetch(url);
   t.equal(page.status, 200, 'the kiosk page is served');
   t.equal(page.headers.get('cross-origin-opener-policy'), 'same-origin', 'with the isolation headers');
   t.match(await page.text(), /<html/i);
-  t.match(output, /head .*start\/head\.json/, 'it serves the head it trained');
+  t.match(output(), /head .*start\/head\.json/, 'it serves the head it trained');
 });
