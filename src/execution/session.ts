@@ -90,7 +90,7 @@ function condense(message: string): string {
 function failureHint(provider: ExecutionProviderName, message: string): string {
   if (provider === 'cuda') {
     if (/libcudart|libcublas|libcudnn|cudnn|CUDA driver|cuda.*\.so/i.test(message)) {
-      return ': the CUDA provider needs the CUDA 12 runtime, cuBLAS and cuDNN 9 libraries on the library path (LD_LIBRARY_PATH)';
+      return ': the CUDA provider needs the CUDA and cuDNN libraries it was built for where the dynamic loader finds them; `edgetl setup cuda --check` names each one missing and the command that installs it';
     }
     if (/no CUDA-capable device|CUDA failure 100/i.test(message)) return ': no CUDA-capable GPU is visible to this process';
   }
