@@ -294,7 +294,8 @@ export async function installCudaProvider(options: CudaInstallOptions = {}): Pro
       const target = join(bindingDir, name);
       const sha256 = await hashFile(stagedFile, 'sha256', 'hex');
       const bytes = statSync(stagedFile).size;
-      const existing = existsSync(target) ? await hashFile(target, 'sha256', 'hex') : undefined;
+      // Something that isn't a file at the path (a folder) counts as different: the rename below then says why it can't.
+      const existing = !existsSync(target) ? undefined : statSync(target).isFile() ? await hashFile(target, 'sha256', 'hex') : 'not a file';
       const action: PlacedFile['action'] = options.dryRun ? 'would-place' : existing === sha256 ? 'unchanged' : existing ? 'replaced' : 'placed';
       files.push({ name, path: target, bytes, sha256, action });
     }
@@ -323,7 +324,16 @@ export async function installCudaProvider(options: CudaInstallOptions = {}): Pro
         await handle.close();
       }
       await chmod(stagedFile, 0o755);
-      await rename(stagedFile, file.path);
+      try {
+        await rename(stagedFile, file.path);
+      } catch (error) {
+        throw new EdgetlError(
+          'install-failed',
+          `could not put ${file.path} in place (${describeError(error)}); every path still holds either its old file or the ` +
+            `complete new one, and no install record was written: fix that and run edgetl setup cuda again`,
+          { file: file.path, cause: error },
+        );
+      }
       progress(`${file.action} ${file.path}`);
     }
     await syncDirectory(bindingDir);

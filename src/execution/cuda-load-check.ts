@@ -48,6 +48,7 @@ export async function checkCudaLoads(deviceId = 0, env: NodeJS.ProcessEnv = proc
   if (probe.created) {
     return { outcome: 'runs', message: 'onnxruntime opened a session on CUDA', ...(probe.placement.length ? { placement: probe.placement } : {}) };
   }
-  const message = probe.error ?? 'the session did not open';
+  // onnxruntime's exception says only "Failed to load shared library"; its log line names the library.
+  const message = [probe.error ?? 'the session did not open', ...(probe.logErrors ?? []).filter((l) => !probe.error?.includes(l))].join(' | ');
   return { outcome: classifyCudaLoadError(message), message };
 }
