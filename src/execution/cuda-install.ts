@@ -269,7 +269,8 @@ export async function installCudaProvider(options: CudaInstallOptions = {}): Pro
         throw new EdgetlError(
           'version-mismatch',
           `${staged.name}@${staged.version}: ${compatibility.detail}. Nothing was placed. Either install the matching core ` +
-            `(\`npm install onnxruntime-node@${staged.onnxruntimeVersion}\`, then run this again), or place it anyway with ` +
+            `(\`npm install onnxruntime-node@${staged.onnxruntimeVersion}\`; in an app that depends on edgetl, ` +
+            `"overrides": {"onnxruntime-node": "${staged.onnxruntimeVersion}"} in its package.json; then run this again), or place it anyway with ` +
             `--allow-version-mismatch and check the results against --ep cpu`,
         );
       }
