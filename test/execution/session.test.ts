@@ -84,7 +84,10 @@ t.test('auto on a machine with only a software adapter runs on CPU and says why'
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const icd = join(dir, 'vk_swiftshader_icd.json');
   await writeFile(icd, JSON.stringify({ ICD: { library_path: './libvk_swiftshader.so' } }));
-  const hostFacts = gatherHostFacts({ env: { VK_ICD_FILENAMES: icd, PATH: '' }, runTools: false, loaderSearchDirs: [tmpdir(), '/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/usr/lib64', '/usr/lib'] });
+  const gathered = gatherHostFacts({ env: { VK_ICD_FILENAMES: icd, PATH: '' }, runTools: false, loaderSearchDirs: [tmpdir(), '/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/usr/lib64', '/usr/lib'] });
+  // Without the CUDA provider, whatever this machine has: on a GPU machine after `edgetl setup cuda`, auto would
+  // rightly take CUDA, and this test is about the software adapter.
+  const hostFacts = { ...gathered, cuda: { ...gathered.cuda, providerLibraryPresent: false } };
   const session = await createSession(tinyModel, { ep: 'auto', hostFacts });
   t.teardown(() => session.release());
   t.equal(session.provider.requested, 'auto');
