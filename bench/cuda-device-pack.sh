@@ -42,15 +42,15 @@ tar -C node_modules/ -chf - \
   --exclude='onnxruntime-node/bin/napi-v6/darwin' --exclude='onnxruntime-node/bin/napi-v6/win32' \
   --exclude='onnxruntime-node/bin/napi-v6/linux/arm64' --exclude='./onnxruntime-web' --exclude='./playwright-core' \
   --exclude='./@typescript' --exclude='./@esbuild' --exclude='./esbuild' --exclude='./.cache' . \
-  | xz -T2 -6 > "$work/node_modules.tar.xz"
-xz -T2 -6 -c "$(command -v node)" > "$work/node.xz"
+  | xz -T2 -3 > "$work/node_modules.tar.xz"
+xz -T2 -3 -c "$(command -v node)" > "$work/node.xz"
 
 echo "== models and images" >&2
 mkdir -p "$work/models/arch-only" "$work/data/datasets/flowers5"
 for f in efficientnet-b0-imagenet.nhwc.fp32.onnx efficientnet-b0-imagenet.nhwc.fp32.edgetl.json mobilenetv2-12-int8.onnx; do cp "$models/$f" "$work/models/"; done
 for f in resnet50 efficientnet_b0 mobilenet_v3_large; do cp "$models/arch-only/$f.arch-only.onnx" "$work/models/arch-only/"; done
 cp -r "$data/datasets/flowers5/val" "$work/data/datasets/flowers5/val"
-tar -C "$work" -cf - models data | xz -T2 -6 > "$work/assets.tar.xz"
+tar -C "$work" -cf - models data | xz -T2 -3 > "$work/assets.tar.xz"
 
 # One stream of everything, cut into parts: the device side concatenates them and checks each piece's sha256.
 (cd "$work" && sha256sum "$tgz_name" dist.tar node_modules.tar.xz node.xz assets.tar.xz > SHA256SUMS)
