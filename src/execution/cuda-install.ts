@@ -17,7 +17,7 @@ import { basename, join, resolve } from 'node:path';
 import { EdgetlError, describeError } from '../util/errors.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import { edgetlCacheDir } from '../util/cache-dir.js';
-import { readElfDynamic } from './elf-needed.js';
+import { providerCudaNeeds } from './cuda-libraries.js';
 import { onnxruntimeBindingDir, onnxruntimeNodeDir, onnxruntimeNodeVersion } from './providers.js';
 import {
   CUDA_MANIFEST_FILE,
@@ -278,10 +278,9 @@ export async function installCudaProvider(options: CudaInstallOptions = {}): Pro
     } else if (compatibility.evidence) {
       warnings.push(compatibility.evidence);
     }
-    const elf = readElfDynamic(join(staged.libraryDir, 'libonnxruntime_providers_cuda.so'));
-    const providerNeeds = elf?.needed.filter((n) => /^lib(cu|nv)/.test(n));
-    const cudart = providerNeeds?.map((n) => /^libcudart\.so\.(\d+)$/.exec(n)?.[1]).find(Boolean);
-    const cudaMajor = cudart ? Number(cudart) : CUDA_PACKAGE.cudaMajor;
+    const linked = providerCudaNeeds(join(staged.libraryDir, 'libonnxruntime_providers_cuda.so'));
+    const providerNeeds = linked?.needs;
+    const cudaMajor = linked?.cudaMajor ?? CUDA_PACKAGE.cudaMajor;
 
     // Folder sources are copied into staging first, so what is renamed into place is complete and on this filesystem.
     const files: PlacedFile[] = [];

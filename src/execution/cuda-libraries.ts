@@ -6,6 +6,7 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
+import { readElfDynamic } from './elf-needed.js';
 
 export interface CudaLibraryCheck {
   /** e.g. libcudart.so.13 */
@@ -23,6 +24,18 @@ export interface CudaLibraryCheck {
   otherVersions?: string[];
   /** For a missing library: the command (or step) that fixes it. */
   fix?: string;
+}
+
+/**
+ * The CUDA-stack libraries (lib(cu|nv)*: not glibc, libstdc++ and friends) a provider library links against, and the
+ * CUDA major release that means (libcudart.so.N). undefined when its ELF header can't be read.
+ */
+export function providerCudaNeeds(providerLibrary: string): { needs: string[]; cudaMajor?: number } | undefined {
+  const elf = readElfDynamic(providerLibrary);
+  if (!elf) return undefined;
+  const needs = elf.needed.filter((n) => /^lib(cu|nv)/.test(n));
+  const cudart = needs.map((n) => /^libcudart\.so\.(\d+)$/.exec(n)?.[1]).find(Boolean);
+  return { needs, ...(cudart ? { cudaMajor: Number(cudart) } : {}) };
 }
 
 export interface LibrarySearch {

@@ -16,13 +16,13 @@ import { dirname, join, resolve, isAbsolute, delimiter } from 'node:path';
 import { homedir } from 'node:os';
 import { EdgetlError } from '../util/errors.js';
 import type { AdapterInfo, ExecutionProviderName, ExecutionProviderRequest, ProviderFallback } from './types.js';
-import { readElfDynamic } from './elf-needed.js';
 import {
   checkLibraries,
   defaultLibrarySearch,
   describeCudaLibrary,
   describeMissingLibrary,
   minimumDriverFor,
+  providerCudaNeeds,
   type CudaLibraryCheck,
   type LibrarySearch,
 } from './cuda-libraries.js';
@@ -235,9 +235,6 @@ function gatherNvidiaGpu(options: CudaProbe): { gpuPresent: boolean; gpuEvidence
   return { gpuPresent, gpuEvidence, ...(driverVersion ? { driverVersion } : {}) };
 }
 
-/** CUDA-stack libraries: what the dynamic loader must find for the provider (not glibc, libstdc++ and friends). */
-const CUDA_STACK = /^lib(cu|nv)/;
-
 function gatherCuda(options: CudaProbe): CudaFacts {
   const packageDir = options.onnxruntimeDir ?? onnxruntimeNodeDir();
   const bindingDir = packageDir ? onnxruntimeBindingDir(packageDir, options.platform, options.arch) : undefined;
@@ -253,9 +250,9 @@ function gatherCuda(options: CudaProbe): CudaFacts {
   let cudaMajor: number | undefined;
   let libraries: CudaLibraryCheck[] = [];
   if (providerLibraryPresent && providerLibrary && options.platform === 'linux') {
-    providerNeeds = readElfDynamic(providerLibrary)?.needed.filter((n) => CUDA_STACK.test(n));
-    const cudart = providerNeeds?.map((n) => /^libcudart\.so\.(\d+)$/.exec(n)?.[1]).find(Boolean);
-    cudaMajor = cudart ? Number(cudart) : install?.cudaMajor;
+    const linked = providerCudaNeeds(providerLibrary);
+    providerNeeds = linked?.needs;
+    cudaMajor = linked?.cudaMajor ?? install?.cudaMajor;
     // A provider whose header can't be read (never seen from a real build) is taken to need what the package's does.
     const link = providerNeeds ?? (install?.cudaMajor === CUDA_PACKAGE.cudaMajor || install === undefined ? PACKAGE_PROVIDER_NEEDS : []);
     cudaMajor ??= CUDA_PACKAGE.cudaMajor;
