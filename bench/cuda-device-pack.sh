@@ -38,7 +38,7 @@ if [ ! -f "$cache/$tgz_name" ]; then npm pack "$spec" --pack-destination "$cache
 cp "$cache/$tgz_name" "$work/$tgz_name"
 
 echo "== node_modules (linux/x64 only) and node" >&2
-tar -C node_modules/ -chf - \
+tar -C node_modules/ -cf - \
   --exclude='onnxruntime-node/bin/napi-v6/darwin' --exclude='onnxruntime-node/bin/napi-v6/win32' \
   --exclude='onnxruntime-node/bin/napi-v6/linux/arm64' --exclude='./onnxruntime-web' --exclude='./playwright-core' \
   --exclude='./@typescript' --exclude='./@esbuild' --exclude='./esbuild' --exclude='./.cache' . \
