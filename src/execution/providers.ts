@@ -254,7 +254,7 @@ function gatherCuda(options: CudaProbe): CudaFacts {
     providerNeeds = linked?.needs;
     cudaMajor = linked?.cudaMajor ?? install?.cudaMajor;
     // A provider whose header can't be read (never seen from a real build) is taken to need what the package's does.
-    const link = providerNeeds ?? (install?.cudaMajor === CUDA_PACKAGE.cudaMajor || install === undefined ? PACKAGE_PROVIDER_NEEDS : []);
+    const link = providerNeeds ?? PACKAGE_PROVIDER_NEEDS;
     cudaMajor ??= CUDA_PACKAGE.cudaMajor;
     // cuDNN isn't a DT_NEEDED: onnxruntime dlopens libcudnn.so.<major> (then libcudnn.so) when the first
     // convolution runs, so a missing cuDNN lets the session open and fails the first image. Checked up front.
