@@ -14,6 +14,7 @@
 #   7. edgetl bench --profile nvidia-cuda (shortened by overrides that the results list), with host facts
 # What comes back in $OUT (at most 8 files): cuda-device-check.log, cuda-device-results.tar.gz (facts, setup and
 # check JSON, tap output, embedding comparison), nvidia-cuda.json, nvidia-cuda.md, nvidia-cuda.html.
+# BENCH_LIMIT_S (default 230) bounds the bench step; it is stopped with SIGINT, so what it measured is still written.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 repo="$(pwd)"
@@ -108,7 +109,7 @@ for b in efficientnet-b0-imagenet.nhwc.fp32.onnx mobilenetv2-12-int8; do
   cat "$res/compare-$b.json"
 done
 
-step bench 230 "${cli[@]}" bench --profile nvidia-cuda --warmup 5 --min-runs 20 --min-duration-ms 1500 \
+step bench "${BENCH_LIMIT_S:-230}" "${cli[@]}" bench --profile nvidia-cuda --warmup 5 --min-runs 20 --min-duration-ms 1500 \
   --out "$OUT/nvidia-cuda.json" --report "$OUT/nvidia-cuda.html" > "$OUT/nvidia-cuda.md"
 head -60 "$OUT/nvidia-cuda.md"
 
