@@ -59,10 +59,11 @@ export interface ProviderCoreCompatibility {
 /**
  * Pairs of (provider build, core) from different releases that edgetl has checked. Checked how: the 1.29.0 provider
  * was loaded into the 1.30.0 core and into the 1.29.0 core on the same machine with stand-in CUDA libraries (no GPU
- * was at hand); both created the session, assigned the same nodes to CUDA (EfficientNet-B0: all 231; MobileNetV2-int8:
- * 7 of 74), ran it and logged the same lines. That exercises the provider bridge (graph, kernel registry, allocators,
- * data transfer) but not the kernels' numbers: the CUDA-vs-CPU cosine on a real GPU (bench/cuda-device-check.sh)
- * is what proves a pair, and `edgetl setup cuda` says so.
+ * was at hand; bench/cuda-bridge-check.sh); both created the sessions, assigned the same nodes to CUDA
+ * (EfficientNet-B0: all 231; MobileNetV2-int8: 7 of 74), ran them as far as they go without cuDNN and logged the same
+ * lines. That exercises the provider bridge (graph, kernel registry, allocators, data transfer) but not the kernels'
+ * numbers: the CUDA-vs-CPU cosine on a real GPU (bench/cuda-device-check.sh) is what proves a pair, and
+ * `edgetl setup cuda` says so.
  */
 export const CHECKED_PROVIDER_CORE_PAIRS: readonly { provider: string; core: string; evidence: string }[] = [
   {
