@@ -13,7 +13,7 @@
 # graphs) and datasets/flowers5/val. Needs ../shared (or EDGETL_MODEL_PATH / EDGETL_DATA_PATH), xz, split, sha256sum.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PART_MB="${PART_MB:-56}"
+PART_MB="${PART_MB:-58}"
 shared="$(cd .. && pwd)/shared"
 models="${EDGETL_MODEL_PATH:-$shared/models}"
 data="${EDGETL_DATA_PATH:-$shared}"
