@@ -16,7 +16,15 @@ if (positionals.length !== 2) {
   process.exit(2);
 }
 const threshold = Number(values['min-cosine'] ?? '0.9999');
-const [a, b] = await Promise.all(positionals.map((p) => readNpyFile(p)));
+let a;
+let b;
+try {
+  [a, b] = await Promise.all(positionals.map((p) => readNpyFile(p)));
+} catch (error) {
+  // The run that should have written it failed (its own log says why): one line, no stack.
+  process.stdout.write(JSON.stringify({ label: values.label ?? positionals[0], pass: false, error: error.message }) + '\n');
+  process.exit(1);
+}
 if (a.shape.join('x') !== b.shape.join('x')) {
   process.stderr.write(`shapes differ: ${a.shape.join('x')} vs ${b.shape.join('x')}\n`);
   process.exit(1);

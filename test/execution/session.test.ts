@@ -3,7 +3,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createSession, describePlacement, mostlyOnCpu, parseSessionLog, probeSession, sessionOptionsFor } from '../../src/execution/session.js';
-import { CUDA_INSTALL_COMMAND, assessCuda, gatherHostFacts } from '../../src/execution/providers.js';
+import { CUDA_INSTALL_COMMAND, gatherHostFacts } from '../../src/execution/providers.js';
 import { modelBytes, node, tensor, valueInfo } from '../helpers/onnx-graph.js';
 
 /** X [N,3,2,2] -> doubled = 2X, plus_one = 2X + 1. */
@@ -60,8 +60,9 @@ t.test('a file onnxruntime cannot load is a bad-model error naming it', async (t
   await t.rejects(createSession(join(tmpdir(), 'edgetl-no-such-model.onnx'), { ep: 'cpu' }), { code: 'bad-model' });
 });
 
-const cudaHere = assessCuda(gatherHostFacts()).tryable;
-t.test('--ep cuda without the provider library falls back to CPU with the install command; strict fails', { skip: cudaHere ? 'this machine has the CUDA provider library' : false }, async (t) => {
+// About a machine without the provider library: after `edgetl setup cuda` the reasons are others (cuda-detection tests them).
+const cudaHere = gatherHostFacts().cuda.providerLibraryPresent;
+t.test('--ep cuda without the provider library falls back to CPU with the install command; strict fails', { skip: cudaHere ? 'this machine has the CUDA provider library (edgetl setup cuda ran)' : false }, async (t) => {
   const session = await createSession(tinyModel, { ep: 'cuda', cudaDeviceId: 0 });
   t.teardown(() => session.release());
   t.equal(session.provider.used, 'cpu');
