@@ -64,6 +64,7 @@ export function defaultLibrarySearch(env: NodeJS.ProcessEnv, arch: string, runTo
     }
   }
   const cudaHomes = ['/usr/local/cuda', ...listDir('/usr/local').filter((n) => /^cuda-\d/.test(n)).map((n) => join('/usr/local', n))];
+  const home = env.HOME ?? '';
   return {
     env,
     arch,
@@ -73,8 +74,32 @@ export function defaultLibrarySearch(env: NodeJS.ProcessEnv, arch: string, runTo
       ...cudaHomes.flatMap((home) => [join(home, 'lib64'), join(home, 'lib'), join(home, 'targets', target, 'lib')]),
       '/usr/lib/wsl/lib',
       '/opt/nvidia/lib64',
+      ...pythonNvidiaLibDirs([env.VIRTUAL_ENV, env.CONDA_PREFIX, '/usr/local', '/usr', home && join(home, '.local')]),
     ],
   };
+}
+
+/**
+ * CUDA libraries that came with Python wheels (nvidia-cuda-runtime, nvidia-cublas, nvidia-cudnn-cu13, ... as a
+ * CUDA PyTorch installs them): <prefix>/lib/python3.*\/{site,dist}-packages/nvidia/*\/lib. The loader never looks
+ * there; finding them lets the fix be an LD_LIBRARY_PATH line instead of a second CUDA install.
+ */
+export function pythonNvidiaLibDirs(prefixes: (string | undefined)[]): string[] {
+  const dirs: string[] = [];
+  for (const prefix of new Set(prefixes.filter((p): p is string => Boolean(p)))) {
+    const lib = join(prefix, 'lib');
+    const pythons = listDir(lib).filter((n) => /^python3(\.\d+)?$/.test(n));
+    for (const python of pythons) {
+      for (const packages of ['site-packages', 'dist-packages']) {
+        const nvidia = join(lib, python, packages, 'nvidia');
+        for (const name of listDir(nvidia)) {
+          const dir = join(nvidia, name, 'lib');
+          if (existsSync(dir)) dirs.push(dir);
+        }
+      }
+    }
+  }
+  return dirs;
 }
 
 function listDir(dir: string): string[] {

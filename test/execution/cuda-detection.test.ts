@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { readElfDynamic } from '../../src/execution/elf-needed.js';
 import { assessCuda, gatherHostFacts, onnxruntimeNodeDir, planProviders, type HostFacts } from '../../src/execution/providers.js';
 import { classifyCudaLoadError } from '../../src/execution/cuda-load-check.js';
+import { checkLibraries, pythonNvidiaLibDirs } from '../../src/execution/cuda-libraries.js';
 import { CUDA_MANIFEST_FILE } from '../../src/execution/cuda-package.js';
 import { CUDA13_PROVIDER_NEEDS, fakeSharedObject } from '../helpers/elf.js';
 
@@ -165,6 +166,26 @@ t.test('a library off the loader path: where it is and the LD_LIBRARY_PATH line 
   const dir = join(root, 'cuda-13.0', 'lib64');
   t.match(piece?.detail, `it is at ${join(dir, 'libcublasLt.so.13')}, a folder the loader doesn't search`);
   t.match(piece?.fix, `export LD_LIBRARY_PATH=${dir}`);
+});
+
+t.test("CUDA libraries from Python wheels (a CUDA PyTorch's nvidia/*/lib) are found and named with the LD_LIBRARY_PATH line", async (t) => {
+  const root = await mkdtemp(join(tmpdir(), 'edgetl-venv-'));
+  t.teardown(() => rm(root, { recursive: true, force: true }));
+  const site = join(root, 'venv', 'lib', 'python3.12', 'site-packages', 'nvidia');
+  for (const [pkg, lib] of [['cu13', 'libcudart.so.13'], ['cudnn', 'libcudnn.so.9']]) {
+    await mkdir(join(site, pkg, 'lib'), { recursive: true });
+    await writeFile(join(site, pkg, 'lib', lib), '');
+  }
+  await mkdir(join(root, 'venv', 'lib', 'python3.12', 'site-packages', 'torch'), { recursive: true });
+  const dirs = pythonNvidiaLibDirs([join(root, 'venv'), undefined, join(root, 'no-such-prefix')]);
+  t.same(dirs.sort(), [join(site, 'cu13', 'lib'), join(site, 'cudnn', 'lib')]);
+  const checks = checkLibraries(
+    [{ soname: 'libcudart.so.13', needed: 'link' }, { soname: 'libcudnn.so.9', needed: 'runtime' }],
+    13,
+    { env: {}, arch: 'x64', defaultDirs: [], otherDirs: dirs },
+  );
+  t.same(checks.map((c) => c.offPath), [join(site, 'cu13', 'lib', 'libcudart.so.13'), join(site, 'cudnn', 'lib', 'libcudnn.so.9')]);
+  t.match(checks[0].fix, `export LD_LIBRARY_PATH=${join(site, 'cu13', 'lib')}`);
 });
 
 t.test('no GPU: auto skips CUDA saying so, an explicit --ep cuda still tries (onnxruntime has the last word)', async (t) => {
