@@ -59,8 +59,15 @@ export {
   describeProviderChoice,
   isExecutionProviderRequest,
   CUDA_INSTALL_COMMAND,
+  assessCuda,
+  type CudaAssessment,
+  type CudaMissingPiece,
   type HostFacts as ProviderHostFacts,
 } from './execution/providers.js';
+// The opt-in CUDA provider install (`edgetl setup cuda`) and its load check.
+export { installCudaProvider, type CudaInstallOptions, type CudaInstallReport } from './execution/cuda-install.js';
+export { checkCudaLoads, type CudaLoadCheck } from './execution/cuda-load-check.js';
+export { CUDA_PACKAGE, providerCoreCompatibility, type ProviderCoreCompatibility } from './execution/cuda-package.js';
 
 // Embeddings: the Backbone, folders, embedding sets (NPY + JSON), the cache.
 export { Backbone, type BackboneLoadOptions } from './embed/backbone.js';

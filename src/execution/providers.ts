@@ -16,22 +16,55 @@ import { dirname, join, resolve, isAbsolute, delimiter } from 'node:path';
 import { homedir } from 'node:os';
 import { EdgetlError } from '../util/errors.js';
 import type { AdapterInfo, ExecutionProviderName, ExecutionProviderRequest, ProviderFallback } from './types.js';
+import {
+  checkLibraries,
+  defaultLibrarySearch,
+  describeCudaLibrary,
+  describeMissingLibrary,
+  minimumDriverFor,
+  providerCudaNeeds,
+  type CudaLibraryCheck,
+  type LibrarySearch,
+} from './cuda-libraries.js';
+import {
+  CUDA_MANIFEST_FILE,
+  CUDA_PACKAGE,
+  isCudaInstallManifest,
+  providerCoreCompatibility,
+  type CudaInstallManifest,
+  type ProviderCoreCompatibility,
+} from './cuda-package.js';
 
 export const EXECUTION_PROVIDER_REQUESTS: readonly ExecutionProviderRequest[] = ['auto', 'cpu', 'webgpu', 'cuda', 'wasm'];
 
-/** The exact command that fetches onnxruntime-node's CUDA provider (verified against its script/install.js 1.30). */
-export const CUDA_INSTALL_COMMAND = 'ONNXRUNTIME_NODE_INSTALL=cuda12 npm rebuild onnxruntime-node';
+/**
+ * The command that installs the CUDA provider from the npm registry (src/cli/setup.ts). onnxruntime-node's own
+ * `ONNXRUNTIME_NODE_INSTALL=cuda12` fetches CUDA 12 libraries from NuGet instead, which many machines can't reach.
+ */
+export const CUDA_INSTALL_COMMAND = 'edgetl setup cuda';
 
 export interface CudaFacts {
   /** Folder holding onnxruntime-node's native binding; the CUDA provider library must sit beside it. */
   bindingDir: string | undefined;
+  /** onnxruntime-node's version (its package.json): the core the provider runs inside. */
+  coreVersion?: string;
   providerLibrary: string | undefined;
   providerLibraryPresent: boolean;
   /** libonnxruntime_providers_shared, loaded first by onnxruntime; missing it fails the same way. */
   sharedLibraryPresent: boolean;
+  /** What `edgetl setup cuda` recorded beside the libraries (absent for a provider placed another way). */
+  install?: CudaInstallManifest;
+  /** The provider's DT_NEEDED entries from the CUDA stack (libcudart.so.13, ...), when its ELF header was readable. */
+  providerNeeds?: string[];
+  /** CUDA major release the provider is built for (from libcudart.so.N, or the install record). */
+  cudaMajor?: number;
+  /** Each CUDA/cuDNN library the provider needs, and whether the loader finds it. Empty when there's no provider. */
+  libraries?: CudaLibraryCheck[];
   gpuPresent: boolean;
-  /** What showed the GPU (a device node, nvidia-smi), or what was looked at without finding one. */
+  /** What showed the GPU (a device node, /proc/driver/nvidia, nvidia-smi), or what was looked at without finding one. */
   gpuEvidence: string;
+  /** The NVIDIA kernel driver's version (/proc/driver/nvidia/version or nvidia-smi), when seen. */
+  driverVersion?: string;
 }
 
 export type IcdKind = 'software' | 'nvidia' | 'mesa-or-vendor' | 'wsl-d3d12' | 'unknown';
@@ -79,14 +112,44 @@ export interface HostProbeOptions {
   runTools?: boolean;
   /** Folders searched for libvulkan.so.1 (default: LD_LIBRARY_PATH and the usual lib folders). */
   loaderSearchDirs?: string[];
+  /** onnxruntime-node's package folder (default: the one this module resolves); tests point it at a fake. */
+  onnxruntimeDir?: string;
+  /** Where CUDA libraries are looked for (default: the loader's search, see cuda-libraries.ts). */
+  librarySearch?: Partial<Omit<LibrarySearch, 'env' | 'arch'>>;
 }
 
-function onnxruntimeBindingDir(platform: string, arch: string): string | undefined {
+/** onnxruntime-node's package folder, as `import 'onnxruntime-node'` finds it. */
+export function onnxruntimeNodeDir(): string | undefined {
   try {
     const require = createRequire(import.meta.url);
-    const entry = require.resolve('onnxruntime-node');
-    // <pkg>/dist/index.js -> <pkg>/bin/napi-v6/<platform>/<arch>, where the binding and libonnxruntime live.
-    return join(dirname(entry), '..', 'bin', 'napi-v6', platform, arch);
+    // <pkg>/dist/index.js -> <pkg>
+    return join(dirname(require.resolve('onnxruntime-node')), '..');
+  } catch {
+    return undefined;
+  }
+}
+
+/** <pkg>/bin/napi-v<N>/<platform>/<arch>, where the binding and libonnxruntime live (the highest N present). */
+export function onnxruntimeBindingDir(packageDir: string, platform: string, arch: string): string {
+  const napi = listDir(join(packageDir, 'bin'))
+    .filter((n) => /^napi-v\d+$/.test(n) && existsSync(join(packageDir, 'bin', n, platform, arch)))
+    .sort((a, b) => Number(b.slice(6)) - Number(a.slice(6)));
+  return join(packageDir, 'bin', napi[0] ?? 'napi-v6', platform, arch);
+}
+
+export function onnxruntimeNodeVersion(packageDir: string): string | undefined {
+  try {
+    const version = (JSON.parse(readFileSync(join(packageDir, 'package.json'), 'utf8')) as { version?: unknown }).version;
+    return typeof version === 'string' ? version : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export function readCudaInstallManifest(bindingDir: string): CudaInstallManifest | undefined {
+  try {
+    const parsed: unknown = JSON.parse(readFileSync(join(bindingDir, CUDA_MANIFEST_FILE), 'utf8'));
+    return isCudaInstallManifest(parsed) ? parsed : undefined;
   } catch {
     return undefined;
   }
@@ -115,39 +178,110 @@ function listDir(dir: string): string[] {
   }
 }
 
-function gatherCuda(options: { env: NodeJS.ProcessEnv; platform: string; arch: string; devRoot: string; runTools: boolean }): CudaFacts {
-  const bindingDir = onnxruntimeBindingDir(options.platform, options.arch);
-  const names = cudaLibraryNames(options.platform);
-  const providerLibrary = bindingDir && names ? join(bindingDir, names.provider) : undefined;
-  const sharedLibrary = bindingDir && names ? join(bindingDir, names.shared) : undefined;
+interface CudaProbe {
+  env: NodeJS.ProcessEnv;
+  platform: string;
+  arch: string;
+  devRoot: string;
+  runTools: boolean;
+  onnxruntimeDir?: string;
+  librarySearch?: Partial<Omit<LibrarySearch, 'env' | 'arch'>>;
+}
+
+/** The NVIDIA GPU and driver as the kernel shows them: /dev/nvidia*, /proc/driver/nvidia, then nvidia-smi. */
+function gatherNvidiaGpu(options: CudaProbe): { gpuPresent: boolean; gpuEvidence: string; driverVersion?: string } {
   const dev = join(options.devRoot, 'dev');
+  const proc = join(options.devRoot, 'proc', 'driver', 'nvidia');
+  let driverVersion: string | undefined;
+  try {
+    driverVersion = /Kernel Module(?: for \S+)?\s+(\d+\.\d+(?:\.\d+)?)/.exec(readFileSync(join(proc, 'version'), 'utf8'))?.[1];
+  } catch {
+    driverVersion = undefined;
+  }
   const nodes = listDir(dev).filter((n) => /^nvidia\d+$/.test(n) || n === 'nvhost-ctrl-gpu' || n === 'nvgpu');
-  let gpuPresent = nodes.length > 0;
-  let gpuEvidence = gpuPresent ? `device ${nodes.map((n) => join(dev, n)).join(', ')}` : `no /dev/nvidia0 (looked in ${dev})`;
-  if (!gpuPresent && options.runTools) {
+  const procGpus = listDir(join(proc, 'gpus'));
+  const evidence: string[] = [];
+  if (nodes.length > 0) evidence.push(`device ${nodes.map((n) => join(dev, n)).join(', ')}`);
+  if (procGpus.length > 0) {
+    let model = '';
+    try {
+      model = /Model:\s*(.+)/.exec(readFileSync(join(proc, 'gpus', procGpus[0], 'information'), 'utf8'))?.[1]?.trim() ?? '';
+    } catch {
+      model = '';
+    }
+    evidence.push(`${join(proc, 'gpus', procGpus[0])}${model ? ` (${model})` : ''}`);
+  }
+  let gpuPresent = evidence.length > 0;
+  let gpuEvidence = gpuPresent ? evidence.join('; ') : `no /dev/nvidia0 (looked in ${dev}), no ${join(proc, 'gpus')}`;
+  if ((!gpuPresent || !driverVersion) && options.runTools) {
     const smi = onPath('nvidia-smi', options.env);
     if (smi) {
-      const run = spawnSync(smi, ['-L'], { encoding: 'utf8', timeout: 5000, env: options.env });
-      const gpus = (run.stdout ?? '').split('\n').filter((l) => /^GPU \d+:/.test(l));
-      if (run.status === 0 && gpus.length > 0) {
-        gpuPresent = true;
-        gpuEvidence = `nvidia-smi -L: ${gpus[0].trim()}`;
-      } else {
-        gpuEvidence += `; nvidia-smi -L found no GPU (${(run.stderr || run.stdout || run.error?.message || '').trim().split('\n')[0]})`;
+      const run = spawnSync(smi, ['--query-gpu=name,driver_version', '--format=csv,noheader'], { encoding: 'utf8', timeout: 5000, env: options.env });
+      const first = (run.stdout ?? '').split('\n').find((l) => l.includes(','));
+      if (run.status === 0 && first) {
+        const [name, version] = first.split(',').map((x) => x.trim());
+        driverVersion ??= version;
+        if (!gpuPresent) {
+          gpuPresent = true;
+          gpuEvidence = `nvidia-smi: ${name}`;
+        }
+      } else if (!gpuPresent) {
+        gpuEvidence += `; nvidia-smi found no GPU (${(run.stderr || run.stdout || run.error?.message || '').trim().split('\n')[0]})`;
       }
-    } else {
+    } else if (!gpuPresent) {
       gpuEvidence += ', no nvidia-smi on PATH';
     }
   }
+  return { gpuPresent, gpuEvidence, ...(driverVersion ? { driverVersion } : {}) };
+}
+
+function gatherCuda(options: CudaProbe): CudaFacts {
+  const packageDir = options.onnxruntimeDir ?? onnxruntimeNodeDir();
+  const bindingDir = packageDir ? onnxruntimeBindingDir(packageDir, options.platform, options.arch) : undefined;
+  const coreVersion = packageDir ? onnxruntimeNodeVersion(packageDir) : undefined;
+  const names = cudaLibraryNames(options.platform);
+  const providerLibrary = bindingDir && names ? join(bindingDir, names.provider) : undefined;
+  const sharedLibrary = bindingDir && names ? join(bindingDir, names.shared) : undefined;
+  const providerLibraryPresent = providerLibrary !== undefined && existsSync(providerLibrary);
+  const install = bindingDir ? readCudaInstallManifest(bindingDir) : undefined;
+  const gpu = gatherNvidiaGpu(options);
+
+  let providerNeeds: string[] | undefined;
+  let cudaMajor: number | undefined;
+  let libraries: CudaLibraryCheck[] = [];
+  if (providerLibraryPresent && providerLibrary && options.platform === 'linux') {
+    const linked = providerCudaNeeds(providerLibrary);
+    providerNeeds = linked?.needs;
+    cudaMajor = linked?.cudaMajor ?? install?.cudaMajor;
+    // A provider whose header can't be read (never seen from a real build) is taken to need what the package's does.
+    const link = providerNeeds ?? PACKAGE_PROVIDER_NEEDS;
+    cudaMajor ??= CUDA_PACKAGE.cudaMajor;
+    // cuDNN isn't a DT_NEEDED: onnxruntime dlopens libcudnn.so.<major> (then libcudnn.so) when the first
+    // convolution runs, so a missing cuDNN lets the session open and fails the first image. Checked up front.
+    const cudnn = `libcudnn.so.${install?.cudnnMajor ?? CUDA_PACKAGE.cudnnMajor}`;
+    const search = { ...defaultLibrarySearch(options.env, options.arch, options.runTools && !options.librarySearch), ...options.librarySearch, env: options.env, arch: options.arch };
+    libraries = checkLibraries(
+      [...link.map((soname) => ({ soname, needed: 'link' as const })), { soname: cudnn, needed: 'runtime' as const }],
+      cudaMajor,
+      search,
+    );
+  }
   return {
     bindingDir,
+    ...(coreVersion ? { coreVersion } : {}),
     providerLibrary,
-    providerLibraryPresent: providerLibrary !== undefined && existsSync(providerLibrary),
+    providerLibraryPresent,
     sharedLibraryPresent: sharedLibrary !== undefined && existsSync(sharedLibrary),
-    gpuPresent,
-    gpuEvidence,
+    ...(install ? { install } : {}),
+    ...(providerNeeds ? { providerNeeds } : {}),
+    ...(cudaMajor !== undefined ? { cudaMajor } : {}),
+    libraries,
+    ...gpu,
   };
 }
+
+/** DT_NEEDED of the package's libonnxruntime_providers_cuda.so (readelf -d), CUDA stack only. */
+const PACKAGE_PROVIDER_NEEDS = ['libcublasLt.so.13', 'libcublas.so.13', 'libcurand.so.10', 'libcudart.so.13', 'libcuda.so.1'];
 
 const SOFTWARE_DRIVER = /swiftshader|lvp|lavapipe|llvmpipe|softpipe|mock_icd|VkICD_mock/i;
 
@@ -277,7 +411,7 @@ export function gatherHostFacts(options: HostProbeOptions = {}): HostFacts {
   const arch = options.arch ?? process.arch;
   const devRoot = options.devRoot ?? '/';
   const runTools = options.runTools ?? true;
-  const cuda = gatherCuda({ env, platform, arch, devRoot, runTools });
+  const cuda = gatherCuda({ env, platform, arch, devRoot, runTools, onnxruntimeDir: options.onnxruntimeDir, librarySearch: options.librarySearch });
   const dev = join(devRoot, 'dev');
   const renderNodes = listDir(join(dev, 'dri'))
     .filter((n) => n.startsWith('renderD'))
@@ -299,42 +433,109 @@ export function gatherHostFacts(options: HostProbeOptions = {}): HostFacts {
   return { platform, arch, cuda, vulkan };
 }
 
+/** One thing CUDA lacks here, named so a person can fix it and a program can sort it. */
+export interface CudaMissingPiece {
+  kind: 'platform' | 'provider' | 'version' | 'library' | 'driver' | 'gpu';
+  /** The file, library (with its version) or device that is missing. */
+  name: string;
+  detail: string;
+  /** The command (or step) that fixes it. */
+  fix?: string;
+}
+
 export interface CudaAssessment {
-  /** Provider library present and a GPU seen: `auto` may pick CUDA. */
+  /** Provider library, its CUDA/cuDNN libraries, a GPU and a new-enough driver all present: `auto` may pick CUDA. */
   ready: boolean;
-  /** Worth trying when asked for explicitly (the library is there; onnxruntime will say what else is missing). */
+  /** Worth trying when asked for explicitly: the provider and every library it loads are there (the GPU may not be). */
   tryable: boolean;
   reason: string;
+  /** Everything in the way, in the order it has to be fixed; empty when ready. */
+  missing: CudaMissingPiece[];
+  /** How the provider's onnxruntime version pairs with the core, when `edgetl setup cuda` recorded it. */
+  compatibility?: ProviderCoreCompatibility;
+}
+
+function providerInstallHow(platform: string, arch: string): string {
+  if (platform === 'linux' && arch === 'x64') {
+    return `install it with \`${CUDA_INSTALL_COMMAND}\` (fetches the CUDA ${CUDA_PACKAGE.cudaMajor} provider from the npm registry; it needs the CUDA ${CUDA_PACKAGE.cudaMajor} and cuDNN ${CUDA_PACKAGE.cudnnMajor} libraries at run time)`;
+  }
+  if (platform === 'linux') {
+    return `no CUDA provider is published on npm for linux/${arch} (onnxruntime-node publishes no CUDA build for linux/${arch}, e.g. Jetson): build onnxruntime with CUDA from source, or use --ep webgpu or cpu`;
+  }
+  return `onnxruntime-node publishes no CUDA provider for win32/${arch}`;
 }
 
 export function assessCuda(facts: HostFacts): CudaAssessment {
   const { cuda, platform, arch } = facts;
   if (platform !== 'linux' && platform !== 'win32') {
-    return { ready: false, tryable: false, reason: `CUDA is not available on ${platform}` };
+    const reason = `CUDA is not available on ${platform}`;
+    return { ready: false, tryable: false, reason, missing: [{ kind: 'platform', name: platform, detail: reason }] };
   }
+  const missing: CudaMissingPiece[] = [];
   if (!cuda.providerLibraryPresent || !cuda.sharedLibraryPresent) {
-    const missing = !cuda.providerLibraryPresent ? cuda.providerLibrary : join(cuda.bindingDir ?? '', 'libonnxruntime_providers_shared.so');
-    let how: string;
-    if (platform === 'linux' && arch === 'x64') {
-      how =
-        `install it with \`${CUDA_INSTALL_COMMAND}\` (downloads Microsoft.ML.OnnxRuntime.Gpu.Linux from NuGet, so it ` +
-        `needs internet access; this project's .npmrc skips that download by default) and make sure the CUDA 12 ` +
-        `runtime and cuDNN 9 libraries are installed`;
-    } else if (platform === 'linux') {
-      how = `onnxruntime-node publishes no CUDA build for linux/${arch} (e.g. Jetson): build onnxruntime with CUDA from source, or use --ep webgpu or cpu`;
-    } else {
-      how = `onnxruntime-node publishes no CUDA provider for win32/${arch}`;
+    const names = cudaLibraryNames(platform);
+    const file = !cuda.providerLibraryPresent ? cuda.providerLibrary : join(cuda.bindingDir ?? '', names?.shared ?? '');
+    const how = providerInstallHow(platform, arch);
+    const reason = `CUDA provider library not found (${file ?? 'onnxruntime-node is not installed'}): ${how}`;
+    const fix = platform === 'linux' && arch === 'x64' ? CUDA_INSTALL_COMMAND : undefined;
+    missing.push({ kind: 'provider', name: file ?? 'onnxruntime-node', detail: reason, ...(fix ? { fix } : {}) });
+    if (!cuda.gpuPresent) missing.push({ kind: 'gpu', name: 'NVIDIA GPU', detail: `no NVIDIA GPU found (${cuda.gpuEvidence})` });
+    return { ready: false, tryable: false, reason, missing };
+  }
+  let compatibility: ProviderCoreCompatibility | undefined;
+  if (cuda.install && cuda.coreVersion) {
+    compatibility = providerCoreCompatibility(cuda.install.onnxruntimeVersion, cuda.coreVersion);
+    if (!compatibility.ok) {
+      missing.push({
+        kind: 'version',
+        name: `onnxruntime ${cuda.install.onnxruntimeVersion} provider in onnxruntime-node ${cuda.coreVersion}`,
+        detail: compatibility.detail,
+        fix: `${CUDA_INSTALL_COMMAND} (it says which onnxruntime-node the provider needs)`,
+      });
     }
+  }
+  for (const library of (cuda.libraries ?? []).filter((l) => l.path === undefined)) {
+    missing.push({ kind: 'library', name: library.soname, detail: describeMissingLibrary(library), ...(library.fix ? { fix: library.fix } : {}) });
+  }
+  const major = cuda.cudaMajor;
+  const driverMajor = cuda.driverVersion ? Number(cuda.driverVersion.split('.')[0]) : undefined;
+  if (major !== undefined && driverMajor !== undefined && driverMajor < minimumDriverFor(major)) {
+    missing.push({
+      kind: 'driver',
+      name: `NVIDIA driver ${cuda.driverVersion}`,
+      detail: `the NVIDIA driver is ${cuda.driverVersion}, and CUDA ${major} needs ${minimumDriverFor(major)} or newer`,
+      fix: describeCudaLibrary('libcuda.so.1', major).fix,
+    });
+  }
+  if (!cuda.gpuPresent) missing.push({ kind: 'gpu', name: 'NVIDIA GPU', detail: `no NVIDIA GPU found (${cuda.gpuEvidence})` });
+
+  const blocking = missing.filter((m) => m.kind === 'version' || m.kind === 'library');
+  if (missing.length === 0) {
+    const libs = cuda.libraries?.length ? `, ${cuda.libraries.length} CUDA/cuDNN libraries found` : '';
     return {
-      ready: false,
-      tryable: false,
-      reason: `CUDA provider library not found (${missing ?? 'onnxruntime-node is not installed'}): ${how}`,
+      ready: true,
+      tryable: true,
+      reason: `CUDA provider library and GPU present (${cuda.gpuEvidence}${libs})`,
+      missing,
+      ...(compatibility ? { compatibility } : {}),
     };
   }
-  if (!cuda.gpuPresent) {
-    return { ready: false, tryable: true, reason: `no NVIDIA GPU found (${cuda.gpuEvidence})` };
-  }
-  return { ready: true, tryable: true, reason: `CUDA provider library and GPU present (${cuda.gpuEvidence})` };
+  const fixes = [...new Set(missing.flatMap((m) => (m.fix ? [m.fix] : [])))];
+  const libraries = missing.filter((m) => m.kind === 'library');
+  const parts = [
+    ...missing.filter((m) => m.kind === 'version').map((m) => m.detail),
+    ...(libraries.length ? [`the dynamic loader can't find ${libraries.map((m) => m.detail).join(', ')}`] : []),
+    ...missing.filter((m) => m.kind === 'driver' || m.kind === 'gpu').map((m) => m.detail),
+  ];
+  const reason = `CUDA can't run here: ${parts.join('; ')}${fixes.length ? `. Fix: ${combinedFix(fixes)}` : ''}`;
+  return { ready: false, tryable: blocking.length === 0, reason, missing, ...(compatibility ? { compatibility } : {}) };
+}
+
+/** apt-get lines merged into one; other steps kept as they are. */
+function combinedFix(fixes: string[]): string {
+  const apt = fixes.filter((f) => f.startsWith('apt-get install ')).flatMap((f) => f.slice('apt-get install '.length).split(' '));
+  const other = fixes.filter((f) => !f.startsWith('apt-get install '));
+  return [...(apt.length ? [`apt-get install ${[...new Set(apt)].join(' ')} (NVIDIA's CUDA apt repository)`] : []), ...other].join('; ');
 }
 
 export interface WebGpuAssessment {

@@ -89,8 +89,8 @@ function condense(message: string): string {
 
 function failureHint(provider: ExecutionProviderName, message: string): string {
   if (provider === 'cuda') {
-    if (/libcudart|libcublas|libcudnn|cudnn|CUDA driver|cuda.*\.so/i.test(message)) {
-      return ': the CUDA provider needs the CUDA 12 runtime, cuBLAS and cuDNN 9 libraries on the library path (LD_LIBRARY_PATH)';
+    if (/libcudart|libcublas|libcudnn|cudnn|CUDA driver|cuda.*\.so|Failed to load shared library/i.test(message)) {
+      return ': the CUDA provider needs the CUDA and cuDNN libraries it was built for where the dynamic loader finds them; `edgetl setup cuda --check` names each one missing and the command that installs it';
     }
     if (/no CUDA-capable device|CUDA failure 100/i.test(message)) return ': no CUDA-capable GPU is visible to this process';
   }
@@ -314,6 +314,8 @@ export interface SessionProbe {
   intraOpThreads?: number;
   interOpThreads?: number;
   graphOptimizationLevel?: number;
+  /** onnxruntime's own error lines (condensed) when the session didn't open: they name the library that failed to load. */
+  logErrors?: string[];
 }
 
 const PROBE_SCRIPT = `
@@ -407,7 +409,11 @@ export async function probeSession(
     const parsed = parseSessionLog(stderr);
     if (stdout.includes('EDGETL_PROBE_OK')) return { created: true, ...parsed };
     const error = /EDGETL_PROBE_ERROR (.*)/s.exec(stdout)?.[1] ?? (stderr.trim().split('\n').pop() || 'the probe process died');
-    return { created: false, error: condense(error), ...parsed };
+    const logErrors = stderr
+      .split('\n')
+      .filter((line) => /\[E:onnxruntime/.test(line))
+      .map((line) => condense(line.replace(/^.*?\[E:onnxruntime[^\]]*\]\s*/, '').replace(/\x1b\[[0-9;]*m/g, '')));
+    return { created: false, error: condense(error), ...parsed, ...(logErrors.length ? { logErrors } : {}) };
   } finally {
     await log.close().catch(() => undefined);
     await rm(dir, { recursive: true, force: true });

@@ -3,7 +3,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createSession, describePlacement, mostlyOnCpu, parseSessionLog, probeSession, sessionOptionsFor } from '../../src/execution/session.js';
-import { CUDA_INSTALL_COMMAND, assessCuda, gatherHostFacts } from '../../src/execution/providers.js';
+import { CUDA_INSTALL_COMMAND, gatherHostFacts } from '../../src/execution/providers.js';
 import { modelBytes, node, tensor, valueInfo } from '../helpers/onnx-graph.js';
 
 /** X [N,3,2,2] -> doubled = 2X, plus_one = 2X + 1. */
@@ -60,8 +60,9 @@ t.test('a file onnxruntime cannot load is a bad-model error naming it', async (t
   await t.rejects(createSession(join(tmpdir(), 'edgetl-no-such-model.onnx'), { ep: 'cpu' }), { code: 'bad-model' });
 });
 
-const cudaHere = assessCuda(gatherHostFacts()).tryable;
-t.test('--ep cuda without the provider library falls back to CPU with the install command; strict fails', { skip: cudaHere ? 'this machine has the CUDA provider library' : false }, async (t) => {
+// About a machine without the provider library: after `edgetl setup cuda` the reasons are others (cuda-detection tests them).
+const cudaHere = gatherHostFacts().cuda.providerLibraryPresent;
+t.test('--ep cuda without the provider library falls back to CPU with the install command; strict fails', { skip: cudaHere ? 'this machine has the CUDA provider library (edgetl setup cuda ran)' : false }, async (t) => {
   const session = await createSession(tinyModel, { ep: 'cuda', cudaDeviceId: 0 });
   t.teardown(() => session.release());
   t.equal(session.provider.used, 'cpu');
@@ -84,7 +85,10 @@ t.test('auto on a machine with only a software adapter runs on CPU and says why'
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const icd = join(dir, 'vk_swiftshader_icd.json');
   await writeFile(icd, JSON.stringify({ ICD: { library_path: './libvk_swiftshader.so' } }));
-  const hostFacts = gatherHostFacts({ env: { VK_ICD_FILENAMES: icd, PATH: '' }, runTools: false, loaderSearchDirs: [tmpdir(), '/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/usr/lib64', '/usr/lib'] });
+  const gathered = gatherHostFacts({ env: { VK_ICD_FILENAMES: icd, PATH: '' }, runTools: false, loaderSearchDirs: [tmpdir(), '/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/usr/lib64', '/usr/lib'] });
+  // Without the CUDA provider, whatever this machine has: on a GPU machine after `edgetl setup cuda`, auto would
+  // rightly take CUDA, and this test is about the software adapter.
+  const hostFacts = { ...gathered, cuda: { ...gathered.cuda, providerLibraryPresent: false } };
   const session = await createSession(tinyModel, { ep: 'auto', hostFacts });
   t.teardown(() => session.release());
   t.equal(session.provider.requested, 'auto');
