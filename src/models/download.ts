@@ -2,10 +2,10 @@ import http, { type IncomingMessage, type ClientRequest } from 'node:http';
 import https from 'node:https';
 import tls from 'node:tls';
 import { createHash } from 'node:crypto';
-import { open, rename, unlink, mkdir, readdir } from 'node:fs/promises';
-import { dirname, basename, join } from 'node:path';
+import { open, rename, unlink, mkdir } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { EdgetlError, describeError } from '../util/errors.js';
-import { temporarySibling } from '../util/atomic-write.js';
+import { removeAbandonedTemporaries, temporarySibling, writeFully } from '../util/atomic-write.js';
 
 export interface DownloadOptions {
   /** Expected sha256 (hex). The file is kept only when the received bytes hash to it. */
@@ -134,7 +134,7 @@ export async function downloadFile(url: string, dest: string, options: DownloadO
             head.push(chunk);
             headBytes += chunk.length;
           }
-          await handle.write(chunk);
+          await writeFully(handle, chunk);
           received += chunk.length;
           options.onProgress?.(received, total);
         }
@@ -413,38 +413,6 @@ function toUserError(error: unknown, url: string, dest: string, received: number
     });
   }
   return new EdgetlError('download-failed', `download of ${url} failed: ${describeError(error)}. ${byHand}`, { cause: error });
-}
-
-/**
- * A download killed outright (SIGKILL, power loss, Ctrl-C in a program that does not cancel) leaves its temporary
- * sibling behind. Remove those of `dest` whose process is gone, so a later download starts clean.
- */
-async function removeAbandonedTemporaries(dest: string): Promise<void> {
-  const prefix = `.${basename(dest)}.`;
-  let names: string[];
-  try {
-    names = await readdir(dirname(dest));
-  } catch {
-    return;
-  }
-  for (const name of names) {
-    if (!name.startsWith(prefix) || !name.endsWith('.tmp')) continue;
-    const match = /^(\d+)\.[0-9a-f]+\.tmp$/.exec(name.slice(prefix.length));
-    if (!match) continue;
-    const pid = Number(match[1]);
-    // Our own (a concurrent download in this process) and live processes' files are in use.
-    if (pid === process.pid || processIsAlive(pid)) continue;
-    await unlink(join(dirname(dest), name)).catch(() => undefined);
-  }
-}
-
-function processIsAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /** A Git LFS pointer instead of the file is the usual mistake with GitHub "raw" URLs: say so. */
