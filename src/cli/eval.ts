@@ -41,6 +41,7 @@ ${embedRunHelp}
       if (data.backbone.sha256 !== head.backbone.sha256) {
         throw new EdgetlError('head-backbone-mismatch', `evaluation data ${positionals[0]} comes from backbone ${data.backbone.id} but ${values.head} was trained on ${head.backbone.id}: use embeddings of the head's backbone`);
       }
+      for (const warning of data.warnings) process.stderr.write(`note: ${warning}\n`);
       const evaluation = evaluateHead(head, data, `evaluation data ${positionals[0]}`);
       const result = {
         ...classificationJson(evaluation.report, head.labels),

@@ -131,6 +131,7 @@ ${embedRunHelp}
           if (set.backbone.sha256 !== head.backbone.sha256) {
             throw new EdgetlError('head-backbone-mismatch', `${source} was embedded with backbone ${set.backbone.id} but ${path} needs ${head.backbone.id}`);
           }
+          for (const warning of set.warnings) process.stderr.write(`note: ${warning}\n`);
           embeddings = set.embeddings;
           rows = set.count;
         }

@@ -96,8 +96,9 @@ export async function embedFolder(backbone: Backbone, dir: string, options: Embe
     computed: result.stats.computed,
   };
   if (paths && writer) {
-    await writer.finish();
+    const { dataSha256 } = await writer.finish();
     const json = await writeEmbeddingSetJson(paths.prefix, {
+      embeddingsSha256: dataSha256,
       backbone: { id: backbone.id, sha256: backbone.sha256, embeddingDim: backbone.embeddingDim, fingerprint: backbone.fingerprint },
       executionProvider: backbone.provider.used,
       classes,
