@@ -1,5 +1,5 @@
-import { loadHead, saveHead } from '../head-io.js';
-import type { Head } from '../heads/head.js';
+import { loadHead, maxHeadBytes, readHeadText, saveHead } from '../head-io.js';
+import { Head } from '../heads/head.js';
 import type { WeightDType } from '../formats/head-file.js';
 import { EdgetlError } from '../util/errors.js';
 import { type Command, parseCommandLine, printJson } from './common.js';
@@ -88,8 +88,10 @@ ${embedRunHelp}
     if (dtype !== 'float16' && dtype !== 'float32') throw new EdgetlError('usage', `--dtype must be float16 or float32, got "${values.dtype}"`);
     if (action === 'inspect') {
       if (rest.length > 0) throw new EdgetlError('usage', `inspect takes one head file, got extra: ${rest.join(' ')}`);
-      const head = await loadHead(path);
-      const bytes = statSync(path).size;
+      // Read once: the size shown is what was read (a URL has no stat).
+      const text = await readHeadText(path);
+      const head = Head.parse(text, { file: path, maxBytes: maxHeadBytes() });
+      const bytes = Buffer.byteLength(text);
       if (values.json) printJson(inspectJson(head, path, bytes));
       else process.stdout.write(inspectText(head, path, bytes));
       return 0;
