@@ -2,7 +2,7 @@ import { loadHead, maxHeadBytes, readHeadText, saveHead } from '../head-io.js';
 import { Head } from '../heads/head.js';
 import type { WeightDType } from '../formats/head-file.js';
 import { EdgetlError } from '../util/errors.js';
-import { type Command, parseCommandLine, printJson } from './common.js';
+import { type Command, parseCommandLine, printJson, terminalSafe } from './common.js';
 import { embedRunHelp } from './embed.js';
 import { LazyBackbone, backboneRunOptions, shortPath } from './head-shared.js';
 import { existsSync, statSync } from 'node:fs';
@@ -59,7 +59,7 @@ function inspectText(head: Head, path: string, bytes: number): string {
     const m = metrics[key];
     if (m) lines.push(`  ${key.padEnd(12)} ${['source', 'count', 'accuracy', 'balancedAccuracy', 'logLoss', 'ece'].filter((k) => m[k] !== undefined).map((k) => `${k} ${fmt(m[k])}`).join(', ')}`);
   }
-  return lines.join('\n') + '\n';
+  return lines.map((line) => terminalSafe(line)).join('\n') + '\n';
 }
 
 const headOptions = { ...backboneRunOptions, dtype: { type: 'string' } } as const;
@@ -104,7 +104,7 @@ ${embedRunHelp}
       const out = values.out ?? path;
       const bytes = await saveHead(head, out, { dtype });
       if (values.json) printJson({ head: out, labels: head.labels, headBytes: bytes });
-      else process.stdout.write(`removed class "${label}": ${shortPath(out)} now has ${head.labels.length} classes (${head.labels.join(', ')})\n`);
+      else process.stdout.write(`${terminalSafe(`removed class "${label}": ${shortPath(out)} now has ${head.labels.length} classes (${head.labels.join(', ')})`)}\n`);
       return 0;
     }
     if (action === 'add-class') {
@@ -133,7 +133,7 @@ ${embedRunHelp}
           if (set.backbone.sha256 !== head.backbone.sha256) {
             throw new EdgetlError('head-backbone-mismatch', `${source} was embedded with backbone ${set.backbone.id} but ${path} needs ${head.backbone.id}`);
           }
-          for (const warning of set.warnings) process.stderr.write(`note: ${warning}\n`);
+          for (const warning of set.warnings) process.stderr.write(`note: ${terminalSafe(warning)}\n`);
           embeddings = set.embeddings;
           rows = set.count;
         }
