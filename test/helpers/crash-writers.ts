@@ -7,10 +7,14 @@
  *   torn-set <prefix>      the first half of writeEmbeddingSet: the new NPY renamed into place, the JSON not yet
  *   write <path> <text>    writeFileAtomic once, then exit; an error's message goes to stderr, exit code 3
  *   stdout <text>          print "before", then writeFileAtomic('/dev/stdout', text)
+ *   cache-fill <root> <n>  open the embedding cache (fingerprint "shared", dim 4), print "opened", wait for a line on
+ *                          stdin, then put n fixed keys and close: two of these overlapping append the same records
  */
 import { NpyRowWriter, writeNpyFile } from '../../src/embed/npy-file.js';
 import { embeddingSetPaths } from '../../src/embed/embedding-set.js';
 import { writeFileAtomic } from '../../src/util/atomic-write.js';
+import { EmbeddingCache, imageBytesKey } from '../../src/embed/cache.js';
+import { IMAGENET_224 } from '../../src/preprocess/spec.js';
 
 const [mode, target, extra] = process.argv.slice(2);
 
@@ -37,6 +41,13 @@ if (mode === 'npy-stream') {
     process.stderr.write(`${(error as Error).message}\n`);
     process.exit(3);
   }
+} else if (mode === 'cache-fill') {
+  const cache = await EmbeddingCache.open({ root: target!, fingerprint: 'shared', preprocess: IMAGENET_224, dim: 4 });
+  process.stdout.write('opened\n');
+  await new Promise((resolve) => process.stdin.once('data', resolve));
+  for (let i = 0; i < Number(extra); i++) cache.put(imageBytesKey(new TextEncoder().encode(`image ${i}`)), Float32Array.of(i, i, i, i));
+  await cache.close();
+  process.exit(0);
 } else if (mode === 'stdout') {
   process.stdout.write('before\n');
   await writeFileAtomic('/dev/stdout', target ?? '');
