@@ -64,3 +64,15 @@ t.test('predict, eval and head inspect print escape sequences in file names and 
   t.equal(line.path, image, '--json keeps the exact path');
   t.equal(line.label, evil, 'and the exact label');
 });
+
+t.test('error messages quoting a file name are escaped too (dist/cli.js)', async (t) => {
+  const { existsSync } = await import('node:fs');
+  const { spawnSync } = await import('node:child_process');
+  const { repoRoot } = await import('../helpers/shared.js');
+  const cli = join(repoRoot, 'dist', 'cli.js');
+  if (!existsSync(cli)) return t.comment('dist/cli.js is not built (npm run build): skipped');
+  const result = spawnSync(process.execPath, [cli, 'head', 'inspect', `/tmp/no-such${CLEAR}${TITLE}.json`], { encoding: 'utf8' });
+  t.equal(result.status, 1);
+  assertNoControls(t, result.stderr, 'the error');
+  t.match(result.stderr, /edgetl head: cannot read head \/tmp\/no-such\\x1b\[2J\\x1b\]0;owned\\x07\.json: file not found/);
+});
