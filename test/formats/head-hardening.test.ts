@@ -100,10 +100,10 @@ t.test('oversized head files are refused before parsing, within seconds', async 
   await t.rejects(loadHead(small), { code: 'head-too-large', message: /over the limit of 2000 bytes/ }, 'the limit is configurable');
   delete process.env.EDGETL_MAX_HEAD_BYTES;
   // many labels under the size limit: refused by their count before any per-label work
-  const many = edited(good, (d) => (d.labels = Array.from({ length: 2_000_000 }, (_, i) => `c${i}`)));
+  const many = edited(good, (d) => (d.labels = Array.from({ length: 200_000 }, (_, i) => `c${i}`)));
   started = Date.now();
-  t.throws(() => parseHeadFile(many, { file: 'many.json' }), { code: 'head-labels', message: new RegExp(`^many\\.json: .*lists 2000000 labels, over the limit of ${MAX_HEAD_LABELS}`) });
-  t.ok(Date.now() - started < 5000, `2 M labels refused in ${Date.now() - started} ms`);
+  t.throws(() => parseHeadFile(many, { file: 'many.json' }), { code: 'head-labels', message: new RegExp(`^many\\.json: .*lists 200000 labels, over the limit of ${MAX_HEAD_LABELS}`) });
+  t.ok(Date.now() - started < 5000, `200 000 labels refused in ${Date.now() - started} ms`);
 });
 
 t.test('deeply nested metadata is refused at load, naming the file and the field', async (t) => {
