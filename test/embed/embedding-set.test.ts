@@ -9,6 +9,18 @@ import { IMAGENET_224 } from '../../src/preprocess/spec.js';
 
 const backbone = { id: 'tiny', sha256: 'a'.repeat(64), embeddingDim: 3 };
 
+/** Two labelled items, ants and bees, without embeddings. */
+const antsAndBees = {
+  backbone,
+  executionProvider: 'cpu',
+  classes: ['ants', 'bees'],
+  items: [
+    { path: '/d/ants/1.jpg', label: 'ants' },
+    { path: '/d/bees/2.jpg', label: 'bees' },
+  ],
+  skipped: [],
+};
+
 async function scratch(t: { teardown(fn: () => unknown): void }): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'edgetl-set-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
@@ -19,17 +31,7 @@ t.test('writes the NPY and the JSON the issue describes, and reads them back', a
   const dir = await scratch(t);
   const prefix = join(dir, 'train');
   const embeddings = Float32Array.from([1, 2, 3, 4, 5, 6]);
-  const written = await writeEmbeddingSet(prefix, {
-    backbone,
-    executionProvider: 'cpu',
-    classes: ['ants', 'bees'],
-    items: [
-      { path: '/d/ants/1.jpg', label: 'ants' },
-      { path: '/d/bees/2.jpg', label: 'bees' },
-    ],
-    skipped: [{ path: '/d/bees/bad.jpg', reason: 'truncated JPEG' }],
-    embeddings,
-  });
+  const written = await writeEmbeddingSet(prefix, { ...antsAndBees, skipped: [{ path: '/d/bees/bad.jpg', reason: 'truncated JPEG' }], embeddings });
   t.same(written, { npy: `${prefix}.npy`, json: `${prefix}.json` });
   const json = JSON.parse(await readFile(`${prefix}.json`, 'utf8'));
   t.same(json.backbone, backbone);
@@ -109,17 +111,7 @@ t.test('a set torn by kill -9 between the NPY and the JSON is refused, naming bo
   const dir = await scratch(t);
   const prefix = join(dir, 'train');
   // the previous run: ants and bees, 2 rows of 3
-  await writeEmbeddingSet(prefix, {
-    backbone,
-    executionProvider: 'cpu',
-    classes: ['ants', 'bees'],
-    items: [
-      { path: '/d/ants/1.jpg', label: 'ants' },
-      { path: '/d/bees/2.jpg', label: 'bees' },
-    ],
-    skipped: [],
-    embeddings: Float32Array.from([1, 2, 3, 4, 5, 6]),
-  });
+  await writeEmbeddingSet(prefix, { ...antsAndBees, embeddings: Float32Array.from([1, 2, 3, 4, 5, 6]) });
   t.same((await readEmbeddingSet(prefix)).warnings, [], 'a bound set reads without warnings');
   // the next run (same N x D, other rows) is killed after its NPY is in place and before its JSON is
   const child = spawnTypeScript(fileURLToPath(new URL('../helpers/crash-writers.ts', import.meta.url)), ['torn-set', prefix, '2']);
