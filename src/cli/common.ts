@@ -34,6 +34,23 @@ export function parseNumberOption(value: string | undefined, name: string, fallb
   return parsed;
 }
 
+/** C0 controls, DEL, C1 controls (ESC, CSI... can clear the screen or set the title) and bidi overrides. */
+const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g;
+
+/**
+ * Text from files (names, labels, messages quoting them) made safe for a terminal: control characters become
+ * visible escapes (\x1b, \u202e) instead of acting. With `keepNewlines`, line breaks stay line breaks. For human
+ * output only; --json output is JSON-escaped already.
+ */
+export function terminalSafe(text: string, options: { keepNewlines?: boolean } = {}): string {
+  const escape = (part: string) =>
+    part.replace(UNPRINTABLE, (c) => {
+      const code = c.charCodeAt(0);
+      return code <= 0xff ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16)}`;
+    });
+  return options.keepNewlines ? text.split('\n').map(escape).join('\n') : escape(text);
+}
+
 export function printJson(value: unknown): void {
   process.stdout.write(JSON.stringify(value) + '\n');
 }

@@ -1,6 +1,6 @@
 import { loadHead } from '../head-io.js';
 import { EdgetlError } from '../util/errors.js';
-import { type Command, parseCommandLine, printJson } from './common.js';
+import { type Command, parseCommandLine, printJson, terminalSafe } from './common.js';
 import { embedRunHelp } from './embed.js';
 import { LazyBackbone, backboneRunOptions, classificationJson, formatClassificationReport, labelledEmbeddings, shortPath } from './head-shared.js';
 import { evaluateHead } from './train.js';
@@ -41,6 +41,7 @@ ${embedRunHelp}
       if (data.backbone.sha256 !== head.backbone.sha256) {
         throw new EdgetlError('head-backbone-mismatch', `evaluation data ${positionals[0]} comes from backbone ${data.backbone.id} but ${values.head} was trained on ${head.backbone.id}: use embeddings of the head's backbone`);
       }
+      for (const warning of data.warnings) process.stderr.write(`note: ${terminalSafe(warning)}\n`);
       const evaluation = evaluateHead(head, data, `evaluation data ${positionals[0]}`);
       const result = {
         ...classificationJson(evaluation.report, head.labels),
@@ -60,9 +61,8 @@ ${embedRunHelp}
       const lines = [
         `Evaluated ${shortPath(values.head)} (${head.type}, ${head.labels.length} classes) on ${data.labels.length} examples from ${shortPath(data.path)}`,
         `  accuracy ${(100 * evaluation.report.accuracy).toFixed(1)}%  balanced ${(100 * evaluation.report.balancedAccuracy).toFixed(1)}%  log loss ${evaluation.metrics.logLoss.toFixed(3)}  ECE ${evaluation.metrics.ece.toFixed(3)}${head.rejection ? `  rejected ${evaluation.rejected} (counted wrong; ${(100 * evaluation.closedSetAccuracy).toFixed(1)}% without rejection)` : ''}`,
-        '',
-        formatClassificationReport(evaluation.report, head.labels),
-      ];
+      ].map((line) => terminalSafe(line));
+      lines.push('', formatClassificationReport(evaluation.report, head.labels.map((label) => terminalSafe(label))));
       if (data.skipped.length > 0) lines.push('', `  ${data.skipped.length} unusable image(s) skipped (listed with --json)`);
       process.stdout.write(lines.join('\n') + '\n');
       return 0;

@@ -110,7 +110,7 @@ export async function labelledEmbeddings(input: string, backbone: LazyBackbone, 
       executionProvider: set.executionProvider,
       embedSeconds: 0,
       skipped: set.skipped,
-      warnings: [],
+      warnings: set.warnings,
     };
   }
   if (!existsSync(input)) throw new EdgetlError('not-found', `${what} ${input} is neither a folder nor an embedding set (no ${embeddingSetPaths(input).json})`, { file: input });

@@ -1,8 +1,8 @@
-import { loadHead, saveHead } from '../head-io.js';
-import type { Head } from '../heads/head.js';
+import { loadHead, maxHeadBytes, readHeadText, saveHead } from '../head-io.js';
+import { Head } from '../heads/head.js';
 import type { WeightDType } from '../formats/head-file.js';
 import { EdgetlError } from '../util/errors.js';
-import { type Command, parseCommandLine, printJson } from './common.js';
+import { type Command, parseCommandLine, printJson, terminalSafe } from './common.js';
 import { embedRunHelp } from './embed.js';
 import { LazyBackbone, backboneRunOptions, shortPath } from './head-shared.js';
 import { existsSync, statSync } from 'node:fs';
@@ -59,7 +59,7 @@ function inspectText(head: Head, path: string, bytes: number): string {
     const m = metrics[key];
     if (m) lines.push(`  ${key.padEnd(12)} ${['source', 'count', 'accuracy', 'balancedAccuracy', 'logLoss', 'ece'].filter((k) => m[k] !== undefined).map((k) => `${k} ${fmt(m[k])}`).join(', ')}`);
   }
-  return lines.join('\n') + '\n';
+  return lines.map((line) => terminalSafe(line)).join('\n') + '\n';
 }
 
 const headOptions = { ...backboneRunOptions, dtype: { type: 'string' } } as const;
@@ -88,8 +88,10 @@ ${embedRunHelp}
     if (dtype !== 'float16' && dtype !== 'float32') throw new EdgetlError('usage', `--dtype must be float16 or float32, got "${values.dtype}"`);
     if (action === 'inspect') {
       if (rest.length > 0) throw new EdgetlError('usage', `inspect takes one head file, got extra: ${rest.join(' ')}`);
-      const head = await loadHead(path);
-      const bytes = statSync(path).size;
+      // Read once: the size shown is what was read (a URL has no stat).
+      const text = await readHeadText(path);
+      const head = Head.parse(text, { file: path, maxBytes: maxHeadBytes() });
+      const bytes = Buffer.byteLength(text);
       if (values.json) printJson(inspectJson(head, path, bytes));
       else process.stdout.write(inspectText(head, path, bytes));
       return 0;
@@ -102,7 +104,7 @@ ${embedRunHelp}
       const out = values.out ?? path;
       const bytes = await saveHead(head, out, { dtype });
       if (values.json) printJson({ head: out, labels: head.labels, headBytes: bytes });
-      else process.stdout.write(`removed class "${label}": ${shortPath(out)} now has ${head.labels.length} classes (${head.labels.join(', ')})\n`);
+      else process.stdout.write(`${terminalSafe(`removed class "${label}": ${shortPath(out)} now has ${head.labels.length} classes (${head.labels.join(', ')})`)}\n`);
       return 0;
     }
     if (action === 'add-class') {
@@ -131,6 +133,7 @@ ${embedRunHelp}
           if (set.backbone.sha256 !== head.backbone.sha256) {
             throw new EdgetlError('head-backbone-mismatch', `${source} was embedded with backbone ${set.backbone.id} but ${path} needs ${head.backbone.id}`);
           }
+          for (const warning of set.warnings) process.stderr.write(`note: ${terminalSafe(warning)}\n`);
           embeddings = set.embeddings;
           rows = set.count;
         }

@@ -1,4 +1,5 @@
 import { commands } from './commands.js';
+import { terminalSafe } from './common.js';
 import { isEdgetlError, describeError } from '../util/errors.js';
 import { EDGETL_VERSION } from '../version.js';
 
@@ -44,11 +45,11 @@ export async function main(argv: string[]): Promise<number> {
   } catch (error) {
     const debug = rest.includes('--debug') || process.env.EDGETL_DEBUG === '1';
     if (isEdgetlError(error)) {
-      process.stderr.write(`edgetl ${name}: ${error.message}\n`);
+      process.stderr.write(`edgetl ${name}: ${terminalSafe(error.message, { keepNewlines: true })}\n`);
       if (debug && error.stack) process.stderr.write(error.stack + '\n');
       return error.code === 'usage' ? 2 : 1;
     }
-    process.stderr.write(`edgetl ${name}: unexpected error: ${describeError(error)}\n`);
+    process.stderr.write(`edgetl ${name}: unexpected error: ${terminalSafe(describeError(error), { keepNewlines: true })}\n`);
     if (error instanceof Error && error.stack) process.stderr.write((debug ? error.stack : 'run with --debug for the stack trace') + '\n');
     return 1;
   }

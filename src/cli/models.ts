@@ -109,6 +109,8 @@ interface ListedModel {
   default: boolean;
   present: boolean;
   path: string | null;
+  /** Something at a search location that is not a model file (a folder, a FIFO...), said instead of "not present". */
+  problem: string | null;
   /** With --verify: whether the local copy has the catalog sha256 (null when absent or not checked). */
   verified: boolean | null;
   /** Shipped inside the package (always present unless the install was trimmed). */
@@ -132,6 +134,7 @@ async function listModels(json: boolean, verify: boolean): Promise<number> {
       default: entry.id === DEFAULT_BACKBONE_ID,
       present: located.path !== undefined,
       path: located.path ?? null,
+      problem: located.notAFile ?? null,
       verified,
       bundled: entry.bundled === true,
       downloadable: entry.url !== undefined,
@@ -153,9 +156,11 @@ async function listModels(json: boolean, verify: boolean): Promise<number> {
       ? m.verified === false
         ? `SHA256 MISMATCH ${m.path}`
         : `${m.verified ? 'verified ' : ''}${m.path}${bundled && m.path!.startsWith(bundled) ? ' (bundled)' : ''}`
-      : m.downloadable
-        ? 'not present (downloadable)'
-        : 'not present',
+      : m.problem
+        ? `NOT A FILE: ${m.problem}`
+        : m.downloadable
+          ? 'not present (downloadable)'
+          : 'not present',
   ]);
   const header = ['id', 'kind', 'size', 'license', 'local copy'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));

@@ -4,7 +4,7 @@ import { Classifier } from '../classifier.js';
 import { scanImageFolder } from '../embed/dataset.js';
 import { DEFAULT_BATCH_SIZE } from '../embed/pipeline.js';
 import { EdgetlError } from '../util/errors.js';
-import { type Command, parseCommandLine, parseNumberOption, printJson, ProgressBar } from './common.js';
+import { type Command, parseCommandLine, parseNumberOption, printJson, ProgressBar, terminalSafe } from './common.js';
 import { embedRunHelp } from './embed.js';
 import { LazyBackbone, backboneRunOptions, shortPath } from './head-shared.js';
 
@@ -51,7 +51,8 @@ ${embedRunHelp}
       bar.finish();
       const byInput = new Map(predictions.map((p) => [p.input, p]));
       const errors = new Map(skipped.map((s) => [s.input, s.reason]));
-      const width = Math.max(...paths.map((p) => shortPath(p).length));
+      const shown = paths.map((p) => terminalSafe(shortPath(p)));
+      const width = Math.max(...shown.map((p) => p.length));
       paths.forEach((path, i) => {
         const p = byInput.get(i);
         if (values.json) {
@@ -59,9 +60,9 @@ ${embedRunHelp}
         } else if (p) {
           const rest = p.topK.slice(1).map((k) => `${k.label} ${(100 * k.score).toFixed(1)}%`).join(', ');
           const top = p.rejected ? `unknown (best ${p.topK[0].label} ${(100 * p.score).toFixed(1)}%)` : `${p.label} ${(100 * p.score).toFixed(1)}%`;
-          process.stdout.write(`${shortPath(path).padEnd(width)}  ${top}${rest ? `   (${rest})` : ''}\n`);
+          process.stdout.write(`${shown[i]!.padEnd(width)}  ${terminalSafe(`${top}${rest ? `   (${rest})` : ''}`)}\n`);
         } else {
-          process.stderr.write(`${shortPath(path)}: skipped: ${errors.get(i)}\n`);
+          process.stderr.write(`${shown[i]}: skipped: ${terminalSafe(errors.get(i) ?? 'not embedded')}\n`);
         }
       });
       return skipped.length > 0 ? 1 : 0;

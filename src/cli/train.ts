@@ -21,6 +21,7 @@ import {
   type LabelledEmbeddings,
 } from './head-shared.js';
 import { readEmbeddingSet } from '../embed/embedding-set.js';
+import { duplicateRowGroups } from '../heads/duplicates.js';
 
 const trainOptions = {
   ...backboneRunOptions,
@@ -125,6 +126,19 @@ export function evaluateHead(head: Head, data: LabelledEmbeddings, what: string)
   return { metrics: { ...metrics, accuracy: report.accuracy, balancedAccuracy: report.balancedAccuracy }, closedSetAccuracy: metrics.accuracy, report, rejected };
 }
 
+/** A note when training examples repeat (same image content): cross-validation and held-out figures overstate. */
+function duplicateWarning(data: LabelledEmbeddings): string | undefined {
+  const groups = duplicateRowGroups(data.embeddings, data.labels.length, data.dim);
+  if (groups.length === 0) return undefined;
+  const extra = groups.reduce((sum, group) => sum + group.length - 1, 0);
+  const conflicting = groups.filter((group) => new Set(group.map((i) => data.labels[i])).size > 1).length;
+  const shown = groups.slice(0, 3).map((group) => group.map((i) => shortPath(data.paths[i]!)).join(' = ')).join('; ');
+  return (
+    `${extra} training example(s) repeat another's image content (${shown}${groups.length > 3 ? `; ... ${groups.length} groups in all` : ''})` +
+    `${conflicting > 0 ? `, ${conflicting} group(s) with different labels` : ''}: cross-validation and held-out figures count copies on both sides and read optimistic; remove the copies`
+  );
+}
+
 export const trainCommand: Command = {
   name: 'train',
   summary: 'train a head (linear, mlp, prototype) on a labelled folder or embedding set; writes head.json',
@@ -193,6 +207,8 @@ Examples:
     const backbone = new LazyBackbone(values, fallbackId);
     try {
       let train = await labelledEmbeddings(input, backbone, values, 'training data');
+      const copies = duplicateWarning(train);
+      if (copies) train.warnings.push(copies);
       let val: LabelledEmbeddings | undefined;
       if (values.val) {
         val = await labelledEmbeddings(values.val, backbone, values, 'validation data');

@@ -109,6 +109,7 @@ export class Backbone {
   private readonly cacheRoot: string;
   private cache: Promise<EmbeddingCache | undefined> | undefined;
   private cacheProblem: string | undefined;
+  private openedCache: EmbeddingCache | undefined;
   private closed = false;
   private readonly decodeThreads: number;
   private readonly decodeOptions: DecodeOptions;
@@ -209,7 +210,8 @@ export class Backbone {
     // Decoder options that change pixels are part of the key (the pixel limit only refuses images).
     const { kernel, pillowMaxPixels, fastShrinkOnLoad } = this.decodeOptions;
     const variant = kernel === undefined && pillowMaxPixels === undefined && fastShrinkOnLoad === undefined ? undefined : { kernel, pillowMaxPixels, fastShrinkOnLoad };
-    this.cache ??= EmbeddingCache.open({ root: this.cacheRoot, fingerprint: this.fingerprint, preprocess: this.preprocess, variant, dim: this.embeddingDim }).catch(
+    this.cache ??= EmbeddingCache.open({ root: this.cacheRoot, fingerprint: this.fingerprint, preprocess: this.preprocess, variant, dim: this.embeddingDim }).then(
+      (cache) => (this.openedCache = cache),
       (error: unknown) => {
         this.cacheProblem = `embedding cache unavailable (${describeError(error)}); every image is computed`;
         return undefined;
@@ -238,9 +240,9 @@ export class Backbone {
     return this.workerDecoder?.description ?? this.mainThreadDecoder.description;
   }
 
-  /** Why the embedding cache is not in use, when it failed to open. */
+  /** Why the embedding cache is not in use (it failed to open) or not complete (appends failed). */
   get cacheWarning(): string | undefined {
-    return this.cacheProblem;
+    return this.cacheProblem ?? this.openedCache?.writeProblem;
   }
 
   /** Embedding of one image (path, encoded bytes, or raw RGB/RGBA pixels). Throws for an unusable image. */

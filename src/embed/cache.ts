@@ -40,13 +40,24 @@ export interface EmbeddingCacheOptions {
   /** Anything else that changes the pixels (decoder options such as the resize kernel); part of the key. */
   variant?: unknown;
   dim: number;
+  /** Largest the cache file may grow (default DEFAULT_CACHE_MAX_BYTES): over it, opening keeps the newest entries. */
+  maxBytes?: number;
 }
+
+/** Default bound of one cache file (one backbone and spec): about 250 000 embeddings of 1024 floats. */
+export const DEFAULT_CACHE_MAX_BYTES = 1024 * 1024 * 1024;
+/** Compaction starts once duplicate or damaged records make up this share of the file (and at least 16 records). */
+const WASTE_SHARE_FOR_COMPACTION = 0.25;
 
 export interface EmbeddingCacheStats {
   /** Entries found when the file was opened. */
   loaded: number;
   /** Records ignored at open because they were torn or failed their checksum. */
   damaged: number;
+  /** Records at open whose key an earlier record already had (two processes appending the same image). */
+  duplicates: number;
+  /** Whether opening rewrote the file (dropping duplicates, damage, or the oldest entries beyond maxBytes). */
+  compacted: boolean;
   added: number;
   hits: number;
   misses: number;
@@ -96,12 +107,14 @@ export class EmbeddingCache {
   private writeChain: Promise<void> = Promise.resolve();
   private writeError: unknown;
   private closed = false;
-  private readonly counters = { loaded: 0, damaged: 0, hits: 0, misses: 0 };
+  private readonly counters = { loaded: 0, damaged: 0, duplicates: 0, hits: 0, misses: 0 };
+  private compacted = false;
+  private firstWriteProblem: string | undefined;
 
   private constructor(
     path: string,
     dim: number,
-    private readonly handle: FileHandle,
+    private handle: FileHandle,
   ) {
     this.path = path;
     this.dim = dim;
@@ -126,7 +139,54 @@ export class EmbeddingCache {
     }
     const cache = new EmbeddingCache(path, options.dim, handle);
     await cache.load();
+    await cache.compactIfNeeded(options.maxBytes ?? DEFAULT_CACHE_MAX_BYTES, specHash);
     return cache;
+  }
+
+  /**
+   * Rewrite the file with one record per key when duplicates or damage waste a quarter of it, and keep only the
+   * newest entries (the file is in append order) when it outgrew `maxBytes` (down to three quarters of it, so the
+   * next runs append before compacting again). The rewrite is atomic (temporary file, fsync, rename); a process
+   * still appending to the old file loses only those cache entries.
+   */
+  private async compactIfNeeded(maxBytes: number, specHash: Buffer): Promise<void> {
+    const { size } = await this.handle.stat();
+    const records = Math.floor((size - HEADER_BYTES) / this.recordBytes);
+    const wasted = records - this.index.size;
+    const tooLarge = size > maxBytes;
+    if (!tooLarge && !(wasted >= 16 && wasted >= records * WASTE_SHARE_FOR_COMPACTION)) return;
+    const keep = tooLarge ? Math.max(0, Math.floor((maxBytes * 0.75 - HEADER_BYTES) / this.recordBytes)) : this.index.size;
+    const entries = [...this.index.entries()].sort((a, b) => a[1] - b[1]);
+    const kept = entries.slice(Math.max(0, entries.length - keep));
+    const temporary = `${this.path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+    const out = await open(temporary, 'w');
+    const nextIndex = new Map<string, number>();
+    try {
+      await out.write(EmbeddingCache.header(this.dim, specHash));
+      let position = HEADER_BYTES;
+      const record = Buffer.alloc(this.recordBytes);
+      for (const [key, offset] of kept) {
+        const { bytesRead } = await this.handle.read(record, 0, this.recordBytes, offset - 4 - KEY_BYTES);
+        if (bytesRead !== this.recordBytes) continue;
+        await out.write(record, 0, this.recordBytes);
+        nextIndex.set(key, position + 4 + KEY_BYTES);
+        position += this.recordBytes;
+      }
+      await out.sync();
+      await out.close();
+      await rename(temporary, this.path);
+    } catch {
+      // Compaction is an optimisation: on failure keep using the file as it is.
+      await out.close().catch(() => undefined);
+      await unlink(temporary).catch(() => undefined);
+      return;
+    }
+    await this.handle.close();
+    this.handle = await open(this.path, 'a+');
+    this.index.clear();
+    for (const [key, offset] of nextIndex) this.index.set(key, offset);
+    this.counters.loaded = this.index.size;
+    this.compacted = true;
   }
 
   private static header(dim: number, specHash: Buffer): Buffer {
@@ -179,7 +239,9 @@ export class EmbeddingCache {
           const body = buffer.subarray(cursor + 4, cursor + this.recordBytes - 4);
           const stored = buffer.readUInt32LE(cursor + this.recordBytes - 4);
           if (crc32(body) === stored) {
-            this.index.set(body.subarray(0, KEY_BYTES).toString('hex'), carryOffset + cursor + 4 + KEY_BYTES);
+            const key = body.subarray(0, KEY_BYTES).toString('hex');
+            if (this.index.has(key)) this.counters.duplicates++;
+            this.index.set(key, carryOffset + cursor + 4 + KEY_BYTES);
             cursor += this.recordBytes;
             damagedRun = false;
             continue;
@@ -258,10 +320,13 @@ export class EmbeddingCache {
         let written = 0;
         while (written < batch.length) {
           const { bytesWritten } = await this.handle.write(batch, written, batch.length - written);
+          if (bytesWritten <= 0) throw Object.assign(new Error('no space left on device'), { code: 'ENOSPC' });
           written += bytesWritten;
         }
       }).catch((error: unknown) => {
         this.writeError ??= error;
+        const code = (error as NodeJS.ErrnoException).code;
+        this.firstWriteProblem ??= `cannot write the embedding cache ${this.path}: ${code === 'ENOSPC' ? 'no space left on the device (ENOSPC)' : error instanceof Error ? error.message : String(error)}; new embeddings are not cached`;
       });
     }
     return this.writeChain.then(() => {
@@ -274,7 +339,12 @@ export class EmbeddingCache {
   }
 
   stats(): EmbeddingCacheStats {
-    return { ...this.counters, added: this.added.size };
+    return { ...this.counters, added: this.added.size, compacted: this.compacted };
+  }
+
+  /** Why appends failed, once any did (the results are unaffected; the user should still be told). */
+  get writeProblem(): string | undefined {
+    return this.firstWriteProblem;
   }
 
   async close(): Promise<void> {

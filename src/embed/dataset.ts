@@ -18,6 +18,8 @@ export interface ImageFolder {
   items: DatasetItem[];
   /** Things a user should know that did not stop the scan (empty class folders, ignored entries). */
   warnings: string[];
+  /** Entries that could not be used at all: broken or looping symbolic links (with the reason). */
+  skipped: { path: string; reason: string }[];
 }
 
 export function isImageFileName(name: string): boolean {
@@ -38,20 +40,27 @@ interface Listing {
   folders: string[];
   images: string[];
   others: string[];
+  /** Symbolic links whose target cannot be reached, with the reason. */
+  broken: { name: string; reason: string }[];
 }
 
 /** One folder's visible entries; symlinks are followed (a dataset assembled with links is common). */
 async function list(dir: string): Promise<Listing> {
   const entries = await readdir(dir, { withFileTypes: true });
-  const listing: Listing = { folders: [], images: [], others: [] };
+  const listing: Listing = { folders: [], images: [], others: [], broken: [] };
   for (const entry of entries) {
     if (isHidden(entry.name)) continue;
     let isDirectory = entry.isDirectory();
     let isFile = entry.isFile();
     if (entry.isSymbolicLink()) {
-      const target = await stat(join(dir, entry.name)).catch(() => undefined);
-      isDirectory = target?.isDirectory() ?? false;
-      isFile = target?.isFile() ?? false;
+      const target = await stat(join(dir, entry.name)).catch((error: NodeJS.ErrnoException) => error);
+      if (target instanceof Error) {
+        const reason = target.code === 'ELOOP' ? 'symbolic link loop' : target.code === 'ENOENT' ? 'broken symbolic link (its target does not exist)' : `unreadable symbolic link (${target.code ?? target.message})`;
+        listing.broken.push({ name: entry.name, reason });
+        continue;
+      }
+      isDirectory = target.isDirectory();
+      isFile = target.isFile();
     }
     if (isDirectory) listing.folders.push(entry.name);
     else if (isFile && isImageFileName(entry.name)) listing.images.push(entry.name);
@@ -61,6 +70,11 @@ async function list(dir: string): Promise<Listing> {
   listing.images.sort(byName);
   listing.others.sort(byName);
   return listing;
+}
+
+function withSkipped(warnings: string[], skipped: { path: string; reason: string }[]): string[] {
+  if (skipped.length === 0) return warnings;
+  return [...warnings, `skipped ${skipped.length} unusable entr${skipped.length > 1 ? 'ies' : 'y'}: ${preview(skipped.map((s) => `${s.path} (${s.reason})`))}`];
 }
 
 function preview(names: string[], limit = 5): string {
@@ -85,11 +99,13 @@ export async function scanImageFolder(dir: string): Promise<ImageFolder> {
   }
   const top = await list(dir);
   const warnings: string[] = [];
+  const skipped = top.broken.map((b) => ({ path: join(dir, b.name), reason: b.reason }));
 
   const classFolders: { name: string; images: string[] }[] = [];
   const emptyFolders: string[] = [];
   for (const name of top.folders) {
     const inner = await list(join(dir, name));
+    skipped.push(...inner.broken.map((b) => ({ path: join(dir, name, b.name), reason: b.reason })));
     if (inner.images.length === 0) {
       emptyFolders.push(name);
       continue;
@@ -116,17 +132,19 @@ export async function scanImageFolder(dir: string): Promise<ImageFolder> {
     for (const folder of classFolders) {
       for (const image of folder.images) items.push({ path: join(dir, folder.name, image), label: folder.name });
     }
-    return { classes: classFolders.map((c) => c.name), items, warnings };
+    return { classes: classFolders.map((c) => c.name), items, warnings: withSkipped(warnings, skipped), skipped };
   }
 
   if (top.images.length > 0) {
     if (emptyFolders.length > 0) warnings.push(`ignored ${emptyFolders.length} sub-folder(s) with no images: ${preview(emptyFolders, 20)}`);
     if (top.others.length > 0) warnings.push(`ignored ${top.others.length} non-image file(s): ${preview(top.others)}`);
-    return { classes: null, items: top.images.map((image) => ({ path: join(dir, image), label: null })), warnings };
+    return { classes: null, items: top.images.map((image) => ({ path: join(dir, image), label: null })), warnings: withSkipped(warnings, skipped), skipped };
   }
 
   const found =
-    top.folders.length > 0
+    skipped.length > 0
+      ? `${skipped.length} entr${skipped.length > 1 ? 'ies are' : 'y is'} unusable: ${preview(skipped.map((s) => `${s.path} (${s.reason})`))}`
+      : top.folders.length > 0
       ? `its ${top.folders.length} sub-folder(s) (${preview(top.folders)}) hold no images`
       : top.others.length > 0
         ? `it holds only non-image files (${preview(top.others)})`

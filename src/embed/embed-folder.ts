@@ -75,7 +75,8 @@ export async function embedFolder(backbone: Backbone, dir: string, options: Embe
     if (lost.length > 0) warnings.push(`no usable image left in class(es) ${lost.join(', ')}: left out of the classes`);
     classes = classes.filter((name) => classCounts[name]);
   }
-  const skipped = result.skipped.map((s) => ({ path: s.path, reason: s.reason }));
+  // Broken or looping links found by the scan are listed with the images that failed to decode.
+  const skipped = [...scan.skipped, ...result.skipped.map((s) => ({ path: s.path, reason: s.reason }))];
   if (items.length === 0) {
     const shown = skipped.slice(0, 5).map((s) => `\n  ${s.path}: ${s.reason}`).join('');
     throw new EdgetlError('no-embeddings', `none of the ${scan.items.length} image(s) in ${root} could be embedded:${shown}${skipped.length > 5 ? `\n  ... and ${skipped.length - 5} more` : ''}`, { file: root });
@@ -96,8 +97,9 @@ export async function embedFolder(backbone: Backbone, dir: string, options: Embe
     computed: result.stats.computed,
   };
   if (paths && writer) {
-    await writer.finish();
+    const { dataSha256 } = await writer.finish();
     const json = await writeEmbeddingSetJson(paths.prefix, {
+      embeddingsSha256: dataSha256,
       backbone: { id: backbone.id, sha256: backbone.sha256, embeddingDim: backbone.embeddingDim, fingerprint: backbone.fingerprint },
       executionProvider: backbone.provider.used,
       classes,

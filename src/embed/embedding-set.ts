@@ -2,6 +2,8 @@ import { readFile } from 'node:fs/promises';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import { EdgetlError } from '../util/errors.js';
 import { readNpyFile, writeNpyFile } from './npy-file.js';
+import { float32LittleEndianBytes } from './npy.js';
+import { sha256Bytes } from '../util/sha256.js';
 import type { PreprocessSpec } from '../preprocess/spec.js';
 
 /** Identifies the embedding-set sidecar JSON; bumped on any incompatible change. */
@@ -35,9 +37,17 @@ export interface EmbeddingSetMetadata {
   /** The folder that was embedded, when there was one. */
   root?: string;
   createdAt?: string;
+  /**
+   * sha256 (hex) of the NPY's row data (float32 little-endian, after the header): binds this JSON to the NPY written
+   * with it, so a pair torn by a crash between the two renames is refused rather than read as new rows with old labels.
+   * Sets written before this field load with a warning.
+   */
+  embeddingsSha256?: string;
 }
 
 export interface EmbeddingSet extends EmbeddingSetMetadata {
+  /** Notes for the user (e.g. a set from an older edgetl that cannot be checked against its NPY). */
+  warnings: string[];
   /** [count, dim] row-major float32. */
   embeddings: Float32Array;
   count: number;
@@ -79,16 +89,22 @@ export async function writeEmbeddingSet(prefix: string, set: EmbeddingSetMetadat
   }
   checkConsistency(set, count, dim, paths.json);
   await writeNpyFile(paths.npy, set.embeddings, [count, dim]);
-  await writeEmbeddingSetJson(prefix, set);
+  await writeEmbeddingSetJson(prefix, { ...set, embeddingsSha256: embeddingsSha256(set.embeddings) });
   return { npy: paths.npy, json: paths.json };
+}
+
+/** The binding stored in the JSON: sha256 of the rows as the NPY holds them (float32 little-endian). */
+export function embeddingsSha256(embeddings: Float32Array): string {
+  return sha256Bytes(float32LittleEndianBytes(embeddings));
 }
 
 /**
  * Write only `<prefix>.json`, atomically, for an NPY already in place with one row per item (a streamed write:
- * see NpyRowWriter). Call it after the NPY is complete.
+ * see NpyRowWriter, whose `finish` returns the `embeddingsSha256` to pass). Call it after the NPY is complete.
  */
-export async function writeEmbeddingSetJson(prefix: string, set: EmbeddingSetMetadata): Promise<string> {
+export async function writeEmbeddingSetJson(prefix: string, set: EmbeddingSetMetadata & { embeddingsSha256: string }): Promise<string> {
   const paths = embeddingSetPaths(prefix);
+  if (!/^[0-9a-f]{64}$/.test(set.embeddingsSha256)) throw new EdgetlError('bad-embedding-set', `cannot write ${paths.json}: embeddingsSha256 must be 64 lowercase hex digits`, { file: paths.json });
   checkConsistency(set, set.items.length, set.backbone.embeddingDim, paths.json);
   const metadata: EmbeddingSetMetadata = {
     format: EMBEDDING_SET_FORMAT,
@@ -100,6 +116,7 @@ export async function writeEmbeddingSetJson(prefix: string, set: EmbeddingSetMet
     ...(set.preprocess ? { preprocess: set.preprocess } : {}),
     ...(set.root !== undefined ? { root: set.root } : {}),
     createdAt: set.createdAt ?? new Date().toISOString(),
+    embeddingsSha256: set.embeddingsSha256,
   };
   await writeFileAtomic(paths.json, JSON.stringify(metadata, null, 1) + '\n');
   return paths.json;
@@ -156,7 +173,13 @@ function parseMetadata(text: string, file: string): EmbeddingSetMetadata {
     ...(isRecord(raw.preprocess) ? { preprocess: raw.preprocess as unknown as PreprocessSpec } : {}),
     ...(typeof raw.root === 'string' ? { root: raw.root } : {}),
     ...(typeof raw.createdAt === 'string' ? { createdAt: raw.createdAt } : {}),
+    ...(raw.embeddingsSha256 !== undefined ? { embeddingsSha256: parseBinding(raw.embeddingsSha256, fail) } : {}),
   };
+}
+
+function parseBinding(value: unknown, fail: (reason: string) => never): string {
+  if (typeof value !== 'string' || !/^[0-9a-f]{64}$/.test(value)) return fail('"embeddingsSha256" must be 64 lowercase hex digits');
+  return value;
 }
 
 /** Read and cross-check `<prefix>.npy` and `<prefix>.json` (row count = items, columns = embeddingDim). */
@@ -182,5 +205,15 @@ export async function readEmbeddingSet(prefix: string): Promise<EmbeddingSet> {
     throw new EdgetlError('bad-embedding-set', `${paths.npy} has ${dim} columns but ${paths.json} says embeddingDim ${metadata.backbone.embeddingDim}`, { file: paths.npy });
   }
   checkConsistency(metadata, count, dim, paths.json);
-  return { ...metadata, embeddings: array.data, count, dim };
+  const warnings: string[] = [];
+  if (metadata.embeddingsSha256 === undefined) {
+    warnings.push(`${paths.json} does not record the sha256 of ${paths.npy} (written by an older edgetl), so a pair torn by an interrupted rewrite cannot be detected; run \`edgetl embed\` again to bind them`);
+  } else if (embeddingsSha256(array.data) !== metadata.embeddingsSha256) {
+    throw new EdgetlError(
+      'embedding-set-torn',
+      `${paths.npy} does not belong to ${paths.json}: its rows hash to another sha256 than the JSON records (the files come from different runs, e.g. a rewrite interrupted between the two); run \`edgetl embed\` again to rewrite both`,
+      { file: paths.npy },
+    );
+  }
+  return { ...metadata, embeddings: array.data, count, dim, warnings };
 }

@@ -1,6 +1,10 @@
 import { readFile, open, mkdir, rename, unlink, type FileHandle } from 'node:fs/promises';
-import { dirname } from 'node:path';
-import { writeFileAtomic, temporarySibling } from '../util/atomic-write.js';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { pipeline } from 'node:stream/promises';
+import { dirname, join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { createHash, type Hash } from 'node:crypto';
+import { writeFileAtomic, temporarySibling, resolveWriteTarget, removeAbandonedTemporaries, keepOwnership, writeError, writeFully, type WriteTarget } from '../util/atomic-write.js';
 import { EdgetlError } from '../util/errors.js';
 import { decodeNpy, encodeNpyHeader, float32LittleEndianBytes, NpyFormatError, type NpyArray } from './npy.js';
 
@@ -49,26 +53,37 @@ export class NpyRowWriter {
   private failure: unknown;
   private done = false;
 
+  private readonly dataHash: Hash = createHash('sha256');
+
   private constructor(
     readonly path: string,
     readonly dim: number,
     private readonly temporary: string,
     private readonly handle: FileHandle,
+    private readonly target: WriteTarget,
   ) {}
 
   static async create(path: string, dim: number): Promise<NpyRowWriter> {
     if (!Number.isInteger(dim) || dim <= 0) throw new EdgetlError('npy-shape', `cannot write ${path}: row length must be a positive integer, got ${dim}`, { file: path });
-    await mkdir(dirname(path), { recursive: true });
-    const temporary = temporarySibling(path);
+    const target = await resolveWriteTarget(path);
+    let temporary: string;
     let handle: FileHandle;
     try {
-      handle = await open(temporary, 'w');
+      if (target.mode === 'atomic') {
+        await mkdir(dirname(target.path), { recursive: true });
+        await removeAbandonedTemporaries(target.path);
+        temporary = temporarySibling(target.path);
+      } else {
+        // A special file (/dev/null, a FIFO) cannot take the final header by position: build the file aside, copy it in.
+        temporary = temporarySibling(join(tmpdir(), 'edgetl-npy'));
+      }
+      handle = await open(temporary, 'wx', target.existing ? target.existing.mode & 0o7777 : 0o666);
     } catch (error) {
-      throw new EdgetlError('npy-write', `cannot write ${path}: ${(error as Error).message}`, { file: path, cause: error });
+      throw writeError(path, error);
     }
     // Sequential writes from here on: the placeholder header, then rows; only `finish` writes by position.
-    await handle.write(encodeNpyHeader([0, dim], STREAM_HEADER_BYTES));
-    return new NpyRowWriter(path, dim, temporary, handle);
+    await writeFully(handle, encodeNpyHeader([0, dim], STREAM_HEADER_BYTES));
+    return new NpyRowWriter(path, dim, temporary, handle, target);
   }
 
   get count(): number {
@@ -79,7 +94,9 @@ export class NpyRowWriter {
   append(row: Float32Array): void {
     if (this.done) throw new EdgetlError('npy-write', `${this.path}: append after finish`, { file: this.path });
     if (row.length !== this.dim) throw new EdgetlError('npy-shape', `${this.path}: row of ${row.length} values, expected ${this.dim}`, { file: this.path });
-    this.pending.push(float32LittleEndianBytes(row.slice()));
+    const bytes = float32LittleEndianBytes(row.slice());
+    this.dataHash.update(bytes);
+    this.pending.push(bytes);
     this.pendingBytes += row.length * 4;
     this.rows++;
     if (this.pendingBytes >= STREAM_CHUNK_BYTES) this.flushPending();
@@ -92,15 +109,18 @@ export class NpyRowWriter {
     this.pendingBytes = 0;
     this.chain = this.chain
       .then(async () => {
-        if (this.failure === undefined) await this.handle.write(chunk);
+        if (this.failure === undefined) await writeFully(this.handle, chunk);
       })
       .catch((error: unknown) => {
         this.failure ??= error;
       });
   }
 
-  /** Write the final header and move the file into place. Returns the number of rows. */
-  async finish(): Promise<number> {
+  /**
+   * Write the final header and move the file into place. Returns the number of rows and the sha256 of the row data
+   * (what `npyDataSha256` computes from the finished file).
+   */
+  async finish(): Promise<{ rows: number; dataSha256: string }> {
     this.flushPending();
     this.done = true;
     await this.chain;
@@ -109,13 +129,19 @@ export class NpyRowWriter {
       const header = encodeNpyHeader([this.rows, this.dim], STREAM_HEADER_BYTES);
       if (header.length !== STREAM_HEADER_BYTES) throw new Error(`header for [${this.rows}, ${this.dim}] outgrew its ${STREAM_HEADER_BYTES} bytes`);
       await this.handle.write(header, 0, header.length, 0);
+      await keepOwnership(this.handle, this.target.existing);
       await this.handle.sync();
       await this.handle.close();
-      await rename(this.temporary, this.path);
-      return this.rows;
+      if (this.target.mode === 'atomic') {
+        await rename(this.temporary, this.target.path);
+      } else {
+        await pipeline(createReadStream(this.temporary), createWriteStream(this.target.path, { flags: 'a' }));
+        await unlink(this.temporary).catch(() => undefined);
+      }
+      return { rows: this.rows, dataSha256: this.dataHash.digest('hex') };
     } catch (error) {
       await this.abort();
-      throw new EdgetlError('npy-write', `cannot write ${this.path}: ${(error as Error).message}`, { file: this.path, cause: error });
+      throw writeError(this.path, error);
     }
   }
 

@@ -8,6 +8,7 @@ import { EdgetlError } from '../util/errors.js';
 import { decodeBase64, encodeBase64 } from './base64.js';
 import { fromFloat16Bits, toFloat16Bits } from './float16.js';
 import { sha256Hex } from './sha256.js';
+import { checkHeadTextSize, checkLabelCount, checkMetadataDepth, checkReservedLabel } from './head-limits.js';
 
 export const HEAD_FORMAT = 'edgetl-head';
 export const HEAD_FORMAT_VERSION = 1;
@@ -73,6 +74,8 @@ export interface ParseOptions {
   file?: string;
   /** When given, the head must have been trained on this backbone (same sha256, same embedding size). */
   backbone?: { id?: string; sha256: string; embeddingDim?: number };
+  /** Longest text accepted (default DEFAULT_MAX_HEAD_BYTES, head-limits.ts). */
+  maxBytes?: number;
 }
 
 /** Tensors small enough that float16 would cost precision for nothing (biases, normalization statistics). */
@@ -233,6 +236,7 @@ function parsePreprocess(value: unknown, file?: string): PreprocessSpec | null {
  */
 export function parseHeadFile(text: string, options: ParseOptions = {}): HeadFileContent {
   const file = options.file;
+  checkHeadTextSize(text, options.maxBytes, file);
   let raw: unknown;
   try {
     raw = JSON.parse(text);
@@ -248,7 +252,9 @@ export function parseHeadFile(text: string, options: ParseOptions = {}): HeadFil
   if (type !== 'linear' && type !== 'mlp' && type !== 'prototype') fail('head-invalid', 'type', `must be "linear", "mlp" or "prototype", got ${describe(type)}`, file);
 
   if (!Array.isArray(doc.labels) || doc.labels.length < 2) fail('head-labels', 'labels', `must list at least 2 labels, got ${describe(doc.labels)}`, file);
+  checkLabelCount(doc.labels.length, file);
   const labels = doc.labels.map((label, i) => requireString(label, `labels[${i}]`, file));
+  checkReservedLabel(labels, file);
   const seen = new Set<string>();
   labels.forEach((label, i) => {
     if (seen.has(label)) fail('head-labels', `labels[${i}]`, `repeats the label "${label}"`, file);
@@ -256,6 +262,7 @@ export function parseHeadFile(text: string, options: ParseOptions = {}): HeadFil
   });
 
   const backboneJson = requireObject(doc.backbone, 'backbone', file);
+  checkMetadataDepth(backboneJson, 'backbone', file);
   const backbone: HeadBackboneRef = {
     id: requireString(backboneJson.id, 'backbone.id', file),
     sha256: requireString(backboneJson.sha256, 'backbone.sha256', file),
@@ -320,6 +327,7 @@ export function parseHeadFile(text: string, options: ParseOptions = {}): HeadFil
   }
 
   const trainingJson = requireObject(doc.training, 'training', file);
+  checkMetadataDepth(trainingJson, 'training', file);
   requireString(trainingJson.edgetlVersion, 'training.edgetlVersion', file);
   requireString(trainingJson.createdAt, 'training.createdAt', file);
   requireCount(trainingJson.seed, 'training.seed', file, 0);

@@ -16,8 +16,10 @@ import type { MlpParameters } from './mlp.js';
 import { type Normalization, applyNormalization, l2NormalizeInPlace } from './normalization.js';
 import { type PrototypeParameters, prototypeDirections, prototypeSum } from './prototype.js';
 import { softmaxRows } from './softmax.js';
+import { checkHeadNumerics } from './head-numerics.js';
+import { RESERVED_LABEL } from '../formats/head-limits.js';
 
-export const UNKNOWN_LABEL = 'unknown';
+export const UNKNOWN_LABEL = RESERVED_LABEL;
 
 export type HeadWeights =
   | ({ type: 'linear' } & LinearParameters)
@@ -141,7 +143,17 @@ export class Head {
 
   /** Calibrated class probabilities [rows, classes]. */
   probabilities(embeddings: Float32Array, rows = embeddings.length / this.embeddingDim): Float32Array {
-    return softmaxRows(this.logits(embeddings, rows), rows, this.classCount, this.temperature);
+    const probabilities = softmaxRows(this.logits(embeddings, rows), rows, this.classCount, this.temperature);
+    // Never hand out NaN as a score: say which row and why instead.
+    for (let i = 0; i < probabilities.length; i++) {
+      if (!Number.isFinite(probabilities[i])) {
+        const row = Math.floor(i / this.classCount);
+        const input = embeddings.subarray(row * this.embeddingDim, (row + 1) * this.embeddingDim);
+        const reason = input.some((v) => !Number.isFinite(v)) ? 'the embedding holds non-finite values' : 'the logits overflowed (embedding values far outside the usual range?)';
+        throw new EdgetlError('head-nonfinite', `the head's scores for input ${row} are not finite numbers: ${reason}`);
+      }
+    }
+    return probabilities;
   }
 
   predict(embedding: Float32Array, options: { topK?: number } = {}): Prediction {
@@ -327,7 +339,9 @@ export class Head {
 
   /** Parse and validate head file text (see parseHeadFile for the errors). */
   static parse(text: string, options: ParseOptions = {}): Head {
-    return Head.fromFileContent(parseHeadFile(text, options));
+    const head = Head.fromFileContent(parseHeadFile(text, options));
+    checkHeadNumerics({ labels: head.labels, embeddingDim: head.embeddingDim, weights: head.weights, normalization: head.normalization, temperature: head.temperature }, options.file);
+    return head;
   }
 
   /** Load from a file path (Node, via src/head-io.ts) or a URL (fetch). */

@@ -291,8 +291,24 @@ export function backboneSpecFor(
   return { preprocess: base, source, notes, embeddingTensor, embeddingDim, sidecar: sidecarFile };
 }
 
+/** Longest image side edgetl prepares (resize target included): larger inputs are refused when the spec is derived. */
+export const MAX_INPUT_SIDE = 8192;
+/** Most pixels per input image: 4096 x 4096 is a 201 MB float32 tensor per image, beyond any backbone's need. */
+export const MAX_INPUT_PIXELS = 4096 * 4096;
+
+/** Refuses sizes whose tensors could not be allocated (a model declaring [1,3,100000,100000], or --size 100000). */
+function checkInputSize(spec: PreprocessSpec, setBy: Map<PreprocessField, string>, modelPath: string, dims: InputDims | undefined): void {
+  const source = (field: PreprocessField) => (dims && layoutFromInputDims(dims)?.width !== undefined ? `the model input ${formatDims(dims)}` : setBy.get(field) ?? field);
+  const tooLarge = (field: PreprocessField, what: string): never => {
+    throw new EdgetlError('model-input-too-large', `${modelPath}: ${source(field)} asks for ${what}, beyond what edgetl prepares (sides up to ${MAX_INPUT_SIDE}, ${MAX_INPUT_PIXELS} pixels per image); export the model with a smaller input size`, { file: modelPath });
+  };
+  if (spec.width > MAX_INPUT_SIDE || spec.height > MAX_INPUT_SIDE || spec.width * spec.height > MAX_INPUT_PIXELS) tooLarge('width', `${spec.width}x${spec.height} images`);
+  if (spec.resize === 'shorter-side' && spec.resizeTo > 2 * MAX_INPUT_SIDE) tooLarge('resizeTo', `a resize to ${spec.resizeTo} pixels`);
+}
+
 /** Fields that contradict each other or the model's fixed input fail here, naming who set them. */
 function checkConsistency(spec: PreprocessSpec, setBy: Map<PreprocessField, string>, modelPath: string, dims: InputDims | undefined): void {
+  checkInputSize(spec, setBy, modelPath, dims);
   const fail = (field: PreprocessField, reason: string): never => {
     const who = setBy.get(field) ?? field;
     const sidecarMatch = /^sidecar (.+?) field/.exec(who);

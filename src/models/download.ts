@@ -2,12 +2,12 @@ import http, { type IncomingMessage, type ClientRequest } from 'node:http';
 import https from 'node:https';
 import tls from 'node:tls';
 import { createHash } from 'node:crypto';
-import { open, rename, unlink, mkdir, readdir } from 'node:fs/promises';
-import { dirname, basename, join } from 'node:path';
+import { open, rename, unlink, mkdir, type FileHandle } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { EdgetlError, describeError } from '../util/errors.js';
-import { temporarySibling } from '../util/atomic-write.js';
+import { removeAbandonedTemporaries, temporarySibling, writeFully } from '../util/atomic-write.js';
 
-export interface DownloadOptions {
+export interface DownloadOptions extends TransferOptions {
   /** Expected sha256 (hex). The file is kept only when the received bytes hash to it. */
   sha256: string;
   /** Expected size in bytes, when known: a server announcing another size is refused before the body is read. */
@@ -74,18 +74,9 @@ class TransferFailure extends Error {
  * loopback addresses never go through a proxy.
  */
 export async function downloadFile(url: string, dest: string, options: DownloadOptions): Promise<DownloadResult> {
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    throw new EdgetlError('download-url', `cannot download "${url}": not a valid URL`);
-  }
-  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
-    throw new EdgetlError('download-url', `cannot download ${url}: only http:// and https:// URLs are supported`);
-  }
+  const parsed = parseHttpUrl(url);
   const expected = options.sha256.toLowerCase();
-  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-  const connectTimeoutMs = options.connectTimeoutMs ?? Math.min(timeoutMs, 10_000);
+  const open_ = transferOptions(options);
   options.signal?.throwIfAborted?.();
 
   try {
@@ -95,65 +86,44 @@ export async function downloadFile(url: string, dest: string, options: DownloadO
   }
   await removeAbandonedTemporaries(dest);
   const temporary = temporarySibling(dest);
-  let received = 0;
-  let total: number | undefined;
+  const progress: TransferProgress = { received: 0, total: undefined };
   try {
-    const { response, request, finalUrl } = await openFollowingRedirects(parsed, { ...options, timeoutMs, connectTimeoutMs });
-    const announced = parseContentLength(response.headers['content-length']);
-    total = announced ?? options.bytes;
-    if (announced !== undefined && options.bytes !== undefined && announced !== options.bytes) {
-      request.destroy();
-      throw new EdgetlError(
-        'download-size',
-        `${url} announces ${announced} bytes but the expected file is ${options.bytes} bytes: it is not the file ` +
-          `edgetl expects (sha256 ${expected}); nothing was saved` +
-          (announced < 1024 ? ` (a tiny answer like this is usually an error page or a Git LFS pointer instead of the file)` : ''),
-      );
-    }
-    // The idle timer runs for the whole body: a server that stops sending mid-file is abandoned, not waited on.
-    // The response stream reports a generic "aborted" when we destroy the request; remember the real reason.
-    let stopReason: TransferFailure | undefined;
-    request.setTimeout(timeoutMs, () => {
-      stopReason = new TransferFailure('interrupted', `no data for ${seconds(timeoutMs)} after ${received} bytes`, finalUrl);
-      request.destroy(stopReason);
-    });
-    request.on('error', (error) => {
-      if (error instanceof TransferFailure) stopReason ??= error;
-    });
-
     const hash = createHash('sha256');
     const head: Buffer[] = [];
     let headBytes = 0;
-    const handle = await open(temporary, 'wx');
+    let handle: FileHandle | undefined;
+    let finalUrl: URL;
     try {
-      options.onProgress?.(0, total);
-      try {
-        for await (const chunk of response as AsyncIterable<Buffer>) {
+      ({ finalUrl } = await receive(parsed, open_, progress, {
+        onHeaders: async (announced) => {
+          if (announced !== undefined && options.bytes !== undefined && announced !== options.bytes) {
+            throw new EdgetlError(
+              'download-size',
+              `${url} announces ${announced} bytes but the expected file is ${options.bytes} bytes: it is not the file ` +
+                `edgetl expects (sha256 ${expected}); nothing was saved` +
+                (announced < 1024 ? ` (a tiny answer like this is usually an error page or a Git LFS pointer instead of the file)` : ''),
+            );
+          }
+          progress.total = announced ?? options.bytes;
+          handle = await open(temporary, 'wx');
+          options.onProgress?.(0, progress.total);
+        },
+        onChunk: async (chunk) => {
           hash.update(chunk);
           if (headBytes < 256) {
             head.push(chunk);
             headBytes += chunk.length;
           }
-          await handle.write(chunk);
-          received += chunk.length;
-          options.onProgress?.(received, total);
-        }
-      } catch (error) {
-        throw stopReason ?? bodyFailure(error, finalUrl, received, total);
-      }
-      if (stopReason) throw stopReason;
-      if (!response.complete || (announced !== undefined && received !== announced)) {
-        throw new TransferFailure(
-          'interrupted',
-          `the connection closed after ${received} of ${announced ?? 'an unknown number of'} bytes`,
-          finalUrl,
-        );
-      }
-      await handle.sync();
+          await writeFully(handle!, chunk);
+          options.onProgress?.(progress.received + chunk.length, progress.total);
+        },
+      }));
+      await handle!.sync();
     } finally {
-      await handle.close().catch(() => undefined);
+      await handle?.close().catch(() => undefined);
     }
 
+    const received = progress.received;
     const actual = hash.digest('hex');
     if (actual !== expected) {
       const sizeNote =
@@ -168,11 +138,124 @@ export async function downloadFile(url: string, dest: string, options: DownloadO
     return { path: dest, bytes: received, sha256: actual, finalUrl: finalUrl.href };
   } catch (error) {
     await unlink(temporary).catch(() => undefined);
-    throw toUserError(error, url, dest, received, total, options);
+    throw toUserError(error, url, dest, progress.received, progress.total, options);
   }
 }
 
-interface OpenOptions extends DownloadOptions {
+export interface FetchBytesOptions extends TransferOptions {
+  /** Largest body accepted: a larger announced length is refused before the body, a longer body when it passes. */
+  maxBytes: number;
+}
+
+/**
+ * GET `url` into memory with the same client as model downloads: redirects, proxies, the connect timeout (no
+ * response headers within connectTimeoutMs, default 10 s) and the idle timeout (no body data for timeoutMs,
+ * default 20 s), and a size limit. Errors are EdgetlErrors naming the URL.
+ */
+export async function fetchBytes(url: string, options: FetchBytesOptions): Promise<Uint8Array> {
+  const parsed = parseHttpUrl(url);
+  const progress: TransferProgress = { received: 0, total: undefined };
+  const chunks: Buffer[] = [];
+  const tooLarge = (size: string) =>
+    new EdgetlError('download-too-large', `${url} is ${size}, over the limit of ${options.maxBytes} bytes; nothing was read further`, { file: url });
+  try {
+    await receive(parsed, transferOptions(options), progress, {
+      onHeaders: (announced) => {
+        if (announced !== undefined && announced > options.maxBytes) throw tooLarge(`${announced} bytes`);
+        progress.total = announced;
+      },
+      onChunk: (chunk) => {
+        if (progress.received + chunk.length > options.maxBytes) throw tooLarge(`more than ${options.maxBytes} bytes`);
+        chunks.push(chunk);
+      },
+    });
+  } catch (error) {
+    throw toUserError(error, url, undefined, progress.received, progress.total, options);
+  }
+  return new Uint8Array(Buffer.concat(chunks));
+}
+
+/** Shared by every transfer: timeouts, cancellation, extra trusted certificates. */
+export interface TransferOptions {
+  timeoutMs?: number;
+  connectTimeoutMs?: number;
+  signal?: AbortSignal;
+  extraCa?: string | Buffer;
+}
+
+interface TransferProgress {
+  received: number;
+  total: number | undefined;
+}
+
+function parseHttpUrl(url: string): URL {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new EdgetlError('download-url', `cannot download "${url}": not a valid URL`);
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
+    throw new EdgetlError('download-url', `cannot download ${url}: only http:// and https:// URLs are supported`);
+  }
+  return parsed;
+}
+
+function transferOptions(options: TransferOptions): OpenOptions {
+  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  return { ...options, timeoutMs, connectTimeoutMs: options.connectTimeoutMs ?? Math.min(timeoutMs, 10_000) };
+}
+
+/**
+ * Opens `url` (following redirects) and streams its body to `sink` under the idle timeout; resolves once the
+ * whole body arrived. A sink's error stops the transfer and propagates.
+ */
+async function receive(
+  url: URL,
+  options: OpenOptions,
+  progress: TransferProgress,
+  sink: { onHeaders(announced: number | undefined): void | Promise<void>; onChunk(chunk: Buffer): void | Promise<void> },
+): Promise<{ finalUrl: URL }> {
+  const { response, request, finalUrl } = await openFollowingRedirects(url, options);
+  const announced = parseContentLength(response.headers['content-length']);
+  try {
+    await sink.onHeaders(announced);
+  } catch (error) {
+    request.destroy();
+    throw error;
+  }
+  // The idle timer runs for the whole body: a server that stops sending mid-file is abandoned, not waited on.
+  // The response stream reports a generic "aborted" when we destroy the request; remember the real reason.
+  let stopReason: TransferFailure | undefined;
+  request.setTimeout(options.timeoutMs, () => {
+    stopReason = new TransferFailure('interrupted', `no data for ${seconds(options.timeoutMs)} after ${progress.received} bytes`, finalUrl);
+    request.destroy(stopReason);
+  });
+  request.on('error', (error) => {
+    if (error instanceof TransferFailure) stopReason ??= error;
+  });
+  try {
+    for await (const chunk of response as AsyncIterable<Buffer>) {
+      try {
+        await sink.onChunk(chunk);
+      } catch (error) {
+        request.destroy();
+        throw error;
+      }
+      progress.received += chunk.length;
+    }
+  } catch (error) {
+    if (error instanceof EdgetlError) throw error;
+    throw stopReason ?? bodyFailure(error, finalUrl, progress.received, progress.total);
+  }
+  if (stopReason) throw stopReason;
+  if (!response.complete || (announced !== undefined && progress.received !== announced)) {
+    throw new TransferFailure('interrupted', `the connection closed after ${progress.received} of ${announced ?? 'an unknown number of'} bytes`, finalUrl);
+  }
+  return { finalUrl };
+}
+
+interface OpenOptions extends TransferOptions {
   timeoutMs: number;
   connectTimeoutMs: number;
 }
@@ -309,7 +392,7 @@ function tunnelThrough(proxy: URL, target: URL, options: OpenOptions, fail: (err
   };
 }
 
-function caList(options: DownloadOptions): (string | Buffer)[] | undefined {
+function caList(options: TransferOptions): (string | Buffer)[] | undefined {
   if (options.extraCa === undefined) return undefined;
   return [...tls.rootCertificates, options.extraCa];
 }
@@ -363,9 +446,10 @@ function bodyFailure(error: unknown, url: URL, received: number, total: number |
   );
 }
 
-function toUserError(error: unknown, url: string, dest: string, received: number, total: number | undefined, options: DownloadOptions): EdgetlError {
+function toUserError(error: unknown, url: string, dest: string | undefined, received: number, total: number | undefined, options: TransferOptions & { manualInstallHint?: string }): EdgetlError {
   if (error instanceof EdgetlError) return error;
-  const byHand = `To install it by hand, fetch ${url} on a connected machine and copy it to ${dest}` + (options.manualInstallHint ? ` (${options.manualInstallHint})` : '') + '.';
+  // Files fetched into memory (head URLs) have no install-by-hand advice.
+  const byHand = dest === undefined ? '' : `To install it by hand, fetch ${url} on a connected machine and copy it to ${dest}` + (options.manualInstallHint ? ` (${options.manualInstallHint})` : '') + '.';
   if (error instanceof TransferFailure) {
     const where = error.url.href === url ? url : `${url} (at ${error.url.href})`;
     switch (error.kind) {
@@ -413,38 +497,6 @@ function toUserError(error: unknown, url: string, dest: string, received: number
     });
   }
   return new EdgetlError('download-failed', `download of ${url} failed: ${describeError(error)}. ${byHand}`, { cause: error });
-}
-
-/**
- * A download killed outright (SIGKILL, power loss, Ctrl-C in a program that does not cancel) leaves its temporary
- * sibling behind. Remove those of `dest` whose process is gone, so a later download starts clean.
- */
-async function removeAbandonedTemporaries(dest: string): Promise<void> {
-  const prefix = `.${basename(dest)}.`;
-  let names: string[];
-  try {
-    names = await readdir(dirname(dest));
-  } catch {
-    return;
-  }
-  for (const name of names) {
-    if (!name.startsWith(prefix) || !name.endsWith('.tmp')) continue;
-    const match = /^(\d+)\.[0-9a-f]+\.tmp$/.exec(name.slice(prefix.length));
-    if (!match) continue;
-    const pid = Number(match[1]);
-    // Our own (a concurrent download in this process) and live processes' files are in use.
-    if (pid === process.pid || processIsAlive(pid)) continue;
-    await unlink(join(dirname(dest), name)).catch(() => undefined);
-  }
-}
-
-function processIsAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /** A Git LFS pointer instead of the file is the usual mistake with GitHub "raw" URLs: say so. */

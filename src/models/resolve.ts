@@ -1,5 +1,5 @@
 import { stat, readFile } from 'node:fs/promises';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, lstatSync, readdirSync, statSync } from 'node:fs';
 import { basename, delimiter, isAbsolute, join, resolve as resolvePath } from 'node:path';
 import { EdgetlError, describeError } from '../util/errors.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
@@ -116,6 +116,8 @@ export interface LocatedModel {
   path?: string;
   /** Every path looked at, in order. */
   looked: string[];
+  /** A candidate that exists but is not a regular file (a folder, a FIFO, a broken link...): what it is. */
+  notAFile?: string;
 }
 
 /**
@@ -153,18 +155,44 @@ export async function locateCatalogModel(entry: CatalogEntry, options?: { search
   for (const location of locationsFrom(options)) {
     for (const candidate of candidatesIn(location.dir, entry)) {
       looked.push(candidate);
-      if (isFile(candidate)) return { path: candidate, looked };
+      const kind = fileKind(candidate);
+      if (kind === 'file') return { path: candidate, looked };
+      if (kind !== 'missing') return { looked, notAFile: notAFileMessage(candidate, kind) };
     }
   }
   return { looked };
 }
 
 function isFile(path: string): boolean {
+  return fileKind(path) === 'file';
+}
+
+/** 'file', 'missing', or what else is there ("a folder", "a FIFO", "a broken symbolic link", ...). */
+function fileKind(path: string): string {
+  let info;
   try {
-    return statSync(path).isFile();
-  } catch {
-    return false;
+    info = statSync(path);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') {
+      try {
+        return lstatSync(path).isSymbolicLink() ? 'a broken symbolic link' : 'missing';
+      } catch {
+        return 'missing';
+      }
+    }
+    return code === 'ELOOP' ? 'a symbolic link loop' : `unreadable (${code ?? describeError(error)})`;
   }
+  if (info.isFile()) return 'file';
+  if (info.isDirectory()) return 'a folder';
+  if (info.isFIFO()) return 'a FIFO';
+  if (info.isSocket()) return 'a socket';
+  if (info.isCharacterDevice() || info.isBlockDevice()) return 'a device';
+  return 'not a regular file';
+}
+
+function notAFileMessage(path: string, kind: string): string {
+  return `${path} exists but is ${kind}, not a model file`;
 }
 
 // ---- sha256 memo ------------------------------------------------------------------------------------------------
@@ -291,7 +319,7 @@ async function resolveFile(absolute: string, catalog: readonly CatalogEntry[], o
   } catch (error) {
     throw new EdgetlError('model-not-found', `cannot read backbone file ${absolute}: ${describeError(error)}`, { file: absolute, cause: error });
   }
-  if (!info.isFile()) throw new EdgetlError('model-not-found', `${absolute} is a folder, not an .onnx file`, { file: absolute });
+  if (!info.isFile()) throw new EdgetlError('model-not-a-file', notAFileMessage(absolute, fileKind(absolute)), { file: absolute });
   const sha256 = await hashModelFile(absolute, { verify: options.verify });
   const entry = entryBySha256(catalog, sha256);
   return { path: absolute, sha256, entry, id: entry?.id ?? basename(absolute).replace(/\.onnx$/i, ''), downloaded: false };
@@ -303,7 +331,11 @@ async function resolveCatalogEntry(entry: CatalogEntry, options: ResolveOptions)
   for (const location of locations) {
     for (const candidate of candidatesIn(location.dir, entry)) {
       looked.push({ path: candidate, origin: location.origin });
-      if (!isFile(candidate)) continue;
+      const kind = fileKind(candidate);
+      if (kind === 'missing') continue;
+      if (kind !== 'file') {
+        throw new EdgetlError('model-not-a-file', `${notAFileMessage(candidate, kind)}: remove or replace it so ${entry.id} can be found (or fetched) there`, { file: candidate });
+      }
       const sha256 = await hashModelFile(candidate, { verify: options.verify });
       if (sha256 !== entry.sha256.toLowerCase()) {
         const size = statSync(candidate).size;

@@ -11,12 +11,15 @@ import { readFile, stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, extname, join, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { isIP } from 'node:net';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { PreprocessSpec } from '../preprocess/spec.js';
 import { resolveBackbone } from '../models/resolve.js';
 import { backboneSpecFor } from '../models/backbone-spec.js';
 import { EdgetlError, describeError } from '../util/errors.js';
 import { EDGETL_VERSION } from '../version.js';
 import { prepareFeatureExtractor } from '../models/feature-extractor-cache.js';
+import { BENCH_TOKEN_HEADER } from './bench/protocol.js';
 
 /** The model the page loads, already prepared (a feature extractor whose output is the embedding). */
 export interface ServedBackbone {
@@ -164,6 +167,33 @@ export function findOrtWebDir(): string {
   }
 }
 
+/** The name part of a Host header value ("[::1]:8080" -> "::1", "Example.COM.:80" -> "example.com"). */
+function hostName(header: string): string {
+  const name = header.startsWith('[') ? header.slice(1, header.indexOf(']')) : header.replace(/:\d*$/, '');
+  return name.toLowerCase().replace(/\.$/, '');
+}
+
+/**
+ * Whether a request's Host header names this server: the loopback names (localhost, *.localhost, 127.0.0.0/8,
+ * ::1), the host it was bound to, and, when bound to every interface (0.0.0.0 or ::), any IP address. A DNS
+ * rebinding page reaches the server under its own domain name, which is none of these, so it is refused.
+ */
+export function isAllowedHost(header: string | undefined, boundHost: string): boolean {
+  if (!header) return false;
+  const name = hostName(header);
+  if (name === 'localhost' || name.endsWith('.localhost') || name === '::1' || /^127(\.\d{1,3}){3}$/.test(name)) return true;
+  const bound = hostName(boundHost.includes(':') && !boundHost.startsWith('[') ? `[${boundHost}]` : boundHost);
+  if (name === bound) return true;
+  return (bound === '0.0.0.0' || bound === '::') && isIP(name) !== 0;
+}
+
+function sameSecret(given: string | string[] | undefined, expected: string): boolean {
+  if (typeof given !== 'string') return false;
+  const a = Buffer.from(given);
+  const b = Buffer.from(expected);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
 /** A file inside `root`, or undefined for anything that tries to leave it. */
 function safeJoin(root: string, relative: string): string | undefined {
   let decoded: string;
@@ -223,17 +253,31 @@ export async function startKioskServer(options: KioskServerOptions): Promise<Kio
   };
 
   const bench = options.bench;
+  // Results are accepted only from the page this run served: it learns the token from /api/bench, which other
+  // origins cannot read (same-origin policy, CORP) and rebinding pages cannot reach (Host check).
+  const benchToken = randomBytes(24).toString('hex');
   const benchPlan = bench
     ? JSON.stringify({
         profile: bench.profile,
         backbones: bench.backbones.map((b, i) => ({ info: b.info, spec: b.spec, modelUrl: `/bench-models/${i}.onnx` })),
         workerUrl: '/worker.js',
         wasmPaths: '/ort/',
+        token: benchToken,
       })
     : undefined;
+  const refuse = (res: ServerResponse, status: number, why: string) => {
+    options.onLog?.(`${status} ${res.req.method} ${res.req.url}: ${why}`);
+    send(res, status, 'text/plain; charset=utf-8', `${why}\n`);
+  };
 
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
+    if (!isAllowedHost(req.headers.host, host)) {
+      return refuse(res, 421, `this server answers to localhost, 127.0.0.1, [::1] and ${host} only (Host: ${String(req.headers.host ?? 'none').slice(0, 100)})`);
+    }
     if (bench && req.method === 'POST' && req.url === '/api/bench-results') {
+      if (req.headers.origin !== `http://${req.headers.host}`) return refuse(res, 403, 'results are accepted only from the benchmark page this server served (Origin)');
+      if ((req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase() !== 'application/json') return refuse(res, 415, 'results must be sent as application/json');
+      if (!sameSecret(req.headers[BENCH_TOKEN_HEADER.toLowerCase()], benchToken)) return refuse(res, 403, `results must carry this run's token (${BENCH_TOKEN_HEADER})`);
       let body: unknown;
       try {
         body = JSON.parse(await readBody(req, MAX_BENCH_BODY));

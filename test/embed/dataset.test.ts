@@ -117,3 +117,29 @@ t.test('missing, not-a-folder and empty folders give clear errors', async (t) =>
   t.teardown(() => rm(noImagesBelow, { recursive: true, force: true }));
   t.match((await failure(scanImageFolder(noImagesBelow))).message, /sub-folder\(s\) \(a, b\) hold no images/);
 });
+
+t.test('broken and looping symlinks in class folders are listed as skipped, not dropped silently', async (t) => {
+  const dir = await tree(['ants/1.jpg', 'ants/2.jpg', 'bees/1.jpg']);
+  await symlink(join(dir, 'nowhere.jpg'), join(dir, 'ants', 'broken.jpg'));
+  await symlink('loop.jpg', join(dir, 'bees', 'loop.jpg'));
+  await symlink(join(dir, 'no-such-folder'), join(dir, 'wasps'));
+  const scan = await scanImageFolder(dir);
+  t.same(scan.classes, ['ants', 'bees']);
+  t.same(scan.items.map((i) => i.path), [join(dir, 'ants', '1.jpg'), join(dir, 'ants', '2.jpg'), join(dir, 'bees', '1.jpg')]);
+  t.same(
+    scan.skipped,
+    [
+      { path: join(dir, 'wasps'), reason: 'broken symbolic link (its target does not exist)' },
+      { path: join(dir, 'ants', 'broken.jpg'), reason: 'broken symbolic link (its target does not exist)' },
+      { path: join(dir, 'bees', 'loop.jpg'), reason: 'symbolic link loop' },
+    ],
+  );
+  t.match(scan.warnings.join('\n'), /skipped 3 unusable entries: .*broken\.jpg \(broken symbolic link/);
+  const flat = await tree(['a.jpg']);
+  await symlink('b.jpg', join(flat, 'b.jpg'));
+  t.same((await scanImageFolder(flat)).skipped, [{ path: join(flat, 'b.jpg'), reason: 'symbolic link loop' }], 'in a flat folder too');
+  const onlyBroken = await tree([]);
+  await symlink(join(onlyBroken, 'x.jpg'), join(onlyBroken, 'y.jpg'));
+  const error = await failure(scanImageFolder(onlyBroken));
+  t.match(error.message, /y\.jpg \(broken symbolic link/, 'a folder of only broken links says why it has no images');
+});

@@ -9,6 +9,18 @@ import { IMAGENET_224 } from '../../src/preprocess/spec.js';
 
 const backbone = { id: 'tiny', sha256: 'a'.repeat(64), embeddingDim: 3 };
 
+/** Two labelled items, ants and bees, without embeddings. */
+const antsAndBees = {
+  backbone,
+  executionProvider: 'cpu',
+  classes: ['ants', 'bees'],
+  items: [
+    { path: '/d/ants/1.jpg', label: 'ants' },
+    { path: '/d/bees/2.jpg', label: 'bees' },
+  ],
+  skipped: [],
+};
+
 async function scratch(t: { teardown(fn: () => unknown): void }): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'edgetl-set-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
@@ -19,17 +31,7 @@ t.test('writes the NPY and the JSON the issue describes, and reads them back', a
   const dir = await scratch(t);
   const prefix = join(dir, 'train');
   const embeddings = Float32Array.from([1, 2, 3, 4, 5, 6]);
-  const written = await writeEmbeddingSet(prefix, {
-    backbone,
-    executionProvider: 'cpu',
-    classes: ['ants', 'bees'],
-    items: [
-      { path: '/d/ants/1.jpg', label: 'ants' },
-      { path: '/d/bees/2.jpg', label: 'bees' },
-    ],
-    skipped: [{ path: '/d/bees/bad.jpg', reason: 'truncated JPEG' }],
-    embeddings,
-  });
+  const written = await writeEmbeddingSet(prefix, { ...antsAndBees, skipped: [{ path: '/d/bees/bad.jpg', reason: 'truncated JPEG' }], embeddings });
   t.same(written, { npy: `${prefix}.npy`, json: `${prefix}.json` });
   const json = JSON.parse(await readFile(`${prefix}.json`, 'utf8'));
   t.same(json.backbone, backbone);
@@ -101,4 +103,37 @@ t.test('written metadata validates against the published JSON Schema', async (t)
     t.same(validateJson(json, schema), [], name);
   }
   t.not(validateJson({ ...JSON.parse(await readFile(join(dir, 'flat.json'), 'utf8')), executionProvider: 'tpu' }, schema).length, 0, 'the schema can fail');
+});
+
+t.test('a set torn by kill -9 between the NPY and the JSON is refused, naming both files', async (t) => {
+  const { spawnTypeScript, waitForOutput, killHard } = await import('../helpers/child-script.js');
+  const { fileURLToPath } = await import('node:url');
+  const dir = await scratch(t);
+  const prefix = join(dir, 'train');
+  // the previous run: ants and bees, 2 rows of 3
+  await writeEmbeddingSet(prefix, { ...antsAndBees, embeddings: Float32Array.from([1, 2, 3, 4, 5, 6]) });
+  t.same((await readEmbeddingSet(prefix)).warnings, [], 'a bound set reads without warnings');
+  // the next run (same N x D, other rows) is killed after its NPY is in place and before its JSON is
+  const child = spawnTypeScript(fileURLToPath(new URL('../helpers/crash-writers.ts', import.meta.url)), ['torn-set', prefix, '2']);
+  t.teardown(() => killHard(child));
+  await waitForOutput(child, 'ready');
+  await killHard(child);
+  await t.rejects(readEmbeddingSet(prefix), {
+    code: 'embedding-set-torn',
+    message: new RegExp(`${prefix}\\.npy does not belong to ${prefix}\\.json`),
+  });
+});
+
+t.test('a set from before the binding loads with a warning', async (t) => {
+  const dir = await scratch(t);
+  const prefix = join(dir, 'old');
+  await writeNpyFile(`${prefix}.npy`, Float32Array.from([1, 2, 3]), [1, 3]);
+  await writeFile(`${prefix}.json`, JSON.stringify({ format: EMBEDDING_SET_FORMAT, backbone, executionProvider: 'cpu', classes: null, items: [{ path: '/a.jpg', label: null }], skipped: [] }));
+  const set = await readEmbeddingSet(prefix);
+  t.equal(set.count, 1);
+  t.match(set.warnings, [/old\.json does not record the sha256 of .*old\.npy/]);
+  const json = JSON.parse(await readFile(`${prefix}.json`, 'utf8'));
+  json.embeddingsSha256 = 'zz';
+  await writeFile(`${prefix}.json`, JSON.stringify(json));
+  await t.rejects(readEmbeddingSet(prefix), { message: /embeddingsSha256/ }, 'a malformed binding is refused');
 });

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import t from 'tap';
 import { mkdtemp, writeFile, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -124,8 +125,10 @@ t.test('a row writer streams rows and moves the file into place only when finish
   const rows = 50_000; // 600 KB of data: several internal chunks
   for (let r = 0; r < rows; r++) writer.append(Float32Array.of(r, -r, r / 2));
   await t.rejects(readNpyFile(path), /file not found/, 'nothing at the target before finish');
-  t.equal(await writer.finish(), rows);
+  const finished = await writer.finish();
+  t.equal(finished.rows, rows);
   const back = await readNpyFile(path);
+  t.equal(finished.dataSha256, createHash('sha256').update(await readFile(path).then((b) => b.subarray(128))).digest('hex'), 'the sha256 of the row data after the header');
   t.same(back.shape, [rows, 3]);
   t.same(Array.from(back.data.subarray(0, 6)), [0, -0, 0, 1, -1, 0.5]);
   t.same(Array.from(back.data.subarray((rows - 1) * 3)), [rows - 1, -(rows - 1), (rows - 1) / 2]);

@@ -176,3 +176,20 @@ t.test('bad flag values name the flag', async (t) => {
     t.match(error.message, pattern);
   }
 });
+
+t.test('a model declaring a huge input is refused when the spec is derived, naming the file', async (t) => {
+  const { Backbone } = await import('../../src/embed/backbone.js');
+  const { tinyClassifier } = await import('../embed/tiny-backbone.js');
+  const { mkdtemp, writeFile, rm } = await import('node:fs/promises');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const dir = await mkdtemp(join(tmpdir(), 'edgetl-huge-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const path = join(dir, 'huge.onnx');
+  await writeFile(path, tinyClassifier({ size: 100_000 }));
+  const huge = thrown(() => backboneSpecFor({ path }, {}, { inputDims: [1, 3, 100_000, 100_000] }));
+  t.match(huge, { code: 'model-input-too-large', message: /huge\.onnx: the model input \[1, ?3, ?100000, ?100000\] asks for 100000x100000 images, beyond what edgetl prepares/ });
+  await t.rejects(Backbone.load(path, { executionProviders: ['cpu'] } as never), { code: 'model-input-too-large', message: /huge\.onnx/ }, 'Backbone.load refuses it before allocating anything');
+  t.match(thrown(() => backboneSpecFor({ path: model() }, { width: 8000, height: 8000 }, { inputDims: ['N', 3, 'H', 'W'] })), { code: 'model-input-too-large', message: /8000x8000/ }, 'a size given by flags too');
+  t.ok(backboneSpecFor({ path: model() }, {}, { inputDims: [1, 3, 1024, 1024] }), '1024x1024 is fine');
+});

@@ -291,3 +291,27 @@ t.test('hashes are remembered by path, size and mtime; verify rehashes', async (
   writeFileSync(file, randomBytes(6000));
   t.not(await hashModelFile(file), sha256Bytes(replaced), 'a changed size invalidates the memo');
 });
+
+t.test('a model path that exists but is not a regular file is said to be so, not "not present"', async (t) => {
+  const { execFileSync } = await import('node:child_process');
+  const { mkdirSync, symlinkSync } = await import('node:fs');
+  const entry = fakeEntry();
+  const cases: [string, (path: string) => void, RegExp][] = [
+    ['folder', (path) => mkdirSync(path), /is a folder, not a model file/],
+    ['fifo', (path) => execFileSync('mkfifo', [path]), /is a FIFO, not a model file/],
+    ['broken-link', (path) => symlinkSync(join(path, '..', 'gone.onnx'), path), /is a broken symbolic link, not a model file/],
+  ];
+  for (const [name, make, reason] of cases) {
+    const dir = folder(`not-a-file-${name}`, false);
+    const path = join(dir, 'tiny-net.onnx');
+    make(path);
+    const located = await locateCatalogModel(entry, { searchPath: [dir] });
+    t.equal(located.path, undefined, `${name}: no model there`);
+    t.match(located.notAFile, new RegExp(`${path} exists but ${reason.source}`), `${name}: locate says what is there`);
+    const error = await failure(resolveBackbone('tiny-net', { catalog: [entry], searchPath: [dir], download: false }));
+    t.equal(error.code, 'model-not-a-file', `${name}: resolving by id names it`);
+    t.match(error.message, reason);
+    const byPath = await failure(resolveBackbone(path, { catalog: [] }));
+    t.match(byPath.message, name === 'broken-link' ? /not found/ : reason, `${name}: as a path too`);
+  }
+});

@@ -3,6 +3,7 @@
  * to the server, which writes the edgetl-bench/1 results file.
  */
 import { runBrowserBench, type BenchPlan } from './runner.js';
+import { BENCH_TOKEN_HEADER } from './protocol.js';
 import { onnxruntimeWebVersion } from '../../execution/web-session.js';
 import { describeError } from '../../util/errors.js';
 
@@ -13,8 +14,16 @@ function say(text: string): void {
   status.textContent = text;
 }
 
+let token = '';
+
+/** POST to the server that served this page, with the run's token (the server refuses anything else). */
+function postResults(body: unknown): Promise<Response> {
+  return fetch('/api/bench-results', { method: 'POST', headers: { 'Content-Type': 'application/json', [BENCH_TOKEN_HEADER]: token }, body: JSON.stringify(body) });
+}
+
 async function main(): Promise<void> {
   const plan = (await (await fetch('/api/bench')).json()) as BenchPlan;
+  token = plan.token;
   say(`Running ${plan.profile.name} in this browser. Keep this tab in front and the device otherwise idle.`);
   let last = '';
   const payload = await runBrowserBench(plan, (p) => {
@@ -28,7 +37,7 @@ async function main(): Promise<void> {
     say(line);
   });
   payload.browser.onnxruntimeWeb = onnxruntimeWebVersion();
-  const response = await fetch('/api/bench-results', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(payload) });
+  const response = await postResults(payload);
   const reply = (await response.json()) as { ok: boolean; message: string };
   say(reply.message);
   document.body.dataset.done = reply.ok ? 'ok' : 'failed';
@@ -37,5 +46,5 @@ async function main(): Promise<void> {
 main().catch((error: unknown) => {
   say(`The benchmark failed: ${describeError(error)}`);
   document.body.dataset.done = 'failed';
-  void fetch('/api/bench-results', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ error: describeError(error) }) });
+  void postResults({ error: describeError(error) });
 });

@@ -30,6 +30,8 @@ export interface BenchPlan {
   backbones: BenchBackbone[];
   workerUrl: string;
   wasmPaths: string;
+  /** Per-run secret the page sends back in the BENCH_TOKEN_HEADER header (protocol.ts) with its results. */
+  token: string;
 }
 
 /** What the page POSTs back to /api/bench-results. */
