@@ -90,7 +90,7 @@ export {
   type HeadFileContent,
 } from './formats/head-file.js';
 export { classificationReport, heldOutMetrics, type ClassificationReport } from './heads/metrics.js';
-export { Classifier, type ClassifierLoadOptions, type ClassifiedImage } from './classifier.js';
+export { Classifier, type ClassifierLoadOptions, type ClassifiedImage, type ClassifiedImageByHeads, type ClassifyManyOptions } from './classifier.js';
 
 // Benchmarks per device profile.
 export { loadProfile, listProfiles, validateProfile, type DeviceProfile } from './bench/profile.js';
