@@ -1,4 +1,4 @@
-import t, { type TestBase } from 'tap';
+import t, { type Test } from 'tap';
 import ort from 'onnxruntime-node';
 import { findEmbedding } from '../../src/models/embedding.js';
 import { buildMergedModel, MERGED_METADATA, PROBABILITIES_OUTPUT } from '../../src/models/merged-model.js';
@@ -70,7 +70,7 @@ function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return max;
 }
 
-async function checkAgreement(t: TestBase, source: IModelProto, name: string, h: Head, batch: number, inputDims: number[]) {
+async function checkAgreement(t: Test, source: IModelProto, name: string, h: Head, batch: number, inputDims: number[]) {
   const embedding = findEmbedding(source);
   const merged = buildMergedModel(source, embedding, { head: h, preprocess: IMAGENET_224, edgetlVersion: '9.9.9', backboneId: 'tiny', backboneSha256: SHA });
   const input = pseudoRandom(inputDims.reduce((a, b) => a * b, 1), 7).map((v) => v * 2);
