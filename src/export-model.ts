@@ -97,6 +97,7 @@ export async function exportMergedModel(headOrPath: Head | string, options: Expo
     description: `edgetl ${EDGETL_VERSION} merged model: ${resolved.id} + ${head.type} head (${head.labels.join(', ')}). Outputs ${PROBABILITIES_OUTPUT} [N, ${head.classCount}] (in label order: ${JSON.stringify(head.labels)}) and ${EMBEDDING_OUTPUT} [N, ${merged.dim}].`,
     preprocess,
     embedding: { tensor: EMBEDDING_OUTPUT, dim: merged.dim },
+    labels: head.labels,
   };
   try {
     await writeFileAtomic(out, merged.bytes);

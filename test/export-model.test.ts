@@ -85,6 +85,7 @@ t.test('edgetl export on the tiny backbone: files, metadata, and agreement with 
   t.ok(existsSync(out) && existsSync(report.sidecar));
   const sidecar = JSON.parse(readFileSync(report.sidecar, 'utf8'));
   t.same(sidecar.embedding, { tensor: 'embedding', dim: 3 });
+  t.same(sidecar.labels, ['blue', 'green', 'red'], 'the labels in probability order');
   t.equal(sidecar.preprocess.width, 8);
   const props = Object.fromEntries((parseOnnxModel(readFileSync(out)).metadataProps ?? []).map((p) => [p.key, p.value]));
   t.same(JSON.parse(props[MERGED_METADATA.labels]!), ['blue', 'green', 'red']);
