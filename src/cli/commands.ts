@@ -9,6 +9,7 @@ import { evalCommand } from './eval.js';
 import { predictCommand } from './predict.js';
 import { headCommand } from './head.js';
 import { exportCommand } from './export.js';
+import { cacheCommand } from './cache.js';
 
 /** Every CLI verb, in the order `edgetl --help` lists them. Each lives in its own file. */
 export const commands: Command[] = [
@@ -20,6 +21,7 @@ export const commands: Command[] = [
   headCommand,
   exportCommand,
   modelsCommand,
+  cacheCommand,
   serveCommand,
   benchCommand,
 ];

@@ -15,6 +15,7 @@ function usage(): string {
     'Environment:',
     '  EDGETL_MODEL_PATH   folders searched for backbone files (":"-separated), before ./models and the user cache',
     '  EDGETL_CACHE_DIR    cache for downloads, feature-extractor models and embeddings (default ~/.cache/edgetl)',
+    '  EDGETL_CACHE_MAX_SIZE  size bound of the embedding cache (e.g. 2GB, none; see `edgetl cache --help`)',
     '',
   ].join('\n');
 }
