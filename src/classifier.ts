@@ -76,7 +76,7 @@ export class Classifier {
           ? `backbone ${first.backbone.id} (sha256 ${first.backbone.sha256.slice(0, 12)}...) vs ${head.backbone.id} (sha256 ${head.backbone.sha256.slice(0, 12)}...)`
           : head.embeddingDim !== first.embeddingDim
             ? `${first.embeddingDim}-d vs ${head.embeddingDim}-d embeddings`
-            : first.backbone.preprocess && head.backbone.preprocess && JSON.stringify(first.backbone.preprocess) !== JSON.stringify(head.backbone.preprocess)
+            : first.backbone.preprocess && head.backbone.preprocess && sortedJson(first.backbone.preprocess) !== sortedJson(head.backbone.preprocess)
               ? 'the same backbone but different preprocessing'
               : undefined;
       if (why) {
@@ -159,4 +159,9 @@ export class Classifier {
   async close(): Promise<void> {
     if (this.ownsBackbone) await this.backbone.close();
   }
+}
+
+/** JSON with keys in sorted order: equal preprocessing specs compare equal whatever order their fields came in. */
+function sortedJson(value: object): string {
+  return JSON.stringify(value, Object.keys(value).sort());
 }
