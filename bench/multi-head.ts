@@ -41,10 +41,29 @@ try {
   const embedded = await backbone.embedMany(scan.items.map((i) => i.path));
   const labels = embedded.items.map((item) => scan.items[item.index].label!);
   const ref = { id: backbone.id, sha256: backbone.sha256, embeddingDim: backbone.embeddingDim, preprocess: backbone.preprocess };
-  await backbone.close();
   const heads = { linear: join(work, 'linear.json'), prototype: join(work, 'prototype.json') };
-  await saveHead(await trainHead(embedded.embeddings, labels, { backbone: ref, type: 'linear' }), heads.linear);
-  await saveHead(await trainHead(embedded.embeddings, labels, { backbone: ref, type: 'prototype' }), heads.prototype);
+  const trained = {
+    linear: await trainHead(embedded.embeddings, labels, { backbone: ref, type: 'linear' }),
+    prototype: await trainHead(embedded.embeddings, labels, { backbone: ref, type: 'prototype' }),
+  };
+  await saveHead(trained.linear, heads.linear);
+  await saveHead(trained.prototype, heads.prototype);
+  // In process: the one embedding pass over val (no cache) against applying each head to its embeddings.
+  const valScan = await scanImageFolder(resolve(values.val!));
+  const passStarted = performance.now();
+  const val = await backbone.embedMany(valScan.items.map((i) => i.path), { useCache: false });
+  const passSeconds = (performance.now() - passStarted) / 1000;
+  await backbone.close();
+  const headSeconds = (head: (typeof trained)['linear']) => {
+    const samples: number[] = [];
+    for (let i = 0; i < 21; i++) {
+      const started = performance.now();
+      head.predictMany(val.embeddings, val.items.length, { topK: 3 });
+      samples.push((performance.now() - started) / 1000);
+    }
+    return samples.sort((a, b) => a - b)[10];
+  };
+  const inProcess = { embeddingPassSeconds: passSeconds, linearHeadSeconds: headSeconds(trained.linear), prototypeHeadSeconds: headSeconds(trained.prototype) };
 
   const predict = (headFiles: string[]) => {
     const started = performance.now();
@@ -63,8 +82,8 @@ try {
   both.forEach((line, i) => {
     const perHead = line.heads as Record<string, unknown>[];
     (['linear', 'prototype'] as const).forEach((name, h) => {
-      const { head: _head, ...fields } = perHead[h];
       const { path: _path, ...expected } = alone[name][i];
+      const fields = Object.fromEntries(Object.keys(expected).map((k) => [k, perHead[h][k]]));
       compared++;
       if (line.path !== alone[name][i].path || JSON.stringify(fields) !== JSON.stringify(expected)) differing++;
     });
@@ -90,7 +109,14 @@ try {
     medianOne: Number(median(one).toFixed(3)),
     medianTwo: Number(median(two).toFixed(3)),
     ratio: Number((median(two) / median(one)).toFixed(3)),
+    pairedRatios: one.map((o, i) => Number((two[i] / o).toFixed(3))),
+    medianPairedRatio: Number(median(one.map((o, i) => two[i] / o)).toFixed(3)),
     limit: 1.3,
+    inProcess: {
+      embeddingPassSeconds: Number(inProcess.embeddingPassSeconds.toFixed(3)),
+      linearHeadMs: Number((inProcess.linearHeadSeconds * 1000).toFixed(3)),
+      prototypeHeadMs: Number((inProcess.prototypeHeadSeconds * 1000).toFixed(3)),
+    },
   };
   if (values.json) console.log(JSON.stringify(result, null, 1));
   else {
@@ -98,7 +124,8 @@ try {
     console.log(`exact: ${compared - differing} of ${compared} per-head predictions equal their single-head run`);
     console.log(`one head:  ${result.oneHeadSeconds.join(' ')} s (median ${result.medianOne})`);
     console.log(`two heads: ${result.twoHeadSeconds.join(' ')} s (median ${result.medianTwo})`);
-    console.log(`ratio ${result.ratio} (limit ${result.limit})`);
+    console.log(`ratio of medians ${result.ratio}, median of paired ratios ${result.medianPairedRatio} (limit ${result.limit})`);
+    console.log(`in process: embedding pass ${result.inProcess.embeddingPassSeconds} s; linear head ${result.inProcess.linearHeadMs} ms, prototype head ${result.inProcess.prototypeHeadMs} ms for all ${result.images} images`);
   }
 } finally {
   rmSync(work, { recursive: true, force: true });
