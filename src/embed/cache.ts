@@ -4,6 +4,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { crc32 } from 'node:zlib';
 import type { PreprocessSpec } from '../preprocess/spec.js';
 import { EDGETL_VERSION } from '../version.js';
+import { writeFileAtomic } from '../util/atomic-write.js';
 
 /**
  * A persistent embedding cache: one append-only file per (backbone fingerprint, preprocessing spec).
@@ -414,14 +415,7 @@ export class EmbeddingCache {
   private async logUse(): Promise<void> {
     if (this.used.size === 0) return;
     const now = Date.now();
-    const records = Buffer.alloc(this.used.size * USAGE_RECORD_BYTES);
-    let offset = 0;
-    for (const key of this.used) {
-      records.writeUInt32LE(USAGE_MAGIC, offset);
-      Buffer.from(key, 'hex').copy(records, offset + 4);
-      records.writeDoubleLE(now, offset + 4 + KEY_BYTES);
-      offset += USAGE_RECORD_BYTES;
-    }
+    const records = usageRecords([...this.used].map((key) => [key, now]));
     this.used.clear();
     const log = await open(this.path + USAGE_LOG_SUFFIX, 'a').catch(() => undefined);
     if (!log) return;
@@ -449,7 +443,7 @@ export async function readUsageLog(path: string): Promise<Map<string, number>> {
   return used;
 }
 
-async function writeUsageLog(path: string, entries: [string, number][]): Promise<void> {
+function usageRecords(entries: [string, number][]): Buffer {
   const records = Buffer.alloc(entries.length * USAGE_RECORD_BYTES);
   entries.forEach(([key, when], i) => {
     const offset = i * USAGE_RECORD_BYTES;
@@ -457,16 +451,9 @@ async function writeUsageLog(path: string, entries: [string, number][]): Promise
     Buffer.from(key, 'hex').copy(records, offset + 4);
     records.writeDoubleLE(when, offset + 4 + KEY_BYTES);
   });
-  const temporary = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-  const out = await open(temporary, 'w');
-  try {
-    await out.write(records);
-    await out.sync();
-    await out.close();
-    await rename(temporary, path);
-  } catch (error) {
-    await out.close().catch(() => undefined);
-    await unlink(temporary).catch(() => undefined);
-    throw error;
-  }
+  return records;
+}
+
+async function writeUsageLog(path: string, entries: [string, number][]): Promise<void> {
+  await writeFileAtomic(path, usageRecords(entries));
 }
