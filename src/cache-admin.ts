@@ -25,7 +25,10 @@ export interface CacheKindUsage {
   path: string;
   bytes: number;
   files: number;
-  /** Embeddings: cached images (one per key, counted from the record sizes); extractors: backbones; downloads: models. */
+  /**
+   * Embeddings: records in the files (from their sizes; an image two processes both appended counts twice until the
+   * file is compacted); extractors: backbones; downloads: models.
+   */
   entries: number;
   /** Last time something of this kind was written or used (ISO), when there is anything. */
   lastUsed: string | null;
