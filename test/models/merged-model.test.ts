@@ -125,3 +125,18 @@ t.test('merged model metadata: labels, preprocessing, version, temperature, reje
     /head expects 6-d embeddings but the backbone's embedding "pooled" is 4-d/,
   );
 });
+
+t.test('the merged model runs unchanged in onnxruntime-web (WebAssembly) with the same probabilities', async (t) => {
+  const web = await import('onnxruntime-web');
+  web.env.wasm.numThreads = 1;
+  const source = tinyTorchvisionLike();
+  const h = heads(4)['mlp gelu, l2'];
+  const merged = buildMergedModel(source, findEmbedding(source), { head: h, preprocess: IMAGENET_224, edgetlVersion: '9.9.9', backboneId: 'tiny', backboneSha256: SHA });
+  const input = pseudoRandom(2 * 3 * 8 * 8, 11).map((v) => v * 2);
+  const session = await web.InferenceSession.create(merged.bytes);
+  const outputs = await session.run({ x: new web.Tensor('float32', input, [2, 3, 8, 8]) });
+  await session.release();
+  const native = await runAll(merged.bytes, input, [2, 3, 8, 8]);
+  const difference = maxAbsDiff(outputs.probabilities.data as Float32Array, native.probabilities.data as Float32Array);
+  t.ok(difference <= 1e-5, `onnxruntime-web and onnxruntime-node agree (max difference ${difference})`);
+});
