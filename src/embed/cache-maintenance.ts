@@ -100,7 +100,11 @@ export async function maintainEmbeddingCache(root: string, options: MaintenanceO
     const entries: Entry[] = [];
     for (const file of files) {
       const cache = await EmbeddingCache.openFile(file.path).catch(() => undefined);
-      if (!cache) continue;
+      if (!cache) {
+        // Not a cache file edgetl can read (a foreign or damaged header): nothing in it is served, so over the bound it goes.
+        if (overBound) await rm(file.path, { force: true });
+        continue;
+      }
       const index = caches.push(cache) - 1;
       const used = await cache.lastUsed();
       for (const key of cache.keys()) entries.push({ file: index, key, lastUsed: used.get(key) ?? file.modifiedMs });

@@ -417,10 +417,14 @@ export class EmbeddingCache {
     const now = Date.now();
     const records = usageRecords([...this.used].map((key) => [key, now]));
     this.used.clear();
-    const log = await open(this.path + USAGE_LOG_SUFFIX, 'a').catch(() => undefined);
+    const logPath = this.path + USAGE_LOG_SUFFIX;
+    const log = await open(logPath, 'a').catch(() => undefined);
     if (!log) return;
     try {
       await log.write(records);
+      // Every session appends its keys: past a few records per key, fold the log to the latest use of each.
+      const { size } = await log.stat();
+      if (size > 4 * this.keys().length * USAGE_RECORD_BYTES + 65536) await writeUsageLog(logPath, [...(await readUsageLog(logPath))]);
     } catch {
       // the order of eviction gets coarser; nothing is lost
     } finally {

@@ -164,3 +164,21 @@ t.test('the bound: EDGETL_CACHE_MAX_SIZE, then the config, then 2 GiB', async (t
   t.equal(parseSize('2 kib'), 2048);
   t.throws(() => parseSize('-3GB'), /not a size/);
 });
+
+t.test('the usage log is folded to one record per key once sessions have appended many', async (t) => {
+  const root = await scratch(t);
+  const first = await open(root);
+  first.put(key(1), vector(1));
+  await first.close();
+  const logPath = first.path + '.used';
+  for (let session = 0; session < 1700; session++) {
+    const cache = await open(root);
+    await cache.get(key(1));
+    await cache.close();
+  }
+  const size = (await stat(logPath)).size;
+  t.ok(size < 66000, `after 1700 sessions the log is ${size} bytes, not ${1701 * 40}`);
+  const again = await open(root);
+  t.equal((await again.lastUsed()).size, 1);
+  await again.close();
+});
