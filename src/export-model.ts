@@ -63,6 +63,10 @@ export async function exportMergedModel(headOrPath: Head | string, options: Expo
   const resolved = await resolveBackbone(options.backbone ?? head.backbone.id, {
     download: options.download,
     ...(options.searchPath ? { searchPath: options.searchPath } : {}),
+  }).catch((error: unknown) => {
+    if (options.backbone !== undefined || !(error instanceof EdgetlError)) throw error;
+    // The id came from the head: say so, and how to point at the file.
+    throw new EdgetlError(error.code, `${error.message}\n(backbone "${head.backbone.id}" is the one the head names; if it is a file, pass --backbone <path to it>)`, { file: error.file, cause: error });
   });
   if (resolved.sha256 !== head.backbone.sha256) {
     throw new EdgetlError(
@@ -114,8 +118,8 @@ export async function exportMergedModel(headOrPath: Head | string, options: Expo
     backbone: { id: resolved.id, sha256: resolved.sha256, path: resolved.path },
     preprocess,
     outputs: [
-      { name: PROBABILITIES_OUTPUT, dims: ['N', head.classCount] },
-      { name: EMBEDDING_OUTPUT, dims: ['N', merged.dim] },
+      { name: PROBABILITIES_OUTPUT, dims: [merged.batch, head.classCount] },
+      { name: EMBEDDING_OUTPUT, dims: [merged.batch, merged.dim] },
     ],
     metadata: merged.metadata,
     check,

@@ -46,6 +46,8 @@ export interface MergedModel {
   bytes: Uint8Array;
   classes: number;
   dim: number;
+  /** The batch dimension of both outputs: a number for a fixed-batch backbone, else its symbol. */
+  batch: string | number;
   /** metadata_props written, as key -> value. */
   metadata: Record<string, string>;
 }
@@ -138,6 +140,7 @@ export function buildMergedModel(source: IModelProto, embedding: EmbeddingLocati
 
   const embeddingOutput = graph.output![0]!;
   const batch = embeddingOutput.type?.tensorType?.shape?.dim?.[0] ?? onnx.TensorShapeProto.Dimension.create({ dimParam: 'N' });
+  const batchName: string | number = batch.dimValue ? Number(batch.dimValue) : batch.dimParam || 'N';
   const probabilitiesOutput: IValueInfoProto = onnx.ValueInfoProto.create({
     name: PROBABILITIES_OUTPUT,
     type: onnx.TypeProto.create({
@@ -157,7 +160,7 @@ export function buildMergedModel(source: IModelProto, embedding: EmbeddingLocati
     [MERGED_METADATA.temperature]: String(head.temperature),
     [MERGED_METADATA.rejection]: JSON.stringify(head.rejection),
     [MERGED_METADATA.backbone]: JSON.stringify({ id: options.backboneId, sha256: options.backboneSha256, embeddingDim: dim, surgery: description }),
-    [MERGED_METADATA.outputs]: JSON.stringify({ [PROBABILITIES_OUTPUT]: ['N', classes], [EMBEDDING_OUTPUT]: ['N', dim] }),
+    [MERGED_METADATA.outputs]: JSON.stringify({ [PROBABILITIES_OUTPUT]: [batchName, classes], [EMBEDDING_OUTPUT]: [batchName, dim] }),
   };
   const merged: IModelProto = onnx.ModelProto.create({
     ...extractor,
@@ -176,7 +179,7 @@ export function buildMergedModel(source: IModelProto, embedding: EmbeddingLocati
       ...Object.entries(metadata).map(([key, value]) => onnx.StringStringEntryProto.create({ key, value })),
     ],
   });
-  return { bytes: encodeOnnxModel(merged), classes, dim, metadata };
+  return { bytes: encodeOnnxModel(merged), classes, dim, batch: batchName, metadata };
 }
 
 function floatBytes(values: ArrayLike<number>): Uint8Array {
