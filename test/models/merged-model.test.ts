@@ -8,7 +8,7 @@ import { Head, type HeadWeights } from '../../src/heads/head.js';
 import type { Normalization } from '../../src/heads/normalization.js';
 import { IMAGENET_224 } from '../../src/preprocess/spec.js';
 import { pseudoRandom } from '../helpers/onnx-graph.js';
-import { tinyQOperator, tinyTorchvisionLike } from './tiny-models.js';
+import { tinyQOperator, tinyQdq, tinyTorchvisionLike } from './tiny-models.js';
 
 const LABELS = ['cat', 'dog', 'fox'];
 const SHA = 'a'.repeat(64);
@@ -139,4 +139,11 @@ t.test('the merged model runs unchanged in onnxruntime-web (WebAssembly) with th
   const native = await runAll(merged.bytes, input, [2, 3, 8, 8]);
   const difference = maxAbsDiff(outputs.probabilities.data as Float32Array, native.probabilities.data as Float32Array);
   t.ok(difference <= 1e-5, `onnxruntime-web and onnxruntime-node agree (max difference ${difference})`);
+});
+
+t.test('a fixed-batch QDQ backbone keeps its batch in both outputs', async (t) => {
+  const source = tinyQdq();
+  const merged = await checkAgreement(t, source, 'qdq, batch 1', heads(4)['prototype, l2'], 1, [1, 3, 8, 8]);
+  t.equal(merged.batch, 1);
+  t.same(JSON.parse(merged.metadata[MERGED_METADATA.outputs]!), { probabilities: [1, 3], embedding: [1, 4] });
 });
