@@ -176,3 +176,11 @@ t.test('bad flag values name the flag', async (t) => {
     t.match(error.message, pattern);
   }
 });
+
+t.test('a sidecar may list labels (an edgetl export file); they must be class names', async (t) => {
+  const spec = backboneSpecFor({ path: model({ preprocess: { width: 224, height: 224 }, labels: ['ants', 'bees'] }) });
+  t.equal(spec.source, 'sidecar');
+  const error = thrown(() => backboneSpecFor({ path: model({ labels: 'ants,bees' }) }));
+  t.equal(error.code, 'sidecar-invalid');
+  t.match(error.message, /field "labels" must be an array of class names, got the string "ants,bees"/);
+});
