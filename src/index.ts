@@ -83,6 +83,8 @@ export {
 export { encodeNpy, decodeNpy, type NpyArray } from './embed/npy.js';
 export { readNpyFile, writeNpyFile } from './embed/npy-file.js';
 export { EmbeddingCache } from './embed/cache.js';
+export { maintainEmbeddingCache, embeddingCacheBound, type MaintenanceReport, type EmbeddingBound } from './embed/cache-maintenance.js';
+export { cacheInfo, clearCache, setEmbeddingCacheBound, CACHE_KINDS, type CacheKind, type CacheInfo, type ClearReport } from './cache-admin.js';
 
 // Heads: training, the head file, prediction, and the Classifier joining a backbone and a head.
 export { trainHead } from './train-head.js';
@@ -97,7 +99,9 @@ export {
   type HeadFileContent,
 } from './formats/head-file.js';
 export { classificationReport, heldOutMetrics, type ClassificationReport } from './heads/metrics.js';
-export { Classifier, type ClassifierLoadOptions, type ClassifiedImage } from './classifier.js';
+export { exportMergedModel, type ExportModelOptions, type ExportedModel } from './export-model.js';
+export { buildMergedModel, MERGED_METADATA, PROBABILITIES_OUTPUT, type MergedModel } from './models/merged-model.js';
+export { Classifier, type ClassifierLoadOptions, type ClassifiedImage, type ClassifiedImageByHeads, type ClassifyManyOptions } from './classifier.js';
 
 // Benchmarks per device profile.
 export { loadProfile, listProfiles, validateProfile, type DeviceProfile } from './bench/profile.js';

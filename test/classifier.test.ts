@@ -42,3 +42,29 @@ t.test('Classifier joins a backbone and a head: classify(image) gives the label,
   await writeFile(join(ws.root, 'broken.json'), '{}');
   await t.rejects(Classifier.load({ backbone, head: join(ws.root, 'broken.json') }), /head file field "format"/);
 });
+
+t.test('Classifier with several heads embeds once and gives each head its own prediction', async (t) => {
+  const ws = await workspace(t, 'classifier-heads');
+  const train = await colourFolder(ws.root, 'train', { red: 8, green: 8, blue: 8 }, 5);
+  const backbone = await Backbone.load(ws.model, { ep: 'cpu' });
+  t.teardown(() => backbone.close());
+  const scan = await scanImageFolder(train);
+  const embedded = await backbone.embedMany(scan.items.map((i) => i.path));
+  const ref = { id: backbone.id, sha256: backbone.sha256, embeddingDim: backbone.embeddingDim, preprocess: backbone.preprocess };
+  const labels = scan.items.map((i) => i.label!);
+  const linear = await trainHead(embedded.embeddings, labels, { backbone: ref });
+  // a second task on the same embeddings: is it red or not
+  const redness = await trainHead(embedded.embeddings, labels.map((l) => (l === 'red' ? 'red' : 'other')), { backbone: ref, type: 'prototype' });
+  const classifier = await Classifier.load({ backbone, heads: [linear, redness] });
+  t.equal(classifier.head, linear, 'head is the first one');
+  const image = join(train, 'blue', '1.png');
+  const all = await classifier.classifyAll(image, { topK: 2 });
+  t.same(all.map((p) => p.label), ['blue', 'other']);
+  t.same(all[0], await (await Classifier.load({ backbone, head: linear })).classify(image, { topK: 2 }), 'the first head alone predicts the same');
+  const many = await classifier.classifyManyByHeads([join(train, 'red', '0.png'), 'missing.png', image]);
+  t.same(many.images.map((c) => [c.input, c.predictions.map((p) => p.label)]), [[0, ['red', 'red']], [2, ['blue', 'other']]]);
+  t.same(many.skipped.map((s) => s.input), [1]);
+
+  const foreign = await trainHead(embedded.embeddings, labels, { backbone: { ...ref, id: 'elsewhere', sha256: 'f'.repeat(64) } });
+  await t.rejects(Classifier.load({ backbone, heads: [linear, foreign] }), /head 1 and head 2 need different backbone passes/);
+});

@@ -9,6 +9,8 @@ import { evalCommand } from './eval.js';
 import { predictCommand } from './predict.js';
 import { headCommand } from './head.js';
 import { setupCommand } from './setup.js';
+import { exportCommand } from './export.js';
+import { cacheCommand } from './cache.js';
 
 /** Every CLI verb, in the order `edgetl --help` lists them. Each lives in its own file. */
 export const commands: Command[] = [
@@ -18,7 +20,9 @@ export const commands: Command[] = [
   evalCommand,
   predictCommand,
   headCommand,
+  exportCommand,
   modelsCommand,
+  cacheCommand,
   serveCommand,
   benchCommand,
   setupCommand,

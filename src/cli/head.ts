@@ -1,6 +1,7 @@
 import { loadHead, maxHeadBytes, readHeadText, saveHead } from '../head-io.js';
 import { Head } from '../heads/head.js';
 import type { WeightDType } from '../formats/head-file.js';
+import { isWeightDType } from '../formats/tensor-encoding.js';
 import { EdgetlError } from '../util/errors.js';
 import { type Command, parseCommandLine, printJson, terminalSafe } from './common.js';
 import { embedRunHelp } from './embed.js';
@@ -75,7 +76,7 @@ export const headCommand: Command = {
       (flat, or class folders: all images count) or an embedding set; the other classes are untouched
   edgetl head remove-class <head.json> <label> [--out other.json]
       prototype heads only
-Heads are rewritten atomically in place unless --out names another file (--dtype float16|float32, default float16).
+Heads are rewritten atomically in place unless --out names another file (--dtype float16|float32|int8, default float16).
 
 ${embedRunHelp}
 `,
@@ -85,7 +86,7 @@ ${embedRunHelp}
     if (!action) throw new EdgetlError('usage', 'missing action: inspect, add-class or remove-class (see --help)');
     if (!path) throw new EdgetlError('usage', `missing <head.json> after "${action}"`);
     const dtype = (values.dtype ?? 'float16') as WeightDType;
-    if (dtype !== 'float16' && dtype !== 'float32') throw new EdgetlError('usage', `--dtype must be float16 or float32, got "${values.dtype}"`);
+    if (!isWeightDType(dtype)) throw new EdgetlError('usage', `--dtype must be float16, float32 or int8, got "${values.dtype}"`);
     if (action === 'inspect') {
       if (rest.length > 0) throw new EdgetlError('usage', `inspect takes one head file, got extra: ${rest.join(' ')}`);
       // Read once: the size shown is what was read (a URL has no stat).

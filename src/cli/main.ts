@@ -17,6 +17,7 @@ function usage(): string {
     '  EDGETL_MODEL_PATH   folders searched for backbone files (":"-separated), before ./models, the bundled models and the cache',
     '  EDGETL_DATA_PATH    the sample data folder `start` trains on when given no folder (default: ../shared beside the checkout)',
     '  EDGETL_CACHE_DIR    cache for downloads, feature-extractor models and embeddings (default ~/.cache/edgetl)',
+    '  EDGETL_CACHE_MAX_SIZE  size bound of the embedding cache (e.g. 2GB, none; see `edgetl cache --help`)',
     '',
   ].join('\n');
 }

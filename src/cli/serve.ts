@@ -1,8 +1,9 @@
 import { readFile } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { basename, resolve } from 'node:path';
 import { parseCommandLine, parseNumberOption, printJson, type Command } from './common.js';
 import { DEFAULT_BACKBONE_ID } from '../models/catalog.js';
 import { Head } from '../heads/head.js';
+import { Classifier } from '../classifier.js';
 import { prepareServedBackbone, startKioskServer, type KioskServerOptions } from '../web/server.js';
 import { assembleBrowserResults, prepareBrowserBench } from '../web/bench/browser-bench.js';
 import type { BrowserBenchPayload } from '../web/bench/runner.js';
@@ -31,7 +32,9 @@ Options:
   --backbone <id|path> catalog id or .onnx file (default ${DEFAULT_BACKBONE_ID}); the classifier is cut off here
                       and the page receives the feature extractor
   --embedding <tensor> embedding tensor name, when automatic discovery picks the wrong one
-  --head <file>       an edgetl-head v1 file the page starts with (it must match the backbone)
+  --head <file>       an edgetl-head v1 file the page starts with (it must match the backbone); repeat it to
+                      serve several heads on the one embedding pass: the page trains and shows the first and
+                      lists what each other head predicts beside it
   --json              print one JSON line {"url","port","backbone":{...}} when ready (for scripts)
 
 Browser benchmark (device-profiles with "runtime": "browser"):
@@ -60,7 +63,7 @@ export const serveCommand: Command = {
         host: { type: 'string' },
         backbone: { type: 'string' },
         embedding: { type: 'string' },
-        head: { type: 'string' },
+        head: { type: 'string', multiple: true },
         json: { type: 'boolean' },
         debug: { type: 'boolean' },
         bench: { type: 'string' },
@@ -101,23 +104,27 @@ export const serveCommand: Command = {
       };
     }
 
-    let headJson: string | undefined;
-    if (values.head) {
-      const file = resolve(values.head);
+    const heads: { name: string; json: string }[] = [];
+    const parsedHeads: Head[] = [];
+    for (const given of values.head ?? []) {
+      const file = resolve(given);
+      let json: string;
       try {
-        headJson = await readFile(file, 'utf8');
+        json = await readFile(file, 'utf8');
       } catch (error) {
         throw new EdgetlError('head-read', `cannot read head file ${file}: ${describeError(error)}`, { file });
       }
       // Refuse here, at the terminal, rather than on the kiosk screen.
-      Head.parse(headJson, { file, backbone: { id: backbone.id, sha256: backbone.sha256, embeddingDim: backbone.embeddingDim } });
+      parsedHeads.push(Head.parse(json, { file, backbone: { id: backbone.id, sha256: backbone.sha256, embeddingDim: backbone.embeddingDim } }));
+      heads.push({ name: basename(given), json });
     }
+    if (parsedHeads.length > 1) Classifier.checkShareable(parsedHeads, values.head);
 
     const server = await startKioskServer({
       backbone,
       host,
       port,
-      headJson,
+      heads,
       bench,
       onLog: values.debug ? (line) => process.stderr.write(`${line}\n`) : undefined,
     });
@@ -132,13 +139,13 @@ export const serveCommand: Command = {
       return code;
     }
     if (values.json) {
-      printJson({ url: server.url, port: server.port, host: server.host, backbone: { id: backbone.id, sha256: backbone.sha256, embeddingDim: backbone.embeddingDim, path: backbone.path }, head: values.head ?? null });
+      printJson({ url: server.url, port: server.port, host: server.host, backbone: { id: backbone.id, sha256: backbone.sha256, embeddingDim: backbone.embeddingDim, path: backbone.path }, head: values.head?.[0] ?? null, heads: values.head ?? [] });
     } else {
       process.stdout.write(
         [
           `edgetl kiosk: ${server.url}`,
           `  backbone ${backbone.id} (${backbone.embeddingDim}-d embedding, ${(backbone.model.byteLength / 1e6).toFixed(1)} MB feature extractor) from ${backbone.path}`,
-          ...(values.head ? [`  head ${values.head}`] : []),
+          ...(values.head ?? []).map((h, i) => `  head ${h}${i === 0 && (values.head?.length ?? 0) > 1 ? ' (trained and shown in the page; the others predict beside it)' : ''}`),
           ...(host !== '127.0.0.1' && host !== 'localhost' && host !== '::1' ? [`  note: on ${host} the camera needs https in front of this server (browsers allow it only on secure origins)`] : []),
           '  Ctrl-C stops the server.',
           '',

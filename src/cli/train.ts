@@ -159,7 +159,7 @@ Head:
   --reject-rate R            predictions below a threshold become "unknown"; the threshold rejects about R of
                              held-out known-class examples (e.g. 0.05; default 0: never reject)
   --no-calibrate             skip temperature scaling (default: fitted on out-of-fold / held-out rows)
-  --dtype float16|float32    weight storage (default float16)
+  --dtype float16|float32|int8  weight storage (default float16; int8: per-row scales, a quarter of float32)
   --augment flip             also train on mirrored views of the training images (embedded through the cache;
                              a view and its original always share a cross-validation fold)
 Linear head:
@@ -194,7 +194,7 @@ Examples:
     if (!values.out) throw new EdgetlError('usage', 'missing --out <head.json>: where to write the trained head');
     if (values.val && values['val-split']) throw new EdgetlError('usage', 'give either --val <dir|prefix> or --val-split F, not both');
     const options = trainHeadOptionsFromFlags(values);
-    const dtype = choice<WeightDType>(values.dtype, 'dtype', ['float16', 'float32'], 'float16');
+    const dtype = choice<WeightDType>(values.dtype, 'dtype', ['float16', 'float32', 'int8'], 'float16');
     const augment = values.augment === undefined ? undefined : choice(values.augment, 'augment', ['flip'] as const, 'flip');
     const valSplit = values['val-split'] === undefined ? 0 : parseNumberOption(values['val-split'], 'val-split', 0, { min: 0.01, max: 0.9 });
     if (existsSync(values.out) && statSync(values.out).isDirectory()) {

@@ -23,6 +23,7 @@ import type { ImageSource, DecodeOptions } from '../preprocess/node-image.js';
 import { edgetlCacheDir } from '../util/cache-dir.js';
 import { EdgetlError, describeError } from '../util/errors.js';
 import { EmbeddingCache } from './cache.js';
+import { keepEmbeddingCacheInBounds } from './cache-maintenance.js';
 import { runEmbeddingPipeline, type EmbedManyOptions, type EmbedManyResult } from './pipeline.js';
 import { MainThreadDecoder, WorkerDecodePool, type ImageDecoder } from './decode-pool.js';
 
@@ -76,6 +77,11 @@ export interface BackboneLoadOptions extends ExecutionOptions {
   cache?: boolean;
   /** Cache root (default edgetlCacheDir()): feature-extractor graphs and embeddings. */
   cacheDir?: string;
+  /**
+   * Size bound of the embedding cache in bytes (null: none). Default: EDGETL_CACHE_MAX_SIZE, else what
+   * `edgetl cache limit` set, else 2 GiB. Least-recently-used entries are evicted when a backbone closes over it.
+   */
+  cacheMaxBytes?: number | null;
   /** Decode worker threads for embedMany (default defaultDecodeThreads(cores); 0 decodes on the main thread). */
   decodeThreads?: number;
   /** Decoder options (pixel limit, resize kernel, shrink-on-load); see preprocess/node-image.ts. */
@@ -107,6 +113,7 @@ export class Backbone {
   private readonly session: BackboneSession;
   private readonly cacheEnabled: boolean;
   private readonly cacheRoot: string;
+  private readonly cacheMaxBytes: number | null | undefined;
   private cache: Promise<EmbeddingCache | undefined> | undefined;
   private cacheProblem: string | undefined;
   private openedCache: EmbeddingCache | undefined;
@@ -127,6 +134,7 @@ export class Backbone {
     session: BackboneSession;
     cacheEnabled: boolean;
     cacheRoot: string;
+    cacheMaxBytes: number | null | undefined;
     decodeThreads: number;
     decodeOptions: DecodeOptions;
   }) {
@@ -145,6 +153,7 @@ export class Backbone {
     this.provider = init.session.provider;
     this.cacheEnabled = init.cacheEnabled;
     this.cacheRoot = init.cacheRoot;
+    this.cacheMaxBytes = init.cacheMaxBytes;
     this.decodeThreads = Math.max(0, Math.floor(init.decodeThreads));
     this.decodeOptions = init.decodeOptions;
     this.mainThreadDecoder = new MainThreadDecoder(this.decodeOptions, availableParallelism());
@@ -177,6 +186,7 @@ export class Backbone {
       searchPath: _searchPath,
       cache: _cache,
       cacheDir: _cacheDir,
+      cacheMaxBytes: _cacheMaxBytes,
       decodeThreads: _decodeThreads,
       decode: _decode,
       ...execution
@@ -195,6 +205,7 @@ export class Backbone {
       session,
       cacheEnabled: options.cache !== false,
       cacheRoot,
+      cacheMaxBytes: options.cacheMaxBytes,
       decodeThreads: options.decodeThreads ?? defaultDecodeThreads(availableParallelism()),
       decodeOptions: options.decode ?? {},
     });
@@ -337,7 +348,11 @@ export class Backbone {
     };
   }
 
-  /** Release the session and flush the embedding cache. Safe to call twice. */
+  /**
+   * Release the session and flush the embedding cache; then keep the cache within its size bound (evicting the
+   * least-recently-used entries) and compact this backbone's cache file if it held duplicate or damaged records.
+   * Safe to call twice.
+   */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
@@ -347,6 +362,10 @@ export class Backbone {
       await this.workerDecoder?.close();
     } finally {
       await this.session.release();
+    }
+    if (cache) {
+      const { duplicates, damaged } = cache.stats();
+      await keepEmbeddingCacheInBounds(this.cacheRoot, { maxBytes: this.cacheMaxBytes, ...(duplicates > 0 || damaged > 0 ? { compactFile: cache.path } : {}) });
     }
   }
 }

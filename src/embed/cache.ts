@@ -1,9 +1,10 @@
-import { open, mkdir, rename, link, unlink, stat, type FileHandle } from 'node:fs/promises';
+import { open, mkdir, rename, link, unlink, stat, readFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import { crc32 } from 'node:zlib';
 import type { PreprocessSpec } from '../preprocess/spec.js';
 import { EDGETL_VERSION } from '../version.js';
+import { writeFileAtomic } from '../util/atomic-write.js';
 
 /**
  * A persistent embedding cache: one append-only file per (backbone fingerprint, preprocessing spec).
@@ -17,6 +18,11 @@ import { EDGETL_VERSION } from '../version.js';
  * or another process, written with O_APPEND in one write each) are still found. Opening reads the file once in large
  * chunks to build a key -> offset index; lookups then read one record. Thousands of entries cost one sequential
  * read at open and one small read per hit.
+ *
+ * Beside each file, `<file>.used` logs when entries were last used (u32 magic "EDTU", 32-byte key, f64 ms since the
+ * epoch, appended once per session at close): the least-recently-used order the size bound evicts in
+ * (src/embed/cache-maintenance.ts). Two processes that embed the same new image both append it; `compact` rewrites a
+ * file with one intact record per key.
  */
 
 const FILE_MAGIC = 'EDTLEMB1';
@@ -25,6 +31,13 @@ const HEADER_BYTES = 64;
 const RECORD_MAGIC = 0x52544445; // "EDTR" read as little-endian u32
 const KEY_BYTES = 32;
 const SCAN_CHUNK_BYTES = 8 << 20;
+const USAGE_MAGIC = 0x55544445; // "EDTU"
+/** Bytes of one usage-log record. */
+export const USAGE_RECORD_BYTES = 4 + KEY_BYTES + 8;
+/** Bytes of a cache file's header. */
+export const CACHE_HEADER_BYTES = HEADER_BYTES;
+/** Suffix of the usage log beside a cache file. */
+export const USAGE_LOG_SUFFIX = '.used';
 /**
  * Bumped when the image -> tensor path changes in a way the spec does not capture (a decoder change, a bug fix),
  * so stale embeddings are never served.
@@ -110,11 +123,14 @@ export class EmbeddingCache {
   private readonly counters = { loaded: 0, damaged: 0, duplicates: 0, hits: 0, misses: 0 };
   private compacted = false;
   private firstWriteProblem: string | undefined;
+  /** Keys read or written since open: their use time goes to the usage log at close. */
+  private readonly used = new Set<string>();
 
   private constructor(
     path: string,
     dim: number,
     private handle: FileHandle,
+    private readonly specHash: Buffer,
   ) {
     this.path = path;
     this.dim = dim;
@@ -137,7 +153,7 @@ export class EmbeddingCache {
       await EmbeddingCache.createIfAbsent(path, options.dim, specHash);
       handle = await open(path, 'a+');
     }
-    const cache = new EmbeddingCache(path, options.dim, handle);
+    const cache = new EmbeddingCache(path, options.dim, handle, specHash);
     await cache.load();
     await cache.compactIfNeeded(options.maxBytes ?? DEFAULT_CACHE_MAX_BYTES, specHash);
     return cache;
@@ -187,6 +203,26 @@ export class EmbeddingCache {
     for (const [key, offset] of nextIndex) this.index.set(key, offset);
     this.counters.loaded = this.index.size;
     this.compacted = true;
+  }
+
+  /** Open an existing cache file by path (maintenance: listing, compaction, eviction); its header gives the dim. */
+  static async openFile(path: string): Promise<EmbeddingCache> {
+    const handle = await open(path, 'a+');
+    try {
+      const header = Buffer.alloc(HEADER_BYTES);
+      const { bytesRead } = await handle.read(header, 0, HEADER_BYTES, 0);
+      const dim = header.readUInt32LE(12);
+      const specHash = Buffer.from(header.subarray(16, 48));
+      if (bytesRead !== HEADER_BYTES || !(dim > 0) || !header.equals(EmbeddingCache.header(dim, specHash))) {
+        throw new Error(`${path} is not an edgetl embedding cache file (bad header)`);
+      }
+      const cache = new EmbeddingCache(path, dim, handle, specHash);
+      await cache.load();
+      return cache;
+    } catch (error) {
+      await handle.close().catch(() => undefined);
+      throw error;
+    }
   }
 
   private static header(dim: number, specHash: Buffer): Buffer {
@@ -274,6 +310,7 @@ export class EmbeddingCache {
     const fresh = this.added.get(key);
     if (fresh) {
       this.counters.hits++;
+      this.used.add(key);
       return fresh.slice();
     }
     const offset = this.index.get(key);
@@ -289,6 +326,7 @@ export class EmbeddingCache {
       return undefined;
     }
     this.counters.hits++;
+    this.used.add(key);
     const out = new Float32Array(this.dim);
     for (let i = 0; i < this.dim; i++) out[i] = bytes.readFloatLE(i * 4);
     return out;
@@ -299,15 +337,20 @@ export class EmbeddingCache {
     if (this.closed) throw new Error(`embedding cache ${this.path} is closed`);
     if (embedding.length !== this.dim) throw new Error(`embedding cache ${this.path} holds ${this.dim}-d vectors, got ${embedding.length}`);
     if (!/^[0-9a-f]{64}$/.test(key)) throw new Error(`embedding cache key must be a hex sha256, got "${key}"`);
+    this.used.add(key);
     if (this.has(key)) return;
     const copy = embedding.slice();
     this.added.set(key, copy);
+    this.pendingRecords.push(this.record(key, copy));
+  }
+
+  private record(key: string, embedding: Float32Array): Buffer {
     const record = Buffer.alloc(this.recordBytes);
     record.writeUInt32LE(RECORD_MAGIC, 0);
     Buffer.from(key, 'hex').copy(record, 4);
-    for (let i = 0; i < this.dim; i++) record.writeFloatLE(copy[i]!, 4 + KEY_BYTES + i * 4);
+    for (let i = 0; i < this.dim; i++) record.writeFloatLE(embedding[i]!, 4 + KEY_BYTES + i * 4);
     record.writeUInt32LE(crc32(record.subarray(4, this.recordBytes - 4)), this.recordBytes - 4);
-    this.pendingRecords.push(record);
+    return record;
   }
 
   /** Append everything put so far. Errors are kept and rethrown here (a cache write failure never loses results). */
@@ -347,13 +390,140 @@ export class EmbeddingCache {
     return this.firstWriteProblem;
   }
 
+  /** Bytes one record takes in the file. */
+  get bytesPerEntry(): number {
+    return this.recordBytes;
+  }
+
+  /** Every key in the cache (one per key, whatever the duplicates in the file). */
+  keys(): string[] {
+    return [...new Set([...this.index.keys(), ...this.added.keys()])];
+  }
+
+  /** Last use (ms since the epoch) of each key the usage log knows; keys it does not know are absent. */
+  async lastUsed(): Promise<Map<string, number>> {
+    return readUsageLog(this.path + USAGE_LOG_SUFFIX);
+  }
+
+  /**
+   * Rewrite the file with one intact record per key, leaving out `drop`, and the usage log to match: write a
+   * temporary sibling, fsync, rename over the file (a crash leaves the old file or the new one). Records another
+   * process appends to the old file meanwhile are lost, which a cache can afford.
+   */
+  async compact(drop: ReadonlySet<string> = new Set()): Promise<{ kept: number; dropped: number; bytesBefore: number; bytesAfter: number }> {
+    if (this.closed) throw new Error(`embedding cache ${this.path} is closed`);
+    await this.flush();
+    const bytesBefore = (await this.handle.stat()).size;
+    const used = await this.lastUsed();
+    const kept = [...this.index.entries()].filter(([key]) => !drop.has(key));
+    const dropped = this.index.size - kept.length;
+    const temporary = `${this.path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+    const out = await open(temporary, 'w');
+    const newIndex = new Map<string, number>();
+    let position = HEADER_BYTES;
+    try {
+      await out.write(EmbeddingCache.header(this.dim, this.specHash));
+      const chunk: Buffer[] = [];
+      let chunkBytes = 0;
+      // Records indexed at open, then those this instance added since (in memory, and flushed above).
+      const sources: [string, number | Float32Array][] = [...kept, ...[...this.added.entries()].filter(([key]) => !drop.has(key) && !this.index.has(key))];
+      for (const [key, source] of sources) {
+        let record: Buffer;
+        if (typeof source === 'number') {
+          record = Buffer.alloc(this.recordBytes);
+          const { bytesRead } = await this.handle.read(record, 0, this.recordBytes, source - 4 - KEY_BYTES);
+          if (bytesRead !== this.recordBytes) continue;
+        } else {
+          record = this.record(key, source);
+        }
+        newIndex.set(key, position + 4 + KEY_BYTES);
+        position += this.recordBytes;
+        chunk.push(record);
+        chunkBytes += record.length;
+        if (chunkBytes >= SCAN_CHUNK_BYTES) {
+          await out.write(Buffer.concat(chunk));
+          chunk.length = 0;
+          chunkBytes = 0;
+        }
+      }
+      if (chunk.length > 0) await out.write(Buffer.concat(chunk));
+      await out.sync();
+      await out.close();
+      await writeUsageLog(this.path + USAGE_LOG_SUFFIX, [...newIndex.keys()].filter((k) => used.has(k)).map((k) => [k, used.get(k)!]));
+      await rename(temporary, this.path);
+    } catch (error) {
+      await out.close().catch(() => undefined);
+      await unlink(temporary).catch(() => undefined);
+      throw error;
+    }
+    await this.handle.close();
+    this.handle = await open(this.path, 'a+');
+    this.index.clear();
+    for (const [key, offset] of newIndex) this.index.set(key, offset);
+    for (const key of drop) this.added.delete(key);
+    this.counters.duplicates = 0;
+    this.counters.damaged = 0;
+    return { kept: newIndex.size, dropped: dropped, bytesBefore, bytesAfter: position };
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     try {
       await this.flush();
+      await this.logUse();
     } finally {
       this.closed = true;
       await this.handle.close();
     }
   }
+
+  /** Append this session's use times to the usage log (best effort: a cache that cannot log still works). */
+  private async logUse(): Promise<void> {
+    if (this.used.size === 0) return;
+    const now = Date.now();
+    const records = usageRecords([...this.used].map((key) => [key, now]));
+    this.used.clear();
+    const logPath = this.path + USAGE_LOG_SUFFIX;
+    const log = await open(logPath, 'a').catch(() => undefined);
+    if (!log) return;
+    try {
+      await log.write(records);
+      // Every session appends its keys: past a few records per key, fold the log to the latest use of each.
+      const { size } = await log.stat();
+      if (size > 4 * this.keys().length * USAGE_RECORD_BYTES + 65536) await writeUsageLog(logPath, [...(await readUsageLog(logPath))]);
+    } catch {
+      // the order of eviction gets coarser; nothing is lost
+    } finally {
+      await log.close();
+    }
+  }
+}
+
+/** Last use per key from a usage log (latest wins); torn or foreign records are skipped. */
+export async function readUsageLog(path: string): Promise<Map<string, number>> {
+  const used = new Map<string, number>();
+  const bytes = await readFile(path).catch(() => undefined);
+  if (!bytes) return used;
+  for (let offset = 0; offset + USAGE_RECORD_BYTES <= bytes.length; offset += USAGE_RECORD_BYTES) {
+    if (bytes.readUInt32LE(offset) !== USAGE_MAGIC) continue;
+    const key = bytes.subarray(offset + 4, offset + 4 + KEY_BYTES).toString('hex');
+    const when = bytes.readDoubleLE(offset + 4 + KEY_BYTES);
+    if (Number.isFinite(when) && when > (used.get(key) ?? -Infinity)) used.set(key, when);
+  }
+  return used;
+}
+
+function usageRecords(entries: [string, number][]): Buffer {
+  const records = Buffer.alloc(entries.length * USAGE_RECORD_BYTES);
+  entries.forEach(([key, when], i) => {
+    const offset = i * USAGE_RECORD_BYTES;
+    records.writeUInt32LE(USAGE_MAGIC, offset);
+    Buffer.from(key, 'hex').copy(records, offset + 4);
+    records.writeDoubleLE(when, offset + 4 + KEY_BYTES);
+  });
+  return records;
+}
+
+async function writeUsageLog(path: string, entries: [string, number][]): Promise<void> {
+  await writeFileAtomic(path, usageRecords(entries));
 }

@@ -6,7 +6,7 @@
 import type { PreprocessSpec } from '../preprocess/spec.js';
 import { EdgetlError } from '../util/errors.js';
 import { decodeBase64, encodeBase64 } from './base64.js';
-import { fromFloat16Bits, toFloat16Bits } from './float16.js';
+import { type WeightDType, decodeTensor, encodeTensor, encodedByteLength, isWeightDType } from './tensor-encoding.js';
 import { sha256Hex } from './sha256.js';
 import { checkHeadTextSize, checkLabelCount, checkMetadataDepth, checkReservedLabel } from './head-limits.js';
 
@@ -14,7 +14,7 @@ export const HEAD_FORMAT = 'edgetl-head';
 export const HEAD_FORMAT_VERSION = 1;
 
 export type HeadType = 'linear' | 'mlp' | 'prototype';
-export type WeightDType = 'float16' | 'float32';
+export type { WeightDType } from './tensor-encoding.js';
 
 export interface HeadBackboneRef {
   id: string;
@@ -65,7 +65,10 @@ export interface HeadFileContent {
 }
 
 export interface SerializeOptions {
-  /** Storage type of weight matrices (default float16). Biases and normalization vectors are always float32. */
+  /**
+   * Storage type of weight matrices (default float16; int8 keeps per-row float32 scales, see tensor-encoding.ts).
+   * Biases and normalization vectors are always float32.
+   */
   dtype?: WeightDType;
 }
 
@@ -130,26 +133,11 @@ export function serializeHeadFile(content: HeadFileContent, options: SerializeOp
     const tensor = byName.get(name)!;
     const tensorType = alwaysFloat32(name) ? 'float32' : dtype;
     entries.push({ name, dtype: tensorType, shape: tensor.shape, offset: byteLength });
-    byteLength += tensor.data.length * (tensorType === 'float16' ? 2 : 4);
+    byteLength += encodedByteLength(tensorType, tensor.shape);
   }
   const bytes = new Uint8Array(byteLength);
   const view = new DataView(bytes.buffer);
-  for (const entry of entries) {
-    const data = byName.get(entry.name)!.data;
-    for (let i = 0; i < data.length; i++) {
-      const value = data[i];
-      if (!Number.isFinite(value)) throw new EdgetlError('head-invalid', `cannot write head: tensor "${entry.name}" holds a non-finite value (${value}) at index ${i}`);
-      if (entry.dtype === 'float16') {
-        const bits = toFloat16Bits(value);
-        if ((bits & 0x7c00) === 0x7c00) {
-          throw new EdgetlError('head-invalid', `cannot write head: tensor "${entry.name}" value ${value} at index ${i} is beyond the float16 range; write with dtype float32`);
-        }
-        view.setUint16(entry.offset + i * 2, bits, true);
-      } else {
-        view.setFloat32(entry.offset + i * 4, value, true);
-      }
-    }
-  }
+  for (const entry of entries) encodeTensor(view, entry.offset, entry.dtype, entry.name, entry.shape, byName.get(entry.name)!.data);
   const document = {
     format: HEAD_FORMAT,
     version: HEAD_FORMAT_VERSION,
@@ -369,7 +357,7 @@ function parseWeights(value: unknown, content: Parameters<typeof expectedTensorS
     }
     if (result.some((t) => t.name === name)) fail('head-shape', `${field}.name`, `repeats the tensor "${name}"`, file);
     const dtype = entry.dtype;
-    if (dtype !== 'float16' && dtype !== 'float32') fail('head-invalid', `${field}.dtype`, `must be "float16" or "float32", got ${describe(dtype)}`, file);
+    if (!isWeightDType(dtype)) fail('head-invalid', `${field}.dtype`, `must be "float16", "float32" or "int8", got ${describe(dtype)}`, file);
     if (!Array.isArray(entry.shape)) fail('head-shape', `${field}.shape`, `must be an array, got ${describe(entry.shape)}`, file);
     const actual = entry.shape.map((d, i) => requireCount(d, `${field}.shape[${i}]`, file, 1));
     if (actual.join('x') !== shape.join('x')) {
@@ -378,21 +366,17 @@ function parseWeights(value: unknown, content: Parameters<typeof expectedTensorS
     }
     const offset = requireCount(entry.offset, `${field}.offset`, file, 0);
     if (offset !== nextOffset) fail('head-shape', `${field}.offset`, `is ${offset}, expected ${nextOffset} (tensors are packed in order)`, file);
-    const size = shape.reduce((a, b) => a * b, 1);
-    const width = dtype === 'float16' ? 2 : 4;
-    if (offset + size * width > bytes.length) fail('head-shape', `${field}`, `"${name}" needs bytes ${offset}..${offset + size * width} but the data has ${bytes.length}`, file);
-    const data = new Float32Array(size);
-    for (let i = 0; i < size; i++) {
-      const v = dtype === 'float16' ? fromFloat16Bits(view.getUint16(offset + i * 2, true)) : view.getFloat32(offset + i * 4, true);
-      if (!Number.isFinite(v)) fail('head-nonfinite', `weights.tensors[${index}] ("${name}")`, `holds a non-finite value (${v}) at index ${i}`, file);
-      data[i] = v;
-    }
+    const length = encodedByteLength(dtype, shape);
+    if (offset + length > bytes.length) fail('head-shape', `${field}`, `"${name}" needs bytes ${offset}..${offset + length} but the data has ${bytes.length}`, file);
+    const decoded = decodeTensor(view, offset, dtype, shape);
+    if ('bad' in decoded) fail('head-nonfinite', `weights.tensors[${index}] ("${name}")`, `holds a non-finite value (${decoded.value}) at index ${decoded.bad}${dtype === 'int8' ? ' (a row scale)' : ''}`, file);
+    const data = decoded.data;
     if (name === 'normalization.std') {
       const bad = data.findIndex((v) => !(v > 0));
       if (bad >= 0) fail('head-invalid', `weights.tensors[${index}] ("${name}")`, `must be positive everywhere, got ${data[bad]} at index ${bad}`, file);
     }
     result.push({ name, shape, data });
-    nextOffset = offset + size * width;
+    nextOffset = offset + length;
   });
   for (const name of expected.keys()) {
     if (!result.some((t) => t.name === name)) fail('head-shape', 'weights.tensors', `lacks the tensor "${name}"`, file);

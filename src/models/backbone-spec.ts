@@ -10,7 +10,7 @@ import type { CatalogEntry } from './catalog-types.js';
  * input dims), a sidecar JSON beside the model, and command-line flags.
  *
  * Sidecar: `<name>.edgetl.json` beside `<name>.onnx` (or `<name>.onnx.edgetl.json`):
- *   { "preprocess": { ...any PreprocessSpec fields }, "embedding": { "tensor": "name", "dim": 512 } }
+ *   { "preprocess": { ...any PreprocessSpec fields }, "embedding": { "tensor": "name", "dim": 512 }, "labels": [...] }
  */
 
 export type SpecSource = 'catalog' | 'sidecar' | 'flags' | 'default';
@@ -79,9 +79,13 @@ export function parseSidecar(value: unknown, file: string): Sidecar {
   };
   if (!isPlainObject(value)) return fail('', `must be a JSON object like {"preprocess": {...}, "embedding": {...}}, got ${kindOf(value)}`);
   for (const key of Object.keys(value)) {
-    if (!['preprocess', 'embedding', 'description', '$schema'].includes(key)) {
-      fail(key, `is not a sidecar field (known: preprocess, embedding, description)`);
+    if (!['preprocess', 'embedding', 'description', 'labels', '$schema'].includes(key)) {
+      fail(key, `is not a sidecar field (known: preprocess, embedding, description, labels)`);
     }
+  }
+  // `labels` names the classes of a model that ends in class scores (an `edgetl export` file); edgetl only checks it.
+  if (value.labels !== undefined && (!Array.isArray(value.labels) || !value.labels.every((l) => typeof l === 'string'))) {
+    fail('labels', `must be an array of class names, got ${kindOf(value.labels)}`);
   }
   const sidecar: Sidecar = { file, preprocess: {} };
   if (value.preprocess !== undefined) {

@@ -1,4 +1,4 @@
-import { readFile, stat } from 'node:fs/promises';
+import { readFile, stat, utimes } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { EdgetlError, describeError } from '../util/errors.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
@@ -78,6 +78,9 @@ export async function prepareFeatureExtractor(sourcePath: string, options: Prepa
 
   const cached = await readRecord(recordPath, path, fingerprint);
   if (cached) {
+    // The record's time is the extractor's last use, which `edgetl cache clear --older-than` goes by.
+    const now = new Date();
+    await utimes(recordPath, now, now).catch(() => undefined);
     return { path, fingerprint, sha256: cached.sha256, sourceSha256, facts: cached.facts, dim: cached.dim, reused: true };
   }
 

@@ -37,6 +37,12 @@ export interface FeatureExtractor {
  * Runtime-neutral: works on the decoded model, never modifies it, returns new bytes.
  */
 export function buildFeatureExtractor(model: IModelProto, embedding: EmbeddingLocation): FeatureExtractor {
+  const { model: extractor, description } = featureExtractorModel(model, embedding);
+  return { bytes: encodeOnnxModel(extractor), outputName: EMBEDDING_OUTPUT, dim: embedding.dim, description };
+}
+
+/** The surgery of buildFeatureExtractor as a model message, for callers that add to the graph (merged export). */
+export function featureExtractorModel(model: IModelProto, embedding: EmbeddingLocation): { model: IModelProto; description: string } {
   const graph = model.graph;
   if (!graph) throw new EdgetlError('onnx-parse', 'model has no graph');
   // The extractor is a new message: check here that the source lost nothing when it was parsed.
@@ -147,7 +153,7 @@ export function buildFeatureExtractor(model: IModelProto, embedding: EmbeddingLo
     metadataProps,
     functions: model.functions ?? [],
   });
-  return { bytes: encodeOnnxModel(extractor), outputName: EMBEDDING_OUTPUT, dim: embedding.dim, description };
+  return { model: extractor, description };
 }
 
 /** A stable, human-readable account of the surgery (part of the extractor fingerprint). */
@@ -179,7 +185,8 @@ function renameNode(node: INodeProto, renames: Map<string, string>): INodeProto 
   });
 }
 
-class UniqueNames {
+/** Tensor and node names not yet used in a graph, for nodes added to it. */
+export class UniqueNames {
   private readonly taken = new Set<string>();
   constructor(graph: IGraphProto) {
     for (const n of graph.node ?? []) {

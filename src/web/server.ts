@@ -74,6 +74,11 @@ export interface KioskServerOptions {
   port?: number;
   /** edgetl-head v1 JSON text the page loads at start (from `--head`). */
   headJson?: string;
+  /**
+   * Several heads on the one backbone pass (`--head a.json --head b.json`): the page trains and shows the first,
+   * and also shows what each other head predicts from the same embedding. Overrides `headJson` when given.
+   */
+  heads?: { name: string; json: string }[];
   /** Folder with the built browser bundles (dist/web); found beside the running code when omitted. */
   webRoot?: string;
   /** onnxruntime-web's dist folder; resolved from node_modules when omitted. */
@@ -213,6 +218,7 @@ export async function startKioskServer(options: KioskServerOptions): Promise<Kio
   const host = options.host ?? '127.0.0.1';
   const backbone = options.backbone;
   const modelPath = `/models/${encodeURIComponent(backbone.id)}.features.onnx`;
+  const heads = options.heads ?? (options.headJson === undefined ? [] : [{ name: 'head', json: options.headJson }]);
   const config = {
     version: EDGETL_VERSION,
     backbone: {
@@ -225,7 +231,8 @@ export async function startKioskServer(options: KioskServerOptions): Promise<Kio
       fixedBatch: backbone.fixedBatch,
       description: backbone.description,
     },
-    headUrl: options.headJson === undefined ? undefined : '/api/head',
+    headUrl: heads.length === 0 ? undefined : '/api/head',
+    heads: heads.map((h, i) => ({ name: h.name, url: `/api/heads/${i}` })),
     ortUrl: '/ort/',
   };
   const configJson = JSON.stringify(config);
@@ -297,8 +304,14 @@ export async function startKioskServer(options: KioskServerOptions): Promise<Kio
     if (path === '/' || path === '/index.html') return sendFile(res, join(webRoot, 'app', 'index.html'), path, 'no-cache');
     if (path === '/api/config') return send(res, 200, CONTENT_TYPES['.json'], configJson, { 'Cache-Control': 'no-store' });
     if (path === '/api/head') {
-      if (options.headJson === undefined) return notFound(res, path);
-      return send(res, 200, CONTENT_TYPES['.json'], options.headJson, { 'Cache-Control': 'no-store' });
+      if (heads.length === 0) return notFound(res, path);
+      return send(res, 200, CONTENT_TYPES['.json'], heads[0].json, { 'Cache-Control': 'no-store' });
+    }
+    const servedHead = /^\/api\/heads\/(\d+)$/.exec(path);
+    if (servedHead) {
+      const head = heads[Number(servedHead[1])];
+      if (!head) return notFound(res, path);
+      return send(res, 200, CONTENT_TYPES['.json'], head.json, { 'Cache-Control': 'no-store' });
     }
     if (path === modelPath) return send(res, 200, CONTENT_TYPES['.onnx'], backbone.model, { 'Cache-Control': 'no-cache' });
     if (bench && benchPlan) {

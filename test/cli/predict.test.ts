@@ -48,3 +48,42 @@ t.test('with a rejection threshold, an off-distribution image is "unknown"', asy
   const mismatch = await run(predictCommand, [purple, '--head', head, '--backbone', ws.otherModel, '--ep', 'cpu']);
   t.match(mismatch.error?.message, /head was trained on backbone tiny .* but tiny-other .* was given/);
 });
+
+t.test('two --head files: one embedding pass, each head gives exactly its single-head result, in --head order', async (t) => {
+  const ws = await workspace(t, 'cli-predict-heads');
+  const train = await colourFolder(ws.root, 'train', { red: 8, green: 8, blue: 8 }, 3);
+  const linear = join(ws.root, 'linear.json');
+  const prototype = join(ws.root, 'prototype.json');
+  await run(trainCommand, [train, '--backbone', ws.model, '--ep', 'cpu', '--out', linear, '--json']);
+  await run(trainCommand, [train, '--backbone', ws.model, '--ep', 'cpu', '--out', prototype, '--head', 'prototype', '--json']);
+  const images = await colourFolder(ws.root, 'new', { red: 2, green: 2, blue: 2 }, 8);
+  const common = ['--backbone', ws.model, '--ep', 'cpu', '--top-k', '2', '--json'];
+  const single = async (head: string) => (await run(predictCommand, [images, '--head', head, ...common])).stdout.trim().split('\n').map((l) => JSON.parse(l));
+  const alone = { linear: await single(linear), prototype: await single(prototype) };
+  const both = await run(predictCommand, [images, '--head', prototype, '--head', linear, ...common]);
+  t.equal(both.error, undefined, both.error?.message ?? '');
+  const lines = both.stdout.trim().split('\n').map((l) => JSON.parse(l));
+  t.equal(lines.length, 6);
+  lines.forEach((line, i) => {
+    t.equal(line.path, alone.linear[i].path);
+    t.same(line.heads.map((h: { head: string }) => h.head), [prototype, linear], 'heads in --head order, named as given');
+    for (const [h, name] of [[0, 'prototype'], [1, 'linear']] as const) {
+      const { path: _path, ...expected } = alone[name][i];
+      const fields = Object.fromEntries(Object.keys(expected).map((k) => [k, line.heads[h][k]]));
+      t.same(fields, expected, `${name} head: every field of its own run, with the same values`);
+    }
+  });
+  const readable = await run(predictCommand, [join(images, 'red', '0.png'), '--head', prototype, '--head', linear, '--backbone', ws.model, '--ep', 'cpu']);
+  t.match(readable.stdout, /0\.png\s+.*prototype\.json: red \d+\.\d%\s+.*linear\.json: red \d+\.\d%/);
+});
+
+t.test('heads trained on different backbones are refused before any image is embedded', async (t) => {
+  const ws = await workspace(t, 'cli-predict-heads-mismatch');
+  const train = await colourFolder(ws.root, 'train', { red: 6, blue: 6 }, 4);
+  const a = join(ws.root, 'a.json');
+  const b = join(ws.root, 'b.json');
+  await run(trainCommand, [train, '--backbone', ws.model, '--ep', 'cpu', '--out', a, '--json']);
+  await run(trainCommand, [train, '--backbone', ws.otherModel, '--ep', 'cpu', '--out', b, '--json']);
+  const result = await run(predictCommand, [join(train, 'red', '0.png'), '--head', a, '--head', b, '--ep', 'cpu', '--backbone', ws.model]);
+  t.match(result.error?.message, /a\.json and .*b\.json need different backbone passes \(backbone tiny .* vs tiny-other .*\)/);
+});

@@ -193,3 +193,11 @@ t.test('a model declaring a huge input is refused when the spec is derived, nami
   t.match(thrown(() => backboneSpecFor({ path: model() }, { width: 8000, height: 8000 }, { inputDims: ['N', 3, 'H', 'W'] })), { code: 'model-input-too-large', message: /8000x8000/ }, 'a size given by flags too');
   t.ok(backboneSpecFor({ path: model() }, {}, { inputDims: [1, 3, 1024, 1024] }), '1024x1024 is fine');
 });
+
+t.test('a sidecar may list labels (an edgetl export file); they must be class names', async (t) => {
+  const spec = backboneSpecFor({ path: model({ preprocess: { width: 224, height: 224 }, labels: ['ants', 'bees'] }) });
+  t.equal(spec.source, 'sidecar');
+  const error = thrown(() => backboneSpecFor({ path: model({ labels: 'ants,bees' }) }));
+  t.equal(error.code, 'sidecar-invalid');
+  t.match(error.message, /field "labels" must be an array of class names, got the string "ants,bees"/);
+});

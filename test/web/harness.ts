@@ -19,10 +19,13 @@ export function buildWebBundles(): void {
   built = true;
 }
 
-export async function startServer(backboneIdOrPath: string, options: { headJson?: string; backbone?: ServedBackbone } = {}): Promise<{ server: KioskServer; backbone: ServedBackbone }> {
+export async function startServer(
+  backboneIdOrPath: string,
+  options: { headJson?: string; heads?: { name: string; json: string }[]; backbone?: ServedBackbone } = {},
+): Promise<{ server: KioskServer; backbone: ServedBackbone }> {
   buildWebBundles();
   const backbone = options.backbone ?? (await prepareServedBackbone(backboneIdOrPath, { download: false }));
-  const server = await startKioskServer({ backbone, port: 0, host: '127.0.0.1', headJson: options.headJson, webRoot: join(repoRoot, 'dist', 'web') });
+  const server = await startKioskServer({ backbone, port: 0, host: '127.0.0.1', headJson: options.headJson, heads: options.heads, webRoot: join(repoRoot, 'dist', 'web') });
   return { server, backbone };
 }
 

@@ -174,6 +174,27 @@ t.test('kiosk app errors a user can act on', { skip: browserSkip }, async (t) =>
   t.equal(await page.textContent('#model-status'), 'Model failed to load');
 });
 
+t.test('kiosk app with several served heads shows each other head beside the main prediction', { skip: photosSkip }, async (t) => {
+  const backbone = await prepareServedBackbone(pageBackbone!, { download: false });
+  const ref = { id: backbone.id, sha256: backbone.sha256, embeddingDim: backbone.embeddingDim, preprocess: backbone.preprocess };
+  const rows = [new Float32Array(backbone.embeddingDim).fill(1), new Float32Array(backbone.embeddingDim).fill(-1)];
+  const main = await trainHead(rows, ['bright', 'dark'], { type: 'prototype', backbone: ref });
+  const other = await trainHead(rows, ['yes', 'no'], { type: 'prototype', backbone: ref });
+  const { server } = await startServer(pageBackbone!, { backbone, heads: [{ name: 'main.json', json: main.serialize() }, { name: 'other.json', json: other.serialize() }] });
+  const browser = await launchChromium('wasm');
+  t.teardown(async () => {
+    await browser.close();
+    await server.close();
+  });
+  const page = browser.page;
+  await page.goto(`${server.url}?ep=wasm`);
+  await page.waitForSelector('body[data-head="ready"]', { timeout: 90_000 });
+  const result = await classify(page, files('val', 'bees', 0, 1)[0]);
+  t.match(result.label ?? '', /^(bright|dark)$/, 'the first head is the main prediction');
+  await page.waitForSelector('#other-heads li[data-head="other.json"]');
+  t.match(await page.textContent('#other-heads li[data-head="other.json"]'), /^other\.json: (yes|no) \d+%$/, 'the other head predicts from the same embedding');
+});
+
 t.test('camera: permission refused, then granted: capture examples and live predictions', { skip: browserSkip }, async (t) => {
   const { server } = await startServer(pageBackbone!);
   const browser = await launchChromium('wasm', { fakeCamera: true });

@@ -93,6 +93,34 @@ t.test('edgetl serve refuses a head for another backbone before it starts', asyn
   await t.rejects(serveCommand.run(['--port', 'eighty']), { code: 'usage' }, 'a bad port is a usage error');
 });
 
+t.test('edgetl serve with several heads offers each one; heads needing different backbone passes are refused', async (t) => {
+  const webRoot = await mkdtemp(join(tmpdir(), 'edgetl-webroot-'));
+  await mkdir(join(webRoot, 'app'));
+  await writeFile(join(webRoot, 'app', 'index.html'), '<!doctype html><title>kiosk</title>');
+  t.teardown(() => rm(webRoot, { recursive: true, force: true }));
+  const backbone = await prepareServedBackbone(small.path, { download: false });
+  const ref = { id: backbone.id, sha256: backbone.sha256, embeddingDim: backbone.embeddingDim, preprocess: backbone.preprocess };
+  const rows = [new Float32Array(backbone.embeddingDim).fill(1), new Float32Array(backbone.embeddingDim).fill(-1)];
+  const first = await trainHead(rows, ['a', 'b'], { type: 'prototype', backbone: ref });
+  const second = await trainHead(rows, ['up', 'down'], { type: 'prototype', backbone: ref });
+  const server = await startKioskServer({ backbone, port: 0, webRoot, heads: [{ name: 'first.json', json: first.serialize() }, { name: 'second.json', json: second.serialize() }] });
+  t.teardown(() => server.close());
+  const config = (await (await get(server, '/api/config')).json()) as { headUrl?: string; heads: { name: string; url: string }[] };
+  t.equal(config.headUrl, '/api/head', 'the first head stays where a one-head page looks for it');
+  t.same(config.heads.map((h) => h.name), ['first.json', 'second.json']);
+  t.same(JSON.parse(await (await get(server, config.heads[1].url)).text()).labels, ['down', 'up']);
+  t.same(JSON.parse(await (await get(server, '/api/head')).text()).labels, ['a', 'b']);
+  t.equal((await get(server, '/api/heads/2')).status, 404);
+
+  const dir = await mkdtemp(join(tmpdir(), 'edgetl-serve-heads-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const a = join(dir, 'a.json');
+  const b = join(dir, 'b.json');
+  await writeFile(a, first.serialize());
+  await writeFile(b, (await trainHead(rows, ['x', 'y'], { type: 'prototype', backbone: { ...ref, preprocess: { ...backbone.preprocess, resizeTo: 300 } } })).serialize());
+  await t.rejects(serveCommand.run(['--backbone', small.path, '--head', a, '--head', b, '--port', '0']), { message: /a\.json and .*b\.json need different backbone passes/ });
+});
+
 t.test('a port already taken by another program gets a clear error', async (t) => {
   const blocker = createServer();
   await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));

@@ -24,6 +24,8 @@ interface ServerConfig {
   };
   /** URL of a head the operator passed with `--head`, if any. */
   headUrl?: string;
+  /** Every head passed with `--head` (the first is `headUrl`); the others predict beside it from the same embedding. */
+  heads?: { name: string; url: string }[];
   ortUrl: string;
 }
 
@@ -73,6 +75,7 @@ const ui = {
   testFile: byId<HTMLInputElement>('test-file'),
   predictionLabel: byId<HTMLParagraphElement>('prediction-label'),
   predictionBars: byId<HTMLUListElement>('prediction-bars'),
+  otherHeads: byId<HTMLUListElement>('other-heads'),
   deviceFacts: byId<HTMLDListElement>('device-facts'),
   template: byId<HTMLTemplateElement>('class-template'),
 };
@@ -84,6 +87,9 @@ const state = {
   classes: [] as ClassExamples[],
   nextClassId: 0,
   head: undefined as WebHead | undefined,
+  /** The served heads after the first: shown beside the main prediction, computed from the same embedding. */
+  otherHeads: [] as { name: string; head: WebHead }[],
+  otherPredictions: [] as { name: string; prediction: WebPrediction }[],
   store: undefined as EdgetlStore | undefined,
   stream: undefined as MediaStream | undefined,
   live: false,
@@ -417,6 +423,7 @@ async function predictFrom(source: HTMLVideoElement | HTMLImageElement | Blob): 
     const t1 = performance.now();
     const prediction = head.predict(embedding);
     const t2 = performance.now();
+    state.otherPredictions = state.otherHeads.map((other) => ({ name: other.name, prediction: other.head.predict(embedding) }));
     recordEmbed(backbone, t1 - t0);
     recordLatency(state.headMs, t2 - t1);
     return prediction;
@@ -429,8 +436,18 @@ function renderPrediction(prediction: WebPrediction | undefined): void {
     label.dataset.state = 'idle';
     label.textContent = state.head ? 'Show the camera something, or classify a photo.' : 'Train or import a head first.';
     ui.predictionBars.replaceChildren();
+    ui.otherHeads.replaceChildren();
     return;
   }
+  ui.otherHeads.replaceChildren(
+    ...state.otherPredictions.map(({ name, prediction: other }) => {
+      const item = document.createElement('li');
+      item.dataset.head = name;
+      item.dataset.label = other.unknown ? '' : other.label;
+      item.textContent = `${name}: ${other.unknown ? `unknown (closest ${other.scores[0]?.label ?? '?'})` : other.label} ${Math.round(other.score * 100)}%`;
+      return item;
+    }),
+  );
   label.dataset.state = prediction.unknown ? 'unknown' : 'known';
   label.dataset.label = prediction.unknown ? '' : prediction.label;
   label.textContent = prediction.unknown
@@ -630,6 +647,8 @@ async function restore(): Promise<void> {
       if (!response.ok) throw new Error(`HTTP ${response.status}`);
       const head = parseWebHead(await response.text(), served);
       assertHeadFitsBackbone(head, backbone.info, 'the head given to edgetl serve');
+      // The other heads first: the page reports itself ready (data-head) once the main one is in use.
+      await loadOtherHeads(backbone);
       await useHead(head, 'served');
       return;
     } catch (error) {
@@ -645,6 +664,21 @@ async function restore(): Promise<void> {
       setTrainStatus(`Restored the last ${head.type} head (${head.labels.join(', ')}). Train again to replace it.`, 'done');
     } catch {
       // A saved head for another backbone is simply not used; the user can import it where it fits.
+    }
+  }
+}
+
+/** The served heads after the first (`edgetl serve --head a.json --head b.json`). */
+async function loadOtherHeads(backbone: WebBackbone): Promise<void> {
+  for (const served of (state.config?.heads ?? []).slice(1)) {
+    try {
+      const response = await fetch(served.url);
+      if (!response.ok) throw new Error(`HTTP ${response.status}`);
+      const head = parseWebHead(await response.text(), served.name);
+      assertHeadFitsBackbone(head, backbone.info, served.name);
+      state.otherHeads.push({ name: served.name, head });
+    } catch (error) {
+      showError(`${served.name}: ${describeError(error)}`);
     }
   }
 }
