@@ -5,6 +5,9 @@
  * Embed first (edgetl embed <dir> --out <prefix>), e.g. hymenoptera train and val, flowers5 val, ../shared/images:
  *
  *   node --loader ts-node/esm bench/open-set.ts <train-prefix> <val-prefix> <outlier-prefix>... [--rate 0.05] [--json]
+ *        [--only name,name] [--folds 3] [--seed 0]
+ * (or bundle it with esbuild first: esbuild bench/open-set.ts --bundle --platform=node --format=esm
+ *  --packages=external --outfile=dist/bench/open-set.mjs && node dist/bench/open-set.mjs ...)
  *
  * For every method: AUROC of own val photos against each outlier set, and at the threshold that keeps 1 - rate of
  * the training photos' out-of-fold scores (3 folds, as `edgetl train` sets it): the share of own val photos
@@ -28,7 +31,7 @@ import { Random } from '../src/heads/random.js';
 import { buildMemory, columnMean, defaultMemoryRows, knnDistances, openSetSpace, outlierThreshold } from '../src/heads/open-set.js';
 import { createOrtDenseMath } from '../src/execution/dense-math-ort.js';
 
-const { values, positionals } = parseArgs({ allowPositionals: true, options: { rate: { type: 'string', default: '0.05' }, json: { type: 'boolean', default: false }, seed: { type: 'string', default: '0' } } });
+const { values, positionals } = parseArgs({ allowPositionals: true, options: { rate: { type: 'string', default: '0.05' }, json: { type: 'boolean', default: false }, seed: { type: 'string', default: '0' }, only: { type: 'string' }, folds: { type: 'string', default: '3' } } });
 const [trainPrefix, valPrefix, ...outlierPrefixes] = positionals;
 if (!trainPrefix || !valPrefix || outlierPrefixes.length === 0) {
   console.error('usage: open-set.ts <train-prefix> <val-prefix> <outlier-prefix>... [--rate 0.05] [--json]');
@@ -167,7 +170,7 @@ function mahalanobisMethod(name: string, options: { rank: number; shrink: number
       // randomized subspace iteration for the top `rank` eigenvectors of the within-class covariance
       const width = Math.min(options.rank + 10, rows, dim);
       const random = new Random(seed);
-      let q = Float32Array.from({ length: width * dim }, () => random.normal()); // [width, dim]
+      let q: Float32Array = Float32Array.from({ length: width * dim }, () => random.normal()); // [width, dim]
       const orthonormalize = (m: Float32Array) => {
         for (let i = 0; i < width; i++) {
           for (let j = 0; j < i; j++) {
@@ -301,10 +304,10 @@ const methods: Method[] = [
   comboMethod('combo-knn128+maha64', [knnMethod('k', { center: false, memoryRows: 128, k: 1 }), mahalanobisMethod('m', { rank: 64, shrink: 0.1 })]),
 ];
 
-const folds = stratifiedFolds(targets, classes.length, 3, seed);
+const folds = stratifiedFolds(targets, classes.length, Number(values.folds), seed);
 const rows = targets.length;
 const report: Record<string, unknown>[] = [];
-for (const method of methods) {
+for (const method of methods.filter((m) => !values.only || values.only.split(',').includes(m.name))) {
   const outOfFold = new Float32Array(rows);
   for (const fold of folds) {
     const inFold = new Set(fold);

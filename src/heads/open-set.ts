@@ -30,6 +30,9 @@ export interface OpenSetModel {
   memoryWeights: number[];
   /** The score is the distance to the k-th nearest memory row. */
   k: number;
+  /** Per-dimension mean and standard deviation of the raw training embeddings (what `adapt` aligns field data to). */
+  featureMean: Float32Array;
+  featureStd: Float32Array;
   /** Out-of-fold scores of the training rows: what "like the training data" looks like (drift compares to it). */
   reference: OpenSetReference;
 }
@@ -73,6 +76,22 @@ export function columnMean(data: Float32Array, rows: number, dim: number): Float
   const mean = new Float32Array(dim);
   for (let d = 0; d < dim; d++) mean[d] = sum[d] / Math.max(1, rows);
   return mean;
+}
+
+/** Per-dimension mean and standard deviation (float64 sums; constant dimensions get std 1). */
+export function columnStats(data: Float32Array, rows: number, dim: number): { mean: Float32Array; std: Float32Array } {
+  const mean = columnMean(data, rows, dim);
+  const squares = new Float64Array(dim);
+  for (let r = 0; r < rows; r++) {
+    const o = r * dim;
+    for (let d = 0; d < dim; d++) squares[d] += (data[o + d] - mean[d]) ** 2;
+  }
+  const std = new Float32Array(dim);
+  for (let d = 0; d < dim; d++) {
+    const s = Math.sqrt(squares[d] / Math.max(1, rows));
+    std[d] = s > 1e-6 * Math.max(1, Math.abs(mean[d])) ? s : 1;
+  }
+  return { mean, std };
 }
 
 /** Unit-length copy of `rows` raw embeddings: the space the memory lives in. */
@@ -290,7 +309,8 @@ export function fitOpenSet(
   }
   const memory = buildMemory(space, targets, classCount, dim, memoryOptions);
   const reference = summarizeScores(folds.length >= 2 ? outOfFoldScores : knnDistances(space, rows, memory.memory, memory.memoryClasses.length, dim, k));
-  return { model: { method: OPEN_SET_METHOD, k, ...memory, reference }, outOfFoldScores };
+  const stats = columnStats(raw, rows, dim);
+  return { model: { method: OPEN_SET_METHOD, k, ...memory, featureMean: stats.mean, featureStd: stats.std, reference }, outOfFoldScores };
 }
 
 /** A class added to a prototype head: its embeddings join the memory (compressed at the head's rows per photo). */
