@@ -71,7 +71,7 @@ export class Classifier {
   async classifyMany(
     images: readonly ImageSource[],
     options: { topK?: number; strict?: boolean; useCache?: boolean; batchSize?: number; onProgress?: (done: number, total: number) => void } = {},
-  ): Promise<{ predictions: ClassifiedImage[]; skipped: { input: number; path: string; reason: string }[] }> {
+  ): Promise<{ predictions: ClassifiedImage[]; skipped: { input: number; path: string; reason: string }[]; embeddings: { data: Float32Array; rows: number } }> {
     const result = await this.backbone.embedMany(images, {
       strict: options.strict,
       useCache: options.useCache,
@@ -82,6 +82,7 @@ export class Classifier {
     return {
       predictions: predictions.map((p, i) => ({ ...p, input: result.items[i].index })),
       skipped: result.skipped.map((s) => ({ input: s.index, path: s.path, reason: s.reason })),
+      embeddings: { data: result.embeddings, rows: result.items.length },
     };
   }
 

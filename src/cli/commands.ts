@@ -8,6 +8,8 @@ import { trainCommand } from './train.js';
 import { evalCommand } from './eval.js';
 import { predictCommand } from './predict.js';
 import { headCommand } from './head.js';
+import { driftCommand } from './drift.js';
+import { adaptCommand } from './adapt.js';
 
 /** Every CLI verb, in the order `edgetl --help` lists them. Each lives in its own file. */
 export const commands: Command[] = [
@@ -17,6 +19,8 @@ export const commands: Command[] = [
   evalCommand,
   predictCommand,
   headCommand,
+  driftCommand,
+  adaptCommand,
   modelsCommand,
   serveCommand,
   benchCommand,

@@ -4,9 +4,12 @@ import { Classifier } from '../classifier.js';
 import { scanImageFolder } from '../embed/dataset.js';
 import { DEFAULT_BATCH_SIZE } from '../embed/pipeline.js';
 import { EdgetlError } from '../util/errors.js';
+import { driftJson } from './drift.js';
 import { type Command, parseCommandLine, parseNumberOption, printJson, ProgressBar } from './common.js';
 import { embedRunHelp } from './embed.js';
-import { LazyBackbone, backboneRunOptions, shortPath } from './head-shared.js';
+import { LazyBackbone, backboneRunOptions, printHeadWarnings, shortPath } from './head-shared.js';
+import { driftReport } from '../heads/drift.js';
+import { predictionJson } from '../heads/head.js';
 
 const predictOptions = { ...backboneRunOptions, head: { type: 'string' }, 'top-k': { type: 'string' } } as const;
 
@@ -16,11 +19,18 @@ export const predictCommand: Command = {
   help: `Usage: edgetl predict <image|dir>... --head head.json [--backbone <id|path>] [--top-k 3] [--json]
 
 Embeds each image (folders: every image in them, class folders or flat) and prints the head's label and
-calibrated probability. A prediction below the head's rejection threshold is "unknown". The backbone defaults to
-the one the head names; a backbone whose sha256 differs from the head's is refused.
+calibrated probability. A photo unlike the head's training data (outlier score above the head's threshold) is
+"unknown", with the closest known class beside it. The backbone defaults to the one the head names; a backbone
+whose sha256 differs from the head's is refused. A last line (a summary) says how many were unknown and whether
+the batch as a whole has drifted from the training data (see \`edgetl drift\`).
 
-With --json, one line per image: {"path","label","score","topK":[{"label","score"}]}
-and for an unusable image {"path","error"} (the exit code is then 1).
+With --json, one line per image:
+  {"path","label","closest","score","outlierScore","rejected","reason","topK":[{"label","score"}]}
+("label" is the class or "unknown"; "closest" the best known class, always; "outlierScore" is higher for photos
+less like the training data, absent for version 1 heads; "reason" "outlier" or "low-confidence" when rejected),
+for an unusable image {"path","error"} (the exit code is then 1), and a last line
+  {"summary":{"count","unknown","skipped","drift":{"overThreshold","expectedOverThreshold","meanOutlierScore",
+   "trainingMeanOutlierScore","shift","drifted"} | null}}
 
 ${embedRunHelp}
 `,
@@ -30,6 +40,7 @@ ${embedRunHelp}
     if (!values.head) throw new EdgetlError('usage', 'missing --head <head.json>');
     const topK = parseNumberOption(values['top-k'], 'top-k', 3, { integer: true, min: 1, max: 1000 });
     const head = await loadHead(values.head);
+    printHeadWarnings(head);
     const paths: string[] = [];
     for (const input of positionals) {
       if (!existsSync(input)) throw new EdgetlError('not-found', `image ${input} does not exist`, { file: input });
@@ -41,7 +52,7 @@ ${embedRunHelp}
     try {
       const classifier = await Classifier.load({ backbone, head });
       const bar = new ProgressBar('predicting', values.json !== true && process.stderr.isTTY === true);
-      const { predictions, skipped } = await classifier.classifyMany(paths, {
+      const { predictions, skipped, embeddings } = await classifier.classifyMany(paths, {
         topK,
         strict: values.strict === true,
         useCache: values['no-cache'] !== true,
@@ -55,15 +66,24 @@ ${embedRunHelp}
       paths.forEach((path, i) => {
         const p = byInput.get(i);
         if (values.json) {
-          printJson(p ? { path, label: p.label, score: p.score, topK: p.topK } : { path, error: errors.get(i) ?? 'not embedded' });
+          printJson(p ? { path, ...predictionJson(p) } : { path, error: errors.get(i) ?? 'not embedded' });
         } else if (p) {
           const rest = p.topK.slice(1).map((k) => `${k.label} ${(100 * k.score).toFixed(1)}%`).join(', ');
-          const top = p.rejected ? `unknown (best ${p.topK[0].label} ${(100 * p.score).toFixed(1)}%)` : `${p.label} ${(100 * p.score).toFixed(1)}%`;
-          process.stdout.write(`${shortPath(path).padEnd(width)}  ${top}${rest ? `   (${rest})` : ''}\n`);
+          const why = p.reason === 'outlier' ? 'not like the training photos' : 'low confidence';
+          const top = p.rejected ? `unknown (${why}; closest ${p.closest} ${(100 * p.score).toFixed(1)}%)` : `${p.label} ${(100 * p.score).toFixed(1)}%`;
+          const outlier = p.outlierScore === undefined ? '' : `  outlier ${p.outlierScore.toFixed(3)}`;
+          process.stdout.write(`${shortPath(path).padEnd(width)}  ${top}${outlier}${rest ? `   (${rest})` : ''}\n`);
         } else {
           process.stderr.write(`${shortPath(path)}: skipped: ${errors.get(i)}\n`);
         }
       });
+      const unknown = predictions.filter((p) => p.rejected).length;
+      const drift = embeddings.rows > 0 ? driftReport(head, embeddings.data, embeddings.rows) : undefined;
+      if (values.json) {
+        printJson({ summary: { count: predictions.length, unknown, skipped: skipped.length, drift: drift ? driftJson(drift) : null } });
+      } else {
+        process.stdout.write(`${predictions.length} photo(s): ${unknown} unknown${skipped.length ? `, ${skipped.length} skipped` : ''}${drift ? `; ${drift.summary}` : ''}\n`);
+      }
       return skipped.length > 0 ? 1 : 0;
     } finally {
       await lazy.close();

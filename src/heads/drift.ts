@@ -31,11 +31,17 @@ export function driftReport(head: Head, embeddings: Float32Array, rows = embeddi
   const scores = head.outlierScores(embeddings, rows);
   const openSet = head.openSet;
   if (!scores || !openSet) return undefined;
+  return driftFromScores(openSet, scores);
+}
+
+/** The same comparison from outlier scores already computed (a kiosk keeps the last frames' scores). */
+export function driftFromScores(openSet: NonNullable<Head['openSet']>, scores: ArrayLike<number>): DriftReport {
+  const rows = scores.length;
   let mean = 0;
   for (let r = 0; r < rows; r++) mean += scores[r];
   mean /= Math.max(1, rows);
   const threshold = openSet.threshold;
-  const over = threshold === null ? null : scores.filter((s) => s > threshold).length / Math.max(1, rows);
+  const over = threshold === null ? null : Array.from(scores).filter((s) => s > threshold).length / Math.max(1, rows);
   const expected = threshold === null ? null : openSet.rate;
   const reference = openSet.reference;
   const shift = reference.std > 0 ? (mean - reference.mean) / reference.std : 0;

@@ -74,6 +74,19 @@ export interface Prediction {
   topK: { label: string; score: number }[];
 }
 
+/** The JSON form of a prediction (`predict --json` lines, the web API): the contract's fields, in a fixed order. */
+export function predictionJson(p: Prediction): { label: string; closest: string; score: number; outlierScore?: number; rejected: boolean; reason?: RejectionReason; topK: { label: string; score: number }[] } {
+  return {
+    label: p.label,
+    closest: p.closest,
+    score: p.score,
+    ...(p.outlierScore !== undefined ? { outlierScore: p.outlierScore } : {}),
+    rejected: p.rejected,
+    ...(p.reason ? { reason: p.reason } : {}),
+    topK: p.topK,
+  };
+}
+
 /** Pluggable storage so `Head.load`/`head.save` work on files in Node (src/head-io.ts) and on URLs anywhere. */
 export interface HeadStorage {
   readText(location: string): Promise<string>;
