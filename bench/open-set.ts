@@ -16,7 +16,7 @@
  *   energy        -logsumexp of that head's logits (Liu et al. 2020)
  *   knn-*         cosine distance to the k-th nearest row of a memory of training embeddings (Sun et al. 2022),
  *                 raw or centred on the training mean (or square-rooted), whole memory or per-class spherical
- *                 k-means centroids; knn-raw-default is what edgetl ships (4 * sqrt(rows) centroids, at most 192)
+ *                 k-means centroids; knn-raw-default is what edgetl ships (4 * sqrt(rows) centroids, at most 128)
  *   maha-*        class-conditional Mahalanobis distance (Lee et al. 2018), shared within-class covariance
  *                 shrunk towards its mean eigenvalue, top-r eigenvectors kept plus one isotropic residual
  *   combo         z-scored sum of knn-centred-128 and maha-r64

@@ -55,10 +55,10 @@ export interface OpenSetOptions {
   iterations?: number;
 }
 
-export const DEFAULT_OPEN_SET_OPTIONS = { k: 1, iterations: 15, maxMemoryRows: 192 } as const;
+export const DEFAULT_OPEN_SET_OPTIONS = { k: 1, iterations: 15, maxMemoryRows: 128 } as const;
 
 /**
- * Memory rows for `rows` training photos: 4 * sqrt(rows), at most 192. Measured best near 64 for 244 hymenoptera
+ * Memory rows for `rows` training photos: 4 * sqrt(rows), at most 128. Measured best near 64 for 244 hymenoptera
  * photos and near 256 for 3,431 flowers5 photos; the cap keeps a 2,000-photo head under 1 MB and a prediction's
  * extra cost near 0.1 ms (bench/results/2026-12-01/open-set.md).
  */

@@ -59,7 +59,7 @@ export interface TrainHeadOptions {
    * share of the training rows' out-of-fold scores. Default 0.05; 0 keeps the open-set scores but never rejects.
    */
   rejectRate?: number;
-  /** Open-set memory options (default: 4 * sqrt(rows) k-means centroids, at most 192; k = 1). */
+  /** Open-set memory options (default: 4 * sqrt(rows) k-means centroids, at most 128; k = 1). */
   openSet?: OpenSetOptions;
   /**
    * Group id per row: rows of one group (an image and its augmented views) always fall in the same fold or split,

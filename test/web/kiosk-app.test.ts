@@ -19,7 +19,8 @@ import type { Page } from 'playwright-core';
 const int8 = sharedModel('mobilenetv2-12-int8.onnx');
 const fp32 = sharedModel('mobilenet-v1-0.25-224.fp32.onnx');
 const data = sharedPath('datasets/hymenoptera');
-const skip = chromiumSkip() || int8.skip || fp32.skip || data.skip;
+const offTopic = sharedPath('images');
+const skip = chromiumSkip() || int8.skip || fp32.skip || data.skip || offTopic.skip;
 const artifacts = join(repoRoot, 'test-artifacts');
 
 function files(split: 'train' | 'val', label: string, from: number, count: number): string[] {
@@ -39,7 +40,7 @@ async function classify(page: Page, file: string): Promise<{ label: string | nul
 }
 
 const runs: { mode: BrowserMode; model: string; perClass: number; provider: string }[] = [
-  { mode: 'wasm', model: 'mobilenetv2-12-int8.onnx', perClass: 6, provider: 'WebAssembly' },
+  { mode: 'wasm', model: 'mobilenetv2-12-int8.onnx', perClass: 20, provider: 'WebAssembly' },
   { mode: 'webgpu', model: 'mobilenet-v1-0.25-224.fp32.onnx', perClass: 4, provider: 'WebGPU' },
 ];
 
@@ -97,13 +98,26 @@ for (const run of runs) {
 
     const [download] = await Promise.all([page.waitForEvent('download'), page.click('#export-head')]);
     const json = await readFile((await download.path())!, 'utf8');
-    const schema = JSON.parse(await readFile(join(repoRoot, 'src', 'formats', 'edgetl-head-v1.schema.json'), 'utf8')) as object;
+    const schema = JSON.parse(await readFile(join(repoRoot, 'src', 'formats', 'edgetl-head-v2.schema.json'), 'utf8')) as object;
     const validate = new Ajv({ allErrors: true, strict: false }).compile(schema);
-    t.ok(validate(JSON.parse(json)), `the exported head matches the edgetl-head v1 schema ${JSON.stringify(validate.errors ?? [])}`);
+    t.ok(validate(JSON.parse(json)), `the exported head matches the edgetl-head v2 schema ${JSON.stringify(validate.errors ?? [])}`);
     const head = Head.parse(json, { file: download.suggestedFilename(), backbone: { id: backbone.id, sha256: backbone.sha256, embeddingDim: backbone.embeddingDim } });
     t.same(head.labels, ['ants', 'bees'], 'the exported head loads in Node with the class names typed in the page');
 
     if (run.mode === 'wasm') {
+      // Off-topic photos (other datasets' single photos): "Unknown", with the closest class and why.
+      const photos = readdirSync(offTopic.path!).filter((f) => /\.(jpe?g|png|webp)$/i.test(f)).sort().slice(0, 3);
+      t.ok(photos.length > 0, 'there are off-topic photos to show');
+      for (const photo of photos) {
+        const shown = await classify(page, join(offTopic.path!, photo));
+        t.equal(shown.label, '', `${photo} gets no label`);
+        t.equal(await page.getAttribute('#prediction-label', 'data-state'), 'unknown', `${photo} shows the unknown state (${shown.text})`);
+        t.equal(await page.getAttribute('#prediction-label', 'data-reason'), 'outlier', 'because it is unlike the examples');
+        t.match(shown.text, /^Unknown \(closest: (ants|bees)/, 'naming the closest class');
+        t.match(await page.textContent('#prediction-reason'), /Not like the examples/, 'and saying why');
+      }
+      t.equal((await classify(page, beePhoto)).label, 'bees', 'an own photo after them is still known');
+
       // The head and the examples survive a reload (IndexedDB).
       await page.reload();
       await page.waitForSelector('body[data-ready="true"]', { timeout: 90_000 });
