@@ -88,6 +88,42 @@ function headMethod(name: 'msp' | 'energy'): Method {
   };
 }
 
+/** k-NN distance divided by the nearest centroid's own spread (mean distance of the training rows it stands for). */
+function radiusKnnMethod(name: string, options: { memoryRows: number; blend: number }): Method {
+  return {
+    name,
+    async fit(raw, t) {
+      const rows = t.length;
+      const space = openSetSpace(raw, rows, dim);
+      const memory = buildMemory(space, t, classes.length, dim, { memoryRows: options.memoryRows === 0 ? defaultMemoryRows(rows) : options.memoryRows, seed });
+      const m = memory.memoryClasses.length;
+      const sim = gemmNT(space, memory.memory, rows, dim, m);
+      const sums = new Float64Array(m);
+      const counts = new Float64Array(m);
+      for (let r = 0; r < rows; r++) {
+        let best = -1;
+        for (let j = 0; j < m; j++) if (memory.memoryClasses[j] === t[r] && (best < 0 || sim[r * m + j] > sim[r * m + best])) best = j;
+        sums[best] += 1 - sim[r * m + best];
+        counts[best]++;
+      }
+      const all = Array.from(sums).reduce((a, b) => a + b, 0) / rows;
+      // shrink each radius towards the overall one (blend 1: plain k-NN)
+      const radius = Float64Array.from({ length: m }, (_, j) => (counts[j] > 1 ? (1 - options.blend) * (sums[j] / counts[j]) + options.blend * all : all));
+      return {
+        bytes: m * dim * 2 + m * 4,
+        score(x, n) {
+          const s2 = gemmNT(openSetSpace(x, n, dim), memory.memory, n, dim, m);
+          return Float32Array.from({ length: n }, (_, r) => {
+            let best = Infinity;
+            for (let j = 0; j < m; j++) best = Math.min(best, (1 - s2[r * m + j]) / radius[j]);
+            return best;
+          });
+        },
+      };
+    },
+  };
+}
+
 function knnMethod(name: string, options: { center: boolean; memoryRows: number; k: number; power?: number }): Method {
   const transform = (x: Float32Array) => (options.power === undefined ? x : x.map((v) => Math.sign(v) * Math.abs(v) ** options.power!));
   return {
@@ -281,6 +317,8 @@ const methods: Method[] = [
   headMethod('msp'),
   headMethod('energy'),
   knnMethod('knn-raw-default', { center: false, memoryRows: 0, k: 1 }),
+  radiusKnnMethod('knn-radius-default', { memoryRows: 0, blend: 0 }),
+  radiusKnnMethod('knn-radius-default-b0.5', { memoryRows: 0, blend: 0.5 }),
   knnMethod('knn-raw-all-k1', { center: false, memoryRows: Infinity, k: 1 }),
   knnMethod('knn-centred-all-k1', { center: true, memoryRows: Infinity, k: 1 }),
   knnMethod('knn-centred-all-k5', { center: true, memoryRows: Infinity, k: 5 }),

@@ -19,32 +19,43 @@ t.test('predict --json prints one line per image, in order, with top-k; unusable
   t.equal(result.error, undefined, result.error?.message ?? '');
   t.equal(result.code, 1, 'exit 1 when an image could not be used');
   const lines = result.stdout.trim().split('\n').map((l) => JSON.parse(l));
-  t.equal(lines.length, 4);
-  t.same(lines.map((l) => l.path), [single, join(images, 'blue', '0.png'), join(images, 'blue', '1.png'), broken]);
-  t.same(lines.slice(0, 3).map((l) => l.label), ['red', 'blue', 'blue']);
+  t.equal(lines.length, 5, 'one line per image and a summary');
+  t.same(lines.slice(0, 4).map((l) => l.path), [single, join(images, 'blue', '0.png'), join(images, 'blue', '1.png'), broken]);
+  t.same(lines.slice(0, 3).map((l) => l.closest), ['red', 'blue', 'blue']);
   for (const line of lines.slice(0, 3)) {
+    t.same(Object.keys(line), ['path', 'label', 'closest', 'score', 'outlierScore', 'rejected', ...(line.rejected ? ['reason'] : []), 'topK'], 'the prediction contract, in order');
+    t.equal(line.label, line.rejected ? 'unknown' : line.closest);
+    t.type(line.outlierScore, 'number');
     t.equal(line.topK.length, 2);
-    t.equal(line.topK[0].label, line.label);
+    t.equal(line.topK[0].label, line.closest);
     t.equal(line.score, line.topK[0].score);
     t.ok(line.topK[0].score >= line.topK[1].score);
   }
   t.type(lines[3].error, 'string', 'the broken file gets an error line');
+  t.same(Object.keys(lines[4].summary), ['count', 'unknown', 'skipped', 'drift']);
+  t.equal(lines[4].summary.count, 3);
+  t.equal(lines[4].summary.skipped, 1);
+  t.type(lines[4].summary.drift.overThreshold, 'number');
 });
 
-t.test('with a rejection threshold, an off-distribution image is "unknown"', async (t) => {
+t.test('an image unlike the training data is "unknown", with the closest class and why', async (t) => {
   const ws = await workspace(t, 'cli-predict-reject');
   const train = await colourFolder(ws.root, 'train', { red: 20, blue: 20 }, 2);
   const head = join(ws.root, 'head.json');
   const trained = await run(trainCommand, [train, '--backbone', ws.model, '--ep', 'cpu', '--out', head, '--head', 'prototype', '--reject-rate', '0.1', '--json']);
   t.equal(trained.error, undefined, trained.error?.message ?? '');
-  // purple sits halfway between red and blue: neither class is confident
-  const purple = join(ws.root, 'purple.png');
-  await sharp({ create: { width: 12, height: 10, channels: 3, background: { r: 115, g: 30, b: 115 } } }).png().toFile(purple);
-  const result = await run(predictCommand, [purple, '--head', head, '--backbone', ws.model, '--ep', 'cpu', '--json']);
-  t.equal(JSON.parse(result.stdout).label, 'unknown');
-  const readable = await run(predictCommand, [purple, join(train, 'red', '0.png'), '--head', head, '--backbone', ws.model, '--ep', 'cpu']);
-  t.match(readable.stdout, /purple\.png\s+unknown \(best (red|blue) \d+\.\d%\)/);
+  // green is neither red nor blue
+  const green = join(ws.root, 'green.png');
+  await sharp({ create: { width: 12, height: 10, channels: 3, background: { r: 20, g: 200, b: 30 } } }).png().toFile(green);
+  const result = await run(predictCommand, [green, '--head', head, '--backbone', ws.model, '--ep', 'cpu', '--json']);
+  const line = JSON.parse(result.stdout.split('\n')[0]);
+  t.equal(line.label, 'unknown');
+  t.equal(line.reason, 'outlier');
+  t.match(line.closest, /^(red|blue)$/);
+  const readable = await run(predictCommand, [green, join(train, 'red', '0.png'), '--head', head, '--backbone', ws.model, '--ep', 'cpu']);
+  t.match(readable.stdout, /green\.png\s+unknown \(not like the training photos; closest (red|blue) \d+\.\d%\)\s+outlier \d\.\d+/);
   t.match(readable.stdout, /0\.png\s+red \d+\.\d%/);
-  const mismatch = await run(predictCommand, [purple, '--head', head, '--backbone', ws.otherModel, '--ep', 'cpu']);
+  t.match(readable.stdout, /2 photo\(s\): 1 unknown/);
+  const mismatch = await run(predictCommand, [green, '--head', head, '--backbone', ws.otherModel, '--ep', 'cpu']);
   t.match(mismatch.error?.message, /head was trained on backbone tiny .* but tiny-other .* was given/);
 });

@@ -447,6 +447,7 @@ function renderPrediction(prediction: WebPrediction | undefined): void {
   label.dataset.state = prediction.unknown ? 'unknown' : 'known';
   label.dataset.label = prediction.unknown ? '' : prediction.label;
   label.dataset.reason = prediction.reason ?? '';
+  label.dataset.closest = prediction.closest;
   label.textContent = prediction.unknown ? `Unknown (closest: ${prediction.closest}, ${Math.round(prediction.score * 100)}%)` : `${prediction.label} (${Math.round(prediction.score * 100)}%)`;
   ui.predictionReason.hidden = !prediction.unknown;
   ui.predictionReason.textContent = !prediction.unknown
