@@ -186,8 +186,8 @@ t.test('kiosk app errors a user can act on', { skip }, async (t) => {
   t.equal(await page.textContent('#model-status'), 'Model failed to load');
 });
 
-t.test('camera: permission refused, then granted: capture examples and live predictions', { skip }, async (t) => {
-  const { server } = await startServer(fp32.path!);
+t.test('camera: permission refused, then granted: capture examples and live predictions; a drifted view is flagged', { skip }, async (t) => {
+  const { server, backbone } = await startServer(fp32.path!);
   const browser = await launchChromium('wasm', { fakeCamera: true });
   t.teardown(async () => {
     await browser.close();
@@ -215,6 +215,19 @@ t.test('camera: permission refused, then granted: capture examples and live pred
   await page.waitForSelector('body[data-head="ready"]', { timeout: 60_000 });
   await page.waitForFunction(() => document.querySelectorAll('#prediction-bars .bar').length === 2, null, { timeout: 30_000 });
   t.pass('live predictions from the camera show a bar per class');
+  t.not(await page.getAttribute('body', 'data-drift'), 'true', 'frames like the examples raise no drift warning');
+
+  // A head whose examples look nothing like this camera's view: the live view is flagged as drifted.
+  const dim = backbone.embeddingDim;
+  const foreign = await trainHead(
+    [new Float32Array(dim).fill(1), new Float32Array(dim).fill(-1), new Float32Array(dim).fill(0.9), new Float32Array(dim).fill(-0.9)],
+    ['day', 'night', 'day', 'night'],
+    { type: 'prototype', backbone: { id: backbone.id, sha256: backbone.sha256, embeddingDim: dim, preprocess: backbone.preprocess } },
+  );
+  await page.setInputFiles('#import-head', { name: 'foreign.json', mimeType: 'application/json', buffer: Buffer.from(foreign.serialize()) });
+  await page.waitForSelector('body[data-drift="true"]', { timeout: 60_000 });
+  t.match(await page.textContent('#drift-warning'), /camera view has drifted from the examples: \d+% of the last \d+ frames look unlike them/, 'the drift warning says what and what to do');
+  t.equal(await page.getAttribute('#prediction-label', 'data-state'), 'unknown', 'and the live frames are Unknown');
   await page.click('#camera-toggle');
   await page.waitForSelector('#camera[data-live="false"]', { state: 'attached' });
   t.equal(await page.textContent('#camera-toggle'), 'Start camera', 'the camera stops');
