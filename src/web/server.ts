@@ -69,7 +69,7 @@ export interface KioskServerOptions {
   host?: string;
   /** Port; 0 picks a free one. Default 8080. */
   port?: number;
-  /** edgetl-head v1 JSON text the page loads at start (from `--head`). */
+  /** edgetl-head JSON text the page loads at start (from `--head`). */
   headJson?: string;
   /** Folder with the built browser bundles (dist/web); found beside the running code when omitted. */
   webRoot?: string;

@@ -5,6 +5,8 @@ import sharp from 'sharp';
 import { predictCommand } from '../../src/cli/predict.js';
 import { trainCommand } from '../../src/cli/train.js';
 import { colourFolder, run, workspace } from './head-fixtures.js';
+import { readFile } from 'node:fs/promises';
+import { asVersion1 } from '../helpers/head-v1.js';
 
 t.test('predict --json prints one line per image, in order, with top-k; unusable images get an error line', async (t) => {
   const ws = await workspace(t, 'cli-predict');
@@ -58,4 +60,21 @@ t.test('an image unlike the training data is "unknown", with the closest class a
   t.match(readable.stdout, /2 photo\(s\): 1 unknown/);
   const mismatch = await run(predictCommand, [green, '--head', head, '--backbone', ws.otherModel, '--ep', 'cpu']);
   t.match(mismatch.error?.message, /head was trained on backbone tiny .* but tiny-other .* was given/);
+});
+
+t.test('a version 1 head still predicts: no outlierScore, one note on stderr', async (t) => {
+  const ws = await workspace(t, 'cli-predict-v1');
+  const train = await colourFolder(ws.root, 'train', { red: 6, blue: 6 }, 4);
+  const head = join(ws.root, 'head.json');
+  await run(trainCommand, [train, '--backbone', ws.model, '--ep', 'cpu', '--out', head, '--json']);
+  const old = join(ws.root, 'old.json');
+  await writeFile(old, asVersion1(await readFile(head, 'utf8')));
+  const result = await run(predictCommand, [join(train, 'red', '0.png'), join(train, 'blue', '0.png'), '--head', old, '--backbone', ws.model, '--ep', 'cpu', '--json']);
+  t.equal(result.error, undefined, result.error?.message ?? '');
+  const lines = result.stdout.trim().split('\n').map((l) => JSON.parse(l));
+  t.same(lines.slice(0, 2).map((l) => l.label), ['red', 'blue']);
+  t.ok(lines.slice(0, 2).every((l) => !('outlierScore' in l) && typeof l.closest === 'string'), 'closest, but no outlierScore');
+  t.equal(lines[2].summary.drift, null, 'no drift figures without open-set data');
+  t.equal(result.stderr.match(/^note: /gm)?.length, 1, 'one note');
+  t.match(result.stderr, /old\.json: this head \(format version 1\) has no open-set data/);
 });

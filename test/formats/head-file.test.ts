@@ -9,6 +9,7 @@ import { sha256Hex } from '../../src/formats/sha256.js';
 import { EdgetlError } from '../../src/util/errors.js';
 import { IMAGENET_224 } from '../../src/preprocess/spec.js';
 import { gaussianClusters } from '../heads/synthetic.js';
+import { asVersion1 } from '../helpers/head-v1.js';
 
 const schema = JSON.parse(readFileSync(new URL('../../src/formats/edgetl-head-v2.schema.json', import.meta.url), 'utf8'));
 const validate = new Ajv({ allErrors: true }).compile(schema);
@@ -179,19 +180,6 @@ t.test('writing refuses values a float16 cannot hold, naming the tensor', async 
   content.tensors.find((x) => x.name === 'linear.bias')!.data[0] = NaN;
   t.throws(() => serializeHeadFile(content, { dtype: 'float32' }), /tensor "linear\.bias" holds a non-finite value/);
 });
-
-/** A version 1 file of the same head: no open-set section or tensors, as edgetl before format 2 wrote it. */
-function asVersion1(text: string): string {
-  const doc = JSON.parse(text);
-  doc.version = 1;
-  delete doc.openSet;
-  const bytes = decodeBase64(doc.weights.data)!;
-  const kept = doc.weights.tensors.filter((x: { name: string }) => !x.name.startsWith('openSet.'));
-  const end = kept.reduce((max: number, x: { offset: number; shape: number[]; dtype: string }) => Math.max(max, x.offset + x.shape.reduce((a, b) => a * b, 1) * (x.dtype === 'float16' ? 2 : 4)), 0);
-  doc.weights.tensors = kept;
-  rechecksum(doc, bytes.slice(0, end));
-  return JSON.stringify(doc);
-}
 
 t.test('version 1 files still load: no outlierScore, one warning, same probabilities', async (t) => {
   for (const type of ['linear', 'mlp', 'prototype'] as const) {
