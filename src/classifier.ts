@@ -43,6 +43,12 @@ export interface ClassifyManyOptions {
   onProgress?: (done: number, total: number) => void;
 }
 
+/** The embedding rows of the images that were classified, in order (for drift and open-set summaries). */
+export interface EmbeddedRows {
+  data: Float32Array;
+  rows: number;
+}
+
 export interface SkippedImage {
   input: number;
   path: string;
@@ -136,13 +142,19 @@ export class Classifier {
    * Classify many images (batched embedding). Unusable images are skipped and listed with their reason, unless
    * `strict`, which stops at the first one.
    */
-  async classifyMany(images: readonly ImageSource[], options: ClassifyManyOptions = {}): Promise<{ predictions: ClassifiedImage[]; skipped: SkippedImage[] }> {
-    const { images: classified, skipped } = await this.classifyManyByHeads(images, options);
-    return { predictions: classified.map((c) => ({ ...c.predictions[0], input: c.input })), skipped };
+  async classifyMany(
+    images: readonly ImageSource[],
+    options: ClassifyManyOptions = {},
+  ): Promise<{ predictions: ClassifiedImage[]; skipped: SkippedImage[]; embeddings: EmbeddedRows }> {
+    const { images: classified, skipped, embeddings } = await this.classifyManyByHeads(images, options);
+    return { predictions: classified.map((c) => ({ ...c.predictions[0], input: c.input })), skipped, embeddings };
   }
 
   /** classifyMany with every head: each image is embedded once and each head predicts from that embedding. */
-  async classifyManyByHeads(images: readonly ImageSource[], options: ClassifyManyOptions = {}): Promise<{ images: ClassifiedImageByHeads[]; skipped: SkippedImage[] }> {
+  async classifyManyByHeads(
+    images: readonly ImageSource[],
+    options: ClassifyManyOptions = {},
+  ): Promise<{ images: ClassifiedImageByHeads[]; skipped: SkippedImage[]; embeddings: EmbeddedRows }> {
     const result = await this.backbone.embedMany(images, {
       strict: options.strict,
       useCache: options.useCache,
@@ -153,6 +165,7 @@ export class Classifier {
     return {
       images: result.items.map((item, i) => ({ input: item.index, predictions: perHead.map((predictions) => predictions[i]) })),
       skipped: result.skipped.map((s) => ({ input: s.index, path: s.path, reason: s.reason })),
+      embeddings: { data: result.embeddings, rows: result.items.length },
     };
   }
 

@@ -89,14 +89,19 @@ export { cacheInfo, clearCache, setEmbeddingCacheBound, CACHE_KINDS, type CacheK
 // Heads: training, the head file, prediction, and the Classifier joining a backbone and a head.
 export { trainHead } from './train-head.js';
 export type { TrainHeadOptions, MlpOptions } from './heads/train.js';
-export { Head, UNKNOWN_LABEL, type Prediction } from './heads/head.js';
+export { Head, UNKNOWN_LABEL, predictionJson, type Prediction, type RejectionReason, type HeadOpenSet } from './heads/head.js';
+export { driftReport, driftFromScores, type DriftReport } from './heads/drift.js';
+export { adaptHead, type AdaptResult } from './heads/adapt.js';
+export { DEFAULT_REJECT_RATE } from './heads/train.js';
 export { loadHead, saveHead } from './head-io.js';
 export {
   parseHeadFile,
   serializeHeadFile,
   HEAD_FORMAT,
   HEAD_FORMAT_VERSION,
+  HEAD_FORMAT_VERSIONS_READ,
   type HeadFileContent,
+  type OpenSetSpec,
 } from './formats/head-file.js';
 export { classificationReport, heldOutMetrics, type ClassificationReport } from './heads/metrics.js';
 export { exportMergedModel, type ExportModelOptions, type ExportedModel } from './export-model.js';

@@ -11,6 +11,8 @@ import { headCommand } from './head.js';
 import { setupCommand } from './setup.js';
 import { exportCommand } from './export.js';
 import { cacheCommand } from './cache.js';
+import { driftCommand } from './drift.js';
+import { adaptCommand } from './adapt.js';
 
 /** Every CLI verb, in the order `edgetl --help` lists them. Each lives in its own file. */
 export const commands: Command[] = [
@@ -21,6 +23,8 @@ export const commands: Command[] = [
   predictCommand,
   headCommand,
   exportCommand,
+  driftCommand,
+  adaptCommand,
   modelsCommand,
   cacheCommand,
   serveCommand,

@@ -2,7 +2,8 @@ import { loadHead } from '../head-io.js';
 import { EdgetlError } from '../util/errors.js';
 import { type Command, parseCommandLine, printJson, terminalSafe } from './common.js';
 import { embedRunHelp } from './embed.js';
-import { LazyBackbone, backboneRunOptions, classificationJson, formatClassificationReport, labelledEmbeddings, shortPath } from './head-shared.js';
+import { LazyBackbone, backboneRunOptions, classificationJson, formatClassificationReport, labelledEmbeddings, printHeadWarnings, shortPath } from './head-shared.js';
+import { driftJson } from './drift.js';
 import { evaluateHead } from './train.js';
 
 const evalOptions = { ...backboneRunOptions, head: { type: 'string' } } as const;
@@ -14,12 +15,14 @@ export const evalCommand: Command = {
 
 Embeds a folder of class folders (through the embedding cache), or reads an embedding set, and scores the head.
 The backbone defaults to the one the head names; a backbone whose sha256 differs from the head's is refused.
-Classes the head does not know are refused; predictions below the head's rejection threshold count as wrong
-and appear in an "unknown" column ("closedSetAccuracy" gives the accuracy without rejection).
+Classes the head does not know are refused. Photos the head rejects as unknown (unlike its training data) count
+as wrong and appear in an "unknown" column; "closedSetAccuracy" gives the accuracy without rejection, and the open-set
+figures beside it the share rejected, the accuracy on the accepted photos and the batch's drift (see \`edgetl drift\`).
 
 With --json, stdout is one object:
   {"count","accuracy","balancedAccuracy","perClass":{"<label>":{"precision","recall","f1","support"}},
-   "confusion":{"labels":[...],"matrix":[[...]]}, "logLoss","ece","rejected"}
+   "confusion":{"labels":[...],"matrix":[[...]]}, "logLoss","ece","rejected","closedSetAccuracy",
+   "openSet":{"rejectedRate","acceptedAccuracy","threshold","drift":{...} | null}}
 (matrix rows are true classes, columns predicted; with rejections "columns" adds "unknown").
 
 ${embedRunHelp}
@@ -29,6 +32,7 @@ ${embedRunHelp}
     if (positionals.length !== 1) throw new EdgetlError('usage', positionals.length === 0 ? 'missing <dir|embeddings-prefix>: the labelled data to score' : `expected one folder or embedding set, got ${positionals.length}`);
     if (!values.head) throw new EdgetlError('usage', 'missing --head <head.json>');
     const head = await loadHead(values.head);
+    printHeadWarnings(head);
     const backbone = new LazyBackbone(values, head.backbone.id);
     try {
       if (backbone.explicit) {
@@ -49,6 +53,12 @@ ${embedRunHelp}
         ece: evaluation.metrics.ece,
         rejected: evaluation.rejected,
         closedSetAccuracy: evaluation.closedSetAccuracy,
+        openSet: {
+          rejectedRate: evaluation.openSet.rejectedRate,
+          acceptedAccuracy: evaluation.openSet.acceptedAccuracy,
+          threshold: head.openSet?.threshold ?? null,
+          drift: evaluation.openSet.drift ? driftJson(evaluation.openSet.drift) : null,
+        },
         head: values.head,
         backbone: head.backbone.id,
         embedSeconds: Number(data.embedSeconds.toFixed(3)),
@@ -60,7 +70,9 @@ ${embedRunHelp}
       }
       const lines = [
         `Evaluated ${shortPath(values.head)} (${head.type}, ${head.labels.length} classes) on ${data.labels.length} examples from ${shortPath(data.path)}`,
-        `  accuracy ${(100 * evaluation.report.accuracy).toFixed(1)}%  balanced ${(100 * evaluation.report.balancedAccuracy).toFixed(1)}%  log loss ${evaluation.metrics.logLoss.toFixed(3)}  ECE ${evaluation.metrics.ece.toFixed(3)}${head.rejection ? `  rejected ${evaluation.rejected} (counted wrong; ${(100 * evaluation.closedSetAccuracy).toFixed(1)}% without rejection)` : ''}`,
+        `  closed set  accuracy ${(100 * evaluation.closedSetAccuracy).toFixed(1)}%  log loss ${evaluation.metrics.logLoss.toFixed(3)}  ECE ${evaluation.metrics.ece.toFixed(3)}`,
+        `  open set    ${evaluation.rejected} rejected as unknown (${(100 * evaluation.openSet.rejectedRate).toFixed(1)}%), accuracy on the accepted ${(100 * evaluation.openSet.acceptedAccuracy).toFixed(1)}%; counting unknown as wrong: accuracy ${(100 * evaluation.report.accuracy).toFixed(1)}%, balanced ${(100 * evaluation.report.balancedAccuracy).toFixed(1)}%`,
+        ...(evaluation.openSet.drift ? [`  drift       ${evaluation.openSet.drift.summary}`] : []),
       ].map((line) => terminalSafe(line));
       lines.push('', formatClassificationReport(evaluation.report, head.labels.map((label) => terminalSafe(label))));
       if (data.skipped.length > 0) lines.push('', `  ${data.skipped.length} unusable image(s) skipped (listed with --json)`);

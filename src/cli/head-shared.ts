@@ -23,6 +23,11 @@ export function shortPath(path: string): string {
   return rel && !rel.startsWith('..') && !isAbsolute(rel) ? rel : path;
 }
 
+/** A head's load notes (e.g. a version 1 file without open-set data), once, on stderr. */
+export function printHeadWarnings(head: { warnings: readonly string[] }): void {
+  for (const warning of head.warnings) process.stderr.write(`note: ${warning}\n`);
+}
+
 /** Opens the backbone on first use only (an embedding set needs none), and closes it once. */
 export class LazyBackbone {
   private opened: Promise<Backbone> | undefined;
@@ -239,4 +244,36 @@ export async function flippedEmbeddings(
     options.onProgress?.(Math.min(paths.length, start + chunk), paths.length);
   }
   return { embeddings, ok };
+}
+
+/** Embeddings of a folder of field photos (flat or class folders; labels unused) or of an embedding set, for a head. */
+export async function fieldEmbeddings(
+  input: string,
+  head: { backbone: HeadBackboneRef },
+  backbone: LazyBackbone,
+  values: BackboneRunValues,
+  what: string,
+): Promise<{ embeddings: Float32Array; rows: number; paths: string[]; skipped: { path: string; reason: string }[]; embedSeconds: number }> {
+  if (isEmbeddingSet(input)) {
+    const set = await readEmbeddingSet(input);
+    if (set.backbone.sha256 !== head.backbone.sha256) {
+      throw new EdgetlError('head-backbone-mismatch', `${what} ${input} was embedded with backbone ${set.backbone.id} but the head needs ${head.backbone.id}: embed the photos with ${head.backbone.id}`, { file: input });
+    }
+    return { embeddings: set.embeddings, rows: set.count, paths: set.items.map((i) => i.path), skipped: set.skipped, embedSeconds: 0 };
+  }
+  if (!existsSync(input) || !statSync(input).isDirectory()) throw new EdgetlError('not-found', `${what} ${input} is neither a folder nor an embedding set (no ${embeddingSetPaths(input).json})`, { file: input });
+  const opened = await backbone.open();
+  if (opened.sha256 !== head.backbone.sha256) {
+    throw new EdgetlError('head-backbone-mismatch', `the head was trained on backbone ${head.backbone.id} but ${opened.id} was given: pass --backbone ${head.backbone.id}`);
+  }
+  const bar = new ProgressBar(`embedding ${shortPath(input)}`, values.json !== true && process.stderr.isTTY === true);
+  const result = await embedFolder(opened, input, {
+    batchSize: parseNumberOption(values.batch, 'batch', DEFAULT_BATCH_SIZE, { integer: true, min: 1, max: 4096 }),
+    strict: values.strict === true,
+    useCache: values['no-cache'] !== true,
+    onProgress: (done, total) => bar.update(done, total),
+  });
+  bar.finish();
+  if (result.items.length === 0) throw new EdgetlError('empty-folder', `${what} ${input} has no usable images${result.skipped.length ? ` (${result.skipped.length} skipped)` : ''}`, { file: input });
+  return { embeddings: result.embeddings, rows: result.items.length, paths: result.items.map((i) => i.path), skipped: result.skipped, embedSeconds: result.seconds };
 }

@@ -28,6 +28,9 @@ function inspectJson(head: Head, path: string, bytes: number) {
     normalization: content.normalization.kind,
     temperature: head.temperature,
     rejection: head.rejection,
+    openSet: content.openSet ?? null,
+    adaptation: content.adaptation ?? null,
+    warnings: head.warnings,
     tensors: content.tensors.map((t) => ({ name: t.name, shape: t.shape })),
     weightValues: weightValues(head),
     training: {
@@ -46,7 +49,7 @@ const fmt = (v: unknown) => (typeof v === 'number' ? (Number.isInteger(v) ? Stri
 function inspectText(head: Head, path: string, bytes: number): string {
   const info = inspectJson(head, path, bytes);
   const lines = [
-    `${shortPath(path)}: edgetl-head v1, ${head.type} head, ${head.labels.length} classes, ${(bytes / 1024).toFixed(1)} KiB (${info.weightValues} weights)`,
+    `${shortPath(path)}: edgetl-head, ${head.type} head, ${head.labels.length} classes, ${(bytes / 1024).toFixed(1)} KiB (${info.weightValues} weights)`,
     `  labels       ${head.labels.map((l) => `${l} (${head.training.counts[l] ?? '?'})`).join(', ')}`,
     `  backbone     ${head.backbone.id}  ${head.embeddingDim}-d  sha256 ${head.backbone.sha256}`,
   ];
@@ -54,6 +57,13 @@ function inspectText(head: Head, path: string, bytes: number): string {
   if (p) lines.push(`  preprocess   ${p.layout} ${p.width}x${p.height}, ${p.resize}${p.resize === 'shorter-side' ? ` ${p.resizeTo}` : ''}, crop ${p.crop}, ${p.channelOrder}, scale ${fmt(p.scale)}, mean ${p.mean.map(fmt).join('/')}, std ${p.std.map(fmt).join('/')}`);
   lines.push(`  parameters   ${JSON.stringify(info.parameters)}; normalization ${info.normalization}; tensors ${info.tensors.map((t) => `${t.name} [${t.shape}]`).join(', ')}`);
   lines.push(`  calibration  temperature ${head.temperature.toFixed(4)}${head.rejection ? `; rejection below ${head.rejection.threshold.toFixed(4)} (rate ${head.rejection.rate})` : '; no rejection'}`);
+  const openSet = head.openSet;
+  lines.push(
+    openSet
+      ? `  open set     ${openSet.method}, ${openSet.memoryClasses.length} memory rows, k ${openSet.k}; ${openSet.threshold === null ? 'never rejects' : `unknown above outlier score ${openSet.threshold.toFixed(4)} (rate ${openSet.rate})`}; training mean score ${openSet.reference.mean.toFixed(4)}`
+      : '  open set     none (version 1 file: no outlier scores)',
+  );
+  if (head.adaptation) lines.push(`  adaptation   feature statistics from ${head.adaptation.spec.rows} field photos (${head.adaptation.spec.createdAt})`);
   lines.push(`  trained      ${head.training.createdAt} by edgetl ${head.training.edgetlVersion}, seed ${head.training.seed}; options ${JSON.stringify(head.training.options)}`);
   const metrics = head.training.metrics as Record<string, Record<string, unknown> | undefined>;
   for (const key of ['heldOut', 'validation']) {

@@ -4,6 +4,7 @@ import { parseCommandLine, parseNumberOption, printJson, type Command } from './
 import { DEFAULT_BACKBONE_ID } from '../models/catalog.js';
 import { Head } from '../heads/head.js';
 import { Classifier } from '../classifier.js';
+import { printHeadWarnings } from './head-shared.js';
 import { prepareServedBackbone, startKioskServer, type KioskServerOptions } from '../web/server.js';
 import { assembleBrowserResults, prepareBrowserBench } from '../web/bench/browser-bench.js';
 import type { BrowserBenchPayload } from '../web/bench/runner.js';
@@ -21,7 +22,7 @@ Usage: edgetl serve [--port 8080] [--host 127.0.0.1] [--backbone <id|path>] [--h
 Serves the kiosk page, the backbone as a feature extractor, and onnxruntime-web's own files from this machine
 (no CDN, no internet), with the Cross-Origin-Opener/Embedder-Policy headers that let WebAssembly use threads.
 Open the printed URL in Chrome or Edge: add example photos per class (files, drag and drop, or the camera),
-train a head in the page, watch live predictions, export the head as edgetl-head v1 JSON (the same file
+train a head in the page, watch live predictions, export the head as edgetl-head v2 JSON (the same file
 \`edgetl predict\` and the Node API load). The page keeps the last head and the examples in the browser
 (IndexedDB), so a reload or a power cut loses nothing.
 
@@ -32,9 +33,9 @@ Options:
   --backbone <id|path> catalog id or .onnx file (default ${DEFAULT_BACKBONE_ID}); the classifier is cut off here
                       and the page receives the feature extractor
   --embedding <tensor> embedding tensor name, when automatic discovery picks the wrong one
-  --head <file>       an edgetl-head v1 file the page starts with (it must match the backbone); repeat it to
-                      serve several heads on the one embedding pass: the page trains and shows the first and
-                      lists what each other head predicts beside it
+  --head <file>       an edgetl-head file (v2, or v1) the page starts with (it must match the backbone); repeat
+                      it to serve several heads on the one embedding pass: the page trains and shows the first
+                      and lists what each other head predicts beside it
   --json              print one JSON line {"url","port","backbone":{...}} when ready (for scripts)
 
 Browser benchmark (device-profiles with "runtime": "browser"):
@@ -115,7 +116,9 @@ export const serveCommand: Command = {
         throw new EdgetlError('head-read', `cannot read head file ${file}: ${describeError(error)}`, { file });
       }
       // Refuse here, at the terminal, rather than on the kiosk screen.
-      parsedHeads.push(Head.parse(json, { file, backbone: { id: backbone.id, sha256: backbone.sha256, embeddingDim: backbone.embeddingDim } }));
+      const parsed = Head.parse(json, { file, backbone: { id: backbone.id, sha256: backbone.sha256, embeddingDim: backbone.embeddingDim } });
+      printHeadWarnings(parsed);
+      parsedHeads.push(parsed);
       heads.push({ name: basename(given), json });
     }
     if (parsedHeads.length > 1) Classifier.checkShareable(parsedHeads, values.head);

@@ -5,6 +5,7 @@ import { stratifiedSplit } from '../heads/data.js';
 import { argmaxRows, classificationReport, heldOutMetrics, type HeldOutMetrics } from '../heads/metrics.js';
 import type { TrainHeadOptions } from '../heads/train.js';
 import type { Head } from '../heads/head.js';
+import { type DriftReport, driftReport } from '../heads/drift.js';
 import type { NormalizationKind } from '../heads/normalization.js';
 import type { HeadType, WeightDType } from '../formats/head-file.js';
 import { EdgetlError } from '../util/errors.js';
@@ -71,7 +72,7 @@ export function trainHeadOptionsFromFlags(values: Values): TrainHeadOptions {
     solver: choice(values.solver, 'solver', ['lbfgs', 'minibatch'] as const, 'lbfgs'),
     classWeight: choice(values['class-weight'], 'class-weight', ['none', 'balanced'] as const, 'none'),
     normalization: values.normalize === undefined ? undefined : choice<NormalizationKind>(values.normalize, 'normalize', ['standardize', 'l2', 'none'], 'standardize'),
-    rejectRate: parseNumberOption(values['reject-rate'], 'reject-rate', 0, { min: 0, max: 0.5 }),
+    rejectRate: values['reject-rate'] === undefined ? undefined : parseNumberOption(values['reject-rate'], 'reject-rate', 0, { min: 0, max: 0.5 }),
     calibrate: values['no-calibrate'] !== true,
     mlp: {
       ...(hidden ? { hidden } : {}),
@@ -101,6 +102,16 @@ interface Evaluation {
   closedSetAccuracy: number;
   report: ReturnType<typeof classificationReport>;
   rejected: number;
+  /** Open-set figures: share rejected as unknown, accuracy on the accepted rows, and the drift of the batch. */
+  openSet: OpenSetEvaluation;
+}
+
+export interface OpenSetEvaluation {
+  rejectedRate: number;
+  /** Accuracy of the rows not rejected (NaN when all were). */
+  acceptedAccuracy: number;
+  /** Drift of these rows against the training data (null: the head has no open-set data). */
+  drift: DriftReport | null;
 }
 
 export function evaluateHead(head: Head, data: LabelledEmbeddings, what: string): Evaluation {
@@ -114,16 +125,20 @@ export function evaluateHead(head: Head, data: LabelledEmbeddings, what: string)
   const metrics = heldOutMetrics(logits, targets, head.labels.length, head.temperature);
   const predicted = Array.from(argmaxRows(logits, head.labels.length));
   let rejected = 0;
-  if (head.rejection) {
-    head.predictMany(data.embeddings, rows).forEach((p, i) => {
-      if (p.rejected) {
-        predicted[i] = -1;
-        rejected++;
-      }
-    });
-  }
+  let acceptedCorrect = 0;
+  head.predictMany(data.embeddings, rows).forEach((p, i) => {
+    if (p.rejected) {
+      predicted[i] = -1;
+      rejected++;
+    } else if (p.index === targets[i]) acceptedCorrect++;
+  });
   const report = classificationReport(predicted, targets, head.labels.length);
-  return { metrics: { ...metrics, accuracy: report.accuracy, balancedAccuracy: report.balancedAccuracy }, closedSetAccuracy: metrics.accuracy, report, rejected };
+  const openSet: OpenSetEvaluation = {
+    rejectedRate: rows > 0 ? rejected / rows : NaN,
+    acceptedAccuracy: rows - rejected > 0 ? acceptedCorrect / (rows - rejected) : NaN,
+    drift: driftReport(head, data.embeddings, rows) ?? null,
+  };
+  return { metrics: { ...metrics, accuracy: report.accuracy, balancedAccuracy: report.balancedAccuracy }, closedSetAccuracy: metrics.accuracy, report, rejected, openSet };
 }
 
 /** A note when training examples repeat (same image content): cross-validation and held-out figures overstate. */
@@ -144,7 +159,7 @@ export const trainCommand: Command = {
   summary: 'train a head (linear, mlp, prototype) on a labelled folder or embedding set; writes head.json',
   help: `Usage: edgetl train <dir|embeddings-prefix> --out head.json [--backbone <id|path>] [options]
 
-Trains a small head on frozen-backbone embeddings and writes it as an edgetl-head v1 JSON file (weights in
+Trains a small head on frozen-backbone embeddings and writes it as an edgetl-head v2 JSON file (weights in
 float16 by default). <dir> holds class folders (<dir>/<class>/*.jpg); it is embedded first, through the embedding
 cache. An embedding set written by \`edgetl embed <dir> --out <prefix>\` trains directly, without the backbone.
 
@@ -156,8 +171,9 @@ Head:
   --seed N                   the same data and seed give identical weights (default 0)
   --normalize standardize|l2|none   feature normalization stored in the head (default standardize; l2 for prototype)
   --class-weight none|balanced      weight classes by inverse frequency (default none)
-  --reject-rate R            predictions below a threshold become "unknown"; the threshold rejects about R of
-                             held-out known-class examples (e.g. 0.05; default 0: never reject)
+  --reject-rate R            photos unlike the training data become "unknown": the outlier-score threshold rejects
+                             about R of the training photos, scored out of fold (default 0.05; 0: scores only,
+                             never reject)
   --no-calibrate             skip temperature scaling (default: fitted on out-of-fold / held-out rows)
   --dtype float16|float32|int8  weight storage (default float16; int8: per-row scales, a quarter of float32)
   --augment flip             also train on mirrored views of the training images (embedded through the cache;
@@ -176,8 +192,10 @@ MLP head:
 ${embedRunHelp}
 
 With --json, stdout is one object:
-  {"head","classes","trainCount","valCount","val":{"accuracy","balancedAccuracy","logLoss","ece"} | null,
+  {"head","classes","trainCount","valCount","val":{"accuracy","balancedAccuracy","logLoss","ece","rejected",
+   "closedSetAccuracy","rejectedRate","acceptedAccuracy"} | null, "outlierThreshold","rejectRate",
    "embedSeconds","trainSeconds","headBytes", ...}
+("accuracy" counts "unknown" as wrong; "closedSetAccuracy" ignores rejection; "acceptedAccuracy" is on the rest.)
 
 Refuses: a single class, a class folder without images, a flat folder, embeddings of another backbone than
 --backbone, a validation set with classes the training data lacks.
@@ -272,7 +290,9 @@ Examples:
         trainSeconds,
         metrics: {
           ...head.training.metrics,
-          ...(evaluation ? { validation: { source: values.val ?? `val-split ${valSplit}`, ...evaluation.metrics, rejected: evaluation.rejected, closedSetAccuracy: evaluation.closedSetAccuracy } } : {}),
+          ...(evaluation
+            ? { validation: { source: values.val ?? `val-split ${valSplit}`, ...evaluation.metrics, rejected: evaluation.rejected, closedSetAccuracy: evaluation.closedSetAccuracy, rejectedRate: evaluation.openSet.rejectedRate, acceptedAccuracy: evaluation.openSet.acceptedAccuracy } }
+            : {}),
         },
       };
       const headBytes = await saveHead(head, values.out, { dtype });
@@ -285,7 +305,16 @@ Examples:
         ...(augment ? { augmentedCount: augmented } : {}),
         valCount: val?.labels.length ?? 0,
         val: evaluation
-          ? { accuracy: evaluation.metrics.accuracy, balancedAccuracy: evaluation.metrics.balancedAccuracy, logLoss: evaluation.metrics.logLoss, ece: evaluation.metrics.ece, ...(head.rejection ? { rejected: evaluation.rejected, closedSetAccuracy: evaluation.closedSetAccuracy } : {}) }
+          ? {
+              accuracy: evaluation.metrics.accuracy,
+              balancedAccuracy: evaluation.metrics.balancedAccuracy,
+              logLoss: evaluation.metrics.logLoss,
+              ece: evaluation.metrics.ece,
+              rejected: evaluation.rejected,
+              closedSetAccuracy: evaluation.closedSetAccuracy,
+              rejectedRate: evaluation.openSet.rejectedRate,
+              acceptedAccuracy: evaluation.openSet.acceptedAccuracy,
+            }
           : null,
         embedSeconds: Number(train.embedSeconds.toFixed(3)) + (val && val !== train && values.val ? Number(val.embedSeconds.toFixed(3)) : 0),
         trainSeconds: Number(trainSeconds.toFixed(3)),
@@ -296,6 +325,9 @@ Examples:
         heldOut: heldOut ?? null,
         temperature: head.temperature,
         rejectionThreshold: head.rejection?.threshold ?? null,
+        outlierThreshold: head.openSet?.threshold ?? null,
+        rejectRate: head.openSet?.rate ?? 0,
+        openSetMemoryRows: head.openSet?.memoryClasses.length ?? 0,
         skipped: [...train.skipped, ...(val && values.val ? val.skipped : [])],
         warnings: [...train.warnings, ...(val && values.val ? val.warnings : [])],
       };
@@ -312,9 +344,16 @@ Examples:
       lines.push(`  head       ${detail}; normalization ${o.normalization}; class weights ${o.classWeight}; seed ${head.training.seed}`);
       lines.push(`  time       embedding ${summary.embedSeconds.toFixed(2)} s, training ${trainSeconds.toFixed(2)} s`);
       if (heldOut) lines.push(`  held-out   ${heldOut.source}: accuracy ${(100 * heldOut.accuracy).toFixed(1)}%, log loss ${heldOut.logLoss.toFixed(3)}, ECE ${heldOut.ece.toFixed(3)} (temperature ${head.temperature.toFixed(3)})`);
-      if (head.rejection) lines.push(`  rejection  below ${head.rejection.threshold.toFixed(3)} -> "unknown" (about ${(100 * head.rejection.rate).toFixed(1)}% of held-out known examples)`);
+      if (head.openSet) {
+        lines.push(
+          head.openSet.threshold === null
+            ? `  open set   outlier scores from ${head.openSet.memoryClasses.length} memory rows; rejection off`
+            : `  open set   outlier score above ${head.openSet.threshold.toFixed(3)} -> "unknown" (about ${(100 * head.openSet.rate).toFixed(1)}% of the training photos, out of fold; ${head.openSet.memoryClasses.length} memory rows)`,
+        );
+      }
       if (evaluation) {
-        lines.push(`  validation ${val!.labels.length} examples: accuracy ${(100 * evaluation.metrics.accuracy).toFixed(1)}%, balanced ${(100 * evaluation.metrics.balancedAccuracy).toFixed(1)}%, log loss ${evaluation.metrics.logLoss.toFixed(3)}, ECE ${evaluation.metrics.ece.toFixed(3)}${head.rejection ? `, ${evaluation.rejected} rejected as unknown (counted wrong; ${(100 * evaluation.closedSetAccuracy).toFixed(1)}% without rejection)` : ''}`);
+        lines.push(`  validation ${val!.labels.length} examples: closed-set accuracy ${(100 * evaluation.closedSetAccuracy).toFixed(1)}%, log loss ${evaluation.metrics.logLoss.toFixed(3)}, ECE ${evaluation.metrics.ece.toFixed(3)}`);
+        lines.push(`             open set: ${evaluation.rejected} rejected as unknown (${(100 * evaluation.openSet.rejectedRate).toFixed(1)}%), accuracy on the accepted ${(100 * evaluation.openSet.acceptedAccuracy).toFixed(1)}%, counting unknown as wrong ${(100 * evaluation.metrics.accuracy).toFixed(1)}%`);
         lines.push('');
         lines.push(formatClassificationReport(evaluation.report, head.labels));
         lines.push('');

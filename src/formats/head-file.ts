@@ -1,7 +1,10 @@
 /**
- * The "edgetl-head" v1 file: a trained head in one JSON document that any edgetl runtime loads.
+ * The "edgetl-head" file: a trained head in one JSON document that any edgetl runtime loads.
  * Runtime-neutral parse and serialize (file I/O lives in src/head-io.ts). Every check on load names the field.
- * Schema: src/formats/edgetl-head-v1.schema.json (kept in step with this file by test/formats/head-file.test.ts).
+ * Version 2 (written) adds optional sections to version 1 (still read): `openSet` (the outlier-score memory and
+ * threshold) and `adaptation` (field feature statistics from `edgetl adapt`).
+ * Schemas: src/formats/edgetl-head-v2.schema.json, edgetl-head-v1.schema.json (kept in step with this file by
+ * test/formats/head-file.test.ts).
  */
 import type { PreprocessSpec } from '../preprocess/spec.js';
 import { EdgetlError } from '../util/errors.js';
@@ -11,7 +14,9 @@ import { sha256Hex } from './sha256.js';
 import { checkHeadTextSize, checkLabelCount, checkMetadataDepth, checkReservedLabel } from './head-limits.js';
 
 export const HEAD_FORMAT = 'edgetl-head';
-export const HEAD_FORMAT_VERSION = 1;
+export const HEAD_FORMAT_VERSION = 2;
+/** Versions this edgetl reads. */
+export const HEAD_FORMAT_VERSIONS_READ = [1, 2] as const;
 
 export type HeadType = 'linear' | 'mlp' | 'prototype';
 export type { WeightDType } from './tensor-encoding.js';
@@ -51,6 +56,38 @@ export interface NamedTensor {
   data: Float32Array;
 }
 
+/**
+ * The open-set section: how unlike the training data an embedding is (src/heads/open-set.ts). The memory rows are
+ * the tensor `openSet.memory` [memoryClasses.length, embeddingDim]; `openSet.mean` and `openSet.std` [embeddingDim]
+ * are the raw training embeddings' per-dimension statistics (what `edgetl adapt` aligns field data to).
+ */
+export interface OpenSetSpec {
+  method: 'knn-cosine';
+  k: number;
+  /** Class index (into labels) of each memory row. */
+  memoryClasses: number[];
+  /** Training rows each memory row stands for. */
+  memoryWeights: number[];
+  /** Out-of-fold outlier scores of the training rows. */
+  reference: { rows: number; mean: number; std: number; quantiles: { q50: number; q90: number; q95: number; q99: number } };
+  /** Outlier score above which a prediction is "unknown"; null: never reject. */
+  threshold: number | null;
+  /** Share of in-distribution (out-of-fold) rows the threshold rejects. */
+  rate: number;
+}
+
+/**
+ * Feature statistics re-estimated on unlabeled field photos (`edgetl adapt`): a raw embedding x becomes
+ * x * adaptation.scale + adaptation.shift (tensors [embeddingDim]) before the head sees it.
+ */
+export interface AdaptationSpec {
+  method: 'feature-statistics';
+  /** Field rows the statistics come from. */
+  rows: number;
+  createdAt: string;
+  [extra: string]: unknown;
+}
+
 /** What a head file holds, with tensors decoded to float32. */
 export interface HeadFileContent {
   type: HeadType;
@@ -61,7 +98,12 @@ export interface HeadFileContent {
   calibration: { temperature: number };
   rejection: { threshold: number; rate: number } | null;
   training: TrainingSummary;
+  /** Absent or null: no open-set data (version 1 files, or heads built without it). */
+  openSet?: OpenSetSpec | null;
+  adaptation?: AdaptationSpec | null;
   tensors: NamedTensor[];
+  /** Notes about the file made on load (e.g. a version 1 head without open-set data). */
+  warnings?: string[];
 }
 
 export interface SerializeOptions {
@@ -83,10 +125,10 @@ export interface ParseOptions {
 
 /** Tensors small enough that float16 would cost precision for nothing (biases, normalization statistics). */
 function alwaysFloat32(name: string): boolean {
-  return name.endsWith('.bias') || name.startsWith('normalization.');
+  return name.endsWith('.bias') || name.startsWith('normalization.') || name.startsWith('adaptation.') || name === 'openSet.mean' || name === 'openSet.std';
 }
 
-export function expectedTensorShapes(content: Pick<HeadFileContent, 'type' | 'labels' | 'backbone' | 'parameters' | 'normalization'>): Map<string, number[]> {
+export function expectedTensorShapes(content: Pick<HeadFileContent, 'type' | 'labels' | 'backbone' | 'parameters' | 'normalization' | 'openSet' | 'adaptation'>): Map<string, number[]> {
   const classes = content.labels.length;
   const dim = content.backbone.embeddingDim;
   const shapes = new Map<string, number[]>();
@@ -106,6 +148,15 @@ export function expectedTensorShapes(content: Pick<HeadFileContent, 'type' | 'la
     }
   } else {
     shapes.set('prototype.sums', [classes, dim]);
+  }
+  if (content.openSet) {
+    shapes.set('openSet.memory', [content.openSet.memoryClasses.length, dim]);
+    shapes.set('openSet.mean', [dim]);
+    shapes.set('openSet.std', [dim]);
+  }
+  if (content.adaptation) {
+    shapes.set('adaptation.scale', [dim]);
+    shapes.set('adaptation.shift', [dim]);
   }
   return shapes;
 }
@@ -149,6 +200,8 @@ export function serializeHeadFile(content: HeadFileContent, options: SerializeOp
     calibration: content.calibration,
     rejection: content.rejection,
     training: content.training,
+    ...(content.openSet ? { openSet: content.openSet } : {}),
+    ...(content.adaptation ? { adaptation: content.adaptation } : {}),
     weights: {
       encoding: 'base64',
       byteOrder: 'little-endian',
@@ -233,9 +286,10 @@ export function parseHeadFile(text: string, options: ParseOptions = {}): HeadFil
   }
   const doc = requireObject(raw, '(top level)', file);
   if (doc.format !== HEAD_FORMAT) fail('head-format', 'format', `must be "${HEAD_FORMAT}", got ${describe(doc.format)}: not an edgetl head file`, file);
-  if (doc.version !== HEAD_FORMAT_VERSION) {
-    fail('head-version', 'version', `is ${describe(doc.version)}, but this edgetl reads version ${HEAD_FORMAT_VERSION} only${typeof doc.version === 'number' && doc.version > HEAD_FORMAT_VERSION ? ' (upgrade edgetl)' : ''}`, file);
+  if (!(HEAD_FORMAT_VERSIONS_READ as readonly unknown[]).includes(doc.version)) {
+    fail('head-version', 'version', `is ${describe(doc.version)}, but this edgetl reads versions ${HEAD_FORMAT_VERSIONS_READ.join(' and ')}${typeof doc.version === 'number' && doc.version > HEAD_FORMAT_VERSION ? ' (upgrade edgetl)' : ''}`, file);
   }
+  const version = doc.version as number;
   const type = doc.type;
   if (type !== 'linear' && type !== 'mlp' && type !== 'prototype') fail('head-invalid', 'type', `must be "linear", "mlp" or "prototype", got ${describe(type)}`, file);
 
@@ -325,8 +379,64 @@ export function parseHeadFile(text: string, options: ParseOptions = {}): HeadFil
   requireObject(trainingJson.metrics, 'training.metrics', file);
   const training = trainingJson as TrainingSummary;
 
-  const tensors = parseWeights(doc.weights, { type, labels, backbone, parameters, normalization }, file);
-  return { type, labels, backbone, parameters, normalization, calibration: { temperature }, rejection, training, tensors };
+  const warnings: string[] = [];
+  let openSet: OpenSetSpec | null = null;
+  let adaptation: AdaptationSpec | null = null;
+  if (version >= 2) {
+    openSet = parseOpenSet(doc.openSet, labels.length, file);
+    adaptation = parseAdaptation(doc.adaptation, file);
+  } else {
+    for (const key of ['openSet', 'adaptation']) if (doc[key] !== undefined) fail('head-invalid', key, `is a version 2 field, but the file says version ${version}`, file);
+  }
+  if (!openSet) {
+    warnings.push(`${file ? `${file}: ` : ''}this head (format version ${version}) has no open-set data: predictions carry no outlierScore and photos unlike the training data are not rejected; retrain it with this edgetl to get them`);
+  }
+
+  const tensors = parseWeights(doc.weights, { type, labels, backbone, parameters, normalization, openSet, adaptation }, file);
+  return { type, labels, backbone, parameters, normalization, calibration: { temperature }, rejection, training, openSet, adaptation, tensors, warnings };
+}
+
+function parseOpenSet(value: unknown, classCount: number, file?: string): OpenSetSpec | null {
+  if (value === undefined || value === null) return null;
+  const json = requireObject(value, 'openSet', file);
+  if (json.method !== 'knn-cosine') fail('head-invalid', 'openSet.method', `must be "knn-cosine", got ${describe(json.method)}`, file);
+  const k = requireCount(json.k, 'openSet.k', file, 1);
+  if (!Array.isArray(json.memoryClasses) || json.memoryClasses.length < 1) fail('head-invalid', 'openSet.memoryClasses', `must list the class of each memory row, got ${describe(json.memoryClasses)}`, file);
+  const memoryClasses = json.memoryClasses.map((c, i) => {
+    const index = requireCount(c, `openSet.memoryClasses[${i}]`, file, 0);
+    if (index >= classCount) fail('head-labels', `openSet.memoryClasses[${i}]`, `is ${index}, but the head has ${classCount} labels`, file);
+    return index;
+  });
+  if (!Array.isArray(json.memoryWeights) || json.memoryWeights.length !== memoryClasses.length) {
+    fail('head-invalid', 'openSet.memoryWeights', `must have one entry per memory row (${memoryClasses.length}), got ${describe(json.memoryWeights)}`, file);
+  }
+  const memoryWeights = json.memoryWeights.map((w, i) => requireCount(w, `openSet.memoryWeights[${i}]`, file, 1));
+  const referenceJson = requireObject(json.reference, 'openSet.reference', file);
+  const quantilesJson = requireObject(referenceJson.quantiles, 'openSet.reference.quantiles', file);
+  const quantile = (key: string) => requireFinite(quantilesJson[key], `openSet.reference.quantiles.${key}`, file);
+  const reference = {
+    rows: requireCount(referenceJson.rows, 'openSet.reference.rows', file, 0),
+    mean: requireFinite(referenceJson.mean, 'openSet.reference.mean', file),
+    std: requireFinite(referenceJson.std, 'openSet.reference.std', file),
+    quantiles: { q50: quantile('q50'), q90: quantile('q90'), q95: quantile('q95'), q99: quantile('q99') },
+  };
+  let threshold: number | null = null;
+  if (json.threshold !== null) {
+    threshold = requireFinite(json.threshold, 'openSet.threshold', file);
+    if (threshold < 0 || threshold > 2) fail('head-invalid', 'openSet.threshold', `must be a cosine distance in [0, 2] or null, got ${threshold}`, file);
+  }
+  const rate = requireFinite(json.rate, 'openSet.rate', file);
+  if (rate < 0 || rate >= 1) fail('head-invalid', 'openSet.rate', `must be in [0, 1), got ${rate}`, file);
+  return { method: 'knn-cosine', k, memoryClasses, memoryWeights, reference, threshold, rate };
+}
+
+function parseAdaptation(value: unknown, file?: string): AdaptationSpec | null {
+  if (value === undefined || value === null) return null;
+  const json = requireObject(value, 'adaptation', file);
+  if (json.method !== 'feature-statistics') fail('head-invalid', 'adaptation.method', `must be "feature-statistics", got ${describe(json.method)}`, file);
+  requireCount(json.rows, 'adaptation.rows', file, 1);
+  requireString(json.createdAt, 'adaptation.createdAt', file);
+  return json as AdaptationSpec;
 }
 
 function parseWeights(value: unknown, content: Parameters<typeof expectedTensorShapes>[0], file?: string): NamedTensor[] {
@@ -371,7 +481,7 @@ function parseWeights(value: unknown, content: Parameters<typeof expectedTensorS
     const decoded = decodeTensor(view, offset, dtype, shape);
     if ('bad' in decoded) fail('head-nonfinite', `weights.tensors[${index}] ("${name}")`, `holds a non-finite value (${decoded.value}) at index ${decoded.bad}${dtype === 'int8' ? ' (a row scale)' : ''}`, file);
     const data = decoded.data;
-    if (name === 'normalization.std') {
+    if (name === 'normalization.std' || name === 'adaptation.scale' || name === 'openSet.std') {
       const bad = data.findIndex((v) => !(v > 0));
       if (bad >= 0) fail('head-invalid', `weights.tensors[${index}] ("${name}")`, `must be positive everywhere, got ${data[bad]} at index ${bad}`, file);
     }
@@ -386,6 +496,7 @@ function parseWeights(value: unknown, content: Parameters<typeof expectedTensorS
 }
 
 function labelsOrDim(name: string, shape: number[], content: Parameters<typeof expectedTensorShapes>[0]): string {
-  if (name.startsWith('normalization.')) return `backbone.embeddingDim is ${content.backbone.embeddingDim}`;
+  if (name.startsWith('normalization.') || name.startsWith('adaptation.') || name === 'openSet.mean' || name === 'openSet.std') return `backbone.embeddingDim is ${content.backbone.embeddingDim}`;
+  if (name === 'openSet.memory') return `${content.openSet?.memoryClasses.length ?? 0} entries in openSet.memoryClasses, backbone.embeddingDim ${content.backbone.embeddingDim}`;
   return `${content.labels.length} labels, backbone.embeddingDim ${content.backbone.embeddingDim}${content.parameters.type === 'mlp' ? `, hidden [${content.parameters.hidden}]` : ''}`;
 }

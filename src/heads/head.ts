@@ -1,4 +1,5 @@
 import {
+  type AdaptationSpec,
   type HeadBackboneRef,
   type HeadFileContent,
   type HeadType,
@@ -18,6 +19,7 @@ import { type PrototypeParameters, prototypeDirections, prototypeSum } from './p
 import { softmaxRows } from './softmax.js';
 import { checkHeadNumerics } from './head-numerics.js';
 import { RESERVED_LABEL } from '../formats/head-limits.js';
+import { type OpenSetModel, OPEN_SET_METHOD, addClassToOpenSet, outlierScores, removeClassFromOpenSet } from './open-set.js';
 
 export const UNKNOWN_LABEL = RESERVED_LABEL;
 
@@ -34,17 +36,57 @@ export interface HeadInit {
   temperature: number;
   rejection: { threshold: number; rate: number } | null;
   training: TrainingSummary;
+  openSet?: HeadOpenSet | null;
+  adaptation?: HeadAdaptation | null;
+  /** Notes from loading (e.g. a version 1 file without open-set data). */
+  warnings?: string[];
 }
 
+/** The open-set model and the threshold the head rejects at (null: scores only, never rejects). */
+export type HeadOpenSet = OpenSetModel & { threshold: number | null; rate: number };
+
+/** Field feature statistics (`edgetl adapt`): raw x becomes x * scale + shift before the head sees it. */
+export interface HeadAdaptation {
+  spec: AdaptationSpec;
+  scale: Float32Array;
+  shift: Float32Array;
+}
+
+/** Why a prediction is "unknown". */
+export type RejectionReason = 'outlier' | 'low-confidence';
+
+/** One prediction: the same contract in the library, `predict --json` and the browser API. */
 export interface Prediction {
-  /** The winning label, or "unknown" when the top probability is below the rejection threshold. */
+  /** The best known class, or "unknown" when the photo is unlike the training data (or below a confidence cut). */
   label: string;
-  /** Index into `head.labels` of the top class (even when rejected). */
+  /** The best known class, always (also when `label` is "unknown"). */
+  closest: string;
+  /** Index into `head.labels` of `closest`. */
   index: number;
-  /** Calibrated probability of the top class. */
+  /** Calibrated probability of `closest`. */
   score: number;
+  /**
+   * How unlike the training data the embedding is (cosine distance to the nearest training memory row; higher =
+   * less like it). Absent for heads without open-set data (version 1 files).
+   */
+  outlierScore?: number;
   rejected: boolean;
+  /** Set when rejected: "outlier" (outlierScore above the head's threshold) or "low-confidence". */
+  reason?: RejectionReason;
   topK: { label: string; score: number }[];
+}
+
+/** The JSON form of a prediction (`predict --json` lines, the web API): the contract's fields, in a fixed order. */
+export function predictionJson(p: Prediction): { label: string; closest: string; score: number; outlierScore?: number; rejected: boolean; reason?: RejectionReason; topK: { label: string; score: number }[] } {
+  return {
+    label: p.label,
+    closest: p.closest,
+    score: p.score,
+    ...(p.outlierScore !== undefined ? { outlierScore: p.outlierScore } : {}),
+    rejected: p.rejected,
+    ...(p.reason ? { reason: p.reason } : {}),
+    topK: p.topK,
+  };
 }
 
 /** Pluggable storage so `Head.load`/`head.save` work on files in Node (src/head-io.ts) and on URLs anywhere. */
@@ -78,6 +120,9 @@ export class Head {
   temperature: number;
   rejection: { threshold: number; rate: number } | null;
   training: TrainingSummary;
+  openSet: HeadOpenSet | null;
+  adaptation: HeadAdaptation | null;
+  readonly warnings: string[];
   /** Linear heads with standardization fold it into the weights once (fewer passes per prediction). */
   private folded: LinearParameters | undefined;
   private directions: Float32Array | undefined;
@@ -91,6 +136,39 @@ export class Head {
     this.temperature = init.temperature;
     this.rejection = init.rejection;
     this.training = init.training;
+    this.openSet = init.openSet ?? null;
+    this.adaptation = init.adaptation ?? null;
+    this.warnings = init.warnings ?? [];
+  }
+
+  /** Raw embeddings as the head sees them: through the field adaptation when there is one. */
+  private adapted(embeddings: Float32Array, rows: number): Float32Array {
+    const adaptation = this.adaptation;
+    if (!adaptation) return embeddings;
+    const dim = this.embeddingDim;
+    const out = new Float32Array(rows * dim);
+    for (let r = 0; r < rows; r++) {
+      const o = r * dim;
+      for (let d = 0; d < dim; d++) out[o + d] = embeddings[o + d] * adaptation.scale[d] + adaptation.shift[d];
+    }
+    return out;
+  }
+
+  private checkRows(embeddings: Float32Array, rows: number): void {
+    const dim = this.embeddingDim;
+    if (!Number.isInteger(rows) || embeddings.length < rows * dim) {
+      throw new EdgetlError('head-input', `embedding length ${embeddings.length} is not a multiple of the head's embedding size ${dim} (backbone ${this.backbone.id})`);
+    }
+  }
+
+  /**
+   * Outlier scores of `rows` raw embeddings (higher = less like the training data), or undefined for a head
+   * without open-set data.
+   */
+  outlierScores(embeddings: Float32Array, rows = embeddings.length / this.embeddingDim): Float32Array | undefined {
+    this.checkRows(embeddings, rows);
+    if (!this.openSet) return undefined;
+    return outlierScores(this.openSet, this.adapted(embeddings, rows), rows, this.embeddingDim);
   }
 
   get classCount(): number {
@@ -102,11 +180,10 @@ export class Head {
   }
 
   /** Uncalibrated logits [rows, classes] of `rows` raw embeddings laid out row-major. */
-  logits(embeddings: Float32Array, rows = embeddings.length / this.embeddingDim): Float32Array {
+  logits(rawEmbeddings: Float32Array, rows = rawEmbeddings.length / this.embeddingDim): Float32Array {
     const dim = this.embeddingDim;
-    if (!Number.isInteger(rows) || embeddings.length < rows * dim) {
-      throw new EdgetlError('head-input', `embedding length ${embeddings.length} is not a multiple of the head's embedding size ${dim} (backbone ${this.backbone.id})`);
-    }
+    this.checkRows(rawEmbeddings, rows);
+    const embeddings = this.adapted(rawEmbeddings, rows);
     const classes = this.classCount;
     const weights = this.weights;
     if (weights.type === 'linear') {
@@ -165,20 +242,28 @@ export class Head {
 
   predictMany(embeddings: Float32Array, rows = embeddings.length / this.embeddingDim, options: { topK?: number } = {}): Prediction[] {
     const probabilities = this.probabilities(embeddings, rows);
+    const outliers = this.outlierScores(embeddings, rows);
     const classes = this.classCount;
     const k = Math.max(1, Math.min(options.topK ?? 1, classes));
+    const outlierThreshold = this.openSet?.threshold ?? null;
     const predictions: Prediction[] = [];
     for (let r = 0; r < rows; r++) {
       const row = probabilities.subarray(r * classes, (r + 1) * classes);
       const order = topIndices(row, k);
       const index = order[0];
       const score = row[index];
-      const rejected = this.rejection !== null && score < this.rejection.threshold;
+      const outlierScore = outliers?.[r];
+      const reason: RejectionReason | undefined =
+        outlierScore !== undefined && outlierThreshold !== null && outlierScore > outlierThreshold ? 'outlier' : this.rejection !== null && score < this.rejection.threshold ? 'low-confidence' : undefined;
+      const closest = this.labels[index];
       predictions.push({
-        label: rejected ? UNKNOWN_LABEL : this.labels[index],
+        label: reason ? UNKNOWN_LABEL : closest,
+        closest,
         index,
         score,
-        rejected,
+        ...(outlierScore !== undefined ? { outlierScore } : {}),
+        rejected: reason !== undefined,
+        ...(reason ? { reason } : {}),
         topK: order.map((i) => ({ label: this.labels[i], score: row[i] })),
       });
     }
@@ -214,8 +299,12 @@ export class Head {
     if (rows < 1 || !Number.isInteger(rows)) throw new EdgetlError('head-input', `no embeddings given for class "${label}"`);
     if (label === UNKNOWN_LABEL) throw new EdgetlError('head-input', `"${UNKNOWN_LABEL}" is reserved for rejected predictions and cannot be a class`);
     const dim = this.embeddingDim;
-    const contribution = prototypeSum(applyNormalization(this.normalization, embeddings, rows, dim), rows, dim);
+    const contribution = prototypeSum(applyNormalization(this.normalization, this.adapted(embeddings, rows), rows, dim), rows, dim);
     const existing = this.labels.indexOf(label);
+    if (this.openSet) {
+      const classIndex = existing >= 0 ? existing : this.labels.length;
+      this.openSet = { ...this.openSet, ...addClassToOpenSet(this.openSet, classIndex, this.adapted(embeddings, rows), rows, dim, this.training.seed) };
+    }
     if (existing >= 0) {
       for (let d = 0; d < dim; d++) weights.sums[existing * dim + d] += contribution[d];
       weights.counts[existing] += rows;
@@ -242,6 +331,7 @@ export class Head {
     sums.set(weights.sums.subarray((index + 1) * dim), index * dim);
     weights.sums = sums;
     weights.counts.splice(index, 1);
+    if (this.openSet) this.openSet = { ...this.openSet, ...removeClassFromOpenSet(this.openSet, index, dim) };
     this.labels = this.labels.filter((_, i) => i !== index);
     const counts = { ...this.training.counts };
     delete counts[label];
@@ -282,6 +372,17 @@ export class Head {
       parameters = { type: 'prototype', counts: [...weights.counts] };
       tensors.push({ name: 'prototype.sums', shape: [classes, dim], data: weights.sums });
     }
+    const openSet = this.openSet;
+    if (openSet) {
+      tensors.push({ name: 'openSet.memory', shape: [openSet.memoryClasses.length, dim], data: openSet.memory });
+      tensors.push({ name: 'openSet.mean', shape: [dim], data: openSet.featureMean });
+      tensors.push({ name: 'openSet.std', shape: [dim], data: openSet.featureStd });
+    }
+    const adaptation = this.adaptation;
+    if (adaptation) {
+      tensors.push({ name: 'adaptation.scale', shape: [dim], data: adaptation.scale });
+      tensors.push({ name: 'adaptation.shift', shape: [dim], data: adaptation.shift });
+    }
     return {
       type: this.type,
       labels: this.labels,
@@ -291,6 +392,10 @@ export class Head {
       calibration: { temperature: this.temperature },
       rejection: this.rejection,
       training: this.training,
+      openSet: openSet
+        ? { method: openSet.method, k: openSet.k, memoryClasses: [...openSet.memoryClasses], memoryWeights: [...openSet.memoryWeights], reference: openSet.reference, threshold: openSet.threshold, rate: openSet.rate }
+        : null,
+      adaptation: adaptation ? adaptation.spec : null,
       tensors,
     };
   }
@@ -326,6 +431,8 @@ export class Head {
     } else {
       weights = { type: 'prototype', sums: tensor('prototype.sums'), counts: [...parameters.counts], dim: content.backbone.embeddingDim };
     }
+    const openSet = content.openSet;
+    const adaptation = content.adaptation;
     return new Head({
       labels: content.labels,
       backbone: content.backbone,
@@ -334,6 +441,11 @@ export class Head {
       temperature: content.calibration.temperature,
       rejection: content.rejection,
       training: content.training,
+      openSet: openSet
+        ? { method: OPEN_SET_METHOD, k: openSet.k, memory: tensor('openSet.memory'), featureMean: tensor('openSet.mean'), featureStd: tensor('openSet.std'), memoryClasses: [...openSet.memoryClasses], memoryWeights: [...openSet.memoryWeights], reference: openSet.reference, threshold: openSet.threshold, rate: openSet.rate }
+        : null,
+      adaptation: adaptation ? { spec: adaptation, scale: tensor('adaptation.scale'), shift: tensor('adaptation.shift') } : null,
+      warnings: content.warnings,
     });
   }
 

@@ -1,7 +1,7 @@
 import type { HeadBackboneRef, HeadType, TrainingSummary } from '../formats/head-file.js';
 import { EdgetlError } from '../util/errors.js';
 import { EDGETL_VERSION } from '../version.js';
-import { fitTemperature, rejectionThreshold } from './calibration.js';
+import { fitTemperature } from './calibration.js';
 import { type LabelledMatrix, classCounts, sampleWeights, selectRows, stratifiedFolds, stratifiedSplit } from './data.js';
 import { type DenseMath, jsDenseMath } from './dense-math.js';
 import { Head, UNKNOWN_LABEL, type HeadWeights } from './head.js';
@@ -10,8 +10,12 @@ import { heldOutMetrics } from './metrics.js';
 import { type MlpOptions, mlpLogits, trainNetwork } from './mlp.js';
 import { type NormalizationKind, applyNormalization, fitNormalization, l2NormalizeInPlace } from './normalization.js';
 import { fitPrototypes, prototypeDirections } from './prototype.js';
+import { type OpenSetOptions, fitOpenSet, outlierThreshold } from './open-set.js';
 
 export type { MlpOptions };
+
+/** Share of the head's own (out-of-fold) photos the default outlier threshold rejects. */
+export const DEFAULT_REJECT_RATE = 0.05;
 
 export const DEFAULT_MLP_OPTIONS: MlpOptions = {
   hidden: [256],
@@ -50,8 +54,13 @@ export interface TrainHeadOptions {
   heldOutFraction?: number;
   /** Temperature scaling on held-out (or out-of-fold) logits. Default true. */
   calibrate?: boolean;
-  /** Reject (label "unknown") about this share of held-out known-class rows. Default 0: never reject. */
+  /**
+   * Reject (label "unknown") embeddings unlike the training data: the outlier-score threshold rejects about this
+   * share of the training rows' out-of-fold scores. Default 0.05; 0 keeps the open-set scores but never rejects.
+   */
   rejectRate?: number;
+  /** Open-set memory options (default: 4 * sqrt(rows) k-means centroids, at most 128; k = 1). */
+  openSet?: OpenSetOptions;
   /**
    * Group id per row: rows of one group (an image and its augmented views) always fall in the same fold or split,
    * so cross-validation, calibration and early stopping never score a view whose twin was trained on.
@@ -150,7 +159,7 @@ export async function trainHead(embeddings: EmbeddingRows, labels: readonly stri
     let l2: number;
     let warmStart: Float64Array | undefined;
     let candidates: L2Candidate[] | undefined;
-    const wantHeldOut = options.calibrate !== false || (options.rejectRate ?? 0) > 0;
+    const wantHeldOut = options.calibrate !== false;
     if ((options.l2 ?? 'auto') === 'auto' || wantHeldOut) {
       if (folds < 2) {
         if ((options.l2 ?? 'auto') === 'auto') {
@@ -229,19 +238,36 @@ export async function trainHead(embeddings: EmbeddingRows, labels: readonly stri
 
   // cosine scores live in [-1, 1]: without calibration data a prototype head still needs a sharpening scale
   let temperature = type === 'prototype' ? 0.05 : 1;
-  let rejection: { threshold: number; rate: number } | null = null;
   if (heldOut) {
     const classCount = classes.length;
     metrics.heldOutUncalibrated = heldOutMetrics(heldOut.logits, heldOut.targets, classCount, temperature);
     if (options.calibrate !== false) temperature = fitTemperature(heldOut.logits, heldOut.targets, classCount);
     metrics.heldOut = { source: heldOut.source, ...heldOutMetrics(heldOut.logits, heldOut.targets, classCount, temperature) };
-    const rate = options.rejectRate ?? 0;
-    if (rate > 0) rejection = { threshold: rejectionThreshold(heldOut.logits, heldOut.targets.length, classCount, temperature, rate), rate };
-  } else if ((options.rejectRate ?? 0) > 0) {
-    throw new EdgetlError('train-input', 'a rejection threshold needs held-out rows: every class needs at least 2 examples');
   }
+
+  // Open set: a memory of the raw training embeddings, scored out of fold so the threshold reflects new photos.
+  progress?.('open-set', 0, 1);
+  const rate = options.rejectRate ?? DEFAULT_REJECT_RATE;
+  if (rate < 0 || rate >= 1) throw new EdgetlError('train-input', `rejectRate must be in [0, 1), got ${rate}`);
+  const openSetFolds = folds >= 2 ? stratifiedFolds(targets, classes.length, folds, seed, options.groups) : [];
+  if (openSetFolds.length === 0 && options.rejectRate !== undefined && options.rejectRate > 0) {
+    throw new EdgetlError('train-input', 'a rejection threshold needs out-of-fold rows: every class needs at least 2 examples');
+  }
+  const openSetFit = fitOpenSet(raw, targets, classes.length, dim, openSetFolds, { seed, ...options.openSet });
+  const threshold = rate > 0 && openSetFolds.length > 0 ? outlierThreshold(openSetFit.outOfFoldScores, rate) : null;
+  const openSet = { ...openSetFit.model, threshold, rate: threshold === null ? 0 : rate };
+  metrics.openSet = {
+    source: openSetFolds.length > 0 ? `${folds}-fold out-of-fold` : 'training rows (too few for folds: no threshold)',
+    method: openSet.method,
+    memoryRows: openSet.memoryClasses.length,
+    k: openSet.k,
+    threshold,
+    rate: openSet.rate,
+    outOfFoldRejected: threshold === null ? 0 : openSetFit.outOfFoldScores.filter((s) => s > threshold).length / rows,
+  };
+  progress?.('open-set', 1, 1);
   usedOptions.calibrate = options.calibrate !== false;
-  usedOptions.rejectRate = options.rejectRate ?? 0;
+  usedOptions.rejectRate = openSet.rate;
   usedOptions.folds = folds;
 
   const training: TrainingSummary = {
@@ -255,7 +281,7 @@ export async function trainHead(embeddings: EmbeddingRows, labels: readonly stri
     denseMath: math.name,
   };
   const backbone: HeadBackboneRef = options.backbone ?? { id: 'unspecified', sha256: '0'.repeat(64), embeddingDim: dim, preprocess: null };
-  return new Head({ labels: classes, backbone, weights, normalization, temperature, rejection, training });
+  return new Head({ labels: classes, backbone, weights, normalization, temperature, rejection: null, training, openSet });
 }
 
 /** Logits of the training-time model on (normalized) rows: used by tests and benches that bypass Head. */

@@ -1,9 +1,9 @@
 /**
  * Heads in the browser: trained in a Web Worker (the page keeps drawing and answering input), predicted on the main
- * thread. The head code and the edgetl-head v1 format are the shared runtime-neutral ones (src/heads, src/formats):
+ * thread. The head code and the edgetl-head format are the shared runtime-neutral ones (src/heads, src/formats):
  * a head trained here is byte-for-byte the file Node would write, and loads in Node with identical predictions.
  */
-import { Head, UNKNOWN_LABEL, type Prediction } from '../heads/head.js';
+import { Head, UNKNOWN_LABEL, type Prediction, type RejectionReason } from '../heads/head.js';
 import type { HeadBackboneRef, HeadType } from '../formats/head-file.js';
 import type { TrainHeadOptions } from '../heads/train.js';
 import { EdgetlError } from '../util/errors.js';
@@ -42,11 +42,22 @@ export type WorkerReply =
   | { kind: 'done'; id: number; json: string; seconds: number }
   | { kind: 'error'; id: number; message: string; code?: string };
 
+/** The prediction contract of the library (label, closest, score, outlierScore, topK), plus every class's score. */
 export interface WebPrediction {
-  /** Winning label, or "unknown" when the head rejected the input. */
+  /** The class, or "unknown" when the head rejected the input. */
   label: string;
+  /** The best known class, always. */
+  closest: string;
   unknown: boolean;
+  /** Why it is unknown: "outlier" (not like the examples) or "low-confidence". */
+  reason?: RejectionReason;
+  /** Calibrated probability of `closest`. */
   score: number;
+  /** Higher = less like the training examples; absent for heads without open-set data (version 1 files). */
+  outlierScore?: number;
+  /** The head's outlier threshold (null: it never rejects on it). */
+  outlierThreshold: number | null;
+  topK: { label: string; score: number }[];
   /** Every class, best first. */
   scores: { label: string; score: number }[];
 }
@@ -60,11 +71,23 @@ export interface WebHead {
   readonly backbone: HeadBackboneRef;
   /** Accuracy on rows the head did not fit (held-out or out-of-fold), and where it comes from. */
   readonly summary?: { validationAccuracy?: number; validationSource?: string };
-  predict(embedding: Float32Array): WebPrediction;
+  /** Notes from loading (e.g. a version 1 head without open-set data). */
+  readonly warnings: readonly string[];
+  predict(embedding: Float32Array, options?: { topK?: number }): WebPrediction;
 }
 
-function toWebPrediction(p: Prediction): WebPrediction {
-  return { label: p.rejected ? UNKNOWN_LABEL : p.label, unknown: p.rejected, score: p.score, scores: p.topK };
+function toWebPrediction(p: Prediction, head: Head, topK: number): WebPrediction {
+  return {
+    label: p.rejected ? UNKNOWN_LABEL : p.label,
+    closest: p.closest,
+    unknown: p.rejected,
+    ...(p.reason ? { reason: p.reason } : {}),
+    score: p.score,
+    ...(p.outlierScore !== undefined ? { outlierScore: p.outlierScore } : {}),
+    outlierThreshold: head.openSet?.threshold ?? null,
+    topK: p.topK.slice(0, topK),
+    scores: p.topK,
+  };
 }
 
 function wrap(head: Head, json: string): WebHead {
@@ -78,7 +101,8 @@ function wrap(head: Head, json: string): WebHead {
     type: head.type,
     backbone: head.backbone,
     summary: { validationAccuracy: accuracy, validationSource: source },
-    predict: (embedding) => toWebPrediction(head.predict(embedding, { topK: head.labels.length })),
+    warnings: head.warnings,
+    predict: (embedding, options = {}) => toWebPrediction(head.predict(embedding, { topK: head.labels.length }), head, options.topK ?? 3),
   };
 }
 
@@ -91,7 +115,7 @@ function findNumber(value: unknown, keys: string[]): number | undefined {
   return undefined;
 }
 
-/** Parses and validates edgetl-head v1 text (every field checked by the shared parser). */
+/** Parses and validates edgetl-head text (v2, or v1 with a warning) (every field checked by the shared parser). */
 export function parseWebHead(json: string, fileName = 'head file'): WebHead {
   return wrap(Head.parse(json, { file: fileName }), json);
 }

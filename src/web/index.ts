@@ -34,7 +34,8 @@ export {
   type WebTrainRequest,
   type WebTrainProgress,
 } from './heads.js';
-export { Head, UNKNOWN_LABEL, type Prediction } from '../heads/head.js';
+export { Head, UNKNOWN_LABEL, predictionJson, type Prediction, type RejectionReason } from '../heads/head.js';
+export { driftReport, driftFromScores, type DriftReport } from '../heads/drift.js';
 export { trainHead, type TrainHeadOptions } from '../heads/train.js';
 export { openEdgetlStore, downloadText, type EdgetlStore, type StoredExamples, type StoredHeadEntry } from './storage.js';
 export { EdgetlError } from '../util/errors.js';

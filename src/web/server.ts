@@ -72,7 +72,7 @@ export interface KioskServerOptions {
   host?: string;
   /** Port; 0 picks a free one. Default 8080. */
   port?: number;
-  /** edgetl-head v1 JSON text the page loads at start (from `--head`). */
+  /** edgetl-head JSON text the page loads at start (from `--head`). */
   headJson?: string;
   /**
    * Several heads on the one backbone pass (`--head a.json --head b.json`): the page trains and shows the first,

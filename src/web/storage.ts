@@ -1,5 +1,5 @@
 /**
- * Keeping a kiosk's work across reloads and power cuts: heads (edgetl-head v1 JSON text, exactly as exported) and
+ * Keeping a kiosk's work across reloads and power cuts: heads (edgetl-head JSON text, exactly as exported) and
  * the example embeddings, in IndexedDB. A transaction commits whole or not at all, so a crash never leaves half a head.
  */
 import { EdgetlError, describeError } from '../util/errors.js';

@@ -22,9 +22,16 @@ t.test('eval --json: counts, accuracy, per-class results and confusion keyed by 
   t.same(report.perClass.red, { precision: 1, recall: 1, f1: 1, support: 5 });
   t.equal(report.perClass.green.support, 0);
   t.same(report.confusion, { labels: ['blue', 'green', 'red'], matrix: [[4, 0, 0], [0, 0, 0], [0, 0, 5]] });
+  t.equal(report.closedSetAccuracy, 1);
+  t.same(Object.keys(report.openSet), ['rejectedRate', 'acceptedAccuracy', 'threshold', 'drift'], 'open-set figures beside the closed-set ones');
+  t.equal(report.openSet.rejectedRate, 0);
+  t.equal(report.openSet.acceptedAccuracy, 1);
+  t.equal(report.openSet.drift.drifted, false);
 
   const text = await run(evalCommand, [test, '--head', head, '--backbone', ws.model, '--ep', 'cpu']);
-  t.match(text.stdout, /accuracy 100\.0%/);
+  t.match(text.stdout, /closed set\s+accuracy 100\.0%/);
+  t.match(text.stdout, /open set\s+0 rejected as unknown \(0\.0%\), accuracy on the accepted 100\.0%/);
+  t.match(text.stdout, /drift\s+0\.0% over the outlier threshold/);
   t.match(text.stdout, /confusion/);
   // without --backbone the head's backbone id is tried; "tiny" is a file, not a catalog id, so the error says what to do
   const implicit = await run(evalCommand, [test, '--head', head, '--ep', 'cpu']);

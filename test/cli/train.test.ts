@@ -109,9 +109,13 @@ t.test('end to end on hymenoptera with MobileNetV2-int8: val accuracy above 93%'
   t.same(summary.classes, ['ants', 'bees']);
   t.equal(summary.trainCount, 244);
   t.equal(summary.valCount, 153);
-  t.ok(summary.val.accuracy >= 0.93, `val accuracy ${summary.val.accuracy}`);
+  t.ok(summary.val.closedSetAccuracy >= 0.93, `closed-set val accuracy ${summary.val.closedSetAccuracy}`);
+  t.ok(summary.val.acceptedAccuracy >= 0.93, `accuracy on the val photos not rejected as unknown ${summary.val.acceptedAccuracy}`);
+  t.ok(summary.val.rejectedRate <= 0.1, `own val photos rejected as unknown ${summary.val.rejectedRate}`);
+  t.equal(summary.rejectRate, 0.05, 'open-set rejection is on by default');
   t.ok(summary.val.ece < 0.1, `val ECE ${summary.val.ece}`);
-  t.ok(summary.headBytes < 40_000, `head file ${summary.headBytes} bytes`);
+  // linear weights ~10 KB; the open-set memory (4 * sqrt(244) = 62 rows of 1280 float16) ~210 KB in base64
+  t.ok(summary.headBytes < 300_000, `head file ${summary.headBytes} bytes`);
 });
 
 t.test('--augment flip adds one mirrored view per training image, grouped with it', async (t) => {

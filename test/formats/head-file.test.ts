@@ -9,9 +9,11 @@ import { sha256Hex } from '../../src/formats/sha256.js';
 import { EdgetlError } from '../../src/util/errors.js';
 import { IMAGENET_224 } from '../../src/preprocess/spec.js';
 import { gaussianClusters } from '../heads/synthetic.js';
+import { asVersion1 } from '../helpers/head-v1.js';
 
-const schema = JSON.parse(readFileSync(new URL('../../src/formats/edgetl-head-v1.schema.json', import.meta.url), 'utf8'));
+const schema = JSON.parse(readFileSync(new URL('../../src/formats/edgetl-head-v2.schema.json', import.meta.url), 'utf8'));
 const validate = new Ajv({ allErrors: true }).compile(schema);
+const validateV1 = new Ajv({ allErrors: true }).compile(JSON.parse(readFileSync(new URL('../../src/formats/edgetl-head-v1.schema.json', import.meta.url), 'utf8')));
 const backbone = { id: 'tiny-test', sha256: 'ab'.repeat(32), embeddingDim: 24, preprocess: IMAGENET_224 };
 const { data, labels } = gaussianClusters({ perClass: [30, 25, 20], dim: 24, separation: 3, seed: 9 });
 
@@ -99,9 +101,13 @@ t.test('loading names the field of every problem', async (t) => {
   };
   expectError('{not json', 'head-format', /invalid JSON/, 'not JSON');
   expectError(edited(good, (d) => (d.format = 'something-else')), 'head-format', /"format"/, 'unknown format');
-  expectError(edited(good, (d) => (d.version = 2)), 'head-version', /"version".*upgrade edgetl/, 'newer version');
+  expectError(edited(good, (d) => (d.version = 3)), 'head-version', /"version".*upgrade edgetl/, 'newer version');
   expectError(edited(good, (d) => delete d.labels), 'head-labels', /"labels"/, 'no labels');
-  expectError(edited(good, (d) => d.labels.pop()), 'head-labels', /"weights\.tensors\[\d\]\.shape".*linear\.weight.*2 labels/, 'labels do not match the weights');
+  expectError(edited(good, (d) => d.labels.pop()), 'head-labels', /("weights\.tensors\[\d\]\.shape".*linear\.weight.*2 labels|"openSet\.memoryClasses\[\d+\]" is 2, but the head has 2 labels)/, 'labels do not match the weights');
+  expectError(edited(good, (d) => (d.openSet.threshold = 3)), 'head-invalid', /"openSet\.threshold"/, 'outlier threshold beyond a cosine distance');
+  expectError(edited(good, (d) => d.openSet.memoryClasses.pop()), 'head-invalid', /"openSet\.memoryWeights"/, 'memory classes and weights disagree');
+  expectError(edited(good, (d) => (d.openSet.method = 'magic')), 'head-invalid', /"openSet\.method"/, 'unknown open-set method');
+  expectError(edited(good, (d) => (d.version = 1)), 'head-invalid', /"openSet" is a version 2 field/, 'a version 1 file with a version 2 section');
   expectError(edited(good, (d) => (d.labels[1] = d.labels[0])), 'head-labels', /"labels\[1\]" repeats/, 'duplicate label');
   expectError(edited(good, (d) => (d.backbone.embeddingDim = 25)), 'head-shape', /"weights\.tensors\[0\]\.shape".*normalization\.mean/, 'embedding size does not match the weights');
   expectError(edited(good, (d) => (d.backbone.sha256 = 'xyz')), 'head-invalid', /"backbone\.sha256"/, 'malformed sha256');
@@ -160,7 +166,7 @@ t.test('loading names the field of every problem', async (t) => {
   );
   t.doesNotThrow(() => Head.parse(good, { backbone: { sha256: 'AB'.repeat(32), embeddingDim: 24 } }), 'the same backbone (any hex case) loads');
 
-  for (const broken of [edited(good, (d) => (d.format = 'x')), edited(good, (d) => (d.version = 2)), edited(good, (d) => (d.weights.checksum = 'md5:1'))]) {
+  for (const broken of [edited(good, (d) => (d.format = 'x')), edited(good, (d) => (d.version = 3)), edited(good, (d) => (d.weights.checksum = 'md5:1')), edited(good, (d) => (d.openSet.threshold = 3))]) {
     t.notOk(validate(JSON.parse(broken)), 'the schema rejects it too');
   }
 });
@@ -173,4 +179,33 @@ t.test('writing refuses values a float16 cannot hold, naming the tensor', async 
   t.doesNotThrow(() => serializeHeadFile(content, { dtype: 'float32' }));
   content.tensors.find((x) => x.name === 'linear.bias')!.data[0] = NaN;
   t.throws(() => serializeHeadFile(content, { dtype: 'float32' }), /tensor "linear\.bias" holds a non-finite value/);
+});
+
+t.test('version 1 files still load: no outlierScore, one warning, same probabilities', async (t) => {
+  for (const type of ['linear', 'mlp', 'prototype'] as const) {
+    const head = await trained(type);
+    const v1 = asVersion1(head.serialize());
+    t.ok(validateV1(JSON.parse(v1)), `${type}: the converted file is valid version 1 ${JSON.stringify(validateV1.errors)}`);
+    const loaded = Head.parse(v1, { file: 'old.json' });
+    t.equal(loaded.warnings.length, 1, `${type}: one warning`);
+    t.match(loaded.warnings[0], /old\.json.*no open-set data.*no outlierScore/);
+    t.equal(loaded.openSet, null);
+    const prediction = loaded.predict(data.subarray(0, 24));
+    t.notOk('outlierScore' in prediction, `${type}: predictions carry no outlierScore`);
+    t.equal(prediction.closest, prediction.label, 'closest is still there');
+    t.ok(maxDifference(Head.parse(head.serialize()).probabilities(data), loaded.probabilities(data)) === 0, `${type}: same probabilities as the version 2 file`);
+    t.equal(JSON.parse(loaded.serialize()).version, 2, 'saving writes version 2');
+    t.equal(Head.parse(head.serialize()).warnings.length, 0, `${type}: a version 2 file with open-set data loads without warnings`);
+  }
+});
+
+t.test('the open-set section round-trips: memory, threshold and outlier scores survive float16 storage', async (t) => {
+  for (const type of ['linear', 'mlp', 'prototype'] as const) {
+    const head = await trained(type);
+    const loaded = Head.parse(head.serialize());
+    t.ok(loaded.openSet, `${type}: has open-set data`);
+    t.equal(loaded.openSet!.threshold, head.openSet!.threshold);
+    t.same(loaded.openSet!.memoryClasses, head.openSet!.memoryClasses);
+    t.ok(maxDifference(head.outlierScores(data)!, loaded.outlierScores(data)!) < 2e-3, `${type}: outlier scores move by ${maxDifference(head.outlierScores(data)!, loaded.outlierScores(data)!)}`);
+  }
 });

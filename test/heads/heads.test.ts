@@ -7,8 +7,9 @@ import { gaussianClusters } from './synthetic.js';
 
 const backbone = { id: 'test', sha256: '12'.repeat(32), embeddingDim: 10, preprocess: null };
 
+/** Closed-set accuracy: the best known class, whether or not the head calls the row unknown. */
 function accuracyOf(head: Head, data: Float32Array, labels: string[]): number {
-  return head.predictMany(data).filter((p, i) => p.label === labels[i]).length / labels.length;
+  return head.predictMany(data).filter((p, i) => p.closest === labels[i]).length / labels.length;
 }
 
 async function rejects(t: Test, promise: Promise<unknown>, pattern: RegExp, what: string) {
@@ -87,16 +88,55 @@ t.test('balanced class weights shift decisions towards the rare class', async (t
   t.equal(balanced.training.options.classWeight, 'balanced');
 });
 
-t.test('open-set rejection: about 5% of known rows and most far-away rows become "unknown"', async (t) => {
+t.test('open-set rejection: about 5% of known rows and most far-away rows become "unknown", by default', async (t) => {
   const train = gaussianClusters({ perClass: [150, 150, 150], dim: 10, separation: 3, seed: 7 });
-  const head = await trainHead(train.data, train.labels, { seed: 1, rejectRate: 0.05 });
-  t.ok(head.rejection && head.rejection.rate === 0.05 && head.rejection.threshold > 0.34);
-  const fresh = gaussianClusters({ perClass: [300, 300, 300], dim: 10, separation: 3, seed: 8 });
-  const rejected = head.predictMany(fresh.data).filter((p) => p.rejected).length / 900;
-  t.ok(rejected > 0.02 && rejected < 0.1, `known-class rows rejected: ${rejected}`);
-  const prediction = head.predictMany(fresh.data).find((p) => p.rejected)!;
-  t.equal(prediction.label, UNKNOWN_LABEL);
-  t.equal(prediction.topK[0].label, head.labels[prediction.index], 'top-k still names the best class');
+  for (const type of ['linear', 'mlp', 'prototype'] as const) {
+    const head = await trainHead(train.data, train.labels, { type, seed: 1, mlp: { epochs: 30 } });
+    t.ok(head.openSet && head.openSet.rate === 0.05 && head.openSet.threshold !== null, `${type}: on by default (threshold ${head.openSet?.threshold})`);
+    t.equal(head.rejection, null, `${type}: no confidence cut`);
+    const fresh = gaussianClusters({ perClass: [300, 300, 300], dim: 10, separation: 3, seed: 8 });
+    const predictions = head.predictMany(fresh.data);
+    const rejected = predictions.filter((p) => p.rejected).length / 900;
+    t.ok(rejected > 0.01 && rejected < 0.1, `${type}: known-class rows rejected: ${rejected}`);
+    // rows of a cluster no class lives near (centred on dimensions 6..9)
+    const far = gaussianClusters({ perClass: [0, 0, 0, 0, 0, 0, 100], dim: 10, separation: 12, seed: 9 });
+    const farPredictions = head.predictMany(far.data);
+    const farRejected = farPredictions.filter((p) => p.rejected).length / 100;
+    t.ok(farRejected > 0.7, `${type}: far-away rows rejected: ${farRejected}`);
+    const prediction = farPredictions.find((p) => p.rejected)!;
+    t.equal(prediction.label, UNKNOWN_LABEL);
+    t.equal(prediction.reason, 'outlier');
+    t.equal(prediction.closest, head.labels[prediction.index], 'closest names the best known class');
+    t.equal(prediction.topK[0].label, prediction.closest, 'top-k still names the best class');
+    t.ok(prediction.outlierScore! > head.openSet!.threshold!, 'its outlier score is over the threshold');
+    const meanOf = (ps: typeof predictions) => ps.reduce((s, p) => s + p.outlierScore!, 0) / ps.length;
+    t.ok(meanOf(farPredictions) > meanOf(predictions), `${type}: far rows score higher (${meanOf(farPredictions)} > ${meanOf(predictions)})`);
+  }
+  const off = await trainHead(train.data, train.labels, { seed: 1, rejectRate: 0 });
+  const offPredictions = off.predictMany(gaussianClusters({ perClass: [0, 0, 0, 0, 0, 0, 50], dim: 10, separation: 12, seed: 9 }).data);
+  t.equal(off.openSet!.threshold, null, 'rejectRate 0 turns rejection off');
+  t.ok(offPredictions.every((p) => !p.rejected && p.outlierScore !== undefined), 'but predictions still carry outlier scores');
+});
+
+t.test('prototype add-class and remove-class keep the open-set memory right', async (t) => {
+  const all = gaussianClusters({ perClass: [60, 60, 60, 60], dim: 10, separation: 6, seed: 12 });
+  const fresh = gaussianClusters({ perClass: [60, 60, 60, 60], dim: 10, separation: 6, seed: 13 });
+  const rowsOf = (set: typeof all, c: number) => set.data.subarray(c * 60 * 10, (c + 1) * 60 * 10);
+  const rejectedShare = (head: Head, rows: Float32Array) => head.predictMany(rows).filter((p) => p.rejected).length / (rows.length / 10);
+  const head = await trainHead(all.data.subarray(0, 180 * 10), all.labels.slice(0, 180), { type: 'prototype', backbone, seed: 1 });
+  t.ok(rejectedShare(head, rowsOf(fresh, 3)) > 0.9, `before it is added, class c3 is unknown (${rejectedShare(head, rowsOf(fresh, 3))})`);
+  head.addClass('c3', rowsOf(all, 3));
+  t.ok(rejectedShare(head, rowsOf(fresh, 3)) < 0.15, `after add-class, fresh c3 rows are known (${rejectedShare(head, rowsOf(fresh, 3))} rejected)`);
+  t.ok(head.openSet!.memoryClasses.includes(3), 'the memory holds rows of the new class');
+  const reloaded = Head.parse(head.serialize());
+  t.same(reloaded.openSet!.memoryClasses, head.openSet!.memoryClasses, 'and survives saving');
+  head.removeClass('c1');
+  t.notOk(head.openSet!.memoryClasses.includes(3), 'class indices after the removed one shift down');
+  t.same([...new Set(head.openSet!.memoryClasses)].sort(), [0, 1, 2], 'every memory row belongs to a remaining class');
+  t.ok(rejectedShare(head, rowsOf(fresh, 1)) > 0.9, `after remove-class, the removed class is unknown (${rejectedShare(head, rowsOf(fresh, 1))})`);
+  t.ok(rejectedShare(head, rowsOf(fresh, 3)) < 0.15, 'the others stay known');
+  const closest = head.predictMany(rowsOf(fresh, 3)).map((p) => p.closest);
+  t.ok(closest.every((c) => c === 'c3'), 'c3 rows are still closest to c3');
 });
 
 t.test('prototype heads add and remove classes without retraining the others', async (t) => {
@@ -132,6 +172,7 @@ t.test('refusals: one class, an empty class, bad rows, reserved label', async (t
   await rejects(t, trainHead(data, labels.map((l) => (l === 'c1' ? 'unknown' : l))), /"unknown" is reserved/, 'reserved label');
   await rejects(t, trainHead(data, labels, { backbone: { ...backbone, embeddingDim: 12 } }), /backbone test produces 12/, 'dim mismatch');
   await rejects(t, trainHead(data.subarray(0, 60), labels.slice(0, 6)), /class "c1" has 1/, 'CV needs two per class');
+  await rejects(t, trainHead(data.subarray(0, 60), labels.slice(0, 6), { type: 'prototype', rejectRate: 0.05 }), /rejection threshold needs out-of-fold rows/, 'a threshold needs two per class');
 });
 
 t.test('the mini-batch linear solver reaches the L-BFGS solution\'s accuracy', async (t) => {

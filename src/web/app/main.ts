@@ -8,6 +8,7 @@ import { downloadText, openEdgetlStore, type EdgetlStore, type StoredExamples } 
 import { describeAdapter, onnxruntimeWebVersion, type WebProviderRequest } from '../../execution/web-session.js';
 import type { PreprocessSpec } from '../../preprocess/spec.js';
 import { describeError } from '../../util/errors.js';
+import { driftFromScores } from '../../heads/drift.js';
 
 /** What `edgetl serve` tells the page (GET /api/config). */
 interface ServerConfig {
@@ -76,6 +77,8 @@ const ui = {
   predictionLabel: byId<HTMLParagraphElement>('prediction-label'),
   predictionBars: byId<HTMLUListElement>('prediction-bars'),
   otherHeads: byId<HTMLUListElement>('other-heads'),
+  predictionReason: byId<HTMLParagraphElement>('prediction-reason'),
+  driftWarning: byId<HTMLParagraphElement>('drift-warning'),
   deviceFacts: byId<HTMLDListElement>('device-facts'),
   template: byId<HTMLTemplateElement>('class-template'),
 };
@@ -98,8 +101,14 @@ const state = {
   preprocessMs: [] as number[],
   inferenceMs: [] as number[],
   headMs: [] as number[],
+  /** Outlier scores of the last camera frames, for the drift warning. */
+  liveScores: [] as number[],
   training: false,
 };
+
+/** Camera frames the drift warning looks back over, and how many it needs before it says anything. */
+const DRIFT_WINDOW = 30;
+const DRIFT_MIN_FRAMES = 15;
 
 // ---------------------------------------------------------------- errors
 
@@ -366,10 +375,12 @@ function describeHeadQuality(head: WebHead): string {
 
 async function useHead(head: WebHead, how: 'trained' | 'imported' | 'restored' | 'served'): Promise<void> {
   state.head = head;
+  state.liveScores = [];
+  renderDrift();
   ui.exportHead.disabled = false;
   document.body.dataset.head = 'ready';
   if (how !== 'restored') await state.store?.saveHead('current', head.json).catch((error: unknown) => showError(`The head works but could not be saved in this browser: ${describeError(error)}. Export it to keep it.`));
-  if (how !== 'trained') setTrainStatus(`Using a ${how} ${head.type} head: ${head.labels.join(', ')}.`, 'done');
+  if (how !== 'trained') setTrainStatus(`Using a ${how} ${head.type} head: ${head.labels.join(', ')}.${head.warnings.length ? ` Note: ${head.warnings.join(' ')}` : ''}`, 'done');
   renderPrediction(undefined);
   if (!ui.testImage.hidden && ui.testImage.dataset.ready === 'true') void classifyTestImage();
 }
@@ -435,6 +446,8 @@ function renderPrediction(prediction: WebPrediction | undefined): void {
   if (!prediction) {
     label.dataset.state = 'idle';
     label.textContent = state.head ? 'Show the camera something, or classify a photo.' : 'Train or import a head first.';
+    ui.predictionReason.textContent = '';
+    ui.predictionReason.hidden = true;
     ui.predictionBars.replaceChildren();
     ui.otherHeads.replaceChildren();
     return;
@@ -450,9 +463,15 @@ function renderPrediction(prediction: WebPrediction | undefined): void {
   );
   label.dataset.state = prediction.unknown ? 'unknown' : 'known';
   label.dataset.label = prediction.unknown ? '' : prediction.label;
-  label.textContent = prediction.unknown
-    ? `Unknown (closest: ${prediction.scores[0]?.label ?? '?'}, ${Math.round((prediction.scores[0]?.score ?? 0) * 100)}%)`
-    : `${prediction.label} (${Math.round(prediction.score * 100)}%)`;
+  label.dataset.reason = prediction.reason ?? '';
+  label.dataset.closest = prediction.closest;
+  label.textContent = prediction.unknown ? `Unknown (closest: ${prediction.closest}, ${Math.round(prediction.score * 100)}%)` : `${prediction.label} (${Math.round(prediction.score * 100)}%)`;
+  ui.predictionReason.hidden = !prediction.unknown;
+  ui.predictionReason.textContent = !prediction.unknown
+    ? ''
+    : prediction.reason === 'outlier'
+      ? 'Not like the examples: this looks unlike every photo the head was trained on. Add it as examples (or to a "nothing" class) if it should be recognised.'
+      : 'Not sure: the head cannot tell between its classes here.';
   ui.predictionBars.replaceChildren(
     ...prediction.scores.map((s, i) => {
       const item = document.createElement('li');
@@ -555,7 +574,13 @@ async function liveLoop(): Promise<void> {
   while (state.live) {
     if (state.head && ui.camera.readyState >= 2) {
       try {
-        renderPrediction(await predictFrom(ui.camera));
+        const prediction = await predictFrom(ui.camera);
+        renderPrediction(prediction);
+        if (prediction?.outlierScore !== undefined) {
+          state.liveScores.push(prediction.outlierScore);
+          if (state.liveScores.length > DRIFT_WINDOW) state.liveScores.shift();
+          renderDrift();
+        }
       } catch (error) {
         showError(`Live prediction stopped: ${describeError(error)}`);
         stopCamera();
@@ -564,6 +589,24 @@ async function liveLoop(): Promise<void> {
       if (++frames % 10 === 0) renderDevice();
     }
     await new Promise((resolve) => setTimeout(resolve, state.head ? 30 : 250));
+  }
+}
+
+/** Warns when the camera view has drifted from the examples (most recent frames unlike them). */
+function renderDrift(): void {
+  const openSet = state.head?.head.openSet;
+  const scores = state.liveScores;
+  if (!openSet || scores.length < DRIFT_MIN_FRAMES) {
+    ui.driftWarning.hidden = true;
+    document.body.dataset.drift = 'false';
+    return;
+  }
+  const report = driftFromScores(openSet, scores);
+  document.body.dataset.drift = String(report.drifted);
+  ui.driftWarning.hidden = !report.drifted;
+  if (report.drifted) {
+    const share = report.overThreshold === null ? '' : `${Math.round(report.overThreshold * 100)}% of the last ${scores.length} frames`;
+    ui.driftWarning.textContent = `The camera view has drifted from the examples: ${share || 'recent frames'} look unlike them. Check the light and the framing, or add examples taken here and train again.`;
   }
 }
 
