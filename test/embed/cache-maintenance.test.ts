@@ -81,9 +81,11 @@ t.test('duplicate records from two writers are compacted to one per key, values 
   const before = (await stat(a.path)).size;
   const seen = await open(root);
   t.equal(seen.stats().duplicates, 20, 'the second copy of each record is counted');
+  // Opening compacts a file this wasteful already (half its records are copies); maintenance finds what is left.
+  const compactedOnOpen = seen.stats().compacted;
   await seen.close();
   const report = await maintainEmbeddingCache(root, { compact: 'needed' });
-  t.equal(report.compactedRecords, 20);
+  t.equal(report.compactedRecords, compactedOnOpen ? 0 : 20, 'each duplicate is compacted once, on open or by maintenance');
   t.equal(report.evicted, 0);
   const after = (await stat(a.path)).size;
   t.equal(after, 64 + 20 * recordBytes, `one record per key (${before} -> ${after} bytes)`);
