@@ -10,11 +10,11 @@
  * Large downscales stay in libvips, which is much faster there and within 1/255 on average of Pillow.
  */
 
-const PRECISION_BITS = 32 - 8 - 2;
+export const PRECISION_BITS = 32 - 8 - 2;
 const HALF = 1 << (PRECISION_BITS - 1);
-const ONE = 1 << PRECISION_BITS;
+export const ONE = 1 << PRECISION_BITS;
 
-interface Coefficients {
+export interface Coefficients {
   /** Per output index: first input index and tap count. */
   start: Int32Array;
   count: Int32Array;
@@ -28,7 +28,7 @@ function bilinearFilter(x: number): number {
   return a < 1 ? 1 - a : 0;
 }
 
-function coefficients(inSize: number, outSize: number): Coefficients {
+export function coefficients(inSize: number, outSize: number): Coefficients {
   const scale = inSize / outSize;
   const filterScale = Math.max(scale, 1);
   const support = 1 * filterScale;
