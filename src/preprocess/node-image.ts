@@ -17,8 +17,8 @@
 import { stat } from 'node:fs/promises';
 import sharp, { type Sharp, type SharpOptions } from 'sharp';
 import type { PreprocessSpec } from './spec.js';
-import { resizeGeometry, writePixelsToTensor, type ResizeGeometry } from './tensor.js';
-import { resizeBilinearPillow } from './pillow-resample.js';
+import { assertTensorSlot, resizeGeometry, writePixelsToTensor, type ResizeGeometry } from './tensor.js';
+import { resizePillowFast, resizePillowToTensor } from './pillow-resample-wasm.js';
 import { EdgetlError } from '../util/errors.js';
 
 /** Already-decoded pixels (e.g. a camera frame), row-major 8-bit RGB or RGBA. Taken as upright (no EXIF here). */
@@ -176,6 +176,20 @@ export async function decodeToRgb(
   spec: PreprocessSpec,
   options: DecodeOptions = {},
 ): Promise<DecodedImage> {
+  return (await decode(source, spec, options))!;
+}
+
+/** Where `decode` writes the model tensor instead of returning pixels. */
+interface TensorTarget {
+  out: Float32Array;
+  index: number;
+}
+
+/**
+ * decodeToRgb, or with `target` the same pixels written as a tensor slot: on the exact (Pillow) path the tensor write
+ * is fused into the resize and nothing is returned.
+ */
+async function decode(source: ImageSource, spec: PreprocessSpec, options: DecodeOptions, target?: TensorTarget): Promise<DecodedImage | undefined> {
   if (!sharpConfigured) configureSharp();
   const where = describeSource(source);
   const file = typeof source === 'string' ? source : undefined;
@@ -234,10 +248,12 @@ export async function decodeToRgb(
       const { data, info } = await pipeline.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
       resized = { data, width: info.width, height: info.height, channels: info.channels };
     } else {
-      resized = await resizeLikePillow(pipeline, width, height, geometry, spec, {
+      const fused = await resizeLikePillow(pipeline, width, height, geometry, spec, {
         reduceFirst: kernel !== 'pillow',
         fastShrinkOnLoad: options.fastShrinkOnLoad ?? false,
-      });
+      }, target);
+      if (!fused) return undefined;
+      resized = fused;
     }
     if (resized.width !== spec.width || resized.height !== spec.height) {
       throw new EdgetlError(
@@ -245,12 +261,15 @@ export async function decodeToRgb(
         `${where}: resized to ${resized.width}x${resized.height}, expected ${spec.width}x${spec.height}`,
       );
     }
-    return {
+    const image: DecodedImage = {
       pixels: toRgb(resized.data, resized.channels, spec.width * spec.height),
       width: spec.width,
       height: spec.height,
       channels: 3,
     };
+    if (!target) return image;
+    writePixelsToTensor(image.pixels, image.width, image.height, 3, spec, target.out, target.index);
+    return undefined;
   } catch (error) {
     if (error instanceof EdgetlError) throw error;
     const message = error instanceof Error ? error.message : String(error);
@@ -272,7 +291,8 @@ async function resizeLikePillow(
   geometry: ResizeGeometry,
   spec: PreprocessSpec,
   options: { reduceFirst: boolean; fastShrinkOnLoad: boolean },
-): Promise<{ data: Uint8Array; width: number; height: number; channels: number }> {
+  target?: TensorTarget,
+): Promise<{ data: Uint8Array; width: number; height: number; channels: number } | undefined> {
   const midW = options.reduceFirst ? Math.min(srcW, geometry.resizeW) : srcW;
   const midH = options.reduceFirst ? Math.min(srcH, geometry.resizeH) : srcH;
   const stage =
@@ -284,7 +304,11 @@ async function resizeLikePillow(
     throw new EdgetlError('internal', `reduced to ${info.width}x${info.height}, expected ${midW}x${midH}`);
   }
   const crop = { left: geometry.cropLeft, top: geometry.cropTop, width: spec.width, height: spec.height };
-  const out = resizeBilinearPillow(data, midW, midH, info.channels, geometry.resizeW, geometry.resizeH, crop);
+  if (target && (info.channels === 3 || info.channels === 4)) {
+    resizePillowToTensor(data, midW, midH, info.channels, geometry.resizeW, geometry.resizeH, crop, spec, target.out, target.index);
+    return undefined;
+  }
+  const out = resizePillowFast(data, midW, midH, info.channels, geometry.resizeW, geometry.resizeH, crop);
   return { data: out, width: spec.width, height: spec.height, channels: info.channels };
 }
 
@@ -315,6 +339,6 @@ export async function imageToTensor(
   index: number,
   options: DecodeOptions = {},
 ): Promise<void> {
-  const image = await decodeToRgb(source, spec, options);
-  writePixelsToTensor(image.pixels, image.width, image.height, 3, spec, out, index);
+  assertTensorSlot(spec, out, index);
+  await decode(source, spec, options, { out, index });
 }
