@@ -14,7 +14,7 @@
  * The directions come from a randomized range finder (two power iterations) with the products on DenseMath and a
  * small Jacobi eigensolve in JS: a few tens of milliseconds for 2,040 x 1,280. Deterministic for a given seed.
  */
-import type { DenseMath } from './dense-math.js';
+import { jsDenseMath, type DenseMath } from './dense-math.js';
 import { Random } from './random.js';
 
 export interface SpectralPreconditioner {
@@ -156,11 +156,13 @@ export function inverseCurvature(p: SpectralPreconditioner, classes: number, l2:
   const c = 1 / classes;
   const factor = Float64Array.from(p.variances, (lambda) => Math.min(1, (c * p.tail + l2) / (c * lambda + l2)) - 1);
   const weights = new Float32Array(classes * p.dim);
+  // Small products (few classes) stay in JS: a round trip to onnxruntime costs more than the arithmetic.
+  const products = classes * p.dim * p.rank < 1_000_000 ? jsDenseMath : math;
   return async (q) => {
     for (let i = 0; i < weights.length; i++) weights[i] = q[i]!;
-    const projected = await math.gemm(weights, p.basis, classes, p.dim, p.rank, false, true); // [classes, rank]
+    const projected = await products.gemm(weights, p.basis, classes, p.dim, p.rank, false, true); // [classes, rank]
     for (let r = 0; r < classes; r++) for (let i = 0; i < p.rank; i++) projected[r * p.rank + i]! *= factor[i]!;
-    const correction = await math.gemm(projected, p.basis, classes, p.rank, p.dim, false, false); // [classes, dim]
+    const correction = await products.gemm(projected, p.basis, classes, p.rank, p.dim, false, false); // [classes, dim]
     for (let i = 0; i < correction.length; i++) q[i]! += correction[i]!;
   };
 }
