@@ -139,6 +139,8 @@ export type L2Criterion = 'logLoss' | 'accuracy';
  * better strength on the shared sets (bench/results/2026-12-01/heads-vs-sklearn.md). Walks go both ways from it.
  */
 export const DEFAULT_L2_START = 1e-3;
+/** Without the preconditioner (two classes by default) the sweep keeps its earlier start. */
+export const UNPRECONDITIONED_L2_START = 1e-2;
 
 function isBetter(a: L2Candidate, b: L2Candidate, criterion: L2Criterion): boolean {
   if (criterion === 'accuracy') {

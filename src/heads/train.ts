@@ -5,7 +5,7 @@ import { fitTemperature, rejectionThreshold } from './calibration.js';
 import { type LabelledMatrix, classCounts, sampleWeights, selectRows, stratifiedFolds, stratifiedSplit } from './data.js';
 import { type DenseMath, jsDenseMath } from './dense-math.js';
 import { Head, UNKNOWN_LABEL, type HeadWeights } from './head.js';
-import { type L2Candidate, fitSoftmaxRegression, linearLogits, refitL2, searchL2 } from './linear.js';
+import { type L2Candidate, DEFAULT_L2_START, UNPRECONDITIONED_L2_START, fitSoftmaxRegression, linearLogits, refitL2, searchL2 } from './linear.js';
 import { heldOutMetrics } from './metrics.js';
 import { type MlpOptions, mlpLogits, trainNetwork } from './mlp.js';
 import { type NormalizationKind, applyNormalization, fitNormalization, l2NormalizeInPlace } from './normalization.js';
@@ -39,7 +39,7 @@ export interface TrainHeadOptions {
   backbone?: HeadBackboneRef;
   /** Linear head: L2 strength on the mean loss, or `auto` (default) for the cross-validated sweep. */
   l2?: number | 'auto';
-  /** Where the L2 sweep's walk starts (a decade of the default grid, 100 .. 1e-6; default 1e-3). */
+  /** Where the L2 sweep's walk starts (a decade of the default grid, 100 .. 1e-6; default 1e-3 preconditioned, else 1e-2). */
   l2Start?: number;
   /** How the L2 sweep ranks strengths (default accuracy, ties to the stronger). */
   l2Criterion?: 'logLoss' | 'accuracy';
@@ -47,8 +47,8 @@ export interface TrainHeadOptions {
   folds?: number;
   /**
    * Linear head (L-BFGS): shape the solver's initial inverse Hessian by the features' top principal directions
-   * (default true, rank 48). The same objective, reached in a fraction of the iterations on correlated embeddings
-   * (see heads/preconditioner.ts).
+   * (default: with more than two classes; rank 48). The same objective, reached in a fraction of the iterations on
+   * correlated embeddings (see heads/preconditioner.ts).
    */
   precondition?: boolean | { rank: number };
   /** Linear head optimizer: full-batch L-BFGS (default) or mini-batch Adam for very large sets. */
@@ -147,7 +147,10 @@ export async function trainHead(embeddings: EmbeddingRows, labels: readonly stri
     let warmStart: Float64Array | undefined;
     let candidates: L2Candidate[] | undefined;
     const wantHeldOut = options.calibrate !== false || (options.rejectRate ?? 0) > 0;
-    const preconditioner = options.precondition === false ? undefined : await fitSpectralPreconditioner(matrix.data, rows, dim, math, { seed, rank: typeof options.precondition === 'object' ? options.precondition.rank : undefined });
+    // Two classes: two weight rows, as many iterations with or without it (bench/results/2026-12-01), and fitting
+    // it (0.3-0.6 s for 2,000 x 1,280 on 2 loaded cores) would outweigh the sweep; so by default only above two.
+    const wantPreconditioner = options.precondition ?? classes.length > 2;
+    const preconditioner = wantPreconditioner === false ? undefined : await fitSpectralPreconditioner(matrix.data, rows, dim, math, { seed, rank: typeof options.precondition === 'object' ? options.precondition.rank : undefined });
     if ((options.l2 ?? 'auto') === 'auto' || wantHeldOut) {
       if (folds < 2) {
         if ((options.l2 ?? 'auto') === 'auto') {
@@ -155,7 +158,7 @@ export async function trainHead(embeddings: EmbeddingRows, labels: readonly stri
         }
       }
       const grid = typeof options.l2 === 'number' ? [options.l2] : undefined;
-      const search = await searchL2(matrix, { math, folds, seed, sampleWeights: weightsPerRow, grid, criterion: options.l2Criterion, groups: options.groups, preconditioner, start: options.l2Start, onProgress: (d, t) => progress?.('cross-validation', d, t) });
+      const search = await searchL2(matrix, { math, folds, seed, sampleWeights: weightsPerRow, grid, criterion: options.l2Criterion, groups: options.groups, preconditioner, start: options.l2Start ?? (preconditioner ? DEFAULT_L2_START : UNPRECONDITIONED_L2_START), onProgress: (d, t) => progress?.('cross-validation', d, t) });
       l2 = typeof options.l2 === 'number' ? options.l2 : refitL2(search.l2, folds);
       warmStart = search.warmStart;
       candidates = search.candidates;
