@@ -17,7 +17,7 @@
 import { stat } from 'node:fs/promises';
 import sharp, { type Sharp, type SharpOptions } from 'sharp';
 import type { PreprocessSpec } from './spec.js';
-import { assertTensorSlot, resizeGeometry, writePixelsToTensor, type ResizeGeometry } from './tensor.js';
+import { assertTensorSlot, resizeGeometry, tensorElementsPerImage, writePixelsToTensor, type ResizeGeometry } from './tensor.js';
 import { resizePillowFast, resizePillowToTensor } from './pillow-resample-wasm.js';
 import { EdgetlError } from '../util/errors.js';
 
@@ -329,6 +329,17 @@ function toRgb(data: Uint8Array, channels: number, pixelCount: number): Uint8Arr
     }
   }
   return rgb;
+}
+
+/**
+ * Decode `source` into a fresh one-image model tensor (`tensorElementsPerImage(spec)` floats, the spec's layout and
+ * normalization): what decode workers hand back, so the tensor write happens inside the (exact) resize, off the
+ * thread that feeds inference.
+ */
+export async function decodeToTensor(source: ImageSource, spec: PreprocessSpec, options: DecodeOptions = {}): Promise<Float32Array> {
+  const out = new Float32Array(tensorElementsPerImage(spec));
+  await decode(source, spec, options, { out, index: 0 });
+  return out;
 }
 
 /** Decode `source` and write it as image `index` of the batch tensor `out` (see `writePixelsToTensor`). */
