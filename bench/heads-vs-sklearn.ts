@@ -97,13 +97,14 @@ for (const set of sets) {
     valRows: val.count,
     dim: train.dim,
     classes: new Set(labels).size,
-    sklearn: { fitSeconds: sk, bestC: oracle.bestC, bestValAccuracy: oracle.bestValAccuracy, c1ValAccuracy: oracle.defaultCValAccuracy },
+    sklearn: { fitSeconds: sk, fitSecondsPerRound: sklearnSeconds, bestC: oracle.bestC, bestValAccuracy: oracle.bestValAccuracy, c1ValAccuracy: oracle.defaultCValAccuracy },
     edgetl: variants.map((v) => {
       const e = edgetl.get(v.name)!;
       const seconds = range(e.seconds);
       return {
         variant: v.name,
         trainSeconds: seconds,
+        trainSecondsPerRound: e.seconds,
         // each round's time over the same round's sklearn fit: the ratio the bar is stated in
         ratioToOneFit: range(e.seconds.map((s, i) => s / sklearnSeconds[i]!)),
         valAccuracy: range(e.accuracy),
