@@ -11,7 +11,7 @@
  * pass first. An axis whose size does not change runs a one-tap identity pass ((p << 22) + 2^21) >> 22 = p, which is
  * what Pillow's skipped pass leaves.
  */
-import { coefficients, ONE, PRECISION_BITS, resizeBilinearPillow, type Coefficients, type CropWindow } from './pillow-resample.js';
+import { checkResizeArguments, coefficients, ONE, PRECISION_BITS, resizeBilinearPillow, sourceRows, type Coefficients, type CropWindow } from './pillow-resample.js';
 import { assertTensorSlot, normalizationTable, tensorElementsPerImage, writePixelsToTensor } from './tensor.js';
 import type { PreprocessSpec } from './spec.js';
 import { encodeModule, forLoop, doCountDown, op, i32, v128, type Code, type FunctionDef } from './wasm-encoder.js';
@@ -263,30 +263,10 @@ interface Plan {
   vStarts: number; vCounts: number; vWeights: number; vTaps: number;
 }
 
-function checkArguments(src: Uint8Array, width: number, height: number, channels: number, outWidth: number, outHeight: number, crop: CropWindow): void {
-  if (src.length !== width * height * channels) {
-    throw new RangeError(`resizeBilinearPillow: ${src.length} bytes are not ${width}x${height}x${channels}`);
-  }
-  if (crop.left < 0 || crop.top < 0 || crop.left + crop.width > outWidth || crop.top + crop.height > outHeight) {
-    throw new RangeError(`resizeBilinearPillow: crop ${JSON.stringify(crop)} is outside ${outWidth}x${outHeight}`);
-  }
-}
-
 function plan(width: number, height: number, channels: number, outWidth: number, outHeight: number, crop: CropWindow): Plan {
   const h = outWidth !== width ? cachedCoefficients(width, outWidth) : undefined;
   const v = outHeight !== height ? cachedCoefficients(height, outHeight) : undefined;
-  // Source rows the vertical pass reads for the crop's rows (as pillow-resample.ts).
-  let rowFirst = crop.top;
-  let rowCount = crop.height;
-  if (v) {
-    rowFirst = v.start[crop.top]!;
-    let rowEnd = rowFirst;
-    for (let yy = crop.top; yy < crop.top + crop.height; yy++) {
-      rowFirst = Math.min(rowFirst, v.start[yy]!);
-      rowEnd = Math.max(rowEnd, v.start[yy]! + v.count[yy]!);
-    }
-    rowCount = rowEnd - rowFirst;
-  }
+  const { rowFirst, rowCount } = sourceRows(v, crop);
   const arena = new Arena();
   const hTaps = h ? h.taps : 1;
   const vTaps = v ? v.taps : 1;
@@ -350,7 +330,7 @@ export function resizePillowFast(
 ): Uint8Array {
   const k = usable(channels);
   if (!k) return resizeBilinearPillow(src, width, height, channels, outWidth, outHeight, crop);
-  checkArguments(src, width, height, channels, outWidth, outHeight, crop);
+  checkResizeArguments(src, width, height, channels, outWidth, outHeight, crop);
   const p = plan(width, height, channels, outWidth, outHeight, crop);
   const stride = crop.width * channels;
   const outAt = p.arena.alloc(stride * crop.height);
@@ -383,7 +363,7 @@ export function resizePillowToTensor(
     writePixelsToTensor(pixels, crop.width, crop.height, channels, spec, out, imageIndex);
     return;
   }
-  checkArguments(src, width, height, channels, outWidth, outHeight, crop);
+  checkResizeArguments(src, width, height, channels, outWidth, outHeight, crop);
   assertTensorSlot(spec, out, imageIndex);
   const table = normalizationTable(spec);
   const p = plan(width, height, channels, outWidth, outHeight, crop);
