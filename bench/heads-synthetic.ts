@@ -33,15 +33,10 @@ export function syntheticEmbeddings(rows: number, dim: number, classes: number, 
  */
 export async function writeSyntheticSplit(prefix: string, rows: number, valRows: number, dim: number, classes: number, seed: number): Promise<{ train: string; val: string }> {
   const { writeFile } = await import('node:fs/promises');
+  const { writeNpyFile } = await import('../src/embed/npy-file.js');
   const all = syntheticEmbeddings(rows + valRows, dim, classes, seed);
   const save = async (path: string, from: number, count: number) => {
-    const header = `{'descr': '<f4', 'fortran_order': False, 'shape': (${count}, ${dim}), }`;
-    const padded = header.padEnd(Math.ceil((header.length + 11) / 64) * 64 - 11, ' ') + '\n';
-    const head = new Uint8Array(10 + padded.length);
-    head.set([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0, padded.length & 255, padded.length >> 8]);
-    head.set(new TextEncoder().encode(padded), 10);
-    const data = all.data.slice(from * dim, (from + count) * dim);
-    await writeFile(`${path}.npy`, Buffer.concat([head, new Uint8Array(data.buffer)]));
+    await writeNpyFile(`${path}.npy`, all.data.slice(from * dim, (from + count) * dim), [count, dim]);
     const labels = all.labels.slice(from, from + count);
     const meta = {
       backbone: { id: `synthetic-${rows}x${dim}x${classes}-seed${seed}`, sha256: '0'.repeat(64), embeddingDim: dim },
