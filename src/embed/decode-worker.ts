@@ -2,9 +2,9 @@
  * Worker-thread entry for DecodePool (decode-pool.ts): decodes images with decodeToRgb off the main thread.
  * Built by esbuild as dist/decode-worker.js; in source runs it is loaded as this .ts file.
  *
- * Why a worker: decodeToRgb resizes small and medium images with a bit-exact port of Pillow's resampler, in
- * JavaScript, which would otherwise run on the one main thread for every image while onnxruntime and libvips use
- * the other cores. In workers the JS resize spreads over all cores too.
+ * Why a worker: small and medium images are resized by the bit-exact Pillow resampler (WebAssembly, on the calling
+ * thread) with the tensor write fused in (decodeToTensor), which would otherwise run on the one main thread for
+ * every image while onnxruntime and libvips use the other cores. In workers that work spreads over all cores too.
  */
 import { parentPort } from 'node:worker_threads';
 import { decodeToRgb, decodeToTensor, BadImageError } from '../preprocess/node-image.js';

@@ -34,12 +34,14 @@ export type ImageSource = string | Uint8Array | RawImage;
 
 /**
  * 'pillow': the bit-exact port of Pillow's BILINEAR that torchvision's Resize uses (pillow-resample.ts): the same
- *   tensors the published backbones were evaluated with. It runs in JavaScript on the calling thread.
+ *   tensors the published backbones were evaluated with. It runs on the calling thread, as WebAssembly SIMD kernels
+ *   (pillow-resample-wasm.ts; the JS port where SIMD is missing).
  * 'linear': libvips' antialiased linear reduce, in sharp's worker threads; within 1/255 on average of Pillow, but
  *   int8 backbones turn even that into visibly different logits (see `DEFAULT_RESIZE_KERNEL`). Enlargements still
  *   use the Pillow port (libvips enlarges with different pixel centres).
- * 'auto' (the default): 'pillow' up to `pillowMaxPixels` source pixels, 'linear' above, where the JS pass would
- *   cost tens of milliseconds per image on the main thread (a 12 MP photo: ~75 ms; a 640x424 one: ~3 ms).
+ * 'auto' (the default): 'pillow' up to `pillowMaxPixels` source pixels, 'linear' above, where the exact path costs
+ *   about twice libvips' (a 12 MP photo: ~79 CPU-ms against ~41, most of it the full-size decode and its hand-over;
+ *   a 0.24 MP one: the resize itself 0.3-0.5 ms; bench/results/2026-12-01/resize.md).
  * The others are libvips kernels, for comparison only.
  */
 export type ResizeKernel = 'auto' | 'pillow' | 'linear' | 'cubic' | 'lanczos3' | 'mitchell' | 'nearest';
@@ -78,7 +80,7 @@ export const DEFAULT_MAX_PIXELS = 100_000_000;
  * 'linear' mean 0.19, max 3; sharp's default 'lanczos3' mean 2.6, max 131 (it sharpens, and enlarges differently).
  * Small as 'linear' looks, the int8 MobileNetV2's logits for the same photos differ between 'linear' and 'pillow'
  * with cosine 0.98 on average (0.96 worst) and 2 of 15 top-1 labels change: quantized models amplify it. Hence
- * exact by default, with libvips taking over only for images big enough to make the JS pass costly.
+ * exact by default, with libvips taking over only for images big enough to make the exact path costly.
  * JPEG shrink-on-load stays off by default: its DCT-domain downscale is a different filter again.
  */
 export const DEFAULT_RESIZE_KERNEL: ResizeKernel = 'auto';
@@ -281,7 +283,7 @@ async function decode(source: ImageSource, spec: PreprocessSpec, options: Decode
  * Resize with the bit-exact Pillow port. Used for enlargements (an image smaller than the target in some direction,
  * e.g. a 259x194 thumbnail going to 341x256), where libvips places pixel centres and treats edges differently from
  * Pillow (4.6/255 mean difference on such a photo with its linear resize; black-blended borders with affine). With
- * `reduceFirst`, axes that shrink are reduced by libvips first, so the JS pass only enlarges a small image.
+ * `reduceFirst`, axes that shrink are reduced by libvips first, so the exact pass only enlarges a small image.
  * Without it (kernel 'pillow') the whole resize is Pillow's.
  */
 async function resizeLikePillow(
