@@ -4,13 +4,14 @@
  *               (and /val, and flowers5), then:
  *
  *   node --loader ts-node/esm bench/heads-accuracy.ts <train-prefix> <val-prefix> [--head linear|mlp|prototype]
- *        [--math ort|js] [--criterion accuracy|logLoss] [--seed 0] [--json]
+ *        [--math ort|node|js] [--criterion accuracy|logLoss] [--seed 0] [--no-precondition] [--json]
  */
 import { parseArgs } from 'node:util';
 import { readEmbeddingSet } from '../src/embed/embedding-set.js';
 import { trainHead } from '../src/heads/train.js';
 import { jsDenseMath, type DenseMath } from '../src/heads/dense-math.js';
 import { createOrtDenseMath } from '../src/execution/dense-math-ort.js';
+import { nodeDenseMath } from '../src/train-head.js';
 import { heldOutMetrics } from '../src/heads/metrics.js';
 import type { HeadType } from '../src/formats/head-file.js';
 
@@ -21,6 +22,7 @@ const { values, positionals } = parseArgs({
     math: { type: 'string', default: 'ort' },
     criterion: { type: 'string', default: 'accuracy' },
     seed: { type: 'string', default: '0' },
+    precondition: { type: 'boolean', default: true },
     json: { type: 'boolean', default: false },
   },
 });
@@ -31,12 +33,13 @@ if (!trainPrefix || !valPrefix) {
 }
 const train = await readEmbeddingSet(trainPrefix);
 const val = await readEmbeddingSet(valPrefix);
-const math: DenseMath = values.math === 'js' ? jsDenseMath : await createOrtDenseMath({ intraOpThreads: 1 });
+// ort: one thread (as this bench always ran); node: what trainHead in Node uses (all cores, no spinning)
+const math: DenseMath = values.math === 'js' ? jsDenseMath : values.math === 'node' ? await nodeDenseMath() : await createOrtDenseMath({ intraOpThreads: 1 });
 const t0 = performance.now();
 const head = await trainHead(
   train.embeddings,
   train.items.map((i) => i.label ?? ''),
-  { type: values.head as HeadType, seed: Number(values.seed), math, l2Criterion: values.criterion as 'logLoss' | 'accuracy' },
+  { type: values.head as HeadType, seed: Number(values.seed), math, l2Criterion: values.criterion as 'logLoss' | 'accuracy', precondition: values.precondition },
 );
 const trainSeconds = (performance.now() - t0) / 1000;
 const targets = val.items.map((i) => head.labels.indexOf(i.label ?? ''));

@@ -26,3 +26,28 @@ export function syntheticEmbeddings(rows: number, dim: number, classes: number, 
   }
   return { data, labels };
 }
+
+/**
+ * Write a seeded synthetic train/val pair as embedding sets (`<prefix>-train`, `<prefix>-val`: .npy + .json, the
+ * format `edgetl embed` writes and bench/sklearn-compare.py reads), both halves drawn from the same classes.
+ */
+export async function writeSyntheticSplit(prefix: string, rows: number, valRows: number, dim: number, classes: number, seed: number): Promise<{ train: string; val: string }> {
+  const { writeFile } = await import('node:fs/promises');
+  const { writeNpyFile } = await import('../src/embed/npy-file.js');
+  const all = syntheticEmbeddings(rows + valRows, dim, classes, seed);
+  const save = async (path: string, from: number, count: number) => {
+    await writeNpyFile(`${path}.npy`, all.data.slice(from * dim, (from + count) * dim), [count, dim]);
+    const labels = all.labels.slice(from, from + count);
+    const meta = {
+      backbone: { id: `synthetic-${rows}x${dim}x${classes}-seed${seed}`, sha256: '0'.repeat(64), embeddingDim: dim },
+      executionProvider: 'none',
+      classes: [...new Set(all.labels)].sort(),
+      items: labels.map((label, i) => ({ path: `synthetic/${from + i}`, label })),
+      skipped: [],
+    };
+    await writeFile(`${path}.json`, JSON.stringify(meta));
+  };
+  await save(`${prefix}-train`, 0, rows);
+  await save(`${prefix}-val`, rows, valRows);
+  return { train: `${prefix}-train`, val: `${prefix}-val` };
+}

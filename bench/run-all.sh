@@ -3,9 +3,11 @@
 # Needs ../shared (models, datasets); the scikit-learn comparison needs /usr/bin/python3 with sklearn
 # (Debian: python3-sklearn) and is skipped without it.
 #   bash bench/run-all.sh                  every part
-#   bash bench/run-all.sh backbones heads  only those parts (backbones, embed, heads)
+#   bash bench/run-all.sh backbones heads  only those parts (backbones, embed, preprocess, budget, heads, transformersjs)
+# transformersjs needs @huggingface/transformers installed outside the repo (TJS_DIR, default /tmp/tjs; see
+# bench/transformersjs-compare.mjs) and is skipped without it.
 set -euo pipefail
-parts="${*:-backbones embed heads}"
+parts="${*:-backbones embed preprocess budget heads transformersjs}"
 want() { [[ " $parts " == *" $1 "* ]]; }
 cd "$(dirname "$0")/.."
 shared="$(cd .. && pwd)/shared"
@@ -41,6 +43,21 @@ echo "== embedding pipeline vs ready tensors vs a naive loop" >&2
 
 fi
 
+if want preprocess; then
+echo "== exact resize: WebAssembly vs JS port vs libvips linear (0.2 MP photos)" >&2
+"${ts[@]}" bench/decode-throughput.ts "$shared/datasets/hymenoptera/train" --limit 200 --rounds 3 --tensor > "$out/decode-throughput.md"
+fi
+
+if want budget; then
+echo "== CPU-ms per stage against each stage's limit" >&2
+"${ts[@]}" bench/stage-budget.ts "$shared/datasets/hymenoptera/val" --limit 100 --rounds 3 --json > "$out/stage-budget.json"
+fi
+
+if want transformersjs && [ -d "${TJS_DIR:-/tmp/tjs}/node_modules/@huggingface/transformers" ]; then
+echo "== edgetl embed vs Transformers.js, whole processes, 1,000 photos" >&2
+node bench/transformersjs-compare.mjs --tjs "${TJS_DIR:-/tmp/tjs}" --images "$shared/datasets/flowers5/val,$shared/datasets/hymenoptera/val" --limit 1000 --rounds 3 > "$out/embed-vs-transformersjs.json"
+fi
+
 if want heads; then
 echo "== heads: accuracy against scikit-learn on the same embeddings" >&2
 emb=$(mktemp -d)
@@ -57,6 +74,13 @@ done
     fi
   done
 } > "$out/heads-accuracy.md" 2>&1
+
+if /usr/bin/python3 -c "import sklearn" 2>/dev/null; then
+  echo "== heads: whole linear training vs one scikit-learn fit, interleaved (synthetic 102- and 2-class, real sets)" >&2
+  "${ts[@]}" bench/heads-vs-sklearn.ts --synthetic --rounds 3 \
+    --set "hymenoptera=$emb/hymenoptera-train,$emb/hymenoptera-val" --set "flowers5=$emb/flowers5-train,$emb/flowers5-val" \
+    --out "$out/heads-vs-sklearn.json" > "$out/heads-vs-sklearn.md" 2>&1
+fi
 
 echo "== heads: training time (2000 x 1280, 100 classes) and prediction latency" >&2
 {

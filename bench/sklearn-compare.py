@@ -42,6 +42,8 @@ def main():
     parser.add_argument('train', nargs='?', help='embedding set prefix (train)')
     parser.add_argument('val', nargs='?', help='embedding set prefix (val)')
     parser.add_argument('--synthetic', help='prefix written by bench/heads-train.ts --save: time one fit')
+    parser.add_argument('--time-fit', help='embedding set prefix: time one fit (C=1, max_iter=100) on it, --repeat times')
+    parser.add_argument('--repeat', type=int, default=3)
     parser.add_argument('--json', action='store_true')
     args = parser.parse_args()
 
@@ -61,6 +63,17 @@ def main():
             times.append(time.perf_counter() - started)
         result = {'rows': int(x.shape[0]), 'dim': int(x.shape[1]), 'classes': len(set(y)), 'fitSecondsMedian': sorted(times)[1], 'fitSeconds': times}
         print(json.dumps(result) if args.json else f"sklearn lbfgs fit (C=1, max_iter=100) on {x.shape[0]}x{x.shape[1]}, {len(set(y))} classes: {sorted(times)[1]:.2f} s (median of 3: {', '.join(f'{t:.2f}' for t in times)})")
+        return
+
+    if args.time_fit:
+        x, y = load(args.time_fit)
+        times = []
+        for _ in range(args.repeat):
+            started = time.perf_counter()
+            make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=100)).fit(x, y)
+            times.append(time.perf_counter() - started)
+        result = {'train': args.time_fit, 'rows': int(x.shape[0]), 'dim': int(x.shape[1]), 'classes': len(set(y)), 'fitSeconds': times}
+        print(json.dumps(result) if args.json else f"sklearn lbfgs fit (C=1, max_iter=100) on {args.time_fit}: {', '.join(f'{t:.2f}' for t in times)} s")
         return
 
     if not args.train or not args.val:

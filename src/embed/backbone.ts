@@ -49,10 +49,12 @@ export function defaultIntraOpThreads(macsPerImage: number | null, cores: number
 }
 
 /**
- * Decode worker threads when the caller does not choose: half the cores, at least two. Decoding's JavaScript part
- * (the Pillow-exact resize, ~3-4 ms of a 500x375 photo) would otherwise share the main thread with the pipeline's
- * bookkeeping. Measured on the quiet 2-core machine (bench/embed-throughput.ts, hymenoptera/train, MobileNetV2-int8,
- * 1 intra-op thread): main-thread decoding 158-160 images/s, 1 worker 153-155, 2 workers 184-189.
+ * Decode worker threads when the caller does not choose: half the cores, at least two. Decoding's own-thread part
+ * (the Pillow-exact resize and tensor write, ~0.3-0.5 ms of a 500x375 photo in WebAssembly, ~3 ms before in JS)
+ * would otherwise share the main thread with the pipeline's bookkeeping. Measured on the quiet 2-core machine with
+ * the JS resize (bench/embed-throughput.ts, hymenoptera/train, MobileNetV2-int8, 1 intra-op thread): main-thread
+ * decoding 158-160 images/s, 1 worker 153-155, 2 workers 184-189; re-measured loaded with WebAssembly (2026-12-01),
+ * 1 and 2 workers cost the same CPU per image.
  */
 export function defaultDecodeThreads(cores: number): number {
   return cores >= 2 ? Math.max(2, Math.floor(cores / 2)) : 0;

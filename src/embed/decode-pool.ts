@@ -6,7 +6,7 @@
 import { Worker } from 'node:worker_threads';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { decodeToRgb, BadImageError, type RawImage, type DecodedImage, type DecodeOptions } from '../preprocess/node-image.js';
+import { decodeToRgb, decodeToTensor, BadImageError, type RawImage, type DecodedImage, type DecodeOptions } from '../preprocess/node-image.js';
 import type { PreprocessSpec } from '../preprocess/spec.js';
 import { EdgetlError } from '../util/errors.js';
 
@@ -15,16 +15,21 @@ export interface DecodeRequest {
   input: Uint8Array | RawImage;
   spec: PreprocessSpec;
   options: DecodeOptions;
+  /** Answer with the one-image model tensor (decodeToTensor) instead of the pixels. */
+  tensor?: boolean;
 }
 
 export type DecodeResponse =
   | { id: number; ok: true; pixels: Uint8Array; width: number; height: number }
+  | { id: number; ok: true; tensor: Float32Array }
   | { id: number; ok: false; badImage: boolean; reason: string; code?: string; message: string };
 
 /** Something that turns encoded bytes or raw pixels into spec-sized RGB. */
 export interface ImageDecoder {
   /** `transfer`: the caller gives up `input`'s buffer (it may be moved to a worker without a copy). */
   decode(input: Uint8Array | RawImage, spec: PreprocessSpec, transfer?: boolean): Promise<DecodedImage>;
+  /** The same image as a one-image model tensor (decodeToTensor): the tensor write done where the decoding is. */
+  decodeTensor(input: Uint8Array | RawImage, spec: PreprocessSpec, transfer?: boolean): Promise<Float32Array>;
   /** Where decoding runs, for reports: e.g. "2 worker threads" or "main thread (reason)". */
   readonly description: string;
   /** Images that can usefully be in flight at once. */
@@ -45,6 +50,9 @@ export class MainThreadDecoder implements ImageDecoder {
   decode(input: Uint8Array | RawImage, spec: PreprocessSpec): Promise<DecodedImage> {
     return decodeToRgb(input, spec, this.options);
   }
+  decodeTensor(input: Uint8Array | RawImage, spec: PreprocessSpec): Promise<Float32Array> {
+    return decodeToTensor(input, spec, this.options);
+  }
   async close(): Promise<void> {}
 }
 
@@ -58,7 +66,7 @@ export function decodeWorkerUrl(): URL | undefined {
 }
 
 interface Pending {
-  resolve(image: DecodedImage): void;
+  resolve(image: DecodedImage | Float32Array): void;
   reject(error: unknown): void;
   where: string;
 }
@@ -129,7 +137,7 @@ export class WorkerDecodePool implements ImageDecoder {
         if (!request) return;
         this.pending.delete(response.id);
         if (response.ok) {
-          request.resolve({ pixels: response.pixels, width: response.width, height: response.height, channels: 3 });
+          request.resolve('tensor' in response ? response.tensor : { pixels: response.pixels, width: response.width, height: response.height, channels: 3 });
         } else if (response.badImage) {
           request.reject(new BadImageError(request.where, response.reason));
         } else {
@@ -166,16 +174,24 @@ export class WorkerDecodePool implements ImageDecoder {
   }
 
   async decode(input: Uint8Array | RawImage, spec: PreprocessSpec, transfer = false): Promise<DecodedImage> {
+    return (await this.request(input, spec, transfer, false)) as DecodedImage;
+  }
+
+  async decodeTensor(input: Uint8Array | RawImage, spec: PreprocessSpec, transfer = false): Promise<Float32Array> {
+    return (await this.request(input, spec, transfer, true)) as Float32Array;
+  }
+
+  private async request(input: Uint8Array | RawImage, spec: PreprocessSpec, transfer: boolean, tensor: boolean): Promise<DecodedImage | Float32Array> {
     if (this.closed) throw new EdgetlError('closed', 'the decode pool is closed');
-    if (!(await this.start())) return this.fallback!.decode(input, spec);
+    if (!(await this.start())) return tensor ? this.fallback!.decodeTensor(input, spec) : this.fallback!.decode(input, spec);
     if (this.failure) throw new EdgetlError('decode-worker', `image decoding is unavailable: ${this.failure.message}`);
     const id = this.nextId++;
     const where = input instanceof Uint8Array ? `image buffer (${input.byteLength} bytes)` : `raw ${input.width}x${input.height} image`;
     const target = this.workers.reduce((best, w) => (w.inFlight < best.inFlight ? w : best));
     target.inFlight++;
-    return new Promise<DecodedImage>((resolve, reject) => {
+    return new Promise<DecodedImage | Float32Array>((resolve, reject) => {
       this.pending.set(id, { resolve, reject, where });
-      const request: DecodeRequest = { id, input, spec, options: this.options };
+      const request: DecodeRequest = { id, input, spec, options: this.options, tensor };
       const view = input instanceof Uint8Array ? input : input.rgb;
       const movable = transfer && view.buffer instanceof ArrayBuffer && view.byteOffset === 0 && view.byteLength === view.buffer.byteLength;
       target.worker.postMessage(request, movable ? [view.buffer as ArrayBuffer] : []);

@@ -5,7 +5,8 @@
  *   - file reads on libuv threads, and decoding (sharp, plus the JS Pillow-exact resize) on decode worker threads
  *     (decode-pool.ts; up to `decodeConcurrency` images at a time),
  *   - onnxruntime's `run` on its own thread pool (one batch in flight),
- *   - on the main thread, only bookkeeping: hashing, normalizing pixels into the batch tensor, copying results.
+ *   - on the main thread, only bookkeeping: hashing, copying each decoded image's tensor (normalized by the decoder,
+ *     fused into the exact resize) into the batch tensor, copying results.
  * The consumer walks the inputs in order; items ahead of it (at most `window` of them) are read, looked up in the
  * cache and decoded concurrently. While batch k runs in onnxruntime, the consumer fills batch k+1 from items that
  * are already decoded, and the window keeps the decoders busy with k+2 and beyond. Two tensor buffers alternate,
@@ -95,6 +96,7 @@ export interface EmbedManyResult {
 type Prepared =
   | { kind: 'hit'; embedding: Float32Array }
   | { kind: 'pixels'; pixels: Uint8Array; key?: string }
+  | { kind: 'tensor'; tensor: Float32Array; key?: string }
   | { kind: 'skip'; reason: string; error: unknown };
 
 export function describeSource(source: ImageSource, index: number): string {
@@ -200,6 +202,11 @@ export async function runEmbeddingPipeline(sources: readonly ImageSource[], stag
       if (signal?.aborted) return { kind: 'skip', reason: 'cancelled', error: abortError() };
       // A buffer we read ourselves can move to a decode worker without a copy; a caller's buffer is never taken.
       const owned = typeof source === 'string';
+      if (!stages.decode) {
+        // The decoder writes the normalized tensor itself (fused into the exact resize), off this thread.
+        const tensor = await decodeLimit.use(() => decoder.decodeTensor(input, spec, owned));
+        return { kind: 'tensor', tensor, key };
+      }
       const decoded = await decodeLimit.use(() => decode(input, spec, owned));
       return { kind: 'pixels', pixels: decoded.pixels, key };
     } catch (error) {
@@ -278,7 +285,8 @@ export async function runEmbeddingPipeline(sources: readonly ImageSource[], stag
         done++;
         progress();
       } else {
-        writePixelsToTensor(item.pixels, spec.width, spec.height, 3, spec, buffers[current]!, slots.length);
+        if (item.kind === 'tensor') buffers[current]!.set(item.tensor, slots.length * perImage);
+        else writePixelsToTensor(item.pixels, spec.width, spec.height, 3, spec, buffers[current]!, slots.length);
         slots.push({ index, key: item.key });
         if (slots.length === batchSize) await launchBatch();
       }

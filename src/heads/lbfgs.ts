@@ -8,6 +8,11 @@ export interface LbfgsOptions {
   /** Stop when the relative decrease of the objective over one iteration falls below this. */
   relativeTolerance: number;
   memory?: number;
+  /**
+   * Initial inverse Hessian H0 (symmetric positive definite), applied in place; default the identity. L-BFGS
+   * scales it by s'y / y'H0y each iteration. See heads/preconditioner.ts.
+   */
+  precondition?: (vector: Float64Array) => Promise<void>;
 }
 
 export interface LbfgsResult {
@@ -51,6 +56,7 @@ function maxAbs(a: Float64Array): number {
  */
 export async function minimizeLbfgs(objective: Objective, start: Float64Array, options: LbfgsOptions): Promise<LbfgsResult> {
   const memory = options.memory ?? 10;
+  const precondition = options.precondition;
   const n = start.length;
   let x: Float64Array = Float64Array.from(start);
   let { value, gradient } = await objective(x);
@@ -71,7 +77,19 @@ export async function minimizeLbfgs(objective: Objective, start: Float64Array, o
       axpy(-a, yHistory[i], direction);
     }
     const last = sHistory.length - 1;
-    const gamma = last >= 0 ? dot(sHistory[last], yHistory[last]) / dot(yHistory[last], yHistory[last]) : 1 / Math.max(1e-12, Math.sqrt(dot(gradient, gradient)));
+    let gamma: number;
+    if (precondition) {
+      await precondition(direction);
+      if (last >= 0) {
+        const py = Float64Array.from(yHistory[last]);
+        await precondition(py);
+        gamma = dot(sHistory[last], yHistory[last]) / dot(yHistory[last], py);
+      } else {
+        gamma = 1 / Math.max(1e-12, Math.sqrt(dot(direction, direction)));
+      }
+    } else {
+      gamma = last >= 0 ? dot(sHistory[last], yHistory[last]) / dot(yHistory[last], yHistory[last]) : 1 / Math.max(1e-12, Math.sqrt(dot(gradient, gradient)));
+    }
     for (let j = 0; j < n; j++) direction[j] *= -gamma;
     // direction now holds -H0 q; the second loop runs on the negated vector, so the signs flip
     for (let i = 0; i < sHistory.length; i++) {

@@ -7,9 +7,9 @@
  * Embeddings agree to cosine >= 0.99 (test/web/browser-vs-node.test.ts).
  */
 import type { PreprocessSpec } from './spec.js';
-import { resizeGeometry, tensorElementsPerImage, writePixelsToTensor, type ResizeGeometry } from './tensor.js';
+import { assertTensorSlot, resizeGeometry, tensorElementsPerImage, writePixelsToTensor, type ResizeGeometry } from './tensor.js';
 import { resampleAndCrop } from './resample.js';
-import { resizeBilinearPillow } from './pillow-resample.js';
+import { resizePillowFast, resizePillowToTensor } from './pillow-resample-wasm.js';
 
 /**
  * Sources up to this many pixels are resized by the Pillow port, larger ones by the libvips-like filter: the same
@@ -103,6 +103,21 @@ export async function imageToPixels(
   spec: PreprocessSpec,
   options: CanvasPreprocessOptions = {},
 ): Promise<{ pixels: Uint8ClampedArray; geometry: ResizeGeometry; sourceWidth: number; sourceHeight: number }> {
+  return (await preprocess(source, spec, options)) as PixelsResult;
+}
+
+type PixelsResult = { pixels: Uint8ClampedArray; geometry: ResizeGeometry; sourceWidth: number; sourceHeight: number };
+
+/**
+ * imageToPixels, or with `target` the tensor slot written directly: on the exact (Pillow) path the tensor write is
+ * fused into the WebAssembly resize and no pixels are returned.
+ */
+async function preprocess(
+  source: BrowserImageSource,
+  spec: PreprocessSpec,
+  options: CanvasPreprocessOptions,
+  target?: { out: Float32Array; index: number },
+): Promise<PixelsResult | undefined> {
   const name = options.name ?? (typeof File !== 'undefined' && source instanceof File ? source.name : 'image');
   const { drawable, owned } = await toDrawable(source, name);
   try {
@@ -122,17 +137,16 @@ export async function imageToPixels(
       const full = context.getImageData(0, 0, sourceWidth, sourceHeight, { colorSpace: 'srgb' }).data;
       // The same resampler Node picks for this size: Pillow's BILINEAR (bit-exact port) up to 3 MP, above that
       // libvips' linear reduce (approximated by resample.ts).
-      const pixels =
-        sourceWidth * sourceHeight <= BROWSER_PILLOW_MAX_PIXELS
-          ? new Uint8ClampedArray(
-              resizeBilinearPillow(new Uint8Array(full.buffer, full.byteOffset, full.byteLength), sourceWidth, sourceHeight, 4, geometry.resizeW, geometry.resizeH, {
-                left: geometry.cropLeft,
-                top: geometry.cropTop,
-                width: spec.width,
-                height: spec.height,
-              }).buffer,
-            )
-          : resampleAndCrop(full, sourceWidth, sourceHeight, 4, geometry, spec.width, spec.height);
+      const exact = sourceWidth * sourceHeight <= BROWSER_PILLOW_MAX_PIXELS;
+      const bytes = new Uint8Array(full.buffer, full.byteOffset, full.byteLength);
+      const crop = { left: geometry.cropLeft, top: geometry.cropTop, width: spec.width, height: spec.height };
+      if (exact && target) {
+        resizePillowToTensor(bytes, sourceWidth, sourceHeight, 4, geometry.resizeW, geometry.resizeH, crop, spec, target.out, target.index);
+        return undefined;
+      }
+      const pixels = exact
+        ? new Uint8ClampedArray(resizePillowFast(bytes, sourceWidth, sourceHeight, 4, geometry.resizeW, geometry.resizeH, crop).buffer)
+        : resampleAndCrop(full, sourceWidth, sourceHeight, 4, geometry, spec.width, spec.height);
       return { pixels, geometry, sourceWidth, sourceHeight };
     }
     let resized: ImageBitmap | undefined;
@@ -175,7 +189,9 @@ export async function imageToTensor(
   options: CanvasPreprocessOptions & { out?: Float32Array; imageIndex?: number } = {},
 ): Promise<Float32Array> {
   const out = options.out ?? new Float32Array(tensorElementsPerImage(spec));
-  const { pixels } = await imageToPixels(source, spec, options);
-  writePixelsToTensor(pixels, spec.width, spec.height, 4, spec, out, options.imageIndex ?? 0);
+  const index = options.imageIndex ?? 0;
+  assertTensorSlot(spec, out, index);
+  const result = await preprocess(source, spec, options, { out, index });
+  if (result) writePixelsToTensor(result.pixels, spec.width, spec.height, 4, spec, out, index);
   return out;
 }

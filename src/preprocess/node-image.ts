@@ -17,8 +17,8 @@
 import { stat } from 'node:fs/promises';
 import sharp, { type Sharp, type SharpOptions } from 'sharp';
 import type { PreprocessSpec } from './spec.js';
-import { resizeGeometry, writePixelsToTensor, type ResizeGeometry } from './tensor.js';
-import { resizeBilinearPillow } from './pillow-resample.js';
+import { assertTensorSlot, resizeGeometry, tensorElementsPerImage, writePixelsToTensor, type ResizeGeometry } from './tensor.js';
+import { resizePillowFast, resizePillowToTensor } from './pillow-resample-wasm.js';
 import { EdgetlError } from '../util/errors.js';
 
 /** Already-decoded pixels (e.g. a camera frame), row-major 8-bit RGB or RGBA. Taken as upright (no EXIF here). */
@@ -34,12 +34,14 @@ export type ImageSource = string | Uint8Array | RawImage;
 
 /**
  * 'pillow': the bit-exact port of Pillow's BILINEAR that torchvision's Resize uses (pillow-resample.ts): the same
- *   tensors the published backbones were evaluated with. It runs in JavaScript on the calling thread.
+ *   tensors the published backbones were evaluated with. It runs on the calling thread, as WebAssembly SIMD kernels
+ *   (pillow-resample-wasm.ts; the JS port where SIMD is missing).
  * 'linear': libvips' antialiased linear reduce, in sharp's worker threads; within 1/255 on average of Pillow, but
  *   int8 backbones turn even that into visibly different logits (see `DEFAULT_RESIZE_KERNEL`). Enlargements still
  *   use the Pillow port (libvips enlarges with different pixel centres).
- * 'auto' (the default): 'pillow' up to `pillowMaxPixels` source pixels, 'linear' above, where the JS pass would
- *   cost tens of milliseconds per image on the main thread (a 12 MP photo: ~75 ms; a 640x424 one: ~3 ms).
+ * 'auto' (the default): 'pillow' up to `pillowMaxPixels` source pixels, 'linear' above, where the exact path costs
+ *   about twice libvips' (a 12 MP photo: ~79 CPU-ms against ~41, most of it the full-size decode and its hand-over;
+ *   a 0.24 MP one: the resize itself 0.3-0.5 ms; bench/results/2026-12-01/resize.md).
  * The others are libvips kernels, for comparison only.
  */
 export type ResizeKernel = 'auto' | 'pillow' | 'linear' | 'cubic' | 'lanczos3' | 'mitchell' | 'nearest';
@@ -78,7 +80,7 @@ export const DEFAULT_MAX_PIXELS = 100_000_000;
  * 'linear' mean 0.19, max 3; sharp's default 'lanczos3' mean 2.6, max 131 (it sharpens, and enlarges differently).
  * Small as 'linear' looks, the int8 MobileNetV2's logits for the same photos differ between 'linear' and 'pillow'
  * with cosine 0.98 on average (0.96 worst) and 2 of 15 top-1 labels change: quantized models amplify it. Hence
- * exact by default, with libvips taking over only for images big enough to make the JS pass costly.
+ * exact by default, with libvips taking over only for images big enough to make the exact path costly.
  * JPEG shrink-on-load stays off by default: its DCT-domain downscale is a different filter again.
  */
 export const DEFAULT_RESIZE_KERNEL: ResizeKernel = 'auto';
@@ -176,6 +178,20 @@ export async function decodeToRgb(
   spec: PreprocessSpec,
   options: DecodeOptions = {},
 ): Promise<DecodedImage> {
+  return (await decode(source, spec, options))!;
+}
+
+/** Where `decode` writes the model tensor instead of returning pixels. */
+interface TensorTarget {
+  out: Float32Array;
+  index: number;
+}
+
+/**
+ * decodeToRgb, or with `target` the same pixels written as a tensor slot: on the exact (Pillow) path the tensor write
+ * is fused into the resize and nothing is returned.
+ */
+async function decode(source: ImageSource, spec: PreprocessSpec, options: DecodeOptions, target?: TensorTarget): Promise<DecodedImage | undefined> {
   if (!sharpConfigured) configureSharp();
   const where = describeSource(source);
   const file = typeof source === 'string' ? source : undefined;
@@ -234,10 +250,12 @@ export async function decodeToRgb(
       const { data, info } = await pipeline.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
       resized = { data, width: info.width, height: info.height, channels: info.channels };
     } else {
-      resized = await resizeLikePillow(pipeline, width, height, geometry, spec, {
+      const fused = await resizeLikePillow(pipeline, width, height, geometry, spec, {
         reduceFirst: kernel !== 'pillow',
         fastShrinkOnLoad: options.fastShrinkOnLoad ?? false,
-      });
+      }, target);
+      if (!fused) return undefined;
+      resized = fused;
     }
     if (resized.width !== spec.width || resized.height !== spec.height) {
       throw new EdgetlError(
@@ -245,12 +263,15 @@ export async function decodeToRgb(
         `${where}: resized to ${resized.width}x${resized.height}, expected ${spec.width}x${spec.height}`,
       );
     }
-    return {
+    const image: DecodedImage = {
       pixels: toRgb(resized.data, resized.channels, spec.width * spec.height),
       width: spec.width,
       height: spec.height,
       channels: 3,
     };
+    if (!target) return image;
+    writePixelsToTensor(image.pixels, image.width, image.height, 3, spec, target.out, target.index);
+    return undefined;
   } catch (error) {
     if (error instanceof EdgetlError) throw error;
     const message = error instanceof Error ? error.message : String(error);
@@ -262,7 +283,7 @@ export async function decodeToRgb(
  * Resize with the bit-exact Pillow port. Used for enlargements (an image smaller than the target in some direction,
  * e.g. a 259x194 thumbnail going to 341x256), where libvips places pixel centres and treats edges differently from
  * Pillow (4.6/255 mean difference on such a photo with its linear resize; black-blended borders with affine). With
- * `reduceFirst`, axes that shrink are reduced by libvips first, so the JS pass only enlarges a small image.
+ * `reduceFirst`, axes that shrink are reduced by libvips first, so the exact pass only enlarges a small image.
  * Without it (kernel 'pillow') the whole resize is Pillow's.
  */
 async function resizeLikePillow(
@@ -272,7 +293,8 @@ async function resizeLikePillow(
   geometry: ResizeGeometry,
   spec: PreprocessSpec,
   options: { reduceFirst: boolean; fastShrinkOnLoad: boolean },
-): Promise<{ data: Uint8Array; width: number; height: number; channels: number }> {
+  target?: TensorTarget,
+): Promise<{ data: Uint8Array; width: number; height: number; channels: number } | undefined> {
   const midW = options.reduceFirst ? Math.min(srcW, geometry.resizeW) : srcW;
   const midH = options.reduceFirst ? Math.min(srcH, geometry.resizeH) : srcH;
   const stage =
@@ -284,7 +306,11 @@ async function resizeLikePillow(
     throw new EdgetlError('internal', `reduced to ${info.width}x${info.height}, expected ${midW}x${midH}`);
   }
   const crop = { left: geometry.cropLeft, top: geometry.cropTop, width: spec.width, height: spec.height };
-  const out = resizeBilinearPillow(data, midW, midH, info.channels, geometry.resizeW, geometry.resizeH, crop);
+  if (target && (info.channels === 3 || info.channels === 4)) {
+    resizePillowToTensor(data, midW, midH, info.channels, geometry.resizeW, geometry.resizeH, crop, spec, target.out, target.index);
+    return undefined;
+  }
+  const out = resizePillowFast(data, midW, midH, info.channels, geometry.resizeW, geometry.resizeH, crop);
   return { data: out, width: spec.width, height: spec.height, channels: info.channels };
 }
 
@@ -307,6 +333,17 @@ function toRgb(data: Uint8Array, channels: number, pixelCount: number): Uint8Arr
   return rgb;
 }
 
+/**
+ * Decode `source` into a fresh one-image model tensor (`tensorElementsPerImage(spec)` floats, the spec's layout and
+ * normalization): what decode workers hand back, so the tensor write happens inside the (exact) resize, off the
+ * thread that feeds inference.
+ */
+export async function decodeToTensor(source: ImageSource, spec: PreprocessSpec, options: DecodeOptions = {}): Promise<Float32Array> {
+  const out = new Float32Array(tensorElementsPerImage(spec));
+  await decode(source, spec, options, { out, index: 0 });
+  return out;
+}
+
 /** Decode `source` and write it as image `index` of the batch tensor `out` (see `writePixelsToTensor`). */
 export async function imageToTensor(
   source: ImageSource,
@@ -315,6 +352,6 @@ export async function imageToTensor(
   index: number,
   options: DecodeOptions = {},
 ): Promise<void> {
-  const image = await decodeToRgb(source, spec, options);
-  writePixelsToTensor(image.pixels, image.width, image.height, 3, spec, out, index);
+  assertTensorSlot(spec, out, index);
+  await decode(source, spec, options, { out, index });
 }

@@ -10,11 +10,11 @@
  * Large downscales stay in libvips, which is much faster there and within 1/255 on average of Pillow.
  */
 
-const PRECISION_BITS = 32 - 8 - 2;
+export const PRECISION_BITS = 32 - 8 - 2;
 const HALF = 1 << (PRECISION_BITS - 1);
-const ONE = 1 << PRECISION_BITS;
+export const ONE = 1 << PRECISION_BITS;
 
-interface Coefficients {
+export interface Coefficients {
   /** Per output index: first input index and tap count. */
   start: Int32Array;
   count: Int32Array;
@@ -28,7 +28,7 @@ function bilinearFilter(x: number): number {
   return a < 1 ? 1 - a : 0;
 }
 
-function coefficients(inSize: number, outSize: number): Coefficients {
+export function coefficients(inSize: number, outSize: number): Coefficients {
   const scale = inSize / outSize;
   const filterScale = Math.max(scale, 1);
   const support = 1 * filterScale;
@@ -157,6 +157,29 @@ function vertical(
   return out;
 }
 
+/** Throws RangeError unless `src` holds width x height x channels bytes and `crop` lies inside the output. */
+export function checkResizeArguments(src: Uint8Array, width: number, height: number, channels: number, outWidth: number, outHeight: number, crop: CropWindow): void {
+  if (src.length !== width * height * channels) {
+    throw new RangeError(`resizeBilinearPillow: ${src.length} bytes are not ${width}x${height}x${channels}`);
+  }
+  if (crop.left < 0 || crop.top < 0 || crop.left + crop.width > outWidth || crop.top + crop.height > outHeight) {
+    throw new RangeError(`resizeBilinearPillow: crop ${JSON.stringify(crop)} is outside ${outWidth}x${outHeight}`);
+  }
+}
+
+/** Source rows the vertical pass reads for the crop's rows (`vertical` undefined: no vertical pass). */
+export function sourceRows(vertical: Coefficients | undefined, crop: CropWindow): { rowFirst: number; rowCount: number } {
+  if (!vertical) return { rowFirst: crop.top, rowCount: crop.height };
+  const { start, count } = vertical;
+  let rowFirst = start[crop.top];
+  let rowEnd = rowFirst;
+  for (let yy = crop.top; yy < crop.top + crop.height; yy++) {
+    rowFirst = Math.min(rowFirst, start[yy]);
+    rowEnd = Math.max(rowEnd, start[yy] + count[yy]);
+  }
+  return { rowFirst, rowCount: rowEnd - rowFirst };
+}
+
 export interface CropWindow {
   left: number;
   top: number;
@@ -179,25 +202,8 @@ export function resizeBilinearPillow(
   outHeight: number,
   crop: CropWindow = { left: 0, top: 0, width: outWidth, height: outHeight },
 ): Uint8Array {
-  if (src.length !== width * height * channels) {
-    throw new RangeError(`resizeBilinearPillow: ${src.length} bytes are not ${width}x${height}x${channels}`);
-  }
-  if (crop.left < 0 || crop.top < 0 || crop.left + crop.width > outWidth || crop.top + crop.height > outHeight) {
-    throw new RangeError(`resizeBilinearPillow: crop ${JSON.stringify(crop)} is outside ${outWidth}x${outHeight}`);
-  }
-  // Source rows the vertical pass will read for the crop's rows.
-  let rowFirst = crop.top;
-  let rowCount = crop.height;
-  if (outHeight !== height) {
-    const { start, count } = coefficients(height, outHeight);
-    rowFirst = start[crop.top];
-    let rowEnd = rowFirst;
-    for (let yy = crop.top; yy < crop.top + crop.height; yy++) {
-      rowFirst = Math.min(rowFirst, start[yy]);
-      rowEnd = Math.max(rowEnd, start[yy] + count[yy]);
-    }
-    rowCount = rowEnd - rowFirst;
-  }
+  checkResizeArguments(src, width, height, channels, outWidth, outHeight, crop);
+  const { rowFirst, rowCount } = sourceRows(outHeight !== height ? coefficients(height, outHeight) : undefined, crop);
   let data: Uint8Array;
   if (outWidth !== width) {
     data = horizontal(src, width, channels, outWidth, crop.left, crop.width, rowFirst, rowCount);

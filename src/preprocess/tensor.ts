@@ -92,7 +92,7 @@ export function tensorDims(spec: PreprocessSpec, batch: number): number[] {
  */
 const lookupCache = new Map<string, Float32Array>();
 
-function normalizationTable(spec: PreprocessSpec): Float32Array {
+export function normalizationTable(spec: PreprocessSpec): Float32Array {
   // Keyed by value, not by object, so a spec edited in place never reuses a stale table.
   const key = `${spec.scale}|${spec.mean.join(',')}|${spec.std.join(',')}`;
   const cached = lookupCache.get(key);
@@ -108,6 +108,17 @@ function normalizationTable(spec: PreprocessSpec): Float32Array {
   if (lookupCache.size > 64) lookupCache.clear();
   lookupCache.set(key, table);
   return table;
+}
+
+/** Throws unless image `imageIndex` of a batch tensor for `spec` fits in `out`. */
+export function assertTensorSlot(spec: PreprocessSpec, out: Float32Array, imageIndex: number): void {
+  const perImage = tensorElementsPerImage(spec);
+  if (!Number.isInteger(imageIndex) || imageIndex < 0 || (imageIndex + 1) * perImage > out.length) {
+    throw new EdgetlError(
+      'bad-input',
+      `image index ${imageIndex} does not fit a tensor of ${out.length} elements (${perImage} per image)`,
+    );
+  }
 }
 
 /**
@@ -140,12 +151,7 @@ export function writePixelsToTensor(
     );
   }
   const perImage = tensorElementsPerImage(spec);
-  if (!Number.isInteger(imageIndex) || imageIndex < 0 || (imageIndex + 1) * perImage > out.length) {
-    throw new EdgetlError(
-      'bad-input',
-      `image index ${imageIndex} does not fit a tensor of ${out.length} elements (${perImage} per image)`,
-    );
-  }
+  assertTensorSlot(spec, out, imageIndex);
   const table = normalizationTable(spec);
   // Source channel (R=0, G=1, B=2) feeding model channel c.
   const source = spec.channelOrder === 'BGR' ? [2, 1, 0] : [0, 1, 2];

@@ -6,6 +6,7 @@ import { pathToFileURL } from 'node:url';
 import sharp from 'sharp';
 import { WorkerDecodePool, MainThreadDecoder, decodeWorkerUrl } from '../../src/embed/decode-pool.js';
 import { IMAGENET_224 } from '../../src/preprocess/spec.js';
+import { tensorElementsPerImage, writePixelsToTensor } from '../../src/preprocess/tensor.js';
 import { EdgetlError } from '../../src/util/errors.js';
 
 const spec = { ...IMAGENET_224, width: 32, height: 32, resizeTo: 36 };
@@ -34,6 +35,28 @@ t.test('worker threads decode exactly what the main thread decodes', async (t) =
   const raw = { rgb: new Uint8Array(40 * 40 * 3).fill(77), width: 40, height: 40, channels: 3 as const };
   const decodedRaw = await pool!.decode(raw, spec);
   t.ok(decodedRaw.pixels.every((v) => v === 77));
+});
+
+t.test('decodeTensor hands back the normalized tensor writePixelsToTensor makes of the same pixels', async (t) => {
+  const { pool } = WorkerDecodePool.create(2);
+  t.teardown(() => pool!.close());
+  const main = new MainThreadDecoder();
+  for (const kernel of ['pillow', 'linear'] as const) {
+    for (const s of [spec, { ...spec, layout: 'NHWC' as const, channelOrder: 'BGR' as const }]) {
+      const bytes = await photo(7);
+      const expected = new Float32Array(tensorElementsPerImage(s));
+      const pixels = await new MainThreadDecoder({ kernel }).decode(bytes, s);
+      writePixelsToTensor(pixels.pixels, s.width, s.height, 3, s, expected, 0);
+      const viaMain = await new MainThreadDecoder({ kernel }).decodeTensor(bytes, s);
+      t.same(Array.from(viaMain), Array.from(expected), `main thread, ${kernel}, ${s.layout} ${s.channelOrder}`);
+      if (kernel === 'pillow') {
+        const viaWorker = await pool!.decodeTensor(bytes, s);
+        t.same(Array.from(viaWorker), Array.from(expected), `worker, ${s.layout} ${s.channelOrder}`);
+      }
+    }
+  }
+  await t.rejects(pool!.decodeTensor(new Uint8Array([1, 2, 3]), spec), { code: 'bad-image' });
+  await t.rejects(main.decodeTensor(new Uint8Array([1, 2, 3]), spec), { code: 'bad-image' });
 });
 
 t.test('a transferred buffer moves to the worker', async (t) => {
