@@ -8,6 +8,7 @@ import { trainCommand } from './train.js';
 import { evalCommand } from './eval.js';
 import { predictCommand } from './predict.js';
 import { headCommand } from './head.js';
+import { selectCommand } from './select.js';
 
 /** Every CLI verb, in the order `edgetl --help` lists them. Each lives in its own file. */
 export const commands: Command[] = [
@@ -17,6 +18,7 @@ export const commands: Command[] = [
   evalCommand,
   predictCommand,
   headCommand,
+  selectCommand,
   modelsCommand,
   serveCommand,
   benchCommand,
