@@ -209,3 +209,46 @@ Examples:
     return result.interrupted ? 130 : 0;
   },
 };
+
+/** What a head trained with `--backbone best` records about the selection that picked its backbone. */
+export interface SelectionRecord {
+  picked: string;
+  reason: string;
+  rule: string;
+  crossValidation: string;
+  budgets: string[];
+  device: string;
+  baseline: { name: string; accuracy: number | null };
+  candidates: Array<Pick<CandidateSummary, 'backbone' | 'accuracy' | 'balancedAccuracy' | 'msPerImage' | 'peakRssMb' | 'negativeTransfer' | 'withinBudget' | 'status'>>;
+}
+
+type CandidateSummary = SelectResult['candidates'][number];
+
+/**
+ * `train --backbone best`: run the selection on the training folder with train's head, folds and seed, and return
+ * the file to train on with the record the head keeps. Refuses when nothing can be recommended.
+ */
+export async function pickBackboneForTraining(
+  input: string,
+  values: SelectFlagValues,
+  showProgress: boolean,
+): Promise<{ backbone: string; record: SelectionRecord }> {
+  const result = await runSelection(input, selectOptionsFromFlags(values), showProgress);
+  if (result.interrupted) throw new EdgetlError('aborted', 'the selection was interrupted: no head trained');
+  const picked = result.candidates.find((c) => c.backbone === result.recommended);
+  if (!picked?.path) throw new EdgetlError('no-recommendation', `--backbone best: ${result.reason}`);
+  if (showProgress) process.stderr.write(`selected ${picked.id}: ${result.reason}\n`);
+  return {
+    backbone: picked.path,
+    record: {
+      picked: picked.backbone,
+      reason: result.reason,
+      rule: result.rule,
+      crossValidation: result.crossValidation,
+      budgets: result.budgets.sources,
+      device: result.device.note,
+      baseline: { name: result.baseline.name, accuracy: result.baseline.accuracy },
+      candidates: result.candidates.map((c) => ({ backbone: c.backbone, status: c.status, accuracy: c.accuracy, balancedAccuracy: c.balancedAccuracy, msPerImage: c.msPerImage, peakRssMb: c.peakRssMb, negativeTransfer: c.negativeTransfer, withinBudget: c.withinBudget })),
+    },
+  };
+}

@@ -88,7 +88,8 @@ export interface TransferVerdict {
   reason: string;
 }
 
-const points = (fraction: number) => 100 * fraction;
+/** Percentage points, with -0 shown as 0. */
+const points = (fraction: number) => 100 * fraction + 0;
 const pct = (fraction: number) => `${points(fraction).toFixed(1)}%`;
 
 /**
@@ -98,7 +99,7 @@ const pct = (fraction: number) => `${points(fraction).toFixed(1)}%`;
  */
 export function transferVerdict(candidate: HeldOutScores, baseline: HeldOutScores, baselineName: string): TransferVerdict {
   const d = pairedDifference(candidate, baseline);
-  const gainPoints = points(d.mean);
+  const gainPoints = Math.abs(d.mean) < 5e-5 ? 0 : points(d.mean);
   const standardErrorPoints = points(d.standardError);
   const spread = d.basis === 'folds' ? `the fold-to-fold standard error of the gain (±${standardErrorPoints.toFixed(1)} points over ${d.perFold.length} folds)` : `the standard error of the paired per-photo gain (±${standardErrorPoints.toFixed(1)} points)`;
   const clearly = d.mean > NEGATIVE_TRANSFER_STANDARD_ERRORS * d.standardError && d.mean > 0;

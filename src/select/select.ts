@@ -66,6 +66,8 @@ export interface SelectProgress {
 export interface CandidateResult extends Omit<CostFigures, 'source' | 'note'> {
   backbone: string;
   id: string;
+  /** The model file it resolved to (what `train --backbone best` trains on). */
+  path?: string;
   status: 'ok' | 'failed' | 'interrupted';
   error?: string;
   sha256?: string;
@@ -288,6 +290,10 @@ export async function selectBackbone(dir: string, options: SelectOptions = {}): 
   const scoresOf = new Map<CandidateResult, HeldOutScores>();
   const baselineFor = new Map<CandidateResult, HeldOutScores>();
   for (let i = 0; i < refs.length && !interrupted; i++) {
+    if (aborted(signal)) {
+      interrupted = true;
+      break;
+    }
     const ref = refs[i]!;
     const result = emptyCandidate(ref);
     results.push(result);
@@ -338,6 +344,7 @@ export async function selectBackbone(dir: string, options: SelectOptions = {}): 
       progress('cost');
       const costStart = performance.now();
       const resolved = await resolveBackbone(ref.load, { download: false, ...(options.load?.searchPath ? { searchPath: options.load.searchPath } : {}) });
+      result.path = resolved.path;
       result.modelBytes = statSync(resolved.path).size;
       let cost: CostFigures;
       await settleMemory();
