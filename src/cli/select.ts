@@ -124,9 +124,10 @@ export function formatSelection(result: SelectResult): string {
   out.push(line(header));
   for (const r of rows) out.push(line(r));
   out.push('');
+  const idOf = (backbone: string) => result.candidates.find((c) => c.backbone === backbone)?.id ?? backbone;
   out.push(result.recommended ? `Recommended: ${result.recommended}. ${result.reason}` : result.reason);
   out.push(`Rule: ${result.rule}.`);
-  out.push(`Pareto front (accuracy against ms per image): ${result.pareto.join(', ') || 'none'}.`);
+  out.push(`Pareto front (accuracy against ms per image): ${result.pareto.map(idOf).join(', ') || 'none'}.`);
   for (const c of result.candidates) {
     if (c.negativeTransfer) out.push(`  negative transfer  ${c.id}: ${c.negativeTransferReason}`);
     if (c.error) out.push(`  ${c.status.padEnd(17)}  ${c.id}: ${c.error}`);

@@ -48,10 +48,12 @@ export const UNKNOWN_COST: Omit<CostFigures, 'note'> = {
 export const SELECT_MEASUREMENT = {
   warmupRuns: 3,
   minRuns: 20,
-  minDurationMs: 200,
+  minDurationMs: 150,
   maxDurationMs: 3000,
   seed: 42,
-  sessions: 1,
+  // Two fresh sessions: the faster one's median is the figure (the bench's best session), less disturbed by
+  // whatever else the machine runs.
+  sessions: 2,
   preprocessImages: 8,
   preprocessMinDurationMs: 100,
 };
@@ -98,7 +100,10 @@ const rssBefore = process.memoryUsage.rss();
   if (imagePath) await sharp(imagePath).resize(Number(width), Number(height)).raw().toBuffer();
   const input = new ort.Tensor('float32', new Float32Array(dims.reduce((a, b) => a * b, 1)), dims);
   for (let i = 0; i < 5; i++) await session.run({ [session.inputNames[0]]: input });
-  process.stdout.write('EDGETL_MEMORY ' + JSON.stringify({ rssBeforeMb: rssBefore / 1048576, peakRssMb: process.resourceUsage().maxRSS / 1024 }));
+  // VmHWM is this process image's own high-water mark; ru_maxrss can carry the parent's over fork and exec.
+  let peakKb = process.resourceUsage().maxRSS;
+  try { peakKb = Number(/VmHWM:\\s+(\\d+) kB/.exec(require('fs').readFileSync('/proc/self/status', 'utf8'))[1]); } catch {}
+  process.stdout.write('EDGETL_MEMORY ' + JSON.stringify({ rssBeforeMb: rssBefore / 1048576, peakRssMb: peakKb / 1024 }));
 })().catch((e) => process.stdout.write('EDGETL_MEMORY_ERROR ' + e.message));
 `;
 
@@ -140,13 +145,20 @@ export interface CostHere {
 export async function measureCostHere(
   reference: string,
   imageFolder: string,
-  options: { execution?: ProfileExecution; signal?: AbortSignal; /** A photo the memory probe decodes. */ image?: string } = {},
+  options: {
+    execution?: ProfileExecution;
+    signal?: AbortSignal;
+    /** A photo the memory probe decodes. */
+    image?: string;
+    /** Preprocessing already measured for this backbone's spec (another candidate shares it): not measured again. */
+    preprocess?: { msPerImage: number; images: number; from: string };
+  } = {},
 ): Promise<CostHere> {
   const loaded = smallProfile(reference, imageFolder, options.execution);
-  const results = await runBench(loaded, createResults(loaded), { signal: options.signal });
+  const results = await runBench(loaded, createResults(loaded), { signal: options.signal, inferenceOnly: options.preprocess !== undefined });
   const run = results.runs[0];
-  const preprocess = results.preprocess[0];
-  const inference = run?.latencyMsPerImage?.p50 ?? null;
+  const preprocess = options.preprocess ? { images: options.preprocess.images, status: 'ok', reason: undefined, msPerImage: { p50: options.preprocess.msPerImage } } : results.preprocess[0];
+  const inference = run?.bestSession?.medianMsPerImage ?? run?.latencyMsPerImage?.p50 ?? null;
   const pre = preprocess?.msPerImage?.p50 ?? null;
   const problems: string[] = [];
   if (inference === null) problems.push(`inference ${run ? `${run.status}${run.reason ? `: ${run.reason}` : ''}` : 'not run'}`);
@@ -161,7 +173,7 @@ export async function measureCostHere(
     inferenceNoise: run?.noise?.relative ?? null,
     source: msPerImage === null ? 'unknown' : 'measured here',
     note:
-      `measured here (${describeHostBriefly(results.host)}): preprocessing of ${preprocess?.images ?? 0} of these photos one at a time, batch-1 inference (${run?.samplesMs?.length ?? 0} timed runs after ${SELECT_MEASUREMENT.warmupRuns} warm-up), peak memory of a fresh process running it` +
+      `measured here (${describeHostBriefly(results.host)}): preprocessing of ${preprocess?.images ?? 0} of these photos one at a time${options.preprocess ? ` (measured once for this preprocessing, with ${options.preprocess.from})` : ''}, batch-1 inference (median of the faster of ${SELECT_MEASUREMENT.sessions} fresh sessions, ${run?.samplesMs?.length ?? 0} timed runs in all after ${SELECT_MEASUREMENT.warmupRuns} warm-up each), peak memory of a fresh process running it` +
       (problems.length > 0 ? `; not measured: ${problems.join('; ')}` : ''),
   };
   const probeMemory = async (signal?: AbortSignal): Promise<MemoryProbeResult> => {

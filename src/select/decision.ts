@@ -117,6 +117,8 @@ export function transferVerdict(candidate: HeldOutScores, baseline: HeldOutScore
 /** What the recommendation needs to know of each candidate. */
 export interface RankedCandidate {
   backbone: string;
+  /** Short name for sentences (default: backbone). */
+  label?: string;
   scores: HeldOutScores;
   /** ms per image on the device the budgets are for; null when unknown there. */
   msPerImage: number | null;
@@ -207,12 +209,13 @@ export function recommend(candidates: readonly RankedCandidate[], budgets: Budge
   });
   const cost = (c: RankedCandidate) => c.msPerImage ?? Infinity;
   const pick = tied.reduce((a, b) => (cost(b) < cost(a) || (cost(b) === cost(a) && b.scores.accuracy > a.scores.accuracy) ? b : a));
+  const name = (c: RankedCandidate) => c.label ?? c.backbone;
   let reason: string;
   if (pick === best) {
-    reason = `${best.backbone} is the most accurate within the budgets (${pct(best.scores.accuracy)} held-out accuracy${tied.length > 1 ? `; tied with ${tied.filter((c) => c !== best).map((c) => c.backbone).join(', ')}, and no slower than them` : ''}).`;
+    reason = `${name(best)} is the most accurate within the budgets (${pct(best.scores.accuracy)} held-out accuracy${tied.length > 1 ? `; tied with ${tied.filter((c) => c !== best).map(name).join(', ')}, and no slower than them` : ''}).`;
   } else {
     const d = pairedDifference(best.scores, pick.scores);
-    reason = `${pick.backbone} (${pct(pick.scores.accuracy)}) is within ${TIE_STANDARD_ERRORS} standard error of the most accurate, ${best.backbone} (${pct(best.scores.accuracy)}; ${points(d.mean).toFixed(1)} ± ${points(d.standardError).toFixed(1)} points), and faster (${pick.msPerImage?.toFixed(2)} against ${best.msPerImage?.toFixed(2) ?? 'unknown'} ms per image).`;
+    reason = `${name(pick)} (${pct(pick.scores.accuracy)}) is within ${TIE_STANDARD_ERRORS} standard error of the most accurate, ${name(best)} (${pct(best.scores.accuracy)}; ${points(d.mean).toFixed(1)} ± ${points(d.standardError).toFixed(1)} points), and faster (${pick.msPerImage?.toFixed(2)} against ${best.msPerImage?.toFixed(2) ?? 'unknown'} ms per image).`;
   }
   return { recommended: pick.backbone, mostAccurate: best.backbone, tied: tied.map((c) => c.backbone), rule, reason };
 }

@@ -123,7 +123,7 @@ ${accuracyCostChart(result)}
 ${result.candidates.map((c) => candidateRow(c, result.recommended)).join('\n')}
 <tr><td>${escapeHtml(`baseline: ${result.baseline.name}`)}</td><td>${pct(result.baseline.accuracy)}</td><td>${pct(result.baseline.balancedAccuracy)}</td><td>${result.baseline.foldAccuracy.map((v) => pct(v)).join(' / ')}</td><td colspan="8"></td></tr>
 </tbody></table>
-<p>Pareto front (no other candidate both more accurate and faster): ${escapeHtml(result.pareto.join(', ') || 'none')}.</p>
+<p>Pareto front (no other candidate both more accurate and faster): ${escapeHtml(result.pareto.map((b) => result.candidates.find((c) => c.backbone === b)?.id ?? b).join(', ') || 'none')}.</p>
 <h2>Notes</h2>
 <ul>${notes.map((n) => `<li>${escapeHtml(n)}</li>`).join('')}</ul>
 <p class="tick">Host: ${escapeHtml(`${result.host.cpu}, ${result.host.logicalCores} logical cores, load average ${result.host.loadAverageStart.join(' ')} at the start and ${result.host.loadAverageEnd.join(' ')} at the end`)}. Times: ${escapeHtml(`${result.seconds.total.toFixed(1)} s in all (embedding ${result.seconds.embedding.toFixed(1)} s, cross-validation ${result.seconds.crossValidation.toFixed(1)} s, cost ${result.seconds.cost.toFixed(1)} s, baseline ${result.seconds.baseline.toFixed(1)} s)`)}.</p>

@@ -277,6 +277,8 @@ export async function selectBackbone(dir: string, options: SelectOptions = {}): 
   const baselineSeconds = (performance.now() - baselineStart) / 1000;
 
   const results: CandidateResult[] = [];
+  /** Preprocessing ms per image by spec: candidates with the same preprocessing share one measurement. */
+  const preprocessBySpec = new Map<string, { msPerImage: number; images: number; from: string }>();
   let pendingMemory: { result: CandidateResult; probe: Promise<MemoryProbeResult> } | undefined;
   /** Waits for the running memory probe (never while a timing is measured) and records its figure. */
   const settleMemory = async () => {
@@ -306,6 +308,7 @@ export async function selectBackbone(dir: string, options: SelectOptions = {}): 
       backbone = await Backbone.load(ref.load, { download: false, ...options.load });
       result.sha256 = backbone.sha256;
       result.embeddingDim = backbone.embeddingDim;
+      const specKey = JSON.stringify(backbone.preprocess);
       const embedded = await embedFolder(backbone, root, { useCache: options.useCache, signal, onProgress: (done, total) => progress('embedding', done, total) });
       await backbone.close();
       backbone = undefined;
@@ -325,9 +328,9 @@ export async function selectBackbone(dir: string, options: SelectOptions = {}): 
         backbone: { id: ref.id, sha256: result.sha256, embeddingDim: embedded.dim, preprocess: null },
       });
       result.seconds.crossValidation = round((performance.now() - cvStart) / 1000, 3);
-      result.accuracy = round(scored.scores.accuracy);
-      result.balancedAccuracy = round(scored.scores.balancedAccuracy);
-      result.foldAccuracy = scored.scores.foldAccuracy.map((v) => round(v));
+      result.accuracy = round(scored.scores.accuracy, 6);
+      result.balancedAccuracy = round(scored.scores.balancedAccuracy, 6);
+      result.foldAccuracy = scored.scores.foldAccuracy.map((v) => round(v, 6));
       result.headBytes = scored.headBytes;
       scoresOf.set(result, scored.scores);
       if (baselineRows) {
@@ -349,8 +352,11 @@ export async function selectBackbone(dir: string, options: SelectOptions = {}): 
       let cost: CostFigures;
       await settleMemory();
       if (costHere) {
-        const measured = await measureCostHere(resolved.path, root, { execution, signal, image: paths[sortedRows[0]!] });
+        const measured = await measureCostHere(resolved.path, root, { execution, signal, image: paths[sortedRows[0]!], preprocess: preprocessBySpec.get(specKey) });
         cost = measured.figures;
+        if (cost.preprocessMsPerImage !== null && !preprocessBySpec.has(specKey)) {
+          preprocessBySpec.set(specKey, { msPerImage: cost.preprocessMsPerImage, images: measured.results.preprocess[0]?.images ?? 0, from: ref.id });
+        }
         warnings.push(...measured.results.warnings.filter((w) => !w.startsWith('load average')).map((w) => `${ref.id}: ${w}`));
         // The probe's figure is a peak, which the next candidate's embedding does not change: let them overlap.
         pendingMemory = { result, probe: measured.probeMemory(signal) };
@@ -382,7 +388,7 @@ export async function selectBackbone(dir: string, options: SelectOptions = {}): 
   // The decision, over the candidates that were scored (an interrupted one keeps its accuracy if it got one).
   const ranked = results
     .filter((r) => scoresOf.has(r))
-    .map((r) => ({ result: r, ranked: { backbone: r.backbone, scores: scoresOf.get(r)!, msPerImage: r.msPerImage, peakRssMb: r.peakRssMb } }));
+    .map((r) => ({ result: r, ranked: { backbone: r.backbone, label: r.id, scores: scoresOf.get(r)!, msPerImage: r.msPerImage, peakRssMb: r.peakRssMb } }));
   // Paired comparisons need the same rows: rank on the rows every scored candidate embedded.
   const rowSets = new Set(ranked.map((r) => r.ranked.scores.rows.join(',')));
   if (rowSets.size > 1) warnings.push('the candidates embedded different subsets of the photos (some failed for one backbone only): their accuracies are not paired row for row, and ties are judged on the rows each one has');
@@ -396,7 +402,7 @@ export async function selectBackbone(dir: string, options: SelectOptions = {}): 
   const front = paretoFront(ranked.map((r) => r.ranked));
   for (const { result } of ranked) result.pareto = front.includes(result.backbone);
   if (decision.recommended && results.find((r) => r.backbone === decision.recommended)?.negativeTransfer) {
-    warnings.push(`the recommended ${decision.recommended} does not clearly beat raw pixels either: no candidate's features clearly help on these photos`);
+    warnings.push(`the recommended ${results.find((r) => r.backbone === decision.recommended)!.id} does not clearly beat raw pixels either: no candidate's features clearly help on these photos`);
   }
   if (hostStart.loadAverage[0]! > hostStart.logicalCores * 0.5) {
     warnings.push(`load average ${hostStart.loadAverage[0]} on ${hostStart.logicalCores} logical cores at the start: other work shared the machine, so the times are pessimistic and noisy`);
@@ -413,9 +419,9 @@ export async function selectBackbone(dir: string, options: SelectOptions = {}): 
     baseline: {
       name: RAW_PIXELS_NAME,
       dim: baselineDim,
-      accuracy: baselineScores ? round(baselineScores.scores.accuracy) : null,
-      balancedAccuracy: baselineScores ? round(baselineScores.scores.balancedAccuracy) : null,
-      foldAccuracy: baselineScores?.scores.foldAccuracy.map((v) => round(v)) ?? [],
+      accuracy: baselineScores ? round(baselineScores.scores.accuracy, 6) : null,
+      balancedAccuracy: baselineScores ? round(baselineScores.scores.balancedAccuracy, 6) : null,
+      foldAccuracy: baselineScores?.scores.foldAccuracy.map((v) => round(v, 6)) ?? [],
       seconds: round(baselineSeconds, 3),
     },
     recommended: decision.recommended,
