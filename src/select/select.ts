@@ -29,7 +29,8 @@ import {
   type Budgets,
   type HeldOutScores,
 } from './decision.js';
-import { RAW_PIXELS_NAME, rawPixelEmbeddings } from './raw-pixels.js';
+import { RAW_PIXELS_NAME, RAW_PIXELS_SPEC, rawPixelEmbeddings } from './raw-pixels.js';
+import { tensorElementsPerImage } from '../preprocess/tensor.js';
 
 export interface SelectOptions {
   /** Backbones to compare (catalog ids, paths, or bare file names in a model folder). Default: every local one. */
@@ -256,7 +257,7 @@ export async function selectBackbone(dir: string, options: SelectOptions = {}): 
     if (!isAbort(error, signal)) throw error;
     interrupted = true;
   }
-  const baselineDim = 3 * 16 * 16;
+  const baselineDim = tensorElementsPerImage(RAW_PIXELS_SPEC);
   const baselineCache = new Map<string, Scored>();
   /** The baseline scored on exactly these rows (the rows a candidate embedded), so folds and rows pair. */
   const baselineOn = async (rows: number[]): Promise<Scored> => {
@@ -290,7 +291,6 @@ export async function selectBackbone(dir: string, options: SelectOptions = {}): 
     else if (!aborted(signal)) result.cost.note += `; peak memory not measured: ${memory.error}`;
   };
   const scoresOf = new Map<CandidateResult, HeldOutScores>();
-  const baselineFor = new Map<CandidateResult, HeldOutScores>();
   for (let i = 0; i < refs.length && !interrupted; i++) {
     if (aborted(signal)) {
       interrupted = true;
@@ -335,7 +335,6 @@ export async function selectBackbone(dir: string, options: SelectOptions = {}): 
       scoresOf.set(result, scored.scores);
       if (baselineRows) {
         const base = await baselineOn(sortedRows);
-        baselineFor.set(result, base.scores);
         const verdict = transferVerdict(scored.scores, base.scores, RAW_PIXELS_NAME);
         result.negativeTransfer = verdict.negativeTransfer;
         result.negativeTransferReason = verdict.reason;
