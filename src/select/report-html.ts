@@ -17,7 +17,7 @@ export function accuracyCostChart(result: SelectResult): string {
   const width = 900;
   const height = 420;
   const left = 70;
-  const right = 290;
+  const right = 320;
   const top = 20;
   const bottom = 50;
   const spread = (c: CandidateResult) => standardDeviation(c.foldAccuracy);
@@ -68,7 +68,7 @@ export function accuracyCostChart(result: SelectResult): string {
       ? `<rect x="${(cx - 5).toFixed(1)}" y="${(y(c.accuracy!) - 5).toFixed(1)}" width="10" height="10" fill="#fff" stroke="${colour}" stroke-width="2"/>`
       : `<circle cx="${cx.toFixed(1)}" cy="${y(c.accuracy!).toFixed(1)}" r="${recommended ? 8 : 5}" fill="${colour}"${recommended ? ' stroke="#000" stroke-width="2"' : ''}/>`;
     parts.push(`<g>${shape}<title>${escapeHtml(`${c.id}: ${pct(c.accuracy)} (folds ${c.foldAccuracy.map((v) => pct(v)).join(', ')}), ${num(c.msPerImage)} ms per image${c.negativeTransfer ? ', negative transfer' : ''}`)}</title></g>`);
-    parts.push(legendEntry(width - right + 15, top, i, 20, colour, `${c.id}${recommended ? ' (recommended)' : ''}${c.negativeTransfer ? ' (negative transfer)' : ''}`));
+    parts.push(legendEntry(width - right + 15, top, i, 20, colour, `${c.id}${recommended ? ' (pick)' : ''}${c.negativeTransfer ? ' (neg. transfer)' : ''}`));
   });
   const legendBottom = top + points.length * 20 + 10;
   parts.push(text(width - right + 15, legendBottom + 12, 'bars: ± fold-to-fold std. dev.', 'class="tick"'));
