@@ -118,5 +118,9 @@ export { collectHostFacts, type HostFacts } from './bench/host.js';
 export { renderMarkdown } from './bench/report-markdown.js';
 export { renderHtml } from './bench/report-html.js';
 
+// Backbone selection: which backbone suits these photos on this device.
+export { selectBackbone, type SelectOptions, type SelectResult, type CandidateResult, type SelectProgress } from './select/select.js';
+export { renderSelectionHtml } from './select/report-html.js';
+
 // The kiosk app server.
 export { startKioskServer, type KioskServerOptions, type KioskServer } from './web/server.js';

@@ -12,9 +12,9 @@ export function escapeHtml(text: string): string {
   return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 }
 
-const PALETTE = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#17becf', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22'];
+export const PALETTE = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#17becf', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22'];
 
-function niceLogTicks(min: number, max: number): number[] {
+export function niceLogTicks(min: number, max: number): number[] {
   const ticks: number[] = [];
   const start = Math.floor(Math.log10(min));
   const end = Math.ceil(Math.log10(max));
@@ -27,7 +27,7 @@ function niceLogTicks(min: number, max: number): number[] {
   return ticks;
 }
 
-function niceLinearTicks(max: number, count = 5): number[] {
+export function niceLinearTicks(max: number, count = 5): number[] {
   if (max <= 0) return [0];
   const raw = max / count;
   const power = 10 ** Math.floor(Math.log10(raw));
@@ -38,22 +38,22 @@ function niceLinearTicks(max: number, count = 5): number[] {
 }
 
 /** Tick labels without trailing zeros: 1, 2.5, 0.05. */
-function tickLabel(value: number): string {
+export function tickLabel(value: number): string {
   return String(Number(value.toPrecision(3)));
 }
 
-function text(x: number, y: number, content: string, attrs = ''): string {
+export function text(x: number, y: number, content: string, attrs = ''): string {
   return `<text x="${x.toFixed(1)}" y="${y.toFixed(1)}" ${attrs}>${escapeHtml(content)}</text>`;
 }
 
 /** A y-axis title, written bottom to top along the left edge, centred between `top` and `bottom`. */
-function verticalTitle(top: number, bottom: number, content: string): string {
+export function verticalTitle(top: number, bottom: number, content: string): string {
   const middle = (top + bottom) / 2;
   return text(14, middle, content, `text-anchor="middle" class="axis" transform="rotate(-90 14 ${middle})"`);
 }
 
 /** One legend entry: a colour swatch and its name, `row` rows below `top`. */
-function legendEntry(x: number, top: number, row: number, rowHeight: number, colour: string, name: string): string {
+export function legendEntry(x: number, top: number, row: number, rowHeight: number, colour: string, name: string): string {
   return `<rect x="${x}" y="${top + row * rowHeight}" width="12" height="12" fill="${colour}"/>${text(x + 17, top + row * rowHeight + 11, name, 'class="label"')}`;
 }
 

@@ -13,6 +13,7 @@ import { exportCommand } from './export.js';
 import { cacheCommand } from './cache.js';
 import { driftCommand } from './drift.js';
 import { adaptCommand } from './adapt.js';
+import { selectCommand } from './select.js';
 
 /** Every CLI verb, in the order `edgetl --help` lists them. Each lives in its own file. */
 export const commands: Command[] = [
@@ -25,6 +26,7 @@ export const commands: Command[] = [
   exportCommand,
   driftCommand,
   adaptCommand,
+  selectCommand,
   modelsCommand,
   cacheCommand,
   serveCommand,

@@ -23,6 +23,7 @@ import {
 } from './head-shared.js';
 import { readEmbeddingSet } from '../embed/embedding-set.js';
 import { duplicateRowGroups } from '../heads/duplicates.js';
+import { pickBackboneForTraining, type SelectionRecord } from './select.js';
 
 const trainOptions = {
   ...backboneRunOptions,
@@ -49,6 +50,11 @@ const trainOptions = {
   'mlp-batch': { type: 'string' },
   patience: { type: 'string' },
   augment: { type: 'string' },
+  // with --backbone best: the selection's candidates, device and budgets (see `edgetl select --help`)
+  backbones: { type: 'string' },
+  profile: { type: 'string' },
+  'max-ms-per-image': { type: 'string' },
+  'max-memory-mb': { type: 'string' },
 } as const;
 
 function choice<T extends string>(value: string | undefined, name: string, choices: readonly T[], fallback: T): T {
@@ -190,6 +196,11 @@ MLP head:
                              early stopping on a held-out 15% of the training data)
 
 ${embedRunHelp}
+Backbone selection:
+  --backbone best            run \`edgetl select\` on the training folder first (same head, folds and seed) and
+                             train on its pick; the head file records the selection (training.selection: the pick,
+                             the rule, every candidate's held-out accuracy and cost)
+  --backbones a,b,...  --profile P  --max-ms-per-image X  --max-memory-mb M   passed to the selection
 
 With --json, stdout is one object:
   {"head","classes","trainCount","valCount","val":{"accuracy","balancedAccuracy","logLoss","ece","rejected",
@@ -203,6 +214,7 @@ Refuses: a single class, a class folder without images, a flat folder, embedding
 Examples:
   edgetl train photos/train --val photos/val --out head.json
   edgetl embed photos/train --out train && edgetl train train --val-split 0.2 --head mlp --out head.json --json
+  edgetl train photos/train --backbone best --max-ms-per-image 10 --out head.json
 `,
   async run(argv) {
     const { values, positionals } = parseCommandLine(argv, trainOptions);
@@ -220,9 +232,19 @@ Examples:
     }
 
     const input = positionals[0]!;
+    const selectFlags = (['backbones', 'profile', 'max-ms-per-image', 'max-memory-mb'] as const).filter((f) => values[f] !== undefined);
+    if (values.backbone !== 'best' && selectFlags.length > 0) throw new EdgetlError('usage', `--${selectFlags[0]} chooses among backbones: it needs --backbone best`);
+    let selection: SelectionRecord | undefined;
+    let backboneValues = values;
+    if (values.backbone === 'best') {
+      if (isEmbeddingSet(input)) throw new EdgetlError('usage', `--backbone best compares backbones on the photos: give the training folder, not the embedding set ${input}`);
+      const picked = await pickBackboneForTraining(input, { ...values, head: options.type, seed: String(options.seed ?? 0), folds: values.folds }, values.json !== true && process.stderr.isTTY === true);
+      selection = picked.record;
+      backboneValues = { ...values, backbone: picked.backbone };
+    }
     // an embedding set names its backbone: open that one (only if needed) unless --backbone says otherwise
     const fallbackId = isEmbeddingSet(input) ? (await readEmbeddingSet(input)).backbone.id : undefined;
-    const backbone = new LazyBackbone(values, fallbackId);
+    const backbone = new LazyBackbone(backboneValues, fallbackId);
     try {
       let train = await labelledEmbeddings(input, backbone, values, 'training data');
       const copies = duplicateWarning(train);
@@ -288,6 +310,7 @@ Examples:
         executionProvider: train.executionProvider,
         embedSeconds: train.embedSeconds,
         trainSeconds,
+        ...(selection ? { selection } : {}),
         metrics: {
           ...head.training.metrics,
           ...(evaluation
@@ -330,6 +353,7 @@ Examples:
         openSetMemoryRows: head.openSet?.memoryClasses.length ?? 0,
         skipped: [...train.skipped, ...(val && values.val ? val.skipped : [])],
         warnings: [...train.warnings, ...(val && values.val ? val.warnings : [])],
+        ...(selection ? { selection } : {}),
       };
       if (values.json) {
         printJson(summary);
@@ -338,6 +362,7 @@ Examples:
       const lines: string[] = [];
       const counts = head.training.counts;
       lines.push(`Trained a ${head.type} head on ${train.labels.length} ${train.source === 'folder' ? 'images' : 'embeddings'} from ${shortPath(train.path)}: ${head.labels.length} classes (${head.labels.map((l) => `${l} ${counts[l]}`).join(', ')})`);
+      if (selection) lines.push(`  selected   ${selection.picked}: ${selection.reason}`);
       lines.push(`  backbone   ${head.backbone.id}  ${head.embeddingDim}-d  sha256 ${head.backbone.sha256.slice(0, 12)}...  (${train.executionProvider})`);
       const o = head.training.options;
       const detail = head.type === 'linear' ? `C ${(o.C as number | undefined)?.toPrecision(3) ?? '-'} (l2 ${(o.l2 as number).toPrecision(3)}${options.l2 === 'auto' ? `, chosen by ${o.folds}-fold cross-validation` : ''})` : head.type === 'mlp' ? `hidden ${JSON.stringify((o.mlp as { hidden: number[] }).hidden)}` : 'nearest class mean (cosine)';

@@ -129,6 +129,8 @@ export interface L2SearchResult {
   /** Mean of the fold solutions at the chosen strength: a warm start for the final fit. */
   warmStart: Float64Array;
   folds: number;
+  /** The rows each fold held out (sorted), in fold order. */
+  heldOutFolds: number[][];
 }
 
 export type L2Criterion = 'logLoss' | 'accuracy';
@@ -269,7 +271,7 @@ export async function searchL2(matrix: LabelledMatrix, options: L2SearchOptions)
   const bestSolutions = solutions.get(best.l2)!;
   const warmStart = new Float64Array(bestSolutions[0].length);
   for (const solution of bestSolutions) for (let i = 0; i < warmStart.length; i++) warmStart[i] += solution[i] / bestSolutions.length;
-  return { l2: best.l2, candidates, outOfFoldLogits, warmStart, folds: foldCount };
+  return { l2: best.l2, candidates, outOfFoldLogits, warmStart, folds: foldCount, heldOutFolds: folds.map((fold) => fold.heldOut) };
 }
 
 /**

@@ -77,7 +77,26 @@ export interface TrainHeadOptions {
   groups?: ArrayLike<number>;
   /** Dense products; the Node API injects onnxruntime (src/execution/dense-math-ort.ts). */
   math?: DenseMath;
+  /**
+   * Receives the held-out predictions the training summary's `heldOut` figures come from (out-of-fold logits of the
+   * cross-validation, or of the early-stopping split), with the rows of each fold: what `edgetl select` compares
+   * backbones on, so its figures are the ones `train` reports.
+   */
+  onHeldOut?: (predictions: HeldOutPredictions) => void;
   onProgress?: (stage: string, done: number, total: number) => void;
+}
+
+/** Logits of rows the scoring model did not train on, grouped by the fold (or single split) that held them out. */
+export interface HeldOutPredictions {
+  /** [targets.length, classCount], uncalibrated (calibration does not move the arg max). */
+  logits: Float32Array;
+  targets: Int32Array;
+  classCount: number;
+  /** Positions in `logits` / `targets` of each fold; one entry for a single held-out split. */
+  folds: number[][];
+  /** Training rows (indices into the data given to trainHead) that `logits` row i belongs to. */
+  rows: number[];
+  source: string;
 }
 
 /** `trainHead` accepts rows as one flat [rows * dim] array or as one array per row. */
@@ -88,6 +107,10 @@ const MISALIGNED_HINT =
   'Embeddings and labels must line up, one label per row. If the rows come from embedMany, images it skipped ' +
   '(result.skipped) have no row: pass the labels to embedMany(images, { labels }) and train on its result.labels ' +
   '(or take labels[item.index] for each of result.items).';
+
+function allRows(count: number): number[] {
+  return Array.from({ length: count }, (_, i) => i);
+}
 
 function flatten(embeddings: EmbeddingRows, rows: number, expectedDim?: number): { data: Float32Array; dim: number } {
   if (Array.isArray(embeddings) && embeddings.length !== rows) {
@@ -160,7 +183,7 @@ export async function trainHead(embeddings: EmbeddingRows, labels: readonly stri
 
   let weights: HeadWeights;
   // logits of rows the fitted model did not train on, for calibration and rejection
-  let heldOut: { logits: Float32Array; targets: Int32Array; source: string } | undefined;
+  let heldOut: { logits: Float32Array; targets: Int32Array; source: string; folds: number[][]; rows: number[] } | undefined;
   const metrics: Record<string, unknown> = {};
   const usedOptions: Record<string, unknown> = { type, normalization: normalizationKind, classWeight };
 
@@ -184,7 +207,7 @@ export async function trainHead(embeddings: EmbeddingRows, labels: readonly stri
       l2 = typeof options.l2 === 'number' ? options.l2 : refitL2(search.l2, folds);
       warmStart = search.warmStart;
       candidates = search.candidates;
-      heldOut = { logits: search.outOfFoldLogits, targets, source: `${folds}-fold out-of-fold` };
+      heldOut = { logits: search.outOfFoldLogits, targets, source: `${folds}-fold out-of-fold`, folds: search.heldOutFolds, rows: allRows(rows) };
       metrics.crossValidation = { folds, chosenL2: search.l2, candidates: search.candidates };
     } else {
       l2 = options.l2 as number;
@@ -223,7 +246,7 @@ export async function trainHead(embeddings: EmbeddingRows, labels: readonly stri
       sampleWeights: trainWeights,
       onEpoch: (epoch, total) => progress?.('epochs', epoch, total),
     });
-    heldOut = { logits: await mlpLogits(result.params, held.data, held.rows, math), targets: held.targets, source: `held-out ${held.rows} rows` };
+    heldOut = { logits: await mlpLogits(result.params, held.data, held.rows, math), targets: held.targets, source: `held-out ${held.rows} rows`, folds: [allRows(held.rows)], rows: split.heldOut };
     metrics.fit = { epochsRun: result.epochsRun, bestEpoch: result.bestEpoch, heldOutRows: held.rows };
     if (linearMinibatch) {
       const layer = result.params.layers[0];
@@ -237,7 +260,8 @@ export async function trainHead(embeddings: EmbeddingRows, labels: readonly stri
     weights = { type: 'prototype', ...fitPrototypes(matrix) };
     if (folds >= 2) {
       const logits = new Float32Array(rows * classes.length);
-      for (const fold of stratifiedFolds(targets, classes.length, folds, seed, options.groups)) {
+      const heldOutFolds = stratifiedFolds(targets, classes.length, folds, seed, options.groups);
+      for (const fold of heldOutFolds) {
         const inFold = new Set(fold);
         const train = selectRows(matrix, Array.from({ length: rows }, (_, i) => i).filter((i) => !inFold.has(i)));
         const directions = prototypeDirections(fitPrototypes(train));
@@ -246,7 +270,7 @@ export async function trainHead(embeddings: EmbeddingRows, labels: readonly stri
         const foldLogits = await math.gemm(held.data, directions, held.rows, dim, classes.length, false, true);
         fold.forEach((row, r) => logits.set(foldLogits.subarray(r * classes.length, (r + 1) * classes.length), row * classes.length));
       }
-      heldOut = { logits, targets, source: `${folds}-fold out-of-fold` };
+      heldOut = { logits, targets, source: `${folds}-fold out-of-fold`, folds: heldOutFolds, rows: allRows(rows) };
     }
   }
 
@@ -255,6 +279,7 @@ export async function trainHead(embeddings: EmbeddingRows, labels: readonly stri
   if (heldOut) {
     const classCount = classes.length;
     metrics.heldOutUncalibrated = heldOutMetrics(heldOut.logits, heldOut.targets, classCount, temperature);
+    options.onHeldOut?.({ logits: heldOut.logits, targets: heldOut.targets, classCount, folds: heldOut.folds, rows: heldOut.rows, source: heldOut.source });
     if (options.calibrate !== false) temperature = fitTemperature(heldOut.logits, heldOut.targets, classCount);
     metrics.heldOut = { source: heldOut.source, ...heldOutMetrics(heldOut.logits, heldOut.targets, classCount, temperature) };
   }
