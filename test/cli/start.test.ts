@@ -112,9 +112,12 @@ t.test('start --json: the train summary and one JSON line per prediction on stdo
   const { code, stdout } = await capture([train, '--ep', 'cpu', '--no-serve', '--json']);
   t.equal(code, 0);
   const lines = stdout.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
-  t.equal(lines.length, 5, 'one training summary and four predictions');
+  const predictions = lines.filter((line) => 'path' in line);
+  t.equal(predictions.length, 4, 'four predictions');
+  t.equal(lines.length, 6, 'one training summary, four predictions and the predictions\' summary');
   t.match(lines[0], { classes: ['blue', 'red'], valCount: 4 });
-  for (const line of lines.slice(1)) t.match(line, { path: /\/(red|blue)\/\d+\.jpg$/, label: /^(red|blue)$/ });
+  t.match(lines[5], { summary: { count: 4 } });
+  for (const line of predictions) t.match(line, { path: /\/(red|blue)\/\d+\.jpg$/, label: /^(red|blue)$/ });
 });
 
 /** Runs the built CLI's `start` and resolves with the kiosk URL it prints; the child is killed at teardown. */

@@ -60,7 +60,7 @@ t.test('predict, eval and head inspect print escape sequences in file names and 
   t.match(inspected.stdout, /labels +blue \(6\), red\\x1b\[2J\\x9b31m \(6\)/);
 
   const json = await run(predictCommand, [image, '--head', head, '--backbone', ws.model, '--ep', 'cpu', '--json']);
-  const line = JSON.parse(json.stdout);
+  const line = JSON.parse(json.stdout.split('\n')[0]!); // the image's line (a summary line follows)
   t.equal(line.path, image, '--json keeps the exact path');
   t.equal(line.label, evil, 'and the exact label');
 });
