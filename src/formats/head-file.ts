@@ -8,6 +8,7 @@ import { EdgetlError } from '../util/errors.js';
 import { decodeBase64, encodeBase64 } from './base64.js';
 import { fromFloat16Bits, toFloat16Bits } from './float16.js';
 import { sha256Hex } from './sha256.js';
+import { type AdaptedBlockSection, adaptedBlockJson, adaptedBlockTensorShapes, parseAdaptedBlockSection } from './adapted-block.js';
 
 export const HEAD_FORMAT = 'edgetl-head';
 export const HEAD_FORMAT_VERSION = 1;
@@ -61,6 +62,8 @@ export interface HeadFileContent {
   rejection: { threshold: number; rate: number } | null;
   training: TrainingSummary;
   tensors: NamedTensor[];
+  /** A fine-tuned last block of the backbone (formats/adapted-block.ts); its tensors are in `tensors`. */
+  adaptedBlock?: AdaptedBlockSection;
 }
 
 export interface SerializeOptions {
@@ -80,7 +83,7 @@ function alwaysFloat32(name: string): boolean {
   return name.endsWith('.bias') || name.startsWith('normalization.');
 }
 
-export function expectedTensorShapes(content: Pick<HeadFileContent, 'type' | 'labels' | 'backbone' | 'parameters' | 'normalization'>): Map<string, number[]> {
+export function expectedTensorShapes(content: Pick<HeadFileContent, 'type' | 'labels' | 'backbone' | 'parameters' | 'normalization' | 'adaptedBlock'>): Map<string, number[]> {
   const classes = content.labels.length;
   const dim = content.backbone.embeddingDim;
   const shapes = new Map<string, number[]>();
@@ -101,6 +104,7 @@ export function expectedTensorShapes(content: Pick<HeadFileContent, 'type' | 'la
   } else {
     shapes.set('prototype.sums', [classes, dim]);
   }
+  if (content.adaptedBlock) for (const [name, shape] of adaptedBlockTensorShapes(content.adaptedBlock)) shapes.set(name, shape);
   return shapes;
 }
 
@@ -158,6 +162,7 @@ export function serializeHeadFile(content: HeadFileContent, options: SerializeOp
     calibration: content.calibration,
     rejection: content.rejection,
     training: content.training,
+    ...(content.adaptedBlock ? { adaptedBlock: adaptedBlockJson(content.adaptedBlock) } : {}),
     weights: {
       encoding: 'base64',
       byteOrder: 'little-endian',
@@ -329,8 +334,9 @@ export function parseHeadFile(text: string, options: ParseOptions = {}): HeadFil
   requireObject(trainingJson.metrics, 'training.metrics', file);
   const training = trainingJson as TrainingSummary;
 
-  const tensors = parseWeights(doc.weights, { type, labels, backbone, parameters, normalization }, file);
-  return { type, labels, backbone, parameters, normalization, calibration: { temperature }, rejection, training, tensors };
+  const adaptedBlock = parseAdaptedBlockSection(doc.adaptedBlock, backbone.embeddingDim, file);
+  const tensors = parseWeights(doc.weights, { type, labels, backbone, parameters, normalization, adaptedBlock }, file);
+  return { type, labels, backbone, parameters, normalization, calibration: { temperature }, rejection, training, tensors, ...(adaptedBlock ? { adaptedBlock } : {}) };
 }
 
 function parseWeights(value: unknown, content: Parameters<typeof expectedTensorShapes>[0], file?: string): NamedTensor[] {

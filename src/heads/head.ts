@@ -10,6 +10,7 @@ import {
   serializeHeadFile,
 } from '../formats/head-file.js';
 import { EdgetlError } from '../util/errors.js';
+import { ADAPTED_BLOCK_BIAS, ADAPTED_BLOCK_WEIGHT, type AdaptedBlockSection } from '../formats/adapted-block.js';
 import { gemmNT } from './dense-math.js';
 import type { LinearParameters } from './linear.js';
 import type { MlpParameters } from './mlp.js';
@@ -32,6 +33,14 @@ export interface HeadInit {
   temperature: number;
   rejection: { threshold: number; rate: number } | null;
   training: TrainingSummary;
+  adaptedBlock?: AdaptedBlock;
+}
+
+/** A fine-tuned last block the head's embeddings come through (see formats/adapted-block.ts). */
+export interface AdaptedBlock extends AdaptedBlockSection {
+  /** [outputChannels, inputChannels] */
+  weight: Float32Array;
+  bias: Float32Array;
 }
 
 export interface Prediction {
@@ -76,6 +85,11 @@ export class Head {
   temperature: number;
   rejection: { threshold: number; rate: number } | null;
   training: TrainingSummary;
+  /**
+   * Set when the backbone's last block was fine-tuned: embeddings must come from the adapted graph
+   * (Backbone.load with `adaptedBlock`), not from the plain feature extractor.
+   */
+  readonly adaptedBlock: AdaptedBlock | undefined;
   /** Linear heads with standardization fold it into the weights once (fewer passes per prediction). */
   private folded: LinearParameters | undefined;
   private directions: Float32Array | undefined;
@@ -89,6 +103,7 @@ export class Head {
     this.temperature = init.temperature;
     this.rejection = init.rejection;
     this.training = init.training;
+    this.adaptedBlock = init.adaptedBlock;
   }
 
   get classCount(): number {
@@ -270,6 +285,11 @@ export class Head {
       parameters = { type: 'prototype', counts: [...weights.counts] };
       tensors.push({ name: 'prototype.sums', shape: [classes, dim], data: weights.sums });
     }
+    const { weight: blockWeight, bias: blockBias, ...adaptedBlock } = this.adaptedBlock ?? {};
+    if (this.adaptedBlock) {
+      tensors.push({ name: ADAPTED_BLOCK_WEIGHT, shape: [this.adaptedBlock.outputChannels, this.adaptedBlock.inputChannels], data: blockWeight! });
+      tensors.push({ name: ADAPTED_BLOCK_BIAS, shape: [this.adaptedBlock.outputChannels], data: blockBias! });
+    }
     return {
       type: this.type,
       labels: this.labels,
@@ -280,6 +300,7 @@ export class Head {
       rejection: this.rejection,
       training: this.training,
       tensors,
+      ...(this.adaptedBlock ? { adaptedBlock: adaptedBlock as AdaptedBlockSection } : {}),
     };
   }
 
@@ -322,6 +343,7 @@ export class Head {
       temperature: content.calibration.temperature,
       rejection: content.rejection,
       training: content.training,
+      ...(content.adaptedBlock ? { adaptedBlock: { ...content.adaptedBlock, weight: tensor(ADAPTED_BLOCK_WEIGHT), bias: tensor(ADAPTED_BLOCK_BIAS) } } : {}),
     });
   }
 
