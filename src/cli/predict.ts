@@ -1,6 +1,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { loadHead } from '../head-io.js';
 import { Classifier } from '../classifier.js';
+import { adaptedBackboneOptions } from '../fine-tune.js';
 import { scanImageFolder } from '../embed/dataset.js';
 import { DEFAULT_BATCH_SIZE } from '../embed/pipeline.js';
 import { EdgetlError } from '../util/errors.js';
@@ -36,7 +37,7 @@ ${embedRunHelp}
       if (statSync(input).isDirectory()) paths.push(...(await scanImageFolder(input)).items.map((i) => i.path));
       else paths.push(input);
     }
-    const lazy = new LazyBackbone(values, head.backbone.id);
+    const lazy = new LazyBackbone(values, head.backbone.id, adaptedBackboneOptions(head));
     const backbone = await lazy.open();
     try {
       const classifier = await Classifier.load({ backbone, head });

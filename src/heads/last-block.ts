@@ -214,6 +214,8 @@ export interface FineTuneOptions {
   groups?: ArrayLike<number>;
   /** Rows per forward pass when only features are needed (default 64). */
   evalBatch?: number;
+  /** Return the fine-tuned model even when it does not beat the frozen head out of fold (tests, experiments). */
+  keepFineTuned?: boolean;
   onProgress?: (stage: string, done: number, total: number) => void;
 }
 
@@ -414,7 +416,7 @@ export async function fineTuneLastBlock(store: ActivationRows, targets: Int32Arr
     }
   }
   const frozen = scores[0];
-  const improved = best !== undefined && best.score.accuracy > frozen.accuracy + 1e-9;
+  const improved = best !== undefined && (best.score.accuracy > frozen.accuracy + 1e-9 || options.keepFineTuned === true);
   done = epochs * stepsPerEpoch;
 
   // final model on every row: the linear probe, then (if it helped out of fold) the chosen number of epochs
