@@ -92,6 +92,12 @@ export {
 export { classificationReport, heldOutMetrics, type ClassificationReport } from './heads/metrics.js';
 export { Classifier, type ClassifierLoadOptions, type ClassifiedImage } from './classifier.js';
 
+// Fine-tuning the backbone's last block with a linear head (the head file then carries the adapted block).
+export { fineTuneHead, adaptedBackboneOptions, type FineTuneHeadOptions, type FineTuneReport } from './fine-tune.js';
+export { findLastBlock, type LastBlock, type BlockActivation } from './models/last-block.js';
+export { adaptedSurgery, cutSurgery, buildAdaptedExtractor, buildCutExtractor } from './models/last-block-graph.js';
+export type { AdaptedBlock } from './heads/head.js';
+
 // Benchmarks per device profile.
 export { loadProfile, listProfiles, validateProfile, type DeviceProfile } from './bench/profile.js';
 export { runBench, createResults } from './bench/harness.js';
