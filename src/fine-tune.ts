@@ -14,6 +14,7 @@ import { flippedEmbeddings } from './cli/head-shared.js';
 import { fineTuneLastBlock, type EpochScore, type FineTuneOptions } from './heads/last-block.js';
 import { Head } from './heads/head.js';
 import { rejectionThreshold } from './heads/calibration.js';
+import { heldOutMetrics } from './heads/metrics.js';
 import { findLastBlock, type LastBlock } from './models/last-block.js';
 import { cutPixels, cutSurgery, adaptedSurgery } from './models/last-block-graph.js';
 import { parseOnnxModel } from './models/onnx-model.js';
@@ -214,7 +215,7 @@ export async function fineTuneHead(options: FineTuneHeadOptions): Promise<{ head
       training: {
         ...frozen.training,
         options: { ...frozen.training.options, fineTune: 'last-block', ...report.settings },
-        metrics: { ...frozen.training.metrics, heldOut: undefined, fineTune: report },
+        metrics: { ...frozen.training.metrics, heldOut: { source: `${result.folds}-fold out-of-fold, fine-tuned block`, ...heldOutMetrics(result.outOfFoldLogits, targets, classes.length, result.temperature) }, fineTune: report },
       },
       adaptedBlock: {
         kind: 'conv1x1',
