@@ -4,7 +4,8 @@
  * independently, through the training-time forward pass on cut activations; both are printed.
  *
  *   EDGETL_MODEL_PATH=../shared/models node --import @tapjs/typescript/import bench/fine-tune.ts \
- *     <train-dir> <val-dir> [--backbone mobilenetv2-12-int8] [--flip] [--epochs 8] [--out head.json] [--json]
+ *     <train-dir> <val-dir> [--backbone mobilenetv2-12-int8] [--flip] [--epochs 8] [--block-lr X | --block-rel-lr X]
+ *     [--head-lr X] [--batch N] [--out head.json] [--json]
  */
 import { parseArgs } from 'node:util';
 import { cpus, loadavg } from 'node:os';
@@ -24,6 +25,7 @@ const { values, positionals } = parseArgs({
     flip: { type: 'boolean', default: false },
     epochs: { type: 'string' },
     'block-lr': { type: 'string' },
+    'block-rel-lr': { type: 'string' },
     'head-lr': { type: 'string' },
     batch: { type: 'string' },
     out: { type: 'string' },
@@ -73,6 +75,7 @@ const { head, report } = await fineTuneHead({
   flip: values.flip,
   ...(values.epochs ? { epochs: Number(values.epochs) } : {}),
   ...(values['block-lr'] ? { blockLearningRate: Number(values['block-lr']) } : {}),
+  ...(values['block-rel-lr'] ? { blockRelativeLearningRate: Number(values['block-rel-lr']) } : {}),
   ...(values['head-lr'] ? { headLearningRate: Number(values['head-lr']) } : {}),
   ...(values.batch ? { batchSize: Number(values.batch) } : {}),
   onProgress: (stage, done, total) => {

@@ -160,7 +160,7 @@ Head:
                              fine-tuned block does not beat the frozen head out of fold, the frozen head is kept and
                              the report says so. Other backbones: reported as unsupported, frozen head kept.
                              The head file then carries the adapted block (float16) and runs it as an ONNX graph.
-  --fine-tune-epochs N       upper bound on fine-tuning epochs (default 12; early stopping on out-of-fold data)
+  --fine-tune-epochs N       upper bound on fine-tuning epochs (default 8; early stopping on out-of-fold data)
   --activation-memory MB     in-memory budget for cached activations (default 512; the rest spills to disk)
 Linear head:
   --l2 auto|X                L2 strength on the mean loss (C = 1/(X*N)); auto (default) picks it by stratified
@@ -277,7 +277,7 @@ Examples:
           dtype,
           seed: options.seed,
           useCache: values['no-cache'] !== true,
-          ...(values['fine-tune-epochs'] ? { epochs: parseNumberOption(values['fine-tune-epochs'], 'fine-tune-epochs', 12, { integer: true, min: 1, max: 1000 }) } : {}),
+          ...(values['fine-tune-epochs'] ? { epochs: parseNumberOption(values['fine-tune-epochs'], 'fine-tune-epochs', 8, { integer: true, min: 1, max: 1000 }) } : {}),
           ...(values['activation-memory'] ? { memoryBytes: parseNumberOption(values['activation-memory'], 'activation-memory', 512, { min: 0 }) * 1024 * 1024 } : {}),
           onProgress: (stage, done, total) => {
             const elapsed = (performance.now() - ftStarted) / 1000;
