@@ -32,6 +32,12 @@ t.test('train --fine-tune last-block reports the decision; eval of the saved hea
   t.equal(evaluated.error, undefined, evaluated.error?.message ?? '');
   t.equal(JSON.parse(evaluated.stdout.trim()).accuracy, summary.val.accuracy, 'eval gives the val accuracy train reported');
 
+  const readable = await run(trainCommand, [join(ws.dir, 'train'), '--val', join(val.dir, 'val'), '--backbone', ws.model, '--ep', 'cpu', '--fine-tune', 'last-block', '--fine-tune-epochs', '2', '--out', out]);
+  t.equal(readable.error, undefined, readable.error?.message ?? '');
+  t.match(readable.stdout, /fine-tune\s+(last block fine-tuned|frozen head kept): /, 'the report says which head was kept and why');
+  t.match(readable.stdout, /out of fold: frozen [\d.]+%, fine-tuned [\d.]+%/);
+  t.match(readable.stdout, /activation rows; activations [\d.]+ s, training [\d.]+ s; memory: activations \d+ MiB in RAM, \d+ MiB spilled, peak RSS \d+ MiB/);
+
   const refused = await run(trainCommand, [join(ws.dir, 'train'), '--backbone', ws.model, '--fine-tune', 'last-block', '--head', 'mlp', '--out', out]);
   t.match(refused.error?.message ?? '', /--fine-tune last-block trains a linear head/);
 });
