@@ -10,6 +10,6 @@ for (const r of rows) {
   const cv = f.crossValidation;
   const set = r.train.split('/').slice(-2, -1)[0];
   console.log(
-    `| ${r.backbone.split('/').pop().replace(/\.onnx$/, '')} | ${set} (${r.trainImages}/${r.valImages}) | ${pct(r.frozen.valAccuracy)}% | ${pct(f.valAccuracy)}% | ${f.outcome} (${cv ? `${pct(cv.frozenAccuracy)}% -> ${pct(cv.fineTunedAccuracy)}%` : f.reason}) | ${f.chosenEpochs ?? '-'} | ${f.seconds.toFixed(0)} (${f.activationSeconds.toFixed(0)} + ${f.trainSeconds.toFixed(0)}) | ${r.totalSeconds.toFixed(0)} | ${r.headBytes ? (r.headBytes / 1024).toFixed(0) : '-'} | ${f.memory ? (f.memory.peakRssBytes / 2 ** 20).toFixed(0) : '-'} | ${r.host.loadAverageAtStart.toFixed(1)} -> ${r.host.loadAverageAtEnd.toFixed(1)} |`,
+    `| ${r.backbone.split('/').pop().replace(/\.onnx$/, '')} | ${set} (${r.trainImages}/${r.valImages})${r.flip ? " + flip" : ""} | ${pct(r.frozen.valAccuracy)}% | ${pct(f.valAccuracy)}% | ${f.outcome} (${cv ? `${pct(cv.frozenAccuracy)}% -> ${pct(cv.fineTunedAccuracy)}%` : f.reason}) | ${f.chosenEpochs ?? '-'} | ${f.seconds.toFixed(0)} (${f.activationSeconds.toFixed(0)} + ${f.trainSeconds.toFixed(0)}) | ${r.totalSeconds.toFixed(0)} | ${r.headBytes ? (r.headBytes / 1024).toFixed(0) : '-'} | ${f.memory ? (f.memory.peakRssBytes / 2 ** 20).toFixed(0) : '-'} | ${r.host.loadAverageAtStart.toFixed(1)} -> ${r.host.loadAverageAtEnd.toFixed(1)} |`,
   );
 }
