@@ -13,6 +13,7 @@ import type { ImageSource } from './preprocess/node-image.js';
 import { Head, type Prediction } from './heads/head.js';
 import { loadHead } from './head-io.js';
 import { EdgetlError } from './util/errors.js';
+import { adaptedSurgery } from './models/last-block-graph.js';
 
 export interface ClassifierLoadOptions extends BackboneLoadOptions {
   /** Catalog id, path, or an open Backbone (not closed by `classifier.close()` then). */
@@ -102,6 +103,15 @@ export class Classifier {
         `head was trained on backbone ${head.backbone.id} (sha256 ${head.backbone.sha256.slice(0, 12)}...) but ${backbone.id} (sha256 ${backbone.sha256.slice(0, 12)}...) was given: pass --backbone ${head.backbone.id} or retrain the head`,
       );
     }
+    const wanted = head.adaptedBlock ? adaptedSurgery(head.adaptedBlock).description : undefined;
+    if (wanted !== backbone.surgery) {
+      throw new EdgetlError(
+        'head-backbone-mismatch',
+        wanted
+          ? `the head carries a fine-tuned last block, but backbone ${backbone.id} was opened ${backbone.surgery ? 'with another one' : 'without it'}: load the backbone by id or path and Classifier opens it with the head's block`
+          : `backbone ${backbone.id} runs a modified graph (${backbone.surgery}), but the head expects the plain feature extractor`,
+      );
+    }
     if (head.embeddingDim !== backbone.embeddingDim) {
       throw new EdgetlError('head-backbone-mismatch', `head expects ${head.embeddingDim}-d embeddings but backbone ${backbone.id} gives ${backbone.embeddingDim}`);
     }
@@ -112,8 +122,14 @@ export class Classifier {
     if (given.length === 0) throw new EdgetlError('usage', 'Classifier.load needs a head (or heads)');
     const heads = await Promise.all(given.map((h) => (typeof h === 'string' ? loadHead(h) : h)));
     Classifier.checkShareable(heads, given.map((h, i) => (typeof h === 'string' ? h : `head ${i + 1}`)));
+    if (heads.length > 1 && heads.some((head) => head.adaptedBlock)) {
+      throw new EdgetlError('head-backbone-mismatch', 'a head with a fine-tuned last block needs its own backbone pass: classify with it alone');
+    }
+    const adaptedBlock = heads[0]!.adaptedBlock;
     const ownsBackbone = typeof options.backbone === 'string';
-    const backbone = typeof options.backbone === 'string' ? await Backbone.load(options.backbone, options) : options.backbone;
+    const backbone = typeof options.backbone === 'string'
+      ? await Backbone.load(options.backbone, { ...options, ...(adaptedBlock ? { surgery: adaptedSurgery(adaptedBlock) } : {}) })
+      : options.backbone;
     try {
       for (const head of heads) Classifier.check(backbone, head);
     } catch (error) {

@@ -108,6 +108,12 @@ export { exportMergedModel, type ExportModelOptions, type ExportedModel } from '
 export { buildMergedModel, MERGED_METADATA, PROBABILITIES_OUTPUT, type MergedModel } from './models/merged-model.js';
 export { Classifier, type ClassifierLoadOptions, type ClassifiedImage, type ClassifiedImageByHeads, type ClassifyManyOptions } from './classifier.js';
 
+// Fine-tuning the backbone's last block with a linear head (the head file then carries the adapted block).
+export { fineTuneHead, adaptedBackboneOptions, type FineTuneHeadOptions, type FineTuneReport } from './fine-tune.js';
+export { findLastBlock, type LastBlock, type BlockActivation } from './models/last-block.js';
+export { adaptedSurgery, cutSurgery, buildAdaptedExtractor, buildCutExtractor } from './models/last-block-graph.js';
+export type { AdaptedBlock } from './heads/head.js';
+
 // Benchmarks per device profile.
 export { loadProfile, listProfiles, validateProfile, type DeviceProfile } from './bench/profile.js';
 export { runBench, createResults } from './bench/harness.js';

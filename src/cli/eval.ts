@@ -5,6 +5,7 @@ import { embedRunHelp } from './embed.js';
 import { LazyBackbone, backboneRunOptions, classificationJson, formatClassificationReport, labelledEmbeddings, printHeadWarnings, shortPath } from './head-shared.js';
 import { driftJson } from './drift.js';
 import { evaluateHead } from './train.js';
+import { adaptedBackboneOptions } from '../fine-tune.js';
 
 const evalOptions = { ...backboneRunOptions, head: { type: 'string' } } as const;
 
@@ -33,7 +34,7 @@ ${embedRunHelp}
     if (!values.head) throw new EdgetlError('usage', 'missing --head <head.json>');
     const head = await loadHead(values.head);
     printHeadWarnings(head);
-    const backbone = new LazyBackbone(values, head.backbone.id);
+    const backbone = new LazyBackbone(values, head.backbone.id, adaptedBackboneOptions(head));
     try {
       if (backbone.explicit) {
         const given = await backbone.identify();
@@ -42,6 +43,9 @@ ${embedRunHelp}
         }
       }
       const data = await labelledEmbeddings(positionals[0]!, backbone, values, 'evaluation data');
+      if (head.adaptedBlock && data.source === 'embeddings') {
+        throw new EdgetlError('usage', `${values.head} carries a fine-tuned last block, so it needs images (a folder of class folders), not the embedding set ${positionals[0]} made by the frozen backbone`);
+      }
       if (data.backbone.sha256 !== head.backbone.sha256) {
         throw new EdgetlError('head-backbone-mismatch', `evaluation data ${positionals[0]} comes from backbone ${data.backbone.id} but ${values.head} was trained on ${head.backbone.id}: use embeddings of the head's backbone`);
       }

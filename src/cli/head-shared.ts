@@ -1,7 +1,7 @@
 /** What the head verbs (train, eval, predict, head) share: labelled embeddings from a folder or an embedding set, reports. */
 import { existsSync, statSync, readdirSync } from 'node:fs';
 import { join, relative, isAbsolute } from 'node:path';
-import { Backbone } from '../embed/backbone.js';
+import { Backbone, type BackboneLoadOptions } from '../embed/backbone.js';
 import { embedFolder } from '../embed/embed-folder.js';
 import { embeddingSetPaths, readEmbeddingSet } from '../embed/embedding-set.js';
 import { scanImageFolder } from '../embed/dataset.js';
@@ -34,6 +34,8 @@ export class LazyBackbone {
   constructor(
     private readonly values: BackboneRunValues,
     private readonly fallbackId: string = DEFAULT_BACKBONE_ID,
+    /** Added to the flags' load options (an adapted last block: fine-tune.ts adaptedBackboneOptions). */
+    private readonly extra: Pick<BackboneLoadOptions, 'surgery'> = {},
   ) {}
   get requested(): string {
     return this.values.backbone ?? this.fallbackId;
@@ -42,7 +44,7 @@ export class LazyBackbone {
     return this.values.backbone !== undefined;
   }
   open(): Promise<Backbone> {
-    this.opened ??= Backbone.load(this.requested, loadOptionsFromFlags(this.values)).catch((error: unknown) => {
+    this.opened ??= Backbone.load(this.requested, { ...loadOptionsFromFlags(this.values), ...this.extra }).catch((error: unknown) => {
       if (this.explicit || !(error instanceof EdgetlError)) throw error;
       // the id came from a head or an embedding set: say where it came from and how to point at the file
       throw new EdgetlError(error.code, `${error.message}\n(backbone "${this.requested}" is the one the head or embeddings name; if it is a file, pass --backbone <path to it>)`, { file: error.file, cause: error });

@@ -2,6 +2,7 @@ import { existsSync, statSync } from 'node:fs';
 import { loadHead } from '../head-io.js';
 import { Classifier } from '../classifier.js';
 import type { Prediction } from '../heads/head.js';
+import { adaptedBackboneOptions } from '../fine-tune.js';
 import { scanImageFolder } from '../embed/dataset.js';
 import { DEFAULT_BATCH_SIZE } from '../embed/pipeline.js';
 import { EdgetlError } from '../util/errors.js';
@@ -63,7 +64,10 @@ ${embedRunHelp}
       if (statSync(input).isDirectory()) paths.push(...(await scanImageFolder(input)).items.map((i) => i.path));
       else paths.push(input);
     }
-    const lazy = new LazyBackbone(values, heads[0].backbone.id);
+    if (heads.length > 1 && heads.some((head) => head.adaptedBlock)) {
+      throw new EdgetlError('usage', `${headFiles[heads.findIndex((head) => head.adaptedBlock)]} has a fine-tuned last block, which needs its own backbone pass: predict with it alone`);
+    }
+    const lazy = new LazyBackbone(values, heads[0].backbone.id, adaptedBackboneOptions(heads[0]));
     const backbone = await lazy.open();
     try {
       const classifier = await Classifier.load({ backbone, heads });

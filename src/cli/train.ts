@@ -24,6 +24,8 @@ import {
 import { readEmbeddingSet } from '../embed/embedding-set.js';
 import { duplicateRowGroups } from '../heads/duplicates.js';
 import { pickBackboneForTraining, type SelectionRecord } from './select.js';
+import { fineTuneHead, adaptedBackboneOptions, type FineTuneReport } from '../fine-tune.js';
+import { loadOptionsFromFlags } from './embed.js';
 
 const trainOptions = {
   ...backboneRunOptions,
@@ -55,6 +57,9 @@ const trainOptions = {
   profile: { type: 'string' },
   'max-ms-per-image': { type: 'string' },
   'max-memory-mb': { type: 'string' },
+  'fine-tune': { type: 'string' },
+  'fine-tune-epochs': { type: 'string' },
+  'activation-memory': { type: 'string' },
 } as const;
 
 function choice<T extends string>(value: string | undefined, name: string, choices: readonly T[], fallback: T): T {
@@ -184,6 +189,15 @@ Head:
   --dtype float16|float32|int8  weight storage (default float16; int8: per-row scales, a quarter of float32)
   --augment flip             also train on mirrored views of the training images (embedded through the cache;
                              a view and its original always share a cross-validation fold)
+  --fine-tune last-block     also train the backbone's last block (MobileNetV2: the final 1x1 conv 320->1280 +
+                             ReLU6, int8 weights dequantized; EfficientNet-B0: the head conv + BN + swish) with a
+                             linear head. Activations at the block's input are computed once (through the cache;
+                             flipped views too with --augment flip). 3-fold cross-validation decides: when the
+                             fine-tuned block does not beat the frozen head out of fold, the frozen head is kept and
+                             the report says so. Other backbones: reported as unsupported, frozen head kept.
+                             The head file then carries the adapted block (float16) and runs it as an ONNX graph.
+  --fine-tune-epochs N       upper bound on fine-tuning epochs (default 8; early stopping on out-of-fold data)
+  --activation-memory MB     in-memory budget for cached activations (default 512; the rest spills to disk)
 Linear head:
   --l2 auto|X                L2 strength on the mean loss (C = 1/(X*N)); auto (default) picks it by stratified
                              k-fold cross-validation on the training data (log-spaced sweep, warm starts)
@@ -289,9 +303,12 @@ Examples:
         throw new EdgetlError('usage', `training data ${shortPath(input)} has only one class (${train.classes[0]}): a head needs at least 2 classes to tell apart`);
       }
 
+      const fineTune = values['fine-tune'] === undefined ? undefined : choice(values['fine-tune'], 'fine-tune', ['last-block'] as const, 'last-block');
+      if (fineTune && train.source !== 'folder') throw new EdgetlError('usage', `--fine-tune last-block needs the training images (a folder of class folders), not the embedding set ${shortPath(input)}`);
+      if (fineTune && (options.type ?? 'linear') !== 'linear') throw new EdgetlError('usage', `--fine-tune last-block trains a linear head; drop --head ${options.type}`);
       const bar = new ProgressBar('training', values.json !== true && process.stderr.isTTY === true);
       const started = performance.now();
-      const head = await trainHead(trainEmbeddings, trainLabels, {
+      let head = await trainHead(trainEmbeddings, trainLabels, {
         ...options,
         groups,
         classes: train.classes,
@@ -299,6 +316,46 @@ Examples:
         onProgress: (stage, done, total) => bar.update(done, total, stage),
       });
       bar.finish();
+      let fineTuneReport: FineTuneReport | undefined;
+      let frozenValidation: ReturnType<typeof evaluateHead> | undefined;
+      if (fineTune) {
+        const what = `validation data ${values.val ?? `(--val-split ${valSplit})`}`;
+        if (val && val.labels.length > 0) frozenValidation = evaluateHead(head, val, what);
+        const ftBar = new ProgressBar('fine-tuning', values.json !== true && process.stderr.isTTY === true);
+        const ftStarted = performance.now();
+        const tuned = await fineTuneHead({
+          backbone: await backbone.open(),
+          loadOptions: loadOptionsFromFlags(values),
+          paths: train.paths,
+          labels: train.labels,
+          frozen: head,
+          flip: augment === 'flip',
+          dtype,
+          seed: options.seed,
+          useCache: values['no-cache'] !== true,
+          ...(values['fine-tune-epochs'] ? { epochs: parseNumberOption(values['fine-tune-epochs'], 'fine-tune-epochs', 8, { integer: true, min: 1, max: 1000 }) } : {}),
+          ...(values['activation-memory'] ? { memoryBytes: parseNumberOption(values['activation-memory'], 'activation-memory', 512, { min: 0 }) * 1024 * 1024 } : {}),
+          onProgress: (stage, done, total) => {
+            const elapsed = (performance.now() - ftStarted) / 1000;
+            const eta = done > 0 && done < total ? ` ETA ${Math.ceil((elapsed / done) * (total - done))} s` : '';
+            ftBar.update(done, total, `${stage}${eta}`);
+          },
+        });
+        ftBar.finish();
+        head = tuned.head;
+        fineTuneReport = tuned.report;
+        if (head.adaptedBlock && val && val.labels.length > 0) {
+          // validation through the adapted graph, as `edgetl eval` and prediction run it
+          const adapted = new LazyBackbone({ ...values, backbone: (await backbone.open()).modelPath }, train.backbone.id, adaptedBackboneOptions(head));
+          try {
+            const opened = await adapted.open();
+            const embedded = await opened.embedMany(val.paths, { strict: true, useCache: values['no-cache'] !== true });
+            val = { ...val, embeddings: embedded.embeddings };
+          } finally {
+            await adapted.close();
+          }
+        }
+      }
       const trainSeconds = (performance.now() - started) / 1000;
       const evaluation = val && val.labels.length > 0 ? evaluateHead(head, val, `validation data ${values.val ?? `(--val-split ${valSplit})`}`) : undefined;
 
@@ -342,6 +399,7 @@ Examples:
         embedSeconds: Number(train.embedSeconds.toFixed(3)) + (val && val !== train && values.val ? Number(val.embedSeconds.toFixed(3)) : 0),
         trainSeconds: Number(trainSeconds.toFixed(3)),
         headBytes,
+        ...(fineTuneReport ? { fineTune: { ...fineTuneReport, frozenVal: frozenValidation ? { accuracy: frozenValidation.metrics.accuracy, logLoss: frozenValidation.metrics.logLoss } : null } } : {}),
         backbone: { id: head.backbone.id, sha256: head.backbone.sha256, embeddingDim: head.embeddingDim },
         executionProvider: train.executionProvider,
         options: head.training.options,
@@ -382,6 +440,15 @@ Examples:
         lines.push('');
         lines.push(formatClassificationReport(evaluation.report, head.labels));
         lines.push('');
+      }
+      if (fineTuneReport) {
+        const cv = fineTuneReport.crossValidation;
+        lines.push(`  fine-tune  ${fineTuneReport.outcome === 'fine-tuned' ? 'last block fine-tuned' : 'frozen head kept'}: ${fineTuneReport.reason}`);
+        if (fineTuneReport.block) lines.push(`             block ${fineTuneReport.block}`);
+        if (cv) lines.push(`             out of fold: frozen ${(100 * cv.frozenAccuracy).toFixed(2)}%, fine-tuned ${(100 * cv.fineTunedAccuracy).toFixed(2)}%`);
+        if (frozenValidation && fineTuneReport.outcome === 'fine-tuned') lines.push(`             validation: frozen ${(100 * frozenValidation.metrics.accuracy).toFixed(1)}% -> fine-tuned ${(100 * evaluation!.metrics.accuracy).toFixed(1)}%`);
+        const m = fineTuneReport.memory;
+        lines.push(`             ${fineTuneReport.rows} activation rows; activations ${fineTuneReport.activationSeconds.toFixed(1)} s, training ${fineTuneReport.trainSeconds.toFixed(1)} s${m ? `; memory: activations ${(m.memoryBytes / 2 ** 20).toFixed(0)} MiB in RAM, ${(m.spilledBytes / 2 ** 20).toFixed(0)} MiB spilled, peak RSS ${(m.peakRssBytes / 2 ** 20).toFixed(0)} MiB` : ''}`);
       }
       for (const w of summary.warnings) lines.push(`  note       ${w}`);
       if (summary.skipped.length > 0) lines.push(`  skipped    ${summary.skipped.length} unusable image(s) (listed with --json)`);

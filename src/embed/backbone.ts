@@ -13,7 +13,7 @@
 import { availableParallelism } from 'node:os';
 import { resolveBackbone, type ResolvedBackbone } from '../models/resolve.js';
 import { backboneSpecFor, type BackboneSpec } from '../models/backbone-spec.js';
-import { prepareFeatureExtractor } from '../models/feature-extractor-cache.js';
+import { prepareFeatureExtractor, type CustomSurgery } from '../models/feature-extractor-cache.js';
 import type { ModelFacts } from '../models/inspect.js';
 import { createSession, type BackboneSession } from '../execution/session.js';
 import type { ExecutionOptions, ProviderReport } from '../execution/types.js';
@@ -88,6 +88,11 @@ export interface BackboneLoadOptions extends ExecutionOptions {
   decodeThreads?: number;
   /** Decoder options (pixel limit, resize kernel, shrink-on-load); see preprocess/node-image.ts. */
   decode?: DecodeOptions;
+  /**
+   * Run another graph than the plain feature extractor: the last-block cut or an adapted last block
+   * (see fine-tune/last-block-backbone.ts). Its description keys the extractor and embedding caches.
+   */
+  surgery?: CustomSurgery;
 }
 
 export class Backbone {
@@ -111,6 +116,8 @@ export class Backbone {
   /** How the preprocessing was chosen (catalog, sidecar, flags, defaults), for reports. */
   readonly specNotes: string[];
   readonly resolved: ResolvedBackbone;
+  /** The custom surgery's description when the backbone runs one (a last-block cut or an adapted block). */
+  readonly surgery: string | undefined;
 
   private readonly session: BackboneSession;
   private readonly cacheEnabled: boolean;
@@ -139,8 +146,10 @@ export class Backbone {
     cacheMaxBytes: number | null | undefined;
     decodeThreads: number;
     decodeOptions: DecodeOptions;
+    surgery: string | undefined;
   }) {
     this.resolved = init.resolved;
+    this.surgery = init.surgery;
     this.id = init.resolved.id;
     this.sha256 = init.resolved.sha256;
     this.fingerprint = init.fingerprint;
@@ -176,6 +185,7 @@ export class Backbone {
       embeddingTensor: options.embeddingTensor ?? stated.embeddingTensor,
       cacheDir: options.cacheDir,
       sourceSha256: resolved.sha256,
+      surgery: options.surgery,
     });
     const imageInput = extractor.facts.inputs[0];
     const spec = backboneSpecFor(resolved, options.preprocess ?? {}, { inputDims: imageInput?.dims });
@@ -191,6 +201,7 @@ export class Backbone {
       cacheMaxBytes: _cacheMaxBytes,
       decodeThreads: _decodeThreads,
       decode: _decode,
+      surgery: _surgery,
       ...execution
     } = options;
     const session = await createSession(extractor.path, {
@@ -210,6 +221,7 @@ export class Backbone {
       cacheMaxBytes: options.cacheMaxBytes,
       decodeThreads: options.decodeThreads ?? defaultDecodeThreads(availableParallelism()),
       decodeOptions: options.decode ?? {},
+      surgery: options.surgery?.description,
     });
   }
 

@@ -12,6 +12,7 @@ import { decodeBase64, encodeBase64 } from './base64.js';
 import { type WeightDType, decodeTensor, encodeTensor, encodedByteLength, isWeightDType } from './tensor-encoding.js';
 import { sha256Hex } from './sha256.js';
 import { checkHeadTextSize, checkLabelCount, checkMetadataDepth, checkReservedLabel } from './head-limits.js';
+import { type AdaptedBlockSection, adaptedBlockJson, adaptedBlockTensorShapes, parseAdaptedBlockSection } from './adapted-block.js';
 
 export const HEAD_FORMAT = 'edgetl-head';
 export const HEAD_FORMAT_VERSION = 2;
@@ -104,6 +105,8 @@ export interface HeadFileContent {
   tensors: NamedTensor[];
   /** Notes about the file made on load (e.g. a version 1 head without open-set data). */
   warnings?: string[];
+  /** A fine-tuned last block of the backbone (formats/adapted-block.ts); its tensors are in `tensors`. */
+  adaptedBlock?: AdaptedBlockSection;
 }
 
 export interface SerializeOptions {
@@ -128,7 +131,7 @@ function alwaysFloat32(name: string): boolean {
   return name.endsWith('.bias') || name.startsWith('normalization.') || name.startsWith('adaptation.') || name === 'openSet.mean' || name === 'openSet.std';
 }
 
-export function expectedTensorShapes(content: Pick<HeadFileContent, 'type' | 'labels' | 'backbone' | 'parameters' | 'normalization' | 'openSet' | 'adaptation'>): Map<string, number[]> {
+export function expectedTensorShapes(content: Pick<HeadFileContent, 'type' | 'labels' | 'backbone' | 'parameters' | 'normalization' | 'openSet' | 'adaptation' | 'adaptedBlock'>): Map<string, number[]> {
   const classes = content.labels.length;
   const dim = content.backbone.embeddingDim;
   const shapes = new Map<string, number[]>();
@@ -158,6 +161,7 @@ export function expectedTensorShapes(content: Pick<HeadFileContent, 'type' | 'la
     shapes.set('adaptation.scale', [dim]);
     shapes.set('adaptation.shift', [dim]);
   }
+  if (content.adaptedBlock) for (const [name, shape] of adaptedBlockTensorShapes(content.adaptedBlock)) shapes.set(name, shape);
   return shapes;
 }
 
@@ -202,6 +206,7 @@ export function serializeHeadFile(content: HeadFileContent, options: SerializeOp
     training: content.training,
     ...(content.openSet ? { openSet: content.openSet } : {}),
     ...(content.adaptation ? { adaptation: content.adaptation } : {}),
+    ...(content.adaptedBlock ? { adaptedBlock: adaptedBlockJson(content.adaptedBlock) } : {}),
     weights: {
       encoding: 'base64',
       byteOrder: 'little-endian',
@@ -392,8 +397,9 @@ export function parseHeadFile(text: string, options: ParseOptions = {}): HeadFil
     warnings.push(`${file ? `${file}: ` : ''}this head (format version ${version}) has no open-set data: predictions carry no outlierScore and photos unlike the training data are not rejected; retrain it with this edgetl to get them`);
   }
 
-  const tensors = parseWeights(doc.weights, { type, labels, backbone, parameters, normalization, openSet, adaptation }, file);
-  return { type, labels, backbone, parameters, normalization, calibration: { temperature }, rejection, training, openSet, adaptation, tensors, warnings };
+  const adaptedBlock = parseAdaptedBlockSection(doc.adaptedBlock, backbone.embeddingDim, file);
+  const tensors = parseWeights(doc.weights, { type, labels, backbone, parameters, normalization, openSet, adaptation, adaptedBlock }, file);
+  return { type, labels, backbone, parameters, normalization, calibration: { temperature }, rejection, training, openSet, adaptation, tensors, warnings, ...(adaptedBlock ? { adaptedBlock } : {}) };
 }
 
 function parseOpenSet(value: unknown, classCount: number, file?: string): OpenSetSpec | null {

@@ -11,6 +11,7 @@ import {
   serializeHeadFile,
 } from '../formats/head-file.js';
 import { EdgetlError } from '../util/errors.js';
+import { ADAPTED_BLOCK_BIAS, ADAPTED_BLOCK_WEIGHT, type AdaptedBlockSection } from '../formats/adapted-block.js';
 import { gemmNT } from './dense-math.js';
 import type { LinearParameters } from './linear.js';
 import type { MlpParameters } from './mlp.js';
@@ -40,6 +41,14 @@ export interface HeadInit {
   adaptation?: HeadAdaptation | null;
   /** Notes from loading (e.g. a version 1 file without open-set data). */
   warnings?: string[];
+  adaptedBlock?: AdaptedBlock;
+}
+
+/** A fine-tuned last block the head's embeddings come through (see formats/adapted-block.ts). */
+export interface AdaptedBlock extends AdaptedBlockSection {
+  /** [outputChannels, inputChannels] */
+  weight: Float32Array;
+  bias: Float32Array;
 }
 
 /** The open-set model and the threshold the head rejects at (null: scores only, never rejects). */
@@ -123,6 +132,11 @@ export class Head {
   openSet: HeadOpenSet | null;
   adaptation: HeadAdaptation | null;
   readonly warnings: string[];
+  /**
+   * Set when the backbone's last block was fine-tuned: embeddings must come from the adapted graph
+   * (Backbone.load with `adaptedBlock`), not from the plain feature extractor.
+   */
+  readonly adaptedBlock: AdaptedBlock | undefined;
   /** Linear heads with standardization fold it into the weights once (fewer passes per prediction). */
   private folded: LinearParameters | undefined;
   private directions: Float32Array | undefined;
@@ -136,6 +150,7 @@ export class Head {
     this.temperature = init.temperature;
     this.rejection = init.rejection;
     this.training = init.training;
+    this.adaptedBlock = init.adaptedBlock;
     this.openSet = init.openSet ?? null;
     this.adaptation = init.adaptation ?? null;
     this.warnings = init.warnings ?? [];
@@ -383,6 +398,11 @@ export class Head {
       tensors.push({ name: 'adaptation.scale', shape: [dim], data: adaptation.scale });
       tensors.push({ name: 'adaptation.shift', shape: [dim], data: adaptation.shift });
     }
+    const { weight: blockWeight, bias: blockBias, ...adaptedBlock } = this.adaptedBlock ?? {};
+    if (this.adaptedBlock) {
+      tensors.push({ name: ADAPTED_BLOCK_WEIGHT, shape: [this.adaptedBlock.outputChannels, this.adaptedBlock.inputChannels], data: blockWeight! });
+      tensors.push({ name: ADAPTED_BLOCK_BIAS, shape: [this.adaptedBlock.outputChannels], data: blockBias! });
+    }
     return {
       type: this.type,
       labels: this.labels,
@@ -397,6 +417,7 @@ export class Head {
         : null,
       adaptation: adaptation ? adaptation.spec : null,
       tensors,
+      ...(this.adaptedBlock ? { adaptedBlock: adaptedBlock as AdaptedBlockSection } : {}),
     };
   }
 
@@ -446,6 +467,7 @@ export class Head {
         : null,
       adaptation: adaptation ? { spec: adaptation, scale: tensor('adaptation.scale'), shift: tensor('adaptation.shift') } : null,
       warnings: content.warnings,
+      ...(content.adaptedBlock ? { adaptedBlock: { ...content.adaptedBlock, weight: tensor(ADAPTED_BLOCK_WEIGHT), bias: tensor(ADAPTED_BLOCK_BIAS) } } : {}),
     });
   }
 

@@ -8,7 +8,8 @@ import { findEmbedding } from './embedding.js';
 import { inspectModel, type ModelFacts } from './inspect.js';
 import { parseOnnxModel } from './onnx-model.js';
 import { inferShapes } from './shapes.js';
-import { SURGERY_VERSION, buildFeatureExtractor, describeSurgery } from './surgery.js';
+import { SURGERY_VERSION, buildFeatureExtractor, describeSurgery, type FeatureExtractor } from './surgery.js';
+import type { IModelProto } from './onnx-model.js';
 
 export interface PreparedFeatureExtractor {
   /** The extractor ONNX file (output `embedding`, float32 [N, dim]). */
@@ -33,6 +34,16 @@ export interface PrepareOptions {
   cacheDir?: string;
   /** The source's sha256 when the caller already knows it (saves nothing but a hash; the file is read anyway). */
   sourceSha256?: string;
+  /**
+   * A different surgery than the embedding cut (the last-block cut and the adapted block of fine-tuning:
+   * models/last-block-graph.ts). `description` must change whenever the graph `build` makes does: it keys the cache.
+   */
+  surgery?: CustomSurgery;
+}
+
+export interface CustomSurgery {
+  description: string;
+  build(model: IModelProto): FeatureExtractor;
 }
 
 interface ExtractorRecord {
@@ -67,9 +78,9 @@ export async function prepareFeatureExtractor(sourcePath: string, options: Prepa
   }
   const sourceSha256 = options.sourceSha256 ?? sha256Bytes(bytes);
   const model = parseOnnxModel(bytes, source);
-  const shapes = inferShapes(model);
-  const embedding = findEmbedding(model, { embeddingTensor: options.embeddingTensor, file: source, shapes });
-  const description = describeSurgery(embedding);
+  const surgery = options.surgery;
+  const embedding = surgery ? undefined : findEmbedding(model, { embeddingTensor: options.embeddingTensor, file: source, shapes: inferShapes(model) });
+  const description = surgery ? surgery.description : describeSurgery(embedding!);
   const fingerprint = fingerprintOf(sourceSha256, description);
 
   const dir = join(options.cacheDir ? resolve(options.cacheDir) : edgetlCacheDir(), 'extractors');
@@ -85,7 +96,7 @@ export async function prepareFeatureExtractor(sourcePath: string, options: Prepa
   }
 
   const facts = inspectModel(model, { embeddingTensor: options.embeddingTensor, file: source });
-  const extractor = buildFeatureExtractor(model, embedding);
+  const extractor = surgery ? surgery.build(model) : buildFeatureExtractor(model, embedding!);
   const sha256 = sha256Bytes(extractor.bytes);
   try {
     await writeFileAtomic(path, extractor.bytes);

@@ -7,6 +7,9 @@ import { findEmbedding } from '../models/embedding.js';
 import { parseOnnxModel } from '../models/onnx-model.js';
 import { buildFeatureExtractor, type FeatureExtractor } from '../models/surgery.js';
 import { WebBackbone, fetchModel, sha256Hex, type LoadWebBackboneOptions } from './backbone.js';
+import { adaptedSurgery } from '../models/last-block-graph.js';
+import type { Head } from '../heads/head.js';
+import { EdgetlError } from '../util/errors.js';
 
 export interface BrowserFeatureExtractor extends FeatureExtractor {
   /** Set when the graph only runs this batch size (e.g. 1 for ShuffleNet-QDQ). */
@@ -43,4 +46,23 @@ export async function loadBackboneFromClassifier(
   const sha256 = await sha256Hex(source);
   const extractor = featureExtractorFromBytes(source, { embeddingTensor: options.embeddingTensor, file: typeof options.model === 'string' ? options.model : options.id });
   return WebBackbone.load({ ...options, model: extractor.bytes, sha256, embeddingOutput: extractor.outputName, fixedBatch: options.fixedBatch ?? extractor.fixedBatch });
+}
+
+/**
+ * Loads an unmodified classifier and builds, here in the browser, the graph a fine-tuned head needs: the backbone
+ * cut at its last block, the head's adapted block, the pool (the same surgery as Node: models/last-block-graph.ts).
+ * The embeddings it gives are what `head` was trained on; its sha256 is the classifier's own.
+ */
+export async function loadAdaptedBackbone(
+  options: Omit<LoadWebBackboneOptions, 'embeddingOutput' | 'sha256'> & { head: Pick<Head, 'adaptedBlock' | 'backbone'> },
+): Promise<WebBackbone> {
+  const block = options.head.adaptedBlock;
+  if (!block) throw new EdgetlError('usage', `the head has no adapted block: load the backbone with loadBackboneFromClassifier`);
+  const source = typeof options.model === 'string' ? await fetchModel(options.model) : options.model instanceof Uint8Array ? options.model : new Uint8Array(options.model);
+  const sha256 = await sha256Hex(source);
+  if (sha256 !== options.head.backbone.sha256) {
+    throw new EdgetlError('head-backbone-mismatch', `the head was trained on ${options.head.backbone.id} (sha256 ${options.head.backbone.sha256.slice(0, 12)}...), but the model given has sha256 ${sha256.slice(0, 12)}...`);
+  }
+  const extractor = adaptedSurgery(block).build(parseOnnxModel(source, typeof options.model === 'string' ? options.model : options.id));
+  return WebBackbone.load({ ...options, model: extractor.bytes, sha256, embeddingOutput: extractor.outputName });
 }

@@ -10,7 +10,7 @@
  * resolve it; set `wasmPaths` to where its .wasm files are served.
  */
 export { WebBackbone, sha256Hex, type WebBackboneInfo, type LoadWebBackboneOptions, type EmbedProgress, type EmbedTimings } from './backbone.js';
-export { featureExtractorFromBytes, loadBackboneFromClassifier, type BrowserFeatureExtractor } from './feature-extractor.js';
+export { featureExtractorFromBytes, loadBackboneFromClassifier, loadAdaptedBackbone, type BrowserFeatureExtractor } from './feature-extractor.js';
 export {
   WebInferenceSession,
   probeWebGpu,
