@@ -183,7 +183,7 @@ Head:
   --normalize standardize|l2|none   feature normalization stored in the head (default standardize; l2 for prototype)
   --class-weight none|balanced      weight classes by inverse frequency (default none)
   --reject-rate R            photos unlike the training data become "unknown": the outlier-score threshold rejects
-                             about R of the training photos, scored out of fold (default 0.05; 0: scores only,
+                             about R of the training photos, scored out of fold (default 0.04; 0: scores only,
                              never reject)
   --no-calibrate             skip temperature scaling (default: fitted on out-of-fold / held-out rows)
   --dtype float16|float32|int8  weight storage (default float16; int8: per-row scales, a quarter of float32)

@@ -3,7 +3,7 @@
  * Pure TypeScript (no onnxruntime here: import maps do not reach module workers, and a kiosk's few hundred examples
  * train in well under a second with the plain-JS dense math).
  */
-import { trainHead } from '../heads/train.js';
+import { DEFAULT_REJECT_RATE, trainHead } from '../heads/train.js';
 import { EdgetlError, describeError } from '../util/errors.js';
 import type { WorkerReply, WorkerRequest, WebTrainProgress } from './heads.js';
 
@@ -46,7 +46,7 @@ scope.onmessage = (event) => {
     seed: request.seed ?? 0,
     classes: request.labels,
     backbone: request.backbone,
-    rejectRate: request.rejectRate ?? 0.05,
+    rejectRate: request.rejectRate ?? DEFAULT_REJECT_RATE,
     onProgress: (stage, done, total) => {
       const now = performance.now();
       if (now - lastPost < 50 && done < total) return;

@@ -78,8 +78,8 @@ t.test('a default hymenoptera head rejects other datasets, keeps its own photos,
   t.ok(singleFigures.accepted <= 0.1, `at the head's own threshold it accepts ${(100 * singleFigures.accepted).toFixed(1)}% <= 10% of them`);
   t.ok(flowerAuroc >= 0.95, `hard pair (flowers5): AUROC ${flowerAuroc.toFixed(4)} >= 0.95`);
   t.ok(flowerFigures.accepted <= 0.25, `it accepts ${(100 * flowerFigures.accepted).toFixed(1)}% <= 25% of flowers`);
-  // measured 91.5% kept (the issue asks 92-93%): hymenoptera val lies a little farther from train than train's own folds
-  t.ok(own.rejected <= 0.1, `it keeps ${(100 * (1 - own.rejected)).toFixed(1)}% >= 90% of its own val photos`);
+  // measured 93.5% kept at the default rate (91.5% at 5%): hymenoptera val lies a little farther from train than train's own folds
+  t.ok(own.rejected <= 0.08, `it keeps ${(100 * (1 - own.rejected)).toFixed(1)}% >= 92% of its own val photos`);
   t.ok(own.acceptedAccuracy >= own.closedSetAccuracy - 0.01, `accuracy on the accepted ${(100 * own.acceptedAccuracy).toFixed(1)}% is within 1 point of closed-set ${(100 * own.closedSetAccuracy).toFixed(1)}%`);
   t.ok(driftReport(head, flowerSet.embeddings, flowerSet.items.length)!.drifted, 'a batch of flowers is reported as drift');
   t.notOk(driftReport(head, val.embeddings, val.items.length)!.drifted, 'its own val photos are not');
