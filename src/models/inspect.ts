@@ -9,7 +9,7 @@ import {
   type IModelProto,
   type INodeProto,
 } from './onnx-model.js';
-import { declaredTensorInfo, inferShapes, staticSize, type Dim, type ShapeInferenceResult } from './shapes.js';
+import { declaredTensorInfo, inferShapes, isUnknownDim, staticSize, type Dim, type ShapeInferenceResult } from './shapes.js';
 
 export interface TensorFacts {
   name: string;
@@ -82,7 +82,7 @@ export function inspectModel(input: IModelProto | Uint8Array, options: InspectOp
 
   const tensorFacts = (name: string, declaredDims?: Dim[], declaredType?: number): TensorFacts => {
     const inferred = shapes.tensors.get(name);
-    const dims = (inferred?.dims ?? declaredDims ?? []).map((d) => (typeof d === 'string' && d.startsWith('unk__') ? '?' : d));
+    const dims = (inferred?.dims ?? declaredDims ?? []).map((d) => (isUnknownDim(d) ? '?' : d));
     return { name, elementType: elementTypeName(inferred?.elementType || declaredType || 0), dims };
   };
   const imageInputs = (graph.input ?? []).filter((i) => i.name && !index.initializers.has(i.name));
