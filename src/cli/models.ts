@@ -5,6 +5,7 @@ import type { CatalogEntry } from '../models/catalog-types.js';
 import { resolveBackbone, bundledModelsDir, locateCatalogModel, hashModelFile, modelSearchLocations, type ResolvedBackbone, type ResolveOptions } from '../models/resolve.js';
 import { inspectModel, type ModelFacts, type TensorFacts } from '../models/inspect.js';
 import { backboneSpecFor, type BackboneSpec } from '../models/backbone-spec.js';
+import { statedEmbedding } from '../models/prepare-backbone.js';
 import { parseCommandLine, parseNumberOption, printJson, ProgressBar, type Command } from './common.js';
 import { preprocessFlagHelp, preprocessFlagOptions, preprocessOverridesFromFlags } from './preprocess-flags.js';
 
@@ -180,14 +181,11 @@ interface InspectRequest {
 async function inspectBackbone(idOrPath: string, request: InspectRequest): Promise<number> {
   const resolved = await withDownloadProgress((hooks) => resolveBackbone(idOrPath, { ...hooks, download: !request.offline, timeoutMs: request.timeoutMs }));
   const bytes = await readFile(resolved.path);
-  const embeddingTensor = request.embedding ?? resolved.entry?.embedding.tensor;
-  const facts = inspectModel(bytes, { embeddingTensor, file: resolved.path });
-  const imageInput = facts.inputs[0];
-  const spec = backboneSpecFor(resolved, request.overrides, { inputDims: imageInput?.dims });
-  // A sidecar may name the embedding tensor of an unknown model; an explicit flag still wins.
-  const fromSidecar = request.embedding === undefined && !resolved.entry && spec.embeddingTensor !== undefined;
-  const finalFacts = fromSidecar ? inspectModel(bytes, { embeddingTensor: spec.embeddingTensor, file: resolved.path }) : facts;
-  const embeddingNamedBy = request.embedding !== undefined ? 'flag' : resolved.entry?.embedding.tensor ? 'catalog' : fromSidecar ? 'sidecar' : null;
+  // The catalog entry or a sidecar may name the embedding tensor; an explicit flag still wins.
+  const stated = statedEmbedding(resolved);
+  const finalFacts = inspectModel(bytes, { embeddingTensor: request.embedding ?? stated.tensor, file: resolved.path });
+  const spec = backboneSpecFor(resolved, request.overrides, { inputDims: finalFacts.inputs[0]?.dims, sidecar: stated.sidecar });
+  const embeddingNamedBy = request.embedding !== undefined ? 'flag' : stated.namedBy;
 
   const report = {
     id: resolved.id,

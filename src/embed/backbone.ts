@@ -11,9 +11,9 @@
  * off, embedding as a [N, D] float32 output), and opens an onnxruntime session on the requested provider.
  */
 import { availableParallelism } from 'node:os';
-import { resolveBackbone, type ResolvedBackbone } from '../models/resolve.js';
-import { backboneSpecFor, type BackboneSpec } from '../models/backbone-spec.js';
-import { prepareFeatureExtractor } from '../models/feature-extractor-cache.js';
+import type { ResolvedBackbone } from '../models/resolve.js';
+import type { BackboneSpec } from '../models/backbone-spec.js';
+import { prepareBackbone } from '../models/prepare-backbone.js';
 import type { ModelFacts } from '../models/inspect.js';
 import { createSession, type BackboneSession } from '../execution/session.js';
 import type { ExecutionOptions, ProviderReport } from '../execution/types.js';
@@ -151,22 +151,16 @@ export class Backbone {
 
   /** Load a backbone by catalog id or path. See BackboneLoadOptions; ExecutionOptions pick the provider. */
   static async load(idOrPath: string, options: BackboneLoadOptions = {}): Promise<Backbone> {
-    const resolved = await resolveBackbone(idOrPath, {
+    const cacheRoot = options.cacheDir ?? edgetlCacheDir();
+    const { resolved, spec, extractor } = await prepareBackbone(idOrPath, {
       download: options.download,
       onProgress: options.onDownloadProgress,
       onDownloadStart: options.onDownloadStart,
       ...(options.searchPath ? { searchPath: options.searchPath } : {}),
-    });
-    const cacheRoot = options.cacheDir ?? edgetlCacheDir();
-    // The catalog entry or sidecar may name the embedding tensor; the caller's choice wins.
-    const stated = backboneSpecFor(resolved, options.preprocess ?? {});
-    const extractor = await prepareFeatureExtractor(resolved.path, {
-      embeddingTensor: options.embeddingTensor ?? stated.embeddingTensor,
+      embeddingTensor: options.embeddingTensor,
+      preprocess: options.preprocess,
       cacheDir: options.cacheDir,
-      sourceSha256: resolved.sha256,
     });
-    const imageInput = extractor.facts.inputs[0];
-    const spec = backboneSpecFor(resolved, options.preprocess ?? {}, { inputDims: imageInput?.dims });
     const {
       embeddingTensor: _tensor,
       preprocess: _preprocess,

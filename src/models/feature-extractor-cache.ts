@@ -6,8 +6,8 @@ import { edgetlCacheDir } from '../util/cache-dir.js';
 import { sha256Bytes } from '../util/sha256.js';
 import { findEmbedding } from './embedding.js';
 import { inspectModel, type ModelFacts } from './inspect.js';
-import { parseOnnxModel } from './onnx-model.js';
-import { inferShapes } from './shapes.js';
+import { parseOnnxModel, type IModelProto } from './onnx-model.js';
+import { inferShapes, type ShapeInferenceResult } from './shapes.js';
 import { SURGERY_VERSION, buildFeatureExtractor, describeSurgery } from './surgery.js';
 
 export interface PreparedFeatureExtractor {
@@ -33,6 +33,8 @@ export interface PrepareOptions {
   cacheDir?: string;
   /** The source's sha256 when the caller already knows it (saves nothing but a hash; the file is read anyway). */
   sourceSha256?: string;
+  /** Shape inference to run (default inferShapes), once per call: lets a test count it. */
+  inferShapes?: (model: IModelProto) => ShapeInferenceResult;
 }
 
 interface ExtractorRecord {
@@ -67,7 +69,7 @@ export async function prepareFeatureExtractor(sourcePath: string, options: Prepa
   }
   const sourceSha256 = options.sourceSha256 ?? sha256Bytes(bytes);
   const model = parseOnnxModel(bytes, source);
-  const shapes = inferShapes(model);
+  const shapes = (options.inferShapes ?? inferShapes)(model);
   const embedding = findEmbedding(model, { embeddingTensor: options.embeddingTensor, file: source, shapes });
   const description = describeSurgery(embedding);
   const fingerprint = fingerprintOf(sourceSha256, description);
@@ -81,7 +83,7 @@ export async function prepareFeatureExtractor(sourcePath: string, options: Prepa
     return { path, fingerprint, sha256: cached.sha256, sourceSha256, facts: cached.facts, dim: cached.dim, reused: true };
   }
 
-  const facts = inspectModel(model, { embeddingTensor: options.embeddingTensor, file: source });
+  const facts = inspectModel(model, { embeddingTensor: options.embeddingTensor, file: source, shapes });
   const extractor = buildFeatureExtractor(model, embedding);
   const sha256 = sha256Bytes(extractor.bytes);
   try {

@@ -105,13 +105,21 @@ function addDims(a: Dim, b: Dim): Dim | undefined {
   return undefined;
 }
 
-/** Number of elements when all dims are numbers. */
-export function staticSize(dims: readonly Dim[] | undefined): number | undefined {
+/**
+ * Number of elements when all dims are numbers, or symbols (alone or in products such as `batch*7`) that `ones`
+ * binds to 1 (e.g. the batch, for a per-image count).
+ */
+export function staticSize(dims: readonly Dim[] | undefined, ones?: ReadonlySet<string>): number | undefined {
   if (!dims) return undefined;
   let n = 1;
   for (const d of dims) {
-    if (typeof d !== 'number') return undefined;
-    n *= d;
+    if (typeof d === 'number') {
+      n *= d;
+      continue;
+    }
+    const m = monomialOf(d);
+    if (!ones || !m.symbols.every((symbol) => ones.has(symbol))) return undefined;
+    n *= m.coefficient;
   }
   return n;
 }

@@ -12,11 +12,9 @@ import { createRequire } from 'node:module';
 import { dirname, extname, join, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { PreprocessSpec } from '../preprocess/spec.js';
-import { resolveBackbone } from '../models/resolve.js';
-import { backboneSpecFor } from '../models/backbone-spec.js';
+import { prepareBackbone } from '../models/prepare-backbone.js';
 import { EdgetlError, describeError } from '../util/errors.js';
 import { EDGETL_VERSION } from '../version.js';
-import { prepareFeatureExtractor } from '../models/feature-extractor-cache.js';
 
 /** The model the page loads, already prepared (a feature extractor whose output is the embedding). */
 export interface ServedBackbone {
@@ -40,15 +38,8 @@ export async function prepareServedBackbone(
   idOrPath: string,
   options: { embeddingTensor?: string; download?: boolean; cacheDir?: string } = {},
 ): Promise<ServedBackbone & { path: string; notes: string[] }> {
-  const resolved = await resolveBackbone(idOrPath, { download: options.download });
-  const stated = backboneSpecFor(resolved);
   // The same cached extractor file the Node Backbone runs: browser and Node see byte-identical graphs.
-  const extractor = await prepareFeatureExtractor(resolved.path, {
-    embeddingTensor: options.embeddingTensor ?? stated.embeddingTensor,
-    cacheDir: options.cacheDir,
-    sourceSha256: resolved.sha256,
-  });
-  const spec = backboneSpecFor(resolved, {}, { inputDims: extractor.facts.inputs[0]?.dims });
+  const { resolved, spec, extractor } = await prepareBackbone(idOrPath, options);
   return {
     id: resolved.id,
     sha256: resolved.sha256,
