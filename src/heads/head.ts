@@ -12,7 +12,7 @@ import {
 import { EdgetlError } from '../util/errors.js';
 import { gemmNT } from './dense-math.js';
 import type { LinearParameters } from './linear.js';
-import type { MlpParameters } from './mlp.js';
+import { mlpForward, type MlpParameters } from './mlp.js';
 import { type Normalization, applyNormalization, l2NormalizeInPlace } from './normalization.js';
 import { type PrototypeParameters, prototypeDirections, prototypeSum } from './prototype.js';
 import { softmaxRows } from './softmax.js';
@@ -122,21 +122,7 @@ export class Head {
       this.directions ??= prototypeDirections(weights);
       return gemmNT(input, this.directions, rows, dim, classes);
     }
-    let activations = input;
-    let width = dim;
-    weights.layers.forEach((layer, l) => {
-      const z = gemmNT(activations, layer.weight, rows, width, layer.outputs);
-      for (let r = 0; r < rows; r++) for (let c = 0; c < layer.outputs; c++) z[r * layer.outputs + c] += layer.bias[c];
-      if (l < weights.layers.length - 1) {
-        for (let i = 0; i < z.length; i++) {
-          const x = z[i];
-          z[i] = weights.activation === 'relu' ? (x > 0 ? x : 0) : 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x * x * x)));
-        }
-      }
-      activations = z;
-      width = layer.outputs;
-    });
-    return activations;
+    return mlpForward(weights, input, rows);
   }
 
   /** Calibrated class probabilities [rows, classes]. */
