@@ -9,7 +9,7 @@ import { Backbone, type BackboneLoadOptions } from './embed/backbone.js';
 import type { ImageSource } from './preprocess/node-image.js';
 import { Head, type Prediction } from './heads/head.js';
 import { loadHead } from './head-io.js';
-import { EdgetlError } from './util/errors.js';
+import { assertHeadFitsBackbone } from './heads/compatibility.js';
 
 export interface ClassifierLoadOptions extends BackboneLoadOptions {
   /** Catalog id, path, or an open Backbone (not closed by `classifier.close()` then). */
@@ -32,16 +32,9 @@ export class Classifier {
 
   /** Refuses a head trained on another backbone (sha256 or embedding size), naming both. */
   static check(backbone: Backbone, head: Head): void {
-    if (head.backbone.sha256 !== backbone.sha256.toLowerCase()) {
-      throw new EdgetlError(
-        'head-backbone-mismatch',
-        `head was trained on backbone ${head.backbone.id} (sha256 ${head.backbone.sha256.slice(0, 12)}...) but ${backbone.id} (sha256 ${backbone.sha256.slice(0, 12)}...) was given: pass --backbone ${head.backbone.id} or retrain the head`,
-      );
-    }
-    if (head.embeddingDim !== backbone.embeddingDim) {
-      throw new EdgetlError('head-backbone-mismatch', `head expects ${head.embeddingDim}-d embeddings but backbone ${backbone.id} gives ${backbone.embeddingDim}`);
-    }
+    assertHeadFitsBackbone(head.backbone, backbone, { what: 'head' });
   }
+
 
   static async load(options: ClassifierLoadOptions): Promise<Classifier> {
     const head = typeof options.head === 'string' ? await loadHead(options.head) : options.head;

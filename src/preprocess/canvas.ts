@@ -7,7 +7,7 @@
  * Embeddings agree to cosine >= 0.99 (test/web/browser-vs-node.test.ts).
  */
 import type { PreprocessSpec } from './spec.js';
-import { resizeGeometry, tensorElementsPerImage, writePixelsToTensor, type ResizeGeometry } from './tensor.js';
+import { resizeGeometry, tensorElementsPerImage, writePixelsToTensor, type ResizeGeometry, type TensorSlot } from './tensor.js';
 import { resampleAndCrop } from './resample.js';
 import { resizeBilinearPillow } from './pillow-resample.js';
 
@@ -172,7 +172,7 @@ export async function imageToPixels(
 export async function imageToTensor(
   source: BrowserImageSource,
   spec: PreprocessSpec,
-  options: CanvasPreprocessOptions & { out?: Float32Array; imageIndex?: number } = {},
+  options: CanvasPreprocessOptions & TensorSlot = {},
 ): Promise<Float32Array> {
   const out = options.out ?? new Float32Array(tensorElementsPerImage(spec));
   const { pixels } = await imageToPixels(source, spec, options);

@@ -17,7 +17,7 @@
 import { stat } from 'node:fs/promises';
 import sharp, { type Sharp, type SharpOptions } from 'sharp';
 import type { PreprocessSpec } from './spec.js';
-import { resizeGeometry, writePixelsToTensor, type ResizeGeometry } from './tensor.js';
+import { resizeGeometry, tensorElementsPerImage, writePixelsToTensor, type ResizeGeometry, type TensorSlot } from './tensor.js';
 import { resizeBilinearPillow } from './pillow-resample.js';
 import { EdgetlError } from '../util/errors.js';
 
@@ -307,14 +307,18 @@ function toRgb(data: Uint8Array, channels: number, pixelCount: number): Uint8Arr
   return rgb;
 }
 
-/** Decode `source` and write it as image `index` of the batch tensor `out` (see `writePixelsToTensor`). */
+/**
+ * Decode `source` into slot `imageIndex` of a batch tensor (allocated for one image when `out` is omitted); see
+ * `writePixelsToTensor`. The same signature as the browser's (preprocess/canvas.ts).
+ */
 export async function imageToTensor(
   source: ImageSource,
   spec: PreprocessSpec,
-  out: Float32Array,
-  index: number,
-  options: DecodeOptions = {},
-): Promise<void> {
-  const image = await decodeToRgb(source, spec, options);
-  writePixelsToTensor(image.pixels, image.width, image.height, 3, spec, out, index);
+  options: DecodeOptions & TensorSlot = {},
+): Promise<Float32Array> {
+  const { out: given, imageIndex, ...decode } = options;
+  const out = given ?? new Float32Array(tensorElementsPerImage(spec));
+  const image = await decodeToRgb(source, spec, decode);
+  writePixelsToTensor(image.pixels, image.width, image.height, 3, spec, out, imageIndex ?? 0);
+  return out;
 }

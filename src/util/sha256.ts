@@ -1,3 +1,4 @@
+// Node's sha256 (node:crypto): files streamed, bytes hashed natively. The runtime-neutral digests are formats/sha256.ts.
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 

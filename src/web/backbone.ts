@@ -6,6 +6,7 @@ import { tensorDims, tensorElementsPerImage } from '../preprocess/tensor.js';
 import { imageToTensor, type BrowserImageSource, type CanvasResizeQuality } from '../preprocess/canvas.js';
 import { WebInferenceSession, type WebProviderReport, type WebSessionOptions } from '../execution/web-session.js';
 import { EdgetlError, describeError } from '../util/errors.js';
+import { sha256HexAsync } from '../formats/sha256.js';
 
 /** What a head file needs to know about the backbone it was trained on. */
 export interface WebBackboneInfo {
@@ -39,15 +40,6 @@ export interface LoadWebBackboneOptions extends WebSessionOptions {
 export interface EmbedProgress {
   done: number;
   total: number;
-}
-
-/** Lowercase hex sha256 (WebCrypto; needs a secure context such as http://127.0.0.1 or https). */
-export async function sha256Hex(bytes: ArrayBuffer | Uint8Array): Promise<string> {
-  const view = bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes);
-  const copy = new Uint8Array(view.byteLength);
-  copy.set(view);
-  const digest = await crypto.subtle.digest('SHA-256', copy.buffer);
-  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('');
 }
 
 export async function fetchModel(url: string): Promise<Uint8Array> {
@@ -87,7 +79,7 @@ export class WebBackbone {
 
   static async load(options: LoadWebBackboneOptions): Promise<WebBackbone> {
     const bytes = typeof options.model === 'string' ? await fetchModel(options.model) : options.model instanceof Uint8Array ? options.model : new Uint8Array(options.model);
-    const sha256 = options.sha256 ?? (await sha256Hex(bytes));
+    const sha256 = options.sha256 ?? (await sha256HexAsync(bytes));
     const session = await WebInferenceSession.create(bytes, options);
     const outputName = options.embeddingOutput ?? (session.outputNames.length === 1 ? session.outputNames[0] : undefined);
     if (!outputName || !session.outputNames.includes(outputName)) {

@@ -6,7 +6,8 @@
 import { findEmbedding } from '../models/embedding.js';
 import { parseOnnxModel } from '../models/onnx-model.js';
 import { buildFeatureExtractor, type FeatureExtractor } from '../models/surgery.js';
-import { WebBackbone, fetchModel, sha256Hex, type LoadWebBackboneOptions } from './backbone.js';
+import { WebBackbone, fetchModel, type LoadWebBackboneOptions } from './backbone.js';
+import { sha256HexAsync } from '../formats/sha256.js';
 
 export interface BrowserFeatureExtractor extends FeatureExtractor {
   /** Set when the graph only runs this batch size (e.g. 1 for ShuffleNet-QDQ). */
@@ -40,7 +41,7 @@ export async function loadBackboneFromClassifier(
   options: Omit<LoadWebBackboneOptions, 'embeddingOutput' | 'sha256'> & { embeddingTensor?: string },
 ): Promise<WebBackbone> {
   const source = typeof options.model === 'string' ? await fetchModel(options.model) : options.model instanceof Uint8Array ? options.model : new Uint8Array(options.model);
-  const sha256 = await sha256Hex(source);
+  const sha256 = await sha256HexAsync(source);
   const extractor = featureExtractorFromBytes(source, { embeddingTensor: options.embeddingTensor, file: typeof options.model === 'string' ? options.model : options.id });
   return WebBackbone.load({ ...options, model: extractor.bytes, sha256, embeddingOutput: extractor.outputName, fixedBatch: options.fixedBatch ?? extractor.fixedBatch });
 }

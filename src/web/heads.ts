@@ -8,6 +8,7 @@ import type { HeadBackboneRef, HeadType } from '../formats/head-file.js';
 import type { TrainHeadOptions } from '../heads/train.js';
 import { EdgetlError } from '../util/errors.js';
 import type { WebBackboneInfo } from './backbone.js';
+import { assertHeadFitsBackbone as checkHeadFitsBackbone } from '../heads/compatibility.js';
 
 export type WebHeadType = HeadType;
 
@@ -96,20 +97,11 @@ export function parseWebHead(json: string, fileName = 'head file'): WebHead {
   return wrap(Head.parse(json, { file: fileName }), json);
 }
 
-/** Refuses a head made for another backbone, saying which one it needs. */
+/** Refuses a head made for another backbone, saying which one it needs (the kiosk's wording of heads/compatibility.ts). */
 export function assertHeadFitsBackbone(head: WebHead, backbone: Pick<WebBackboneInfo, 'id' | 'sha256' | 'embeddingDim'>, fileName = 'the head'): void {
-  const wanted = head.backbone;
-  if (wanted.sha256.toLowerCase() !== backbone.sha256.toLowerCase()) {
-    throw new EdgetlError(
-      'head-backbone-mismatch',
-      `${fileName} was trained on backbone ${wanted.id} (sha256 ${wanted.sha256.slice(0, 12)}…), but this page runs ${backbone.id} ` +
-        `(sha256 ${backbone.sha256.slice(0, 12)}…). Start \`edgetl serve --backbone ${wanted.id}\` to use it, or train a new head here.`,
-      { file: fileName },
-    );
-  }
-  if (wanted.embeddingDim !== backbone.embeddingDim) {
-    throw new EdgetlError('head-backbone-mismatch', `${fileName} expects ${wanted.embeddingDim}-d embeddings, this backbone gives ${backbone.embeddingDim}`, { file: fileName });
-  }
+  // The kiosk page is served by `edgetl serve`: the remedy names the command that serves the right backbone.
+  const remedy = `start \`edgetl serve --backbone ${head.backbone.id}\` to use it, or train a new head here`;
+  checkHeadFitsBackbone(head.backbone, backbone, { what: fileName, file: fileName, givenAs: 'this page runs', remedy });
 }
 
 let nextId = 1;

@@ -115,7 +115,7 @@ t.test('browser and Node give the same embeddings and heads', { skip }, async (t
     const fromTensor: Float32Array[] = [];
     for (const p of list.slice(0, 3)) {
       const tensor = new Float32Array(3 * 224 * 224);
-      await imageToTensor(p.path, node.preprocess, tensor, 0);
+      await imageToTensor(p.path, node.preprocess, { out: tensor });
       tensors.push(Array.from(tensor));
       fromTensor.push(await node.embedTensors(tensor, 1));
     }

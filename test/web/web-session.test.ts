@@ -40,7 +40,7 @@ t.test('WebGPU through SwiftShader: never chosen by auto, correct when asked for
     await rm(cacheDir, { recursive: true, force: true });
   });
   const tensor = new Float32Array(3 * 224 * 224);
-  await imageToTensor(photo.path!, node.preprocess, tensor, 0);
+  await imageToTensor(photo.path!, node.preprocess, { out: tensor });
   const expected = await node.embedTensors(tensor, 1);
   await openTestPage(browser.page, server, [int8File]);
 
