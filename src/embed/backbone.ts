@@ -338,7 +338,7 @@ export class Backbone {
       await cache?.close();
       await this.workerDecoder?.close();
     } finally {
-      await this.session.release();
+      await this.session.close();
     }
   }
 }

@@ -73,8 +73,13 @@ export class WebBackbone {
   ) {}
 
   /** Which provider ran, the adapter, threads, and why anything fell back. */
+  get provider(): WebProviderReport {
+    return this.session.provider;
+  }
+
+  /** @deprecated the same report as `provider` (one name per concept); kept for the kiosk app until it moves over. */
   get report(): WebProviderReport {
-    return this.session.report;
+    return this.provider;
   }
 
   static async load(options: LoadWebBackboneOptions): Promise<WebBackbone> {
@@ -83,7 +88,7 @@ export class WebBackbone {
     const session = await WebInferenceSession.create(bytes, options);
     const outputName = options.embeddingOutput ?? (session.outputNames.length === 1 ? session.outputNames[0] : undefined);
     if (!outputName || !session.outputNames.includes(outputName)) {
-      await session.release();
+      await session.close();
       throw new EdgetlError(
         'model-load',
         `${typeof options.model === 'string' ? options.model : options.id}: cannot tell which output is the embedding ` +
@@ -96,11 +101,10 @@ export class WebBackbone {
     const probe = new Float32Array(tensorElementsPerImage(options.preprocess) * (fixedBatch ?? 1));
     let dims: number[];
     try {
-      const out = await session.run({ [session.inputNames[0]]: { data: probe, dims: tensorDims(options.preprocess, fixedBatch ?? 1) } }, [outputName]);
-      dims = out[outputName].dims;
+      dims = (await session.run(probe, tensorDims(options.preprocess, fixedBatch ?? 1), outputName)).dims;
     } catch (error) {
-      await session.release();
-      throw new EdgetlError('model-load', `${options.id}: the model loaded but does not run on ${session.report.used}: ${describeError(error)}`);
+      await session.close();
+      throw new EdgetlError('model-load', `${options.id}: the model loaded but does not run on ${session.provider.used}: ${describeError(error)}`);
     }
     const embeddingDim = dims.slice(1).reduce((a, b) => a * b, 1);
     return new WebBackbone(session, { id: options.id, sha256, embeddingDim, preprocess: options.preprocess, outputName, fixedBatch }, batchSize, options.resizeQuality);
@@ -123,8 +127,8 @@ export class WebBackbone {
         padded.set(input);
         input = padded;
       }
-      const result = await this.session.run({ [this.session.inputNames[0]]: { data: input, dims: tensorDims(spec, runBatch) } }, [this.info.outputName]);
-      out.set(result[this.info.outputName].data.subarray(0, n * dim), start * dim);
+      const result = await this.session.run(input, tensorDims(spec, runBatch), this.info.outputName);
+      out.set(result.data.subarray(0, n * dim), start * dim);
     }
     return out;
   }
@@ -164,7 +168,8 @@ export class WebBackbone {
     return out;
   }
 
-  async release(): Promise<void> {
-    await this.session.release();
+  /** Free the onnxruntime-web session. Safe to call twice. */
+  async close(): Promise<void> {
+    await this.session.close();
   }
 }

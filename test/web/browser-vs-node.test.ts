@@ -69,7 +69,7 @@ t.test('browser and Node give the same embeddings and heads', { skip }, async (t
           embeddings.push(Array.from(await backbone.embed(blob)));
           pixels.push(Array.from((await web.imageToPixels(blob, spec)).pixels));
         }
-        return { embeddings, pixels, sha256: backbone.info.sha256, dim: backbone.info.embeddingDim, used: backbone.report.used };
+        return { embeddings, pixels, sha256: backbone.info.sha256, dim: backbone.info.embeddingDim, used: backbone.provider.used };
       },
       { count: list.length, spec: node.preprocess },
     );
@@ -132,7 +132,7 @@ t.test('browser and Node give the same embeddings and heads', { skip }, async (t
         const dim = backbone.info.embeddingDim;
         const photos: number[][] = [];
         for (let i = 0; i < count; i++) photos.push(Array.from(all.subarray(i * dim, (i + 1) * dim)));
-        return { sameTensor, photos, used: backbone.report.used };
+        return { sameTensor, photos, used: backbone.provider.used };
       },
       { count: list.length, spec: started.backbone.preprocess, modelUrl: `/models/${started.backbone.id}.features.onnx`, id: started.backbone.id, sha256: started.backbone.sha256, tensors },
     );

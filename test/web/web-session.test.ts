@@ -66,7 +66,7 @@ t.test('WebGPU through SwiftShader: never chosen by auto, correct when asked for
       } catch (error) {
         strictError = String((error as Error).message);
       }
-      return { auto: auto.report, gpu: gpu.report, embedding, location, fromGpu, int8: int8Auto.report, strictError };
+      return { auto: auto.provider, gpu: gpu.provider, embedding, location, fromGpu, int8: int8Auto.provider, strictError };
     },
     { fp32Url: modelUrl(backbone), int8Url: '/test/file/0', spec: backbone.preprocess, tensor: Array.from(tensor) },
   );
@@ -102,7 +102,7 @@ t.test('WASM: auto without a GPU, threads with cross-origin isolation, a clear n
         const bundle = '/index.js';
         const web = (await import(bundle)) as WebModule;
         const backbone = await web.WebBackbone.load({ model: url, id: 'x', sha256: '0'.repeat(64), preprocess: spec, embeddingOutput: 'embedding', ep: 'auto', wasmPaths: '/ort/' });
-        return { report: backbone.report, isolated: crossOriginIsolated, cores: navigator.hardwareConcurrency };
+        return { report: backbone.provider, isolated: crossOriginIsolated, cores: navigator.hardwareConcurrency };
       },
       { url: modelUrl(backbone), spec: backbone.preprocess },
     );
@@ -158,7 +158,7 @@ t.test('WASM: auto without a GPU, threads with cross-origin isolation, a clear n
       const bundle = '/index.js';
       const web = (await import(bundle)) as WebModule;
       const backbone = await web.WebBackbone.load({ model: url, id: 'x', sha256: '0'.repeat(64), preprocess: spec, embeddingOutput: 'embedding', ep: 'wasm', wasmPaths: '/ort/', numThreads: 4 });
-      return { report: backbone.report, isolated: crossOriginIsolated };
+      return { report: backbone.provider, isolated: crossOriginIsolated };
     },
     { url: modelUrl(backbone), spec: backbone.preprocess },
   );
