@@ -1,6 +1,7 @@
 import { commands } from './commands.js';
 import { isEdgetlError, describeError } from '../util/errors.js';
 import { EDGETL_VERSION } from '../version.js';
+import { inCliTerms } from './common.js';
 
 function usage(): string {
   const width = Math.max(...commands.map((c) => c.name.length));
@@ -44,7 +45,7 @@ export async function main(argv: string[]): Promise<number> {
   } catch (error) {
     const debug = rest.includes('--debug') || process.env.EDGETL_DEBUG === '1';
     if (isEdgetlError(error)) {
-      process.stderr.write(`edgetl ${name}: ${error.message}\n`);
+      process.stderr.write(`edgetl ${name}: ${inCliTerms(error.message)}\n`);
       if (debug && error.stack) process.stderr.write(error.stack + '\n');
       return error.code === 'usage' ? 2 : 1;
     }

@@ -6,7 +6,7 @@ import { resolveBackbone, bundledModelsDir, locateCatalogModel, hashModelFile, m
 import { inspectModel, type ModelFacts, type TensorFacts } from '../models/inspect.js';
 import { backboneSpecFor, type BackboneSpec } from '../models/backbone-spec.js';
 import { statedEmbedding } from '../models/prepare-backbone.js';
-import { parseCommandLine, parseNumberOption, printJson, ProgressBar, type Command } from './common.js';
+import { inCliTerms, parseCommandLine, parseNumberOption, printJson, ProgressBar, type Command } from './common.js';
 import { preprocessFlagHelp, preprocessFlagOptions, preprocessOverridesFromFlags } from './preprocess-flags.js';
 
 const help = `edgetl models: the backbone catalog, local copies, and what is inside an ONNX file
@@ -230,7 +230,7 @@ function describeInspection(resolved: ResolvedBackbone, facts: ModelFacts, spec:
       namedBy === 'catalog' ? 'named by the catalog entry' : namedBy === 'sidecar' ? `named by ${spec.sidecar}` : facts.embedding.source === 'explicit' ? 'named by --embedding' : facts.embedding.source === 'output' ? 'a model output' : 'input of the final classifier';
     row('embedding', `${facts.embedding.tensor} -> ${facts.embedding.dim}-d float32 (${how}${facts.embedding.needsDequantize ? '; quantized in the graph, dequantized on extraction' : ''})`);
   } else {
-    row('embedding', `not found: ${facts.embeddingError ?? 'unknown reason'} (name one with --embedding <tensor>)`);
+    row('embedding', `not found: ${facts.embeddingError ? inCliTerms(facts.embeddingError) : 'unknown reason'} (name one with --embedding <tensor>)`);
   }
   row('preprocess', `${spec.source}: ${spec.notes.at(-1) ?? ''}`);
   for (const note of spec.notes.slice(0, -1)) lines.push(`  ${''.padEnd(13)} ${note}`);

@@ -225,7 +225,7 @@ export class Head {
 
   private requirePrototype(action: string): PrototypeParameters {
     if (this.weights.type !== 'prototype') {
-      throw new EdgetlError('head-type', `cannot ${action} to a ${this.type} head without retraining; train a prototype head (--head prototype) for that`);
+      throw new EdgetlError('head-type', `cannot ${action} to a ${this.type} head without retraining; train a prototype head (\`type: 'prototype'\`) for that`);
     }
     return this.weights;
   }

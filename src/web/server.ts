@@ -277,8 +277,8 @@ export async function startKioskServer(options: KioskServerOptions): Promise<Kio
   await new Promise<void>((resolveListen, reject) => {
     server.once('error', (error: NodeJS.ErrnoException) => {
       const port = options.port ?? 8080;
-      if (error.code === 'EADDRINUSE') reject(new EdgetlError('port-in-use', `port ${port} on ${host} is already in use: pass --port <another> (or --port 0 for any free one)`));
-      else if (error.code === 'EACCES') reject(new EdgetlError('port-denied', `not allowed to listen on ${host}:${port} (ports below 1024 need privileges): pass --port 8080`));
+      if (error.code === 'EADDRINUSE') reject(new EdgetlError('port-in-use', `port ${port} on ${host} is already in use: pass another \`port\` (0 picks any free one)`));
+      else if (error.code === 'EACCES') reject(new EdgetlError('port-denied', `not allowed to listen on ${host}:${port} (ports below 1024 need privileges): pass a \`port\` of 1024 or above (e.g. 8080)`));
       else reject(new EdgetlError('listen-failed', `cannot listen on ${host}:${port}: ${describeError(error)}`));
     });
     server.listen(options.port ?? 8080, host, () => resolveListen());
