@@ -3,7 +3,7 @@ import { EdgetlError } from '../util/errors.js';
 import { type Command, parseCommandLine, printJson } from './common.js';
 import { embedRunHelp } from './embed.js';
 import { LazyBackbone, backboneRunOptions, classificationJson, formatClassificationReport, labelledEmbeddings, shortPath } from './head-shared.js';
-import { evaluateHead } from './train.js';
+import { evaluateHead } from '../heads/evaluate.js';
 
 const evalOptions = { ...backboneRunOptions, head: { type: 'string' } } as const;
 

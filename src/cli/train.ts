@@ -2,7 +2,8 @@ import { existsSync, statSync } from 'node:fs';
 import { trainHead } from '../train-head.js';
 import { saveHead } from '../head-io.js';
 import { stratifiedSplit } from '../heads/data.js';
-import { argmaxRows, classificationReport, heldOutMetrics, type HeldOutMetrics } from '../heads/metrics.js';
+import { evaluateHead } from '../heads/evaluate.js';
+import type { HeldOutMetrics } from '../heads/metrics.js';
 import type { TrainHeadOptions } from '../heads/train.js';
 import type { Head } from '../heads/head.js';
 import type { NormalizationKind } from '../heads/normalization.js';
@@ -17,9 +18,9 @@ import {
   isEmbeddingSet,
   labelledEmbeddings,
   shortPath,
-  flippedEmbeddings,
   type LabelledEmbeddings,
 } from './head-shared.js';
+import { flippedEmbeddings } from '../embed/augment.js';
 import { readEmbeddingSet } from '../embed/embedding-set.js';
 
 const trainOptions = {
@@ -91,38 +92,6 @@ function subset(data: LabelledEmbeddings, rows: number[]): LabelledEmbeddings {
   const embeddings = new Float32Array(rows.length * dim);
   rows.forEach((row, i) => embeddings.set(data.embeddings.subarray(row * dim, (row + 1) * dim), i * dim));
   return { ...data, embeddings, labels: rows.map((r) => data.labels[r]), paths: rows.map((r) => data.paths[r]) };
-}
-
-interface Evaluation {
-  /** accuracy and balancedAccuracy count a rejected ("unknown") prediction as wrong; logLoss and ECE are closed-set. */
-  metrics: HeldOutMetrics;
-  /** Accuracy of the top class ignoring rejection (equals metrics.accuracy when the head never rejects). */
-  closedSetAccuracy: number;
-  report: ReturnType<typeof classificationReport>;
-  rejected: number;
-}
-
-export function evaluateHead(head: Head, data: LabelledEmbeddings, what: string): Evaluation {
-  const unknown = [...new Set(data.labels)].filter((l) => !head.labels.includes(l));
-  if (unknown.length > 0) {
-    throw new EdgetlError('label-mismatch', `${what} has class${unknown.length > 1 ? 'es' : ''} ${unknown.map((c) => `"${c}"`).join(', ')} that the head does not know (head classes: ${head.labels.join(', ')})`);
-  }
-  const rows = data.labels.length;
-  const targets = data.labels.map((l) => head.labels.indexOf(l));
-  const logits = head.logits(data.embeddings, rows);
-  const metrics = heldOutMetrics(logits, targets, head.labels.length, head.temperature);
-  const predicted = Array.from(argmaxRows(logits, head.labels.length));
-  let rejected = 0;
-  if (head.rejection) {
-    head.predictMany(data.embeddings, rows).forEach((p, i) => {
-      if (p.rejected) {
-        predicted[i] = -1;
-        rejected++;
-      }
-    });
-  }
-  const report = classificationReport(predicted, targets, head.labels.length);
-  return { metrics: { ...metrics, accuracy: report.accuracy, balancedAccuracy: report.balancedAccuracy }, closedSetAccuracy: metrics.accuracy, report, rejected };
 }
 
 export const trainCommand: Command = {
