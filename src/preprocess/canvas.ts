@@ -2,9 +2,10 @@
  * Pixels to model input in the browser (page or worker): the canvas counterpart of the sharp path.
  *
  * Geometry and normalization are the shared runtime-neutral code (tensor.ts), so the browser resizes to the same
- * size, cuts the same crop window and applies the same per-channel table as Node. What differs is only the resampling
- * kernel: the browser's resize (createImageBitmap `resizeQuality`) instead of libvips' antialiased linear reduce.
- * Embeddings agree to cosine >= 0.99 (test/web/browser-vs-node.test.ts).
+ * size, cuts the same crop window and applies the same per-channel table as Node. By default (`match-node`) the
+ * canvas only decodes and the resampling is Node's own too (the Pillow BILINEAR port up to 3 MP, resample.ts's
+ * libvips-like reduce above); only the decoders differ. The other `resizeQuality` values hand the resize to the
+ * browser's createImageBitmap kernel. Embeddings agree to cosine >= 0.99 (test/web/browser-vs-node.test.ts).
  */
 import type { PreprocessSpec } from './spec.js';
 import { resizeGeometry, tensorElementsPerImage, writePixelsToTensor, type ResizeGeometry, type TensorSlot } from './tensor.js';
