@@ -73,7 +73,3 @@ function outerReads(graph: IGraphProto): string[] {
   for (const o of graph.output ?? []) if (o.name && !defined.has(o.name)) reads.push(o.name);
   return reads;
 }
-
-export function nodeLabel(node: INodeProto): string {
-  return node.name ? `${node.opType} "${node.name}"` : `${node.opType} -> ${(node.output ?? [])[0] ?? '?'}`;
-}

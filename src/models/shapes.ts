@@ -6,6 +6,7 @@ import {
   opsetVersion,
   readFloatTensor,
   readIntegerTensor,
+  stringAttribute,
   tensorAttribute,
   tensorDims,
   toNumber,
@@ -749,8 +750,7 @@ function kernelGeometry(node: INodeProto, spatialRank: number, kernelFromWeight?
   const strides = intsAttribute(node, 'strides') ?? new Array<number>(spatialRank).fill(1);
   const dilations = intsAttribute(node, 'dilations') ?? new Array<number>(spatialRank).fill(1);
   const pads = intsAttribute(node, 'pads') ?? new Array<number>(spatialRank * 2).fill(0);
-  const autoPadAttr = attribute(node, 'auto_pad');
-  const autoPad = autoPadAttr?.s ? new TextDecoder().decode(autoPadAttr.s) : 'NOTSET';
+  const autoPad = stringAttribute(node, 'auto_pad') ?? 'NOTSET';
   const ceilMode = (intAttribute(node, 'ceil_mode') ?? 0) === 1;
   return { kernel, strides, dilations, pads, autoPad, ceilMode };
 }
