@@ -25,6 +25,7 @@ import { EdgetlError, describeError } from '../util/errors.js';
 import { EmbeddingCache } from './cache.js';
 import { runEmbeddingPipeline, type EmbedManyOptions, type EmbedManyResult } from './pipeline.js';
 import { MainThreadDecoder, WorkerDecodePool, type ImageDecoder } from './decode-pool.js';
+import type { EmbeddingBackbone } from '../contract.js';
 
 /** embedMany calls with at least this many images decode on worker threads (starting them costs ~0.1 s). */
 export const WORKER_DECODE_MIN_IMAGES = 16;
@@ -82,7 +83,7 @@ export interface BackboneLoadOptions extends ExecutionOptions {
   decode?: DecodeOptions;
 }
 
-export class Backbone {
+export class Backbone implements EmbeddingBackbone {
   /** Catalog id, or the file name without `.onnx`. */
   readonly id: string;
   /** sha256 of the source model file. */

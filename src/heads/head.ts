@@ -9,6 +9,7 @@ import {
   parseHeadFile,
   serializeHeadFile,
 } from '../formats/head-file.js';
+import type { PredictionCore } from '../contract.js';
 import { EdgetlError } from '../util/errors.js';
 import { gemmNT } from './dense-math.js';
 import type { LinearParameters } from './linear.js';
@@ -34,13 +35,14 @@ export interface HeadInit {
   training: TrainingSummary;
 }
 
-export interface Prediction {
+export interface Prediction extends PredictionCore {
   /** The winning label, or "unknown" when the top probability is below the rejection threshold. */
   label: string;
   /** Index into `head.labels` of the top class (even when rejected). */
   index: number;
   /** Calibrated probability of the top class. */
   score: number;
+  /** @deprecated the same as `unknown` (one name per concept); kept while the CLI and the kiosk move over. */
   rejected: boolean;
   topK: { label: string; score: number }[];
 }
@@ -153,6 +155,7 @@ export class Head {
         index,
         score,
         rejected,
+        unknown: rejected,
         topK: order.map((i) => ({ label: this.labels[i], score: row[i] })),
       });
     }

@@ -7,6 +7,7 @@ import { imageToTensor, type BrowserImageSource, type CanvasResizeQuality } from
 import { WebInferenceSession, type WebProviderReport, type WebSessionOptions } from '../execution/web-session.js';
 import { EdgetlError, describeError } from '../util/errors.js';
 import { sha256HexAsync } from '../formats/sha256.js';
+import type { EmbeddingBackbone } from '../contract.js';
 
 /** What a head file needs to know about the backbone it was trained on. */
 export interface WebBackboneInfo {
@@ -61,7 +62,7 @@ export interface EmbedTimings {
   inferenceMs: number;
 }
 
-export class WebBackbone {
+export class WebBackbone implements EmbeddingBackbone {
   /** Timings of the most recent `embed` call. */
   lastTimings: EmbedTimings | undefined;
 
@@ -71,6 +72,22 @@ export class WebBackbone {
     private readonly batchSize: number,
     private readonly resizeQuality: CanvasResizeQuality = 'match-node',
   ) {}
+
+  get id(): string {
+    return this.info.id;
+  }
+
+  get sha256(): string {
+    return this.info.sha256;
+  }
+
+  get embeddingDim(): number {
+    return this.info.embeddingDim;
+  }
+
+  get preprocess(): PreprocessSpec {
+    return this.info.preprocess;
+  }
 
   /** Which provider ran, the adapter, threads, and why anything fell back. */
   get provider(): WebProviderReport {
@@ -111,7 +128,7 @@ export class WebBackbone {
   }
 
   /** Runs a ready tensor batch [n, ...spec] and returns n embeddings (row-major n x dim). */
-  async embedTensor(tensor: Float32Array, count: number): Promise<Float32Array> {
+  async embedTensors(tensor: Float32Array, count: number): Promise<Float32Array> {
     const spec = this.info.preprocess;
     const per = tensorElementsPerImage(spec);
     if (tensor.length !== per * count) throw new EdgetlError('bad-input', `tensor holds ${tensor.length} values, expected ${count} x ${per}`);
@@ -138,7 +155,7 @@ export class WebBackbone {
     const t0 = performance.now();
     const tensor = await imageToTensor(source, this.info.preprocess, { resizeQuality: this.resizeQuality });
     const t1 = performance.now();
-    const embedding = await this.embedTensor(tensor, 1);
+    const embedding = await this.embedTensors(tensor, 1);
     this.lastTimings = { preprocessMs: t1 - t0, inferenceMs: performance.now() - t1 };
     return embedding;
   }
@@ -161,7 +178,7 @@ export class WebBackbone {
       const batch = await pending!;
       const next = start + step < sources.length ? prepare(start + step) : undefined;
       const n = batch.length / per;
-      out.set(await this.embedTensor(batch, n), start * dim);
+      out.set(await this.embedTensors(batch, n), start * dim);
       pending = next;
       onProgress?.({ done: start + n, total: sources.length });
     }

@@ -9,6 +9,7 @@ import type { TrainHeadOptions } from '../heads/train.js';
 import { EdgetlError } from '../util/errors.js';
 import type { WebBackboneInfo } from './backbone.js';
 import { assertHeadFitsBackbone as checkHeadFitsBackbone } from '../heads/compatibility.js';
+import type { PredictionCore } from '../contract.js';
 
 export type WebHeadType = HeadType;
 
@@ -43,12 +44,8 @@ export type WorkerReply =
   | { kind: 'done'; id: number; json: string; seconds: number }
   | { kind: 'error'; id: number; message: string; code?: string };
 
-export interface WebPrediction {
-  /** Winning label, or "unknown" when the head rejected the input. */
-  label: string;
-  unknown: boolean;
-  score: number;
-  /** Every class, best first. */
+export interface WebPrediction extends PredictionCore {
+  /** @deprecated the same list as `topK` (every class, best first); kept for the kiosk app until it moves over. */
   scores: { label: string; score: number }[];
 }
 
@@ -65,7 +62,7 @@ export interface WebHead {
 }
 
 function toWebPrediction(p: Prediction): WebPrediction {
-  return { label: p.rejected ? UNKNOWN_LABEL : p.label, unknown: p.rejected, score: p.score, scores: p.topK };
+  return { label: p.unknown ? UNKNOWN_LABEL : p.label, unknown: p.unknown, score: p.score, topK: p.topK, scores: p.topK };
 }
 
 function wrap(head: Head, json: string): WebHead {

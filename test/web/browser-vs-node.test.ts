@@ -125,7 +125,7 @@ t.test('browser and Node give the same embeddings and heads', { skip }, async (t
         const web = (await import(bundle)) as WebModule;
         const backbone = await web.WebBackbone.load({ model: modelUrl, id, sha256, preprocess: spec, embeddingOutput: 'embedding', ep: 'auto', wasmPaths: '/ort/' });
         const sameTensor: number[][] = [];
-        for (const tensor of tensors) sameTensor.push(Array.from(await backbone.embedTensor(new Float32Array(tensor), 1)));
+        for (const tensor of tensors) sameTensor.push(Array.from(await backbone.embedTensors(new Float32Array(tensor), 1)));
         const files: Blob[] = [];
         for (let i = 0; i < count; i++) files.push(await (await fetch(`/test/file/${i}`)).blob());
         const all = await backbone.embedMany(files);

@@ -53,7 +53,7 @@ t.test('WebGPU through SwiftShader: never chosen by auto, correct when asked for
       // proxy: false keeps this page able to open WebGPU sessions after a WASM one (the proxy worker is page-wide).
       const auto = await load(fp32Url, 'auto', { proxy: false });
       const gpu = await load(fp32Url, 'webgpu');
-      const embedding = Array.from(await gpu.embedTensor(new Float32Array(tensor), 1));
+      const embedding = Array.from(await gpu.embedTensors(new Float32Array(tensor), 1));
       // keepOnGpu: the output stays a GPU buffer for a next WebGPU step; reading it is explicit.
       const session = await web.WebInferenceSession.create(await (await fetch(fp32Url)).arrayBuffer(), { ep: 'webgpu', keepOnGpu: ['embedding'] });
       const raw = await session.runRaw({ [session.inputNames[0]]: { data: new Float32Array(tensor), dims: [1, 3, 224, 224] } }, ['embedding']);
@@ -133,7 +133,7 @@ t.test('WASM: auto without a GPU, threads with cross-origin isolation, a clear n
         ticks++;
       }, 5);
       const started = performance.now();
-      for (let i = 0; i < 6; i++) await backbone.embedTensor(tensor, 1);
+      for (let i = 0; i < 6; i++) await backbone.embedTensors(tensor, 1);
       const total = performance.now() - started;
       clearInterval(timer);
       // A blocked page never runs its timer during the loop: the gap then spans the whole loop.
