@@ -74,6 +74,7 @@ const LIBRARY_TERMS_TO_FLAGS: readonly [RegExp, string][] = [
   [/pass another `port` \(0 picks any free one\)/g, 'pass --port <another> (or --port 0 for any free one)'],
   [/pass a `port` of 1024 or above \(e\.g\. 8080\)/g, 'pass --port 8080'],
   [/`type: 'prototype'`/g, '--head prototype'],
+  [/: use backbone (\S+) or retrain the head/g, ': pass --backbone $1 or retrain the head'],
 ];
 
 export function inCliTerms(message: string): string {

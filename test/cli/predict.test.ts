@@ -46,5 +46,5 @@ t.test('with a rejection threshold, an off-distribution image is "unknown"', asy
   t.match(readable.stdout, /purple\.png\s+unknown \(best (red|blue) \d+\.\d%\)/);
   t.match(readable.stdout, /0\.png\s+red \d+\.\d%/);
   const mismatch = await run(predictCommand, [purple, '--head', head, '--backbone', ws.otherModel, '--ep', 'cpu']);
-  t.match(mismatch.error?.message, /head was trained on backbone tiny .* but tiny-other .* was given/);
+  t.match(mismatch.error?.message, /head was trained on backbone tiny .* but the backbone given is tiny-other .*: use backbone tiny or retrain the head/);
 });
