@@ -5,7 +5,6 @@ import { readFileSync, existsSync, mkdirSync, copyFileSync } from 'node:fs';
 
 const pkg = JSON.parse(readFileSync(new URL('./package.json', import.meta.url), 'utf8'));
 const define = { __EDGETL_VERSION__: JSON.stringify(pkg.version) };
-const watch = process.argv.includes('--watch');
 
 const nodeBuild = {
   bundle: true,
@@ -57,4 +56,3 @@ if (existsSync('src/web/app/main.ts')) {
   for (const file of ['index.html', 'app.css']) copyFileSync(`src/web/app/${file}`, `dist/web/app/${file}`);
   if (existsSync('src/web/bench/bench.html')) copyFileSync('src/web/bench/bench.html', 'dist/web/app/bench.html');
 }
-if (watch) console.log('watch mode is not supported; rerun npm run build');

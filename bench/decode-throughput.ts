@@ -69,7 +69,7 @@ async function run(variant: string): Promise<{ seconds: number; cpuMs: number }>
   const worker = async (slot: number) => {
     while (next < buffers.length) {
       const i = next++;
-      if (tensor) await imageToTensor(buffers[i]!, IMAGENET_224, out, slot, options);
+      if (tensor) await imageToTensor(buffers[i]!, IMAGENET_224, { ...options, out, imageIndex: slot });
       else await decodeToRgb(buffers[i]!, IMAGENET_224, options);
     }
   };

@@ -11,7 +11,7 @@ import { parseArgs } from 'node:util';
 import { cpus, loadavg } from 'node:os';
 import { Backbone } from '../src/embed/backbone.js';
 import { embedFolder } from '../src/embed/embed-folder.js';
-import { flippedEmbeddings } from '../src/cli/head-shared.js';
+import { flippedEmbeddings } from '../src/embed/augment.js';
 import { trainHead } from '../src/train-head.js';
 import { fineTuneHead, adaptedBackboneOptions } from '../src/fine-tune.js';
 import { saveHead } from '../src/head-io.js';

@@ -102,7 +102,7 @@ async function openEdgetl(job) {
   if (job.inter) options.interOpThreads = job.inter;
   const session = await edgetl.createSession(job.model, options);
   const input = inputFor(job.dims).data;
-  return { run: () => session.run(input, job.dims), release: () => session.release() };
+  return { run: () => session.run(input, job.dims), release: () => session.close() };
 }
 
 async function rawLoops(jobs, { warmup, minRuns, minMs, sessions }) {

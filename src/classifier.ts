@@ -14,6 +14,7 @@ import { Head, type Prediction } from './heads/head.js';
 import { loadHead } from './head-io.js';
 import { EdgetlError } from './util/errors.js';
 import { adaptedSurgery } from './models/last-block-graph.js';
+import { assertHeadFitsBackbone } from './heads/compatibility.js';
 
 export interface ClassifierLoadOptions extends BackboneLoadOptions {
   /** Catalog id, path, or an open Backbone (not closed by `classifier.close()` then). */
@@ -97,12 +98,7 @@ export class Classifier {
 
   /** Refuses a head trained on another backbone (sha256 or embedding size), naming both. */
   static check(backbone: Backbone, head: Head): void {
-    if (head.backbone.sha256 !== backbone.sha256.toLowerCase()) {
-      throw new EdgetlError(
-        'head-backbone-mismatch',
-        `head was trained on backbone ${head.backbone.id} (sha256 ${head.backbone.sha256.slice(0, 12)}...) but ${backbone.id} (sha256 ${backbone.sha256.slice(0, 12)}...) was given: pass --backbone ${head.backbone.id} or retrain the head`,
-      );
-    }
+    assertHeadFitsBackbone(head.backbone, backbone, { what: 'head' });
     const wanted = head.adaptedBlock ? adaptedSurgery(head.adaptedBlock).description : undefined;
     if (wanted !== backbone.surgery) {
       throw new EdgetlError(
@@ -112,10 +108,8 @@ export class Classifier {
           : `backbone ${backbone.id} runs a modified graph (${backbone.surgery}), but the head expects the plain feature extractor`,
       );
     }
-    if (head.embeddingDim !== backbone.embeddingDim) {
-      throw new EdgetlError('head-backbone-mismatch', `head expects ${head.embeddingDim}-d embeddings but backbone ${backbone.id} gives ${backbone.embeddingDim}`);
-    }
   }
+
 
   static async load(options: ClassifierLoadOptions): Promise<Classifier> {
     const given = [...(options.head !== undefined ? [options.head] : []), ...(options.heads ?? [])];

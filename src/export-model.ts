@@ -145,6 +145,6 @@ async function checkAgainstHead(bytes: Uint8Array, head: Head, spec: PreprocessS
     if (probabilities.data.length !== expected.length) maxDifference = Infinity;
     return { images: batch, maxDifference };
   } finally {
-    await session.release();
+    await session.close();
   }
 }

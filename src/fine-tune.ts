@@ -10,7 +10,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Backbone, type BackboneLoadOptions } from './embed/backbone.js';
 import { ActivationStore, type ActivationStoreStats } from './embed/activation-store.js';
-import { flippedEmbeddings } from './cli/head-shared.js';
+import { flippedEmbeddings } from './embed/augment.js';
 import { fineTuneLastBlock, type EpochScore, type FineTuneOptions } from './heads/last-block.js';
 import { Head } from './heads/head.js';
 import { rejectionThreshold } from './heads/calibration.js';

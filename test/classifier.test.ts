@@ -38,7 +38,7 @@ t.test('Classifier joins a backbone and a head: classify(image) gives the label,
 
   const other = await Backbone.load(ws.otherModel, { ep: 'cpu' });
   t.teardown(() => other.close());
-  await t.rejects(Classifier.load({ backbone: other, head: path }), /trained on backbone tiny .* but tiny-other .* was given/);
+  await t.rejects(Classifier.load({ backbone: other, head: path }), /trained on backbone tiny .* but the backbone given is tiny-other .*: use backbone tiny or retrain the head/);
   await writeFile(join(ws.root, 'broken.json'), '{}');
   await t.rejects(Classifier.load({ backbone, head: join(ws.root, 'broken.json') }), /head file field "format"/);
 });

@@ -61,7 +61,7 @@ async function plainProbabilities(merged: string, images: string[]): Promise<Flo
   const out: Float32Array[] = [];
   for (const image of images) {
     const input = new Float32Array(tensorElementsPerImage(sidecar.preprocess));
-    await imageToTensor(image, sidecar.preprocess, input, 0);
+    await imageToTensor(image, sidecar.preprocess, { out: input });
     const result = await session.run({ [session.inputNames[0]]: new ort.Tensor('float32', input, tensorDims(sidecar.preprocess, 1)) });
     out.push(result.probabilities.data as Float32Array);
   }

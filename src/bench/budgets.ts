@@ -26,10 +26,6 @@ const RULES: Record<Limit, MetricRule> = {
 
 export const BUDGET_LIMITS = Object.keys(RULES) as Limit[];
 
-export function metricUnit(metric: string): string {
-  return RULES[metric as Limit]?.unit ?? '';
-}
-
 function matchesBackbone(budget: Budget, reference: string, id: string): boolean {
   return budget.backbone === undefined || budget.backbone === reference || budget.backbone === id;
 }

@@ -9,9 +9,7 @@ import { stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { createHash } from 'node:crypto';
-import { resolveBackbone } from '../models/resolve.js';
-import { backboneSpecFor } from '../models/backbone-spec.js';
-import { prepareFeatureExtractor } from '../models/feature-extractor-cache.js';
+import { prepareBackbone as prepareBackboneParts } from '../models/prepare-backbone.js';
 import { createOrtDenseMath } from '../execution/dense-math-ort.js';
 import { decodeToRgb } from '../preprocess/node-image.js';
 import { tensorElementsPerImage, writePixelsToTensor } from '../preprocess/tensor.js';
@@ -116,11 +114,9 @@ export function createResults(loaded: LoadedProfile): BenchResults {
 
 
 export async function prepareBackbone(reference: string): Promise<PreparedBackbone> {
-  const resolved = await resolveBackbone(reference, { download: false });
-  const stated = backboneSpecFor(resolved);
-  const extractor = await prepareFeatureExtractor(resolved.path, { embeddingTensor: stated.embeddingTensor });
+  const { resolved, spec: backboneSpec, extractor } = await prepareBackboneParts(reference, { download: false });
   const imageInput = extractor.facts.inputs[0];
-  const spec = backboneSpecFor(resolved, {}, { inputDims: imageInput?.dims }).preprocess;
+  const spec = backboneSpec.preprocess;
   const [modelInfo, runInfo] = await Promise.all([stat(resolved.path), stat(extractor.path)]);
   const info: BackboneFacts = {
     reference,

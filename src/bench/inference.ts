@@ -180,7 +180,7 @@ export class InferenceMeasurement {
       run.reason = describeError(error);
       this.stopped = true;
     } finally {
-      await session?.release().catch(() => undefined);
+      await session?.close().catch(() => undefined);
       const memory = sampler.stop();
       // Each session's rise over the RSS just before it: other runs' sessions come and go in between.
       const added = memory.peakMb - memory.startMb;
@@ -233,7 +233,7 @@ export class InferenceMeasurement {
       const result = await session.run(this.input, this.dims);
       return result.data;
     } finally {
-      await session.release();
+      await session.close();
     }
   }
 }

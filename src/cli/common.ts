@@ -81,3 +81,19 @@ export class ProgressBar {
     if (this.enabled) process.stderr.write('\r\x1b[2K');
   }
 }
+
+/**
+ * Library errors name library options (`embeddingTensor`, `port`, `type: 'prototype'`); the CLI says the flag that
+ * sets each. Messages without such a mention pass unchanged.
+ */
+const LIBRARY_TERMS_TO_FLAGS: readonly [RegExp, string][] = [
+  [/the `embeddingTensor` option/g, '--embedding <tensor>'],
+  [/pass another `port` \(0 picks any free one\)/g, 'pass --port <another> (or --port 0 for any free one)'],
+  [/pass a `port` of 1024 or above \(e\.g\. 8080\)/g, 'pass --port 8080'],
+  [/`type: 'prototype'`/g, '--head prototype'],
+  [/: use backbone (\S+) or retrain the head/g, ': pass --backbone $1 or retrain the head'],
+];
+
+export function inCliTerms(message: string): string {
+  return LIBRARY_TERMS_TO_FLAGS.reduce((text, [pattern, flag]) => text.replace(pattern, flag), message);
+}

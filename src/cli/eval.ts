@@ -4,7 +4,7 @@ import { type Command, parseCommandLine, printJson, terminalSafe } from './commo
 import { embedRunHelp } from './embed.js';
 import { LazyBackbone, backboneRunOptions, classificationJson, formatClassificationReport, labelledEmbeddings, printHeadWarnings, shortPath } from './head-shared.js';
 import { driftJson } from './drift.js';
-import { evaluateHead } from './train.js';
+import { evaluateHead } from '../heads/evaluate.js';
 import { adaptedBackboneOptions } from '../fine-tune.js';
 
 const evalOptions = { ...backboneRunOptions, head: { type: 'string' } } as const;

@@ -2,6 +2,7 @@ import { commands } from './commands.js';
 import { terminalSafe } from './common.js';
 import { isEdgetlError, describeError } from '../util/errors.js';
 import { EDGETL_VERSION } from '../version.js';
+import { inCliTerms } from './common.js';
 
 function usage(): string {
   const width = Math.max(...commands.map((c) => c.name.length));
@@ -46,7 +47,7 @@ export async function main(argv: string[]): Promise<number> {
   } catch (error) {
     const debug = rest.includes('--debug') || process.env.EDGETL_DEBUG === '1';
     if (isEdgetlError(error)) {
-      process.stderr.write(`edgetl ${name}: ${terminalSafe(error.message, { keepNewlines: true })}\n`);
+      process.stderr.write(`edgetl ${name}: ${terminalSafe(inCliTerms(error.message), { keepNewlines: true })}\n`);
       if (debug && error.stack) process.stderr.write(error.stack + '\n');
       return error.code === 'usage' ? 2 : 1;
     }

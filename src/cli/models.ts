@@ -5,7 +5,8 @@ import type { CatalogEntry } from '../models/catalog-types.js';
 import { resolveBackbone, bundledModelsDir, locateCatalogModel, hashModelFile, modelSearchLocations, type ResolvedBackbone, type ResolveOptions } from '../models/resolve.js';
 import { inspectModel, type ModelFacts, type TensorFacts } from '../models/inspect.js';
 import { backboneSpecFor, type BackboneSpec } from '../models/backbone-spec.js';
-import { parseCommandLine, parseNumberOption, printJson, ProgressBar, type Command } from './common.js';
+import { statedEmbedding } from '../models/prepare-backbone.js';
+import { inCliTerms, parseCommandLine, parseNumberOption, printJson, ProgressBar, type Command } from './common.js';
 import { preprocessFlagHelp, preprocessFlagOptions, preprocessOverridesFromFlags } from './preprocess-flags.js';
 
 const help = `edgetl models: the backbone catalog, local copies, and what is inside an ONNX file
@@ -185,14 +186,11 @@ interface InspectRequest {
 async function inspectBackbone(idOrPath: string, request: InspectRequest): Promise<number> {
   const resolved = await withDownloadProgress((hooks) => resolveBackbone(idOrPath, { ...hooks, download: !request.offline, timeoutMs: request.timeoutMs }));
   const bytes = await readFile(resolved.path);
-  const embeddingTensor = request.embedding ?? resolved.entry?.embedding.tensor;
-  const facts = inspectModel(bytes, { embeddingTensor, file: resolved.path });
-  const imageInput = facts.inputs[0];
-  const spec = backboneSpecFor(resolved, request.overrides, { inputDims: imageInput?.dims });
-  // A sidecar may name the embedding tensor of an unknown model; an explicit flag still wins.
-  const fromSidecar = request.embedding === undefined && !resolved.entry && spec.embeddingTensor !== undefined;
-  const finalFacts = fromSidecar ? inspectModel(bytes, { embeddingTensor: spec.embeddingTensor, file: resolved.path }) : facts;
-  const embeddingNamedBy = request.embedding !== undefined ? 'flag' : resolved.entry?.embedding.tensor ? 'catalog' : fromSidecar ? 'sidecar' : null;
+  // The catalog entry or a sidecar may name the embedding tensor; an explicit flag still wins.
+  const stated = statedEmbedding(resolved);
+  const finalFacts = inspectModel(bytes, { embeddingTensor: request.embedding ?? stated.tensor, file: resolved.path });
+  const spec = backboneSpecFor(resolved, request.overrides, { inputDims: finalFacts.inputs[0]?.dims, sidecar: stated.sidecar });
+  const embeddingNamedBy = request.embedding !== undefined ? 'flag' : stated.namedBy;
 
   const report = {
     id: resolved.id,
@@ -237,7 +235,7 @@ function describeInspection(resolved: ResolvedBackbone, facts: ModelFacts, spec:
       namedBy === 'catalog' ? 'named by the catalog entry' : namedBy === 'sidecar' ? `named by ${spec.sidecar}` : facts.embedding.source === 'explicit' ? 'named by --embedding' : facts.embedding.source === 'output' ? 'a model output' : 'input of the final classifier';
     row('embedding', `${facts.embedding.tensor} -> ${facts.embedding.dim}-d float32 (${how}${facts.embedding.needsDequantize ? '; quantized in the graph, dequantized on extraction' : ''})`);
   } else {
-    row('embedding', `not found: ${facts.embeddingError ?? 'unknown reason'} (name one with --embedding <tensor>)`);
+    row('embedding', `not found: ${facts.embeddingError ? inCliTerms(facts.embeddingError) : 'unknown reason'} (name one with --embedding <tensor>)`);
   }
   row('preprocess', `${spec.source}: ${spec.notes.at(-1) ?? ''}`);
   for (const note of spec.notes.slice(0, -1)) lines.push(`  ${''.padEnd(13)} ${note}`);

@@ -2,7 +2,8 @@ import { existsSync, statSync } from 'node:fs';
 import { trainHead } from '../train-head.js';
 import { saveHead } from '../head-io.js';
 import { stratifiedSplit } from '../heads/data.js';
-import { argmaxRows, classificationReport, heldOutMetrics, type HeldOutMetrics } from '../heads/metrics.js';
+import { evaluateHead } from '../heads/evaluate.js';
+import type { HeldOutMetrics } from '../heads/metrics.js';
 import type { TrainHeadOptions } from '../heads/train.js';
 import type { Head } from '../heads/head.js';
 import { type DriftReport, driftReport } from '../heads/drift.js';
@@ -18,9 +19,9 @@ import {
   isEmbeddingSet,
   labelledEmbeddings,
   shortPath,
-  flippedEmbeddings,
   type LabelledEmbeddings,
 } from './head-shared.js';
+import { flippedEmbeddings } from '../embed/augment.js';
 import { readEmbeddingSet } from '../embed/embedding-set.js';
 import { duplicateRowGroups } from '../heads/duplicates.js';
 import { pickBackboneForTraining, type SelectionRecord } from './select.js';
@@ -104,52 +105,6 @@ function subset(data: LabelledEmbeddings, rows: number[]): LabelledEmbeddings {
   const embeddings = new Float32Array(rows.length * dim);
   rows.forEach((row, i) => embeddings.set(data.embeddings.subarray(row * dim, (row + 1) * dim), i * dim));
   return { ...data, embeddings, labels: rows.map((r) => data.labels[r]), paths: rows.map((r) => data.paths[r]) };
-}
-
-interface Evaluation {
-  /** accuracy and balancedAccuracy count a rejected ("unknown") prediction as wrong; logLoss and ECE are closed-set. */
-  metrics: HeldOutMetrics;
-  /** Accuracy of the top class ignoring rejection (equals metrics.accuracy when the head never rejects). */
-  closedSetAccuracy: number;
-  report: ReturnType<typeof classificationReport>;
-  rejected: number;
-  /** Open-set figures: share rejected as unknown, accuracy on the accepted rows, and the drift of the batch. */
-  openSet: OpenSetEvaluation;
-}
-
-export interface OpenSetEvaluation {
-  rejectedRate: number;
-  /** Accuracy of the rows not rejected (NaN when all were). */
-  acceptedAccuracy: number;
-  /** Drift of these rows against the training data (null: the head has no open-set data). */
-  drift: DriftReport | null;
-}
-
-export function evaluateHead(head: Head, data: LabelledEmbeddings, what: string): Evaluation {
-  const unknown = [...new Set(data.labels)].filter((l) => !head.labels.includes(l));
-  if (unknown.length > 0) {
-    throw new EdgetlError('label-mismatch', `${what} has class${unknown.length > 1 ? 'es' : ''} ${unknown.map((c) => `"${c}"`).join(', ')} that the head does not know (head classes: ${head.labels.join(', ')})`);
-  }
-  const rows = data.labels.length;
-  const targets = data.labels.map((l) => head.labels.indexOf(l));
-  const logits = head.logits(data.embeddings, rows);
-  const metrics = heldOutMetrics(logits, targets, head.labels.length, head.temperature);
-  const predicted = Array.from(argmaxRows(logits, head.labels.length));
-  let rejected = 0;
-  let acceptedCorrect = 0;
-  head.predictMany(data.embeddings, rows).forEach((p, i) => {
-    if (p.rejected) {
-      predicted[i] = -1;
-      rejected++;
-    } else if (p.index === targets[i]) acceptedCorrect++;
-  });
-  const report = classificationReport(predicted, targets, head.labels.length);
-  const openSet: OpenSetEvaluation = {
-    rejectedRate: rows > 0 ? rejected / rows : NaN,
-    acceptedAccuracy: rows - rejected > 0 ? acceptedCorrect / (rows - rejected) : NaN,
-    drift: driftReport(head, data.embeddings, rows) ?? null,
-  };
-  return { metrics: { ...metrics, accuracy: report.accuracy, balancedAccuracy: report.balancedAccuracy }, closedSetAccuracy: metrics.accuracy, report, rejected, openSet };
 }
 
 /** A note when training examples repeat (same image content): cross-validation and held-out figures overstate. */

@@ -11,9 +11,10 @@
  * off, embedding as a [N, D] float32 output), and opens an onnxruntime session on the requested provider.
  */
 import { availableParallelism } from 'node:os';
-import { resolveBackbone, type ResolvedBackbone } from '../models/resolve.js';
-import { backboneSpecFor, type BackboneSpec } from '../models/backbone-spec.js';
-import { prepareFeatureExtractor, type CustomSurgery } from '../models/feature-extractor-cache.js';
+import type { ResolvedBackbone } from '../models/resolve.js';
+import type { BackboneSpec } from '../models/backbone-spec.js';
+import type { CustomSurgery } from '../models/feature-extractor-cache.js';
+import { prepareBackbone } from '../models/prepare-backbone.js';
 import type { ModelFacts } from '../models/inspect.js';
 import { createSession, type BackboneSession } from '../execution/session.js';
 import type { ExecutionOptions, ProviderReport } from '../execution/types.js';
@@ -26,6 +27,7 @@ import { EmbeddingCache } from './cache.js';
 import { keepEmbeddingCacheInBounds } from './cache-maintenance.js';
 import { runEmbeddingPipeline, type EmbedManyOptions, type EmbedManyResult } from './pipeline.js';
 import { MainThreadDecoder, WorkerDecodePool, type ImageDecoder } from './decode-pool.js';
+import type { EmbeddingBackbone } from '../contract.js';
 
 /** embedMany calls with at least this many images decode on worker threads (starting them costs ~0.1 s). */
 export const WORKER_DECODE_MIN_IMAGES = 16;
@@ -95,7 +97,7 @@ export interface BackboneLoadOptions extends ExecutionOptions {
   surgery?: CustomSurgery;
 }
 
-export class Backbone {
+export class Backbone implements EmbeddingBackbone {
   /** Catalog id, or the file name without `.onnx`. */
   readonly id: string;
   /** sha256 of the source model file. */
@@ -172,23 +174,17 @@ export class Backbone {
 
   /** Load a backbone by catalog id or path. See BackboneLoadOptions; ExecutionOptions pick the provider. */
   static async load(idOrPath: string, options: BackboneLoadOptions = {}): Promise<Backbone> {
-    const resolved = await resolveBackbone(idOrPath, {
+    const cacheRoot = options.cacheDir ?? edgetlCacheDir();
+    const { resolved, spec, extractor } = await prepareBackbone(idOrPath, {
       download: options.download,
       onProgress: options.onDownloadProgress,
       onDownloadStart: options.onDownloadStart,
       ...(options.searchPath ? { searchPath: options.searchPath } : {}),
-    });
-    const cacheRoot = options.cacheDir ?? edgetlCacheDir();
-    // The catalog entry or sidecar may name the embedding tensor; the caller's choice wins.
-    const stated = backboneSpecFor(resolved, options.preprocess ?? {});
-    const extractor = await prepareFeatureExtractor(resolved.path, {
-      embeddingTensor: options.embeddingTensor ?? stated.embeddingTensor,
+      embeddingTensor: options.embeddingTensor,
+      preprocess: options.preprocess,
       cacheDir: options.cacheDir,
-      sourceSha256: resolved.sha256,
       surgery: options.surgery,
     });
-    const imageInput = extractor.facts.inputs[0];
-    const spec = backboneSpecFor(resolved, options.preprocess ?? {}, { inputDims: imageInput?.dims });
     const {
       embeddingTensor: _tensor,
       preprocess: _preprocess,
@@ -375,7 +371,7 @@ export class Backbone {
       await cache?.close();
       await this.workerDecoder?.close();
     } finally {
-      await this.session.release();
+      await this.session.close();
     }
     if (cache) {
       const { duplicates, damaged } = cache.stats();

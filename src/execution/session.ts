@@ -121,7 +121,7 @@ class NodeBackboneSession implements BackboneSession {
   readonly inputName: string;
   readonly outputNames: readonly string[];
   readonly inputDims: readonly (number | string)[] | undefined;
-  private released = false;
+  private closed = false;
 
   constructor(
     private readonly session: InferenceSession,
@@ -135,7 +135,7 @@ class NodeBackboneSession implements BackboneSession {
   }
 
   async run(input: Float32Array, dims: readonly number[], outputName?: string): Promise<SessionOutput> {
-    if (this.released) throw new EdgetlError('closed', `${this.where}: session already released`);
+    if (this.closed) throw new EdgetlError('closed', `${this.where}: session already closed`);
     const name = outputName ?? this.outputNames[0];
     if (!this.outputNames.includes(name)) {
       throw new EdgetlError('bad-input', `${this.where}: no output '${name}' (outputs: ${this.outputNames.join(', ')})`);
@@ -165,9 +165,9 @@ class NodeBackboneSession implements BackboneSession {
     return { data: floats, dims: [...tensor.dims] };
   }
 
-  async release(): Promise<void> {
-    if (this.released) return;
-    this.released = true;
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
     await this.session.release();
   }
 }

@@ -62,7 +62,10 @@ export interface SessionOutput {
   dims: number[];
 }
 
-/** A loaded model on one provider: the runtime-neutral face of the Node (session.ts) and browser seams. */
+/**
+ * A loaded model on one provider: the contract both runtimes implement, NodeBackboneSession (execution/session.ts,
+ * onnxruntime-node) and WebInferenceSession (execution/web-session.ts, onnxruntime-web).
+ */
 export interface BackboneSession {
   /** The (first) graph input, fed by `run`. */
   readonly inputName: string;
@@ -72,6 +75,6 @@ export interface BackboneSession {
   readonly provider: ProviderReport;
   /** Run on one float32 input; returns `outputName` (default: the first output) as float32. */
   run(input: Float32Array, dims: readonly number[], outputName?: string): Promise<SessionOutput>;
-  /** Free the native session. Safe to call twice. */
-  release(): Promise<void>;
+  /** Free the native session. Safe to call twice; `run` fails afterwards. */
+  close(): Promise<void>;
 }

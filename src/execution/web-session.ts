@@ -7,7 +7,7 @@
  */
 import * as ort from 'onnxruntime-web';
 import { EdgetlError, describeError } from '../util/errors.js';
-import type { AdapterInfo, ExecutionProviderName, ProviderFallback, ProviderReport } from './types.js';
+import type { AdapterInfo, BackboneSession, ExecutionProviderName, ProviderFallback, ProviderReport, SessionOutput } from './types.js';
 
 /** Providers a browser offers. `auto` = WebGPU on a real (hardware) adapter, else WASM. */
 export type WebProviderRequest = 'auto' | 'webgpu' | 'wasm';
@@ -164,12 +164,30 @@ function configureWasm(options: WebSessionOptions, notes: string[], proxyWanted:
   return { threads, proxy };
 }
 
-/** One inference session in the browser, with the report of what ran. */
-export class WebInferenceSession {
+/** One inference session in the browser, with the report of what ran: the browser's BackboneSession. */
+export class WebInferenceSession implements BackboneSession {
+  private closed = false;
+
   private constructor(
     private readonly session: ort.InferenceSession,
-    readonly report: WebProviderReport,
+    readonly provider: WebProviderReport,
   ) {}
+
+  /** @deprecated the same report as `provider` (one name per concept); kept for the kiosk app until it moves over. */
+  get report(): WebProviderReport {
+    return this.provider;
+  }
+
+  /** The (first) graph input, fed by `run`. */
+  get inputName(): string {
+    return this.session.inputNames[0] ?? '';
+  }
+
+  /** The input's dims from the model's metadata: a number when fixed, the symbolic name when free. */
+  get inputDims(): readonly (number | string)[] | undefined {
+    const meta = this.session.inputMetadata?.[0];
+    return meta && meta.isTensor && meta.shape.length > 0 ? [...meta.shape] : undefined;
+  }
 
   get inputNames(): readonly string[] {
     return this.session.inputNames;
@@ -253,11 +271,18 @@ export class WebInferenceSession {
     }
   }
 
+  /** BackboneSession's run: one float32 input, `outputName` (default: the first output) read back. */
+  async run(input: Float32Array, dims: readonly number[], outputName: string = this.outputNames[0] ?? ''): Promise<SessionOutput> {
+    const outputs = await this.runOutputs({ [this.inputName]: { data: input, dims: [...dims] } }, [outputName]);
+    return outputs[outputName];
+  }
+
   /**
    * Runs float32 inputs and reads back the named outputs (default: all). Outputs listed in `keepOnGpu` are not read
    * back: `runKeepingGpu` hands them on as ort tensors.
    */
-  async run(inputs: Record<string, CpuTensor>, outputNames: readonly string[] = this.session.outputNames): Promise<Record<string, CpuTensor>> {
+  async runOutputs(inputs: Record<string, CpuTensor>, outputNames: readonly string[] = this.session.outputNames): Promise<Record<string, CpuTensor>> {
+    if (this.closed) throw new EdgetlError('closed', 'the onnxruntime-web session is already closed');
     const results = await this.runRaw(inputs, outputNames);
     const out: Record<string, CpuTensor> = {};
     for (const name of outputNames) {
@@ -278,7 +303,7 @@ export class WebInferenceSession {
   async runRaw(inputs: Record<string, CpuTensor | ort.Tensor>, outputNames: readonly string[] = this.session.outputNames): Promise<Record<string, ort.Tensor>> {
     const feeds: Record<string, ort.Tensor> = {};
     // The proxy worker takes ownership of input buffers: send copies so callers may reuse theirs.
-    const copy = this.report.proxyWorker;
+    const copy = this.provider.proxyWorker;
     for (const [name, value] of Object.entries(inputs)) {
       feeds[name] = value instanceof ort.Tensor ? value : new ort.Tensor('float32', copy ? value.data.slice() : value.data, value.dims);
     }
@@ -286,7 +311,10 @@ export class WebInferenceSession {
     return results as Record<string, ort.Tensor>;
   }
 
-  async release(): Promise<void> {
+  /** Free the session. Safe to call twice. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
     await this.session.release();
   }
 }

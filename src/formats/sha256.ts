@@ -1,4 +1,8 @@
-/** SHA-256 (FIPS 180-4) in plain JS: synchronous and runtime-neutral, for the head file's weight checksum. */
+/**
+ * SHA-256 for the runtime-neutral code, in one place: `sha256Hex` (FIPS 180-4 in plain JS, synchronous: the head
+ * file's weight checksum) and `sha256HexAsync` (WebCrypto where there is one: model files in the browser). Node code
+ * that hashes files streams them through node:crypto (util/sha256.ts).
+ */
 const K = new Uint32Array([
   0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3,
   0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
@@ -55,4 +59,18 @@ export function sha256Hex(bytes: Uint8Array): string {
     h[7] += hh;
   }
   return Array.from(h, (v) => v.toString(16).padStart(8, '0')).join('');
+}
+
+/**
+ * Lowercase hex sha256 through WebCrypto (browsers in a secure context, Node >= 20); the plain-JS digest where
+ * WebCrypto is missing (a page served over plain http from another host).
+ */
+export async function sha256HexAsync(bytes: ArrayBuffer | Uint8Array): Promise<string> {
+  const view = bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes);
+  const subtle = globalThis.crypto?.subtle;
+  if (!subtle) return sha256Hex(view);
+  const copy = new Uint8Array(view.byteLength);
+  copy.set(view);
+  const digest = await subtle.digest('SHA-256', copy.buffer);
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('');
 }

@@ -10,11 +10,12 @@ import {
   parseHeadFile,
   serializeHeadFile,
 } from '../formats/head-file.js';
+import type { PredictionCore } from '../contract.js';
 import { EdgetlError } from '../util/errors.js';
 import { ADAPTED_BLOCK_BIAS, ADAPTED_BLOCK_WEIGHT, type AdaptedBlockSection } from '../formats/adapted-block.js';
 import { gemmNT } from './dense-math.js';
 import type { LinearParameters } from './linear.js';
-import type { MlpParameters } from './mlp.js';
+import { mlpForward, type MlpParameters } from './mlp.js';
 import { type Normalization, applyNormalization, l2NormalizeInPlace } from './normalization.js';
 import { type PrototypeParameters, prototypeDirections, prototypeSum } from './prototype.js';
 import { softmaxRows } from './softmax.js';
@@ -65,7 +66,7 @@ export interface HeadAdaptation {
 export type RejectionReason = 'outlier' | 'low-confidence';
 
 /** One prediction: the same contract in the library, `predict --json` and the browser API. */
-export interface Prediction {
+export interface Prediction extends PredictionCore {
   /** The best known class, or "unknown" when the photo is unlike the training data (or below a confidence cut). */
   label: string;
   /** The best known class, always (also when `label` is "unknown"). */
@@ -79,6 +80,7 @@ export interface Prediction {
    * less like it). Absent for heads without open-set data (version 1 files).
    */
   outlierScore?: number;
+  /** @deprecated the same as `unknown` (one name per concept); kept while the CLI and the kiosk move over. */
   rejected: boolean;
   /** Set when rejected: "outlier" (outlierScore above the head's threshold) or "low-confidence". */
   reason?: RejectionReason;
@@ -216,21 +218,7 @@ export class Head {
       this.directions ??= prototypeDirections(weights);
       return gemmNT(input, this.directions, rows, dim, classes);
     }
-    let activations = input;
-    let width = dim;
-    weights.layers.forEach((layer, l) => {
-      const z = gemmNT(activations, layer.weight, rows, width, layer.outputs);
-      for (let r = 0; r < rows; r++) for (let c = 0; c < layer.outputs; c++) z[r * layer.outputs + c] += layer.bias[c];
-      if (l < weights.layers.length - 1) {
-        for (let i = 0; i < z.length; i++) {
-          const x = z[i];
-          z[i] = weights.activation === 'relu' ? (x > 0 ? x : 0) : 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x * x * x)));
-        }
-      }
-      activations = z;
-      width = layer.outputs;
-    });
-    return activations;
+    return mlpForward(weights, input, rows);
   }
 
   /** Calibrated class probabilities [rows, classes]. */
@@ -279,6 +267,7 @@ export class Head {
         ...(outlierScore !== undefined ? { outlierScore } : {}),
         rejected: reason !== undefined,
         ...(reason ? { reason } : {}),
+        unknown: reason !== undefined,
         topK: order.map((i) => ({ label: this.labels[i], score: row[i] })),
       });
     }
@@ -356,7 +345,7 @@ export class Head {
 
   private requirePrototype(action: string): PrototypeParameters {
     if (this.weights.type !== 'prototype') {
-      throw new EdgetlError('head-type', `cannot ${action} to a ${this.type} head without retraining; train a prototype head (--head prototype) for that`);
+      throw new EdgetlError('head-type', `cannot ${action} to a ${this.type} head without retraining; train a prototype head (\`type: 'prototype'\`) for that`);
     }
     return this.weights;
   }

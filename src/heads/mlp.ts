@@ -1,4 +1,4 @@
-import type { DenseMath } from './dense-math.js';
+import { gemmNT, type DenseMath } from './dense-math.js';
 import type { LabelledMatrix } from './data.js';
 import { Random } from './random.js';
 import { crossEntropyWithGradient } from './softmax.js';
@@ -54,6 +54,7 @@ export interface NetworkTrainingResult {
 
 const GELU_C = Math.sqrt(2 / Math.PI);
 
+/** The hidden layers' activation (GELU: the tanh approximation, as PyTorch's approximate='tanh'); a new array. */
 function activate(z: Float32Array, kind: Activation): Float32Array {
   const out = new Float32Array(z.length);
   if (kind === 'relu') {
@@ -80,8 +81,8 @@ function activationBackward(gradient: Float32Array, z: Float32Array, kind: Activ
   }
 }
 
-async function denseForward(layer: DenseLayer, input: Float32Array, rows: number, math: DenseMath): Promise<Float32Array> {
-  const out = await math.gemm(input, layer.weight, rows, layer.inputs, layer.outputs, false, true);
+/** Adds each layer output's bias to the rows of `out` [rows, outputs], in place. */
+function addBias(out: Float32Array, layer: DenseLayer, rows: number): Float32Array {
   for (let r = 0; r < rows; r++) {
     const o = r * layer.outputs;
     for (let c = 0; c < layer.outputs; c++) out[o + c] += layer.bias[c];
@@ -89,7 +90,24 @@ async function denseForward(layer: DenseLayer, input: Float32Array, rows: number
   return out;
 }
 
-/** Logits of `rows` (already normalized) embeddings: inference, no dropout. */
+async function denseForward(layer: DenseLayer, input: Float32Array, rows: number, math: DenseMath): Promise<Float32Array> {
+  return addBias(await math.gemm(input, layer.weight, rows, layer.inputs, layer.outputs, false, true), layer, rows);
+}
+
+/**
+ * The MLP's forward pass for prediction (Head.logits): logits of `rows` normalized embeddings, no dropout. The same
+ * layers, bias and activation as training's (mlpLogits, trainNetwork), with the synchronous JS product.
+ */
+export function mlpForward(params: MlpParameters, data: Float32Array, rows: number): Float32Array {
+  let activations = data;
+  params.layers.forEach((layer, l) => {
+    const z = addBias(gemmNT(activations, layer.weight, rows, layer.inputs, layer.outputs), layer, rows);
+    activations = l < params.layers.length - 1 ? activate(z, params.activation) : z;
+  });
+  return activations;
+}
+
+/** Logits of `rows` (already normalized) embeddings during training (held-out loss): mlpForward on `math`. */
 export async function mlpLogits(params: MlpParameters, data: Float32Array, rows: number, math: DenseMath): Promise<Float32Array> {
   let activations = data;
   for (let l = 0; l < params.layers.length; l++) {

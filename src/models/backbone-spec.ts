@@ -207,11 +207,12 @@ function describeSpec(spec: PreprocessSpec): string {
  * @param resolved  the backbone (its `entry` when the catalog knows it, its `path` for the sidecar)
  * @param overrides fields from command-line flags; they win over everything else
  * @param options.inputDims the model's image input dims: give them for unknown models so layout and size are right
+ * @param options.sidecar the sidecar already read by the caller (null: none), so the file is read once
  */
 export function backboneSpecFor(
   resolved: { path: string; entry?: CatalogEntry },
   overrides: Partial<PreprocessSpec> = {},
-  options: { inputDims?: InputDims; readSidecar?: boolean } = {},
+  options: { inputDims?: InputDims; readSidecar?: boolean; sidecar?: Sidecar | null } = {},
 ): BackboneSpec {
   const notes: string[] = [];
   const setBy = new Map<PreprocessField, string>();
@@ -254,7 +255,7 @@ export function backboneSpecFor(
     } else if (options.inputDims) {
       defaultsNote.push(`input dims ${formatDims(options.inputDims)} do not show the layout: assuming NCHW 224x224`);
     }
-    const sidecar = options.readSidecar === false ? undefined : readSidecarFor(resolved.path);
+    const sidecar = options.readSidecar === false ? undefined : options.sidecar !== undefined ? options.sidecar ?? undefined : readSidecarFor(resolved.path);
     const fromSidecar = sidecar ? (Object.keys(sidecar.preprocess) as PreprocessField[]) : [];
     if (sidecar) {
       sidecarFile = sidecar.file;

@@ -115,7 +115,7 @@ class EmbeddingFinder {
     throw new EdgetlError(
       'embedding-not-found',
       `${this.where}: found no final linear classifier (Gemm, MatMul, QLinearMatMul or 1x1 Conv over a 1x1 map) ` +
-        `feeding the outputs (${outputs}), and no output looks like an embedding. Name the tensor with --embedding <tensor>.`,
+        `feeding the outputs (${outputs}), and no output looks like an embedding. Name the tensor with the \`embeddingTensor\` option.`,
       { file: this.options.file },
     );
   }
@@ -271,7 +271,7 @@ class EmbeddingFinder {
         throw new EdgetlError(
           'embedding-quantized',
           `${this.where}: embedding tensor "${tensor}" is ${elementTypeName(elementType)} and no scale/zero-point for it ` +
-            'was found (no QuantizeLinear, DequantizeLinear or QLinear op next to it). Pick a float tensor with --embedding.',
+            'was found (no QuantizeLinear, DequantizeLinear or QLinear op next to it). Pick a float tensor with the `embeddingTensor` option.',
           { file: this.options.file },
         );
       }

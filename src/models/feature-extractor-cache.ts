@@ -6,10 +6,9 @@ import { edgetlCacheDir } from '../util/cache-dir.js';
 import { sha256Bytes } from '../util/sha256.js';
 import { findEmbedding } from './embedding.js';
 import { inspectModel, type ModelFacts } from './inspect.js';
-import { parseOnnxModel } from './onnx-model.js';
-import { inferShapes } from './shapes.js';
+import { parseOnnxModel, type IModelProto } from './onnx-model.js';
+import { inferShapes, type ShapeInferenceResult } from './shapes.js';
 import { SURGERY_VERSION, buildFeatureExtractor, describeSurgery, type FeatureExtractor } from './surgery.js';
-import type { IModelProto } from './onnx-model.js';
 
 export interface PreparedFeatureExtractor {
   /** The extractor ONNX file (output `embedding`, float32 [N, dim]). */
@@ -39,6 +38,8 @@ export interface PrepareOptions {
    * models/last-block-graph.ts). `description` must change whenever the graph `build` makes does: it keys the cache.
    */
   surgery?: CustomSurgery;
+  /** Shape inference to run (default inferShapes), once per call: lets a test count it. */
+  inferShapes?: (model: IModelProto) => ShapeInferenceResult;
 }
 
 export interface CustomSurgery {
@@ -79,7 +80,8 @@ export async function prepareFeatureExtractor(sourcePath: string, options: Prepa
   const sourceSha256 = options.sourceSha256 ?? sha256Bytes(bytes);
   const model = parseOnnxModel(bytes, source);
   const surgery = options.surgery;
-  const embedding = surgery ? undefined : findEmbedding(model, { embeddingTensor: options.embeddingTensor, file: source, shapes: inferShapes(model) });
+  const shapes = (options.inferShapes ?? inferShapes)(model);
+  const embedding = surgery ? undefined : findEmbedding(model, { embeddingTensor: options.embeddingTensor, file: source, shapes });
   const description = surgery ? surgery.description : describeSurgery(embedding!);
   const fingerprint = fingerprintOf(sourceSha256, description);
 
@@ -95,7 +97,7 @@ export async function prepareFeatureExtractor(sourcePath: string, options: Prepa
     return { path, fingerprint, sha256: cached.sha256, sourceSha256, facts: cached.facts, dim: cached.dim, reused: true };
   }
 
-  const facts = inspectModel(model, { embeddingTensor: options.embeddingTensor, file: source });
+  const facts = inspectModel(model, { embeddingTensor: options.embeddingTensor, file: source, shapes });
   const extractor = surgery ? surgery.build(model) : buildFeatureExtractor(model, embedding!);
   const sha256 = sha256Bytes(extractor.bytes);
   try {

@@ -74,6 +74,7 @@ function outerReads(graph: IGraphProto): string[] {
   return reads;
 }
 
+/** A node as a message names it: its op type and name, or the tensor it makes. */
 export function nodeLabel(node: INodeProto): string {
   return node.name ? `${node.opType} "${node.name}"` : `${node.opType} -> ${(node.output ?? [])[0] ?? '?'}`;
 }

@@ -9,7 +9,7 @@ import {
   type IModelProto,
   type INodeProto,
 } from './onnx-model.js';
-import { declaredTensorInfo, inferShapes, staticSize, type Dim, type ShapeInferenceResult } from './shapes.js';
+import { declaredTensorInfo, inferShapes, isUnknownDim, staticSize, type Dim, type ShapeInferenceResult } from './shapes.js';
 
 export interface TensorFacts {
   name: string;
@@ -57,6 +57,8 @@ export interface InspectOptions {
   embeddingTensor?: string;
   /** File name for error messages. */
   file?: string;
+  /** `inferShapes(model)` when the caller already ran it (no options), so the graph is inferred once. */
+  shapes?: ShapeInferenceResult;
 }
 
 const QOPERATOR_OPS = new Set([
@@ -78,11 +80,11 @@ export function inspectModel(input: IModelProto | Uint8Array, options: InspectOp
   const graph = model.graph;
   if (!graph) throw new EdgetlError('onnx-parse', `${options.file ?? 'model'}: no graph`, { file: options.file });
   const index = new GraphIndex(graph);
-  const shapes = inferShapes(model);
+  const shapes = options.shapes ?? inferShapes(model);
 
   const tensorFacts = (name: string, declaredDims?: Dim[], declaredType?: number): TensorFacts => {
     const inferred = shapes.tensors.get(name);
-    const dims = (inferred?.dims ?? declaredDims ?? []).map((d) => (typeof d === 'string' && d.startsWith('unk__') ? '?' : d));
+    const dims = (inferred?.dims ?? declaredDims ?? []).map((d) => (isUnknownDim(d) ? '?' : d));
     return { name, elementType: elementTypeName(inferred?.elementType || declaredType || 0), dims };
   };
   const imageInputs = (graph.input ?? []).filter((i) => i.name && !index.initializers.has(i.name));
@@ -120,7 +122,7 @@ export function inspectModel(input: IModelProto | Uint8Array, options: InspectOp
     parameterCount: (graph.initializer ?? []).reduce((sum, t) => sum + tensorElementCount(t), 0),
     quantization: quantizationStyle(opCounts),
     batch: batchOf(index, shapes),
-    macsPerImage: macsPerImage(model, index),
+    macsPerImage: macsPerImage(model, index, shapes),
     opCounts,
     nodeCount: (graph.node ?? []).length,
     unsupportedOps: [...shapes.unsupportedOps].sort(),
@@ -151,53 +153,65 @@ function batchOf(index: GraphIndex, shapes: ShapeInferenceResult): ModelFacts['b
   return 'dynamic';
 }
 
-/** MACs for one image: shapes inferred with the (symbolic) batch set to 1, totals divided by a fixed batch. */
-function macsPerImage(model: IModelProto, index: GraphIndex): number | null {
+/**
+ * MACs for one image. A symbolic batch is read as 1 in the shapes already inferred; where that leaves a size unknown
+ * (say, a Squeeze without axes), shapes are inferred again with batch 1. Totals are divided by a fixed batch.
+ */
+function macsPerImage(model: IModelProto, index: GraphIndex, shapes: ShapeInferenceResult): number | null {
   const inputDims: Record<string, Dim[]> = {};
+  const batchSymbols = new Set<string>();
   let batch = 1;
   for (const name of index.graphInputs) {
-    const vi = (model.graph?.input ?? []).find((i) => i.name === name);
-    const dims = vi ? declaredTensorInfo(vi)?.dims : undefined;
+    const dims = shapes.tensors.get(name)?.dims;
     if (!dims || dims.length === 0) continue;
     if (typeof dims[0] === 'number') batch = Math.max(batch, dims[0]);
-    else inputDims[name] = [1, ...dims.slice(1)];
+    else {
+      batchSymbols.add(dims[0]);
+      inputDims[name] = [1, ...dims.slice(1)];
+    }
   }
-  const shapes = inferShapes(model, { inputDims });
+  const total = macsOf(model, shapes, batchSymbols) ?? (batchSymbols.size > 0 ? macsOf(model, inferShapes(model, { inputDims }), new Set()) : null);
+  return total === null ? null : total / batch;
+}
+
+/** Sum of the MACs of every Conv/Gemm/MatMul; null when one of their sizes is unknown. */
+function macsOf(model: IModelProto, shapes: ShapeInferenceResult, batchSymbols: ReadonlySet<string>): number | null {
   const dims = (name: string | undefined) => (name ? shapes.tensors.get(name)?.dims : undefined);
+  const size = (d: Dim[] | undefined) => staticSize(d, batchSymbols);
   let total = 0;
   for (const node of model.graph?.node ?? []) {
     const inputs = node.input ?? [];
-    const out = staticSize(dims((node.output ?? [])[0]));
+    const out = size(dims((node.output ?? [])[0]));
     let macs: number | undefined;
     switch (opKey(node)) {
       case 'Conv': case 'ConvInteger': case 'com.microsoft:FusedConv': {
-        const w = staticSize(dims(inputs[1])?.slice(1));
+        const w = size(dims(inputs[1])?.slice(1));
         macs = out !== undefined && w !== undefined ? out * w : undefined;
         break;
       }
       case 'QLinearConv': {
-        const w = staticSize(dims(inputs[3])?.slice(1));
+        const w = size(dims(inputs[3])?.slice(1));
         macs = out !== undefined && w !== undefined ? out * w : undefined;
         break;
       }
       case 'ConvTranspose': {
-        const x = staticSize(dims(inputs[0]));
-        const w = staticSize(dims(inputs[1])?.slice(1));
+        const x = size(dims(inputs[0]));
+        const w = size(dims(inputs[1])?.slice(1));
         macs = x !== undefined && w !== undefined ? x * w : undefined;
         break;
       }
       case 'Gemm': case 'com.microsoft:FusedGemm': case 'com.microsoft:QGemm': {
         const a = dims(inputs[0]);
         const transA = (node.attribute ?? []).find((x) => x.name === 'transA');
-        const k = a && a.length === 2 ? a[transA && toNumber(transA.i) ? 0 : 1] : undefined;
-        macs = out !== undefined && typeof k === 'number' ? out * k : undefined;
+        const k = a && a.length === 2 ? size([a[transA && toNumber(transA.i) ? 0 : 1]]) : undefined;
+        macs = out !== undefined && k !== undefined ? out * k : undefined;
         break;
       }
       case 'MatMul': case 'MatMulInteger': case 'QLinearMatMul': case 'com.microsoft:FusedMatMul':
       case 'com.microsoft:MatMulIntegerToFloat': case 'com.microsoft:DynamicQuantizeMatMul': {
         const a = dims(inputs[0]);
-        const k = a && a.length > 0 ? a[a.length - 1] : undefined;
-        macs = out !== undefined && typeof k === 'number' ? out * k : undefined;
+        const k = a && a.length > 0 ? size([a[a.length - 1]]) : undefined;
+        macs = out !== undefined && k !== undefined ? out * k : undefined;
         break;
       }
       default:
@@ -206,5 +220,5 @@ function macsPerImage(model: IModelProto, index: GraphIndex): number | null {
     if (macs === undefined) return null;
     total += macs;
   }
-  return total / batch;
+  return total;
 }

@@ -140,12 +140,6 @@ export function toNumber(value: number | Long | null | undefined): number {
   return typeof value === 'number' ? value : value.toNumber();
 }
 
-/** The opset version of the default ONNX domain (`ai.onnx`, spelled '' or 'ai.onnx'). */
-export function defaultOpsetVersion(model: IModelProto): number {
-  const entry = (model.opsetImport ?? []).find((o) => !o.domain || o.domain === 'ai.onnx');
-  return entry ? toNumber(entry.version) : 0;
-}
-
 /** Opset version of `domain` ('' = ai.onnx), or 0 when the model does not import it. */
 export function opsetVersion(model: IModelProto, domain: string): number {
   const wanted = domain === 'ai.onnx' ? '' : domain;

@@ -6,6 +6,7 @@ import {
   opsetVersion,
   readFloatTensor,
   readIntegerTensor,
+  stringAttribute,
   tensorAttribute,
   tensorDims,
   toNumber,
@@ -15,6 +16,7 @@ import {
   type ITensorProto,
   type IValueInfoProto,
 } from './onnx-model.js';
+import { EdgetlError, describeError } from '../util/errors.js';
 
 /**
  * Static shape and type inference over an ONNX graph, enough for the vision backbones edgetl meets: MACs need the
@@ -37,7 +39,10 @@ export interface ShapeInferenceResult {
   tensors: Map<string, TensorInfo>;
   /** Values of small integer tensors (shape arithmetic), symbols allowed. */
   values: Map<string, Dim[]>;
-  /** Op types (domain:op) the inference has no rule for; their outputs fall back to declared value_info. */
+  /**
+   * Op types (domain:op) the inference has no rule for: their outputs are unknown (dims undefined) unless the graph
+   * declares them in value_info.
+   */
   unsupportedOps: Set<string>;
 }
 
@@ -101,23 +106,48 @@ function addDims(a: Dim, b: Dim): Dim | undefined {
   return undefined;
 }
 
-/** Number of elements when all dims are numbers. */
-export function staticSize(dims: readonly Dim[] | undefined): number | undefined {
+/**
+ * Number of elements when all dims are numbers, or symbols (alone or in products such as `batch*7`) that `ones`
+ * binds to 1 (e.g. the batch, for a per-image count).
+ */
+export function staticSize(dims: readonly Dim[] | undefined, ones?: ReadonlySet<string>): number | undefined {
   if (!dims) return undefined;
   let n = 1;
   for (const d of dims) {
-    if (typeof d !== 'number') return undefined;
-    n *= d;
+    if (typeof d === 'number') {
+      n *= d;
+      continue;
+    }
+    const m = monomialOf(d);
+    if (!ones || !m.symbols.every((symbol) => ones.has(symbol))) return undefined;
+    n *= m.coefficient;
   }
   return n;
 }
 
+// ---------------------------------------------------------------- unknown dims
+
+const UNKNOWN_PREFIX = 'unk__';
+
+/** Whether a dim is a symbol the inference made up for something it cannot know (never equal to another). */
+export function isUnknownDim(dim: Dim): boolean {
+  return typeof dim === 'string' && dim.startsWith(UNKNOWN_PREFIX);
+}
+
+/** Fresh symbols for unknown dims, numbered per inference (no state shared between inferences). */
+export class UnknownDims {
+  private count = 0;
+
+  next(hint?: string): string {
+    this.count++;
+    return hint === undefined ? `${UNKNOWN_PREFIX}${this.count}` : `${UNKNOWN_PREFIX}${hint}_${this.count}`;
+  }
+}
+
 // ---------------------------------------------------------------- declared shapes
 
-let anonymousCounter = 0;
-
-/** Declared type of a value_info; unnamed unknown dims get a unique symbol so they never match each other. */
-export function declaredTensorInfo(info: IValueInfoProto): TensorInfo | undefined {
+/** Declared type of a value_info; unnamed unknown dims get a fresh symbol so they never match each other. */
+export function declaredTensorInfo(info: IValueInfoProto, unknown = new UnknownDims()): TensorInfo | undefined {
   const tensorType = info.type?.tensorType;
   if (!tensorType) return undefined;
   const elementType = tensorType.elemType ?? 0;
@@ -128,29 +158,29 @@ export function declaredTensorInfo(info: IValueInfoProto): TensorInfo | undefine
     if (d.dimValue !== null && d.dimValue !== undefined && Object.prototype.hasOwnProperty.call(d, 'dimValue')) {
       return toNumber(d.dimValue);
     }
-    anonymousCounter++;
-    return `unk__${info.name ?? ''}_${anonymousCounter}`;
+    return unknown.next(info.name ?? '');
   });
   return { elementType, dims };
 }
 
-// ---------------------------------------------------------------- the inference
+// ---------------------------------------------------------------- the inference state
 
+/** What is known so far about the graph's tensors; the rules read it and write their outputs into it. */
 class Inference {
   readonly tensors = new Map<string, TensorInfo>();
   readonly values = new Map<string, Dim[]>();
   readonly unsupportedOps = new Set<string>();
   /** Small float constants (Resize scales). */
   readonly floatValues = new Map<string, number[]>();
-  private readonly opset: number;
+  readonly unknown = new UnknownDims();
+  readonly opset: number;
 
-  constructor(readonly model: IModelProto) {
+  constructor(model: IModelProto) {
     this.opset = opsetVersion(model, '');
   }
 
   info(name: string | undefined | null): TensorInfo | undefined {
-    if (!name) return undefined;
-    return this.tensors.get(name);
+    return name ? this.tensors.get(name) : undefined;
   }
 
   dims(name: string | undefined | null): Dim[] | undefined {
@@ -158,8 +188,7 @@ class Inference {
   }
 
   value(name: string | undefined | null): Dim[] | undefined {
-    if (!name) return undefined;
-    return this.values.get(name);
+    return name ? this.values.get(name) : undefined;
   }
 
   /** A value made only of numbers (for axes, pads, perms...). */
@@ -190,624 +219,590 @@ class Inference {
     }
     this.set(name, { elementType, dims }, value);
   }
-
-  run(graph: IGraphProto, options: ShapeInferenceOptions): void {
-    for (const init of graph.initializer ?? []) if (init.name) this.addConstant(init.name, init);
-    for (const input of graph.input ?? []) {
-      if (!input.name || this.tensors.has(input.name)) continue; // IR < 4: initializers are listed as inputs too
-      const declared = declaredTensorInfo(input) ?? { elementType: 0 };
-      const override = options.inputDims?.[input.name];
-      this.set(input.name, override ? { ...declared, dims: [...override] } : declared);
-    }
-    const declared = new Map<string, TensorInfo>();
-    for (const vi of [...(graph.valueInfo ?? []), ...(graph.output ?? [])]) {
-      const info = vi.name ? declaredTensorInfo(vi) : undefined;
-      if (info && vi.name) declared.set(vi.name, info);
-    }
-    for (const node of graph.node ?? []) {
-      let handled = false;
-      try {
-        handled = this.inferNode(node);
-      } catch {
-        handled = false;
-      }
-      if (!handled) this.unsupportedOps.add(`${node.domain || 'ai.onnx'}:${node.opType}`);
-      for (const output of node.output ?? []) {
-        if (!output) continue;
-        const current = this.tensors.get(output);
-        const fallback = declared.get(output);
-        if (fallback && (!current || !current.dims || !current.elementType)) {
-          this.tensors.set(output, {
-            elementType: current?.elementType || fallback.elementType,
-            dims: current?.dims ?? fallback.dims,
-          });
-        }
-      }
-    }
-  }
-
-  /** Returns false when the op has no rule (outputs stay unknown). */
-  private inferNode(node: INodeProto): boolean {
-    const op = node.opType ?? '';
-    const domain = node.domain && node.domain !== 'ai.onnx' ? node.domain : '';
-    const inputs = node.input ?? [];
-    const outputs = node.output ?? [];
-    const first = this.info(inputs[0]);
-    const sameAsFirst = (elementType = first?.elementType ?? 0): boolean => {
-      this.set(outputs[0], { elementType, dims: first?.dims ? [...first.dims] : undefined });
-      return true;
-    };
-
-    if (domain === 'com.microsoft') return this.inferMicrosoft(node, op, inputs, outputs);
-    if (domain !== '') return false;
-
-    switch (op) {
-      case 'Relu': case 'LeakyRelu': case 'PRelu': case 'Elu': case 'Selu': case 'Sigmoid': case 'HardSigmoid':
-      case 'HardSwish': case 'Tanh': case 'Softmax': case 'LogSoftmax': case 'Hardmax': case 'Softplus': case 'Softsign':
-      case 'Exp': case 'Log': case 'Sqrt': case 'Neg': case 'Abs': case 'Erf': case 'Reciprocal': case 'Floor':
-      case 'Ceil': case 'Round': case 'Sign': case 'Clip': case 'Mish': case 'Gelu': case 'ThresholdedRelu':
-      case 'Celu': case 'LRN': case 'InstanceNormalization': case 'LayerNormalization': case 'MeanVarianceNormalization':
-      case 'BatchNormalization': case 'Dropout': case 'Sin': case 'Cos': case 'Shrink':
-        if (op === 'Dropout' && outputs[1]) this.set(outputs[1], { elementType: ElementType.BOOL, dims: first?.dims });
-        return sameAsFirst();
-      case 'Identity': {
-        this.set(outputs[0], { elementType: first?.elementType ?? 0, dims: first?.dims }, this.value(inputs[0]));
-        return true;
-      }
-      case 'Not':
-        return sameAsFirst(ElementType.BOOL);
-      case 'Cast': {
-        const to = intAttribute(node, 'to') ?? 0;
-        this.set(outputs[0], { elementType: to, dims: first?.dims }, this.value(inputs[0]));
-        return true;
-      }
-      case 'Add': case 'Sub': case 'Mul': case 'Div': case 'Pow': case 'Mod': case 'Sum': case 'Max': case 'Min':
-      case 'Mean': case 'And': case 'Or': case 'Xor': case 'Equal': case 'Less': case 'Greater': case 'LessOrEqual':
-      case 'GreaterOrEqual': case 'BitShift': {
-        const dims = broadcast(inputs.map((i) => this.dims(i)));
-        const comparison = ['Equal', 'Less', 'Greater', 'LessOrEqual', 'GreaterOrEqual', 'And', 'Or', 'Xor'].includes(op);
-        const elementType = comparison ? ElementType.BOOL : first?.elementType ?? 0;
-        this.set(outputs[0], { elementType, dims }, this.elementwiseValue(op, inputs));
-        return true;
-      }
-      case 'Where': {
-        const dims = broadcast(inputs.map((i) => this.dims(i)));
-        this.set(outputs[0], { elementType: this.info(inputs[1])?.elementType ?? 0, dims });
-        return true;
-      }
-      case 'Conv': case 'ConvInteger': case 'QLinearConv': {
-        const weight = op === 'QLinearConv' ? inputs[3] : inputs[1];
-        const dims = this.convOutput(node, this.dims(inputs[0]), this.dims(weight));
-        const elementType = op === 'ConvInteger' ? ElementType.INT32
-          : op === 'QLinearConv' ? this.info(inputs[7])?.elementType || first?.elementType || 0
-          : first?.elementType ?? 0;
-        this.set(outputs[0], { elementType, dims });
-        return true;
-      }
-      case 'ConvTranspose': {
-        this.set(outputs[0], { elementType: first?.elementType ?? 0, dims: this.convTransposeOutput(node, this.dims(inputs[0]), this.dims(inputs[1])) });
-        return true;
-      }
-      case 'MaxPool': case 'AveragePool': case 'LpPool': {
-        const dims = this.poolOutput(node, this.dims(inputs[0]));
-        this.set(outputs[0], { elementType: first?.elementType ?? 0, dims });
-        if (outputs[1]) this.set(outputs[1], { elementType: ElementType.INT64, dims });
-        return true;
-      }
-      case 'GlobalAveragePool': case 'GlobalMaxPool': case 'GlobalLpPool': {
-        const d = first?.dims;
-        this.set(outputs[0], { elementType: first?.elementType ?? 0, dims: d ? [d[0], d[1], ...d.slice(2).map(() => 1)] : undefined });
-        return true;
-      }
-      case 'Gemm': {
-        const a = this.dims(inputs[0]);
-        const b = this.dims(inputs[1]);
-        const transA = intAttribute(node, 'transA') ?? 0;
-        const transB = intAttribute(node, 'transB') ?? 0;
-        const dims = a && b && a.length === 2 && b.length === 2 ? [transA ? a[1] : a[0], transB ? b[0] : b[1]] : undefined;
-        this.set(outputs[0], { elementType: first?.elementType ?? 0, dims });
-        return true;
-      }
-      case 'MatMul': case 'MatMulInteger': case 'QLinearMatMul': {
-        const b = op === 'QLinearMatMul' ? inputs[3] : inputs[1];
-        const dims = matmulOutput(this.dims(inputs[0]), this.dims(b));
-        const elementType = op === 'MatMulInteger' ? ElementType.INT32
-          : op === 'QLinearMatMul' ? this.info(inputs[7])?.elementType || first?.elementType || 0
-          : first?.elementType ?? 0;
-        this.set(outputs[0], { elementType, dims });
-        return true;
-      }
-      case 'QuantizeLinear': {
-        const elementType = this.info(inputs[2])?.elementType || ElementType.UINT8;
-        return sameAsFirst(elementType);
-      }
-      case 'DequantizeLinear':
-        return sameAsFirst(this.info(inputs[1])?.elementType || ElementType.FLOAT);
-      case 'DynamicQuantizeLinear': {
-        sameAsFirst(ElementType.UINT8);
-        this.set(outputs[1], { elementType: ElementType.FLOAT, dims: [] });
-        this.set(outputs[2], { elementType: ElementType.UINT8, dims: [] });
-        return true;
-      }
-      case 'Flatten': {
-        const d = first?.dims;
-        let dims: Dim[] | undefined;
-        if (d) {
-          let axis = intAttribute(node, 'axis') ?? 1;
-          if (axis < 0) axis += d.length;
-          dims = [multiplyDims(d.slice(0, axis)), multiplyDims(d.slice(axis))];
-        }
-        this.set(outputs[0], { elementType: first?.elementType ?? 0, dims });
-        return true;
-      }
-      case 'Reshape': {
-        const shape = this.value(inputs[1]);
-        const allowZero = (intAttribute(node, 'allowzero') ?? 0) === 1;
-        const dims = shape ? reshapeOutput(first?.dims, shape, allowZero) : undefined;
-        this.set(outputs[0], { elementType: first?.elementType ?? 0, dims }, this.value(inputs[0]));
-        return true;
-      }
-      case 'Transpose': {
-        const d = first?.dims;
-        const perm = intsAttribute(node, 'perm') ?? (d ? d.map((_, i) => d.length - 1 - i) : undefined);
-        this.set(outputs[0], { elementType: first?.elementType ?? 0, dims: d && perm ? perm.map((p) => d[p]) : undefined });
-        return true;
-      }
-      case 'Concat': {
-        const all = inputs.map((i) => this.dims(i));
-        let dims: Dim[] | undefined;
-        const known = all.filter((d): d is Dim[] => d !== undefined);
-        if (known.length === all.length && known.length > 0) {
-          const rank = known[0].length;
-          let axis = intAttribute(node, 'axis') ?? 0;
-          if (axis < 0) axis += rank;
-          dims = [...known[0]];
-          let total: Dim | undefined = 0;
-          for (const d of known) total = total === undefined ? undefined : addDims(total, d[axis]);
-          dims[axis] = total ?? `concat(${known.map((d) => d[axis]).join('+')})`;
-        }
-        const values = inputs.map((i) => this.value(i));
-        const value = values.every((v) => v !== undefined) ? values.flatMap((v) => v as Dim[]) : undefined;
-        this.set(outputs[0], { elementType: first?.elementType ?? 0, dims }, value);
-        return true;
-      }
-      case 'Split':
-        return this.inferSplit(node, inputs, outputs);
-      case 'Squeeze': {
-        const d = first?.dims;
-        const axes = this.opset >= 13 && inputs[1] ? this.numericValue(inputs[1]) : intsAttribute(node, 'axes');
-        let dims: Dim[] | undefined;
-        if (d) {
-          if (axes) {
-            const normalized = axes.map((a) => (a < 0 ? a + d.length : a));
-            dims = d.filter((_, i) => !normalized.includes(i));
-          } else if ((this.opset < 13 || !inputs[1]) && d.every((x) => typeof x === 'number')) {
-            dims = d.filter((x) => x !== 1);
-          }
-        }
-        this.set(outputs[0], { elementType: first?.elementType ?? 0, dims }, this.value(inputs[0]));
-        return true;
-      }
-      case 'Unsqueeze': {
-        const d = first?.dims;
-        const axes = this.opset >= 13 && inputs[1] ? this.numericValue(inputs[1]) : intsAttribute(node, 'axes');
-        let dims: Dim[] | undefined;
-        if (d && axes) {
-          const rank = d.length + axes.length;
-          const normalized = axes.map((a) => (a < 0 ? a + rank : a));
-          dims = [];
-          let source = 0;
-          for (let i = 0; i < rank; i++) dims.push(normalized.includes(i) ? 1 : d[source++]);
-        }
-        this.set(outputs[0], { elementType: first?.elementType ?? 0, dims }, this.value(inputs[0]));
-        return true;
-      }
-      case 'ReduceMean': case 'ReduceSum': case 'ReduceMax': case 'ReduceMin': case 'ReduceProd': case 'ReduceL1':
-      case 'ReduceL2': case 'ReduceLogSum': case 'ReduceLogSumExp': case 'ReduceSumSquare': case 'ArgMax': case 'ArgMin': {
-        const d = first?.dims;
-        const axesFromInput = (op === 'ReduceSum' && this.opset >= 13) || this.opset >= 18;
-        let axes: number[] | undefined = op === 'ArgMax' || op === 'ArgMin'
-          ? [intAttribute(node, 'axis') ?? 0]
-          : axesFromInput ? (inputs[1] ? this.numericValue(inputs[1]) : []) : intsAttribute(node, 'axes') ?? [];
-        const keepDims = (intAttribute(node, 'keepdims') ?? 1) === 1;
-        let dims: Dim[] | undefined;
-        if (d && axes) {
-          if (axes.length === 0) axes = (intAttribute(node, 'noop_with_empty_axes') ?? 0) === 1 ? [] : d.map((_, i) => i);
-          const normalized = axes.map((a) => (a < 0 ? a + d.length : a));
-          dims = keepDims ? d.map((x, i) => (normalized.includes(i) ? 1 : x)) : d.filter((_, i) => !normalized.includes(i));
-        }
-        const elementType = op === 'ArgMax' || op === 'ArgMin' ? ElementType.INT64 : first?.elementType ?? 0;
-        this.set(outputs[0], { elementType, dims });
-        return true;
-      }
-      case 'Shape': {
-        const d = first?.dims;
-        let value: Dim[] | undefined;
-        if (d) {
-          const rank = d.length;
-          const clamp = (x: number) => Math.min(Math.max(x < 0 ? x + rank : x, 0), rank);
-          const start = clamp(intAttribute(node, 'start') ?? 0);
-          const endAttr = attribute(node, 'end');
-          const end = endAttr ? clamp(toNumber(endAttr.i)) : rank;
-          value = d.slice(start, end);
-        }
-        this.set(outputs[0], { elementType: ElementType.INT64, dims: value ? [value.length] : [undefinedDim()] }, value);
-        return true;
-      }
-      case 'Size': {
-        const d = first?.dims;
-        this.set(outputs[0], { elementType: ElementType.INT64, dims: [] }, d ? [multiplyDims(d)] : undefined);
-        return true;
-      }
-      case 'Gather':
-        return this.inferGather(node, inputs, outputs);
-      case 'Slice':
-        return this.inferSlice(node, inputs, outputs);
-      case 'Constant': {
-        const t = tensorAttribute(node, 'value');
-        if (t) {
-          this.addConstant(outputs[0], t);
-          return true;
-        }
-        const ints = intsAttribute(node, 'value_ints');
-        if (ints) {
-          this.set(outputs[0], { elementType: ElementType.INT64, dims: [ints.length] }, ints);
-          return true;
-        }
-        const int = attribute(node, 'value_int');
-        if (int) {
-          this.set(outputs[0], { elementType: ElementType.INT64, dims: [] }, [toNumber(int.i)]);
-          return true;
-        }
-        const float = attribute(node, 'value_float');
-        if (float) {
-          this.set(outputs[0], { elementType: ElementType.FLOAT, dims: [] });
-          return true;
-        }
-        const floats = attribute(node, 'value_floats');
-        if (floats) {
-          this.set(outputs[0], { elementType: ElementType.FLOAT, dims: [floats.floats?.length ?? 0] });
-          return true;
-        }
-        return false;
-      }
-      case 'ConstantOfShape': {
-        const shape = this.value(inputs[0]);
-        const t = tensorAttribute(node, 'value');
-        this.set(outputs[0], { elementType: t?.dataType ?? ElementType.FLOAT, dims: shape ? [...shape] : undefined });
-        return true;
-      }
-      case 'Expand': {
-        const shape = this.value(inputs[1]);
-        this.set(outputs[0], { elementType: first?.elementType ?? 0, dims: shape ? broadcast([first?.dims, shape]) : undefined });
-        return true;
-      }
-      case 'Tile': {
-        const repeats = this.value(inputs[1]);
-        const d = first?.dims;
-        this.set(outputs[0], { elementType: first?.elementType ?? 0, dims: d && repeats ? d.map((x, i) => multiplyDims([x, repeats[i]])) : undefined });
-        return true;
-      }
-      case 'Pad': {
-        const d = first?.dims;
-        const pads = this.opset >= 11 ? this.numericValue(inputs[1]) : intsAttribute(node, 'pads');
-        let dims: Dim[] | undefined;
-        if (d && pads && pads.length === d.length * 2) {
-          dims = d.map((x, i) => (typeof x === 'number' ? x + pads[i] + pads[i + d.length] : pads[i] + pads[i + d.length] === 0 ? x : undefinedDim()));
-        }
-        this.set(outputs[0], { elementType: first?.elementType ?? 0, dims });
-        return true;
-      }
-      case 'Resize': case 'Upsample': {
-        const d = first?.dims;
-        let dims: Dim[] | undefined;
-        const sizes = op === 'Resize' && inputs[3] ? this.value(inputs[3]) : undefined;
-        const scalesName = op === 'Resize' ? (this.opset >= 11 ? inputs[2] : inputs[1]) : inputs[1];
-        const scales = attribute(node, 'scales')?.floats ?? this.floatValues.get(scalesName ?? '');
-        if (sizes && sizes.length > 0) dims = [...sizes];
-        else if (d && scales && scales.length === d.length) {
-          dims = d.map((x, i) => (typeof x === 'number' ? Math.floor(x * scales[i]) : scales[i] === 1 ? x : undefinedDim()));
-        } else if (d) dims = d.map(() => undefinedDim());
-        this.set(outputs[0], { elementType: first?.elementType ?? 0, dims });
-        return true;
-      }
-      case 'Range': {
-        this.set(outputs[0], { elementType: first?.elementType ?? 0, dims: [undefinedDim()] });
-        return true;
-      }
-      case 'TopK': {
-        const d = first?.dims;
-        const k = this.numericValue(inputs[1]);
-        let axis = intAttribute(node, 'axis') ?? -1;
-        let dims: Dim[] | undefined;
-        if (d) {
-          if (axis < 0) axis += d.length;
-          dims = [...d];
-          dims[axis] = k ? k[0] : undefinedDim();
-        }
-        this.set(outputs[0], { elementType: first?.elementType ?? 0, dims });
-        this.set(outputs[1], { elementType: ElementType.INT64, dims });
-        return true;
-      }
-      case 'DepthToSpace': case 'SpaceToDepth': {
-        const d = first?.dims;
-        const b = intAttribute(node, 'blocksize') ?? 1;
-        let dims: Dim[] | undefined;
-        if (d && d.length === 4) {
-          dims = op === 'DepthToSpace'
-            ? [d[0], divideDims(d[1], b * b) ?? undefinedDim(), multiplyDims([d[2], b]), multiplyDims([d[3], b])]
-            : [d[0], multiplyDims([d[1], b * b]), divideDims(d[2], b) ?? undefinedDim(), divideDims(d[3], b) ?? undefinedDim()];
-        }
-        this.set(outputs[0], { elementType: first?.elementType ?? 0, dims });
-        return true;
-      }
-      default:
-        return false;
-    }
-  }
-
-  private inferMicrosoft(node: INodeProto, op: string, inputs: string[], outputs: string[]): boolean {
-    const first = this.info(inputs[0]);
-    switch (op) {
-      case 'QLinearAdd': case 'QLinearMul': {
-        const dims = broadcast([this.dims(inputs[0]), this.dims(inputs[3])]);
-        this.set(outputs[0], { elementType: first?.elementType ?? 0, dims });
-        return true;
-      }
-      case 'QLinearSigmoid': case 'QLinearLeakyRelu': case 'QLinearSoftmax': case 'Gelu': case 'FastGelu': case 'BiasGelu':
-      case 'QuickGelu':
-        this.set(outputs[0], { elementType: first?.elementType ?? 0, dims: first?.dims });
-        return true;
-      case 'QLinearGlobalAveragePool': {
-        const d = first?.dims;
-        const channelsLast = (intAttribute(node, 'channels_last') ?? 0) === 1;
-        let dims: Dim[] | undefined;
-        if (d) {
-          dims = channelsLast
-            ? [d[0], ...d.slice(1, -1).map(() => 1), d[d.length - 1]]
-            : [d[0], d[1], ...d.slice(2).map(() => 1)];
-        }
-        this.set(outputs[0], { elementType: first?.elementType ?? 0, dims });
-        return true;
-      }
-      case 'QLinearAveragePool': {
-        const channelsLast = (intAttribute(node, 'channels_last') ?? 0) === 1;
-        const d = first?.dims;
-        let dims: Dim[] | undefined;
-        if (d && channelsLast) {
-          const nchw = [d[0], d[d.length - 1], ...d.slice(1, -1)];
-          const out = this.poolOutput(node, nchw);
-          dims = out ? [out[0], ...out.slice(2), out[1]] : undefined;
-        } else {
-          dims = this.poolOutput(node, d);
-        }
-        this.set(outputs[0], { elementType: first?.elementType ?? 0, dims });
-        return true;
-      }
-      case 'QLinearConcat': {
-        const tensors: string[] = [];
-        for (let i = 2; i < inputs.length; i += 3) tensors.push(inputs[i]);
-        const all = tensors.map((t) => this.dims(t));
-        const firstInfo = this.info(tensors[0]);
-        let dims: Dim[] | undefined;
-        if (all.every((d) => d !== undefined) && all.length > 0) {
-          const known = all as Dim[][];
-          let axis = intAttribute(node, 'axis') ?? 0;
-          if (axis < 0) axis += known[0].length;
-          dims = [...known[0]];
-          let total: Dim | undefined = 0;
-          for (const d of known) total = total === undefined ? undefined : addDims(total, d[axis]);
-          dims[axis] = total ?? undefinedDim();
-        }
-        this.set(outputs[0], { elementType: firstInfo?.elementType ?? 0, dims });
-        return true;
-      }
-      case 'FusedConv':
-        this.set(outputs[0], { elementType: first?.elementType ?? 0, dims: this.convOutput(node, this.dims(inputs[0]), this.dims(inputs[1])) });
-        return true;
-      case 'FusedGemm': case 'QGemm': {
-        const a = this.dims(inputs[0]);
-        const b = this.dims(op === 'QGemm' ? inputs[3] : inputs[1]);
-        const transA = intAttribute(node, 'transA') ?? 0;
-        const transB = intAttribute(node, 'transB') ?? 0;
-        const dims = a && b && a.length === 2 && b.length === 2 ? [transA ? a[1] : a[0], transB ? b[0] : b[1]] : undefined;
-        const elementType = op === 'QGemm' && inputs[8] ? this.info(inputs[8])?.elementType ?? 0 : op === 'QGemm' ? ElementType.FLOAT : first?.elementType ?? 0;
-        this.set(outputs[0], { elementType, dims });
-        return true;
-      }
-      case 'FusedMatMul': case 'MatMulIntegerToFloat': case 'DynamicQuantizeMatMul': {
-        const elementType = op === 'FusedMatMul' ? first?.elementType ?? 0 : ElementType.FLOAT;
-        this.set(outputs[0], { elementType, dims: matmulOutput(this.dims(inputs[0]), this.dims(inputs[1])) });
-        return true;
-      }
-      default:
-        return false;
-    }
-  }
-
-  private inferSplit(node: INodeProto, inputs: string[], outputs: string[]): boolean {
-    const first = this.info(inputs[0]);
-    const d = first?.dims;
-    let axis = intAttribute(node, 'axis') ?? 0;
-    let sizes: Dim[] | undefined = this.opset >= 13 && inputs[1] ? this.numericValue(inputs[1]) : intsAttribute(node, 'split');
-    if (d) {
-      if (axis < 0) axis += d.length;
-      if (!sizes) {
-        const total = d[axis];
-        const parts = outputs.length;
-        if (typeof total === 'number') {
-          const chunk = Math.ceil(total / parts);
-          sizes = outputs.map((_, i) => Math.max(0, Math.min(chunk, total - chunk * i)));
-        } else {
-          const each = divideDims(total, parts);
-          sizes = outputs.map(() => each ?? undefinedDim());
-        }
-      }
-    }
-    outputs.forEach((output, i) => {
-      let dims: Dim[] | undefined;
-      if (d && sizes) {
-        dims = [...d];
-        dims[axis] = sizes[i];
-      }
-      this.set(output, { elementType: first?.elementType ?? 0, dims });
-    });
-    return true;
-  }
-
-  private inferGather(node: INodeProto, inputs: string[], outputs: string[]): boolean {
-    const data = this.info(inputs[0]);
-    const indices = this.dims(inputs[1]);
-    let axis = intAttribute(node, 'axis') ?? 0;
-    let dims: Dim[] | undefined;
-    if (data?.dims && indices) {
-      if (axis < 0) axis += data.dims.length;
-      dims = [...data.dims.slice(0, axis), ...indices, ...data.dims.slice(axis + 1)];
-    }
-    let value: Dim[] | undefined;
-    const dataValue = this.value(inputs[0]);
-    const indexValue = this.numericValue(inputs[1]);
-    if (dataValue && indexValue && axis === 0) {
-      value = indexValue.map((i) => dataValue[i < 0 ? i + dataValue.length : i]);
-      if (value.some((v) => v === undefined)) value = undefined;
-    }
-    this.set(outputs[0], { elementType: data?.elementType ?? 0, dims }, value);
-    return true;
-  }
-
-  private inferSlice(node: INodeProto, inputs: string[], outputs: string[]): boolean {
-    const first = this.info(inputs[0]);
-    const d = first?.dims;
-    const starts = this.opset >= 10 ? this.numericValue(inputs[1]) : intsAttribute(node, 'starts');
-    const ends = this.opset >= 10 ? this.numericValue(inputs[2]) : intsAttribute(node, 'ends');
-    const axes = this.opset >= 10 ? (inputs[3] ? this.numericValue(inputs[3]) : undefined) : intsAttribute(node, 'axes');
-    const steps = this.opset >= 10 && inputs[4] ? this.numericValue(inputs[4]) : undefined;
-    let dims: Dim[] | undefined;
-    let value: Dim[] | undefined;
-    if (d && starts && ends) {
-      dims = [...d];
-      const axisList = axes ?? starts.map((_, i) => i);
-      const dataValue = this.value(inputs[0]);
-      axisList.forEach((axisRaw, i) => {
-        const axis = axisRaw < 0 ? axisRaw + d.length : axisRaw;
-        const step = steps?.[i] ?? 1;
-        const size = d[axis];
-        if (typeof size !== 'number') {
-          // Slicing a symbolic dim: only the full range keeps it.
-          if (starts[i] === 0 && ends[i] >= 2 ** 31 - 1 && step === 1) return;
-          dims![axis] = undefinedDim();
-          return;
-        }
-        const clamp = (x: number, low: number, high: number) => Math.min(Math.max(x, low), high);
-        let start = starts[i] < 0 ? starts[i] + size : starts[i];
-        let end = ends[i] < 0 ? ends[i] + size : ends[i];
-        if (step > 0) {
-          start = clamp(start, 0, size);
-          end = clamp(end, 0, size);
-        } else {
-          start = clamp(start, 0, size - 1);
-          end = clamp(end, -1, size - 1);
-        }
-        const count = Math.max(0, Math.ceil((end - start) / step));
-        dims![axis] = count;
-        if (dataValue && d.length === 1) {
-          value = [];
-          for (let k = 0; k < count; k++) value.push(dataValue[start + k * step]);
-        }
-      });
-    }
-    this.set(outputs[0], { elementType: first?.elementType ?? 0, dims }, value);
-    return true;
-  }
-
-  private elementwiseValue(op: string, inputs: string[]): Dim[] | undefined {
-    if (inputs.length !== 2) return undefined;
-    const a = this.value(inputs[0]);
-    const b = this.value(inputs[1]);
-    if (!a || !b) return undefined;
-    const n = Math.max(a.length, b.length);
-    if (a.length !== n && a.length !== 1) return undefined;
-    if (b.length !== n && b.length !== 1) return undefined;
-    const out: Dim[] = [];
-    for (let i = 0; i < n; i++) {
-      const x = a[a.length === 1 ? 0 : i];
-      const y = b[b.length === 1 ? 0 : i];
-      let r: Dim | undefined;
-      if (op === 'Mul') r = multiplyDims([x, y]);
-      else if (op === 'Div') r = typeof x === 'number' && typeof y === 'number' ? Math.trunc(x / y) : divideDims(x, y);
-      else if (op === 'Add') r = addDims(x, y);
-      else if (op === 'Sub' && typeof x === 'number' && typeof y === 'number') r = x - y;
-      if (r === undefined) return undefined;
-      out.push(r);
-    }
-    return out;
-  }
-
-  private kernelGeometry(node: INodeProto, spatialRank: number, kernelFromWeight?: Dim[]) {
-    const kernel = intsAttribute(node, 'kernel_shape') ?? (kernelFromWeight?.every((k) => typeof k === 'number') ? (kernelFromWeight as number[]) : undefined);
-    const strides = intsAttribute(node, 'strides') ?? new Array<number>(spatialRank).fill(1);
-    const dilations = intsAttribute(node, 'dilations') ?? new Array<number>(spatialRank).fill(1);
-    const pads = intsAttribute(node, 'pads') ?? new Array<number>(spatialRank * 2).fill(0);
-    const autoPadAttr = attribute(node, 'auto_pad');
-    const autoPad = autoPadAttr?.s ? new TextDecoder().decode(autoPadAttr.s) : 'NOTSET';
-    const ceilMode = (intAttribute(node, 'ceil_mode') ?? 0) === 1;
-    return { kernel, strides, dilations, pads, autoPad, ceilMode };
-  }
-
-  private spatialOutput(input: Dim[], node: INodeProto, kernelFromWeight?: Dim[]): Dim[] | undefined {
-    const spatial = input.slice(2);
-    const g = this.kernelGeometry(node, spatial.length, kernelFromWeight);
-    if (!g.kernel) return undefined;
-    return spatial.map((size, i) => {
-      if (typeof size !== 'number') return undefinedDim();
-      const stride = g.strides[i] ?? 1;
-      const effectiveKernel = ((g.dilations[i] ?? 1) * ((g.kernel![i] ?? 1) - 1)) + 1;
-      if (g.autoPad === 'SAME_UPPER' || g.autoPad === 'SAME_LOWER') return Math.ceil(size / stride);
-      if (g.autoPad === 'VALID') return Math.floor((size - effectiveKernel) / stride) + 1;
-      const padded = size + (g.pads[i] ?? 0) + (g.pads[i + spatial.length] ?? 0) - effectiveKernel;
-      let out = (g.ceilMode ? Math.ceil(padded / stride) : Math.floor(padded / stride)) + 1;
-      // ceil_mode: the last window must start inside the (left-padded) input.
-      if (g.ceilMode && (out - 1) * stride >= size + (g.pads[i] ?? 0)) out--;
-      return out;
-    });
-  }
-
-  private convOutput(node: INodeProto, input: Dim[] | undefined, weight: Dim[] | undefined): Dim[] | undefined {
-    if (!input || !weight || input.length < 3) return undefined;
-    const spatial = this.spatialOutput(input, node, weight.slice(2));
-    return spatial ? [input[0], weight[0], ...spatial] : undefined;
-  }
-
-  private convTransposeOutput(node: INodeProto, input: Dim[] | undefined, weight: Dim[] | undefined): Dim[] | undefined {
-    if (!input || !weight || input.length < 3) return undefined;
-    const group = intAttribute(node, 'group') ?? 1;
-    const outputShape = intsAttribute(node, 'output_shape');
-    const channels = multiplyDims([weight[1], group]);
-    if (outputShape) return [input[0], channels, ...outputShape];
-    const spatial = input.slice(2);
-    const g = this.kernelGeometry(node, spatial.length, weight.slice(2));
-    const outputPadding = intsAttribute(node, 'output_padding') ?? new Array<number>(spatial.length).fill(0);
-    if (!g.kernel) return undefined;
-    return [input[0], channels, ...spatial.map((size, i) => {
-      if (typeof size !== 'number') return undefinedDim();
-      const effectiveKernel = ((g.dilations[i] ?? 1) * (g.kernel![i] - 1)) + 1;
-      if (g.autoPad === 'SAME_UPPER' || g.autoPad === 'SAME_LOWER') return size * (g.strides[i] ?? 1);
-      return (g.strides[i] ?? 1) * (size - 1) + (outputPadding[i] ?? 0) + effectiveKernel - (g.pads[i] ?? 0) - (g.pads[i + spatial.length] ?? 0);
-    })];
-  }
-
-  private poolOutput(node: INodeProto, input: Dim[] | undefined): Dim[] | undefined {
-    if (!input || input.length < 3) return undefined;
-    const spatial = this.spatialOutput(input, node);
-    return spatial ? [input[0], input[1], ...spatial] : undefined;
-  }
 }
 
-let undefinedCounter = 0;
-/** A fresh symbol for a dim the inference cannot know; never equal to another. */
-function undefinedDim(): string {
-  undefinedCounter++;
-  return `unk__${undefinedCounter}`;
+// ---------------------------------------------------------------- the rules
+
+/** One node as a rule sees it. */
+interface NodeView {
+  readonly node: INodeProto;
+  readonly opType: string;
+  readonly inputs: string[];
+  readonly outputs: string[];
+  /** The first input, which most ops take their element type (and often their shape) from. */
+  readonly first: TensorInfo | undefined;
+  readonly firstType: number;
+}
+
+/**
+ * A per-op shape rule: writes what it can infer about the node's outputs (dims left undefined where it cannot).
+ * 'unsupported' says this variant of the op has no rule (e.g. a Constant holding strings); the node is reported.
+ */
+type ShapeRule = (n: NodeView, g: Inference) => void | 'unsupported';
+
+/** The same rule under several op names. */
+function rule(opTypes: readonly string[], shapeRule: ShapeRule): Record<string, ShapeRule> {
+  return Object.fromEntries(opTypes.map((op) => [op, shapeRule]));
+}
+
+function normalizeAxis(axis: number, rank: number): number {
+  return axis < 0 ? axis + rank : axis;
+}
+
+/** Output 0 has the first input's shape, with the given element type. */
+function sameShape(elementType?: (n: NodeView, g: Inference) => number): ShapeRule {
+  return (n, g) => {
+    g.set(n.outputs[0], { elementType: elementType ? elementType(n, g) : n.firstType, dims: n.first?.dims ? [...n.first.dims] : undefined });
+  };
+}
+
+const UNARY_OPS = [
+  'Relu', 'LeakyRelu', 'PRelu', 'Elu', 'Selu', 'Sigmoid', 'HardSigmoid', 'HardSwish', 'Tanh', 'Softmax', 'LogSoftmax',
+  'Hardmax', 'Softplus', 'Softsign', 'Exp', 'Log', 'Sqrt', 'Neg', 'Abs', 'Erf', 'Reciprocal', 'Floor', 'Ceil', 'Round',
+  'Sign', 'Clip', 'Mish', 'Gelu', 'ThresholdedRelu', 'Celu', 'LRN', 'InstanceNormalization', 'LayerNormalization',
+  'MeanVarianceNormalization', 'BatchNormalization', 'Sin', 'Cos', 'Shrink',
+];
+const COMPARISON_OPS = ['Equal', 'Less', 'Greater', 'LessOrEqual', 'GreaterOrEqual', 'And', 'Or', 'Xor'];
+const ARITHMETIC_OPS = ['Add', 'Sub', 'Mul', 'Div', 'Pow', 'Mod', 'Sum', 'Max', 'Min', 'Mean', 'BitShift'];
+const REDUCE_OPS = [
+  'ReduceMean', 'ReduceSum', 'ReduceMax', 'ReduceMin', 'ReduceProd', 'ReduceL1', 'ReduceL2', 'ReduceLogSum',
+  'ReduceLogSumExp', 'ReduceSumSquare', 'ArgMax', 'ArgMin',
+];
+
+/** Broadcasting binary ops; small integer values (shape arithmetic) are evaluated. */
+const elementwise: ShapeRule = (n, g) => {
+  const dims = broadcast(n.inputs.map((i) => g.dims(i)));
+  const elementType = COMPARISON_OPS.includes(n.opType) ? ElementType.BOOL : n.firstType;
+  g.set(n.outputs[0], { elementType, dims }, elementwiseValue(n.opType, n.inputs, g));
+};
+
+const passValue: ShapeRule = (n, g) => {
+  g.set(n.outputs[0], { elementType: n.firstType, dims: n.first?.dims }, g.value(n.inputs[0]));
+};
+
+const conv: ShapeRule = (n, g) => {
+  const quantized = n.opType === 'QLinearConv';
+  const dims = convOutput(n.node, g.dims(n.inputs[0]), g.dims(quantized ? n.inputs[3] : n.inputs[1]), g.unknown);
+  const elementType = n.opType === 'ConvInteger' ? ElementType.INT32
+    : quantized ? g.info(n.inputs[7])?.elementType || n.firstType
+    : n.firstType;
+  g.set(n.outputs[0], { elementType, dims });
+};
+
+const pool: ShapeRule = (n, g) => {
+  const dims = poolOutput(n.node, g.dims(n.inputs[0]), g.unknown);
+  g.set(n.outputs[0], { elementType: n.firstType, dims });
+  if (n.outputs[1]) g.set(n.outputs[1], { elementType: ElementType.INT64, dims });
+};
+
+const globalPool: ShapeRule = (n, g) => {
+  const d = n.first?.dims;
+  g.set(n.outputs[0], { elementType: n.firstType, dims: d ? [d[0], d[1], ...d.slice(2).map(() => 1)] : undefined });
+};
+
+function gemmOutput(node: INodeProto, a: Dim[] | undefined, b: Dim[] | undefined): Dim[] | undefined {
+  const transA = intAttribute(node, 'transA') ?? 0;
+  const transB = intAttribute(node, 'transB') ?? 0;
+  return a && b && a.length === 2 && b.length === 2 ? [transA ? a[1] : a[0], transB ? b[0] : b[1]] : undefined;
+}
+
+const matmul: ShapeRule = (n, g) => {
+  const quantized = n.opType === 'QLinearMatMul';
+  const dims = matmulOutput(g.dims(n.inputs[0]), g.dims(quantized ? n.inputs[3] : n.inputs[1]));
+  const elementType = n.opType === 'MatMulInteger' ? ElementType.INT32
+    : quantized ? g.info(n.inputs[7])?.elementType || n.firstType
+    : n.firstType;
+  g.set(n.outputs[0], { elementType, dims });
+};
+
+/** Concatenated dims along `axis`; undefined when a rank is unknown. */
+function concatDims(node: INodeProto, all: (Dim[] | undefined)[], unknownTotal: (known: Dim[][], axis: number) => Dim): Dim[] | undefined {
+  const known = all.filter((d): d is Dim[] => d !== undefined);
+  if (known.length !== all.length || known.length === 0) return undefined;
+  const axis = normalizeAxis(intAttribute(node, 'axis') ?? 0, known[0].length);
+  const dims = [...known[0]];
+  let total: Dim | undefined = 0;
+  for (const d of known) total = total === undefined ? undefined : addDims(total, d[axis]);
+  dims[axis] = total ?? unknownTotal(known, axis);
+  return dims;
+}
+
+const concat: ShapeRule = (n, g) => {
+  const dims = concatDims(n.node, n.inputs.map((i) => g.dims(i)), (known, axis) => `concat(${known.map((d) => d[axis]).join('+')})`);
+  const values = n.inputs.map((i) => g.value(i));
+  const value = values.every((v) => v !== undefined) ? values.flatMap((v) => v as Dim[]) : undefined;
+  g.set(n.outputs[0], { elementType: n.firstType, dims }, value);
+};
+
+/** Squeeze/Unsqueeze axes: an input from opset 13, an attribute before. */
+function squeezeAxes(n: NodeView, g: Inference): number[] | undefined {
+  return g.opset >= 13 && n.inputs[1] ? g.numericValue(n.inputs[1]) : intsAttribute(n.node, 'axes');
+}
+
+const squeeze: ShapeRule = (n, g) => {
+  const d = n.first?.dims;
+  const axes = squeezeAxes(n, g);
+  let dims: Dim[] | undefined;
+  if (d) {
+    if (axes) {
+      const normalized = axes.map((a) => normalizeAxis(a, d.length));
+      dims = d.filter((_, i) => !normalized.includes(i));
+    } else if ((g.opset < 13 || !n.inputs[1]) && d.every((x) => typeof x === 'number')) {
+      dims = d.filter((x) => x !== 1);
+    }
+  }
+  g.set(n.outputs[0], { elementType: n.firstType, dims }, g.value(n.inputs[0]));
+};
+
+const unsqueeze: ShapeRule = (n, g) => {
+  const d = n.first?.dims;
+  const axes = squeezeAxes(n, g);
+  let dims: Dim[] | undefined;
+  if (d && axes) {
+    const rank = d.length + axes.length;
+    const normalized = axes.map((a) => normalizeAxis(a, rank));
+    dims = [];
+    let source = 0;
+    for (let i = 0; i < rank; i++) dims.push(normalized.includes(i) ? 1 : d[source++]);
+  }
+  g.set(n.outputs[0], { elementType: n.firstType, dims }, g.value(n.inputs[0]));
+};
+
+/** Reduce axes: an input for ReduceSum from opset 13 and every reduction from 18, an attribute before. */
+function reduceAxes(n: NodeView, g: Inference): number[] | undefined {
+  if (n.opType === 'ArgMax' || n.opType === 'ArgMin') return [intAttribute(n.node, 'axis') ?? 0];
+  const axesFromInput = (n.opType === 'ReduceSum' && g.opset >= 13) || g.opset >= 18;
+  if (axesFromInput) return n.inputs[1] ? g.numericValue(n.inputs[1]) : [];
+  return intsAttribute(n.node, 'axes') ?? [];
+}
+
+const reduce: ShapeRule = (n, g) => {
+  const d = n.first?.dims;
+  let axes = reduceAxes(n, g);
+  const keepDims = (intAttribute(n.node, 'keepdims') ?? 1) === 1;
+  let dims: Dim[] | undefined;
+  if (d && axes) {
+    if (axes.length === 0) axes = (intAttribute(n.node, 'noop_with_empty_axes') ?? 0) === 1 ? [] : d.map((_, i) => i);
+    const normalized = axes.map((a) => normalizeAxis(a, d.length));
+    dims = keepDims ? d.map((x, i) => (normalized.includes(i) ? 1 : x)) : d.filter((_, i) => !normalized.includes(i));
+  }
+  const elementType = n.opType === 'ArgMax' || n.opType === 'ArgMin' ? ElementType.INT64 : n.firstType;
+  g.set(n.outputs[0], { elementType, dims });
+};
+
+const shape: ShapeRule = (n, g) => {
+  const d = n.first?.dims;
+  let value: Dim[] | undefined;
+  if (d) {
+    const rank = d.length;
+    const clamp = (x: number) => Math.min(Math.max(normalizeAxis(x, rank), 0), rank);
+    const start = clamp(intAttribute(n.node, 'start') ?? 0);
+    const endAttr = attribute(n.node, 'end');
+    const end = endAttr ? clamp(toNumber(endAttr.i)) : rank;
+    value = d.slice(start, end);
+  }
+  g.set(n.outputs[0], { elementType: ElementType.INT64, dims: value ? [value.length] : [g.unknown.next()] }, value);
+};
+
+const constant: ShapeRule = (n, g) => {
+  const out = n.outputs[0];
+  const t = tensorAttribute(n.node, 'value');
+  if (t) return g.addConstant(out, t);
+  const ints = intsAttribute(n.node, 'value_ints');
+  if (ints) return g.set(out, { elementType: ElementType.INT64, dims: [ints.length] }, ints);
+  const int = attribute(n.node, 'value_int');
+  if (int) return g.set(out, { elementType: ElementType.INT64, dims: [] }, [toNumber(int.i)]);
+  if (attribute(n.node, 'value_float')) return g.set(out, { elementType: ElementType.FLOAT, dims: [] });
+  const floats = attribute(n.node, 'value_floats');
+  if (floats) return g.set(out, { elementType: ElementType.FLOAT, dims: [floats.floats?.length ?? 0] });
+  return 'unsupported'; // strings, sparse tensors
+};
+
+const pad: ShapeRule = (n, g) => {
+  const d = n.first?.dims;
+  const pads = g.opset >= 11 ? g.numericValue(n.inputs[1]) : intsAttribute(n.node, 'pads');
+  let dims: Dim[] | undefined;
+  if (d && pads && pads.length === d.length * 2) {
+    dims = d.map((x, i) => {
+      const added = pads[i] + pads[i + d.length];
+      if (typeof x === 'number') return x + added;
+      return added === 0 ? x : g.unknown.next();
+    });
+  }
+  g.set(n.outputs[0], { elementType: n.firstType, dims });
+};
+
+const resize: ShapeRule = (n, g) => {
+  const d = n.first?.dims;
+  let dims: Dim[] | undefined;
+  const isResize = n.opType === 'Resize';
+  const sizes = isResize && n.inputs[3] ? g.value(n.inputs[3]) : undefined;
+  const scalesName = isResize && g.opset >= 11 ? n.inputs[2] : n.inputs[1];
+  const scales = attribute(n.node, 'scales')?.floats ?? g.floatValues.get(scalesName ?? '');
+  if (sizes && sizes.length > 0) dims = [...sizes];
+  else if (d && scales && scales.length === d.length) {
+    dims = d.map((x, i) => (typeof x === 'number' ? Math.floor(x * scales[i]) : scales[i] === 1 ? x : g.unknown.next()));
+  } else if (d) dims = d.map(() => g.unknown.next());
+  g.set(n.outputs[0], { elementType: n.firstType, dims });
+};
+
+const topK: ShapeRule = (n, g) => {
+  const d = n.first?.dims;
+  const k = g.numericValue(n.inputs[1]);
+  let dims: Dim[] | undefined;
+  if (d) {
+    dims = [...d];
+    dims[normalizeAxis(intAttribute(n.node, 'axis') ?? -1, d.length)] = k ? k[0] : g.unknown.next();
+  }
+  g.set(n.outputs[0], { elementType: n.firstType, dims });
+  g.set(n.outputs[1], { elementType: ElementType.INT64, dims });
+};
+
+const depthSpace: ShapeRule = (n, g) => {
+  const d = n.first?.dims;
+  const b = intAttribute(n.node, 'blocksize') ?? 1;
+  const divide = (x: Dim, by: number) => divideDims(x, by) ?? g.unknown.next();
+  let dims: Dim[] | undefined;
+  if (d && d.length === 4) {
+    dims = n.opType === 'DepthToSpace'
+      ? [d[0], divide(d[1], b * b), multiplyDims([d[2], b]), multiplyDims([d[3], b])]
+      : [d[0], multiplyDims([d[1], b * b]), divide(d[2], b), divide(d[3], b)];
+  }
+  g.set(n.outputs[0], { elementType: n.firstType, dims });
+};
+
+const split: ShapeRule = (n, g) => {
+  const d = n.first?.dims;
+  let sizes: Dim[] | undefined = g.opset >= 13 && n.inputs[1] ? g.numericValue(n.inputs[1]) : intsAttribute(n.node, 'split');
+  const axis = d ? normalizeAxis(intAttribute(n.node, 'axis') ?? 0, d.length) : 0;
+  if (d && !sizes) {
+    const total = d[axis];
+    const parts = n.outputs.length;
+    if (typeof total === 'number') {
+      const chunk = Math.ceil(total / parts);
+      sizes = n.outputs.map((_, i) => Math.max(0, Math.min(chunk, total - chunk * i)));
+    } else {
+      const each = divideDims(total, parts);
+      sizes = n.outputs.map(() => each ?? g.unknown.next());
+    }
+  }
+  n.outputs.forEach((output, i) => {
+    let dims: Dim[] | undefined;
+    if (d && sizes) {
+      dims = [...d];
+      dims[axis] = sizes[i];
+    }
+    g.set(output, { elementType: n.firstType, dims });
+  });
+};
+
+const gather: ShapeRule = (n, g) => {
+  const data = n.first;
+  const indices = g.dims(n.inputs[1]);
+  let axis = intAttribute(n.node, 'axis') ?? 0;
+  let dims: Dim[] | undefined;
+  if (data?.dims && indices) {
+    axis = normalizeAxis(axis, data.dims.length);
+    dims = [...data.dims.slice(0, axis), ...indices, ...data.dims.slice(axis + 1)];
+  }
+  let value: Dim[] | undefined;
+  const dataValue = g.value(n.inputs[0]);
+  const indexValue = g.numericValue(n.inputs[1]);
+  if (dataValue && indexValue && axis === 0) {
+    value = indexValue.map((i) => dataValue[i < 0 ? i + dataValue.length : i]);
+    if (value.some((v) => v === undefined)) value = undefined;
+  }
+  g.set(n.outputs[0], { elementType: n.firstType, dims }, value);
+};
+
+const slice: ShapeRule = (n, g) => {
+  const d = n.first?.dims;
+  const fromInputs = g.opset >= 10;
+  const starts = fromInputs ? g.numericValue(n.inputs[1]) : intsAttribute(n.node, 'starts');
+  const ends = fromInputs ? g.numericValue(n.inputs[2]) : intsAttribute(n.node, 'ends');
+  const axes = fromInputs ? (n.inputs[3] ? g.numericValue(n.inputs[3]) : undefined) : intsAttribute(n.node, 'axes');
+  const steps = fromInputs && n.inputs[4] ? g.numericValue(n.inputs[4]) : undefined;
+  let dims: Dim[] | undefined;
+  let value: Dim[] | undefined;
+  if (d && starts && ends) {
+    const out = [...d];
+    const dataValue = g.value(n.inputs[0]);
+    (axes ?? starts.map((_, i) => i)).forEach((axisRaw, i) => {
+      const axis = normalizeAxis(axisRaw, d.length);
+      const step = steps?.[i] ?? 1;
+      const size = d[axis];
+      if (typeof size !== 'number') {
+        // Slicing a symbolic dim: only the full range keeps it.
+        if (!(starts[i] === 0 && ends[i] >= 2 ** 31 - 1 && step === 1)) out[axis] = g.unknown.next();
+        return;
+      }
+      const { start, count } = sliceRange(starts[i], ends[i], step, size);
+      out[axis] = count;
+      if (dataValue && d.length === 1) {
+        value = [];
+        for (let k = 0; k < count; k++) value.push(dataValue[start + k * step]);
+      }
+    });
+    dims = out;
+  }
+  g.set(n.outputs[0], { elementType: n.firstType, dims }, value);
+};
+
+/** ONNX Slice's clamping of one axis: the first index and how many elements the slice takes. */
+function sliceRange(startRaw: number, endRaw: number, step: number, size: number): { start: number; count: number } {
+  const clamp = (x: number, low: number, high: number) => Math.min(Math.max(x, low), high);
+  let start = startRaw < 0 ? startRaw + size : startRaw;
+  let end = endRaw < 0 ? endRaw + size : endRaw;
+  if (step > 0) {
+    start = clamp(start, 0, size);
+    end = clamp(end, 0, size);
+  } else {
+    start = clamp(start, 0, size - 1);
+    end = clamp(end, -1, size - 1);
+  }
+  return { start, count: Math.max(0, Math.ceil((end - start) / step)) };
+}
+
+const ONNX_RULES: Record<string, ShapeRule> = {
+  ...rule(UNARY_OPS, sameShape()),
+  Dropout: (n, g) => {
+    if (n.outputs[1]) g.set(n.outputs[1], { elementType: ElementType.BOOL, dims: n.first?.dims });
+    return sameShape()(n, g);
+  },
+  Identity: passValue,
+  Not: sameShape(() => ElementType.BOOL),
+  Cast: (n, g) => {
+    g.set(n.outputs[0], { elementType: intAttribute(n.node, 'to') ?? 0, dims: n.first?.dims }, g.value(n.inputs[0]));
+  },
+  ...rule([...ARITHMETIC_OPS, ...COMPARISON_OPS], elementwise),
+  Where: (n, g) => {
+    g.set(n.outputs[0], { elementType: g.info(n.inputs[1])?.elementType ?? 0, dims: broadcast(n.inputs.map((i) => g.dims(i))) });
+  },
+  ...rule(['Conv', 'ConvInteger', 'QLinearConv'], conv),
+  ConvTranspose: (n, g) => {
+    g.set(n.outputs[0], { elementType: n.firstType, dims: convTransposeOutput(n.node, g.dims(n.inputs[0]), g.dims(n.inputs[1]), g.unknown) });
+  },
+  ...rule(['MaxPool', 'AveragePool', 'LpPool'], pool),
+  ...rule(['GlobalAveragePool', 'GlobalMaxPool', 'GlobalLpPool'], globalPool),
+  Gemm: (n, g) => {
+    g.set(n.outputs[0], { elementType: n.firstType, dims: gemmOutput(n.node, g.dims(n.inputs[0]), g.dims(n.inputs[1])) });
+  },
+  ...rule(['MatMul', 'MatMulInteger', 'QLinearMatMul'], matmul),
+  QuantizeLinear: sameShape((n, g) => g.info(n.inputs[2])?.elementType || ElementType.UINT8),
+  DequantizeLinear: sameShape((n, g) => g.info(n.inputs[1])?.elementType || ElementType.FLOAT),
+  DynamicQuantizeLinear: (n, g) => {
+    sameShape(() => ElementType.UINT8)(n, g);
+    g.set(n.outputs[1], { elementType: ElementType.FLOAT, dims: [] });
+    g.set(n.outputs[2], { elementType: ElementType.UINT8, dims: [] });
+  },
+  Flatten: (n, g) => {
+    const d = n.first?.dims;
+    const axis = d ? normalizeAxis(intAttribute(n.node, 'axis') ?? 1, d.length) : 0;
+    const dims = d ? [multiplyDims(d.slice(0, axis)), multiplyDims(d.slice(axis))] : undefined;
+    g.set(n.outputs[0], { elementType: n.firstType, dims });
+  },
+  Reshape: (n, g) => {
+    const target = g.value(n.inputs[1]);
+    const allowZero = (intAttribute(n.node, 'allowzero') ?? 0) === 1;
+    const dims = target ? reshapeOutput(n.first?.dims, target, allowZero, g.unknown) : undefined;
+    g.set(n.outputs[0], { elementType: n.firstType, dims }, g.value(n.inputs[0]));
+  },
+  Transpose: (n, g) => {
+    const d = n.first?.dims;
+    const perm = intsAttribute(n.node, 'perm') ?? (d ? d.map((_, i) => d.length - 1 - i) : undefined);
+    g.set(n.outputs[0], { elementType: n.firstType, dims: d && perm ? perm.map((p) => d[p]) : undefined });
+  },
+  Concat: concat,
+  Split: split,
+  Squeeze: squeeze,
+  Unsqueeze: unsqueeze,
+  ...rule(REDUCE_OPS, reduce),
+  Shape: shape,
+  Size: (n, g) => {
+    const d = n.first?.dims;
+    g.set(n.outputs[0], { elementType: ElementType.INT64, dims: [] }, d ? [multiplyDims(d)] : undefined);
+  },
+  Gather: gather,
+  Slice: slice,
+  Constant: constant,
+  ConstantOfShape: (n, g) => {
+    const target = g.value(n.inputs[0]);
+    const t = tensorAttribute(n.node, 'value');
+    g.set(n.outputs[0], { elementType: t?.dataType ?? ElementType.FLOAT, dims: target ? [...target] : undefined });
+  },
+  Expand: (n, g) => {
+    const target = g.value(n.inputs[1]);
+    g.set(n.outputs[0], { elementType: n.firstType, dims: target ? broadcast([n.first?.dims, target]) : undefined });
+  },
+  Tile: (n, g) => {
+    const repeats = g.value(n.inputs[1]);
+    const d = n.first?.dims;
+    g.set(n.outputs[0], { elementType: n.firstType, dims: d && repeats ? d.map((x, i) => multiplyDims([x, repeats[i]])) : undefined });
+  },
+  Pad: pad,
+  ...rule(['Resize', 'Upsample'], resize),
+  Range: (n, g) => {
+    g.set(n.outputs[0], { elementType: n.firstType, dims: [g.unknown.next()] });
+  },
+  TopK: topK,
+  ...rule(['DepthToSpace', 'SpaceToDepth'], depthSpace),
+};
+
+// com.microsoft contrib ops met in quantized (QOperator) and fused (ORT-optimized) exports.
+
+const qLinearAveragePool: ShapeRule = (n, g) => {
+  const channelsLast = (intAttribute(n.node, 'channels_last') ?? 0) === 1;
+  const d = n.first?.dims;
+  let dims: Dim[] | undefined;
+  if (d && channelsLast) {
+    const out = poolOutput(n.node, [d[0], d[d.length - 1], ...d.slice(1, -1)], g.unknown);
+    dims = out ? [out[0], ...out.slice(2), out[1]] : undefined;
+  } else {
+    dims = poolOutput(n.node, d, g.unknown);
+  }
+  g.set(n.outputs[0], { elementType: n.firstType, dims });
+};
+
+const qLinearGlobalAveragePool: ShapeRule = (n, g) => {
+  const d = n.first?.dims;
+  const channelsLast = (intAttribute(n.node, 'channels_last') ?? 0) === 1;
+  let dims: Dim[] | undefined;
+  if (d) {
+    dims = channelsLast ? [d[0], ...d.slice(1, -1).map(() => 1), d[d.length - 1]] : [d[0], d[1], ...d.slice(2).map(() => 1)];
+  }
+  g.set(n.outputs[0], { elementType: n.firstType, dims });
+};
+
+const qLinearConcat: ShapeRule = (n, g) => {
+  // Inputs: output scale, output zero point, then (tensor, scale, zero point) per input.
+  const tensors: string[] = [];
+  for (let i = 2; i < n.inputs.length; i += 3) tensors.push(n.inputs[i]);
+  const dims = concatDims(n.node, tensors.map((t) => g.dims(t)), () => g.unknown.next());
+  g.set(n.outputs[0], { elementType: g.info(tensors[0])?.elementType ?? 0, dims });
+};
+
+const MICROSOFT_RULES: Record<string, ShapeRule> = {
+  ...rule(['QLinearAdd', 'QLinearMul'], (n, g) => {
+    g.set(n.outputs[0], { elementType: n.firstType, dims: broadcast([g.dims(n.inputs[0]), g.dims(n.inputs[3])]) });
+  }),
+  ...rule(['QLinearSigmoid', 'QLinearLeakyRelu', 'QLinearSoftmax', 'Gelu', 'FastGelu', 'BiasGelu', 'QuickGelu'], (n, g) => {
+    g.set(n.outputs[0], { elementType: n.firstType, dims: n.first?.dims });
+  }),
+  QLinearGlobalAveragePool: qLinearGlobalAveragePool,
+  QLinearAveragePool: qLinearAveragePool,
+  QLinearConcat: qLinearConcat,
+  FusedConv: (n, g) => {
+    g.set(n.outputs[0], { elementType: n.firstType, dims: convOutput(n.node, g.dims(n.inputs[0]), g.dims(n.inputs[1]), g.unknown) });
+  },
+  FusedGemm: (n, g) => {
+    g.set(n.outputs[0], { elementType: n.firstType, dims: gemmOutput(n.node, g.dims(n.inputs[0]), g.dims(n.inputs[1])) });
+  },
+  QGemm: (n, g) => {
+    // Input 8 is the optional output zero point: quantized output when present, float otherwise.
+    const elementType = n.inputs[8] ? g.info(n.inputs[8])?.elementType ?? 0 : ElementType.FLOAT;
+    g.set(n.outputs[0], { elementType, dims: gemmOutput(n.node, g.dims(n.inputs[0]), g.dims(n.inputs[3])) });
+  },
+  FusedMatMul: (n, g) => {
+    g.set(n.outputs[0], { elementType: n.firstType, dims: matmulOutput(g.dims(n.inputs[0]), g.dims(n.inputs[1])) });
+  },
+  ...rule(['MatMulIntegerToFloat', 'DynamicQuantizeMatMul'], (n, g) => {
+    g.set(n.outputs[0], { elementType: ElementType.FLOAT, dims: matmulOutput(g.dims(n.inputs[0]), g.dims(n.inputs[1])) });
+  }),
+};
+
+/** Rules by op domain ('' is the default ONNX domain). */
+const RULES: Record<string, Record<string, ShapeRule>> = { '': ONNX_RULES, 'com.microsoft': MICROSOFT_RULES };
+
+function ruleFor(node: INodeProto): ShapeRule | undefined {
+  const domain = node.domain && node.domain !== 'ai.onnx' ? node.domain : '';
+  const rules = RULES[domain];
+  const opType = node.opType ?? '';
+  return rules && Object.prototype.hasOwnProperty.call(rules, opType) ? rules[opType] : undefined;
+}
+
+// ---------------------------------------------------------------- small values and geometry
+
+function elementwiseValue(op: string, inputs: string[], g: Inference): Dim[] | undefined {
+  if (inputs.length !== 2) return undefined;
+  const a = g.value(inputs[0]);
+  const b = g.value(inputs[1]);
+  if (!a || !b) return undefined;
+  const n = Math.max(a.length, b.length);
+  if (a.length !== n && a.length !== 1) return undefined;
+  if (b.length !== n && b.length !== 1) return undefined;
+  const out: Dim[] = [];
+  for (let i = 0; i < n; i++) {
+    const x = a[a.length === 1 ? 0 : i];
+    const y = b[b.length === 1 ? 0 : i];
+    let r: Dim | undefined;
+    if (op === 'Mul') r = multiplyDims([x, y]);
+    else if (op === 'Div') r = typeof x === 'number' && typeof y === 'number' ? Math.trunc(x / y) : divideDims(x, y);
+    else if (op === 'Add') r = addDims(x, y);
+    else if (op === 'Sub' && typeof x === 'number' && typeof y === 'number') r = x - y;
+    if (r === undefined) return undefined;
+    out.push(r);
+  }
+  return out;
+}
+
+function kernelGeometry(node: INodeProto, spatialRank: number, kernelFromWeight?: Dim[]) {
+  const kernel = intsAttribute(node, 'kernel_shape') ?? (kernelFromWeight?.every((k) => typeof k === 'number') ? (kernelFromWeight as number[]) : undefined);
+  const strides = intsAttribute(node, 'strides') ?? new Array<number>(spatialRank).fill(1);
+  const dilations = intsAttribute(node, 'dilations') ?? new Array<number>(spatialRank).fill(1);
+  const pads = intsAttribute(node, 'pads') ?? new Array<number>(spatialRank * 2).fill(0);
+  const autoPad = stringAttribute(node, 'auto_pad') ?? 'NOTSET';
+  const ceilMode = (intAttribute(node, 'ceil_mode') ?? 0) === 1;
+  return { kernel, strides, dilations, pads, autoPad, ceilMode };
+}
+
+function spatialOutput(input: Dim[], node: INodeProto, unknown: UnknownDims, kernelFromWeight?: Dim[]): Dim[] | undefined {
+  const spatial = input.slice(2);
+  const g = kernelGeometry(node, spatial.length, kernelFromWeight);
+  const kernel = g.kernel;
+  if (!kernel) return undefined;
+  return spatial.map((size, i) => {
+    if (typeof size !== 'number') return unknown.next();
+    const stride = g.strides[i] ?? 1;
+    const effectiveKernel = ((g.dilations[i] ?? 1) * ((kernel[i] ?? 1) - 1)) + 1;
+    if (g.autoPad === 'SAME_UPPER' || g.autoPad === 'SAME_LOWER') return Math.ceil(size / stride);
+    if (g.autoPad === 'VALID') return Math.floor((size - effectiveKernel) / stride) + 1;
+    const padded = size + (g.pads[i] ?? 0) + (g.pads[i + spatial.length] ?? 0) - effectiveKernel;
+    let out = (g.ceilMode ? Math.ceil(padded / stride) : Math.floor(padded / stride)) + 1;
+    // ceil_mode: the last window must start inside the (left-padded) input.
+    if (g.ceilMode && (out - 1) * stride >= size + (g.pads[i] ?? 0)) out--;
+    return out;
+  });
+}
+
+function convOutput(node: INodeProto, input: Dim[] | undefined, weight: Dim[] | undefined, unknown: UnknownDims): Dim[] | undefined {
+  if (!input || !weight || input.length < 3) return undefined;
+  const spatial = spatialOutput(input, node, unknown, weight.slice(2));
+  return spatial ? [input[0], weight[0], ...spatial] : undefined;
+}
+
+function convTransposeOutput(node: INodeProto, input: Dim[] | undefined, weight: Dim[] | undefined, unknown: UnknownDims): Dim[] | undefined {
+  if (!input || !weight || input.length < 3) return undefined;
+  const group = intAttribute(node, 'group') ?? 1;
+  const outputShape = intsAttribute(node, 'output_shape');
+  const channels = multiplyDims([weight[1], group]);
+  if (outputShape) return [input[0], channels, ...outputShape];
+  const spatial = input.slice(2);
+  const g = kernelGeometry(node, spatial.length, weight.slice(2));
+  const kernel = g.kernel;
+  const outputPadding = intsAttribute(node, 'output_padding') ?? new Array<number>(spatial.length).fill(0);
+  if (!kernel) return undefined;
+  return [input[0], channels, ...spatial.map((size, i) => {
+    if (typeof size !== 'number') return unknown.next();
+    const effectiveKernel = ((g.dilations[i] ?? 1) * (kernel[i] - 1)) + 1;
+    if (g.autoPad === 'SAME_UPPER' || g.autoPad === 'SAME_LOWER') return size * (g.strides[i] ?? 1);
+    return (g.strides[i] ?? 1) * (size - 1) + (outputPadding[i] ?? 0) + effectiveKernel - (g.pads[i] ?? 0) - (g.pads[i + spatial.length] ?? 0);
+  })];
+}
+
+function poolOutput(node: INodeProto, input: Dim[] | undefined, unknown: UnknownDims): Dim[] | undefined {
+  if (!input || input.length < 3) return undefined;
+  const spatial = spatialOutput(input, node, unknown);
+  return spatial ? [input[0], input[1], ...spatial] : undefined;
 }
 
 /** Numpy broadcasting of several shapes; undefined when a rank is unknown. */
@@ -840,23 +835,85 @@ function matmulOutput(a: Dim[] | undefined, b: Dim[] | undefined): Dim[] | undef
   return out;
 }
 
-function reshapeOutput(input: Dim[] | undefined, shape: Dim[], allowZero: boolean): Dim[] | undefined {
-  const out: Dim[] = shape.map((s, i) => (s === 0 && !allowZero ? input?.[i] ?? undefinedDim() : s));
+function reshapeOutput(input: Dim[] | undefined, target: Dim[], allowZero: boolean, unknown: UnknownDims): Dim[] | undefined {
+  const out: Dim[] = target.map((s, i) => (s === 0 && !allowZero ? input?.[i] ?? unknown.next() : s));
   const inferIndex = out.findIndex((s) => s === -1);
   if (inferIndex >= 0) {
     if (!input) {
-      out[inferIndex] = undefinedDim();
+      out[inferIndex] = unknown.next();
     } else {
       const known = out.filter((_, i) => i !== inferIndex);
-      out[inferIndex] = divideDims(multiplyDims(input), multiplyDims(known)) ?? undefinedDim();
+      out[inferIndex] = divideDims(multiplyDims(input), multiplyDims(known)) ?? unknown.next();
     }
   }
   return out;
 }
 
+// ---------------------------------------------------------------- the walk
+
+function seedGraphInputs(g: Inference, graph: IGraphProto, options: ShapeInferenceOptions): void {
+  for (const init of graph.initializer ?? []) if (init.name) g.addConstant(init.name, init);
+  for (const input of graph.input ?? []) {
+    if (!input.name || g.tensors.has(input.name)) continue; // IR < 4: initializers are listed as inputs too
+    const declared = declaredTensorInfo(input, g.unknown) ?? { elementType: 0 };
+    const override = options.inputDims?.[input.name];
+    g.set(input.name, override ? { ...declared, dims: [...override] } : declared);
+  }
+}
+
+function declaredShapes(g: Inference, graph: IGraphProto): Map<string, TensorInfo> {
+  const declared = new Map<string, TensorInfo>();
+  for (const vi of [...(graph.valueInfo ?? []), ...(graph.output ?? [])]) {
+    const info = vi.name ? declaredTensorInfo(vi, g.unknown) : undefined;
+    if (info && vi.name) declared.set(vi.name, info);
+  }
+  return declared;
+}
+
+/** Runs the node's rule; a node without one gets explicitly unknown outputs and is reported. */
+function inferNode(g: Inference, node: INodeProto): void {
+  const inputs = node.input ?? [];
+  const outputs = node.output ?? [];
+  const shapeRule = ruleFor(node);
+  const first = g.info(inputs[0]);
+  const view: NodeView = { node, opType: node.opType ?? '', inputs, outputs, first, firstType: first?.elementType ?? 0 };
+  let outcome: void | 'unsupported';
+  try {
+    outcome = shapeRule ? shapeRule(view, g) : 'unsupported';
+  } catch (error) {
+    // A malformed node (e.g. a Constant whose raw data is shorter than its dims): say which one.
+    const where = `node ${node.name || outputs[0] || '?'} (${node.opType})`;
+    throw new EdgetlError('onnx-parse', `shape inference failed at ${where}: ${describeError(error)}`, { cause: error });
+  }
+  if (outcome === 'unsupported') {
+    g.unsupportedOps.add(`${node.domain || 'ai.onnx'}:${node.opType}`);
+    for (const output of outputs) g.set(output, { elementType: 0, dims: undefined });
+  }
+}
+
+/** Where a rule could not tell, the declared value_info fills in. */
+function fillFromDeclared(g: Inference, outputs: string[], declared: Map<string, TensorInfo>): void {
+  for (const output of outputs) {
+    if (!output) continue;
+    const current = g.tensors.get(output);
+    const fallback = declared.get(output);
+    if (fallback && (!current || !current.dims || !current.elementType)) {
+      g.tensors.set(output, { elementType: current?.elementType || fallback.elementType, dims: current?.dims ?? fallback.dims });
+    }
+  }
+}
+
 /** Infer shapes and element types of every tensor in the model's main graph. */
 export function inferShapes(model: IModelProto, options: ShapeInferenceOptions = {}): ShapeInferenceResult {
-  const inference = new Inference(model);
-  if (model.graph) inference.run(model.graph, options);
-  return { tensors: inference.tensors, values: inference.values, unsupportedOps: inference.unsupportedOps };
+  const g = new Inference(model);
+  const graph = model.graph;
+  if (graph) {
+    seedGraphInputs(g, graph, options);
+    const declared = declaredShapes(g, graph);
+    for (const node of graph.node ?? []) {
+      inferNode(g, node);
+      fillFromDeclared(g, node.output ?? [], declared);
+    }
+  }
+  return { tensors: g.tensors, values: g.values, unsupportedOps: g.unsupportedOps };
 }

@@ -1,6 +1,7 @@
 import { EdgetlError } from '../util/errors.js';
 import type { EmbeddingLocation } from './embedding.js';
 import { GraphIndex, nodeReads } from './graph.js';
+import { isUnknownDim } from './shapes.js';
 import {
   ElementType,
   assertLosslessEncode,
@@ -171,7 +172,7 @@ export function describeSurgery(embedding: Pick<EmbeddingLocation, 'tensor' | 'd
 function batchDimension(batch: EmbeddingLocation['batchDim']) {
   if (typeof batch === 'number') return onnx.TensorShapeProto.Dimension.create({ dimValue: batch });
   // Symbols the shape inference invented for unnamed dims are not worth exporting.
-  return onnx.TensorShapeProto.Dimension.create({ dimParam: batch.startsWith('unk__') ? 'N' : batch });
+  return onnx.TensorShapeProto.Dimension.create({ dimParam: isUnknownDim(batch) ? 'N' : batch });
 }
 
 function renameNode(node: INodeProto, renames: Map<string, string>): INodeProto {

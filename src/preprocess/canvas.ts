@@ -2,12 +2,13 @@
  * Pixels to model input in the browser (page or worker): the canvas counterpart of the sharp path.
  *
  * Geometry and normalization are the shared runtime-neutral code (tensor.ts), so the browser resizes to the same
- * size, cuts the same crop window and applies the same per-channel table as Node. What differs is only the resampling
- * kernel: the browser's resize (createImageBitmap `resizeQuality`) instead of libvips' antialiased linear reduce.
- * Embeddings agree to cosine >= 0.99 (test/web/browser-vs-node.test.ts).
+ * size, cuts the same crop window and applies the same per-channel table as Node. By default (`match-node`) the
+ * canvas only decodes and the resampling is Node's own too (the Pillow BILINEAR port up to 3 MP, resample.ts's
+ * libvips-like reduce above); only the decoders differ. The other `resizeQuality` values hand the resize to the
+ * browser's createImageBitmap kernel. Embeddings agree to cosine >= 0.99 (test/web/browser-vs-node.test.ts).
  */
 import type { PreprocessSpec } from './spec.js';
-import { assertTensorSlot, resizeGeometry, tensorElementsPerImage, writePixelsToTensor, type ResizeGeometry } from './tensor.js';
+import { assertTensorSlot, resizeGeometry, tensorElementsPerImage, writePixelsToTensor, type ResizeGeometry, type TensorSlot } from './tensor.js';
 import { resampleAndCrop } from './resample.js';
 import { resizePillowFast, resizePillowToTensor } from './pillow-resample-wasm.js';
 
@@ -186,7 +187,7 @@ async function preprocess(
 export async function imageToTensor(
   source: BrowserImageSource,
   spec: PreprocessSpec,
-  options: CanvasPreprocessOptions & { out?: Float32Array; imageIndex?: number } = {},
+  options: CanvasPreprocessOptions & TensorSlot = {},
 ): Promise<Float32Array> {
   const out = options.out ?? new Float32Array(tensorElementsPerImage(spec));
   const index = options.imageIndex ?? 0;

@@ -17,7 +17,7 @@
 import { stat } from 'node:fs/promises';
 import sharp, { type Sharp, type SharpOptions } from 'sharp';
 import type { PreprocessSpec } from './spec.js';
-import { assertTensorSlot, resizeGeometry, tensorElementsPerImage, writePixelsToTensor, type ResizeGeometry } from './tensor.js';
+import { assertTensorSlot, resizeGeometry, tensorElementsPerImage, writePixelsToTensor, type ResizeGeometry, type TensorSlot } from './tensor.js';
 import { resizePillowFast, resizePillowToTensor } from './pillow-resample-wasm.js';
 import { EdgetlError } from '../util/errors.js';
 
@@ -344,14 +344,19 @@ export async function decodeToTensor(source: ImageSource, spec: PreprocessSpec, 
   return out;
 }
 
-/** Decode `source` and write it as image `index` of the batch tensor `out` (see `writePixelsToTensor`). */
+/**
+ * Decode `source` into slot `imageIndex` of a batch tensor (allocated for one image when `out` is omitted); see
+ * `writePixelsToTensor`. The same signature as the browser's (preprocess/canvas.ts).
+ */
 export async function imageToTensor(
   source: ImageSource,
   spec: PreprocessSpec,
-  out: Float32Array,
-  index: number,
-  options: DecodeOptions = {},
-): Promise<void> {
+  options: DecodeOptions & TensorSlot = {},
+): Promise<Float32Array> {
+  const { out: given, imageIndex, ...decodeOptions } = options;
+  const out = given ?? new Float32Array(tensorElementsPerImage(spec));
+  const index = imageIndex ?? 0;
   assertTensorSlot(spec, out, index);
-  await decode(source, spec, options, { out, index });
+  await decode(source, spec, decodeOptions, { out, index });
+  return out;
 }

@@ -81,6 +81,12 @@ export function tensorElementsPerImage(spec: PreprocessSpec): number {
   return 3 * spec.width * spec.height;
 }
 
+/** Where imageToTensor (Node and browser alike) writes: slot `imageIndex` (default 0) of `out` (default: a new one-image tensor). */
+export interface TensorSlot {
+  out?: Float32Array;
+  imageIndex?: number;
+}
+
 /** Tensor dims for a batch of `batch` images in the spec's layout. */
 export function tensorDims(spec: PreprocessSpec, batch: number): number[] {
   return spec.layout === 'NCHW' ? [batch, 3, spec.height, spec.width] : [batch, spec.height, spec.width, 3];

@@ -1,3 +1,4 @@
+// Node's sha256 (node:crypto): files streamed, bytes hashed natively. The runtime-neutral digests are formats/sha256.ts.
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 
@@ -17,7 +18,3 @@ export function sha256Bytes(data: Uint8Array | string): string {
   return createHash('sha256').update(data).digest('hex');
 }
 
-/** True for a 64-character lowercase or uppercase hex string. */
-export function isSha256Hex(value: string): boolean {
-  return /^[0-9a-fA-F]{64}$/.test(value);
-}

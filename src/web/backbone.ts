@@ -6,6 +6,8 @@ import { tensorDims, tensorElementsPerImage } from '../preprocess/tensor.js';
 import { imageToTensor, type BrowserImageSource, type CanvasResizeQuality } from '../preprocess/canvas.js';
 import { WebInferenceSession, type WebProviderReport, type WebSessionOptions } from '../execution/web-session.js';
 import { EdgetlError, describeError } from '../util/errors.js';
+import { sha256HexAsync } from '../formats/sha256.js';
+import type { EmbeddingBackbone } from '../contract.js';
 
 /** What a head file needs to know about the backbone it was trained on. */
 export interface WebBackboneInfo {
@@ -41,15 +43,6 @@ export interface EmbedProgress {
   total: number;
 }
 
-/** Lowercase hex sha256 (WebCrypto; needs a secure context such as http://127.0.0.1 or https). */
-export async function sha256Hex(bytes: ArrayBuffer | Uint8Array): Promise<string> {
-  const view = bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes);
-  const copy = new Uint8Array(view.byteLength);
-  copy.set(view);
-  const digest = await crypto.subtle.digest('SHA-256', copy.buffer);
-  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('');
-}
-
 export async function fetchModel(url: string): Promise<Uint8Array> {
   let response: Response;
   try {
@@ -69,7 +62,7 @@ export interface EmbedTimings {
   inferenceMs: number;
 }
 
-export class WebBackbone {
+export class WebBackbone implements EmbeddingBackbone {
   /** Timings of the most recent `embed` call. */
   lastTimings: EmbedTimings | undefined;
 
@@ -80,18 +73,39 @@ export class WebBackbone {
     private readonly resizeQuality: CanvasResizeQuality = 'match-node',
   ) {}
 
+  get id(): string {
+    return this.info.id;
+  }
+
+  get sha256(): string {
+    return this.info.sha256;
+  }
+
+  get embeddingDim(): number {
+    return this.info.embeddingDim;
+  }
+
+  get preprocess(): PreprocessSpec {
+    return this.info.preprocess;
+  }
+
   /** Which provider ran, the adapter, threads, and why anything fell back. */
+  get provider(): WebProviderReport {
+    return this.session.provider;
+  }
+
+  /** @deprecated the same report as `provider` (one name per concept); kept for the kiosk app until it moves over. */
   get report(): WebProviderReport {
-    return this.session.report;
+    return this.provider;
   }
 
   static async load(options: LoadWebBackboneOptions): Promise<WebBackbone> {
     const bytes = typeof options.model === 'string' ? await fetchModel(options.model) : options.model instanceof Uint8Array ? options.model : new Uint8Array(options.model);
-    const sha256 = options.sha256 ?? (await sha256Hex(bytes));
+    const sha256 = options.sha256 ?? (await sha256HexAsync(bytes));
     const session = await WebInferenceSession.create(bytes, options);
     const outputName = options.embeddingOutput ?? (session.outputNames.length === 1 ? session.outputNames[0] : undefined);
     if (!outputName || !session.outputNames.includes(outputName)) {
-      await session.release();
+      await session.close();
       throw new EdgetlError(
         'model-load',
         `${typeof options.model === 'string' ? options.model : options.id}: cannot tell which output is the embedding ` +
@@ -104,18 +118,17 @@ export class WebBackbone {
     const probe = new Float32Array(tensorElementsPerImage(options.preprocess) * (fixedBatch ?? 1));
     let dims: number[];
     try {
-      const out = await session.run({ [session.inputNames[0]]: { data: probe, dims: tensorDims(options.preprocess, fixedBatch ?? 1) } }, [outputName]);
-      dims = out[outputName].dims;
+      dims = (await session.run(probe, tensorDims(options.preprocess, fixedBatch ?? 1), outputName)).dims;
     } catch (error) {
-      await session.release();
-      throw new EdgetlError('model-load', `${options.id}: the model loaded but does not run on ${session.report.used}: ${describeError(error)}`);
+      await session.close();
+      throw new EdgetlError('model-load', `${options.id}: the model loaded but does not run on ${session.provider.used}: ${describeError(error)}`);
     }
     const embeddingDim = dims.slice(1).reduce((a, b) => a * b, 1);
     return new WebBackbone(session, { id: options.id, sha256, embeddingDim, preprocess: options.preprocess, outputName, fixedBatch }, batchSize, options.resizeQuality);
   }
 
   /** Runs a ready tensor batch [n, ...spec] and returns n embeddings (row-major n x dim). */
-  async embedTensor(tensor: Float32Array, count: number): Promise<Float32Array> {
+  async embedTensors(tensor: Float32Array, count: number): Promise<Float32Array> {
     const spec = this.info.preprocess;
     const per = tensorElementsPerImage(spec);
     if (tensor.length !== per * count) throw new EdgetlError('bad-input', `tensor holds ${tensor.length} values, expected ${count} x ${per}`);
@@ -131,8 +144,8 @@ export class WebBackbone {
         padded.set(input);
         input = padded;
       }
-      const result = await this.session.run({ [this.session.inputNames[0]]: { data: input, dims: tensorDims(spec, runBatch) } }, [this.info.outputName]);
-      out.set(result[this.info.outputName].data.subarray(0, n * dim), start * dim);
+      const result = await this.session.run(input, tensorDims(spec, runBatch), this.info.outputName);
+      out.set(result.data.subarray(0, n * dim), start * dim);
     }
     return out;
   }
@@ -142,7 +155,7 @@ export class WebBackbone {
     const t0 = performance.now();
     const tensor = await imageToTensor(source, this.info.preprocess, { resizeQuality: this.resizeQuality });
     const t1 = performance.now();
-    const embedding = await this.embedTensor(tensor, 1);
+    const embedding = await this.embedTensors(tensor, 1);
     this.lastTimings = { preprocessMs: t1 - t0, inferenceMs: performance.now() - t1 };
     return embedding;
   }
@@ -165,14 +178,15 @@ export class WebBackbone {
       const batch = await pending!;
       const next = start + step < sources.length ? prepare(start + step) : undefined;
       const n = batch.length / per;
-      out.set(await this.embedTensor(batch, n), start * dim);
+      out.set(await this.embedTensors(batch, n), start * dim);
       pending = next;
       onProgress?.({ done: start + n, total: sources.length });
     }
     return out;
   }
 
-  async release(): Promise<void> {
-    await this.session.release();
+  /** Free the onnxruntime-web session. Safe to call twice. */
+  async close(): Promise<void> {
+    await this.session.close();
   }
 }

@@ -6,7 +6,8 @@
 import { findEmbedding } from '../models/embedding.js';
 import { parseOnnxModel } from '../models/onnx-model.js';
 import { buildFeatureExtractor, type FeatureExtractor } from '../models/surgery.js';
-import { WebBackbone, fetchModel, sha256Hex, type LoadWebBackboneOptions } from './backbone.js';
+import { WebBackbone, fetchModel, type LoadWebBackboneOptions } from './backbone.js';
+import { sha256HexAsync } from '../formats/sha256.js';
 import { adaptedSurgery } from '../models/last-block-graph.js';
 import type { Head } from '../heads/head.js';
 import { EdgetlError } from '../util/errors.js';
@@ -43,7 +44,7 @@ export async function loadBackboneFromClassifier(
   options: Omit<LoadWebBackboneOptions, 'embeddingOutput' | 'sha256'> & { embeddingTensor?: string },
 ): Promise<WebBackbone> {
   const source = typeof options.model === 'string' ? await fetchModel(options.model) : options.model instanceof Uint8Array ? options.model : new Uint8Array(options.model);
-  const sha256 = await sha256Hex(source);
+  const sha256 = await sha256HexAsync(source);
   const extractor = featureExtractorFromBytes(source, { embeddingTensor: options.embeddingTensor, file: typeof options.model === 'string' ? options.model : options.id });
   return WebBackbone.load({ ...options, model: extractor.bytes, sha256, embeddingOutput: extractor.outputName, fixedBatch: options.fixedBatch ?? extractor.fixedBatch });
 }
@@ -59,7 +60,7 @@ export async function loadAdaptedBackbone(
   const block = options.head.adaptedBlock;
   if (!block) throw new EdgetlError('usage', `the head has no adapted block: load the backbone with loadBackboneFromClassifier`);
   const source = typeof options.model === 'string' ? await fetchModel(options.model) : options.model instanceof Uint8Array ? options.model : new Uint8Array(options.model);
-  const sha256 = await sha256Hex(source);
+  const sha256 = await sha256HexAsync(source);
   if (sha256 !== options.head.backbone.sha256) {
     throw new EdgetlError('head-backbone-mismatch', `the head was trained on ${options.head.backbone.id} (sha256 ${options.head.backbone.sha256.slice(0, 12)}...), but the model given has sha256 ${sha256.slice(0, 12)}...`);
   }

@@ -8,6 +8,8 @@ import type { HeadBackboneRef, HeadType } from '../formats/head-file.js';
 import type { TrainHeadOptions } from '../heads/train.js';
 import { EdgetlError } from '../util/errors.js';
 import type { WebBackboneInfo } from './backbone.js';
+import { assertHeadFitsBackbone as checkHeadFitsBackbone } from '../heads/compatibility.js';
+import type { PredictionCore } from '../contract.js';
 
 export type WebHeadType = HeadType;
 
@@ -43,22 +45,10 @@ export type WorkerReply =
   | { kind: 'error'; id: number; message: string; code?: string };
 
 /** The prediction contract of the library (label, closest, score, outlierScore, topK), plus every class's score. */
-export interface WebPrediction {
-  /** The class, or "unknown" when the head rejected the input. */
-  label: string;
-  /** The best known class, always. */
-  closest: string;
-  unknown: boolean;
-  /** Why it is unknown: "outlier" (not like the examples) or "low-confidence". */
-  reason?: RejectionReason;
-  /** Calibrated probability of `closest`. */
-  score: number;
-  /** Higher = less like the training examples; absent for heads without open-set data (version 1 files). */
-  outlierScore?: number;
+export interface WebPrediction extends PredictionCore {
   /** The head's outlier threshold (null: it never rejects on it). */
   outlierThreshold: number | null;
-  topK: { label: string; score: number }[];
-  /** Every class, best first. */
+  /** @deprecated the same list as `topK` (every class, best first); kept for the kiosk app until it moves over. */
   scores: { label: string; score: number }[];
 }
 
@@ -78,9 +68,9 @@ export interface WebHead {
 
 function toWebPrediction(p: Prediction, head: Head, topK: number): WebPrediction {
   return {
-    label: p.rejected ? UNKNOWN_LABEL : p.label,
+    label: p.unknown ? UNKNOWN_LABEL : p.label,
     closest: p.closest,
-    unknown: p.rejected,
+    unknown: p.unknown,
     ...(p.reason ? { reason: p.reason } : {}),
     score: p.score,
     ...(p.outlierScore !== undefined ? { outlierScore: p.outlierScore } : {}),
@@ -120,20 +110,11 @@ export function parseWebHead(json: string, fileName = 'head file'): WebHead {
   return wrap(Head.parse(json, { file: fileName }), json);
 }
 
-/** Refuses a head made for another backbone, saying which one it needs. */
+/** Refuses a head made for another backbone, saying which one it needs (the kiosk's wording of heads/compatibility.ts). */
 export function assertHeadFitsBackbone(head: WebHead, backbone: Pick<WebBackboneInfo, 'id' | 'sha256' | 'embeddingDim'>, fileName = 'the head'): void {
-  const wanted = head.backbone;
-  if (wanted.sha256.toLowerCase() !== backbone.sha256.toLowerCase()) {
-    throw new EdgetlError(
-      'head-backbone-mismatch',
-      `${fileName} was trained on backbone ${wanted.id} (sha256 ${wanted.sha256.slice(0, 12)}…), but this page runs ${backbone.id} ` +
-        `(sha256 ${backbone.sha256.slice(0, 12)}…). Start \`edgetl serve --backbone ${wanted.id}\` to use it, or train a new head here.`,
-      { file: fileName },
-    );
-  }
-  if (wanted.embeddingDim !== backbone.embeddingDim) {
-    throw new EdgetlError('head-backbone-mismatch', `${fileName} expects ${wanted.embeddingDim}-d embeddings, this backbone gives ${backbone.embeddingDim}`, { file: fileName });
-  }
+  // The kiosk page is served by `edgetl serve`: the remedy names the command that serves the right backbone.
+  const remedy = `start \`edgetl serve --backbone ${head.backbone.id}\` to use it, or train a new head here`;
+  checkHeadFitsBackbone(head.backbone, backbone, { what: fileName, file: fileName, givenAs: 'this page runs', remedy });
 }
 
 let nextId = 1;

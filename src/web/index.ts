@@ -9,7 +9,7 @@
  * onnxruntime-web is an external import: map `onnxruntime-web` to its ESM bundle (import map) or let a bundler
  * resolve it; set `wasmPaths` to where its .wasm files are served.
  */
-export { WebBackbone, sha256Hex, type WebBackboneInfo, type LoadWebBackboneOptions, type EmbedProgress, type EmbedTimings } from './backbone.js';
+export { WebBackbone, type WebBackboneInfo, type LoadWebBackboneOptions, type EmbedProgress, type EmbedTimings } from './backbone.js';
 export { featureExtractorFromBytes, loadBackboneFromClassifier, loadAdaptedBackbone, type BrowserFeatureExtractor } from './feature-extractor.js';
 export {
   WebInferenceSession,
@@ -21,6 +21,7 @@ export {
   type WebProviderReport,
   type CpuTensor,
 } from '../execution/web-session.js';
+export { sha256HexAsync } from '../formats/sha256.js';
 export { imageToTensor, imageToPixels, type BrowserImageSource, type CanvasResizeQuality, type CanvasPreprocessOptions } from '../preprocess/canvas.js';
 export { resizeGeometry, writePixelsToTensor, tensorDims, tensorElementsPerImage } from '../preprocess/tensor.js';
 export type { PreprocessSpec } from '../preprocess/spec.js';

@@ -14,11 +14,9 @@ import { fileURLToPath } from 'node:url';
 import { isIP } from 'node:net';
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { PreprocessSpec } from '../preprocess/spec.js';
-import { resolveBackbone } from '../models/resolve.js';
-import { backboneSpecFor } from '../models/backbone-spec.js';
+import { prepareBackbone } from '../models/prepare-backbone.js';
 import { EdgetlError, describeError } from '../util/errors.js';
 import { EDGETL_VERSION } from '../version.js';
-import { prepareFeatureExtractor } from '../models/feature-extractor-cache.js';
 import { BENCH_TOKEN_HEADER } from './bench/protocol.js';
 
 /** The model the page loads, already prepared (a feature extractor whose output is the embedding). */
@@ -43,15 +41,8 @@ export async function prepareServedBackbone(
   idOrPath: string,
   options: { embeddingTensor?: string; download?: boolean; cacheDir?: string } = {},
 ): Promise<ServedBackbone & { path: string; notes: string[] }> {
-  const resolved = await resolveBackbone(idOrPath, { download: options.download });
-  const stated = backboneSpecFor(resolved);
   // The same cached extractor file the Node Backbone runs: browser and Node see byte-identical graphs.
-  const extractor = await prepareFeatureExtractor(resolved.path, {
-    embeddingTensor: options.embeddingTensor ?? stated.embeddingTensor,
-    cacheDir: options.cacheDir,
-    sourceSha256: resolved.sha256,
-  });
-  const spec = backboneSpecFor(resolved, {}, { inputDims: extractor.facts.inputs[0]?.dims });
+  const { resolved, spec, extractor } = await prepareBackbone(idOrPath, options);
   return {
     id: resolved.id,
     sha256: resolved.sha256,
@@ -343,8 +334,8 @@ export async function startKioskServer(options: KioskServerOptions): Promise<Kio
   await new Promise<void>((resolveListen, reject) => {
     server.once('error', (error: NodeJS.ErrnoException) => {
       const port = options.port ?? 8080;
-      if (error.code === 'EADDRINUSE') reject(new EdgetlError('port-in-use', `port ${port} on ${host} is already in use: pass --port <another> (or --port 0 for any free one)`));
-      else if (error.code === 'EACCES') reject(new EdgetlError('port-denied', `not allowed to listen on ${host}:${port} (ports below 1024 need privileges): pass --port 8080`));
+      if (error.code === 'EADDRINUSE') reject(new EdgetlError('port-in-use', `port ${port} on ${host} is already in use: pass another \`port\` (0 picks any free one)`));
+      else if (error.code === 'EACCES') reject(new EdgetlError('port-denied', `not allowed to listen on ${host}:${port} (ports below 1024 need privileges): pass a \`port\` of 1024 or above (e.g. 8080)`));
       else reject(new EdgetlError('listen-failed', `cannot listen on ${host}:${port}: ${describeError(error)}`));
     });
     server.listen(options.port ?? 8080, host, () => resolveListen());

@@ -18,7 +18,7 @@ function overallFraction(stage: string, done: number, total: number, seen: strin
   if (!seen.includes(stage)) seen.push(stage);
   const index = seen.indexOf(stage);
   const within = total > 0 ? Math.min(1, done / total) : 0;
-  // Later stages are unknown in advance: each new stage takes half of what is left.
+  // Later stages are unknown in advance: each new stage takes 70% of what is left.
   let start = 0;
   let width = 1;
   for (let i = 0; i < index; i++) {

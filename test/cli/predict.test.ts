@@ -59,7 +59,7 @@ t.test('an image unlike the training data is "unknown", with the closest class a
   t.match(readable.stdout, /0\.png\s+red \d+\.\d%/);
   t.match(readable.stdout, /2 photo\(s\): 1 unknown/);
   const mismatch = await run(predictCommand, [green, '--head', head, '--backbone', ws.otherModel, '--ep', 'cpu']);
-  t.match(mismatch.error?.message, /head was trained on backbone tiny .* but tiny-other .* was given/);
+  t.match(mismatch.error?.message, /head was trained on backbone tiny .* but the backbone given is tiny-other .*: use backbone tiny or retrain the head/);
 });
 
 t.test('two --head files: one embedding pass, each head gives exactly its single-head result, in --head order', async (t) => {

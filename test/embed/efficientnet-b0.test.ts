@@ -38,7 +38,7 @@ t.test('EfficientNet-B0 (NHWC) by name: preprocessing from its sidecar, 1280-d e
     const embedding = await backbone.embed(dog.path!);
     const spec = backbone.preprocess;
     const input = new Float32Array(tensorElementsPerImage(spec));
-    await imageToTensor(dog.path!, spec, input, 0);
+    await imageToTensor(dog.path!, spec, { out: input });
     const source = parseOnnxModel(readFileSync(model.path!));
     const found = findEmbedding(source);
     t.match(found.tensor, /top_pool\/Mean/, `discovered embedding tensor ${found.tensor}`);

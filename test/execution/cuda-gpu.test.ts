@@ -29,8 +29,8 @@ async function cudaVersusCpu(model: string | Uint8Array, dims: number[], outputN
     for (let i = 0; i < a.data.length; i++) maxAbs = Math.max(maxAbs, Math.abs(a.data[i] - b.data[i]));
     return { provider: gpu.provider, cosine: cosine(a.data, b.data), maxAbs, dims: a.dims };
   } finally {
-    await gpu.release();
-    await cpu.release();
+    await gpu.close();
+    await cpu.close();
   }
 }
 

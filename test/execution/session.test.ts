@@ -26,7 +26,7 @@ async function modelFile(t: { teardown(fn: () => unknown): void }, bytes: Uint8A
 t.test('a CPU session exposes names and dims from the model and computes outputs', async (t) => {
   const path = await modelFile(t);
   const session = await createSession(path, { ep: 'cpu' });
-  t.teardown(() => session.release());
+  t.teardown(() => session.close());
   t.equal(session.inputName, 'X');
   t.same(session.outputNames, ['doubled', 'plus_one']);
   t.same(session.inputDims, ['N', 3, 2, 2]);
@@ -40,7 +40,7 @@ t.test('a CPU session exposes names and dims from the model and computes outputs
 
 t.test('a model given as bytes works the same', async (t) => {
   const session = await createSession(tinyModel, { ep: 'cpu' });
-  t.teardown(() => session.release());
+  t.teardown(() => session.close());
   t.same(Array.from((await session.run(input.subarray(0, 12), [1, 3, 2, 2], 'plus_one')).data).slice(0, 2), [-10, -8]);
 });
 
@@ -49,8 +49,8 @@ t.test('misuse is refused clearly', async (t) => {
   await t.rejects(session.run(input, [1, 3, 2, 2]), { code: 'bad-input', message: /24 values but dims \[1, 3, 2, 2\] need 12/ });
   await t.rejects(session.run(input, [2, 3, 2, 2], 'logits'), { code: 'bad-input', message: /no output 'logits' \(outputs: doubled, plus_one\)/ });
   await t.rejects(session.run(input, [2, 3, 4, 1]), { code: 'inference-failed', message: /inference failed on cpu/ });
-  await session.release();
-  await session.release();
+  await session.close();
+  await session.close();
   await t.rejects(session.run(input, [2, 3, 2, 2]), { code: 'closed' });
 });
 
@@ -64,7 +64,7 @@ t.test('a file onnxruntime cannot load is a bad-model error naming it', async (t
 const cudaHere = gatherHostFacts().cuda.providerLibraryPresent;
 t.test('--ep cuda without the provider library falls back to CPU with the install command; strict fails', { skip: cudaHere ? 'this machine has the CUDA provider library (edgetl setup cuda ran)' : false }, async (t) => {
   const session = await createSession(tinyModel, { ep: 'cuda', cudaDeviceId: 0 });
-  t.teardown(() => session.release());
+  t.teardown(() => session.close());
   t.equal(session.provider.used, 'cpu');
   t.equal(session.provider.fallbacks[0].provider, 'cuda');
   t.ok(session.provider.fallbacks[0].reason.includes(CUDA_INSTALL_COMMAND), session.provider.fallbacks[0].reason);
@@ -90,7 +90,7 @@ t.test('auto on a machine with only a software adapter runs on CPU and says why'
   // rightly take CUDA, and this test is about the software adapter.
   const hostFacts = { ...gathered, cuda: { ...gathered.cuda, providerLibraryPresent: false } };
   const session = await createSession(tinyModel, { ep: 'auto', hostFacts });
-  t.teardown(() => session.release());
+  t.teardown(() => session.close());
   t.equal(session.provider.requested, 'auto');
   t.equal(session.provider.used, 'cpu');
   const webgpu = session.provider.fallbacks.find((f) => f.provider === 'webgpu');
@@ -102,7 +102,7 @@ t.test('thread counts and optimization level reach onnxruntime', async (t) => {
   const path = await modelFile(t);
   const session = await createSession(path, { ep: 'cpu', intraOpThreads: 1, interOpThreads: 2 });
   t.match(session.provider, { intraOpThreads: 1, interOpThreads: 2 });
-  await session.release();
+  await session.close();
   // onnxruntime's own log (read from a child process) shows the pools it built.
   const probe = await probeSession(path, 'cpu', { intraOpThreads: 1, interOpThreads: 2, graphOptimizationLevel: 'basic' });
   t.equal(probe.created, true, probe.error ?? '');

@@ -20,13 +20,13 @@ t.test('auto turns down a GPU that would leave most of the model on the CPU', { 
     vulkan: { ...facts.vulkan, vulkaninfoDevices: [{ name: 'Pretend GPU', type: 'PHYSICAL_DEVICE_TYPE_DISCRETE_GPU' }] },
   };
   const quantized = await createSession(int8.path!, { ep: 'auto', hostFacts: hardware });
-  t.teardown(() => quantized.release());
+  t.teardown(() => quantized.close());
   t.equal(quantized.provider.used, 'cpu');
   const webgpu = quantized.provider.fallbacks.find((f) => f.provider === 'webgpu');
   t.match(webgpu?.reason, /^\d+ of \d+ nodes run on the CPU, not webgpu.*QLinearConv x\d+.*no faster than cpu$/);
 
   const float = await createSession(fp32.path!, { ep: 'auto', hostFacts: hardware });
-  t.teardown(() => float.release());
+  t.teardown(() => float.close());
   t.equal(float.provider.used, 'webgpu', 'a model WebGPU runs whole is kept on it');
   t.equal(float.provider.adapter?.software, false);
   t.ok(float.provider.notes?.includes('all 35 nodes run on webgpu'), JSON.stringify(float.provider.notes));

@@ -27,7 +27,7 @@ const loader = gatherHostFacts().vulkan.loader;
 
 t.test('--ep webgpu with no adapter falls back to CPU, saying why and what would work', { skip: loader ? false : 'needs a Vulkan loader (libvulkan1) to get as far as asking for an adapter' }, async (t) => {
   const session = await createSession(model, { ep: 'webgpu' });
-  t.teardown(() => session.release());
+  t.teardown(() => session.close());
   t.equal(session.provider.used, 'cpu');
   t.match(session.provider.fallbacks[0], {
     provider: 'webgpu',

@@ -17,9 +17,9 @@ for (const file of ['resnet8-cifar10.fp32.onnx', 'mobilenet-v1-0.25-224.fp32.onn
   const model = sharedModel(file);
   t.test(`${file}: WebGPU (SwiftShader) embeddings match CPU, and the report says software`, { skip: skipReason || model.skip }, async (t) => {
     const cpu = await createSession(model.path!, { ep: 'cpu' });
-    t.teardown(() => cpu.release());
+    t.teardown(() => cpu.close());
     const gpu = await createSession(model.path!, { ep: 'webgpu', strictEp: true });
-    t.teardown(() => gpu.release());
+    t.teardown(() => gpu.close());
     t.equal(gpu.provider.used, 'webgpu');
     t.same(gpu.provider.fallbacks, []);
     t.equal(gpu.provider.adapter?.software, true, 'SwiftShader is flagged as a software adapter');
@@ -47,7 +47,7 @@ for (const file of ['resnet8-cifar10.fp32.onnx', 'mobilenet-v1-0.25-224.fp32.onn
 const resnet = sharedModel('resnet8-cifar10.fp32.onnx');
 t.test('nodes onnxruntime keeps on the CPU under WebGPU are named', { skip: skipReason || resnet.skip }, async (t) => {
   const gpu = await createSession(resnet.path!, { ep: 'webgpu' });
-  t.teardown(() => gpu.release());
+  t.teardown(() => gpu.close());
   // onnxruntime 1.30's WebGPU provider has no Sum kernel; resnet8's residual adds are Sum nodes.
   const cpu = gpu.provider.placement?.find((p) => p.provider === 'cpu');
   t.ok(cpu && cpu.ops.Sum > 0, JSON.stringify(gpu.provider.placement));
@@ -56,7 +56,7 @@ t.test('nodes onnxruntime keeps on the CPU under WebGPU are named', { skip: skip
 
 t.test('auto never lands on the software adapter, and says why', { skip: skipReason || resnet.skip }, async (t) => {
   const session = await createSession(resnet.path!, { ep: 'auto' });
-  t.teardown(() => session.release());
+  t.teardown(() => session.close());
   t.equal(session.provider.used, 'cpu');
   const webgpu = session.provider.fallbacks.find((f) => f.provider === 'webgpu');
   t.match(webgpu?.reason, /software WebGPU adapter.*SwiftShader|already opened WebGPU on a software adapter/);

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { createHash } from 'node:crypto';
 import { decodeBase64, encodeBase64 } from '../../src/formats/base64.js';
-import { sha256Hex } from '../../src/formats/sha256.js';
+import { sha256Hex, sha256HexAsync } from '../../src/formats/sha256.js';
 
 t.test('base64 matches Node for every length 0..300 and large buffers, and rejects garbage', async (t) => {
   for (let n = 0; n <= 300; n++) {
@@ -21,5 +21,13 @@ t.test('sha256 matches node:crypto, including the padding boundaries', async (t)
   for (const n of [55, 56, 63, 64, 65, 119, 120, 1000, 65537]) {
     const bytes = Uint8Array.from({ length: n }, (_, i) => (i * 31) & 255);
     t.equal(sha256Hex(bytes), createHash('sha256').update(bytes).digest('hex'), `length ${n}`);
+  }
+});
+
+t.test('sha256HexAsync (WebCrypto) and sha256Hex (plain JS) give the same digest', async (t) => {
+  for (const n of [0, 3, 55, 64, 1000]) {
+    const bytes = Uint8Array.from({ length: n }, (_, i) => (i * 31 + 7) & 255);
+    t.equal(await sha256HexAsync(bytes), sha256Hex(bytes), `length ${n}`);
+    t.equal(await sha256HexAsync(bytes.buffer), sha256Hex(bytes), `length ${n}, ArrayBuffer`);
   }
 });

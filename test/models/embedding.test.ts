@@ -39,7 +39,7 @@ t.test('a 1x1 Conv over a larger map is not a classifier', async (t) => {
     initializers: [tensor('w', [5, 3, 1, 1], pseudoRandom(15))],
     nodes: [node('Conv', ['x', 'w'], ['y'])],
   });
-  t.throws(() => findEmbedding(m, { file: 'segmenter.onnx' }), { code: 'embedding-not-found', message: /segmenter\.onnx.*--embedding/ });
+  t.throws(() => findEmbedding(m, { file: 'segmenter.onnx' }), { code: 'embedding-not-found', message: /segmenter\.onnx.*the `embeddingTensor` option/ });
 });
 
 t.test('QOperator int8: the quantized pooled tensor, with the scale/zero-point of the op that made it', async (t) => {

@@ -84,7 +84,7 @@ t.test('a model without a classifier or embedding-like output reports why instea
   const facts = inspectModel(m);
   t.equal(facts.embedding, null);
   t.same(facts.unsupportedOps, []);
-  t.match(facts.embeddingError, /--embedding/);
+  t.match(facts.embeddingError, /the `embeddingTensor` option/);
 });
 
 // Published references: ResNet-50 4.1 GMACs, MobileNetV2 0.30, EfficientNet-B0 0.39, MobileNetV3-L 0.22,

@@ -1,6 +1,9 @@
+import onnxProto from 'onnx-proto';
 import t from 'tap';
 import { inferShapes } from '../../src/models/shapes.js';
 import { INT64, UINT8, model, node, pseudoRandom, tensor, valueInfo } from '../helpers/onnx-graph.js';
+
+const { onnx } = onnxProto;
 
 t.test('Conv and pooling output sizes follow pads, strides, dilations, auto_pad and ceil_mode', async (t) => {
   const m = model({
@@ -115,4 +118,43 @@ t.test('ops without a rule fall back to declared value_info and are reported', a
   const { tensors, unsupportedOps } = inferShapes(m);
   t.same(tensors.get('y')?.dims, ['N', 9]);
   t.ok(unsupportedOps.has('com.example:MysteryOp'));
+});
+
+t.test('an op without a rule has explicitly unknown outputs (no declared value_info), and is reported', async (t) => {
+  const m = model({
+    inputs: [valueInfo('x', ['N', 4])],
+    outputs: [valueInfo('z', undefined)],
+    nodes: [node('MysteryOp', ['x'], ['y'], {}, 'com.example'), node('Relu', ['y'], ['z'])],
+    domains: { 'com.example': 1 },
+  });
+  const { tensors, unsupportedOps } = inferShapes(m);
+  t.same(tensors.get('y'), { elementType: 0, dims: undefined });
+  t.equal(tensors.get('z')?.dims, undefined, 'what follows an unknown tensor stays unknown');
+  t.same([...unsupportedOps], ['com.example:MysteryOp']);
+});
+
+t.test('two inferences of one model give the same symbols for unknown dims (no state kept between runs)', async (t) => {
+  const m = model({
+    inputs: [valueInfo('x', ['N', 3, 8, 8])],
+    outputs: [valueInfo('r', undefined)],
+    nodes: [node('Shape', ['x'], ['s']), node('Range', ['x', 'x', 'x'], ['r'])],
+  });
+  const first = inferShapes(m).tensors.get('r')?.dims;
+  const second = inferShapes(m).tensors.get('r')?.dims;
+  t.equal(first?.length, 1);
+  t.same(second, first);
+});
+
+t.test('a malformed node fails the inference naming the node (errors are not swallowed)', async (t) => {
+  const broken = tensor('c', [1], [4], INT64);
+  broken.dims = [4]; // four int64 values announced, eight bytes of data
+  const m = model({
+    inputs: [valueInfo('x', ['N', 4])],
+    outputs: [valueInfo('y', undefined)],
+    nodes: [node('Constant', [], ['shape'], {}), node('Reshape', ['x', 'shape'], ['y'])],
+  });
+  const constantNode = m.graph?.node?.[0];
+  if (!constantNode) throw new Error('test graph has no Constant node');
+  constantNode.attribute = [onnx.AttributeProto.create({ name: 'value', type: onnx.AttributeProto.AttributeType.TENSOR, t: broken })];
+  t.throws(() => inferShapes(m), { code: 'onnx-parse', message: /node Constant_shape \(Constant\)/ });
 });

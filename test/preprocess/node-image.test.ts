@@ -179,7 +179,7 @@ t.test('imageToTensor fills one slot of a batch from a file path', async (t) => 
   await rawHalves().png().toFile(path);
   const spec: PreprocessSpec = { ...asIs(W, H), layout: 'NCHW', scale: 1 / 255 };
   const out = new Float32Array(2 * tensorElementsPerImage(spec));
-  await imageToTensor(path, spec, out, 1);
+  await imageToTensor(path, spec, { out, imageIndex: 1 });
   t.ok(out.subarray(0, tensorElementsPerImage(spec)).every((v) => v === 0), 'slot 0 untouched');
   const slot = out.subarray(tensorElementsPerImage(spec));
   t.equal(slot[0], Math.fround(RED[0] / 255), 'R plane, first pixel');
@@ -270,7 +270,7 @@ t.test('raw pixels are checked against their declared size', async (t) => {
 const photo = sharedPath('images/dog.jpg');
 t.test('a real photo goes through the ImageNet recipe', { skip: photo.skip }, async (t) => {
   const out = new Float32Array(tensorElementsPerImage(IMAGENET_224));
-  await imageToTensor(photo.path!, IMAGENET_224, out, 0);
+  await imageToTensor(photo.path!, IMAGENET_224, { out });
   const mean = out.reduce((a, b) => a + b, 0) / out.length;
   t.ok(out.every(Number.isFinite));
   t.ok(Math.abs(mean) < 2.5, `normalized values centred-ish: mean ${mean}`);

@@ -69,7 +69,7 @@ t.test('browser and Node give the same embeddings and heads', { skip }, async (t
           embeddings.push(Array.from(await backbone.embed(blob)));
           pixels.push(Array.from((await web.imageToPixels(blob, spec)).pixels));
         }
-        return { embeddings, pixels, sha256: backbone.info.sha256, dim: backbone.info.embeddingDim, used: backbone.report.used };
+        return { embeddings, pixels, sha256: backbone.info.sha256, dim: backbone.info.embeddingDim, used: backbone.provider.used };
       },
       { count: list.length, spec: node.preprocess },
     );
@@ -115,7 +115,7 @@ t.test('browser and Node give the same embeddings and heads', { skip }, async (t
     const fromTensor: Float32Array[] = [];
     for (const p of list.slice(0, 3)) {
       const tensor = new Float32Array(3 * 224 * 224);
-      await imageToTensor(p.path, node.preprocess, tensor, 0);
+      await imageToTensor(p.path, node.preprocess, { out: tensor });
       tensors.push(Array.from(tensor));
       fromTensor.push(await node.embedTensors(tensor, 1));
     }
@@ -125,14 +125,14 @@ t.test('browser and Node give the same embeddings and heads', { skip }, async (t
         const web = (await import(bundle)) as WebModule;
         const backbone = await web.WebBackbone.load({ model: modelUrl, id, sha256, preprocess: spec, embeddingOutput: 'embedding', ep: 'auto', wasmPaths: '/ort/' });
         const sameTensor: number[][] = [];
-        for (const tensor of tensors) sameTensor.push(Array.from(await backbone.embedTensor(new Float32Array(tensor), 1)));
+        for (const tensor of tensors) sameTensor.push(Array.from(await backbone.embedTensors(new Float32Array(tensor), 1)));
         const files: Blob[] = [];
         for (let i = 0; i < count; i++) files.push(await (await fetch(`/test/file/${i}`)).blob());
         const all = await backbone.embedMany(files);
         const dim = backbone.info.embeddingDim;
         const photos: number[][] = [];
         for (let i = 0; i < count; i++) photos.push(Array.from(all.subarray(i * dim, (i + 1) * dim)));
-        return { sameTensor, photos, used: backbone.report.used };
+        return { sameTensor, photos, used: backbone.provider.used };
       },
       { count: list.length, spec: started.backbone.preprocess, modelUrl: `/models/${started.backbone.id}.features.onnx`, id: started.backbone.id, sha256: started.backbone.sha256, tensors },
     );

@@ -32,7 +32,7 @@ t.test('browser and Node give the same predictions for a fine-tuned head', { ski
   const nodeProbabilities: number[][] = [];
   for (const path of ws.paths) {
     const tensor = new Float32Array(3 * 16 * 16);
-    await imageToTensor(path, adapted.preprocess, tensor, 0);
+    await imageToTensor(path, adapted.preprocess, { out: tensor });
     tensors.push(Array.from(tensor));
     nodeProbabilities.push(Array.from(saved.probabilities(await adapted.embedTensors(tensor, 1))));
   }
@@ -53,8 +53,8 @@ t.test('browser and Node give the same predictions for a fine-tuned head', { ski
       const head = web.Head.parse(await (await fetch('/test/file/1')).text());
       const backbone = await web.loadAdaptedBackbone({ model: '/test/file/0', id: 'tiny', preprocess: spec, ep: 'wasm', wasmPaths: '/ort/', head });
       const probabilities: number[][] = [];
-      for (const tensor of tensors) probabilities.push(Array.from(head.probabilities(await backbone.embedTensor(new Float32Array(tensor), 1))));
-      return { probabilities, used: backbone.report.used };
+      for (const tensor of tensors) probabilities.push(Array.from(head.probabilities(await backbone.embedTensors(new Float32Array(tensor), 1))));
+      return { probabilities, used: backbone.provider.used };
     },
     { spec: adapted.preprocess, tensors },
   );

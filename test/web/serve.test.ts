@@ -75,7 +75,7 @@ t.test('edgetl serve: headers, files, refusals', async (t) => {
   t.equal(post.headers.get('allow'), 'GET, HEAD');
 
   // Another server on the same port fails with advice.
-  await t.rejects(startKioskServer({ backbone, port: server.port, webRoot }), { code: 'port-in-use', message: /already in use.*--port/ });
+  await t.rejects(startKioskServer({ backbone, port: server.port, webRoot }), { code: 'port-in-use', message: /already in use.*another `port`/ });
 });
 
 t.test('edgetl serve refuses a head for another backbone before it starts', async (t) => {

@@ -40,7 +40,7 @@ t.test('WebGPU through SwiftShader: never chosen by auto, correct when asked for
     await rm(cacheDir, { recursive: true, force: true });
   });
   const tensor = new Float32Array(3 * 224 * 224);
-  await imageToTensor(photo.path!, node.preprocess, tensor, 0);
+  await imageToTensor(photo.path!, node.preprocess, { out: tensor });
   const expected = await node.embedTensors(tensor, 1);
   await openTestPage(browser.page, server, [int8File]);
 
@@ -53,7 +53,7 @@ t.test('WebGPU through SwiftShader: never chosen by auto, correct when asked for
       // proxy: false keeps this page able to open WebGPU sessions after a WASM one (the proxy worker is page-wide).
       const auto = await load(fp32Url, 'auto', { proxy: false });
       const gpu = await load(fp32Url, 'webgpu');
-      const embedding = Array.from(await gpu.embedTensor(new Float32Array(tensor), 1));
+      const embedding = Array.from(await gpu.embedTensors(new Float32Array(tensor), 1));
       // keepOnGpu: the output stays a GPU buffer for a next WebGPU step; reading it is explicit.
       const session = await web.WebInferenceSession.create(await (await fetch(fp32Url)).arrayBuffer(), { ep: 'webgpu', keepOnGpu: ['embedding'] });
       const raw = await session.runRaw({ [session.inputNames[0]]: { data: new Float32Array(tensor), dims: [1, 3, 224, 224] } }, ['embedding']);
@@ -66,7 +66,7 @@ t.test('WebGPU through SwiftShader: never chosen by auto, correct when asked for
       } catch (error) {
         strictError = String((error as Error).message);
       }
-      return { auto: auto.report, gpu: gpu.report, embedding, location, fromGpu, int8: int8Auto.report, strictError };
+      return { auto: auto.provider, gpu: gpu.provider, embedding, location, fromGpu, int8: int8Auto.provider, strictError };
     },
     { fp32Url: modelUrl(backbone), int8Url: '/test/file/0', spec: backbone.preprocess, tensor: Array.from(tensor) },
   );
@@ -102,7 +102,7 @@ t.test('WASM: auto without a GPU, threads with cross-origin isolation, a clear n
         const bundle = '/index.js';
         const web = (await import(bundle)) as WebModule;
         const backbone = await web.WebBackbone.load({ model: url, id: 'x', sha256: '0'.repeat(64), preprocess: spec, embeddingOutput: 'embedding', ep: 'auto', wasmPaths: '/ort/' });
-        return { report: backbone.report, isolated: crossOriginIsolated, cores: navigator.hardwareConcurrency };
+        return { report: backbone.provider, isolated: crossOriginIsolated, cores: navigator.hardwareConcurrency };
       },
       { url: modelUrl(backbone), spec: backbone.preprocess },
     );
@@ -133,7 +133,7 @@ t.test('WASM: auto without a GPU, threads with cross-origin isolation, a clear n
         ticks++;
       }, 5);
       const started = performance.now();
-      for (let i = 0; i < 6; i++) await backbone.embedTensor(tensor, 1);
+      for (let i = 0; i < 6; i++) await backbone.embedTensors(tensor, 1);
       const total = performance.now() - started;
       clearInterval(timer);
       // A blocked page never runs its timer during the loop: the gap then spans the whole loop.
@@ -158,7 +158,7 @@ t.test('WASM: auto without a GPU, threads with cross-origin isolation, a clear n
       const bundle = '/index.js';
       const web = (await import(bundle)) as WebModule;
       const backbone = await web.WebBackbone.load({ model: url, id: 'x', sha256: '0'.repeat(64), preprocess: spec, embeddingOutput: 'embedding', ep: 'wasm', wasmPaths: '/ort/', numThreads: 4 });
-      return { report: backbone.report, isolated: crossOriginIsolated };
+      return { report: backbone.provider, isolated: crossOriginIsolated };
     },
     { url: modelUrl(backbone), spec: backbone.preprocess },
   );

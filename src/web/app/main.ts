@@ -1,6 +1,7 @@
 /**
  * The kiosk app: collect examples per class (files, drops, camera), train a head in a Web Worker, predict live.
- * Everything it does goes through the public browser API (src/web/index.ts); it only adds the page around it.
+ * It builds on the browser modules (web/backbone.ts, web/heads.ts, web/storage.ts, execution/web-session.ts), the
+ * same ones src/web/index.ts exports, and adds the page around them.
  */
 import { WebBackbone } from '../backbone.js';
 import { assertHeadFitsBackbone, parseWebHead, trainHeadInWorker, type WebHead, type WebHeadType, type WebPrediction } from '../heads.js';

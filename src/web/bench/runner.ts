@@ -179,19 +179,19 @@ export async function runBrowserBench(plan: BenchPlan, onProgress: (p: BenchPage
             }
             if (s === 0) {
               run.sessionCreateMs = round(performance.now() - t0, 3);
-              run.provider = providerFacts(session.report, profile);
+              run.provider = providerFacts(session.provider, profile);
               run.speedClaim = speedProfile && !run.provider.software;
             }
             const feeds = { [session.inputNames[0]]: { data: input, dims } };
             // The feature extractor's single output (the source model's output names do not apply to it).
             const output = [session.outputNames.includes('embedding') ? 'embedding' : session.outputNames[0]];
             const before = timed.samplesMs.length;
-            const measurement = await measureRepeated(() => session.run(feeds, output), {
+            const measurement = await measureRepeated(() => session.runOutputs(feeds, output), {
               ...timed.window(),
               onProgress: (done) => onProgress({ label: `inference ${id}`, done: before + done, total: m.minRuns }),
             });
             timed.add(run, measurement, s);
-            await session.release();
+            await session.close();
             if (measurement.status !== 'ok') break;
           }
           timed.finish(run, batch, backbone.info.macsPerImage);
@@ -249,7 +249,7 @@ export async function runBrowserBench(plan: BenchPlan, onProgress: (p: BenchPage
               run.reason = `${provider} cannot run here: ${describeError(error)}`;
               continue;
             }
-            run.speedClaim = speedProfile && web.report.adapter?.software !== true;
+            run.speedClaim = speedProfile && web.provider.adapter?.software !== true;
             const total = profile.endToEnd.images ?? 64;
             const list = Array.from({ length: total }, (_, i) => images[i % images.length]);
             await web.embedMany(list.slice(0, Math.max(batch, 2)));
@@ -270,7 +270,7 @@ export async function runBrowserBench(plan: BenchPlan, onProgress: (p: BenchPage
             run.status = 'failed';
             run.reason = describeError(error);
           } finally {
-            await web?.release();
+            await web?.close();
           }
         }
       }
