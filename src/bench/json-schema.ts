@@ -1,10 +1,11 @@
 /**
- * A small JSON Schema (2020-12 subset) validator, so the schema files in the repo are the single source of truth
- * for device profiles and bench results, and errors name the exact field. Supported keywords: type, enum, const,
- * properties, required, additionalProperties, items, minItems, maxItems, uniqueItems, minimum, maximum,
- * exclusiveMinimum, exclusiveMaximum, minLength, pattern, anyOf, oneOf, $ref (local "#/$defs/..."), $defs.
- * Annotation keywords (title, description, examples, default, $schema, $id, $comment) are ignored.
+ * JSON Schema validation with Ajv (draft 2020-12, or draft-07 where a schema says so), so the schema files in the
+ * repo are the single source of truth for device profiles and bench results; Ajv's errors are rephrased so each
+ * names the exact field (`budgets[0].p95LatencyMsPerImage must be at least 0, got -1`).
  */
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+
 
 export type JsonSchema = boolean | JsonSchemaObject;
 
@@ -46,37 +47,48 @@ const KNOWN_KEYWORDS = new Set([
 ]);
 
 /** Validates `value` against `schema`; returns every violation found (empty when valid). */
-export function validateJson(value: unknown, schema: JsonSchema, root: JsonSchema = schema): SchemaViolation[] {
-  const violations: SchemaViolation[] = [];
-  check(value, schema, root, '', violations);
-  return violations;
+const compiled = new WeakMap<object, ValidateFunction>();
+let draft2020: Ajv2020 | undefined;
+let draft07: Ajv | undefined;
+
+function validatorFor(schema: JsonSchemaObject): ValidateFunction {
+  const known = compiled.get(schema);
+  if (known) return known;
+  const draft = String(schema.$schema ?? '');
+  // strictSchema: an unknown keyword in a schema is an error, so a schema never silently checks less.
+  const options = { allErrors: true, strictSchema: true, strictTypes: false, strictTuples: false, strictRequired: false, allowUnionTypes: true };
+  const ajv = draft.includes('draft-07') ? (draft07 ??= new Ajv(options)) : (draft2020 ??= new Ajv2020(options));
+  // The same schema file read again is another object with the same $id: Ajv keeps one compiled copy per $id.
+  const id = typeof schema.$id === 'string' ? schema.$id : undefined;
+  const validate = (id ? ajv.getSchema(id) : undefined) ?? ajv.compile(schema);
+  compiled.set(schema, validate);
+  return validate;
 }
 
-/** Throws on schema keywords this validator does not implement, so a schema never silently checks less. */
+/** Every way `value` breaks `schema`, each with the field's path; empty when it conforms. */
+export function validateJson(value: unknown, schema: JsonSchema): SchemaViolation[] {
+  if (schema === true) return [];
+  if (schema === false) return [{ path: '', message: 'is not allowed here' }];
+  const validate = validatorFor(schema);
+  if (validate(value)) return [];
+  return violationsOf(validate.errors ?? [], value);
+}
+
+/** Throws when a schema does not compile (an unknown keyword, a bad $ref), naming where it is used. */
 export function assertSupportedSchema(schema: JsonSchema, where = '#'): void {
   if (typeof schema === 'boolean') return;
-  for (const key of Object.keys(schema)) {
-    if (!KNOWN_KEYWORDS.has(key)) throw new Error(`JSON Schema keyword "${key}" at ${where} is not supported by src/bench/json-schema.ts`);
+  try {
+    validatorFor(schema);
+  } catch (error) {
+    throw new Error(`JSON Schema at ${where} does not compile: ${error instanceof Error ? error.message : String(error)}`);
   }
-  for (const [name, sub] of Object.entries(schema.properties ?? {})) assertSupportedSchema(sub, `${where}/properties/${name}`);
-  for (const [name, sub] of Object.entries(schema.$defs ?? {})) assertSupportedSchema(sub, `${where}/$defs/${name}`);
-  if (schema.items !== undefined) assertSupportedSchema(schema.items, `${where}/items`);
-  if (schema.additionalProperties !== undefined) assertSupportedSchema(schema.additionalProperties, `${where}/additionalProperties`);
-  schema.anyOf?.forEach((sub, i) => assertSupportedSchema(sub, `${where}/anyOf/${i}`));
-  schema.oneOf?.forEach((sub, i) => assertSupportedSchema(sub, `${where}/oneOf/${i}`));
 }
 
 function typeOf(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'array';
-  if (typeof value === 'number') return Number.isInteger(value) ? 'integer' : 'number';
+  if (typeof value === 'number' && Number.isInteger(value)) return 'integer';
   return typeof value;
-}
-
-function matchesType(value: unknown, type: string): boolean {
-  const actual = typeOf(value);
-  if (type === 'number') return actual === 'number' || actual === 'integer';
-  return actual === type;
 }
 
 function describeValue(value: unknown): string {
@@ -90,104 +102,83 @@ function join(path: string, key: string | number): string {
   return /^[A-Za-z_$][\w$]*$/.test(key) ? (path ? `${path}.${key}` : key) : `${path}[${JSON.stringify(key)}]`;
 }
 
-function resolveRef(ref: string, root: JsonSchema): JsonSchema {
-  if (!ref.startsWith('#/')) throw new Error(`only local $ref ("#/...") is supported, got "${ref}"`);
-  let node: unknown = root;
-  for (const part of ref.slice(2).split('/')) {
-    const key = part.replace(/~1/g, '/').replace(/~0/g, '~');
-    node = (node as Record<string, unknown> | undefined)?.[key];
+/** Ajv's instancePath ("/budgets/0/batch") as a field path ("budgets[0].batch"), and the value found there. */
+function locate(instancePath: string, document: unknown): { path: string; value: unknown } {
+  let path = '';
+  let value = document;
+  for (const raw of instancePath.split('/').slice(1)) {
+    const key = raw.replace(/~1/g, '/').replace(/~0/g, '~');
+    const index = Array.isArray(value) && /^\d+$/.test(key) ? Number(key) : undefined;
+    path = join(path, index ?? key);
+    value = (value as Record<string, unknown> | undefined)?.[key];
   }
-  if (node === undefined) throw new Error(`$ref "${ref}" points nowhere`);
-  return node as JsonSchema;
+  return { path, value };
 }
 
-function deepEqual(a: unknown, b: unknown): boolean {
-  return JSON.stringify(a) === JSON.stringify(b);
-}
+const LIMIT_WORDS: Record<string, string> = {
+  minimum: 'at least',
+  maximum: 'at most',
+  exclusiveMinimum: 'greater than',
+  exclusiveMaximum: 'less than',
+};
 
-function check(value: unknown, schema: JsonSchema, root: JsonSchema, path: string, out: SchemaViolation[]): void {
-  if (schema === true) return;
-  if (schema === false) {
-    out.push({ path, message: 'is not allowed here' });
-    return;
-  }
-  if (schema.$ref !== undefined) {
-    check(value, resolveRef(schema.$ref, root), root, path, out);
-  }
-  if (schema.type !== undefined) {
-    const types = Array.isArray(schema.type) ? schema.type : [schema.type];
-    if (!types.some((t) => matchesType(value, t))) {
-      out.push({ path, message: `must be ${types.join(' or ')}, got ${typeOf(value)} ${describeValue(value)}` });
-      return;
-    }
-  }
-  if (schema.const !== undefined && !deepEqual(value, schema.const)) {
-    out.push({ path, message: `must be ${describeValue(schema.const)}, got ${describeValue(value)}` });
-  }
-  if (schema.enum !== undefined && !schema.enum.some((option) => deepEqual(option, value))) {
-    out.push({ path, message: `must be one of ${schema.enum.map(describeValue).join(', ')}, got ${describeValue(value)}` });
-  }
-  if (typeof value === 'number') {
-    if (schema.minimum !== undefined && value < schema.minimum) out.push({ path, message: `must be at least ${schema.minimum}, got ${value}` });
-    if (schema.maximum !== undefined && value > schema.maximum) out.push({ path, message: `must be at most ${schema.maximum}, got ${value}` });
-    if (schema.exclusiveMinimum !== undefined && value <= schema.exclusiveMinimum) out.push({ path, message: `must be greater than ${schema.exclusiveMinimum}, got ${value}` });
-    if (schema.exclusiveMaximum !== undefined && value >= schema.exclusiveMaximum) out.push({ path, message: `must be less than ${schema.exclusiveMaximum}, got ${value}` });
-  }
-  if (typeof value === 'string') {
-    if (schema.minLength !== undefined && value.length < schema.minLength) out.push({ path, message: `must have at least ${schema.minLength} character(s)` });
-    if (schema.pattern !== undefined && !new RegExp(schema.pattern, 'u').test(value)) out.push({ path, message: `must match ${schema.pattern}, got ${describeValue(value)}` });
-  }
-  if (Array.isArray(value)) {
-    if (schema.minItems !== undefined && value.length < schema.minItems) out.push({ path, message: `must have at least ${schema.minItems} item(s), got ${value.length}` });
-    if (schema.maxItems !== undefined && value.length > schema.maxItems) out.push({ path, message: `must have at most ${schema.maxItems} item(s), got ${value.length}` });
-    if (schema.uniqueItems) {
-      const seen = new Set<string>();
-      value.forEach((item, i) => {
-        const key = JSON.stringify(item);
-        if (seen.has(key)) out.push({ path: join(path, i), message: `repeats an earlier item ${describeValue(item)}` });
-        seen.add(key);
-      });
-    }
-    if (schema.items !== undefined) value.forEach((item, i) => check(item, schema.items!, root, join(path, i), out));
-  }
-  if (typeOf(value) === 'object') {
-    const object = value as Record<string, unknown>;
-    for (const name of schema.required ?? []) {
-      if (!(name in object)) out.push({ path: join(path, name), message: 'is required but missing' });
-    }
-    for (const [name, item] of Object.entries(object)) {
-      const sub = schema.properties?.[name];
-      if (sub !== undefined) {
-        check(item, sub, root, join(path, name), out);
-      } else if (schema.additionalProperties !== undefined) {
-        if (schema.additionalProperties === false) {
-          const known = Object.keys(schema.properties ?? {});
-          out.push({ path: join(path, name), message: `is not a known field${known.length ? ` (known: ${known.join(', ')})` : ''}` });
-        } else {
-          check(item, schema.additionalProperties, root, join(path, name), out);
-        }
+function violationsOf(errors: ErrorObject[], document: unknown): SchemaViolation[] {
+  // An anyOf/oneOf that fails is one violation ("matches none of the allowed forms"), not every branch's errors.
+  const alternatives = errors.filter((e) => e.keyword === 'anyOf' || e.keyword === 'oneOf').map((e) => `${e.schemaPath}/`);
+  const out: SchemaViolation[] = [];
+  for (const error of errors) {
+    if (alternatives.some((prefix) => error.schemaPath.startsWith(prefix))) continue;
+    const { path, value } = locate(error.instancePath, document);
+    const params = error.params as Record<string, unknown>;
+    switch (error.keyword) {
+      case 'required':
+        out.push({ path: join(path, String(params.missingProperty)), message: 'is required but missing' });
+        break;
+      case 'additionalProperties':
+        out.push({ path: join(path, String(params.additionalProperty)), message: 'is not a known field' });
+        break;
+      case 'type':
+        out.push({ path, message: `must be ${String(params.type).split(',').join(' or ')}, got ${typeOf(value)} ${describeValue(value)}` });
+        break;
+      case 'const':
+        out.push({ path, message: `must be ${describeValue(params.allowedValue)}, got ${describeValue(value)}` });
+        break;
+      case 'enum':
+        out.push({ path, message: `must be one of ${(params.allowedValues as unknown[]).map(describeValue).join(', ')}, got ${describeValue(value)}` });
+        break;
+      case 'minimum':
+      case 'maximum':
+      case 'exclusiveMinimum':
+      case 'exclusiveMaximum':
+        out.push({ path, message: `must be ${LIMIT_WORDS[error.keyword]} ${String(params.limit)}, got ${describeValue(value)}` });
+        break;
+      case 'minLength':
+        out.push({ path, message: `must have at least ${String(params.limit)} character(s)` });
+        break;
+      case 'pattern':
+        out.push({ path, message: `must match ${String(params.pattern)}, got ${describeValue(value)}` });
+        break;
+      case 'minItems':
+      case 'maxItems':
+        out.push({ path, message: `must have ${error.keyword === 'minItems' ? 'at least' : 'at most'} ${String(params.limit)} item(s), got ${Array.isArray(value) ? value.length : 0}` });
+        break;
+      case 'uniqueItems': {
+        const later = Math.max(Number(params.i), Number(params.j));
+        out.push({ path: join(path, later), message: `repeats an earlier item ${describeValue((value as unknown[])[later])}` });
+        break;
       }
+      case 'anyOf':
+      case 'oneOf':
+        out.push({ path, message: params.passingSchemas ? 'matches more than one of the allowed forms' : 'matches none of the allowed forms' });
+        break;
+      case 'false schema':
+        out.push({ path, message: 'is not allowed here' });
+        break;
+      default:
+        out.push({ path, message: error.message ?? `fails ${error.keyword}` });
     }
   }
-  if (schema.anyOf !== undefined) {
-    const attempts = schema.anyOf.map((sub) => validateJson(value, sub, root));
-    if (!attempts.some((a) => a.length === 0)) {
-      out.push({ path, message: `matches none of the allowed forms: ${attempts.map((a) => describeFirst(a, path)).join('; or ')}` });
-    }
-  }
-  if (schema.oneOf !== undefined) {
-    const attempts = schema.oneOf.map((sub) => validateJson(value, sub, root));
-    const passing = attempts.filter((a) => a.length === 0).length;
-    if (passing === 0) out.push({ path, message: `matches none of the allowed forms: ${attempts.map((a) => describeFirst(a, path)).join('; or ')}` });
-    else if (passing > 1) out.push({ path, message: 'matches more than one of the allowed forms' });
-  }
-}
-
-function describeFirst(violations: SchemaViolation[], base: string): string {
-  const first = violations[0];
-  if (!first) return 'ok';
-  const relative = first.path.startsWith(base) ? first.path.slice(base.length).replace(/^\./, '') : first.path;
-  return `${relative ? `${relative} ` : ''}${first.message}`;
+  return out;
 }
 
 /** Paths in violations are relative to the value validated; this formats them for a message. */
