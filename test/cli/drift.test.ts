@@ -1,4 +1,5 @@
 import t from 'tap';
+import { DEFAULT_REJECT_RATE } from '../../src/heads/train.js';
 import { join } from 'node:path';
 import { mkdir } from 'node:fs/promises';
 import sharp from 'sharp';
@@ -18,13 +19,13 @@ t.test('drift: a batch unlike the training photos is flagged, one like them is n
   const calm = JSON.parse((await run(driftCommand, [same, '--head', head, '--backbone', ws.model, '--ep', 'cpu', '--json'])).stdout);
   t.same(Object.keys(calm), ['head', 'input', 'rows', 'overThreshold', 'expectedOverThreshold', 'threshold', 'meanOutlierScore', 'trainingMeanOutlierScore', 'trainingStdOutlierScore', 'shift', 'drifted', 'skipped']);
   t.equal(calm.rows, 30);
-  t.equal(calm.expectedOverThreshold, 0.05);
+  t.equal(calm.expectedOverThreshold, DEFAULT_REJECT_RATE);
   t.equal(calm.drifted, false, `new red and blue photos: no drift (${calm.overThreshold} over the threshold)`);
   const drifted = JSON.parse((await run(driftCommand, [other, '--head', head, '--backbone', ws.model, '--ep', 'cpu', '--json'])).stdout);
   t.equal(drifted.drifted, true, `green photos: drift (${drifted.overThreshold} over the threshold)`);
   t.ok(drifted.meanOutlierScore > calm.meanOutlierScore);
   const text = await run(driftCommand, [other, '--head', head, '--backbone', ws.model, '--ep', 'cpu']);
-  t.match(text.stdout, /30 photo\(s\) against .*head\.json: \d+\.\d% over the outlier threshold \(training: 5\.0%\).*the field has drifted/);
+  t.match(text.stdout, /30 photo\(s\) against .*head\.json: \d+\.\d% over the outlier threshold \(training: \d+\.\d%\).*the field has drifted/);
   t.match((await run(driftCommand, [other])).error?.message, /missing --head/);
   t.match((await run(driftCommand, [join(ws.root, 'nope'), '--head', head])).error?.message, /nope is neither a folder nor an embedding set/);
 });

@@ -9,7 +9,7 @@ import { gaussianClusters } from '../heads/synthetic.js';
 import { pseudoRandom } from '../helpers/onnx-graph.js';
 
 const readJson = (name: string) => JSON.parse(readFileSync(new URL(`../../src/formats/${name}`, import.meta.url), 'utf8'));
-const schema = readJson('edgetl-head-v1.schema.json');
+const schema = readJson('edgetl-head-v2.schema.json');
 const validate = new Ajv({ allErrors: true }).compile(schema);
 const dim = 12;
 const backbone = { id: 'tiny-test', sha256: 'cd'.repeat(32), embeddingDim: dim, preprocess: IMAGENET_224 };

@@ -1,5 +1,5 @@
 import t, { type Test } from 'tap';
-import { trainHead } from '../../src/heads/train.js';
+import { DEFAULT_REJECT_RATE, trainHead } from '../../src/heads/train.js';
 import { Head, UNKNOWN_LABEL } from '../../src/heads/head.js';
 import { EdgetlError } from '../../src/util/errors.js';
 import { Random } from '../../src/heads/random.js';
@@ -88,11 +88,11 @@ t.test('balanced class weights shift decisions towards the rare class', async (t
   t.equal(balanced.training.options.classWeight, 'balanced');
 });
 
-t.test('open-set rejection: about 5% of known rows and most far-away rows become "unknown", by default', async (t) => {
+t.test('open-set rejection: a few percent of known rows and most far-away rows become "unknown", by default', async (t) => {
   const train = gaussianClusters({ perClass: [150, 150, 150], dim: 10, separation: 3, seed: 7 });
   for (const type of ['linear', 'mlp', 'prototype'] as const) {
     const head = await trainHead(train.data, train.labels, { type, seed: 1, mlp: { epochs: 30 } });
-    t.ok(head.openSet && head.openSet.rate === 0.05 && head.openSet.threshold !== null, `${type}: on by default (threshold ${head.openSet?.threshold})`);
+    t.ok(head.openSet && head.openSet.rate === DEFAULT_REJECT_RATE && head.openSet.threshold !== null, `${type}: on by default (threshold ${head.openSet?.threshold})`);
     t.equal(head.rejection, null, `${type}: no confidence cut`);
     const fresh = gaussianClusters({ perClass: [300, 300, 300], dim: 10, separation: 3, seed: 8 });
     const predictions = head.predictMany(fresh.data);
