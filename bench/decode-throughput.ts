@@ -16,10 +16,10 @@
 import { readdirSync, statSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { cpus } from 'node:os';
-import { decodeToRgb, imageToTensor, type DecodeOptions } from '../src/preprocess/node-image.js';
-import { useWasm, pillowResampleBackend } from '../src/preprocess/pillow-resample-wasm.js';
-import { IMAGENET_224 } from '../src/preprocess/spec.js';
-import { tensorElementsPerImage } from '../src/preprocess/tensor.js';
+import { decodeToRgb, imageToTensor, type DecodeOptions } from '../src/node/preprocess/node-image.js';
+import { useWasm, pillowResampleBackend } from '../src/core/preprocess/pillow-resample-wasm.js';
+import { IMAGENET_224 } from '../src/core/preprocess/spec.js';
+import { tensorElementsPerImage } from '../src/core/preprocess/tensor.js';
 
 const args = process.argv.slice(2);
 const valueFlags = ['--limit', '--in-flight', '--rounds', '--variants'];

@@ -16,10 +16,10 @@ import { parseArgs } from 'node:util';
 import { availableParallelism, cpus } from 'node:os';
 import { existsSync } from 'node:fs';
 import { resolve, join } from 'node:path';
-import { Backbone } from '../src/embed/backbone.js';
-import { scanImageFolder } from '../src/embed/dataset.js';
-import { decodeToRgb } from '../src/preprocess/node-image.js';
-import { writePixelsToTensor, tensorElementsPerImage } from '../src/preprocess/tensor.js';
+import { Backbone } from '../src/node/embed/backbone.js';
+import { scanImageFolder } from '../src/node/embed/dataset.js';
+import { decodeToRgb } from '../src/node/preprocess/node-image.js';
+import { writePixelsToTensor, tensorElementsPerImage } from '../src/core/preprocess/tensor.js';
 
 const { values } = parseArgs({
   options: {

@@ -9,14 +9,14 @@
  */
 import { parseArgs } from 'node:util';
 import { cpus, loadavg } from 'node:os';
-import { Backbone } from '../src/embed/backbone.js';
-import { embedFolder } from '../src/embed/embed-folder.js';
-import { flippedEmbeddings } from '../src/embed/augment.js';
-import { trainHead } from '../src/train-head.js';
-import { fineTuneHead, adaptedBackboneOptions } from '../src/fine-tune.js';
-import { saveHead } from '../src/head-io.js';
-import { heldOutMetrics } from '../src/heads/metrics.js';
-import type { Head } from '../src/heads/head.js';
+import { Backbone } from '../src/node/embed/backbone.js';
+import { embedFolder } from '../src/node/embed/embed-folder.js';
+import { flippedEmbeddings } from '../src/node/embed/augment.js';
+import { trainHead } from '../src/node/train-head.js';
+import { fineTuneHead, adaptedBackboneOptions } from '../src/node/fine-tune.js';
+import { saveHead } from '../src/node/head-io.js';
+import { heldOutMetrics } from '../src/core/heads/metrics.js';
+import type { Head } from '../src/core/heads/head.js';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,

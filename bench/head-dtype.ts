@@ -9,11 +9,11 @@
 import { parseArgs } from 'node:util';
 import { cpus } from 'node:os';
 import { resolve } from 'node:path';
-import { Backbone } from '../src/embed/backbone.js';
-import { scanImageFolder } from '../src/embed/dataset.js';
-import { trainHead } from '../src/train-head.js';
-import { Head } from '../src/heads/head.js';
-import type { HeadType, WeightDType } from '../src/formats/head-file.js';
+import { Backbone } from '../src/node/embed/backbone.js';
+import { scanImageFolder } from '../src/node/embed/dataset.js';
+import { trainHead } from '../src/node/train-head.js';
+import { Head } from '../src/core/heads/head.js';
+import type { HeadType, WeightDType } from '../src/core/formats/head-file.js';
 
 const { values } = parseArgs({
   options: {

@@ -7,13 +7,13 @@
  *        [--math ort|node|js] [--criterion accuracy|logLoss] [--seed 0] [--no-precondition] [--json]
  */
 import { parseArgs } from 'node:util';
-import { readEmbeddingSet } from '../src/embed/embedding-set.js';
-import { trainHead } from '../src/heads/train.js';
-import { jsDenseMath, type DenseMath } from '../src/heads/dense-math.js';
-import { createOrtDenseMath } from '../src/execution/dense-math-ort.js';
-import { nodeDenseMath } from '../src/train-head.js';
-import { heldOutMetrics } from '../src/heads/metrics.js';
-import type { HeadType } from '../src/formats/head-file.js';
+import { readEmbeddingSet } from '../src/node/embed/embedding-set.js';
+import { trainHead } from '../src/core/heads/train.js';
+import { jsDenseMath, type DenseMath } from '../src/core/heads/dense-math.js';
+import { createOrtDenseMath } from '../src/node/execution/dense-math-ort.js';
+import { nodeDenseMath } from '../src/node/train-head.js';
+import { heldOutMetrics } from '../src/core/heads/metrics.js';
+import type { HeadType } from '../src/core/formats/head-file.js';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,

@@ -1,13 +1,13 @@
 /**
  * The dense products a linear head's training runs, in plain JS and on onnxruntime (1 thread and default threads):
- * the measurement behind src/execution/dense-math-ort.ts.
+ * the measurement behind src/node/execution/dense-math-ort.ts.
  *
  *   node --loader ts-node/esm bench/heads-matmul.ts [--repeat 10] [--json]
  */
 import { parseArgs } from 'node:util';
-import { jsDenseMath, type DenseMath } from '../src/heads/dense-math.js';
-import { createOrtDenseMath } from '../src/execution/dense-math-ort.js';
-import { Random } from '../src/heads/random.js';
+import { jsDenseMath, type DenseMath } from '../src/core/heads/dense-math.js';
+import { createOrtDenseMath } from '../src/node/execution/dense-math-ort.js';
+import { Random } from '../src/core/heads/random.js';
 
 const { values } = parseArgs({ options: { repeat: { type: 'string', default: '10' }, json: { type: 'boolean', default: false } } });
 const repeat = Number(values.repeat);

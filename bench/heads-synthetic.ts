@@ -1,4 +1,4 @@
-import { Random } from '../src/heads/random.js';
+import { Random } from '../src/core/heads/random.js';
 
 /**
  * Seeded synthetic embeddings shaped like a frozen CNN's pooled features: non-negative (post-ReLU), correlated
@@ -33,7 +33,7 @@ export function syntheticEmbeddings(rows: number, dim: number, classes: number, 
  */
 export async function writeSyntheticSplit(prefix: string, rows: number, valRows: number, dim: number, classes: number, seed: number): Promise<{ train: string; val: string }> {
   const { writeFile } = await import('node:fs/promises');
-  const { writeNpyFile } = await import('../src/embed/npy-file.js');
+  const { writeNpyFile } = await import('../src/node/embed/npy-file.js');
   const all = syntheticEmbeddings(rows + valRows, dim, classes, seed);
   const save = async (path: string, from: number, count: number) => {
     await writeNpyFile(`${path}.npy`, all.data.slice(from * dim, (from + count) * dim), [count, dim]);

@@ -8,12 +8,12 @@
  */
 import { parseArgs } from 'node:util';
 import { writeFileSync } from 'node:fs';
-import { trainHead } from '../src/heads/train.js';
-import { jsDenseMath, type DenseMath } from '../src/heads/dense-math.js';
-import { createOrtDenseMath } from '../src/execution/dense-math-ort.js';
-import { nodeDenseMath } from '../src/train-head.js';
+import { trainHead } from '../src/core/heads/train.js';
+import { jsDenseMath, type DenseMath } from '../src/core/heads/dense-math.js';
+import { createOrtDenseMath } from '../src/node/execution/dense-math-ort.js';
+import { nodeDenseMath } from '../src/node/train-head.js';
 import { syntheticEmbeddings } from './heads-synthetic.js';
-import type { HeadType } from '../src/formats/head-file.js';
+import type { HeadType } from '../src/core/formats/head-file.js';
 
 const { values } = parseArgs({
   options: {

@@ -16,10 +16,10 @@ import { spawnSync } from 'node:child_process';
 import { writeFileSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir, cpus } from 'node:os';
 import { join } from 'node:path';
-import { readEmbeddingSet } from '../src/embed/embedding-set.js';
-import { trainHead, type TrainHeadOptions } from '../src/heads/train.js';
-import { nodeDenseMath } from '../src/train-head.js';
-import { heldOutMetrics } from '../src/heads/metrics.js';
+import { readEmbeddingSet } from '../src/node/embed/embedding-set.js';
+import { trainHead, type TrainHeadOptions } from '../src/core/heads/train.js';
+import { nodeDenseMath } from '../src/node/train-head.js';
+import { heldOutMetrics } from '../src/core/heads/metrics.js';
 import { writeSyntheticSplit } from './heads-synthetic.js';
 
 const { values } = parseArgs({

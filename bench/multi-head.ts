@@ -16,10 +16,10 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, tmpdir, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
-import { Backbone } from '../src/embed/backbone.js';
-import { scanImageFolder } from '../src/embed/dataset.js';
-import { trainHead } from '../src/train-head.js';
-import { saveHead } from '../src/head-io.js';
+import { Backbone } from '../src/node/embed/backbone.js';
+import { scanImageFolder } from '../src/node/embed/dataset.js';
+import { trainHead } from '../src/node/train-head.js';
+import { saveHead } from '../src/node/head-io.js';
 
 const { values } = parseArgs({
   options: {

@@ -7,8 +7,8 @@
  *     --outfile=dist/bench/open-set-size.mjs && node dist/bench/open-set-size.mjs
  */
 import { cpus, loadavg } from 'node:os';
-import { trainHead } from '../src/train-head.js';
-import { Random } from '../src/heads/random.js';
+import { trainHead } from '../src/node/train-head.js';
+import { Random } from '../src/core/heads/random.js';
 
 const dim = 1280;
 function synthetic(classes: number, perClass: number, seed: number): { data: Float32Array; labels: string[] } {

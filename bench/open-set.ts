@@ -23,13 +23,13 @@
  */
 import { parseArgs } from 'node:util';
 import { cpus } from 'node:os';
-import { readEmbeddingSet, type EmbeddingSet } from '../src/embed/embedding-set.js';
-import { trainHead } from '../src/heads/train.js';
-import { stratifiedFolds } from '../src/heads/data.js';
-import { gemmNT } from '../src/heads/dense-math.js';
-import { Random } from '../src/heads/random.js';
-import { buildMemory, columnMean, defaultMemoryRows, knnDistances, openSetSpace, outlierThreshold } from '../src/heads/open-set.js';
-import { createOrtDenseMath } from '../src/execution/dense-math-ort.js';
+import { readEmbeddingSet, type EmbeddingSet } from '../src/node/embed/embedding-set.js';
+import { trainHead } from '../src/core/heads/train.js';
+import { stratifiedFolds } from '../src/core/heads/data.js';
+import { gemmNT } from '../src/core/heads/dense-math.js';
+import { Random } from '../src/core/heads/random.js';
+import { buildMemory, columnMean, defaultMemoryRows, knnDistances, openSetSpace, outlierThreshold } from '../src/core/heads/open-set.js';
+import { createOrtDenseMath } from '../src/node/execution/dense-math-ort.js';
 
 const { values, positionals } = parseArgs({ allowPositionals: true, options: { rate: { type: 'string', default: '0.05' }, json: { type: 'boolean', default: false }, seed: { type: 'string', default: '0' }, only: { type: 'string' }, folds: { type: 'string', default: '3' } } });
 const [trainPrefix, valPrefix, ...outlierPrefixes] = positionals;

@@ -11,8 +11,8 @@ import { spawnSync } from 'node:child_process';
 import { readdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { tmpdir } from 'node:os';
-import { decodeToRgb, type ResizeKernel } from '../src/preprocess/node-image.js';
-import { IMAGENET_224 } from '../src/preprocess/spec.js';
+import { decodeToRgb, type ResizeKernel } from '../src/node/preprocess/node-image.js';
+import { IMAGENET_224 } from '../src/core/preprocess/spec.js';
 
 const args = process.argv.slice(2);
 const json = args.includes('--json');

@@ -21,8 +21,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { spearman } from '../src/select/decision.js';
-import type { SelectResult } from '../src/select/select.js';
+import { spearman } from '../src/core/select/decision.js';
+import type { SelectResult } from '../src/node/select/select.js';
 
 const { values, positionals } = parseArgs({ allowPositionals: true, options: { out: { type: 'string' }, backbones: { type: 'string' }, 'cost-only': { type: 'boolean' } } });
 const root = resolve(positionals[0] ?? '../shared/datasets/flowers5');

@@ -1,13 +1,13 @@
 /**
  * A frozen backbone in the browser: model bytes -> onnxruntime-web session -> embeddings of images.
  */
-import type { PreprocessSpec } from '../preprocess/spec.js';
-import { tensorDims, tensorElementsPerImage } from '../preprocess/tensor.js';
-import { imageToTensor, type BrowserImageSource, type CanvasResizeQuality } from '../preprocess/canvas.js';
-import { WebInferenceSession, type WebProviderReport, type WebSessionOptions } from '../execution/web-session.js';
-import { EdgetlError, describeError } from '../util/errors.js';
-import { sha256HexAsync } from '../formats/sha256.js';
-import type { EmbeddingBackbone } from '../contract.js';
+import type { PreprocessSpec } from '../core/preprocess/spec.js';
+import { tensorDims, tensorElementsPerImage } from '../core/preprocess/tensor.js';
+import { imageToTensor, type BrowserImageSource, type CanvasResizeQuality } from './preprocess/canvas.js';
+import { WebInferenceSession, type WebProviderReport, type WebSessionOptions } from './execution/web-session.js';
+import { EdgetlError, describeError } from '../core/util/errors.js';
+import { sha256HexAsync } from '../core/formats/sha256.js';
+import type { EmbeddingBackbone } from '../core/contract.js';
 
 /** What a head file needs to know about the backbone it was trained on. */
 export interface WebBackboneInfo {

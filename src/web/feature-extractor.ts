@@ -1,16 +1,16 @@
 /**
- * Classifier bytes -> feature-extractor bytes, the same surgery as Node (src/models/surgery.ts), runtime-neutral:
+ * Classifier bytes -> feature-extractor bytes, the same surgery as Node (src/core/models/surgery.ts), runtime-neutral:
  * a page can run it on a classifier it fetched itself (`loadBackboneFromClassifier`). `edgetl serve` uses Node's
  * cached extractor (models/feature-extractor-cache.ts), which is the same surgery written to a file.
  */
-import { findEmbedding } from '../models/embedding.js';
-import { parseOnnxModel } from '../models/onnx-model.js';
-import { buildFeatureExtractor, type FeatureExtractor } from '../models/surgery.js';
+import { findEmbedding } from '../core/models/embedding.js';
+import { parseOnnxModel } from '../core/models/onnx-model.js';
+import { buildFeatureExtractor, type FeatureExtractor } from '../core/models/surgery.js';
 import { WebBackbone, fetchModel, type LoadWebBackboneOptions } from './backbone.js';
-import { sha256HexAsync } from '../formats/sha256.js';
-import { adaptedSurgery } from '../models/last-block-graph.js';
-import type { Head } from '../heads/head.js';
-import { EdgetlError } from '../util/errors.js';
+import { sha256HexAsync } from '../core/formats/sha256.js';
+import { adaptedSurgery } from '../core/models/last-block-graph.js';
+import type { Head } from '../core/heads/head.js';
+import { EdgetlError } from '../core/util/errors.js';
 
 export interface BrowserFeatureExtractor extends FeatureExtractor {
   /** Set when the graph only runs this batch size (e.g. 1 for ShuffleNet-QDQ). */

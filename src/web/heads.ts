@@ -3,13 +3,13 @@
  * thread. The head code and the edgetl-head format are the shared runtime-neutral ones (src/heads, src/formats):
  * a head trained here is byte-for-byte the file Node would write, and loads in Node with identical predictions.
  */
-import { Head, UNKNOWN_LABEL, type Prediction, type RejectionReason } from '../heads/head.js';
-import type { HeadBackboneRef, HeadType } from '../formats/head-file.js';
-import type { TrainHeadOptions } from '../heads/train.js';
-import { EdgetlError } from '../util/errors.js';
+import { Head, UNKNOWN_LABEL, type Prediction, type RejectionReason } from '../core/heads/head.js';
+import type { HeadBackboneRef, HeadType } from '../core/formats/head-file.js';
+import type { TrainHeadOptions } from '../core/heads/train.js';
+import { EdgetlError } from '../core/util/errors.js';
 import type { WebBackboneInfo } from './backbone.js';
-import { assertHeadFitsBackbone as checkHeadFitsBackbone } from '../heads/compatibility.js';
-import type { PredictionCore } from '../contract.js';
+import { assertHeadFitsBackbone as checkHeadFitsBackbone } from '../core/heads/compatibility.js';
+import type { PredictionCore } from '../core/contract.js';
 
 export type WebHeadType = HeadType;
 

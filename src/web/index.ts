@@ -20,11 +20,11 @@ export {
   type WebSessionOptions,
   type WebProviderReport,
   type CpuTensor,
-} from '../execution/web-session.js';
-export { sha256HexAsync } from '../formats/sha256.js';
-export { imageToTensor, imageToPixels, type BrowserImageSource, type CanvasResizeQuality, type CanvasPreprocessOptions } from '../preprocess/canvas.js';
-export { resizeGeometry, writePixelsToTensor, tensorDims, tensorElementsPerImage } from '../preprocess/tensor.js';
-export type { PreprocessSpec } from '../preprocess/spec.js';
+} from './execution/web-session.js';
+export { sha256HexAsync } from '../core/formats/sha256.js';
+export { imageToTensor, imageToPixels, type BrowserImageSource, type CanvasResizeQuality, type CanvasPreprocessOptions } from './preprocess/canvas.js';
+export { resizeGeometry, writePixelsToTensor, tensorDims, tensorElementsPerImage } from '../core/preprocess/tensor.js';
+export type { PreprocessSpec } from '../core/preprocess/spec.js';
 export {
   trainHeadInWorker,
   parseWebHead,
@@ -35,8 +35,8 @@ export {
   type WebTrainRequest,
   type WebTrainProgress,
 } from './heads.js';
-export { Head, UNKNOWN_LABEL, predictionJson, type Prediction, type RejectionReason } from '../heads/head.js';
-export { driftReport, driftFromScores, type DriftReport } from '../heads/drift.js';
-export { trainHead, type TrainHeadOptions } from '../heads/train.js';
+export { Head, UNKNOWN_LABEL, predictionJson, type Prediction, type RejectionReason } from '../core/heads/head.js';
+export { driftReport, driftFromScores, type DriftReport } from '../core/heads/drift.js';
+export { trainHead, type TrainHeadOptions } from '../core/heads/train.js';
 export { openEdgetlStore, downloadText, type EdgetlStore, type StoredExamples, type StoredHeadEntry } from './storage.js';
-export { EdgetlError } from '../util/errors.js';
+export { EdgetlError } from '../core/util/errors.js';

@@ -2,7 +2,7 @@
  * Keeping a kiosk's work across reloads and power cuts: heads (edgetl-head JSON text, exactly as exported) and
  * the example embeddings, in IndexedDB. A transaction commits whole or not at all, so a crash never leaves half a head.
  */
-import { EdgetlError, describeError } from '../util/errors.js';
+import { EdgetlError, describeError } from '../core/util/errors.js';
 
 export interface StoredExamples {
   /** Examples are only reused with the backbone that embedded them. */

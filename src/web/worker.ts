@@ -3,8 +3,8 @@
  * Pure TypeScript (no onnxruntime here: import maps do not reach module workers, and a kiosk's few hundred examples
  * train in well under a second with the plain-JS dense math).
  */
-import { DEFAULT_REJECT_RATE, trainHead } from '../heads/train.js';
-import { EdgetlError, describeError } from '../util/errors.js';
+import { DEFAULT_REJECT_RATE, trainHead } from '../core/heads/train.js';
+import { EdgetlError, describeError } from '../core/util/errors.js';
 import type { WorkerReply, WorkerRequest, WebTrainProgress } from './heads.js';
 
 interface WorkerScope {

@@ -10,11 +10,11 @@
  *   cache-fill <root> <n>  open the embedding cache (fingerprint "shared", dim 4), print "opened", wait for a line on
  *                          stdin, then put n fixed keys and close: two of these overlapping append the same records
  */
-import { NpyRowWriter, writeNpyFile } from '../../src/embed/npy-file.js';
-import { embeddingSetPaths } from '../../src/embed/embedding-set.js';
-import { writeFileAtomic } from '../../src/util/atomic-write.js';
-import { EmbeddingCache, imageBytesKey } from '../../src/embed/cache.js';
-import { IMAGENET_224 } from '../../src/preprocess/spec.js';
+import { NpyRowWriter, writeNpyFile } from '../../src/node/embed/npy-file.js';
+import { embeddingSetPaths } from '../../src/node/embed/embedding-set.js';
+import { writeFileAtomic } from '../../src/node/util/atomic-write.js';
+import { EmbeddingCache, imageBytesKey } from '../../src/node/embed/cache.js';
+import { IMAGENET_224 } from '../../src/core/preprocess/spec.js';
 
 const [mode, target, extra] = process.argv.slice(2);
 

@@ -1,6 +1,6 @@
 /** A version 1 copy of a head file: no open-set section or tensors, as edgetl wrote heads before format 2. */
-import { decodeBase64, encodeBase64 } from '../../src/formats/base64.js';
-import { sha256Hex } from '../../src/formats/sha256.js';
+import { decodeBase64, encodeBase64 } from '../../src/core/formats/base64.js';
+import { sha256Hex } from '../../src/core/formats/sha256.js';
 
 export function asVersion1(text: string): string {
   const doc = JSON.parse(text);

@@ -6,7 +6,7 @@
 import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
-import { IMAGENET_224, type PreprocessSpec } from '../../src/preprocess/spec.js';
+import { IMAGENET_224, type PreprocessSpec } from '../../src/core/preprocess/spec.js';
 import { sharedModel } from './shared.js';
 
 export const TEST_MODEL_PREPROCESSING: Record<string, PreprocessSpec> = {

@@ -10,10 +10,10 @@ import { join } from 'node:path';
 import { repoRoot, sharedModel } from '../helpers/shared.js';
 import { chromiumSkip, launchChromium } from './chromium.js';
 import { buildWebBundles } from './harness.js';
-import { prepareServedBackbone, startKioskServer } from '../../src/web/server.js';
-import { assembleBrowserResults, prepareBrowserBench } from '../../src/web/bench/browser-bench.js';
+import { prepareServedBackbone, startKioskServer } from '../../src/node/server/kiosk-server.js';
+import { assembleBrowserResults, prepareBrowserBench } from '../../src/node/server/browser-bench.js';
 import type { BrowserBenchPayload } from '../../src/web/bench/runner.js';
-import type { BenchResults } from '../../src/bench/results.js';
+import type { BenchResults } from '../../src/node/bench/results.js';
 
 const fp32 = sharedModel('mobilenet-v1-0.25-224.fp32.onnx');
 const skip = chromiumSkip() || fp32.skip;

@@ -10,11 +10,11 @@ import { join } from 'node:path';
 import { sharedModel, sharedPath } from '../helpers/shared.js';
 import { chromiumSkip, launchChromium, type LaunchedBrowser } from './chromium.js';
 import { cosine, openTestPage, startServer } from './harness.js';
-import { Backbone } from '../../src/embed/backbone.js';
-import { decodeToRgb, imageToTensor } from '../../src/preprocess/node-image.js';
-import { Head } from '../../src/heads/head.js';
-import { trainHead } from '../../src/heads/train.js';
-import type { KioskServer, ServedBackbone } from '../../src/web/server.js';
+import { Backbone } from '../../src/node/embed/backbone.js';
+import { decodeToRgb, imageToTensor } from '../../src/node/preprocess/node-image.js';
+import { Head } from '../../src/core/heads/head.js';
+import { trainHead } from '../../src/core/heads/train.js';
+import type { KioskServer, ServedBackbone } from '../../src/node/server/kiosk-server.js';
 
 /** The `edgetl/web` bundle as the test page imports it (`/index.js`); types only, nothing is imported here. */
 type WebModule = typeof import('../../src/web/index.js');

@@ -4,13 +4,13 @@ import t from 'tap';
 import { join } from 'node:path';
 import { chromiumSkip, launchChromium, type LaunchedBrowser } from './chromium.js';
 import { openTestPage, startServer } from './harness.js';
-import { Backbone } from '../../src/embed/backbone.js';
-import { trainHead } from '../../src/train-head.js';
-import { fineTuneHead, adaptedBackboneOptions } from '../../src/fine-tune.js';
-import { saveHead } from '../../src/head-io.js';
-import { imageToTensor } from '../../src/preprocess/node-image.js';
-import type { KioskServer } from '../../src/web/server.js';
-import { stripeWorkspace } from '../models/tiny-last-block.js';
+import { Backbone } from '../../src/node/embed/backbone.js';
+import { trainHead } from '../../src/node/train-head.js';
+import { fineTuneHead, adaptedBackboneOptions } from '../../src/node/fine-tune.js';
+import { saveHead } from '../../src/node/head-io.js';
+import { imageToTensor } from '../../src/node/preprocess/node-image.js';
+import type { KioskServer } from '../../src/node/server/kiosk-server.js';
+import { stripeWorkspace } from '../core/models/tiny-last-block.js';
 
 type WebModule = typeof import('../../src/web/index.js');
 
@@ -24,7 +24,7 @@ t.test('browser and Node give the same predictions for a fine-tuned head', { ski
   t.ok(head.adaptedBlock);
   const headFile = join(ws.dir, 'head.json');
   await saveHead(head, headFile);
-  const saved = (await import('../../src/heads/head.js')).Head.parse(await (await import('node:fs/promises')).readFile(headFile, 'utf8'));
+  const saved = (await import('../../src/core/heads/head.js')).Head.parse(await (await import('node:fs/promises')).readFile(headFile, 'utf8'));
 
   const adapted = await Backbone.load(ws.model, { ep: 'cpu', cacheDir: ws.cacheDir, ...adaptedBackboneOptions(saved) });
   t.teardown(() => adapted.close());

@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { repoRoot } from '../helpers/shared.js';
-import { ISOLATION_HEADERS, prepareServedBackbone, startKioskServer, type KioskServer, type ServedBackbone } from '../../src/web/server.js';
+import { ISOLATION_HEADERS, prepareServedBackbone, startKioskServer, type KioskServer, type ServedBackbone } from '../../src/node/server/kiosk-server.js';
 
 let built = false;
 

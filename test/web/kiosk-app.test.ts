@@ -12,9 +12,9 @@ import { repoRoot, sharedModel, sharedPath } from '../helpers/shared.js';
 import { describedSharedModel } from '../helpers/test-models.js';
 import { chromiumSkip, launchChromium, type BrowserMode } from './chromium.js';
 import { startServer } from './harness.js';
-import { prepareServedBackbone } from '../../src/web/server.js';
-import { Head } from '../../src/heads/head.js';
-import { trainHead } from '../../src/heads/train.js';
+import { prepareServedBackbone } from '../../src/node/server/kiosk-server.js';
+import { Head } from '../../src/core/heads/head.js';
+import { trainHead } from '../../src/core/heads/train.js';
 import type { Page } from 'playwright-core';
 
 const int8 = sharedModel('mobilenetv2-12-int8.onnx');
@@ -109,7 +109,7 @@ for (const run of runs) {
 
     const [download] = await Promise.all([page.waitForEvent('download'), page.click('#export-head')]);
     const json = await readFile((await download.path())!, 'utf8');
-    const schema = JSON.parse(await readFile(join(repoRoot, 'src', 'formats', 'edgetl-head-v2.schema.json'), 'utf8')) as object;
+    const schema = JSON.parse(await readFile(join(repoRoot, 'src', 'core', 'formats', 'edgetl-head-v2.schema.json'), 'utf8')) as object;
     const validate = new Ajv({ allErrors: true, strict: false }).compile(schema);
     t.ok(validate(JSON.parse(json)), `the exported head matches the edgetl-head v2 schema ${JSON.stringify(validate.errors ?? [])}`);
     const head = Head.parse(json, { file: download.suggestedFilename(), backbone: { id: backbone.id, sha256: backbone.sha256, embeddingDim: backbone.embeddingDim } });

@@ -7,10 +7,10 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { smallBackbone } from '../helpers/shared.js';
-import { findOrtWebDir, prepareServedBackbone, startKioskServer, type KioskServer } from '../../src/web/server.js';
-import { serveCommand } from '../../src/cli/serve.js';
-import { trainHead } from '../../src/heads/train.js';
-import { sha256Bytes } from '../../src/util/sha256.js';
+import { findOrtWebDir, prepareServedBackbone, startKioskServer, type KioskServer } from '../../src/node/server/kiosk-server.js';
+import { serveCommand } from '../../src/node/cli/serve.js';
+import { trainHead } from '../../src/core/heads/train.js';
+import { sha256Bytes } from '../../src/node/util/sha256.js';
 
 // Any small real model will do: the shared fp32 MobileNet V1 0.25, or the bundled int8 MobileNetV2 on a fresh clone.
 const small = smallBackbone();
@@ -133,7 +133,7 @@ t.test('a port already taken by another program gets a clear error', async (t) =
 });
 
 t.test('the browser resizes with the Pillow port up to the same size as Node', async (t) => {
-  const { BROWSER_PILLOW_MAX_PIXELS } = await import('../../src/preprocess/canvas.js');
-  const { DEFAULT_PILLOW_MAX_PIXELS } = await import('../../src/preprocess/node-image.js');
+  const { BROWSER_PILLOW_MAX_PIXELS } = await import('../../src/web/preprocess/canvas.js');
+  const { DEFAULT_PILLOW_MAX_PIXELS } = await import('../../src/node/preprocess/node-image.js');
   t.equal(BROWSER_PILLOW_MAX_PIXELS, DEFAULT_PILLOW_MAX_PIXELS);
 });

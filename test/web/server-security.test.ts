@@ -7,9 +7,9 @@ import { request } from 'node:http';
 import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { isAllowedHost, startKioskServer, type KioskServer, type ServedBackbone } from '../../src/web/server.js';
+import { isAllowedHost, startKioskServer, type KioskServer, type ServedBackbone } from '../../src/node/server/kiosk-server.js';
 import { BENCH_TOKEN_HEADER } from '../../src/web/bench/protocol.js';
-import { IMAGENET_224 } from '../../src/preprocess/spec.js';
+import { IMAGENET_224 } from '../../src/core/preprocess/spec.js';
 
 const backbone: ServedBackbone = {
   id: 'stand-in',

@@ -1,5 +1,5 @@
 /**
- * Provider choice in the browser (src/execution/web-session.ts), in real Chromium: what `auto` picks and why,
+ * Provider choice in the browser (src/web/execution/web-session.ts), in real Chromium: what `auto` picks and why,
  * WebGPU correctness through SwiftShader, int8 graphs kept off WebGPU, threads and cross-origin isolation.
  */
 import t from 'tap';
@@ -9,9 +9,9 @@ import { join } from 'node:path';
 import { sharedModel, sharedPath } from '../helpers/shared.js';
 import { chromiumSkip, launchChromium } from './chromium.js';
 import { cosine, openTestPage, startServer } from './harness.js';
-import { Backbone } from '../../src/embed/backbone.js';
-import { imageToTensor } from '../../src/preprocess/node-image.js';
-import { prepareServedBackbone, type ServedBackbone } from '../../src/web/server.js';
+import { Backbone } from '../../src/node/embed/backbone.js';
+import { imageToTensor } from '../../src/node/preprocess/node-image.js';
+import { prepareServedBackbone, type ServedBackbone } from '../../src/node/server/kiosk-server.js';
 
 type WebModule = typeof import('../../src/web/index.js');
 

@@ -6,10 +6,10 @@
 import { WebBackbone } from '../backbone.js';
 import { assertHeadFitsBackbone, parseWebHead, trainHeadInWorker, type WebHead, type WebHeadType, type WebPrediction } from '../heads.js';
 import { downloadText, openEdgetlStore, type EdgetlStore, type StoredExamples } from '../storage.js';
-import { describeAdapter, onnxruntimeWebVersion, type WebProviderRequest } from '../../execution/web-session.js';
-import type { PreprocessSpec } from '../../preprocess/spec.js';
-import { describeError } from '../../util/errors.js';
-import { driftFromScores } from '../../heads/drift.js';
+import { describeAdapter, onnxruntimeWebVersion, type WebProviderRequest } from '../execution/web-session.js';
+import type { PreprocessSpec } from '../../core/preprocess/spec.js';
+import { describeError } from '../../core/util/errors.js';
+import { driftFromScores } from '../../core/heads/drift.js';
 
 /** What `edgetl serve` tells the page (GET /api/config). */
 interface ServerConfig {

@@ -4,8 +4,8 @@
  */
 import { runBrowserBench, type BenchPlan } from './runner.js';
 import { BENCH_TOKEN_HEADER } from './protocol.js';
-import { onnxruntimeWebVersion } from '../../execution/web-session.js';
-import { describeError } from '../../util/errors.js';
+import { onnxruntimeWebVersion } from '../execution/web-session.js';
+import { describeError } from '../../core/util/errors.js';
 
 const status = document.getElementById('bench-status') as HTMLElement;
 const log = document.getElementById('bench-log') as HTMLElement;

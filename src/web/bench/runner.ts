@@ -3,17 +3,17 @@
  * method as the Node harness (src/bench: measureRepeated windows, the same statistics, noise and run ids) and returns
  * the run records of the edgetl-bench/1 results; the server adds host, profile and budget verdicts.
  */
-import type { DeviceProfile } from '../../bench/profile.js';
-import type { BackboneFacts, EndToEndRun, HeadRun, InferenceRun, PreprocessRun, ProviderFacts } from '../../bench/results.js';
-import { measureRepeated } from '../../bench/measure.js';
-import { median, seededNormal, seededRandom, summarize } from '../../bench/stats.js';
-import type { ExecutionProviderName } from '../../execution/types.js';
-import { WebInferenceSession, type WebProviderReport } from '../../execution/web-session.js';
-import { imageToTensor } from '../../preprocess/canvas.js';
-import type { PreprocessSpec } from '../../preprocess/spec.js';
-import { tensorDims, tensorElementsPerImage } from '../../preprocess/tensor.js';
-import { SessionSamples, inferenceImagesPerSecondFor, maxDuration, recordEndToEndFigures, round } from '../../bench/run-figures.js';
-import { describeError } from '../../util/errors.js';
+import type { DeviceProfile } from '../../node/bench/profile.js';
+import type { BackboneFacts, EndToEndRun, HeadRun, InferenceRun, PreprocessRun, ProviderFacts } from '../../node/bench/results.js';
+import { measureRepeated } from '../../node/bench/measure.js';
+import { median, seededNormal, seededRandom, summarize } from '../../core/bench/stats.js';
+import type { ExecutionProviderName } from '../../core/execution/types.js';
+import { WebInferenceSession, type WebProviderReport } from '../execution/web-session.js';
+import { imageToTensor } from '../preprocess/canvas.js';
+import type { PreprocessSpec } from '../../core/preprocess/spec.js';
+import { tensorDims, tensorElementsPerImage } from '../../core/preprocess/tensor.js';
+import { SessionSamples, inferenceImagesPerSecondFor, maxDuration, recordEndToEndFigures, round } from '../../node/bench/run-figures.js';
+import { describeError } from '../../core/util/errors.js';
 import { WebBackbone } from '../backbone.js';
 import { trainHeadInWorker } from '../heads.js';
 

@@ -1,5 +1,5 @@
 /**
  * Browser stand-in for `node:perf_hooks` (esbuild aliases it in the web bundles): the bench's measurement loop
- * (src/bench/measure.ts) imports `performance` from there, and pages have the same clock as a global.
+ * (src/node/bench/measure.ts) imports `performance` from there, and pages have the same clock as a global.
  */
 export const performance: Performance = globalThis.performance;

@@ -1,0 +1,331 @@
+import type { HeadBackboneRef, HeadType, TrainingSummary } from '../formats/head-file.js';
+import { EdgetlError } from '../util/errors.js';
+import { EDGETL_VERSION } from '../version.js';
+import { fitTemperature } from './calibration.js';
+import { type LabelledMatrix, classCounts, sampleWeights, selectRows, stratifiedFolds, stratifiedSplit } from './data.js';
+import { type DenseMath, jsDenseMath } from './dense-math.js';
+import { Head, UNKNOWN_LABEL, type HeadWeights } from './head.js';
+import { type L2Candidate, DEFAULT_L2_START, UNPRECONDITIONED_L2_START, fitSoftmaxRegression, linearLogits, refitL2, searchL2 } from './linear.js';
+import { heldOutMetrics } from './metrics.js';
+import { type MlpOptions, mlpLogits, trainNetwork } from './mlp.js';
+import { type NormalizationKind, applyNormalization, fitNormalization, l2NormalizeInPlace } from './normalization.js';
+import { fitPrototypes, prototypeDirections } from './prototype.js';
+import { type OpenSetOptions, fitOpenSet, outlierThreshold } from './open-set.js';
+import { fitSpectralPreconditioner } from './preconditioner.js';
+
+export type { MlpOptions };
+
+/**
+ * Share of the head's own photos, scored out of fold, that the default outlier threshold rejects. New photos sit a
+ * little farther from the training memory than the training photos' own folds do, so a nominal 4% rejects about
+ * 6.5% of a real val split (hymenoptera: 93.5% kept, against 91.5% at 5%; bench/results/2026-12-01/open-set.md).
+ */
+export const DEFAULT_REJECT_RATE = 0.04;
+
+export const DEFAULT_MLP_OPTIONS: MlpOptions = {
+  hidden: [256],
+  activation: 'relu',
+  dropout: 0.2,
+  epochs: 100,
+  batchSize: 64,
+  learningRate: 1e-3,
+  weightDecay: 1e-2,
+  labelSmoothing: 0.1,
+  patience: 10,
+};
+
+export interface TrainHeadOptions {
+  type?: HeadType;
+  /** Same data and seed give identical weights. Default 0. */
+  seed?: number;
+  /** Default: standardize for linear and mlp, l2 for prototype. */
+  normalization?: NormalizationKind;
+  classWeight?: 'none' | 'balanced';
+  /** Label order in the head (default: sorted). Every class must have at least one row. */
+  classes?: string[];
+  /** Backbone the embeddings came from; recorded in the head file and checked when loading. */
+  backbone?: HeadBackboneRef;
+  /** Linear head: L2 strength on the mean loss, or `auto` (default) for the cross-validated sweep. */
+  l2?: number | 'auto';
+  /** Where the L2 sweep's walk starts (a decade of the default grid, 100 .. 1e-6; default 1e-3 preconditioned, else 1e-2). */
+  l2Start?: number;
+  /** How the L2 sweep ranks strengths (default accuracy, ties to the stronger). */
+  l2Criterion?: 'logLoss' | 'accuracy';
+  /** Folds for the L2 sweep and the out-of-fold calibration data (default 3, fewer when a class is smaller). */
+  folds?: number;
+  /**
+   * Linear head (L-BFGS): shape the solver's initial inverse Hessian by the features' top principal directions
+   * (default: with more than two classes; rank 48). The same objective, reached in a fraction of the iterations on
+   * correlated embeddings (see heads/preconditioner.ts).
+   */
+  precondition?: boolean | { rank: number };
+  /** Linear head optimizer: full-batch L-BFGS (default) or mini-batch Adam for very large sets. */
+  solver?: 'lbfgs' | 'minibatch';
+  maxIterations?: number;
+  mlp?: Partial<MlpOptions>;
+  /** Share of the training rows held out for early stopping (mlp, mini-batch linear). Default 0.15. */
+  heldOutFraction?: number;
+  /** Temperature scaling on held-out (or out-of-fold) logits. Default true. */
+  calibrate?: boolean;
+  /**
+   * Reject (label "unknown") embeddings unlike the training data: the outlier-score threshold rejects about this
+   * share of the training rows' out-of-fold scores. Default 0.05; 0 keeps the open-set scores but never rejects.
+   */
+  rejectRate?: number;
+  /** Open-set memory options (default: 4 * sqrt(rows) k-means centroids, at most 128; k = 1). */
+  openSet?: OpenSetOptions;
+  /**
+   * Group id per row: rows of one group (an image and its augmented views) always fall in the same fold or split,
+   * so cross-validation, calibration and early stopping never score a view whose twin was trained on.
+   */
+  groups?: ArrayLike<number>;
+  /** Dense products; the Node API injects onnxruntime (src/node/execution/dense-math-ort.ts). */
+  math?: DenseMath;
+  /**
+   * Receives the held-out predictions the training summary's `heldOut` figures come from (out-of-fold logits of the
+   * cross-validation, or of the early-stopping split), with the rows of each fold: what `edgetl select` compares
+   * backbones on, so its figures are the ones `train` reports.
+   */
+  onHeldOut?: (predictions: HeldOutPredictions) => void;
+  onProgress?: (stage: string, done: number, total: number) => void;
+}
+
+/** Logits of rows the scoring model did not train on, grouped by the fold (or single split) that held them out. */
+export interface HeldOutPredictions {
+  /** [targets.length, classCount], uncalibrated (calibration does not move the arg max). */
+  logits: Float32Array;
+  targets: Int32Array;
+  classCount: number;
+  /** Positions in `logits` / `targets` of each fold; one entry for a single held-out split. */
+  folds: number[][];
+  /** Training rows (indices into the data given to trainHead) that `logits` row i belongs to. */
+  rows: number[];
+  source: string;
+}
+
+/** `trainHead` accepts rows as one flat [rows * dim] array or as one array per row. */
+export type EmbeddingRows = Float32Array | Float32Array[];
+
+/** What usually makes rows and labels disagree, and the fix. */
+const MISALIGNED_HINT =
+  'Embeddings and labels must line up, one label per row. If the rows come from embedMany, images it skipped ' +
+  '(result.skipped) have no row: pass the labels to embedMany(images, { labels }) and train on its result.labels ' +
+  '(or take labels[item.index] for each of result.items).';
+
+function allRows(count: number): number[] {
+  return Array.from({ length: count }, (_, i) => i);
+}
+
+function flatten(embeddings: EmbeddingRows, rows: number, expectedDim?: number): { data: Float32Array; dim: number } {
+  if (Array.isArray(embeddings) && embeddings.length !== rows) {
+    throw new EdgetlError('train-input', `${embeddings.length} embedding rows but ${rows} labels. ${MISALIGNED_HINT}`);
+  }
+  // Whole rows of the backbone's size, but not one per label: rows went missing (or labels were added).
+  if (!Array.isArray(embeddings) && expectedDim && embeddings.length % expectedDim === 0 && embeddings.length / expectedDim !== rows) {
+    throw new EdgetlError('train-input', `${embeddings.length / expectedDim} embedding rows but ${rows} labels. ${MISALIGNED_HINT}`);
+  }
+  if (Array.isArray(embeddings)) {
+    const dim = embeddings[0]?.length ?? 0;
+    const data = new Float32Array(rows * dim);
+    embeddings.forEach((row, i) => {
+      if (row.length !== dim) throw new EdgetlError('train-input', `embedding ${i} has ${row.length} values but embedding 0 has ${dim}`);
+      data.set(row, i * dim);
+    });
+    return { data, dim };
+  }
+  if (rows === 0 || embeddings.length % rows !== 0) {
+    throw new EdgetlError('train-input', `${embeddings.length} embedding values cannot be split into ${rows} rows, one per label. ${MISALIGNED_HINT}`);
+  }
+  return { data: embeddings, dim: embeddings.length / rows };
+}
+
+/**
+ * Train a head on embeddings (rows) and their labels. Validates the data (at least two classes, no empty class,
+ * finite values), normalizes, trains the chosen head, then calibrates and sets the rejection threshold on
+ * held-out or out-of-fold rows, so every figure in the training summary comes from rows the model did not fit.
+ */
+export async function trainHead(embeddings: EmbeddingRows, labels: readonly string[], options: TrainHeadOptions = {}): Promise<Head> {
+  const started = Date.now();
+  const type = options.type ?? 'linear';
+  const seed = options.seed ?? 0;
+  const math = options.math ?? jsDenseMath;
+  const rows = labels.length;
+  if (rows === 0) throw new EdgetlError('train-input', 'no training examples');
+  const { data: raw, dim } = flatten(embeddings, rows, options.backbone?.embeddingDim);
+  if (options.groups && options.groups.length !== rows) throw new EdgetlError('train-input', `${options.groups.length} group ids for ${rows} rows`);
+  if (options.backbone && options.backbone.embeddingDim !== dim) {
+    throw new EdgetlError('train-input', `embeddings have ${dim} values each but backbone ${options.backbone.id} produces ${options.backbone.embeddingDim}`);
+  }
+  for (let i = 0; i < raw.length; i++) {
+    if (!Number.isFinite(raw[i])) throw new EdgetlError('train-input', `embedding ${Math.floor(i / dim)} (label "${labels[Math.floor(i / dim)]}") holds a non-finite value`);
+  }
+  const classes = options.classes ? [...options.classes] : [...new Set(labels)].sort();
+  if (new Set(classes).size !== classes.length) throw new EdgetlError('train-input', `class list repeats a label: ${classes.join(', ')}`);
+  if (classes.includes(UNKNOWN_LABEL)) throw new EdgetlError('train-input', `"${UNKNOWN_LABEL}" is reserved for rejected predictions; rename that class`);
+  if (classes.length < 2) throw new EdgetlError('train-input', `only one class (${classes[0] ?? 'none'}): a head needs at least 2 classes to tell apart`);
+  const index = new Map(classes.map((c, i) => [c, i]));
+  const targets = new Int32Array(rows);
+  labels.forEach((label, i) => {
+    const t = index.get(label);
+    if (t === undefined) throw new EdgetlError('train-input', `row ${i} has label "${label}", which is not in the class list (${classes.join(', ')})`);
+    targets[i] = t;
+  });
+  const counts = classCounts(targets, classes.length);
+  const empty = classes.filter((_, c) => counts[c] === 0);
+  if (empty.length > 0) throw new EdgetlError('train-input', `class${empty.length > 1 ? 'es' : ''} ${empty.map((c) => `"${c}"`).join(', ')} ha${empty.length > 1 ? 've' : 's'} no examples`);
+
+  const normalizationKind = options.normalization ?? (type === 'prototype' ? 'l2' : 'standardize');
+  const normalization = fitNormalization(normalizationKind, raw, rows, dim);
+  const matrix: LabelledMatrix = { data: applyNormalization(normalization, raw, rows, dim), rows, dim, targets, classCount: classes.length };
+  const classWeight = options.classWeight ?? 'none';
+  const weightsPerRow = classWeight === 'balanced' ? sampleWeights(targets, classes.length, 'balanced') : undefined;
+  // folds split whole groups, so a class can have only as many folds as it has groups
+  const unitCounts = options.groups ? classes.map((_, c) => new Set(Array.from(options.groups!).filter((_, i) => targets[i] === c)).size) : counts;
+  const minCount = Math.min(...unitCounts);
+  const folds = Math.min(options.folds ?? 3, minCount);
+  const progress = options.onProgress;
+
+  let weights: HeadWeights;
+  // logits of rows the fitted model did not train on, for calibration and rejection
+  let heldOut: { logits: Float32Array; targets: Int32Array; source: string; folds: number[][]; rows: number[] } | undefined;
+  const metrics: Record<string, unknown> = {};
+  const usedOptions: Record<string, unknown> = { type, normalization: normalizationKind, classWeight };
+
+  if (type === 'linear' && (options.solver ?? 'lbfgs') === 'lbfgs') {
+    let l2: number;
+    let warmStart: Float64Array | undefined;
+    let candidates: L2Candidate[] | undefined;
+    const wantHeldOut = options.calibrate !== false;
+    // Two classes: two weight rows, as many iterations with or without it (bench/results/2026-12-01), and fitting
+    // it (0.3-0.6 s for 2,000 x 1,280 on 2 loaded cores) would outweigh the sweep; so by default only above two.
+    const wantPreconditioner = options.precondition ?? classes.length > 2;
+    const preconditioner = wantPreconditioner === false ? undefined : await fitSpectralPreconditioner(matrix.data, rows, dim, math, { seed, rank: typeof options.precondition === 'object' ? options.precondition.rank : undefined });
+    if ((options.l2 ?? 'auto') === 'auto' || wantHeldOut) {
+      if (folds < 2) {
+        if ((options.l2 ?? 'auto') === 'auto') {
+          throw new EdgetlError('train-input', `the L2 sweep needs at least 2 examples per class for cross-validation; class "${classes[unitCounts.indexOf(minCount)]}" has ${minCount} (pass an explicit l2 and calibrate: false)`);
+        }
+      }
+      const grid = typeof options.l2 === 'number' ? [options.l2] : undefined;
+      const search = await searchL2(matrix, { math, folds, seed, sampleWeights: weightsPerRow, grid, criterion: options.l2Criterion, groups: options.groups, preconditioner, start: options.l2Start ?? (preconditioner ? DEFAULT_L2_START : UNPRECONDITIONED_L2_START), onProgress: (d, t) => progress?.('cross-validation', d, t) });
+      l2 = typeof options.l2 === 'number' ? options.l2 : refitL2(search.l2, folds);
+      warmStart = search.warmStart;
+      candidates = search.candidates;
+      heldOut = { logits: search.outOfFoldLogits, targets, source: `${folds}-fold out-of-fold`, folds: search.heldOutFolds, rows: allRows(rows) };
+      metrics.crossValidation = { folds, chosenL2: search.l2, candidates: search.candidates };
+    } else {
+      l2 = options.l2 as number;
+    }
+    progress?.('fit', 0, 1);
+    const fit = await fitSoftmaxRegression(matrix, { l2, math, sampleWeights: weightsPerRow, start: warmStart, preconditioner, maxIterations: options.maxIterations ?? 500 });
+    progress?.('fit', 1, 1);
+    weights = { type: 'linear', weight: fit.weight, bias: fit.bias };
+    usedOptions.solver = 'lbfgs';
+    usedOptions.precondition = preconditioner ? { rank: preconditioner.rank } : false;
+    usedOptions.l2 = l2;
+    usedOptions.C = 1 / (l2 * rows);
+    metrics.fit = { iterations: fit.iterations, converged: fit.converged, objective: fit.objective, candidatesTried: candidates?.length ?? 0 };
+  } else if (type === 'linear' || type === 'mlp') {
+    const split = stratifiedSplit(targets, classes.length, options.heldOutFraction ?? 0.15, seed, options.groups);
+    if (split.heldOut.length === 0) throw new EdgetlError('train-input', 'too few examples to hold any out for early stopping (each class needs at least 2)');
+    const train = selectRows(matrix, split.train);
+    const held = selectRows(matrix, split.heldOut);
+    const trainWeights = weightsPerRow ? Float32Array.from(split.train, (i) => weightsPerRow[i]) : undefined;
+    const mlp = { ...DEFAULT_MLP_OPTIONS, ...options.mlp };
+    const linearMinibatch = type === 'linear';
+    const l2 = typeof options.l2 === 'number' ? options.l2 : 1 / train.rows;
+    const result = await trainNetwork(train, held, {
+      math,
+      seed,
+      hidden: linearMinibatch ? [] : mlp.hidden,
+      activation: mlp.activation,
+      dropout: linearMinibatch ? 0 : mlp.dropout,
+      epochs: mlp.epochs,
+      batchSize: mlp.batchSize,
+      learningRate: mlp.learningRate,
+      weightDecay: linearMinibatch ? 0 : mlp.weightDecay,
+      l2: linearMinibatch ? l2 : 0,
+      labelSmoothing: linearMinibatch ? 0 : mlp.labelSmoothing,
+      patience: mlp.patience,
+      sampleWeights: trainWeights,
+      onEpoch: (epoch, total) => progress?.('epochs', epoch, total),
+    });
+    heldOut = { logits: await mlpLogits(result.params, held.data, held.rows, math), targets: held.targets, source: `held-out ${held.rows} rows`, folds: [allRows(held.rows)], rows: split.heldOut };
+    metrics.fit = { epochsRun: result.epochsRun, bestEpoch: result.bestEpoch, heldOutRows: held.rows };
+    if (linearMinibatch) {
+      const layer = result.params.layers[0];
+      weights = { type: 'linear', weight: layer.weight, bias: layer.bias };
+      Object.assign(usedOptions, { solver: 'minibatch', l2, epochs: mlp.epochs, batchSize: mlp.batchSize, learningRate: mlp.learningRate });
+    } else {
+      weights = { type: 'mlp', ...result.params };
+      Object.assign(usedOptions, { mlp });
+    }
+  } else {
+    weights = { type: 'prototype', ...fitPrototypes(matrix) };
+    if (folds >= 2) {
+      const logits = new Float32Array(rows * classes.length);
+      const heldOutFolds = stratifiedFolds(targets, classes.length, folds, seed, options.groups);
+      for (const fold of heldOutFolds) {
+        const inFold = new Set(fold);
+        const train = selectRows(matrix, Array.from({ length: rows }, (_, i) => i).filter((i) => !inFold.has(i)));
+        const directions = prototypeDirections(fitPrototypes(train));
+        const held = selectRows(matrix, fold);
+        for (let r = 0; r < held.rows; r++) l2NormalizeInPlace(held.data, r * dim, dim);
+        const foldLogits = await math.gemm(held.data, directions, held.rows, dim, classes.length, false, true);
+        fold.forEach((row, r) => logits.set(foldLogits.subarray(r * classes.length, (r + 1) * classes.length), row * classes.length));
+      }
+      heldOut = { logits, targets, source: `${folds}-fold out-of-fold`, folds: heldOutFolds, rows: allRows(rows) };
+    }
+  }
+
+  // cosine scores live in [-1, 1]: without calibration data a prototype head still needs a sharpening scale
+  let temperature = type === 'prototype' ? 0.05 : 1;
+  if (heldOut) {
+    const classCount = classes.length;
+    metrics.heldOutUncalibrated = heldOutMetrics(heldOut.logits, heldOut.targets, classCount, temperature);
+    options.onHeldOut?.({ logits: heldOut.logits, targets: heldOut.targets, classCount, folds: heldOut.folds, rows: heldOut.rows, source: heldOut.source });
+    if (options.calibrate !== false) temperature = fitTemperature(heldOut.logits, heldOut.targets, classCount);
+    metrics.heldOut = { source: heldOut.source, ...heldOutMetrics(heldOut.logits, heldOut.targets, classCount, temperature) };
+  }
+
+  // Open set: a memory of the raw training embeddings, scored out of fold so the threshold reflects new photos.
+  progress?.('open-set', 0, 1);
+  const rate = options.rejectRate ?? DEFAULT_REJECT_RATE;
+  if (rate < 0 || rate >= 1) throw new EdgetlError('train-input', `rejectRate must be in [0, 1), got ${rate}`);
+  const openSetFolds = folds >= 2 ? stratifiedFolds(targets, classes.length, folds, seed, options.groups) : [];
+  if (openSetFolds.length === 0 && options.rejectRate !== undefined && options.rejectRate > 0) {
+    throw new EdgetlError('train-input', 'a rejection threshold needs out-of-fold rows: every class needs at least 2 examples');
+  }
+  const openSetFit = fitOpenSet(raw, targets, classes.length, dim, openSetFolds, { seed, ...options.openSet });
+  const threshold = rate > 0 && openSetFolds.length > 0 ? outlierThreshold(openSetFit.outOfFoldScores, rate) : null;
+  const openSet = { ...openSetFit.model, threshold, rate: threshold === null ? 0 : rate };
+  metrics.openSet = {
+    source: openSetFolds.length > 0 ? `${folds}-fold out-of-fold` : 'training rows (too few for folds: no threshold)',
+    method: openSet.method,
+    memoryRows: openSet.memoryClasses.length,
+    k: openSet.k,
+    threshold,
+    rate: openSet.rate,
+    outOfFoldRejected: threshold === null ? 0 : openSetFit.outOfFoldScores.filter((s) => s > threshold).length / rows,
+  };
+  progress?.('open-set', 1, 1);
+  usedOptions.calibrate = options.calibrate !== false;
+  usedOptions.rejectRate = openSet.rate;
+  usedOptions.folds = folds;
+
+  const training: TrainingSummary = {
+    edgetlVersion: EDGETL_VERSION,
+    createdAt: new Date().toISOString(),
+    seed,
+    counts: Object.fromEntries(classes.map((c, i) => [c, counts[i]])),
+    options: usedOptions,
+    metrics,
+    trainSeconds: (Date.now() - started) / 1000,
+    denseMath: math.name,
+  };
+  const backbone: HeadBackboneRef = options.backbone ?? { id: 'unspecified', sha256: '0'.repeat(64), embeddingDim: dim, preprocess: null };
+  return new Head({ labels: classes, backbone, weights, normalization, temperature, rejection: null, training, openSet });
+}
+
+/** Logits of the training-time model on (normalized) rows: used by tests and benches that bypass Head. */
+export { linearLogits };

@@ -1,0 +1,99 @@
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+
+type ParsedCommandLine<T extends OptionSpec> = ReturnType<typeof parseArgs<{ options: T; allowPositionals: true; strict: true }>>;
+import { EdgetlError, describeError } from '../../core/util/errors.js';
+
+/** One CLI verb: parses its own arguments, calls the library, prints, returns the exit code. */
+export interface Command {
+  name: string;
+  summary: string;
+  /** Full `--help` text. */
+  help: string;
+  run(argv: string[]): Promise<number>;
+}
+
+export type OptionSpec = NonNullable<ParseArgsConfig['options']>;
+
+/** parseArgs with errors a user understands (EdgetlError code 'usage'). */
+export function parseCommandLine<T extends OptionSpec>(argv: string[], options: T, allowPositionals = true): ParsedCommandLine<T> {
+  try {
+    return parseArgs({ args: argv, options, allowPositionals, strict: true }) as ParsedCommandLine<T>;
+  } catch (error) {
+    throw new EdgetlError('usage', `${describeError(error)} (see --help)`);
+  }
+}
+
+export function parseNumberOption(value: string | undefined, name: string, fallback: number, opts?: { integer?: boolean; min?: number; max?: number }): number {
+  if (value === undefined) return fallback;
+  const parsed = Number(value);
+  if (!Number.isFinite(parsed) || (opts?.integer && !Number.isInteger(parsed))) {
+    throw new EdgetlError('usage', `--${name} must be ${opts?.integer ? 'a whole number' : 'a number'}, got "${value}"`);
+  }
+  if (opts?.min !== undefined && parsed < opts.min) throw new EdgetlError('usage', `--${name} must be at least ${opts.min}, got ${parsed}`);
+  if (opts?.max !== undefined && parsed > opts.max) throw new EdgetlError('usage', `--${name} must be at most ${opts.max}, got ${parsed}`);
+  return parsed;
+}
+
+/** C0 controls, DEL, C1 controls (ESC, CSI... can clear the screen or set the title) and bidi overrides. */
+const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g;
+
+/**
+ * Text from files (names, labels, messages quoting them) made safe for a terminal: control characters become
+ * visible escapes (\x1b, \u202e) instead of acting. With `keepNewlines`, line breaks stay line breaks. For human
+ * output only; --json output is JSON-escaped already.
+ */
+export function terminalSafe(text: string, options: { keepNewlines?: boolean } = {}): string {
+  const escape = (part: string) =>
+    part.replace(UNPRINTABLE, (c) => {
+      const code = c.charCodeAt(0);
+      return code <= 0xff ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16)}`;
+    });
+  return options.keepNewlines ? text.split('\n').map(escape).join('\n') : escape(text);
+}
+
+export function printJson(value: unknown): void {
+  process.stdout.write(JSON.stringify(value) + '\n');
+}
+
+/** A progress bar on stderr when it is a terminal; silent otherwise (scripts and CI logs stay clean). */
+export class ProgressBar {
+  private lastDraw = 0;
+  private readonly enabled: boolean;
+  constructor(private readonly label: string, enabled = process.stderr.isTTY === true) {
+    this.enabled = enabled;
+  }
+  update(done: number, total: number | undefined, detail = ''): void {
+    if (!this.enabled) return;
+    const now = Date.now();
+    if (now - this.lastDraw < 100 && done !== total) return;
+    this.lastDraw = now;
+    const width = 30;
+    let bar = '';
+    if (total && total > 0) {
+      const filled = Math.round((Math.min(done, total) / total) * width);
+      bar = `[${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${done}/${total}`;
+    } else {
+      bar = `${done}`;
+    }
+    process.stderr.write(`\r\x1b[2K${this.label} ${bar} ${detail}`);
+  }
+  finish(): void {
+    if (this.enabled) process.stderr.write('\r\x1b[2K');
+  }
+}
+
+/**
+ * Library errors name library options (`embeddingTensor`, `port`, `type: 'prototype'`); the CLI says the flag that
+ * sets each. Messages without such a mention pass unchanged.
+ */
+const LIBRARY_TERMS_TO_FLAGS: readonly [RegExp, string][] = [
+  [/the `embeddingTensor` option/g, '--embedding <tensor>'],
+  [/pass another `port` \(0 picks any free one\)/g, 'pass --port <another> (or --port 0 for any free one)'],
+  [/pass a `port` of 1024 or above \(e\.g\. 8080\)/g, 'pass --port 8080'],
+  [/`type: 'prototype'`/g, '--head prototype'],
+  [/: use backbone (\S+) or retrain the head/g, ': pass --backbone $1 or retrain the head'],
+];
+
+export function inCliTerms(message: string): string {
+  return LIBRARY_TERMS_TO_FLAGS.reduce((text, [pattern, flag]) => text.replace(pattern, flag), message);
+}

@@ -1,0 +1,250 @@
+import { relative, isAbsolute, join } from 'node:path';
+import { existsSync, statSync } from 'node:fs';
+import { EdgetlError } from '../../core/util/errors.js';
+import { Backbone, type BackboneLoadOptions } from '../embed/backbone.js';
+import { embedFolder, type EmbedFolderResult } from '../embed/embed-folder.js';
+import { DEFAULT_BATCH_SIZE } from '../embed/pipeline.js';
+import { DEFAULT_BACKBONE_ID } from '../../core/models/catalog.js';
+import type { ExecutionProviderRequest, ProviderReport } from '../../core/execution/types.js';
+import { gatherHostFacts } from '../execution/providers.js';
+import { type Command, parseCommandLine, parseNumberOption, printJson, ProgressBar } from './common.js';
+import { preprocessFlagOptions, preprocessFlagHelp, preprocessOverridesFromFlags } from './preprocess-flags.js';
+
+const EP_CHOICES: readonly ExecutionProviderRequest[] = ['auto', 'cpu', 'webgpu', 'cuda', 'wasm'];
+
+/** Options `embed` and `start` share. */
+export const embedRunOptions = {
+  backbone: { type: 'string', short: 'b' },
+  out: { type: 'string', short: 'o' },
+  ep: { type: 'string' },
+  'strict-ep': { type: 'boolean' },
+  threads: { type: 'string' },
+  'decode-threads': { type: 'string' },
+  batch: { type: 'string' },
+  strict: { type: 'boolean' },
+  'no-cache': { type: 'boolean' },
+  'no-download': { type: 'boolean' },
+  embedding: { type: 'string' },
+  json: { type: 'boolean' },
+  debug: { type: 'boolean' },
+  ...preprocessFlagOptions,
+} as const;
+
+export const embedRunHelp = `Model and execution:
+  --backbone, -b <id|path>   catalog id or .onnx file (default ${DEFAULT_BACKBONE_ID}; see \`edgetl models list\`)
+  --embedding <tensor>       embedding tensor in the model (default: found automatically)
+  --ep auto|cpu|webgpu|cuda  execution provider (default auto: real GPUs only, never a software adapter)
+  --strict-ep                fail instead of falling back to another provider
+  --threads N                onnxruntime intra-op threads (default: half the cores for light backbones, so the
+                             image decoders get the rest; all cores for heavy ones above 1 GMAC per image)
+  --decode-threads N         worker threads decoding images (default: half the cores, at least 2; 0 decodes
+                             on the main thread)
+  --batch N                  images per inference for dynamic-batch models (default ${DEFAULT_BATCH_SIZE}; fixed-batch
+                             models run at their own size)
+  --no-download              never download a missing catalog model
+Images:
+  --strict                   stop at the first unusable image (default: skip it and report why)
+  --no-cache                 recompute every embedding (default: unchanged images come from the embedding cache)
+${preprocessFlagHelp}
+Output:
+  --json                     print one JSON object on stdout instead of the summary
+  --debug                    stack traces on errors`;
+
+type EmbedRunValues = { [K in keyof typeof embedRunOptions]?: (typeof embedRunOptions)[K]['type'] extends 'boolean' ? boolean : string };
+
+export interface EmbedRunRequest {
+  dir: string;
+  out?: string;
+  values: EmbedRunValues;
+  /** Folders searched for catalog models instead of the default search path. */
+  searchPath?: string[];
+}
+
+export interface EmbedRunReport {
+  backbone: Backbone;
+  result: EmbedFolderResult;
+  loadSeconds: number;
+}
+
+function parseEp(value: string | undefined): ExecutionProviderRequest | undefined {
+  if (value === undefined) return undefined;
+  const ep = value.toLowerCase() as ExecutionProviderRequest;
+  if (!EP_CHOICES.includes(ep)) throw new EdgetlError('usage', `--ep must be one of ${EP_CHOICES.join(', ')}, got "${value}"`);
+  return ep;
+}
+
+/** Load options from the shared flags. */
+export function loadOptionsFromFlags(values: EmbedRunValues, searchPath?: string[]): BackboneLoadOptions {
+  const threads = values.threads === undefined ? undefined : parseNumberOption(values.threads, 'threads', 0, { integer: true, min: 1, max: 1024 });
+  const decodeThreads = values['decode-threads'] === undefined ? undefined : parseNumberOption(values['decode-threads'], 'decode-threads', 0, { integer: true, min: 0, max: 256 });
+  return {
+    ep: parseEp(values.ep),
+    strictEp: values['strict-ep'] === true,
+    intraOpThreads: threads,
+    decodeThreads,
+    embeddingTensor: values.embedding,
+    preprocess: preprocessOverridesFromFlags(values),
+    download: values['no-download'] !== true,
+    ...(searchPath ? { searchPath } : {}),
+  };
+}
+
+/** Load the backbone, embed the folder, write the set: the work of `embed` and `start`, with progress on stderr. */
+export async function runEmbedJob(request: EmbedRunRequest): Promise<EmbedRunReport> {
+  const { values } = request;
+  const batchSize = parseNumberOption(values.batch, 'batch', DEFAULT_BATCH_SIZE, { integer: true, min: 1, max: 4096 });
+  const showProgress = values.json !== true && process.stderr.isTTY === true;
+  const download = new ProgressBar('downloading', showProgress);
+  const loadStarted = performance.now();
+  const backbone = await Backbone.load(values.backbone ?? DEFAULT_BACKBONE_ID, {
+    ...loadOptionsFromFlags(values, request.searchPath),
+    onDownloadProgress: (received, total) => download.update(Math.round(received / 1e6), total === undefined ? undefined : Math.round(total / 1e6), 'MB'),
+    onDownloadStart: (info) => {
+      if (values.json !== true) process.stderr.write(`downloading ${info.id} (${(info.bytes / 1e6).toFixed(1)} MB) from ${info.url} to ${info.dest}\n`);
+    },
+  });
+  download.finish();
+  const loadSeconds = (performance.now() - loadStarted) / 1000;
+  // Ctrl-C stops cleanly: the pipeline drains, the half-written .npy is removed, the old one (if any) stays.
+  const controller = new AbortController();
+  const onInterrupt = () => {
+    if (controller.signal.aborted) process.exit(130);
+    process.stderr.write('\nstopping (Ctrl-C again to quit at once)...\n');
+    controller.abort();
+  };
+  process.on('SIGINT', onInterrupt);
+  try {
+    const bar = new ProgressBar('embedding', showProgress);
+    const result = await embedFolder(backbone, request.dir, {
+      signal: controller.signal,
+      out: request.out,
+      // The CLI only needs the file: rows stream to it, so memory does not grow with the folder.
+      keepEmbeddings: request.out === undefined,
+      batchSize,
+      strict: values.strict === true,
+      useCache: values['no-cache'] !== true,
+      onProgress: (done, total, skipped) => bar.update(done, total, skipped ? `(${skipped} skipped)` : ''),
+    });
+    bar.finish();
+    return { backbone, result, loadSeconds };
+  } finally {
+    process.off('SIGINT', onInterrupt);
+    await backbone.close();
+  }
+}
+
+function shortPath(path: string): string {
+  const rel = relative(process.cwd(), path);
+  return rel && !rel.startsWith('..') && !isAbsolute(rel) ? rel : path;
+}
+
+/**
+ * Why CUDA was not used matters only to someone who asked for it or has an NVIDIA GPU; everyone else would read the
+ * same lines about a missing CUDA library on every run. (`--json` and `--debug` always keep them.)
+ */
+function cudaNotesWanted(report: ProviderReport): boolean {
+  return report.requested === 'cuda' || gatherHostFacts({ runTools: false }).cuda.gpuPresent;
+}
+
+export function describeProvider(report: ProviderReport, options: { verbose?: boolean } = {}): string[] {
+  const showCuda = options.verbose === true || cudaNotesWanted(report);
+  const threads = report.intraOpThreads ? `, ${report.intraOpThreads} intra-op thread(s)` : '';
+  const adapter = report.adapter ? `, adapter ${[report.adapter.vendor, report.adapter.device ?? report.adapter.description].filter(Boolean).join(' ')}${report.adapter.software ? ' (software)' : ''}` : '';
+  const lines = [`${report.used} (requested ${report.requested}${threads}${adapter})`];
+  for (const fallback of report.fallbacks) {
+    if (fallback.provider === 'cuda' && !showCuda) continue;
+    lines.push(`${fallback.provider} not used: ${fallback.reason}`);
+  }
+  for (const note of report.notes ?? []) lines.push(note);
+  return lines;
+}
+
+/** The machine-readable summary `--json` prints. */
+export function jsonSummary(report: EmbedRunReport): Record<string, unknown> {
+  const { backbone, result } = report;
+  return {
+    count: result.items.length,
+    skipped: result.skipped.length,
+    seconds: Number(result.seconds.toFixed(3)),
+    imagesPerSecond: Number(result.imagesPerSecond.toFixed(2)),
+    executionProvider: backbone.provider.used,
+    fallbacks: backbone.provider.fallbacks,
+    ...(backbone.provider.notes?.length ? { providerNotes: backbone.provider.notes } : {}),
+    backbone: { id: backbone.id, sha256: backbone.sha256, embeddingDim: backbone.embeddingDim, batch: backbone.batch },
+    classes: result.classes,
+    cacheHits: result.cacheHits,
+    computed: result.computed,
+    loadSeconds: Number(report.loadSeconds.toFixed(3)),
+    skippedFiles: result.skipped,
+    warnings: result.warnings,
+    ...(result.written ? { out: result.written } : {}),
+  };
+}
+
+/** The readable summary. */
+export function textSummary(report: EmbedRunReport, options: { verbose?: boolean } = {}): string {
+  const { backbone, result } = report;
+  const lines: string[] = [];
+  const row = (label: string, values: string[]) => values.forEach((v, i) => lines.push(`  ${(i === 0 ? label : '').padEnd(10)} ${v}`));
+  const classes = result.classes === null ? 'flat folder, no labels' : `${result.classes.length} class${result.classes.length === 1 ? '' : 'es'}: ${result.classes.map((c) => `${c} ${result.classCounts[c]}`).join(', ')}`;
+  lines.push(`Embedded ${result.items.length} image(s) from ${shortPath(result.dir)} (${classes})`);
+  row('backbone', [`${backbone.id}  ${backbone.embeddingDim}-d  batch ${backbone.batch}  sha256 ${backbone.sha256.slice(0, 12)}...`]);
+  row('provider', describeProvider(backbone.provider, options));
+  row('time', [
+    `${result.seconds.toFixed(2)} s, ${result.imagesPerSecond.toFixed(1)} images/s` +
+      ` (model load ${report.loadSeconds.toFixed(2)} s; ${result.cacheHits} from the embedding cache, ${result.computed} computed)`,
+  ]);
+  if (result.skipped.length > 0) {
+    const shown = result.skipped.slice(0, 20).map((s) => `${shortPath(s.path)}: ${s.reason}`);
+    if (result.skipped.length > 20) shown.push(`... and ${result.skipped.length - 20} more (all listed in the .json)`);
+    row(`skipped`, [`${result.skipped.length} file(s)`, ...shown]);
+  }
+  for (const warning of result.warnings) row('note', [warning]);
+  if (result.written) row('wrote', [`${shortPath(result.written.npy)}  float32 [${result.items.length}, ${result.dim}]`, shortPath(result.written.json)]);
+  return lines.join('\n') + '\n';
+}
+
+/** `--out` names files, not a folder: `runs/train` writes runs/train.npy and runs/train.json. */
+export function checkOutPrefix(out: string): void {
+  const isFolder = /[\\/]$/.test(out) || (existsSync(out) && statSync(out).isDirectory());
+  if (out.trim() === '' || isFolder) {
+    throw new EdgetlError('usage', `--out is a file prefix, not a folder: "${out}" would give "${out}${/[\\/]$/.test(out) ? '' : '/'}.npy". Use e.g. --out ${join(out, 'train')}`);
+  }
+}
+
+export const embedCommand: Command = {
+  name: 'embed',
+  summary: 'embed a folder of images (class folders or flat) into <prefix>.npy + <prefix>.json',
+  help: `Usage: edgetl embed <dir> --out <prefix> [--backbone <id|path>] [options]
+
+Turns every image in <dir> into an embedding with a frozen backbone. <dir> holds either class folders
+(<dir>/<class>/*.jpg, the folder name is the label) or images directly (no labels). Images: jpg jpeg png webp gif
+tif tiff avif; hidden files are ignored. Unusable images are skipped and listed with the reason.
+
+Writes <prefix>.npy (float32 [N, D], standard NumPy format) and <prefix>.json:
+  {"backbone":{"id","sha256","embeddingDim"},"executionProvider","classes":[...] | null,
+   "items":[{"path","label"}],"skipped":[{"path","reason"}]}
+Row i of the .npy is items[i]. A flat folder gives "classes": null and null labels.
+
+With --json, stdout is one object: {"count","skipped","seconds","imagesPerSecond","executionProvider",...}
+("skipped" is a count; "skippedFiles" lists them; "seconds" is the embedding time, "loadSeconds" the model load).
+
+${embedRunHelp}
+
+Examples:
+  edgetl embed photos/train --out train --backbone mobilenetv2-12-int8
+  edgetl embed photos/train --out train --ep cpu --threads 2 --json
+`,
+  async run(argv) {
+    const { values, positionals } = parseCommandLine(argv, embedRunOptions);
+    if (positionals.length !== 1) {
+      throw new EdgetlError('usage', positionals.length === 0 ? 'missing <dir>: the folder of images to embed (see --help)' : `expected one folder, got ${positionals.length}: ${positionals.join(' ')}`);
+    }
+    if (values.out === undefined) throw new EdgetlError('usage', 'missing --out <prefix>: where to write <prefix>.npy and <prefix>.json');
+    checkOutPrefix(values.out);
+    const report = await runEmbedJob({ dir: positionals[0]!, out: values.out, values });
+    if (values.json) printJson(jsonSummary(report));
+    else process.stdout.write(textSummary(report, { verbose: values.debug === true }));
+    return 0;
+  },
+};
