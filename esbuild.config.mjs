@@ -18,7 +18,12 @@ const nodeBuild = {
 };
 
 const builds = [
-  build({ ...nodeBuild, entryPoints: { cli: 'src/node/cli/main.ts' }, outdir: 'dist', banner: { js: '#!/usr/bin/env node' } }),
+  build({
+    ...nodeBuild,
+    entryPoints: { cli: 'src/node/cli/main.ts' },
+    outdir: 'dist',
+    banner: { js: '#!/usr/bin/env node' },
+  }),
   build({ ...nodeBuild, entryPoints: { index: 'src/index.ts' }, outdir: 'dist' }),
   // Loaded by src/node/embed/decode-pool.ts as a worker_threads script beside the bundle.
   build({ ...nodeBuild, entryPoints: { 'decode-worker': 'src/node/embed/decode-worker.ts' }, outdir: 'dist' }),

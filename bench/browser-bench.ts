@@ -15,7 +15,13 @@ import { repoRoot } from '../test/helpers/shared.js';
 import { chromiumSkip, launchChromium } from '../test/web/chromium.js';
 
 const { values } = parseArgs({
-  options: { profile: { type: 'string', default: 'browser-wasm' }, out: { type: 'string' }, report: { type: 'string' }, webgpu: { type: 'string' }, timeout: { type: 'string', default: '900' } },
+  options: {
+    profile: { type: 'string', default: 'browser-wasm' },
+    out: { type: 'string' },
+    report: { type: 'string' },
+    webgpu: { type: 'string' },
+    timeout: { type: 'string', default: '900' },
+  },
 });
 const skip = chromiumSkip();
 if (skip) {
@@ -32,7 +38,9 @@ const first = await new Promise<string>((resolve, reject) => {
   server.once('exit', (code) => reject(new Error(`edgetl serve --bench exited (${code}) before it was ready`)));
 });
 const { url } = JSON.parse(first) as { url: string };
-const browser = await launchChromium(values.webgpu === 'swiftshader' || values.profile!.includes('webgpu') ? 'webgpu' : 'wasm');
+const browser = await launchChromium(
+  values.webgpu === 'swiftshader' || values.profile!.includes('webgpu') ? 'webgpu' : 'wasm',
+);
 const timer = setTimeout(() => {
   console.error(`no results after ${values.timeout} s: stopping`);
   server.kill('SIGINT');

@@ -12,7 +12,9 @@ const { values, positionals } = parseArgs({
   options: { 'min-cosine': { type: 'string' }, label: { type: 'string' }, 'embed-json': { type: 'string' } },
 });
 if (positionals.length !== 2) {
-  process.stderr.write('usage: node bench/cuda-embed-compare.mjs a.npy b.npy [--min-cosine 0.9999] [--label name] [--embed-json a-run.json]\n');
+  process.stderr.write(
+    'usage: node bench/cuda-embed-compare.mjs a.npy b.npy [--min-cosine 0.9999] [--label name] [--embed-json a-run.json]\n',
+  );
   process.exit(2);
 }
 const threshold = Number(values['min-cosine'] ?? '0.9999');
@@ -22,7 +24,9 @@ try {
   [a, b] = await Promise.all(positionals.map((p) => readNpyFile(p)));
 } catch (error) {
   // The run that should have written it failed (its own log says why): one line, no stack.
-  process.stdout.write(JSON.stringify({ label: values.label ?? positionals[0], pass: false, error: error.message }) + '\n');
+  process.stdout.write(
+    JSON.stringify({ label: values.label ?? positionals[0], pass: false, error: error.message }) + '\n',
+  );
   process.exit(1);
 }
 if (a.shape.join('x') !== b.shape.join('x')) {
@@ -54,7 +58,13 @@ for (let r = 0; r < rows; r++) {
 let run;
 if (values['embed-json']) {
   const j = JSON.parse(await readFile(values['embed-json'], 'utf8'));
-  run = { executionProvider: j.executionProvider, fallbacks: j.fallbacks, providerNotes: j.providerNotes, imagesPerSecond: j.imagesPerSecond, backbone: j.backbone };
+  run = {
+    executionProvider: j.executionProvider,
+    fallbacks: j.fallbacks,
+    providerNotes: j.providerNotes,
+    imagesPerSecond: j.imagesPerSecond,
+    backbone: j.backbone,
+  };
 }
 const result = {
   label: values.label ?? positionals[0],

@@ -32,9 +32,13 @@ const tensor = args.includes('--tensor');
 const limit = flag('--limit', 200);
 const inFlight = flag('--in-flight', 4);
 const rounds = flag('--rounds', 3);
-const variantList = (args.includes('--variants') ? args[args.indexOf('--variants') + 1]! : 'linear,pillow,pillow-js').split(',');
+const variantList = (
+  args.includes('--variants') ? args[args.indexOf('--variants') + 1]! : 'linear,pillow,pillow-js'
+).split(',');
 const positional = args.filter((a, i) => !a.startsWith('--') && !valueFlags.includes(args[i - 1] ?? ''));
-const folder = resolve(positional[0] ?? join(import.meta.dirname ?? '.', '..', '..', 'shared', 'datasets', 'hymenoptera'));
+const folder = resolve(
+  positional[0] ?? join(import.meta.dirname ?? '.', '..', '..', 'shared', 'datasets', 'hymenoptera'),
+);
 
 const VARIANTS: Record<string, { options: DecodeOptions; wasm: boolean }> = {
   linear: { options: { kernel: 'linear' }, wasm: true },
@@ -43,7 +47,8 @@ const VARIANTS: Record<string, { options: DecodeOptions; wasm: boolean }> = {
   'pillow-js': { options: { kernel: 'pillow' }, wasm: false },
   'pillow-shrink': { options: { kernel: 'pillow', fastShrinkOnLoad: true }, wasm: true },
 };
-for (const v of variantList) if (!VARIANTS[v]) throw new Error(`unknown variant ${v}; known: ${Object.keys(VARIANTS).join(', ')}`);
+for (const v of variantList)
+  if (!VARIANTS[v]) throw new Error(`unknown variant ${v}; known: ${Object.keys(VARIANTS).join(', ')}`);
 
 function listImages(dir: string, out: string[] = []): string[] {
   for (const name of readdirSync(dir).sort()) {
@@ -89,18 +94,29 @@ for (let r = 0; r < rounds; r++) {
     samples.get(v)!.push({ imagesPerSecond: buffers.length / seconds, cpuMsPerImage: cpuMs / buffers.length });
   }
 }
-const range = (xs: number[]) => ({ min: Math.min(...xs), median: [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!, max: Math.max(...xs) });
+const range = (xs: number[]) => ({
+  min: Math.min(...xs),
+  median: [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!,
+  max: Math.max(...xs),
+});
 const rows = variantList.map((variant) => ({
   variant,
   images: buffers.length,
   imagesPerSecond: range(samples.get(variant)!.map((s) => s.imagesPerSecond)),
   cpuMsPerImage: range(samples.get(variant)!.map((s) => s.cpuMsPerImage)),
 }));
-const machine = { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, node: process.version, exactBackend: pillowResampleBackend() };
+const machine = {
+  cpu: cpus()[0]?.model ?? 'unknown',
+  cores: cpus().length,
+  node: process.version,
+  exactBackend: pillowResampleBackend(),
+};
 if (json) {
   console.log(JSON.stringify({ folder, inFlight, rounds, tensor, machine, rows }));
 } else {
-  console.log(`decode+resize+crop${tensor ? '+tensor' : ''} to 224, ${buffers.length} images from ${folder}, ${inFlight} in flight, ${rounds} interleaved rounds`);
+  console.log(
+    `decode+resize+crop${tensor ? '+tensor' : ''} to 224, ${buffers.length} images from ${folder}, ${inFlight} in flight, ${rounds} interleaved rounds`,
+  );
   console.log(`machine: ${machine.cpu}, ${machine.cores} cores, node ${machine.node}`);
   for (const r of rows) {
     const ips = r.imagesPerSecond;

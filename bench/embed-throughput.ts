@@ -35,7 +35,11 @@ const { values } = parseArgs({
   },
 });
 
-const list = (text: string) => text.split(',').map((v) => Number(v.trim())).filter((v) => Number.isInteger(v) && v >= 0);
+const list = (text: string) =>
+  text
+    .split(',')
+    .map((v) => Number(v.trim()))
+    .filter((v) => Number.isInteger(v) && v >= 0);
 const batches = list(values.batch!);
 const threadCounts = list(values.threads!);
 const decodeCounts = list(values.decode!).map((d) => (d === 0 ? availableParallelism() : d));
@@ -56,7 +60,9 @@ function defaultDir(): string {
 const dir = values.dir ?? defaultDir();
 const scan = await scanImageFolder(dir);
 const paths = scan.items.map((item) => item.path).slice(0, limit > 0 ? limit : undefined);
-const searchPath = [process.env.EDGETL_MODEL_PATH, resolve('..', 'shared', 'models'), resolve('models')].flatMap((p) => (p ? p.split(':') : [])).filter((p) => existsSync(p));
+const searchPath = [process.env.EDGETL_MODEL_PATH, resolve('..', 'shared', 'models'), resolve('models')]
+  .flatMap((p) => (p ? p.split(':') : []))
+  .filter((p) => existsSync(p));
 
 function median(xs: number[]): number {
   const sorted = [...xs].sort((a, b) => a - b);
@@ -90,7 +96,11 @@ interface Row {
 
 const rows: Row[] = [];
 function record(row: Omit<Row, 'imagesPerSecond' | 'cpuMsPerImage'>): void {
-  const full = { ...row, imagesPerSecond: row.images / row.seconds, cpuMsPerImage: (lastCpuSeconds * 1000) / row.images };
+  const full = {
+    ...row,
+    imagesPerSecond: row.images / row.seconds,
+    cpuMsPerImage: (lastCpuSeconds * 1000) / row.images,
+  };
   rows.push(full);
   if (!values.json) {
     console.log(
@@ -101,7 +111,12 @@ function record(row: Omit<Row, 'imagesPerSecond' | 'cpuMsPerImage'>): void {
 }
 
 /** Decode `paths` with at most `concurrency` at once into slots of `tensor`. */
-async function decodeInto(files: string[], backbone: Backbone, tensor: Float32Array, concurrency: number): Promise<void> {
+async function decodeInto(
+  files: string[],
+  backbone: Backbone,
+  tensor: Float32Array,
+  concurrency: number,
+): Promise<void> {
   let next = 0;
   const worker = async () => {
     while (next < files.length) {
@@ -114,7 +129,9 @@ async function decodeInto(files: string[], backbone: Backbone, tensor: Float32Ar
 }
 
 if (!values.json) {
-  console.log(`${paths.length} images from ${dir}; backbone ${values.backbone}; ${cpus().length} logical cores (${cpus()[0]?.model ?? '?'})`);
+  console.log(
+    `${paths.length} images from ${dir}; backbone ${values.backbone}; ${cpus().length} logical cores (${cpus()[0]?.model ?? '?'})`,
+  );
 }
 
 /** One backbone per (intra-op threads, decode workers): both are load-time choices. */
@@ -123,14 +140,25 @@ async function pipelineBackbone(threads: number, workers: number): Promise<Backb
   const key = `${threads}/${workers}`;
   let runner = runners.get(key);
   if (!runner) {
-    runner = await Backbone.load(values.backbone!, { ep: 'cpu', cache: false, searchPath, decodeThreads: workers, ...(threads > 0 ? { intraOpThreads: threads } : {}) });
+    runner = await Backbone.load(values.backbone!, {
+      ep: 'cpu',
+      cache: false,
+      searchPath,
+      decodeThreads: workers,
+      ...(threads > 0 ? { intraOpThreads: threads } : {}),
+    });
     runners.set(key, runner);
   }
   return runner;
 }
 
 for (const threads of threadCounts) {
-  const backbone = await Backbone.load(values.backbone!, { ep: 'cpu', cache: false, searchPath, ...(threads > 0 ? { intraOpThreads: threads } : {}) });
+  const backbone = await Backbone.load(values.backbone!, {
+    ep: 'cpu',
+    cache: false,
+    searchPath,
+    ...(threads > 0 ? { intraOpThreads: threads } : {}),
+  });
   const threadLabel = threads > 0 ? threads : ('default' as const);
   const perImage = tensorElementsPerImage(backbone.preprocess);
   try {
@@ -147,22 +175,40 @@ for (const threads of threadCounts) {
       const readySeconds = median(
         await sequence(repeats, () =>
           timed(async () => {
-            for (let done = 0; done < paths.length; done += batch) await backbone.embedTensors(ready, Math.min(batch, paths.length - done));
+            for (let done = 0; done < paths.length; done += batch)
+              await backbone.embedTensors(ready, Math.min(batch, paths.length - done));
           }),
         ),
       );
-      record({ mode: 'ready-tensors', batch, threads: threadLabel, decode: 0, workers: 0, images: paths.length, seconds: readySeconds });
+      record({
+        mode: 'ready-tensors',
+        batch,
+        threads: threadLabel,
+        decode: 0,
+        workers: 0,
+        images: paths.length,
+        seconds: readySeconds,
+      });
 
       for (const decode of decodeCounts) {
         const decodeSeconds = median(
           await sequence(repeats, () =>
             timed(async () => {
               const scratch = new Float32Array(batch * perImage);
-              for (let start = 0; start < paths.length; start += batch) await decodeInto(paths.slice(start, start + batch), backbone, scratch, decode);
+              for (let start = 0; start < paths.length; start += batch)
+                await decodeInto(paths.slice(start, start + batch), backbone, scratch, decode);
             }),
           ),
         );
-        record({ mode: 'decode-only', batch, threads: threadLabel, decode, workers: 0, images: paths.length, seconds: decodeSeconds });
+        record({
+          mode: 'decode-only',
+          batch,
+          threads: threadLabel,
+          decode,
+          workers: 0,
+          images: paths.length,
+          seconds: decodeSeconds,
+        });
 
         const naiveSeconds = median(
           await sequence(repeats, () =>
@@ -176,7 +222,15 @@ for (const threads of threadCounts) {
             }),
           ),
         );
-        record({ mode: 'naive-loop', batch, threads: threadLabel, decode, workers: 0, images: paths.length, seconds: naiveSeconds });
+        record({
+          mode: 'naive-loop',
+          batch,
+          threads: threadLabel,
+          decode,
+          workers: 0,
+          images: paths.length,
+          seconds: naiveSeconds,
+        });
 
         for (const workers of workerCounts) {
           const runner = await pipelineBackbone(threads, workers);
@@ -186,12 +240,24 @@ for (const threads of threadCounts) {
           const pipelineSeconds = median(
             await sequence(repeats, () =>
               timed(async () => {
-                const result = await runner.embedMany(paths, { batchSize: batch, decodeConcurrency: workers > 0 ? workers * 2 : decode, useCache: false });
+                const result = await runner.embedMany(paths, {
+                  batchSize: batch,
+                  decodeConcurrency: workers > 0 ? workers * 2 : decode,
+                  useCache: false,
+                });
                 embedded = result.items.length;
               }),
             ),
           );
-          record({ mode: 'pipeline', batch, threads: threadLabel, decode: workers > 0 ? workers * 2 : decode, workers, images: embedded, seconds: pipelineSeconds });
+          record({
+            mode: 'pipeline',
+            batch,
+            threads: threadLabel,
+            decode: workers > 0 ? workers * 2 : decode,
+            workers,
+            images: embedded,
+            seconds: pipelineSeconds,
+          });
         }
       }
     }
@@ -209,9 +275,12 @@ async function sequence(times: number, run: () => Promise<number>): Promise<numb
 }
 
 if (values.json) {
-  console.log(JSON.stringify({ dir, backbone: values.backbone, images: paths.length, cores: availableParallelism(), rows }));
+  console.log(
+    JSON.stringify({ dir, backbone: values.backbone, images: paths.length, cores: availableParallelism(), rows }),
+  );
 } else {
-  const best = (mode: Row['mode']) => rows.filter((r) => r.mode === mode).sort((a, b) => b.imagesPerSecond - a.imagesPerSecond)[0];
+  const best = (mode: Row['mode']) =>
+    rows.filter((r) => r.mode === mode).sort((a, b) => b.imagesPerSecond - a.imagesPerSecond)[0];
   const pipeline = best('pipeline');
   const ready = best('ready-tensors');
   const naive = best('naive-loop');

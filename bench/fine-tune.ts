@@ -34,7 +34,9 @@ const { values, positionals } = parseArgs({
 });
 const [trainDir, valDir] = positionals;
 if (!trainDir || !valDir) {
-  console.error('usage: fine-tune.ts <train-dir> <val-dir> [--backbone id] [--flip] [--epochs N] [--out head.json] [--json]');
+  console.error(
+    'usage: fine-tune.ts <train-dir> <val-dir> [--backbone id] [--flip] [--epochs N] [--out head.json] [--json]',
+  );
   process.exit(2);
 }
 const log = (line: string) => process.stderr.write(line + '\n');
@@ -52,18 +54,37 @@ if (values.flip) {
   const kept = flipped.ok.map((ok, i) => (ok ? i : -1)).filter((i) => i >= 0);
   embeddings = new Float32Array((paths.length + kept.length) * train.dim);
   embeddings.set(train.embeddings);
-  kept.forEach((row, i) => embeddings.set(flipped.embeddings.subarray(row * train.dim, (row + 1) * train.dim), (paths.length + i) * train.dim));
+  kept.forEach((row, i) =>
+    embeddings.set(flipped.embeddings.subarray(row * train.dim, (row + 1) * train.dim), (paths.length + i) * train.dim),
+  );
   labels = [...labels, ...kept.map((r) => labels[r])];
   groups = Int32Array.from([...paths.keys(), ...kept]);
 }
 const embedSeconds = (performance.now() - t0) / 1000;
 const t1 = performance.now();
-const frozen = await trainHead(embeddings, labels, { classes: train.classes!, groups, backbone: { id: backbone.id, sha256: backbone.sha256, embeddingDim: backbone.embeddingDim, preprocess: backbone.preprocess } });
+const frozen = await trainHead(embeddings, labels, {
+  classes: train.classes!,
+  groups,
+  backbone: {
+    id: backbone.id,
+    sha256: backbone.sha256,
+    embeddingDim: backbone.embeddingDim,
+    preprocess: backbone.preprocess,
+  },
+});
 const frozenSeconds = (performance.now() - t1) / 1000;
 const valLabels = val.items.map((i) => i.label!);
-const score = (head: Head, data: Float32Array) => heldOutMetrics(head.logits(data, valLabels.length), valLabels.map((l) => head.labels.indexOf(l)), head.labels.length, head.temperature);
+const score = (head: Head, data: Float32Array) =>
+  heldOutMetrics(
+    head.logits(data, valLabels.length),
+    valLabels.map((l) => head.labels.indexOf(l)),
+    head.labels.length,
+    head.temperature,
+  );
 const frozenVal = score(frozen, val.embeddings);
-log(`frozen: val ${(100 * frozenVal.accuracy).toFixed(2)}%  (embed ${embedSeconds.toFixed(1)} s, train ${frozenSeconds.toFixed(1)} s)`);
+log(
+  `frozen: val ${(100 * frozenVal.accuracy).toFixed(2)}%  (embed ${embedSeconds.toFixed(1)} s, train ${frozenSeconds.toFixed(1)} s)`,
+);
 
 const t2 = performance.now();
 let lastLog = 0;
@@ -87,7 +108,8 @@ const { head, report } = await fineTuneHead({
   },
 });
 const fineTuneSeconds = (performance.now() - t2) / 1000;
-for (const e of report.epochs ?? []) log(`  epoch ${e.epoch}: out-of-fold accuracy ${(100 * e.accuracy).toFixed(2)}%  log loss ${e.logLoss.toFixed(4)}`);
+for (const e of report.epochs ?? [])
+  log(`  epoch ${e.epoch}: out-of-fold accuracy ${(100 * e.accuracy).toFixed(2)}%  log loss ${e.logLoss.toFixed(4)}`);
 log(`  ${report.reason}`);
 
 let adaptedVal = frozenVal;
@@ -128,8 +150,16 @@ const result = {
 };
 if (values.json) console.log(JSON.stringify(result));
 else {
-  console.log(`${values.backbone} on ${trainDir} (${paths.length}) -> ${valDir} (${valLabels.length})${values.flip ? ' with flips' : ''}`);
-  console.log(`  frozen      val ${(100 * frozenVal.accuracy).toFixed(2)}%  (embedding ${embedSeconds.toFixed(1)} s, head ${frozenSeconds.toFixed(1)} s)`);
-  console.log(`  fine-tune   ${report.outcome}: val ${(100 * adaptedVal.accuracy).toFixed(2)}%  (${fineTuneSeconds.toFixed(1)} s: activations ${report.activationSeconds.toFixed(1)} s, training ${report.trainSeconds.toFixed(1)} s)`);
-  console.log(`  total ${result.totalSeconds.toFixed(1)} s; load average ${load.toFixed(2)} -> ${loadavg()[0].toFixed(2)}${headBytes ? `; head ${(headBytes / 1024).toFixed(0)} KiB` : ''}`);
+  console.log(
+    `${values.backbone} on ${trainDir} (${paths.length}) -> ${valDir} (${valLabels.length})${values.flip ? ' with flips' : ''}`,
+  );
+  console.log(
+    `  frozen      val ${(100 * frozenVal.accuracy).toFixed(2)}%  (embedding ${embedSeconds.toFixed(1)} s, head ${frozenSeconds.toFixed(1)} s)`,
+  );
+  console.log(
+    `  fine-tune   ${report.outcome}: val ${(100 * adaptedVal.accuracy).toFixed(2)}%  (${fineTuneSeconds.toFixed(1)} s: activations ${report.activationSeconds.toFixed(1)} s, training ${report.trainSeconds.toFixed(1)} s)`,
+  );
+  console.log(
+    `  total ${result.totalSeconds.toFixed(1)} s; load average ${load.toFixed(2)} -> ${loadavg()[0].toFixed(2)}${headBytes ? `; head ${(headBytes / 1024).toFixed(0)} KiB` : ''}`,
+  );
 }

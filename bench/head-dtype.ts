@@ -34,7 +34,12 @@ const rows: Record<string, unknown>[] = [];
 for (const dataset of ['hymenoptera', 'flowers5']) {
   const train = await embed(resolve(values.data!, dataset, 'train'));
   const val = await embed(resolve(values.data!, dataset, 'val'));
-  const ref = { id: backbone.id, sha256: backbone.sha256, embeddingDim: backbone.embeddingDim, preprocess: backbone.preprocess };
+  const ref = {
+    id: backbone.id,
+    sha256: backbone.sha256,
+    embeddingDim: backbone.embeddingDim,
+    preprocess: backbone.preprocess,
+  };
   for (const type of ['linear', 'mlp', 'prototype'] as HeadType[]) {
     const head = await trainHead(train.embeddings, train.labels, { type, backbone: ref, seed: 0 });
     const targets = val.labels.map((l) => head.labels.indexOf(l));
@@ -73,13 +78,19 @@ for (const dataset of ['hymenoptera', 'flowers5']) {
 }
 await backbone.close();
 
-if (values.json) console.log(JSON.stringify({ machine: `${cpus().length} x ${cpus()[0]?.model}`, backbone: values.backbone, rows }, null, 1));
+if (values.json)
+  console.log(
+    JSON.stringify({ machine: `${cpus().length} x ${cpus()[0]?.model}`, backbone: values.backbone, rows }, null, 1),
+  );
 else {
   console.log(`backbone ${values.backbone}; ${cpus().length} x ${cpus()[0]?.model}`);
-  console.log('| dataset | head | dtype | file | weights | val accuracy | val log loss | predictions changed vs float32 | max probability shift |');
+  console.log(
+    '| dataset | head | dtype | file | weights | val accuracy | val log loss | predictions changed vs float32 | max probability shift |',
+  );
   console.log('|---|---|---|---|---|---|---|---|---|');
   for (const r of rows) {
-    console.log(`| ${r.dataset} | ${r.head} | ${r.dtype} | ${((r.fileBytes as number) / 1024).toFixed(1)} KiB | ${((r.weightBytes as number) / 1024).toFixed(1)} KiB | ${r.accuracy} | ${r.logLoss} | ${r.predictionsChanged} of ${r.valImages} | ${r.maxProbabilityShift} |`);
+    console.log(
+      `| ${r.dataset} | ${r.head} | ${r.dtype} | ${((r.fileBytes as number) / 1024).toFixed(1)} KiB | ${((r.weightBytes as number) / 1024).toFixed(1)} KiB | ${r.accuracy} | ${r.logLoss} | ${r.predictionsChanged} of ${r.valImages} | ${r.maxProbabilityShift} |`,
+    );
   }
 }
-

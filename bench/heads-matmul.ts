@@ -9,7 +9,9 @@ import { jsDenseMath, type DenseMath } from '../src/core/heads/dense-math.js';
 import { createOrtDenseMath } from '../src/node/execution/dense-math-ort.js';
 import { Random } from '../src/core/heads/random.js';
 
-const { values } = parseArgs({ options: { repeat: { type: 'string', default: '10' }, json: { type: 'boolean', default: false } } });
+const { values } = parseArgs({
+  options: { repeat: { type: 'string', default: '10' }, json: { type: 'boolean', default: false } },
+});
 const repeat = Number(values.repeat);
 const shapes: { name: string; m: number; k: number; n: number; transA: boolean; transB: boolean }[] = [
   { name: 'logits 2040x1280 . (102x1280)^T', m: 2040, k: 1280, n: 102, transA: false, transB: true },
@@ -43,4 +45,8 @@ for (const shape of shapes) {
 }
 for (const [, math] of engines) await math.dispose?.();
 if (values.json) console.log(JSON.stringify(rows));
-else for (const r of rows) console.log(`${r.shape.padEnd(40)} ${r.engine.padEnd(14)} ${r.ms.toFixed(2).padStart(8)} ms  ${r.gflops.toFixed(1).padStart(6)} GFLOP/s (median)`);
+else
+  for (const r of rows)
+    console.log(
+      `${r.shape.padEnd(40)} ${r.engine.padEnd(14)} ${r.ms.toFixed(2).padStart(8)} ms  ${r.gflops.toFixed(1).padStart(6)} GFLOP/s (median)`,
+    );

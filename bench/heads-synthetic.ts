@@ -4,11 +4,19 @@ import { Random } from '../src/core/heads/random.js';
  * Seeded synthetic embeddings shaped like a frozen CNN's pooled features: non-negative (post-ReLU), correlated
  * through a shared low-rank basis, with per-class offsets of a few standard deviations and unequal class sizes.
  */
-export function syntheticEmbeddings(rows: number, dim: number, classes: number, seed: number, separation = 0.2): { data: Float32Array; labels: string[] } {
+export function syntheticEmbeddings(
+  rows: number,
+  dim: number,
+  classes: number,
+  seed: number,
+  separation = 0.2,
+): { data: Float32Array; labels: string[] } {
   const random = new Random(seed);
   const rank = 32;
   const basis = Float32Array.from({ length: rank * dim }, () => random.normal() / Math.sqrt(rank));
-  const centers = Array.from({ length: classes }, () => Float32Array.from({ length: dim }, () => random.normal() * separation));
+  const centers = Array.from({ length: classes }, () =>
+    Float32Array.from({ length: dim }, () => random.normal() * separation),
+  );
   const data = new Float32Array(rows * dim);
   const labels: string[] = [];
   const z = new Float32Array(rank);
@@ -31,7 +39,14 @@ export function syntheticEmbeddings(rows: number, dim: number, classes: number, 
  * Write a seeded synthetic train/val pair as embedding sets (`<prefix>-train`, `<prefix>-val`: .npy + .json, the
  * format `edgetl embed` writes and bench/sklearn-compare.py reads), both halves drawn from the same classes.
  */
-export async function writeSyntheticSplit(prefix: string, rows: number, valRows: number, dim: number, classes: number, seed: number): Promise<{ train: string; val: string }> {
+export async function writeSyntheticSplit(
+  prefix: string,
+  rows: number,
+  valRows: number,
+  dim: number,
+  classes: number,
+  seed: number,
+): Promise<{ train: string; val: string }> {
   const { writeFile } = await import('node:fs/promises');
   const { writeNpyFile } = await import('../src/node/embed/npy-file.js');
   const all = syntheticEmbeddings(rows + valRows, dim, classes, seed);

@@ -41,7 +41,12 @@ if (values.save) {
   writeFileSync(`${values.save}.npy`, Buffer.concat([head, new Uint8Array(data.buffer)]));
   writeFileSync(`${values.save}.labels.json`, JSON.stringify(labels));
 }
-const math: DenseMath = values.math === 'js' ? jsDenseMath : values.math === 'ort-default-threads' ? await createOrtDenseMath() : await nodeDenseMath();
+const math: DenseMath =
+  values.math === 'js'
+    ? jsDenseMath
+    : values.math === 'ort-default-threads'
+      ? await createOrtDenseMath()
+      : await nodeDenseMath();
 const t0 = performance.now();
 const head = await trainHead(data, labels, { type: values.head as HeadType, seed, math });
 const trainSeconds = (performance.now() - t0) / 1000;
@@ -55,7 +60,11 @@ for (let i = 0; i < predictions; i++) head.predict(data.subarray((i % rows) * di
 const predictMs = (performance.now() - t1) / predictions;
 const serialized = head.serialize();
 const result = {
-  rows, dim, classes, head: values.head, math: math.name,
+  rows,
+  dim,
+  classes,
+  head: values.head,
+  math: math.name,
   trainSeconds,
   predictMsPerEmbedding: predictMs,
   headBytes: serialized.length,
@@ -66,10 +75,16 @@ await math.dispose?.();
 if (values.json) console.log(JSON.stringify(result));
 else {
   console.log(`${values.head} head, ${rows} x ${dim}, ${classes} classes, math ${math.name}`);
-  console.log(`  train ${trainSeconds.toFixed(2)} s   predict ${(predictMs * 1000).toFixed(1)} us/embedding   file ${(serialized.length / 1024).toFixed(1)} KiB`);
+  console.log(
+    `  train ${trainSeconds.toFixed(2)} s   predict ${(predictMs * 1000).toFixed(1)} us/embedding   file ${(serialized.length / 1024).toFixed(1)} KiB`,
+  );
   console.log(`  options ${JSON.stringify(result.options)}`);
-  const cv = (result.metrics as { crossValidation?: { candidates: { l2: number; accuracy: number; iterations: number }[] } }).crossValidation;
-  if (cv) for (const c of cv.candidates) console.log(`  l2 ${c.l2.toExponential(1)}  cv accuracy ${c.accuracy.toFixed(3)}  iterations ${c.iterations}`);
+  const cv = (
+    result.metrics as { crossValidation?: { candidates: { l2: number; accuracy: number; iterations: number }[] } }
+  ).crossValidation;
+  if (cv)
+    for (const c of cv.candidates)
+      console.log(`  l2 ${c.l2.toExponential(1)}  cv accuracy ${c.accuracy.toFixed(3)}  iterations ${c.iterations}`);
   console.log(`  held-out ${JSON.stringify((result.metrics as { heldOut?: unknown }).heldOut)}`);
   console.log(`  fit ${JSON.stringify((result.metrics as { fit?: unknown }).fit)}`);
 }

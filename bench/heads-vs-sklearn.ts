@@ -37,13 +37,20 @@ const script = join(import.meta.dirname ?? '.', 'sklearn-compare.py');
 const sets: { name: string; train: string; val: string; oracle?: string }[] = values.set.map((s) => {
   const [name, prefixes] = s.split('=');
   const [train, val, oracle] = (prefixes ?? '').split(',');
-  if (!name || !train || !val) throw new Error(`--set ${s}: expected name=trainPrefix,valPrefix[,sklearn-compare.json]`);
+  if (!name || !train || !val)
+    throw new Error(`--set ${s}: expected name=trainPrefix,valPrefix[,sklearn-compare.json]`);
   return { name, train, val, oracle };
 });
 if (values.synthetic) {
   const dir = mkdtempSync(join(tmpdir(), 'edgetl-heads-'));
-  sets.push({ name: 'synthetic 102-class 2040x1280', ...(await writeSyntheticSplit(join(dir, 's102'), 2040, 1020, 1280, 102, 0)) });
-  sets.push({ name: 'synthetic 2-class 2000x1280', ...(await writeSyntheticSplit(join(dir, 's2'), 2000, 1000, 1280, 2, 0)) });
+  sets.push({
+    name: 'synthetic 102-class 2040x1280',
+    ...(await writeSyntheticSplit(join(dir, 's102'), 2040, 1020, 1280, 102, 0)),
+  });
+  sets.push({
+    name: 'synthetic 2-class 2000x1280',
+    ...(await writeSyntheticSplit(join(dir, 's2'), 2000, 1000, 1280, 2, 0)),
+  });
 }
 const variants: { name: string; options: TrainHeadOptions }[] = values.variant.length
   ? values.variant.map((v) => {
@@ -62,19 +69,36 @@ const math = await nodeDenseMath();
 // Warm the onnxruntime sessions and the JIT outside the timings.
 {
   const warm = await readEmbeddingSet(sets[0]!.train);
-  await trainHead(warm.embeddings.subarray(0, 200 * warm.dim), warm.items.slice(0, 200).map((i) => i.label ?? ''), { math, calibrate: false, l2: 1e-2 });
+  await trainHead(
+    warm.embeddings.subarray(0, 200 * warm.dim),
+    warm.items.slice(0, 200).map((i) => i.label ?? ''),
+    { math, calibrate: false, l2: 1e-2 },
+  );
 }
 
-const range = (xs: number[]) => ({ min: Math.min(...xs), median: [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!, max: Math.max(...xs) });
+const range = (xs: number[]) => ({
+  min: Math.min(...xs),
+  median: [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!,
+  max: Math.max(...xs),
+});
 const results = [];
 for (const set of sets) {
   const train = await readEmbeddingSet(set.train);
   const val = await readEmbeddingSet(set.val);
   const labels = train.items.map((i) => i.label ?? '');
   // the oracle sweep is slow (13 fits to convergence): a saved `sklearn-compare.py train val --json` output may stand in
-  const oracle = (set.oracle ? JSON.parse(readFileSync(set.oracle, 'utf8')) : python([set.train, set.val])) as { bestC: number; bestValAccuracy: number; defaultCValAccuracy: number };
+  const oracle = (set.oracle ? JSON.parse(readFileSync(set.oracle, 'utf8')) : python([set.train, set.val])) as {
+    bestC: number;
+    bestValAccuracy: number;
+    defaultCValAccuracy: number;
+  };
   const sklearnSeconds: number[] = [];
-  const edgetl = new Map(variants.map((v) => [v.name, { seconds: [] as number[], accuracy: [] as number[], options: {} as Record<string, unknown> }]));
+  const edgetl = new Map(
+    variants.map((v) => [
+      v.name,
+      { seconds: [] as number[], accuracy: [] as number[], options: {} as Record<string, unknown> },
+    ]),
+  );
   for (let r = 0; r < rounds; r++) {
     const fit = python(['--time-fit', set.train, '--repeat', '1']) as { fitSeconds: number[] };
     sklearnSeconds.push(fit.fitSeconds[0]!);
@@ -83,7 +107,12 @@ for (const set of sets) {
       const head = await trainHead(train.embeddings, labels, { ...variant.options, math });
       const seconds = (performance.now() - t0) / 1000;
       const targets = val.items.map((i) => head.labels.indexOf(i.label ?? ''));
-      const metrics = heldOutMetrics(head.logits(val.embeddings, val.count), targets, head.labels.length, head.temperature);
+      const metrics = heldOutMetrics(
+        head.logits(val.embeddings, val.count),
+        targets,
+        head.labels.length,
+        head.temperature,
+      );
       const entry = edgetl.get(variant.name)!;
       entry.seconds.push(seconds);
       entry.accuracy.push(metrics.accuracy);
@@ -97,7 +126,13 @@ for (const set of sets) {
     valRows: val.count,
     dim: train.dim,
     classes: new Set(labels).size,
-    sklearn: { fitSeconds: sk, fitSecondsPerRound: sklearnSeconds, bestC: oracle.bestC, bestValAccuracy: oracle.bestValAccuracy, c1ValAccuracy: oracle.defaultCValAccuracy },
+    sklearn: {
+      fitSeconds: sk,
+      fitSecondsPerRound: sklearnSeconds,
+      bestC: oracle.bestC,
+      bestValAccuracy: oracle.bestValAccuracy,
+      c1ValAccuracy: oracle.defaultCValAccuracy,
+    },
     edgetl: variants.map((v) => {
       const e = edgetl.get(v.name)!;
       const seconds = range(e.seconds);
@@ -115,7 +150,9 @@ for (const set of sets) {
   };
   results.push(row);
   console.log(`${set.name}: ${train.count} train / ${val.count} val rows, ${row.classes} classes`);
-  console.log(`  sklearn one fit (C=1): ${sk.median.toFixed(2)} s (${sk.min.toFixed(2)}-${sk.max.toFixed(2)}); best C ${oracle.bestC.toPrecision(3)} val accuracy ${oracle.bestValAccuracy.toFixed(4)} (C=1: ${oracle.defaultCValAccuracy.toFixed(4)})`);
+  console.log(
+    `  sklearn one fit (C=1): ${sk.median.toFixed(2)} s (${sk.min.toFixed(2)}-${sk.max.toFixed(2)}); best C ${oracle.bestC.toPrecision(3)} val accuracy ${oracle.bestValAccuracy.toFixed(4)} (C=1: ${oracle.defaultCValAccuracy.toFixed(4)})`,
+  );
   for (const e of row.edgetl) {
     console.log(
       `  edgetl ${e.variant}: ${e.trainSeconds.median.toFixed(2)} s (${e.trainSeconds.min.toFixed(2)}-${e.trainSeconds.max.toFixed(2)}), ` +

@@ -40,7 +40,12 @@ try {
   const scan = await scanImageFolder(resolve(values.train!));
   const embedded = await backbone.embedMany(scan.items.map((i) => i.path));
   const labels = embedded.items.map((item) => scan.items[item.index].label!);
-  const ref = { id: backbone.id, sha256: backbone.sha256, embeddingDim: backbone.embeddingDim, preprocess: backbone.preprocess };
+  const ref = {
+    id: backbone.id,
+    sha256: backbone.sha256,
+    embeddingDim: backbone.embeddingDim,
+    preprocess: backbone.preprocess,
+  };
   const heads = { linear: join(work, 'linear.json'), prototype: join(work, 'prototype.json') };
   const trained = {
     linear: await trainHead(embedded.embeddings, labels, { backbone: ref, type: 'linear' }),
@@ -51,7 +56,10 @@ try {
   // In process: the one embedding pass over val (no cache) against applying each head to its embeddings.
   const valScan = await scanImageFolder(resolve(values.val!));
   const passStarted = performance.now();
-  const val = await backbone.embedMany(valScan.items.map((i) => i.path), { useCache: false });
+  const val = await backbone.embedMany(
+    valScan.items.map((i) => i.path),
+    { useCache: false },
+  );
   const passSeconds = (performance.now() - passStarted) / 1000;
   await backbone.close();
   const headSeconds = (head: (typeof trained)['linear']) => {
@@ -63,15 +71,38 @@ try {
     }
     return samples.sort((a, b) => a - b)[10];
   };
-  const inProcess = { embeddingPassSeconds: passSeconds, linearHeadSeconds: headSeconds(trained.linear), prototypeHeadSeconds: headSeconds(trained.prototype) };
+  const inProcess = {
+    embeddingPassSeconds: passSeconds,
+    linearHeadSeconds: headSeconds(trained.linear),
+    prototypeHeadSeconds: headSeconds(trained.prototype),
+  };
 
   const predict = (headFiles: string[]) => {
     const started = performance.now();
-    const stdout = execFileSync(process.execPath, [cli, 'predict', resolve(values.val!), ...headFiles.flatMap((h) => ['--head', h]), '--ep', 'cpu', '--no-cache', '--json'], {
-      encoding: 'utf8',
-      maxBuffer: 64 << 20,
-    });
-    return { seconds: (performance.now() - started) / 1000, lines: stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>) };
+    const stdout = execFileSync(
+      process.execPath,
+      [
+        cli,
+        'predict',
+        resolve(values.val!),
+        ...headFiles.flatMap((h) => ['--head', h]),
+        '--ep',
+        'cpu',
+        '--no-cache',
+        '--json',
+      ],
+      {
+        encoding: 'utf8',
+        maxBuffer: 64 << 20,
+      },
+    );
+    return {
+      seconds: (performance.now() - started) / 1000,
+      lines: stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as Record<string, unknown>),
+    };
   };
 
   // Exactness: each head's part of the two-head run against its own run.
@@ -100,7 +131,9 @@ try {
   }
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
   const result = {
-    machine: `${cpus().length} x ${cpus()[0]?.model ?? 'unknown CPU'}, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')} at the end`,
+    machine: `${cpus().length} x ${cpus()[0]?.model ?? 'unknown CPU'}, load average ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')} at the end`,
     backbone: values.backbone,
     images: both.length,
     exact: { compared, differing },
@@ -124,8 +157,12 @@ try {
     console.log(`exact: ${compared - differing} of ${compared} per-head predictions equal their single-head run`);
     console.log(`one head:  ${result.oneHeadSeconds.join(' ')} s (median ${result.medianOne})`);
     console.log(`two heads: ${result.twoHeadSeconds.join(' ')} s (median ${result.medianTwo})`);
-    console.log(`ratio of medians ${result.ratio}, median of paired ratios ${result.medianPairedRatio} (limit ${result.limit})`);
-    console.log(`in process: embedding pass ${result.inProcess.embeddingPassSeconds} s; linear head ${result.inProcess.linearHeadMs} ms, prototype head ${result.inProcess.prototypeHeadMs} ms for all ${result.images} images`);
+    console.log(
+      `ratio of medians ${result.ratio}, median of paired ratios ${result.medianPairedRatio} (limit ${result.limit})`,
+    );
+    console.log(
+      `in process: embedding pass ${result.inProcess.embeddingPassSeconds} s; linear head ${result.inProcess.linearHeadMs} ms, prototype head ${result.inProcess.prototypeHeadMs} ms for all ${result.images} images`,
+    );
   }
 } finally {
   rmSync(work, { recursive: true, force: true });

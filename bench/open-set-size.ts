@@ -13,7 +13,9 @@ import { Random } from '../src/core/heads/random.js';
 const dim = 1280;
 function synthetic(classes: number, perClass: number, seed: number): { data: Float32Array; labels: string[] } {
   const random = new Random(seed);
-  const centres = Array.from({ length: classes }, () => Float32Array.from({ length: dim }, () => Math.max(0, random.normal())));
+  const centres = Array.from({ length: classes }, () =>
+    Float32Array.from({ length: dim }, () => Math.max(0, random.normal())),
+  );
   const data = new Float32Array(classes * perClass * dim);
   const labels: string[] = [];
   for (let c = 0; c < classes; c++) {
@@ -26,12 +28,23 @@ function synthetic(classes: number, perClass: number, seed: number): { data: Flo
   return { data, labels };
 }
 
-for (const [classes, perClass, limit] of [[2, 1000, 1_000_000], [102, 20, 1_500_000]] as const) {
+for (const [classes, perClass, limit] of [
+  [2, 1000, 1_000_000],
+  [102, 20, 1_500_000],
+] as const) {
   const { data, labels } = synthetic(classes, perClass, 1);
   for (const type of ['linear', 'mlp', 'prototype'] as const) {
     const head = await trainHead(data, labels, { type, seed: 0, mlp: { epochs: 5 } });
     const bytes = Buffer.byteLength(head.serialize());
-    const withoutOpenSet = Buffer.byteLength((() => { const c = head.openSet; head.openSet = null; const text = head.serialize(); head.openSet = c; return text; })());
+    const withoutOpenSet = Buffer.byteLength(
+      (() => {
+        const c = head.openSet;
+        head.openSet = null;
+        const text = head.serialize();
+        head.openSet = c;
+        return text;
+      })(),
+    );
     // predict overhead: one embedding at a time, with and without the open-set data, interleaved, 5 rounds
     const rows = 400;
     const probe = synthetic(classes, Math.ceil(rows / classes), 2).data.subarray(0, rows * dim);
@@ -50,7 +63,8 @@ for (const [classes, perClass, limit] of [[2, 1000, 1_000_000], [102, 20, 1_500_
     let best = Infinity;
     for (let batch = 0; batch < 300; batch++) {
       const started = performance.now();
-      for (let r = 0; r < 20; r++) head.outlierScores(probe.subarray(((batch * 20 + r) % rows) * dim, (((batch * 20 + r) % rows) + 1) * dim), 1);
+      for (let r = 0; r < 20; r++)
+        head.outlierScores(probe.subarray(((batch * 20 + r) % rows) * dim, (((batch * 20 + r) % rows) + 1) * dim), 1);
       best = Math.min(best, (performance.now() - started) / 20);
     }
     const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)];
@@ -60,4 +74,8 @@ for (const [classes, perClass, limit] of [[2, 1000, 1_000_000], [102, 20, 1_500_
     );
   }
 }
-console.log(`${cpus()[0]?.model ?? 'CPU'} x${cpus().length}, node ${process.version}, load average ${loadavg().map((l) => l.toFixed(1)).join(' ')} at the end`);
+console.log(
+  `${cpus()[0]?.model ?? 'CPU'} x${cpus().length}, node ${process.version}, load average ${loadavg()
+    .map((l) => l.toFixed(1))
+    .join(' ')} at the end`,
+);

@@ -28,10 +28,26 @@ import { trainHead } from '../src/core/heads/train.js';
 import { stratifiedFolds } from '../src/core/heads/data.js';
 import { gemmNT } from '../src/core/heads/dense-math.js';
 import { Random } from '../src/core/heads/random.js';
-import { buildMemory, columnMean, defaultMemoryRows, knnDistances, openSetSpace, outlierThreshold } from '../src/core/heads/open-set.js';
+import {
+  buildMemory,
+  columnMean,
+  defaultMemoryRows,
+  knnDistances,
+  openSetSpace,
+  outlierThreshold,
+} from '../src/core/heads/open-set.js';
 import { createOrtDenseMath } from '../src/node/execution/dense-math-ort.js';
 
-const { values, positionals } = parseArgs({ allowPositionals: true, options: { rate: { type: 'string', default: '0.05' }, json: { type: 'boolean', default: false }, seed: { type: 'string', default: '0' }, only: { type: 'string' }, folds: { type: 'string', default: '3' } } });
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: {
+    rate: { type: 'string', default: '0.05' },
+    json: { type: 'boolean', default: false },
+    seed: { type: 'string', default: '0' },
+    only: { type: 'string' },
+    folds: { type: 'string', default: '3' },
+  },
+});
 const [trainPrefix, valPrefix, ...outlierPrefixes] = positionals;
 if (!trainPrefix || !valPrefix || outlierPrefixes.length === 0) {
   console.error('usage: open-set.ts <train-prefix> <val-prefix> <outlier-prefix>... [--rate 0.05] [--json]');
@@ -64,14 +80,19 @@ function headMethod(name: 'msp' | 'energy'): Method {
   return {
     name,
     async fit(raw, t) {
-      const head = await trainHead(raw, Array.from(t, (c) => classes[c]), { classes, math, seed });
+      const head = await trainHead(
+        raw,
+        Array.from(t, (c) => classes[c]),
+        { classes, math, seed },
+      );
       return {
         bytes: 0,
         score(x, rows) {
           if (name === 'msp') {
             const p = head.probabilities(x, rows);
             const out = new Float32Array(rows);
-            for (let r = 0; r < rows; r++) out[r] = 1 - Math.max(...p.subarray(r * classes.length, (r + 1) * classes.length));
+            for (let r = 0; r < rows; r++)
+              out[r] = 1 - Math.max(...p.subarray(r * classes.length, (r + 1) * classes.length));
             return out;
           }
           const z = head.logits(x, rows);
@@ -95,20 +116,26 @@ function radiusKnnMethod(name: string, options: { memoryRows: number; blend: num
     async fit(raw, t) {
       const rows = t.length;
       const space = openSetSpace(raw, rows, dim);
-      const memory = buildMemory(space, t, classes.length, dim, { memoryRows: options.memoryRows === 0 ? defaultMemoryRows(rows) : options.memoryRows, seed });
+      const memory = buildMemory(space, t, classes.length, dim, {
+        memoryRows: options.memoryRows === 0 ? defaultMemoryRows(rows) : options.memoryRows,
+        seed,
+      });
       const m = memory.memoryClasses.length;
       const sim = gemmNT(space, memory.memory, rows, dim, m);
       const sums = new Float64Array(m);
       const counts = new Float64Array(m);
       for (let r = 0; r < rows; r++) {
         let best = -1;
-        for (let j = 0; j < m; j++) if (memory.memoryClasses[j] === t[r] && (best < 0 || sim[r * m + j] > sim[r * m + best])) best = j;
+        for (let j = 0; j < m; j++)
+          if (memory.memoryClasses[j] === t[r] && (best < 0 || sim[r * m + j] > sim[r * m + best])) best = j;
         sums[best] += 1 - sim[r * m + best];
         counts[best]++;
       }
       const all = Array.from(sums).reduce((a, b) => a + b, 0) / rows;
       // shrink each radius towards the overall one (blend 1: plain k-NN)
-      const radius = Float64Array.from({ length: m }, (_, j) => (counts[j] > 1 ? (1 - options.blend) * (sums[j] / counts[j]) + options.blend * all : all));
+      const radius = Float64Array.from({ length: m }, (_, j) =>
+        counts[j] > 1 ? (1 - options.blend) * (sums[j] / counts[j]) + options.blend * all : all,
+      );
       return {
         bytes: m * dim * 2 + m * 4,
         score(x, n) {
@@ -125,17 +152,29 @@ function radiusKnnMethod(name: string, options: { memoryRows: number; blend: num
 }
 
 function knnMethod(name: string, options: { center: boolean; memoryRows: number; k: number; power?: number }): Method {
-  const transform = (x: Float32Array) => (options.power === undefined ? x : x.map((v) => Math.sign(v) * Math.abs(v) ** options.power!));
+  const transform = (x: Float32Array) =>
+    options.power === undefined ? x : x.map((v) => Math.sign(v) * Math.abs(v) ** options.power!);
   return {
     name,
     async fit(rawInput, t) {
       const raw = transform(rawInput);
       const rows = t.length;
       const center = options.center ? columnMean(raw, rows, dim) : new Float32Array(dim);
-      const space = (x: Float32Array, n: number) => openSetSpace(x.map((v, i) => v - center[i % dim]), n, dim);
-      const memory = buildMemory(space(raw, rows), t, classes.length, dim, { memoryRows: options.memoryRows === 0 ? defaultMemoryRows(rows) : options.memoryRows, seed });
+      const space = (x: Float32Array, n: number) =>
+        openSetSpace(
+          x.map((v, i) => v - center[i % dim]),
+          n,
+          dim,
+        );
+      const memory = buildMemory(space(raw, rows), t, classes.length, dim, {
+        memoryRows: options.memoryRows === 0 ? defaultMemoryRows(rows) : options.memoryRows,
+        seed,
+      });
       const m = memory.memoryClasses.length;
-      return { bytes: m * dim * 2 + (options.center ? dim * 4 : 0), score: (x, n) => knnDistances(space(transform(x), n), n, memory.memory, m, dim, options.k) };
+      return {
+        bytes: m * dim * 2 + (options.center ? dim * 4 : 0),
+        score: (x, n) => knnDistances(space(transform(x), n), n, memory.memory, m, dim, options.k),
+      };
     },
   };
 }
@@ -228,13 +267,16 @@ function mahalanobisMethod(name: string, options: { rank: number; shrink: number
       }
       const b = await math.gemm(centred, q, rows, dim, width, false, true); // [rows, width]
       const small = new Float64Array(width * width);
-      for (let i = 0; i < width; i++) for (let j = 0; j < width; j++) {
-        let s = 0;
-        for (let r = 0; r < rows; r++) s += b[r * width + i] * b[r * width + j];
-        small[i * width + j] = s / rows;
-      }
+      for (let i = 0; i < width; i++)
+        for (let j = 0; j < width; j++) {
+          let s = 0;
+          for (let r = 0; r < rows; r++) s += b[r * width + i] * b[r * width + j];
+          small[i * width + j] = s / rows;
+        }
       const eig = jacobiEigen(small, width);
-      const order = Array.from(eig.values.keys()).sort((x, y) => eig.values[y] - eig.values[x]).slice(0, Math.min(options.rank, width));
+      const order = Array.from(eig.values.keys())
+        .sort((x, y) => eig.values[y] - eig.values[x])
+        .slice(0, Math.min(options.rank, width));
       const rank = order.length;
       const basis = new Float32Array(rank * dim);
       const lambda = new Float64Array(rank);
@@ -251,7 +293,9 @@ function mahalanobisMethod(name: string, options: { rank: number; shrink: number
       const inverse = Array.from(lambda, (l) => 1 / ((1 - options.shrink) * l + options.shrink * meanEigen));
       const residualInverse = 1 / ((1 - options.shrink) * residual + options.shrink * meanEigen);
       const meanProjections = gemmNT(means, basis, k, dim, rank);
-      const meanNorms = Array.from({ length: k }, (_, c) => means.subarray(c * dim, (c + 1) * dim).reduce((s, v) => s + v * v, 0));
+      const meanNorms = Array.from({ length: k }, (_, c) =>
+        means.subarray(c * dim, (c + 1) * dim).reduce((s, v) => s + v * v, 0),
+      );
       return {
         bytes: (k * dim + rank * dim) * 2 + rank * 4,
         score(x, n) {
@@ -309,7 +353,9 @@ function comboMethod(name: string, parts: Method[]): Method {
 /** AUROC of scores where outliers should score higher: P(outlier > inlier) + 0.5 P(tie). */
 function auroc(inliers: ArrayLike<number>, outlierScores: ArrayLike<number>): number {
   let wins = 0;
-  for (let i = 0; i < outlierScores.length; i++) for (let j = 0; j < inliers.length; j++) wins += outlierScores[i] > inliers[j] ? 1 : outlierScores[i] === inliers[j] ? 0.5 : 0;
+  for (let i = 0; i < outlierScores.length; i++)
+    for (let j = 0; j < inliers.length; j++)
+      wins += outlierScores[i] > inliers[j] ? 1 : outlierScores[i] === inliers[j] ? 0.5 : 0;
   return wins / (outlierScores.length * inliers.length);
 }
 
@@ -339,7 +385,10 @@ const methods: Method[] = [
   mahalanobisMethod('maha-r64-s0.1', { rank: 64, shrink: 0.1 }),
   mahalanobisMethod('maha-r64-s0.5', { rank: 64, shrink: 0.5 }),
   mahalanobisMethod('maha-r16-s0.1', { rank: 16, shrink: 0.1 }),
-  comboMethod('combo-knn128+maha64', [knnMethod('k', { center: false, memoryRows: 128, k: 1 }), mahalanobisMethod('m', { rank: 64, shrink: 0.1 })]),
+  comboMethod('combo-knn128+maha64', [
+    knnMethod('k', { center: false, memoryRows: 128, k: 1 }),
+    mahalanobisMethod('m', { rank: 64, shrink: 0.1 }),
+  ]),
 ];
 
 const folds = stratifiedFolds(targets, classes.length, Number(values.folds), seed);
@@ -350,7 +399,10 @@ for (const method of methods.filter((m) => !values.only || values.only.split(','
   for (const fold of folds) {
     const inFold = new Set(fold);
     const trainRows = Array.from({ length: rows }, (_, i) => i).filter((i) => !inFold.has(i));
-    const fitted = await method.fit(rowsOf(train.embeddings, trainRows), Int32Array.from(trainRows, (i) => targets[i]));
+    const fitted = await method.fit(
+      rowsOf(train.embeddings, trainRows),
+      Int32Array.from(trainRows, (i) => targets[i]),
+    );
     fitted.score(rowsOf(train.embeddings, fold), fold.length).forEach((s, i) => (outOfFold[fold[i]] = s));
   }
   const threshold = outlierThreshold(outOfFold, rate);
@@ -367,14 +419,24 @@ for (const method of methods.filter((m) => !values.only || values.only.split(','
   const ownRejected = own.filter((s) => s > threshold).length / own.length;
   const perSet = outliers.map((set: EmbeddingSet, i) => {
     const scores = fitted.score(set.embeddings, set.count);
-    return { set: outlierPrefixes[i], count: set.count, auroc: auroc(own, scores), accepted: scores.filter((s) => s <= threshold).length / set.count };
+    return {
+      set: outlierPrefixes[i],
+      count: set.count,
+      auroc: auroc(own, scores),
+      accepted: scores.filter((s) => s <= threshold).length / set.count,
+    };
   });
   report.push({ method: method.name, bytes: fitted.bytes, msPerImage: passes[2], ownRejected, outliers: perSet });
   if (!values.json) {
-    console.log(`${method.name.padEnd(22)} ${(fitted.bytes / 1024).toFixed(0).padStart(5)} KiB  ${passes[2].toFixed(3)} ms  own rejected ${(100 * ownRejected).toFixed(1).padStart(5)}%  ${perSet.map((p) => `${p.set.split('/').pop()}: AUROC ${p.auroc.toFixed(4)} accepted ${(100 * p.accepted).toFixed(1)}%`).join('  ')}`);
+    console.log(
+      `${method.name.padEnd(22)} ${(fitted.bytes / 1024).toFixed(0).padStart(5)} KiB  ${passes[2].toFixed(3)} ms  own rejected ${(100 * ownRejected).toFixed(1).padStart(5)}%  ${perSet.map((p) => `${p.set.split('/').pop()}: AUROC ${p.auroc.toFixed(4)} accepted ${(100 * p.accepted).toFixed(1)}%`).join('  ')}`,
+    );
   }
 }
 const machine = `${cpus()[0]?.model ?? 'unknown CPU'} x${cpus().length}, node ${process.version}`;
 if (values.json) console.log(JSON.stringify({ train: trainPrefix, val: valPrefix, rate, machine, report }));
-else console.log(`train ${trainPrefix} (${rows} rows, ${classes.length} classes), val ${valPrefix} (${val.count}), rate ${rate}; ${machine}`);
+else
+  console.log(
+    `train ${trainPrefix} (${rows} rows, ${classes.length} classes), val ${valPrefix} (${val.count}), rate ${rate}; ${machine}`,
+  );
 await math.dispose?.();

@@ -16,7 +16,9 @@ import { IMAGENET_224 } from '../src/core/preprocess/spec.js';
 
 const args = process.argv.slice(2);
 const json = args.includes('--json');
-const imageDir = resolve(args.find((a) => !a.startsWith('--')) ?? join(import.meta.dirname ?? '.', '..', '..', 'shared', 'images'));
+const imageDir = resolve(
+  args.find((a) => !a.startsWith('--')) ?? join(import.meta.dirname ?? '.', '..', '..', 'shared', 'images'),
+);
 const python = process.env.PYTHON ?? '/usr/bin/python3';
 
 const pilScript = `
@@ -76,12 +78,21 @@ try {
       worstImageMean = Math.max(worstImageMean, imageSum / reference.length);
     }
     const msPerImage = (performance.now() - started) / files.length;
-    rows.push({ ...variant, images: files.length, meanAbsDiff: sum / count, worstImageMeanAbsDiff: worstImageMean, maxAbsDiff: max, msPerImage });
+    rows.push({
+      ...variant,
+      images: files.length,
+      meanAbsDiff: sum / count,
+      worstImageMeanAbsDiff: worstImageMean,
+      maxAbsDiff: max,
+      msPerImage,
+    });
   }
   if (json) {
     console.log(JSON.stringify({ imageDir, rows }));
   } else {
-    console.log(`sharp vs PIL/torchvision, ${files.length} photos from ${imageDir}, 8-bit pixel units after resize 256 + crop 224`);
+    console.log(
+      `sharp vs PIL/torchvision, ${files.length} photos from ${imageDir}, 8-bit pixel units after resize 256 + crop 224`,
+    );
     for (const r of rows) {
       console.log(
         `${r.kernel.padEnd(9)} fastShrinkOnLoad=${String(r.fastShrinkOnLoad).padEnd(5)}  mean |diff| ${r.meanAbsDiff.toFixed(3)}` +

@@ -53,9 +53,10 @@ function percentile(values, p) {
 function bootstrapHalfWidth(samples) {
   const center = median(samples);
   let state = 12345;
-  const random = () => ((state = (Math.imul(state, 1103515245) + 12345) >>> 0) / 4294967296);
+  const random = () => (state = (Math.imul(state, 1103515245) + 12345) >>> 0) / 4294967296;
   const medians = [];
-  for (let r = 0; r < 500; r++) medians.push(median(Array.from(samples, () => samples[Math.floor(random() * samples.length)])));
+  for (let r = 0; r < 500; r++)
+    medians.push(median(Array.from(samples, () => samples[Math.floor(random() * samples.length)])));
   return (percentile(medians, 0.975) - percentile(medians, 0.025)) / 2 / center;
 }
 
@@ -112,7 +113,8 @@ async function rawLoops(jobs, { warmup, minRuns, minMs, sessions }) {
     // Paired jobs (a run's raw and edgetl sessions, next to each other) swap every other session: neither always goes first.
     if (s % 2 === 1) {
       for (let j = 0; j + 1 < order.length; j += 2) {
-        if (jobs[j].pair !== undefined && jobs[j].pair === jobs[j + 1].pair) [order[j], order[j + 1]] = [order[j + 1], order[j]];
+        if (jobs[j].pair !== undefined && jobs[j].pair === jobs[j + 1].pair)
+          [order[j], order[j + 1]] = [order[j + 1], order[j]];
       }
     }
     for (const j of order) {
@@ -133,7 +135,9 @@ async function rawLoops(jobs, { warmup, minRuns, minMs, sessions }) {
       }
       await session.release();
       state[j].sessions.push(mine);
-      process.stderr.write(`raw loop: session ${s + 1}/${sessions} ${job.label}: median ${median(mine).toFixed(3)} ms\n`);
+      process.stderr.write(
+        `raw loop: session ${s + 1}/${sessions} ${job.label}: median ${median(mine).toFixed(3)} ms\n`,
+      );
     }
   }
   return jobs.map((job, j) => {
@@ -169,33 +173,69 @@ async function main() {
   }
   if (args.model) {
     const dims = (args.dims ?? '1,3,224,224').split(',').map(Number);
-    const [result] = await rawLoops([{ label: args.model, model: args.model, dims, threads: args.threads ? Number(args.threads) : undefined, inter: args.inter ? Number(args.inter) : undefined, optimization: args.optimization }], {
-      warmup: Number(args.warmup ?? 10),
-      minRuns: Number(args['min-runs'] ?? 100),
-      minMs: Number(args['min-ms'] ?? 10000),
-      sessions: Number(args.sessions ?? 2),
-    });
-    process.stdout.write(JSON.stringify({ model: args.model, dims, onnxruntime: ort.env.versions?.node ?? 'unknown', ...result }, null, 1) + '\n');
+    const [result] = await rawLoops(
+      [
+        {
+          label: args.model,
+          model: args.model,
+          dims,
+          threads: args.threads ? Number(args.threads) : undefined,
+          inter: args.inter ? Number(args.inter) : undefined,
+          optimization: args.optimization,
+        },
+      ],
+      {
+        warmup: Number(args.warmup ?? 10),
+        minRuns: Number(args['min-runs'] ?? 100),
+        minMs: Number(args['min-ms'] ?? 10000),
+        sessions: Number(args.sessions ?? 2),
+      },
+    );
+    process.stdout.write(
+      JSON.stringify(
+        { model: args.model, dims, onnxruntime: ort.env.versions?.node ?? 'unknown', ...result },
+        null,
+        1,
+      ) + '\n',
+    );
     return 0;
   }
 
   const results = JSON.parse(readFileSync(args.from, 'utf8'));
   if (results.schema !== 'edgetl-bench/1') throw new Error(`${args.from} is not an edgetl bench results file`);
   const method = results.method;
-  const runs = results.runs.filter((r) => r.samplesMs?.length && r.provider?.used === 'cpu' && (args.run.length === 0 || args.run.includes(r.id)));
-  if (runs.length === 0) throw new Error(`no measured CPU run${args.run.length ? ` named ${args.run.join(', ')}` : ''} in ${args.from}`);
-  const sessions = args.sessions !== undefined ? Number(args.sessions) : results.profile.content?.measurement?.sessions ?? 2;
+  const runs = results.runs.filter(
+    (r) => r.samplesMs?.length && r.provider?.used === 'cpu' && (args.run.length === 0 || args.run.includes(r.id)),
+  );
+  if (runs.length === 0)
+    throw new Error(`no measured CPU run${args.run.length ? ` named ${args.run.join(', ')}` : ''} in ${args.from}`);
+  const sessions =
+    args.sessions !== undefined ? Number(args.sessions) : (results.profile.content?.measurement?.sessions ?? 2);
   // The profile's noise floor applies to every figure measured on its device class, these included.
   const floor = results.profile.content?.measurement?.noiseFloor ?? 0;
   const jobs = runs.map((run) => {
     const inputDims = run.backbone.inputDims?.length ? run.backbone.inputDims : [-1, 3, 224, 224];
     const dims = inputDims.map((d, i) => (i === 0 ? run.batch : d));
-    if (dims.some((d) => !(d > 0))) throw new Error(`${run.id}: input dims ${JSON.stringify(inputDims)} have free sizes besides the batch`);
+    if (dims.some((d) => !(d > 0)))
+      throw new Error(`${run.id}: input dims ${JSON.stringify(inputDims)} have free sizes besides the batch`);
     process.stderr.write(`raw loop: ${run.id} (${run.backbone.runPath}, dims ${dims.join('x')})\n`);
-    return { label: run.id, kind: 'raw', model: run.backbone.runPath, dims, threads: run.provider.intraOpThreads, inter: run.provider.interOpThreads, optimization: run.provider.graphOptimizationLevel };
+    return {
+      label: run.id,
+      kind: 'raw',
+      model: run.backbone.runPath,
+      dims,
+      threads: run.provider.intraOpThreads,
+      inter: run.provider.interOpThreads,
+      optimization: run.provider.graphOptimizationLevel,
+    };
   });
   const paired = args.paired === true;
-  const timed = paired ? jobs.flatMap((job, i) => [{ ...job, pair: i }, { ...job, kind: 'edgetl', pair: i, label: `${job.label} (edgetl)` }]) : jobs;
+  const timed = paired
+    ? jobs.flatMap((job, i) => [
+        { ...job, pair: i },
+        { ...job, kind: 'edgetl', pair: i, label: `${job.label} (edgetl)` },
+      ])
+    : jobs;
   const measured = await rawLoops(timed, {
     warmup: method.warmupRuns,
     minRuns: method.minRuns,
@@ -213,11 +253,28 @@ async function main() {
       const allowed = Math.max(raw.bestSessionNoise, floor) + Math.max(mine.bestSessionNoise, floor);
       const agree = Math.abs(ratio - 1) <= Math.max(MIN_EFFECT, allowed);
       if (!agree) disagreements++;
-      rows.push({ run: run.id, edgetlBest: mine.bestSessionMedian, rawBest: raw.bestSessionMedian, ratio, allowed, agree, edgetlP50: mine.p50, rawP50: raw.p50, fileBest: run.bestSession?.medianMsPerBatch });
+      rows.push({
+        run: run.id,
+        edgetlBest: mine.bestSessionMedian,
+        rawBest: raw.bestSessionMedian,
+        ratio,
+        allowed,
+        agree,
+        edgetlP50: mine.p50,
+        rawP50: raw.p50,
+        fileBest: run.bestSession?.medianMsPerBatch,
+      });
     }
-    process.stdout.write(`| run | edgetl session best-session p50 ms | raw onnxruntime best-session p50 ms | raw / edgetl | allowed (noise both sides) | agree | whole-run p50 ms, edgetl / raw | results file best-session p50 ms (measured earlier) |\n|---|---|---|---|---|---|---|---|\n`);
-    for (const r of rows) process.stdout.write(`| ${r.run} | ${f(r.edgetlBest)} | ${f(r.rawBest)} | ${f(r.ratio)} | ±${f(r.allowed * 100, 1)}% | ${r.agree ? 'yes' : 'NO'} | ${f(r.edgetlP50)} / ${f(r.rawP50)} | ${r.fileBest !== undefined ? f(r.fileBest) : '—'} |\n`);
-    process.stdout.write(`\n${rows.length - disagreements} of ${rows.length} runs agree. Paired: each of ${sessions} rounds runs, for every run, one fresh edgetl session (createSession + run, as edgetl bench times it) and one fresh plain onnxruntime session back to back, in alternating order, so both see the same state of the machine. Both sides: the median of the fastest session; noise = the larger of its 95% bootstrap half-width and half the gap to the second-fastest session; each at least the profile's noise floor (±${f(floor * 100, 1)}%); they agree when the ratio is within the sum of both noises, or within 2% (the minimum effect bench compare flags).\n`);
+    process.stdout.write(
+      `| run | edgetl session best-session p50 ms | raw onnxruntime best-session p50 ms | raw / edgetl | allowed (noise both sides) | agree | whole-run p50 ms, edgetl / raw | results file best-session p50 ms (measured earlier) |\n|---|---|---|---|---|---|---|---|\n`,
+    );
+    for (const r of rows)
+      process.stdout.write(
+        `| ${r.run} | ${f(r.edgetlBest)} | ${f(r.rawBest)} | ${f(r.ratio)} | ±${f(r.allowed * 100, 1)}% | ${r.agree ? 'yes' : 'NO'} | ${f(r.edgetlP50)} / ${f(r.rawP50)} | ${r.fileBest !== undefined ? f(r.fileBest) : '—'} |\n`,
+      );
+    process.stdout.write(
+      `\n${rows.length - disagreements} of ${rows.length} runs agree. Paired: each of ${sessions} rounds runs, for every run, one fresh edgetl session (createSession + run, as edgetl bench times it) and one fresh plain onnxruntime session back to back, in alternating order, so both see the same state of the machine. Both sides: the median of the fastest session; noise = the larger of its 95% bootstrap half-width and half the gap to the second-fastest session; each at least the profile's noise floor (±${f(floor * 100, 1)}%); they agree when the ratio is within the sum of both noises, or within 2% (the minimum effect bench compare flags).\n`,
+    );
     if (args.json) process.stdout.write(JSON.stringify(rows) + '\n');
     return disagreements > 0 ? 1 : 0;
   }
@@ -230,11 +287,29 @@ async function main() {
     const allowed = Math.max(harnessNoise, floor) + Math.max(raw.bestSessionNoise, floor);
     const agree = Math.abs(ratio - 1) <= Math.max(MIN_EFFECT, allowed);
     if (!agree) disagreements++;
-    rows.push({ run: run.id, harnessBest: harness, rawBest: raw.bestSessionMedian, ratio, allowed, agree, harnessP50: median(run.samplesMs), rawP50: raw.p50, harnessImagesPerSecond: run.imagesPerSecond, rawImagesPerSecond: raw.imagesPerSecond });
+    rows.push({
+      run: run.id,
+      harnessBest: harness,
+      rawBest: raw.bestSessionMedian,
+      ratio,
+      allowed,
+      agree,
+      harnessP50: median(run.samplesMs),
+      rawP50: raw.p50,
+      harnessImagesPerSecond: run.imagesPerSecond,
+      rawImagesPerSecond: raw.imagesPerSecond,
+    });
   }
-  process.stdout.write(`| run | edgetl bench best-session p50 ms | raw onnxruntime best-session p50 ms | raw / bench | allowed (noise both sides) | agree | whole-run p50 ms, bench / raw |\n|---|---|---|---|---|---|---|\n`);
-  for (const r of rows) process.stdout.write(`| ${r.run} | ${f(r.harnessBest)} | ${f(r.rawBest)} | ${f(r.ratio)} | ±${f(r.allowed * 100, 1)}% | ${r.agree ? 'yes' : 'NO'} | ${f(r.harnessP50)} / ${f(r.rawP50)} |\n`);
-  process.stdout.write(`\n${rows.length - disagreements} of ${rows.length} runs agree. Both sides: the median of the fastest of ${sessions} fresh sessions, taken in turns over all runs; noise = the larger of its 95% bootstrap half-width and half the gap to the second-fastest session.\n`);
+  process.stdout.write(
+    `| run | edgetl bench best-session p50 ms | raw onnxruntime best-session p50 ms | raw / bench | allowed (noise both sides) | agree | whole-run p50 ms, bench / raw |\n|---|---|---|---|---|---|---|\n`,
+  );
+  for (const r of rows)
+    process.stdout.write(
+      `| ${r.run} | ${f(r.harnessBest)} | ${f(r.rawBest)} | ${f(r.ratio)} | ±${f(r.allowed * 100, 1)}% | ${r.agree ? 'yes' : 'NO'} | ${f(r.harnessP50)} / ${f(r.rawP50)} |\n`,
+    );
+  process.stdout.write(
+    `\n${rows.length - disagreements} of ${rows.length} runs agree. Both sides: the median of the fastest of ${sessions} fresh sessions, taken in turns over all runs; noise = the larger of its 95% bootstrap half-width and half the gap to the second-fastest session.\n`,
+  );
   if (args.json) process.stdout.write(JSON.stringify(rows) + '\n');
   return disagreements > 0 ? 1 : 0;
 }

@@ -24,7 +24,10 @@ import { parseArgs } from 'node:util';
 import { spearman } from '../src/core/select/decision.js';
 import type { SelectResult } from '../src/node/select/select.js';
 
-const { values, positionals } = parseArgs({ allowPositionals: true, options: { out: { type: 'string' }, backbones: { type: 'string' }, 'cost-only': { type: 'boolean' } } });
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: { out: { type: 'string' }, backbones: { type: 'string' }, 'cost-only': { type: 'boolean' } },
+});
 const root = resolve(positionals[0] ?? '../shared/datasets/flowers5');
 const trainDir = join(root, 'train');
 const valDir = join(root, 'val');
@@ -46,19 +49,34 @@ function edgetl(args: string[], cacheDir: string): { seconds: number; cpuSeconds
   const withTime = existsSync('/usr/bin/time');
   const command = withTime ? '/usr/bin/time' : process.execPath;
   const argv = withTime ? ['-f', '%U %S', '-o', timeFile, process.execPath, cli, ...args] : [cli, ...args];
-  const run = spawnSync(command, argv, { env: { ...process.env, EDGETL_CACHE_DIR: cacheDir }, encoding: 'utf8', maxBuffer: 256 << 20 });
+  const run = spawnSync(command, argv, {
+    env: { ...process.env, EDGETL_CACHE_DIR: cacheDir },
+    encoding: 'utf8',
+    maxBuffer: 256 << 20,
+  });
   const seconds = (performance.now() - started) / 1000;
   if (run.status !== 0) throw new Error(`edgetl ${args.join(' ')} failed (${run.status}): ${run.stderr}`);
-  const cpuSeconds = withTime ? readFileSync(timeFile, 'utf8').trim().split(/\s+/).map(Number).reduce((a, b) => a + b, 0) : null;
+  const cpuSeconds = withTime
+    ? readFileSync(timeFile, 'utf8')
+        .trim()
+        .split(/\s+/)
+        .map(Number)
+        .reduce((a, b) => a + b, 0)
+    : null;
   return { seconds, cpuSeconds, stdout: run.stdout };
 }
 
-const load = () => loadavg().map((v) => v.toFixed(2)).join(' ');
+const load = () =>
+  loadavg()
+    .map((v) => v.toFixed(2))
+    .join(' ');
 const pct = (v: number) => `${(100 * v).toFixed(1)}%`;
 
 log(`# edgetl select on ${root}`);
 log('');
-log(`${new Date().toISOString()}; load average at the start ${load()} (other work on the machine disturbs every time below)`);
+log(
+  `${new Date().toISOString()}; load average at the start ${load()} (other work on the machine disturbs every time below)`,
+);
 log('');
 
 // 2 first, to learn the candidate set (the default: every pretrained backbone here), then 1.
@@ -74,7 +92,12 @@ const embedRounds: { seconds: number; cpuSeconds: number | null }[][] = [[], []]
 const embedRound = (round: number) => {
   candidates.forEach((c, i) => {
     const cache = join(scratch, `embed-cache-${round}-${i}`);
-    embedRounds[round]!.push(edgetl(['embed', trainDir, '--backbone', c.path!, '--no-cache', '--out', join(scratch, `e${i}`), '--json'], cache));
+    embedRounds[round]!.push(
+      edgetl(
+        ['embed', trainDir, '--backbone', c.path!, '--no-cache', '--out', join(scratch, `e${i}`), '--json'],
+        cache,
+      ),
+    );
     rmSync(cache, { recursive: true, force: true });
   });
 };
@@ -91,13 +114,23 @@ const selectSeconds = (selected.seconds + selectedAgain.seconds) / 2;
 const selectCpu = ((selected.cpuSeconds ?? NaN) + (selectedAgain.cpuSeconds ?? NaN)) / 2;
 log('## Cost of the selection');
 log('');
-log('Order: select (fresh cache), embed once per candidate, select again (fresh cache), embed again; means of the two.');
+log(
+  'Order: select (fresh cache), embed once per candidate, select again (fresh cache), embed again; means of the two.',
+);
 log('');
-log('| candidate | `edgetl embed` once: wall s | CPU s | inside select (1st run): embedding s | cross-validation s | cost s |');
+log(
+  '| candidate | `edgetl embed` once: wall s | CPU s | inside select (1st run): embedding s | cross-validation s | cost s |',
+);
 log('|---|---|---|---|---|---|');
-candidates.forEach((c, i) => log(`| ${c.id} | ${embedSeconds[i]!.toFixed(1)} | ${embedCpu[i]!.toFixed(1)} | ${c.seconds.embedding.toFixed(1)} | ${c.seconds.crossValidation.toFixed(1)} | ${c.seconds.cost.toFixed(1)} |`));
+candidates.forEach((c, i) =>
+  log(
+    `| ${c.id} | ${embedSeconds[i]!.toFixed(1)} | ${embedCpu[i]!.toFixed(1)} | ${c.seconds.embedding.toFixed(1)} | ${c.seconds.crossValidation.toFixed(1)} | ${c.seconds.cost.toFixed(1)} |`,
+  ),
+);
 log('');
-log(`\`edgetl select\` (fresh cache): ${selected.seconds.toFixed(1)} s and ${selectedAgain.seconds.toFixed(1)} s wall, ${selectCpu.toFixed(1)} s CPU; embedding the folder once per candidate: ${embedTotal.toFixed(1)} s wall (rounds ${embedRounds.map((r) => r.reduce((a, b) => a + b.seconds, 0).toFixed(1)).join(' and ')}), ${embedCpuTotal.toFixed(1)} s CPU. Ratio **${(selectSeconds / embedTotal).toFixed(2)} wall, ${(selectCpu / embedCpuTotal).toFixed(2)} CPU** (limit 1.5). Baseline (raw pixels) ${result.seconds.baseline.toFixed(1)} s. Load average now ${load()}.`);
+log(
+  `\`edgetl select\` (fresh cache): ${selected.seconds.toFixed(1)} s and ${selectedAgain.seconds.toFixed(1)} s wall, ${selectCpu.toFixed(1)} s CPU; embedding the folder once per candidate: ${embedTotal.toFixed(1)} s wall (rounds ${embedRounds.map((r) => r.reduce((a, b) => a + b.seconds, 0).toFixed(1)).join(' and ')}), ${embedCpuTotal.toFixed(1)} s CPU. Ratio **${(selectSeconds / embedTotal).toFixed(2)} wall, ${(selectCpu / embedCpuTotal).toFixed(2)} CPU** (limit 1.5). Baseline (raw pixels) ${result.seconds.baseline.toFixed(1)} s. Load average now ${load()}.`,
+);
 log('');
 
 if (values['cost-only']) {
@@ -109,7 +142,22 @@ if (values['cost-only']) {
 // 3. val accuracy per candidate (train on the whole train folder, evaluate on val).
 const valAccuracy: number[] = [];
 for (const c of candidates) {
-  const out = edgetl(['train', trainDir, '--backbone', c.path!, '--val', valDir, '--head', result.head, '--out', join(scratch, 'head.json'), '--json'], selectCache);
+  const out = edgetl(
+    [
+      'train',
+      trainDir,
+      '--backbone',
+      c.path!,
+      '--val',
+      valDir,
+      '--head',
+      result.head,
+      '--out',
+      join(scratch, 'head.json'),
+      '--json',
+    ],
+    selectCache,
+  );
   valAccuracy.push((JSON.parse(out.stdout) as { val: { accuracy: number } }).val.accuracy);
 }
 const selectionAccuracy = candidates.map((c) => c.accuracy!);
@@ -120,11 +168,17 @@ log('## Selection against the untouched val split');
 log('');
 log(`| candidate | held-out accuracy (select, train only) | val accuracy | ms/image | negative transfer |`);
 log('|---|---|---|---|---|');
-candidates.forEach((c, i) => log(`| ${c.id}${i === pickIndex ? ' (pick)' : ''} | ${pct(c.accuracy!)} | ${pct(valAccuracy[i]!)} | ${c.msPerImage?.toFixed(2) ?? '?'} | ${c.negativeTransfer ? 'yes' : 'no'} |`));
+candidates.forEach((c, i) =>
+  log(
+    `| ${c.id}${i === pickIndex ? ' (pick)' : ''} | ${pct(c.accuracy!)} | ${pct(valAccuracy[i]!)} | ${c.msPerImage?.toFixed(2) ?? '?'} | ${c.negativeTransfer ? 'yes' : 'no'} |`,
+  ),
+);
 log(`| baseline: ${result.baseline.name} | ${pct(result.baseline.accuracy!)} | | | |`);
 log('');
 log(`Pick: ${result.recommended} (${result.reason})`);
-log(`Pick's val accuracy ${pct(valAccuracy[pickIndex]!)}, best candidate's ${pct(bestVal)}: ${(100 * (bestVal - valAccuracy[pickIndex]!)).toFixed(1)} points behind (limit 1). Spearman(select accuracy, val accuracy) = **${rho.toFixed(3)}** (limit 0.8).`);
+log(
+  `Pick's val accuracy ${pct(valAccuracy[pickIndex]!)}, best candidate's ${pct(bestVal)}: ${(100 * (bestVal - valAccuracy[pickIndex]!)).toFixed(1)} points behind (limit 1). Spearman(select accuracy, val accuracy) = **${rho.toFixed(3)}** (limit 0.8).`,
+);
 log('');
 
 // 4. latency budgets between the fastest and the slowest candidate (a quarter, half and three quarters of the way,
@@ -140,10 +194,16 @@ log('| --max-ms-per-image | pick | its ms/image in that run | within | over the 
 log('|---|---|---|---|---|');
 for (const share of [0.25, 0.5, 0.75]) {
   const budget = Number((fastest * (slowest / fastest) ** share).toFixed(2));
-  const budgeted = JSON.parse(edgetl([...selectArgs, '--max-ms-per-image', String(budget)], selectCache).stdout) as SelectResult;
+  const budgeted = JSON.parse(
+    edgetl([...selectArgs, '--max-ms-per-image', String(budget)], selectCache).stdout,
+  ) as SelectResult;
   const pick = budgeted.candidates.find((c) => c.backbone === budgeted.recommended);
-  const over = budgeted.candidates.filter((c) => c.withinBudget === 'over').map((c) => `${c.id} (${c.msPerImage?.toFixed(2)})`);
-  log(`| ${budget} | ${pick?.id ?? 'none'} | ${pick?.msPerImage?.toFixed(2) ?? '-'} | ${pick ? (pick.msPerImage! <= budget ? 'yes' : 'NO') : '-'} | ${over.join(', ') || 'none'} |`);
+  const over = budgeted.candidates
+    .filter((c) => c.withinBudget === 'over')
+    .map((c) => `${c.id} (${c.msPerImage?.toFixed(2)})`);
+  log(
+    `| ${budget} | ${pick?.id ?? 'none'} | ${pick?.msPerImage?.toFixed(2) ?? '-'} | ${pick ? (pick.msPerImage! <= budget ? 'yes' : 'NO') : '-'} | ${over.join(', ') || 'none'} |`,
+  );
 }
 log('');
 log(`Load average at the end ${load()}.`);

@@ -16,7 +16,11 @@ import { spawnSync } from 'node:child_process';
 import sharp from 'sharp';
 import ort from 'onnxruntime-node';
 import { configureSharp, decodeToRgb } from '../src/node/preprocess/node-image.js';
-import { resizePillowFast, resizePillowToTensor, pillowResampleBackend } from '../src/core/preprocess/pillow-resample-wasm.js';
+import {
+  resizePillowFast,
+  resizePillowToTensor,
+  pillowResampleBackend,
+} from '../src/core/preprocess/pillow-resample-wasm.js';
 import { resizeBilinearPillow } from '../src/core/preprocess/pillow-resample.js';
 import { IMAGENET_224 } from '../src/core/preprocess/spec.js';
 import { resizeGeometry, tensorElementsPerImage, writePixelsToTensor } from '../src/core/preprocess/tensor.js';
@@ -31,10 +35,14 @@ const flag = (name: string, fallback: string) => {
 };
 const limit = Number(flag('--limit', '150'));
 const rounds = Number(flag('--rounds', '3'));
-const modelPath = resolve(flag('--model', join(import.meta.dirname ?? '.', '..', '..', 'shared', 'models', 'mobilenetv2-12-int8.onnx')));
+const modelPath = resolve(
+  flag('--model', join(import.meta.dirname ?? '.', '..', '..', 'shared', 'models', 'mobilenetv2-12-int8.onnx')),
+);
 const json = args.includes('--json');
 const positional = args.filter((a, i) => !a.startsWith('--') && !valueFlags.includes(args[i - 1] ?? ''));
-const folder = resolve(positional[0] ?? join(import.meta.dirname ?? '.', '..', '..', 'shared', 'datasets', 'hymenoptera', 'val'));
+const folder = resolve(
+  positional[0] ?? join(import.meta.dirname ?? '.', '..', '..', 'shared', 'datasets', 'hymenoptera', 'val'),
+);
 
 function listImages(dir: string, out: string[] = []): string[] {
   for (const name of readdirSync(dir).sort()) {
@@ -64,23 +72,39 @@ async function perImage(work: (i: number) => Promise<void> | void, count = files
 const bytes = files.map((f) => readFileSync(f));
 const decoded: { data: Uint8Array; width: number; height: number; channels: number }[] = [];
 for (const b of bytes) {
-  const { data, info } = await sharp(b, { autoOrient: true }).toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
+  const { data, info } = await sharp(b, { autoOrient: true })
+    .toColourspace('srgb')
+    .raw()
+    .toBuffer({ resolveWithObject: true });
   decoded.push({ data, width: info.width, height: info.height, channels: info.channels });
 }
 const geometry = decoded.map((d) => resizeGeometry(d.width, d.height, spec));
 const crops = decoded.map((d, i) => {
   const g = geometry[i]!;
-  return resizePillowFast(d.data, d.width, d.height, d.channels, g.resizeW, g.resizeH, { left: g.cropLeft, top: g.cropTop, width: spec.width, height: spec.height });
+  return resizePillowFast(d.data, d.width, d.height, d.channels, g.resizeW, g.resizeH, {
+    left: g.cropLeft,
+    top: g.cropTop,
+    width: spec.width,
+    height: spec.height,
+  });
 });
 const perImageElements = tensorElementsPerImage(spec);
 const tensor = new Float32Array(perImageElements * 8);
 
 const backbone = await Backbone.load(modelPath, { download: false });
 const batchTensor = new Float32Array(perImageElements * 8);
-for (let i = 0; i < 8; i++) writePixelsToTensor(crops[i % crops.length]!, spec.width, spec.height, 3, spec, batchTensor, i);
+for (let i = 0; i < 8; i++)
+  writePixelsToTensor(crops[i % crops.length]!, spec.width, spec.height, 3, spec, batchTensor, i);
 const rawSessions = new Map<number, ort.InferenceSession>();
 for (const threads of [1, 2]) {
-  rawSessions.set(threads, await ort.InferenceSession.create(backbone.featureExtractorPath, { intraOpNumThreads: threads, interOpNumThreads: 1, executionProviders: ['cpu'] }));
+  rawSessions.set(
+    threads,
+    await ort.InferenceSession.create(backbone.featureExtractorPath, {
+      intraOpNumThreads: threads,
+      interOpNumThreads: 1,
+      executionProviders: ['cpu'],
+    }),
+  );
 }
 const rawInput = rawSessions.get(1)!.inputNames[0]!;
 const embeddings = new Float32Array(backbone.embeddingDim * 64);
@@ -98,29 +122,55 @@ const stages: Record<string, () => Promise<number>> = {
   read: () => perImage(async (i) => void (await readFile(files[i]!))),
   'read floor: memcpy of the bytes': () => perImage((i) => void Uint8Array.from(bytes[i]!)),
   'header (sharp metadata)': () => perImage(async (i) => void (await sharp(bytes[i]!).metadata())),
-  'decode (sharp, full size RGB)': () => perImage(async (i) => void (await sharp(bytes[i]!, { autoOrient: true }).toColourspace('srgb').raw().toBuffer())),
-  'decode+resize (edgetl decodeToRgb, exact)': () => perImage(async (i) => void (await decodeToRgb(bytes[i]!, spec, { kernel: 'pillow' }))),
-  'decode+resize (libvips linear)': () => perImage(async (i) => void (await decodeToRgb(bytes[i]!, spec, { kernel: 'linear' }))),
+  'decode (sharp, full size RGB)': () =>
+    perImage(async (i) => void (await sharp(bytes[i]!, { autoOrient: true }).toColourspace('srgb').raw().toBuffer())),
+  'decode+resize (edgetl decodeToRgb, exact)': () =>
+    perImage(async (i) => void (await decodeToRgb(bytes[i]!, spec, { kernel: 'pillow' }))),
+  'decode+resize (libvips linear)': () =>
+    perImage(async (i) => void (await decodeToRgb(bytes[i]!, spec, { kernel: 'linear' }))),
   'resize (exact, WebAssembly SIMD)': () =>
     perImage((i) => {
       const d = decoded[i]!;
       const g = geometry[i]!;
-      resizePillowFast(d.data, d.width, d.height, d.channels, g.resizeW, g.resizeH, { left: g.cropLeft, top: g.cropTop, width: spec.width, height: spec.height });
+      resizePillowFast(d.data, d.width, d.height, d.channels, g.resizeW, g.resizeH, {
+        left: g.cropLeft,
+        top: g.cropTop,
+        width: spec.width,
+        height: spec.height,
+      });
     }),
   'resize (exact, JS port)': () =>
     perImage((i) => {
       const d = decoded[i]!;
       const g = geometry[i]!;
-      resizeBilinearPillow(d.data, d.width, d.height, d.channels, g.resizeW, g.resizeH, { left: g.cropLeft, top: g.cropTop, width: spec.width, height: spec.height });
+      resizeBilinearPillow(d.data, d.width, d.height, d.channels, g.resizeW, g.resizeH, {
+        left: g.cropLeft,
+        top: g.cropTop,
+        width: spec.width,
+        height: spec.height,
+      });
     }),
   'resize+tensor fused (WebAssembly)': () =>
     perImage((i) => {
       const d = decoded[i]!;
       const g = geometry[i]!;
-      resizePillowToTensor(d.data, d.width, d.height, 3, g.resizeW, g.resizeH, { left: g.cropLeft, top: g.cropTop, width: spec.width, height: spec.height }, spec, tensor, i % 8);
+      resizePillowToTensor(
+        d.data,
+        d.width,
+        d.height,
+        3,
+        g.resizeW,
+        g.resizeH,
+        { left: g.cropLeft, top: g.cropTop, width: spec.width, height: spec.height },
+        spec,
+        tensor,
+        i % 8,
+      );
     }),
-  'tensor (writePixelsToTensor, JS)': () => perImage((i) => writePixelsToTensor(crops[i]!, spec.width, spec.height, 3, spec, tensor, i % 8)),
-  'tensor floor: fill 602 KB of floats': () => perImage((i) => void tensor.fill(i, (i % 8) * perImageElements, ((i % 8) + 1) * perImageElements)),
+  'tensor (writePixelsToTensor, JS)': () =>
+    perImage((i) => writePixelsToTensor(crops[i]!, spec.width, spec.height, 3, spec, tensor, i % 8)),
+  'tensor floor: fill 602 KB of floats': () =>
+    perImage((i) => void tensor.fill(i, (i % 8) * perImageElements, ((i % 8) + 1) * perImageElements)),
   'inference (edgetl session, batch 8)': async () => {
     const c0 = cpuMs();
     const batches = Math.ceil(files.length / 8);
@@ -140,8 +190,20 @@ const stages: Record<string, () => Promise<number>> = {
       },
     ]),
   ),
-  'head (linear, 2 classes, predict)': () => perImage((i) => void head2.predict(embeddings.subarray((i % 64) * backbone.embeddingDim, ((i % 64) + 1) * backbone.embeddingDim))),
-  'head (linear, 102 classes, predict)': () => perImage((i) => void head102.predict(embeddings.subarray((i % 64) * backbone.embeddingDim, ((i % 64) + 1) * backbone.embeddingDim))),
+  'head (linear, 2 classes, predict)': () =>
+    perImage(
+      (i) =>
+        void head2.predict(
+          embeddings.subarray((i % 64) * backbone.embeddingDim, ((i % 64) + 1) * backbone.embeddingDim),
+        ),
+    ),
+  'head (linear, 102 classes, predict)': () =>
+    perImage(
+      (i) =>
+        void head102.predict(
+          embeddings.subarray((i % 64) * backbone.embeddingDim, ((i % 64) + 1) * backbone.embeddingDim),
+        ),
+    ),
   'write (embedding rows to .npy + atomic rename, per image)': async () => {
     const c0 = cpuMs();
     const out = new Float32Array(files.length * backbone.embeddingDim);
@@ -159,7 +221,11 @@ for (let r = 0; r < rounds; r++) for (const [name, run] of Object.entries(stages
 // Peer: Pillow's C decode (libjpeg-turbo through PIL) and resize (ImagingResample, BILINEAR), CPU time per image.
 const listFile = join(scratch, 'files.txt');
 writeFileSync(listFile, files.join('\n'));
-const peer = spawnSync('/usr/bin/python3', ['-c', `
+const peer = spawnSync(
+  '/usr/bin/python3',
+  [
+    '-c',
+    `
 import sys, time, json
 from PIL import Image
 files = open(sys.argv[1]).read().split('\\n')
@@ -181,7 +247,12 @@ for r in range(rounds + 1):
     z = (time.process_time() - t) * 1000 / len(files)
     if r: out['decode'].append(d); out['resize'].append(z)
 print(json.dumps(out))
-`, listFile, String(rounds)], { encoding: 'utf8' });
+`,
+    listFile,
+    String(rounds),
+  ],
+  { encoding: 'utf8' },
+);
 rmSync(scratch, { recursive: true, force: true });
 const pillow = peer.status === 0 ? (JSON.parse(peer.stdout) as { decode: number[]; resize: number[] }) : undefined;
 if (pillow) {
@@ -190,7 +261,11 @@ if (pillow) {
 }
 await backbone.close();
 
-const range = (xs: number[]) => ({ min: Math.min(...xs), median: [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!, max: Math.max(...xs) });
+const range = (xs: number[]) => ({
+  min: Math.min(...xs),
+  median: [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!,
+  max: Math.max(...xs),
+});
 const rows = [...samples].map(([stage, xs]) => ({ stage, cpuMsPerImage: range(xs) }));
 const pixels = decoded.reduce((s, d) => s + d.width * d.height, 0) / decoded.length;
 const report = {
@@ -200,13 +275,23 @@ const report = {
   rounds,
   model: modelPath,
   exactResize: pillowResampleBackend(),
-  machine: { cpu: cpus()[0]?.model, cores: cpus().length, node: process.version, loadAverage: (await import('node:os')).loadavg() },
+  machine: {
+    cpu: cpus()[0]?.model,
+    cores: cpus().length,
+    node: process.version,
+    loadAverage: (await import('node:os')).loadavg(),
+  },
   peerError: pillow ? undefined : peer.stderr.trim().split('\n').pop(),
   rows,
 };
 if (json) console.log(JSON.stringify(report, null, 2));
 else {
-  console.log(`${files.length} images from ${folder} (mean ${report.meanMegapixels.toFixed(2)} MP), ${rounds} interleaved rounds, CPU-ms per image (median, range)`);
-  for (const r of rows) console.log(`  ${r.stage.padEnd(62)} ${r.cpuMsPerImage.median.toFixed(3).padStart(8)}  (${r.cpuMsPerImage.min.toFixed(3)}-${r.cpuMsPerImage.max.toFixed(3)})`);
+  console.log(
+    `${files.length} images from ${folder} (mean ${report.meanMegapixels.toFixed(2)} MP), ${rounds} interleaved rounds, CPU-ms per image (median, range)`,
+  );
+  for (const r of rows)
+    console.log(
+      `  ${r.stage.padEnd(62)} ${r.cpuMsPerImage.median.toFixed(3).padStart(8)}  (${r.cpuMsPerImage.min.toFixed(3)}-${r.cpuMsPerImage.max.toFixed(3)})`,
+    );
   if (!pillow) console.log(`  (no Pillow peer: ${report.peerError})`);
 }

@@ -11,7 +11,16 @@
 // shorter side 256 bilinear, center crop 224, ImageNet mean/std; onnx/model.onnx) is made from the feature-extractor
 // graph edgetl runs, its input renamed pixel_values and its output last_hidden_state, so both run the same graph.
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, writeFileSync, readFileSync, readdirSync, statSync, symlinkSync, rmSync, mkdtempSync } from 'node:fs';
+import {
+  mkdirSync,
+  writeFileSync,
+  readFileSync,
+  readdirSync,
+  statSync,
+  symlinkSync,
+  rmSync,
+  mkdtempSync,
+} from 'node:fs';
 import { cpus, tmpdir, loadavg } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -36,7 +45,10 @@ function listImages(dir, out = []) {
   return out;
 }
 // One flat folder of `limit` photos (symlinks), so both sides see exactly the same files.
-const photos = images.split(',').flatMap((d) => listImages(resolve(d))).slice(0, limit);
+const photos = images
+  .split(',')
+  .flatMap((d) => listImages(resolve(d)))
+  .slice(0, limit);
 const folder = join(work, 'photos');
 mkdirSync(folder);
 photos.forEach((p, i) => symlinkSync(p, join(folder, `${String(i).padStart(5, '0')}-${p.split('/').pop()}`)));
@@ -44,10 +56,24 @@ photos.forEach((p, i) => symlinkSync(p, join(folder, `${String(i).padStart(5, '0
 // The feature extractor edgetl runs: ask edgetl for it once (this also fills the extractor cache the timed runs
 // would otherwise build; the timed edgetl runs get their own empty cache dir each).
 const prepCache = join(work, 'prep-cache');
-const prep = spawnSync(process.execPath, [join(repo, 'dist', 'cli.js'), 'embed', join(folder), '--backbone', model, '--out', join(work, 'prep'), '--json', '--no-cache'], {
-  env: { ...process.env, EDGETL_CACHE_DIR: prepCache },
-  encoding: 'utf8',
-});
+const prep = spawnSync(
+  process.execPath,
+  [
+    join(repo, 'dist', 'cli.js'),
+    'embed',
+    join(folder),
+    '--backbone',
+    model,
+    '--out',
+    join(work, 'prep'),
+    '--json',
+    '--no-cache',
+  ],
+  {
+    env: { ...process.env, EDGETL_CACHE_DIR: prepCache },
+    encoding: 'utf8',
+  },
+);
 if (prep.status !== 0) throw new Error(`edgetl embed failed: ${prep.stderr}`);
 const extractorDir = join(prepCache, 'extractors');
 const extractor = readdirSync(extractorDir).find((f) => f.endsWith('.onnx'));
@@ -64,7 +90,10 @@ for (const v of [...graph.graph.input, ...graph.graph.output]) v.name = rename(v
 const modelDir = join(work, 'tjs-model');
 mkdirSync(join(modelDir, 'onnx'), { recursive: true });
 writeFileSync(join(modelDir, 'onnx', 'model.onnx'), onnx.ModelProto.encode(graph).finish());
-writeFileSync(join(modelDir, 'config.json'), JSON.stringify({ model_type: 'mobilenet_v2', architectures: ['MobileNetV2Model'] }));
+writeFileSync(
+  join(modelDir, 'config.json'),
+  JSON.stringify({ model_type: 'mobilenet_v2', architectures: ['MobileNetV2Model'] }),
+);
 writeFileSync(
   join(modelDir, 'preprocessor_config.json'),
   JSON.stringify({
@@ -120,15 +149,23 @@ function timed(command, commandArgs, env) {
 const results = { edgetl: [], transformersjs: [] };
 for (let r = 0; r < rounds; r++) {
   const cache = join(work, `cache-${r}`);
-  const e = await timed(process.execPath, [join(repo, 'dist', 'cli.js'), 'embed', folder, '--backbone', model, '--out', join(work, `edgetl-${r}`), '--json'], { EDGETL_CACHE_DIR: cache });
+  const e = await timed(
+    process.execPath,
+    [join(repo, 'dist', 'cli.js'), 'embed', folder, '--backbone', model, '--out', join(work, `edgetl-${r}`), '--json'],
+    { EDGETL_CACHE_DIR: cache },
+  );
   const count = JSON.parse(e.stdout).count;
   results.edgetl.push({ seconds: e.seconds, images: count, imagesPerSecond: count / e.seconds });
   const t = await timed(process.execPath, [tjsScript], {});
   const rows = JSON.parse(t.stdout.trim().split('\n').pop()).rows;
   results.transformersjs.push({ seconds: t.seconds, images: rows, imagesPerSecond: rows / t.seconds });
-  console.error(`round ${r + 1}: edgetl ${(count / e.seconds).toFixed(1)} images/s, Transformers.js ${(rows / t.seconds).toFixed(1)} images/s`);
+  console.error(
+    `round ${r + 1}: edgetl ${(count / e.seconds).toFixed(1)} images/s, Transformers.js ${(rows / t.seconds).toFixed(1)} images/s`,
+  );
 }
-const tjsVersion = JSON.parse(readFileSync(join(tjs, 'node_modules', '@huggingface', 'transformers', 'package.json'), 'utf8')).version;
+const tjsVersion = JSON.parse(
+  readFileSync(join(tjs, 'node_modules', '@huggingface', 'transformers', 'package.json'), 'utf8'),
+).version;
 const ratios = results.edgetl.map((e, i) => e.imagesPerSecond / results.transformersjs[i].imagesPerSecond);
 const report = {
   photos: photos.length,

@@ -9,7 +9,12 @@ export { edgetlCacheDir } from './node/util/cache-dir.js';
 
 // Models: catalog, resolution, inspection, feature-extractor surgery.
 export type { CatalogEntry } from './core/models/catalog-types.js';
-export { catalogEntries, findCatalogEntry, findCatalogEntryBySha256, DEFAULT_BACKBONE_ID } from './core/models/catalog.js';
+export {
+  catalogEntries,
+  findCatalogEntry,
+  findCatalogEntryBySha256,
+  DEFAULT_BACKBONE_ID,
+} from './core/models/catalog.js';
 export {
   resolveBackbone,
   locateCatalogModel,
@@ -67,7 +72,11 @@ export {
 // The opt-in CUDA provider install (`edgetl setup cuda`) and its load check.
 export { installCudaProvider, type CudaInstallOptions, type CudaInstallReport } from './node/execution/cuda-install.js';
 export { checkCudaLoads, type CudaLoadCheck } from './node/execution/cuda-load-check.js';
-export { CUDA_PACKAGE, providerCoreCompatibility, type ProviderCoreCompatibility } from './node/execution/cuda-package.js';
+export {
+  CUDA_PACKAGE,
+  providerCoreCompatibility,
+  type ProviderCoreCompatibility,
+} from './node/execution/cuda-package.js';
 
 // Embeddings: the Backbone, folders, embedding sets (NPY + JSON), the cache.
 export { Backbone, type BackboneLoadOptions } from './node/embed/backbone.js';
@@ -83,13 +92,33 @@ export {
 export { encodeNpy, decodeNpy, type NpyArray } from './core/formats/npy.js';
 export { readNpyFile, writeNpyFile } from './node/embed/npy-file.js';
 export { EmbeddingCache } from './node/embed/cache.js';
-export { maintainEmbeddingCache, embeddingCacheBound, type MaintenanceReport, type EmbeddingBound } from './node/embed/cache-maintenance.js';
-export { cacheInfo, clearCache, setEmbeddingCacheBound, CACHE_KINDS, type CacheKind, type CacheInfo, type ClearReport } from './node/cache-admin.js';
+export {
+  maintainEmbeddingCache,
+  embeddingCacheBound,
+  type MaintenanceReport,
+  type EmbeddingBound,
+} from './node/embed/cache-maintenance.js';
+export {
+  cacheInfo,
+  clearCache,
+  setEmbeddingCacheBound,
+  CACHE_KINDS,
+  type CacheKind,
+  type CacheInfo,
+  type ClearReport,
+} from './node/cache-admin.js';
 
 // Heads: training, the head file, prediction, and the Classifier joining a backbone and a head.
 export { trainHead } from './node/train-head.js';
 export type { TrainHeadOptions, MlpOptions } from './core/heads/train.js';
-export { Head, UNKNOWN_LABEL, predictionJson, type Prediction, type RejectionReason, type HeadOpenSet } from './core/heads/head.js';
+export {
+  Head,
+  UNKNOWN_LABEL,
+  predictionJson,
+  type Prediction,
+  type RejectionReason,
+  type HeadOpenSet,
+} from './core/heads/head.js';
 export { driftReport, driftFromScores, type DriftReport } from './core/heads/drift.js';
 export { adaptHead, type AdaptResult } from './core/heads/adapt.js';
 export { DEFAULT_REJECT_RATE } from './core/heads/train.js';
@@ -105,13 +134,34 @@ export {
 } from './core/formats/head-file.js';
 export { classificationReport, heldOutMetrics, type ClassificationReport } from './core/heads/metrics.js';
 export { exportMergedModel, type ExportModelOptions, type ExportedModel } from './node/export-model.js';
-export { buildMergedModel, MERGED_METADATA, PROBABILITIES_OUTPUT, type MergedModel } from './core/models/merged-model.js';
-export { Classifier, type ClassifierLoadOptions, type ClassifiedImage, type ClassifiedImageByHeads, type ClassifyManyOptions } from './node/classifier.js';
+export {
+  buildMergedModel,
+  MERGED_METADATA,
+  PROBABILITIES_OUTPUT,
+  type MergedModel,
+} from './core/models/merged-model.js';
+export {
+  Classifier,
+  type ClassifierLoadOptions,
+  type ClassifiedImage,
+  type ClassifiedImageByHeads,
+  type ClassifyManyOptions,
+} from './node/classifier.js';
 
 // Fine-tuning the backbone's last block with a linear head (the head file then carries the adapted block).
-export { fineTuneHead, adaptedBackboneOptions, type FineTuneHeadOptions, type FineTuneReport } from './node/fine-tune.js';
+export {
+  fineTuneHead,
+  adaptedBackboneOptions,
+  type FineTuneHeadOptions,
+  type FineTuneReport,
+} from './node/fine-tune.js';
 export { findLastBlock, type LastBlock, type BlockActivation } from './core/models/last-block.js';
-export { adaptedSurgery, cutSurgery, buildAdaptedExtractor, buildCutExtractor } from './core/models/last-block-graph.js';
+export {
+  adaptedSurgery,
+  cutSurgery,
+  buildAdaptedExtractor,
+  buildCutExtractor,
+} from './core/models/last-block-graph.js';
 export type { AdaptedBlock } from './core/heads/head.js';
 
 // Benchmarks per device profile.
@@ -125,7 +175,13 @@ export { renderMarkdown } from './node/bench/report-markdown.js';
 export { renderHtml } from './node/bench/report-html.js';
 
 // Backbone selection: which backbone suits these photos on this device.
-export { selectBackbone, type SelectOptions, type SelectResult, type CandidateResult, type SelectProgress } from './node/select/select.js';
+export {
+  selectBackbone,
+  type SelectOptions,
+  type SelectResult,
+  type CandidateResult,
+  type SelectProgress,
+} from './node/select/select.js';
 export { renderSelectionHtml } from './node/select/report-html.js';
 
 // The kiosk app server.

@@ -13,11 +13,18 @@ import { run } from './node/cli/head-fixtures.js';
 const backbone = { id: 'tiny-test', sha256: 'ab'.repeat(32), embeddingDim: 4, preprocess: IMAGENET_224 };
 
 async function headText(): Promise<string> {
-  const head = await trainHead([Float32Array.of(1, 0, 0, 0), Float32Array.of(0, 1, 0, 0)], ['a', 'b'], { type: 'prototype', backbone });
+  const head = await trainHead([Float32Array.of(1, 0, 0, 0), Float32Array.of(0, 1, 0, 0)], ['a', 'b'], {
+    type: 'prototype',
+    backbone,
+  });
   return head.serialize();
 }
 
-async function listen(server: Server | TcpServer, t: { teardown(fn: () => unknown): void }, sockets: Socket[] = []): Promise<string> {
+async function listen(
+  server: Server | TcpServer,
+  t: { teardown(fn: () => unknown): void },
+  sockets: Socket[] = [],
+): Promise<string> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   t.teardown(() => {
     sockets.forEach((s) => s.destroy());
@@ -37,7 +44,10 @@ async function silentServer(t: { teardown(fn: () => unknown): void }): Promise<s
 t.test('a server that accepts and never answers fails within the connect timeout', async (t) => {
   const url = await silentServer(t);
   const started = Date.now();
-  await t.rejects(loadHead(url, { http: { connectTimeoutMs: 500 } }), { code: 'download-unreachable', message: /127\.0\.0\.1.*no answer within 0\.5 s/ });
+  await t.rejects(loadHead(url, { http: { connectTimeoutMs: 500 } }), {
+    code: 'download-unreachable',
+    message: /127\.0\.0\.1.*no answer within 0\.5 s/,
+  });
   const elapsed = Date.now() - started;
   t.ok(elapsed >= 450 && elapsed < 5000, `failed after ${elapsed} ms`);
 });
@@ -51,7 +61,10 @@ t.test('a server that stops sending mid-body fails within the idle timeout', asy
   t.teardown(() => server.closeAllConnections());
   const url = await listen(server, t);
   const started = Date.now();
-  await t.rejects(loadHead(url, { http: { timeoutMs: 500 } }), { code: 'download-interrupted', message: /no data for 0\.5 s after 100 bytes/ });
+  await t.rejects(loadHead(url, { http: { timeoutMs: 500 } }), {
+    code: 'download-interrupted',
+    message: /no data for 0\.5 s after 100 bytes/,
+  });
   t.ok(Date.now() - started < 5000, `failed after ${Date.now() - started} ms`);
 });
 
@@ -71,9 +84,17 @@ t.test('a head URL larger than the limit is refused, announced or not', async (t
   });
   t.teardown(() => server.closeAllConnections());
   const url = await listen(server, t);
-  await t.rejects(loadHead(url, { maxBytes: 1024 * 1024 }), { code: 'download-too-large', message: /is 209715200 bytes, over the limit of 1048576 bytes/ }, 'an announced length is refused before the body');
+  await t.rejects(
+    loadHead(url, { maxBytes: 1024 * 1024 }),
+    { code: 'download-too-large', message: /is 209715200 bytes, over the limit of 1048576 bytes/ },
+    'an announced length is refused before the body',
+  );
   chunked = true;
-  await t.rejects(loadHead(url, { maxBytes: 1024 * 1024 }), { code: 'download-too-large', message: /more than 1048576 bytes/ }, 'an endless body is cut at the limit');
+  await t.rejects(
+    loadHead(url, { maxBytes: 1024 * 1024 }),
+    { code: 'download-too-large', message: /more than 1048576 bytes/ },
+    'an endless body is cut at the limit',
+  );
 });
 
 t.test('a served head loads, and head inspect reads a URL', async (t) => {

@@ -11,7 +11,10 @@ const data = sharedPath('datasets/hymenoptera');
 
 /** Up to `count` photo paths of one class folder, sorted. */
 async function photos(dir: string, count: number): Promise<string[]> {
-  return (await readdir(dir)).sort().slice(0, count).map((name) => join(dir, name));
+  return (await readdir(dir))
+    .sort()
+    .slice(0, count)
+    .map((name) => join(dir, name));
 }
 
 t.test("the README's library example: embed, train, save, classify", { skip: model.skip || data.skip }, async (t) => {
@@ -59,26 +62,44 @@ t.test("the README's library example: embed, train, save, classify", { skip: mod
   await backbone.close();
 });
 
-t.test('embedMany with labels keeps rows and labels aligned past a skipped image; trainHead explains a mismatch', async (t) => {
-  const cacheDir = await mkdtemp(join(tmpdir(), 'edgetl-api-labels-'));
-  t.teardown(() => rm(cacheDir, { recursive: true, force: true }));
-  // By id, with no configuration: the bundled default backbone (or the shared copy when EDGETL_MODEL_PATH has it).
-  const backbone = await Backbone.load('mobilenetv2-12-int8', { ep: 'cpu', cache: false, cacheDir });
-  t.teardown(() => backbone.close());
-  const photo = (r: number, g: number, b: number) => sharp({ create: { width: 64, height: 48, channels: 3, background: { r, g, b } } }).jpeg().toBuffer();
-  const images = [await photo(200, 30, 30), Buffer.from('not an image'), await photo(30, 30, 200), await photo(210, 40, 20), await photo(20, 50, 220)];
-  const given = ['red', 'broken', 'blue', 'red', 'blue'];
-  const result = await backbone.embedMany(images, { labels: given });
-  t.equal(result.skipped.length, 1);
-  t.same(result.items.map((i) => i.index), [0, 2, 3, 4]);
-  t.same(result.labels, ['red', 'blue', 'red', 'blue'], 'the labels of the rows, in row order');
-  t.equal(result.embeddings.length, 4 * backbone.embeddingDim);
-  await t.rejects(backbone.embedMany(images, { labels: ['red'] }), /1 labels for 5 images/);
+t.test(
+  'embedMany with labels keeps rows and labels aligned past a skipped image; trainHead explains a mismatch',
+  async (t) => {
+    const cacheDir = await mkdtemp(join(tmpdir(), 'edgetl-api-labels-'));
+    t.teardown(() => rm(cacheDir, { recursive: true, force: true }));
+    // By id, with no configuration: the bundled default backbone (or the shared copy when EDGETL_MODEL_PATH has it).
+    const backbone = await Backbone.load('mobilenetv2-12-int8', { ep: 'cpu', cache: false, cacheDir });
+    t.teardown(() => backbone.close());
+    const photo = (r: number, g: number, b: number) =>
+      sharp({ create: { width: 64, height: 48, channels: 3, background: { r, g, b } } })
+        .jpeg()
+        .toBuffer();
+    const images = [
+      await photo(200, 30, 30),
+      Buffer.from('not an image'),
+      await photo(30, 30, 200),
+      await photo(210, 40, 20),
+      await photo(20, 50, 220),
+    ];
+    const given = ['red', 'broken', 'blue', 'red', 'blue'];
+    const result = await backbone.embedMany(images, { labels: given });
+    t.equal(result.skipped.length, 1);
+    t.same(
+      result.items.map((i) => i.index),
+      [0, 2, 3, 4],
+    );
+    t.same(result.labels, ['red', 'blue', 'red', 'blue'], 'the labels of the rows, in row order');
+    t.equal(result.embeddings.length, 4 * backbone.embeddingDim);
+    await t.rejects(backbone.embedMany(images, { labels: ['red'] }), /1 labels for 5 images/);
 
-  const head = await trainHead(result.embeddings, result.labels, { backbone, folds: 2 });
-  t.same(head.labels, ['blue', 'red']);
-  await t.rejects(trainHead(result.embeddings, given, { backbone }), { code: 'train-input', message: /4 embedding rows but 5 labels.*skipped.*embedMany\(images, \{ labels \}\)/s });
-});
+    const head = await trainHead(result.embeddings, result.labels, { backbone, folds: 2 });
+    t.same(head.labels, ['blue', 'red']);
+    await t.rejects(trainHead(result.embeddings, given, { backbone }), {
+      code: 'train-input',
+      message: /4 embedding rows but 5 labels.*skipped.*embedMany\(images, \{ labels \}\)/s,
+    });
+  },
+);
 
 t.test('errors from the public API are EdgetlErrors that name the file', async (t) => {
   const missing = join(tmpdir(), 'edgetl-no-such-head.json');

@@ -16,7 +16,9 @@ const tsc = join(repoRoot, 'node_modules', 'typescript', 'bin', 'tsc');
 /** The README's ```ts block that imports from 'edgetl'. */
 function readmeExample(): string {
   const readme = readFileSync(join(repoRoot, 'README.md'), 'utf8');
-  const block = [...readme.matchAll(/```ts\n([\s\S]*?)```/g)].map((m) => m[1]!).find((code) => /from 'edgetl'/.test(code));
+  const block = [...readme.matchAll(/```ts\n([\s\S]*?)```/g)]
+    .map((m) => m[1]!)
+    .find((code) => /from 'edgetl'/.test(code));
   if (!block) throw new Error("README.md has no ```ts block importing from 'edgetl'");
   return block;
 }
@@ -46,29 +48,54 @@ function typeCheck(dir: string, files: Record<string, string>, resolution: 'node
       : { module: 'esnext', moduleResolution: 'bundler' };
   writeFileSync(
     join(dir, 'tsconfig.json'),
-    JSON.stringify({ compilerOptions: { ...compilerOptions, target: 'es2022', strict: true, noEmit: true, skipLibCheck: false, types: ['node'] }, files: Object.keys(files) }),
+    JSON.stringify({
+      compilerOptions: {
+        ...compilerOptions,
+        target: 'es2022',
+        strict: true,
+        noEmit: true,
+        skipLibCheck: false,
+        types: ['node'],
+      },
+      files: Object.keys(files),
+    }),
   );
   return spawnSync(process.execPath, [tsc, '-p', dir], { cwd: dir, encoding: 'utf8', timeout: 120_000 });
 }
 
 t.test('package.json types and exports point at declarations the build wrote', async (t) => {
-  const pkg = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { types: string; exports: Record<string, { types: string }> };
-  for (const file of [pkg.types, pkg.exports['.']!.types, pkg.exports['./web']!.types]) t.ok(existsSync(join(repoRoot, file)), `${file} exists`);
+  const pkg = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as {
+    types: string;
+    exports: Record<string, { types: string }>;
+  };
+  for (const file of [pkg.types, pkg.exports['.']!.types, pkg.exports['./web']!.types])
+    t.ok(existsSync(join(repoRoot, file)), `${file} exists`);
 });
 
 for (const resolution of ['node16', 'bundler'] as const) {
   const misuse = resolution === 'node16';
-  t.test(`the README example type-checks in a strict consumer (moduleResolution ${resolution})${misuse ? ', and a misuse does not' : ''}`, async (t) => {
-    const dir = consumerProject(`consumer-${resolution}`);
-    const web = "import { WebBackbone, Head } from 'edgetl/web';\nexport const names: string[] = [WebBackbone.name, Head.name];\n";
-    const good = typeCheck(dir, { 'example.ts': readmeExample(), 'web.ts': web }, resolution);
-    t.equal(good.status, 0, `tsc --strict passes:\n${good.stdout}${good.stderr}`);
-    if (!misuse) return;
-    const bad = typeCheck(dir, { 'misuse.ts': "import { Backbone } from 'edgetl';\nconst b = await Backbone.load('mobilenetv2-12-int8');\nconst dim: string = b.embeddingDim;\nexport { dim };\n" }, resolution);
-    t.not(bad.status, 0, 'a wrong type is an error: the declarations are real, not `any`');
-    t.match(bad.stdout, /TS2322/, 'number is not assignable to string');
-    t.notMatch(bad.stdout, /TS7016/, 'no "could not find a declaration file"');
-  });
+  t.test(
+    `the README example type-checks in a strict consumer (moduleResolution ${resolution})${misuse ? ', and a misuse does not' : ''}`,
+    async (t) => {
+      const dir = consumerProject(`consumer-${resolution}`);
+      const web =
+        "import { WebBackbone, Head } from 'edgetl/web';\nexport const names: string[] = [WebBackbone.name, Head.name];\n";
+      const good = typeCheck(dir, { 'example.ts': readmeExample(), 'web.ts': web }, resolution);
+      t.equal(good.status, 0, `tsc --strict passes:\n${good.stdout}${good.stderr}`);
+      if (!misuse) return;
+      const bad = typeCheck(
+        dir,
+        {
+          'misuse.ts':
+            "import { Backbone } from 'edgetl';\nconst b = await Backbone.load('mobilenetv2-12-int8');\nconst dim: string = b.embeddingDim;\nexport { dim };\n",
+        },
+        resolution,
+      );
+      t.not(bad.status, 0, 'a wrong type is an error: the declarations are real, not `any`');
+      t.match(bad.stdout, /TS2322/, 'number is not assignable to string');
+      t.notMatch(bad.stdout, /TS7016/, 'no "could not find a declaration file"');
+    },
+  );
 }
 
 t.test('the README example runs against the built package with an unreadable photo among them', async (t) => {
@@ -78,12 +105,16 @@ t.test('the README example runs against the built package with an unreadable pho
     mkdirSync(join(dir, 'photos', 'train', label), { recursive: true });
     for (let i = 0; i < 5; i++) {
       const background = { r: Math.min(255, colour.r + i * 6), g: colour.g + i * 3, b: Math.max(0, colour.b - i * 5) };
-      await sharp({ create: { width: 120 + i * 9, height: 100 + i * 7, channels: 3, background } }).jpeg().toFile(join(dir, 'photos', 'train', label, `${i}.jpg`));
+      await sharp({ create: { width: 120 + i * 9, height: 100 + i * 7, channels: 3, background } })
+        .jpeg()
+        .toFile(join(dir, 'photos', 'train', label, `${i}.jpg`));
     }
   }
   // First in sorted order, so a misaligned label list would shift every label after it.
   writeFileSync(join(dir, 'photos', 'train', 'blue', '0-broken.jpg'), 'not a JPEG');
-  await sharp({ create: { width: 90, height: 90, channels: 3, background: colours.red } }).jpeg().toFile(join(dir, 'photo.jpg'));
+  await sharp({ create: { width: 90, height: 90, channels: 3, background: colours.red } })
+    .jpeg()
+    .toFile(join(dir, 'photo.jpg'));
   // The example is plain JavaScript apart from its imports; run it as a module and print what it computed.
   const script = `${readmeExample()}\nconsole.log(JSON.stringify({ skipped: skipped.length, rows: embeddings.length / backbone.embeddingDim, labels, label, score, topK }));\n`;
   writeFileSync(join(dir, 'example.mjs'), script);
@@ -91,7 +122,13 @@ t.test('the README example runs against the built package with an unreadable pho
   delete env.EDGETL_MODEL_PATH;
   const run = spawnSync(process.execPath, ['example.mjs'], { cwd: dir, env, encoding: 'utf8', timeout: 180_000 });
   t.equal(run.status, 0, run.stderr);
-  const out = JSON.parse(run.stdout.trim().split('\n').pop()!) as { skipped: number; rows: number; labels: string[]; label: string; score: number };
+  const out = JSON.parse(run.stdout.trim().split('\n').pop()!) as {
+    skipped: number;
+    rows: number;
+    labels: string[];
+    label: string;
+    score: number;
+  };
   t.equal(out.skipped, 1, 'the broken file is skipped');
   t.equal(out.rows, 10);
   t.same(out.labels, [...Array(5).fill('blue'), ...Array(5).fill('red')], 'labels stay aligned with the rows');

@@ -9,16 +9,30 @@
  */
 import { readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { embeddingCacheBound, listEmbeddingFiles, maintainEmbeddingCache, type EmbeddingBound } from './embed/cache-maintenance.js';
+import {
+  embeddingCacheBound,
+  listEmbeddingFiles,
+  maintainEmbeddingCache,
+  type EmbeddingBound,
+} from './embed/cache-maintenance.js';
 import { edgetlCacheDir } from './util/cache-dir.js';
 import { EdgetlError } from '../core/util/errors.js';
 
-export { embeddingCacheBound, setEmbeddingCacheBound, parseSize, type EmbeddingBound } from './embed/cache-maintenance.js';
+export {
+  embeddingCacheBound,
+  setEmbeddingCacheBound,
+  parseSize,
+  type EmbeddingBound,
+} from './embed/cache-maintenance.js';
 
 export const CACHE_KINDS = ['embeddings', 'extractors', 'downloads'] as const;
 export type CacheKind = (typeof CACHE_KINDS)[number];
 
-const KIND_FOLDERS: Record<CacheKind, string> = { embeddings: 'embeddings', extractors: 'extractors', downloads: 'models' };
+const KIND_FOLDERS: Record<CacheKind, string> = {
+  embeddings: 'embeddings',
+  extractors: 'extractors',
+  downloads: 'models',
+};
 
 export interface CacheKindUsage {
   kind: CacheKind;
@@ -46,7 +60,9 @@ export interface CacheInfo {
 export function parseDuration(text: string): number {
   const match = /^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$/i.exec(text);
   if (!match) throw new EdgetlError('usage', `"${text}" is not a duration: write e.g. 30d, 12h, 2w (s, m, h, d, w)`);
-  const unit = { s: 1e3, m: 60e3, h: 3600e3, d: 86400e3, w: 7 * 86400e3 }[match[2].toLowerCase() as 's' | 'm' | 'h' | 'd' | 'w'];
+  const unit = { s: 1e3, m: 60e3, h: 3600e3, d: 86400e3, w: 7 * 86400e3 }[
+    match[2].toLowerCase() as 's' | 'm' | 'h' | 'd' | 'w'
+  ];
   return Number(match[1]) * unit;
 }
 
@@ -102,7 +118,14 @@ export async function cacheInfo(root: string = edgetlCacheDir()): Promise<CacheI
       entries = files.filter((f) => f.path.endsWith('.onnx')).length;
     }
     const newest = Math.max(...files.map((f) => f.modifiedMs), -Infinity);
-    kinds.push({ kind, path, bytes: files.reduce((s, f) => s + f.bytes, 0), files: files.length, entries, lastUsed: Number.isFinite(newest) ? new Date(newest).toISOString() : null });
+    kinds.push({
+      kind,
+      path,
+      bytes: files.reduce((s, f) => s + f.bytes, 0),
+      files: files.length,
+      entries,
+      lastUsed: Number.isFinite(newest) ? new Date(newest).toISOString() : null,
+    });
   }
   const totalBytes = (await filesUnder(root)).reduce((s, f) => s + f.bytes, 0);
   return { root, kinds, totalBytes, embeddingsBound: await embeddingCacheBound(root) };
@@ -131,11 +154,21 @@ export async function clearCache(root: string = edgetlCacheDir(), options: Clear
     const bytesBefore = before.reduce((s, f) => s + f.bytes, 0);
     if (kind === 'embeddings' && cutoff !== undefined) {
       const report = await maintainEmbeddingCache(root, { usedBefore: cutoff, now });
-      if (!report.ran) throw new EdgetlError('cache-busy', `another edgetl process is maintaining ${dir} right now; try again in a moment`);
+      if (!report.ran)
+        throw new EdgetlError(
+          'cache-busy',
+          `another edgetl process is maintaining ${dir} right now; try again in a moment`,
+        );
       // Files set aside as unreadable go by age too.
-      for (const file of before) if (/\.unreadable-\d+$/.test(file.path) && file.modifiedMs < cutoff) await rm(file.path, { force: true });
+      for (const file of before)
+        if (/\.unreadable-\d+$/.test(file.path) && file.modifiedMs < cutoff) await rm(file.path, { force: true });
       const after = await filesUnder(dir);
-      removed.push({ kind, files: before.length - after.length, bytes: bytesBefore - after.reduce((s, f) => s + f.bytes, 0), entries: report.evicted });
+      removed.push({
+        kind,
+        files: before.length - after.length,
+        bytes: bytesBefore - after.reduce((s, f) => s + f.bytes, 0),
+        entries: report.evicted,
+      });
       continue;
     }
     if (kind === 'extractors' && cutoff !== undefined) {
@@ -143,7 +176,9 @@ export async function clearCache(root: string = edgetlCacheDir(), options: Clear
       let files = 0;
       let bytes = 0;
       for (const record of before.filter((f) => f.path.endsWith('.json') && f.modifiedMs < cutoff)) {
-        for (const file of before.filter((f) => f.path === record.path || f.path === record.path.replace(/\.json$/, '.onnx'))) {
+        for (const file of before.filter(
+          (f) => f.path === record.path || f.path === record.path.replace(/\.json$/, '.onnx'),
+        )) {
           await rm(file.path, { force: true });
           files++;
           bytes += file.bytes;
@@ -158,4 +193,3 @@ export async function clearCache(root: string = edgetlCacheDir(), options: Clear
   }
   return { root, removed };
 }
-

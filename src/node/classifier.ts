@@ -10,7 +10,7 @@
  */
 import { Backbone, type BackboneLoadOptions } from './embed/backbone.js';
 import type { ImageSource } from './preprocess/node-image.js';
-import { Head, type Prediction } from '../core/heads/head.js';
+import type { Head, Prediction } from '../core/heads/head.js';
 import { loadHead } from './head-io.js';
 import { EdgetlError } from '../core/util/errors.js';
 import { adaptedSurgery } from '../core/models/last-block-graph.js';
@@ -84,7 +84,9 @@ export class Classifier {
           ? `backbone ${first.backbone.id} (sha256 ${first.backbone.sha256.slice(0, 12)}...) vs ${head.backbone.id} (sha256 ${head.backbone.sha256.slice(0, 12)}...)`
           : head.embeddingDim !== first.embeddingDim
             ? `${first.embeddingDim}-d vs ${head.embeddingDim}-d embeddings`
-            : first.backbone.preprocess && head.backbone.preprocess && sortedJson(first.backbone.preprocess) !== sortedJson(head.backbone.preprocess)
+            : first.backbone.preprocess &&
+                head.backbone.preprocess &&
+                sortedJson(first.backbone.preprocess) !== sortedJson(head.backbone.preprocess)
               ? 'the same backbone but different preprocessing'
               : undefined;
       if (why) {
@@ -110,20 +112,29 @@ export class Classifier {
     }
   }
 
-
   static async load(options: ClassifierLoadOptions): Promise<Classifier> {
     const given = [...(options.head !== undefined ? [options.head] : []), ...(options.heads ?? [])];
     if (given.length === 0) throw new EdgetlError('usage', 'Classifier.load needs a head (or heads)');
     const heads = await Promise.all(given.map((h) => (typeof h === 'string' ? loadHead(h) : h)));
-    Classifier.checkShareable(heads, given.map((h, i) => (typeof h === 'string' ? h : `head ${i + 1}`)));
+    Classifier.checkShareable(
+      heads,
+      given.map((h, i) => (typeof h === 'string' ? h : `head ${i + 1}`)),
+    );
     if (heads.length > 1 && heads.some((head) => head.adaptedBlock)) {
-      throw new EdgetlError('head-backbone-mismatch', 'a head with a fine-tuned last block needs its own backbone pass: classify with it alone');
+      throw new EdgetlError(
+        'head-backbone-mismatch',
+        'a head with a fine-tuned last block needs its own backbone pass: classify with it alone',
+      );
     }
     const adaptedBlock = heads[0]!.adaptedBlock;
     const ownsBackbone = typeof options.backbone === 'string';
-    const backbone = typeof options.backbone === 'string'
-      ? await Backbone.load(options.backbone, { ...options, ...(adaptedBlock ? { surgery: adaptedSurgery(adaptedBlock) } : {}) })
-      : options.backbone;
+    const backbone =
+      typeof options.backbone === 'string'
+        ? await Backbone.load(options.backbone, {
+            ...options,
+            ...(adaptedBlock ? { surgery: adaptedSurgery(adaptedBlock) } : {}),
+          })
+        : options.backbone;
     try {
       for (const head of heads) Classifier.check(backbone, head);
     } catch (error) {
@@ -171,9 +182,14 @@ export class Classifier {
       batchSize: options.batchSize,
       onProgress: options.onProgress ? (done, total) => options.onProgress!(done, total ?? images.length) : undefined,
     });
-    const perHead = this.heads.map((head) => head.predictMany(result.embeddings, result.items.length, { topK: options.topK }));
+    const perHead = this.heads.map((head) =>
+      head.predictMany(result.embeddings, result.items.length, { topK: options.topK }),
+    );
     return {
-      images: result.items.map((item, i) => ({ input: item.index, predictions: perHead.map((predictions) => predictions[i]) })),
+      images: result.items.map((item, i) => ({
+        input: item.index,
+        predictions: perHead.map((predictions) => predictions[i]),
+      })),
       skipped: result.skipped.map((s) => ({ input: s.index, path: s.path, reason: s.reason })),
       embeddings: { data: result.embeddings, rows: result.items.length },
     };

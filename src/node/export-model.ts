@@ -9,7 +9,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { Head } from '../core/heads/head.js';
+import type { Head } from '../core/heads/head.js';
 import { loadHead } from './head-io.js';
 import { resolveBackbone } from './models/resolve.js';
 import { backboneSpecFor, sidecarPathsFor } from './models/backbone-spec.js';
@@ -57,7 +57,10 @@ export interface ExportedModel {
 }
 
 /** Write `<out>` (the merged model) and its sidecar. See the module comment. */
-export async function exportMergedModel(headOrPath: Head | string, options: ExportModelOptions): Promise<ExportedModel> {
+export async function exportMergedModel(
+  headOrPath: Head | string,
+  options: ExportModelOptions,
+): Promise<ExportedModel> {
   const head = typeof headOrPath === 'string' ? await loadHead(headOrPath) : headOrPath;
   const out = resolve(options.out);
   const resolved = await resolveBackbone(options.backbone ?? head.backbone.id, {
@@ -66,7 +69,11 @@ export async function exportMergedModel(headOrPath: Head | string, options: Expo
   }).catch((error: unknown) => {
     if (options.backbone !== undefined || !(error instanceof EdgetlError)) throw error;
     // The id came from the head: say so, and how to point at the file.
-    throw new EdgetlError(error.code, `${error.message}\n(backbone "${head.backbone.id}" is the one the head names; if it is a file, pass --backbone <path to it>)`, { file: error.file, cause: error });
+    throw new EdgetlError(
+      error.code,
+      `${error.message}\n(backbone "${head.backbone.id}" is the one the head names; if it is a file, pass --backbone <path to it>)`,
+      { file: error.file, cause: error },
+    );
   });
   if (resolved.sha256 !== head.backbone.sha256) {
     throw new EdgetlError(
@@ -74,7 +81,8 @@ export async function exportMergedModel(headOrPath: Head | string, options: Expo
       `head was trained on backbone ${head.backbone.id} (sha256 ${head.backbone.sha256.slice(0, 12)}...) but ${resolved.id} (sha256 ${resolved.sha256.slice(0, 12)}...) was given: pass --backbone ${head.backbone.id} or retrain the head`,
     );
   }
-  if (resolve(resolved.path) === out) throw new EdgetlError('usage', `--out ${options.out} is the backbone file itself; choose another name`);
+  if (resolve(resolved.path) === out)
+    throw new EdgetlError('usage', `--out ${options.out} is the backbone file itself; choose another name`);
   const source = parseOnnxModel(await readFile(resolved.path), resolved.path);
   const stated = backboneSpecFor(resolved);
   const embeddingTensor = options.embeddingTensor ?? stated.embeddingTensor;
@@ -91,9 +99,17 @@ export async function exportMergedModel(headOrPath: Head | string, options: Expo
     backboneSha256: resolved.sha256,
   });
 
-  const check = await checkAgainstHead(merged.bytes, head, preprocess, typeof facts.batch === 'number' ? facts.batch : 2);
+  const check = await checkAgainstHead(
+    merged.bytes,
+    head,
+    preprocess,
+    typeof facts.batch === 'number' ? facts.batch : 2,
+  );
   if (!(check.maxDifference <= EXPORT_CHECK_TOLERANCE)) {
-    throw new EdgetlError('onnx-export', `the merged model disagrees with the head by ${check.maxDifference} in probability on a test input (limit ${EXPORT_CHECK_TOLERANCE}); nothing was written. Please report this with the head file.`);
+    throw new EdgetlError(
+      'onnx-export',
+      `the merged model disagrees with the head by ${check.maxDifference} in probability on a test input (limit ${EXPORT_CHECK_TOLERANCE}); nothing was written. Please report this with the head file.`,
+    );
   }
 
   const sidecar = sidecarPathsFor(out)[0];
@@ -127,7 +143,12 @@ export async function exportMergedModel(headOrPath: Head | string, options: Expo
 }
 
 /** Run the merged graph on a seeded input; compare its probabilities with the head applied to its embedding. */
-async function checkAgainstHead(bytes: Uint8Array, head: Head, spec: PreprocessSpec, batch: number): Promise<{ images: number; maxDifference: number }> {
+async function checkAgainstHead(
+  bytes: Uint8Array,
+  head: Head,
+  spec: PreprocessSpec,
+  batch: number,
+): Promise<{ images: number; maxDifference: number }> {
   const input = new Float32Array(batch * tensorElementsPerImage(spec));
   let state = 12345;
   for (let i = 0; i < input.length; i++) {
@@ -141,7 +162,8 @@ async function checkAgainstHead(bytes: Uint8Array, head: Head, spec: PreprocessS
     const embedding = await session.run(input, dims, EMBEDDING_OUTPUT);
     const expected = head.probabilities(embedding.data, batch);
     let maxDifference = 0;
-    for (let i = 0; i < expected.length; i++) maxDifference = Math.max(maxDifference, Math.abs(expected[i] - probabilities.data[i]));
+    for (let i = 0; i < expected.length; i++)
+      maxDifference = Math.max(maxDifference, Math.abs(expected[i] - probabilities.data[i]));
     if (probabilities.data.length !== expected.length) maxDifference = Infinity;
     return { images: batch, maxDifference };
   } finally {

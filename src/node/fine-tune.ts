@@ -59,7 +59,12 @@ export interface FineTuneReport {
   /** Mean out-of-fold accuracy and log loss per epoch; epoch 0 is the frozen block (linear probe). */
   epochs?: EpochScore[];
   chosenEpochs?: number;
-  crossValidation?: { frozenAccuracy: number; fineTunedAccuracy: number; frozenLogLoss: number; fineTunedLogLoss: number };
+  crossValidation?: {
+    frozenAccuracy: number;
+    fineTunedAccuracy: number;
+    frozenLogLoss: number;
+    fineTunedLogLoss: number;
+  };
   activationSeconds: number;
   trainSeconds: number;
   memory?: ActivationStoreStats & { peakRssBytes: number };
@@ -84,12 +89,28 @@ function l2Of(frozen: Head): number {
  */
 export async function fineTuneHead(options: FineTuneHeadOptions): Promise<{ head: Head; report: FineTuneReport }> {
   const { backbone, frozen } = options;
-  if (frozen.type !== 'linear') throw new EdgetlError('usage', `fine-tuning the last block trains a linear head; the frozen head given is ${frozen.type}`);
-  if (frozen.backbone.sha256 !== backbone.sha256) throw new EdgetlError('head-backbone-mismatch', `the frozen head was trained on ${frozen.backbone.id}, not on ${backbone.id}`);
-  if (options.paths.length !== options.labels.length) throw new EdgetlError('train-input', `${options.paths.length} images but ${options.labels.length} labels`);
+  if (frozen.type !== 'linear')
+    throw new EdgetlError(
+      'usage',
+      `fine-tuning the last block trains a linear head; the frozen head given is ${frozen.type}`,
+    );
+  if (frozen.backbone.sha256 !== backbone.sha256)
+    throw new EdgetlError(
+      'head-backbone-mismatch',
+      `the frozen head was trained on ${frozen.backbone.id}, not on ${backbone.id}`,
+    );
+  if (options.paths.length !== options.labels.length)
+    throw new EdgetlError('train-input', `${options.paths.length} images but ${options.labels.length} labels`);
   const started = performance.now();
   const keepFrozen = (reason: string, extra: Partial<FineTuneReport> = {}): { head: Head; report: FineTuneReport } => {
-    const report: FineTuneReport = { outcome: 'frozen', reason, rows: options.paths.length, activationSeconds: 0, trainSeconds: (performance.now() - started) / 1000, ...extra };
+    const report: FineTuneReport = {
+      outcome: 'frozen',
+      reason,
+      rows: options.paths.length,
+      activationSeconds: 0,
+      trainSeconds: (performance.now() - started) / 1000,
+      ...extra,
+    };
     frozen.training = { ...frozen.training, metrics: { ...frozen.training.metrics, fineTune: report } };
     return { head: frozen, report };
   };
@@ -102,7 +123,8 @@ export async function fineTuneHead(options: FineTuneHeadOptions): Promise<{ head
     const input = backbone.facts.inputs[0]?.name ?? model.graph?.input?.[0]?.name ?? '';
     pixels = cutPixels(model, block, input, tensorDims(backbone.preprocess, 1));
   } catch (error) {
-    if (isEdgetlError(error) && error.code === 'last-block-unsupported') return keepFrozen(`${backbone.id}: ${error.message}; the frozen head is kept`);
+    if (isEdgetlError(error) && error.code === 'last-block-unsupported')
+      return keepFrozen(`${backbone.id}: ${error.message}; the frozen head is kept`);
     throw error;
   }
 
@@ -152,24 +174,39 @@ export async function fineTuneHead(options: FineTuneHeadOptions): Promise<{ head
         progress?.('activations at the cut (flipped views)', done, total);
       }
     }
-    if (targets.some((t) => t < 0)) throw new EdgetlError('label-mismatch', 'a training label is not among the frozen head\'s classes');
+    if (targets.some((t) => t < 0))
+      throw new EdgetlError('label-mismatch', "a training label is not among the frozen head's classes");
     const activationSeconds = (performance.now() - started) / 1000;
     const trainStarted = performance.now();
-    const result = await fineTuneLastBlock(store, Int32Array.from(targets), classes.length, { weight: block.weight, bias: block.bias, inputs: block.inputChannels, outputs: block.outputChannels, activation: block.activation }, {
-      ...options,
-      math: await nodeDenseMath(),
-      l2: l2Of(frozen),
-      groups,
-      onProgress: (stage, d, t) => {
-        sample();
-        progress?.(stage, d, t);
+    const result = await fineTuneLastBlock(
+      store,
+      Int32Array.from(targets),
+      classes.length,
+      {
+        weight: block.weight,
+        bias: block.bias,
+        inputs: block.inputChannels,
+        outputs: block.outputChannels,
+        activation: block.activation,
       },
-    });
+      {
+        ...options,
+        math: await nodeDenseMath(),
+        l2: l2Of(frozen),
+        groups,
+        onProgress: (stage, d, t) => {
+          sample();
+          progress?.(stage, d, t);
+        },
+      },
+    );
     sample();
     const trainSeconds = (performance.now() - trainStarted) / 1000;
     const [frozenScore] = result.epochs;
     const chosen = result.epochs.find((e) => e.epoch === result.chosenEpochs) ?? frozenScore;
-    const bestTried = result.epochs.slice(1).reduce<EpochScore | undefined>((b, e) => (!b || e.accuracy > b.accuracy ? e : b), undefined);
+    const bestTried = result.epochs
+      .slice(1)
+      .reduce<EpochScore | undefined>((b, e) => (!b || e.accuracy > b.accuracy ? e : b), undefined);
     const report: FineTuneReport = {
       outcome: result.improved ? 'fine-tuned' : 'frozen',
       reason: result.improved
@@ -181,7 +218,12 @@ export async function fineTuneHead(options: FineTuneHeadOptions): Promise<{ head
       folds: result.folds,
       epochs: result.epochs,
       chosenEpochs: result.chosenEpochs,
-      crossValidation: { frozenAccuracy: frozenScore.accuracy, fineTunedAccuracy: (bestTried ?? frozenScore).accuracy, frozenLogLoss: frozenScore.logLoss, fineTunedLogLoss: (bestTried ?? frozenScore).logLoss },
+      crossValidation: {
+        frozenAccuracy: frozenScore.accuracy,
+        fineTunedAccuracy: (bestTried ?? frozenScore).accuracy,
+        frozenLogLoss: frozenScore.logLoss,
+        fineTunedLogLoss: (bestTried ?? frozenScore).logLoss,
+      },
       activationSeconds,
       trainSeconds,
       memory: { ...store.stats(), peakRssBytes: peakRss },
@@ -203,7 +245,16 @@ export async function fineTuneHead(options: FineTuneHeadOptions): Promise<{ head
     const weight = float16 ? roundToFloat16(result.head.weight) : result.head.weight;
     const blockWeight = float16 ? roundToFloat16(result.block.weight) : result.block.weight;
     const rejection = frozen.rejection
-      ? { threshold: rejectionThreshold(result.outOfFoldLogits, targets.length, classes.length, result.temperature, frozen.rejection.rate), rate: frozen.rejection.rate }
+      ? {
+          threshold: rejectionThreshold(
+            result.outOfFoldLogits,
+            targets.length,
+            classes.length,
+            result.temperature,
+            frozen.rejection.rate,
+          ),
+          rate: frozen.rejection.rate,
+        }
       : null;
     const head = new Head({
       labels: classes,
@@ -215,7 +266,14 @@ export async function fineTuneHead(options: FineTuneHeadOptions): Promise<{ head
       training: {
         ...frozen.training,
         options: { ...frozen.training.options, fineTune: 'last-block', ...report.settings },
-        metrics: { ...frozen.training.metrics, heldOut: { source: `${result.folds}-fold out-of-fold, fine-tuned block`, ...heldOutMetrics(result.outOfFoldLogits, targets, classes.length, result.temperature) }, fineTune: report },
+        metrics: {
+          ...frozen.training.metrics,
+          heldOut: {
+            source: `${result.folds}-fold out-of-fold, fine-tuned block`,
+            ...heldOutMetrics(result.outOfFoldLogits, targets, classes.length, result.temperature),
+          },
+          fineTune: report,
+        },
       },
       adaptedBlock: {
         kind: 'conv1x1',

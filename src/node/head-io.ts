@@ -22,7 +22,8 @@ export interface HeadReadOptions {
 export function maxHeadBytes(env: NodeJS.ProcessEnv = process.env): number {
   const raw = env.EDGETL_MAX_HEAD_BYTES;
   if (raw === undefined || raw === '') return DEFAULT_MAX_HEAD_BYTES;
-  if (!/^\d+$/.test(raw) || Number(raw) < 1) throw new EdgetlError('usage', `EDGETL_MAX_HEAD_BYTES must be a positive whole number of bytes, got "${raw}"`);
+  if (!/^\d+$/.test(raw) || Number(raw) < 1)
+    throw new EdgetlError('usage', `EDGETL_MAX_HEAD_BYTES must be a positive whole number of bytes, got "${raw}"`);
   return Number(raw);
 }
 
@@ -40,7 +41,12 @@ export async function readHeadText(path: string, options: HeadReadOptions = {}):
     return await readFile(path, 'utf8');
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    const reason = code === 'ENOENT' ? 'file not found (train one with `edgetl train <dir> --out <head.json>`)' : code === 'EISDIR' ? 'is a folder, not a head file' : (error as Error).message;
+    const reason =
+      code === 'ENOENT'
+        ? 'file not found (train one with `edgetl train <dir> --out <head.json>`)'
+        : code === 'EISDIR'
+          ? 'is a folder, not a head file'
+          : (error as Error).message;
     if (error instanceof EdgetlError) throw error;
     throw new EdgetlError('head-read', `cannot read head ${path}: ${reason}`, { file: path, cause: error });
   }
@@ -52,7 +58,10 @@ setHeadStorage({
 });
 
 /** Load and validate a head file; with `backbone`, refuse a head trained on another backbone. */
-export async function loadHead(path: string, options: Omit<ParseOptions, 'file'> & HeadReadOptions = {}): Promise<Head> {
+export async function loadHead(
+  path: string,
+  options: Omit<ParseOptions, 'file'> & HeadReadOptions = {},
+): Promise<Head> {
   const maxBytes = options.maxBytes ?? maxHeadBytes();
   return Head.parse(await readHeadText(path, { ...options, maxBytes }), { ...options, maxBytes, file: path });
 }

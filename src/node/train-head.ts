@@ -21,6 +21,10 @@ export function nodeDenseMath(): Promise<DenseMath> {
   return shared;
 }
 
-export async function trainHead(embeddings: EmbeddingRows, labels: readonly string[], options: TrainHeadOptions = {}): Promise<Head> {
+export async function trainHead(
+  embeddings: EmbeddingRows,
+  labels: readonly string[],
+  options: TrainHeadOptions = {},
+): Promise<Head> {
   return trainHeadWith(embeddings, labels, { ...options, math: options.math ?? (await nodeDenseMath()) });
 }

@@ -50,7 +50,12 @@ export async function fetchModel(url: string): Promise<Uint8Array> {
   } catch (error) {
     throw new EdgetlError('model-load', `could not fetch the model ${url}: ${describeError(error)}`, { file: url });
   }
-  if (!response.ok) throw new EdgetlError('model-load', `could not fetch the model ${url}: HTTP ${response.status} ${response.statusText}`, { file: url });
+  if (!response.ok)
+    throw new EdgetlError(
+      'model-load',
+      `could not fetch the model ${url}: HTTP ${response.status} ${response.statusText}`,
+      { file: url },
+    );
   return new Uint8Array(await response.arrayBuffer());
 }
 
@@ -100,10 +105,16 @@ export class WebBackbone implements EmbeddingBackbone {
   }
 
   static async load(options: LoadWebBackboneOptions): Promise<WebBackbone> {
-    const bytes = typeof options.model === 'string' ? await fetchModel(options.model) : options.model instanceof Uint8Array ? options.model : new Uint8Array(options.model);
+    const bytes =
+      typeof options.model === 'string'
+        ? await fetchModel(options.model)
+        : options.model instanceof Uint8Array
+          ? options.model
+          : new Uint8Array(options.model);
     const sha256 = options.sha256 ?? (await sha256HexAsync(bytes));
     const session = await WebInferenceSession.create(bytes, options);
-    const outputName = options.embeddingOutput ?? (session.outputNames.length === 1 ? session.outputNames[0] : undefined);
+    const outputName =
+      options.embeddingOutput ?? (session.outputNames.length === 1 ? session.outputNames[0] : undefined);
     if (!outputName || !session.outputNames.includes(outputName)) {
       await session.close();
       throw new EdgetlError(
@@ -121,17 +132,26 @@ export class WebBackbone implements EmbeddingBackbone {
       dims = (await session.run(probe, tensorDims(options.preprocess, fixedBatch ?? 1), outputName)).dims;
     } catch (error) {
       await session.close();
-      throw new EdgetlError('model-load', `${options.id}: the model loaded but does not run on ${session.provider.used}: ${describeError(error)}`);
+      throw new EdgetlError(
+        'model-load',
+        `${options.id}: the model loaded but does not run on ${session.provider.used}: ${describeError(error)}`,
+      );
     }
     const embeddingDim = dims.slice(1).reduce((a, b) => a * b, 1);
-    return new WebBackbone(session, { id: options.id, sha256, embeddingDim, preprocess: options.preprocess, outputName, fixedBatch }, batchSize, options.resizeQuality);
+    return new WebBackbone(
+      session,
+      { id: options.id, sha256, embeddingDim, preprocess: options.preprocess, outputName, fixedBatch },
+      batchSize,
+      options.resizeQuality,
+    );
   }
 
   /** Runs a ready tensor batch [n, ...spec] and returns n embeddings (row-major n x dim). */
   async embedTensors(tensor: Float32Array, count: number): Promise<Float32Array> {
     const spec = this.info.preprocess;
     const per = tensorElementsPerImage(spec);
-    if (tensor.length !== per * count) throw new EdgetlError('bad-input', `tensor holds ${tensor.length} values, expected ${count} x ${per}`);
+    if (tensor.length !== per * count)
+      throw new EdgetlError('bad-input', `tensor holds ${tensor.length} values, expected ${count} x ${per}`);
     const dim = this.info.embeddingDim;
     const out = new Float32Array(count * dim);
     const step = this.info.fixedBatch ?? this.batchSize;
@@ -161,7 +181,10 @@ export class WebBackbone implements EmbeddingBackbone {
   }
 
   /** Embeddings of many images (row-major count x dim), in batches; decoding overlaps the previous batch's inference. */
-  async embedMany(sources: readonly BrowserImageSource[], onProgress?: (progress: EmbedProgress) => void): Promise<Float32Array> {
+  async embedMany(
+    sources: readonly BrowserImageSource[],
+    onProgress?: (progress: EmbedProgress) => void,
+  ): Promise<Float32Array> {
     const spec = this.info.preprocess;
     const per = tensorElementsPerImage(spec);
     const dim = this.info.embeddingDim;
@@ -170,7 +193,8 @@ export class WebBackbone implements EmbeddingBackbone {
     const prepare = async (start: number): Promise<Float32Array> => {
       const n = Math.min(step, sources.length - start);
       const batch = new Float32Array(n * per);
-      for (let i = 0; i < n; i++) await imageToTensor(sources[start + i], spec, { out: batch, imageIndex: i, resizeQuality: this.resizeQuality });
+      for (let i = 0; i < n; i++)
+        await imageToTensor(sources[start + i], spec, { out: batch, imageIndex: i, resizeQuality: this.resizeQuality });
       return batch;
     };
     let pending = sources.length ? prepare(0) : undefined;

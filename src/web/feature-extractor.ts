@@ -20,7 +20,10 @@ export interface BrowserFeatureExtractor extends FeatureExtractor {
 }
 
 /** Finds the embedding (or takes `embeddingTensor`) and prunes the classifier away. The input bytes are not changed. */
-export function featureExtractorFromBytes(modelBytes: Uint8Array, options: { embeddingTensor?: string; file?: string } = {}): BrowserFeatureExtractor {
+export function featureExtractorFromBytes(
+  modelBytes: Uint8Array,
+  options: { embeddingTensor?: string; file?: string } = {},
+): BrowserFeatureExtractor {
   const model = parseOnnxModel(modelBytes, options.file);
   const embedding = findEmbedding(model, { embeddingTensor: options.embeddingTensor, file: options.file });
   const extractor = buildFeatureExtractor(model, embedding);
@@ -43,10 +46,24 @@ export function featureExtractorFromBytes(modelBytes: Uint8Array, options: { emb
 export async function loadBackboneFromClassifier(
   options: Omit<LoadWebBackboneOptions, 'embeddingOutput' | 'sha256'> & { embeddingTensor?: string },
 ): Promise<WebBackbone> {
-  const source = typeof options.model === 'string' ? await fetchModel(options.model) : options.model instanceof Uint8Array ? options.model : new Uint8Array(options.model);
+  const source =
+    typeof options.model === 'string'
+      ? await fetchModel(options.model)
+      : options.model instanceof Uint8Array
+        ? options.model
+        : new Uint8Array(options.model);
   const sha256 = await sha256HexAsync(source);
-  const extractor = featureExtractorFromBytes(source, { embeddingTensor: options.embeddingTensor, file: typeof options.model === 'string' ? options.model : options.id });
-  return WebBackbone.load({ ...options, model: extractor.bytes, sha256, embeddingOutput: extractor.outputName, fixedBatch: options.fixedBatch ?? extractor.fixedBatch });
+  const extractor = featureExtractorFromBytes(source, {
+    embeddingTensor: options.embeddingTensor,
+    file: typeof options.model === 'string' ? options.model : options.id,
+  });
+  return WebBackbone.load({
+    ...options,
+    model: extractor.bytes,
+    sha256,
+    embeddingOutput: extractor.outputName,
+    fixedBatch: options.fixedBatch ?? extractor.fixedBatch,
+  });
 }
 
 /**
@@ -55,15 +72,28 @@ export async function loadBackboneFromClassifier(
  * The embeddings it gives are what `head` was trained on; its sha256 is the classifier's own.
  */
 export async function loadAdaptedBackbone(
-  options: Omit<LoadWebBackboneOptions, 'embeddingOutput' | 'sha256'> & { head: Pick<Head, 'adaptedBlock' | 'backbone'> },
+  options: Omit<LoadWebBackboneOptions, 'embeddingOutput' | 'sha256'> & {
+    head: Pick<Head, 'adaptedBlock' | 'backbone'>;
+  },
 ): Promise<WebBackbone> {
   const block = options.head.adaptedBlock;
-  if (!block) throw new EdgetlError('usage', `the head has no adapted block: load the backbone with loadBackboneFromClassifier`);
-  const source = typeof options.model === 'string' ? await fetchModel(options.model) : options.model instanceof Uint8Array ? options.model : new Uint8Array(options.model);
+  if (!block)
+    throw new EdgetlError('usage', `the head has no adapted block: load the backbone with loadBackboneFromClassifier`);
+  const source =
+    typeof options.model === 'string'
+      ? await fetchModel(options.model)
+      : options.model instanceof Uint8Array
+        ? options.model
+        : new Uint8Array(options.model);
   const sha256 = await sha256HexAsync(source);
   if (sha256 !== options.head.backbone.sha256) {
-    throw new EdgetlError('head-backbone-mismatch', `the head was trained on ${options.head.backbone.id} (sha256 ${options.head.backbone.sha256.slice(0, 12)}...), but the model given has sha256 ${sha256.slice(0, 12)}...`);
+    throw new EdgetlError(
+      'head-backbone-mismatch',
+      `the head was trained on ${options.head.backbone.id} (sha256 ${options.head.backbone.sha256.slice(0, 12)}...), but the model given has sha256 ${sha256.slice(0, 12)}...`,
+    );
   }
-  const extractor = adaptedSurgery(block).build(parseOnnxModel(source, typeof options.model === 'string' ? options.model : options.id));
+  const extractor = adaptedSurgery(block).build(
+    parseOnnxModel(source, typeof options.model === 'string' ? options.model : options.id),
+  );
   return WebBackbone.load({ ...options, model: extractor.bytes, sha256, embeddingOutput: extractor.outputName });
 }

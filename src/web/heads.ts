@@ -3,7 +3,7 @@
  * thread. The head code and the edgetl-head format are the shared runtime-neutral ones (src/heads, src/formats):
  * a head trained here is byte-for-byte the file Node would write, and loads in Node with identical predictions.
  */
-import { Head, UNKNOWN_LABEL, type Prediction, type RejectionReason } from '../core/heads/head.js';
+import { Head, UNKNOWN_LABEL, type Prediction } from '../core/heads/head.js';
 import type { HeadBackboneRef, HeadType } from '../core/formats/head-file.js';
 import type { TrainHeadOptions } from '../core/heads/train.js';
 import { EdgetlError } from '../core/util/errors.js';
@@ -83,7 +83,10 @@ function toWebPrediction(p: Prediction, head: Head, topK: number): WebPrediction
 function wrap(head: Head, json: string): WebHead {
   const heldOut = (head.training.metrics as Record<string, unknown>).heldOut;
   const accuracy = findNumber(heldOut, ['accuracy']);
-  const source = heldOut && typeof heldOut === 'object' && typeof (heldOut as { source?: unknown }).source === 'string' ? (heldOut as { source: string }).source : undefined;
+  const source =
+    heldOut && typeof heldOut === 'object' && typeof (heldOut as { source?: unknown }).source === 'string'
+      ? (heldOut as { source: string }).source
+      : undefined;
   return {
     head,
     json,
@@ -92,7 +95,8 @@ function wrap(head: Head, json: string): WebHead {
     backbone: head.backbone,
     summary: { validationAccuracy: accuracy, validationSource: source },
     warnings: head.warnings,
-    predict: (embedding, options = {}) => toWebPrediction(head.predict(embedding, { topK: head.labels.length }), head, options.topK ?? 3),
+    predict: (embedding, options = {}) =>
+      toWebPrediction(head.predict(embedding, { topK: head.labels.length }), head, options.topK ?? 3),
   };
 }
 
@@ -111,7 +115,11 @@ export function parseWebHead(json: string, fileName = 'head file'): WebHead {
 }
 
 /** Refuses a head made for another backbone, saying which one it needs (the kiosk's wording of heads/compatibility.ts). */
-export function assertHeadFitsBackbone(head: WebHead, backbone: Pick<WebBackboneInfo, 'id' | 'sha256' | 'embeddingDim'>, fileName = 'the head'): void {
+export function assertHeadFitsBackbone(
+  head: WebHead,
+  backbone: Pick<WebBackboneInfo, 'id' | 'sha256' | 'embeddingDim'>,
+  fileName = 'the head',
+): void {
   // The kiosk page is served by `edgetl serve`: the remedy names the command that serves the right backbone.
   const remedy = `start \`edgetl serve --backbone ${head.backbone.id}\` to use it, or train a new head here`;
   checkHeadFitsBackbone(head.backbone, backbone, { what: fileName, file: fileName, givenAs: 'this page runs', remedy });
@@ -132,7 +140,12 @@ export function trainHeadInWorker(
     try {
       worker = new Worker(options.workerUrl, { type: 'module', name: 'edgetl-train' });
     } catch (error) {
-      reject(new EdgetlError('worker', `could not start the training worker (${String(options.workerUrl)}): ${String(error)}`));
+      reject(
+        new EdgetlError(
+          'worker',
+          `could not start the training worker (${String(options.workerUrl)}): ${String(error)}`,
+        ),
+      );
       return;
     }
     const id = nextId++;
@@ -163,7 +176,12 @@ export function trainHeadInWorker(
     };
     worker.onerror = (event) => {
       finish();
-      reject(new EdgetlError('worker', `the training worker failed: ${event.message || 'could not load ' + String(options.workerUrl)}`));
+      reject(
+        new EdgetlError(
+          'worker',
+          `the training worker failed: ${event.message || 'could not load ' + String(options.workerUrl)}`,
+        ),
+      );
     };
     const message: WorkerRequest = { kind: 'train', id, request };
     worker.postMessage(message);

@@ -9,8 +9,19 @@
  * onnxruntime-web is an external import: map `onnxruntime-web` to its ESM bundle (import map) or let a bundler
  * resolve it; set `wasmPaths` to where its .wasm files are served.
  */
-export { WebBackbone, type WebBackboneInfo, type LoadWebBackboneOptions, type EmbedProgress, type EmbedTimings } from './backbone.js';
-export { featureExtractorFromBytes, loadBackboneFromClassifier, loadAdaptedBackbone, type BrowserFeatureExtractor } from './feature-extractor.js';
+export {
+  WebBackbone,
+  type WebBackboneInfo,
+  type LoadWebBackboneOptions,
+  type EmbedProgress,
+  type EmbedTimings,
+} from './backbone.js';
+export {
+  featureExtractorFromBytes,
+  loadBackboneFromClassifier,
+  loadAdaptedBackbone,
+  type BrowserFeatureExtractor,
+} from './feature-extractor.js';
 export {
   WebInferenceSession,
   probeWebGpu,
@@ -22,7 +33,13 @@ export {
   type CpuTensor,
 } from './execution/web-session.js';
 export { sha256HexAsync } from '../core/formats/sha256.js';
-export { imageToTensor, imageToPixels, type BrowserImageSource, type CanvasResizeQuality, type CanvasPreprocessOptions } from './preprocess/canvas.js';
+export {
+  imageToTensor,
+  imageToPixels,
+  type BrowserImageSource,
+  type CanvasResizeQuality,
+  type CanvasPreprocessOptions,
+} from './preprocess/canvas.js';
 export { resizeGeometry, writePixelsToTensor, tensorDims, tensorElementsPerImage } from '../core/preprocess/tensor.js';
 export type { PreprocessSpec } from '../core/preprocess/spec.js';
 export {
@@ -38,5 +55,11 @@ export {
 export { Head, UNKNOWN_LABEL, predictionJson, type Prediction, type RejectionReason } from '../core/heads/head.js';
 export { driftReport, driftFromScores, type DriftReport } from '../core/heads/drift.js';
 export { trainHead, type TrainHeadOptions } from '../core/heads/train.js';
-export { openEdgetlStore, downloadText, type EdgetlStore, type StoredExamples, type StoredHeadEntry } from './storage.js';
+export {
+  openEdgetlStore,
+  downloadText,
+  type EdgetlStore,
+  type StoredExamples,
+  type StoredHeadEntry,
+} from './storage.js';
 export { EdgetlError } from '../core/util/errors.js';

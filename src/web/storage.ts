@@ -49,7 +49,8 @@ function done(tx: IDBTransaction): Promise<void> {
 
 /** Opens (creating on first use) the page's edgetl database. Fails with a clear error where storage is blocked. */
 export async function openEdgetlStore(name = DB_NAME): Promise<EdgetlStore> {
-  if (typeof indexedDB === 'undefined') throw new EdgetlError('no-storage', 'this browser has no IndexedDB: heads cannot be kept; export them instead');
+  if (typeof indexedDB === 'undefined')
+    throw new EdgetlError('no-storage', 'this browser has no IndexedDB: heads cannot be kept; export them instead');
   let db: IDBDatabase;
   try {
     const open = indexedDB.open(name, DB_VERSION);
@@ -60,7 +61,10 @@ export async function openEdgetlStore(name = DB_NAME): Promise<EdgetlStore> {
     };
     db = await request(open);
   } catch (error) {
-    throw new EdgetlError('no-storage', `browser storage (IndexedDB) is not available: ${describeError(error)}. Private mode or a storage policy may block it; export heads to keep them.`);
+    throw new EdgetlError(
+      'no-storage',
+      `browser storage (IndexedDB) is not available: ${describeError(error)}. Private mode or a storage policy may block it; export heads to keep them.`,
+    );
   }
 
   async function put(store: string, key: string, value: unknown): Promise<void> {

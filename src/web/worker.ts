@@ -61,6 +61,11 @@ scope.onmessage = (event) => {
       scope.postMessage({ kind: 'done', id, json: head.serialize(), seconds: (performance.now() - started) / 1000 });
     })
     .catch((error: unknown) => {
-      scope.postMessage({ kind: 'error', id, message: describeError(error), code: error instanceof EdgetlError ? error.code : undefined });
+      scope.postMessage({
+        kind: 'error',
+        id,
+        message: describeError(error),
+        code: error instanceof EdgetlError ? error.code : undefined,
+      });
     });
 };

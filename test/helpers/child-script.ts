@@ -10,7 +10,10 @@ function typescriptLoaderFlags(): string[] {
 }
 
 export function spawnTypeScript(script: string, args: string[], options: SpawnOptions = {}): ChildProcess {
-  return spawn(process.execPath, [...typescriptLoaderFlags(), script, ...args], { stdio: ['ignore', 'pipe', 'pipe'], ...options });
+  return spawn(process.execPath, [...typescriptLoaderFlags(), script, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    ...options,
+  });
 }
 
 /** Resolves when the child prints `marker` on stdout; rejects if it exits first (with its stderr). */
@@ -18,7 +21,10 @@ export function waitForOutput(child: ChildProcess, marker: string, timeoutMs = 6
   return new Promise((resolve, reject) => {
     let stdout = '';
     let stderr = '';
-    const timer = setTimeout(() => reject(new Error(`child did not print "${marker}" within ${timeoutMs} ms: ${stderr}`)), timeoutMs);
+    const timer = setTimeout(
+      () => reject(new Error(`child did not print "${marker}" within ${timeoutMs} ms: ${stderr}`)),
+      timeoutMs,
+    );
     child.stdout?.on('data', (chunk: Buffer) => {
       stdout += chunk.toString();
       if (stdout.includes(marker)) {

@@ -45,7 +45,8 @@ if (mode === 'npy-stream') {
   const cache = await EmbeddingCache.open({ root: target!, fingerprint: 'shared', preprocess: IMAGENET_224, dim: 4 });
   process.stdout.write('opened\n');
   await new Promise((resolve) => process.stdin.once('data', resolve));
-  for (let i = 0; i < Number(extra); i++) cache.put(imageBytesKey(new TextEncoder().encode(`image ${i}`)), Float32Array.of(i, i, i, i));
+  for (let i = 0; i < Number(extra); i++)
+    cache.put(imageBytesKey(new TextEncoder().encode(`image ${i}`)), Float32Array.of(i, i, i, i));
   await cache.close();
   process.exit(0);
 } else if (mode === 'stdout') {

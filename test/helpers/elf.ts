@@ -49,4 +49,12 @@ export function fakeSharedObject(options: { needed?: string[]; soname?: string; 
 }
 
 /** What the real package's provider links against (readelf -d), CUDA stack first. */
-export const CUDA13_PROVIDER_NEEDS = ['libcublasLt.so.13', 'libcublas.so.13', 'libcurand.so.10', 'libcudart.so.13', 'libcuda.so.1', 'libstdc++.so.6', 'libc.so.6'];
+export const CUDA13_PROVIDER_NEEDS = [
+  'libcublasLt.so.13',
+  'libcublas.so.13',
+  'libcurand.so.10',
+  'libcudart.so.13',
+  'libcuda.so.1',
+  'libstdc++.so.6',
+  'libc.so.6',
+];

@@ -8,8 +8,14 @@ export function asVersion1(text: string): string {
   delete doc.openSet;
   delete doc.adaptation;
   const bytes = decodeBase64(doc.weights.data)!;
-  const kept = doc.weights.tensors.filter((x: { name: string }) => !x.name.startsWith('openSet.') && !x.name.startsWith('adaptation.'));
-  const end = kept.reduce((max: number, x: { offset: number; shape: number[]; dtype: string }) => Math.max(max, x.offset + x.shape.reduce((a, b) => a * b, 1) * (x.dtype === 'float16' ? 2 : 4)), 0);
+  const kept = doc.weights.tensors.filter(
+    (x: { name: string }) => !x.name.startsWith('openSet.') && !x.name.startsWith('adaptation.'),
+  );
+  const end = kept.reduce(
+    (max: number, x: { offset: number; shape: number[]; dtype: string }) =>
+      Math.max(max, x.offset + x.shape.reduce((a, b) => a * b, 1) * (x.dtype === 'float16' ? 2 : 4)),
+    0,
+  );
   const data = bytes.slice(0, end);
   doc.weights.tensors = kept;
   doc.weights.data = encodeBase64(data);

@@ -18,12 +18,23 @@ export function tensor(name: string, dims: number[], values: ArrayLike<number>, 
   if (values.length !== count) throw new Error(`tensor ${name}: ${values.length} values for dims [${dims}]`);
   let raw: Uint8Array;
   switch (dataType) {
-    case FLOAT: raw = new Uint8Array(Float32Array.from(values).buffer); break;
-    case INT64: raw = new Uint8Array(BigInt64Array.from(Array.from(values, (v) => BigInt(v))).buffer); break;
-    case INT32: raw = new Uint8Array(Int32Array.from(values).buffer); break;
-    case UINT8: raw = Uint8Array.from(values); break;
-    case INT8: raw = new Uint8Array(Int8Array.from(values).buffer); break;
-    default: throw new Error(`tensor ${name}: unsupported type ${dataType}`);
+    case FLOAT:
+      raw = new Uint8Array(Float32Array.from(values).buffer);
+      break;
+    case INT64:
+      raw = new Uint8Array(BigInt64Array.from(Array.from(values, (v) => BigInt(v))).buffer);
+      break;
+    case INT32:
+      raw = new Uint8Array(Int32Array.from(values).buffer);
+      break;
+    case UINT8:
+      raw = Uint8Array.from(values);
+      break;
+    case INT8:
+      raw = new Uint8Array(Int8Array.from(values).buffer);
+      break;
+    default:
+      throw new Error(`tensor ${name}: unsupported type ${dataType}`);
   }
   return onnx.TensorProto.create({ name, dims, dataType, rawData: raw });
 }
@@ -45,11 +56,16 @@ export function valueInfo(name: string, dims: DimSpec[] | undefined, elemType = 
     type: onnx.TypeProto.create({
       tensorType: onnx.TypeProto.Tensor.create({
         elemType,
-        shape: dims === undefined ? undefined : onnx.TensorShapeProto.create({
-          dim: dims.map((d) => (typeof d === 'number'
-            ? onnx.TensorShapeProto.Dimension.create({ dimValue: d })
-            : onnx.TensorShapeProto.Dimension.create({ dimParam: d }))),
-        }),
+        shape:
+          dims === undefined
+            ? undefined
+            : onnx.TensorShapeProto.create({
+                dim: dims.map((d) =>
+                  typeof d === 'number'
+                    ? onnx.TensorShapeProto.Dimension.create({ dimValue: d })
+                    : onnx.TensorShapeProto.Dimension.create({ dimParam: d }),
+                ),
+              }),
       }),
     }),
   });
@@ -58,13 +74,20 @@ export function valueInfo(name: string, dims: DimSpec[] | undefined, elemType = 
 function attributeOf(name: string, value: AttributeValue) {
   const A = onnx.AttributeProto.AttributeType;
   if (typeof value === 'number') return onnx.AttributeProto.create({ name, type: A.INT, i: value });
-  if (typeof value === 'string') return onnx.AttributeProto.create({ name, type: A.STRING, s: new TextEncoder().encode(value) });
+  if (typeof value === 'string')
+    return onnx.AttributeProto.create({ name, type: A.STRING, s: new TextEncoder().encode(value) });
   if (Array.isArray(value)) return onnx.AttributeProto.create({ name, type: A.INTS, ints: value });
   if ('float' in value) return onnx.AttributeProto.create({ name, type: A.FLOAT, f: value.float });
   return onnx.AttributeProto.create({ name, type: A.FLOATS, floats: value.floats });
 }
 
-export function node(opType: string, inputs: string[], outputs: string[], attributes: Record<string, AttributeValue> = {}, domain?: string) {
+export function node(
+  opType: string,
+  inputs: string[],
+  outputs: string[],
+  attributes: Record<string, AttributeValue> = {},
+  domain?: string,
+) {
   return onnx.NodeProto.create({
     opType,
     input: inputs,
@@ -92,7 +115,9 @@ export function model(spec: GraphSpec) {
     producerName: 'edgetl-test',
     opsetImport: [
       onnx.OperatorSetIdProto.create({ domain: '', version: spec.opset ?? 13 }),
-      ...Object.entries(spec.domains ?? {}).map(([domain, version]) => onnx.OperatorSetIdProto.create({ domain, version })),
+      ...Object.entries(spec.domains ?? {}).map(([domain, version]) =>
+        onnx.OperatorSetIdProto.create({ domain, version }),
+      ),
     ],
     graph: onnx.GraphProto.create({
       name: 'test',

@@ -35,7 +35,10 @@ export function sharedModel(file: string): { path: string; skip: false } | { pat
   if (path && existsSync(path)) return { path, skip: false };
   const bundled = join(bundledModelsDir, file);
   if (existsSync(bundled)) return { path: bundled, skip: false };
-  return { path: undefined, skip: `needs ${file}: set EDGETL_MODEL_PATH to ../shared/models (looked in ${dir ?? 'nowhere'})` };
+  return {
+    path: undefined,
+    skip: `needs ${file}: set EDGETL_MODEL_PATH to ../shared/models (looked in ${dir ?? 'nowhere'})`,
+  };
 }
 
 export function sharedPath(relative: string): { path: string; skip: false } | { path: undefined; skip: string } {

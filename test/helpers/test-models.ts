@@ -13,11 +13,24 @@ export const TEST_MODEL_PREPROCESSING: Record<string, PreprocessSpec> = {
   // Keras MobileNet V1 0.25: TF "inception" scaling x/127.5 - 1 after the usual 256 -> 224 center crop.
   'mobilenet-v1-0.25-224.fp32.onnx': { ...IMAGENET_224, scale: 1 / 127.5, mean: [1, 1, 1], std: [1, 1, 1] },
   // MLPerf Tiny ResNet8 (CIFAR-10): 32x32 pixels as raw 0..255 floats.
-  'resnet8-cifar10.fp32.onnx': { layout: 'NCHW', width: 32, height: 32, resize: 'stretch', resizeTo: 32, crop: 'none', channelOrder: 'RGB', scale: 1, mean: [0, 0, 0], std: [1, 1, 1] },
+  'resnet8-cifar10.fp32.onnx': {
+    layout: 'NCHW',
+    width: 32,
+    height: 32,
+    resize: 'stretch',
+    resizeTo: 32,
+    crop: 'none',
+    channelOrder: 'RGB',
+    scale: 1,
+    mean: [0, 0, 0],
+    std: [1, 1, 1],
+  },
 };
 
 /** A copy of a shared test model with a sidecar stating its preprocessing, or the skip reason. */
-export function describedSharedModel(file: keyof typeof TEST_MODEL_PREPROCESSING & string): { path: string; skip: false } | { path: undefined; skip: string } {
+export function describedSharedModel(
+  file: keyof typeof TEST_MODEL_PREPROCESSING & string,
+): { path: string; skip: false } | { path: undefined; skip: string } {
   const shared = sharedModel(file);
   if (shared.path === undefined) return shared;
   const preprocess = TEST_MODEL_PREPROCESSING[file];

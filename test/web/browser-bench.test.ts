@@ -30,11 +30,25 @@ const tinyProfile = {
   backbones: ['mobilenet-v1-0.25-224.fp32'],
   batchSizes: [1, 2],
   images: { synthetic: { count: 3, width: 320, height: 240, seed: 1 } },
-  measurement: { warmupRuns: 1, minRuns: 4, minDurationMs: 200, maxDurationMs: 5000, seed: 42, preprocessImages: 3, preprocessMinDurationMs: 100 },
+  measurement: {
+    warmupRuns: 1,
+    minRuns: 4,
+    minDurationMs: 200,
+    maxDurationMs: 5000,
+    seed: 42,
+    preprocessImages: 3,
+    preprocessMinDurationMs: 100,
+  },
   endToEnd: { enabled: true, images: 4, repeats: 1, batchSizes: [2] },
   heads: { samples: 60, dim: 16, classes: 3, types: ['linear', 'prototype'], repeats: 1, predictions: 20, seed: 7 },
   budgets: [
-    { name: 'latency', backbone: 'mobilenet-v1-0.25-224.fp32', provider: 'wasm', batch: 1, p95LatencyMsPerImage: 100000 },
+    {
+      name: 'latency',
+      backbone: 'mobilenet-v1-0.25-224.fp32',
+      provider: 'wasm',
+      batch: 1,
+      p95LatencyMsPerImage: 100000,
+    },
     { name: 'head training', maxHeadTrainSeconds: 600 },
   ],
 };
@@ -73,7 +87,16 @@ t.test('a browser profile runs in Chromium and yields edgetl-bench/1 results', {
 
   t.equal(results.schema, 'edgetl-bench/1');
   t.equal(results.complete, true);
-  t.same(results.runs.map((r) => r.id), ['mobilenet-v1-0.25-224.fp32/wasm/b1', 'mobilenet-v1-0.25-224.fp32/wasm/b2', 'mobilenet-v1-0.25-224.fp32/webgpu/b1', 'mobilenet-v1-0.25-224.fp32/webgpu/b2'], 'run ids as the Node harness names them');
+  t.same(
+    results.runs.map((r) => r.id),
+    [
+      'mobilenet-v1-0.25-224.fp32/wasm/b1',
+      'mobilenet-v1-0.25-224.fp32/wasm/b2',
+      'mobilenet-v1-0.25-224.fp32/webgpu/b1',
+      'mobilenet-v1-0.25-224.fp32/webgpu/b2',
+    ],
+    'run ids as the Node harness names them',
+  );
   for (const run of results.runs.filter((r) => r.providerRequested === 'wasm')) {
     t.equal(run.status, 'ok', `${run.id} measured`);
     t.ok((run.samplesMs?.length ?? 0) >= 4, `${run.id}: at least minRuns samples`);
@@ -86,7 +109,18 @@ t.test('a browser profile runs in Chromium and yields edgetl-bench/1 results', {
   }
   t.equal(results.preprocess[0]?.status, 'ok', 'preprocessing measured apart');
   t.equal(results.endToEnd.find((r) => r.provider === 'wasm')?.status, 'ok', 'end to end measured');
-  t.same(results.heads.map((h) => [h.type, h.status]), [['linear', 'ok'], ['prototype', 'ok']], 'heads trained in the Web Worker');
-  t.equal(results.budgets.find((b) => b.budget === 'latency')?.status, 'pass', 'budget verdicts from the same rules as edgetl bench');
+  t.same(
+    results.heads.map((h) => [h.type, h.status]),
+    [
+      ['linear', 'ok'],
+      ['prototype', 'ok'],
+    ],
+    'heads trained in the Web Worker',
+  );
+  t.equal(
+    results.budgets.find((b) => b.budget === 'latency')?.status,
+    'pass',
+    'budget verdicts from the same rules as edgetl bench',
+  );
   t.match(results.warnings.join(' '), /measured in a browser/, 'the results say they come from a browser');
 });

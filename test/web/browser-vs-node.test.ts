@@ -31,9 +31,18 @@ const skip = chromiumSkip() || fp32.skip || int8.skip || val.skip || images.skip
  */
 function photos(): { path: string; label: string; big?: boolean }[] {
   const dir = val.path!;
-  const pick = (label: string) => readdirSync(join(dir, label)).sort().slice(0, 3).map((f) => ({ path: join(dir, label, f), label }));
-  const big = readdirSync(join(dir, 'ants')).filter((f) => f.startsWith('ants-devouring')).map((f) => ({ path: join(dir, 'ants', f), label: 'other', big: true }));
-  const odd = ['kite.jpg', 'HappyFish.jpg', 'starry_night.jpg'].map((f) => ({ path: join(images.path!, f), label: 'other' }));
+  const pick = (label: string) =>
+    readdirSync(join(dir, label))
+      .sort()
+      .slice(0, 3)
+      .map((f) => ({ path: join(dir, label, f), label }));
+  const big = readdirSync(join(dir, 'ants'))
+    .filter((f) => f.startsWith('ants-devouring'))
+    .map((f) => ({ path: join(dir, 'ants', f), label: 'other', big: true }));
+  const odd = ['kite.jpg', 'HappyFish.jpg', 'starry_night.jpg'].map((f) => ({
+    path: join(images.path!, f),
+    label: 'other',
+  }));
   return [...pick('ants'), ...pick('bees'), ...big, ...odd];
 }
 
@@ -50,58 +59,82 @@ t.test('browser and Node give the same embeddings and heads', { skip }, async (t
   browser = await launchChromium('wasm');
   const page = browser.page;
 
-  t.test('canvas preprocessing matches sharp, and fp32 embeddings match (in-browser surgery, cosine >= 0.99)', async (t) => {
-    const node = await Backbone.load(fp32.path!, { ep: 'cpu', cache: false, cacheDir });
-    t.teardown(() => node.close());
-    const started = await startServer(fp32.path!);
-    server = started.server;
-    await openTestPage(page, server, [fp32.path!, ...list.map((p) => p.path)]);
-    const result = await page.evaluate(
-      async ({ count, spec }) => {
-        const bundle = '/index.js';
-        const web = (await import(bundle)) as WebModule;
-        // The unmodified classifier: surgery happens here, in the page.
-        const backbone = await web.loadBackboneFromClassifier({ model: '/test/file/0', id: 'mobilenet-v1-0.25-224.fp32', preprocess: spec, ep: 'wasm', wasmPaths: '/ort/' });
-        const embeddings: number[][] = [];
-        const pixels: number[][] = [];
-        for (let i = 1; i <= count; i++) {
-          const blob = await (await fetch(`/test/file/${i}`)).blob();
-          embeddings.push(Array.from(await backbone.embed(blob)));
-          pixels.push(Array.from((await web.imageToPixels(blob, spec)).pixels));
+  t.test(
+    'canvas preprocessing matches sharp, and fp32 embeddings match (in-browser surgery, cosine >= 0.99)',
+    async (t) => {
+      const node = await Backbone.load(fp32.path!, { ep: 'cpu', cache: false, cacheDir });
+      t.teardown(() => node.close());
+      const started = await startServer(fp32.path!);
+      server = started.server;
+      await openTestPage(page, server, [fp32.path!, ...list.map((p) => p.path)]);
+      const result = await page.evaluate(
+        async ({ count, spec }) => {
+          const bundle = '/index.js';
+          const web = (await import(bundle)) as WebModule;
+          // The unmodified classifier: surgery happens here, in the page.
+          const backbone = await web.loadBackboneFromClassifier({
+            model: '/test/file/0',
+            id: 'mobilenet-v1-0.25-224.fp32',
+            preprocess: spec,
+            ep: 'wasm',
+            wasmPaths: '/ort/',
+          });
+          const embeddings: number[][] = [];
+          const pixels: number[][] = [];
+          for (let i = 1; i <= count; i++) {
+            const blob = await (await fetch(`/test/file/${i}`)).blob();
+            embeddings.push(Array.from(await backbone.embed(blob)));
+            pixels.push(Array.from((await web.imageToPixels(blob, spec)).pixels));
+          }
+          return {
+            embeddings,
+            pixels,
+            sha256: backbone.info.sha256,
+            dim: backbone.info.embeddingDim,
+            used: backbone.provider.used,
+          };
+        },
+        { count: list.length, spec: node.preprocess },
+      );
+      t.equal(result.used, 'wasm');
+      t.equal(result.sha256, node.sha256, 'the browser names the backbone by the same sha256 as Node');
+      t.equal(result.dim, node.embeddingDim, 'in-browser surgery finds the same embedding');
+      const cosines: number[] = [];
+      for (let i = 0; i < list.length; i++) {
+        const mine = await decodeToRgb(list[i].path, node.preprocess);
+        let sum = 0;
+        let worst = 0;
+        for (let p = 0; p < mine.width * mine.height; p++) {
+          for (let c = 0; c < 3; c++) {
+            const d = Math.abs(result.pixels[i][p * 4 + c] - mine.pixels[p * 3 + c]);
+            sum += d;
+            worst = Math.max(worst, d);
+          }
         }
-        return { embeddings, pixels, sha256: backbone.info.sha256, dim: backbone.info.embeddingDim, used: backbone.provider.used };
-      },
-      { count: list.length, spec: node.preprocess },
-    );
-    t.equal(result.used, 'wasm');
-    t.equal(result.sha256, node.sha256, 'the browser names the backbone by the same sha256 as Node');
-    t.equal(result.dim, node.embeddingDim, 'in-browser surgery finds the same embedding');
-    const cosines: number[] = [];
-    for (let i = 0; i < list.length; i++) {
-      const mine = await decodeToRgb(list[i].path, node.preprocess);
-      let sum = 0;
-      let worst = 0;
-      for (let p = 0; p < mine.width * mine.height; p++) {
-        for (let c = 0; c < 3; c++) {
-          const d = Math.abs(result.pixels[i][p * 4 + c] - mine.pixels[p * 3 + c]);
-          sum += d;
-          worst = Math.max(worst, d);
+        const meanAbs = sum / (mine.width * mine.height * 3);
+        if (list[i].big) {
+          // Above 3 MP Node resizes with libvips' linear reduce, which the browser approximates (resample.ts).
+          t.ok(
+            meanAbs < 0.6 && worst <= 3,
+            `${list[i].path}: pixels within 3 levels of sharp's (mean ${meanAbs.toFixed(2)}, max ${worst})`,
+          );
+        } else {
+          // Up to 3 MP both sides run the same Pillow port: only JPEG decoding could differ (both libjpeg-turbo).
+          t.ok(
+            meanAbs < 0.05 && worst <= 1,
+            `${list[i].path}: pixels equal to Node's (mean ${meanAbs.toFixed(3)}, max ${worst}${worst === 0 ? ', bit-exact' : ''})`,
+          );
         }
+        cosines.push(cosine(result.embeddings[i], await node.embed(list[i].path)));
       }
-      const meanAbs = sum / (mine.width * mine.height * 3);
-      if (list[i].big) {
-        // Above 3 MP Node resizes with libvips' linear reduce, which the browser approximates (resample.ts).
-        t.ok(meanAbs < 0.6 && worst <= 3, `${list[i].path}: pixels within 3 levels of sharp's (mean ${meanAbs.toFixed(2)}, max ${worst})`);
-      } else {
-        // Up to 3 MP both sides run the same Pillow port: only JPEG decoding could differ (both libjpeg-turbo).
-        t.ok(meanAbs < 0.05 && worst <= 1, `${list[i].path}: pixels equal to Node's (mean ${meanAbs.toFixed(3)}, max ${worst}${worst === 0 ? ', bit-exact' : ''})`);
-      }
-      cosines.push(cosine(result.embeddings[i], await node.embed(list[i].path)));
-    }
-    t.ok(Math.min(...cosines) >= 0.99, `cosine browser vs Node >= 0.99 for every photo (min ${Math.min(...cosines).toFixed(4)})`);
-    await server.close();
-    server = undefined;
-  });
+      t.ok(
+        Math.min(...cosines) >= 0.99,
+        `cosine browser vs Node >= 0.99 for every photo (min ${Math.min(...cosines).toFixed(4)})`,
+      );
+      await server.close();
+      server = undefined;
+    },
+  );
 
   let int8Embeddings: { browser: Float32Array[]; node: Float32Array[]; served: ServedBackbone } | undefined;
 
@@ -110,7 +143,11 @@ t.test('browser and Node give the same embeddings and heads', { skip }, async (t
     t.teardown(() => node.close());
     const started = await startServer(int8.path!);
     server = started.server;
-    await openTestPage(page, server, list.map((p) => p.path));
+    await openTestPage(
+      page,
+      server,
+      list.map((p) => p.path),
+    );
     const tensors: number[][] = [];
     const fromTensor: Float32Array[] = [];
     for (const p of list.slice(0, 3)) {
@@ -123,9 +160,18 @@ t.test('browser and Node give the same embeddings and heads', { skip }, async (t
       async ({ count, spec, modelUrl, id, sha256, tensors }) => {
         const bundle = '/index.js';
         const web = (await import(bundle)) as WebModule;
-        const backbone = await web.WebBackbone.load({ model: modelUrl, id, sha256, preprocess: spec, embeddingOutput: 'embedding', ep: 'auto', wasmPaths: '/ort/' });
+        const backbone = await web.WebBackbone.load({
+          model: modelUrl,
+          id,
+          sha256,
+          preprocess: spec,
+          embeddingOutput: 'embedding',
+          ep: 'auto',
+          wasmPaths: '/ort/',
+        });
         const sameTensor: number[][] = [];
-        for (const tensor of tensors) sameTensor.push(Array.from(await backbone.embedTensors(new Float32Array(tensor), 1)));
+        for (const tensor of tensors)
+          sameTensor.push(Array.from(await backbone.embedTensors(new Float32Array(tensor), 1)));
         const files: Blob[] = [];
         for (let i = 0; i < count; i++) files.push(await (await fetch(`/test/file/${i}`)).blob());
         const all = await backbone.embedMany(files);
@@ -134,7 +180,14 @@ t.test('browser and Node give the same embeddings and heads', { skip }, async (t
         for (let i = 0; i < count; i++) photos.push(Array.from(all.subarray(i * dim, (i + 1) * dim)));
         return { sameTensor, photos, used: backbone.provider.used };
       },
-      { count: list.length, spec: started.backbone.preprocess, modelUrl: `/models/${started.backbone.id}.features.onnx`, id: started.backbone.id, sha256: started.backbone.sha256, tensors },
+      {
+        count: list.length,
+        spec: started.backbone.preprocess,
+        modelUrl: `/models/${started.backbone.id}.features.onnx`,
+        id: started.backbone.id,
+        sha256: started.backbone.sha256,
+        tensors,
+      },
     );
     t.equal(result.used, 'wasm', 'int8 runs on WASM');
     const same = result.sameTensor.map((e, i) => cosine(e, fromTensor[i]));
@@ -144,11 +197,21 @@ t.test('browser and Node give the same embeddings and heads', { skip }, async (t
     const fromPhotos = result.photos.map((e, i) => cosine(e, nodePhotos[i]));
     const exact = fromPhotos.filter((_, i) => !list[i].big);
     const big = fromPhotos.filter((_, i) => list[i].big);
-    t.ok(Math.min(...exact) >= 0.999, `photos up to 3 MP (same pixels): cosine >= 0.999 with int8 (min ${Math.min(...exact).toFixed(5)})`);
+    t.ok(
+      Math.min(...exact) >= 0.999,
+      `photos up to 3 MP (same pixels): cosine >= 0.999 with int8 (min ${Math.min(...exact).toFixed(5)})`,
+    );
     // This int8 graph moves by ~0.02 in cosine when 1% of its input pixels change by one level (its own noise floor):
     // where pixels differ slightly (the libvips path above 3 MP), agreement is bounded by that. README states it.
-    t.ok(Math.min(...big) >= 0.96, `a 5 MP photo (pixels within 2 levels): cosine >= 0.96 with int8 (${big.map((c) => c.toFixed(4)).join(', ')})`);
-    int8Embeddings = { browser: result.photos.map((e) => Float32Array.from(e)), node: nodePhotos, served: started.backbone };
+    t.ok(
+      Math.min(...big) >= 0.96,
+      `a 5 MP photo (pixels within 2 levels): cosine >= 0.96 with int8 (${big.map((c) => c.toFixed(4)).join(', ')})`,
+    );
+    int8Embeddings = {
+      browser: result.photos.map((e) => Float32Array.from(e)),
+      node: nodePhotos,
+      served: started.backbone,
+    };
   });
 
   t.test('a head trained in the browser (Web Worker) loads in Node with identical predictions', async (t) => {
@@ -156,18 +219,31 @@ t.test('browser and Node give the same embeddings and heads', { skip }, async (t
     const { browser: rows, served } = int8Embeddings;
     const labelled = list.map((p, i) => ({ embedding: rows[i], label: p.label })).filter((r) => r.label !== 'other');
     const labels = ['ants', 'bees'];
-    const backboneRef = { id: served.id, sha256: served.sha256, embeddingDim: served.embeddingDim, preprocess: served.preprocess };
+    const backboneRef = {
+      id: served.id,
+      sha256: served.sha256,
+      embeddingDim: served.embeddingDim,
+      preprocess: served.preprocess,
+    };
     for (const headType of ['linear', 'mlp', 'prototype'] as const) {
       const fromBrowser = await page.evaluate(
         async ({ rows, targets, labels, headType, backboneRef, probe }) => {
           const bundle = '/index.js';
-        const web = (await import(bundle)) as WebModule;
+          const web = (await import(bundle)) as WebModule;
           const dim = rows[0].length;
           const flat = new Float32Array(rows.length * dim);
           rows.forEach((r, i) => flat.set(r, i * dim));
           const progress: number[] = [];
           const head = await web.trainHeadInWorker(
-            { embeddings: flat, dim, labels, targets: Int32Array.from(targets), headType, backbone: backboneRef, seed: 7 },
+            {
+              embeddings: flat,
+              dim,
+              labels,
+              targets: Int32Array.from(targets),
+              headType,
+              backbone: backboneRef,
+              seed: 7,
+            },
             { workerUrl: '/worker.js', onProgress: (p) => progress.push(p.fraction) },
           );
           const predictions = probe.map((e) => head.predict(Float32Array.from(e)));
@@ -183,7 +259,10 @@ t.test('browser and Node give the same embeddings and heads', { skip }, async (t
         },
       );
       t.ok(fromBrowser.progress.length > 0, `${headType}: the worker reported progress`);
-      const head = Head.parse(fromBrowser.json, { file: `browser-${headType}.json`, backbone: { id: served.id, sha256: served.sha256, embeddingDim: served.embeddingDim } });
+      const head = Head.parse(fromBrowser.json, {
+        file: `browser-${headType}.json`,
+        backbone: { id: served.id, sha256: served.sha256, embeddingDim: served.embeddingDim },
+      });
       t.equal(head.type, headType);
       rows.forEach((embedding, i) => {
         const p = head.predict(embedding, { topK: labels.length });
@@ -198,7 +277,11 @@ t.test('browser and Node give the same embeddings and heads', { skip }, async (t
         { type: headType, seed: 7, classes: labels, backbone: backboneRef, rejectRate: 0.05 },
       );
       const weights = (json: string) => (JSON.parse(json) as { weights: unknown }).weights;
-      t.same(weights(nodeHead.serialize()), weights(fromBrowser.json), `${headType}: Node trains byte-identical weights from the same rows and seed`);
+      t.same(
+        weights(nodeHead.serialize()),
+        weights(fromBrowser.json),
+        `${headType}: Node trains byte-identical weights from the same rows and seed`,
+      );
     }
   });
 
@@ -210,7 +293,17 @@ t.test('browser and Node give the same embeddings and heads', { skip }, async (t
       const head = await trainHead(
         labelled.map((r) => r.embedding),
         labelled.map((r) => r.label),
-        { type, seed: 3, backbone: { id: served.id, sha256: served.sha256, embeddingDim: served.embeddingDim, preprocess: served.preprocess }, rejectRate: 0.05 },
+        {
+          type,
+          seed: 3,
+          backbone: {
+            id: served.id,
+            sha256: served.sha256,
+            embeddingDim: served.embeddingDim,
+            preprocess: served.preprocess,
+          },
+          rejectRate: 0.05,
+        },
       );
       const json = head.serialize();
       // Predictions of the file (float16 weights by default), as any runtime that loads it sees them.
@@ -218,12 +311,16 @@ t.test('browser and Node give the same embeddings and heads', { skip }, async (t
       const inBrowser = await page.evaluate(
         async ({ json, probe, backbone }) => {
           const bundle = '/index.js';
-        const web = (await import(bundle)) as WebModule;
+          const web = (await import(bundle)) as WebModule;
           const loaded = web.parseWebHead(json, 'node-head.json');
           web.assertHeadFitsBackbone(loaded, backbone);
           return probe.map((e) => loaded.predict(Float32Array.from(e)));
         },
-        { json, probe: rows.map((e) => Array.from(e)), backbone: { id: served.id, sha256: served.sha256, embeddingDim: served.embeddingDim } },
+        {
+          json,
+          probe: rows.map((e) => Array.from(e)),
+          backbone: { id: served.id, sha256: served.sha256, embeddingDim: served.embeddingDim },
+        },
       );
       rows.forEach((embedding, i) => {
         const p = loaded.predict(embedding, { topK: loaded.labels.length });

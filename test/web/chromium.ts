@@ -13,7 +13,9 @@ export const CHROMIUM_PATH = process.env.EDGETL_CHROMIUM ?? '/usr/bin/chromium';
 
 /** False when chromium is there, else the reason to skip. */
 export function chromiumSkip(): false | string {
-  return existsSync(CHROMIUM_PATH) ? false : `needs Debian's chromium at ${CHROMIUM_PATH} (apt-get install chromium) or EDGETL_CHROMIUM`;
+  return existsSync(CHROMIUM_PATH)
+    ? false
+    : `needs Debian's chromium at ${CHROMIUM_PATH} (apt-get install chromium) or EDGETL_CHROMIUM`;
 }
 
 export type BrowserMode = 'wasm' | 'webgpu';

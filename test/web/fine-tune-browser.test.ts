@@ -19,12 +19,33 @@ t.test('browser and Node give the same predictions for a fine-tuned head', { ski
   const backbone = await Backbone.load(ws.model, { ep: 'cpu', cacheDir: ws.cacheDir });
   t.teardown(() => backbone.close());
   const embedded = await backbone.embedMany(ws.paths, { strict: true });
-  const frozen = await trainHead(embedded.embeddings, ws.labels, { backbone: { id: backbone.id, sha256: backbone.sha256, embeddingDim: backbone.embeddingDim, preprocess: backbone.preprocess }, folds: 2 });
-  const { head } = await fineTuneHead({ backbone, loadOptions: { ep: 'cpu', cacheDir: ws.cacheDir }, paths: ws.paths, labels: ws.labels, frozen, epochs: 2, folds: 2, blockLearningRate: 1e-2, headLearningRate: 1e-2, keepFineTuned: true });
+  const frozen = await trainHead(embedded.embeddings, ws.labels, {
+    backbone: {
+      id: backbone.id,
+      sha256: backbone.sha256,
+      embeddingDim: backbone.embeddingDim,
+      preprocess: backbone.preprocess,
+    },
+    folds: 2,
+  });
+  const { head } = await fineTuneHead({
+    backbone,
+    loadOptions: { ep: 'cpu', cacheDir: ws.cacheDir },
+    paths: ws.paths,
+    labels: ws.labels,
+    frozen,
+    epochs: 2,
+    folds: 2,
+    blockLearningRate: 1e-2,
+    headLearningRate: 1e-2,
+    keepFineTuned: true,
+  });
   t.ok(head.adaptedBlock);
   const headFile = join(ws.dir, 'head.json');
   await saveHead(head, headFile);
-  const saved = (await import('../../src/core/heads/head.js')).Head.parse(await (await import('node:fs/promises')).readFile(headFile, 'utf8'));
+  const saved = (await import('../../src/core/heads/head.js')).Head.parse(
+    await (await import('node:fs/promises')).readFile(headFile, 'utf8'),
+  );
 
   const adapted = await Backbone.load(ws.model, { ep: 'cpu', cacheDir: ws.cacheDir, ...adaptedBackboneOptions(saved) });
   t.teardown(() => adapted.close());
@@ -51,9 +72,17 @@ t.test('browser and Node give the same predictions for a fine-tuned head', { ski
       const bundle = '/index.js';
       const web = (await import(bundle)) as WebModule;
       const head = web.Head.parse(await (await fetch('/test/file/1')).text());
-      const backbone = await web.loadAdaptedBackbone({ model: '/test/file/0', id: 'tiny', preprocess: spec, ep: 'wasm', wasmPaths: '/ort/', head });
+      const backbone = await web.loadAdaptedBackbone({
+        model: '/test/file/0',
+        id: 'tiny',
+        preprocess: spec,
+        ep: 'wasm',
+        wasmPaths: '/ort/',
+        head,
+      });
       const probabilities: number[][] = [];
-      for (const tensor of tensors) probabilities.push(Array.from(head.probabilities(await backbone.embedTensors(new Float32Array(tensor), 1))));
+      for (const tensor of tensors)
+        probabilities.push(Array.from(head.probabilities(await backbone.embedTensors(new Float32Array(tensor), 1))));
       return { probabilities, used: backbone.provider.used };
     },
     { spec: adapted.preprocess, tensors },

@@ -7,7 +7,13 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { repoRoot } from '../helpers/shared.js';
-import { ISOLATION_HEADERS, prepareServedBackbone, startKioskServer, type KioskServer, type ServedBackbone } from '../../src/node/server/kiosk-server.js';
+import {
+  ISOLATION_HEADERS,
+  prepareServedBackbone,
+  startKioskServer,
+  type KioskServer,
+  type ServedBackbone,
+} from '../../src/node/server/kiosk-server.js';
 
 let built = false;
 
@@ -25,7 +31,14 @@ export async function startServer(
 ): Promise<{ server: KioskServer; backbone: ServedBackbone }> {
   buildWebBundles();
   const backbone = options.backbone ?? (await prepareServedBackbone(backboneIdOrPath, { download: false }));
-  const server = await startKioskServer({ backbone, port: 0, host: '127.0.0.1', headJson: options.headJson, heads: options.heads, webRoot: join(repoRoot, 'dist', 'web') });
+  const server = await startKioskServer({
+    backbone,
+    port: 0,
+    host: '127.0.0.1',
+    headJson: options.headJson,
+    heads: options.heads,
+    webRoot: join(repoRoot, 'dist', 'web'),
+  });
   return { server, backbone };
 }
 
@@ -40,7 +53,11 @@ export async function openTestPage(page: Page, server: KioskServer, files: strin
   await page.route(`${server.url}test/**`, async (route) => {
     const path = new URL(route.request().url()).pathname;
     if (path === '/test/page.html') {
-      await route.fulfill({ status: 200, headers: { ...ISOLATION_HEADERS, 'Content-Type': 'text/html; charset=utf-8' }, body: TEST_PAGE });
+      await route.fulfill({
+        status: 200,
+        headers: { ...ISOLATION_HEADERS, 'Content-Type': 'text/html; charset=utf-8' },
+        body: TEST_PAGE,
+      });
       return;
     }
     const match = /^\/test\/file\/(\d+)$/.exec(path);
@@ -49,8 +66,16 @@ export async function openTestPage(page: Page, server: KioskServer, files: strin
       await route.fulfill({ status: 404, body: 'no such test file' });
       return;
     }
-    const type = file.endsWith('.onnx') ? 'application/octet-stream' : file.endsWith('.png') ? 'image/png' : 'image/jpeg';
-    await route.fulfill({ status: 200, headers: { ...ISOLATION_HEADERS, 'Content-Type': type }, body: await readFile(file) });
+    const type = file.endsWith('.onnx')
+      ? 'application/octet-stream'
+      : file.endsWith('.png')
+        ? 'image/png'
+        : 'image/jpeg';
+    await route.fulfill({
+      status: 200,
+      headers: { ...ISOLATION_HEADERS, 'Content-Type': type },
+      body: await readFile(file),
+    });
   });
   await page.goto(`${server.url}test/page.html`);
 }

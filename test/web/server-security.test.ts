@@ -7,7 +7,12 @@ import { request } from 'node:http';
 import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { isAllowedHost, startKioskServer, type KioskServer, type ServedBackbone } from '../../src/node/server/kiosk-server.js';
+import {
+  isAllowedHost,
+  startKioskServer,
+  type KioskServer,
+  type ServedBackbone,
+} from '../../src/node/server/kiosk-server.js';
 import { BENCH_TOKEN_HEADER } from '../../src/web/bench/protocol.js';
 import { IMAGENET_224 } from '../../src/core/preprocess/spec.js';
 
@@ -26,13 +31,28 @@ interface Reply {
 }
 
 /** A raw request, so Host and Origin can be anything (fetch would not let a test set Host). */
-function send(server: KioskServer, method: string, path: string, headers: Record<string, string>, body?: string): Promise<Reply> {
+function send(
+  server: KioskServer,
+  method: string,
+  path: string,
+  headers: Record<string, string>,
+  body?: string,
+): Promise<Reply> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port: server.port, method, path, headers: { ...headers, ...(body !== undefined ? { 'content-length': String(Buffer.byteLength(body)) } : {}) } }, (res) => {
-      let text = '';
-      res.on('data', (chunk: Buffer) => (text += chunk.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
-    });
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port: server.port,
+        method,
+        path,
+        headers: { ...headers, ...(body !== undefined ? { 'content-length': String(Buffer.byteLength(body)) } : {}) },
+      },
+      (res) => {
+        let text = '';
+        res.on('data', (chunk: Buffer) => (text += chunk.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+      },
+    );
     req.on('error', reject);
     req.end(body);
   });
@@ -76,10 +96,20 @@ t.test('a foreign Host (DNS rebinding) is refused for every path', async (t) => 
     t.equal(rebinding.status, 421, `${path} refuses Host attacker.example`);
     t.notMatch(rebinding.body, /edgetl-head|stand-in|token/, 'and leaks nothing');
   }
-  for (const host of [`localhost:${server.port}`, `LOCALHOST.:${server.port}`, `[::1]:${server.port}`, `127.1.2.3:${server.port}`, 'app.localhost']) {
+  for (const host of [
+    `localhost:${server.port}`,
+    `LOCALHOST.:${server.port}`,
+    `[::1]:${server.port}`,
+    `127.1.2.3:${server.port}`,
+    'app.localhost',
+  ]) {
     t.equal((await send(server, 'GET', '/api/config', { host })).status, 200, `loopback name ${host} is accepted`);
   }
-  for (const host of [`127.0.0.1.attacker.example:${server.port}`, `192.168.1.20:${server.port}`, `localhost.attacker.example`]) {
+  for (const host of [
+    `127.0.0.1.attacker.example:${server.port}`,
+    `192.168.1.20:${server.port}`,
+    `localhost.attacker.example`,
+  ]) {
     t.equal((await send(server, 'GET', '/api/config', { host })).status, 421, `Host "${host}" is refused`);
   }
 });
@@ -102,19 +132,51 @@ t.test('forged benchmark results are refused and write nothing', async (t) => {
   const results = JSON.stringify({ runs: [] });
   const json = { 'content-type': 'application/json' };
   const forged: [string, Record<string, string>, number][] = [
-    ['a foreign Origin (cross-site page)', { host: own, origin: 'http://attacker.example', ...json, [BENCH_TOKEN_HEADER]: plan.token }, 403],
+    [
+      'a foreign Origin (cross-site page)',
+      { host: own, origin: 'http://attacker.example', ...json, [BENCH_TOKEN_HEADER]: plan.token },
+      403,
+    ],
     ['no Origin', { host: own, ...json, [BENCH_TOKEN_HEADER]: plan.token }, 403],
-    ['another port on localhost', { host: own, origin: `http://127.0.0.1:${server.port + 1}`, ...json, [BENCH_TOKEN_HEADER]: plan.token }, 403],
-    ['text/plain (a "simple" request, no preflight)', { host: own, origin: `http://${own}`, 'content-type': 'text/plain', [BENCH_TOKEN_HEADER]: plan.token }, 415],
+    [
+      'another port on localhost',
+      { host: own, origin: `http://127.0.0.1:${server.port + 1}`, ...json, [BENCH_TOKEN_HEADER]: plan.token },
+      403,
+    ],
+    [
+      'text/plain (a "simple" request, no preflight)',
+      { host: own, origin: `http://${own}`, 'content-type': 'text/plain', [BENCH_TOKEN_HEADER]: plan.token },
+      415,
+    ],
     ['no token', { host: own, origin: `http://${own}`, ...json }, 403],
     ['a wrong token', { host: own, origin: `http://${own}`, ...json, [BENCH_TOKEN_HEADER]: '0'.repeat(48) }, 403],
-    ['a rebinding Host with a matching Origin', { host: `attacker.example:${server.port}`, origin: `http://attacker.example:${server.port}`, ...json, [BENCH_TOKEN_HEADER]: plan.token }, 421],
+    [
+      'a rebinding Host with a matching Origin',
+      {
+        host: `attacker.example:${server.port}`,
+        origin: `http://attacker.example:${server.port}`,
+        ...json,
+        [BENCH_TOKEN_HEADER]: plan.token,
+      },
+      421,
+    ],
   ];
   for (const [what, headers, status] of forged) {
     t.equal((await send(server, 'POST', '/api/bench-results', headers, results)).status, status, `${what}: ${status}`);
   }
   t.same(received, [], 'no forged results reached the writer');
-  const genuine = await send(server, 'POST', '/api/bench-results', { host: own, origin: `http://${own}`, 'content-type': 'application/json; charset=utf-8', [BENCH_TOKEN_HEADER]: plan.token }, results);
+  const genuine = await send(
+    server,
+    'POST',
+    '/api/bench-results',
+    {
+      host: own,
+      origin: `http://${own}`,
+      'content-type': 'application/json; charset=utf-8',
+      [BENCH_TOKEN_HEADER]: plan.token,
+    },
+    results,
+  );
   t.equal(genuine.status, 200, 'the page itself is accepted');
   t.same(received, [{ runs: [] }]);
 });

@@ -49,19 +49,30 @@ t.test('training in the worker does not freeze the page', { skip: chromiumSkip()
     const progress: number[] = [];
     const started = performance.now();
     const head = await web.trainHeadInWorker(
-      { embeddings, dim, labels, targets, headType: 'linear', backbone: { id: 'synthetic', sha256: '0'.repeat(64), embeddingDim: dim, preprocess: null } },
+      {
+        embeddings,
+        dim,
+        labels,
+        targets,
+        headType: 'linear',
+        backbone: { id: 'synthetic', sha256: '0'.repeat(64), embeddingDim: dim, preprocess: null },
+      },
       { workerUrl: '/worker.js', onProgress: (p) => progress.push(p.fraction) },
     );
     const seconds = (performance.now() - started) / 1000;
     clearInterval(timer);
     let correct = 0;
-    for (let i = 0; i < rows; i++) if (head.predict(embeddings.subarray(i * dim, (i + 1) * dim)).label === labels[targets[i]]) correct++;
+    for (let i = 0; i < rows; i++)
+      if (head.predict(embeddings.subarray(i * dim, (i + 1) * dim)).label === labels[targets[i]]) correct++;
     return { seconds, ticks, maxGap, progress, accuracy: correct / rows, type: head.type };
   });
   t.ok(result.seconds > 0.3, `training took long enough to matter (${result.seconds.toFixed(2)} s)`);
   // Training on the page's own thread would stall the timer for the whole training time.
   const allowed = Math.min(500, (result.seconds * 1000) / 2);
-  t.ok(result.maxGap < allowed, `the page's 10 ms timer never stalled more than ${allowed.toFixed(0)} ms (worst gap ${result.maxGap.toFixed(0)} ms, ${result.ticks} ticks)`);
+  t.ok(
+    result.maxGap < allowed,
+    `the page's 10 ms timer never stalled more than ${allowed.toFixed(0)} ms (worst gap ${result.maxGap.toFixed(0)} ms, ${result.ticks} ticks)`,
+  );
   t.ok(result.progress.length >= 2, `progress arrived while training (${result.progress.length} updates)`);
   t.same(
     result.progress.slice(1).every((f, i) => f >= result.progress[i]),

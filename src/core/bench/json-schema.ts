@@ -6,7 +6,6 @@
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 
-
 export type JsonSchema = boolean | JsonSchemaObject;
 
 export interface JsonSchemaObject {
@@ -40,10 +39,34 @@ export interface SchemaViolation {
   message: string;
 }
 
-const KNOWN_KEYWORDS = new Set([
-  'type', 'enum', 'const', 'properties', 'required', 'additionalProperties', 'items', 'minItems', 'maxItems',
-  'uniqueItems', 'minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum', 'minLength', 'pattern', 'anyOf',
-  'oneOf', '$ref', '$defs', 'title', 'description', 'examples', 'default', '$schema', '$id', '$comment',
+const _KNOWN_KEYWORDS = new Set([
+  'type',
+  'enum',
+  'const',
+  'properties',
+  'required',
+  'additionalProperties',
+  'items',
+  'minItems',
+  'maxItems',
+  'uniqueItems',
+  'minimum',
+  'maximum',
+  'exclusiveMinimum',
+  'exclusiveMaximum',
+  'minLength',
+  'pattern',
+  'anyOf',
+  'oneOf',
+  '$ref',
+  '$defs',
+  'title',
+  'description',
+  'examples',
+  'default',
+  '$schema',
+  '$id',
+  '$comment',
 ]);
 
 /** Validates `value` against `schema`; returns every violation found (empty when valid). */
@@ -56,7 +79,14 @@ function validatorFor(schema: JsonSchemaObject): ValidateFunction {
   if (known) return known;
   const draft = String(schema.$schema ?? '');
   // strictSchema: an unknown keyword in a schema is an error, so a schema never silently checks less.
-  const options = { allErrors: true, strictSchema: true, strictTypes: false, strictTuples: false, strictRequired: false, allowUnionTypes: true };
+  const options = {
+    allErrors: true,
+    strictSchema: true,
+    strictTypes: false,
+    strictTuples: false,
+    strictRequired: false,
+    allowUnionTypes: true,
+  };
   const ajv = draft.includes('draft-07') ? (draft07 ??= new Ajv(options)) : (draft2020 ??= new Ajv2020(options));
   // The same schema file read again is another object with the same $id: Ajv keeps one compiled copy per $id.
   const id = typeof schema.$id === 'string' ? schema.$id : undefined;
@@ -80,7 +110,9 @@ export function assertSupportedSchema(schema: JsonSchema, where = '#'): void {
   try {
     validatorFor(schema);
   } catch (error) {
-    throw new Error(`JSON Schema at ${where} does not compile: ${error instanceof Error ? error.message : String(error)}`);
+    throw new Error(
+      `JSON Schema at ${where} does not compile: ${error instanceof Error ? error.message : String(error)}`,
+    );
   }
 }
 
@@ -124,7 +156,9 @@ const LIMIT_WORDS: Record<string, string> = {
 
 function violationsOf(errors: ErrorObject[], document: unknown): SchemaViolation[] {
   // An anyOf/oneOf that fails is one violation ("matches none of the allowed forms"), not every branch's errors.
-  const alternatives = errors.filter((e) => e.keyword === 'anyOf' || e.keyword === 'oneOf').map((e) => `${e.schemaPath}/`);
+  const alternatives = errors
+    .filter((e) => e.keyword === 'anyOf' || e.keyword === 'oneOf')
+    .map((e) => `${e.schemaPath}/`);
   const out: SchemaViolation[] = [];
   for (const error of errors) {
     if (alternatives.some((prefix) => error.schemaPath.startsWith(prefix))) continue;
@@ -138,19 +172,28 @@ function violationsOf(errors: ErrorObject[], document: unknown): SchemaViolation
         out.push({ path: join(path, String(params.additionalProperty)), message: 'is not a known field' });
         break;
       case 'type':
-        out.push({ path, message: `must be ${String(params.type).split(',').join(' or ')}, got ${typeOf(value)} ${describeValue(value)}` });
+        out.push({
+          path,
+          message: `must be ${String(params.type).split(',').join(' or ')}, got ${typeOf(value)} ${describeValue(value)}`,
+        });
         break;
       case 'const':
         out.push({ path, message: `must be ${describeValue(params.allowedValue)}, got ${describeValue(value)}` });
         break;
       case 'enum':
-        out.push({ path, message: `must be one of ${(params.allowedValues as unknown[]).map(describeValue).join(', ')}, got ${describeValue(value)}` });
+        out.push({
+          path,
+          message: `must be one of ${(params.allowedValues as unknown[]).map(describeValue).join(', ')}, got ${describeValue(value)}`,
+        });
         break;
       case 'minimum':
       case 'maximum':
       case 'exclusiveMinimum':
       case 'exclusiveMaximum':
-        out.push({ path, message: `must be ${LIMIT_WORDS[error.keyword]} ${String(params.limit)}, got ${describeValue(value)}` });
+        out.push({
+          path,
+          message: `must be ${LIMIT_WORDS[error.keyword]} ${String(params.limit)}, got ${describeValue(value)}`,
+        });
         break;
       case 'minLength':
         out.push({ path, message: `must have at least ${String(params.limit)} character(s)` });
@@ -160,16 +203,27 @@ function violationsOf(errors: ErrorObject[], document: unknown): SchemaViolation
         break;
       case 'minItems':
       case 'maxItems':
-        out.push({ path, message: `must have ${error.keyword === 'minItems' ? 'at least' : 'at most'} ${String(params.limit)} item(s), got ${Array.isArray(value) ? value.length : 0}` });
+        out.push({
+          path,
+          message: `must have ${error.keyword === 'minItems' ? 'at least' : 'at most'} ${String(params.limit)} item(s), got ${Array.isArray(value) ? value.length : 0}`,
+        });
         break;
       case 'uniqueItems': {
         const later = Math.max(Number(params.i), Number(params.j));
-        out.push({ path: join(path, later), message: `repeats an earlier item ${describeValue((value as unknown[])[later])}` });
+        out.push({
+          path: join(path, later),
+          message: `repeats an earlier item ${describeValue((value as unknown[])[later])}`,
+        });
         break;
       }
       case 'anyOf':
       case 'oneOf':
-        out.push({ path, message: params.passingSchemas ? 'matches more than one of the allowed forms' : 'matches none of the allowed forms' });
+        out.push({
+          path,
+          message: params.passingSchemas
+            ? 'matches more than one of the allowed forms'
+            : 'matches none of the allowed forms',
+        });
         break;
       case 'false schema':
         out.push({ path, message: 'is not allowed here' });

@@ -127,7 +127,10 @@ export interface ConfidenceInterval {
  * Percentile-bootstrap confidence interval of the median. Seeded, so the same samples give the same interval.
  * Resampling uses counting on the sorted sample, O(resamples * n).
  */
-export function bootstrapMedianInterval(values: ArrayLike<number>, options: { resamples?: number; level?: number; seed?: number } = {}): ConfidenceInterval {
+export function bootstrapMedianInterval(
+  values: ArrayLike<number>,
+  options: { resamples?: number; level?: number; seed?: number } = {},
+): ConfidenceInterval {
   const resamples = options.resamples ?? 1000;
   const level = options.level ?? 0.95;
   const sorted = sortedCopy(values);
@@ -223,7 +226,12 @@ export function measureNoise(timeOrdered: ArrayLike<number>, sessionMedians: num
   const intervalHalfWidth = center > 0 ? (interval.high - interval.low) / 2 / center : 0;
   const blocks = timeOrdered.length >= NOISE_BLOCKS * 4 ? blockMedians(timeOrdered, NOISE_BLOCKS) : [center];
   const driftHalfWidth = center > 0 ? (Math.max(...blocks) - Math.min(...blocks)) / 2 / center : 0;
-  const estimate: NoiseEstimate = { medianInterval: interval, intervalHalfWidth, driftHalfWidth, relative: Math.max(intervalHalfWidth, driftHalfWidth) };
+  const estimate: NoiseEstimate = {
+    medianInterval: interval,
+    intervalHalfWidth,
+    driftHalfWidth,
+    relative: Math.max(intervalHalfWidth, driftHalfWidth),
+  };
   if (sessionMedians.length > 1 && center > 0) {
     estimate.sessionHalfWidth = (Math.max(...sessionMedians) - Math.min(...sessionMedians)) / 2 / center;
     estimate.relative = Math.max(estimate.relative, estimate.sessionHalfWidth);
@@ -264,11 +272,16 @@ export function splitSessions(samples: ArrayLike<number>, sampleCounts: readonly
     sessions.push(Array.from({ length: count }, (_, i) => samples[offset + i]!));
     offset += count;
   }
-  if (offset !== samples.length) throw new RangeError(`session sizes add up to ${offset}, but there are ${samples.length} samples`);
+  if (offset !== samples.length)
+    throw new RangeError(`session sizes add up to ${offset}, but there are ${samples.length} samples`);
   return sessions;
 }
 
-export function bestSessionFigure(samples: ArrayLike<number>, sampleCounts: readonly number[], seed = 1): BestSessionFigure {
+export function bestSessionFigure(
+  samples: ArrayLike<number>,
+  sampleCounts: readonly number[],
+  seed = 1,
+): BestSessionFigure {
   const sessions = splitSessions(samples, sampleCounts).filter((s) => s.length > 0);
   if (sessions.length === 0) throw new RangeError('no session has samples');
   const medians = sessions.map((s) => median(s));

@@ -12,7 +12,7 @@ export function toFloat16Bits(value: number): number {
   const exponent = (x >>> 23) & 0xff;
   let mantissa = x & 0x7fffff;
   if (exponent === 0xff) return sign | 0x7c00 | (mantissa ? 0x200 : 0); // Inf or NaN (quiet)
-  let e = exponent - 127 + 15;
+  const e = exponent - 127 + 15;
   if (e >= 0x1f) return sign | 0x7c00; // overflow
   if (e <= 0) {
     // subnormal float16 (or zero): shift the implicit bit in, round to nearest even
@@ -22,12 +22,12 @@ export function toFloat16Bits(value: number): number {
     const half = 1 << (shift - 1);
     const rest = mantissa & ((1 << shift) - 1);
     let result = mantissa >>> shift;
-    if (rest > half || (rest === half && (result & 1))) result++;
+    if (rest > half || (rest === half && result & 1)) result++;
     return sign | result;
   }
   const rest = mantissa & 0x1fff;
   let result = (e << 10) | (mantissa >>> 13);
-  if (rest > 0x1000 || (rest === 0x1000 && (result & 1))) result++; // may carry into the exponent: still correct
+  if (rest > 0x1000 || (rest === 0x1000 && result & 1)) result++; // may carry into the exponent: still correct
   return sign | result;
 }
 

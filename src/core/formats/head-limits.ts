@@ -19,23 +19,38 @@ function refuse(code: string, file: string | undefined, message: string): never 
 
 /** Refuses text longer than `maxBytes` before it is parsed (a 250 MB file is refused in microseconds). */
 export function checkHeadTextSize(text: string, maxBytes: number = DEFAULT_MAX_HEAD_BYTES, file?: string): void {
-  if (text.length > maxBytes) refuse('head-too-large', file, `head file is ${text.length} characters, over the limit of ${maxBytes} bytes (set EDGETL_MAX_HEAD_BYTES to raise it)`);
+  if (text.length > maxBytes)
+    refuse(
+      'head-too-large',
+      file,
+      `head file is ${text.length} characters, over the limit of ${maxBytes} bytes (set EDGETL_MAX_HEAD_BYTES to raise it)`,
+    );
 }
 
 /** Same limit for a file whose size is known before reading it. */
 export function checkHeadFileSize(bytes: number, maxBytes: number = DEFAULT_MAX_HEAD_BYTES, file?: string): void {
-  if (bytes > maxBytes) refuse('head-too-large', file, `head file is ${bytes} bytes, over the limit of ${maxBytes} bytes (set EDGETL_MAX_HEAD_BYTES to raise it)`);
+  if (bytes > maxBytes)
+    refuse(
+      'head-too-large',
+      file,
+      `head file is ${bytes} bytes, over the limit of ${maxBytes} bytes (set EDGETL_MAX_HEAD_BYTES to raise it)`,
+    );
 }
 
 /** Called with the raw `labels` array before each label is looked at. */
 export function checkLabelCount(count: number, file?: string): void {
-  if (count > MAX_HEAD_LABELS) refuse('head-labels', file, `head file field "labels" lists ${count} labels, over the limit of ${MAX_HEAD_LABELS}`);
+  if (count > MAX_HEAD_LABELS)
+    refuse('head-labels', file, `head file field "labels" lists ${count} labels, over the limit of ${MAX_HEAD_LABELS}`);
 }
 
 export function checkReservedLabel(labels: readonly string[], file?: string): void {
   const index = labels.indexOf(RESERVED_LABEL);
   if (index >= 0) {
-    refuse('head-labels', file, `head file field "labels[${index}]" is "${RESERVED_LABEL}", which edgetl reserves for rejected predictions: rename that class and retrain`);
+    refuse(
+      'head-labels',
+      file,
+      `head file field "labels[${index}]" is "${RESERVED_LABEL}", which edgetl reserves for rejected predictions: rename that class and retrain`,
+    );
   }
 }
 
@@ -48,8 +63,16 @@ export function checkMetadataDepth(value: unknown, field: string, file?: string)
   while (stack.length > 0) {
     const { value: current, depth, path } = stack.pop()!;
     if (typeof current !== 'object' || current === null) continue;
-    if (depth >= MAX_METADATA_DEPTH) refuse('head-invalid', file, `head file field "${path}" nests deeper than ${MAX_METADATA_DEPTH} levels of arrays and objects`);
-    if (Array.isArray(current)) current.forEach((item, i) => stack.push({ value: item, depth: depth + 1, path: `${path}[${i}]` }));
-    else for (const [key, item] of Object.entries(current)) stack.push({ value: item, depth: depth + 1, path: `${path}.${key}` });
+    if (depth >= MAX_METADATA_DEPTH)
+      refuse(
+        'head-invalid',
+        file,
+        `head file field "${path}" nests deeper than ${MAX_METADATA_DEPTH} levels of arrays and objects`,
+      );
+    if (Array.isArray(current))
+      current.forEach((item, i) => stack.push({ value: item, depth: depth + 1, path: `${path}[${i}]` }));
+    else
+      for (const [key, item] of Object.entries(current))
+        stack.push({ value: item, depth: depth + 1, path: `${path}.${key}` });
   }
 }

@@ -33,7 +33,8 @@ function elementCount(shape: readonly number[]): number {
 
 function validateShape(shape: readonly number[]): void {
   for (const size of shape) {
-    if (!Number.isInteger(size) || size < 0) throw new NpyFormatError(`invalid dimension ${size} in shape [${shape.join(', ')}]`);
+    if (!Number.isInteger(size) || size < 0)
+      throw new NpyFormatError(`invalid dimension ${size} in shape [${shape.join(', ')}]`);
   }
 }
 
@@ -55,7 +56,8 @@ export function encodeNpyHeader(shape: readonly number[], minBytes = 0): Uint8Ar
   const unpadded = prefixLength + dict.length + 1;
   const total = Math.ceil(Math.max(unpadded, minBytes) / HEADER_ALIGNMENT) * HEADER_ALIGNMENT;
   const headerLength = total - prefixLength;
-  if (headerLength > 0xffff) throw new NpyFormatError(`shape [${shape.join(', ')}] makes a header too long for NPY 1.0`);
+  if (headerLength > 0xffff)
+    throw new NpyFormatError(`shape [${shape.join(', ')}] makes a header too long for NPY 1.0`);
   const bytes = new Uint8Array(total);
   bytes.set(MAGIC, 0);
   bytes[6] = 1;
@@ -80,7 +82,9 @@ export function float32LittleEndianBytes(data: Float32Array): Uint8Array {
 export function encodeNpy(data: Float32Array, shape: readonly number[]): Uint8Array {
   validateShape(shape);
   if (elementCount(shape) !== data.length) {
-    throw new NpyFormatError(`shape [${shape.join(', ')}] holds ${elementCount(shape)} values but the data has ${data.length}`);
+    throw new NpyFormatError(
+      `shape [${shape.join(', ')}] holds ${elementCount(shape)} values but the data has ${data.length}`,
+    );
   }
   const header = encodeNpyHeader(shape);
   const out = new Uint8Array(header.length + data.byteLength);
@@ -137,7 +141,8 @@ export function decodeNpyHeader(bytes: Uint8Array): ParsedHeader {
     throw new NpyFormatError(`unsupported NPY version ${major}.${minor}`);
   }
   const dataOffset = headerStart + headerLength;
-  if (bytes.length < dataOffset) throw new NpyFormatError(`truncated header (needs ${dataOffset} bytes, file has ${bytes.length})`);
+  if (bytes.length < dataOffset)
+    throw new NpyFormatError(`truncated header (needs ${dataOffset} bytes, file has ${bytes.length})`);
   const text = new TextDecoder(major === 3 ? 'utf-8' : 'latin1').decode(bytes.subarray(headerStart, dataOffset));
   return { ...parseHeaderDict(text), dataOffset };
 }
@@ -146,18 +151,28 @@ export function decodeNpyHeader(bytes: Uint8Array): ParsedHeader {
 export function decodeNpy(bytes: Uint8Array): NpyArray {
   const header = decodeNpyHeader(bytes);
   if (header.descr !== '<f4') {
-    const hint = header.descr === '<f8' ? " (float64: save with arr.astype('float32'))" : header.descr === '>f4' ? ' (big-endian float32)' : '';
+    const hint =
+      header.descr === '<f8'
+        ? " (float64: save with arr.astype('float32'))"
+        : header.descr === '>f4'
+          ? ' (big-endian float32)'
+          : '';
     throw new NpyFormatError(`dtype is '${header.descr}', expected little-endian float32 '<f4'${hint}`);
   }
-  if (header.fortranOrder) throw new NpyFormatError("array is in Fortran order; expected C order (save with np.ascontiguousarray)");
+  if (header.fortranOrder)
+    throw new NpyFormatError('array is in Fortran order; expected C order (save with np.ascontiguousarray)');
   const count = elementCount(header.shape);
   const expectedBytes = count * 4;
   const available = bytes.length - header.dataOffset;
   if (available < expectedBytes) {
-    throw new NpyFormatError(`truncated data: shape [${header.shape.join(', ')}] needs ${expectedBytes} bytes, file has ${available}`);
+    throw new NpyFormatError(
+      `truncated data: shape [${header.shape.join(', ')}] needs ${expectedBytes} bytes, file has ${available}`,
+    );
   }
   if (available > expectedBytes) {
-    throw new NpyFormatError(`${available - expectedBytes} unexpected bytes after the data for shape [${header.shape.join(', ')}]`);
+    throw new NpyFormatError(
+      `${available - expectedBytes} unexpected bytes after the data for shape [${header.shape.join(', ')}]`,
+    );
   }
   const start = bytes.byteOffset + header.dataOffset;
   let data: Float32Array;

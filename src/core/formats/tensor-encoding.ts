@@ -30,9 +30,20 @@ export function encodedByteLength(dtype: WeightDType, shape: readonly number[]):
 }
 
 /** Write `data` at `offset`. Throws (naming the tensor) for non-finite values and values beyond float16's range. */
-export function encodeTensor(view: DataView, offset: number, dtype: WeightDType, name: string, shape: readonly number[], data: Float32Array): void {
+export function encodeTensor(
+  view: DataView,
+  offset: number,
+  dtype: WeightDType,
+  name: string,
+  shape: readonly number[],
+  data: Float32Array,
+): void {
   for (let i = 0; i < data.length; i++) {
-    if (!Number.isFinite(data[i])) throw new EdgetlError('head-invalid', `cannot write head: tensor "${name}" holds a non-finite value (${data[i]}) at index ${i}`);
+    if (!Number.isFinite(data[i]))
+      throw new EdgetlError(
+        'head-invalid',
+        `cannot write head: tensor "${name}" holds a non-finite value (${data[i]}) at index ${i}`,
+      );
   }
   if (dtype === 'float32') {
     for (let i = 0; i < data.length; i++) view.setFloat32(offset + i * 4, data[i], true);
@@ -40,7 +51,10 @@ export function encodeTensor(view: DataView, offset: number, dtype: WeightDType,
     for (let i = 0; i < data.length; i++) {
       const bits = toFloat16Bits(data[i]);
       if ((bits & 0x7c00) === 0x7c00) {
-        throw new EdgetlError('head-invalid', `cannot write head: tensor "${name}" value ${data[i]} at index ${i} is beyond the float16 range; write with dtype float32`);
+        throw new EdgetlError(
+          'head-invalid',
+          `cannot write head: tensor "${name}" value ${data[i]} at index ${i} is beyond the float16 range; write with dtype float32`,
+        );
       }
       view.setUint16(offset + i * 2, bits, true);
     }
@@ -66,7 +80,12 @@ export function encodeTensor(view: DataView, offset: number, dtype: WeightDType,
  * Read a tensor at `offset`. Returns the values, or the index and value of the first non-finite one (a float
  * NaN/Infinity, or an int8 row whose scale is not a finite non-negative number).
  */
-export function decodeTensor(view: DataView, offset: number, dtype: WeightDType, shape: readonly number[]): { data: Float32Array } | { bad: number; value: number } {
+export function decodeTensor(
+  view: DataView,
+  offset: number,
+  dtype: WeightDType,
+  shape: readonly number[],
+): { data: Float32Array } | { bad: number; value: number } {
   const size = shape.reduce((a, b) => a * b, 1);
   const data = new Float32Array(size);
   if (dtype === 'int8') {
@@ -81,7 +100,10 @@ export function decodeTensor(view: DataView, offset: number, dtype: WeightDType,
     return { data };
   }
   for (let i = 0; i < size; i++) {
-    const v = dtype === 'float16' ? fromFloat16Bits(view.getUint16(offset + i * 2, true)) : view.getFloat32(offset + i * 4, true);
+    const v =
+      dtype === 'float16'
+        ? fromFloat16Bits(view.getUint16(offset + i * 2, true))
+        : view.getFloat32(offset + i * 4, true);
     if (!Number.isFinite(v)) return { bad: i, value: v };
     data[i] = v;
   }

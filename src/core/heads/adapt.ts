@@ -41,12 +41,19 @@ function alignment(head: Head, field: Float32Array, rows: number): { scale: Floa
 /** A copy of the head without field adaptation. */
 function withoutAdaptation(head: Head): Head {
   const content = head.toFileContent();
-  return Head.fromFileContent({ ...content, adaptation: null, tensors: content.tensors.filter((t) => !t.name.startsWith('adaptation.')) });
+  return Head.fromFileContent({
+    ...content,
+    adaptation: null,
+    tensors: content.tensors.filter((t) => !t.name.startsWith('adaptation.')),
+  });
 }
 
 function withAdaptation(head: Head, adaptation: { scale: Float32Array; shift: Float32Array }, rows: number): Head {
   const copy = withoutAdaptation(head);
-  copy.adaptation = { spec: { method: 'feature-statistics', rows, createdAt: new Date().toISOString() }, ...adaptation };
+  copy.adaptation = {
+    spec: { method: 'feature-statistics', rows, createdAt: new Date().toISOString() },
+    ...adaptation,
+  };
   return copy;
 }
 
@@ -58,8 +65,16 @@ function rowsAt(data: Float32Array, indices: number[], dim: number): Float32Arra
 
 /** Re-estimates the head's feature statistics from `rows` raw field embeddings (any earlier adaptation is replaced). */
 export function adaptHead(head: Head, field: Float32Array, rows = field.length / head.embeddingDim): AdaptResult {
-  if (!head.openSet) throw new EdgetlError('head-type', 'this head has no open-set data (a version 1 file): retrain it with this edgetl before adapting it');
-  if (rows < MIN_ADAPT_ROWS) throw new EdgetlError('adapt-input', `adapting needs at least ${MIN_ADAPT_ROWS} field photos to estimate their statistics, got ${rows}`);
+  if (!head.openSet)
+    throw new EdgetlError(
+      'head-type',
+      'this head has no open-set data (a version 1 file): retrain it with this edgetl before adapting it',
+    );
+  if (rows < MIN_ADAPT_ROWS)
+    throw new EdgetlError(
+      'adapt-input',
+      `adapting needs at least ${MIN_ADAPT_ROWS} field photos to estimate their statistics, got ${rows}`,
+    );
   const dim = head.embeddingDim;
   // alternate rows: a field folder's order (time, camera) falls evenly on both halves
   const even = Array.from({ length: rows }, (_, i) => i).filter((i) => i % 2 === 0);
@@ -74,8 +89,21 @@ export function adaptHead(head: Head, field: Float32Array, rows = field.length /
   const after = heldOutAfter.overThreshold ?? heldOutAfter.shift;
   const helps = heldOutAfter.meanOutlierScore < heldOutBefore.meanOutlierScore && after <= before;
   if (!helps) {
-    return { head: unadapted, adapted: false, heldOutBefore, heldOutAfter, reason: 'the field statistics did not bring held-out field photos closer to the training data; the head is unchanged' };
+    return {
+      head: unadapted,
+      adapted: false,
+      heldOutBefore,
+      heldOutAfter,
+      reason:
+        'the field statistics did not bring held-out field photos closer to the training data; the head is unchanged',
+    };
   }
   const adapted = withAdaptation(unadapted, alignment(unadapted, field, rows), rows);
-  return { head: adapted, adapted: true, heldOutBefore, heldOutAfter, reason: 'held-out field photos came closer to the training data' };
+  return {
+    head: adapted,
+    adapted: true,
+    heldOutBefore,
+    heldOutAfter,
+    reason: 'held-out field photos came closer to the training data',
+  };
 }

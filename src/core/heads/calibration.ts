@@ -67,7 +67,13 @@ export function fitTemperature(logits: Float32Array, targets: ArrayLike<number>,
  * Open-set rejection threshold on the top calibrated probability: the value below which `rate` of the held-out
  * known-class rows fall. A prediction whose top probability is below it is reported as "unknown".
  */
-export function rejectionThreshold(logits: Float32Array, rows: number, classes: number, temperature: number, rate: number): number {
+export function rejectionThreshold(
+  logits: Float32Array,
+  rows: number,
+  classes: number,
+  temperature: number,
+  rate: number,
+): number {
   if (rows === 0 || rate <= 0) return 0;
   const probabilities = softmaxRows(Float32Array.from(logits), rows, classes, temperature);
   const top = new Float64Array(rows);

@@ -22,7 +22,11 @@ export interface FitOptions {
  * The one head/backbone compatibility check (Node Classifier, browser heads): refuses a head trained on another
  * backbone (sha256, then embedding size), naming both.
  */
-export function assertHeadFitsBackbone(trainedOn: BackboneIdentity, given: BackboneIdentity, options: FitOptions = {}): void {
+export function assertHeadFitsBackbone(
+  trainedOn: BackboneIdentity,
+  given: BackboneIdentity,
+  options: FitOptions = {},
+): void {
   const what = options.what ?? 'the head';
   const file = options.file === undefined ? undefined : { file: options.file };
   if (trainedOn.sha256.toLowerCase() !== given.sha256.toLowerCase()) {
@@ -35,6 +39,10 @@ export function assertHeadFitsBackbone(trainedOn: BackboneIdentity, given: Backb
     );
   }
   if (trainedOn.embeddingDim !== given.embeddingDim) {
-    throw new EdgetlError('head-backbone-mismatch', `${what} expects ${trainedOn.embeddingDim}-d embeddings, but backbone ${given.id} gives ${given.embeddingDim}`, file);
+    throw new EdgetlError(
+      'head-backbone-mismatch',
+      `${what} expects ${trainedOn.embeddingDim}-d embeddings, but backbone ${given.id} gives ${given.embeddingDim}`,
+      file,
+    );
   }
 }

@@ -33,7 +33,12 @@ export function classCounts(targets: ArrayLike<number>, classCount: number): num
  * `groups` every row is its own unit; with them, rows sharing a group id (e.g. an image and its flipped view)
  * form one unit, so no split ever puts a view in training and its twin in validation.
  */
-function shuffledUnitsByClass(targets: ArrayLike<number>, classCount: number, random: Random, groups?: ArrayLike<number>): number[][][] {
+function shuffledUnitsByClass(
+  targets: ArrayLike<number>,
+  classCount: number,
+  random: Random,
+  groups?: ArrayLike<number>,
+): number[][][] {
   const units: number[][][] = Array.from({ length: classCount }, () => []);
   if (!groups) {
     for (let i = 0; i < targets.length; i++) units[targets[i]].push([i]);
@@ -57,7 +62,13 @@ function shuffledUnitsByClass(targets: ArrayLike<number>, classCount: number, ra
  * Stratified k-fold: each class's units are dealt round-robin over the folds (continuing where the previous class
  * stopped, so fold sizes stay balanced). Returns the held-out row indices of each fold, sorted.
  */
-export function stratifiedFolds(targets: ArrayLike<number>, classCount: number, folds: number, seed: number, groups?: ArrayLike<number>): number[][] {
+export function stratifiedFolds(
+  targets: ArrayLike<number>,
+  classCount: number,
+  folds: number,
+  seed: number,
+  groups?: ArrayLike<number>,
+): number[][] {
   const random = new Random(seed);
   const result: number[][] = Array.from({ length: folds }, () => []);
   let next = 0;
@@ -74,7 +85,13 @@ export function stratifiedFolds(targets: ArrayLike<number>, classCount: number, 
  * Stratified split holding out about `fraction` of every class's units (at least one unit of each class with two
  * or more, never a class's last unit). Returns sorted train and held-out indices.
  */
-export function stratifiedSplit(targets: ArrayLike<number>, classCount: number, fraction: number, seed: number, groups?: ArrayLike<number>): { train: number[]; heldOut: number[] } {
+export function stratifiedSplit(
+  targets: ArrayLike<number>,
+  classCount: number,
+  fraction: number,
+  seed: number,
+  groups?: ArrayLike<number>,
+): { train: number[]; heldOut: number[] } {
   const random = new Random(seed);
   const train: number[] = [];
   const heldOut: number[] = [];

@@ -9,7 +9,15 @@ export interface DenseMath {
    * out[m,n] = op(A) . op(B), with op(A) of shape [m,k] and op(B) of shape [k,n], all row-major.
    * A is stored as [m,k], or as [k,m] when `transA`; B is stored as [k,n], or as [n,k] when `transB`.
    */
-  gemm(a: Float32Array, b: Float32Array, m: number, k: number, n: number, transA: boolean, transB: boolean): Promise<Float32Array>;
+  gemm(
+    a: Float32Array,
+    b: Float32Array,
+    m: number,
+    k: number,
+    n: number,
+    transA: boolean,
+    transB: boolean,
+  ): Promise<Float32Array>;
   dispose?(): Promise<void>;
 }
 
@@ -35,7 +43,14 @@ export function transpose(source: Float32Array, rows: number, cols: number): Flo
  * 4x2 register blocking reuses each loaded value 2-4 times; k is tiled so the rows in use stay in L1.
  * Accumulators are JS numbers (float64), so long dot products do not lose float32 precision.
  */
-export function gemmNT(a: Float32Array, b: Float32Array, m: number, k: number, n: number, out = new Float32Array(m * n)): Float32Array {
+export function gemmNT(
+  a: Float32Array,
+  b: Float32Array,
+  m: number,
+  k: number,
+  n: number,
+  out = new Float32Array(m * n),
+): Float32Array {
   out.fill(0);
   const kTile = 256;
   for (let p0 = 0; p0 < k; p0 += kTile) {
@@ -50,7 +65,14 @@ export function gemmNT(a: Float32Array, b: Float32Array, m: number, k: number, n
       for (; j + 1 < n; j += 2) {
         const b0 = j * k;
         const b1 = b0 + k;
-        let s00 = 0, s01 = 0, s10 = 0, s11 = 0, s20 = 0, s21 = 0, s30 = 0, s31 = 0;
+        let s00 = 0,
+          s01 = 0,
+          s10 = 0,
+          s11 = 0,
+          s20 = 0,
+          s21 = 0,
+          s30 = 0,
+          s31 = 0;
         for (let p = p0; p < p1; p++) {
           const y0 = b[b0 + p];
           const y1 = b[b1 + p];
@@ -79,7 +101,10 @@ export function gemmNT(a: Float32Array, b: Float32Array, m: number, k: number, n
       }
       for (; j < n; j++) {
         const b0 = j * k;
-        let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        let s0 = 0,
+          s1 = 0,
+          s2 = 0,
+          s3 = 0;
         for (let p = p0; p < p1; p++) {
           const y = b[b0 + p];
           s0 += a[a0 + p] * y;
@@ -102,7 +127,10 @@ export function gemmNT(a: Float32Array, b: Float32Array, m: number, k: number, n
         const b1 = b0 + k;
         const b2 = b1 + k;
         const b3 = b2 + k;
-        let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        let s0 = 0,
+          s1 = 0,
+          s2 = 0,
+          s3 = 0;
         for (let p = p0; p < p1; p++) {
           const x = a[a0 + p];
           s0 += x * b[b0 + p];
@@ -128,7 +156,15 @@ export function gemmNT(a: Float32Array, b: Float32Array, m: number, k: number, n
 }
 
 /** Synchronous general product in plain JS (any transposition), reduced to the fast A.B^T kernel. */
-export function gemmSync(a: Float32Array, b: Float32Array, m: number, k: number, n: number, transA: boolean, transB: boolean): Float32Array {
+export function gemmSync(
+  a: Float32Array,
+  b: Float32Array,
+  m: number,
+  k: number,
+  n: number,
+  transA: boolean,
+  transB: boolean,
+): Float32Array {
   const left = transA ? transpose(a, k, m) : a;
   const right = transB ? b : transpose(b, k, n);
   return gemmNT(left, right, m, k, n);

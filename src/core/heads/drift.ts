@@ -27,7 +27,11 @@ export interface DriftReport {
 }
 
 /** Compares `rows` raw field embeddings with the head's training data; undefined for a head without open-set data. */
-export function driftReport(head: Head, embeddings: Float32Array, rows = embeddings.length / head.embeddingDim): DriftReport | undefined {
+export function driftReport(
+  head: Head,
+  embeddings: Float32Array,
+  rows = embeddings.length / head.embeddingDim,
+): DriftReport | undefined {
   const scores = head.outlierScores(embeddings, rows);
   const openSet = head.openSet;
   if (!scores || !openSet) return undefined;

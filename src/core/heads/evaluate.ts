@@ -27,10 +27,17 @@ export interface OpenSetEvaluation {
  * and confusion matrix, how many rows it turned "unknown", accuracy on the rest, and the batch's drift. `what` names
  * the data in errors.
  */
-export function evaluateHead(head: Head, data: { embeddings: Float32Array; labels: readonly string[] }, what: string): Evaluation {
+export function evaluateHead(
+  head: Head,
+  data: { embeddings: Float32Array; labels: readonly string[] },
+  what: string,
+): Evaluation {
   const unknown = [...new Set(data.labels)].filter((l) => !head.labels.includes(l));
   if (unknown.length > 0) {
-    throw new EdgetlError('label-mismatch', `${what} has class${unknown.length > 1 ? 'es' : ''} ${unknown.map((c) => `"${c}"`).join(', ')} that the head does not know (head classes: ${head.labels.join(', ')})`);
+    throw new EdgetlError(
+      'label-mismatch',
+      `${what} has class${unknown.length > 1 ? 'es' : ''} ${unknown.map((c) => `"${c}"`).join(', ')} that the head does not know (head classes: ${head.labels.join(', ')})`,
+    );
   }
   const rows = data.labels.length;
   const targets = data.labels.map((l) => head.labels.indexOf(l));
@@ -51,5 +58,11 @@ export function evaluateHead(head: Head, data: { embeddings: Float32Array; label
     acceptedAccuracy: rows - rejected > 0 ? acceptedCorrect / (rows - rejected) : Number.NaN,
     drift: driftReport(head, data.embeddings, rows) ?? null,
   };
-  return { metrics: { ...metrics, accuracy: report.accuracy, balancedAccuracy: report.balancedAccuracy }, closedSetAccuracy: metrics.accuracy, report, rejected, openSet };
+  return {
+    metrics: { ...metrics, accuracy: report.accuracy, balancedAccuracy: report.balancedAccuracy },
+    closedSetAccuracy: metrics.accuracy,
+    report,
+    rejected,
+    openSet,
+  };
 }

@@ -27,12 +27,19 @@ function inputBounds(normalization: Normalization, dim: number): Float64Array {
   const bounds = new Float64Array(dim);
   if (normalization.kind === 'l2') bounds.fill(1);
   else if (normalization.kind === 'none') bounds.fill(EMBEDDING_VALUE_LIMIT);
-  else for (let d = 0; d < dim; d++) bounds[d] = (EMBEDDING_VALUE_LIMIT + Math.abs(normalization.mean[d])) / normalization.std[d];
+  else
+    for (let d = 0; d < dim; d++)
+      bounds[d] = (EMBEDDING_VALUE_LIMIT + Math.abs(normalization.mean[d])) / normalization.std[d];
   return bounds;
 }
 
 /** |W| b + |bias| per output: an upper bound of |W x + bias| for |x| <= b (interval arithmetic). */
-function layerBound(weight: Float32Array, bias: Float32Array | undefined, inputs: Float64Array, outputs: number): Float64Array {
+function layerBound(
+  weight: Float32Array,
+  bias: Float32Array | undefined,
+  inputs: Float64Array,
+  outputs: number,
+): Float64Array {
   const dim = inputs.length;
   const result = new Float64Array(outputs);
   for (let o = 0; o < outputs; o++) {
@@ -56,12 +63,20 @@ export function logitBounds(head: HeadNumericsInput): Float64Array {
 }
 
 function refuse(file: string | undefined, message: string): never {
-  throw new EdgetlError('head-nonfinite', `${file ? `${file}: ` : ''}${message}: the head's predictions would not be finite numbers; retrain it`, { file });
+  throw new EdgetlError(
+    'head-nonfinite',
+    `${file ? `${file}: ` : ''}${message}: the head's predictions would not be finite numbers; retrain it`,
+    { file },
+  );
 }
 
 /** Throws `head-nonfinite` naming the cause when inference on in-range embeddings could overflow float32. */
 export function checkHeadNumerics(head: HeadNumericsInput, file?: string): void {
-  if (!(1 / head.temperature <= FLOAT32_MAX)) refuse(file, `head file field "calibration.temperature" is ${head.temperature}, too close to 0 (1/temperature overflows)`);
+  if (!(1 / head.temperature <= FLOAT32_MAX))
+    refuse(
+      file,
+      `head file field "calibration.temperature" is ${head.temperature}, too close to 0 (1/temperature overflows)`,
+    );
   const bounds = logitBounds(head);
   let worst = 0;
   for (let c = 1; c < bounds.length; c++) if (!(bounds[c] <= bounds[worst])) worst = c;
@@ -74,6 +89,10 @@ export function checkHeadNumerics(head: HeadNumericsInput, file?: string): void 
     for (let d = 1; d < std.length; d++) if (std[d] < std[smallest]) smallest = d;
     if (std[smallest] < 1e-20) cause = `normalization.std is ${std[smallest]} at index ${smallest}`;
   }
-  const limit = head.normalization.kind === 'l2' ? 'unit-length embeddings' : `embeddings within ±${EMBEDDING_VALUE_LIMIT}`;
-  refuse(file, `the logit of "${head.labels[worst]}" can reach ${Number.isFinite(bound) ? bound.toPrecision(3) : 'infinity'}${head.temperature < 1 ? ` (${(bound / head.temperature).toPrecision(3)} after temperature ${head.temperature})` : ''} for ${limit}, beyond float32's ${FLOAT32_MAX.toPrecision(3)} (${cause})`);
+  const limit =
+    head.normalization.kind === 'l2' ? 'unit-length embeddings' : `embeddings within ±${EMBEDDING_VALUE_LIMIT}`;
+  refuse(
+    file,
+    `the logit of "${head.labels[worst]}" can reach ${Number.isFinite(bound) ? bound.toPrecision(3) : 'infinity'}${head.temperature < 1 ? ` (${(bound / head.temperature).toPrecision(3)} after temperature ${head.temperature})` : ''} for ${limit}, beyond float32's ${FLOAT32_MAX.toPrecision(3)} (${cause})`,
+  );
 }

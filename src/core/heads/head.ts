@@ -21,7 +21,13 @@ import { type PrototypeParameters, prototypeDirections, prototypeSum } from './p
 import { softmaxRows } from './softmax.js';
 import { checkHeadNumerics } from './head-numerics.js';
 import { RESERVED_LABEL } from '../formats/head-limits.js';
-import { type OpenSetModel, OPEN_SET_METHOD, addClassToOpenSet, outlierScores, removeClassFromOpenSet } from './open-set.js';
+import {
+  type OpenSetModel,
+  OPEN_SET_METHOD,
+  addClassToOpenSet,
+  outlierScores,
+  removeClassFromOpenSet,
+} from './open-set.js';
 
 export const UNKNOWN_LABEL = RESERVED_LABEL;
 
@@ -88,7 +94,15 @@ export interface Prediction extends PredictionCore {
 }
 
 /** The JSON form of a prediction (`predict --json` lines, the web API): the contract's fields, in a fixed order. */
-export function predictionJson(p: Prediction): { label: string; closest: string; score: number; outlierScore?: number; rejected: boolean; reason?: RejectionReason; topK: { label: string; score: number }[] } {
+export function predictionJson(p: Prediction): {
+  label: string;
+  closest: string;
+  score: number;
+  outlierScore?: number;
+  rejected: boolean;
+  reason?: RejectionReason;
+  topK: { label: string; score: number }[];
+} {
   return {
     label: p.label,
     closest: p.closest,
@@ -109,7 +123,10 @@ export interface HeadStorage {
 let storage: HeadStorage = {
   async readText(location) {
     const response = await fetch(location);
-    if (!response.ok) throw new EdgetlError('head-read', `${location}: HTTP ${response.status} ${response.statusText}`, { file: location });
+    if (!response.ok)
+      throw new EdgetlError('head-read', `${location}: HTTP ${response.status} ${response.statusText}`, {
+        file: location,
+      });
     return response.text();
   },
 };
@@ -174,7 +191,10 @@ export class Head {
   private checkRows(embeddings: Float32Array, rows: number): void {
     const dim = this.embeddingDim;
     if (!Number.isInteger(rows) || embeddings.length < rows * dim) {
-      throw new EdgetlError('head-input', `embedding length ${embeddings.length} is not a multiple of the head's embedding size ${dim} (backbone ${this.backbone.id})`);
+      throw new EdgetlError(
+        'head-input',
+        `embedding length ${embeddings.length} is not a multiple of the head's embedding size ${dim} (backbone ${this.backbone.id})`,
+      );
     }
   }
 
@@ -229,7 +249,9 @@ export class Head {
       if (!Number.isFinite(probabilities[i])) {
         const row = Math.floor(i / this.classCount);
         const input = embeddings.subarray(row * this.embeddingDim, (row + 1) * this.embeddingDim);
-        const reason = input.some((v) => !Number.isFinite(v)) ? 'the embedding holds non-finite values' : 'the logits overflowed (embedding values far outside the usual range?)';
+        const reason = input.some((v) => !Number.isFinite(v))
+          ? 'the embedding holds non-finite values'
+          : 'the logits overflowed (embedding values far outside the usual range?)';
         throw new EdgetlError('head-nonfinite', `the head's scores for input ${row} are not finite numbers: ${reason}`);
       }
     }
@@ -238,12 +260,19 @@ export class Head {
 
   predict(embedding: Float32Array, options: { topK?: number } = {}): Prediction {
     if (embedding.length !== this.embeddingDim) {
-      throw new EdgetlError('head-input', `embedding has ${embedding.length} values but the head expects ${this.embeddingDim} (backbone ${this.backbone.id})`);
+      throw new EdgetlError(
+        'head-input',
+        `embedding has ${embedding.length} values but the head expects ${this.embeddingDim} (backbone ${this.backbone.id})`,
+      );
     }
     return this.predictMany(embedding, 1, options)[0];
   }
 
-  predictMany(embeddings: Float32Array, rows = embeddings.length / this.embeddingDim, options: { topK?: number } = {}): Prediction[] {
+  predictMany(
+    embeddings: Float32Array,
+    rows = embeddings.length / this.embeddingDim,
+    options: { topK?: number } = {},
+  ): Prediction[] {
     const probabilities = this.probabilities(embeddings, rows);
     const outliers = this.outlierScores(embeddings, rows);
     const classes = this.classCount;
@@ -257,7 +286,11 @@ export class Head {
       const score = row[index];
       const outlierScore = outliers?.[r];
       const reason: RejectionReason | undefined =
-        outlierScore !== undefined && outlierThreshold !== null && outlierScore > outlierThreshold ? 'outlier' : this.rejection !== null && score < this.rejection.threshold ? 'low-confidence' : undefined;
+        outlierScore !== undefined && outlierThreshold !== null && outlierScore > outlierThreshold
+          ? 'outlier'
+          : this.rejection !== null && score < this.rejection.threshold
+            ? 'low-confidence'
+            : undefined;
       const closest = this.labels[index];
       predictions.push({
         label: reason ? UNKNOWN_LABEL : closest,
@@ -300,14 +333,26 @@ export class Head {
   /** Add a class (or more examples of an existing one) to a prototype head from raw embeddings. */
   addClass(label: string, embeddings: Float32Array, rows = embeddings.length / this.embeddingDim): void {
     const weights = this.requirePrototype('add a class');
-    if (rows < 1 || !Number.isInteger(rows)) throw new EdgetlError('head-input', `no embeddings given for class "${label}"`);
-    if (label === UNKNOWN_LABEL) throw new EdgetlError('head-input', `"${UNKNOWN_LABEL}" is reserved for rejected predictions and cannot be a class`);
+    if (rows < 1 || !Number.isInteger(rows))
+      throw new EdgetlError('head-input', `no embeddings given for class "${label}"`);
+    if (label === UNKNOWN_LABEL)
+      throw new EdgetlError(
+        'head-input',
+        `"${UNKNOWN_LABEL}" is reserved for rejected predictions and cannot be a class`,
+      );
     const dim = this.embeddingDim;
-    const contribution = prototypeSum(applyNormalization(this.normalization, this.adapted(embeddings, rows), rows, dim), rows, dim);
+    const contribution = prototypeSum(
+      applyNormalization(this.normalization, this.adapted(embeddings, rows), rows, dim),
+      rows,
+      dim,
+    );
     const existing = this.labels.indexOf(label);
     if (this.openSet) {
       const classIndex = existing >= 0 ? existing : this.labels.length;
-      this.openSet = { ...this.openSet, ...addClassToOpenSet(this.openSet, classIndex, this.adapted(embeddings, rows), rows, dim, this.training.seed) };
+      this.openSet = {
+        ...this.openSet,
+        ...addClassToOpenSet(this.openSet, classIndex, this.adapted(embeddings, rows), rows, dim, this.training.seed),
+      };
     }
     if (existing >= 0) {
       for (let d = 0; d < dim; d++) weights.sums[existing * dim + d] += contribution[d];
@@ -327,8 +372,10 @@ export class Head {
   removeClass(label: string): void {
     const weights = this.requirePrototype('remove a class');
     const index = this.labels.indexOf(label);
-    if (index < 0) throw new EdgetlError('head-input', `the head has no class "${label}" (classes: ${this.labels.join(', ')})`);
-    if (this.labels.length <= 2) throw new EdgetlError('head-input', `cannot remove "${label}": a head needs at least 2 classes`);
+    if (index < 0)
+      throw new EdgetlError('head-input', `the head has no class "${label}" (classes: ${this.labels.join(', ')})`);
+    if (this.labels.length <= 2)
+      throw new EdgetlError('head-input', `cannot remove "${label}": a head needs at least 2 classes`);
     const dim = this.embeddingDim;
     const sums = new Float32Array((this.labels.length - 1) * dim);
     sums.set(weights.sums.subarray(0, index * dim));
@@ -345,7 +392,10 @@ export class Head {
 
   private requirePrototype(action: string): PrototypeParameters {
     if (this.weights.type !== 'prototype') {
-      throw new EdgetlError('head-type', `cannot ${action} to a ${this.type} head without retraining; train a prototype head (\`type: 'prototype'\`) for that`);
+      throw new EdgetlError(
+        'head-type',
+        `cannot ${action} to a ${this.type} head without retraining; train a prototype head (\`type: 'prototype'\`) for that`,
+      );
     }
     return this.weights;
   }
@@ -367,7 +417,11 @@ export class Head {
       tensors.push({ name: 'linear.weight', shape: [classes, dim], data: weights.weight });
       tensors.push({ name: 'linear.bias', shape: [classes], data: weights.bias });
     } else if (weights.type === 'mlp') {
-      parameters = { type: 'mlp', activation: weights.activation, hidden: weights.layers.slice(0, -1).map((l) => l.outputs) };
+      parameters = {
+        type: 'mlp',
+        activation: weights.activation,
+        hidden: weights.layers.slice(0, -1).map((l) => l.outputs),
+      };
       weights.layers.forEach((layer, l) => {
         tensors.push({ name: `mlp.layers.${l}.weight`, shape: [layer.outputs, layer.inputs], data: layer.weight });
         tensors.push({ name: `mlp.layers.${l}.bias`, shape: [layer.outputs], data: layer.bias });
@@ -389,7 +443,11 @@ export class Head {
     }
     const { weight: blockWeight, bias: blockBias, ...adaptedBlock } = this.adaptedBlock ?? {};
     if (this.adaptedBlock) {
-      tensors.push({ name: ADAPTED_BLOCK_WEIGHT, shape: [this.adaptedBlock.outputChannels, this.adaptedBlock.inputChannels], data: blockWeight! });
+      tensors.push({
+        name: ADAPTED_BLOCK_WEIGHT,
+        shape: [this.adaptedBlock.outputChannels, this.adaptedBlock.inputChannels],
+        data: blockWeight!,
+      });
       tensors.push({ name: ADAPTED_BLOCK_BIAS, shape: [this.adaptedBlock.outputChannels], data: blockBias! });
     }
     return {
@@ -402,7 +460,15 @@ export class Head {
       rejection: this.rejection,
       training: this.training,
       openSet: openSet
-        ? { method: openSet.method, k: openSet.k, memoryClasses: [...openSet.memoryClasses], memoryWeights: [...openSet.memoryWeights], reference: openSet.reference, threshold: openSet.threshold, rate: openSet.rate }
+        ? {
+            method: openSet.method,
+            k: openSet.k,
+            memoryClasses: [...openSet.memoryClasses],
+            memoryWeights: [...openSet.memoryWeights],
+            reference: openSet.reference,
+            threshold: openSet.threshold,
+            rate: openSet.rate,
+          }
         : null,
       adaptation: adaptation ? adaptation.spec : null,
       tensors,
@@ -439,7 +505,12 @@ export class Head {
         })),
       };
     } else {
-      weights = { type: 'prototype', sums: tensor('prototype.sums'), counts: [...parameters.counts], dim: content.backbone.embeddingDim };
+      weights = {
+        type: 'prototype',
+        sums: tensor('prototype.sums'),
+        counts: [...parameters.counts],
+        dim: content.backbone.embeddingDim,
+      };
     }
     const openSet = content.openSet;
     const adaptation = content.adaptation;
@@ -452,18 +523,48 @@ export class Head {
       rejection: content.rejection,
       training: content.training,
       openSet: openSet
-        ? { method: OPEN_SET_METHOD, k: openSet.k, memory: tensor('openSet.memory'), featureMean: tensor('openSet.mean'), featureStd: tensor('openSet.std'), memoryClasses: [...openSet.memoryClasses], memoryWeights: [...openSet.memoryWeights], reference: openSet.reference, threshold: openSet.threshold, rate: openSet.rate }
+        ? {
+            method: OPEN_SET_METHOD,
+            k: openSet.k,
+            memory: tensor('openSet.memory'),
+            featureMean: tensor('openSet.mean'),
+            featureStd: tensor('openSet.std'),
+            memoryClasses: [...openSet.memoryClasses],
+            memoryWeights: [...openSet.memoryWeights],
+            reference: openSet.reference,
+            threshold: openSet.threshold,
+            rate: openSet.rate,
+          }
         : null,
-      adaptation: adaptation ? { spec: adaptation, scale: tensor('adaptation.scale'), shift: tensor('adaptation.shift') } : null,
+      adaptation: adaptation
+        ? { spec: adaptation, scale: tensor('adaptation.scale'), shift: tensor('adaptation.shift') }
+        : null,
       warnings: content.warnings,
-      ...(content.adaptedBlock ? { adaptedBlock: { ...content.adaptedBlock, weight: tensor(ADAPTED_BLOCK_WEIGHT), bias: tensor(ADAPTED_BLOCK_BIAS) } } : {}),
+      ...(content.adaptedBlock
+        ? {
+            adaptedBlock: {
+              ...content.adaptedBlock,
+              weight: tensor(ADAPTED_BLOCK_WEIGHT),
+              bias: tensor(ADAPTED_BLOCK_BIAS),
+            },
+          }
+        : {}),
     });
   }
 
   /** Parse and validate head file text (see parseHeadFile for the errors). */
   static parse(text: string, options: ParseOptions = {}): Head {
     const head = Head.fromFileContent(parseHeadFile(text, options));
-    checkHeadNumerics({ labels: head.labels, embeddingDim: head.embeddingDim, weights: head.weights, normalization: head.normalization, temperature: head.temperature }, options.file);
+    checkHeadNumerics(
+      {
+        labels: head.labels,
+        embeddingDim: head.embeddingDim,
+        weights: head.weights,
+        normalization: head.normalization,
+        temperature: head.temperature,
+      },
+      options.file,
+    );
     return head;
   }
 
@@ -474,7 +575,11 @@ export class Head {
 
   /** Write atomically (Node) — a crash mid-write leaves the previous file intact. */
   async save(location: string, options: SerializeOptions = {}): Promise<void> {
-    if (!storage.writeText) throw new EdgetlError('head-write', `saving heads is not available in this runtime; use head.serialize() and store the text`);
+    if (!storage.writeText)
+      throw new EdgetlError(
+        'head-write',
+        `saving heads is not available in this runtime; use head.serialize() and store the text`,
+      );
     await storage.writeText(location, this.serialize(options));
   }
 }

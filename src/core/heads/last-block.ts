@@ -50,7 +50,7 @@ export interface StandardizedLinearHead {
 }
 
 function activate(z: number, activation: BlockActivation): number {
-  if (activation.kind === 'clip') return z < activation.min ? activation.min : z > activation.max ? activation.max : z;
+  if (activation.kind === 'clip') return z < activation.min ? activation.min : Math.min(z, activation.max);
   return z / (1 + Math.exp(-z));
 }
 
@@ -64,7 +64,14 @@ function activationDerivative(z: number, activation: BlockActivation): number {
  * Block forward on `rows` examples x [rows * pixels, inputs]: pooled [rows, outputs] = mean over pixels of
  * act(x . W^T + b). With `keep`, also returns the pre-activations z [rows * pixels, outputs] for the backward pass.
  */
-export async function blockForward(block: BlockWeights, x: Float32Array, rows: number, pixels: number, math: DenseMath, keep = false): Promise<{ pooled: Float32Array; z?: Float32Array }> {
+export async function blockForward(
+  block: BlockWeights,
+  x: Float32Array,
+  rows: number,
+  pixels: number,
+  math: DenseMath,
+  keep = false,
+): Promise<{ pooled: Float32Array; z?: Float32Array }> {
   const { outputs, inputs, bias, activation } = block;
   const z = await math.gemm(x, block.weight, rows * pixels, inputs, outputs, false, true);
   const pooled = new Float32Array(rows * outputs);
@@ -84,9 +91,17 @@ export async function blockForward(block: BlockWeights, x: Float32Array, rows: n
 }
 
 /** Logits [rows, classes] of pooled features through a standardizing linear head. */
-export function headLogits(head: StandardizedLinearHead, pooled: Float32Array, rows: number, outputs: number, classes: number): { logits: Float32Array; normalized: Float32Array } {
+export function headLogits(
+  head: StandardizedLinearHead,
+  pooled: Float32Array,
+  rows: number,
+  outputs: number,
+  classes: number,
+): { logits: Float32Array; normalized: Float32Array } {
   const normalized = new Float32Array(rows * outputs);
-  for (let r = 0; r < rows; r++) for (let c = 0; c < outputs; c++) normalized[r * outputs + c] = (pooled[r * outputs + c] - head.mean[c]) / head.std[c];
+  for (let r = 0; r < rows; r++)
+    for (let c = 0; c < outputs; c++)
+      normalized[r * outputs + c] = (pooled[r * outputs + c] - head.mean[c]) / head.std[c];
   const logits = new Float32Array(rows * classes);
   for (let r = 0; r < rows; r++) {
     for (let k = 0; k < classes; k++) {
@@ -187,7 +202,8 @@ class AdamW {
       const g = gradient[i];
       m[i] = beta1 * m[i] + (1 - beta1) * g;
       v[i] = beta2 * v[i] + (1 - beta2) * g * g;
-      values[i] -= (lr * (m[i] / c1)) / (Math.sqrt(v[i] / c2) + 1e-8) + lr * decay * (values[i] - (anchor ? anchor[i] : 0));
+      values[i] -=
+        (lr * (m[i] / c1)) / (Math.sqrt(v[i] / c2) + 1e-8) + lr * decay * (values[i] - (anchor ? anchor[i] : 0));
     }
   }
 }
@@ -261,7 +277,14 @@ function copyBlock(block: BlockWeights): BlockWeights {
 }
 
 /** Pooled features of the given rows (all rows by default) through `block`, batch by batch. */
-export async function pooledFeatures(store: ActivationRows, block: BlockWeights, math: DenseMath, rows?: ArrayLike<number>, batch = 64, onBatch?: (done: number, total: number) => void): Promise<Float32Array> {
+export async function pooledFeatures(
+  store: ActivationRows,
+  block: BlockWeights,
+  math: DenseMath,
+  rows?: ArrayLike<number>,
+  batch = 64,
+  onBatch?: (done: number, total: number) => void,
+): Promise<Float32Array> {
   const indices = rows ?? Int32Array.from({ length: store.rows }, (_, i) => i);
   const count = indices.length;
   const out = new Float32Array(count * block.outputs);
@@ -290,16 +313,42 @@ interface Run {
   warmupSteps: number;
 }
 
-async function linearProbe(pooled: Float32Array, outputs: number, rows: Int32Array, targets: Int32Array, classes: number, l2: number, math: DenseMath): Promise<StandardizedLinearHead> {
+async function linearProbe(
+  pooled: Float32Array,
+  outputs: number,
+  rows: Int32Array,
+  targets: Int32Array,
+  classes: number,
+  l2: number,
+  math: DenseMath,
+): Promise<StandardizedLinearHead> {
   const data = new Float32Array(rows.length * outputs);
   rows.forEach((row, i) => data.set(pooled.subarray(row * outputs, (row + 1) * outputs), i * outputs));
-  const normalization = fitNormalization('standardize', data, rows.length, outputs) as { kind: 'standardize'; mean: Float32Array; std: Float32Array };
-  const matrix = { data: applyNormalization(normalization, data, rows.length, outputs), rows: rows.length, dim: outputs, targets: Int32Array.from(rows, (r) => targets[r]), classCount: classes };
+  const normalization = fitNormalization('standardize', data, rows.length, outputs) as {
+    kind: 'standardize';
+    mean: Float32Array;
+    std: Float32Array;
+  };
+  const matrix = {
+    data: applyNormalization(normalization, data, rows.length, outputs),
+    rows: rows.length,
+    dim: outputs,
+    targets: Int32Array.from(rows, (r) => targets[r]),
+    classCount: classes,
+  };
   const fit = await fitSoftmaxRegression(matrix, { l2, math, maxIterations: 300 });
   return { mean: normalization.mean, std: normalization.std, weight: fit.weight, bias: fit.bias };
 }
 
-function startRun(pretrained: BlockWeights, head: StandardizedLinearHead, train: Int32Array, heldOut: Int32Array, seed: number, epochs: number, batch: number): Run {
+function startRun(
+  pretrained: BlockWeights,
+  head: StandardizedLinearHead,
+  train: Int32Array,
+  heldOut: Int32Array,
+  seed: number,
+  epochs: number,
+  batch: number,
+): Run {
   const block = copyBlock(pretrained);
   const steps = epochs * Math.ceil(train.length / batch);
   return {
@@ -307,7 +356,12 @@ function startRun(pretrained: BlockWeights, head: StandardizedLinearHead, train:
     heldOut,
     block,
     head,
-    optimizers: [new AdamW(block.weight, pretrained.weight), new AdamW(block.bias, pretrained.bias), new AdamW(head.weight, undefined), new AdamW(head.bias, undefined)],
+    optimizers: [
+      new AdamW(block.weight, pretrained.weight),
+      new AdamW(block.bias, pretrained.bias),
+      new AdamW(head.weight, undefined),
+      new AdamW(head.bias, undefined),
+    ],
     random: new Random(seed),
     step: 0,
     totalSteps: steps,
@@ -315,7 +369,17 @@ function startRun(pretrained: BlockWeights, head: StandardizedLinearHead, train:
   };
 }
 
-async function trainEpoch(run: Run, store: ActivationRows, targets: Int32Array, classes: number, options: Required<Pick<FineTuneOptions, 'batchSize' | 'blockLearningRate' | 'headLearningRate' | 'blockDecay' | 'l2'>>, math: DenseMath, onStep?: () => void): Promise<number> {
+async function trainEpoch(
+  run: Run,
+  store: ActivationRows,
+  targets: Int32Array,
+  classes: number,
+  options: Required<
+    Pick<FineTuneOptions, 'batchSize' | 'blockLearningRate' | 'headLearningRate' | 'blockDecay' | 'l2'>
+  >,
+  math: DenseMath,
+  onStep?: () => void,
+): Promise<number> {
   const order = Int32Array.from(run.train);
   run.random.shuffle(order);
   const { pixels, channels } = store;
@@ -328,10 +392,23 @@ async function trainEpoch(run: Run, store: ActivationRows, targets: Int32Array, 
     const x = buffer.subarray(0, n * pixels * channels);
     await store.read(rows, x);
     const batchTargets = Int32Array.from(rows, (r) => targets[r]);
-    const grads = await blockLossAndGradients(run.block, run.head, x, batchTargets, n, pixels, classes, options.l2, math);
+    const grads = await blockLossAndGradients(
+      run.block,
+      run.head,
+      x,
+      batchTargets,
+      n,
+      pixels,
+      classes,
+      options.l2,
+      math,
+    );
     run.step++;
     const t = run.step;
-    const schedule = t <= run.warmupSteps ? t / run.warmupSteps : 0.5 * (1 + Math.cos((Math.PI * (t - run.warmupSteps)) / Math.max(1, run.totalSteps - run.warmupSteps)));
+    const schedule =
+      t <= run.warmupSteps
+        ? t / run.warmupSteps
+        : 0.5 * (1 + Math.cos((Math.PI * (t - run.warmupSteps)) / Math.max(1, run.totalSteps - run.warmupSteps)));
     const [w, b, hw, hb] = run.optimizers;
     w.step(grads.block.weight, options.blockLearningRate * schedule, options.blockDecay, t);
     b.step(grads.block.bias, options.blockLearningRate * schedule, options.blockDecay, t);
@@ -344,7 +421,13 @@ async function trainEpoch(run: Run, store: ActivationRows, targets: Int32Array, 
   return lossSum / Math.max(1, batches);
 }
 
-async function heldOutLogits(run: Run, store: ActivationRows, classes: number, math: DenseMath, batch: number): Promise<Float32Array> {
+async function heldOutLogits(
+  run: Run,
+  store: ActivationRows,
+  classes: number,
+  math: DenseMath,
+  batch: number,
+): Promise<Float32Array> {
   const pooled = await pooledFeatures(store, run.block, math, run.heldOut, batch);
   return headLogits(run.head, pooled, run.heldOut.length, run.block.outputs, classes).logits;
 }
@@ -353,26 +436,40 @@ async function heldOutLogits(run: Run, store: ActivationRows, classes: number, m
  * Cross-validated fine-tuning of the last block (see the file comment). `targets` and `groups` are per row of
  * `store`; folds are the ones the frozen linear head's sweep uses for the same targets, groups and seed.
  */
-export async function fineTuneLastBlock(store: ActivationRows, targets: Int32Array, classes: number, pretrained: BlockWeights, options: FineTuneOptions): Promise<FineTuneResult> {
+export async function fineTuneLastBlock(
+  store: ActivationRows,
+  targets: Int32Array,
+  classes: number,
+  pretrained: BlockWeights,
+  options: FineTuneOptions,
+): Promise<FineTuneResult> {
   const { math } = options;
   const seed = options.seed ?? 0;
   const epochs = options.epochs ?? 8;
   const patience = options.patience ?? 2;
   const settings = {
     batchSize: options.batchSize ?? 32,
-    blockLearningRate: options.blockLearningRate ?? (options.blockRelativeLearningRate ?? 1e-2) * rootMeanSquare(pretrained.weight),
+    blockLearningRate:
+      options.blockLearningRate ?? (options.blockRelativeLearningRate ?? 1e-2) * rootMeanSquare(pretrained.weight),
     headLearningRate: options.headLearningRate ?? 3e-4,
     blockDecay: options.blockDecay ?? 1e-2,
     l2: options.l2,
   };
   const evalBatch = options.evalBatch ?? 64;
-  if (store.rows !== targets.length) throw new EdgetlError('train-input', `${store.rows} activation rows but ${targets.length} targets`);
-  if (store.channels !== pretrained.inputs) throw new EdgetlError('train-input', `activations have ${store.channels} channels but the block reads ${pretrained.inputs}`);
+  if (store.rows !== targets.length)
+    throw new EdgetlError('train-input', `${store.rows} activation rows but ${targets.length} targets`);
+  if (store.channels !== pretrained.inputs)
+    throw new EdgetlError(
+      'train-input',
+      `activations have ${store.channels} channels but the block reads ${pretrained.inputs}`,
+    );
   const progress = options.onProgress;
   const outputs = pretrained.outputs;
 
   progress?.('pretrained features', 0, store.rows);
-  const pooled0 = await pooledFeatures(store, pretrained, math, undefined, evalBatch, (d, t) => progress?.('pretrained features', d, t));
+  const pooled0 = await pooledFeatures(store, pretrained, math, undefined, evalBatch, (d, t) =>
+    progress?.('pretrained features', d, t),
+  );
 
   const foldList = stratifiedFolds(targets, classes, options.folds ?? 3, seed, options.groups);
   const all = Int32Array.from({ length: store.rows }, (_, i) => i);
@@ -403,7 +500,9 @@ export async function fineTuneLastBlock(store: ActivationRows, targets: Int32Arr
   };
   const oofLogits = (perFold: Float32Array[]) => {
     const out = new Float32Array(store.rows * classes);
-    runs.forEach((run, f) => run.heldOut.forEach((row, r) => out.set(perFold[f].subarray(r * classes, (r + 1) * classes), row * classes)));
+    runs.forEach((run, f) =>
+      run.heldOut.forEach((row, r) => out.set(perFold[f].subarray(r * classes, (r + 1) * classes), row * classes)),
+    );
     return out;
   };
 
@@ -419,10 +518,19 @@ export async function fineTuneLastBlock(store: ActivationRows, targets: Int32Arr
   const totalSteps = () => epochs * stepsPerEpoch + (best ? best.score.epoch : epochs) * finalStepsPerEpoch;
   let sinceBest = 0;
   for (let epoch = 1; epoch <= epochs; epoch++) {
-    await Promise.all(runs.map((run) => trainEpoch(run, store, targets, classes, settings, math, () => progress?.('fine-tuning (cross-validation)', ++done, totalSteps()))));
+    await Promise.all(
+      runs.map((run) =>
+        trainEpoch(run, store, targets, classes, settings, math, () =>
+          progress?.('fine-tuning (cross-validation)', ++done, totalSteps()),
+        ),
+      ),
+    );
     const scored = await score(epoch);
     scores.push(scored.score);
-    const better = !best || scored.score.accuracy > best.score.accuracy + 1e-9 || (Math.abs(scored.score.accuracy - best.score.accuracy) <= 1e-9 && scored.score.logLoss < best.score.logLoss);
+    const better =
+      !best ||
+      scored.score.accuracy > best.score.accuracy + 1e-9 ||
+      (Math.abs(scored.score.accuracy - best.score.accuracy) <= 1e-9 && scored.score.logLoss < best.score.logLoss);
     if (better) {
       best = { score: scored.score, logits: oofLogits(scored.logits) };
       sinceBest = 0;
@@ -431,7 +539,8 @@ export async function fineTuneLastBlock(store: ActivationRows, targets: Int32Arr
     }
   }
   const frozen = scores[0];
-  const improved = best !== undefined && (best.score.accuracy > frozen.accuracy + 1e-9 || options.keepFineTuned === true);
+  const improved =
+    best !== undefined && (best.score.accuracy > frozen.accuracy + 1e-9 || options.keepFineTuned === true);
   done = epochs * stepsPerEpoch;
 
   // final model on every row: the linear probe, then (if it helped out of fold) the chosen number of epochs
@@ -440,7 +549,9 @@ export async function fineTuneLastBlock(store: ActivationRows, targets: Int32Arr
   const chosenEpochs = improved ? best!.score.epoch : 0;
   const final = startRun(pretrained, head, all, new Int32Array(0), seed, epochs, settings.batchSize);
   for (let epoch = 1; epoch <= chosenEpochs; epoch++) {
-    await trainEpoch(final, store, targets, classes, { ...settings, l2: finalL2 }, math, () => progress?.('fine-tuning (final fit)', ++done, totalSteps()));
+    await trainEpoch(final, store, targets, classes, { ...settings, l2: finalL2 }, math, () =>
+      progress?.('fine-tuning (final fit)', ++done, totalSteps()),
+    );
   }
   const outOfFoldLogits = improved ? best!.logits : frozenLogits;
   return {

@@ -25,7 +25,10 @@ export interface LbfgsResult {
 
 /** Four accumulators break the add dependency chain (about 3x faster in V8 on long vectors). */
 function dot(a: Float64Array, b: Float64Array): number {
-  let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  let s0 = 0,
+    s1 = 0,
+    s2 = 0,
+    s3 = 0;
   const n = a.length;
   let i = 0;
   for (; i + 3 < n; i += 4) {
@@ -54,7 +57,11 @@ function maxAbs(a: Float64Array): number {
  * L2-regularized heads, where the curvature condition holds at every accepted step (pairs that fail it are skipped).
  * Deterministic: no randomness, the same start gives the same iterates.
  */
-export async function minimizeLbfgs(objective: Objective, start: Float64Array, options: LbfgsOptions): Promise<LbfgsResult> {
+export async function minimizeLbfgs(
+  objective: Objective,
+  start: Float64Array,
+  options: LbfgsOptions,
+): Promise<LbfgsResult> {
   const memory = options.memory ?? 10;
   const precondition = options.precondition;
   const n = start.length;
@@ -88,7 +95,10 @@ export async function minimizeLbfgs(objective: Objective, start: Float64Array, o
         gamma = 1 / Math.max(1e-12, Math.sqrt(dot(direction, direction)));
       }
     } else {
-      gamma = last >= 0 ? dot(sHistory[last], yHistory[last]) / dot(yHistory[last], yHistory[last]) : 1 / Math.max(1e-12, Math.sqrt(dot(gradient, gradient)));
+      gamma =
+        last >= 0
+          ? dot(sHistory[last], yHistory[last]) / dot(yHistory[last], yHistory[last])
+          : 1 / Math.max(1e-12, Math.sqrt(dot(gradient, gradient)));
     }
     for (let j = 0; j < n; j++) direction[j] *= -gamma;
     // direction now holds -H0 q; the second loop runs on the negated vector, so the signs flip
@@ -150,7 +160,9 @@ export async function minimizeLbfgs(objective: Objective, start: Float64Array, o
     x = accepted.x;
     value = accepted.value;
     gradient = accepted.gradient;
-    converged = maxAbs(gradient) <= options.gradientTolerance || decrease <= options.relativeTolerance * Math.max(1, Math.abs(value));
+    converged =
+      maxAbs(gradient) <= options.gradientTolerance ||
+      decrease <= options.relativeTolerance * Math.max(1, Math.abs(value));
   }
   return { x, value, iterations, evaluations, converged };
 }

@@ -34,11 +34,20 @@ export interface SoftmaxRegressionFit extends LinearParameters {
 }
 
 export function unpackLinear(flat: Float64Array, classes: number, dim: number): LinearParameters {
-  return { weight: Float32Array.from(flat.subarray(0, classes * dim)), bias: Float32Array.from(flat.subarray(classes * dim)) };
+  return {
+    weight: Float32Array.from(flat.subarray(0, classes * dim)),
+    bias: Float32Array.from(flat.subarray(classes * dim)),
+  };
 }
 
 /** logits [rows, classes] = data . weight^T + bias. */
-export async function linearLogits(data: Float32Array, rows: number, dim: number, params: LinearParameters, math: DenseMath): Promise<Float32Array> {
+export async function linearLogits(
+  data: Float32Array,
+  rows: number,
+  dim: number,
+  params: LinearParameters,
+  math: DenseMath,
+): Promise<Float32Array> {
   const classes = params.bias.length;
   const logits = await math.gemm(data, params.weight, rows, dim, classes, false, true);
   for (let r = 0; r < rows; r++) {
@@ -49,7 +58,10 @@ export async function linearLogits(data: Float32Array, rows: number, dim: number
 }
 
 /** Full-batch L-BFGS fit of L2-regularized multinomial logistic regression (bias not regularized). */
-export async function fitSoftmaxRegression(matrix: LabelledMatrix, options: SoftmaxRegressionOptions): Promise<SoftmaxRegressionFit> {
+export async function fitSoftmaxRegression(
+  matrix: LabelledMatrix,
+  options: SoftmaxRegressionOptions,
+): Promise<SoftmaxRegressionFit> {
   const { rows, dim, classCount: classes, data, targets } = matrix;
   const { math, l2 } = options;
   const size = classes * dim;
@@ -233,7 +245,10 @@ export async function searchL2(matrix: LabelledMatrix, options: L2SearchOptions)
   // regularization until two candidates in a row are worse than the best; only if none beat the start, towards
   // stronger until one is worse (strong regularization costs the most iterations from a cold start).
   const startIndex = options.grid ? 0 : Math.max(0, coarse.indexOf(options.start ?? DEFAULT_L2_START));
-  let best = await evaluate(coarse[startIndex], folds.map(() => undefined));
+  let best = await evaluate(
+    coarse[startIndex],
+    folds.map(() => undefined),
+  );
   const startSolutions = solutions.get(best.l2)!;
   let worseInARow = 0;
   let previous = startSolutions;
@@ -266,12 +281,22 @@ export async function searchL2(matrix: LabelledMatrix, options: L2SearchOptions)
   const outOfFoldLogits = new Float32Array(matrix.rows * classes);
   const bestLogits = validationLogits.get(best.l2)!;
   folds.forEach((fold, f) => {
-    fold.heldOut.forEach((row, r) => outOfFoldLogits.set(bestLogits[f].subarray(r * classes, (r + 1) * classes), row * classes));
+    fold.heldOut.forEach((row, r) =>
+      outOfFoldLogits.set(bestLogits[f].subarray(r * classes, (r + 1) * classes), row * classes),
+    );
   });
   const bestSolutions = solutions.get(best.l2)!;
   const warmStart = new Float64Array(bestSolutions[0].length);
-  for (const solution of bestSolutions) for (let i = 0; i < warmStart.length; i++) warmStart[i] += solution[i] / bestSolutions.length;
-  return { l2: best.l2, candidates, outOfFoldLogits, warmStart, folds: foldCount, heldOutFolds: folds.map((fold) => fold.heldOut) };
+  for (const solution of bestSolutions)
+    for (let i = 0; i < warmStart.length; i++) warmStart[i] += solution[i] / bestSolutions.length;
+  return {
+    l2: best.l2,
+    candidates,
+    outOfFoldLogits,
+    warmStart,
+    folds: foldCount,
+    heldOutFolds: folds.map((fold) => fold.heldOut),
+  };
 }
 
 /**

@@ -40,7 +40,12 @@ export function logLoss(logits: Float32Array, targets: ArrayLike<number>, classe
  * Expected calibration error of the top-label confidence: rows binned by confidence into `bins` equal-width bins,
  * sum over bins of (share of rows) * |accuracy - mean confidence|.
  */
-export function expectedCalibrationError(probabilities: Float32Array, targets: ArrayLike<number>, classes: number, bins = 15): number {
+export function expectedCalibrationError(
+  probabilities: Float32Array,
+  targets: ArrayLike<number>,
+  classes: number,
+  bins = 15,
+): number {
   if (targets.length === 0) return NaN;
   const count = new Float64Array(bins);
   const confidence = new Float64Array(bins);
@@ -80,7 +85,11 @@ export interface ClassificationReport {
  * Per-class precision/recall/F1 and the confusion matrix from predicted indices (-1 = rejected as unknown, counted
  * as wrong). Precision of a class that was never predicted is 0, as scikit-learn reports it.
  */
-export function classificationReport(predicted: ArrayLike<number>, targets: ArrayLike<number>, classes: number): ClassificationReport {
+export function classificationReport(
+  predicted: ArrayLike<number>,
+  targets: ArrayLike<number>,
+  classes: number,
+): ClassificationReport {
   const rejected = Array.from(predicted).filter((p) => p < 0).length;
   const columns = rejected > 0 ? classes + 1 : classes;
   const confusion = Array.from({ length: classes }, () => new Array<number>(columns).fill(0));
@@ -126,7 +135,12 @@ export interface HeldOutMetrics {
   ece: number;
 }
 
-export function heldOutMetrics(logits: Float32Array, targets: ArrayLike<number>, classes: number, temperature = 1): HeldOutMetrics {
+export function heldOutMetrics(
+  logits: Float32Array,
+  targets: ArrayLike<number>,
+  classes: number,
+  temperature = 1,
+): HeldOutMetrics {
   const probabilities = softmaxRows(Float32Array.from(logits), targets.length, classes, temperature);
   const report = classificationReport(argmaxRows(probabilities, classes), targets, classes);
   return {

@@ -58,7 +58,7 @@ const GELU_C = Math.sqrt(2 / Math.PI);
 function activate(z: Float32Array, kind: Activation): Float32Array {
   const out = new Float32Array(z.length);
   if (kind === 'relu') {
-    for (let i = 0; i < z.length; i++) out[i] = z[i] > 0 ? z[i] : 0;
+    for (let i = 0; i < z.length; i++) out[i] = Math.max(z[i], 0);
   } else {
     for (let i = 0; i < z.length; i++) {
       const x = z[i];
@@ -90,7 +90,12 @@ function addBias(out: Float32Array, layer: DenseLayer, rows: number): Float32Arr
   return out;
 }
 
-async function denseForward(layer: DenseLayer, input: Float32Array, rows: number, math: DenseMath): Promise<Float32Array> {
+async function denseForward(
+  layer: DenseLayer,
+  input: Float32Array,
+  rows: number,
+  math: DenseMath,
+): Promise<Float32Array> {
   return addBias(await math.gemm(input, layer.weight, rows, layer.inputs, layer.outputs, false, true), layer, rows);
 }
 
@@ -108,7 +113,12 @@ export function mlpForward(params: MlpParameters, data: Float32Array, rows: numb
 }
 
 /** Logits of `rows` (already normalized) embeddings during training (held-out loss): mlpForward on `math`. */
-export async function mlpLogits(params: MlpParameters, data: Float32Array, rows: number, math: DenseMath): Promise<Float32Array> {
+export async function mlpLogits(
+  params: MlpParameters,
+  data: Float32Array,
+  rows: number,
+  math: DenseMath,
+): Promise<Float32Array> {
   let activations = data;
   for (let l = 0; l < params.layers.length; l++) {
     const z = await denseForward(params.layers[l], activations, rows, math);
@@ -143,7 +153,11 @@ function cloneLayers(layers: DenseLayer[]): DenseLayer[] {
  * held-out rows (the best epoch's weights are kept). Seeded: initial weights, batch order and dropout masks all
  * come from `seed`.
  */
-export async function trainNetwork(train: LabelledMatrix, heldOut: LabelledMatrix | undefined, options: NetworkTrainingOptions): Promise<NetworkTrainingResult> {
+export async function trainNetwork(
+  train: LabelledMatrix,
+  heldOut: LabelledMatrix | undefined,
+  options: NetworkTrainingOptions,
+): Promise<NetworkTrainingResult> {
   const { math, activation } = options;
   const random = new Random(options.seed);
   const classes = train.classCount;
@@ -214,14 +228,17 @@ export async function trainNetwork(train: LabelledMatrix, heldOut: LabelledMatri
       const lr =
         step <= warmupSteps
           ? (options.learningRate * step) / warmupSteps
-          : 0.5 * options.learningRate * (1 + Math.cos((Math.PI * (step - warmupSteps)) / Math.max(1, totalSteps - warmupSteps)));
+          : 0.5 *
+            options.learningRate *
+            (1 + Math.cos((Math.PI * (step - warmupSteps)) / Math.max(1, totalSteps - warmupSteps)));
       const correction1 = 1 - beta1 ** step;
       const correction2 = 1 - beta2 ** step;
       for (let l = layers.length - 1; l >= 0; l--) {
         const layer = layers[l];
         const gradWeight = await math.gemm(delta, layerInputs[l], layer.outputs, rows, layer.inputs, true, false);
         const gradBias = new Float32Array(layer.outputs);
-        for (let r = 0; r < rows; r++) for (let c = 0; c < layer.outputs; c++) gradBias[c] += delta[r * layer.outputs + c];
+        for (let r = 0; r < rows; r++)
+          for (let c = 0; c < layer.outputs; c++) gradBias[c] += delta[r * layer.outputs + c];
         if (l > 0) {
           const below = await math.gemm(delta, layer.weight, rows, layer.outputs, layer.inputs, false, false);
           const mask = masks[l - 1];
@@ -235,7 +252,8 @@ export async function trainNetwork(train: LabelledMatrix, heldOut: LabelledMatri
           const g = gradWeight[i] + options.l2 * layer.weight[i];
           m.mw[i] = beta1 * m.mw[i] + (1 - beta1) * g;
           m.vw[i] = beta2 * m.vw[i] + (1 - beta2) * g * g;
-          layer.weight[i] -= lr * (m.mw[i] / correction1) / (Math.sqrt(m.vw[i] / correction2) + epsilon) + decay * layer.weight[i];
+          layer.weight[i] -=
+            (lr * (m.mw[i] / correction1)) / (Math.sqrt(m.vw[i] / correction2) + epsilon) + decay * layer.weight[i];
         }
         for (let i = 0; i < layer.bias.length; i++) {
           const g = gradBias[i];

@@ -10,7 +10,12 @@ export type Normalization =
 export type NormalizationKind = Normalization['kind'];
 
 /** Per-dimension mean and standard deviation (float64 sums); constant dimensions get std 1 so they stay finite. */
-export function fitNormalization(kind: NormalizationKind, data: Float32Array, rows: number, dim: number): Normalization {
+export function fitNormalization(
+  kind: NormalizationKind,
+  data: Float32Array,
+  rows: number,
+  dim: number,
+): Normalization {
   if (kind !== 'standardize') return { kind };
   const sum = new Float64Array(dim);
   for (let r = 0; r < rows; r++) {
@@ -36,7 +41,12 @@ export function fitNormalization(kind: NormalizationKind, data: Float32Array, ro
 }
 
 /** Normalized copy of `rows` embeddings of length `dim`. */
-export function applyNormalization(normalization: Normalization, data: Float32Array, rows: number, dim: number): Float32Array {
+export function applyNormalization(
+  normalization: Normalization,
+  data: Float32Array,
+  rows: number,
+  dim: number,
+): Float32Array {
   const out = Float32Array.from(data.subarray(0, rows * dim));
   if (normalization.kind === 'standardize') {
     const { mean, std } = normalization;

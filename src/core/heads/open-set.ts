@@ -111,13 +111,24 @@ export function openSetSpace(data: Float32Array, rows: number, dim: number): Flo
  * than that; every row then counts towards its nearest centroid. (16 rows per centroid cost the flowers5 head 0.004
  * AUROC; at 32 its 850-photo classes are not sampled at all.)
  */
-export function sphericalKMeans(rowsData: Float32Array, rows: number, dim: number, clusters: number, seed: number, iterations: number = DEFAULT_OPEN_SET_OPTIONS.iterations): { centroids: Float32Array; sizes: number[] } {
-  if (clusters >= rows) return { centroids: Float32Array.from(rowsData.subarray(0, rows * dim)), sizes: new Array<number>(rows).fill(1) };
+export function sphericalKMeans(
+  rowsData: Float32Array,
+  rows: number,
+  dim: number,
+  clusters: number,
+  seed: number,
+  iterations: number = DEFAULT_OPEN_SET_OPTIONS.iterations,
+): { centroids: Float32Array; sizes: number[] } {
+  if (clusters >= rows)
+    return { centroids: Float32Array.from(rowsData.subarray(0, rows * dim)), sizes: new Array<number>(rows).fill(1) };
   const random = new Random(seed);
   let fitData = rowsData;
   let fitRows = rows;
   if (rows > FIT_ROWS_PER_CENTROID * clusters) {
-    const sample = random.shuffle(Array.from({ length: rows }, (_, i) => i)).slice(0, FIT_ROWS_PER_CENTROID * clusters).sort((a, b) => a - b);
+    const sample = random
+      .shuffle(Array.from({ length: rows }, (_, i) => i))
+      .slice(0, FIT_ROWS_PER_CENTROID * clusters)
+      .sort((a, b) => a - b);
     fitRows = sample.length;
     fitData = new Float32Array(fitRows * dim);
     sample.forEach((row, i) => fitData.set(rowsData.subarray(row * dim, (row + 1) * dim), i * dim));
@@ -206,7 +217,10 @@ export function buildMemory(
 ): { memory: Float32Array; memoryClasses: number[]; memoryWeights: number[] } {
   const byClass: number[][] = Array.from({ length: classCount }, () => []);
   for (let i = 0; i < targets.length; i++) byClass[targets[i]].push(i);
-  const budget = memoryRowsPerClass(byClass.map((rows) => rows.length), options.memoryRows ?? defaultMemoryRows(targets.length));
+  const budget = memoryRowsPerClass(
+    byClass.map((rows) => rows.length),
+    options.memoryRows ?? defaultMemoryRows(targets.length),
+  );
   const parts: Float32Array[] = [];
   const memoryClasses: number[] = [];
   const memoryWeights: number[] = [];
@@ -214,7 +228,14 @@ export function buildMemory(
     if (rows.length === 0) return;
     const data = new Float32Array(rows.length * dim);
     rows.forEach((row, i) => data.set(space.subarray(row * dim, (row + 1) * dim), i * dim));
-    const { centroids, sizes } = sphericalKMeans(data, rows.length, dim, budget[c], (options.seed ?? 0) + 7919 * c, options.iterations);
+    const { centroids, sizes } = sphericalKMeans(
+      data,
+      rows.length,
+      dim,
+      budget[c],
+      (options.seed ?? 0) + 7919 * c,
+      options.iterations,
+    );
     parts.push(centroids);
     sizes.forEach((size) => {
       memoryClasses.push(c);
@@ -234,7 +255,14 @@ export function buildMemory(
  * Outlier scores (cosine distance, 0..2, to the k-th nearest memory row) of rows already in the open-set space.
  * Higher means less like the training data.
  */
-export function knnDistances(space: Float32Array, rows: number, memory: Float32Array, memoryRows: number, dim: number, k: number): Float32Array {
+export function knnDistances(
+  space: Float32Array,
+  rows: number,
+  memory: Float32Array,
+  memoryRows: number,
+  dim: number,
+  k: number,
+): Float32Array {
   const scores = new Float32Array(rows);
   if (memoryRows === 0) return scores.fill(2);
   const kk = Math.max(1, Math.min(k, memoryRows));
@@ -266,7 +294,14 @@ export function knnDistances(space: Float32Array, rows: number, memory: Float32A
 
 /** Outlier scores of `rows` raw embeddings. */
 export function outlierScores(model: OpenSetModel, embeddings: Float32Array, rows: number, dim: number): Float32Array {
-  return knnDistances(openSetSpace(embeddings, rows, dim), rows, model.memory, model.memoryClasses.length, dim, model.k);
+  return knnDistances(
+    openSetSpace(embeddings, rows, dim),
+    rows,
+    model.memory,
+    model.memoryClasses.length,
+    dim,
+    model.k,
+  );
 }
 
 export function summarizeScores(scores: ArrayLike<number>): OpenSetReference {
@@ -278,7 +313,12 @@ export function summarizeScores(scores: ArrayLike<number>): OpenSetReference {
   mean /= Math.max(1, n);
   let variance = 0;
   for (const s of sorted) variance += (s - mean) * (s - mean);
-  return { rows: n, mean, std: Math.sqrt(variance / Math.max(1, n)), quantiles: { q50: quantile(0.5), q90: quantile(0.9), q95: quantile(0.95), q99: quantile(0.99) } };
+  return {
+    rows: n,
+    mean,
+    std: Math.sqrt(variance / Math.max(1, n)),
+    quantiles: { q50: quantile(0.5), q90: quantile(0.9), q95: quantile(0.95), q99: quantile(0.99) },
+  };
 }
 
 /**
@@ -313,7 +353,10 @@ export function fitOpenSet(
   const outOfFoldScores = new Float32Array(rows);
   if (folds.length >= 2) {
     // a fold's share of the budget keeps the compression ratio of the final memory
-    const foldOptions = (held: number) => ({ ...memoryOptions, memoryRows: Math.max(classCount, Math.round((budget * (rows - held)) / rows)) });
+    const foldOptions = (held: number) => ({
+      ...memoryOptions,
+      memoryRows: Math.max(classCount, Math.round((budget * (rows - held)) / rows)),
+    });
     for (const fold of folds) {
       const inFold = new Uint8Array(rows);
       for (const i of fold) inFold[i] = 1;
@@ -330,13 +373,25 @@ export function fitOpenSet(
     }
   }
   const memory = buildMemory(space, targets, classCount, dim, memoryOptions);
-  const reference = summarizeScores(folds.length >= 2 ? outOfFoldScores : knnDistances(space, rows, memory.memory, memory.memoryClasses.length, dim, k));
+  const reference = summarizeScores(
+    folds.length >= 2 ? outOfFoldScores : knnDistances(space, rows, memory.memory, memory.memoryClasses.length, dim, k),
+  );
   const stats = columnStats(raw, rows, dim);
-  return { model: { method: OPEN_SET_METHOD, k, ...memory, featureMean: stats.mean, featureStd: stats.std, reference }, outOfFoldScores };
+  return {
+    model: { method: OPEN_SET_METHOD, k, ...memory, featureMean: stats.mean, featureStd: stats.std, reference },
+    outOfFoldScores,
+  };
 }
 
 /** A class added to a prototype head: its embeddings join the memory (compressed at the head's rows per photo). */
-export function addClassToOpenSet(model: OpenSetModel, classIndex: number, raw: Float32Array, rows: number, dim: number, seed = 0): OpenSetModel {
+export function addClassToOpenSet(
+  model: OpenSetModel,
+  classIndex: number,
+  raw: Float32Array,
+  rows: number,
+  dim: number,
+  seed = 0,
+): OpenSetModel {
   const space = openSetSpace(raw, rows, dim);
   const trainingRows = model.memoryWeights.reduce((a, b) => a + b, 0);
   const ratio = trainingRows > 0 ? model.memoryClasses.length / trainingRows : 1;
@@ -345,7 +400,12 @@ export function addClassToOpenSet(model: OpenSetModel, classIndex: number, raw: 
   const memory = new Float32Array(model.memory.length + centroids.length);
   memory.set(model.memory);
   memory.set(centroids, model.memory.length);
-  return { ...model, memory, memoryClasses: [...model.memoryClasses, ...sizes.map(() => classIndex)], memoryWeights: [...model.memoryWeights, ...sizes] };
+  return {
+    ...model,
+    memory,
+    memoryClasses: [...model.memoryClasses, ...sizes.map(() => classIndex)],
+    memoryWeights: [...model.memoryWeights, ...sizes],
+  };
 }
 
 /** A class removed from a prototype head: its memory rows go, later class indices shift down by one. */
@@ -356,7 +416,9 @@ export function removeClassFromOpenSet(model: OpenSetModel, classIndex: number, 
   return {
     ...model,
     memory,
-    memoryClasses: keep.map((i) => (model.memoryClasses[i] > classIndex ? model.memoryClasses[i] - 1 : model.memoryClasses[i])),
+    memoryClasses: keep.map((i) =>
+      model.memoryClasses[i] > classIndex ? model.memoryClasses[i] - 1 : model.memoryClasses[i],
+    ),
     memoryWeights: keep.map((i) => model.memoryWeights[i]),
   };
 }

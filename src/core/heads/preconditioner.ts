@@ -152,7 +152,12 @@ export async function fitSpectralPreconditioner(
  * q + sum_i (d_i - 1) (q . v_i) v_i with d_i = (c tail + l2) / (c lambda_i + l2), c = 1 / classes. Symmetric positive
  * definite (0 < d_i <= 1), as L-BFGS needs. The bias entries are left as they are.
  */
-export function inverseCurvature(p: SpectralPreconditioner, classes: number, l2: number, math: DenseMath): (q: Float64Array) => Promise<void> {
+export function inverseCurvature(
+  p: SpectralPreconditioner,
+  classes: number,
+  l2: number,
+  math: DenseMath,
+): (q: Float64Array) => Promise<void> {
   const c = 1 / classes;
   const factor = Float64Array.from(p.variances, (lambda) => Math.min(1, (c * p.tail + l2) / (c * lambda + l2)) - 1);
   const weights = new Float32Array(classes * p.dim);

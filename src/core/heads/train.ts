@@ -2,10 +2,25 @@ import type { HeadBackboneRef, HeadType, TrainingSummary } from '../formats/head
 import { EdgetlError } from '../util/errors.js';
 import { EDGETL_VERSION } from '../version.js';
 import { fitTemperature } from './calibration.js';
-import { type LabelledMatrix, classCounts, sampleWeights, selectRows, stratifiedFolds, stratifiedSplit } from './data.js';
+import {
+  type LabelledMatrix,
+  classCounts,
+  sampleWeights,
+  selectRows,
+  stratifiedFolds,
+  stratifiedSplit,
+} from './data.js';
 import { type DenseMath, jsDenseMath } from './dense-math.js';
 import { Head, UNKNOWN_LABEL, type HeadWeights } from './head.js';
-import { type L2Candidate, DEFAULT_L2_START, UNPRECONDITIONED_L2_START, fitSoftmaxRegression, linearLogits, refitL2, searchL2 } from './linear.js';
+import {
+  type L2Candidate,
+  DEFAULT_L2_START,
+  UNPRECONDITIONED_L2_START,
+  fitSoftmaxRegression,
+  linearLogits,
+  refitL2,
+  searchL2,
+} from './linear.js';
 import { heldOutMetrics } from './metrics.js';
 import { type MlpOptions, mlpLogits, trainNetwork } from './mlp.js';
 import { type NormalizationKind, applyNormalization, fitNormalization, l2NormalizeInPlace } from './normalization.js';
@@ -121,20 +136,32 @@ function flatten(embeddings: EmbeddingRows, rows: number, expectedDim?: number):
     throw new EdgetlError('train-input', `${embeddings.length} embedding rows but ${rows} labels. ${MISALIGNED_HINT}`);
   }
   // Whole rows of the backbone's size, but not one per label: rows went missing (or labels were added).
-  if (!Array.isArray(embeddings) && expectedDim && embeddings.length % expectedDim === 0 && embeddings.length / expectedDim !== rows) {
-    throw new EdgetlError('train-input', `${embeddings.length / expectedDim} embedding rows but ${rows} labels. ${MISALIGNED_HINT}`);
+  if (
+    !Array.isArray(embeddings) &&
+    expectedDim &&
+    embeddings.length % expectedDim === 0 &&
+    embeddings.length / expectedDim !== rows
+  ) {
+    throw new EdgetlError(
+      'train-input',
+      `${embeddings.length / expectedDim} embedding rows but ${rows} labels. ${MISALIGNED_HINT}`,
+    );
   }
   if (Array.isArray(embeddings)) {
     const dim = embeddings[0]?.length ?? 0;
     const data = new Float32Array(rows * dim);
     embeddings.forEach((row, i) => {
-      if (row.length !== dim) throw new EdgetlError('train-input', `embedding ${i} has ${row.length} values but embedding 0 has ${dim}`);
+      if (row.length !== dim)
+        throw new EdgetlError('train-input', `embedding ${i} has ${row.length} values but embedding 0 has ${dim}`);
       data.set(row, i * dim);
     });
     return { data, dim };
   }
   if (rows === 0 || embeddings.length % rows !== 0) {
-    throw new EdgetlError('train-input', `${embeddings.length} embedding values cannot be split into ${rows} rows, one per label. ${MISALIGNED_HINT}`);
+    throw new EdgetlError(
+      'train-input',
+      `${embeddings.length} embedding values cannot be split into ${rows} rows, one per label. ${MISALIGNED_HINT}`,
+    );
   }
   return { data: embeddings, dim: embeddings.length / rows };
 }
@@ -144,7 +171,11 @@ function flatten(embeddings: EmbeddingRows, rows: number, expectedDim?: number):
  * finite values), normalizes, trains the chosen head, then calibrates and sets the rejection threshold on
  * held-out or out-of-fold rows, so every figure in the training summary comes from rows the model did not fit.
  */
-export async function trainHead(embeddings: EmbeddingRows, labels: readonly string[], options: TrainHeadOptions = {}): Promise<Head> {
+export async function trainHead(
+  embeddings: EmbeddingRows,
+  labels: readonly string[],
+  options: TrainHeadOptions = {},
+): Promise<Head> {
   const started = Date.now();
   const type = options.type ?? 'linear';
   const seed = options.seed ?? 0;
@@ -152,42 +183,74 @@ export async function trainHead(embeddings: EmbeddingRows, labels: readonly stri
   const rows = labels.length;
   if (rows === 0) throw new EdgetlError('train-input', 'no training examples');
   const { data: raw, dim } = flatten(embeddings, rows, options.backbone?.embeddingDim);
-  if (options.groups && options.groups.length !== rows) throw new EdgetlError('train-input', `${options.groups.length} group ids for ${rows} rows`);
+  if (options.groups && options.groups.length !== rows)
+    throw new EdgetlError('train-input', `${options.groups.length} group ids for ${rows} rows`);
   if (options.backbone && options.backbone.embeddingDim !== dim) {
-    throw new EdgetlError('train-input', `embeddings have ${dim} values each but backbone ${options.backbone.id} produces ${options.backbone.embeddingDim}`);
+    throw new EdgetlError(
+      'train-input',
+      `embeddings have ${dim} values each but backbone ${options.backbone.id} produces ${options.backbone.embeddingDim}`,
+    );
   }
   for (let i = 0; i < raw.length; i++) {
-    if (!Number.isFinite(raw[i])) throw new EdgetlError('train-input', `embedding ${Math.floor(i / dim)} (label "${labels[Math.floor(i / dim)]}") holds a non-finite value`);
+    if (!Number.isFinite(raw[i]))
+      throw new EdgetlError(
+        'train-input',
+        `embedding ${Math.floor(i / dim)} (label "${labels[Math.floor(i / dim)]}") holds a non-finite value`,
+      );
   }
   const classes = options.classes ? [...options.classes] : [...new Set(labels)].sort();
-  if (new Set(classes).size !== classes.length) throw new EdgetlError('train-input', `class list repeats a label: ${classes.join(', ')}`);
-  if (classes.includes(UNKNOWN_LABEL)) throw new EdgetlError('train-input', `"${UNKNOWN_LABEL}" is reserved for rejected predictions; rename that class`);
-  if (classes.length < 2) throw new EdgetlError('train-input', `only one class (${classes[0] ?? 'none'}): a head needs at least 2 classes to tell apart`);
+  if (new Set(classes).size !== classes.length)
+    throw new EdgetlError('train-input', `class list repeats a label: ${classes.join(', ')}`);
+  if (classes.includes(UNKNOWN_LABEL))
+    throw new EdgetlError('train-input', `"${UNKNOWN_LABEL}" is reserved for rejected predictions; rename that class`);
+  if (classes.length < 2)
+    throw new EdgetlError(
+      'train-input',
+      `only one class (${classes[0] ?? 'none'}): a head needs at least 2 classes to tell apart`,
+    );
   const index = new Map(classes.map((c, i) => [c, i]));
   const targets = new Int32Array(rows);
   labels.forEach((label, i) => {
     const t = index.get(label);
-    if (t === undefined) throw new EdgetlError('train-input', `row ${i} has label "${label}", which is not in the class list (${classes.join(', ')})`);
+    if (t === undefined)
+      throw new EdgetlError(
+        'train-input',
+        `row ${i} has label "${label}", which is not in the class list (${classes.join(', ')})`,
+      );
     targets[i] = t;
   });
   const counts = classCounts(targets, classes.length);
   const empty = classes.filter((_, c) => counts[c] === 0);
-  if (empty.length > 0) throw new EdgetlError('train-input', `class${empty.length > 1 ? 'es' : ''} ${empty.map((c) => `"${c}"`).join(', ')} ha${empty.length > 1 ? 've' : 's'} no examples`);
+  if (empty.length > 0)
+    throw new EdgetlError(
+      'train-input',
+      `class${empty.length > 1 ? 'es' : ''} ${empty.map((c) => `"${c}"`).join(', ')} ha${empty.length > 1 ? 've' : 's'} no examples`,
+    );
 
   const normalizationKind = options.normalization ?? (type === 'prototype' ? 'l2' : 'standardize');
   const normalization = fitNormalization(normalizationKind, raw, rows, dim);
-  const matrix: LabelledMatrix = { data: applyNormalization(normalization, raw, rows, dim), rows, dim, targets, classCount: classes.length };
+  const matrix: LabelledMatrix = {
+    data: applyNormalization(normalization, raw, rows, dim),
+    rows,
+    dim,
+    targets,
+    classCount: classes.length,
+  };
   const classWeight = options.classWeight ?? 'none';
   const weightsPerRow = classWeight === 'balanced' ? sampleWeights(targets, classes.length, 'balanced') : undefined;
   // folds split whole groups, so a class can have only as many folds as it has groups
-  const unitCounts = options.groups ? classes.map((_, c) => new Set(Array.from(options.groups!).filter((_, i) => targets[i] === c)).size) : counts;
+  const unitCounts = options.groups
+    ? classes.map((_, c) => new Set(Array.from(options.groups!).filter((_, i) => targets[i] === c)).size)
+    : counts;
   const minCount = Math.min(...unitCounts);
   const folds = Math.min(options.folds ?? 3, minCount);
   const progress = options.onProgress;
 
   let weights: HeadWeights;
   // logits of rows the fitted model did not train on, for calibration and rejection
-  let heldOut: { logits: Float32Array; targets: Int32Array; source: string; folds: number[][]; rows: number[] } | undefined;
+  let heldOut:
+    | { logits: Float32Array; targets: Int32Array; source: string; folds: number[][]; rows: number[] }
+    | undefined;
   const metrics: Record<string, unknown> = {};
   const usedOptions: Record<string, unknown> = { type, normalization: normalizationKind, classWeight };
 
@@ -199,35 +262,77 @@ export async function trainHead(embeddings: EmbeddingRows, labels: readonly stri
     // Two classes: two weight rows, as many iterations with or without it (bench/results/2026-12-01), and fitting
     // it (0.3-0.6 s for 2,000 x 1,280 on 2 loaded cores) would outweigh the sweep; so by default only above two.
     const wantPreconditioner = options.precondition ?? classes.length > 2;
-    const preconditioner = wantPreconditioner === false ? undefined : await fitSpectralPreconditioner(matrix.data, rows, dim, math, { seed, rank: typeof options.precondition === 'object' ? options.precondition.rank : undefined });
+    const preconditioner =
+      wantPreconditioner === false
+        ? undefined
+        : await fitSpectralPreconditioner(matrix.data, rows, dim, math, {
+            seed,
+            rank: typeof options.precondition === 'object' ? options.precondition.rank : undefined,
+          });
     if ((options.l2 ?? 'auto') === 'auto' || wantHeldOut) {
       if (folds < 2) {
         if ((options.l2 ?? 'auto') === 'auto') {
-          throw new EdgetlError('train-input', `the L2 sweep needs at least 2 examples per class for cross-validation; class "${classes[unitCounts.indexOf(minCount)]}" has ${minCount} (pass an explicit l2 and calibrate: false)`);
+          throw new EdgetlError(
+            'train-input',
+            `the L2 sweep needs at least 2 examples per class for cross-validation; class "${classes[unitCounts.indexOf(minCount)]}" has ${minCount} (pass an explicit l2 and calibrate: false)`,
+          );
         }
       }
       const grid = typeof options.l2 === 'number' ? [options.l2] : undefined;
-      const search = await searchL2(matrix, { math, folds, seed, sampleWeights: weightsPerRow, grid, criterion: options.l2Criterion, groups: options.groups, preconditioner, start: options.l2Start ?? (preconditioner ? DEFAULT_L2_START : UNPRECONDITIONED_L2_START), onProgress: (d, t) => progress?.('cross-validation', d, t) });
+      const search = await searchL2(matrix, {
+        math,
+        folds,
+        seed,
+        sampleWeights: weightsPerRow,
+        grid,
+        criterion: options.l2Criterion,
+        groups: options.groups,
+        preconditioner,
+        start: options.l2Start ?? (preconditioner ? DEFAULT_L2_START : UNPRECONDITIONED_L2_START),
+        onProgress: (d, t) => progress?.('cross-validation', d, t),
+      });
       l2 = typeof options.l2 === 'number' ? options.l2 : refitL2(search.l2, folds);
       warmStart = search.warmStart;
       candidates = search.candidates;
-      heldOut = { logits: search.outOfFoldLogits, targets, source: `${folds}-fold out-of-fold`, folds: search.heldOutFolds, rows: allRows(rows) };
+      heldOut = {
+        logits: search.outOfFoldLogits,
+        targets,
+        source: `${folds}-fold out-of-fold`,
+        folds: search.heldOutFolds,
+        rows: allRows(rows),
+      };
       metrics.crossValidation = { folds, chosenL2: search.l2, candidates: search.candidates };
     } else {
       l2 = options.l2 as number;
     }
     progress?.('fit', 0, 1);
-    const fit = await fitSoftmaxRegression(matrix, { l2, math, sampleWeights: weightsPerRow, start: warmStart, preconditioner, maxIterations: options.maxIterations ?? 500 });
+    const fit = await fitSoftmaxRegression(matrix, {
+      l2,
+      math,
+      sampleWeights: weightsPerRow,
+      start: warmStart,
+      preconditioner,
+      maxIterations: options.maxIterations ?? 500,
+    });
     progress?.('fit', 1, 1);
     weights = { type: 'linear', weight: fit.weight, bias: fit.bias };
     usedOptions.solver = 'lbfgs';
     usedOptions.precondition = preconditioner ? { rank: preconditioner.rank } : false;
     usedOptions.l2 = l2;
     usedOptions.C = 1 / (l2 * rows);
-    metrics.fit = { iterations: fit.iterations, converged: fit.converged, objective: fit.objective, candidatesTried: candidates?.length ?? 0 };
+    metrics.fit = {
+      iterations: fit.iterations,
+      converged: fit.converged,
+      objective: fit.objective,
+      candidatesTried: candidates?.length ?? 0,
+    };
   } else if (type === 'linear' || type === 'mlp') {
     const split = stratifiedSplit(targets, classes.length, options.heldOutFraction ?? 0.15, seed, options.groups);
-    if (split.heldOut.length === 0) throw new EdgetlError('train-input', 'too few examples to hold any out for early stopping (each class needs at least 2)');
+    if (split.heldOut.length === 0)
+      throw new EdgetlError(
+        'train-input',
+        'too few examples to hold any out for early stopping (each class needs at least 2)',
+      );
     const train = selectRows(matrix, split.train);
     const held = selectRows(matrix, split.heldOut);
     const trainWeights = weightsPerRow ? Float32Array.from(split.train, (i) => weightsPerRow[i]) : undefined;
@@ -250,12 +355,24 @@ export async function trainHead(embeddings: EmbeddingRows, labels: readonly stri
       sampleWeights: trainWeights,
       onEpoch: (epoch, total) => progress?.('epochs', epoch, total),
     });
-    heldOut = { logits: await mlpLogits(result.params, held.data, held.rows, math), targets: held.targets, source: `held-out ${held.rows} rows`, folds: [allRows(held.rows)], rows: split.heldOut };
+    heldOut = {
+      logits: await mlpLogits(result.params, held.data, held.rows, math),
+      targets: held.targets,
+      source: `held-out ${held.rows} rows`,
+      folds: [allRows(held.rows)],
+      rows: split.heldOut,
+    };
     metrics.fit = { epochsRun: result.epochsRun, bestEpoch: result.bestEpoch, heldOutRows: held.rows };
     if (linearMinibatch) {
       const layer = result.params.layers[0];
       weights = { type: 'linear', weight: layer.weight, bias: layer.bias };
-      Object.assign(usedOptions, { solver: 'minibatch', l2, epochs: mlp.epochs, batchSize: mlp.batchSize, learningRate: mlp.learningRate });
+      Object.assign(usedOptions, {
+        solver: 'minibatch',
+        l2,
+        epochs: mlp.epochs,
+        batchSize: mlp.batchSize,
+        learningRate: mlp.learningRate,
+      });
     } else {
       weights = { type: 'mlp', ...result.params };
       Object.assign(usedOptions, { mlp });
@@ -267,12 +384,17 @@ export async function trainHead(embeddings: EmbeddingRows, labels: readonly stri
       const heldOutFolds = stratifiedFolds(targets, classes.length, folds, seed, options.groups);
       for (const fold of heldOutFolds) {
         const inFold = new Set(fold);
-        const train = selectRows(matrix, Array.from({ length: rows }, (_, i) => i).filter((i) => !inFold.has(i)));
+        const train = selectRows(
+          matrix,
+          Array.from({ length: rows }, (_, i) => i).filter((i) => !inFold.has(i)),
+        );
         const directions = prototypeDirections(fitPrototypes(train));
         const held = selectRows(matrix, fold);
         for (let r = 0; r < held.rows; r++) l2NormalizeInPlace(held.data, r * dim, dim);
         const foldLogits = await math.gemm(held.data, directions, held.rows, dim, classes.length, false, true);
-        fold.forEach((row, r) => logits.set(foldLogits.subarray(r * classes.length, (r + 1) * classes.length), row * classes.length));
+        fold.forEach((row, r) =>
+          logits.set(foldLogits.subarray(r * classes.length, (r + 1) * classes.length), row * classes.length),
+        );
       }
       heldOut = { logits, targets, source: `${folds}-fold out-of-fold`, folds: heldOutFolds, rows: allRows(rows) };
     }
@@ -283,9 +405,19 @@ export async function trainHead(embeddings: EmbeddingRows, labels: readonly stri
   if (heldOut) {
     const classCount = classes.length;
     metrics.heldOutUncalibrated = heldOutMetrics(heldOut.logits, heldOut.targets, classCount, temperature);
-    options.onHeldOut?.({ logits: heldOut.logits, targets: heldOut.targets, classCount, folds: heldOut.folds, rows: heldOut.rows, source: heldOut.source });
+    options.onHeldOut?.({
+      logits: heldOut.logits,
+      targets: heldOut.targets,
+      classCount,
+      folds: heldOut.folds,
+      rows: heldOut.rows,
+      source: heldOut.source,
+    });
     if (options.calibrate !== false) temperature = fitTemperature(heldOut.logits, heldOut.targets, classCount);
-    metrics.heldOut = { source: heldOut.source, ...heldOutMetrics(heldOut.logits, heldOut.targets, classCount, temperature) };
+    metrics.heldOut = {
+      source: heldOut.source,
+      ...heldOutMetrics(heldOut.logits, heldOut.targets, classCount, temperature),
+    };
   }
 
   // Open set: a memory of the raw training embeddings, scored out of fold so the threshold reflects new photos.
@@ -294,7 +426,10 @@ export async function trainHead(embeddings: EmbeddingRows, labels: readonly stri
   if (rate < 0 || rate >= 1) throw new EdgetlError('train-input', `rejectRate must be in [0, 1), got ${rate}`);
   const openSetFolds = folds >= 2 ? stratifiedFolds(targets, classes.length, folds, seed, options.groups) : [];
   if (openSetFolds.length === 0 && options.rejectRate !== undefined && options.rejectRate > 0) {
-    throw new EdgetlError('train-input', 'a rejection threshold needs out-of-fold rows: every class needs at least 2 examples');
+    throw new EdgetlError(
+      'train-input',
+      'a rejection threshold needs out-of-fold rows: every class needs at least 2 examples',
+    );
   }
   const openSetFit = fitOpenSet(raw, targets, classes.length, dim, openSetFolds, { seed, ...options.openSet });
   const threshold = rate > 0 && openSetFolds.length > 0 ? outlierThreshold(openSetFit.outOfFoldScores, rate) : null;
@@ -323,8 +458,22 @@ export async function trainHead(embeddings: EmbeddingRows, labels: readonly stri
     trainSeconds: (Date.now() - started) / 1000,
     denseMath: math.name,
   };
-  const backbone: HeadBackboneRef = options.backbone ?? { id: 'unspecified', sha256: '0'.repeat(64), embeddingDim: dim, preprocess: null };
-  return new Head({ labels: classes, backbone, weights, normalization, temperature, rejection: null, training, openSet });
+  const backbone: HeadBackboneRef = options.backbone ?? {
+    id: 'unspecified',
+    sha256: '0'.repeat(64),
+    embeddingDim: dim,
+    preprocess: null,
+  };
+  return new Head({
+    labels: classes,
+    backbone,
+    weights,
+    normalization,
+    temperature,
+    rejection: null,
+    training,
+    openSet,
+  });
 }
 
 /** Logits of the training-time model on (normalized) rows: used by tests and benches that bypass Head. */

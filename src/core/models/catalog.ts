@@ -14,7 +14,12 @@ import type { CatalogEntry } from './catalog-types.js';
 const ZOO = 'https://github.com/onnx/models/raw/main/';
 const ZOO_LICENSE = 'Apache-2.0';
 
-const imagenet = (layout: 'NCHW' | 'NHWC' = 'NCHW'): PreprocessSpec => ({ ...IMAGENET_224, layout, mean: [...IMAGENET_224.mean], std: [...IMAGENET_224.std] });
+const imagenet = (layout: 'NCHW' | 'NHWC' = 'NCHW'): PreprocessSpec => ({
+  ...IMAGENET_224,
+  layout,
+  mean: [...IMAGENET_224.mean],
+  std: [...IMAGENET_224.std],
+});
 
 /** EfficientNet-Lite (TF): NHWC, (x - 127) / 128 after resizing the shorter side to 224/0.875 = 256 and cropping 224. */
 const EFFICIENTNET_LITE_TF: PreprocessSpec = {
@@ -46,7 +51,8 @@ const ENTRIES: readonly CatalogEntry[] = [
     url: `${ZOO}validated/vision/classification/mobilenet/model/mobilenetv2-12-int8.onnx`,
     source: 'ONNX Model Zoo validated/vision/classification/mobilenet/model/mobilenetv2-12-int8.onnx',
     kind: 'pretrained',
-    description: 'MobileNetV2 1.0 ImageNet, int8 QOperator (QLinearConv/QLinearMatMul); 68.3% top-1. The default backbone: small, fast on CPU.',
+    description:
+      'MobileNetV2 1.0 ImageNet, int8 QOperator (QLinearConv/QLinearMatMul); 68.3% top-1. The default backbone: small, fast on CPU.',
     input: { name: 'input', layout: 'NCHW' },
     preprocess: imagenet(),
     embedding: { tensor: '464_quantized', dim: 1280 },
@@ -154,7 +160,8 @@ const ENTRIES: readonly CatalogEntry[] = [
     bytes: 25816052,
     license: ZOO_LICENSE,
     url: `${ZOO}validated/vision/classification/resnet/model/resnet50-v1-12-int8.onnx`,
-    source: 'ONNX Model Zoo validated/vision/classification/resnet/model/resnet50-v1-12-int8.onnx (Intel Neural Compressor)',
+    source:
+      'ONNX Model Zoo validated/vision/classification/resnet/model/resnet50-v1-12-int8.onnx (Intel Neural Compressor)',
     kind: 'pretrained',
     description: 'ResNet-50 v1 ImageNet, int8 QOperator; 74.8% top-1.',
     input: { name: 'data', layout: 'NCHW' },
@@ -169,7 +176,8 @@ const ENTRIES: readonly CatalogEntry[] = [
     bytes: 25753167,
     license: ZOO_LICENSE,
     url: `${ZOO}validated/vision/classification/resnet/model/resnet50-v1-12-qdq.onnx`,
-    source: 'ONNX Model Zoo validated/vision/classification/resnet/model/resnet50-v1-12-qdq.onnx (Intel Neural Compressor)',
+    source:
+      'ONNX Model Zoo validated/vision/classification/resnet/model/resnet50-v1-12-qdq.onnx (Intel Neural Compressor)',
     kind: 'pretrained',
     description: 'ResNet-50 v1 ImageNet, int8 QDQ; 74.4% top-1.',
     input: { name: 'data', layout: 'NCHW' },
@@ -184,7 +192,8 @@ const ENTRIES: readonly CatalogEntry[] = [
     bytes: 51946641,
     license: 'MIT',
     url: `${ZOO}validated/vision/classification/efficientnet-lite4/model/efficientnet-lite4-11.onnx`,
-    source: 'ONNX Model Zoo validated/vision/classification/efficientnet-lite4/model/efficientnet-lite4-11.onnx (TensorFlow)',
+    source:
+      'ONNX Model Zoo validated/vision/classification/efficientnet-lite4/model/efficientnet-lite4-11.onnx (TensorFlow)',
     kind: 'pretrained',
     description: 'EfficientNet-Lite4 ImageNet, fp32, NHWC input; 80.4% top-1.',
     input: { name: 'images:0', layout: 'NHWC' },

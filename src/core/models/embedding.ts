@@ -1,6 +1,13 @@
 import { EdgetlError } from '../util/errors.js';
 import { GraphIndex } from './graph.js';
-import { ElementType, elementTypeName, intAttribute, intsAttribute, type IModelProto, type INodeProto } from './onnx-model.js';
+import {
+  ElementType,
+  elementTypeName,
+  intAttribute,
+  intsAttribute,
+  type IModelProto,
+  type INodeProto,
+} from './onnx-model.js';
 import { inferShapes, multiplyDims, type Dim, type ShapeInferenceResult } from './shapes.js';
 
 /**
@@ -65,17 +72,32 @@ const LINEAR_WEIGHT_INPUT: Record<string, number> = {
 
 /** Ops that may sit between the classifier and the graph output (bias, activation, reshape, quantization). */
 const UNARY_HEAD_OPS = new Set([
-  'Identity', 'Softmax', 'LogSoftmax', 'Sigmoid', 'Reshape', 'Flatten', 'Squeeze', 'Unsqueeze', 'Cast',
-  'QuantizeLinear', 'DequantizeLinear', 'Dropout',
+  'Identity',
+  'Softmax',
+  'LogSoftmax',
+  'Sigmoid',
+  'Reshape',
+  'Flatten',
+  'Squeeze',
+  'Unsqueeze',
+  'Cast',
+  'QuantizeLinear',
+  'DequantizeLinear',
+  'Dropout',
 ]);
 const BINARY_HEAD_OPS = new Set(['Add', 'Sub', 'Mul', 'Div', 'Sum']);
 const MICROSOFT_BINARY_HEAD_OPS = new Set(['QLinearAdd', 'QLinearMul']);
 
-const QUANTIZED_TYPES: ReadonlySet<number> = new Set([ElementType.UINT8, ElementType.INT8, ElementType.UINT16, ElementType.INT16]);
+const QUANTIZED_TYPES: ReadonlySet<number> = new Set([
+  ElementType.UINT8,
+  ElementType.INT8,
+  ElementType.UINT16,
+  ElementType.INT16,
+]);
 
 function opKey(node: INodeProto): string {
   const domain = node.domain && node.domain !== 'ai.onnx' ? node.domain : '';
-  return domain ? `${domain}:${node.opType}` : node.opType ?? '';
+  return domain ? `${domain}:${node.opType}` : (node.opType ?? '');
 }
 
 class EmbeddingFinder {
@@ -83,8 +105,12 @@ class EmbeddingFinder {
   readonly shapes: ShapeInferenceResult;
   private readonly where: string;
 
-  constructor(readonly model: IModelProto, private readonly options: FindEmbeddingOptions) {
-    if (!model.graph) throw new EdgetlError('onnx-parse', `${options.file ?? 'model'}: no graph`, { file: options.file });
+  constructor(
+    readonly model: IModelProto,
+    private readonly options: FindEmbeddingOptions,
+  ) {
+    if (!model.graph)
+      throw new EdgetlError('onnx-parse', `${options.file ?? 'model'}: no graph`, { file: options.file });
     this.index = new GraphIndex(model.graph);
     this.shapes = options.shapes ?? inferShapes(model);
     this.where = options.file ?? 'the model';
@@ -211,7 +237,10 @@ class EmbeddingFinder {
         }
         return current;
       }
-      if (op === 'Identity' || ((op === 'Flatten' || op === 'Reshape' || op === 'Squeeze') && this.onlyFlattens(input, current))) {
+      if (
+        op === 'Identity' ||
+        ((op === 'Flatten' || op === 'Reshape' || op === 'Squeeze') && this.onlyFlattens(input, current))
+      ) {
         current = input;
         continue;
       }
@@ -231,7 +260,12 @@ class EmbeddingFinder {
   private isFlatFloat(tensor: string): boolean {
     const dims = this.dims(tensor);
     const type = this.elementType(tensor);
-    return dims !== undefined && dims.length === 2 && typeof dims[1] === 'number' && (type === ElementType.FLOAT || type === 0);
+    return (
+      dims !== undefined &&
+      dims.length === 2 &&
+      typeof dims[1] === 'number' &&
+      (type === ElementType.FLOAT || type === 0)
+    );
   }
 
   /** A graph with no classifier may already be a feature extractor: one float [N, D] (or [N, D, 1, 1]) output. */
@@ -322,14 +356,25 @@ function isLayoutOnly(node: INodeProto): boolean {
 function outputQuantizationSlots(node: INodeProto): [number, number] | undefined {
   const key = opKey(node);
   switch (key) {
-    case 'QuantizeLinear': return [1, 2];
-    case 'QLinearConv': case 'QLinearMatMul': return [6, 7];
-    case 'com.microsoft:QLinearAdd': case 'com.microsoft:QLinearMul': return [6, 7];
-    case 'com.microsoft:QLinearGlobalAveragePool': case 'com.microsoft:QLinearAveragePool':
-    case 'com.microsoft:QLinearSigmoid': case 'com.microsoft:QLinearLeakyRelu': return [3, 4];
-    case 'com.microsoft:QLinearConcat': return [0, 1];
-    case 'com.microsoft:QGemm': return [7, 8];
-    default: return undefined;
+    case 'QuantizeLinear':
+      return [1, 2];
+    case 'QLinearConv':
+    case 'QLinearMatMul':
+      return [6, 7];
+    case 'com.microsoft:QLinearAdd':
+    case 'com.microsoft:QLinearMul':
+      return [6, 7];
+    case 'com.microsoft:QLinearGlobalAveragePool':
+    case 'com.microsoft:QLinearAveragePool':
+    case 'com.microsoft:QLinearSigmoid':
+    case 'com.microsoft:QLinearLeakyRelu':
+      return [3, 4];
+    case 'com.microsoft:QLinearConcat':
+      return [0, 1];
+    case 'com.microsoft:QGemm':
+      return [7, 8];
+    default:
+      return undefined;
   }
 }
 
@@ -337,19 +382,38 @@ function outputQuantizationSlots(node: INodeProto): [number, number] | undefined
 function inputQuantizationSlots(node: INodeProto): [number, number, number][] {
   const key = opKey(node);
   switch (key) {
-    case 'DequantizeLinear': return [[0, 1, 2]];
-    case 'QLinearConv': case 'QLinearMatMul': return [[0, 1, 2], [3, 4, 5]];
-    case 'com.microsoft:QLinearAdd': case 'com.microsoft:QLinearMul': return [[0, 1, 2], [3, 4, 5]];
-    case 'com.microsoft:QGemm': return [[0, 1, 2], [3, 4, 5]];
-    case 'com.microsoft:QLinearGlobalAveragePool': case 'com.microsoft:QLinearAveragePool':
-    case 'com.microsoft:QLinearSigmoid': case 'com.microsoft:QLinearLeakyRelu': return [[0, 1, 2]];
+    case 'DequantizeLinear':
+      return [[0, 1, 2]];
+    case 'QLinearConv':
+    case 'QLinearMatMul':
+      return [
+        [0, 1, 2],
+        [3, 4, 5],
+      ];
+    case 'com.microsoft:QLinearAdd':
+    case 'com.microsoft:QLinearMul':
+      return [
+        [0, 1, 2],
+        [3, 4, 5],
+      ];
+    case 'com.microsoft:QGemm':
+      return [
+        [0, 1, 2],
+        [3, 4, 5],
+      ];
+    case 'com.microsoft:QLinearGlobalAveragePool':
+    case 'com.microsoft:QLinearAveragePool':
+    case 'com.microsoft:QLinearSigmoid':
+    case 'com.microsoft:QLinearLeakyRelu':
+      return [[0, 1, 2]];
     case 'com.microsoft:QLinearConcat': {
       const triples: [number, number, number][] = [];
       const count = (node.input ?? []).length;
       for (let i = 2; i + 2 < count; i += 3) triples.push([i, i + 1, i + 2]);
       return triples;
     }
-    default: return [];
+    default:
+      return [];
   }
 }
 
@@ -357,4 +421,3 @@ function inputQuantizationSlots(node: INodeProto): [number, number, number][] {
 export function findEmbedding(model: IModelProto, options: FindEmbeddingOptions = {}): EmbeddingLocation {
   return new EmbeddingFinder(model, options).find();
 }
-

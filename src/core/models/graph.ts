@@ -10,7 +10,8 @@ export class GraphIndex {
 
   constructor(readonly graph: IGraphProto) {
     for (const init of graph.initializer ?? []) if (init.name) this.initializers.add(init.name);
-    for (const input of graph.input ?? []) if (input.name && !this.initializers.has(input.name)) this.graphInputs.add(input.name);
+    for (const input of graph.input ?? [])
+      if (input.name && !this.initializers.has(input.name)) this.graphInputs.add(input.name);
     this.graphOutputs = (graph.output ?? []).map((o) => o.name ?? '').filter(Boolean);
     for (const node of graph.node ?? []) {
       for (const output of node.output ?? []) if (output) this.producers.set(output, node);

@@ -9,7 +9,14 @@ import {
   type IModelProto,
   type INodeProto,
 } from './onnx-model.js';
-import { declaredTensorInfo, inferShapes, isUnknownDim, staticSize, type Dim, type ShapeInferenceResult } from './shapes.js';
+import {
+  declaredTensorInfo,
+  inferShapes,
+  isUnknownDim,
+  staticSize,
+  type Dim,
+  type ShapeInferenceResult,
+} from './shapes.js';
 
 export interface TensorFacts {
   name: string;
@@ -62,16 +69,27 @@ export interface InspectOptions {
 }
 
 const QOPERATOR_OPS = new Set([
-  'QLinearConv', 'QLinearMatMul', 'ConvInteger', 'MatMulInteger',
-  'com.microsoft:QLinearAdd', 'com.microsoft:QLinearMul', 'com.microsoft:QLinearGlobalAveragePool',
-  'com.microsoft:QLinearAveragePool', 'com.microsoft:QLinearConcat', 'com.microsoft:QLinearSigmoid',
-  'com.microsoft:QLinearLeakyRelu', 'com.microsoft:QLinearSoftmax', 'com.microsoft:QGemm',
-  'com.microsoft:DynamicQuantizeMatMul', 'com.microsoft:MatMulIntegerToFloat', 'DynamicQuantizeLinear',
+  'QLinearConv',
+  'QLinearMatMul',
+  'ConvInteger',
+  'MatMulInteger',
+  'com.microsoft:QLinearAdd',
+  'com.microsoft:QLinearMul',
+  'com.microsoft:QLinearGlobalAveragePool',
+  'com.microsoft:QLinearAveragePool',
+  'com.microsoft:QLinearConcat',
+  'com.microsoft:QLinearSigmoid',
+  'com.microsoft:QLinearLeakyRelu',
+  'com.microsoft:QLinearSoftmax',
+  'com.microsoft:QGemm',
+  'com.microsoft:DynamicQuantizeMatMul',
+  'com.microsoft:MatMulIntegerToFloat',
+  'DynamicQuantizeLinear',
 ]);
 
 function opKey(node: INodeProto): string {
   const domain = node.domain && node.domain !== 'ai.onnx' ? node.domain : '';
-  return domain ? `${domain}:${node.opType}` : node.opType ?? '';
+  return domain ? `${domain}:${node.opType}` : (node.opType ?? '');
 }
 
 /** Facts about a backbone: I/O, opsets, size, quantization, batch, MACs, embedding. */
@@ -106,7 +124,11 @@ export function inspectModel(input: IModelProto | Uint8Array, options: InspectOp
   let embedding: EmbeddingFacts | null = null;
   let embeddingError: string | undefined;
   try {
-    const found: EmbeddingLocation = findEmbedding(model, { embeddingTensor: options.embeddingTensor, file: options.file, shapes });
+    const found: EmbeddingLocation = findEmbedding(model, {
+      embeddingTensor: options.embeddingTensor,
+      file: options.file,
+      shapes,
+    });
     embedding = { tensor: found.tensor, dim: found.dim, source: found.source, needsDequantize: found.needsDequantize };
   } catch (error) {
     if (options.embeddingTensor !== undefined || !isEdgetlError(error)) throw error;
@@ -149,7 +171,8 @@ function batchOf(index: GraphIndex, shapes: ShapeInferenceResult): ModelFacts['b
   if (typeof dims[0] === 'number') return dims[0];
   const outputBatches = index.graphOutputs.map((o) => shapes.tensors.get(o)?.dims?.[0]);
   const numeric = outputBatches.filter((b): b is number => typeof b === 'number');
-  if (numeric.length > 0 && numeric.length === outputBatches.length && numeric.every((b) => b === numeric[0])) return numeric[0];
+  if (numeric.length > 0 && numeric.length === outputBatches.length && numeric.every((b) => b === numeric[0]))
+    return numeric[0];
   return 'dynamic';
 }
 
@@ -170,7 +193,9 @@ function macsPerImage(model: IModelProto, index: GraphIndex, shapes: ShapeInfere
       inputDims[name] = [1, ...dims.slice(1)];
     }
   }
-  const total = macsOf(model, shapes, batchSymbols) ?? (batchSymbols.size > 0 ? macsOf(model, inferShapes(model, { inputDims }), new Set()) : null);
+  const total =
+    macsOf(model, shapes, batchSymbols) ??
+    (batchSymbols.size > 0 ? macsOf(model, inferShapes(model, { inputDims }), new Set()) : null);
   return total === null ? null : total / batch;
 }
 
@@ -184,7 +209,9 @@ function macsOf(model: IModelProto, shapes: ShapeInferenceResult, batchSymbols: 
     const out = size(dims((node.output ?? [])[0]));
     let macs: number | undefined;
     switch (opKey(node)) {
-      case 'Conv': case 'ConvInteger': case 'com.microsoft:FusedConv': {
+      case 'Conv':
+      case 'ConvInteger':
+      case 'com.microsoft:FusedConv': {
         const w = size(dims(inputs[1])?.slice(1));
         macs = out !== undefined && w !== undefined ? out * w : undefined;
         break;
@@ -200,15 +227,21 @@ function macsOf(model: IModelProto, shapes: ShapeInferenceResult, batchSymbols: 
         macs = x !== undefined && w !== undefined ? x * w : undefined;
         break;
       }
-      case 'Gemm': case 'com.microsoft:FusedGemm': case 'com.microsoft:QGemm': {
+      case 'Gemm':
+      case 'com.microsoft:FusedGemm':
+      case 'com.microsoft:QGemm': {
         const a = dims(inputs[0]);
         const transA = (node.attribute ?? []).find((x) => x.name === 'transA');
         const k = a && a.length === 2 ? size([a[transA && toNumber(transA.i) ? 0 : 1]]) : undefined;
         macs = out !== undefined && k !== undefined ? out * k : undefined;
         break;
       }
-      case 'MatMul': case 'MatMulInteger': case 'QLinearMatMul': case 'com.microsoft:FusedMatMul':
-      case 'com.microsoft:MatMulIntegerToFloat': case 'com.microsoft:DynamicQuantizeMatMul': {
+      case 'MatMul':
+      case 'MatMulInteger':
+      case 'QLinearMatMul':
+      case 'com.microsoft:FusedMatMul':
+      case 'com.microsoft:MatMulIntegerToFloat':
+      case 'com.microsoft:DynamicQuantizeMatMul': {
         const a = dims(inputs[0]);
         const k = a && a.length > 0 ? size([a[a.length - 1]]) : undefined;
         macs = out !== undefined && k !== undefined ? out * k : undefined;

@@ -28,35 +28,62 @@ export interface AdaptedBlockWeights {
 const PREFIX = 'edgetl_block';
 
 function floatTensor(name: string, dims: number[], values: Float32Array): ITensorProto {
-  return onnx.TensorProto.create({ name, dims, dataType: ElementType.FLOAT, rawData: new Uint8Array(values.buffer.slice(values.byteOffset, values.byteOffset + values.byteLength)) });
+  return onnx.TensorProto.create({
+    name,
+    dims,
+    dataType: ElementType.FLOAT,
+    rawData: new Uint8Array(values.buffer.slice(values.byteOffset, values.byteOffset + values.byteLength)),
+  });
 }
 
 function withTail(model: IModelProto, nodes: INodeProto[], initializers: ITensorProto[]): IModelProto {
   const graph = model.graph!;
   return onnx.ModelProto.create({
     ...model,
-    graph: onnx.GraphProto.create({ ...graph, node: [...(graph.node ?? []), ...nodes], initializer: [...(graph.initializer ?? []), ...initializers] }),
+    graph: onnx.GraphProto.create({
+      ...graph,
+      node: [...(graph.node ?? []), ...nodes],
+      initializer: [...(graph.initializer ?? []), ...initializers],
+    }),
   });
 }
 
 /** The float value of the cut tensor: the tensor itself, or a DequantizeLinear of it. */
-function floatCut(block: Pick<LastBlock, 'cutTensor' | 'cutQuantization'>, model: IModelProto): { tensor: string; nodes: INodeProto[] } {
+function floatCut(
+  block: Pick<LastBlock, 'cutTensor' | 'cutQuantization'>,
+  model: IModelProto,
+): { tensor: string; nodes: INodeProto[] } {
   if (!block.cutQuantization) return { tensor: block.cutTensor, nodes: [] };
   if (opsetVersion(model, '') < 10) throw new EdgetlError('onnx-opset', 'DequantizeLinear needs opset >= 10');
   const { scale, zeroPoint } = block.cutQuantization;
   const tensor = `${PREFIX}_cut_float`;
   return {
     tensor,
-    nodes: [onnx.NodeProto.create({ name: `${PREFIX}_dequantize`, opType: 'DequantizeLinear', input: zeroPoint ? [block.cutTensor, scale, zeroPoint] : [block.cutTensor, scale], output: [tensor] })],
+    nodes: [
+      onnx.NodeProto.create({
+        name: `${PREFIX}_dequantize`,
+        opType: 'DequantizeLinear',
+        input: zeroPoint ? [block.cutTensor, scale, zeroPoint] : [block.cutTensor, scale],
+        output: [tensor],
+      }),
+    ],
   };
 }
 
 /** Pixels (H*W) of the cut tensor when the model's image input has `inputDims` (e.g. [1, 3, 224, 224]). */
-export function cutPixels(model: IModelProto, block: Pick<LastBlock, 'cutTensor'>, inputName: string, inputDims: number[]): number {
+export function cutPixels(
+  model: IModelProto,
+  block: Pick<LastBlock, 'cutTensor'>,
+  inputName: string,
+  inputDims: number[],
+): number {
   const shapes = inferShapes(model, { inputDims: { [inputName]: inputDims } });
   const dims = shapes.tensors.get(block.cutTensor)?.dims;
-  if (!dims || dims.length !== 4 || typeof dims[2] !== 'number' || typeof dims[3] !== 'number') {
-    throw new EdgetlError('last-block-unsupported', `cannot tell the spatial size of the cut tensor "${block.cutTensor}" for input [${inputDims}] (got [${dims ?? '?'}])`);
+  if (dims?.length !== 4 || typeof dims[2] !== 'number' || typeof dims[3] !== 'number') {
+    throw new EdgetlError(
+      'last-block-unsupported',
+      `cannot tell the spatial size of the cut tensor "${block.cutTensor}" for input [${inputDims}] (got [${dims ?? '?'}])`,
+    );
   }
   return dims[2] * dims[3];
 }
@@ -70,7 +97,9 @@ export function buildCutExtractor(model: IModelProto, block: LastBlock, pixels: 
     opType: 'Transpose',
     input: [cut.tensor],
     output: [pixelMajor],
-    attribute: [onnx.AttributeProto.create({ name: 'perm', type: onnx.AttributeProto.AttributeType.INTS, ints: [0, 2, 3, 1] })],
+    attribute: [
+      onnx.AttributeProto.create({ name: 'perm', type: onnx.AttributeProto.AttributeType.INTS, ints: [0, 2, 3, 1] }),
+    ],
   });
   const extended = withTail(model, [...cut.nodes, transpose], []);
   const extractor = buildFeatureExtractor(extended, {
@@ -81,18 +110,28 @@ export function buildCutExtractor(model: IModelProto, block: LastBlock, pixels: 
     elementType: ElementType.FLOAT,
     batchDim: 'N',
   });
-  return { ...extractor, description: `${extractor.description}; last-block cut at "${block.cutTensor}" (${block.description}), pixel-major` };
+  return {
+    ...extractor,
+    description: `${extractor.description}; last-block cut at "${block.cutTensor}" (${block.description}), pixel-major`,
+  };
 }
 
 /** A short identity of adapted weights, for fingerprints and cache keys. */
 export function adaptedWeightsHash(weights: AdaptedBlockWeights): string {
   const bytes = new Uint8Array(weights.weight.byteLength + weights.bias.byteLength);
   bytes.set(new Uint8Array(weights.weight.buffer, weights.weight.byteOffset, weights.weight.byteLength));
-  bytes.set(new Uint8Array(weights.bias.buffer, weights.bias.byteOffset, weights.bias.byteLength), weights.weight.byteLength);
+  bytes.set(
+    new Uint8Array(weights.bias.buffer, weights.bias.byteOffset, weights.bias.byteLength),
+    weights.weight.byteLength,
+  );
   return sha256Hex(bytes).slice(0, 16);
 }
 
-function activationNodes(activation: BlockActivation, input: string, output: string): { nodes: INodeProto[]; initializers: ITensorProto[] } {
+function activationNodes(
+  activation: BlockActivation,
+  input: string,
+  output: string,
+): { nodes: INodeProto[]; initializers: ITensorProto[] } {
   if (activation.kind === 'swish') {
     const sigmoid = `${PREFIX}_sigmoid`;
     return {
@@ -106,10 +145,22 @@ function activationNodes(activation: BlockActivation, input: string, output: str
   const min = `${PREFIX}_clip_min`;
   const max = `${PREFIX}_clip_max`;
   return {
-    nodes: [onnx.NodeProto.create({ name: `${PREFIX}_clip`, opType: 'Clip', input: [input, min, max], output: [output] })],
+    nodes: [
+      onnx.NodeProto.create({ name: `${PREFIX}_clip`, opType: 'Clip', input: [input, min, max], output: [output] }),
+    ],
     initializers: [
-      onnx.TensorProto.create({ name: min, dims: [], dataType: ElementType.FLOAT, floatData: [Number.isFinite(activation.min) ? activation.min : -3.4e38] }),
-      onnx.TensorProto.create({ name: max, dims: [], dataType: ElementType.FLOAT, floatData: [Number.isFinite(activation.max) ? activation.max : 3.4e38] }),
+      onnx.TensorProto.create({
+        name: min,
+        dims: [],
+        dataType: ElementType.FLOAT,
+        floatData: [Number.isFinite(activation.min) ? activation.min : -3.4e38],
+      }),
+      onnx.TensorProto.create({
+        name: max,
+        dims: [],
+        dataType: ElementType.FLOAT,
+        floatData: [Number.isFinite(activation.max) ? activation.max : 3.4e38],
+      }),
     ],
   };
 }
@@ -118,14 +169,23 @@ function activationNodes(activation: BlockActivation, input: string, output: str
  * Cut backbone -> adapted block -> pool: output `embedding` [N, outputChannels]. `block` is the source graph's
  * own last block (found again in the model, so the cut and its quantization come from the file actually run).
  */
-export function buildAdaptedExtractor(model: IModelProto, block: LastBlock, weights: AdaptedBlockWeights): FeatureExtractor {
-  if (block.cutTensor !== weights.cutTensor || block.inputChannels !== weights.inputChannels || block.outputChannels !== weights.outputChannels) {
+export function buildAdaptedExtractor(
+  model: IModelProto,
+  block: LastBlock,
+  weights: AdaptedBlockWeights,
+): FeatureExtractor {
+  if (
+    block.cutTensor !== weights.cutTensor ||
+    block.inputChannels !== weights.inputChannels ||
+    block.outputChannels !== weights.outputChannels
+  ) {
     throw new EdgetlError(
       'head-backbone-mismatch',
       `the adapted block cuts at "${weights.cutTensor}" (${weights.inputChannels}->${weights.outputChannels}) but this backbone's last block reads "${block.cutTensor}" (${block.inputChannels}->${block.outputChannels})`,
     );
   }
-  if (opsetVersion(model, '') < 11) throw new EdgetlError('onnx-opset', 'the adapted block needs opset >= 11 (Clip with tensor bounds)');
+  if (opsetVersion(model, '') < 11)
+    throw new EdgetlError('onnx-opset', 'the adapted block needs opset >= 11 (Clip with tensor bounds)');
   const cut = floatCut(block, model);
   const convOut = `${PREFIX}_conv`;
   const activated = `${PREFIX}_activated`;
@@ -140,12 +200,27 @@ export function buildAdaptedExtractor(model: IModelProto, block: LastBlock, weig
       opType: 'Conv',
       input: [cut.tensor, w, b],
       output: [convOut],
-      attribute: [onnx.AttributeProto.create({ name: 'kernel_shape', type: onnx.AttributeProto.AttributeType.INTS, ints: [1, 1] })],
+      attribute: [
+        onnx.AttributeProto.create({
+          name: 'kernel_shape',
+          type: onnx.AttributeProto.AttributeType.INTS,
+          ints: [1, 1],
+        }),
+      ],
     }),
     ...act.nodes,
-    onnx.NodeProto.create({ name: `${PREFIX}_pool`, opType: 'GlobalAveragePool', input: [activated], output: [pooled] }),
+    onnx.NodeProto.create({
+      name: `${PREFIX}_pool`,
+      opType: 'GlobalAveragePool',
+      input: [activated],
+      output: [pooled],
+    }),
   ];
-  const initializers = [floatTensor(w, [weights.outputChannels, weights.inputChannels, 1, 1], weights.weight), floatTensor(b, [weights.outputChannels], weights.bias), ...act.initializers];
+  const initializers = [
+    floatTensor(w, [weights.outputChannels, weights.inputChannels, 1, 1], weights.weight),
+    floatTensor(b, [weights.outputChannels], weights.bias),
+    ...act.initializers,
+  ];
   const extractor = buildFeatureExtractor(withTail(model, nodes, initializers), {
     tensor: pooled,
     dim: weights.outputChannels,
@@ -154,7 +229,10 @@ export function buildAdaptedExtractor(model: IModelProto, block: LastBlock, weig
     elementType: ElementType.FLOAT,
     batchDim: 'N',
   });
-  return { ...extractor, description: `${extractor.description}; adapted last block at "${block.cutTensor}" (weights ${adaptedWeightsHash(weights)})` };
+  return {
+    ...extractor,
+    description: `${extractor.description}; adapted last block at "${block.cutTensor}" (weights ${adaptedWeightsHash(weights)})`,
+  };
 }
 
 /** What Backbone.load takes to run another graph than the plain extractor (see models/feature-extractor-cache.ts). */
@@ -173,7 +251,8 @@ export function cutSurgery(pixels: number): BlockSurgery {
 
 /** The adapted block as a backbone surgery: the backbone then embeds images through the fine-tuned block. */
 export function adaptedSurgery(weights: AdaptedBlockWeights): BlockSurgery {
-  const activation = weights.activation.kind === 'swish' ? 'swish' : `clip ${weights.activation.min} ${weights.activation.max}`;
+  const activation =
+    weights.activation.kind === 'swish' ? 'swish' : `clip ${weights.activation.min} ${weights.activation.max}`;
   return {
     description: `adapted last block v1 at "${weights.cutTensor}" ${weights.inputChannels}->${weights.outputChannels} ${activation}, weights ${adaptedWeightsHash(weights)}`,
     build: (model) => buildAdaptedExtractor(model, findLastBlock(model), weights),

@@ -48,7 +48,11 @@ function unsupported(reason: string): never {
 }
 
 /** Pooling ops whose output is the per-channel spatial mean of an NCHW (or NHWC, via axes) input. */
-function poolInput(node: INodeProto, index: GraphIndex, constant: (name: string) => number[] | undefined): { input: string; nhwc: boolean } | undefined {
+function poolInput(
+  node: INodeProto,
+  index: GraphIndex,
+  constant: (name: string) => number[] | undefined,
+): { input: string; nhwc: boolean } | undefined {
   const op = node.opType;
   if (op === 'GlobalAveragePool') return { input: node.input![0], nhwc: false };
   if (op === 'QLinearGlobalAveragePool' && node.domain === 'com.microsoft') {
@@ -70,7 +74,10 @@ const PASS_THROUGH = new Set(['Flatten', 'Reshape', 'Squeeze', 'Identity']);
  * Find the last block of `model`. Throws `last-block-unsupported` (naming what was found instead) when the graph
  * does not end in [1x1 conv -> ReLU6/clip/ReLU/swish -> global average pool -> classifier].
  */
-export function findLastBlock(model: IModelProto, options: { shapes?: ShapeInferenceResult; embeddingTensor?: string } = {}): LastBlock {
+export function findLastBlock(
+  model: IModelProto,
+  options: { shapes?: ShapeInferenceResult; embeddingTensor?: string } = {},
+): LastBlock {
   const graph = model.graph;
   if (!graph) throw new EdgetlError('onnx-parse', 'model has no graph');
   const shapes = options.shapes ?? inferShapes(model);
@@ -144,17 +151,19 @@ export function findLastBlock(model: IModelProto, options: { shapes?: ShapeInfer
   }
   if (nhwc) unsupported('the pool averages a channels-last tensor that no Transpose turns back into NCHW');
   if (!node || (node.opType !== 'Conv' && node.opType !== 'QLinearConv')) {
-    unsupported(`the pooled activation comes from ${node ? nodeLabel(node) : 'a graph input'}, not from a 1x1 convolution`);
+    unsupported(
+      `the pooled activation comes from ${node ? nodeLabel(node) : 'a graph input'}, not from a 1x1 convolution`,
+    );
   }
   const conv = node;
   const label = nodeLabel(conv);
-  const kernel = intsAttribute(conv, 'kernel_shape');
+  const _kernel = intsAttribute(conv, 'kernel_shape');
   const strides = intsAttribute(conv, 'strides');
   const pads = intsAttribute(conv, 'pads');
   const group = intAttribute(conv, 'group') ?? 1;
   if (group !== 1) unsupported(`${label} is a grouped convolution (group ${group})`);
-  if (strides && strides.some((s) => s !== 1)) unsupported(`${label} has strides [${strides}]`);
-  if (pads && pads.some((p) => p !== 0)) unsupported(`${label} has padding [${pads}]`);
+  if (strides?.some((s) => s !== 1)) unsupported(`${label} has strides [${strides}]`);
+  if (pads?.some((p) => p !== 0)) unsupported(`${label} has padding [${pads}]`);
 
   let weight: Float32Array;
   let bias: Float32Array;
@@ -167,10 +176,13 @@ export function findLastBlock(model: IModelProto, options: { shapes?: ShapeInfer
     const values = w ? readFloatTensor(w) : undefined;
     if (!w || !values) unsupported(`${label} has no constant float weight`);
     const dims = tensorDims(w);
-    if (dims.length !== 4 || dims[2] !== 1 || dims[3] !== 1) unsupported(`${label} has weight shape [${dims}], not a 1x1 kernel`);
+    if (dims.length !== 4 || dims[2] !== 1 || dims[3] !== 1)
+      unsupported(`${label} has weight shape [${dims}], not a 1x1 kernel`);
     [outputChannels, inputChannels] = dims;
     weight = values;
-    bias = inputs[2] ? (floats(inputs[2]) ?? unsupported(`${label} has a bias that is not a constant`)) : new Float32Array(outputChannels);
+    bias = inputs[2]
+      ? (floats(inputs[2]) ?? unsupported(`${label} has a bias that is not a constant`))
+      : new Float32Array(outputChannels);
     if (!activation) unsupported(`${label} feeds the pool without a ReLU6/clip/ReLU/swish activation`);
   } else {
     // QLinearConv(x, x_scale, x_zp, w, w_scale, w_zp, y_scale, y_zp, B)
@@ -181,9 +193,11 @@ export function findLastBlock(model: IModelProto, options: { shapes?: ShapeInfer
     const xScale = floats(inputs[1]);
     const yScale = floats(inputs[6]);
     const yZero = inputs[7] ? integers(inputs[7]) : [0];
-    if (!w || !q || !wScale || !wZero || !xScale || !yScale || !yZero) unsupported(`${label} has quantization parameters that are not constants`);
+    if (!w || !q || !wScale || !wZero || !xScale || !yScale || !yZero)
+      unsupported(`${label} has quantization parameters that are not constants`);
     const dims = tensorDims(w);
-    if (dims.length !== 4 || dims[2] !== 1 || dims[3] !== 1) unsupported(`${label} has weight shape [${dims}], not a 1x1 kernel`);
+    if (dims.length !== 4 || dims[2] !== 1 || dims[3] !== 1)
+      unsupported(`${label} has weight shape [${dims}], not a 1x1 kernel`);
     [outputChannels, inputChannels] = dims;
     weight = new Float32Array(outputChannels * inputChannels);
     for (let o = 0; o < outputChannels; o++) {
@@ -193,21 +207,30 @@ export function findLastBlock(model: IModelProto, options: { shapes?: ShapeInfer
     }
     const b = inputs[8] ? integers(inputs[8]) : undefined;
     bias = new Float32Array(outputChannels);
-    if (b) for (let o = 0; o < outputChannels; o++) bias[o] = b[o] * xScale[0] * (wScale.length === 1 ? wScale[0] : wScale[o]);
+    if (b)
+      for (let o = 0; o < outputChannels; o++)
+        bias[o] = b[o] * xScale[0] * (wScale.length === 1 ? wScale[0] : wScale[o]);
     cutQuantization = { scale: inputs[1], ...(inputs[2] ? { zeroPoint: inputs[2] } : {}) };
     // The output's quantization range is the activation the int8 graph applies (ReLU6 is fused into it).
     const outputType = (inputs[7] ? constantTensor(inputs[7])?.dataType : undefined) ?? ElementType.UINT8;
     const [qmin, qmax] = outputType === ElementType.INT8 ? [-128, 127] : [0, 255];
-    const range: BlockActivation = { kind: 'clip', min: (qmin - yZero[0]) * yScale[0], max: (qmax - yZero[0]) * yScale[0] };
-    if (activation?.kind === 'clip') activation = { kind: 'clip', min: Math.max(activation.min, range.min), max: Math.min(activation.max, range.max) };
+    const range: BlockActivation = {
+      kind: 'clip',
+      min: (qmin - yZero[0]) * yScale[0],
+      max: (qmax - yZero[0]) * yScale[0],
+    };
+    if (activation?.kind === 'clip')
+      activation = { kind: 'clip', min: Math.max(activation.min, range.min), max: Math.min(activation.max, range.max) };
     else activation ??= range;
   }
   const info = shapes.tensors.get(inputs[0]);
   if (info?.dims && info.dims.length === 4 && typeof info.dims[1] === 'number' && info.dims[1] !== inputChannels) {
     unsupported(`${label} reads ${info.dims[1]} channels but its weight has ${inputChannels}`);
   }
-  if (bias.length !== outputChannels) unsupported(`${label} has ${bias.length} bias values for ${outputChannels} output channels`);
-  if (outputChannels !== embedding.dim) unsupported(`${label} has ${outputChannels} output channels but the embedding has ${embedding.dim} values`);
+  if (bias.length !== outputChannels)
+    unsupported(`${label} has ${bias.length} bias values for ${outputChannels} output channels`);
+  if (outputChannels !== embedding.dim)
+    unsupported(`${label} has ${outputChannels} output channels but the embedding has ${embedding.dim} values`);
   const act = activation.kind === 'swish' ? 'swish' : `clip [${activation.min}, ${activation.max}]`;
   return {
     cutTensor: inputs[0],

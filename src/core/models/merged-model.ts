@@ -12,7 +12,15 @@ import type { Head } from '../heads/head.js';
 import { prototypeDirections } from '../heads/prototype.js';
 import type { PreprocessSpec } from '../preprocess/spec.js';
 import type { EmbeddingLocation } from './embedding.js';
-import { ElementType, encodeOnnxModel, onnx, type IModelProto, type INodeProto, type ITensorProto, type IValueInfoProto } from './onnx-model.js';
+import {
+  ElementType,
+  encodeOnnxModel,
+  onnx,
+  type IModelProto,
+  type INodeProto,
+  type ITensorProto,
+  type IValueInfoProto,
+} from './onnx-model.js';
 import { EMBEDDING_OUTPUT, UniqueNames, featureExtractorModel } from './surgery.js';
 
 export const PROBABILITIES_OUTPUT = 'probabilities';
@@ -55,16 +63,26 @@ export interface MergedModel {
 const INT = onnx.AttributeProto.AttributeType.INT;
 
 /** Build the merged model of `source` (the backbone as published) cut at `embedding`, and `options.head`. */
-export function buildMergedModel(source: IModelProto, embedding: EmbeddingLocation, options: MergedModelOptions): MergedModel {
+export function buildMergedModel(
+  source: IModelProto,
+  embedding: EmbeddingLocation,
+  options: MergedModelOptions,
+): MergedModel {
   const { head } = options;
   if (head.embeddingDim !== embedding.dim) {
-    throw new EdgetlError('head-backbone-mismatch', `the head expects ${head.embeddingDim}-d embeddings but the backbone's embedding "${embedding.tensor}" is ${embedding.dim}-d`);
+    throw new EdgetlError(
+      'head-backbone-mismatch',
+      `the head expects ${head.embeddingDim}-d embeddings but the backbone's embedding "${embedding.tensor}" is ${embedding.dim}-d`,
+    );
   }
   const { model: extractor, description } = featureExtractorModel(source, embedding);
   const graph = extractor.graph!;
   const names = new UniqueNames(graph);
   if (names.fresh(PROBABILITIES_OUTPUT) !== PROBABILITIES_OUTPUT) {
-    throw new EdgetlError('onnx-export', `the backbone graph already has a tensor "${PROBABILITIES_OUTPUT}" the embedding depends on; the merged model cannot name its output so`);
+    throw new EdgetlError(
+      'onnx-export',
+      `the backbone graph already has a tensor "${PROBABILITIES_OUTPUT}" the embedding depends on; the merged model cannot name its output so`,
+    );
   }
   const nodes: INodeProto[] = [];
   const initializers: ITensorProto[] = [];
@@ -73,12 +91,28 @@ export function buildMergedModel(source: IModelProto, embedding: EmbeddingLocati
 
   const constant = (base: string, dims: number[], values: ArrayLike<number>): string => {
     const name = names.fresh(`edgetl_head_${base}`);
-    initializers.push(onnx.TensorProto.create({ name, dims, dataType: ElementType.FLOAT, rawData: floatBytes(values) }));
+    initializers.push(
+      onnx.TensorProto.create({ name, dims, dataType: ElementType.FLOAT, rawData: floatBytes(values) }),
+    );
     return name;
   };
-  const op = (opType: string, inputs: string[], base: string, attributes: ReturnType<typeof onnx.AttributeProto.create>[] = [], output?: string): string => {
+  const op = (
+    opType: string,
+    inputs: string[],
+    base: string,
+    attributes: ReturnType<typeof onnx.AttributeProto.create>[] = [],
+    output?: string,
+  ): string => {
     const out = output ?? names.fresh(`edgetl_head_${base}`);
-    nodes.push(onnx.NodeProto.create({ name: names.fresh(`edgetl_head_${base}_node`), opType, input: inputs, output: [out], attribute: attributes }));
+    nodes.push(
+      onnx.NodeProto.create({
+        name: names.fresh(`edgetl_head_${base}_node`),
+        opType,
+        input: inputs,
+        output: [out],
+        attribute: attributes,
+      }),
+    );
     return out;
   };
   const ones = (() => {
@@ -104,7 +138,14 @@ export function buildMergedModel(source: IModelProto, embedding: EmbeddingLocati
     x = l2Normalize(x, 'l2');
   }
 
-  const gemm = (input: string, weight: Float32Array, rows: number, cols: number, bias: Float32Array | undefined, base: string): string => {
+  const gemm = (
+    input: string,
+    weight: Float32Array,
+    rows: number,
+    cols: number,
+    bias: Float32Array | undefined,
+    base: string,
+  ): string => {
     const inputs = [input, constant(`${base}_weight`, [rows, cols], weight)];
     if (bias) inputs.push(constant(`${base}_bias`, [rows], bias));
     return op('Gemm', inputs, base, [onnx.AttributeProto.create({ name: 'transB', type: INT, i: 1 })]);
@@ -125,10 +166,29 @@ export function buildMergedModel(source: IModelProto, embedding: EmbeddingLocati
         activations = op('Relu', [activations], `mlp_${l}_relu`);
       } else {
         // The tanh form of GELU, as heads/head.ts computes it (the Gelu op only exists from opset 20).
-        const cube = op('Mul', [op('Mul', [activations, activations], `mlp_${l}_square`), activations], `mlp_${l}_cube`);
-        const inner = op('Add', [activations, op('Mul', [cube, constant(`mlp_${l}_c`, [], [0.044715])], `mlp_${l}_scaled_cube`)], `mlp_${l}_inner`);
-        const tanh = op('Tanh', [op('Mul', [inner, constant(`mlp_${l}_k`, [], [Math.sqrt(2 / Math.PI)])], `mlp_${l}_tanh_in`)], `mlp_${l}_tanh`);
-        const gate = op('Mul', [op('Add', [tanh, constant(`mlp_${l}_one`, [], [1])], `mlp_${l}_one_plus`), constant(`mlp_${l}_half`, [], [0.5])], `mlp_${l}_gate`);
+        const cube = op(
+          'Mul',
+          [op('Mul', [activations, activations], `mlp_${l}_square`), activations],
+          `mlp_${l}_cube`,
+        );
+        const inner = op(
+          'Add',
+          [activations, op('Mul', [cube, constant(`mlp_${l}_c`, [], [0.044715])], `mlp_${l}_scaled_cube`)],
+          `mlp_${l}_inner`,
+        );
+        const tanh = op(
+          'Tanh',
+          [op('Mul', [inner, constant(`mlp_${l}_k`, [], [Math.sqrt(2 / Math.PI)])], `mlp_${l}_tanh_in`)],
+          `mlp_${l}_tanh`,
+        );
+        const gate = op(
+          'Mul',
+          [
+            op('Add', [tanh, constant(`mlp_${l}_one`, [], [1])], `mlp_${l}_one_plus`),
+            constant(`mlp_${l}_half`, [], [0.5]),
+          ],
+          `mlp_${l}_gate`,
+        );
         activations = op('Mul', [activations, gate], `mlp_${l}_gelu`);
       }
     });
@@ -136,17 +196,26 @@ export function buildMergedModel(source: IModelProto, embedding: EmbeddingLocati
   }
   const scaled = op('Mul', [logits, constant('inverse_temperature', [], [1 / head.temperature])], 'calibrated');
   // axis 1 of a 2-d tensor: the same softmax under the opset < 13 and the opset >= 13 definitions.
-  op('Softmax', [scaled], 'softmax', [onnx.AttributeProto.create({ name: 'axis', type: INT, i: 1 })], PROBABILITIES_OUTPUT);
+  op(
+    'Softmax',
+    [scaled],
+    'softmax',
+    [onnx.AttributeProto.create({ name: 'axis', type: INT, i: 1 })],
+    PROBABILITIES_OUTPUT,
+  );
 
   const embeddingOutput = graph.output![0]!;
-  const batch = embeddingOutput.type?.tensorType?.shape?.dim?.[0] ?? onnx.TensorShapeProto.Dimension.create({ dimParam: 'N' });
+  const batch =
+    embeddingOutput.type?.tensorType?.shape?.dim?.[0] ?? onnx.TensorShapeProto.Dimension.create({ dimParam: 'N' });
   const batchName: string | number = batch.dimValue ? Number(batch.dimValue) : batch.dimParam || 'N';
   const probabilitiesOutput: IValueInfoProto = onnx.ValueInfoProto.create({
     name: PROBABILITIES_OUTPUT,
     type: onnx.TypeProto.create({
       tensorType: onnx.TypeProto.Tensor.create({
         elemType: ElementType.FLOAT,
-        shape: onnx.TensorShapeProto.create({ dim: [batch, onnx.TensorShapeProto.Dimension.create({ dimValue: classes })] }),
+        shape: onnx.TensorShapeProto.create({
+          dim: [batch, onnx.TensorShapeProto.Dimension.create({ dimValue: classes })],
+        }),
       }),
     }),
   });
@@ -159,8 +228,16 @@ export function buildMergedModel(source: IModelProto, embedding: EmbeddingLocati
     [MERGED_METADATA.headType]: head.type,
     [MERGED_METADATA.temperature]: String(head.temperature),
     [MERGED_METADATA.rejection]: JSON.stringify(head.rejection),
-    [MERGED_METADATA.backbone]: JSON.stringify({ id: options.backboneId, sha256: options.backboneSha256, embeddingDim: dim, surgery: description }),
-    [MERGED_METADATA.outputs]: JSON.stringify({ [PROBABILITIES_OUTPUT]: [batchName, classes], [EMBEDDING_OUTPUT]: [batchName, dim] }),
+    [MERGED_METADATA.backbone]: JSON.stringify({
+      id: options.backboneId,
+      sha256: options.backboneSha256,
+      embeddingDim: dim,
+      surgery: description,
+    }),
+    [MERGED_METADATA.outputs]: JSON.stringify({
+      [PROBABILITIES_OUTPUT]: [batchName, classes],
+      [EMBEDDING_OUTPUT]: [batchName, dim],
+    }),
   };
   const merged: IModelProto = onnx.ModelProto.create({
     ...extractor,

@@ -49,10 +49,30 @@ export const ElementType = {
 } as const;
 
 const ELEMENT_TYPE_NAMES: Record<number, string> = {
-  0: 'undefined', 1: 'float32', 2: 'uint8', 3: 'int8', 4: 'uint16', 5: 'int16', 6: 'int32', 7: 'int64', 8: 'string',
-  9: 'bool', 10: 'float16', 11: 'float64', 12: 'uint32', 13: 'uint64', 14: 'complex64', 15: 'complex128',
-  16: 'bfloat16', 17: 'float8e4m3fn', 18: 'float8e4m3fnuz', 19: 'float8e5m2', 20: 'float8e5m2fnuz', 21: 'uint4',
-  22: 'int4', 23: 'float4e2m1',
+  0: 'undefined',
+  1: 'float32',
+  2: 'uint8',
+  3: 'int8',
+  4: 'uint16',
+  5: 'int16',
+  6: 'int32',
+  7: 'int64',
+  8: 'string',
+  9: 'bool',
+  10: 'float16',
+  11: 'float64',
+  12: 'uint32',
+  13: 'uint64',
+  14: 'complex64',
+  15: 'complex128',
+  16: 'bfloat16',
+  17: 'float8e4m3fn',
+  18: 'float8e4m3fnuz',
+  19: 'float8e5m2',
+  20: 'float8e5m2fnuz',
+  21: 'uint4',
+  22: 'int4',
+  23: 'float4e2m1',
 };
 
 /** Readable element type name (`float32`, `uint8`, ...), as onnxruntime's JS API spells most of them. */
@@ -96,7 +116,8 @@ export function unknownFieldCount(model: IModelProto): number {
  */
 export function parseOnnxModel(bytes: Uint8Array, file?: string): ModelProto {
   const where = file ?? 'ONNX model';
-  if (bytes.length === 0) throw new EdgetlError('onnx-parse', `${where}: the file is empty, not an ONNX model`, { file });
+  if (bytes.length === 0)
+    throw new EdgetlError('onnx-parse', `${where}: the file is empty, not an ONNX model`, { file });
   const reader = new CountingReader(bytes);
   let model: ModelProto;
   try {
@@ -108,8 +129,10 @@ export function parseOnnxModel(bytes: Uint8Array, file?: string): ModelProto {
     throw new EdgetlError('onnx-parse', `${where}: not a readable ONNX model: ${reason}`, { file, cause: error });
   }
   // Protobuf accepts many byte strings as "some message"; a real model has a graph with nodes and an opset.
-  if (!model.graph || !model.graph.node?.length || model.opsetImport.length === 0) {
-    throw new EdgetlError('onnx-parse', `${where}: not an ONNX model (no graph, nodes or opset import found)`, { file });
+  if (!model.graph?.node?.length || model.opsetImport.length === 0) {
+    throw new EdgetlError('onnx-parse', `${where}: not an ONNX model (no graph, nodes or opset import found)`, {
+      file,
+    });
   }
   if (reader.unknownFields > 0) unknownFieldCounts.set(model, reader.unknownFields);
   return model;
@@ -143,7 +166,7 @@ export function toNumber(value: number | Long | null | undefined): number {
 /** Opset version of `domain` ('' = ai.onnx), or 0 when the model does not import it. */
 export function opsetVersion(model: IModelProto, domain: string): number {
   const wanted = domain === 'ai.onnx' ? '' : domain;
-  const entry = (model.opsetImport ?? []).find((o) => (o.domain === 'ai.onnx' ? '' : o.domain ?? '') === wanted);
+  const entry = (model.opsetImport ?? []).find((o) => (o.domain === 'ai.onnx' ? '' : (o.domain ?? '')) === wanted);
   return entry ? toNumber(entry.version) : 0;
 }
 
@@ -198,26 +221,51 @@ export function readIntegerTensor(tensor: ITensorProto): number[] | undefined {
     const out: number[] = [];
     for (let i = 0; i < count; i++) {
       switch (type) {
-        case ElementType.INT64: out.push(Number(view.getBigInt64(i * 8, true))); break;
-        case ElementType.UINT64: out.push(Number(view.getBigUint64(i * 8, true))); break;
-        case ElementType.INT32: out.push(view.getInt32(i * 4, true)); break;
-        case ElementType.UINT32: out.push(view.getUint32(i * 4, true)); break;
-        case ElementType.INT16: out.push(view.getInt16(i * 2, true)); break;
-        case ElementType.UINT16: out.push(view.getUint16(i * 2, true)); break;
-        case ElementType.INT8: out.push(view.getInt8(i)); break;
-        case ElementType.UINT8: case ElementType.BOOL: out.push(view.getUint8(i)); break;
-        default: return undefined;
+        case ElementType.INT64:
+          out.push(Number(view.getBigInt64(i * 8, true)));
+          break;
+        case ElementType.UINT64:
+          out.push(Number(view.getBigUint64(i * 8, true)));
+          break;
+        case ElementType.INT32:
+          out.push(view.getInt32(i * 4, true));
+          break;
+        case ElementType.UINT32:
+          out.push(view.getUint32(i * 4, true));
+          break;
+        case ElementType.INT16:
+          out.push(view.getInt16(i * 2, true));
+          break;
+        case ElementType.UINT16:
+          out.push(view.getUint16(i * 2, true));
+          break;
+        case ElementType.INT8:
+          out.push(view.getInt8(i));
+          break;
+        case ElementType.UINT8:
+        case ElementType.BOOL:
+          out.push(view.getUint8(i));
+          break;
+        default:
+          return undefined;
       }
     }
     return out;
   }
   switch (type) {
-    case ElementType.INT64: return (tensor.int64Data ?? []).map((v) => toNumber(v));
-    case ElementType.UINT64: return (tensor.uint64Data ?? []).map((v) => toNumber(v));
-    case ElementType.INT32: case ElementType.INT16: case ElementType.INT8: case ElementType.UINT16:
-    case ElementType.UINT8: case ElementType.BOOL:
+    case ElementType.INT64:
+      return (tensor.int64Data ?? []).map((v) => toNumber(v));
+    case ElementType.UINT64:
+      return (tensor.uint64Data ?? []).map((v) => toNumber(v));
+    case ElementType.INT32:
+    case ElementType.INT16:
+    case ElementType.INT8:
+    case ElementType.UINT16:
+    case ElementType.UINT8:
+    case ElementType.BOOL:
       return [...(tensor.int32Data ?? [])];
-    default: return undefined;
+    default:
+      return undefined;
   }
 }
 

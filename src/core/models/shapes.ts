@@ -155,7 +155,7 @@ export function declaredTensorInfo(info: IValueInfoProto, unknown = new UnknownD
   if (!shape) return { elementType };
   const dims = (shape.dim ?? []).map((d): Dim => {
     if (d.dimParam) return d.dimParam;
-    if (d.dimValue !== null && d.dimValue !== undefined && Object.prototype.hasOwnProperty.call(d, 'dimValue')) {
+    if (d.dimValue !== null && d.dimValue !== undefined && Object.hasOwn(d, 'dimValue')) {
       return toNumber(d.dimValue);
     }
     return unknown.next(info.name ?? '');
@@ -252,21 +252,68 @@ function normalizeAxis(axis: number, rank: number): number {
 /** Output 0 has the first input's shape, with the given element type. */
 function sameShape(elementType?: (n: NodeView, g: Inference) => number): ShapeRule {
   return (n, g) => {
-    g.set(n.outputs[0], { elementType: elementType ? elementType(n, g) : n.firstType, dims: n.first?.dims ? [...n.first.dims] : undefined });
+    g.set(n.outputs[0], {
+      elementType: elementType ? elementType(n, g) : n.firstType,
+      dims: n.first?.dims ? [...n.first.dims] : undefined,
+    });
   };
 }
 
 const UNARY_OPS = [
-  'Relu', 'LeakyRelu', 'PRelu', 'Elu', 'Selu', 'Sigmoid', 'HardSigmoid', 'HardSwish', 'Tanh', 'Softmax', 'LogSoftmax',
-  'Hardmax', 'Softplus', 'Softsign', 'Exp', 'Log', 'Sqrt', 'Neg', 'Abs', 'Erf', 'Reciprocal', 'Floor', 'Ceil', 'Round',
-  'Sign', 'Clip', 'Mish', 'Gelu', 'ThresholdedRelu', 'Celu', 'LRN', 'InstanceNormalization', 'LayerNormalization',
-  'MeanVarianceNormalization', 'BatchNormalization', 'Sin', 'Cos', 'Shrink',
+  'Relu',
+  'LeakyRelu',
+  'PRelu',
+  'Elu',
+  'Selu',
+  'Sigmoid',
+  'HardSigmoid',
+  'HardSwish',
+  'Tanh',
+  'Softmax',
+  'LogSoftmax',
+  'Hardmax',
+  'Softplus',
+  'Softsign',
+  'Exp',
+  'Log',
+  'Sqrt',
+  'Neg',
+  'Abs',
+  'Erf',
+  'Reciprocal',
+  'Floor',
+  'Ceil',
+  'Round',
+  'Sign',
+  'Clip',
+  'Mish',
+  'Gelu',
+  'ThresholdedRelu',
+  'Celu',
+  'LRN',
+  'InstanceNormalization',
+  'LayerNormalization',
+  'MeanVarianceNormalization',
+  'BatchNormalization',
+  'Sin',
+  'Cos',
+  'Shrink',
 ];
 const COMPARISON_OPS = ['Equal', 'Less', 'Greater', 'LessOrEqual', 'GreaterOrEqual', 'And', 'Or', 'Xor'];
 const ARITHMETIC_OPS = ['Add', 'Sub', 'Mul', 'Div', 'Pow', 'Mod', 'Sum', 'Max', 'Min', 'Mean', 'BitShift'];
 const REDUCE_OPS = [
-  'ReduceMean', 'ReduceSum', 'ReduceMax', 'ReduceMin', 'ReduceProd', 'ReduceL1', 'ReduceL2', 'ReduceLogSum',
-  'ReduceLogSumExp', 'ReduceSumSquare', 'ArgMax', 'ArgMin',
+  'ReduceMean',
+  'ReduceSum',
+  'ReduceMax',
+  'ReduceMin',
+  'ReduceProd',
+  'ReduceL1',
+  'ReduceL2',
+  'ReduceLogSum',
+  'ReduceLogSumExp',
+  'ReduceSumSquare',
+  'ArgMax',
+  'ArgMin',
 ];
 
 /** Broadcasting binary ops; small integer values (shape arithmetic) are evaluated. */
@@ -283,9 +330,12 @@ const passValue: ShapeRule = (n, g) => {
 const conv: ShapeRule = (n, g) => {
   const quantized = n.opType === 'QLinearConv';
   const dims = convOutput(n.node, g.dims(n.inputs[0]), g.dims(quantized ? n.inputs[3] : n.inputs[1]), g.unknown);
-  const elementType = n.opType === 'ConvInteger' ? ElementType.INT32
-    : quantized ? g.info(n.inputs[7])?.elementType || n.firstType
-    : n.firstType;
+  const elementType =
+    n.opType === 'ConvInteger'
+      ? ElementType.INT32
+      : quantized
+        ? g.info(n.inputs[7])?.elementType || n.firstType
+        : n.firstType;
   g.set(n.outputs[0], { elementType, dims });
 };
 
@@ -309,14 +359,21 @@ function gemmOutput(node: INodeProto, a: Dim[] | undefined, b: Dim[] | undefined
 const matmul: ShapeRule = (n, g) => {
   const quantized = n.opType === 'QLinearMatMul';
   const dims = matmulOutput(g.dims(n.inputs[0]), g.dims(quantized ? n.inputs[3] : n.inputs[1]));
-  const elementType = n.opType === 'MatMulInteger' ? ElementType.INT32
-    : quantized ? g.info(n.inputs[7])?.elementType || n.firstType
-    : n.firstType;
+  const elementType =
+    n.opType === 'MatMulInteger'
+      ? ElementType.INT32
+      : quantized
+        ? g.info(n.inputs[7])?.elementType || n.firstType
+        : n.firstType;
   g.set(n.outputs[0], { elementType, dims });
 };
 
 /** Concatenated dims along `axis`; undefined when a rank is unknown. */
-function concatDims(node: INodeProto, all: (Dim[] | undefined)[], unknownTotal: (known: Dim[][], axis: number) => Dim): Dim[] | undefined {
+function concatDims(
+  node: INodeProto,
+  all: (Dim[] | undefined)[],
+  unknownTotal: (known: Dim[][], axis: number) => Dim,
+): Dim[] | undefined {
   const known = all.filter((d): d is Dim[] => d !== undefined);
   if (known.length !== all.length || known.length === 0) return undefined;
   const axis = normalizeAxis(intAttribute(node, 'axis') ?? 0, known[0].length);
@@ -328,7 +385,11 @@ function concatDims(node: INodeProto, all: (Dim[] | undefined)[], unknownTotal: 
 }
 
 const concat: ShapeRule = (n, g) => {
-  const dims = concatDims(n.node, n.inputs.map((i) => g.dims(i)), (known, axis) => `concat(${known.map((d) => d[axis]).join('+')})`);
+  const dims = concatDims(
+    n.node,
+    n.inputs.map((i) => g.dims(i)),
+    (known, axis) => `concat(${known.map((d) => d[axis]).join('+')})`,
+  );
   const values = n.inputs.map((i) => g.value(i));
   const value = values.every((v) => v !== undefined) ? values.flatMap((v) => v as Dim[]) : undefined;
   g.set(n.outputs[0], { elementType: n.firstType, dims }, value);
@@ -441,7 +502,9 @@ const resize: ShapeRule = (n, g) => {
   const scales = attribute(n.node, 'scales')?.floats ?? g.floatValues.get(scalesName ?? '');
   if (sizes && sizes.length > 0) dims = [...sizes];
   else if (d && scales && scales.length === d.length) {
-    dims = d.map((x, i) => (typeof x === 'number' ? Math.floor(x * scales[i]) : scales[i] === 1 ? x : g.unknown.next()));
+    dims = d.map((x, i) =>
+      typeof x === 'number' ? Math.floor(x * scales[i]) : scales[i] === 1 ? x : g.unknown.next(),
+    );
   } else if (d) dims = d.map(() => g.unknown.next());
   g.set(n.outputs[0], { elementType: n.firstType, dims });
 };
@@ -464,16 +527,18 @@ const depthSpace: ShapeRule = (n, g) => {
   const divide = (x: Dim, by: number) => divideDims(x, by) ?? g.unknown.next();
   let dims: Dim[] | undefined;
   if (d && d.length === 4) {
-    dims = n.opType === 'DepthToSpace'
-      ? [d[0], divide(d[1], b * b), multiplyDims([d[2], b]), multiplyDims([d[3], b])]
-      : [d[0], multiplyDims([d[1], b * b]), divide(d[2], b), divide(d[3], b)];
+    dims =
+      n.opType === 'DepthToSpace'
+        ? [d[0], divide(d[1], b * b), multiplyDims([d[2], b]), multiplyDims([d[3], b])]
+        : [d[0], multiplyDims([d[1], b * b]), divide(d[2], b), divide(d[3], b)];
   }
   g.set(n.outputs[0], { elementType: n.firstType, dims });
 };
 
 const split: ShapeRule = (n, g) => {
   const d = n.first?.dims;
-  let sizes: Dim[] | undefined = g.opset >= 13 && n.inputs[1] ? g.numericValue(n.inputs[1]) : intsAttribute(n.node, 'split');
+  let sizes: Dim[] | undefined =
+    g.opset >= 13 && n.inputs[1] ? g.numericValue(n.inputs[1]) : intsAttribute(n.node, 'split');
   const axis = d ? normalizeAxis(intAttribute(n.node, 'axis') ?? 0, d.length) : 0;
   if (d && !sizes) {
     const total = d[axis];
@@ -576,16 +641,25 @@ const ONNX_RULES: Record<string, ShapeRule> = {
   },
   ...rule([...ARITHMETIC_OPS, ...COMPARISON_OPS], elementwise),
   Where: (n, g) => {
-    g.set(n.outputs[0], { elementType: g.info(n.inputs[1])?.elementType ?? 0, dims: broadcast(n.inputs.map((i) => g.dims(i))) });
+    g.set(n.outputs[0], {
+      elementType: g.info(n.inputs[1])?.elementType ?? 0,
+      dims: broadcast(n.inputs.map((i) => g.dims(i))),
+    });
   },
   ...rule(['Conv', 'ConvInteger', 'QLinearConv'], conv),
   ConvTranspose: (n, g) => {
-    g.set(n.outputs[0], { elementType: n.firstType, dims: convTransposeOutput(n.node, g.dims(n.inputs[0]), g.dims(n.inputs[1]), g.unknown) });
+    g.set(n.outputs[0], {
+      elementType: n.firstType,
+      dims: convTransposeOutput(n.node, g.dims(n.inputs[0]), g.dims(n.inputs[1]), g.unknown),
+    });
   },
   ...rule(['MaxPool', 'AveragePool', 'LpPool'], pool),
   ...rule(['GlobalAveragePool', 'GlobalMaxPool', 'GlobalLpPool'], globalPool),
   Gemm: (n, g) => {
-    g.set(n.outputs[0], { elementType: n.firstType, dims: gemmOutput(n.node, g.dims(n.inputs[0]), g.dims(n.inputs[1])) });
+    g.set(n.outputs[0], {
+      elementType: n.firstType,
+      dims: gemmOutput(n.node, g.dims(n.inputs[0]), g.dims(n.inputs[1])),
+    });
   },
   ...rule(['MatMul', 'MatMulInteger', 'QLinearMatMul'], matmul),
   QuantizeLinear: sameShape((n, g) => g.info(n.inputs[2])?.elementType || ElementType.UINT8),
@@ -637,7 +711,10 @@ const ONNX_RULES: Record<string, ShapeRule> = {
   Tile: (n, g) => {
     const repeats = g.value(n.inputs[1]);
     const d = n.first?.dims;
-    g.set(n.outputs[0], { elementType: n.firstType, dims: d && repeats ? d.map((x, i) => multiplyDims([x, repeats[i]])) : undefined });
+    g.set(n.outputs[0], {
+      elementType: n.firstType,
+      dims: d && repeats ? d.map((x, i) => multiplyDims([x, repeats[i]])) : undefined,
+    });
   },
   Pad: pad,
   ...rule(['Resize', 'Upsample'], resize),
@@ -668,7 +745,9 @@ const qLinearGlobalAveragePool: ShapeRule = (n, g) => {
   const channelsLast = (intAttribute(n.node, 'channels_last') ?? 0) === 1;
   let dims: Dim[] | undefined;
   if (d) {
-    dims = channelsLast ? [d[0], ...d.slice(1, -1).map(() => 1), d[d.length - 1]] : [d[0], d[1], ...d.slice(2).map(() => 1)];
+    dims = channelsLast
+      ? [d[0], ...d.slice(1, -1).map(() => 1), d[d.length - 1]]
+      : [d[0], d[1], ...d.slice(2).map(() => 1)];
   }
   g.set(n.outputs[0], { elementType: n.firstType, dims });
 };
@@ -677,7 +756,11 @@ const qLinearConcat: ShapeRule = (n, g) => {
   // Inputs: output scale, output zero point, then (tensor, scale, zero point) per input.
   const tensors: string[] = [];
   for (let i = 2; i < n.inputs.length; i += 3) tensors.push(n.inputs[i]);
-  const dims = concatDims(n.node, tensors.map((t) => g.dims(t)), () => g.unknown.next());
+  const dims = concatDims(
+    n.node,
+    tensors.map((t) => g.dims(t)),
+    () => g.unknown.next(),
+  );
   g.set(n.outputs[0], { elementType: g.info(tensors[0])?.elementType ?? 0, dims });
 };
 
@@ -685,28 +768,40 @@ const MICROSOFT_RULES: Record<string, ShapeRule> = {
   ...rule(['QLinearAdd', 'QLinearMul'], (n, g) => {
     g.set(n.outputs[0], { elementType: n.firstType, dims: broadcast([g.dims(n.inputs[0]), g.dims(n.inputs[3])]) });
   }),
-  ...rule(['QLinearSigmoid', 'QLinearLeakyRelu', 'QLinearSoftmax', 'Gelu', 'FastGelu', 'BiasGelu', 'QuickGelu'], (n, g) => {
-    g.set(n.outputs[0], { elementType: n.firstType, dims: n.first?.dims });
-  }),
+  ...rule(
+    ['QLinearSigmoid', 'QLinearLeakyRelu', 'QLinearSoftmax', 'Gelu', 'FastGelu', 'BiasGelu', 'QuickGelu'],
+    (n, g) => {
+      g.set(n.outputs[0], { elementType: n.firstType, dims: n.first?.dims });
+    },
+  ),
   QLinearGlobalAveragePool: qLinearGlobalAveragePool,
   QLinearAveragePool: qLinearAveragePool,
   QLinearConcat: qLinearConcat,
   FusedConv: (n, g) => {
-    g.set(n.outputs[0], { elementType: n.firstType, dims: convOutput(n.node, g.dims(n.inputs[0]), g.dims(n.inputs[1]), g.unknown) });
+    g.set(n.outputs[0], {
+      elementType: n.firstType,
+      dims: convOutput(n.node, g.dims(n.inputs[0]), g.dims(n.inputs[1]), g.unknown),
+    });
   },
   FusedGemm: (n, g) => {
-    g.set(n.outputs[0], { elementType: n.firstType, dims: gemmOutput(n.node, g.dims(n.inputs[0]), g.dims(n.inputs[1])) });
+    g.set(n.outputs[0], {
+      elementType: n.firstType,
+      dims: gemmOutput(n.node, g.dims(n.inputs[0]), g.dims(n.inputs[1])),
+    });
   },
   QGemm: (n, g) => {
     // Input 8 is the optional output zero point: quantized output when present, float otherwise.
-    const elementType = n.inputs[8] ? g.info(n.inputs[8])?.elementType ?? 0 : ElementType.FLOAT;
+    const elementType = n.inputs[8] ? (g.info(n.inputs[8])?.elementType ?? 0) : ElementType.FLOAT;
     g.set(n.outputs[0], { elementType, dims: gemmOutput(n.node, g.dims(n.inputs[0]), g.dims(n.inputs[3])) });
   },
   FusedMatMul: (n, g) => {
     g.set(n.outputs[0], { elementType: n.firstType, dims: matmulOutput(g.dims(n.inputs[0]), g.dims(n.inputs[1])) });
   },
   ...rule(['MatMulIntegerToFloat', 'DynamicQuantizeMatMul'], (n, g) => {
-    g.set(n.outputs[0], { elementType: ElementType.FLOAT, dims: matmulOutput(g.dims(n.inputs[0]), g.dims(n.inputs[1])) });
+    g.set(n.outputs[0], {
+      elementType: ElementType.FLOAT,
+      dims: matmulOutput(g.dims(n.inputs[0]), g.dims(n.inputs[1])),
+    });
   }),
 };
 
@@ -717,7 +812,7 @@ function ruleFor(node: INodeProto): ShapeRule | undefined {
   const domain = node.domain && node.domain !== 'ai.onnx' ? node.domain : '';
   const rules = RULES[domain];
   const opType = node.opType ?? '';
-  return rules && Object.prototype.hasOwnProperty.call(rules, opType) ? rules[opType] : undefined;
+  return rules && Object.hasOwn(rules, opType) ? rules[opType] : undefined;
 }
 
 // ---------------------------------------------------------------- small values and geometry
@@ -746,7 +841,9 @@ function elementwiseValue(op: string, inputs: string[], g: Inference): Dim[] | u
 }
 
 function kernelGeometry(node: INodeProto, spatialRank: number, kernelFromWeight?: Dim[]) {
-  const kernel = intsAttribute(node, 'kernel_shape') ?? (kernelFromWeight?.every((k) => typeof k === 'number') ? (kernelFromWeight as number[]) : undefined);
+  const kernel =
+    intsAttribute(node, 'kernel_shape') ??
+    (kernelFromWeight?.every((k) => typeof k === 'number') ? (kernelFromWeight as number[]) : undefined);
   const strides = intsAttribute(node, 'strides') ?? new Array<number>(spatialRank).fill(1);
   const dilations = intsAttribute(node, 'dilations') ?? new Array<number>(spatialRank).fill(1);
   const pads = intsAttribute(node, 'pads') ?? new Array<number>(spatialRank * 2).fill(0);
@@ -755,7 +852,12 @@ function kernelGeometry(node: INodeProto, spatialRank: number, kernelFromWeight?
   return { kernel, strides, dilations, pads, autoPad, ceilMode };
 }
 
-function spatialOutput(input: Dim[], node: INodeProto, unknown: UnknownDims, kernelFromWeight?: Dim[]): Dim[] | undefined {
+function spatialOutput(
+  input: Dim[],
+  node: INodeProto,
+  unknown: UnknownDims,
+  kernelFromWeight?: Dim[],
+): Dim[] | undefined {
   const spatial = input.slice(2);
   const g = kernelGeometry(node, spatial.length, kernelFromWeight);
   const kernel = g.kernel;
@@ -763,7 +865,7 @@ function spatialOutput(input: Dim[], node: INodeProto, unknown: UnknownDims, ker
   return spatial.map((size, i) => {
     if (typeof size !== 'number') return unknown.next();
     const stride = g.strides[i] ?? 1;
-    const effectiveKernel = ((g.dilations[i] ?? 1) * ((kernel[i] ?? 1) - 1)) + 1;
+    const effectiveKernel = (g.dilations[i] ?? 1) * ((kernel[i] ?? 1) - 1) + 1;
     if (g.autoPad === 'SAME_UPPER' || g.autoPad === 'SAME_LOWER') return Math.ceil(size / stride);
     if (g.autoPad === 'VALID') return Math.floor((size - effectiveKernel) / stride) + 1;
     const padded = size + (g.pads[i] ?? 0) + (g.pads[i + spatial.length] ?? 0) - effectiveKernel;
@@ -774,13 +876,23 @@ function spatialOutput(input: Dim[], node: INodeProto, unknown: UnknownDims, ker
   });
 }
 
-function convOutput(node: INodeProto, input: Dim[] | undefined, weight: Dim[] | undefined, unknown: UnknownDims): Dim[] | undefined {
+function convOutput(
+  node: INodeProto,
+  input: Dim[] | undefined,
+  weight: Dim[] | undefined,
+  unknown: UnknownDims,
+): Dim[] | undefined {
   if (!input || !weight || input.length < 3) return undefined;
   const spatial = spatialOutput(input, node, unknown, weight.slice(2));
   return spatial ? [input[0], weight[0], ...spatial] : undefined;
 }
 
-function convTransposeOutput(node: INodeProto, input: Dim[] | undefined, weight: Dim[] | undefined, unknown: UnknownDims): Dim[] | undefined {
+function convTransposeOutput(
+  node: INodeProto,
+  input: Dim[] | undefined,
+  weight: Dim[] | undefined,
+  unknown: UnknownDims,
+): Dim[] | undefined {
   if (!input || !weight || input.length < 3) return undefined;
   const group = intAttribute(node, 'group') ?? 1;
   const outputShape = intsAttribute(node, 'output_shape');
@@ -791,12 +903,22 @@ function convTransposeOutput(node: INodeProto, input: Dim[] | undefined, weight:
   const kernel = g.kernel;
   const outputPadding = intsAttribute(node, 'output_padding') ?? new Array<number>(spatial.length).fill(0);
   if (!kernel) return undefined;
-  return [input[0], channels, ...spatial.map((size, i) => {
-    if (typeof size !== 'number') return unknown.next();
-    const effectiveKernel = ((g.dilations[i] ?? 1) * (kernel[i] - 1)) + 1;
-    if (g.autoPad === 'SAME_UPPER' || g.autoPad === 'SAME_LOWER') return size * (g.strides[i] ?? 1);
-    return (g.strides[i] ?? 1) * (size - 1) + (outputPadding[i] ?? 0) + effectiveKernel - (g.pads[i] ?? 0) - (g.pads[i + spatial.length] ?? 0);
-  })];
+  return [
+    input[0],
+    channels,
+    ...spatial.map((size, i) => {
+      if (typeof size !== 'number') return unknown.next();
+      const effectiveKernel = (g.dilations[i] ?? 1) * (kernel[i] - 1) + 1;
+      if (g.autoPad === 'SAME_UPPER' || g.autoPad === 'SAME_LOWER') return size * (g.strides[i] ?? 1);
+      return (
+        (g.strides[i] ?? 1) * (size - 1) +
+        (outputPadding[i] ?? 0) +
+        effectiveKernel -
+        (g.pads[i] ?? 0) -
+        (g.pads[i + spatial.length] ?? 0)
+      );
+    }),
+  ];
 }
 
 function poolOutput(node: INodeProto, input: Dim[] | undefined, unknown: UnknownDims): Dim[] | undefined {
@@ -835,9 +957,14 @@ function matmulOutput(a: Dim[] | undefined, b: Dim[] | undefined): Dim[] | undef
   return out;
 }
 
-function reshapeOutput(input: Dim[] | undefined, target: Dim[], allowZero: boolean, unknown: UnknownDims): Dim[] | undefined {
-  const out: Dim[] = target.map((s, i) => (s === 0 && !allowZero ? input?.[i] ?? unknown.next() : s));
-  const inferIndex = out.findIndex((s) => s === -1);
+function reshapeOutput(
+  input: Dim[] | undefined,
+  target: Dim[],
+  allowZero: boolean,
+  unknown: UnknownDims,
+): Dim[] | undefined {
+  const out: Dim[] = target.map((s, i) => (s === 0 && !allowZero ? (input?.[i] ?? unknown.next()) : s));
+  const inferIndex = out.indexOf(-1);
   if (inferIndex >= 0) {
     if (!input) {
       out[inferIndex] = unknown.next();
@@ -876,14 +1003,23 @@ function inferNode(g: Inference, node: INodeProto): void {
   const outputs = node.output ?? [];
   const shapeRule = ruleFor(node);
   const first = g.info(inputs[0]);
-  const view: NodeView = { node, opType: node.opType ?? '', inputs, outputs, first, firstType: first?.elementType ?? 0 };
+  const view: NodeView = {
+    node,
+    opType: node.opType ?? '',
+    inputs,
+    outputs,
+    first,
+    firstType: first?.elementType ?? 0,
+  };
   let outcome: void | 'unsupported';
   try {
     outcome = shapeRule ? shapeRule(view, g) : 'unsupported';
   } catch (error) {
     // A malformed node (e.g. a Constant whose raw data is shorter than its dims): say which one.
     const where = `node ${node.name || outputs[0] || '?'} (${node.opType})`;
-    throw new EdgetlError('onnx-parse', `shape inference failed at ${where}: ${describeError(error)}`, { cause: error });
+    throw new EdgetlError('onnx-parse', `shape inference failed at ${where}: ${describeError(error)}`, {
+      cause: error,
+    });
   }
   if (outcome === 'unsupported') {
     g.unsupportedOps.add(`${node.domain || 'ai.onnx'}:${node.opType}`);
@@ -897,8 +1033,11 @@ function fillFromDeclared(g: Inference, outputs: string[], declared: Map<string,
     if (!output) continue;
     const current = g.tensors.get(output);
     const fallback = declared.get(output);
-    if (fallback && (!current || !current.dims || !current.elementType)) {
-      g.tensors.set(output, { elementType: current?.elementType || fallback.elementType, dims: current?.dims ?? fallback.dims });
+    if (fallback && (!current?.dims || !current.elementType)) {
+      g.tensors.set(output, {
+        elementType: current?.elementType || fallback.elementType,
+        dims: current?.dims ?? fallback.dims,
+      });
     }
   }
 }

@@ -43,7 +43,10 @@ export function buildFeatureExtractor(model: IModelProto, embedding: EmbeddingLo
 }
 
 /** The surgery of buildFeatureExtractor as a model message, for callers that add to the graph (merged export). */
-export function featureExtractorModel(model: IModelProto, embedding: EmbeddingLocation): { model: IModelProto; description: string } {
+export function featureExtractorModel(
+  model: IModelProto,
+  embedding: EmbeddingLocation,
+): { model: IModelProto; description: string } {
   const graph = model.graph;
   if (!graph) throw new EdgetlError('onnx-parse', 'model has no graph');
   // The extractor is a new message: check here that the source lost nothing when it was parsed.
@@ -61,24 +64,34 @@ export function featureExtractorModel(model: IModelProto, embedding: EmbeddingLo
   const added: INodeProto[] = [];
   let floatTensor = source;
   if (embedding.needsDequantize) {
-    if (!embedding.quantization) throw new EdgetlError('embedding-quantized', `embedding tensor "${embedding.tensor}" is quantized but has no scale`);
+    if (!embedding.quantization)
+      throw new EdgetlError(
+        'embedding-quantized',
+        `embedding tensor "${embedding.tensor}" is quantized but has no scale`,
+      );
     if (opsetVersion(model, '') < 10) throw new EdgetlError('onnx-opset', 'DequantizeLinear needs opset >= 10');
     floatTensor = names.fresh(`${embedding.tensor}_dequantized`);
-    const inputs = [embedding.quantization.scale, embedding.quantization.zeroPoint ?? ''].map((n) => renames.get(n) ?? n);
-    added.push(onnx.NodeProto.create({
-      name: names.fresh('edgetl_embedding_dequantize'),
-      opType: 'DequantizeLinear',
-      input: [source, ...(inputs[1] ? inputs : [inputs[0]])],
-      output: [floatTensor],
-    }));
+    const inputs = [embedding.quantization.scale, embedding.quantization.zeroPoint ?? ''].map(
+      (n) => renames.get(n) ?? n,
+    );
+    added.push(
+      onnx.NodeProto.create({
+        name: names.fresh('edgetl_embedding_dequantize'),
+        opType: 'DequantizeLinear',
+        input: [source, ...(inputs[1] ? inputs : [inputs[0]])],
+        output: [floatTensor],
+      }),
+    );
   }
-  added.push(onnx.NodeProto.create({
-    name: names.fresh('edgetl_embedding_flatten'),
-    opType: 'Flatten',
-    input: [floatTensor],
-    output: [EMBEDDING_OUTPUT],
-    attribute: [onnx.AttributeProto.create({ name: 'axis', type: onnx.AttributeProto.AttributeType.INT, i: 1 })],
-  }));
+  added.push(
+    onnx.NodeProto.create({
+      name: names.fresh('edgetl_embedding_flatten'),
+      opType: 'Flatten',
+      input: [floatTensor],
+      output: [EMBEDDING_OUTPUT],
+      attribute: [onnx.AttributeProto.create({ name: 'axis', type: onnx.AttributeProto.AttributeType.INT, i: 1 })],
+    }),
+  );
 
   const renamedNodes = (graph.node ?? []).map((node) => renameNode(node, renames));
   const allNodes = [...renamedNodes, ...added];
@@ -105,13 +118,17 @@ export function featureExtractorModel(model: IModelProto, embedding: EmbeddingLo
     .filter((t) => needed.has(renamed(t.name)))
     .map((t) => (renames.has(t.name ?? '') ? onnx.TensorProto.create({ ...t, name: renamed(t.name) }) : t));
   const sparseInitializer = (graph.sparseInitializer ?? []).filter((t) => needed.has(renamed(t.values?.name)));
-  const keepInfo = (list: IValueInfoProto[] | null | undefined) => (list ?? [])
-    .filter((v) => needed.has(renamed(v.name)) && renamed(v.name) !== EMBEDDING_OUTPUT)
-    .map((v) => (renames.has(v.name ?? '') ? onnx.ValueInfoProto.create({ ...v, name: renamed(v.name) }) : v));
+  const keepInfo = (list: IValueInfoProto[] | null | undefined) =>
+    (list ?? [])
+      .filter((v) => needed.has(renamed(v.name)) && renamed(v.name) !== EMBEDDING_OUTPUT)
+      .map((v) => (renames.has(v.name ?? '') ? onnx.ValueInfoProto.create({ ...v, name: renamed(v.name) }) : v));
   const input = keepInfo(graph.input);
   const valueInfo = keepInfo(graph.valueInfo);
   if (![...index.graphInputs].some((name) => needed.has(renamed(name)))) {
-    throw new EdgetlError('embedding-not-found', `embedding tensor "${embedding.tensor}" does not depend on any model input`);
+    throw new EdgetlError(
+      'embedding-not-found',
+      `embedding tensor "${embedding.tensor}" does not depend on any model input`,
+    );
   }
 
   const output: IValueInfoProto = onnx.ValueInfoProto.create({
@@ -120,7 +137,10 @@ export function featureExtractorModel(model: IModelProto, embedding: EmbeddingLo
       tensorType: onnx.TypeProto.Tensor.create({
         elemType: ElementType.FLOAT,
         shape: onnx.TensorShapeProto.create({
-          dim: [batchDimension(embedding.batchDim), onnx.TensorShapeProto.Dimension.create({ dimValue: embedding.dim })],
+          dim: [
+            batchDimension(embedding.batchDim),
+            onnx.TensorShapeProto.Dimension.create({ dimValue: embedding.dim }),
+          ],
         }),
       }),
     }),
@@ -158,11 +178,15 @@ export function featureExtractorModel(model: IModelProto, embedding: EmbeddingLo
 }
 
 /** A stable, human-readable account of the surgery (part of the extractor fingerprint). */
-export function describeSurgery(embedding: Pick<EmbeddingLocation, 'tensor' | 'dim' | 'needsDequantize' | 'quantization' | 'source'>): string {
+export function describeSurgery(
+  embedding: Pick<EmbeddingLocation, 'tensor' | 'dim' | 'needsDequantize' | 'quantization' | 'source'>,
+): string {
   const steps = [
     `v${SURGERY_VERSION}`,
     `cut at "${embedding.tensor}" (${embedding.source})`,
-    embedding.needsDequantize ? `DequantizeLinear(scale "${embedding.quantization?.scale}", zero point "${embedding.quantization?.zeroPoint ?? ''}")` : '',
+    embedding.needsDequantize
+      ? `DequantizeLinear(scale "${embedding.quantization?.scale}", zero point "${embedding.quantization?.zeroPoint ?? ''}")`
+      : '',
     `Flatten(axis=1) -> ${EMBEDDING_OUTPUT} [N, ${embedding.dim}]`,
     'prune unused nodes and initializers',
   ];
@@ -195,7 +219,8 @@ export class UniqueNames {
       for (const o of n.output ?? []) this.taken.add(o);
       for (const i of n.input ?? []) this.taken.add(i);
     }
-    for (const i of [...(graph.input ?? []), ...(graph.output ?? []), ...(graph.valueInfo ?? [])]) if (i.name) this.taken.add(i.name);
+    for (const i of [...(graph.input ?? []), ...(graph.output ?? []), ...(graph.valueInfo ?? [])])
+      if (i.name) this.taken.add(i.name);
     for (const i of graph.initializer ?? []) if (i.name) this.taken.add(i.name);
   }
   fresh(base: string): string {

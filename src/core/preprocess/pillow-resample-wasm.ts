@@ -11,7 +11,16 @@
  * pass first. An axis whose size does not change runs a one-tap identity pass ((p << 22) + 2^21) >> 22 = p, which is
  * what Pillow's skipped pass leaves.
  */
-import { checkResizeArguments, coefficients, ONE, PRECISION_BITS, resizeBilinearPillow, sourceRows, type Coefficients, type CropWindow } from './pillow-resample.js';
+import {
+  checkResizeArguments,
+  coefficients,
+  ONE,
+  PRECISION_BITS,
+  resizeBilinearPillow,
+  sourceRows,
+  type Coefficients,
+  type CropWindow,
+} from './pillow-resample.js';
 import { assertTensorSlot, normalizationTable, tensorElementsPerImage, writePixelsToTensor } from './tensor.js';
 import type { PreprocessSpec } from './spec.js';
 import { encodeModule, forLoop, doCountDown, op, i32, v128, type Code, type FunctionDef } from './wasm-encoder.js';
@@ -22,17 +31,33 @@ const HALF = 1 << (PRECISION_BITS - 1);
 const splatHalf = (local: number): Code => [...op.i32(HALF), ...op.i32x4Splat, ...op.set(local)];
 /** (a >> 22, b >> 22) narrowed to 8 i16 lanes, saturating: two accumulators' worth of clip8 (first half). */
 const shiftNarrow = (a: number, b: number): Code => [
-  ...op.get(a), ...op.i32(PRECISION_BITS), ...op.i32x4ShrS,
-  ...op.get(b), ...op.i32(PRECISION_BITS), ...op.i32x4ShrS,
+  ...op.get(a),
+  ...op.i32(PRECISION_BITS),
+  ...op.i32x4ShrS,
+  ...op.get(b),
+  ...op.i32(PRECISION_BITS),
+  ...op.i32x4ShrS,
   ...op.i16x8NarrowI32x4S,
 ];
 /** local += value * weight (i32x4). */
 const macInto = (acc: number, value: Code, weight: number): Code => [
-  ...op.get(acc), ...value, ...op.get(weight), ...op.i32x4Mul, ...op.i32x4Add, ...op.set(acc),
+  ...op.get(acc),
+  ...value,
+  ...op.get(weight),
+  ...op.i32x4Mul,
+  ...op.i32x4Add,
+  ...op.set(acc),
 ];
 const addTo = (local: number, amount: Code): Code => [...op.get(local), ...amount, ...op.add, ...op.set(local)];
 /** base + load(table + index * 4) */
-const loadAt = (table: number, index: number): Code => [...op.get(table), ...op.get(index), ...op.i32(2), ...op.shl, ...op.add, ...op.load()];
+const loadAt = (table: number, index: number): Code => [
+  ...op.get(table),
+  ...op.get(index),
+  ...op.i32(2),
+  ...op.shl,
+  ...op.add,
+  ...op.load(),
+];
 
 /**
  * horizontal(src, srcStride, rows, dst, outCount, channels, starts, counts, weights, tapStride): for each of `rows`
@@ -41,7 +66,9 @@ const loadAt = (table: number, index: number): Code => [...op.get(table), ...op.
  * overwritten by the next pixel; the buffers have slack).
  */
 function horizontalKernel(): FunctionDef {
-  const [src, srcStride, rows, dst, outCount, channels, starts, counts, weights, tapStride] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
+  const [src, srcStride, rows, dst, outCount, channels, starts, counts, weights, tapStride] = [
+    0, 1, 2, 3, 4, 5, 6, 7, 8, 9,
+  ];
   const [y, o, p, n, wp, d] = [10, 11, 12, 13, 14, 15];
   const [acc, half, w] = [16, 17, 18];
   return {
@@ -50,15 +77,37 @@ function horizontalKernel(): FunctionDef {
     locals: [i32, i32, i32, i32, i32, i32, v128, v128, v128],
     body: [
       splatHalf(half),
-      op.get(dst), op.set(d),
-      forLoop(y, op.i32(0), op.get(rows), 1,
-        forLoop(o, op.i32(0), op.get(outCount), 1,
-          op.get(src), loadAt(starts, o), op.add, op.set(p),
-          loadAt(counts, o), op.set(n),
-          op.get(weights), op.get(o), op.get(tapStride), op.mul, op.add, op.set(wp),
-          op.get(half), op.set(acc),
-          doCountDown(n,
-            op.get(wp), op.load32Splat(), op.set(w),
+      op.get(dst),
+      op.set(d),
+      forLoop(
+        y,
+        op.i32(0),
+        op.get(rows),
+        1,
+        forLoop(
+          o,
+          op.i32(0),
+          op.get(outCount),
+          1,
+          op.get(src),
+          loadAt(starts, o),
+          op.add,
+          op.set(p),
+          loadAt(counts, o),
+          op.set(n),
+          op.get(weights),
+          op.get(o),
+          op.get(tapStride),
+          op.mul,
+          op.add,
+          op.set(wp),
+          op.get(half),
+          op.set(acc),
+          doCountDown(
+            n,
+            op.get(wp),
+            op.load32Splat(),
+            op.set(w),
             macInto(acc, [...op.get(p), ...op.load32Zero(), ...op.i16x8ExtendLowU8, ...op.i32x4ExtendLowU16], w),
             addTo(p, op.get(channels)),
             addTo(wp, op.i32(4)),
@@ -77,7 +126,18 @@ function horizontalKernel(): FunctionDef {
 }
 
 /** Fields of the tensor-write arguments block (i32 each), read by writeRow. */
-const TensorArgs = { width: 0, channels: 4, out: 8, rowStep: 12, pixelStep: 16, channelStep: 20, s0: 24, s1: 28, s2: 32, table: 36 };
+const TensorArgs = {
+  width: 0,
+  channels: 4,
+  out: 8,
+  rowStep: 12,
+  pixelStep: 16,
+  channelStep: 20,
+  s0: 24,
+  s1: 28,
+  s2: 32,
+  table: 36,
+};
 /** Where the block sits (not 0: vertical takes its address, 0 meaning no tensor write). */
 const TENSOR_ARGS_ADDRESS = 16;
 const TENSOR_ARGS_BYTES = 64;
@@ -92,7 +152,13 @@ function writeRowKernel(): FunctionDef {
   const field = (offset: number): Code => [...op.get(args), ...op.load(offset)];
   const put = (out: number, p: number, tableOffset: number): Code => [
     ...op.get(out),
-    ...op.get(table), ...op.get(p), ...op.load8u(), ...op.i32(2), ...op.shl, ...op.add, ...op.f32load(tableOffset),
+    ...op.get(table),
+    ...op.get(p),
+    ...op.load8u(),
+    ...op.i32(2),
+    ...op.shl,
+    ...op.add,
+    ...op.f32load(tableOffset),
     ...op.f32store(),
   ];
   return {
@@ -100,22 +166,54 @@ function writeRowKernel(): FunctionDef {
     params: [i32, i32, i32],
     locals: [i32, i32, i32, i32, i32, i32, i32, i32, i32, i32, i32],
     body: [
-      field(TensorArgs.out), op.get(y), field(TensorArgs.rowStep), op.mul, op.add, op.set(out0),
-      op.get(out0), field(TensorArgs.channelStep), op.add, op.set(out1),
-      op.get(out1), field(TensorArgs.channelStep), op.add, op.set(out2),
-      field(TensorArgs.channels), op.set(channels),
-      field(TensorArgs.pixelStep), op.set(pixelStep),
-      field(TensorArgs.table), op.set(table),
-      field(TensorArgs.width), op.set(width),
-      op.get(pixels), field(TensorArgs.s0), op.add, op.set(p0),
-      op.get(pixels), field(TensorArgs.s1), op.add, op.set(p1),
-      op.get(pixels), field(TensorArgs.s2), op.add, op.set(p2),
-      forLoop(x, op.i32(0), op.get(width), 1,
+      field(TensorArgs.out),
+      op.get(y),
+      field(TensorArgs.rowStep),
+      op.mul,
+      op.add,
+      op.set(out0),
+      op.get(out0),
+      field(TensorArgs.channelStep),
+      op.add,
+      op.set(out1),
+      op.get(out1),
+      field(TensorArgs.channelStep),
+      op.add,
+      op.set(out2),
+      field(TensorArgs.channels),
+      op.set(channels),
+      field(TensorArgs.pixelStep),
+      op.set(pixelStep),
+      field(TensorArgs.table),
+      op.set(table),
+      field(TensorArgs.width),
+      op.set(width),
+      op.get(pixels),
+      field(TensorArgs.s0),
+      op.add,
+      op.set(p0),
+      op.get(pixels),
+      field(TensorArgs.s1),
+      op.add,
+      op.set(p1),
+      op.get(pixels),
+      field(TensorArgs.s2),
+      op.add,
+      op.set(p2),
+      forLoop(
+        x,
+        op.i32(0),
+        op.get(width),
+        1,
         put(out0, p0, 0),
         put(out1, p1, 1024),
         put(out2, p2, 2048),
-        addTo(p0, op.get(channels)), addTo(p1, op.get(channels)), addTo(p2, op.get(channels)),
-        addTo(out0, op.get(pixelStep)), addTo(out1, op.get(pixelStep)), addTo(out2, op.get(pixelStep)),
+        addTo(p0, op.get(channels)),
+        addTo(p1, op.get(channels)),
+        addTo(p2, op.get(channels)),
+        addTo(out0, op.get(pixelStep)),
+        addTo(out1, op.get(pixelStep)),
+        addTo(out2, op.get(pixelStep)),
       ),
     ],
   };
@@ -128,7 +226,9 @@ function writeRowKernel(): FunctionDef {
  * row o; dstStep 0 then reuses one scratch row.
  */
 function verticalKernel(writeRowIndex: number): FunctionDef {
-  const [src, stride, dst, dstStep, outRows, starts, counts, weights, tapStride, tensorArgs] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
+  const [src, stride, dst, dstStep, outRows, starts, counts, weights, tapStride, tensorArgs] = [
+    0, 1, 2, 3, 4, 5, 6, 7, 8, 9,
+  ];
   const [o, i, base, n, p, wp, wbase, n0] = [10, 11, 12, 13, 14, 15, 16, 17];
   const [a0, a1, a2, a3, v, w, half, part] = [18, 19, 20, 21, 22, 23, 24, 25];
   const widen = (extend8: Code, extend16: Code): Code => [...op.get(v), ...extend8, ...extend16];
@@ -138,18 +238,52 @@ function verticalKernel(writeRowIndex: number): FunctionDef {
     locals: [i32, i32, i32, i32, i32, i32, i32, i32, v128, v128, v128, v128, v128, v128, v128, v128],
     body: [
       splatHalf(half),
-      forLoop(o, op.i32(0), op.get(outRows), 1,
-        op.get(src), loadAt(starts, o), op.add, op.set(base),
-        loadAt(counts, o), op.set(n0),
-        op.get(weights), op.get(o), op.get(tapStride), op.mul, op.add, op.set(wbase),
-        forLoop(i, op.i32(0), op.get(stride), 16,
-          op.get(half), op.set(a0), op.get(half), op.set(a1), op.get(half), op.set(a2), op.get(half), op.set(a3),
-          op.get(base), op.get(i), op.add, op.set(p),
-          op.get(wbase), op.set(wp),
-          op.get(n0), op.set(n),
-          doCountDown(n,
-            op.get(p), op.v128load(), op.set(v),
-            op.get(wp), op.load32Splat(), op.set(w),
+      forLoop(
+        o,
+        op.i32(0),
+        op.get(outRows),
+        1,
+        op.get(src),
+        loadAt(starts, o),
+        op.add,
+        op.set(base),
+        loadAt(counts, o),
+        op.set(n0),
+        op.get(weights),
+        op.get(o),
+        op.get(tapStride),
+        op.mul,
+        op.add,
+        op.set(wbase),
+        forLoop(
+          i,
+          op.i32(0),
+          op.get(stride),
+          16,
+          op.get(half),
+          op.set(a0),
+          op.get(half),
+          op.set(a1),
+          op.get(half),
+          op.set(a2),
+          op.get(half),
+          op.set(a3),
+          op.get(base),
+          op.get(i),
+          op.add,
+          op.set(p),
+          op.get(wbase),
+          op.set(wp),
+          op.get(n0),
+          op.set(n),
+          doCountDown(
+            n,
+            op.get(p),
+            op.v128load(),
+            op.set(v),
+            op.get(wp),
+            op.load32Splat(),
+            op.set(w),
             macInto(a0, widen(op.i16x8ExtendLowU8, op.i32x4ExtendLowU16), w),
             macInto(a1, widen(op.i16x8ExtendLowU8, op.i32x4ExtendHighU16), w),
             macInto(a2, widen(op.i16x8ExtendHighU8, op.i32x4ExtendLowU16), w),
@@ -157,14 +291,22 @@ function verticalKernel(writeRowIndex: number): FunctionDef {
             addTo(p, op.get(stride)),
             addTo(wp, op.i32(4)),
           ),
-          op.get(dst), op.get(i), op.add,
-          shiftNarrow(a0, a1), op.set(part),
-          op.get(part), shiftNarrow(a2, a3), op.i8x16NarrowI16x8U,
+          op.get(dst),
+          op.get(i),
+          op.add,
+          shiftNarrow(a0, a1),
+          op.set(part),
+          op.get(part),
+          shiftNarrow(a2, a3),
+          op.i8x16NarrowI16x8U,
           op.v128store(),
         ),
         op.get(tensorArgs),
         [0x04, 0x40], // if
-        op.get(dst), op.get(tensorArgs), op.get(o), [0x10, writeRowIndex],
+        op.get(dst),
+        op.get(tensorArgs),
+        op.get(o),
+        [0x10, writeRowIndex],
         [0x0b],
         addTo(dst, op.get(dstStep)),
       ),
@@ -174,8 +316,30 @@ function verticalKernel(writeRowIndex: number): FunctionDef {
 
 interface Kernels {
   memory: WebAssembly.Memory;
-  horizontal(src: number, srcStride: number, rows: number, dst: number, outCount: number, channels: number, starts: number, counts: number, weights: number, tapStride: number): void;
-  vertical(src: number, stride: number, dst: number, dstStep: number, outRows: number, starts: number, counts: number, weights: number, tapStride: number, tensorArgs: number): void;
+  horizontal(
+    src: number,
+    srcStride: number,
+    rows: number,
+    dst: number,
+    outCount: number,
+    channels: number,
+    starts: number,
+    counts: number,
+    weights: number,
+    tapStride: number,
+  ): void;
+  vertical(
+    src: number,
+    stride: number,
+    dst: number,
+    dstStep: number,
+    outRows: number,
+    starts: number,
+    counts: number,
+    weights: number,
+    tapStride: number,
+    tensorArgs: number,
+  ): void;
 }
 
 /** The module bytes (exported for tests and for checking what a browser accepts). */
@@ -259,11 +423,24 @@ interface Plan {
   v: Coefficients | undefined;
   srcAt: number;
   midAt: number;
-  hStarts: number; hCounts: number; hWeights: number; hTaps: number;
-  vStarts: number; vCounts: number; vWeights: number; vTaps: number;
+  hStarts: number;
+  hCounts: number;
+  hWeights: number;
+  hTaps: number;
+  vStarts: number;
+  vCounts: number;
+  vWeights: number;
+  vTaps: number;
 }
 
-function plan(width: number, height: number, channels: number, outWidth: number, outHeight: number, crop: CropWindow): Plan {
+function plan(
+  width: number,
+  height: number,
+  channels: number,
+  outWidth: number,
+  outHeight: number,
+  crop: CropWindow,
+): Plan {
   const h = outWidth !== width ? cachedCoefficients(width, outWidth) : undefined;
   const v = outHeight !== height ? cachedCoefficients(height, outHeight) : undefined;
   const { rowFirst, rowCount } = sourceRows(v, crop);
@@ -271,7 +448,14 @@ function plan(width: number, height: number, channels: number, outWidth: number,
   const hTaps = h ? h.taps : 1;
   const vTaps = v ? v.taps : 1;
   return {
-    arena, channels, width, rowFirst, rowCount, crop, h, v,
+    arena,
+    channels,
+    width,
+    rowFirst,
+    rowCount,
+    crop,
+    h,
+    v,
     hStarts: arena.alloc(crop.width * 4),
     hCounts: arena.alloc(crop.width * 4),
     hWeights: arena.alloc(crop.width * hTaps * 4),
@@ -307,7 +491,18 @@ function runHorizontal(k: Kernels, p: Plan, src: Uint8Array): void {
   if (v) i32s.set(v.weights.subarray(crop.top * v.taps, (crop.top + crop.height) * v.taps), p.vWeights >> 2);
   const srcStride = p.width * channels;
   new Uint8Array(heap).set(src.subarray(p.rowFirst * srcStride, (p.rowFirst + p.rowCount) * srcStride), p.srcAt);
-  k.horizontal(p.srcAt, srcStride, p.rowCount, p.midAt, crop.width, channels, p.hStarts, p.hCounts, p.hWeights, p.hTaps * 4);
+  k.horizontal(
+    p.srcAt,
+    srcStride,
+    p.rowCount,
+    p.midAt,
+    crop.width,
+    channels,
+    p.hStarts,
+    p.hCounts,
+    p.hWeights,
+    p.hTaps * 4,
+  );
 }
 
 function usable(channels: number): Kernels | null {
@@ -389,6 +584,17 @@ export function resizePillowToTensor(
   args[TensorArgs.s1 >> 2] = source[1]!;
   args[TensorArgs.s2 >> 2] = source[2]!;
   args[TensorArgs.table >> 2] = tableAt;
-  k.vertical(p.midAt, stride, scratchAt, 0, crop.height, p.vStarts, p.vCounts, p.vWeights, p.vTaps * 4, TENSOR_ARGS_ADDRESS);
+  k.vertical(
+    p.midAt,
+    stride,
+    scratchAt,
+    0,
+    crop.height,
+    p.vStarts,
+    p.vCounts,
+    p.vWeights,
+    p.vTaps * 4,
+    TENSOR_ARGS_ADDRESS,
+  );
   out.set(new Float32Array(heap, tensorAt, elements), imageIndex * elements);
 }

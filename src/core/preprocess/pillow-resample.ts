@@ -158,7 +158,15 @@ function vertical(
 }
 
 /** Throws RangeError unless `src` holds width x height x channels bytes and `crop` lies inside the output. */
-export function checkResizeArguments(src: Uint8Array, width: number, height: number, channels: number, outWidth: number, outHeight: number, crop: CropWindow): void {
+export function checkResizeArguments(
+  src: Uint8Array,
+  width: number,
+  height: number,
+  channels: number,
+  outWidth: number,
+  outHeight: number,
+  crop: CropWindow,
+): void {
   if (src.length !== width * height * channels) {
     throw new RangeError(`resizeBilinearPillow: ${src.length} bytes are not ${width}x${height}x${channels}`);
   }
@@ -168,7 +176,10 @@ export function checkResizeArguments(src: Uint8Array, width: number, height: num
 }
 
 /** Source rows the vertical pass reads for the crop's rows (`vertical` undefined: no vertical pass). */
-export function sourceRows(vertical: Coefficients | undefined, crop: CropWindow): { rowFirst: number; rowCount: number } {
+export function sourceRows(
+  vertical: Coefficients | undefined,
+  crop: CropWindow,
+): { rowFirst: number; rowCount: number } {
   if (!vertical) return { rowFirst: crop.top, rowCount: crop.height };
   const { start, count } = vertical;
   let rowFirst = start[crop.top];
@@ -215,6 +226,7 @@ export function resizeBilinearPillow(
       data.set(src.subarray(from, from + crop.width * channels), y * crop.width * channels);
     }
   }
-  if (outHeight !== height) return vertical(data, crop.width, height, channels, outHeight, crop.top, crop.height, rowFirst);
+  if (outHeight !== height)
+    return vertical(data, crop.width, height, channels, outHeight, crop.top, crop.height, rowFirst);
   return data;
 }

@@ -69,7 +69,10 @@ export function resampleAndCrop(
   height: number,
 ): Uint8ClampedArray {
   if (pixels.length !== sourceWidth * sourceHeight * channels) {
-    throw new EdgetlError('bad-input', `pixel buffer holds ${pixels.length} bytes, expected ${sourceWidth}x${sourceHeight}x${channels}`);
+    throw new EdgetlError(
+      'bad-input',
+      `pixel buffer holds ${pixels.length} bytes, expected ${sourceWidth}x${sourceHeight}x${channels}`,
+    );
   }
   const rows = axisTaps(sourceHeight, geometry.resizeH, geometry.cropTop, height);
   const cols = axisTaps(sourceWidth, geometry.resizeW, geometry.cropLeft, width);

@@ -153,7 +153,14 @@ export function encodeModule(functions: FunctionDef[], pages = 1): Uint8Array<Ar
     ...functions.map((f, index) => [...name(f.name), 0x00, ...uleb(index)]),
   ];
   return Uint8Array.from([
-    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+    0x00,
+    0x61,
+    0x73,
+    0x6d,
+    0x01,
+    0x00,
+    0x00,
+    0x00,
     ...section(1, vector(types)),
     ...section(3, vector(functions.map((_, index) => uleb(index)))),
     ...section(5, vector([[0x00, ...uleb(pages)]])),

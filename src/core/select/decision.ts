@@ -29,7 +29,9 @@ export function scoreHeldOut(predictions: HeldOutPredictions): HeldOutScores {
   const order = predictions.rows.map((row, position) => ({ row, position })).sort((a, b) => a.row - b.row);
   const correct = new Uint8Array(order.length);
   order.forEach(({ position }, i) => (correct[i] = predicted[position] === targets[position] ? 1 : 0));
-  const foldAccuracy = predictions.folds.map((fold) => (fold.length === 0 ? NaN : fold.filter((p) => predicted[p] === targets[p]).length / fold.length));
+  const foldAccuracy = predictions.folds.map((fold) =>
+    fold.length === 0 ? NaN : fold.filter((p) => predicted[p] === targets[p]).length / fold.length,
+  );
   return {
     accuracy: report.accuracy,
     balancedAccuracy: report.balancedAccuracy,
@@ -70,10 +72,20 @@ export function pairedDifference(a: HeldOutScores, b: HeldOutScores): PairedDiff
   }
   const perFold = a.foldAccuracy.map((v, f) => v - b.foldAccuracy[f]!);
   if (perFold.length >= 2) {
-    return { mean: mean(perFold), standardError: standardDeviation(perFold) / Math.sqrt(perFold.length), perFold, basis: 'folds' };
+    return {
+      mean: mean(perFold),
+      standardError: standardDeviation(perFold) / Math.sqrt(perFold.length),
+      perFold,
+      basis: 'folds',
+    };
   }
   const diffs = Array.from(a.correct, (v, i) => v - b.correct[i]!);
-  return { mean: mean(diffs), standardError: standardDeviation(diffs) / Math.sqrt(diffs.length), perFold, basis: 'rows' };
+  return {
+    mean: mean(diffs),
+    standardError: standardDeviation(diffs) / Math.sqrt(diffs.length),
+    perFold,
+    basis: 'rows',
+  };
 }
 
 /** Standard errors the gain over the baseline must exceed for a backbone to count as clearly better. */
@@ -97,11 +109,18 @@ const pct = (fraction: number) => `${points(fraction).toFixed(1)}%`;
  * NEGATIVE_TRANSFER_STANDARD_ERRORS standard errors of that gain above zero. Otherwise its features do not help (or
  * hurt) on these photos: negative transfer.
  */
-export function transferVerdict(candidate: HeldOutScores, baseline: HeldOutScores, baselineName: string): TransferVerdict {
+export function transferVerdict(
+  candidate: HeldOutScores,
+  baseline: HeldOutScores,
+  baselineName: string,
+): TransferVerdict {
   const d = pairedDifference(candidate, baseline);
   const gainPoints = Math.abs(d.mean) < 5e-5 ? 0 : points(d.mean);
   const standardErrorPoints = points(d.standardError);
-  const spread = d.basis === 'folds' ? `the fold-to-fold standard error of the gain (±${standardErrorPoints.toFixed(1)} points over ${d.perFold.length} folds)` : `the standard error of the paired per-photo gain (±${standardErrorPoints.toFixed(1)} points)`;
+  const spread =
+    d.basis === 'folds'
+      ? `the fold-to-fold standard error of the gain (±${standardErrorPoints.toFixed(1)} points over ${d.perFold.length} folds)`
+      : `the standard error of the paired per-photo gain (±${standardErrorPoints.toFixed(1)} points)`;
   const clearly = d.mean > NEGATIVE_TRANSFER_STANDARD_ERRORS * d.standardError && d.mean > 0;
   let reason: string;
   if (clearly) {
@@ -139,7 +158,10 @@ export interface BudgetCheck {
   notes: string[];
 }
 
-export function checkBudgets(candidate: Pick<RankedCandidate, 'msPerImage' | 'peakRssMb'>, budgets: Budgets): BudgetCheck {
+export function checkBudgets(
+  candidate: Pick<RankedCandidate, 'msPerImage' | 'peakRssMb'>,
+  budgets: Budgets,
+): BudgetCheck {
   const notes: string[] = [];
   let status: BudgetStatus = 'within';
   const judge = (value: number | null, limit: number | undefined, what: string, unit: string) => {
@@ -161,7 +183,16 @@ export function checkBudgets(candidate: Pick<RankedCandidate, 'msPerImage' | 'pe
 export function paretoFront(candidates: readonly RankedCandidate[]): string[] {
   const known = candidates.filter((c) => c.msPerImage !== null && Number.isFinite(c.scores.accuracy));
   return known
-    .filter((c) => !known.some((o) => o !== c && o.scores.accuracy >= c.scores.accuracy && o.msPerImage! <= c.msPerImage! && (o.scores.accuracy > c.scores.accuracy || o.msPerImage! < c.msPerImage!)))
+    .filter(
+      (c) =>
+        !known.some(
+          (o) =>
+            o !== c &&
+            o.scores.accuracy >= c.scores.accuracy &&
+            o.msPerImage! <= c.msPerImage! &&
+            (o.scores.accuracy > c.scores.accuracy || o.msPerImage! < c.msPerImage!),
+        ),
+    )
     .sort((a, b) => a.msPerImage! - b.msPerImage!)
     .map((c) => c.backbone);
 }
@@ -196,23 +227,42 @@ function describeBudgets(budgets: Budgets): string {
  */
 export function recommend(candidates: readonly RankedCandidate[], budgets: Budgets): Recommendation {
   const rule = `the most accurate candidate by held-out accuracy among those within the budgets (${describeBudgets(budgets)}); a candidate within ${TIE_STANDARD_ERRORS} standard error of the paired fold-to-fold accuracy difference from it counts as tied (the one-standard-error rule), and the fastest tied candidate (ms per image) is recommended`;
-  const eligible = candidates.filter((c) => Number.isFinite(c.scores.accuracy) && checkBudgets(c, budgets).status === 'within');
+  const eligible = candidates.filter(
+    (c) => Number.isFinite(c.scores.accuracy) && checkBudgets(c, budgets).status === 'within',
+  );
   if (eligible.length === 0) {
-    const reason = candidates.length === 0 ? 'No candidate could be evaluated.' : `No candidate is known to be within the budgets (${describeBudgets(budgets)}): nothing is recommended.`;
+    const reason =
+      candidates.length === 0
+        ? 'No candidate could be evaluated.'
+        : `No candidate is known to be within the budgets (${describeBudgets(budgets)}): nothing is recommended.`;
     return { recommended: null, mostAccurate: null, tied: [], rule, reason };
   }
-  const best = eligible.reduce((a, b) => (b.scores.accuracy > a.scores.accuracy || (b.scores.accuracy === a.scores.accuracy && b.scores.balancedAccuracy > a.scores.balancedAccuracy) ? b : a));
+  const best = eligible.reduce((a, b) =>
+    b.scores.accuracy > a.scores.accuracy ||
+    (b.scores.accuracy === a.scores.accuracy && b.scores.balancedAccuracy > a.scores.balancedAccuracy)
+      ? b
+      : a,
+  );
   const tied = eligible.filter((c) => {
     if (c === best) return true;
     const d = pairedDifference(best.scores, c.scores);
     return d.mean <= TIE_STANDARD_ERRORS * d.standardError;
   });
   const cost = (c: RankedCandidate) => c.msPerImage ?? Infinity;
-  const pick = tied.reduce((a, b) => (cost(b) < cost(a) || (cost(b) === cost(a) && b.scores.accuracy > a.scores.accuracy) ? b : a));
+  const pick = tied.reduce((a, b) =>
+    cost(b) < cost(a) || (cost(b) === cost(a) && b.scores.accuracy > a.scores.accuracy) ? b : a,
+  );
   const name = (c: RankedCandidate) => c.label ?? c.backbone;
   let reason: string;
   if (pick === best) {
-    reason = `${name(best)} is the most accurate within the budgets (${pct(best.scores.accuracy)} held-out accuracy${tied.length > 1 ? `; tied with ${tied.filter((c) => c !== best).map(name).join(', ')}, and no slower than them` : ''}).`;
+    reason = `${name(best)} is the most accurate within the budgets (${pct(best.scores.accuracy)} held-out accuracy${
+      tied.length > 1
+        ? `; tied with ${tied
+            .filter((c) => c !== best)
+            .map(name)
+            .join(', ')}, and no slower than them`
+        : ''
+    }).`;
   } else {
     const d = pairedDifference(best.scores, pick.scores);
     reason = `${name(pick)} (${pct(pick.scores.accuracy)}) is within ${TIE_STANDARD_ERRORS} standard error of the most accurate, ${name(best)} (${pct(best.scores.accuracy)}; ${points(d.mean).toFixed(1)} ± ${points(d.standardError).toFixed(1)} points), and faster (${pick.msPerImage?.toFixed(2)} against ${best.msPerImage?.toFixed(2) ?? 'unknown'} ms per image).`;

@@ -8,7 +8,15 @@ import { describeError } from '../../core/util/errors.js';
 import { describeHost, type HostFacts } from './host.js';
 import { prepareBackbone, type BenchProgress } from './harness.js';
 import { measureInference } from './inference.js';
-import { backboneSettings, resolveBackboneReference, validateProfile, type Budget, type DeviceProfile, type LoadedProfile, type TunedChoice } from './profile.js';
+import {
+  backboneSettings,
+  resolveBackboneReference,
+  validateProfile,
+  type Budget,
+  type DeviceProfile,
+  type LoadedProfile,
+  type TunedChoice,
+} from './profile.js';
 import type { InferenceRun } from './results.js';
 
 export interface AutotuneTrial {
@@ -29,9 +37,17 @@ export interface AutotuneResult {
 }
 
 /** p95 limits that bound a trial: budgets naming its backbone (or none) and provider (or none), any batch filter. */
-function p95Limits(budgets: Budget[], backbone: { reference: string; id: string }, provider: string): Array<{ name: string; perImage?: number; perBatch?: number }> {
+function p95Limits(
+  budgets: Budget[],
+  backbone: { reference: string; id: string },
+  provider: string,
+): Array<{ name: string; perImage?: number; perBatch?: number }> {
   return budgets
-    .filter((b) => (b.backbone === undefined || b.backbone === backbone.reference || b.backbone === backbone.id) && (b.provider === undefined || b.provider === provider))
+    .filter(
+      (b) =>
+        (b.backbone === undefined || b.backbone === backbone.reference || b.backbone === backbone.id) &&
+        (b.provider === undefined || b.provider === provider),
+    )
     .filter((b) => b.p95LatencyMsPerImage !== undefined || b.p95LatencyMsPerBatch !== undefined)
     .map((b) => ({ name: b.name, perImage: b.p95LatencyMsPerImage, perBatch: b.p95LatencyMsPerBatch }));
 }
@@ -62,14 +78,16 @@ export async function autotune(
 
   outer: for (const setting of settings) {
     const reference = resolveBackboneReference(setting.id, loaded.file);
-    let prepared;
+    let prepared: Awaited<ReturnType<typeof prepareBackbone>>;
     try {
       prepared = await prepareBackbone(reference);
     } catch (error) {
       emit({ stage: 'note', finished: true, label: setting.id, message: `skipped: ${describeError(error)}` });
       continue;
     }
-    const batches = (space.batchSizes ?? setting.batchSizes).filter((b) => typeof prepared.facts.batch !== 'number' || b === prepared.facts.batch);
+    const batches = (space.batchSizes ?? setting.batchSizes).filter(
+      (b) => typeof prepared.facts.batch !== 'number' || b === prepared.facts.batch,
+    );
     const limits = p95Limits(profile.budgets ?? [], prepared.info, provider);
     const mine: AutotuneTrial[] = [];
     const total = threads.length * batches.length;
@@ -82,28 +100,60 @@ export async function autotune(
         }
         index++;
         const label = `${prepared.info.id} [${index}/${total}] ${provider} threads ${intra || 'default'} batch ${batch}`;
-        const run: InferenceRun = { id: `${prepared.info.id}/${provider}/b${batch}/t${intra}`, backbone: prepared.info, providerRequested: provider, batch, status: 'failed', speedClaim: false };
-        await measureInference(run, prepared, provider, batch, { intra, inter: setting.interOpThreads }, trialProfile, profile.measurement.seed ?? 42, {
-          signal: options.signal,
-          speedProfile: true,
-          cpuReference: new Map(),
-          onProgress: (done) => emit({ stage: 'run', finished: false, label, done, total: trialProfile.measurement.minRuns }),
-        });
+        const run: InferenceRun = {
+          id: `${prepared.info.id}/${provider}/b${batch}/t${intra}`,
+          backbone: prepared.info,
+          providerRequested: provider,
+          batch,
+          status: 'failed',
+          speedClaim: false,
+        };
+        await measureInference(
+          run,
+          prepared,
+          provider,
+          batch,
+          { intra, inter: setting.interOpThreads },
+          trialProfile,
+          profile.measurement.seed ?? 42,
+          {
+            signal: options.signal,
+            speedProfile: true,
+            cpuReference: new Map(),
+            onProgress: (done) =>
+              emit({ stage: 'run', finished: false, label, done, total: trialProfile.measurement.minRuns }),
+          },
+        );
         const missed: string[] = [];
         if (run.latencyMsPerBatch && run.latencyMsPerImage) {
           for (const limit of limits) {
-            if (limit.perBatch !== undefined && run.latencyMsPerBatch.p95 > limit.perBatch) missed.push(`${limit.name}: p95 ${run.latencyMsPerBatch.p95.toFixed(2)} ms per batch > ${limit.perBatch}`);
-            if (limit.perImage !== undefined && run.latencyMsPerImage.p95 > limit.perImage) missed.push(`${limit.name}: p95 ${run.latencyMsPerImage.p95.toFixed(2)} ms per image > ${limit.perImage}`);
+            if (limit.perBatch !== undefined && run.latencyMsPerBatch.p95 > limit.perBatch)
+              missed.push(
+                `${limit.name}: p95 ${run.latencyMsPerBatch.p95.toFixed(2)} ms per batch > ${limit.perBatch}`,
+              );
+            if (limit.perImage !== undefined && run.latencyMsPerImage.p95 > limit.perImage)
+              missed.push(
+                `${limit.name}: p95 ${run.latencyMsPerImage.p95.toFixed(2)} ms per image > ${limit.perImage}`,
+              );
           }
         }
-        const trial = { backbone: setting.id, intraOpThreads: intra, batch, run, withinBudget: run.imagesPerSecond !== undefined && missed.length === 0, missed };
+        const trial = {
+          backbone: setting.id,
+          intraOpThreads: intra,
+          batch,
+          run,
+          withinBudget: run.imagesPerSecond !== undefined && missed.length === 0,
+          missed,
+        };
         trials.push(trial);
         mine.push(trial);
         emit({
           stage: 'run',
           finished: true,
           label,
-          message: run.imagesPerSecond ? `${run.imagesPerSecond.toFixed(1)} images/s, p95 ${run.latencyMsPerBatch?.p95.toFixed(2)} ms per batch${missed.length ? ' (over budget)' : ''}` : `${run.status}${run.reason ? `: ${run.reason}` : ''}`,
+          message: run.imagesPerSecond
+            ? `${run.imagesPerSecond.toFixed(1)} images/s, p95 ${run.latencyMsPerBatch?.p95.toFixed(2)} ms per batch${missed.length ? ' (over budget)' : ''}`
+            : `${run.status}${run.reason ? `: ${run.reason}` : ''}`,
         });
         if (run.status === 'interrupted') {
           complete = false;
@@ -115,7 +165,10 @@ export async function autotune(
     if (measured.length === 0) continue;
     const within = measured.filter((t) => t.withinBudget);
     // Nothing meets the budget: the lowest p95 is the closest the device gets, and the choice says it is over.
-    const best = within.length > 0 ? within.reduce((a, b) => (b.run.imagesPerSecond! > a.run.imagesPerSecond! ? b : a)) : measured.reduce((a, b) => (b.run.latencyMsPerBatch!.p95 < a.run.latencyMsPerBatch!.p95 ? b : a));
+    const best =
+      within.length > 0
+        ? within.reduce((a, b) => (b.run.imagesPerSecond! > a.run.imagesPerSecond! ? b : a))
+        : measured.reduce((a, b) => (b.run.latencyMsPerBatch!.p95 < a.run.latencyMsPerBatch!.p95 ? b : a));
     choices.push({
       backbone: setting.id,
       provider,
@@ -134,7 +187,10 @@ export async function autotune(
 export function tunedProfile(loaded: LoadedProfile, choices: TunedChoice[], host: HostFacts): DeviceProfile {
   const { profile } = loaded;
   const byId = new Map(choices.map((c) => [c.backbone, c]));
-  const budgetBatches = (id: string) => (profile.budgets ?? []).filter((b) => b.batch !== undefined && (b.backbone === undefined || b.backbone === id)).map((b) => b.batch!);
+  const budgetBatches = (id: string) =>
+    (profile.budgets ?? [])
+      .filter((b) => b.batch !== undefined && (b.backbone === undefined || b.backbone === id))
+      .map((b) => b.batch!);
   const backbones = backboneSettings(profile).map((setting, i) => {
     const choice = byId.get(setting.id);
     if (!choice) return profile.backbones[i]!;

@@ -14,14 +14,62 @@ interface MetricRule {
 }
 
 const RULES: Record<Limit, MetricRule> = {
-  p95LatencyMsPerImage: { comparison: '<=', source: 'runs', speed: true, unit: 'ms', read: (r) => (r as InferenceRun).latencyMsPerImage?.p95 },
-  p95LatencyMsPerBatch: { comparison: '<=', source: 'runs', speed: true, unit: 'ms', read: (r) => (r as InferenceRun).latencyMsPerBatch?.p95 },
-  minImagesPerSecond: { comparison: '>=', source: 'runs', speed: true, unit: 'images/s', read: (r) => (r as InferenceRun).imagesPerSecond },
-  maxPeakMemoryMb: { comparison: '<=', source: 'runs', speed: false, unit: 'MB', read: (r) => (r as InferenceRun).memory?.peakRssMb },
-  minEndToEndImagesPerSecond: { comparison: '>=', source: 'endToEnd', speed: true, unit: 'images/s', read: (r) => (r as EndToEndRun).imagesPerSecond },
-  minPipelineEfficiency: { comparison: '>=', source: 'endToEnd', speed: true, unit: '', read: (r) => (r as EndToEndRun).efficiency },
-  maxHeadTrainSeconds: { comparison: '<=', source: 'heads', speed: false, unit: 's', read: (r) => (r as HeadRun).trainSecondsMedian },
-  minOutputCosine: { comparison: '>=', source: 'runs', speed: false, unit: '', read: (r) => (r as InferenceRun).correctness?.minCosine },
+  p95LatencyMsPerImage: {
+    comparison: '<=',
+    source: 'runs',
+    speed: true,
+    unit: 'ms',
+    read: (r) => (r as InferenceRun).latencyMsPerImage?.p95,
+  },
+  p95LatencyMsPerBatch: {
+    comparison: '<=',
+    source: 'runs',
+    speed: true,
+    unit: 'ms',
+    read: (r) => (r as InferenceRun).latencyMsPerBatch?.p95,
+  },
+  minImagesPerSecond: {
+    comparison: '>=',
+    source: 'runs',
+    speed: true,
+    unit: 'images/s',
+    read: (r) => (r as InferenceRun).imagesPerSecond,
+  },
+  maxPeakMemoryMb: {
+    comparison: '<=',
+    source: 'runs',
+    speed: false,
+    unit: 'MB',
+    read: (r) => (r as InferenceRun).memory?.peakRssMb,
+  },
+  minEndToEndImagesPerSecond: {
+    comparison: '>=',
+    source: 'endToEnd',
+    speed: true,
+    unit: 'images/s',
+    read: (r) => (r as EndToEndRun).imagesPerSecond,
+  },
+  minPipelineEfficiency: {
+    comparison: '>=',
+    source: 'endToEnd',
+    speed: true,
+    unit: '',
+    read: (r) => (r as EndToEndRun).efficiency,
+  },
+  maxHeadTrainSeconds: {
+    comparison: '<=',
+    source: 'heads',
+    speed: false,
+    unit: 's',
+    read: (r) => (r as HeadRun).trainSecondsMedian,
+  },
+  minOutputCosine: {
+    comparison: '>=',
+    source: 'runs',
+    speed: false,
+    unit: '',
+    read: (r) => (r as InferenceRun).correctness?.minCosine,
+  },
 };
 
 export const BUDGET_LIMITS = Object.keys(RULES) as Limit[];
@@ -34,7 +82,10 @@ function matchesBackbone(budget: Budget, reference: string, id: string): boolean
  * One verdict per (budget limit, matching measured item). A limit that matches nothing measured is
  * `not-measured`; a speed limit on a software adapter is `not-applicable` (timings there are no speed claim).
  */
-export function evaluateBudgets(budgets: Budget[], results: Pick<BenchResults, 'runs' | 'endToEnd' | 'heads'>): BudgetVerdict[] {
+export function evaluateBudgets(
+  budgets: Budget[],
+  results: Pick<BenchResults, 'runs' | 'endToEnd' | 'heads'>,
+): BudgetVerdict[] {
   const verdicts: BudgetVerdict[] = [];
   for (const budget of budgets) {
     for (const metric of BUDGET_LIMITS) {
@@ -65,14 +116,41 @@ export function evaluateBudgets(budgets: Budget[], results: Pick<BenchResults, '
         if (value === undefined || !Number.isFinite(value)) continue;
         judged++;
         if (rule.speed && !candidate.speedClaim) {
-          verdicts.push({ budget: budget.name, run: candidate.id, metric, limit, comparison: rule.comparison, value, status: 'not-applicable', note: 'software adapter or correctness-only run: timings are not a speed claim' });
+          verdicts.push({
+            budget: budget.name,
+            run: candidate.id,
+            metric,
+            limit,
+            comparison: rule.comparison,
+            value,
+            status: 'not-applicable',
+            note: 'software adapter or correctness-only run: timings are not a speed claim',
+          });
           continue;
         }
         const passed = rule.comparison === '<=' ? value <= limit : value >= limit;
-        verdicts.push({ budget: budget.name, run: candidate.id, metric, limit, comparison: rule.comparison, value, status: passed ? 'pass' : 'fail' });
+        verdicts.push({
+          budget: budget.name,
+          run: candidate.id,
+          metric,
+          limit,
+          comparison: rule.comparison,
+          value,
+          status: passed ? 'pass' : 'fail',
+        });
       }
       if (judged === 0) {
-        verdicts.push({ budget: budget.name, metric, limit, comparison: rule.comparison, status: 'not-measured', note: candidates.length === 0 ? 'no measured run matches this budget' : 'the matching runs have no figure for this metric' });
+        verdicts.push({
+          budget: budget.name,
+          metric,
+          limit,
+          comparison: rule.comparison,
+          status: 'not-measured',
+          note:
+            candidates.length === 0
+              ? 'no measured run matches this budget'
+              : 'the matching runs have no figure for this metric',
+        });
       }
     }
   }

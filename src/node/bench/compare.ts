@@ -1,5 +1,11 @@
 import type { BenchResults, InferenceRun } from './results.js';
-import { bootstrapMedianRatioInterval, median, measureNoise, splitSessions, type ConfidenceInterval } from '../../core/bench/stats.js';
+import {
+  bootstrapMedianRatioInterval,
+  median,
+  measureNoise,
+  splitSessions,
+  type ConfidenceInterval,
+} from '../../core/bench/stats.js';
 
 export type ComparisonVerdict = 'regression' | 'improvement' | 'within-noise' | 'not-comparable';
 
@@ -87,10 +93,27 @@ function compareInferenceRuns(runA: InferenceRun, runB: InferenceRun, minEffect:
     const ratio = b / a;
     const ratioInterval = bootstrapMedianRatioInterval(bestA, bestB, { resamples: 500 });
     const threshold = Math.max(minEffect, noiseA + noiseB);
-    const wholeRunThreshold = Math.max(minEffect, (runA.noise?.relative ?? measureNoise(samplesA).relative) + (runB.noise?.relative ?? measureNoise(samplesB).relative));
+    const wholeRunThreshold = Math.max(
+      minEffect,
+      (runA.noise?.relative ?? measureNoise(samplesA).relative) +
+        (runB.noise?.relative ?? measureNoise(samplesB).relative),
+    );
     const bestVerdict = judge(ratio, threshold, ratioInterval);
     const wholeRunVerdict = judge(wholeRunRatio, wholeRunThreshold);
-    const comparison: RunComparison = { id: runA.id, metric: 'bestSessionMedianMsPerBatch', a, b, ratio, wholeRunRatio, wholeRunThreshold, ratioInterval, noiseA, noiseB, threshold, verdict: bestVerdict };
+    const comparison: RunComparison = {
+      id: runA.id,
+      metric: 'bestSessionMedianMsPerBatch',
+      a,
+      b,
+      ratio,
+      wholeRunRatio,
+      wholeRunThreshold,
+      ratioInterval,
+      noiseA,
+      noiseB,
+      threshold,
+      verdict: bestVerdict,
+    };
     if (bestVerdict !== 'within-noise' && wholeRunVerdict !== bestVerdict) {
       comparison.verdict = 'within-noise';
       comparison.note = `best sessions ${((ratio - 1) * 100).toFixed(1)}% apart, but the whole runs agree within their stated noise (±${(wholeRunThreshold * 100).toFixed(1)}%): the machine's speed wandered`;
@@ -104,20 +127,43 @@ function compareInferenceRuns(runA: InferenceRun, runB: InferenceRun, minEffect:
   const ratio = medianB / medianA;
   const ratioInterval = bootstrapMedianRatioInterval(samplesA, samplesB, { resamples: 500 });
   const threshold = Math.max(minEffect, noiseA + noiseB);
-  return { id: runA.id, metric: 'medianLatencyMsPerBatch', a: medianA, b: medianB, ratio, wholeRunRatio, ratioInterval, noiseA, noiseB, threshold, verdict: judge(ratio, threshold, ratioInterval) };
+  return {
+    id: runA.id,
+    metric: 'medianLatencyMsPerBatch',
+    a: medianA,
+    b: medianB,
+    ratio,
+    wholeRunRatio,
+    ratioInterval,
+    noiseA,
+    noiseB,
+    threshold,
+    verdict: judge(ratio, threshold, ratioInterval),
+  };
 }
 
 /** Compares every run present in both results, matched by id. `minEffect` is the smallest change ever flagged. */
-export function compareResults(a: BenchResults, b: BenchResults, files: { a: string; b: string }, minEffect = 0.02): ComparisonReport {
+export function compareResults(
+  a: BenchResults,
+  b: BenchResults,
+  files: { a: string; b: string },
+  minEffect = 0.02,
+): ComparisonReport {
   const warnings: string[] = [];
   if (a.host.cpuModel !== b.host.cpuModel || a.host.logicalCores !== b.host.logicalCores) {
-    warnings.push(`different machines: "${a.host.cpuModel}" (${a.host.logicalCores} cores) vs "${b.host.cpuModel}" (${b.host.logicalCores} cores)`);
+    warnings.push(
+      `different machines: "${a.host.cpuModel}" (${a.host.logicalCores} cores) vs "${b.host.cpuModel}" (${b.host.logicalCores} cores)`,
+    );
   }
-  if (a.host.onnxruntime.node !== b.host.onnxruntime.node) warnings.push(`different onnxruntime-node versions: ${a.host.onnxruntime.node} vs ${b.host.onnxruntime.node}`);
+  if (a.host.onnxruntime.node !== b.host.onnxruntime.node)
+    warnings.push(`different onnxruntime-node versions: ${a.host.onnxruntime.node} vs ${b.host.onnxruntime.node}`);
   if (!a.complete) warnings.push(`${files.a} is incomplete (${a.incompleteReason ?? 'interrupted'})`);
   if (!b.complete) warnings.push(`${files.b} is incomplete (${b.incompleteReason ?? 'interrupted'})`);
   const loaded = (r: BenchResults) => Math.max(0, (r.host.loadAverage[0] ?? 0) - 0.5) > r.host.logicalCores * 0.25;
-  if (loaded(a) || loaded(b)) warnings.push('a load average above a quarter of the cores at the start of a run: its figures may be inflated by other work');
+  if (loaded(a) || loaded(b))
+    warnings.push(
+      'a load average above a quarter of the cores at the start of a run: its figures may be inflated by other work',
+    );
 
   const comparisons: RunComparison[] = [];
   const runsB = new Map(b.runs.map((run) => [run.id, run]));
@@ -133,25 +179,52 @@ export function compareResults(a: BenchResults, b: BenchResults, files: { a: str
     const samplesA = runA.samplesMs ?? [];
     const samplesB = runB.samplesMs ?? [];
     if (samplesA.length === 0 || samplesB.length === 0) {
-      comparisons.push({ id: runA.id, metric, verdict: 'not-comparable', note: `no timed samples (${runA.status} / ${runB.status})` });
+      comparisons.push({
+        id: runA.id,
+        metric,
+        verdict: 'not-comparable',
+        note: `no timed samples (${runA.status} / ${runB.status})`,
+      });
       continue;
     }
     if (!runA.speedClaim || !runB.speedClaim) {
-      comparisons.push({ id: runA.id, metric, verdict: 'not-comparable', note: 'software adapter or correctness-only run: no speed claim' });
+      comparisons.push({
+        id: runA.id,
+        metric,
+        verdict: 'not-comparable',
+        note: 'software adapter or correctness-only run: no speed claim',
+      });
       continue;
     }
     comparisons.push(compareInferenceRuns(runA, runB, minEffect));
   }
   for (const runB of b.runs) {
-    if (!seen.has(runB.id)) comparisons.push({ id: runB.id, metric: 'bestSessionMedianMsPerBatch', verdict: 'not-comparable', note: `only in ${files.b}` });
+    if (!seen.has(runB.id))
+      comparisons.push({
+        id: runB.id,
+        metric: 'bestSessionMedianMsPerBatch',
+        verdict: 'not-comparable',
+        note: `only in ${files.b}`,
+      });
   }
   const e2eB = new Map(b.endToEnd.map((run) => [run.id, run]));
   for (const runA of a.endToEnd) {
     const runB = e2eB.get(runA.id);
     const id = `e2e/${runA.id}`;
     const metric = 'endToEndSecondsPerPass' as const;
-    if (!runB || !runA.passSeconds?.length || !runB.passSeconds?.length || !runA.images || runA.images !== runB.images) {
-      comparisons.push({ id, metric, verdict: 'not-comparable', note: !runB ? `only in ${files.a}` : 'different image counts or no passes' });
+    if (
+      !runB ||
+      !runA.passSeconds?.length ||
+      !runB.passSeconds?.length ||
+      !runA.images ||
+      runA.images !== runB.images
+    ) {
+      comparisons.push({
+        id,
+        metric,
+        verdict: 'not-comparable',
+        note: !runB ? `only in ${files.a}` : 'different image counts or no passes',
+      });
       continue;
     }
     if (!runA.speedClaim || !runB.speedClaim) {
@@ -164,7 +237,17 @@ export function compareResults(a: BenchResults, b: BenchResults, files: { a: str
     const noiseB = Math.max(passNoise(runB.passSeconds), noiseFloor(b));
     const ratio = medianB / medianA;
     const threshold = Math.max(minEffect, noiseA + noiseB);
-    comparisons.push({ id, metric, a: medianA, b: medianB, ratio, noiseA, noiseB, threshold, verdict: judge(ratio, threshold) });
+    comparisons.push({
+      id,
+      metric,
+      a: medianA,
+      b: medianB,
+      ratio,
+      noiseA,
+      noiseB,
+      threshold,
+      verdict: judge(ratio, threshold),
+    });
   }
   const describe = (r: BenchResults) => `${r.host.cpuModel}, ${r.host.logicalCores} cores (${r.host.hostname})`;
   return {

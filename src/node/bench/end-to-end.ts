@@ -54,7 +54,11 @@ export class EndToEndMeasurement {
     let backbone: Backbone | undefined;
     try {
       try {
-        backbone = await Backbone.load(this.prepared.reference, { ...executionOptions(this.profile, this.provider, this.threads), cache: false, download: false });
+        backbone = await Backbone.load(this.prepared.reference, {
+          ...executionOptions(this.profile, this.provider, this.threads),
+          cache: false,
+          download: false,
+        });
       } catch (error) {
         if (this.passSeconds.length > 0) throw error;
         run.status = 'unavailable';
@@ -62,7 +66,9 @@ export class EndToEndMeasurement {
         this.stopped = true;
         return;
       }
-      const software = backbone.provider.adapter?.software === true || (this.provider === 'webgpu' && this.profile.execution.webgpuSoftwareAdapter === true);
+      const software =
+        backbone.provider.adapter?.software === true ||
+        (this.provider === 'webgpu' && this.profile.execution.webgpuSoftwareAdapter === true);
       run.speedClaim = this.speedProfile && !software;
       // A freshly loaded backbone's first pass is much slower (MobileNetV2-int8, 192 images: 1.7 s against 0.97 s
       // for the next ones: decode workers and session arenas warming up), so a whole pass warms it, untimed.
@@ -76,7 +82,9 @@ export class EndToEndMeasurement {
       const result = await backbone.embedMany(this.images, { batchSize: this.batch, useCache: false, signal });
       const seconds = (performance.now() - t0) / 1000;
       if (result.skipped.length > 0 && this.passSeconds.length === 0) {
-        this.results.warnings.push(`end-to-end ${run.id}: ${result.skipped.length} images skipped (${result.skipped[0]!.path}: ${result.skipped[0]!.reason})`);
+        this.results.warnings.push(
+          `end-to-end ${run.id}: ${result.skipped.length} images skipped (${result.skipped[0]!.path}: ${result.skipped[0]!.reason})`,
+        );
       }
       this.passSeconds.push(round(seconds, 4));
     } catch (error) {
@@ -100,7 +108,12 @@ export class EndToEndMeasurement {
         images: this.images.length,
         passSeconds: this.passSeconds,
         preprocessImagesPerSecond: this.preprocess.imagesPerSecond,
-        inferenceImagesPerSecond: inferenceImagesPerSecondFor(this.results.runs, this.prepared.info.id, this.provider, this.batch),
+        inferenceImagesPerSecond: inferenceImagesPerSecondFor(
+          this.results.runs,
+          this.prepared.info.id,
+          this.provider,
+          this.batch,
+        ),
       });
     }
     if (run.status === 'failed' && !run.reason) {

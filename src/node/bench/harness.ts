@@ -22,7 +22,14 @@ import { InferenceMeasurement, type PreparedBackbone } from './inference.js';
 import { describeError } from '../../core/util/errors.js';
 import { evaluateBudgets } from './budgets.js';
 import { collectHostFacts } from './host.js';
-import { backboneSettings, resolveBackboneReference, resolveImageFolder, type DeviceProfile, type HeadKind, type LoadedProfile } from './profile.js';
+import {
+  backboneSettings,
+  resolveBackboneReference,
+  resolveImageFolder,
+  type DeviceProfile,
+  type HeadKind,
+  type LoadedProfile,
+} from './profile.js';
 import {
   RESULTS_SCHEMA,
   type BackboneFacts,
@@ -61,13 +68,13 @@ export const METHOD_TEXT = {
     'one cold first run (reported apart), warm-up runs discarded, then timed runs until both the minimum count and the minimum duration are reached, split over fresh sessions (measurement.sessions, default 2, each warmed up); the sessions of all runs take turns (session 1 of every run, then session 2 of every run...), so each run samples the whole inference phase; each sample is one awaited session.run on a seeded input tensor already in memory (preprocessing timed apart); images/s = batch x timed runs / time spent in them',
   bestSession:
     "the median of the run's fastest session, with its own noise: the larger of the 95% bootstrap interval half-width of that median and half the gap to the second-fastest session (never below the profile's noise floor). Other work on the machine only adds time, and comes and goes over tens of seconds; with sessions spread over the whole run, the fastest is the least disturbed and the most repeatable figure (the reasoning of Python's timeit and Julia's BenchmarkTools). `bench compare` and bench/raw-onnxruntime-loop.mjs check it",
-  memory: 'resident set size sampled every 10 ms from session creation to the end of the run (process-wide peak; addedMb is the rise over the RSS before the session existed)',
+  memory:
+    'resident set size sampled every 10 ms from session creation to the end of the run (process-wide peak; addedMb is the rise over the RSS before the session existed)',
 };
 
 function nowIso(): string {
   return new Date().toISOString();
 }
-
 
 function specKey(spec: PreprocessSpec): string {
   return `${spec.layout} ${spec.width}x${spec.height} ${spec.resize}${spec.resize === 'shorter-side' ? ` ${spec.resizeTo}` : ''} crop ${spec.crop} ${spec.channelOrder} scale ${round(spec.scale, 6)} mean ${spec.mean.join('/')} std ${spec.std.join('/')}`;
@@ -111,7 +118,6 @@ export function createResults(loaded: LoadedProfile): BenchResults {
     warnings: [],
   };
 }
-
 
 export async function prepareBackbone(reference: string): Promise<PreparedBackbone> {
   const { resolved, spec: backboneSpec, extractor } = await prepareBackboneParts(reference, { download: false });
@@ -207,7 +213,8 @@ async function measureInTurns(
           entry.sessionLabel = `${entry.label} session ${measurement.sessionsMeasured + 1}/${measurement.sessions}`;
           options.emit({ stage: 'run', finished: false, label: entry.sessionLabel, done: 0, total: options.minRuns });
           await measurement.measureSession((performance.now() - options.started) / 1000);
-          if (measurement.run.status === 'unavailable') unavailable.set(entry.key, measurement.run.reason ?? 'provider unavailable');
+          if (measurement.run.status === 'unavailable')
+            unavailable.set(entry.key, measurement.run.reason ?? 'provider unavailable');
           if (measurement.run.status === 'interrupted') interrupted = true;
         }
         if (measurement.done) await finishInference(entry);
@@ -217,7 +224,11 @@ async function measureInTurns(
         if (interrupted) break;
         if (entry.done || !takesTurn(round, entry.repeats, rounds)) continue;
         if (aborted()) break;
-        options.emit({ stage: 'e2e', finished: false, label: `end-to-end ${entry.run.id} pass ${entry.passes + 1}/${entry.repeats}` });
+        options.emit({
+          stage: 'e2e',
+          finished: false,
+          label: `end-to-end ${entry.run.id} pass ${entry.passes + 1}/${entry.repeats}`,
+        });
         await entry.measurePass(options.signal);
         if (entry.run.status === 'interrupted') interrupted = true;
       }
@@ -228,7 +239,14 @@ async function measureInTurns(
     for (const entry of endToEnd) {
       const run = entry.finish();
       results.endToEnd.push(run);
-      options.emit({ stage: 'e2e', finished: true, label: `end-to-end ${run.id}`, message: run.imagesPerSecond ? `${run.imagesPerSecond.toFixed(1)} images/s, efficiency ${run.efficiency?.toFixed(2) ?? '?'}` : run.reason ?? run.status });
+      options.emit({
+        stage: 'e2e',
+        finished: true,
+        label: `end-to-end ${run.id}`,
+        message: run.imagesPerSecond
+          ? `${run.imagesPerSecond.toFixed(1)} images/s, efficiency ${run.efficiency?.toFixed(2) ?? '?'}`
+          : (run.reason ?? run.status),
+      });
     }
   }
   if (interrupted) throw new Interrupted();
@@ -238,7 +256,11 @@ async function measureInTurns(
  * Measures everything the profile asks for, filling `results` as it goes. Returns `results` (complete or not).
  * Never throws for a backbone or provider that cannot run: that run is recorded as `unavailable`/`failed`.
  */
-export async function runBench(loaded: LoadedProfile, results: BenchResults = createResults(loaded), options: BenchOptions = {}): Promise<BenchResults> {
+export async function runBench(
+  loaded: LoadedProfile,
+  results: BenchResults = createResults(loaded),
+  options: BenchOptions = {},
+): Promise<BenchResults> {
   const { profile } = loaded;
   const started = performance.now();
   const emit = options.onProgress ?? (() => undefined);
@@ -252,7 +274,9 @@ export async function runBench(loaded: LoadedProfile, results: BenchResults = cr
   results.incompleteReason = 'in progress';
   const load = results.host.loadAverage[0] ?? 0;
   if (load > results.host.logicalCores * 0.5) {
-    results.warnings.push(`load average ${load} at the start on ${results.host.logicalCores} logical cores: other work competes for the machine, so these figures are pessimistic and noisy`);
+    results.warnings.push(
+      `load average ${load} at the start on ${results.host.logicalCores} logical cores: other work competes for the machine, so these figures are pessimistic and noisy`,
+    );
   }
 
   try {
@@ -285,7 +309,16 @@ export async function runBench(loaded: LoadedProfile, results: BenchResults = cr
             runIndex++;
             results.runs.push({
               id: `${setting.id}/${provider}/b${batch}`,
-              backbone: { reference: setting.id, id: setting.id, path: '', sha256: '', modelBytes: 0, runPath: '', runBytes: 0, batch: 'dynamic' },
+              backbone: {
+                reference: setting.id,
+                id: setting.id,
+                path: '',
+                sha256: '',
+                modelBytes: 0,
+                runPath: '',
+                runBytes: 0,
+                batch: 'dynamic',
+              },
               providerRequested: provider,
               batch,
               status: 'unavailable',
@@ -327,7 +360,15 @@ export async function runBench(loaded: LoadedProfile, results: BenchResults = cr
               speedProfile,
               cpuReference,
               // Called during a session, once `entry` exists; the scheduler names the session in sessionLabel.
-              onProgress: (done, elapsedMs) => emit({ stage: 'run', finished: false, label: entry.sessionLabel, done, total: profile.measurement.minRuns, message: `${(elapsedMs / 1000).toFixed(1)} s measured` }),
+              onProgress: (done, elapsedMs) =>
+                emit({
+                  stage: 'run',
+                  finished: false,
+                  label: entry.sessionLabel,
+                  done,
+                  total: profile.measurement.minRuns,
+                  message: `${(elapsedMs / 1000).toFixed(1)} s measured`,
+                }),
             }),
           };
           measurements.push(entry);
@@ -348,7 +389,14 @@ export async function runBench(loaded: LoadedProfile, results: BenchResults = cr
         preprocess = await measurePreprocess(prepared, images, profile, results.imageSource, signal);
         preprocessBySpec.set(key, preprocess);
         results.preprocess.push(preprocess);
-        emit({ stage: 'preprocess', finished: true, label: `preprocess (${prepared.info.id})`, message: preprocess.msPerImage ? `${preprocess.msPerImage.p50.toFixed(2)} ms/image alone, ${preprocess.imagesPerSecond?.toFixed(1)} images/s on ${preprocess.concurrency} in flight` : preprocess.reason });
+        emit({
+          stage: 'preprocess',
+          finished: true,
+          label: `preprocess (${prepared.info.id})`,
+          message: preprocess.msPerImage
+            ? `${preprocess.msPerImage.p50.toFixed(2)} ms/image alone, ${preprocess.imagesPerSecond?.toFixed(1)} images/s on ${preprocess.concurrency} in flight`
+            : preprocess.reason,
+        });
       } else {
         results.preprocess.push({ ...preprocess, backbone: prepared.info.id });
       }
@@ -362,12 +410,29 @@ export async function runBench(loaded: LoadedProfile, results: BenchResults = cr
           const batch = typeof prepared.facts.batch === 'number' ? prepared.facts.batch : requested;
           if (done.has(batch)) continue;
           done.add(batch);
-          endToEnd.push(new EndToEndMeasurement(prepared, provider, batch, { intra: setting.intraOpThreads, inter: setting.interOpThreads }, profile, images, results, preprocess, speedProfile));
+          endToEnd.push(
+            new EndToEndMeasurement(
+              prepared,
+              provider,
+              batch,
+              { intra: setting.intraOpThreads, inter: setting.interOpThreads },
+              profile,
+              images,
+              results,
+              preprocess,
+              speedProfile,
+            ),
+          );
         }
       }
     }
 
-    await measureInTurns(measurements, endToEnd, results, { started, signal, emit, minRuns: profile.measurement.minRuns });
+    await measureInTurns(measurements, endToEnd, results, {
+      started,
+      signal,
+      emit,
+      minRuns: profile.measurement.minRuns,
+    });
 
     if (!options.inferenceOnly && profile.heads) {
       for (const type of profile.heads.types) {
@@ -375,7 +440,15 @@ export async function runBench(loaded: LoadedProfile, results: BenchResults = cr
         emit({ stage: 'heads', finished: false, label: `head ${type}` });
         const head = await measureHead(type, profile, signal);
         results.heads.push(head);
-        emit({ stage: 'heads', finished: true, label: `head ${type}`, message: head.trainSecondsMedian !== undefined ? `train ${head.trainSecondsMedian.toFixed(2)} s, predict p50 ${head.predictMsPerEmbedding?.p50.toFixed(4)} ms` : head.reason });
+        emit({
+          stage: 'heads',
+          finished: true,
+          label: `head ${type}`,
+          message:
+            head.trainSecondsMedian !== undefined
+              ? `train ${head.trainSecondsMedian.toFixed(2)} s, predict p50 ${head.predictMsPerEmbedding?.p50.toFixed(4)} ms`
+              : head.reason,
+        });
       }
     }
     checkAbort();
@@ -384,7 +457,8 @@ export async function runBench(loaded: LoadedProfile, results: BenchResults = cr
   } catch (error) {
     if (!(error instanceof Interrupted)) throw error;
     results.complete = false;
-    results.incompleteReason = 'interrupted (Ctrl-C or an abort signal): the file holds what was measured before the interruption';
+    results.incompleteReason =
+      'interrupted (Ctrl-C or an abort signal): the file holds what was measured before the interruption';
   } finally {
     finishResults(results, profile, started);
   }
@@ -395,7 +469,10 @@ export async function runBench(loaded: LoadedProfile, results: BenchResults = cr
 export function finishResults(results: BenchResults, profile: DeviceProfile, startedPerfMs?: number): void {
   results.budgets = evaluateBudgets(profile.budgets ?? [], results);
   results.finishedAt = nowIso();
-  results.durationSeconds = startedPerfMs !== undefined ? round((performance.now() - startedPerfMs) / 1000, 3) : round((Date.parse(results.finishedAt) - Date.parse(results.startedAt)) / 1000, 3);
+  results.durationSeconds =
+    startedPerfMs !== undefined
+      ? round((performance.now() - startedPerfMs) / 1000, 3)
+      : round((Date.parse(results.finishedAt) - Date.parse(results.startedAt)) / 1000, 3);
   results.loadAverageAtEnd = collectHostFacts().loadAverage;
 }
 
@@ -413,7 +490,9 @@ async function prepareImages(profile: DeviceProfile, profileFile: string, result
     const found = await scanImageFolder(folder).then(
       (scan) => scan.items.map((item) => item.path),
       (error: unknown) => {
-        results.warnings.push(`image folder ${folder} not usable (${describeError(error)})${spec.synthetic ? '; using synthetic images' : ''}`);
+        results.warnings.push(
+          `image folder ${folder} not usable (${describeError(error)})${spec.synthetic ? '; using synthetic images' : ''}`,
+        );
         return [] as string[];
       },
     );
@@ -425,7 +504,12 @@ async function prepareImages(profile: DeviceProfile, profileFile: string, result
   }
   if (spec.synthetic) {
     const s = spec.synthetic;
-    const files = await syntheticImageFolder({ count: s.count, width: s.width, height: s.height, seed: s.seed ?? profile.measurement.seed ?? 42 });
+    const files = await syntheticImageFolder({
+      count: s.count,
+      width: s.width,
+      height: s.height,
+      seed: s.seed ?? profile.measurement.seed ?? 42,
+    });
     results.imageSource = `${files.length} synthetic ${s.width}x${s.height} PNG images (seed ${s.seed ?? profile.measurement.seed ?? 42})`;
     return files;
   }
@@ -440,11 +524,23 @@ function evenlySpaced<T>(items: T[], count: number): T[] {
   return Array.from({ length: count }, (_, i) => items[Math.floor((i * items.length) / count)]!);
 }
 
-async function measurePreprocess(prepared: PreparedBackbone, images: string[], profile: DeviceProfile, source: string, signal?: AbortSignal): Promise<PreprocessRun> {
+async function measurePreprocess(
+  prepared: PreparedBackbone,
+  images: string[],
+  profile: DeviceProfile,
+  source: string,
+  signal?: AbortSignal,
+): Promise<PreprocessRun> {
   const spec = prepared.spec;
   const count = Math.min(profile.measurement.preprocessImages ?? 64, images.length);
   const minDuration = profile.measurement.preprocessMinDurationMs ?? 2000;
-  const run: PreprocessRun = { backbone: prepared.info.id, spec: specKey(spec), images: count, source, status: 'failed' };
+  const run: PreprocessRun = {
+    backbone: prepared.info.id,
+    spec: specKey(spec),
+    images: count,
+    source,
+    status: 'failed',
+  };
   const perImage = tensorElementsPerImage(spec);
   const subset = images.slice(0, count);
   try {
@@ -498,7 +594,12 @@ async function measurePreprocess(prepared: PreparedBackbone, images: string[], p
 }
 
 /** Seeded Gaussian classes: class centres N(0, 1), rows = centre + N(0, 2^2) per value. */
-export function syntheticEmbeddings(samples: number, dim: number, classes: number, seed: number): { data: Float32Array; labels: string[] } {
+export function syntheticEmbeddings(
+  samples: number,
+  dim: number,
+  classes: number,
+  seed: number,
+): { data: Float32Array; labels: string[] } {
   const normal = seededNormal(seed);
   const centres = new Float32Array(classes * dim);
   for (let i = 0; i < centres.length; i++) centres[i] = normal();

@@ -13,7 +13,19 @@ export interface HostFacts {
   physicalCores?: number;
   arch: string;
   /** Vector instruction sets that matter to onnxruntime's kernels. */
-  isa: { sse4_2: boolean; avx: boolean; avx2: boolean; fma: boolean; avx512f: boolean; avx512vnni: boolean; avxVnni: boolean; amx: boolean; neon: boolean; dotprod: boolean; sve: boolean };
+  isa: {
+    sse4_2: boolean;
+    avx: boolean;
+    avx2: boolean;
+    fma: boolean;
+    avx512f: boolean;
+    avx512vnni: boolean;
+    avxVnni: boolean;
+    amx: boolean;
+    neon: boolean;
+    dotprod: boolean;
+    sve: boolean;
+  };
   /** Every flag /proc/cpuinfo lists (flags on x86, Features on Arm). */
   cpuFlags: string[];
   cpuMhz?: number;
@@ -58,9 +70,28 @@ export function parseCpuInfo(text: string): CpuInfo {
     else if (key === 'physical id') physicalId = value;
     else if (key === 'core id') cores.add(`${physicalId}:${value}`);
   }
-  const armParts: Record<string, string> = { '0xd0b': 'Cortex-A76', '0xd08': 'Cortex-A72', '0xd03': 'Cortex-A53', '0xd05': 'Cortex-A55', '0xd42': 'Cortex-A78AE', '0xd41': 'Cortex-A78' };
-  const described = model ?? (hardware ? `${hardware}${armPart && armParts[armPart] ? ` (${armParts[armPart]})` : ''}` : armPart ? armParts[armPart] ?? `Arm part ${armPart}` : undefined);
-  return { model: described, flags, physicalCores: cores.size > 0 ? cores.size : undefined, mhz: Number.isFinite(mhz) ? mhz : undefined, hypervisor: flags.includes('hypervisor') };
+  const armParts: Record<string, string> = {
+    '0xd0b': 'Cortex-A76',
+    '0xd08': 'Cortex-A72',
+    '0xd03': 'Cortex-A53',
+    '0xd05': 'Cortex-A55',
+    '0xd42': 'Cortex-A78AE',
+    '0xd41': 'Cortex-A78',
+  };
+  const described =
+    model ??
+    (hardware
+      ? `${hardware}${armPart && armParts[armPart] ? ` (${armParts[armPart]})` : ''}`
+      : armPart
+        ? (armParts[armPart] ?? `Arm part ${armPart}`)
+        : undefined);
+  return {
+    model: described,
+    flags,
+    physicalCores: cores.size > 0 ? cores.size : undefined,
+    mhz: Number.isFinite(mhz) ? mhz : undefined,
+    hypervisor: flags.includes('hypervisor'),
+  };
 }
 
 function readText(path: string): string | undefined {

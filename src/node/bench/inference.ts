@@ -41,7 +41,11 @@ export interface InferenceContext {
 }
 
 /** The profile's session options for one provider, with a run's own thread counts when it has them. */
-export function executionOptions(profile: DeviceProfile, provider: ExecutionProviderName, threads: ThreadSetting): ExecutionOptions {
+export function executionOptions(
+  profile: DeviceProfile,
+  provider: ExecutionProviderName,
+  threads: ThreadSetting,
+): ExecutionOptions {
   const e = profile.execution;
   const options: ExecutionOptions = { ep: provider, strictEp: true };
   const intra = threads.intra ?? e.intraOpThreads;
@@ -55,7 +59,8 @@ export function executionOptions(profile: DeviceProfile, provider: ExecutionProv
 
 function providerFacts(session: BackboneSession, options: ExecutionOptions, profile: DeviceProfile): ProviderFacts {
   const report = session.provider;
-  const software = report.adapter?.software === true || (report.used === 'webgpu' && profile.execution.webgpuSoftwareAdapter === true);
+  const software =
+    report.adapter?.software === true || (report.used === 'webgpu' && profile.execution.webgpuSoftwareAdapter === true);
   const facts: ProviderFacts = {
     requested: report.requested,
     used: report.used,
@@ -223,7 +228,8 @@ export class InferenceMeasurement {
     let minCosine = 1;
     let maxAbsDifference = 0;
     for (let r = 0; r < rows; r++) minCosine = Math.min(minCosine, cosine(output, reference, r * width, width));
-    for (let i = 0; i < output.length; i++) maxAbsDifference = Math.max(maxAbsDifference, Math.abs(output[i]! - reference[i]!));
+    for (let i = 0; i < output.length; i++)
+      maxAbsDifference = Math.max(maxAbsDifference, Math.abs(output[i]! - reference[i]!));
     return { reference: 'cpu', minCosine: round(minCosine, 7), maxAbsDifference: round(maxAbsDifference, 7), rows };
   }
 

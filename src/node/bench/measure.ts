@@ -33,7 +33,8 @@ export async function measureRepeated(runOnce: () => Promise<unknown>, options: 
   const firstRunMs = performance.now() - startCold;
   let warmups = 0;
   for (; warmups < options.warmupRuns; warmups++) {
-    if (options.signal?.aborted) return { firstRunMs, warmupRuns: warmups, samplesMs: [], measuredMs: 0, status: 'interrupted' };
+    if (options.signal?.aborted)
+      return { firstRunMs, warmupRuns: warmups, samplesMs: [], measuredMs: 0, status: 'interrupted' };
     await runOnce();
   }
   const samplesMs: number[] = [];

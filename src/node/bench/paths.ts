@@ -9,7 +9,8 @@ import { fileURLToPath } from 'node:url';
 export function packageRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   for (;;) {
-    if (existsSync(join(dir, 'device-profiles', 'profile.schema.json')) && existsSync(join(dir, 'package.json'))) return dir;
+    if (existsSync(join(dir, 'device-profiles', 'profile.schema.json')) && existsSync(join(dir, 'package.json')))
+      return dir;
     const parent = dirname(dir);
     if (parent === dir) break;
     dir = parent;

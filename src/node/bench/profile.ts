@@ -2,7 +2,12 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { EdgetlError, describeError } from '../../core/util/errors.js';
 import type { ExecutionProviderName } from '../../core/execution/types.js';
-import { assertSupportedSchema, formatViolations, validateJson, type JsonSchema } from '../../core/bench/json-schema.js';
+import {
+  assertSupportedSchema,
+  formatViolations,
+  validateJson,
+  type JsonSchema,
+} from '../../core/bench/json-schema.js';
 import { deviceProfilesDir, profileSchemaPath } from './paths.js';
 
 export const PROFILE_FORMAT = 'edgetl-device-profile/1';
@@ -152,7 +157,9 @@ export function profileSchema(): JsonSchema {
   try {
     schema = JSON.parse(readFileSync(path, 'utf8')) as JsonSchema;
   } catch (error) {
-    throw new EdgetlError('profile-schema', `cannot read the device-profile schema ${path}: ${describeError(error)}`, { file: path });
+    throw new EdgetlError('profile-schema', `cannot read the device-profile schema ${path}: ${describeError(error)}`, {
+      file: path,
+    });
   }
   assertSupportedSchema(schema);
   cachedSchema = schema;
@@ -160,7 +167,9 @@ export function profileSchema(): JsonSchema {
 }
 
 /** Backbone settings with the profile's defaults filled in. */
-export function backboneSettings(profile: DeviceProfile): Array<Required<Pick<BackboneSetting, 'id' | 'batchSizes'>> & BackboneSetting> {
+export function backboneSettings(
+  profile: DeviceProfile,
+): Array<Required<Pick<BackboneSetting, 'id' | 'batchSizes'>> & BackboneSetting> {
   return profile.backbones.map((entry) => {
     const setting = typeof entry === 'string' ? { id: entry } : entry;
     return { ...setting, batchSizes: setting.batchSizes ?? profile.batchSizes };
@@ -175,13 +184,17 @@ export function backboneSettings(profile: DeviceProfile): Array<Required<Pick<Ba
 export function validateProfile(value: unknown, file: string): DeviceProfile {
   const violations = validateJson(value, profileSchema());
   if (violations.length > 0) {
-    throw new EdgetlError('profile-invalid', `device profile ${file} is invalid: ${formatViolations(violations)}`, { file });
+    throw new EdgetlError('profile-invalid', `device profile ${file} is invalid: ${formatViolations(violations)}`, {
+      file,
+    });
   }
   const profile = value as DeviceProfile;
   const problems: string[] = [];
   const measurement = profile.measurement;
   if (measurement.maxDurationMs !== undefined && measurement.maxDurationMs < measurement.minDurationMs) {
-    problems.push(`measurement.maxDurationMs (${measurement.maxDurationMs}) must not be below measurement.minDurationMs (${measurement.minDurationMs})`);
+    problems.push(
+      `measurement.maxDurationMs (${measurement.maxDurationMs}) must not be below measurement.minDurationMs (${measurement.minDurationMs})`,
+    );
   }
   const settings = backboneSettings(profile);
   const ids = settings.map((s) => s.id);
@@ -191,13 +204,19 @@ export function validateProfile(value: unknown, file: string): DeviceProfile {
   const allBatches = new Set(settings.flatMap((s) => s.batchSizes));
   (profile.budgets ?? []).forEach((budget, i) => {
     if (budget.backbone !== undefined && !ids.includes(budget.backbone)) {
-      problems.push(`budgets[${i}].backbone "${budget.backbone}" is not one of the profile's backbones (${ids.join(', ')})`);
+      problems.push(
+        `budgets[${i}].backbone "${budget.backbone}" is not one of the profile's backbones (${ids.join(', ')})`,
+      );
     }
     if (budget.provider !== undefined && !profile.execution.providers.includes(budget.provider)) {
-      problems.push(`budgets[${i}].provider "${budget.provider}" is not one of execution.providers (${profile.execution.providers.join(', ')})`);
+      problems.push(
+        `budgets[${i}].provider "${budget.provider}" is not one of execution.providers (${profile.execution.providers.join(', ')})`,
+      );
     }
     if (budget.batch !== undefined && !allBatches.has(budget.batch)) {
-      problems.push(`budgets[${i}].batch ${budget.batch} is not one of the profile's batch sizes (${[...allBatches].join(', ')})`);
+      problems.push(
+        `budgets[${i}].batch ${budget.batch} is not one of the profile's batch sizes (${[...allBatches].join(', ')})`,
+      );
     }
   });
   const names = (profile.budgets ?? []).map((b) => b.name);
@@ -218,7 +237,9 @@ export function parseProfile(text: string, file: string): DeviceProfile {
   try {
     value = JSON.parse(text);
   } catch (error) {
-    throw new EdgetlError('profile-invalid', `device profile ${file} is not valid JSON: ${describeError(error)}`, { file });
+    throw new EdgetlError('profile-invalid', `device profile ${file} is not valid JSON: ${describeError(error)}`, {
+      file,
+    });
   }
   return validateProfile(value, file);
 }
@@ -251,7 +272,9 @@ export function loadProfile(fileOrName: string): LoadedProfile {
   try {
     text = readFileSync(file, 'utf8');
   } catch (error) {
-    throw new EdgetlError('profile-unreadable', `cannot read device profile ${file}: ${describeError(error)}`, { file });
+    throw new EdgetlError('profile-unreadable', `cannot read device profile ${file}: ${describeError(error)}`, {
+      file,
+    });
   }
   return { profile: parseProfile(text, file), file, text };
 }

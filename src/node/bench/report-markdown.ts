@@ -20,13 +20,18 @@ export function formatPercent(fraction: number | undefined, digits = 1): string 
 }
 
 function table(header: string[], rows: string[][]): string {
-  const escape = (cell: string) => cell.replace(/\|/g, '\\|');
-  return [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.map(escape).join(' | ')} |`)].join('\n');
+  const escapeCell = (cell: string) => cell.replace(/\|/g, '\\|');
+  return [
+    `| ${header.join(' | ')} |`,
+    `|${header.map(() => '---').join('|')}|`,
+    ...rows.map((r) => `| ${r.map(escapeCell).join(' | ')} |`),
+  ].join('\n');
 }
 
 export function runStatusText(run: InferenceRun): string {
   if (run.status !== 'ok') return run.status + (run.reason ? ` (${run.reason})` : '');
-  if (!run.speedClaim) return run.provider?.software ? 'ok: software adapter, no speed claim' : 'ok: correctness only, no speed claim';
+  if (!run.speedClaim)
+    return run.provider?.software ? 'ok: software adapter, no speed claim' : 'ok: correctness only, no speed claim';
   return 'ok';
 }
 
@@ -36,13 +41,22 @@ export function renderMarkdown(results: BenchResults): string {
   const title = `# edgetl bench: ${results.profile.name} (${results.profile.deviceClass})`;
   lines.push(results.complete ? title : `${title} — INCOMPLETE: ${results.incompleteReason ?? 'interrupted'}`);
   lines.push('');
-  lines.push(`- Host: ${describeHost(results.host)}; load average ${results.host.loadAverage.join(' / ')} at start, ${results.loadAverageAtEnd.join(' / ')} at end`);
-  lines.push(`- Started ${results.startedAt}, ${results.durationSeconds.toFixed(1)} s; profile ${results.profile.file} (sha256 ${results.profile.sha256.slice(0, 12)}…), purpose ${results.profile.purpose}`);
+  lines.push(
+    `- Host: ${describeHost(results.host)}; load average ${results.host.loadAverage.join(' / ')} at start, ${results.loadAverageAtEnd.join(' / ')} at end`,
+  );
+  lines.push(
+    `- Started ${results.startedAt}, ${results.durationSeconds.toFixed(1)} s; profile ${results.profile.file} (sha256 ${results.profile.sha256.slice(0, 12)}…), purpose ${results.profile.purpose}`,
+  );
   lines.push(`- Images: ${results.imageSource}`);
-  lines.push(`- Method: warm-up ${results.method.warmupRuns} runs, then at least ${results.method.minRuns} runs AND ${results.method.minDurationMs} ms (cap ${results.method.maxDurationMs} ms), seed ${results.method.seed}. Percentiles: ${results.method.percentiles}.`);
+  lines.push(
+    `- Method: warm-up ${results.method.warmupRuns} runs, then at least ${results.method.minRuns} runs AND ${results.method.minDurationMs} ms (cap ${results.method.maxDurationMs} ms), seed ${results.method.seed}. Percentiles: ${results.method.percentiles}.`,
+  );
   lines.push(`- Noise (± on each median): ${results.method.noise}.`);
   const floor = results.profile.content?.measurement?.noiseFloor;
-  if (floor) lines.push(`- Noise floor: ±${formatPercent(floor)} (this profile's measurement.noiseFloor: separate runs on its device class drift apart by this much beyond what one run's statistics show).`);
+  if (floor)
+    lines.push(
+      `- Noise floor: ±${formatPercent(floor)} (this profile's measurement.noiseFloor: separate runs on its device class drift apart by this much beyond what one run's statistics show).`,
+    );
   if (results.method.bestSession) lines.push(`- Best session: ${results.method.bestSession}.`);
   lines.push('');
 
@@ -55,7 +69,9 @@ export function renderMarkdown(results: BenchResults): string {
     const hide = (v: number | undefined, digits?: number) => (claim ? formatNumber(v, digits) : '—');
     return [
       run.backbone.id,
-      run.provider ? `${run.provider.used}${run.provider.intraOpThreads ? ` ×${run.provider.intraOpThreads}` : ''}${run.provider.software ? ' (software)' : ''}` : run.providerRequested,
+      run.provider
+        ? `${run.provider.used}${run.provider.intraOpThreads ? ` ×${run.provider.intraOpThreads}` : ''}${run.provider.software ? ' (software)' : ''}`
+        : run.providerRequested,
       String(run.batch),
       runStatusText(run),
       hide(run.sessionCreateMs, 0),
@@ -71,20 +87,48 @@ export function renderMarkdown(results: BenchResults): string {
       run.backbone.macsPerImage ? formatNumber(run.backbone.macsPerImage / 1e6, 0) : '—',
       hide(run.achievedGflops),
       claim ? `±${formatPercent(run.noise?.relative)}` : '—',
-      claim && run.bestSession ? `${formatNumber(run.bestSession.medianMsPerBatch)} ±${formatPercent(run.bestSession.noise.relative)} (${run.bestSession.session + 1} of ${run.bestSession.sessions})` : '—',
+      claim && run.bestSession
+        ? `${formatNumber(run.bestSession.medianMsPerBatch)} ±${formatPercent(run.bestSession.noise.relative)} (${run.bestSession.session + 1} of ${run.bestSession.sessions})`
+        : '—',
       formatNumber(run.memory?.peakRssMb, 0),
       run.backbone.runBytes ? formatNumber(run.backbone.runBytes / 2 ** 20, 1) : '—',
-      run.correctness ? `${run.correctness.minCosine.toFixed(5)} (max |Δ| ${formatNumber(run.correctness.maxAbsDifference)})` : '',
+      run.correctness
+        ? `${run.correctness.minCosine.toFixed(5)} (max |Δ| ${formatNumber(run.correctness.maxAbsDifference)})`
+        : '',
     ];
   });
   lines.push(
     table(
-      ['backbone', 'provider', 'batch', 'status', 'session ms', 'first run ms', 'p50 ms', 'p90 ms', 'p99 ms', 'min ms', 'max ms', 'mean ms', 'ms/image p50', 'images/s', 'MMAC/image', 'GFLOP/s', 'noise', 'best session p50 ms', 'peak RSS MB', 'model MB', 'cosine vs cpu'],
+      [
+        'backbone',
+        'provider',
+        'batch',
+        'status',
+        'session ms',
+        'first run ms',
+        'p50 ms',
+        'p90 ms',
+        'p99 ms',
+        'min ms',
+        'max ms',
+        'mean ms',
+        'ms/image p50',
+        'images/s',
+        'MMAC/image',
+        'GFLOP/s',
+        'noise',
+        'best session p50 ms',
+        'peak RSS MB',
+        'model MB',
+        'cosine vs cpu',
+      ],
       rows,
     ),
   );
   lines.push('');
-  lines.push('Latencies are per batch unless marked per image; p50 to mean are over every session of the run, "best session" is the median of its fastest session (the figure `bench compare` checks). GFLOP/s = 2 × MACs/image × images/s (MACs of Conv, Gemm and MatMul in the graph run). "—" where a run makes no speed claim.');
+  lines.push(
+    'Latencies are per batch unless marked per image; p50 to mean are over every session of the run, "best session" is the median of its fastest session (the figure `bench compare` checks). GFLOP/s = 2 × MACs/image × images/s (MACs of Conv, Gemm and MatMul in the graph run). "—" where a run makes no speed claim.',
+  );
   lines.push('');
 
   if (results.preprocess.length > 0) {
@@ -92,8 +136,28 @@ export function renderMarkdown(results: BenchResults): string {
     lines.push('');
     lines.push(
       table(
-        ['backbone', 'spec', 'images', 'status', 'ms/image p50 (one at a time)', 'p90', 'p99', 'images/s (whole machine)', 'in flight'],
-        results.preprocess.map((p) => [p.backbone, p.spec, String(p.images), p.status + (p.reason ? ` (${p.reason})` : ''), formatNumber(p.msPerImage?.p50), formatNumber(p.msPerImage?.p90), formatNumber(p.msPerImage?.p99), formatNumber(p.imagesPerSecond), p.concurrency ? String(p.concurrency) : '—']),
+        [
+          'backbone',
+          'spec',
+          'images',
+          'status',
+          'ms/image p50 (one at a time)',
+          'p90',
+          'p99',
+          'images/s (whole machine)',
+          'in flight',
+        ],
+        results.preprocess.map((p) => [
+          p.backbone,
+          p.spec,
+          String(p.images),
+          p.status + (p.reason ? ` (${p.reason})` : ''),
+          formatNumber(p.msPerImage?.p50),
+          formatNumber(p.msPerImage?.p90),
+          formatNumber(p.msPerImage?.p99),
+          formatNumber(p.imagesPerSecond),
+          p.concurrency ? String(p.concurrency) : '—',
+        ]),
       ),
     );
     lines.push('');
@@ -104,7 +168,18 @@ export function renderMarkdown(results: BenchResults): string {
     lines.push('');
     lines.push(
       table(
-        ['backbone', 'provider', 'batch', 'status', 'images × passes', 'images/s', 'preprocess images/s', 'inference images/s', 'ideal images/s', 'efficiency'],
+        [
+          'backbone',
+          'provider',
+          'batch',
+          'status',
+          'images × passes',
+          'images/s',
+          'preprocess images/s',
+          'inference images/s',
+          'ideal images/s',
+          'efficiency',
+        ],
         results.endToEnd.map((e) => {
           const claim = e.speedClaim;
           return [
@@ -123,7 +198,9 @@ export function renderMarkdown(results: BenchResults): string {
       ),
     );
     lines.push('');
-    lines.push('Ideal = 1 / (1/preprocess + 1/inference), each measured alone with the whole machine; efficiency = end-to-end / ideal (above 1 when the stages overlap on idle cores).');
+    lines.push(
+      'Ideal = 1 / (1/preprocess + 1/inference), each measured alone with the whole machine; efficiency = end-to-end / ideal (above 1 when the stages overlap on idle cores).',
+    );
     lines.push('');
   }
 
@@ -132,8 +209,26 @@ export function renderMarkdown(results: BenchResults): string {
     lines.push('');
     lines.push(
       table(
-        ['head', 'embeddings', 'classes', 'status', 'train s (median)', 'predict ms p50', 'predict ms p99', 'train-set accuracy'],
-        results.heads.map((h) => [h.type, `${h.samples} × ${h.dim}`, String(h.classes), h.status + (h.reason ? ` (${h.reason})` : ''), formatNumber(h.trainSecondsMedian), formatNumber(h.predictMsPerEmbedding?.p50), formatNumber(h.predictMsPerEmbedding?.p99), formatNumber(h.trainAccuracy, 3)]),
+        [
+          'head',
+          'embeddings',
+          'classes',
+          'status',
+          'train s (median)',
+          'predict ms p50',
+          'predict ms p99',
+          'train-set accuracy',
+        ],
+        results.heads.map((h) => [
+          h.type,
+          `${h.samples} × ${h.dim}`,
+          String(h.classes),
+          h.status + (h.reason ? ` (${h.reason})` : ''),
+          formatNumber(h.trainSecondsMedian),
+          formatNumber(h.predictMsPerEmbedding?.p50),
+          formatNumber(h.predictMsPerEmbedding?.p99),
+          formatNumber(h.trainAccuracy, 3),
+        ]),
       ),
     );
     lines.push('');
@@ -147,12 +242,21 @@ export function renderMarkdown(results: BenchResults): string {
     lines.push(
       table(
         ['budget', 'run', 'metric', 'limit', 'value', 'verdict'],
-        results.budgets.map((v) => [v.budget, v.run ?? '—', v.metric, `${v.comparison} ${formatNumber(v.limit)}`, formatNumber(v.value), v.status.toUpperCase() + (v.note ? ` (${v.note})` : '')]),
+        results.budgets.map((v) => [
+          v.budget,
+          v.run ?? '—',
+          v.metric,
+          `${v.comparison} ${formatNumber(v.limit)}`,
+          formatNumber(v.value),
+          v.status.toUpperCase() + (v.note ? ` (${v.note})` : ''),
+        ]),
       ),
     );
     const count = (s: string) => results.budgets.filter((v) => v.status === s).length;
     lines.push('');
-    lines.push(`${count('pass')} passed, ${count('fail')} failed, ${count('not-measured')} not measured, ${count('not-applicable')} not applicable.`);
+    lines.push(
+      `${count('pass')} passed, ${count('fail')} failed, ${count('not-measured')} not measured, ${count('not-applicable')} not applicable.`,
+    );
   }
   if (results.warnings.length > 0) {
     lines.push('');
@@ -168,14 +272,30 @@ export function renderComparison(report: ComparisonReport): string {
   const lines: string[] = [];
   lines.push(`# edgetl bench compare`);
   lines.push('');
-  lines.push(`- a: ${report.a.file} (${report.a.profile}, ${report.a.host}, ${report.a.startedAt}${report.a.complete ? '' : ', INCOMPLETE'})`);
-  lines.push(`- b: ${report.b.file} (${report.b.profile}, ${report.b.host}, ${report.b.startedAt}${report.b.complete ? '' : ', INCOMPLETE'})`);
+  lines.push(
+    `- a: ${report.a.file} (${report.a.profile}, ${report.a.host}, ${report.a.startedAt}${report.a.complete ? '' : ', INCOMPLETE'})`,
+  );
+  lines.push(
+    `- b: ${report.b.file} (${report.b.profile}, ${report.b.host}, ${report.b.startedAt}${report.b.complete ? '' : ', INCOMPLETE'})`,
+  );
   lines.push(`- Method: ${report.method} Minimum effect flagged: ${formatPercent(report.minEffect)}.`);
   for (const warning of report.warnings) lines.push(`- Warning: ${warning}`);
   lines.push('');
   lines.push(
     table(
-      ['run', 'metric', 'a', 'b', 'b / a', '95% interval', 'noise a', 'noise b', 'threshold', 'verdict', 'whole-run p50 b / a (threshold)'],
+      [
+        'run',
+        'metric',
+        'a',
+        'b',
+        'b / a',
+        '95% interval',
+        'noise a',
+        'noise b',
+        'threshold',
+        'verdict',
+        'whole-run p50 b / a (threshold)',
+      ],
       report.comparisons.map((c) => [
         c.id,
         c.metric,
@@ -187,7 +307,9 @@ export function renderComparison(report: ComparisonReport): string {
         c.noiseB !== undefined ? `±${formatPercent(c.noiseB)}` : '—',
         c.threshold !== undefined ? formatPercent(c.threshold) : '—',
         c.verdict.toUpperCase() + (c.note ? ` (${c.note})` : ''),
-        c.wholeRunRatio !== undefined ? `${c.wholeRunRatio.toFixed(3)}${c.wholeRunThreshold !== undefined ? ` (±${formatPercent(c.wholeRunThreshold)})` : ''}` : '—',
+        c.wholeRunRatio !== undefined
+          ? `${c.wholeRunRatio.toFixed(3)}${c.wholeRunThreshold !== undefined ? ` (±${formatPercent(c.wholeRunThreshold)})` : ''}`
+          : '—',
       ]),
     ),
   );

@@ -1,8 +1,18 @@
 import { readFileSync } from 'node:fs';
-import type { ExecutionProviderName, ExecutionProviderRequest, ProviderFallback, AdapterInfo } from '../../core/execution/types.js';
+import type {
+  ExecutionProviderName,
+  ExecutionProviderRequest,
+  ProviderFallback,
+  AdapterInfo,
+} from '../../core/execution/types.js';
 import { EdgetlError, describeError } from '../../core/util/errors.js';
 import type { HostFacts } from './host.js';
-import { assertSupportedSchema, formatViolations, validateJson, type JsonSchema } from '../../core/bench/json-schema.js';
+import {
+  assertSupportedSchema,
+  formatViolations,
+  validateJson,
+  type JsonSchema,
+} from '../../core/bench/json-schema.js';
 import { resultsSchemaPath } from './paths.js';
 import type { Budget, DeviceProfile } from './profile.js';
 import type { NoiseEstimate, SampleSummary } from '../../core/bench/stats.js';
@@ -239,10 +249,17 @@ export function loadResults(file: string): BenchResults {
   }
   const schema = (value as { schema?: unknown } | null)?.schema;
   if (schema !== RESULTS_SCHEMA) {
-    throw new EdgetlError('results-invalid', `${file} is not an edgetl bench results file: schema is ${JSON.stringify(schema)}, expected "${RESULTS_SCHEMA}"`, { file });
+    throw new EdgetlError(
+      'results-invalid',
+      `${file} is not an edgetl bench results file: schema is ${JSON.stringify(schema)}, expected "${RESULTS_SCHEMA}"`,
+      { file },
+    );
   }
   const violations = validateJson(value, resultsSchema());
-  if (violations.length > 0) throw new EdgetlError('results-invalid', `bench results ${file} are invalid: ${formatViolations(violations)}`, { file });
+  if (violations.length > 0)
+    throw new EdgetlError('results-invalid', `bench results ${file} are invalid: ${formatViolations(violations)}`, {
+      file,
+    });
   return value as BenchResults;
 }
 

@@ -5,7 +5,14 @@
 import type { Measurement } from './measure.js';
 import type { DeviceProfile } from './profile.js';
 import type { EndToEndRun, InferenceRun } from './results.js';
-import { bestSessionFigure, measureNoise, median, scaleSummary, splitSessions, summarize } from '../../core/bench/stats.js';
+import {
+  bestSessionFigure,
+  measureNoise,
+  median,
+  scaleSummary,
+  splitSessions,
+  summarize,
+} from '../../core/bench/stats.js';
 
 export function round(value: number, digits = 4): number {
   const factor = 10 ** digits;
@@ -128,7 +135,9 @@ export function recordInferenceFigures(run: InferenceRun, measured: InferenceSam
     medianMsPerBatch: round(best.medianMs, 4),
     medianMsPerImage: round(best.medianMs / batch, 4),
     imagesPerSecond: bestImagesPerSecond,
-    ...(measured.macsPerImage ? { achievedGflops: round((2 * measured.macsPerImage * bestImagesPerSecond) / 1e9, 3) } : {}),
+    ...(measured.macsPerImage
+      ? { achievedGflops: round((2 * measured.macsPerImage * bestImagesPerSecond) / 1e9, 3) }
+      : {}),
     noise: {
       intervalHalfWidth: round(best.intervalHalfWidth, 5),
       gapHalfWidth: round(best.gapHalfWidth, 5),
@@ -142,8 +151,15 @@ export function recordInferenceFigures(run: InferenceRun, measured: InferenceSam
  * The inference-only throughput an end-to-end run is held against: the fastest session's images/s of the same
  * backbone, provider and batch (the undisturbed machine, so the pipeline efficiency errs low), else the whole run's.
  */
-export function inferenceImagesPerSecondFor(runs: readonly InferenceRun[], backboneId: string, provider: string, batch: number): number | undefined {
-  const run = runs.find((r) => r.backbone.id === backboneId && r.providerRequested === provider && r.batch === batch && r.imagesPerSecond);
+export function inferenceImagesPerSecondFor(
+  runs: readonly InferenceRun[],
+  backboneId: string,
+  provider: string,
+  batch: number,
+): number | undefined {
+  const run = runs.find(
+    (r) => r.backbone.id === backboneId && r.providerRequested === provider && r.batch === batch && r.imagesPerSecond,
+  );
   return run?.bestSession?.imagesPerSecond ?? run?.imagesPerSecond;
 }
 
@@ -153,7 +169,12 @@ export function inferenceImagesPerSecondFor(runs: readonly InferenceRun[], backb
  */
 export function recordEndToEndFigures(
   run: EndToEndRun,
-  measured: { images: number; passSeconds: number[]; preprocessImagesPerSecond?: number; inferenceImagesPerSecond?: number },
+  measured: {
+    images: number;
+    passSeconds: number[];
+    preprocessImagesPerSecond?: number;
+    inferenceImagesPerSecond?: number;
+  },
 ): void {
   run.images = measured.images;
   run.repeats = measured.passSeconds.length;
@@ -165,6 +186,7 @@ export function recordEndToEndFigures(
     run.idealImagesPerSecond = round(1 / (1 / run.preprocessImagesPerSecond + 1 / run.inferenceImagesPerSecond), 3);
     run.efficiency = round(run.imagesPerSecond / run.idealImagesPerSecond, 4);
   } else {
-    run.reason = 'no inference-only figure at this batch size (add it to batchSizes) or no preprocessing figure: efficiency not computed';
+    run.reason =
+      'no inference-only figure at this batch size (add it to batchSizes) or no preprocessing figure: efficiency not computed';
   }
 }

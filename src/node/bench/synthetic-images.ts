@@ -23,7 +23,8 @@ function chunk(type: string, data: Uint8Array): Buffer {
 
 /** A PNG (8-bit RGB, no interlace) of row-major RGB pixels. */
 export function encodePng(rgb: Uint8Array, width: number, height: number): Buffer {
-  if (rgb.length !== width * height * 3) throw new RangeError(`expected ${width * height * 3} bytes of RGB, got ${rgb.length}`);
+  if (rgb.length !== width * height * 3)
+    throw new RangeError(`expected ${width * height * 3} bytes of RGB, got ${rgb.length}`);
   const raw = Buffer.alloc((width * 3 + 1) * height);
   for (let y = 0; y < height; y++) {
     const row = y * (width * 3 + 1);
@@ -36,7 +37,12 @@ export function encodePng(rgb: Uint8Array, width: number, height: number): Buffe
   ihdr[8] = 8;
   ihdr[9] = 2;
   const signature = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
-  return Buffer.concat([signature, chunk('IHDR', ihdr), chunk('IDAT', deflateSync(raw, { level: 6 })), chunk('IEND', new Uint8Array(0))]);
+  return Buffer.concat([
+    signature,
+    chunk('IHDR', ihdr),
+    chunk('IDAT', deflateSync(raw, { level: 6 })),
+    chunk('IEND', new Uint8Array(0)),
+  ]);
 }
 
 /** Pixels of synthetic image `index` for `seed`: the same every time. */
@@ -61,7 +67,7 @@ export function syntheticPixels(width: number, height: number, seed: number, ind
       for (let c = 0; c < 3; c++) {
         const smooth = colour ? colour[c]! : base[c]! + slope[c]! * (x + y) * (255 / (width + height));
         const value = smooth + (random() - 0.5) * 24;
-        rgb[offset + c] = value < 0 ? 0 : value > 255 ? 255 : value;
+        rgb[offset + c] = value < 0 ? 0 : Math.min(value, 255);
       }
     }
   }
@@ -72,7 +78,13 @@ export function syntheticPixels(width: number, height: number, seed: number, ind
  * A folder of `count` synthetic PNGs, generated once per (count, size, seed) under the temp folder and reused.
  * Returns the file paths in order.
  */
-export async function syntheticImageFolder(options: { count: number; width: number; height: number; seed: number; dir?: string }): Promise<string[]> {
+export async function syntheticImageFolder(options: {
+  count: number;
+  width: number;
+  height: number;
+  seed: number;
+  dir?: string;
+}): Promise<string[]> {
   const { count, width, height, seed } = options;
   const dir = options.dir ?? join(tmpdir(), `edgetl-bench-images-${width}x${height}-s${seed}`);
   await mkdir(dir, { recursive: true });

@@ -31,12 +31,23 @@ ${embedRunHelp}
 `,
   async run(argv) {
     const { values, positionals } = parseCommandLine(argv, adaptOptions);
-    if (positionals.length !== 1) throw new EdgetlError('usage', positionals.length === 0 ? 'missing <unlabeled dir|embeddings-prefix>: the field photos to adapt to' : `expected one folder or embedding set, got ${positionals.length}`);
+    if (positionals.length !== 1)
+      throw new EdgetlError(
+        'usage',
+        positionals.length === 0
+          ? 'missing <unlabeled dir|embeddings-prefix>: the field photos to adapt to'
+          : `expected one folder or embedding set, got ${positionals.length}`,
+      );
     if (!values.head) throw new EdgetlError('usage', 'missing --head <head.json>');
     if (!values.out) throw new EdgetlError('usage', 'missing --out <adapted.json>: where to write the adapted head');
-    if (existsSync(values.out) && statSync(values.out).isDirectory()) throw new EdgetlError('usage', `--out ${values.out} is a folder; give a file name such as ${values.out}/head.json`);
+    if (existsSync(values.out) && statSync(values.out).isDirectory())
+      throw new EdgetlError(
+        'usage',
+        `--out ${values.out} is a folder; give a file name such as ${values.out}/head.json`,
+      );
     const dtype = (values.dtype ?? 'float16') as WeightDType;
-    if (dtype !== 'float16' && dtype !== 'float32') throw new EdgetlError('usage', `--dtype must be float16 or float32, got "${values.dtype}"`);
+    if (dtype !== 'float16' && dtype !== 'float32')
+      throw new EdgetlError('usage', `--dtype must be float16 or float32, got "${values.dtype}"`);
     const head = await loadHead(values.head);
     printHeadWarnings(head);
     const backbone = new LazyBackbone(values, head.backbone.id);
@@ -45,7 +56,17 @@ ${embedRunHelp}
       const result = adaptHead(head, field.embeddings, field.rows);
       const bytes = await saveHead(result.head, values.out, { dtype });
       if (values.json) {
-        printJson({ head: values.head, out: values.out, adapted: result.adapted, reason: result.reason, rows: field.rows, heldOutBefore: driftJson(result.heldOutBefore), heldOutAfter: driftJson(result.heldOutAfter), headBytes: bytes, skipped: field.skipped });
+        printJson({
+          head: values.head,
+          out: values.out,
+          adapted: result.adapted,
+          reason: result.reason,
+          rows: field.rows,
+          heldOutBefore: driftJson(result.heldOutBefore),
+          heldOutAfter: driftJson(result.heldOutAfter),
+          headBytes: bytes,
+          skipped: field.skipped,
+        });
         return 0;
       }
       process.stdout.write(

@@ -8,7 +8,14 @@ import { failedVerdicts } from '../bench/budgets.js';
 import { compareResults } from '../bench/compare.js';
 import { createResults, finishResults, runBench, type BenchProgress } from '../bench/harness.js';
 import { collectHostFacts } from '../bench/host.js';
-import { backboneSettings, listProfiles, loadProfile, validateProfile, type DeviceProfile, type LoadedProfile } from '../bench/profile.js';
+import {
+  backboneSettings,
+  listProfiles,
+  loadProfile,
+  validateProfile,
+  type DeviceProfile,
+  type LoadedProfile,
+} from '../bench/profile.js';
 import { renderComparison, renderMarkdown } from '../bench/report-markdown.js';
 import { renderHtml } from '../bench/report-html.js';
 import { loadResults, type BenchResults } from '../bench/results.js';
@@ -68,7 +75,15 @@ function list(values: string | string[] | undefined): string[] {
 /** The profile with command-line overrides applied (re-validated, so a bad override is reported like a bad file). */
 export function applyOverrides(
   loaded: LoadedProfile,
-  overrides: { backbones: string[]; providers: string[]; batches: number[]; warmup?: number; minRuns?: number; minDurationMs?: number; sessions?: number },
+  overrides: {
+    backbones: string[];
+    providers: string[];
+    batches: number[];
+    warmup?: number;
+    minRuns?: number;
+    minDurationMs?: number;
+    sessions?: number;
+  },
 ): { loaded: LoadedProfile; notes: string[] } {
   const notes: string[] = [];
   const profile: DeviceProfile = JSON.parse(JSON.stringify(loaded.profile)) as DeviceProfile;
@@ -82,14 +97,17 @@ export function applyOverrides(
   }
   if (overrides.providers.length > 0) {
     for (const p of overrides.providers) {
-      if (!PROVIDERS.includes(p as ExecutionProviderName)) throw new EdgetlError('usage', `--provider must be one of ${PROVIDERS.join(', ')}, got "${p}"`);
+      if (!PROVIDERS.includes(p as ExecutionProviderName))
+        throw new EdgetlError('usage', `--provider must be one of ${PROVIDERS.join(', ')}, got "${p}"`);
     }
     profile.execution.providers = overrides.providers as ExecutionProviderName[];
     notes.push(`providers set to ${overrides.providers.join(', ')} by --provider`);
   }
   if (overrides.batches.length > 0) {
     profile.batchSizes = overrides.batches;
-    profile.backbones = profile.backbones.map((b) => (typeof b === 'string' ? b : { ...b, batchSizes: overrides.batches }));
+    profile.backbones = profile.backbones.map((b) =>
+      typeof b === 'string' ? b : { ...b, batchSizes: overrides.batches },
+    );
     if (profile.endToEnd?.batchSizes) profile.endToEnd.batchSizes = overrides.batches;
     notes.push(`batch sizes set to ${overrides.batches.join(', ')} by --batch`);
   }
@@ -97,23 +115,38 @@ export function applyOverrides(
   if (overrides.minRuns !== undefined) profile.measurement.minRuns = overrides.minRuns;
   if (overrides.minDurationMs !== undefined) {
     profile.measurement.minDurationMs = overrides.minDurationMs;
-    if (profile.measurement.maxDurationMs !== undefined && profile.measurement.maxDurationMs < overrides.minDurationMs) profile.measurement.maxDurationMs = overrides.minDurationMs * 4;
+    if (profile.measurement.maxDurationMs !== undefined && profile.measurement.maxDurationMs < overrides.minDurationMs)
+      profile.measurement.maxDurationMs = overrides.minDurationMs * 4;
   }
   if (overrides.sessions !== undefined) profile.measurement.sessions = overrides.sessions;
-  if (overrides.warmup !== undefined || overrides.minRuns !== undefined || overrides.minDurationMs !== undefined || overrides.sessions !== undefined) {
-    notes.push(`measurement windows overridden on the command line (warm-up ${profile.measurement.warmupRuns}, min runs ${profile.measurement.minRuns}, min duration ${profile.measurement.minDurationMs} ms, sessions ${profile.measurement.sessions ?? 2})`);
+  if (
+    overrides.warmup !== undefined ||
+    overrides.minRuns !== undefined ||
+    overrides.minDurationMs !== undefined ||
+    overrides.sessions !== undefined
+  ) {
+    notes.push(
+      `measurement windows overridden on the command line (warm-up ${profile.measurement.warmupRuns}, min runs ${profile.measurement.minRuns}, min duration ${profile.measurement.minDurationMs} ms, sessions ${profile.measurement.sessions ?? 2})`,
+    );
   }
   if (notes.length === 0) return { loaded, notes };
   // Budgets that name a backbone, provider or batch no longer measured are dropped rather than failing validation.
   const ids = backboneSettings(profile).map((s) => s.id);
   const batches = new Set(backboneSettings(profile).flatMap((s) => s.batchSizes));
   const kept = (profile.budgets ?? []).filter(
-    (b) => (b.backbone === undefined || ids.includes(b.backbone)) && (b.provider === undefined || profile.execution.providers.includes(b.provider)) && (b.batch === undefined || batches.has(b.batch)),
+    (b) =>
+      (b.backbone === undefined || ids.includes(b.backbone)) &&
+      (b.provider === undefined || profile.execution.providers.includes(b.provider)) &&
+      (b.batch === undefined || batches.has(b.batch)),
   );
   const dropped = (profile.budgets ?? []).length - kept.length;
-  if (dropped > 0) notes.push(`${dropped} budget(s) dropped: they name a backbone, provider or batch size the overrides removed`);
+  if (dropped > 0)
+    notes.push(`${dropped} budget(s) dropped: they name a backbone, provider or batch size the overrides removed`);
   profile.budgets = kept;
-  return { loaded: { ...loaded, profile: validateProfile(profile, `${loaded.file} (with command-line overrides)`) }, notes };
+  return {
+    loaded: { ...loaded, profile: validateProfile(profile, `${loaded.file} (with command-line overrides)`) },
+    notes,
+  };
 }
 
 /** A live bar on a terminal; in logs, one line when each measurement starts and one when it ends. */
@@ -127,8 +160,10 @@ class ProgressPrinter {
   handle(event: BenchProgress): void {
     if (this.quiet) return;
     if (!event.finished) {
-      if (this.terminal) this.bar?.update(event.done ?? 0, event.total, `${event.label}${event.message ? ` ${event.message}` : ''}`);
-      else if (event.label !== this.lastStarted && event.stage !== 'prepare') process.stderr.write(`bench: ${event.label}: measuring\n`);
+      if (this.terminal)
+        this.bar?.update(event.done ?? 0, event.total, `${event.label}${event.message ? ` ${event.message}` : ''}`);
+      else if (event.label !== this.lastStarted && event.stage !== 'prepare')
+        process.stderr.write(`bench: ${event.label}: measuring\n`);
       this.lastStarted = event.label;
       return;
     }
@@ -143,7 +178,8 @@ async function runCompare(argv: string[]): Promise<number> {
     json: { type: 'boolean' },
     check: { type: 'boolean' },
   });
-  if (positionals.length !== 2) throw new EdgetlError('usage', `bench compare needs two results files, got ${positionals.length} (see --help)`);
+  if (positionals.length !== 2)
+    throw new EdgetlError('usage', `bench compare needs two results files, got ${positionals.length} (see --help)`);
   const minEffect = parseNumberOption(values['min-effect'], 'min-effect', 0.02, { min: 0, max: 1 });
   const [fileA, fileB] = positionals as [string, string];
   const report = compareResults(loadResults(fileA), loadResults(fileB), { a: fileA, b: fileB }, minEffect);
@@ -183,28 +219,48 @@ export const benchCommand: Command = {
       list: { type: 'boolean' },
       debug: { type: 'boolean' },
     });
-    if (positionals.length > 0) throw new EdgetlError('usage', `unexpected argument "${positionals[0]}" (did you mean "edgetl bench compare"?)`);
+    if (positionals.length > 0)
+      throw new EdgetlError('usage', `unexpected argument "${positionals[0]}" (did you mean "edgetl bench compare"?)`);
     if (values.list) {
       for (const name of listProfiles()) {
         const { profile } = loadProfile(name);
-        process.stdout.write(`${name.padEnd(20)} ${profile.deviceClass}${profile.purpose === 'correctness' && !/correctness/.test(profile.deviceClass) ? ' (correctness only)' : ''}${profile.runtime === 'browser' ? ' [browser runtime]' : ''}\n`);
+        process.stdout.write(
+          `${name.padEnd(20)} ${profile.deviceClass}${profile.purpose === 'correctness' && !/correctness/.test(profile.deviceClass) ? ' (correctness only)' : ''}${profile.runtime === 'browser' ? ' [browser runtime]' : ''}\n`,
+        );
       }
       return 0;
     }
-    if (!values.profile) throw new EdgetlError('usage', `--profile is required: one of ${listProfiles().join(', ')}, or a profile file`);
+    if (!values.profile)
+      throw new EdgetlError('usage', `--profile is required: one of ${listProfiles().join(', ')}, or a profile file`);
     const original = loadProfile(values.profile);
     if (original.profile.runtime === 'browser') {
-      throw new EdgetlError('usage', `profile ${original.profile.name} (${original.file}) is for the browser runtime (runtime "browser", providers ${original.profile.execution.providers.join(', ')}): the Node CLI cannot run it`, { file: original.file });
+      throw new EdgetlError(
+        'usage',
+        `profile ${original.profile.name} (${original.file}) is for the browser runtime (runtime "browser", providers ${original.profile.execution.providers.join(', ')}): the Node CLI cannot run it`,
+        { file: original.file },
+      );
     }
     const batches = list(values.batch).map((b) => parseNumberOption(b, 'batch', 1, { integer: true, min: 1 }));
     const { loaded, notes } = applyOverrides(original, {
       backbones: list(values.backbone),
       providers: list(values.provider),
       batches,
-      warmup: values.warmup === undefined ? undefined : parseNumberOption(values.warmup, 'warmup', 0, { integer: true, min: 0 }),
-      minRuns: values['min-runs'] === undefined ? undefined : parseNumberOption(values['min-runs'], 'min-runs', 1, { integer: true, min: 1 }),
-      minDurationMs: values['min-duration-ms'] === undefined ? undefined : parseNumberOption(values['min-duration-ms'], 'min-duration-ms', 0, { min: 0 }),
-      sessions: values.sessions === undefined ? undefined : parseNumberOption(values.sessions, 'sessions', 2, { integer: true, min: 1, max: 16 }),
+      warmup:
+        values.warmup === undefined
+          ? undefined
+          : parseNumberOption(values.warmup, 'warmup', 0, { integer: true, min: 0 }),
+      minRuns:
+        values['min-runs'] === undefined
+          ? undefined
+          : parseNumberOption(values['min-runs'], 'min-runs', 1, { integer: true, min: 1 }),
+      minDurationMs:
+        values['min-duration-ms'] === undefined
+          ? undefined
+          : parseNumberOption(values['min-duration-ms'], 'min-duration-ms', 0, { min: 0 }),
+      sessions:
+        values.sessions === undefined
+          ? undefined
+          : parseNumberOption(values.sessions, 'sessions', 2, { integer: true, min: 1, max: 16 }),
     });
     const printer = new ProgressPrinter(values.quiet === true);
     const controller = new AbortController();
@@ -213,23 +269,54 @@ export const benchCommand: Command = {
         process.stderr.write('\nbench: second Ctrl-C, quitting without writing\n');
         process.exit(130);
       }
-      process.stderr.write('\nbench: interrupted: finishing the current sample, then writing what was measured (Ctrl-C again to quit at once)\n');
+      process.stderr.write(
+        '\nbench: interrupted: finishing the current sample, then writing what was measured (Ctrl-C again to quit at once)\n',
+      );
       controller.abort();
     };
     process.on('SIGINT', onSigint);
     try {
       if (values.autotune) {
         if (loaded.profile.purpose === 'correctness') {
-          throw new EdgetlError('usage', `--autotune makes speed choices, and profile ${loaded.profile.name} is correctness-only (${loaded.file})`, { file: loaded.file });
+          throw new EdgetlError(
+            'usage',
+            `--autotune makes speed choices, and profile ${loaded.profile.name} is correctness-only (${loaded.file})`,
+            { file: loaded.file },
+          );
         }
         const host = collectHostFacts();
         const tuned = await autotune(loaded, host, { signal: controller.signal, onProgress: (e) => printer.handle(e) });
         const target = resolve(values['tuned-out'] ?? `${loaded.profile.name}-tuned.json`);
-        if (tuned.choices.length === 0) throw new EdgetlError('bench-failed', 'autotune measured nothing usable: no tuned profile written');
-        await writeFileAtomic(target, JSON.stringify({ $schema: './profile.schema.json', ...tuned.profile }, null, 2) + '\n');
-        const summary = tuned.choices.map((c) => `${c.backbone}: ${c.provider}, ${c.intraOpThreads || 'default'} threads, batch ${c.batch}: ${c.imagesPerSecond.toFixed(1)} images/s, p95 ${c.p95LatencyMsPerBatch.toFixed(2)} ms per batch${c.withinBudget ? '' : ' (NO setting met the p95 budget)'}`);
-        if (values.json) printJson({ tunedProfile: target, complete: tuned.complete, choices: tuned.choices, trials: tuned.trials.map((t) => ({ backbone: t.backbone, intraOpThreads: t.intraOpThreads, batch: t.batch, imagesPerSecond: t.run.imagesPerSecond, p95LatencyMsPerBatch: t.run.latencyMsPerBatch?.p95, withinBudget: t.withinBudget, missed: t.missed, status: t.run.status })) });
-        else process.stdout.write(`# edgetl bench --autotune: ${loaded.profile.name}${tuned.complete ? '' : ' (INCOMPLETE: interrupted)'}\n\n${summary.map((s) => `- ${s}`).join('\n')}\n\nTuned profile written to ${target}\n`);
+        if (tuned.choices.length === 0)
+          throw new EdgetlError('bench-failed', 'autotune measured nothing usable: no tuned profile written');
+        await writeFileAtomic(
+          target,
+          JSON.stringify({ $schema: './profile.schema.json', ...tuned.profile }, null, 2) + '\n',
+        );
+        const summary = tuned.choices.map(
+          (c) =>
+            `${c.backbone}: ${c.provider}, ${c.intraOpThreads || 'default'} threads, batch ${c.batch}: ${c.imagesPerSecond.toFixed(1)} images/s, p95 ${c.p95LatencyMsPerBatch.toFixed(2)} ms per batch${c.withinBudget ? '' : ' (NO setting met the p95 budget)'}`,
+        );
+        if (values.json)
+          printJson({
+            tunedProfile: target,
+            complete: tuned.complete,
+            choices: tuned.choices,
+            trials: tuned.trials.map((t) => ({
+              backbone: t.backbone,
+              intraOpThreads: t.intraOpThreads,
+              batch: t.batch,
+              imagesPerSecond: t.run.imagesPerSecond,
+              p95LatencyMsPerBatch: t.run.latencyMsPerBatch?.p95,
+              withinBudget: t.withinBudget,
+              missed: t.missed,
+              status: t.run.status,
+            })),
+          });
+        else
+          process.stdout.write(
+            `# edgetl bench --autotune: ${loaded.profile.name}${tuned.complete ? '' : ' (INCOMPLETE: interrupted)'}\n\n${summary.map((s) => `- ${s}`).join('\n')}\n\nTuned profile written to ${target}\n`,
+          );
         return tuned.complete ? 0 : 130;
       }
 
@@ -237,7 +324,11 @@ export const benchCommand: Command = {
       results.warnings.push(...notes);
       let finished = false;
       try {
-        await runBench(loaded, results, { signal: controller.signal, onProgress: (e) => printer.handle(e), inferenceOnly: values['inference-only'] === true });
+        await runBench(loaded, results, {
+          signal: controller.signal,
+          onProgress: (e) => printer.handle(e),
+          inferenceOnly: values['inference-only'] === true,
+        });
         finished = true;
       } finally {
         if (!finished) {
@@ -252,17 +343,24 @@ export const benchCommand: Command = {
       if (values.json) printJson(results);
       else process.stdout.write(renderMarkdown(results));
       if (!values.quiet) {
-        if (values.out) process.stderr.write(`bench: results written to ${resolve(values.out)}${results.complete ? '' : ' (incomplete)'}\n`);
+        if (values.out)
+          process.stderr.write(
+            `bench: results written to ${resolve(values.out)}${results.complete ? '' : ' (incomplete)'}\n`,
+          );
         if (values.report) process.stderr.write(`bench: report written to ${resolve(values.report)}\n`);
       }
       if (!results.complete) return 130;
       if (!results.runs.some((r) => r.samplesMs?.length)) {
-        process.stderr.write(`bench: nothing was measured: ${[...new Set(results.runs.map((r) => r.reason ?? r.status))].join('; ')}\n`);
+        process.stderr.write(
+          `bench: nothing was measured: ${[...new Set(results.runs.map((r) => r.reason ?? r.status))].join('; ')}\n`,
+        );
         return 1;
       }
       const failed = failedVerdicts(results.budgets);
       if (values.check && failed.length > 0) {
-        process.stderr.write(`bench: ${failed.length} budget verdict(s) failed: ${failed.map((f) => `${f.budget} (${f.run ?? '-'} ${f.metric} ${f.value?.toFixed(3)} ${f.comparison === '<=' ? '>' : '<'} ${f.limit})`).join('; ')}\n`);
+        process.stderr.write(
+          `bench: ${failed.length} budget verdict(s) failed: ${failed.map((f) => `${f.budget} (${f.run ?? '-'} ${f.metric} ${f.value?.toFixed(3)} ${f.comparison === '<=' ? '>' : '<'} ${f.limit})`).join('; ')}\n`,
+        );
         return 1;
       }
       return 0;

@@ -1,4 +1,13 @@
-import { CACHE_KINDS, cacheInfo, clearCache, formatBytes, parseDuration, parseSize, setEmbeddingCacheBound, type CacheKind } from '../cache-admin.js';
+import {
+  CACHE_KINDS,
+  cacheInfo,
+  clearCache,
+  formatBytes,
+  parseDuration,
+  parseSize,
+  setEmbeddingCacheBound,
+  type CacheKind,
+} from '../cache-admin.js';
 import { edgetlCacheDir } from '../util/cache-dir.js';
 import { EdgetlError } from '../../core/util/errors.js';
 import { type Command, parseCommandLine, printJson } from './common.js';
@@ -23,9 +32,13 @@ limit    set the embeddings bound (500MB, 2GB, 1.5GiB; "none" for no bound); EDG
 
 function parseKinds(values: string[] | undefined): CacheKind[] | undefined {
   if (!values || values.length === 0) return undefined;
-  const kinds = values.flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean);
+  const kinds = values
+    .flatMap((v) => v.split(','))
+    .map((v) => v.trim())
+    .filter(Boolean);
   for (const kind of kinds) {
-    if (!(CACHE_KINDS as readonly string[]).includes(kind)) throw new EdgetlError('usage', `--kind must be one of ${CACHE_KINDS.join(', ')}, got "${kind}"`);
+    if (!(CACHE_KINDS as readonly string[]).includes(kind))
+      throw new EdgetlError('usage', `--kind must be one of ${CACHE_KINDS.join(', ')}, got "${kind}"`);
   }
   return [...new Set(kinds)] as CacheKind[];
 }
@@ -48,15 +61,28 @@ export const cacheCommand: Command = {
       const lines = [`edgetl cache at ${info.root}: ${formatBytes(info.totalBytes)} in all`];
       for (const kind of info.kinds) {
         const what = kind.kind === 'embeddings' ? 'images' : kind.kind === 'extractors' ? 'extractors' : 'models';
-        lines.push(`  ${kind.kind.padEnd(10)}  ${formatBytes(kind.bytes).padStart(9)}  ${String(kind.entries).padStart(6)} ${what.padEnd(10)}  ${kind.path}${kind.lastUsed ? `  (last ${kind.lastUsed.slice(0, 16).replace('T', ' ')})` : ''}`);
+        lines.push(
+          `  ${kind.kind.padEnd(10)}  ${formatBytes(kind.bytes).padStart(9)}  ${String(kind.entries).padStart(6)} ${what.padEnd(10)}  ${kind.path}${kind.lastUsed ? `  (last ${kind.lastUsed.slice(0, 16).replace('T', ' ')})` : ''}`,
+        );
       }
-      lines.push(`  embeddings bound: ${bound.maxBytes === null ? 'none' : formatBytes(bound.maxBytes)} (${bound.source})`);
+      lines.push(
+        `  embeddings bound: ${bound.maxBytes === null ? 'none' : formatBytes(bound.maxBytes)} (${bound.source})`,
+      );
       process.stdout.write(lines.join('\n') + '\n');
       return 0;
     }
     if (action === 'clear') {
-      const { values, positionals } = parseCommandLine(rest, { kind: { type: 'string', multiple: true }, 'older-than': { type: 'string' }, json: { type: 'boolean' }, debug: { type: 'boolean' } });
-      if (positionals.length > 0) throw new EdgetlError('usage', `edgetl cache clear takes no arguments (got ${positionals.join(' ')}); use --kind and --older-than`);
+      const { values, positionals } = parseCommandLine(rest, {
+        kind: { type: 'string', multiple: true },
+        'older-than': { type: 'string' },
+        json: { type: 'boolean' },
+        debug: { type: 'boolean' },
+      });
+      if (positionals.length > 0)
+        throw new EdgetlError(
+          'usage',
+          `edgetl cache clear takes no arguments (got ${positionals.join(' ')}); use --kind and --older-than`,
+        );
       const report = await clearCache(root, {
         kinds: parseKinds(values.kind),
         olderThanMs: values['older-than'] === undefined ? undefined : parseDuration(values['older-than']),
@@ -66,20 +92,34 @@ export const cacheCommand: Command = {
         return 0;
       }
       const total = report.removed.reduce((s, r) => s + r.bytes, 0);
-      const lines = [`Removed ${formatBytes(total)} from ${report.root}${values['older-than'] ? ` (unused for ${values['older-than']})` : ''}`];
-      for (const r of report.removed) lines.push(`  ${r.kind.padEnd(10)}  ${formatBytes(r.bytes).padStart(9)}  ${r.files} file(s)${r.entries !== undefined ? `, ${r.entries} image(s)` : ''}`);
+      const lines = [
+        `Removed ${formatBytes(total)} from ${report.root}${values['older-than'] ? ` (unused for ${values['older-than']})` : ''}`,
+      ];
+      for (const r of report.removed)
+        lines.push(
+          `  ${r.kind.padEnd(10)}  ${formatBytes(r.bytes).padStart(9)}  ${r.files} file(s)${r.entries !== undefined ? `, ${r.entries} image(s)` : ''}`,
+        );
       process.stdout.write(lines.join('\n') + '\n');
       return 0;
     }
     if (action === 'limit') {
       const { values, positionals } = parseCommandLine(rest, { json: { type: 'boolean' }, debug: { type: 'boolean' } });
-      if (positionals.length !== 1) throw new EdgetlError('usage', 'edgetl cache limit <size|none>: e.g. edgetl cache limit 500MB');
+      if (positionals.length !== 1)
+        throw new EdgetlError('usage', 'edgetl cache limit <size|none>: e.g. edgetl cache limit 500MB');
       const maxBytes = /^(none|unlimited|off)$/i.test(positionals[0]) ? null : parseSize(positionals[0]);
       await setEmbeddingCacheBound(maxBytes, root);
       if (values.json) printJson({ root, embeddingsMaxBytes: maxBytes });
-      else process.stdout.write(`embeddings bound: ${maxBytes === null ? 'none' : formatBytes(maxBytes)} (applied when the next run ends${process.env.EDGETL_CACHE_MAX_SIZE ? '; EDGETL_CACHE_MAX_SIZE is set and overrides it' : ''})\n`);
+      else
+        process.stdout.write(
+          `embeddings bound: ${maxBytes === null ? 'none' : formatBytes(maxBytes)} (applied when the next run ends${process.env.EDGETL_CACHE_MAX_SIZE ? '; EDGETL_CACHE_MAX_SIZE is set and overrides it' : ''})\n`,
+        );
       return 0;
     }
-    throw new EdgetlError('usage', action === undefined ? 'missing action: edgetl cache info | clear | limit (see --help)' : `unknown action "${action}": edgetl cache info | clear | limit`);
+    throw new EdgetlError(
+      'usage',
+      action === undefined
+        ? 'missing action: edgetl cache info | clear | limit (see --help)'
+        : `unknown action "${action}": edgetl cache info | clear | limit`,
+    );
   },
 };

@@ -1,6 +1,8 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 
-type ParsedCommandLine<T extends OptionSpec> = ReturnType<typeof parseArgs<{ options: T; allowPositionals: true; strict: true }>>;
+type ParsedCommandLine<T extends OptionSpec> = ReturnType<
+  typeof parseArgs<{ options: T; allowPositionals: true; strict: true }>
+>;
 import { EdgetlError, describeError } from '../../core/util/errors.js';
 
 /** One CLI verb: parses its own arguments, calls the library, prints, returns the exit code. */
@@ -15,7 +17,11 @@ export interface Command {
 export type OptionSpec = NonNullable<ParseArgsConfig['options']>;
 
 /** parseArgs with errors a user understands (EdgetlError code 'usage'). */
-export function parseCommandLine<T extends OptionSpec>(argv: string[], options: T, allowPositionals = true): ParsedCommandLine<T> {
+export function parseCommandLine<T extends OptionSpec>(
+  argv: string[],
+  options: T,
+  allowPositionals = true,
+): ParsedCommandLine<T> {
   try {
     return parseArgs({ args: argv, options, allowPositionals, strict: true }) as ParsedCommandLine<T>;
   } catch (error) {
@@ -23,14 +29,24 @@ export function parseCommandLine<T extends OptionSpec>(argv: string[], options: 
   }
 }
 
-export function parseNumberOption(value: string | undefined, name: string, fallback: number, opts?: { integer?: boolean; min?: number; max?: number }): number {
+export function parseNumberOption(
+  value: string | undefined,
+  name: string,
+  fallback: number,
+  opts?: { integer?: boolean; min?: number; max?: number },
+): number {
   if (value === undefined) return fallback;
   const parsed = Number(value);
   if (!Number.isFinite(parsed) || (opts?.integer && !Number.isInteger(parsed))) {
-    throw new EdgetlError('usage', `--${name} must be ${opts?.integer ? 'a whole number' : 'a number'}, got "${value}"`);
+    throw new EdgetlError(
+      'usage',
+      `--${name} must be ${opts?.integer ? 'a whole number' : 'a number'}, got "${value}"`,
+    );
   }
-  if (opts?.min !== undefined && parsed < opts.min) throw new EdgetlError('usage', `--${name} must be at least ${opts.min}, got ${parsed}`);
-  if (opts?.max !== undefined && parsed > opts.max) throw new EdgetlError('usage', `--${name} must be at most ${opts.max}, got ${parsed}`);
+  if (opts?.min !== undefined && parsed < opts.min)
+    throw new EdgetlError('usage', `--${name} must be at least ${opts.min}, got ${parsed}`);
+  if (opts?.max !== undefined && parsed > opts.max)
+    throw new EdgetlError('usage', `--${name} must be at most ${opts.max}, got ${parsed}`);
   return parsed;
 }
 
@@ -43,12 +59,12 @@ const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g;
  * output only; --json output is JSON-escaped already.
  */
 export function terminalSafe(text: string, options: { keepNewlines?: boolean } = {}): string {
-  const escape = (part: string) =>
+  const escapePart = (part: string) =>
     part.replace(UNPRINTABLE, (c) => {
       const code = c.charCodeAt(0);
       return code <= 0xff ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16)}`;
     });
-  return options.keepNewlines ? text.split('\n').map(escape).join('\n') : escape(text);
+  return options.keepNewlines ? text.split('\n').map(escapePart).join('\n') : escapePart(text);
 }
 
 export function printJson(value: unknown): void {
@@ -59,7 +75,10 @@ export function printJson(value: unknown): void {
 export class ProgressBar {
   private lastDraw = 0;
   private readonly enabled: boolean;
-  constructor(private readonly label: string, enabled = process.stderr.isTTY === true) {
+  constructor(
+    private readonly label: string,
+    enabled = process.stderr.isTTY === true,
+  ) {
     this.enabled = enabled;
   }
   update(done: number, total: number | undefined, detail = ''): void {

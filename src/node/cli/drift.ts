@@ -24,7 +24,7 @@ export function driftJson(report: DriftReport) {
 
 export const driftCommand: Command = {
   name: 'drift',
-  summary: 'compare a batch of field photos with a head\'s training data: share unlike it, outlier scores',
+  summary: "compare a batch of field photos with a head's training data: share unlike it, outlier scores",
   help: `Usage: edgetl drift <dir|embeddings-prefix> --head head.json [--backbone <id|path>] [--json]
 
 Embeds a folder of field photos (flat or class folders; labels are not used), or reads an embedding set, and
@@ -42,11 +42,22 @@ ${embedRunHelp}
 `,
   async run(argv) {
     const { values, positionals } = parseCommandLine(argv, driftOptions);
-    if (positionals.length !== 1) throw new EdgetlError('usage', positionals.length === 0 ? 'missing <dir|embeddings-prefix>: the field photos to compare' : `expected one folder or embedding set, got ${positionals.length}`);
+    if (positionals.length !== 1)
+      throw new EdgetlError(
+        'usage',
+        positionals.length === 0
+          ? 'missing <dir|embeddings-prefix>: the field photos to compare'
+          : `expected one folder or embedding set, got ${positionals.length}`,
+      );
     if (!values.head) throw new EdgetlError('usage', 'missing --head <head.json>');
     const head = await loadHead(values.head);
     printHeadWarnings(head);
-    if (!head.openSet) throw new EdgetlError('head-type', `${values.head} has no open-set data (a version 1 file), so drift cannot be measured: retrain it with this edgetl`, { file: values.head });
+    if (!head.openSet)
+      throw new EdgetlError(
+        'head-type',
+        `${values.head} has no open-set data (a version 1 file), so drift cannot be measured: retrain it with this edgetl`,
+        { file: values.head },
+      );
     const backbone = new LazyBackbone(values, head.backbone.id);
     try {
       const field = await fieldEmbeddings(positionals[0]!, head, backbone, values, 'field photos');
@@ -55,8 +66,11 @@ ${embedRunHelp}
         printJson({ head: values.head, input: positionals[0], ...driftJson(report), skipped: field.skipped });
         return 0;
       }
-      process.stdout.write(`${shortPath(positionals[0]!)}: ${field.rows} photo(s) against ${shortPath(values.head)}: ${report.summary}\n`);
-      if (field.skipped.length > 0) process.stdout.write(`  ${field.skipped.length} unusable image(s) skipped (listed with --json)\n`);
+      process.stdout.write(
+        `${shortPath(positionals[0]!)}: ${field.rows} photo(s) against ${shortPath(values.head)}: ${report.summary}\n`,
+      );
+      if (field.skipped.length > 0)
+        process.stdout.write(`  ${field.skipped.length} unusable image(s) skipped (listed with --json)\n`);
       return 0;
     } finally {
       await backbone.close();

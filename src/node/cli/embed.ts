@@ -50,7 +50,9 @@ Output:
   --json                     print one JSON object on stdout instead of the summary
   --debug                    stack traces on errors`;
 
-type EmbedRunValues = { [K in keyof typeof embedRunOptions]?: (typeof embedRunOptions)[K]['type'] extends 'boolean' ? boolean : string };
+type EmbedRunValues = {
+  [K in keyof typeof embedRunOptions]?: (typeof embedRunOptions)[K]['type'] extends 'boolean' ? boolean : string;
+};
 
 export interface EmbedRunRequest {
   dir: string;
@@ -69,14 +71,21 @@ export interface EmbedRunReport {
 function parseEp(value: string | undefined): ExecutionProviderRequest | undefined {
   if (value === undefined) return undefined;
   const ep = value.toLowerCase() as ExecutionProviderRequest;
-  if (!EP_CHOICES.includes(ep)) throw new EdgetlError('usage', `--ep must be one of ${EP_CHOICES.join(', ')}, got "${value}"`);
+  if (!EP_CHOICES.includes(ep))
+    throw new EdgetlError('usage', `--ep must be one of ${EP_CHOICES.join(', ')}, got "${value}"`);
   return ep;
 }
 
 /** Load options from the shared flags. */
 export function loadOptionsFromFlags(values: EmbedRunValues, searchPath?: string[]): BackboneLoadOptions {
-  const threads = values.threads === undefined ? undefined : parseNumberOption(values.threads, 'threads', 0, { integer: true, min: 1, max: 1024 });
-  const decodeThreads = values['decode-threads'] === undefined ? undefined : parseNumberOption(values['decode-threads'], 'decode-threads', 0, { integer: true, min: 0, max: 256 });
+  const threads =
+    values.threads === undefined
+      ? undefined
+      : parseNumberOption(values.threads, 'threads', 0, { integer: true, min: 1, max: 1024 });
+  const decodeThreads =
+    values['decode-threads'] === undefined
+      ? undefined
+      : parseNumberOption(values['decode-threads'], 'decode-threads', 0, { integer: true, min: 0, max: 256 });
   return {
     ep: parseEp(values.ep),
     strictEp: values['strict-ep'] === true,
@@ -98,9 +107,13 @@ export async function runEmbedJob(request: EmbedRunRequest): Promise<EmbedRunRep
   const loadStarted = performance.now();
   const backbone = await Backbone.load(values.backbone ?? DEFAULT_BACKBONE_ID, {
     ...loadOptionsFromFlags(values, request.searchPath),
-    onDownloadProgress: (received, total) => download.update(Math.round(received / 1e6), total === undefined ? undefined : Math.round(total / 1e6), 'MB'),
+    onDownloadProgress: (received, total) =>
+      download.update(Math.round(received / 1e6), total === undefined ? undefined : Math.round(total / 1e6), 'MB'),
     onDownloadStart: (info) => {
-      if (values.json !== true) process.stderr.write(`downloading ${info.id} (${(info.bytes / 1e6).toFixed(1)} MB) from ${info.url} to ${info.dest}\n`);
+      if (values.json !== true)
+        process.stderr.write(
+          `downloading ${info.id} (${(info.bytes / 1e6).toFixed(1)} MB) from ${info.url} to ${info.dest}\n`,
+        );
     },
   });
   download.finish();
@@ -149,7 +162,9 @@ function cudaNotesWanted(report: ProviderReport): boolean {
 export function describeProvider(report: ProviderReport, options: { verbose?: boolean } = {}): string[] {
   const showCuda = options.verbose === true || cudaNotesWanted(report);
   const threads = report.intraOpThreads ? `, ${report.intraOpThreads} intra-op thread(s)` : '';
-  const adapter = report.adapter ? `, adapter ${[report.adapter.vendor, report.adapter.device ?? report.adapter.description].filter(Boolean).join(' ')}${report.adapter.software ? ' (software)' : ''}` : '';
+  const adapter = report.adapter
+    ? `, adapter ${[report.adapter.vendor, report.adapter.device ?? report.adapter.description].filter(Boolean).join(' ')}${report.adapter.software ? ' (software)' : ''}`
+    : '';
   const lines = [`${report.used} (requested ${report.requested}${threads}${adapter})`];
   for (const fallback of report.fallbacks) {
     if (fallback.provider === 'cuda' && !showCuda) continue;
@@ -185,10 +200,16 @@ export function jsonSummary(report: EmbedRunReport): Record<string, unknown> {
 export function textSummary(report: EmbedRunReport, options: { verbose?: boolean } = {}): string {
   const { backbone, result } = report;
   const lines: string[] = [];
-  const row = (label: string, values: string[]) => values.forEach((v, i) => lines.push(`  ${(i === 0 ? label : '').padEnd(10)} ${v}`));
-  const classes = result.classes === null ? 'flat folder, no labels' : `${result.classes.length} class${result.classes.length === 1 ? '' : 'es'}: ${result.classes.map((c) => `${c} ${result.classCounts[c]}`).join(', ')}`;
+  const row = (label: string, values: string[]) =>
+    values.forEach((v, i) => lines.push(`  ${(i === 0 ? label : '').padEnd(10)} ${v}`));
+  const classes =
+    result.classes === null
+      ? 'flat folder, no labels'
+      : `${result.classes.length} class${result.classes.length === 1 ? '' : 'es'}: ${result.classes.map((c) => `${c} ${result.classCounts[c]}`).join(', ')}`;
   lines.push(`Embedded ${result.items.length} image(s) from ${shortPath(result.dir)} (${classes})`);
-  row('backbone', [`${backbone.id}  ${backbone.embeddingDim}-d  batch ${backbone.batch}  sha256 ${backbone.sha256.slice(0, 12)}...`]);
+  row('backbone', [
+    `${backbone.id}  ${backbone.embeddingDim}-d  batch ${backbone.batch}  sha256 ${backbone.sha256.slice(0, 12)}...`,
+  ]);
   row('provider', describeProvider(backbone.provider, options));
   row('time', [
     `${result.seconds.toFixed(2)} s, ${result.imagesPerSecond.toFixed(1)} images/s` +
@@ -200,7 +221,11 @@ export function textSummary(report: EmbedRunReport, options: { verbose?: boolean
     row(`skipped`, [`${result.skipped.length} file(s)`, ...shown]);
   }
   for (const warning of result.warnings) row('note', [warning]);
-  if (result.written) row('wrote', [`${shortPath(result.written.npy)}  float32 [${result.items.length}, ${result.dim}]`, shortPath(result.written.json)]);
+  if (result.written)
+    row('wrote', [
+      `${shortPath(result.written.npy)}  float32 [${result.items.length}, ${result.dim}]`,
+      shortPath(result.written.json),
+    ]);
   return lines.join('\n') + '\n';
 }
 
@@ -208,7 +233,10 @@ export function textSummary(report: EmbedRunReport, options: { verbose?: boolean
 export function checkOutPrefix(out: string): void {
   const isFolder = /[\\/]$/.test(out) || (existsSync(out) && statSync(out).isDirectory());
   if (out.trim() === '' || isFolder) {
-    throw new EdgetlError('usage', `--out is a file prefix, not a folder: "${out}" would give "${out}${/[\\/]$/.test(out) ? '' : '/'}.npy". Use e.g. --out ${join(out, 'train')}`);
+    throw new EdgetlError(
+      'usage',
+      `--out is a file prefix, not a folder: "${out}" would give "${out}${/[\\/]$/.test(out) ? '' : '/'}.npy". Use e.g. --out ${join(out, 'train')}`,
+    );
   }
 }
 
@@ -238,9 +266,15 @@ Examples:
   async run(argv) {
     const { values, positionals } = parseCommandLine(argv, embedRunOptions);
     if (positionals.length !== 1) {
-      throw new EdgetlError('usage', positionals.length === 0 ? 'missing <dir>: the folder of images to embed (see --help)' : `expected one folder, got ${positionals.length}: ${positionals.join(' ')}`);
+      throw new EdgetlError(
+        'usage',
+        positionals.length === 0
+          ? 'missing <dir>: the folder of images to embed (see --help)'
+          : `expected one folder, got ${positionals.length}: ${positionals.join(' ')}`,
+      );
     }
-    if (values.out === undefined) throw new EdgetlError('usage', 'missing --out <prefix>: where to write <prefix>.npy and <prefix>.json');
+    if (values.out === undefined)
+      throw new EdgetlError('usage', 'missing --out <prefix>: where to write <prefix>.npy and <prefix>.json');
     checkOutPrefix(values.out);
     const report = await runEmbedJob({ dir: positionals[0]!, out: values.out, values });
     if (values.json) printJson(jsonSummary(report));

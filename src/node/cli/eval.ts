@@ -2,7 +2,15 @@ import { loadHead } from '../head-io.js';
 import { EdgetlError } from '../../core/util/errors.js';
 import { type Command, parseCommandLine, printJson, terminalSafe } from './common.js';
 import { embedRunHelp } from './embed.js';
-import { LazyBackbone, backboneRunOptions, classificationJson, formatClassificationReport, labelledEmbeddings, printHeadWarnings, shortPath } from './head-shared.js';
+import {
+  LazyBackbone,
+  backboneRunOptions,
+  classificationJson,
+  formatClassificationReport,
+  labelledEmbeddings,
+  printHeadWarnings,
+  shortPath,
+} from './head-shared.js';
 import { driftJson } from './drift.js';
 import { evaluateHead } from '../../core/heads/evaluate.js';
 import { adaptedBackboneOptions } from '../fine-tune.js';
@@ -30,7 +38,13 @@ ${embedRunHelp}
 `,
   async run(argv) {
     const { values, positionals } = parseCommandLine(argv, evalOptions);
-    if (positionals.length !== 1) throw new EdgetlError('usage', positionals.length === 0 ? 'missing <dir|embeddings-prefix>: the labelled data to score' : `expected one folder or embedding set, got ${positionals.length}`);
+    if (positionals.length !== 1)
+      throw new EdgetlError(
+        'usage',
+        positionals.length === 0
+          ? 'missing <dir|embeddings-prefix>: the labelled data to score'
+          : `expected one folder or embedding set, got ${positionals.length}`,
+      );
     if (!values.head) throw new EdgetlError('usage', 'missing --head <head.json>');
     const head = await loadHead(values.head);
     printHeadWarnings(head);
@@ -39,15 +53,25 @@ ${embedRunHelp}
       if (backbone.explicit) {
         const given = await backbone.identify();
         if (given.sha256 !== head.backbone.sha256) {
-          throw new EdgetlError('head-backbone-mismatch', `${values.head} was trained on backbone ${head.backbone.id} (sha256 ${head.backbone.sha256.slice(0, 12)}...) but --backbone ${backbone.requested} is ${given.id} (sha256 ${given.sha256.slice(0, 12)}...): pass --backbone ${head.backbone.id} or retrain the head`, { file: values.head });
+          throw new EdgetlError(
+            'head-backbone-mismatch',
+            `${values.head} was trained on backbone ${head.backbone.id} (sha256 ${head.backbone.sha256.slice(0, 12)}...) but --backbone ${backbone.requested} is ${given.id} (sha256 ${given.sha256.slice(0, 12)}...): pass --backbone ${head.backbone.id} or retrain the head`,
+            { file: values.head },
+          );
         }
       }
       const data = await labelledEmbeddings(positionals[0]!, backbone, values, 'evaluation data');
       if (head.adaptedBlock && data.source === 'embeddings') {
-        throw new EdgetlError('usage', `${values.head} carries a fine-tuned last block, so it needs images (a folder of class folders), not the embedding set ${positionals[0]} made by the frozen backbone`);
+        throw new EdgetlError(
+          'usage',
+          `${values.head} carries a fine-tuned last block, so it needs images (a folder of class folders), not the embedding set ${positionals[0]} made by the frozen backbone`,
+        );
       }
       if (data.backbone.sha256 !== head.backbone.sha256) {
-        throw new EdgetlError('head-backbone-mismatch', `evaluation data ${positionals[0]} comes from backbone ${data.backbone.id} but ${values.head} was trained on ${head.backbone.id}: use embeddings of the head's backbone`);
+        throw new EdgetlError(
+          'head-backbone-mismatch',
+          `evaluation data ${positionals[0]} comes from backbone ${data.backbone.id} but ${values.head} was trained on ${head.backbone.id}: use embeddings of the head's backbone`,
+        );
       }
       for (const warning of data.warnings) process.stderr.write(`note: ${terminalSafe(warning)}\n`);
       const evaluation = evaluateHead(head, data, `evaluation data ${positionals[0]}`);
@@ -78,8 +102,15 @@ ${embedRunHelp}
         `  open set    ${evaluation.rejected} rejected as unknown (${(100 * evaluation.openSet.rejectedRate).toFixed(1)}%), accuracy on the accepted ${(100 * evaluation.openSet.acceptedAccuracy).toFixed(1)}%; counting unknown as wrong: accuracy ${(100 * evaluation.report.accuracy).toFixed(1)}%, balanced ${(100 * evaluation.report.balancedAccuracy).toFixed(1)}%`,
         ...(evaluation.openSet.drift ? [`  drift       ${evaluation.openSet.drift.summary}`] : []),
       ].map((line) => terminalSafe(line));
-      lines.push('', formatClassificationReport(evaluation.report, head.labels.map((label) => terminalSafe(label))));
-      if (data.skipped.length > 0) lines.push('', `  ${data.skipped.length} unusable image(s) skipped (listed with --json)`);
+      lines.push(
+        '',
+        formatClassificationReport(
+          evaluation.report,
+          head.labels.map((label) => terminalSafe(label)),
+        ),
+      );
+      if (data.skipped.length > 0)
+        lines.push('', `  ${data.skipped.length} unusable image(s) skipped (listed with --json)`);
       process.stdout.write(lines.join('\n') + '\n');
       return 0;
     } finally {

@@ -40,11 +40,19 @@ Options:
   async run(argv) {
     const { values, positionals } = parseCommandLine(argv, exportOptions);
     if (positionals.length !== 1) {
-      throw new EdgetlError('usage', positionals.length === 0 ? 'missing <head.json>: the head to export (see --help)' : `expected one head file, got ${positionals.length}: ${positionals.join(' ')}`);
+      throw new EdgetlError(
+        'usage',
+        positionals.length === 0
+          ? 'missing <head.json>: the head to export (see --help)'
+          : `expected one head file, got ${positionals.length}: ${positionals.join(' ')}`,
+      );
     }
     if (!values.out) throw new EdgetlError('usage', 'missing --out <file.onnx>: where to write the merged model');
     if (/[\\/]$/.test(values.out) || (existsSync(values.out) && statSync(values.out).isDirectory())) {
-      throw new EdgetlError('usage', `--out ${values.out} is a folder; name the .onnx file to write (e.g. --out app.onnx)`);
+      throw new EdgetlError(
+        'usage',
+        `--out ${values.out} is a folder; name the .onnx file to write (e.g. --out app.onnx)`,
+      );
     }
     const exported = await exportMergedModel(positionals[0], {
       out: values.out,

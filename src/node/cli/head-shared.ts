@@ -15,7 +15,9 @@ import { parseNumberOption, ProgressBar } from './common.js';
 import { embedRunOptions, loadOptionsFromFlags } from './embed.js';
 
 export const backboneRunOptions = embedRunOptions;
-export type BackboneRunValues = { [K in keyof typeof embedRunOptions]?: (typeof embedRunOptions)[K]['type'] extends 'boolean' ? boolean : string };
+export type BackboneRunValues = {
+  [K in keyof typeof embedRunOptions]?: (typeof embedRunOptions)[K]['type'] extends 'boolean' ? boolean : string;
+};
 
 export function shortPath(path: string): string {
   const rel = relative(process.cwd(), path);
@@ -43,11 +45,17 @@ export class LazyBackbone {
     return this.values.backbone !== undefined;
   }
   open(): Promise<Backbone> {
-    this.opened ??= Backbone.load(this.requested, { ...loadOptionsFromFlags(this.values), ...this.extra }).catch((error: unknown) => {
-      if (this.explicit || !(error instanceof EdgetlError)) throw error;
-      // the id came from a head or an embedding set: say where it came from and how to point at the file
-      throw new EdgetlError(error.code, `${error.message}\n(backbone "${this.requested}" is the one the head or embeddings name; if it is a file, pass --backbone <path to it>)`, { file: error.file, cause: error });
-    });
+    this.opened ??= Backbone.load(this.requested, { ...loadOptionsFromFlags(this.values), ...this.extra }).catch(
+      (error: unknown) => {
+        if (this.explicit || !(error instanceof EdgetlError)) throw error;
+        // the id came from a head or an embedding set: say where it came from and how to point at the file
+        throw new EdgetlError(
+          error.code,
+          `${error.message}\n(backbone "${this.requested}" is the one the head or embeddings name; if it is a file, pass --backbone <path to it>)`,
+          { file: error.file, cause: error },
+        );
+      },
+    );
     return this.opened;
   }
   /** sha256 and id of the requested backbone without opening a session (hashing is memoized). */
@@ -90,10 +98,20 @@ export function isEmbeddingSet(input: string): boolean {
  * embedding set. Refuses a flat folder, a class folder with no images, a class whose images all failed, and a set
  * from another backbone than the one asked for.
  */
-export async function labelledEmbeddings(input: string, backbone: LazyBackbone, values: BackboneRunValues, what: string): Promise<LabelledEmbeddings> {
+export async function labelledEmbeddings(
+  input: string,
+  backbone: LazyBackbone,
+  values: BackboneRunValues,
+  what: string,
+): Promise<LabelledEmbeddings> {
   if (isEmbeddingSet(input)) {
     const set = await readEmbeddingSet(input);
-    if (set.classes === null) throw new EdgetlError('usage', `${what} ${input} has no labels (it was embedded from a flat folder): ${what} needs class folders`, { file: input });
+    if (set.classes === null)
+      throw new EdgetlError(
+        'usage',
+        `${what} ${input} has no labels (it was embedded from a flat folder): ${what} needs class folders`,
+        { file: input },
+      );
     if (backbone.explicit) {
       const wanted = await backbone.identify();
       if (wanted.sha256 !== set.backbone.sha256) {
@@ -112,24 +130,47 @@ export async function labelledEmbeddings(input: string, backbone: LazyBackbone, 
       paths: set.items.map((i) => i.path),
       classes: set.classes,
       dim: set.dim,
-      backbone: { id: set.backbone.id, sha256: set.backbone.sha256, embeddingDim: set.dim, preprocess: set.preprocess ?? null },
+      backbone: {
+        id: set.backbone.id,
+        sha256: set.backbone.sha256,
+        embeddingDim: set.dim,
+        preprocess: set.preprocess ?? null,
+      },
       executionProvider: set.executionProvider,
       embedSeconds: 0,
       skipped: set.skipped,
       warnings: set.warnings,
     };
   }
-  if (!existsSync(input)) throw new EdgetlError('not-found', `${what} ${input} is neither a folder nor an embedding set (no ${embeddingSetPaths(input).json})`, { file: input });
+  if (!existsSync(input))
+    throw new EdgetlError(
+      'not-found',
+      `${what} ${input} is neither a folder nor an embedding set (no ${embeddingSetPaths(input).json})`,
+      { file: input },
+    );
   const scan = await scanImageFolder(input);
   if (scan.classes === null) {
-    throw new EdgetlError('usage', `${what} ${input} holds images but no class folders: put each class in its own folder (${input}/<class>/*.jpg)`, { file: input });
+    throw new EdgetlError(
+      'usage',
+      `${what} ${input} holds images but no class folders: put each class in its own folder (${input}/<class>/*.jpg)`,
+      { file: input },
+    );
   }
   const emptyClasses = readdirSync(input, { withFileTypes: true })
-    .filter((e) => !e.name.startsWith('.') && e.name !== '__MACOSX' && (e.isDirectory() || (e.isSymbolicLink() && statSync(join(input, e.name)).isDirectory())))
+    .filter(
+      (e) =>
+        !e.name.startsWith('.') &&
+        e.name !== '__MACOSX' &&
+        (e.isDirectory() || (e.isSymbolicLink() && statSync(join(input, e.name)).isDirectory())),
+    )
     .map((e) => e.name)
     .filter((name) => !scan.classes!.includes(name));
   if (emptyClasses.length > 0) {
-    throw new EdgetlError('empty-class', `${what} ${input}: class folder${emptyClasses.length > 1 ? 's' : ''} ${emptyClasses.map((c) => `"${c}"`).join(', ')} ha${emptyClasses.length > 1 ? 've' : 's'} no images; add images or remove the folder`, { file: input });
+    throw new EdgetlError(
+      'empty-class',
+      `${what} ${input}: class folder${emptyClasses.length > 1 ? 's' : ''} ${emptyClasses.map((c) => `"${c}"`).join(', ')} ha${emptyClasses.length > 1 ? 've' : 's'} no images; add images or remove the folder`,
+      { file: input },
+    );
   }
   const opened = await backbone.open();
   const showProgress = values.json !== true && process.stderr.isTTY === true;
@@ -143,7 +184,11 @@ export async function labelledEmbeddings(input: string, backbone: LazyBackbone, 
   bar.finish();
   const lost = scan.classes.filter((c) => !result.classCounts[c]);
   if (lost.length > 0) {
-    throw new EdgetlError('empty-class', `${what} ${input}: no image of class${lost.length > 1 ? 'es' : ''} ${lost.map((c) => `"${c}"`).join(', ')} could be embedded (${result.skipped.length} skipped; see --json for reasons)`, { file: input });
+    throw new EdgetlError(
+      'empty-class',
+      `${what} ${input}: no image of class${lost.length > 1 ? 'es' : ''} ${lost.map((c) => `"${c}"`).join(', ')} could be embedded (${result.skipped.length} skipped; see --json for reasons)`,
+      { file: input },
+    );
   }
   return {
     source: 'folder',
@@ -153,7 +198,12 @@ export async function labelledEmbeddings(input: string, backbone: LazyBackbone, 
     paths: result.items.map((i) => i.path),
     classes: result.classes!,
     dim: result.dim,
-    backbone: { id: opened.id, sha256: opened.sha256, embeddingDim: opened.embeddingDim, preprocess: opened.preprocess },
+    backbone: {
+      id: opened.id,
+      sha256: opened.sha256,
+      embeddingDim: opened.embeddingDim,
+      preprocess: opened.preprocess,
+    },
     executionProvider: opened.provider.used,
     embedSeconds: result.seconds,
     skipped: result.skipped,
@@ -169,14 +219,22 @@ export function formatClassificationReport(report: ClassificationReport, labels:
   const lines: string[] = [];
   lines.push(`  ${'class'.padEnd(width)}  precision  recall     f1  support`);
   report.perClass.forEach((c, i) => {
-    lines.push(`  ${labels[i].padEnd(width)}  ${pct(c.precision).padStart(9)}  ${pct(c.recall).padStart(6)}  ${pct(c.f1).padStart(5)}  ${String(c.support).padStart(7)}`);
+    lines.push(
+      `  ${labels[i].padEnd(width)}  ${pct(c.precision).padStart(9)}  ${pct(c.recall).padStart(6)}  ${pct(c.f1).padStart(5)}  ${String(c.support).padStart(7)}`,
+    );
   });
   lines.push('');
   const columns = report.confusion[0]?.length > labels.length ? [...labels, 'unknown'] : labels;
-  const cell = Math.max(5, ...columns.map((c) => Math.min(c.length, 10)), ...report.confusion.flat().map((v) => String(v).length));
+  const cell = Math.max(
+    5,
+    ...columns.map((c) => Math.min(c.length, 10)),
+    ...report.confusion.flat().map((v) => String(v).length),
+  );
   lines.push(`  confusion (rows: true class, columns: predicted)`);
   lines.push(`  ${''.padEnd(width)}  ${columns.map((c) => c.slice(0, 10).padStart(cell)).join(' ')}`);
-  report.confusion.forEach((row, i) => lines.push(`  ${labels[i].padEnd(width)}  ${row.map((v) => String(v).padStart(cell)).join(' ')}`));
+  report.confusion.forEach((row, i) =>
+    lines.push(`  ${labels[i].padEnd(width)}  ${row.map((v) => String(v).padStart(cell)).join(' ')}`),
+  );
   return lines.join('\n');
 }
 
@@ -202,18 +260,42 @@ export async function fieldEmbeddings(
   backbone: LazyBackbone,
   values: BackboneRunValues,
   what: string,
-): Promise<{ embeddings: Float32Array; rows: number; paths: string[]; skipped: { path: string; reason: string }[]; embedSeconds: number }> {
+): Promise<{
+  embeddings: Float32Array;
+  rows: number;
+  paths: string[];
+  skipped: { path: string; reason: string }[];
+  embedSeconds: number;
+}> {
   if (isEmbeddingSet(input)) {
     const set = await readEmbeddingSet(input);
     if (set.backbone.sha256 !== head.backbone.sha256) {
-      throw new EdgetlError('head-backbone-mismatch', `${what} ${input} was embedded with backbone ${set.backbone.id} but the head needs ${head.backbone.id}: embed the photos with ${head.backbone.id}`, { file: input });
+      throw new EdgetlError(
+        'head-backbone-mismatch',
+        `${what} ${input} was embedded with backbone ${set.backbone.id} but the head needs ${head.backbone.id}: embed the photos with ${head.backbone.id}`,
+        { file: input },
+      );
     }
-    return { embeddings: set.embeddings, rows: set.count, paths: set.items.map((i) => i.path), skipped: set.skipped, embedSeconds: 0 };
+    return {
+      embeddings: set.embeddings,
+      rows: set.count,
+      paths: set.items.map((i) => i.path),
+      skipped: set.skipped,
+      embedSeconds: 0,
+    };
   }
-  if (!existsSync(input) || !statSync(input).isDirectory()) throw new EdgetlError('not-found', `${what} ${input} is neither a folder nor an embedding set (no ${embeddingSetPaths(input).json})`, { file: input });
+  if (!existsSync(input) || !statSync(input).isDirectory())
+    throw new EdgetlError(
+      'not-found',
+      `${what} ${input} is neither a folder nor an embedding set (no ${embeddingSetPaths(input).json})`,
+      { file: input },
+    );
   const opened = await backbone.open();
   if (opened.sha256 !== head.backbone.sha256) {
-    throw new EdgetlError('head-backbone-mismatch', `the head was trained on backbone ${head.backbone.id} but ${opened.id} was given: pass --backbone ${head.backbone.id}`);
+    throw new EdgetlError(
+      'head-backbone-mismatch',
+      `the head was trained on backbone ${head.backbone.id} but ${opened.id} was given: pass --backbone ${head.backbone.id}`,
+    );
   }
   const bar = new ProgressBar(`embedding ${shortPath(input)}`, values.json !== true && process.stderr.isTTY === true);
   const result = await embedFolder(opened, input, {
@@ -223,6 +305,17 @@ export async function fieldEmbeddings(
     onProgress: (done, total) => bar.update(done, total),
   });
   bar.finish();
-  if (result.items.length === 0) throw new EdgetlError('empty-folder', `${what} ${input} has no usable images${result.skipped.length ? ` (${result.skipped.length} skipped)` : ''}`, { file: input });
-  return { embeddings: result.embeddings, rows: result.items.length, paths: result.items.map((i) => i.path), skipped: result.skipped, embedSeconds: result.seconds };
+  if (result.items.length === 0)
+    throw new EdgetlError(
+      'empty-folder',
+      `${what} ${input} has no usable images${result.skipped.length ? ` (${result.skipped.length} skipped)` : ''}`,
+      { file: input },
+    );
+  return {
+    embeddings: result.embeddings,
+    rows: result.items.length,
+    paths: result.items.map((i) => i.path),
+    skipped: result.skipped,
+    embedSeconds: result.seconds,
+  };
 }

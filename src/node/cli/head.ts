@@ -44,7 +44,8 @@ function inspectJson(head: Head, path: string, bytes: number) {
   };
 }
 
-const fmt = (v: unknown) => (typeof v === 'number' ? (Number.isInteger(v) ? String(v) : v.toPrecision(4)) : JSON.stringify(v));
+const fmt = (v: unknown) =>
+  typeof v === 'number' ? (Number.isInteger(v) ? String(v) : v.toPrecision(4)) : JSON.stringify(v);
 
 function inspectText(head: Head, path: string, bytes: number): string {
   const info = inspectJson(head, path, bytes);
@@ -54,21 +55,39 @@ function inspectText(head: Head, path: string, bytes: number): string {
     `  backbone     ${head.backbone.id}  ${head.embeddingDim}-d  sha256 ${head.backbone.sha256}`,
   ];
   const p = head.backbone.preprocess;
-  if (p) lines.push(`  preprocess   ${p.layout} ${p.width}x${p.height}, ${p.resize}${p.resize === 'shorter-side' ? ` ${p.resizeTo}` : ''}, crop ${p.crop}, ${p.channelOrder}, scale ${fmt(p.scale)}, mean ${p.mean.map(fmt).join('/')}, std ${p.std.map(fmt).join('/')}`);
-  lines.push(`  parameters   ${JSON.stringify(info.parameters)}; normalization ${info.normalization}; tensors ${info.tensors.map((t) => `${t.name} [${t.shape}]`).join(', ')}`);
-  lines.push(`  calibration  temperature ${head.temperature.toFixed(4)}${head.rejection ? `; rejection below ${head.rejection.threshold.toFixed(4)} (rate ${head.rejection.rate})` : '; no rejection'}`);
+  if (p)
+    lines.push(
+      `  preprocess   ${p.layout} ${p.width}x${p.height}, ${p.resize}${p.resize === 'shorter-side' ? ` ${p.resizeTo}` : ''}, crop ${p.crop}, ${p.channelOrder}, scale ${fmt(p.scale)}, mean ${p.mean.map(fmt).join('/')}, std ${p.std.map(fmt).join('/')}`,
+    );
+  lines.push(
+    `  parameters   ${JSON.stringify(info.parameters)}; normalization ${info.normalization}; tensors ${info.tensors.map((t) => `${t.name} [${t.shape}]`).join(', ')}`,
+  );
+  lines.push(
+    `  calibration  temperature ${head.temperature.toFixed(4)}${head.rejection ? `; rejection below ${head.rejection.threshold.toFixed(4)} (rate ${head.rejection.rate})` : '; no rejection'}`,
+  );
   const openSet = head.openSet;
   lines.push(
     openSet
       ? `  open set     ${openSet.method}, ${openSet.memoryClasses.length} memory rows, k ${openSet.k}; ${openSet.threshold === null ? 'never rejects' : `unknown above outlier score ${openSet.threshold.toFixed(4)} (rate ${openSet.rate})`}; training mean score ${openSet.reference.mean.toFixed(4)}`
       : '  open set     none (version 1 file: no outlier scores)',
   );
-  if (head.adaptation) lines.push(`  adaptation   feature statistics from ${head.adaptation.spec.rows} field photos (${head.adaptation.spec.createdAt})`);
-  lines.push(`  trained      ${head.training.createdAt} by edgetl ${head.training.edgetlVersion}, seed ${head.training.seed}; options ${JSON.stringify(head.training.options)}`);
+  if (head.adaptation)
+    lines.push(
+      `  adaptation   feature statistics from ${head.adaptation.spec.rows} field photos (${head.adaptation.spec.createdAt})`,
+    );
+  lines.push(
+    `  trained      ${head.training.createdAt} by edgetl ${head.training.edgetlVersion}, seed ${head.training.seed}; options ${JSON.stringify(head.training.options)}`,
+  );
   const metrics = head.training.metrics as Record<string, Record<string, unknown> | undefined>;
   for (const key of ['heldOut', 'validation']) {
     const m = metrics[key];
-    if (m) lines.push(`  ${key.padEnd(12)} ${['source', 'count', 'accuracy', 'balancedAccuracy', 'logLoss', 'ece'].filter((k) => m[k] !== undefined).map((k) => `${k} ${fmt(m[k])}`).join(', ')}`);
+    if (m)
+      lines.push(
+        `  ${key.padEnd(12)} ${['source', 'count', 'accuracy', 'balancedAccuracy', 'logLoss', 'ece']
+          .filter((k) => m[k] !== undefined)
+          .map((k) => `${k} ${fmt(m[k])}`)
+          .join(', ')}`,
+      );
   }
   return lines.map((line) => terminalSafe(line)).join('\n') + '\n';
 }
@@ -96,7 +115,8 @@ ${embedRunHelp}
     if (!action) throw new EdgetlError('usage', 'missing action: inspect, add-class or remove-class (see --help)');
     if (!path) throw new EdgetlError('usage', `missing <head.json> after "${action}"`);
     const dtype = (values.dtype ?? 'float16') as WeightDType;
-    if (!isWeightDType(dtype)) throw new EdgetlError('usage', `--dtype must be float16, float32 or int8, got "${values.dtype}"`);
+    if (!isWeightDType(dtype))
+      throw new EdgetlError('usage', `--dtype must be float16, float32 or int8, got "${values.dtype}"`);
     if (action === 'inspect') {
       if (rest.length > 0) throw new EdgetlError('usage', `inspect takes one head file, got extra: ${rest.join(' ')}`);
       // Read once: the size shown is what was read (a URL has no stat).
@@ -109,18 +129,23 @@ ${embedRunHelp}
     }
     if (action === 'remove-class') {
       const [label, ...extra] = rest;
-      if (!label || extra.length > 0) throw new EdgetlError('usage', 'usage: edgetl head remove-class <head.json> <label>');
+      if (!label || extra.length > 0)
+        throw new EdgetlError('usage', 'usage: edgetl head remove-class <head.json> <label>');
       const head = await loadHead(path);
       head.removeClass(label);
       const out = values.out ?? path;
       const bytes = await saveHead(head, out, { dtype });
       if (values.json) printJson({ head: out, labels: head.labels, headBytes: bytes });
-      else process.stdout.write(`${terminalSafe(`removed class "${label}": ${shortPath(out)} now has ${head.labels.length} classes (${head.labels.join(', ')})`)}\n`);
+      else
+        process.stdout.write(
+          `${terminalSafe(`removed class "${label}": ${shortPath(out)} now has ${head.labels.length} classes (${head.labels.join(', ')})`)}\n`,
+        );
       return 0;
     }
     if (action === 'add-class') {
       const [label, source, ...extra] = rest;
-      if (!label || !source || extra.length > 0) throw new EdgetlError('usage', 'usage: edgetl head add-class <head.json> <label> <dir|embeddings-prefix>');
+      if (!label || !source || extra.length > 0)
+        throw new EdgetlError('usage', 'usage: edgetl head add-class <head.json> <label> <dir|embeddings-prefix>');
       const head = await loadHead(path);
       if (head.type !== 'prototype') head.addClass(label, new Float32Array(0)); // throws the clear "prototype only" error
       const backbone = new LazyBackbone(values, head.backbone.id);
@@ -130,19 +155,30 @@ ${embedRunHelp}
         if (existsSync(source) && statSync(source).isDirectory()) {
           const scan = await scanImageFolder(source);
           if (scan.classes !== null && scan.classes.length > 1) {
-            process.stderr.write(`note: ${source} has class folders (${scan.classes.join(', ')}); all their images are added as "${label}"\n`);
+            process.stderr.write(
+              `note: ${source} has class folders (${scan.classes.join(', ')}); all their images are added as "${label}"\n`,
+            );
           }
           const opened = await backbone.open();
           if (opened.sha256 !== head.backbone.sha256) {
-            throw new EdgetlError('head-backbone-mismatch', `${path} was trained on backbone ${head.backbone.id} but ${opened.id} was given: pass --backbone ${head.backbone.id}`);
+            throw new EdgetlError(
+              'head-backbone-mismatch',
+              `${path} was trained on backbone ${head.backbone.id} but ${opened.id} was given: pass --backbone ${head.backbone.id}`,
+            );
           }
-          const result = await embedFolder(opened, source, { useCache: values['no-cache'] !== true, strict: values.strict === true });
+          const result = await embedFolder(opened, source, {
+            useCache: values['no-cache'] !== true,
+            strict: values.strict === true,
+          });
           embeddings = result.embeddings;
           rows = result.items.length;
         } else {
           const set = await readEmbeddingSet(source);
           if (set.backbone.sha256 !== head.backbone.sha256) {
-            throw new EdgetlError('head-backbone-mismatch', `${source} was embedded with backbone ${set.backbone.id} but ${path} needs ${head.backbone.id}`);
+            throw new EdgetlError(
+              'head-backbone-mismatch',
+              `${source} was embedded with backbone ${set.backbone.id} but ${path} needs ${head.backbone.id}`,
+            );
           }
           for (const warning of set.warnings) process.stderr.write(`note: ${terminalSafe(warning)}\n`);
           embeddings = set.embeddings;
@@ -156,7 +192,10 @@ ${embedRunHelp}
       const out = values.out ?? path;
       const bytes = await saveHead(head, out, { dtype });
       if (values.json) printJson({ head: out, labels: head.labels, added: rows, headBytes: bytes });
-      else process.stdout.write(`${existed ? `added ${rows} example(s) to` : `added class`} "${label}"${existed ? '' : ` (${rows} example(s))`}: ${shortPath(out)} now has ${head.labels.length} classes\n`);
+      else
+        process.stdout.write(
+          `${existed ? `added ${rows} example(s) to` : `added class`} "${label}"${existed ? '' : ` (${rows} example(s))`}: ${shortPath(out)} now has ${head.labels.length} classes\n`,
+        );
       return 0;
     }
     throw new EdgetlError('usage', `unknown action "${action}": use inspect, add-class or remove-class`);

@@ -51,8 +51,11 @@ export async function main(argv: string[]): Promise<number> {
       if (debug && error.stack) process.stderr.write(error.stack + '\n');
       return error.code === 'usage' ? 2 : 1;
     }
-    process.stderr.write(`edgetl ${name}: unexpected error: ${terminalSafe(describeError(error), { keepNewlines: true })}\n`);
-    if (error instanceof Error && error.stack) process.stderr.write((debug ? error.stack : 'run with --debug for the stack trace') + '\n');
+    process.stderr.write(
+      `edgetl ${name}: unexpected error: ${terminalSafe(describeError(error), { keepNewlines: true })}\n`,
+    );
+    if (error instanceof Error && error.stack)
+      process.stderr.write((debug ? error.stack : 'run with --debug for the stack trace') + '\n');
     return 1;
   }
 }

@@ -2,7 +2,15 @@ import { readFile } from 'node:fs/promises';
 import { EdgetlError } from '../../core/util/errors.js';
 import { catalogEntries, DEFAULT_BACKBONE_ID } from '../../core/models/catalog.js';
 import type { CatalogEntry } from '../../core/models/catalog-types.js';
-import { resolveBackbone, bundledModelsDir, locateCatalogModel, hashModelFile, modelSearchLocations, type ResolvedBackbone, type ResolveOptions } from '../models/resolve.js';
+import {
+  resolveBackbone,
+  bundledModelsDir,
+  locateCatalogModel,
+  hashModelFile,
+  modelSearchLocations,
+  type ResolvedBackbone,
+  type ResolveOptions,
+} from '../models/resolve.js';
 import { inspectModel, type ModelFacts, type TensorFacts } from '../../core/models/inspect.js';
 import { backboneSpecFor, type BackboneSpec } from '../models/backbone-spec.js';
 import { statedEmbedding } from '../models/prepare-backbone.js';
@@ -60,14 +68,20 @@ export const modelsCommand: Command = {
   async run(argv) {
     const { values, positionals } = parseCommandLine(argv, options);
     const [sub, ...rest] = positionals;
-    const preprocessFlags = Object.keys(preprocessFlagOptions).filter((k) => values[k as keyof typeof values] !== undefined);
+    const preprocessFlags = Object.keys(preprocessFlagOptions).filter(
+      (k) => values[k as keyof typeof values] !== undefined,
+    );
     switch (sub) {
       case 'list':
         noExtra(rest, 'list');
         onlyFor('list', values, ['json', 'verify', 'debug']);
         return listModels(values.json === true, values.verify === true);
       case 'inspect': {
-        if (rest.length !== 1) throw new EdgetlError('usage', 'models inspect needs exactly one backbone: a catalog id or a path to an .onnx file');
+        if (rest.length !== 1)
+          throw new EdgetlError(
+            'usage',
+            'models inspect needs exactly one backbone: a catalog id or a path to an .onnx file',
+          );
         onlyFor('inspect', values, ['json', 'offline', 'embedding', 'timeout', 'debug', ...preprocessFlags]);
         return inspectBackbone(rest[0]!, {
           json: values.json === true,
@@ -78,9 +92,14 @@ export const modelsCommand: Command = {
         });
       }
       case 'fetch': {
-        if (rest.length !== 1) throw new EdgetlError('usage', 'models fetch needs exactly one catalog id (see `edgetl models list`)');
+        if (rest.length !== 1)
+          throw new EdgetlError('usage', 'models fetch needs exactly one catalog id (see `edgetl models list`)');
         onlyFor('fetch', values, ['json', 'timeout', 'debug']);
-        return fetchModel(rest[0]!, values.json === true, parseNumberOption(values.timeout, 'timeout', 20, { min: 0.1 }) * 1000);
+        return fetchModel(
+          rest[0]!,
+          values.json === true,
+          parseNumberOption(values.timeout, 'timeout', 20, { min: 0.1 }) * 1000,
+        );
       }
       case undefined:
         throw new EdgetlError('usage', 'models needs a subcommand: list, inspect or fetch (see --help)');
@@ -96,7 +115,8 @@ function noExtra(rest: string[], sub: string): void {
 
 function onlyFor(sub: string, values: Record<string, unknown>, allowed: string[]): void {
   const misplaced = Object.keys(values).filter((k) => values[k] !== undefined && !allowed.includes(k));
-  if (misplaced.length) throw new EdgetlError('usage', `models ${sub} does not take ${misplaced.map((k) => `--${k}`).join(', ')}`);
+  if (misplaced.length)
+    throw new EdgetlError('usage', `models ${sub} does not take ${misplaced.map((k) => `--${k}`).join(', ')}`);
 }
 
 // ---- list ---------------------------------------------------------------------------------------------------------
@@ -125,7 +145,8 @@ async function listModels(json: boolean, verify: boolean): Promise<number> {
   for (const entry of catalogEntries()) {
     const located = await locateCatalogModel(entry);
     let verified: boolean | null = null;
-    if (verify && located.path) verified = (await hashModelFile(located.path, { verify: true })) === entry.sha256.toLowerCase();
+    if (verify && located.path)
+      verified = (await hashModelFile(located.path, { verify: true })) === entry.sha256.toLowerCase();
     models.push({
       id: entry.id,
       kind: entry.kind,
@@ -166,9 +187,16 @@ async function listModels(json: boolean, verify: boolean): Promise<number> {
   const header = ['id', 'kind', 'size', 'license', 'local copy'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ');
-  const out = [line(header), ...rows.map(line), '', `* default backbone. Searched: ${searchPath.map((s) => s.dir).join(', ')}`];
+  const out = [
+    line(header),
+    ...rows.map(line),
+    '',
+    `* default backbone. Searched: ${searchPath.map((s) => s.dir).join(', ')}`,
+  ];
   const present = models.filter((m) => m.present).length;
-  out.push(`${present} of ${models.length} present locally; missing downloadable models are fetched on first use or with \`edgetl models fetch <id>\`.`);
+  out.push(
+    `${present} of ${models.length} present locally; missing downloadable models are fetched on first use or with \`edgetl models fetch <id>\`.`,
+  );
   process.stdout.write(out.join('\n') + '\n');
   return verify && models.some((m) => m.verified === false) ? 1 : 0;
 }
@@ -184,12 +212,17 @@ interface InspectRequest {
 }
 
 async function inspectBackbone(idOrPath: string, request: InspectRequest): Promise<number> {
-  const resolved = await withDownloadProgress((hooks) => resolveBackbone(idOrPath, { ...hooks, download: !request.offline, timeoutMs: request.timeoutMs }));
+  const resolved = await withDownloadProgress((hooks) =>
+    resolveBackbone(idOrPath, { ...hooks, download: !request.offline, timeoutMs: request.timeoutMs }),
+  );
   const bytes = await readFile(resolved.path);
   // The catalog entry or a sidecar may name the embedding tensor; an explicit flag still wins.
   const stated = statedEmbedding(resolved);
   const finalFacts = inspectModel(bytes, { embeddingTensor: request.embedding ?? stated.tensor, file: resolved.path });
-  const spec = backboneSpecFor(resolved, request.overrides, { inputDims: finalFacts.inputs[0]?.dims, sidecar: stated.sidecar });
+  const spec = backboneSpecFor(resolved, request.overrides, {
+    inputDims: finalFacts.inputs[0]?.dims,
+    sidecar: stated.sidecar,
+  });
   const embeddingNamedBy = request.embedding !== undefined ? 'flag' : stated.namedBy;
 
   const report = {
@@ -211,9 +244,17 @@ async function inspectBackbone(idOrPath: string, request: InspectRequest): Promi
   return 0;
 }
 
-function describeInspection(resolved: ResolvedBackbone, facts: ModelFacts, spec: BackboneSpec, size: number, namedBy: string | null): string {
+function describeInspection(
+  resolved: ResolvedBackbone,
+  facts: ModelFacts,
+  spec: BackboneSpec,
+  size: number,
+  namedBy: string | null,
+): string {
   const lines: string[] = [];
-  const title = resolved.entry ? `${resolved.entry.id} (catalog, ${resolved.entry.kind})` : `${resolved.id} (not in the catalog)`;
+  const title = resolved.entry
+    ? `${resolved.entry.id} (catalog, ${resolved.entry.kind})`
+    : `${resolved.id} (not in the catalog)`;
   lines.push(title);
   if (resolved.entry) lines.push(`  ${resolved.entry.description}`);
   const row = (label: string, value: string) => lines.push(`  ${label.padEnd(13)} ${value}`);
@@ -227,15 +268,39 @@ function describeInspection(resolved: ResolvedBackbone, facts: ModelFacts, spec:
   for (const output of facts.outputs) row('output', tensorLine(output));
   row('parameters', countWithExact(facts.parameterCount));
   row('quantization', facts.quantization);
-  row('batch', facts.batch === 'dynamic' ? 'dynamic (images are batched)' : facts.batch === 1 ? 'fixed at 1 (images run one at a time)' : `fixed at ${facts.batch}`);
-  row('MACs/image', facts.macsPerImage === null ? 'unknown (a shape could not be inferred)' : countWithExact(facts.macsPerImage));
+  row(
+    'batch',
+    facts.batch === 'dynamic'
+      ? 'dynamic (images are batched)'
+      : facts.batch === 1
+        ? 'fixed at 1 (images run one at a time)'
+        : `fixed at ${facts.batch}`,
+  );
+  row(
+    'MACs/image',
+    facts.macsPerImage === null ? 'unknown (a shape could not be inferred)' : countWithExact(facts.macsPerImage),
+  );
   row('nodes', `${facts.nodeCount}`);
   if (facts.embedding) {
     const how =
-      namedBy === 'catalog' ? 'named by the catalog entry' : namedBy === 'sidecar' ? `named by ${spec.sidecar}` : facts.embedding.source === 'explicit' ? 'named by --embedding' : facts.embedding.source === 'output' ? 'a model output' : 'input of the final classifier';
-    row('embedding', `${facts.embedding.tensor} -> ${facts.embedding.dim}-d float32 (${how}${facts.embedding.needsDequantize ? '; quantized in the graph, dequantized on extraction' : ''})`);
+      namedBy === 'catalog'
+        ? 'named by the catalog entry'
+        : namedBy === 'sidecar'
+          ? `named by ${spec.sidecar}`
+          : facts.embedding.source === 'explicit'
+            ? 'named by --embedding'
+            : facts.embedding.source === 'output'
+              ? 'a model output'
+              : 'input of the final classifier';
+    row(
+      'embedding',
+      `${facts.embedding.tensor} -> ${facts.embedding.dim}-d float32 (${how}${facts.embedding.needsDequantize ? '; quantized in the graph, dequantized on extraction' : ''})`,
+    );
   } else {
-    row('embedding', `not found: ${facts.embeddingError ? inCliTerms(facts.embeddingError) : 'unknown reason'} (name one with --embedding <tensor>)`);
+    row(
+      'embedding',
+      `not found: ${facts.embeddingError ? inCliTerms(facts.embeddingError) : 'unknown reason'} (name one with --embedding <tensor>)`,
+    );
   }
   row('preprocess', `${spec.source}: ${spec.notes.at(-1) ?? ''}`);
   for (const note of spec.notes.slice(0, -1)) lines.push(`  ${''.padEnd(13)} ${note}`);
@@ -256,12 +321,23 @@ async function fetchModel(id: string, json: boolean, timeoutMs: number): Promise
       throw new EdgetlError('usage', `models fetch takes a catalog id, not a path ("${id}")`);
     }
   }
-  const resolved = await withDownloadProgress((hooks) => resolveBackbone(entry ? entry.id : id, { ...hooks, timeoutMs }), json);
+  const resolved = await withDownloadProgress(
+    (hooks) => resolveBackbone(entry ? entry.id : id, { ...hooks, timeoutMs }),
+    json,
+  );
   if (json) {
-    printJson({ id: resolved.id, path: resolved.path, sha256: resolved.sha256, downloaded: resolved.downloaded, bytes: resolved.entry?.bytes ?? null });
+    printJson({
+      id: resolved.id,
+      path: resolved.path,
+      sha256: resolved.sha256,
+      downloaded: resolved.downloaded,
+      bytes: resolved.entry?.bytes ?? null,
+    });
   } else {
     process.stdout.write(
-      resolved.downloaded ? `downloaded ${resolved.id} to ${resolved.path} (sha256 verified)\n` : `${resolved.id} is already present: ${resolved.path}\n`,
+      resolved.downloaded
+        ? `downloaded ${resolved.id} to ${resolved.path} (sha256 verified)\n`
+        : `${resolved.id} is already present: ${resolved.path}\n`,
     );
   }
   return 0;
@@ -281,11 +357,15 @@ async function withDownloadProgress<T>(work: (hooks: DownloadHooks) => Promise<T
     return await work({
       signal: controller.signal,
       onDownloadStart: (info) => {
-        if (!quiet) process.stderr.write(`downloading ${info.id} (${formatBytes(info.bytes)}) from ${info.url}\n  to ${info.dest}\n`);
+        if (!quiet)
+          process.stderr.write(
+            `downloading ${info.id} (${formatBytes(info.bytes)}) from ${info.url}\n  to ${info.dest}\n`,
+          );
         bar = new ProgressBar(`downloading ${info.id}`);
       },
       onProgress: (received, total) => {
-        if (total) bar?.update(Math.floor((received / total) * 100), 100, `% ${formatBytes(received)} of ${formatBytes(total)}`);
+        if (total)
+          bar?.update(Math.floor((received / total) * 100), 100, `% ${formatBytes(received)} of ${formatBytes(total)}`);
         else bar?.update(received, undefined, 'bytes');
       },
     });

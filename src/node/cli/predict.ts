@@ -13,7 +13,11 @@ import { LazyBackbone, backboneRunOptions, printHeadWarnings, shortPath } from '
 import { driftReport } from '../../core/heads/drift.js';
 import { predictionJson } from '../../core/heads/head.js';
 
-const predictOptions = { ...backboneRunOptions, head: { type: 'string', multiple: true }, 'top-k': { type: 'string' } } as const;
+const predictOptions = {
+  ...backboneRunOptions,
+  head: { type: 'string', multiple: true },
+  'top-k': { type: 'string' },
+} as const;
 
 function describePrediction(p: Prediction): string {
   if (!p.rejected) return `${p.label} ${(100 * p.score).toFixed(1)}%`;
@@ -65,7 +69,10 @@ ${embedRunHelp}
       else paths.push(input);
     }
     if (heads.length > 1 && heads.some((head) => head.adaptedBlock)) {
-      throw new EdgetlError('usage', `${headFiles[heads.findIndex((head) => head.adaptedBlock)]} has a fine-tuned last block, which needs its own backbone pass: predict with it alone`);
+      throw new EdgetlError(
+        'usage',
+        `${headFiles[heads.findIndex((head) => head.adaptedBlock)]} has a fine-tuned last block, which needs its own backbone pass: predict with it alone`,
+      );
     }
     const lazy = new LazyBackbone(values, heads[0].backbone.id, adaptedBackboneOptions(heads[0]));
     const backbone = await lazy.open();
@@ -90,15 +97,28 @@ ${embedRunHelp}
         const p = predictions?.[0];
         if (values.json) {
           if (!predictions || !p) printJson({ path, error: errors.get(i) ?? 'not embedded' });
-          else if (several) printJson({ path, heads: predictions.map((prediction, h) => ({ head: headFiles[h], ...predictionJson(prediction) })) });
+          else if (several)
+            printJson({
+              path,
+              heads: predictions.map((prediction, h) => ({ head: headFiles[h], ...predictionJson(prediction) })),
+            });
           else printJson({ path, ...predictionJson(p) });
         } else if (predictions && p && several) {
-          const perHead = terminalSafe(predictions.map((prediction, h) => `${shortPath(headFiles[h])}: ${describePrediction(prediction)}`).join('   '));
+          const perHead = terminalSafe(
+            predictions
+              .map((prediction, h) => `${shortPath(headFiles[h])}: ${describePrediction(prediction)}`)
+              .join('   '),
+          );
           process.stdout.write(`${shown[i]!.padEnd(width)}  ${perHead}\n`);
         } else if (p) {
-          const rest = p.topK.slice(1).map((k) => `${k.label} ${(100 * k.score).toFixed(1)}%`).join(', ');
+          const rest = p.topK
+            .slice(1)
+            .map((k) => `${k.label} ${(100 * k.score).toFixed(1)}%`)
+            .join(', ');
           const outlier = p.outlierScore === undefined ? '' : `  outlier ${p.outlierScore.toFixed(3)}`;
-          process.stdout.write(`${shown[i]!.padEnd(width)}  ${terminalSafe(`${describePrediction(p)}${outlier}${rest ? `   (${rest})` : ''}`)}\n`);
+          process.stdout.write(
+            `${shown[i]!.padEnd(width)}  ${terminalSafe(`${describePrediction(p)}${outlier}${rest ? `   (${rest})` : ''}`)}\n`,
+          );
         } else {
           process.stderr.write(`${shown[i]}: skipped: ${terminalSafe(errors.get(i) ?? 'not embedded')}\n`);
         }
@@ -111,13 +131,30 @@ ${embedRunHelp}
       });
       const first = perHead[0]!;
       if (values.json) {
-        const summary = { count: images.length, unknown: first.unknown, skipped: skipped.length, drift: first.drift ? driftJson(first.drift) : null };
-        const headsSummary = several ? { heads: perHead.map((s) => ({ head: s.head, unknown: s.unknown, drift: s.drift ? driftJson(s.drift) : null })) } : {};
+        const summary = {
+          count: images.length,
+          unknown: first.unknown,
+          skipped: skipped.length,
+          drift: first.drift ? driftJson(first.drift) : null,
+        };
+        const headsSummary = several
+          ? {
+              heads: perHead.map((s) => ({
+                head: s.head,
+                unknown: s.unknown,
+                drift: s.drift ? driftJson(s.drift) : null,
+              })),
+            }
+          : {};
         printJson({ summary: { ...summary, ...headsSummary } });
       } else {
         for (const s of perHead) {
           const label = several ? `${shortPath(s.head)}: ` : '';
-          process.stdout.write(terminalSafe(`${label}${images.length} photo(s): ${s.unknown} unknown${skipped.length ? `, ${skipped.length} skipped` : ''}${s.drift ? `; ${s.drift.summary}` : ''}`) + '\n');
+          process.stdout.write(
+            terminalSafe(
+              `${label}${images.length} photo(s): ${s.unknown} unknown${skipped.length ? `, ${skipped.length} skipped` : ''}${s.drift ? `; ${s.drift.summary}` : ''}`,
+            ) + '\n',
+          );
         }
       }
       return skipped.length > 0 ? 1 : 0;

@@ -35,7 +35,10 @@ function parseNumberList(text: string, flag: string): number[] {
   const parts = text.split(',').map((p) => p.trim());
   const numbers = parts.map(parseNumberOrFraction);
   if (parts.length !== 3 || numbers.some((n) => n === undefined)) {
-    throw new EdgetlError('usage', `--${flag} must be three numbers separated by commas (e.g. 0.485,0.456,0.406), got "${text}"`);
+    throw new EdgetlError(
+      'usage',
+      `--${flag} must be three numbers separated by commas (e.g. 0.485,0.456,0.406), got "${text}"`,
+    );
   }
   return numbers as number[];
 }
@@ -52,7 +55,8 @@ export function preprocessOverridesFromFlags(values: PreprocessFlagValues): Part
   if (values.layout !== undefined) raw.layout = values.layout.toUpperCase();
   if (values.size !== undefined) {
     const match = /^\s*(\d+)\s*(?:[xX]\s*(\d+)\s*)?$/.exec(values.size);
-    if (!match) throw new EdgetlError('usage', `--size must be N or WxH in pixels (e.g. 224 or 320x240), got "${values.size}"`);
+    if (!match)
+      throw new EdgetlError('usage', `--size must be N or WxH in pixels (e.g. 224 or 320x240), got "${values.size}"`);
     raw.width = Number(match[1]);
     raw.height = Number(match[2] ?? match[1]);
   }
@@ -65,12 +69,18 @@ export function preprocessOverridesFromFlags(values: PreprocessFlagValues): Part
   if (values['channel-order'] !== undefined) raw.channelOrder = values['channel-order'].toUpperCase();
   if (values.scale !== undefined) {
     const n = parseNumberOrFraction(values.scale);
-    if (n === undefined) throw new EdgetlError('usage', `--scale must be a number or a fraction like 1/255, got "${values.scale}"`);
+    if (n === undefined)
+      throw new EdgetlError('usage', `--scale must be a number or a fraction like 1/255, got "${values.scale}"`);
     raw.scale = n;
   }
   if (values.mean !== undefined) raw.mean = parseNumberList(values.mean, 'mean');
   if (values.std !== undefined) raw.std = parseNumberList(values.std, 'std');
-  const flagOf: Record<string, string> = { width: 'size', height: 'size', resizeTo: 'resize-to', channelOrder: 'channel-order' };
+  const flagOf: Record<string, string> = {
+    width: 'size',
+    height: 'size',
+    resizeTo: 'resize-to',
+    channelOrder: 'channel-order',
+  };
   return validatePreprocessFields(
     raw,
     (field) => `--${flagOf[field] ?? field}`,

@@ -27,23 +27,47 @@ export const selectFlagOptions = {
 
 const selectOptions = { ...selectFlagOptions, report: { type: 'string' }, debug: { type: 'boolean' } } as const;
 
-type SelectFlagValues = { [K in keyof typeof selectFlagOptions]?: (typeof selectFlagOptions)[K]['type'] extends 'boolean' ? boolean : string };
+type SelectFlagValues = {
+  [K in keyof typeof selectFlagOptions]?: (typeof selectFlagOptions)[K]['type'] extends 'boolean' ? boolean : string;
+};
 
 export function selectOptionsFromFlags(values: SelectFlagValues): Omit<SelectOptions, 'signal' | 'onProgress'> {
   const head = values.head ?? 'linear';
-  if (!['linear', 'mlp', 'prototype'].includes(head)) throw new EdgetlError('usage', `--head must be one of linear, mlp, prototype, got "${head}"`);
-  const backbones = values.backbones?.split(',').map((b) => b.trim()).filter(Boolean);
-  if (values.backbones !== undefined && backbones!.length === 0) throw new EdgetlError('usage', '--backbones needs at least one backbone, e.g. --backbones mobilenetv2-12-int8,resnet8-cifar10.fp32');
+  if (!['linear', 'mlp', 'prototype'].includes(head))
+    throw new EdgetlError('usage', `--head must be one of linear, mlp, prototype, got "${head}"`);
+  const backbones = values.backbones
+    ?.split(',')
+    .map((b) => b.trim())
+    .filter(Boolean);
+  if (values.backbones !== undefined && backbones!.length === 0)
+    throw new EdgetlError(
+      'usage',
+      '--backbones needs at least one backbone, e.g. --backbones mobilenetv2-12-int8,resnet8-cifar10.fp32',
+    );
   return {
     backbones,
     profile: values.profile,
-    maxMsPerImage: values['max-ms-per-image'] === undefined ? undefined : parseNumberOption(values['max-ms-per-image'], 'max-ms-per-image', 0, { min: 0.001 }),
-    maxMemoryMb: values['max-memory-mb'] === undefined ? undefined : parseNumberOption(values['max-memory-mb'], 'max-memory-mb', 0, { min: 1 }),
+    maxMsPerImage:
+      values['max-ms-per-image'] === undefined
+        ? undefined
+        : parseNumberOption(values['max-ms-per-image'], 'max-ms-per-image', 0, { min: 0.001 }),
+    maxMemoryMb:
+      values['max-memory-mb'] === undefined
+        ? undefined
+        : parseNumberOption(values['max-memory-mb'], 'max-memory-mb', 0, { min: 1 }),
     head: head as HeadType,
-    folds: values.folds === undefined ? undefined : parseNumberOption(values.folds, 'folds', 3, { integer: true, min: 2, max: 20 }),
+    folds:
+      values.folds === undefined
+        ? undefined
+        : parseNumberOption(values.folds, 'folds', 3, { integer: true, min: 2, max: 20 }),
     seed: parseNumberOption(values.seed, 'seed', 0, { integer: true, min: 0 }),
     useCache: values['no-cache'] !== true,
-    load: loadOptionsFromFlags({ ep: values.ep, threads: values.threads, 'decode-threads': values['decode-threads'], 'no-download': true }),
+    load: loadOptionsFromFlags({
+      ep: values.ep,
+      threads: values.threads,
+      'decode-threads': values['decode-threads'],
+      'no-download': true,
+    }),
   };
 }
 
@@ -53,7 +77,8 @@ class SelectionProgress {
   private current = '';
   constructor(private readonly enabled: boolean) {}
   handle(event: SelectProgress): void {
-    const label = event.backbone === 'baseline' ? 'baseline (raw pixels)' : `[${event.index}/${event.count}] ${event.backbone}`;
+    const label =
+      event.backbone === 'baseline' ? 'baseline (raw pixels)' : `[${event.index}/${event.count}] ${event.backbone}`;
     if (event.stage === 'done') {
       this.bar?.finish();
       this.bar = undefined;
@@ -74,14 +99,20 @@ class SelectionProgress {
 }
 
 /** selectBackbone with a progress bar per candidate and Ctrl-C reporting what was done (a second Ctrl-C quits). */
-export async function runSelection(dir: string, options: Omit<SelectOptions, 'signal' | 'onProgress'>, showProgress: boolean): Promise<SelectResult> {
+export async function runSelection(
+  dir: string,
+  options: Omit<SelectOptions, 'signal' | 'onProgress'>,
+  showProgress: boolean,
+): Promise<SelectResult> {
   const controller = new AbortController();
   const onSigint = () => {
     if (controller.signal.aborted) {
       process.stderr.write('\nselect: second Ctrl-C, quitting\n');
       process.exit(130);
     }
-    process.stderr.write('\nselect: interrupted: finishing the current step, then reporting what was done (Ctrl-C again to quit at once)\n');
+    process.stderr.write(
+      '\nselect: interrupted: finishing the current step, then reporting what was done (Ctrl-C again to quit at once)\n',
+    );
     controller.abort();
   };
   process.on('SIGINT', onSigint);
@@ -113,12 +144,46 @@ export function formatSelection(result: SelectResult): string {
     c.withinBudget ?? '-',
     c.pareto ? 'pareto' : '',
   ]);
-  rows.push([`  baseline: ${result.baseline.name}`, pct(result.baseline.accuracy), pct(result.baseline.balancedAccuracy), result.baseline.foldAccuracy.length > 0 ? `±${(100 * standardDeviation(result.baseline.foldAccuracy)).toFixed(1)}` : '-', '', '', '', '', '', '', '', '']);
-  const header = ['  backbone', 'accuracy', 'balanced', 'folds', 'ms/img', 'img/s', 'peak MB', 'model', 'head', 'vs pixels', 'budget', ''];
+  rows.push([
+    `  baseline: ${result.baseline.name}`,
+    pct(result.baseline.accuracy),
+    pct(result.baseline.balancedAccuracy),
+    result.baseline.foldAccuracy.length > 0
+      ? `±${(100 * standardDeviation(result.baseline.foldAccuracy)).toFixed(1)}`
+      : '-',
+    '',
+    '',
+    '',
+    '',
+    '',
+    '',
+    '',
+    '',
+  ]);
+  const header = [
+    '  backbone',
+    'accuracy',
+    'balanced',
+    'folds',
+    'ms/img',
+    'img/s',
+    'peak MB',
+    'model',
+    'head',
+    'vs pixels',
+    'budget',
+    '',
+  ];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ').trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!)))
+      .join('  ')
+      .trimEnd();
   const out: string[] = [];
-  out.push(`${result.interrupted ? 'INTERRUPTED: partial selection' : 'Backbone selection'} for ${shortPath(result.dir)}: ${result.images} photos, ${result.classes.length} classes; ${result.crossValidation}.`);
+  out.push(
+    `${result.interrupted ? 'INTERRUPTED: partial selection' : 'Backbone selection'} for ${shortPath(result.dir)}: ${result.images} photos, ${result.classes.length} classes; ${result.crossValidation}.`,
+  );
   out.push(`Cost: ${result.device.note}. Budgets: ${result.budgets.sources.join('; ') || 'none'}.`);
   out.push('');
   out.push(line(header));
@@ -135,11 +200,16 @@ export function formatSelection(result: SelectResult): string {
     if (c.cost.source !== 'measured here') out.push(`  cost               ${c.id}: ${c.cost.note}`);
   }
   const measured = result.candidates.find((c) => c.cost.source === 'measured here');
-  if (measured) out.push(`  cost               ${measured.cost.note.replace(/^measured here/, 'measured here for every candidate')}`);
+  if (measured)
+    out.push(
+      `  cost               ${measured.cost.note.replace(/^measured here/, 'measured here for every candidate')}`,
+    );
   for (const e of result.excluded) out.push(`  excluded           ${e.backbone}: ${e.reason}`);
   for (const w of result.warnings) out.push(`  note               ${w}`);
   const s = result.seconds;
-  out.push(`  time               ${s.total.toFixed(1)} s (embedding ${s.embedding.toFixed(1)} s, cross-validation ${s.crossValidation.toFixed(1)} s, cost ${s.cost.toFixed(1)} s, baseline ${s.baseline.toFixed(1)} s)`);
+  out.push(
+    `  time               ${s.total.toFixed(1)} s (embedding ${s.embedding.toFixed(1)} s, cross-validation ${s.crossValidation.toFixed(1)} s, cost ${s.cost.toFixed(1)} s, baseline ${s.baseline.toFixed(1)} s)`,
+  );
   return out.join('\n') + '\n';
 }
 
@@ -198,15 +268,24 @@ Examples:
   async run(argv) {
     const { values, positionals } = parseCommandLine(argv, selectOptions);
     if (positionals.length !== 1) {
-      throw new EdgetlError('usage', positionals.length === 0 ? 'missing <dir>: the labelled training photos (<dir>/<class>/*.jpg; see --help)' : `expected one folder, got ${positionals.length}: ${positionals.join(' ')}`);
+      throw new EdgetlError(
+        'usage',
+        positionals.length === 0
+          ? 'missing <dir>: the labelled training photos (<dir>/<class>/*.jpg; see --help)'
+          : `expected one folder, got ${positionals.length}: ${positionals.join(' ')}`,
+      );
     }
     const report = values.report;
-    if (report !== undefined && !report.toLowerCase().endsWith('.html')) throw new EdgetlError('usage', `--report writes an HTML page: give a file name ending in .html, got "${report}"`);
+    if (report !== undefined && !report.toLowerCase().endsWith('.html'))
+      throw new EdgetlError('usage', `--report writes an HTML page: give a file name ending in .html, got "${report}"`);
     const options = selectOptionsFromFlags(values);
     const result = await runSelection(positionals[0]!, options, values.json !== true && process.stderr.isTTY === true);
     if (report) await writeFileAtomic(resolve(report), renderSelectionHtml(result));
     if (values.json) printJson(result);
-    else process.stdout.write(formatSelection(result) + (report ? `  wrote              ${shortPath(resolve(report))}\n` : ''));
+    else
+      process.stdout.write(
+        formatSelection(result) + (report ? `  wrote              ${shortPath(resolve(report))}\n` : ''),
+      );
     return result.interrupted ? 130 : 0;
   },
 };
@@ -220,7 +299,19 @@ export interface SelectionRecord {
   budgets: string[];
   device: string;
   baseline: { name: string; accuracy: number | null };
-  candidates: Array<Pick<CandidateSummary, 'backbone' | 'accuracy' | 'balancedAccuracy' | 'msPerImage' | 'peakRssMb' | 'negativeTransfer' | 'withinBudget' | 'status'>>;
+  candidates: Array<
+    Pick<
+      CandidateSummary,
+      | 'backbone'
+      | 'accuracy'
+      | 'balancedAccuracy'
+      | 'msPerImage'
+      | 'peakRssMb'
+      | 'negativeTransfer'
+      | 'withinBudget'
+      | 'status'
+    >
+  >;
 }
 
 type CandidateSummary = SelectResult['candidates'][number];
@@ -249,7 +340,16 @@ export async function pickBackboneForTraining(
       budgets: result.budgets.sources,
       device: result.device.note,
       baseline: { name: result.baseline.name, accuracy: result.baseline.accuracy },
-      candidates: result.candidates.map((c) => ({ backbone: c.backbone, status: c.status, accuracy: c.accuracy, balancedAccuracy: c.balancedAccuracy, msPerImage: c.msPerImage, peakRssMb: c.peakRssMb, negativeTransfer: c.negativeTransfer, withinBudget: c.withinBudget })),
+      candidates: result.candidates.map((c) => ({
+        backbone: c.backbone,
+        status: c.status,
+        accuracy: c.accuracy,
+        balancedAccuracy: c.balancedAccuracy,
+        msPerImage: c.msPerImage,
+        peakRssMb: c.peakRssMb,
+        negativeTransfer: c.negativeTransfer,
+        withinBudget: c.withinBudget,
+      })),
     },
   };
 }

@@ -78,7 +78,10 @@ export const serveCommand: Command = {
     const host = values.host ?? '127.0.0.1';
     const benchPrepared = values.bench ? await prepareBrowserBench(values.bench) : undefined;
     // In bench mode the page's own backbone is the profile's first one (present, since the bench needs it).
-    const backbone = await prepareServedBackbone(values.backbone ?? benchPrepared?.backbones[0]?.info.path ?? DEFAULT_BACKBONE_ID, { embeddingTensor: values.embedding });
+    const backbone = await prepareServedBackbone(
+      values.backbone ?? benchPrepared?.backbones[0]?.info.path ?? DEFAULT_BACKBONE_ID,
+      { embeddingTensor: values.embedding },
+    );
     let benchExit: ((code: number) => void) | undefined;
     const benchDone = new Promise<number>((resolveDone) => (benchExit = resolveDone));
     let bench: KioskServerOptions['bench'];
@@ -89,7 +92,9 @@ export const serveCommand: Command = {
         backbones: benchPrepared.backbones,
         onResults: async (body) => {
           if (body && typeof body === 'object' && 'error' in body) {
-            process.stderr.write(`edgetl serve: the browser benchmark failed: ${String((body as { error: unknown }).error)}\n`);
+            process.stderr.write(
+              `edgetl serve: the browser benchmark failed: ${String((body as { error: unknown }).error)}\n`,
+            );
             benchExit?.(1);
             return { ok: false, message: 'noted' };
           }
@@ -97,7 +102,10 @@ export const serveCommand: Command = {
           await writeFileAtomic(out, JSON.stringify(results, null, 1) + '\n');
           if (values.report) await writeFileAtomic(resolve(values.report), renderHtml(results));
           if (values.json) printJson(results);
-          else process.stdout.write(`${renderMarkdown(results)}\nresults: ${out}${values.report ? `, report: ${resolve(values.report)}` : ''}\n`);
+          else
+            process.stdout.write(
+              `${renderMarkdown(results)}\nresults: ${out}${values.report ? `, report: ${resolve(values.report)}` : ''}\n`,
+            );
           const failed = failedVerdicts(results.budgets);
           setTimeout(() => benchExit?.(values.check && failed.length > 0 ? 1 : 0), 100);
           return { ok: true, message: `Done: results written to ${out} on the server. You can close this tab.` };
@@ -116,7 +124,10 @@ export const serveCommand: Command = {
         throw new EdgetlError('head-read', `cannot read head file ${file}: ${describeError(error)}`, { file });
       }
       // Refuse here, at the terminal, rather than on the kiosk screen.
-      const parsed = Head.parse(json, { file, backbone: { id: backbone.id, sha256: backbone.sha256, embeddingDim: backbone.embeddingDim } });
+      const parsed = Head.parse(json, {
+        file,
+        backbone: { id: backbone.id, sha256: backbone.sha256, embeddingDim: backbone.embeddingDim },
+      });
       printHeadWarnings(parsed);
       parsedHeads.push(parsed);
       heads.push({ name: basename(given), json });
@@ -132,8 +143,12 @@ export const serveCommand: Command = {
       onLog: values.debug ? (line) => process.stderr.write(`${line}\n`) : undefined,
     });
     if (benchPrepared) {
-      if (values.json) printJson({ url: `${server.url}bench`, port: server.port, profile: benchPrepared.loaded.profile.name });
-      else process.stdout.write(`edgetl browser benchmark ${benchPrepared.loaded.profile.name}: open ${server.url}bench in the browser to measure (Ctrl-C stops)\n`);
+      if (values.json)
+        printJson({ url: `${server.url}bench`, port: server.port, profile: benchPrepared.loaded.profile.name });
+      else
+        process.stdout.write(
+          `edgetl browser benchmark ${benchPrepared.loaded.profile.name}: open ${server.url}bench in the browser to measure (Ctrl-C stops)\n`,
+        );
       const stop = () => benchExit?.(130);
       process.on('SIGINT', stop);
       const code = await benchDone;
@@ -142,14 +157,33 @@ export const serveCommand: Command = {
       return code;
     }
     if (values.json) {
-      printJson({ url: server.url, port: server.port, host: server.host, backbone: { id: backbone.id, sha256: backbone.sha256, embeddingDim: backbone.embeddingDim, path: backbone.path }, head: values.head?.[0] ?? null, heads: values.head ?? [] });
+      printJson({
+        url: server.url,
+        port: server.port,
+        host: server.host,
+        backbone: {
+          id: backbone.id,
+          sha256: backbone.sha256,
+          embeddingDim: backbone.embeddingDim,
+          path: backbone.path,
+        },
+        head: values.head?.[0] ?? null,
+        heads: values.head ?? [],
+      });
     } else {
       process.stdout.write(
         [
           `edgetl kiosk: ${server.url}`,
           `  backbone ${backbone.id} (${backbone.embeddingDim}-d embedding, ${(backbone.model.byteLength / 1e6).toFixed(1)} MB feature extractor) from ${backbone.path}`,
-          ...(values.head ?? []).map((h, i) => `  head ${h}${i === 0 && (values.head?.length ?? 0) > 1 ? ' (trained and shown in the page; the others predict beside it)' : ''}`),
-          ...(host !== '127.0.0.1' && host !== 'localhost' && host !== '::1' ? [`  note: on ${host} the camera needs https in front of this server (browsers allow it only on secure origins)`] : []),
+          ...(values.head ?? []).map(
+            (h, i) =>
+              `  head ${h}${i === 0 && (values.head?.length ?? 0) > 1 ? ' (trained and shown in the page; the others predict beside it)' : ''}`,
+          ),
+          ...(host !== '127.0.0.1' && host !== 'localhost' && host !== '::1'
+            ? [
+                `  note: on ${host} the camera needs https in front of this server (browsers allow it only on secure origins)`,
+              ]
+            : []),
           '  Ctrl-C stops the server.',
           '',
         ].join('\n'),

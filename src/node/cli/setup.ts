@@ -29,11 +29,18 @@ function printHuman(result: CudaSetupResult): void {
   const { install } = result;
   if (install) {
     const what = install.dryRun ? 'would place' : 'placed';
-    out(`${install.package.name}@${install.package.version}: CUDA ${install.package.cudaMajor} provider built from onnxruntime ${install.package.onnxruntimeVersion}`);
-    out(`  from ${install.source.kind === 'npm' ? `the npm registry (${install.source.downloaded ? 'downloaded to' : 'kept at'} ${install.source.path})` : install.source.path}`);
+    out(
+      `${install.package.name}@${install.package.version}: CUDA ${install.package.cudaMajor} provider built from onnxruntime ${install.package.onnxruntimeVersion}`,
+    );
+    out(
+      `  from ${install.source.kind === 'npm' ? `the npm registry (${install.source.downloaded ? 'downloaded to' : 'kept at'} ${install.source.path})` : install.source.path}`,
+    );
     out(`  into onnxruntime-node ${install.core.version}: ${install.core.bindingDir}`);
     out(`  ${install.compatibility.detail}`);
-    for (const file of install.files) out(`  ${file.action === 'would-place' ? what : file.action}: ${file.name} (${(file.bytes / 1e6).toFixed(1)} MB, sha256 ${file.sha256.slice(0, 12)})`);
+    for (const file of install.files)
+      out(
+        `  ${file.action === 'would-place' ? what : file.action}: ${file.name} (${(file.bytes / 1e6).toFixed(1)} MB, sha256 ${file.sha256.slice(0, 12)})`,
+      );
     for (const warning of install.warnings) out(`  note: ${warning}`);
     out();
   }
@@ -43,13 +50,19 @@ function printHuman(result: CudaSetupResult): void {
     out('CUDA is not ready: onnxruntime could not open a session on CUDA (see the load check below)');
   } else {
     out(`CUDA is not ready here yet. Missing:`);
-    for (const piece of result.assessment.missing) out(`  - ${piece.detail}${piece.fix && !piece.detail.includes(piece.fix) ? `\n      fix: ${piece.fix}` : ''}`);
+    for (const piece of result.assessment.missing)
+      out(`  - ${piece.detail}${piece.fix && !piece.detail.includes(piece.fix) ? `\n      fix: ${piece.fix}` : ''}`);
   }
-  if (result.loadCheck) out(`load check (a one-node model on CUDA, in a child process): ${result.loadCheck.outcome}: ${result.loadCheck.message}`);
+  if (result.loadCheck)
+    out(
+      `load check (a one-node model on CUDA, in a child process): ${result.loadCheck.outcome}: ${result.loadCheck.message}`,
+    );
   else if (result.loadCheckSkipped) out(`load check skipped: ${result.loadCheckSkipped}`);
   if (result.ready && result.loadCheck?.outcome === 'runs') {
     out();
-    out('Next: edgetl embed <images> --backbone <id> --ep cuda --strict-ep   (compare with --ep cpu: the vectors should agree)');
+    out(
+      'Next: edgetl embed <images> --backbone <id> --ep cuda --strict-ep   (compare with --ep cpu: the vectors should agree)',
+    );
   }
 }
 
@@ -94,17 +107,29 @@ Examples:
     const { values, positionals } = parseCommandLine(argv, setupOptions);
     const [what, ...extra] = positionals;
     if (what === undefined) throw new EdgetlError('usage', 'missing what to set up: edgetl setup cuda');
-    if (what !== 'cuda') throw new EdgetlError('usage', `unknown setup "${what}": edgetl setup cuda is the one there is`);
+    if (what !== 'cuda')
+      throw new EdgetlError('usage', `unknown setup "${what}": edgetl setup cuda is the one there is`);
     if (extra.length > 0) throw new EdgetlError('usage', `unexpected argument "${extra[0]}"`);
-    if (values.check && (values.from !== undefined || values['dry-run'])) throw new EdgetlError('usage', '--check installs nothing: leave out --from and --dry-run');
+    if (values.check && (values.from !== undefined || values['dry-run']))
+      throw new EdgetlError('usage', '--check installs nothing: leave out --from and --dry-run');
 
     const progress = values.json ? undefined : (message: string) => process.stderr.write(`edgetl setup: ${message}\n`);
     const install = values.check
       ? undefined
-      : await installCudaProvider({ from: values.from, dryRun: values['dry-run'] === true, allowVersionMismatch: values['allow-version-mismatch'] === true, onProgress: progress });
+      : await installCudaProvider({
+          from: values.from,
+          dryRun: values['dry-run'] === true,
+          allowVersionMismatch: values['allow-version-mismatch'] === true,
+          onProgress: progress,
+        });
     const facts = gatherHostFacts();
     const assessment = assessCuda(facts);
-    const result: CudaSetupResult = { ...(install ? { install } : {}), ready: assessment.ready, assessment, cuda: facts.cuda };
+    const result: CudaSetupResult = {
+      ...(install ? { install } : {}),
+      ready: assessment.ready,
+      assessment,
+      cuda: facts.cuda,
+    };
     if (values['no-load-check']) result.loadCheckSkipped = '--no-load-check';
     else if (install?.dryRun) result.loadCheckSkipped = 'dry run: nothing was placed';
     else if (!assessment.tryable) result.loadCheckSkipped = 'the provider or a library it needs is missing (see above)';

@@ -67,7 +67,8 @@ const TRAIN_FROM_A_FOLDER = 'npm start -- <dir>   (or edgetl start <dir>; <dir>/
 
 export const startCommand: Command = {
   name: 'start',
-  summary: 'the main job: train a head on a labelled folder (or teach one in the kiosk app), predict, serve the kiosk app',
+  summary:
+    'the main job: train a head on a labelled folder (or teach one in the kiosk app), predict, serve the kiosk app',
   help: `Usage: edgetl start [<train-dir>] [--val <dir>] [--out head.json] [--backbone <id|path>] [--ep cpu|webgpu|cuda|auto]
                     [--type linear|mlp|prototype] [--port 8080] [--no-serve] [--json]
 
@@ -89,14 +90,21 @@ Each step is a verb of its own, with more options: edgetl train --help, edgetl p
 `,
   async run(argv) {
     const { values, positionals } = parseCommandLine(argv, options);
-    if (positionals.length > 1) throw new EdgetlError('usage', `expected at most one folder, got ${positionals.length}: ${positionals.join(' ')}`);
+    if (positionals.length > 1)
+      throw new EdgetlError(
+        'usage',
+        `expected at most one folder, got ${positionals.length}: ${positionals.join(' ')}`,
+      );
     const port = parseNumberOption(values.port, 'port', 8080, { integer: true, min: 0, max: 65535 });
     const json = values.json === true;
     // With --json stdout carries only the steps' JSON; the narration goes to stderr.
     const say = (text: string) => (json ? process.stderr : process.stdout).write(text);
     const jsonFlag = json ? ['--json'] : [];
     const debugFlag = values.debug ? ['--debug'] : [];
-    const backboneFlags = [...(values.backbone ? ['--backbone', values.backbone] : []), ...(values.ep ? ['--ep', values.ep] : [])];
+    const backboneFlags = [
+      ...(values.backbone ? ['--backbone', values.backbone] : []),
+      ...(values.ep ? ['--ep', values.ep] : []),
+    ];
     const serveArgs = (head?: string) => [
       ...(head ? ['--head', head] : []),
       '--port',
@@ -114,7 +122,16 @@ Each step is a verb of its own, with more options: edgetl train --help, edgetl p
         say(`No folder given and no sample dataset found${looked}.\n`);
         if (values['no-serve']) {
           const backbone = await prepareServedBackbone(values.backbone ?? DEFAULT_BACKBONE_ID);
-          if (json) printJson({ dataset: null, backbone: { id: backbone.id, sha256: backbone.sha256, embeddingDim: backbone.embeddingDim, path: backbone.path } });
+          if (json)
+            printJson({
+              dataset: null,
+              backbone: {
+                id: backbone.id,
+                sha256: backbone.sha256,
+                embeddingDim: backbone.embeddingDim,
+                path: backbone.path,
+              },
+            });
           say(
             `Backbone ${backbone.id} is ready (${backbone.embeddingDim}-d embedding, from ${backbone.path}).\n` +
               `Done (--no-serve). Teach it in the kiosk app: npm start (or edgetl serve); train from a folder: ${TRAIN_FROM_A_FOLDER}\n`,
@@ -133,13 +150,29 @@ Each step is a verb of its own, with more options: edgetl train --help, edgetl p
     const headPath = resolve(values.out ?? join(edgetlCacheDir(), 'start', 'head.json'));
 
     say(`[1/3] edgetl train ${trainDir}${valDir ? ` --val ${valDir}` : ''}\n`);
-    const trainArgs = [trainDir, '--out', headPath, ...backboneFlags, ...(valDir ? ['--val', valDir] : []), ...(values.type ? ['--head', values.type] : []), ...jsonFlag, ...debugFlag];
+    const trainArgs = [
+      trainDir,
+      '--out',
+      headPath,
+      ...backboneFlags,
+      ...(valDir ? ['--val', valDir] : []),
+      ...(values.type ? ['--head', values.type] : []),
+      ...jsonFlag,
+      ...debugFlag,
+    ];
     const trained = await trainCommand.run(trainArgs);
     if (trained !== 0) return trained;
 
     const photos = await samplePhotos(valDir ?? trainDir, 2);
     say(`\n[2/3] edgetl predict (${photos.length} photos from ${valDir ?? trainDir}) --head ${headPath}\n`);
-    const predicted = await predictCommand.run([...photos, '--head', headPath, ...backboneFlags, ...jsonFlag, ...debugFlag]);
+    const predicted = await predictCommand.run([
+      ...photos,
+      '--head',
+      headPath,
+      ...backboneFlags,
+      ...jsonFlag,
+      ...debugFlag,
+    ]);
     if (predicted !== 0) return predicted;
 
     if (values['no-serve']) {

@@ -5,8 +5,6 @@ import { stratifiedSplit } from '../../core/heads/data.js';
 import { evaluateHead } from '../../core/heads/evaluate.js';
 import type { HeldOutMetrics } from '../../core/heads/metrics.js';
 import type { TrainHeadOptions } from '../../core/heads/train.js';
-import type { Head } from '../../core/heads/head.js';
-import { type DriftReport, driftReport } from '../../core/heads/drift.js';
 import type { NormalizationKind } from '../../core/heads/normalization.js';
 import type { HeadType, WeightDType } from '../../core/formats/head-file.js';
 import { EdgetlError } from '../../core/util/errors.js';
@@ -65,7 +63,8 @@ const trainOptions = {
 
 function choice<T extends string>(value: string | undefined, name: string, choices: readonly T[], fallback: T): T {
   if (value === undefined) return fallback;
-  if (!choices.includes(value as T)) throw new EdgetlError('usage', `--${name} must be one of ${choices.join(', ')}, got "${value}"`);
+  if (!choices.includes(value as T))
+    throw new EdgetlError('usage', `--${name} must be one of ${choices.join(', ')}, got "${value}"`);
   return value as T;
 }
 
@@ -73,29 +72,57 @@ type Values = ReturnType<typeof parseCommandLine<typeof trainOptions>>['values']
 
 export function trainHeadOptionsFromFlags(values: Values): TrainHeadOptions {
   const type = choice<HeadType>(values.head, 'head', ['linear', 'mlp', 'prototype'], 'linear');
-  const hidden = values.hidden?.split(',').map((w, i) => parseNumberOption(w.trim(), `hidden (layer ${i + 1})`, 0, { integer: true, min: 1, max: 65536 }));
-  if (hidden && (hidden.length < 1 || hidden.length > 2)) throw new EdgetlError('usage', `--hidden takes one or two layer widths, e.g. 256 or 512,128; got "${values.hidden}"`);
+  const hidden = values.hidden
+    ?.split(',')
+    .map((w, i) => parseNumberOption(w.trim(), `hidden (layer ${i + 1})`, 0, { integer: true, min: 1, max: 65536 }));
+  if (hidden && (hidden.length < 1 || hidden.length > 2))
+    throw new EdgetlError(
+      'usage',
+      `--hidden takes one or two layer widths, e.g. 256 or 512,128; got "${values.hidden}"`,
+    );
   return {
     type,
     seed: parseNumberOption(values.seed, 'seed', 0, { integer: true, min: 0 }),
-    l2: values.l2 === undefined || values.l2 === 'auto' ? 'auto' : parseNumberOption(values.l2, 'l2', 0, { min: 1e-12 }),
-    folds: values.folds === undefined ? undefined : parseNumberOption(values.folds, 'folds', 3, { integer: true, min: 2, max: 20 }),
+    l2:
+      values.l2 === undefined || values.l2 === 'auto' ? 'auto' : parseNumberOption(values.l2, 'l2', 0, { min: 1e-12 }),
+    folds:
+      values.folds === undefined
+        ? undefined
+        : parseNumberOption(values.folds, 'folds', 3, { integer: true, min: 2, max: 20 }),
     l2Criterion: choice(values['l2-criterion'], 'l2-criterion', ['accuracy', 'logLoss'] as const, 'accuracy'),
     solver: choice(values.solver, 'solver', ['lbfgs', 'minibatch'] as const, 'lbfgs'),
     classWeight: choice(values['class-weight'], 'class-weight', ['none', 'balanced'] as const, 'none'),
-    normalization: values.normalize === undefined ? undefined : choice<NormalizationKind>(values.normalize, 'normalize', ['standardize', 'l2', 'none'], 'standardize'),
-    rejectRate: values['reject-rate'] === undefined ? undefined : parseNumberOption(values['reject-rate'], 'reject-rate', 0, { min: 0, max: 0.5 }),
+    normalization:
+      values.normalize === undefined
+        ? undefined
+        : choice<NormalizationKind>(values.normalize, 'normalize', ['standardize', 'l2', 'none'], 'standardize'),
+    rejectRate:
+      values['reject-rate'] === undefined
+        ? undefined
+        : parseNumberOption(values['reject-rate'], 'reject-rate', 0, { min: 0, max: 0.5 }),
     calibrate: values['no-calibrate'] !== true,
     mlp: {
       ...(hidden ? { hidden } : {}),
-      ...(values.activation ? { activation: choice(values.activation, 'activation', ['relu', 'gelu'] as const, 'relu') } : {}),
+      ...(values.activation
+        ? { activation: choice(values.activation, 'activation', ['relu', 'gelu'] as const, 'relu') }
+        : {}),
       ...(values.dropout ? { dropout: parseNumberOption(values.dropout, 'dropout', 0, { min: 0, max: 0.9 }) } : {}),
-      ...(values.epochs ? { epochs: parseNumberOption(values.epochs, 'epochs', 0, { integer: true, min: 1, max: 100000 }) } : {}),
+      ...(values.epochs
+        ? { epochs: parseNumberOption(values.epochs, 'epochs', 0, { integer: true, min: 1, max: 100000 }) }
+        : {}),
       ...(values.lr ? { learningRate: parseNumberOption(values.lr, 'lr', 0, { min: 1e-8, max: 10 }) } : {}),
-      ...(values['weight-decay'] ? { weightDecay: parseNumberOption(values['weight-decay'], 'weight-decay', 0, { min: 0, max: 10 }) } : {}),
-      ...(values['label-smoothing'] ? { labelSmoothing: parseNumberOption(values['label-smoothing'], 'label-smoothing', 0, { min: 0, max: 0.5 }) } : {}),
-      ...(values['mlp-batch'] ? { batchSize: parseNumberOption(values['mlp-batch'], 'mlp-batch', 0, { integer: true, min: 1, max: 65536 }) } : {}),
-      ...(values.patience ? { patience: parseNumberOption(values.patience, 'patience', 0, { integer: true, min: 1, max: 100000 }) } : {}),
+      ...(values['weight-decay']
+        ? { weightDecay: parseNumberOption(values['weight-decay'], 'weight-decay', 0, { min: 0, max: 10 }) }
+        : {}),
+      ...(values['label-smoothing']
+        ? { labelSmoothing: parseNumberOption(values['label-smoothing'], 'label-smoothing', 0, { min: 0, max: 0.5 }) }
+        : {}),
+      ...(values['mlp-batch']
+        ? { batchSize: parseNumberOption(values['mlp-batch'], 'mlp-batch', 0, { integer: true, min: 1, max: 65536 }) }
+        : {}),
+      ...(values.patience
+        ? { patience: parseNumberOption(values.patience, 'patience', 0, { integer: true, min: 1, max: 100000 }) }
+        : {}),
     },
   };
 }
@@ -113,7 +140,10 @@ function duplicateWarning(data: LabelledEmbeddings): string | undefined {
   if (groups.length === 0) return undefined;
   const extra = groups.reduce((sum, group) => sum + group.length - 1, 0);
   const conflicting = groups.filter((group) => new Set(group.map((i) => data.labels[i])).size > 1).length;
-  const shown = groups.slice(0, 3).map((group) => group.map((i) => shortPath(data.paths[i]!)).join(' = ')).join('; ');
+  const shown = groups
+    .slice(0, 3)
+    .map((group) => group.map((i) => shortPath(data.paths[i]!)).join(' = '))
+    .join('; ');
   return (
     `${extra} training example(s) repeat another's image content (${shown}${groups.length > 3 ? `; ... ${groups.length} groups in all` : ''})` +
     `${conflicting > 0 ? `, ${conflicting} group(s) with different labels` : ''}: cross-validation and held-out figures count copies on both sides and read optimistic; remove the copies`
@@ -188,26 +218,50 @@ Examples:
   async run(argv) {
     const { values, positionals } = parseCommandLine(argv, trainOptions);
     if (positionals.length !== 1) {
-      throw new EdgetlError('usage', positionals.length === 0 ? 'missing <dir|embeddings-prefix>: the labelled training data (see --help)' : `expected one training folder or embedding set, got ${positionals.length}: ${positionals.join(' ')}`);
+      throw new EdgetlError(
+        'usage',
+        positionals.length === 0
+          ? 'missing <dir|embeddings-prefix>: the labelled training data (see --help)'
+          : `expected one training folder or embedding set, got ${positionals.length}: ${positionals.join(' ')}`,
+      );
     }
     if (!values.out) throw new EdgetlError('usage', 'missing --out <head.json>: where to write the trained head');
-    if (values.val && values['val-split']) throw new EdgetlError('usage', 'give either --val <dir|prefix> or --val-split F, not both');
+    if (values.val && values['val-split'])
+      throw new EdgetlError('usage', 'give either --val <dir|prefix> or --val-split F, not both');
     const options = trainHeadOptionsFromFlags(values);
     const dtype = choice<WeightDType>(values.dtype, 'dtype', ['float16', 'float32', 'int8'], 'float16');
-    const augment = values.augment === undefined ? undefined : choice(values.augment, 'augment', ['flip'] as const, 'flip');
-    const valSplit = values['val-split'] === undefined ? 0 : parseNumberOption(values['val-split'], 'val-split', 0, { min: 0.01, max: 0.9 });
+    const augment =
+      values.augment === undefined ? undefined : choice(values.augment, 'augment', ['flip'] as const, 'flip');
+    const valSplit =
+      values['val-split'] === undefined
+        ? 0
+        : parseNumberOption(values['val-split'], 'val-split', 0, { min: 0.01, max: 0.9 });
     if (existsSync(values.out) && statSync(values.out).isDirectory()) {
-      throw new EdgetlError('usage', `--out ${values.out} is a folder; give a file name such as ${values.out}/head.json`);
+      throw new EdgetlError(
+        'usage',
+        `--out ${values.out} is a folder; give a file name such as ${values.out}/head.json`,
+      );
     }
 
     const input = positionals[0]!;
-    const selectFlags = (['backbones', 'profile', 'max-ms-per-image', 'max-memory-mb'] as const).filter((f) => values[f] !== undefined);
-    if (values.backbone !== 'best' && selectFlags.length > 0) throw new EdgetlError('usage', `--${selectFlags[0]} chooses among backbones: it needs --backbone best`);
+    const selectFlags = (['backbones', 'profile', 'max-ms-per-image', 'max-memory-mb'] as const).filter(
+      (f) => values[f] !== undefined,
+    );
+    if (values.backbone !== 'best' && selectFlags.length > 0)
+      throw new EdgetlError('usage', `--${selectFlags[0]} chooses among backbones: it needs --backbone best`);
     let selection: SelectionRecord | undefined;
     let backboneValues = values;
     if (values.backbone === 'best') {
-      if (isEmbeddingSet(input)) throw new EdgetlError('usage', `--backbone best compares backbones on the photos: give the training folder, not the embedding set ${input}`);
-      const picked = await pickBackboneForTraining(input, { ...values, head: options.type, seed: String(options.seed ?? 0), folds: values.folds }, values.json !== true && process.stderr.isTTY === true);
+      if (isEmbeddingSet(input))
+        throw new EdgetlError(
+          'usage',
+          `--backbone best compares backbones on the photos: give the training folder, not the embedding set ${input}`,
+        );
+      const picked = await pickBackboneForTraining(
+        input,
+        { ...values, head: options.type, seed: String(options.seed ?? 0), folds: values.folds },
+        values.json !== true && process.stderr.isTTY === true,
+      );
       selection = picked.record;
       backboneValues = { ...values, backbone: picked.backbone };
     }
@@ -222,7 +276,10 @@ Examples:
       if (values.val) {
         val = await labelledEmbeddings(values.val, backbone, values, 'validation data');
         if (val.backbone.sha256 !== train.backbone.sha256) {
-          throw new EdgetlError('backbone-mismatch', `validation data ${values.val} comes from backbone ${val.backbone.id} but the training data from ${train.backbone.id}: embed both with the same backbone`);
+          throw new EdgetlError(
+            'backbone-mismatch',
+            `validation data ${values.val} comes from backbone ${val.backbone.id} but the training data from ${train.backbone.id}: embed both with the same backbone`,
+          );
         }
       } else if (valSplit > 0) {
         const targets = train.labels.map((l) => train.classes.indexOf(l));
@@ -237,11 +294,20 @@ Examples:
       if (augment === 'flip') {
         const opened = await backbone.open();
         if (opened.sha256 !== train.backbone.sha256) {
-          throw new EdgetlError('backbone-mismatch', `--augment flip embeds the training images again with ${opened.id}, but the training embeddings come from ${train.backbone.id}`);
+          throw new EdgetlError(
+            'backbone-mismatch',
+            `--augment flip embeds the training images again with ${opened.id}, but the training embeddings come from ${train.backbone.id}`,
+          );
         }
-        const flipBar = new ProgressBar('embedding flipped views', values.json !== true && process.stderr.isTTY === true);
+        const flipBar = new ProgressBar(
+          'embedding flipped views',
+          values.json !== true && process.stderr.isTTY === true,
+        );
         const flipStarted = performance.now();
-        const flipped = await flippedEmbeddings(opened, train.paths, { useCache: values['no-cache'] !== true, onProgress: (d, t) => flipBar.update(d, t) });
+        const flipped = await flippedEmbeddings(opened, train.paths, {
+          useCache: values['no-cache'] !== true,
+          onProgress: (d, t) => flipBar.update(d, t),
+        });
         flipBar.finish();
         train.embedSeconds += (performance.now() - flipStarted) / 1000;
         const rows = train.labels.length;
@@ -249,18 +315,34 @@ Examples:
         augmented = kept.length;
         trainEmbeddings = new Float32Array((rows + kept.length) * train.dim);
         trainEmbeddings.set(train.embeddings);
-        kept.forEach((row, i) => trainEmbeddings.set(flipped.embeddings.subarray(row * train.dim, (row + 1) * train.dim), (rows + i) * train.dim));
+        kept.forEach((row, i) =>
+          trainEmbeddings.set(
+            flipped.embeddings.subarray(row * train.dim, (row + 1) * train.dim),
+            (rows + i) * train.dim,
+          ),
+        );
         trainLabels = [...train.labels, ...kept.map((row) => train.labels[row])];
         // a view and its original form one group: no fold ever trains on one and scores the other
         groups = Int32Array.from([...Array.from({ length: rows }, (_, i) => i), ...kept]);
       }
       if (train.classes.length < 2) {
-        throw new EdgetlError('usage', `training data ${shortPath(input)} has only one class (${train.classes[0]}): a head needs at least 2 classes to tell apart`);
+        throw new EdgetlError(
+          'usage',
+          `training data ${shortPath(input)} has only one class (${train.classes[0]}): a head needs at least 2 classes to tell apart`,
+        );
       }
 
-      const fineTune = values['fine-tune'] === undefined ? undefined : choice(values['fine-tune'], 'fine-tune', ['last-block'] as const, 'last-block');
-      if (fineTune && train.source !== 'folder') throw new EdgetlError('usage', `--fine-tune last-block needs the training images (a folder of class folders), not the embedding set ${shortPath(input)}`);
-      if (fineTune && (options.type ?? 'linear') !== 'linear') throw new EdgetlError('usage', `--fine-tune last-block trains a linear head; drop --head ${options.type}`);
+      const fineTune =
+        values['fine-tune'] === undefined
+          ? undefined
+          : choice(values['fine-tune'], 'fine-tune', ['last-block'] as const, 'last-block');
+      if (fineTune && train.source !== 'folder')
+        throw new EdgetlError(
+          'usage',
+          `--fine-tune last-block needs the training images (a folder of class folders), not the embedding set ${shortPath(input)}`,
+        );
+      if (fineTune && (options.type ?? 'linear') !== 'linear')
+        throw new EdgetlError('usage', `--fine-tune last-block trains a linear head; drop --head ${options.type}`);
       const bar = new ProgressBar('training', values.json !== true && process.stderr.isTTY === true);
       const started = performance.now();
       let head = await trainHead(trainEmbeddings, trainLabels, {
@@ -288,8 +370,21 @@ Examples:
           dtype,
           seed: options.seed,
           useCache: values['no-cache'] !== true,
-          ...(values['fine-tune-epochs'] ? { epochs: parseNumberOption(values['fine-tune-epochs'], 'fine-tune-epochs', 8, { integer: true, min: 1, max: 1000 }) } : {}),
-          ...(values['activation-memory'] ? { memoryBytes: parseNumberOption(values['activation-memory'], 'activation-memory', 512, { min: 0 }) * 1024 * 1024 } : {}),
+          ...(values['fine-tune-epochs']
+            ? {
+                epochs: parseNumberOption(values['fine-tune-epochs'], 'fine-tune-epochs', 8, {
+                  integer: true,
+                  min: 1,
+                  max: 1000,
+                }),
+              }
+            : {}),
+          ...(values['activation-memory']
+            ? {
+                memoryBytes:
+                  parseNumberOption(values['activation-memory'], 'activation-memory', 512, { min: 0 }) * 1024 * 1024,
+              }
+            : {}),
           onProgress: (stage, done, total) => {
             const elapsed = (performance.now() - ftStarted) / 1000;
             const eta = done > 0 && done < total ? ` ETA ${Math.ceil((elapsed / done) * (total - done))} s` : '';
@@ -301,7 +396,11 @@ Examples:
         fineTuneReport = tuned.report;
         if (head.adaptedBlock && val && val.labels.length > 0) {
           // validation through the adapted graph, as `edgetl eval` and prediction run it
-          const adapted = new LazyBackbone({ ...values, backbone: (await backbone.open()).modelPath }, train.backbone.id, adaptedBackboneOptions(head));
+          const adapted = new LazyBackbone(
+            { ...values, backbone: (await backbone.open()).modelPath },
+            train.backbone.id,
+            adaptedBackboneOptions(head),
+          );
           try {
             const opened = await adapted.open();
             const embedded = await opened.embedMany(val.paths, { strict: true, useCache: values['no-cache'] !== true });
@@ -312,13 +411,25 @@ Examples:
         }
       }
       const trainSeconds = (performance.now() - started) / 1000;
-      const evaluation = val && val.labels.length > 0 ? evaluateHead(head, val, `validation data ${values.val ?? `(--val-split ${valSplit})`}`) : undefined;
+      const evaluation =
+        val && val.labels.length > 0
+          ? evaluateHead(head, val, `validation data ${values.val ?? `(--val-split ${valSplit})`}`)
+          : undefined;
 
-      const originalCounts = Object.fromEntries(head.labels.map((label) => [label, train.labels.filter((l) => l === label).length]));
+      const originalCounts = Object.fromEntries(
+        head.labels.map((label) => [label, train.labels.filter((l) => l === label).length]),
+      );
       head.training = {
         ...head.training,
         counts: originalCounts,
-        data: { source: train.source, path: train.path, rows: train.labels.length, skipped: train.skipped.length, augment: augment ?? 'none', augmentedRows: augmented },
+        data: {
+          source: train.source,
+          path: train.path,
+          rows: train.labels.length,
+          skipped: train.skipped.length,
+          augment: augment ?? 'none',
+          augmentedRows: augmented,
+        },
         executionProvider: train.executionProvider,
         embedSeconds: train.embedSeconds,
         trainSeconds,
@@ -326,7 +437,16 @@ Examples:
         metrics: {
           ...head.training.metrics,
           ...(evaluation
-            ? { validation: { source: values.val ?? `val-split ${valSplit}`, ...evaluation.metrics, rejected: evaluation.rejected, closedSetAccuracy: evaluation.closedSetAccuracy, rejectedRate: evaluation.openSet.rejectedRate, acceptedAccuracy: evaluation.openSet.acceptedAccuracy } }
+            ? {
+                validation: {
+                  source: values.val ?? `val-split ${valSplit}`,
+                  ...evaluation.metrics,
+                  rejected: evaluation.rejected,
+                  closedSetAccuracy: evaluation.closedSetAccuracy,
+                  rejectedRate: evaluation.openSet.rejectedRate,
+                  acceptedAccuracy: evaluation.openSet.acceptedAccuracy,
+                },
+              }
             : {}),
         },
       };
@@ -351,10 +471,21 @@ Examples:
               acceptedAccuracy: evaluation.openSet.acceptedAccuracy,
             }
           : null,
-        embedSeconds: Number(train.embedSeconds.toFixed(3)) + (val && val !== train && values.val ? Number(val.embedSeconds.toFixed(3)) : 0),
+        embedSeconds:
+          Number(train.embedSeconds.toFixed(3)) +
+          (val && val !== train && values.val ? Number(val.embedSeconds.toFixed(3)) : 0),
         trainSeconds: Number(trainSeconds.toFixed(3)),
         headBytes,
-        ...(fineTuneReport ? { fineTune: { ...fineTuneReport, frozenVal: frozenValidation ? { accuracy: frozenValidation.metrics.accuracy, logLoss: frozenValidation.metrics.logLoss } : null } } : {}),
+        ...(fineTuneReport
+          ? {
+              fineTune: {
+                ...fineTuneReport,
+                frozenVal: frozenValidation
+                  ? { accuracy: frozenValidation.metrics.accuracy, logLoss: frozenValidation.metrics.logLoss }
+                  : null,
+              },
+            }
+          : {}),
         backbone: { id: head.backbone.id, sha256: head.backbone.sha256, embeddingDim: head.embeddingDim },
         executionProvider: train.executionProvider,
         options: head.training.options,
@@ -374,14 +505,28 @@ Examples:
       }
       const lines: string[] = [];
       const counts = head.training.counts;
-      lines.push(`Trained a ${head.type} head on ${train.labels.length} ${train.source === 'folder' ? 'images' : 'embeddings'} from ${shortPath(train.path)}: ${head.labels.length} classes (${head.labels.map((l) => `${l} ${counts[l]}`).join(', ')})`);
+      lines.push(
+        `Trained a ${head.type} head on ${train.labels.length} ${train.source === 'folder' ? 'images' : 'embeddings'} from ${shortPath(train.path)}: ${head.labels.length} classes (${head.labels.map((l) => `${l} ${counts[l]}`).join(', ')})`,
+      );
       if (selection) lines.push(`  selected   ${selection.picked}: ${selection.reason}`);
-      lines.push(`  backbone   ${head.backbone.id}  ${head.embeddingDim}-d  sha256 ${head.backbone.sha256.slice(0, 12)}...  (${train.executionProvider})`);
+      lines.push(
+        `  backbone   ${head.backbone.id}  ${head.embeddingDim}-d  sha256 ${head.backbone.sha256.slice(0, 12)}...  (${train.executionProvider})`,
+      );
       const o = head.training.options;
-      const detail = head.type === 'linear' ? `C ${(o.C as number | undefined)?.toPrecision(3) ?? '-'} (l2 ${(o.l2 as number).toPrecision(3)}${options.l2 === 'auto' ? `, chosen by ${o.folds}-fold cross-validation` : ''})` : head.type === 'mlp' ? `hidden ${JSON.stringify((o.mlp as { hidden: number[] }).hidden)}` : 'nearest class mean (cosine)';
-      lines.push(`  head       ${detail}; normalization ${o.normalization}; class weights ${o.classWeight}; seed ${head.training.seed}`);
+      const detail =
+        head.type === 'linear'
+          ? `C ${(o.C as number | undefined)?.toPrecision(3) ?? '-'} (l2 ${(o.l2 as number).toPrecision(3)}${options.l2 === 'auto' ? `, chosen by ${o.folds}-fold cross-validation` : ''})`
+          : head.type === 'mlp'
+            ? `hidden ${JSON.stringify((o.mlp as { hidden: number[] }).hidden)}`
+            : 'nearest class mean (cosine)';
+      lines.push(
+        `  head       ${detail}; normalization ${o.normalization}; class weights ${o.classWeight}; seed ${head.training.seed}`,
+      );
       lines.push(`  time       embedding ${summary.embedSeconds.toFixed(2)} s, training ${trainSeconds.toFixed(2)} s`);
-      if (heldOut) lines.push(`  held-out   ${heldOut.source}: accuracy ${(100 * heldOut.accuracy).toFixed(1)}%, log loss ${heldOut.logLoss.toFixed(3)}, ECE ${heldOut.ece.toFixed(3)} (temperature ${head.temperature.toFixed(3)})`);
+      if (heldOut)
+        lines.push(
+          `  held-out   ${heldOut.source}: accuracy ${(100 * heldOut.accuracy).toFixed(1)}%, log loss ${heldOut.logLoss.toFixed(3)}, ECE ${heldOut.ece.toFixed(3)} (temperature ${head.temperature.toFixed(3)})`,
+        );
       if (head.openSet) {
         lines.push(
           head.openSet.threshold === null
@@ -390,23 +535,38 @@ Examples:
         );
       }
       if (evaluation) {
-        lines.push(`  validation ${val!.labels.length} examples: closed-set accuracy ${(100 * evaluation.closedSetAccuracy).toFixed(1)}%, log loss ${evaluation.metrics.logLoss.toFixed(3)}, ECE ${evaluation.metrics.ece.toFixed(3)}`);
-        lines.push(`             open set: ${evaluation.rejected} rejected as unknown (${(100 * evaluation.openSet.rejectedRate).toFixed(1)}%), accuracy on the accepted ${(100 * evaluation.openSet.acceptedAccuracy).toFixed(1)}%, counting unknown as wrong ${(100 * evaluation.metrics.accuracy).toFixed(1)}%`);
+        lines.push(
+          `  validation ${val!.labels.length} examples: closed-set accuracy ${(100 * evaluation.closedSetAccuracy).toFixed(1)}%, log loss ${evaluation.metrics.logLoss.toFixed(3)}, ECE ${evaluation.metrics.ece.toFixed(3)}`,
+        );
+        lines.push(
+          `             open set: ${evaluation.rejected} rejected as unknown (${(100 * evaluation.openSet.rejectedRate).toFixed(1)}%), accuracy on the accepted ${(100 * evaluation.openSet.acceptedAccuracy).toFixed(1)}%, counting unknown as wrong ${(100 * evaluation.metrics.accuracy).toFixed(1)}%`,
+        );
         lines.push('');
         lines.push(formatClassificationReport(evaluation.report, head.labels));
         lines.push('');
       }
       if (fineTuneReport) {
         const cv = fineTuneReport.crossValidation;
-        lines.push(`  fine-tune  ${fineTuneReport.outcome === 'fine-tuned' ? 'last block fine-tuned' : 'frozen head kept'}: ${fineTuneReport.reason}`);
+        lines.push(
+          `  fine-tune  ${fineTuneReport.outcome === 'fine-tuned' ? 'last block fine-tuned' : 'frozen head kept'}: ${fineTuneReport.reason}`,
+        );
         if (fineTuneReport.block) lines.push(`             block ${fineTuneReport.block}`);
-        if (cv) lines.push(`             out of fold: frozen ${(100 * cv.frozenAccuracy).toFixed(2)}%, fine-tuned ${(100 * cv.fineTunedAccuracy).toFixed(2)}%`);
-        if (frozenValidation && fineTuneReport.outcome === 'fine-tuned') lines.push(`             validation: frozen ${(100 * frozenValidation.metrics.accuracy).toFixed(1)}% -> fine-tuned ${(100 * evaluation!.metrics.accuracy).toFixed(1)}%`);
+        if (cv)
+          lines.push(
+            `             out of fold: frozen ${(100 * cv.frozenAccuracy).toFixed(2)}%, fine-tuned ${(100 * cv.fineTunedAccuracy).toFixed(2)}%`,
+          );
+        if (frozenValidation && fineTuneReport.outcome === 'fine-tuned')
+          lines.push(
+            `             validation: frozen ${(100 * frozenValidation.metrics.accuracy).toFixed(1)}% -> fine-tuned ${(100 * evaluation!.metrics.accuracy).toFixed(1)}%`,
+          );
         const m = fineTuneReport.memory;
-        lines.push(`             ${fineTuneReport.rows} activation rows; activations ${fineTuneReport.activationSeconds.toFixed(1)} s, training ${fineTuneReport.trainSeconds.toFixed(1)} s${m ? `; memory: activations ${(m.memoryBytes / 2 ** 20).toFixed(0)} MiB in RAM, ${(m.spilledBytes / 2 ** 20).toFixed(0)} MiB spilled, peak RSS ${(m.peakRssBytes / 2 ** 20).toFixed(0)} MiB` : ''}`);
+        lines.push(
+          `             ${fineTuneReport.rows} activation rows; activations ${fineTuneReport.activationSeconds.toFixed(1)} s, training ${fineTuneReport.trainSeconds.toFixed(1)} s${m ? `; memory: activations ${(m.memoryBytes / 2 ** 20).toFixed(0)} MiB in RAM, ${(m.spilledBytes / 2 ** 20).toFixed(0)} MiB spilled, peak RSS ${(m.peakRssBytes / 2 ** 20).toFixed(0)} MiB` : ''}`,
+        );
       }
       for (const w of summary.warnings) lines.push(`  note       ${w}`);
-      if (summary.skipped.length > 0) lines.push(`  skipped    ${summary.skipped.length} unusable image(s) (listed with --json)`);
+      if (summary.skipped.length > 0)
+        lines.push(`  skipped    ${summary.skipped.length} unusable image(s) (listed with --json)`);
       lines.push(`  wrote      ${shortPath(values.out)} (${(headBytes / 1024).toFixed(1)} KiB, ${dtype} weights)`);
       process.stdout.write(lines.join('\n') + '\n');
       return 0;

@@ -47,8 +47,10 @@ export class ActivationStore implements ActivationRows {
 
   /** Append `n` rows laid out one after another. */
   append(values: Float32Array, n: number): void {
-    if (values.length < n * this.rowValues) throw new EdgetlError('internal', `activation store: ${values.length} values for ${n} rows of ${this.rowValues}`);
-    if (this.count + n > this.capacity) throw new EdgetlError('internal', `activation store: capacity ${this.capacity} rows exceeded`);
+    if (values.length < n * this.rowValues)
+      throw new EdgetlError('internal', `activation store: ${values.length} values for ${n} rows of ${this.rowValues}`);
+    if (this.count + n > this.capacity)
+      throw new EdgetlError('internal', `activation store: capacity ${this.capacity} rows exceeded`);
     for (let i = 0; i < n; i++) {
       const row = values.subarray(i * this.rowValues, (i + 1) * this.rowValues);
       const index = this.count++;
@@ -58,11 +60,18 @@ export class ActivationStore implements ActivationRows {
       }
       if (this.fd === undefined) {
         mkdirSync(this.options.spillDir, { recursive: true });
-        this.spillPath = join(this.options.spillDir, `activations-${process.pid}-${randomBytes(4).toString('hex')}.f32`);
+        this.spillPath = join(
+          this.options.spillDir,
+          `activations-${process.pid}-${randomBytes(4).toString('hex')}.f32`,
+        );
         try {
           this.fd = openSync(this.spillPath, 'w+');
         } catch (error) {
-          throw new EdgetlError('cache-write', `${this.spillPath}: cannot create the activation spill file (${(error as Error).message}); give more memory or a writable cache folder`, { file: this.spillPath });
+          throw new EdgetlError(
+            'cache-write',
+            `${this.spillPath}: cannot create the activation spill file (${(error as Error).message}); give more memory or a writable cache folder`,
+            { file: this.spillPath },
+          );
         }
       }
       const bytes = new Uint8Array(row.buffer, row.byteOffset, row.byteLength);
@@ -75,7 +84,8 @@ export class ActivationStore implements ActivationRows {
     const bytes = new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
     for (let i = 0; i < indices.length; i++) {
       const index = indices[i];
-      if (index < 0 || index >= this.count) throw new EdgetlError('internal', `activation store: row ${index} of ${this.count}`);
+      if (index < 0 || index >= this.count)
+        throw new EdgetlError('internal', `activation store: row ${index} of ${this.count}`);
       if (index < this.memoryRows) {
         out.set(this.memory.subarray(index * width, (index + 1) * width), i * width);
       } else {
@@ -87,7 +97,13 @@ export class ActivationStore implements ActivationRows {
   stats(): ActivationStoreStats {
     const rowBytes = this.rowValues * 4;
     const inMemory = Math.min(this.count, this.memoryRows);
-    return { rows: this.count, rowBytes, memoryBytes: this.memory.byteLength, spilledBytes: (this.count - inMemory) * rowBytes, spillFile: this.spillPath ?? null };
+    return {
+      rows: this.count,
+      rowBytes,
+      memoryBytes: this.memory.byteLength,
+      spilledBytes: (this.count - inMemory) * rowBytes,
+      spillFile: this.spillPath ?? null,
+    };
   }
 
   /** Remove the spill file. Safe to call twice. */

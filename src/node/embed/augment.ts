@@ -45,9 +45,15 @@ export async function flippedEmbeddings(
     decoded.forEach((image, i) => {
       if (!image) return;
       const { width, height } = image;
-      views.push({ index: start + i, image: { rgb: mirrorRgb(image.pixels, width, height), width, height, channels: 3 } });
+      views.push({
+        index: start + i,
+        image: { rgb: mirrorRgb(image.pixels, width, height), width, height, channels: 3 },
+      });
     });
-    const result = await backbone.embedMany(views.map((v) => v.image), { useCache: options.useCache ?? true });
+    const result = await backbone.embedMany(
+      views.map((v) => v.image),
+      { useCache: options.useCache ?? true },
+    );
     result.items.forEach((item, r) => {
       const index = views[item.index].index;
       embeddings.set(result.embeddings.subarray(r * dim, (r + 1) * dim), index * dim);

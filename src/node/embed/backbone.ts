@@ -202,7 +202,8 @@ export class Backbone implements EmbeddingBackbone {
     } = options;
     const session = await createSession(extractor.path, {
       ...execution,
-      intraOpThreads: execution.intraOpThreads ?? defaultIntraOpThreads(extractor.facts.macsPerImage, availableParallelism()),
+      intraOpThreads:
+        execution.intraOpThreads ?? defaultIntraOpThreads(extractor.facts.macsPerImage, availableParallelism()),
     });
     return new Backbone({
       resolved,
@@ -230,8 +231,17 @@ export class Backbone implements EmbeddingBackbone {
     if (!this.cacheEnabled) return Promise.resolve(undefined);
     // Decoder options that change pixels are part of the key (the pixel limit only refuses images).
     const { kernel, pillowMaxPixels, fastShrinkOnLoad } = this.decodeOptions;
-    const variant = kernel === undefined && pillowMaxPixels === undefined && fastShrinkOnLoad === undefined ? undefined : { kernel, pillowMaxPixels, fastShrinkOnLoad };
-    this.cache ??= EmbeddingCache.open({ root: this.cacheRoot, fingerprint: this.fingerprint, preprocess: this.preprocess, variant, dim: this.embeddingDim }).then(
+    const variant =
+      kernel === undefined && pillowMaxPixels === undefined && fastShrinkOnLoad === undefined
+        ? undefined
+        : { kernel, pillowMaxPixels, fastShrinkOnLoad };
+    this.cache ??= EmbeddingCache.open({
+      root: this.cacheRoot,
+      fingerprint: this.fingerprint,
+      preprocess: this.preprocess,
+      variant,
+      dim: this.embeddingDim,
+    }).then(
       (cache) => (this.openedCache = cache),
       (error: unknown) => {
         this.cacheProblem = `embedding cache unavailable (${describeError(error)}); every image is computed`;
@@ -243,7 +253,8 @@ export class Backbone implements EmbeddingBackbone {
 
   /** Worker threads for many images (started once, kept until close), the main thread for a few. */
   private decoderFor(count: number): ImageDecoder {
-    if (this.decodeThreads === 0 || count < WORKER_DECODE_MIN_IMAGES || this.workerDecoderProblem) return this.mainThreadDecoder;
+    if (this.decodeThreads === 0 || count < WORKER_DECODE_MIN_IMAGES || this.workerDecoderProblem)
+      return this.mainThreadDecoder;
     if (!this.workerDecoder) {
       const created = WorkerDecodePool.create(this.decodeThreads, this.decodeOptions);
       if (!created.pool) {
@@ -278,13 +289,22 @@ export class Backbone implements EmbeddingBackbone {
    * Row r of `embeddings` is `items[r]`, which is `images[items[r].index]`. Give `labels` (one per image) to get back
    * `labels` aligned with the rows, ready for trainHead even when images were skipped.
    */
-  async embedMany(images: readonly ImageSource[], options: EmbedManyOptions & { labels: readonly string[] }): Promise<EmbedManyResult & { labels: string[] }>;
+  async embedMany(
+    images: readonly ImageSource[],
+    options: EmbedManyOptions & { labels: readonly string[] },
+  ): Promise<EmbedManyResult & { labels: string[] }>;
   async embedMany(images: readonly ImageSource[], options?: EmbedManyOptions): Promise<EmbedManyResult>;
-  async embedMany(images: readonly ImageSource[], options: EmbedManyOptions & { labels?: readonly string[] } = {}): Promise<EmbedManyResult & { labels?: string[] }> {
+  async embedMany(
+    images: readonly ImageSource[],
+    options: EmbedManyOptions & { labels?: readonly string[] } = {},
+  ): Promise<EmbedManyResult & { labels?: string[] }> {
     this.assertOpen();
     const labels = options.labels;
     if (labels !== undefined && labels.length !== images.length) {
-      throw new EdgetlError('bad-input', `embedMany: ${labels.length} labels for ${images.length} images; give one label per image, in the same order`);
+      throw new EdgetlError(
+        'bad-input',
+        `embedMany: ${labels.length} labels for ${images.length} images; give one label per image, in the same order`,
+      );
     }
     const result = await this.embedImages(images, options);
     // Skipped images leave no row: the labels that come back are those of the rows, in row order.
@@ -315,7 +335,10 @@ export class Backbone implements EmbeddingBackbone {
     this.assertOpen();
     const perImage = tensorElementsPerImage(this.preprocess);
     if (!Number.isInteger(count) || count < 0 || batch.length < count * perImage) {
-      throw new EdgetlError('bad-input', `embedTensors: ${batch.length} values do not hold ${count} images of ${perImage} values (${this.preprocess.layout} ${this.preprocess.width}x${this.preprocess.height})`);
+      throw new EdgetlError(
+        'bad-input',
+        `embedTensors: ${batch.length} values do not hold ${count} images of ${perImage} values (${this.preprocess.layout} ${this.preprocess.width}x${this.preprocess.height})`,
+      );
     }
     const dim = this.embeddingDim;
     const out = new Float32Array(count * dim);
@@ -334,7 +357,10 @@ export class Backbone implements EmbeddingBackbone {
       const result = await this.session.run(input, tensorDims(this.preprocess, group), EMBEDDING_OUTPUT);
       const expected = group * dim;
       if (result.data.length !== expected) {
-        throw new EdgetlError('internal', `backbone ${this.id}: embedding output has ${result.data.length} values [${result.dims.join(', ')}], expected ${group} x ${dim}`);
+        throw new EdgetlError(
+          'internal',
+          `backbone ${this.id}: embedding output has ${result.data.length} values [${result.dims.join(', ')}], expected ${group} x ${dim}`,
+        );
       }
       out.set(result.data.subarray(0, n * dim), start * dim);
     }
@@ -375,7 +401,10 @@ export class Backbone implements EmbeddingBackbone {
     }
     if (cache) {
       const { duplicates, damaged } = cache.stats();
-      await keepEmbeddingCacheInBounds(this.cacheRoot, { maxBytes: this.cacheMaxBytes, ...(duplicates > 0 || damaged > 0 ? { compactFile: cache.path } : {}) });
+      await keepEmbeddingCacheInBounds(this.cacheRoot, {
+        maxBytes: this.cacheMaxBytes,
+        ...(duplicates > 0 || damaged > 0 ? { compactFile: cache.path } : {}),
+      });
     }
   }
 }

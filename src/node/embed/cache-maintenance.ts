@@ -81,12 +81,23 @@ interface Entry {
  * lost entries or holds duplicate or damaged records. Entries the usage log does not know count as last used when
  * their file was last written.
  */
-export async function maintainEmbeddingCache(root: string, options: MaintenanceOptions = {}): Promise<MaintenanceReport> {
+export async function maintainEmbeddingCache(
+  root: string,
+  options: MaintenanceOptions = {},
+): Promise<MaintenanceReport> {
   const files = await listEmbeddingFiles(root);
   const bytesBefore = files.reduce((sum, f) => sum + f.bytes, 0);
-  const report: MaintenanceReport = { ran: false, bytesBefore, bytesAfter: bytesBefore, evicted: 0, compactedRecords: 0, filesRemoved: 0 };
+  const report: MaintenanceReport = {
+    ran: false,
+    bytesBefore,
+    bytesAfter: bytesBefore,
+    evicted: 0,
+    compactedRecords: 0,
+    filesRemoved: 0,
+  };
   const overBound = options.maxBytes !== undefined && bytesBefore > options.maxBytes;
-  if (files.length === 0 || (!overBound && options.usedBefore === undefined && options.compact === undefined)) return report;
+  if (files.length === 0 || (!overBound && options.usedBefore === undefined && options.compact === undefined))
+    return report;
   if (!overBound && options.usedBefore === undefined && options.onlyFiles) {
     const only = new Set(options.onlyFiles);
     files.splice(0, files.length, ...files.filter((f) => only.has(f.path)));
@@ -194,13 +205,20 @@ export async function embeddingCacheBound(root: string, env: NodeJS.ProcessEnv =
     try {
       return { maxBytes: parseSize(fromEnv), source: 'EDGETL_CACHE_MAX_SIZE' };
     } catch {
-      throw new EdgetlError('usage', `EDGETL_CACHE_MAX_SIZE="${fromEnv}" is not a size: write e.g. 500MB, 2GB, or none`);
+      throw new EdgetlError(
+        'usage',
+        `EDGETL_CACHE_MAX_SIZE="${fromEnv}" is not a size: write e.g. 500MB, 2GB, or none`,
+      );
     }
   }
-  const config = await readFile(join(root, CONFIG_FILE), 'utf8').then((text) => JSON.parse(text) as { embeddingsMaxBytes?: unknown }, () => undefined);
+  const config = await readFile(join(root, CONFIG_FILE), 'utf8').then(
+    (text) => JSON.parse(text) as { embeddingsMaxBytes?: unknown },
+    () => undefined,
+  );
   const configured = config?.embeddingsMaxBytes;
   if (configured === null) return { maxBytes: null, source: 'edgetl cache limit' };
-  if (typeof configured === 'number' && Number.isFinite(configured) && configured >= 0) return { maxBytes: configured, source: 'edgetl cache limit' };
+  if (typeof configured === 'number' && Number.isFinite(configured) && configured >= 0)
+    return { maxBytes: configured, source: 'edgetl cache limit' };
   return { maxBytes: DEFAULT_EMBEDDING_CACHE_MAX_BYTES, source: 'default' };
 }
 
@@ -213,7 +231,10 @@ export async function setEmbeddingCacheBound(maxBytes: number | null, root: stri
  * Enforce the bound after a run: evict least-recently-used embeddings when the cache is over it, and compact
  * `compactFile` (a file this process found duplicates in). Never throws: the cache is an optimization.
  */
-export async function keepEmbeddingCacheInBounds(root: string, options: { maxBytes?: number | null; compactFile?: string } = {}): Promise<MaintenanceReport | undefined> {
+export async function keepEmbeddingCacheInBounds(
+  root: string,
+  options: { maxBytes?: number | null; compactFile?: string } = {},
+): Promise<MaintenanceReport | undefined> {
   try {
     const maxBytes = options.maxBytes !== undefined ? options.maxBytes : (await embeddingCacheBound(root)).maxBytes;
     return await maintainEmbeddingCache(root, {
@@ -224,4 +245,3 @@ export async function keepEmbeddingCacheInBounds(root: string, options: { maxByt
     return undefined;
   }
 }
-

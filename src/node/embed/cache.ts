@@ -93,7 +93,9 @@ function canonicalJson(value: unknown): string {
  * the edgetl version (a release may change decoding or resizing; stale vectors must never be served after an upgrade).
  */
 export function preprocessHash(spec: PreprocessSpec, variant?: unknown): Buffer {
-  return createHash('sha256').update(canonicalJson({ pipeline: EMBEDDING_PIPELINE_VERSION, edgetl: EDGETL_VERSION, spec, variant })).digest();
+  return createHash('sha256')
+    .update(canonicalJson({ pipeline: EMBEDDING_PIPELINE_VERSION, edgetl: EDGETL_VERSION, spec, variant }))
+    .digest();
 }
 
 /** Cache key of encoded image bytes (a file's content): sha256, so a renamed or copied file still hits. */
@@ -102,7 +104,12 @@ export function imageBytesKey(bytes: Uint8Array): string {
 }
 
 /** Cache key of raw pixels: their geometry is part of the content. */
-export function rawPixelsKey(pixels: Uint8Array | Uint8ClampedArray, width: number, height: number, channels: number): string {
+export function rawPixelsKey(
+  pixels: Uint8Array | Uint8ClampedArray,
+  width: number,
+  height: number,
+  channels: number,
+): string {
   return createHash('sha256').update(`raw:${width}x${height}x${channels}:`).update(pixels).digest('hex');
 }
 
@@ -139,7 +146,8 @@ export class EmbeddingCache {
 
   /** Open (creating if needed) the cache file for this backbone and spec, and index its entries. */
   static async open(options: EmbeddingCacheOptions): Promise<EmbeddingCache> {
-    if (!Number.isInteger(options.dim) || options.dim <= 0) throw new Error(`embedding cache needs a positive dim, got ${options.dim}`);
+    if (!Number.isInteger(options.dim) || options.dim <= 0)
+      throw new Error(`embedding cache needs a positive dim, got ${options.dim}`);
     const specHash = preprocessHash(options.preprocess, options.variant);
     const dir = join(options.root, 'embeddings', safeSegment(options.fingerprint));
     const path = join(dir, `${specHash.toString('hex').slice(0, 24)}.d${options.dim}.bin`);
@@ -171,7 +179,9 @@ export class EmbeddingCache {
     const wasted = records - this.index.size;
     const tooLarge = size > maxBytes;
     if (!tooLarge && !(wasted >= 16 && wasted >= records * WASTE_SHARE_FOR_COMPACTION)) return;
-    const keep = tooLarge ? Math.max(0, Math.floor((maxBytes * 0.75 - HEADER_BYTES) / this.recordBytes)) : this.index.size;
+    const keep = tooLarge
+      ? Math.max(0, Math.floor((maxBytes * 0.75 - HEADER_BYTES) / this.recordBytes))
+      : this.index.size;
     const entries = [...this.index.entries()].sort((a, b) => a[1] - b[1]);
     const kept = entries.slice(Math.max(0, entries.length - keep));
     const temporary = `${this.path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
@@ -236,7 +246,13 @@ export class EmbeddingCache {
 
   /** Write the header to a private file, then hard-link it into place: exactly one concurrent creator wins. */
   private static async createIfAbsent(path: string, dim: number, specHash: Buffer): Promise<void> {
-    if (await stat(path).then(() => true, () => false)) return;
+    if (
+      await stat(path).then(
+        () => true,
+        () => false,
+      )
+    )
+      return;
     const temporary = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
     const fd = await open(temporary, 'w');
     await fd.writeFile(EmbeddingCache.header(dim, specHash));
@@ -268,7 +284,8 @@ export class EmbeddingCache {
       const { bytesRead } = await this.handle.read(chunk, 0, chunk.length, position);
       if (bytesRead === 0) break;
       position += bytesRead;
-      const buffer = carry.length > 0 ? Buffer.concat([carry, chunk.subarray(0, bytesRead)]) : chunk.subarray(0, bytesRead);
+      const buffer =
+        carry.length > 0 ? Buffer.concat([carry, chunk.subarray(0, bytesRead)]) : chunk.subarray(0, bytesRead);
       let cursor = 0;
       while (buffer.length - cursor >= this.recordBytes) {
         if (buffer.readUInt32LE(cursor) === RECORD_MAGIC) {
@@ -335,7 +352,8 @@ export class EmbeddingCache {
   /** Remember an embedding; it is appended to the file on the next flush (records batch into one write). */
   put(key: string, embedding: Float32Array): void {
     if (this.closed) throw new Error(`embedding cache ${this.path} is closed`);
-    if (embedding.length !== this.dim) throw new Error(`embedding cache ${this.path} holds ${this.dim}-d vectors, got ${embedding.length}`);
+    if (embedding.length !== this.dim)
+      throw new Error(`embedding cache ${this.path} holds ${this.dim}-d vectors, got ${embedding.length}`);
     if (!/^[0-9a-f]{64}$/.test(key)) throw new Error(`embedding cache key must be a hex sha256, got "${key}"`);
     this.used.add(key);
     if (this.has(key)) return;
@@ -358,19 +376,21 @@ export class EmbeddingCache {
     if (this.pendingRecords.length > 0) {
       const batch = Buffer.concat(this.pendingRecords);
       this.pendingRecords = [];
-      this.writeChain = this.writeChain.then(async () => {
-        // O_APPEND + one write: the record lands whole at the end, even with another process appending.
-        let written = 0;
-        while (written < batch.length) {
-          const { bytesWritten } = await this.handle.write(batch, written, batch.length - written);
-          if (bytesWritten <= 0) throw Object.assign(new Error('no space left on device'), { code: 'ENOSPC' });
-          written += bytesWritten;
-        }
-      }).catch((error: unknown) => {
-        this.writeError ??= error;
-        const code = (error as NodeJS.ErrnoException).code;
-        this.firstWriteProblem ??= `cannot write the embedding cache ${this.path}: ${code === 'ENOSPC' ? 'no space left on the device (ENOSPC)' : error instanceof Error ? error.message : String(error)}; new embeddings are not cached`;
-      });
+      this.writeChain = this.writeChain
+        .then(async () => {
+          // O_APPEND + one write: the record lands whole at the end, even with another process appending.
+          let written = 0;
+          while (written < batch.length) {
+            const { bytesWritten } = await this.handle.write(batch, written, batch.length - written);
+            if (bytesWritten <= 0) throw Object.assign(new Error('no space left on device'), { code: 'ENOSPC' });
+            written += bytesWritten;
+          }
+        })
+        .catch((error: unknown) => {
+          this.writeError ??= error;
+          const code = (error as NodeJS.ErrnoException).code;
+          this.firstWriteProblem ??= `cannot write the embedding cache ${this.path}: ${code === 'ENOSPC' ? 'no space left on the device (ENOSPC)' : error instanceof Error ? error.message : String(error)}; new embeddings are not cached`;
+        });
     }
     return this.writeChain.then(() => {
       if (this.writeError !== undefined) {
@@ -410,7 +430,9 @@ export class EmbeddingCache {
    * temporary sibling, fsync, rename over the file (a crash leaves the old file or the new one). Records another
    * process appends to the old file meanwhile are lost, which a cache can afford.
    */
-  async compact(drop: ReadonlySet<string> = new Set()): Promise<{ kept: number; dropped: number; bytesBefore: number; bytesAfter: number }> {
+  async compact(
+    drop: ReadonlySet<string> = new Set(),
+  ): Promise<{ kept: number; dropped: number; bytesBefore: number; bytesAfter: number }> {
     if (this.closed) throw new Error(`embedding cache ${this.path} is closed`);
     await this.flush();
     const bytesBefore = (await this.handle.stat()).size;
@@ -426,7 +448,10 @@ export class EmbeddingCache {
       const chunk: Buffer[] = [];
       let chunkBytes = 0;
       // Records indexed at open, then those this instance added since (in memory, and flushed above).
-      const sources: [string, number | Float32Array][] = [...kept, ...[...this.added.entries()].filter(([key]) => !drop.has(key) && !this.index.has(key))];
+      const sources: [string, number | Float32Array][] = [
+        ...kept,
+        ...[...this.added.entries()].filter(([key]) => !drop.has(key) && !this.index.has(key)),
+      ];
       for (const [key, source] of sources) {
         let record: Buffer;
         if (typeof source === 'number') {
@@ -449,7 +474,10 @@ export class EmbeddingCache {
       if (chunk.length > 0) await out.write(Buffer.concat(chunk));
       await out.sync();
       await out.close();
-      await writeUsageLog(this.path + USAGE_LOG_SUFFIX, [...newIndex.keys()].filter((k) => used.has(k)).map((k) => [k, used.get(k)!]));
+      await writeUsageLog(
+        this.path + USAGE_LOG_SUFFIX,
+        [...newIndex.keys()].filter((k) => used.has(k)).map((k) => [k, used.get(k)!]),
+      );
       await rename(temporary, this.path);
     } catch (error) {
       await out.close().catch(() => undefined);
@@ -490,7 +518,8 @@ export class EmbeddingCache {
       await log.write(records);
       // Every session appends its keys: past a few records per key, fold the log to the latest use of each.
       const { size } = await log.stat();
-      if (size > 4 * this.keys().length * USAGE_RECORD_BYTES + 65536) await writeUsageLog(logPath, [...(await readUsageLog(logPath))]);
+      if (size > 4 * this.keys().length * USAGE_RECORD_BYTES + 65536)
+        await writeUsageLog(logPath, [...(await readUsageLog(logPath))]);
     } catch {
       // the order of eviction gets coarser; nothing is lost
     } finally {

@@ -55,7 +55,12 @@ async function list(dir: string): Promise<Listing> {
     if (entry.isSymbolicLink()) {
       const target = await stat(join(dir, entry.name)).catch((error: NodeJS.ErrnoException) => error);
       if (target instanceof Error) {
-        const reason = target.code === 'ELOOP' ? 'symbolic link loop' : target.code === 'ENOENT' ? 'broken symbolic link (its target does not exist)' : `unreadable symbolic link (${target.code ?? target.message})`;
+        const reason =
+          target.code === 'ELOOP'
+            ? 'symbolic link loop'
+            : target.code === 'ENOENT'
+              ? 'broken symbolic link (its target does not exist)'
+              : `unreadable symbolic link (${target.code ?? target.message})`;
         listing.broken.push({ name: entry.name, reason });
         continue;
       }
@@ -74,7 +79,10 @@ async function list(dir: string): Promise<Listing> {
 
 function withSkipped(warnings: string[], skipped: { path: string; reason: string }[]): string[] {
   if (skipped.length === 0) return warnings;
-  return [...warnings, `skipped ${skipped.length} unusable entr${skipped.length > 1 ? 'ies' : 'y'}: ${preview(skipped.map((s) => `${s.path} (${s.reason})`))}`];
+  return [
+    ...warnings,
+    `skipped ${skipped.length} unusable entr${skipped.length > 1 ? 'ies' : 'y'}: ${preview(skipped.map((s) => `${s.path} (${s.reason})`))}`,
+  ];
 }
 
 function preview(names: string[], limit = 5): string {
@@ -91,11 +99,19 @@ function preview(names: string[], limit = 5): string {
  */
 export async function scanImageFolder(dir: string): Promise<ImageFolder> {
   const info = await stat(dir).catch((error: NodeJS.ErrnoException) => {
-    if (error.code === 'ENOENT') throw new EdgetlError('not-found', `image folder ${dir} does not exist`, { file: dir });
-    throw new EdgetlError('unreadable', `cannot read image folder ${dir}: ${error.message}`, { file: dir, cause: error });
+    if (error.code === 'ENOENT')
+      throw new EdgetlError('not-found', `image folder ${dir} does not exist`, { file: dir });
+    throw new EdgetlError('unreadable', `cannot read image folder ${dir}: ${error.message}`, {
+      file: dir,
+      cause: error,
+    });
   });
   if (!info.isDirectory()) {
-    throw new EdgetlError('not-a-directory', `${dir} is not a folder: pass a folder of images, or of class folders holding images`, { file: dir });
+    throw new EdgetlError(
+      'not-a-directory',
+      `${dir} is not a folder: pass a folder of images, or of class folders holding images`,
+      { file: dir },
+    );
   }
   const top = await list(dir);
   const warnings: string[] = [];
@@ -112,7 +128,9 @@ export async function scanImageFolder(dir: string): Promise<ImageFolder> {
     }
     classFolders.push({ name, images: inner.images });
     if (inner.folders.length > 0) {
-      warnings.push(`ignored ${inner.folders.length} nested folder(s) in class "${name}" (only images directly inside a class folder count): ${preview(inner.folders)}`);
+      warnings.push(
+        `ignored ${inner.folders.length} nested folder(s) in class "${name}" (only images directly inside a class folder count): ${preview(inner.folders)}`,
+      );
     }
   }
 
@@ -126,8 +144,10 @@ export async function scanImageFolder(dir: string): Promise<ImageFolder> {
   }
 
   if (classFolders.length > 0) {
-    if (emptyFolders.length > 0) warnings.push(`ignored ${emptyFolders.length} class folder(s) with no images: ${preview(emptyFolders, 20)}`);
-    if (top.others.length > 0) warnings.push(`ignored ${top.others.length} non-image file(s) in ${dir}: ${preview(top.others)}`);
+    if (emptyFolders.length > 0)
+      warnings.push(`ignored ${emptyFolders.length} class folder(s) with no images: ${preview(emptyFolders, 20)}`);
+    if (top.others.length > 0)
+      warnings.push(`ignored ${top.others.length} non-image file(s) in ${dir}: ${preview(top.others)}`);
     const items: DatasetItem[] = [];
     for (const folder of classFolders) {
       for (const image of folder.images) items.push({ path: join(dir, folder.name, image), label: folder.name });
@@ -136,18 +156,28 @@ export async function scanImageFolder(dir: string): Promise<ImageFolder> {
   }
 
   if (top.images.length > 0) {
-    if (emptyFolders.length > 0) warnings.push(`ignored ${emptyFolders.length} sub-folder(s) with no images: ${preview(emptyFolders, 20)}`);
+    if (emptyFolders.length > 0)
+      warnings.push(`ignored ${emptyFolders.length} sub-folder(s) with no images: ${preview(emptyFolders, 20)}`);
     if (top.others.length > 0) warnings.push(`ignored ${top.others.length} non-image file(s): ${preview(top.others)}`);
-    return { classes: null, items: top.images.map((image) => ({ path: join(dir, image), label: null })), warnings: withSkipped(warnings, skipped), skipped };
+    return {
+      classes: null,
+      items: top.images.map((image) => ({ path: join(dir, image), label: null })),
+      warnings: withSkipped(warnings, skipped),
+      skipped,
+    };
   }
 
   const found =
     skipped.length > 0
       ? `${skipped.length} entr${skipped.length > 1 ? 'ies are' : 'y is'} unusable: ${preview(skipped.map((s) => `${s.path} (${s.reason})`))}`
       : top.folders.length > 0
-      ? `its ${top.folders.length} sub-folder(s) (${preview(top.folders)}) hold no images`
-      : top.others.length > 0
-        ? `it holds only non-image files (${preview(top.others)})`
-        : 'it is empty';
-  throw new EdgetlError('empty-dataset', `no images in ${dir}: ${found}. Images are ${IMAGE_EXTENSIONS.join(' ')} files.`, { file: dir });
+        ? `its ${top.folders.length} sub-folder(s) (${preview(top.folders)}) hold no images`
+        : top.others.length > 0
+          ? `it holds only non-image files (${preview(top.others)})`
+          : 'it is empty';
+  throw new EdgetlError(
+    'empty-dataset',
+    `no images in ${dir}: ${found}. Images are ${IMAGE_EXTENSIONS.join(' ')} files.`,
+    { file: dir },
+  );
 }

@@ -6,7 +6,14 @@
 import { Worker } from 'node:worker_threads';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { decodeToRgb, decodeToTensor, BadImageError, type RawImage, type DecodedImage, type DecodeOptions } from '../preprocess/node-image.js';
+import {
+  decodeToRgb,
+  decodeToTensor,
+  BadImageError,
+  type RawImage,
+  type DecodedImage,
+  type DecodeOptions,
+} from '../preprocess/node-image.js';
 import type { PreprocessSpec } from '../../core/preprocess/spec.js';
 import { EdgetlError } from '../../core/util/errors.js';
 
@@ -105,10 +112,17 @@ export class WorkerDecodePool implements ImageDecoder {
   }
 
   /** A pool, or the reason there can't be one (no worker script beside this module). */
-  static create(size: number, options: DecodeOptions = {}, perWorker = 2, script: URL | null = decodeWorkerUrl() ?? null): { pool?: WorkerDecodePool; reason?: string } {
+  static create(
+    size: number,
+    options: DecodeOptions = {},
+    perWorker = 2,
+    script: URL | null = decodeWorkerUrl() ?? null,
+  ): { pool?: WorkerDecodePool; reason?: string } {
     const url = script;
     if (!url) return { reason: `decode-worker script not found beside ${fileURLToPath(import.meta.url)}` };
-    return { pool: new WorkerDecodePool(url, Math.max(1, Math.floor(size)), options, Math.max(1, Math.floor(perWorker))) };
+    return {
+      pool: new WorkerDecodePool(url, Math.max(1, Math.floor(size)), options, Math.max(1, Math.floor(perWorker))),
+    };
   }
 
   private start(): Promise<boolean> {
@@ -137,7 +151,11 @@ export class WorkerDecodePool implements ImageDecoder {
         if (!request) return;
         this.pending.delete(response.id);
         if (response.ok) {
-          request.resolve('tensor' in response ? response.tensor : { pixels: response.pixels, width: response.width, height: response.height, channels: 3 });
+          request.resolve(
+            'tensor' in response
+              ? response.tensor
+              : { pixels: response.pixels, width: response.width, height: response.height, channels: 3 },
+          );
         } else if (response.badImage) {
           request.reject(new BadImageError(request.where, response.reason));
         } else {
@@ -169,7 +187,9 @@ export class WorkerDecodePool implements ImageDecoder {
     this.failure ??= error;
     for (const [id, request] of this.pending) {
       this.pending.delete(id);
-      request.reject(new EdgetlError('decode-worker', `${request.where}: image decoding failed: ${error.message}`, { cause: error }));
+      request.reject(
+        new EdgetlError('decode-worker', `${request.where}: image decoding failed: ${error.message}`, { cause: error }),
+      );
     }
   }
 
@@ -181,19 +201,32 @@ export class WorkerDecodePool implements ImageDecoder {
     return (await this.request(input, spec, transfer, true)) as Float32Array;
   }
 
-  private async request(input: Uint8Array | RawImage, spec: PreprocessSpec, transfer: boolean, tensor: boolean): Promise<DecodedImage | Float32Array> {
+  private async request(
+    input: Uint8Array | RawImage,
+    spec: PreprocessSpec,
+    transfer: boolean,
+    tensor: boolean,
+  ): Promise<DecodedImage | Float32Array> {
     if (this.closed) throw new EdgetlError('closed', 'the decode pool is closed');
-    if (!(await this.start())) return tensor ? this.fallback!.decodeTensor(input, spec) : this.fallback!.decode(input, spec);
+    if (!(await this.start()))
+      return tensor ? this.fallback!.decodeTensor(input, spec) : this.fallback!.decode(input, spec);
     if (this.failure) throw new EdgetlError('decode-worker', `image decoding is unavailable: ${this.failure.message}`);
     const id = this.nextId++;
-    const where = input instanceof Uint8Array ? `image buffer (${input.byteLength} bytes)` : `raw ${input.width}x${input.height} image`;
+    const where =
+      input instanceof Uint8Array
+        ? `image buffer (${input.byteLength} bytes)`
+        : `raw ${input.width}x${input.height} image`;
     const target = this.workers.reduce((best, w) => (w.inFlight < best.inFlight ? w : best));
     target.inFlight++;
     return new Promise<DecodedImage | Float32Array>((resolve, reject) => {
       this.pending.set(id, { resolve, reject, where });
       const request: DecodeRequest = { id, input, spec, options: this.options, tensor };
       const view = input instanceof Uint8Array ? input : input.rgb;
-      const movable = transfer && view.buffer instanceof ArrayBuffer && view.byteOffset === 0 && view.byteLength === view.buffer.byteLength;
+      const movable =
+        transfer &&
+        view.buffer instanceof ArrayBuffer &&
+        view.byteOffset === 0 &&
+        view.byteLength === view.buffer.byteLength;
       target.worker.postMessage(request, movable ? [view.buffer as ArrayBuffer] : []);
     });
   }

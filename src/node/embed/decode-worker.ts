@@ -34,15 +34,18 @@ if (parentPort) {
       }, failed);
       return;
     }
-    decodeToRgb(request.input, request.spec, request.options).then(
-      (image) => {
-        const pixels = image.pixels;
-        // Transfer when the pixels own their buffer; otherwise copy once into one that does.
-        const owned = pixels.byteOffset === 0 && pixels.byteLength === pixels.buffer.byteLength ? pixels : pixels.slice();
-        const response: DecodeResponse = { id: request.id, ok: true, pixels: owned, width: image.width, height: image.height };
-        port.postMessage(response, [owned.buffer as ArrayBuffer]);
-      },
-      failed,
-    );
+    decodeToRgb(request.input, request.spec, request.options).then((image) => {
+      const pixels = image.pixels;
+      // Transfer when the pixels own their buffer; otherwise copy once into one that does.
+      const owned = pixels.byteOffset === 0 && pixels.byteLength === pixels.buffer.byteLength ? pixels : pixels.slice();
+      const response: DecodeResponse = {
+        id: request.id,
+        ok: true,
+        pixels: owned,
+        width: image.width,
+        height: image.height,
+      };
+      port.postMessage(response, [owned.buffer as ArrayBuffer]);
+    }, failed);
   });
 }

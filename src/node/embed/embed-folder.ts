@@ -40,7 +40,11 @@ export interface EmbedFolderResult {
 }
 
 /** Scan a folder (class folders or flat), embed every image with `backbone`, and optionally write an embedding set. */
-export async function embedFolder(backbone: Backbone, dir: string, options: EmbedFolderOptions = {}): Promise<EmbedFolderResult> {
+export async function embedFolder(
+  backbone: Backbone,
+  dir: string,
+  options: EmbedFolderOptions = {},
+): Promise<EmbedFolderResult> {
   const root = resolve(dir);
   const scan = await scanImageFolder(root);
   const warnings = [...scan.warnings];
@@ -66,7 +70,10 @@ export async function embedFolder(backbone: Backbone, dir: string, options: Embe
   }
   if (backbone.cacheWarning) warnings.push(backbone.cacheWarning);
 
-  const items = result.items.map((item) => ({ path: scan.items[item.index]!.path, label: scan.items[item.index]!.label }));
+  const items = result.items.map((item) => ({
+    path: scan.items[item.index]!.path,
+    label: scan.items[item.index]!.label,
+  }));
   const classCounts: Record<string, number> = {};
   for (const item of items) if (item.label !== null) classCounts[item.label] = (classCounts[item.label] ?? 0) + 1;
   let classes = scan.classes;
@@ -78,8 +85,15 @@ export async function embedFolder(backbone: Backbone, dir: string, options: Embe
   // Broken or looping links found by the scan are listed with the images that failed to decode.
   const skipped = [...scan.skipped, ...result.skipped.map((s) => ({ path: s.path, reason: s.reason }))];
   if (items.length === 0) {
-    const shown = skipped.slice(0, 5).map((s) => `\n  ${s.path}: ${s.reason}`).join('');
-    throw new EdgetlError('no-embeddings', `none of the ${scan.items.length} image(s) in ${root} could be embedded:${shown}${skipped.length > 5 ? `\n  ... and ${skipped.length - 5} more` : ''}`, { file: root });
+    const shown = skipped
+      .slice(0, 5)
+      .map((s) => `\n  ${s.path}: ${s.reason}`)
+      .join('');
+    throw new EdgetlError(
+      'no-embeddings',
+      `none of the ${scan.items.length} image(s) in ${root} could be embedded:${shown}${skipped.length > 5 ? `\n  ... and ${skipped.length - 5} more` : ''}`,
+      { file: root },
+    );
   }
   const seconds = result.stats.seconds;
   const summary: EmbedFolderResult = {
@@ -100,7 +114,12 @@ export async function embedFolder(backbone: Backbone, dir: string, options: Embe
     const { dataSha256 } = await writer.finish();
     const json = await writeEmbeddingSetJson(paths.prefix, {
       embeddingsSha256: dataSha256,
-      backbone: { id: backbone.id, sha256: backbone.sha256, embeddingDim: backbone.embeddingDim, fingerprint: backbone.fingerprint },
+      backbone: {
+        id: backbone.id,
+        sha256: backbone.sha256,
+        embeddingDim: backbone.embeddingDim,
+        fingerprint: backbone.fingerprint,
+      },
       executionProvider: backbone.provider.used,
       classes,
       items,

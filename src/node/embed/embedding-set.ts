@@ -65,14 +65,19 @@ function checkConsistency(set: EmbeddingSetMetadata, count: number, dim: number,
     throw new EdgetlError('bad-embedding-set', `${file}: ${reason}`, { file });
   };
   if (set.items.length !== count) fail(`lists ${set.items.length} items but the embeddings hold ${count} rows`);
-  if (set.backbone.embeddingDim !== dim) fail(`says embeddingDim ${set.backbone.embeddingDim} but the embeddings have ${dim} columns`);
+  if (set.backbone.embeddingDim !== dim)
+    fail(`says embeddingDim ${set.backbone.embeddingDim} but the embeddings have ${dim} columns`);
   if (set.classes !== null) {
     const known = new Set(set.classes);
     const stray = set.items.find((item) => item.label === null || !known.has(item.label));
-    if (stray) fail(`item ${stray.path} has label ${JSON.stringify(stray.label)}, not one of the classes [${set.classes.join(', ')}]`);
+    if (stray)
+      fail(
+        `item ${stray.path} has label ${JSON.stringify(stray.label)}, not one of the classes [${set.classes.join(', ')}]`,
+      );
   } else {
     const labelled = set.items.find((item) => item.label !== null);
-    if (labelled) fail(`classes is null (a flat folder) but item ${labelled.path} has label ${JSON.stringify(labelled.label)}`);
+    if (labelled)
+      fail(`classes is null (a flat folder) but item ${labelled.path} has label ${JSON.stringify(labelled.label)}`);
   }
 }
 
@@ -80,12 +85,19 @@ function checkConsistency(set: EmbeddingSetMetadata, count: number, dim: number,
  * Write `<prefix>.npy` (float32 [N, D]) then `<prefix>.json`, each atomically. The JSON goes last, so a reader that
  * finds a JSON always finds its matching NPY (an interrupted rewrite is caught by the N/D check on read).
  */
-export async function writeEmbeddingSet(prefix: string, set: EmbeddingSetMetadata & { embeddings: Float32Array }): Promise<{ npy: string; json: string }> {
+export async function writeEmbeddingSet(
+  prefix: string,
+  set: EmbeddingSetMetadata & { embeddings: Float32Array },
+): Promise<{ npy: string; json: string }> {
   const paths = embeddingSetPaths(prefix);
   const dim = set.backbone.embeddingDim;
   const count = set.items.length;
   if (set.embeddings.length !== count * dim) {
-    throw new EdgetlError('bad-embedding-set', `cannot write ${paths.npy}: ${count} items x ${dim} dims needs ${count * dim} values, got ${set.embeddings.length}`, { file: paths.npy });
+    throw new EdgetlError(
+      'bad-embedding-set',
+      `cannot write ${paths.npy}: ${count} items x ${dim} dims needs ${count * dim} values, got ${set.embeddings.length}`,
+      { file: paths.npy },
+    );
   }
   checkConsistency(set, count, dim, paths.json);
   await writeNpyFile(paths.npy, set.embeddings, [count, dim]);
@@ -102,9 +114,17 @@ export function embeddingsSha256(embeddings: Float32Array): string {
  * Write only `<prefix>.json`, atomically, for an NPY already in place with one row per item (a streamed write:
  * see NpyRowWriter, whose `finish` returns the `embeddingsSha256` to pass). Call it after the NPY is complete.
  */
-export async function writeEmbeddingSetJson(prefix: string, set: EmbeddingSetMetadata & { embeddingsSha256: string }): Promise<string> {
+export async function writeEmbeddingSetJson(
+  prefix: string,
+  set: EmbeddingSetMetadata & { embeddingsSha256: string },
+): Promise<string> {
   const paths = embeddingSetPaths(prefix);
-  if (!/^[0-9a-f]{64}$/.test(set.embeddingsSha256)) throw new EdgetlError('bad-embedding-set', `cannot write ${paths.json}: embeddingsSha256 must be 64 lowercase hex digits`, { file: paths.json });
+  if (!/^[0-9a-f]{64}$/.test(set.embeddingsSha256))
+    throw new EdgetlError(
+      'bad-embedding-set',
+      `cannot write ${paths.json}: embeddingsSha256 must be 64 lowercase hex digits`,
+      { file: paths.json },
+    );
   checkConsistency(set, set.items.length, set.backbone.embeddingDim, paths.json);
   const metadata: EmbeddingSetMetadata = {
     format: EMBEDDING_SET_FORMAT,
@@ -137,13 +157,20 @@ function parseMetadata(text: string, file: string): EmbeddingSetMetadata {
     return fail(`not valid JSON (${(error as Error).message})`);
   }
   if (!isRecord(raw)) return fail('expected a JSON object');
-  if (raw.format !== undefined && raw.format !== EMBEDDING_SET_FORMAT) fail(`format "${String(raw.format)}" is not ${EMBEDDING_SET_FORMAT}`);
+  if (raw.format !== undefined && raw.format !== EMBEDDING_SET_FORMAT)
+    fail(`format "${String(raw.format)}" is not ${EMBEDDING_SET_FORMAT}`);
   const backbone = raw.backbone;
-  if (!isRecord(backbone) || typeof backbone.id !== 'string' || typeof backbone.sha256 !== 'string' || typeof backbone.embeddingDim !== 'number') {
+  if (
+    !isRecord(backbone) ||
+    typeof backbone.id !== 'string' ||
+    typeof backbone.sha256 !== 'string' ||
+    typeof backbone.embeddingDim !== 'number'
+  ) {
     fail('"backbone" must be {"id": string, "sha256": string, "embeddingDim": number}');
   }
   if (typeof raw.executionProvider !== 'string') fail('"executionProvider" must be a string');
-  if (raw.classes !== null && !(Array.isArray(raw.classes) && raw.classes.every((c) => typeof c === 'string'))) fail('"classes" must be null or a list of strings');
+  if (raw.classes !== null && !(Array.isArray(raw.classes) && raw.classes.every((c) => typeof c === 'string')))
+    fail('"classes" must be null or a list of strings');
   if (!Array.isArray(raw.items)) fail('"items" must be a list');
   const items = (raw.items as unknown[]).map((item, i) => {
     if (!isRecord(item) || typeof item.path !== 'string' || !(item.label === null || typeof item.label === 'string')) {
@@ -154,7 +181,8 @@ function parseMetadata(text: string, file: string): EmbeddingSetMetadata {
   const skippedRaw = raw.skipped ?? [];
   if (!Array.isArray(skippedRaw)) fail('"skipped" must be a list');
   const skipped = (skippedRaw as unknown[]).map((skip, i) => {
-    if (!isRecord(skip) || typeof skip.path !== 'string' || typeof skip.reason !== 'string') return fail(`skipped[${i}] must be {"path": string, "reason": string}`);
+    if (!isRecord(skip) || typeof skip.path !== 'string' || typeof skip.reason !== 'string')
+      return fail(`skipped[${i}] must be {"path": string, "reason": string}`);
     return { path: skip.path, reason: skip.reason };
   });
   const b = backbone as Record<string, unknown>;
@@ -178,7 +206,8 @@ function parseMetadata(text: string, file: string): EmbeddingSetMetadata {
 }
 
 function parseBinding(value: unknown, fail: (reason: string) => never): string {
-  if (typeof value !== 'string' || !/^[0-9a-f]{64}$/.test(value)) return fail('"embeddingsSha256" must be 64 lowercase hex digits');
+  if (typeof value !== 'string' || !/^[0-9a-f]{64}$/.test(value))
+    return fail('"embeddingsSha256" must be 64 lowercase hex digits');
   return value;
 }
 
@@ -190,24 +219,42 @@ export async function readEmbeddingSet(prefix: string): Promise<EmbeddingSet> {
     text = await readFile(paths.json, 'utf8');
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    throw new EdgetlError('not-found', `cannot read ${paths.json}: ${code === 'ENOENT' ? 'file not found (write it with `edgetl embed <dir> --out ' + paths.prefix + '`)' : (error as Error).message}`, { file: paths.json, cause: error });
+    throw new EdgetlError(
+      'not-found',
+      `cannot read ${paths.json}: ${code === 'ENOENT' ? 'file not found (write it with `edgetl embed <dir> --out ' + paths.prefix + '`)' : (error as Error).message}`,
+      { file: paths.json, cause: error },
+    );
   }
   const metadata = parseMetadata(text, paths.json);
   const array = await readNpyFile(paths.npy);
   if (array.shape.length !== 2) {
-    throw new EdgetlError('bad-embedding-set', `${paths.npy}: expected a 2-D array [N, D], got shape [${array.shape.join(', ')}]`, { file: paths.npy });
+    throw new EdgetlError(
+      'bad-embedding-set',
+      `${paths.npy}: expected a 2-D array [N, D], got shape [${array.shape.join(', ')}]`,
+      { file: paths.npy },
+    );
   }
   const [count, dim] = array.shape as [number, number];
   if (metadata.items.length !== count) {
-    throw new EdgetlError('bad-embedding-set', `${paths.npy} has ${count} rows but ${paths.json} lists ${metadata.items.length} items (files from different runs?)`, { file: paths.npy });
+    throw new EdgetlError(
+      'bad-embedding-set',
+      `${paths.npy} has ${count} rows but ${paths.json} lists ${metadata.items.length} items (files from different runs?)`,
+      { file: paths.npy },
+    );
   }
   if (metadata.backbone.embeddingDim !== dim) {
-    throw new EdgetlError('bad-embedding-set', `${paths.npy} has ${dim} columns but ${paths.json} says embeddingDim ${metadata.backbone.embeddingDim}`, { file: paths.npy });
+    throw new EdgetlError(
+      'bad-embedding-set',
+      `${paths.npy} has ${dim} columns but ${paths.json} says embeddingDim ${metadata.backbone.embeddingDim}`,
+      { file: paths.npy },
+    );
   }
   checkConsistency(metadata, count, dim, paths.json);
   const warnings: string[] = [];
   if (metadata.embeddingsSha256 === undefined) {
-    warnings.push(`${paths.json} does not record the sha256 of ${paths.npy} (written by an older edgetl), so a pair torn by an interrupted rewrite cannot be detected; run \`edgetl embed\` again to bind them`);
+    warnings.push(
+      `${paths.json} does not record the sha256 of ${paths.npy} (written by an older edgetl), so a pair torn by an interrupted rewrite cannot be detected; run \`edgetl embed\` again to bind them`,
+    );
   } else if (embeddingsSha256(array.data) !== metadata.embeddingsSha256) {
     throw new EdgetlError(
       'embedding-set-torn',

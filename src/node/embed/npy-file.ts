@@ -4,15 +4,34 @@ import { pipeline } from 'node:stream/promises';
 import { dirname, join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { createHash, type Hash } from 'node:crypto';
-import { writeFileAtomic, temporarySibling, resolveWriteTarget, removeAbandonedTemporaries, keepOwnership, writeError, writeFully, type WriteTarget } from '../util/atomic-write.js';
+import {
+  writeFileAtomic,
+  temporarySibling,
+  resolveWriteTarget,
+  removeAbandonedTemporaries,
+  keepOwnership,
+  writeError,
+  writeFully,
+  type WriteTarget,
+} from '../util/atomic-write.js';
 import { EdgetlError } from '../../core/util/errors.js';
-import { decodeNpy, encodeNpyHeader, float32LittleEndianBytes, NpyFormatError, type NpyArray } from '../../core/formats/npy.js';
+import {
+  decodeNpy,
+  encodeNpyHeader,
+  float32LittleEndianBytes,
+  NpyFormatError,
+  type NpyArray,
+} from '../../core/formats/npy.js';
 
 /** Write a float32 array as `<path>` (NPY 1.0, '<f4', C order), atomically: a crash leaves the old file or the new one. */
 export async function writeNpyFile(path: string, data: Float32Array, shape: readonly number[]): Promise<void> {
   const count = shape.reduce((product, size) => product * size, 1);
   if (count !== data.length) {
-    throw new EdgetlError('npy-shape', `cannot write ${path}: shape [${shape.join(', ')}] holds ${count} values but the data has ${data.length}`, { file: path });
+    throw new EdgetlError(
+      'npy-shape',
+      `cannot write ${path}: shape [${shape.join(', ')}] holds ${count} values but the data has ${data.length}`,
+      { file: path },
+    );
   }
   await writeFileAtomic(path, [encodeNpyHeader(shape), float32LittleEndianBytes(data)]);
 }
@@ -24,13 +43,15 @@ export async function readNpyFile(path: string): Promise<NpyArray> {
     bytes = await readFile(path);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    const reason = code === 'ENOENT' ? 'file not found' : code === 'EISDIR' ? 'is a directory' : (error as Error).message;
+    const reason =
+      code === 'ENOENT' ? 'file not found' : code === 'EISDIR' ? 'is a directory' : (error as Error).message;
     throw new EdgetlError('npy-read', `cannot read ${path}: ${reason}`, { file: path, cause: error });
   }
   try {
     return decodeNpy(bytes);
   } catch (error) {
-    if (error instanceof NpyFormatError) throw new EdgetlError('bad-npy', `${path}: ${error.reason}`, { file: path, cause: error });
+    if (error instanceof NpyFormatError)
+      throw new EdgetlError('bad-npy', `${path}: ${error.reason}`, { file: path, cause: error });
     throw error;
   }
 }
@@ -64,7 +85,10 @@ export class NpyRowWriter {
   ) {}
 
   static async create(path: string, dim: number): Promise<NpyRowWriter> {
-    if (!Number.isInteger(dim) || dim <= 0) throw new EdgetlError('npy-shape', `cannot write ${path}: row length must be a positive integer, got ${dim}`, { file: path });
+    if (!Number.isInteger(dim) || dim <= 0)
+      throw new EdgetlError('npy-shape', `cannot write ${path}: row length must be a positive integer, got ${dim}`, {
+        file: path,
+      });
     const target = await resolveWriteTarget(path);
     let temporary: string;
     let handle: FileHandle;
@@ -93,7 +117,10 @@ export class NpyRowWriter {
   /** Queue one row (copied). Write errors surface from `finish`. */
   append(row: Float32Array): void {
     if (this.done) throw new EdgetlError('npy-write', `${this.path}: append after finish`, { file: this.path });
-    if (row.length !== this.dim) throw new EdgetlError('npy-shape', `${this.path}: row of ${row.length} values, expected ${this.dim}`, { file: this.path });
+    if (row.length !== this.dim)
+      throw new EdgetlError('npy-shape', `${this.path}: row of ${row.length} values, expected ${this.dim}`, {
+        file: this.path,
+      });
     const bytes = float32LittleEndianBytes(row.slice());
     this.dataHash.update(bytes);
     this.pending.push(bytes);
@@ -127,7 +154,8 @@ export class NpyRowWriter {
     try {
       if (this.failure !== undefined) throw this.failure;
       const header = encodeNpyHeader([this.rows, this.dim], STREAM_HEADER_BYTES);
-      if (header.length !== STREAM_HEADER_BYTES) throw new Error(`header for [${this.rows}, ${this.dim}] outgrew its ${STREAM_HEADER_BYTES} bytes`);
+      if (header.length !== STREAM_HEADER_BYTES)
+        throw new Error(`header for [${this.rows}, ${this.dim}] outgrew its ${STREAM_HEADER_BYTES} bytes`);
       await this.handle.write(header, 0, header.length, 0);
       await keepOwnership(this.handle, this.target.existing);
       await this.handle.sync();

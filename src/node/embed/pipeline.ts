@@ -135,7 +135,11 @@ function abortError(): EdgetlError {
 }
 
 /** Embed `sources` in order; see the module comment for how the work overlaps. */
-export async function runEmbeddingPipeline(sources: readonly ImageSource[], stages: PipelineStages, options: EmbedManyOptions = {}): Promise<EmbedManyResult> {
+export async function runEmbeddingPipeline(
+  sources: readonly ImageSource[],
+  stages: PipelineStages,
+  options: EmbedManyOptions = {},
+): Promise<EmbedManyResult> {
   const started = performance.now();
   const total = sources.length;
   const { spec, dim } = stages;
@@ -148,7 +152,9 @@ export async function runEmbeddingPipeline(sources: readonly ImageSource[], stag
   // to keep every decoder busy while a batch runs.
   const window = Math.max(batchSize * (prefetch + 1), 2 * decoders + batchSize);
   const cache = options.useCache === false ? undefined : stages.cache;
-  const decode = stages.decode ?? ((source: Uint8Array | RawImage, s: PreprocessSpec, transfer: boolean) => decoder.decode(source, s, transfer));
+  const decode =
+    stages.decode ??
+    ((source: Uint8Array | RawImage, s: PreprocessSpec, transfer: boolean) => decoder.decode(source, s, transfer));
   const perImage = tensorElementsPerImage(spec);
   const signal = options.signal;
 
@@ -195,7 +201,10 @@ export async function runEmbeddingPipeline(sources: readonly ImageSource[], stag
         input = source;
       }
       if (cache) {
-        key = input instanceof Uint8Array ? imageBytesKey(input) : rawPixelsKey(input.rgb, input.width, input.height, input.channels);
+        key =
+          input instanceof Uint8Array
+            ? imageBytesKey(input)
+            : rawPixelsKey(input.rgb, input.width, input.height, input.channels);
         const hit = await cache.get(key);
         if (hit) return { kind: 'hit', embedding: hit };
       }
@@ -244,23 +253,29 @@ export async function runEmbeddingPipeline(sources: readonly ImageSource[], stag
     current = 1 - current;
     slots = [];
     batches++;
-    inflight = stages.infer(tensor.subarray(0, batch.length * perImage), batch.length).then((output) => {
-      if (output.length !== batch.length * dim) {
-        throw new EdgetlError('internal', `backbone returned ${output.length} values for ${batch.length} images of ${dim} dims`);
-      }
-      for (let b = 0; b < batch.length; b++) {
-        const row = output.subarray(b * dim, (b + 1) * dim);
-        const { index, key } = batch[b]!;
-        if (cache && key) cache.put(key, row);
-        finish(index, row);
-      }
-      computed += batch.length;
-      done += batch.length;
-      if (cache) void cache.flush().catch(() => undefined);
-      progress();
-    }).catch((error: unknown) => {
-      inferenceError ??= { error };
-    });
+    inflight = stages
+      .infer(tensor.subarray(0, batch.length * perImage), batch.length)
+      .then((output) => {
+        if (output.length !== batch.length * dim) {
+          throw new EdgetlError(
+            'internal',
+            `backbone returned ${output.length} values for ${batch.length} images of ${dim} dims`,
+          );
+        }
+        for (let b = 0; b < batch.length; b++) {
+          const row = output.subarray(b * dim, (b + 1) * dim);
+          const { index, key } = batch[b]!;
+          if (cache && key) cache.put(key, row);
+          finish(index, row);
+        }
+        computed += batch.length;
+        done += batch.length;
+        if (cache) void cache.flush().catch(() => undefined);
+        progress();
+      })
+      .catch((error: unknown) => {
+        inferenceError ??= { error };
+      });
   };
 
   try {
@@ -278,7 +293,10 @@ export async function runEmbeddingPipeline(sources: readonly ImageSource[], stag
         const path = describeSource(sources[index]!, index);
         if (options.strict) {
           if (item.error instanceof EdgetlError && item.error.code === 'aborted') throw item.error;
-          throw new BadImageError(path, item.reason, { file: typeof sources[index] === 'string' ? path : undefined, cause: item.error });
+          throw new BadImageError(path, item.reason, {
+            file: typeof sources[index] === 'string' ? path : undefined,
+            cause: item.error,
+          });
         }
         skipped.push({ index, path, reason: item.reason });
         finish(index, null);
@@ -302,7 +320,8 @@ export async function runEmbeddingPipeline(sources: readonly ImageSource[], stag
     if (cache) await cache.flush().catch(() => undefined);
   }
 
-  if (nextToEmit !== total) throw new EdgetlError('internal', `embedding pipeline finished with ${total - nextToEmit} item(s) unaccounted for`);
+  if (nextToEmit !== total)
+    throw new EdgetlError('internal', `embedding pipeline finished with ${total - nextToEmit} item(s) unaccounted for`);
   return {
     embeddings: !collect || items.length === total ? results : results.slice(0, items.length * dim),
     dim,

@@ -61,7 +61,14 @@ export interface PlacedFile {
 export interface CudaInstallReport {
   package: { name: string; version: string; onnxruntimeVersion: string; cudaMajor: number; cudnnMajor: number };
   /** Where the package came from: the npm spec, a tarball or a folder, and the tarball that was unpacked. */
-  source: { kind: 'npm' | 'tarball' | 'folder'; spec?: string; path: string; downloaded?: boolean; integrity?: string; integrityMatches?: boolean };
+  source: {
+    kind: 'npm' | 'tarball' | 'folder';
+    spec?: string;
+    path: string;
+    downloaded?: boolean;
+    integrity?: string;
+    integrityMatches?: boolean;
+  };
   core: { version: string; packageDir: string; bindingDir: string };
   compatibility: ProviderCoreCompatibility;
   /** The provider's DT_NEEDED CUDA libraries (from its ELF header, when readable). */
@@ -72,7 +79,11 @@ export interface CudaInstallReport {
   warnings: string[];
 }
 
-function run(command: string, args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv }): Promise<{ code: number | null; stdout: string; stderr: string; error?: Error }> {
+function run(
+  command: string,
+  args: string[],
+  options: { cwd?: string; env?: NodeJS.ProcessEnv },
+): Promise<{ code: number | null; stdout: string; stderr: string; error?: Error }> {
   return new Promise((done) => {
     const child = spawn(command, args, { cwd: options.cwd, env: options.env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
@@ -103,7 +114,11 @@ async function containsCString(path: string, text: string): Promise<boolean> {
 }
 
 /** Fetch the package with the user's npm (their registry, proxy and cache settings), into `dir`; reuse a good copy. */
-async function fetchPackage(dir: string, options: CudaInstallOptions, progress: (m: string) => void): Promise<{ path: string; downloaded: boolean }> {
+async function fetchPackage(
+  dir: string,
+  options: CudaInstallOptions,
+  progress: (m: string) => void,
+): Promise<{ path: string; downloaded: boolean }> {
   await mkdir(dir, { recursive: true });
   const expected = join(dir, `${CUDA_PACKAGE.name}-${CUDA_PACKAGE.version}.tgz`);
   if (existsSync(expected)) {
@@ -116,9 +131,19 @@ async function fetchPackage(dir: string, options: CudaInstallOptions, progress: 
   }
   const npm = options.npm ?? 'npm';
   progress(`downloading ${CUDA_PACKAGE_SPEC} from the npm registry (about 180 MB) with \`${npm} pack\``);
-  const result = await run(npm, ['pack', CUDA_PACKAGE_SPEC, '--pack-destination', dir, '--json', '--silent'], { cwd: dir, env: options.env ?? process.env });
+  const result = await run(npm, ['pack', CUDA_PACKAGE_SPEC, '--pack-destination', dir, '--json', '--silent'], {
+    cwd: dir,
+    env: options.env ?? process.env,
+  });
   if (result.error || result.code !== 0) {
-    const why = result.error ? describeError(result.error) : (result.stderr.trim().split('\n').filter((l) => !/npm warn/i.test(l)).slice(-3).join(' ') || `exit code ${result.code}`);
+    const why = result.error
+      ? describeError(result.error)
+      : result.stderr
+          .trim()
+          .split('\n')
+          .filter((l) => !/npm warn/i.test(l))
+          .slice(-3)
+          .join(' ') || `exit code ${result.code}`;
     throw new EdgetlError(
       'download-failed',
       `could not download ${CUDA_PACKAGE_SPEC} with \`${npm} pack\`: ${why}. On a machine without the npm registry, ` +
@@ -126,7 +151,10 @@ async function fetchPackage(dir: string, options: CudaInstallOptions, progress: 
     );
   }
   if (!existsSync(expected)) {
-    throw new EdgetlError('download-failed', `\`${npm} pack\` finished but ${expected} is not there (npm said: ${result.stdout.trim().slice(0, 300)})`);
+    throw new EdgetlError(
+      'download-failed',
+      `\`${npm} pack\` finished but ${expected} is not there (npm said: ${result.stdout.trim().slice(0, 300)})`,
+    );
   }
   return { path: expected, downloaded: true };
 }
@@ -145,7 +173,11 @@ async function readStagedPackage(root: string, origin: string): Promise<StagedPa
   try {
     meta = JSON.parse(readFileSync(packageJson, 'utf8')) as { name?: unknown; version?: unknown };
   } catch (error) {
-    throw new EdgetlError('bad-package', `${origin}: no readable package.json (${describeError(error)}): not an npm package`, { file: origin });
+    throw new EdgetlError(
+      'bad-package',
+      `${origin}: no readable package.json (${describeError(error)}): not an npm package`,
+      { file: origin },
+    );
   }
   if (typeof meta.name !== 'string' || typeof meta.version !== 'string') {
     throw new EdgetlError('bad-package', `${origin}: package.json has no name and version`, { file: origin });
@@ -153,7 +185,11 @@ async function readStagedPackage(root: string, origin: string): Promise<StagedPa
   const libraryDir = join(root, ...CUDA_PACKAGE.libraryDir.split('/'));
   for (const file of CUDA_PROVIDER_FILES) {
     if (!existsSync(join(libraryDir, file))) {
-      throw new EdgetlError('bad-package', `${origin}: ${CUDA_PACKAGE.libraryDir}/${file} is missing: not the layout of ${CUDA_PACKAGE.name}`, { file: origin });
+      throw new EdgetlError(
+        'bad-package',
+        `${origin}: ${CUDA_PACKAGE.libraryDir}/${file} is missing: not the layout of ${CUDA_PACKAGE.name}`,
+        { file: origin },
+      );
     }
   }
   let onnxruntimeVersion: string | undefined;
@@ -162,7 +198,9 @@ async function readStagedPackage(root: string, origin: string): Promise<StagedPa
   } else {
     // Another release of the package: its README names the onnxruntime release ("ONNX Runtime: [1.29.0](...)").
     try {
-      onnxruntimeVersion = /ONNX Runtime:\s*\[?(\d+\.\d+\.\d+)/.exec(readFileSync(join(root, 'README.md'), 'utf8'))?.[1];
+      onnxruntimeVersion = /ONNX Runtime:\s*\[?(\d+\.\d+\.\d+)/.exec(
+        readFileSync(join(root, 'README.md'), 'utf8'),
+      )?.[1];
     } catch {
       onnxruntimeVersion = undefined;
     }
@@ -200,7 +238,9 @@ export async function installCudaProvider(options: CudaInstallOptions = {}): Pro
     throw new EdgetlError(
       'unsupported',
       `${CUDA_PACKAGE.name} holds the CUDA provider for linux/x64 only; this is ${platform}/${arch}` +
-        (platform === 'linux' && arch === 'arm64' ? ' (on a Jetson, build onnxruntime with CUDA from source, or use --ep webgpu or cpu)' : ''),
+        (platform === 'linux' && arch === 'arm64'
+          ? ' (on a Jetson, build onnxruntime with CUDA from source, or use --ep webgpu or cpu)'
+          : ''),
     );
   }
   const packageDir = options.onnxruntimeDir ?? onnxruntimeNodeDir();
@@ -210,14 +250,29 @@ export async function installCudaProvider(options: CudaInstallOptions = {}): Pro
   const coreVersion = onnxruntimeNodeVersion(packageDir);
   const bindingDir = onnxruntimeBindingDir(packageDir, platform, arch);
   if (!coreVersion || !existsSync(join(bindingDir, 'libonnxruntime.so.1'))) {
-    throw new EdgetlError('not-installed', `onnxruntime-node at ${packageDir} has no linux/x64 core (${join(bindingDir, 'libonnxruntime.so.1')} is missing): reinstall it with \`npm ci\``, { file: packageDir });
+    throw new EdgetlError(
+      'not-installed',
+      `onnxruntime-node at ${packageDir} has no linux/x64 core (${join(bindingDir, 'libonnxruntime.so.1')} is missing): reinstall it with \`npm ci\``,
+      { file: packageDir },
+    );
   }
   const warnings: string[] = [];
 
   let source: CudaInstallReport['source'];
   if (options.from === undefined) {
-    const fetched = await fetchPackage(options.downloadDir ?? join(edgetlCacheDir(options.env), 'cuda'), options, progress);
-    source = { kind: 'npm', spec: CUDA_PACKAGE_SPEC, path: fetched.path, downloaded: fetched.downloaded, integrity: CUDA_PACKAGE.integrity, integrityMatches: true };
+    const fetched = await fetchPackage(
+      options.downloadDir ?? join(edgetlCacheDir(options.env), 'cuda'),
+      options,
+      progress,
+    );
+    source = {
+      kind: 'npm',
+      spec: CUDA_PACKAGE_SPEC,
+      path: fetched.path,
+      downloaded: fetched.downloaded,
+      integrity: CUDA_PACKAGE.integrity,
+      integrityMatches: true,
+    };
   } else {
     const from = resolve(options.from);
     let isFolder: boolean;
@@ -244,13 +299,19 @@ export async function installCudaProvider(options: CudaInstallOptions = {}): Pro
     if (source.kind === 'folder') {
       root = packageRootIn(source.path);
       if (!existsSync(join(root, 'package.json'))) {
-        throw new EdgetlError('bad-package', `--from ${source.path}: neither it nor its package/ folder holds a package.json`, { file: source.path });
+        throw new EdgetlError(
+          'bad-package',
+          `--from ${source.path}: neither it nor its package/ folder holds a package.json`,
+          { file: source.path },
+        );
       }
     } else {
       progress(`unpacking ${basename(source.path)}`);
       const untar = await run('tar', ['-xzof', source.path, '-C', staging], {});
       if (untar.error || untar.code !== 0) {
-        const why = untar.error ? `tar could not run (${describeError(untar.error)}): install tar` : untar.stderr.trim().split('\n').slice(-2).join(' ');
+        const why = untar.error
+          ? `tar could not run (${describeError(untar.error)}): install tar`
+          : untar.stderr.trim().split('\n').slice(-2).join(' ');
         throw new EdgetlError('bad-package', `${source.path}: could not unpack it: ${why}`, { file: source.path });
       }
       root = packageRootIn(staging);
@@ -260,7 +321,9 @@ export async function installCudaProvider(options: CudaInstallOptions = {}): Pro
     if (source.kind === 'tarball' && staged.name === CUDA_PACKAGE.name && staged.version === CUDA_PACKAGE.version) {
       source.integrityMatches = source.integrity === CUDA_PACKAGE.integrity;
       if (!source.integrityMatches) {
-        warnings.push(`${source.path} is not byte-identical to the registry's ${CUDA_PACKAGE_SPEC} (its sha512 differs): a repacked or altered copy`);
+        warnings.push(
+          `${source.path} is not byte-identical to the registry's ${CUDA_PACKAGE_SPEC} (its sha512 differs): a repacked or altered copy`,
+        );
       }
     }
     const compatibility = providerCoreCompatibility(staged.onnxruntimeVersion, coreVersion);
@@ -274,7 +337,9 @@ export async function installCudaProvider(options: CudaInstallOptions = {}): Pro
             `--allow-version-mismatch and check the results against --ep cpu`,
         );
       }
-      warnings.push(`${compatibility.detail}; placed anyway (--allow-version-mismatch): compare results against --ep cpu`);
+      warnings.push(
+        `${compatibility.detail}; placed anyway (--allow-version-mismatch): compare results against --ep cpu`,
+      );
     } else if (compatibility.evidence) {
       warnings.push(compatibility.evidence);
     }
@@ -295,12 +360,28 @@ export async function installCudaProvider(options: CudaInstallOptions = {}): Pro
       const sha256 = await hashFile(stagedFile, 'sha256', 'hex');
       const bytes = statSync(stagedFile).size;
       // Something that isn't a file at the path (a folder) counts as different: the rename below then says why it can't.
-      const existing = !existsSync(target) ? undefined : statSync(target).isFile() ? await hashFile(target, 'sha256', 'hex') : 'not a file';
-      const action: PlacedFile['action'] = options.dryRun ? 'would-place' : existing === sha256 ? 'unchanged' : existing ? 'replaced' : 'placed';
+      const existing = !existsSync(target)
+        ? undefined
+        : statSync(target).isFile()
+          ? await hashFile(target, 'sha256', 'hex')
+          : 'not a file';
+      const action: PlacedFile['action'] = options.dryRun
+        ? 'would-place'
+        : existing === sha256
+          ? 'unchanged'
+          : existing
+            ? 'replaced'
+            : 'placed';
       files.push({ name, path: target, bytes, sha256, action });
     }
     const report: CudaInstallReport = {
-      package: { name: staged.name, version: staged.version, onnxruntimeVersion: staged.onnxruntimeVersion, cudaMajor, cudnnMajor: CUDA_PACKAGE.cudnnMajor },
+      package: {
+        name: staged.name,
+        version: staged.version,
+        onnxruntimeVersion: staged.onnxruntimeVersion,
+        cudaMajor,
+        cudnnMajor: CUDA_PACKAGE.cudnnMajor,
+      },
       source,
       core: { version: coreVersion, packageDir, bindingDir },
       compatibility,

@@ -63,7 +63,12 @@ export function defaultLibrarySearch(env: NodeJS.ProcessEnv, arch: string, runTo
       }
     }
   }
-  const cudaHomes = ['/usr/local/cuda', ...listDir('/usr/local').filter((n) => /^cuda-\d/.test(n)).map((n) => join('/usr/local', n))];
+  const cudaHomes = [
+    '/usr/local/cuda',
+    ...listDir('/usr/local')
+      .filter((n) => /^cuda-\d/.test(n))
+      .map((n) => join('/usr/local', n)),
+  ];
   const home = env.HOME ?? '';
   return {
     env,
@@ -166,7 +171,11 @@ export function minimumDriverFor(cudaMajor: number): number {
 }
 
 /** Find each library where the loader will look; say where else it is and how to fix it when it isn't. */
-export function checkLibraries(libraries: { soname: string; needed: 'link' | 'runtime' }[], cudaMajor: number, search: LibrarySearch): CudaLibraryCheck[] {
+export function checkLibraries(
+  libraries: { soname: string; needed: 'link' | 'runtime' }[],
+  cudaMajor: number,
+  search: LibrarySearch,
+): CudaLibraryCheck[] {
   const cache = search.ldconfigCache ? parseLdconfig(search.ldconfigCache, search.arch) : new Map<string, string>();
   const ldPath = (search.env.LD_LIBRARY_PATH ?? '').split(':').filter(Boolean);
   return libraries.map(({ soname, needed }) => {
@@ -181,9 +190,11 @@ export function checkLibraries(libraries: { soname: string; needed: 'link' | 'ru
 
     const stem = sonameStem(soname);
     const others = new Set<string>();
-    for (const name of cache.keys()) if (name.startsWith(stem) && /^\d+$/.test(name.slice(stem.length)) && name !== soname) others.add(name);
+    for (const name of cache.keys())
+      if (name.startsWith(stem) && /^\d+$/.test(name.slice(stem.length)) && name !== soname) others.add(name);
     for (const dir of [...ldPath, ...search.defaultDirs, ...search.otherDirs]) {
-      for (const name of listDir(dir)) if (name.startsWith(stem) && /^\d+$/.test(name.slice(stem.length)) && name !== soname) others.add(name);
+      for (const name of listDir(dir))
+        if (name.startsWith(stem) && /^\d+$/.test(name.slice(stem.length)) && name !== soname) others.add(name);
     }
     const offDir = search.otherDirs.find((dir) => existsSync(join(dir, soname)));
     if (offDir) {

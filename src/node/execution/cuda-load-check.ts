@@ -38,17 +38,26 @@ function reluModel(): Uint8Array {
 }
 
 export function classifyCudaLoadError(message: string): CudaLoadCheck['outcome'] {
-  if (/cannot open shared object file|undefined symbol|dlopen|Failed to load library|LoadLibrary/i.test(message)) return 'load-failed';
-  if (/CUDA failure (100|35|999|804)|no CUDA-capable device|insufficient|CUDA driver version/i.test(message)) return 'no-gpu';
+  if (/cannot open shared object file|undefined symbol|dlopen|Failed to load library|LoadLibrary/i.test(message))
+    return 'load-failed';
+  if (/CUDA failure (100|35|999|804)|no CUDA-capable device|insufficient|CUDA driver version/i.test(message))
+    return 'no-gpu';
   return 'failed';
 }
 
 export async function checkCudaLoads(deviceId = 0, env: NodeJS.ProcessEnv = process.env): Promise<CudaLoadCheck> {
   const probe = await probeSession(reluModel(), 'cuda', { cudaDeviceId: deviceId }, env);
   if (probe.created) {
-    return { outcome: 'runs', message: 'onnxruntime opened a session on CUDA', ...(probe.placement.length ? { placement: probe.placement } : {}) };
+    return {
+      outcome: 'runs',
+      message: 'onnxruntime opened a session on CUDA',
+      ...(probe.placement.length ? { placement: probe.placement } : {}),
+    };
   }
   // onnxruntime's exception says only "Failed to load shared library"; its log line names the library.
-  const message = [probe.error ?? 'the session did not open', ...(probe.logErrors ?? []).filter((l) => !probe.error?.includes(l))].join(' | ');
+  const message = [
+    probe.error ?? 'the session did not open',
+    ...(probe.logErrors ?? []).filter((l) => !probe.error?.includes(l)),
+  ].join(' | ');
   return { outcome: classifyCudaLoadError(message), message };
 }

@@ -13,7 +13,9 @@ const { onnx } = onnxProto;
 function gemmModel(transA: boolean, transB: boolean): Uint8Array {
   const valueInfo = (name: string, dims: string[]) => ({
     name,
-    type: { tensorType: { elemType: onnx.TensorProto.DataType.FLOAT, shape: { dim: dims.map((dimParam) => ({ dimParam })) } } },
+    type: {
+      tensorType: { elemType: onnx.TensorProto.DataType.FLOAT, shape: { dim: dims.map((dimParam) => ({ dimParam })) } },
+    },
   });
   const model = onnx.ModelProto.create({
     irVersion: 8,

@@ -15,7 +15,12 @@ import { createRequire } from 'node:module';
 import { dirname, join, resolve, isAbsolute, delimiter } from 'node:path';
 import { homedir } from 'node:os';
 import { EdgetlError } from '../../core/util/errors.js';
-import type { AdapterInfo, ExecutionProviderName, ExecutionProviderRequest, ProviderFallback } from '../../core/execution/types.js';
+import type {
+  AdapterInfo,
+  ExecutionProviderName,
+  ExecutionProviderRequest,
+  ProviderFallback,
+} from '../../core/execution/types.js';
 import {
   checkLibraries,
   defaultLibrarySearch,
@@ -35,7 +40,13 @@ import {
   type ProviderCoreCompatibility,
 } from './cuda-package.js';
 
-export const EXECUTION_PROVIDER_REQUESTS: readonly ExecutionProviderRequest[] = ['auto', 'cpu', 'webgpu', 'cuda', 'wasm'];
+export const EXECUTION_PROVIDER_REQUESTS: readonly ExecutionProviderRequest[] = [
+  'auto',
+  'cpu',
+  'webgpu',
+  'cuda',
+  'wasm',
+];
 
 /**
  * The command that installs the CUDA provider from the npm registry (src/node/cli/setup.ts). onnxruntime-node's own
@@ -139,7 +150,8 @@ export function onnxruntimeBindingDir(packageDir: string, platform: string, arch
 
 export function onnxruntimeNodeVersion(packageDir: string): string | undefined {
   try {
-    const version = (JSON.parse(readFileSync(join(packageDir, 'package.json'), 'utf8')) as { version?: unknown }).version;
+    const version = (JSON.parse(readFileSync(join(packageDir, 'package.json'), 'utf8')) as { version?: unknown })
+      .version;
     return typeof version === 'string' ? version : undefined;
   } catch {
     return undefined;
@@ -156,8 +168,10 @@ export function readCudaInstallManifest(bindingDir: string): CudaInstallManifest
 }
 
 function cudaLibraryNames(platform: string): { provider: string; shared: string } | undefined {
-  if (platform === 'linux') return { provider: 'libonnxruntime_providers_cuda.so', shared: 'libonnxruntime_providers_shared.so' };
-  if (platform === 'win32') return { provider: 'onnxruntime_providers_cuda.dll', shared: 'onnxruntime_providers_shared.dll' };
+  if (platform === 'linux')
+    return { provider: 'libonnxruntime_providers_cuda.so', shared: 'libonnxruntime_providers_shared.so' };
+  if (platform === 'win32')
+    return { provider: 'onnxruntime_providers_cuda.dll', shared: 'onnxruntime_providers_shared.dll' };
   return undefined;
 }
 
@@ -194,7 +208,9 @@ function gatherNvidiaGpu(options: CudaProbe): { gpuPresent: boolean; gpuEvidence
   const proc = join(options.devRoot, 'proc', 'driver', 'nvidia');
   let driverVersion: string | undefined;
   try {
-    driverVersion = /Kernel Module(?: for \S+)?\s+(\d+\.\d+(?:\.\d+)?)/.exec(readFileSync(join(proc, 'version'), 'utf8'))?.[1];
+    driverVersion = /Kernel Module(?: for \S+)?\s+(\d+\.\d+(?:\.\d+)?)/.exec(
+      readFileSync(join(proc, 'version'), 'utf8'),
+    )?.[1];
   } catch {
     driverVersion = undefined;
   }
@@ -205,7 +221,8 @@ function gatherNvidiaGpu(options: CudaProbe): { gpuPresent: boolean; gpuEvidence
   if (procGpus.length > 0) {
     let model = '';
     try {
-      model = /Model:\s*(.+)/.exec(readFileSync(join(proc, 'gpus', procGpus[0], 'information'), 'utf8'))?.[1]?.trim() ?? '';
+      model =
+        /Model:\s*(.+)/.exec(readFileSync(join(proc, 'gpus', procGpus[0], 'information'), 'utf8'))?.[1]?.trim() ?? '';
     } catch {
       model = '';
     }
@@ -216,7 +233,11 @@ function gatherNvidiaGpu(options: CudaProbe): { gpuPresent: boolean; gpuEvidence
   if ((!gpuPresent || !driverVersion) && options.runTools) {
     const smi = onPath('nvidia-smi', options.env);
     if (smi) {
-      const run = spawnSync(smi, ['--query-gpu=name,driver_version', '--format=csv,noheader'], { encoding: 'utf8', timeout: 5000, env: options.env });
+      const run = spawnSync(smi, ['--query-gpu=name,driver_version', '--format=csv,noheader'], {
+        encoding: 'utf8',
+        timeout: 5000,
+        env: options.env,
+      });
       const first = (run.stdout ?? '').split('\n').find((l) => l.includes(','));
       if (run.status === 0 && first) {
         const [name, version] = first.split(',').map((x) => x.trim());
@@ -259,7 +280,12 @@ function gatherCuda(options: CudaProbe): CudaFacts {
     // cuDNN isn't a DT_NEEDED: onnxruntime dlopens libcudnn.so.<major> (then libcudnn.so) when the first
     // convolution runs, so a missing cuDNN lets the session open and fails the first image. Checked up front.
     const cudnn = `libcudnn.so.${install?.cudnnMajor ?? CUDA_PACKAGE.cudnnMajor}`;
-    const search = { ...defaultLibrarySearch(options.env, options.arch, options.runTools && !options.librarySearch), ...options.librarySearch, env: options.env, arch: options.arch };
+    const search = {
+      ...defaultLibrarySearch(options.env, options.arch, options.runTools && !options.librarySearch),
+      ...options.librarySearch,
+      env: options.env,
+      arch: options.arch,
+    };
     libraries = checkLibraries(
       [...link.map((soname) => ({ soname, needed: 'link' as const })), { soname: cudnn, needed: 'runtime' as const }],
       cudaMajor,
@@ -281,14 +307,24 @@ function gatherCuda(options: CudaProbe): CudaFacts {
 }
 
 /** DT_NEEDED of the package's libonnxruntime_providers_cuda.so (readelf -d), CUDA stack only. */
-const PACKAGE_PROVIDER_NEEDS = ['libcublasLt.so.13', 'libcublas.so.13', 'libcurand.so.10', 'libcudart.so.13', 'libcuda.so.1'];
+const PACKAGE_PROVIDER_NEEDS = [
+  'libcublasLt.so.13',
+  'libcublas.so.13',
+  'libcurand.so.10',
+  'libcudart.so.13',
+  'libcuda.so.1',
+];
 
 const SOFTWARE_DRIVER = /swiftshader|lvp|lavapipe|llvmpipe|softpipe|mock_icd|VkICD_mock/i;
 
 function classifyIcd(manifest: string, library: string, dev: string, renderNodes: string[]): VulkanIcd {
   const both = `${manifest} ${library}`;
   if (SOFTWARE_DRIVER.test(both)) {
-    const name = /swiftshader/i.test(both) ? 'SwiftShader' : /lvp|lavapipe/i.test(both) ? 'lavapipe (llvmpipe)' : 'software Vulkan driver';
+    const name = /swiftshader/i.test(both)
+      ? 'SwiftShader'
+      : /lvp|lavapipe/i.test(both)
+        ? 'lavapipe (llvmpipe)'
+        : 'software Vulkan driver';
     return { manifest, library, kind: 'software', name };
   }
   const firstRender = renderNodes[0];
@@ -298,7 +334,13 @@ function classifyIcd(manifest: string, library: string, dev: string, renderNodes
   }
   if (/dzn/i.test(both)) {
     const dxg = join(dev, 'dxg');
-    return { manifest, library, kind: 'wsl-d3d12', name: 'Dozen (WSL D3D12)', device: existsSync(dxg) ? dxg : undefined };
+    return {
+      manifest,
+      library,
+      kind: 'wsl-d3d12',
+      name: 'Dozen (WSL D3D12)',
+      device: existsSync(dxg) ? dxg : undefined,
+    };
   }
   const vendor = /intel/i.test(both)
     ? 'Intel'
@@ -316,7 +358,14 @@ function classifyIcd(manifest: string, library: string, dev: string, renderNodes
                 ? 'GPU'
                 : undefined;
   const mali = existsSync(join(dev, 'mali0')) ? join(dev, 'mali0') : undefined;
-  if (vendor) return { manifest, library, kind: 'mesa-or-vendor', name: vendor, device: firstRender ?? (vendor === 'Arm Mali' ? mali : undefined) };
+  if (vendor)
+    return {
+      manifest,
+      library,
+      kind: 'mesa-or-vendor',
+      name: vendor,
+      device: firstRender ?? (vendor === 'Arm Mali' ? mali : undefined),
+    };
   return { manifest, library, kind: 'unknown', name: library, device: firstRender };
 }
 
@@ -340,7 +389,11 @@ function icdManifestPaths(env: NodeJS.ProcessEnv): { paths: string[]; overridden
       .filter(Boolean)
       .flatMap((p) => {
         try {
-          return statSync(p).isDirectory() ? listDir(p).filter((f) => f.endsWith('.json')).map((f) => join(p, f)) : [p];
+          return statSync(p).isDirectory()
+            ? listDir(p)
+                .filter((f) => f.endsWith('.json'))
+                .map((f) => join(p, f))
+            : [p];
         } catch {
           return [p];
         }
@@ -355,7 +408,11 @@ function icdManifestPaths(env: NodeJS.ProcessEnv): { paths: string[]; overridden
     ...dataDirs.map((d) => join(d, 'vulkan', 'icd.d')),
     join(home, '.local', 'share', 'vulkan', 'icd.d'),
   ];
-  const paths = [...new Set(dirs)].flatMap((d) => listDir(d).filter((f) => f.endsWith('.json')).map((f) => join(d, f)));
+  const paths = [...new Set(dirs)].flatMap((d) =>
+    listDir(d)
+      .filter((f) => f.endsWith('.json'))
+      .map((f) => join(d, f)),
+  );
   if (env.VK_ADD_DRIVER_FILES) paths.push(...expand(env.VK_ADD_DRIVER_FILES));
   return { paths };
 }
@@ -411,7 +468,15 @@ export function gatherHostFacts(options: HostProbeOptions = {}): HostFacts {
   const arch = options.arch ?? process.arch;
   const devRoot = options.devRoot ?? '/';
   const runTools = options.runTools ?? true;
-  const cuda = gatherCuda({ env, platform, arch, devRoot, runTools, onnxruntimeDir: options.onnxruntimeDir, librarySearch: options.librarySearch });
+  const cuda = gatherCuda({
+    env,
+    platform,
+    arch,
+    devRoot,
+    runTools,
+    onnxruntimeDir: options.onnxruntimeDir,
+    librarySearch: options.librarySearch,
+  });
   const dev = join(devRoot, 'dev');
   const renderNodes = listDir(join(dev, 'dri'))
     .filter((n) => n.startsWith('renderD'))
@@ -479,7 +544,8 @@ export function assessCuda(facts: HostFacts): CudaAssessment {
     const reason = `CUDA provider library not found (${file ?? 'onnxruntime-node is not installed'}): ${how}`;
     const fix = platform === 'linux' && arch === 'x64' ? CUDA_INSTALL_COMMAND : undefined;
     missing.push({ kind: 'provider', name: file ?? 'onnxruntime-node', detail: reason, ...(fix ? { fix } : {}) });
-    if (!cuda.gpuPresent) missing.push({ kind: 'gpu', name: 'NVIDIA GPU', detail: `no NVIDIA GPU found (${cuda.gpuEvidence})` });
+    if (!cuda.gpuPresent)
+      missing.push({ kind: 'gpu', name: 'NVIDIA GPU', detail: `no NVIDIA GPU found (${cuda.gpuEvidence})` });
     return { ready: false, tryable: false, reason, missing };
   }
   let compatibility: ProviderCoreCompatibility | undefined;
@@ -495,7 +561,12 @@ export function assessCuda(facts: HostFacts): CudaAssessment {
     }
   }
   for (const library of (cuda.libraries ?? []).filter((l) => l.path === undefined)) {
-    missing.push({ kind: 'library', name: library.soname, detail: describeMissingLibrary(library), ...(library.fix ? { fix: library.fix } : {}) });
+    missing.push({
+      kind: 'library',
+      name: library.soname,
+      detail: describeMissingLibrary(library),
+      ...(library.fix ? { fix: library.fix } : {}),
+    });
   }
   const major = cuda.cudaMajor;
   const driverMajor = cuda.driverVersion ? Number(cuda.driverVersion.split('.')[0]) : undefined;
@@ -507,7 +578,8 @@ export function assessCuda(facts: HostFacts): CudaAssessment {
       fix: describeCudaLibrary('libcuda.so.1', major).fix,
     });
   }
-  if (!cuda.gpuPresent) missing.push({ kind: 'gpu', name: 'NVIDIA GPU', detail: `no NVIDIA GPU found (${cuda.gpuEvidence})` });
+  if (!cuda.gpuPresent)
+    missing.push({ kind: 'gpu', name: 'NVIDIA GPU', detail: `no NVIDIA GPU found (${cuda.gpuEvidence})` });
 
   const blocking = missing.filter((m) => m.kind === 'version' || m.kind === 'library');
   if (missing.length === 0) {
@@ -533,9 +605,14 @@ export function assessCuda(facts: HostFacts): CudaAssessment {
 
 /** apt-get lines merged into one; other steps kept as they are. */
 function combinedFix(fixes: string[]): string {
-  const apt = fixes.filter((f) => f.startsWith('apt-get install ')).flatMap((f) => f.slice('apt-get install '.length).split(' '));
+  const apt = fixes
+    .filter((f) => f.startsWith('apt-get install '))
+    .flatMap((f) => f.slice('apt-get install '.length).split(' '));
   const other = fixes.filter((f) => !f.startsWith('apt-get install '));
-  return [...(apt.length ? [`apt-get install ${[...new Set(apt)].join(' ')} (NVIDIA's CUDA apt repository)`] : []), ...other].join('; ');
+  return [
+    ...(apt.length ? [`apt-get install ${[...new Set(apt)].join(' ')} (NVIDIA's CUDA apt repository)`] : []),
+    ...other,
+  ].join('; ');
 }
 
 export interface WebGpuAssessment {
@@ -556,7 +633,12 @@ export interface WebGpuAssessment {
 export function assessWebGpu(facts: HostFacts): WebGpuAssessment {
   const built = facts.supportedBackends?.find((b) => b.name === 'webgpu');
   if (facts.supportedBackends && !built) {
-    return { hardware: false, tryable: false, hardwareManifests: [], reason: 'this onnxruntime-node build has no WebGPU provider' };
+    return {
+      hardware: false,
+      tryable: false,
+      hardwareManifests: [],
+      reason: 'this onnxruntime-node build has no WebGPU provider',
+    };
   }
   if (facts.platform === 'darwin') {
     return {
@@ -581,7 +663,8 @@ export function assessWebGpu(facts: HostFacts): WebGpuAssessment {
       hardware: false,
       tryable: false,
       hardwareManifests: [],
-      reason: 'no Vulkan loader (libvulkan.so.1) found, which WebGPU needs on Linux: install it (Debian/Ubuntu: apt-get install libvulkan1) and a GPU driver',
+      reason:
+        'no Vulkan loader (libvulkan.so.1) found, which WebGPU needs on Linux: install it (Debian/Ubuntu: apt-get install libvulkan1) and a GPU driver',
     };
   }
   const software = vulkan.icds.filter((i) => i.kind === 'software');
@@ -599,7 +682,11 @@ export function assessWebGpu(facts: HostFacts): WebGpuAssessment {
         hardware: true,
         tryable: true,
         hardwareManifests: hardware.map((i) => i.manifest),
-        adapter: { device: real[0].name, description: `${real[0].name} (${real[0].type}, from vulkaninfo)`, software: false },
+        adapter: {
+          device: real[0].name,
+          description: `${real[0].name} (${real[0].type}, from vulkaninfo)`,
+          software: false,
+        },
         reason: `hardware Vulkan device ${real[0].name}`,
       };
     }
@@ -608,7 +695,11 @@ export function assessWebGpu(facts: HostFacts): WebGpuAssessment {
         hardware: false,
         tryable: true,
         hardwareManifests: [],
-        adapter: { device: cpu[0].name, description: `${cpu[0].name} (${cpu[0].type}, from vulkaninfo)`, software: true },
+        adapter: {
+          device: cpu[0].name,
+          description: `${cpu[0].name} (${cpu[0].type}, from vulkaninfo)`,
+          software: true,
+        },
         reason: `only a software WebGPU adapter is available (${cpu.map((d) => d.name).join(', ')}, per vulkaninfo); auto never picks one: it is far slower than the CPU provider`,
       };
     }
@@ -619,7 +710,11 @@ export function assessWebGpu(facts: HostFacts): WebGpuAssessment {
       hardware: true,
       tryable: true,
       hardwareManifests: hardware.map((i) => i.manifest),
-      adapter: { vendor: first.name, description: `${first.name} Vulkan driver (${first.library}) on ${first.device}`, software: false },
+      adapter: {
+        vendor: first.name,
+        description: `${first.name} Vulkan driver (${first.library}) on ${first.device}`,
+        software: false,
+      },
       reason: `hardware Vulkan driver ${first.name} with device ${first.device}`,
     };
   }
@@ -642,7 +737,12 @@ export function assessWebGpu(facts: HostFacts): WebGpuAssessment {
   const drivers = hardwareWithoutDevice.length
     ? `Vulkan drivers ${[...new Set(hardwareWithoutDevice.map((i) => i.name))].join(', ')} are installed but no GPU device node (/dev/dri/renderD*, /dev/nvidia0) exists`
     : `no Vulkan driver found (${where})`;
-  return { hardware: false, tryable: hardwareWithoutDevice.length > 0, hardwareManifests: [], reason: `no WebGPU adapter: ${drivers}` };
+  return {
+    hardware: false,
+    tryable: hardwareWithoutDevice.length > 0,
+    hardwareManifests: [],
+    reason: `no WebGPU adapter: ${drivers}`,
+  };
 }
 
 export interface ProviderPlan {
@@ -664,7 +764,10 @@ export function isExecutionProviderRequest(value: string): value is ExecutionPro
  */
 export function planProviders(request: ExecutionProviderRequest, facts: HostFacts, strictEp = false): ProviderPlan {
   if (!isExecutionProviderRequest(request)) {
-    throw new EdgetlError('bad-input', `unknown execution provider '${String(request)}': use one of ${EXECUTION_PROVIDER_REQUESTS.join(', ')}`);
+    throw new EdgetlError(
+      'bad-input',
+      `unknown execution provider '${String(request)}': use one of ${EXECUTION_PROVIDER_REQUESTS.join(', ')}`,
+    );
   }
   const cuda = assessCuda(facts);
   const webgpu = assessWebGpu(facts);
@@ -686,7 +789,10 @@ export function planProviders(request: ExecutionProviderRequest, facts: HostFact
       else unavailable('webgpu', webgpu.reason);
       break;
     case 'wasm':
-      unavailable('wasm', "wasm is onnxruntime-web's browser provider; in Node the CPU provider runs the same model natively and faster");
+      unavailable(
+        'wasm',
+        "wasm is onnxruntime-web's browser provider; in Node the CPU provider runs the same model natively and faster",
+      );
       break;
     case 'auto':
       if (cuda.ready) candidates.push('cuda');
@@ -705,7 +811,10 @@ export function describeProviderChoice(report: {
   fallbacks: ProviderFallback[];
   adapter?: AdapterInfo;
 }): string {
-  const adapter = report.used === 'webgpu' && report.adapter ? ` on ${report.adapter.device ?? report.adapter.description ?? 'an adapter'}${report.adapter.software ? ' (software adapter: for correctness only, far slower than cpu)' : ''}` : '';
+  const adapter =
+    report.used === 'webgpu' && report.adapter
+      ? ` on ${report.adapter.device ?? report.adapter.description ?? 'an adapter'}${report.adapter.software ? ' (software adapter: for correctness only, far slower than cpu)' : ''}`
+      : '';
   const why = report.fallbacks.map((f) => `${f.provider} not used: ${f.reason}`).join('; ');
   return `${report.used}${adapter}${why ? ` (${why})` : ''}`;
 }

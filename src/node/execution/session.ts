@@ -40,18 +40,27 @@ let webgpuDevice: { adapter?: AdapterInfo; software: boolean } | undefined;
 function checkThreads(value: number | undefined, name: string): number | undefined {
   if (value === undefined) return undefined;
   if (!Number.isInteger(value) || value < 0 || value > 1024) {
-    throw new EdgetlError('bad-input', `${name} must be a whole number from 0 (onnxruntime's default) to 1024, got ${value}`);
+    throw new EdgetlError(
+      'bad-input',
+      `${name} must be a whole number from 0 (onnxruntime's default) to 1024, got ${value}`,
+    );
   }
   return value;
 }
 
 /** Session options for one provider: the single place that maps ExecutionOptions to onnxruntime's. */
-export function sessionOptionsFor(provider: ExecutionProviderName, options: ExecutionOptions): InferenceSession.SessionOptions {
+export function sessionOptionsFor(
+  provider: ExecutionProviderName,
+  options: ExecutionOptions,
+): InferenceSession.SessionOptions {
   const intra = checkThreads(options.intraOpThreads, 'intraOpThreads');
   const inter = checkThreads(options.interOpThreads, 'interOpThreads');
   const level = options.graphOptimizationLevel ?? 'all';
   if (!['disabled', 'basic', 'extended', 'all'].includes(level)) {
-    throw new EdgetlError('bad-input', `graphOptimizationLevel must be disabled, basic, extended or all, got '${String(level)}'`);
+    throw new EdgetlError(
+      'bad-input',
+      `graphOptimizationLevel must be disabled, basic, extended or all, got '${String(level)}'`,
+    );
   }
   let executionProvider: InferenceSession.ExecutionProviderConfig;
   if (provider === 'cuda') {
@@ -92,7 +101,8 @@ function failureHint(provider: ExecutionProviderName, message: string): string {
     if (/libcudart|libcublas|libcudnn|cudnn|CUDA driver|cuda.*\.so|Failed to load shared library/i.test(message)) {
       return ': the CUDA provider needs the CUDA and cuDNN libraries it was built for where the dynamic loader finds them; `edgetl setup cuda --check` names each one missing and the command that installs it';
     }
-    if (/no CUDA-capable device|CUDA failure 100/i.test(message)) return ': no CUDA-capable GPU is visible to this process';
+    if (/no CUDA-capable device|CUDA failure 100/i.test(message))
+      return ': no CUDA-capable GPU is visible to this process';
   }
   if (provider === 'webgpu' && /no WebGPU adapter/i.test(message)) {
     return (
@@ -131,27 +141,37 @@ class NodeBackboneSession implements BackboneSession {
     this.inputName = session.inputNames[0];
     this.outputNames = [...session.outputNames];
     const meta = session.inputMetadata[0];
-    this.inputDims = meta && meta.isTensor && meta.shape.length > 0 ? [...meta.shape] : undefined;
+    this.inputDims = meta?.isTensor && meta.shape.length > 0 ? [...meta.shape] : undefined;
   }
 
   async run(input: Float32Array, dims: readonly number[], outputName?: string): Promise<SessionOutput> {
     if (this.closed) throw new EdgetlError('closed', `${this.where}: session already closed`);
     const name = outputName ?? this.outputNames[0];
     if (!this.outputNames.includes(name)) {
-      throw new EdgetlError('bad-input', `${this.where}: no output '${name}' (outputs: ${this.outputNames.join(', ')})`);
+      throw new EdgetlError(
+        'bad-input',
+        `${this.where}: no output '${name}' (outputs: ${this.outputNames.join(', ')})`,
+      );
     }
     const expected = dims.reduce((a, b) => a * b, 1);
     if (expected !== input.length) {
-      throw new EdgetlError('bad-input', `${this.where}: input has ${input.length} values but dims [${dims.join(', ')}] need ${expected}`);
+      throw new EdgetlError(
+        'bad-input',
+        `${this.where}: input has ${input.length} values but dims [${dims.join(', ')}] need ${expected}`,
+      );
     }
     const feeds = { [this.inputName]: new ort.Tensor('float32', input, [...dims]) };
     let results: InferenceSession.ReturnType;
     try {
       results = await this.session.run(feeds, [name]);
     } catch (error) {
-      throw new EdgetlError('inference-failed', `${this.where}: inference failed on ${this.provider.used}: ${condense(describeError(error))}`, {
-        cause: error,
-      });
+      throw new EdgetlError(
+        'inference-failed',
+        `${this.where}: inference failed on ${this.provider.used}: ${condense(describeError(error))}`,
+        {
+          cause: error,
+        },
+      );
     }
     const tensor = results[name];
     const data = tensor.data;
@@ -177,13 +197,19 @@ class NodeBackboneSession implements BackboneSession {
  * Throws EdgetlError: 'ep-unavailable' (strictEp and the provider can't run), 'bad-model' (onnxruntime can't load
  * the model even on CPU), 'bad-input' (bad options).
  */
-export async function createSession(model: string | Uint8Array, options: CreateSessionOptions = {}): Promise<BackboneSession> {
+export async function createSession(
+  model: string | Uint8Array,
+  options: CreateSessionOptions = {},
+): Promise<BackboneSession> {
   const requested = options.ep ?? 'auto';
   const strict = options.strictEp ?? false;
   // Validate options up front so a typo isn't reported as a provider failure.
   sessionOptionsFor('cpu', options);
   const gathered = options.hostFacts ?? gatherHostFacts();
-  const facts: HostFacts = { ...gathered, supportedBackends: gathered.supportedBackends ?? ort.listSupportedBackends() };
+  const facts: HostFacts = {
+    ...gathered,
+    supportedBackends: gathered.supportedBackends ?? ort.listSupportedBackends(),
+  };
   const plan = planProviders(requested, facts, strict);
   const fallbacks: ProviderFallback[] = [...plan.skipped];
   const notes: string[] = [];
@@ -192,7 +218,11 @@ export async function createSession(model: string | Uint8Array, options: CreateS
   let candidates = plan.candidates;
   if (requested === 'auto' && webgpuDevice?.software && candidates.includes('webgpu')) {
     candidates = candidates.filter((c) => c !== 'webgpu');
-    fallbacks.push({ provider: 'webgpu', reason: 'this process already opened WebGPU on a software adapter (onnxruntime keeps one WebGPU device per process)' });
+    fallbacks.push({
+      provider: 'webgpu',
+      reason:
+        'this process already opened WebGPU on a software adapter (onnxruntime keeps one WebGPU device per process)',
+    });
   }
 
   for (const provider of candidates) {
@@ -219,7 +249,9 @@ export async function createSession(model: string | Uint8Array, options: CreateS
       const reason = `${provider} session failed to start: ${message}${failureHint(provider, message)}`;
       const requestedThis = requested === provider || (requested === 'auto' && strict);
       if (strict && requestedThis) {
-        throw new EdgetlError('ep-unavailable', `--ep ${requested} can't run here (strict): ${reason}`, { cause: error });
+        throw new EdgetlError('ep-unavailable', `--ep ${requested} can't run here (strict): ${reason}`, {
+          cause: error,
+        });
       }
       fallbacks.push({ provider, reason });
       continue;
@@ -255,7 +287,9 @@ export async function createSession(model: string | Uint8Array, options: CreateS
           }
           found.push(described);
         } else {
-          found.push(`could not check which nodes run on ${provider}: ${probe.error ?? "onnxruntime's log showed no placement"}`);
+          found.push(
+            `could not check which nodes run on ${provider}: ${probe.error ?? "onnxruntime's log showed no placement"}`,
+          );
         }
       }
     }
@@ -294,10 +328,14 @@ export function describePlacement(provider: string, placement: readonly NodePlac
   const cpu = placement.filter((p) => p.provider === 'cpu');
   const onCpu = cpu.reduce((n, p) => n + p.nodes, 0);
   if (onCpu === 0) return `all ${total} nodes run on ${provider}`;
-  const ops = Object.entries(cpu.flatMap((p) => Object.entries(p.ops)).reduce<Record<string, number>>((acc, [op, n]) => {
-    acc[op] = (acc[op] ?? 0) + n;
-    return acc;
-  }, {}))
+  const ops = Object.entries(
+    cpu
+      .flatMap((p) => Object.entries(p.ops))
+      .reduce<Record<string, number>>((acc, [op, n]) => {
+        acc[op] = (acc[op] ?? 0) + n;
+        return acc;
+      }, {}),
+  )
     .sort((a, b) => b[1] - a[1])
     .map(([op, n]) => `${op} x${n}`)
     .join(', ');
@@ -408,7 +446,8 @@ export async function probeSession(
     const stderr = await readFile(logPath, 'utf8');
     const parsed = parseSessionLog(stderr);
     if (stdout.includes('EDGETL_PROBE_OK')) return { created: true, ...parsed };
-    const error = /EDGETL_PROBE_ERROR (.*)/s.exec(stdout)?.[1] ?? (stderr.trim().split('\n').pop() || 'the probe process died');
+    const error =
+      /EDGETL_PROBE_ERROR (.*)/s.exec(stdout)?.[1] ?? (stderr.trim().split('\n').pop() || 'the probe process died');
     const logErrors = stderr
       .split('\n')
       .filter((line) => /\[E:onnxruntime/.test(line))

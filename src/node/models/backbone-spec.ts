@@ -38,7 +38,18 @@ export interface Sidecar {
 /** Input tensor dims as inspection reports them: numbers for fixed sizes, strings or null for symbolic ones. */
 export type InputDims = ReadonlyArray<number | string | null | undefined>;
 
-const PREPROCESS_FIELDS = ['layout', 'width', 'height', 'resize', 'resizeTo', 'crop', 'channelOrder', 'scale', 'mean', 'std'] as const;
+const PREPROCESS_FIELDS = [
+  'layout',
+  'width',
+  'height',
+  'resize',
+  'resizeTo',
+  'crop',
+  'channelOrder',
+  'scale',
+  'mean',
+  'std',
+] as const;
 type PreprocessField = (typeof PREPROCESS_FIELDS)[number];
 
 /** Candidate sidecar paths for a model file, in the order they are tried. */
@@ -46,7 +57,9 @@ export function sidecarPathsFor(modelPath: string): string[] {
   const dir = dirname(modelPath);
   const name = basename(modelPath);
   const stem = name.replace(/\.onnx$/i, '');
-  return stem === name ? [join(dir, `${name}.edgetl.json`)] : [join(dir, `${stem}.edgetl.json`), join(dir, `${name}.edgetl.json`)];
+  return stem === name
+    ? [join(dir, `${name}.edgetl.json`)]
+    : [join(dir, `${stem}.edgetl.json`), join(dir, `${name}.edgetl.json`)];
 }
 
 /** Read and validate the sidecar for `modelPath`, or undefined when there is none. */
@@ -61,13 +74,19 @@ export function readSidecar(file: string): Sidecar {
   try {
     text = readFileSync(file, 'utf8');
   } catch (error) {
-    throw new EdgetlError('sidecar-invalid', `cannot read sidecar ${file}: ${describeError(error)}`, { file, cause: error });
+    throw new EdgetlError('sidecar-invalid', `cannot read sidecar ${file}: ${describeError(error)}`, {
+      file,
+      cause: error,
+    });
   }
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
   } catch (error) {
-    throw new EdgetlError('sidecar-invalid', `sidecar ${file} is not valid JSON: ${describeError(error)}`, { file, cause: error });
+    throw new EdgetlError('sidecar-invalid', `sidecar ${file} is not valid JSON: ${describeError(error)}`, {
+      file,
+      cause: error,
+    });
   }
   return parseSidecar(parsed, file);
 }
@@ -77,36 +96,45 @@ export function parseSidecar(value: unknown, file: string): Sidecar {
   const fail = (field: string, reason: string): never => {
     throw new EdgetlError('sidecar-invalid', `sidecar ${file}: ${field ? `field "${field}" ` : ''}${reason}`, { file });
   };
-  if (!isPlainObject(value)) return fail('', `must be a JSON object like {"preprocess": {...}, "embedding": {...}}, got ${kindOf(value)}`);
+  if (!isPlainObject(value))
+    return fail('', `must be a JSON object like {"preprocess": {...}, "embedding": {...}}, got ${kindOf(value)}`);
   for (const key of Object.keys(value)) {
     if (!['preprocess', 'embedding', 'description', 'labels', '$schema'].includes(key)) {
       fail(key, `is not a sidecar field (known: preprocess, embedding, description, labels)`);
     }
   }
   // `labels` names the classes of a model that ends in class scores (an `edgetl export` file); edgetl only checks it.
-  if (value.labels !== undefined && (!Array.isArray(value.labels) || !value.labels.every((l) => typeof l === 'string'))) {
+  if (
+    value.labels !== undefined &&
+    (!Array.isArray(value.labels) || !value.labels.every((l) => typeof l === 'string'))
+  ) {
     fail('labels', `must be an array of class names, got ${kindOf(value.labels)}`);
   }
   const sidecar: Sidecar = { file, preprocess: {} };
   if (value.preprocess !== undefined) {
     if (!isPlainObject(value.preprocess)) fail('preprocess', `must be an object, got ${kindOf(value.preprocess)}`);
-    sidecar.preprocess = validatePreprocessFields(value.preprocess as Record<string, unknown>, (field) => `preprocess.${field}`, (field, reason) =>
-      fail(field, reason),
+    sidecar.preprocess = validatePreprocessFields(
+      value.preprocess as Record<string, unknown>,
+      (field) => `preprocess.${field}`,
+      (field, reason) => fail(field, reason),
     );
   }
   if (value.embedding !== undefined) {
     const embedding = value.embedding;
-    if (!isPlainObject(embedding)) return fail('embedding', `must be an object like {"tensor": "name", "dim": 512}, got ${kindOf(embedding)}`);
+    if (!isPlainObject(embedding))
+      return fail('embedding', `must be an object like {"tensor": "name", "dim": 512}, got ${kindOf(embedding)}`);
     const result: { tensor?: string; dim?: number } = {};
     for (const key of Object.keys(embedding)) {
       if (key !== 'tensor' && key !== 'dim') fail(`embedding.${key}`, 'is not an embedding field (known: tensor, dim)');
     }
     if (embedding.tensor !== undefined) {
-      if (typeof embedding.tensor !== 'string' || !embedding.tensor) fail('embedding.tensor', `must be a non-empty tensor name, got ${JSON.stringify(embedding.tensor)}`);
+      if (typeof embedding.tensor !== 'string' || !embedding.tensor)
+        fail('embedding.tensor', `must be a non-empty tensor name, got ${JSON.stringify(embedding.tensor)}`);
       result.tensor = embedding.tensor as string;
     }
     if (embedding.dim !== undefined) {
-      if (!isPositiveInteger(embedding.dim)) fail('embedding.dim', `must be a positive whole number, got ${JSON.stringify(embedding.dim)}`);
+      if (!isPositiveInteger(embedding.dim))
+        fail('embedding.dim', `must be a positive whole number, got ${JSON.stringify(embedding.dim)}`);
       result.dim = embedding.dim as number;
     }
     sidecar.embedding = result;
@@ -125,18 +153,21 @@ export function validatePreprocessFields(
 ): Partial<PreprocessSpec> {
   const out: Partial<PreprocessSpec> = {};
   for (const key of Object.keys(value)) {
-    if (!(PREPROCESS_FIELDS as readonly string[]).includes(key)) fail(label(key), `is not a preprocessing field (known: ${PREPROCESS_FIELDS.join(', ')})`);
+    if (!(PREPROCESS_FIELDS as readonly string[]).includes(key))
+      fail(label(key), `is not a preprocessing field (known: ${PREPROCESS_FIELDS.join(', ')})`);
   }
   const oneOf = <T extends string>(field: PreprocessField, allowed: readonly T[]): T | undefined => {
     const v = value[field];
     if (v === undefined) return undefined;
-    if (typeof v !== 'string' || !(allowed as readonly string[]).includes(v)) fail(label(field), `must be one of ${allowed.map((a) => `"${a}"`).join(', ')}, got ${JSON.stringify(v)}`);
+    if (typeof v !== 'string' || !(allowed as readonly string[]).includes(v))
+      fail(label(field), `must be one of ${allowed.map((a) => `"${a}"`).join(', ')}, got ${JSON.stringify(v)}`);
     return v as T;
   };
   const size = (field: PreprocessField): number | undefined => {
     const v = value[field];
     if (v === undefined) return undefined;
-    if (!isPositiveInteger(v) || (v as number) > 8192) fail(label(field), `must be a whole number of pixels from 1 to 8192, got ${JSON.stringify(v)}`);
+    if (!isPositiveInteger(v) || (v as number) > 8192)
+      fail(label(field), `must be a whole number of pixels from 1 to 8192, got ${JSON.stringify(v)}`);
     return v as number;
   };
   const triple = (field: 'mean' | 'std'): [number, number, number] | undefined => {
@@ -146,7 +177,8 @@ export function validatePreprocessFields(
       fail(label(field), `must be three numbers (one per channel, in channelOrder), got ${JSON.stringify(v)}`);
     }
     const numbers = v as [number, number, number];
-    if (field === 'std' && numbers.some((x) => x <= 0)) fail(label(field), `values must be greater than 0, got ${JSON.stringify(v)}`);
+    if (field === 'std' && numbers.some((x) => x <= 0))
+      fail(label(field), `values must be greater than 0, got ${JSON.stringify(v)}`);
     return [numbers[0], numbers[1], numbers[2]];
   };
 
@@ -166,7 +198,11 @@ export function validatePreprocessFields(
   if (channelOrder) out.channelOrder = channelOrder;
   if (value.scale !== undefined) {
     const v = value.scale;
-    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) fail(label('scale'), `must be a number greater than 0 (e.g. 0.00392156862745098 for 1/255), got ${JSON.stringify(v)}`);
+    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0)
+      fail(
+        label('scale'),
+        `must be a number greater than 0 (e.g. 0.00392156862745098 for 1/255), got ${JSON.stringify(v)}`,
+      );
     out.scale = v as number;
   }
   const mean = triple('mean');
@@ -177,9 +213,12 @@ export function validatePreprocessFields(
 }
 
 /** Layout and spatial size read from a 4-d image input, when the dims say it unambiguously. */
-export function layoutFromInputDims(dims: InputDims | undefined): { layout: 'NCHW' | 'NHWC'; width?: number; height?: number } | undefined {
-  if (!dims || dims.length !== 4) return undefined;
-  const fixed = (d: number | string | null | undefined): number | undefined => (typeof d === 'number' && d > 0 ? d : undefined);
+export function layoutFromInputDims(
+  dims: InputDims | undefined,
+): { layout: 'NCHW' | 'NHWC'; width?: number; height?: number } | undefined {
+  if (dims?.length !== 4) return undefined;
+  const fixed = (d: number | string | null | undefined): number | undefined =>
+    typeof d === 'number' && d > 0 ? d : undefined;
   const [, d1, d2, d3] = dims.map(fixed);
   const channelsFirst = d1 === 3 || d1 === 1;
   const channelsLast = d3 === 3 || d3 === 1;
@@ -216,10 +255,16 @@ export function backboneSpecFor(
 ): BackboneSpec {
   const notes: string[] = [];
   const setBy = new Map<PreprocessField, string>();
-  const flagged = Object.keys(overrides).filter((k) => (overrides as Record<string, unknown>)[k] !== undefined) as PreprocessField[];
-  const checkedOverrides = validatePreprocessFields(overrides as Record<string, unknown>, (f) => `--${flagName(f)}`, (field, reason) => {
-    throw new EdgetlError('usage', `${field} ${reason}`);
-  });
+  const flagged = Object.keys(overrides).filter(
+    (k) => (overrides as Record<string, unknown>)[k] !== undefined,
+  ) as PreprocessField[];
+  const checkedOverrides = validatePreprocessFields(
+    overrides as Record<string, unknown>,
+    (f) => `--${flagName(f)}`,
+    (field, reason) => {
+      throw new EdgetlError('usage', `${field} ${reason}`);
+    },
+  );
 
   let base: PreprocessSpec;
   let source: SpecSource;
@@ -234,8 +279,10 @@ export function backboneSpecFor(
     embeddingDim = resolved.entry.embedding.dim;
     for (const f of PREPROCESS_FIELDS) setBy.set(f, `catalog entry ${resolved.entry.id}`);
     notes.push(`preprocessing from catalog entry ${resolved.entry.id}`);
-    const ignored = options.readSidecar === false ? undefined : sidecarPathsFor(resolved.path).find((p) => existsSync(p));
-    if (ignored) notes.push(`sidecar ${ignored} ignored: the file is catalog model ${resolved.entry.id} (use flags to override)`);
+    const ignored =
+      options.readSidecar === false ? undefined : sidecarPathsFor(resolved.path).find((p) => existsSync(p));
+    if (ignored)
+      notes.push(`sidecar ${ignored} ignored: the file is catalog model ${resolved.entry.id} (use flags to override)`);
   } else {
     base = { ...IMAGENET_224 };
     source = 'default';
@@ -244,18 +291,29 @@ export function backboneSpecFor(
     const defaultsNote: string[] = [];
     if (fromDims) {
       base.layout = fromDims.layout;
-      if (fromDims.width !== undefined && fromDims.height !== undefined && (fromDims.width !== base.width || fromDims.height !== base.height)) {
+      if (
+        fromDims.width !== undefined &&
+        fromDims.height !== undefined &&
+        (fromDims.width !== base.width || fromDims.height !== base.height)
+      ) {
         base.width = fromDims.width;
         base.height = fromDims.height;
         // Keep the ImageNet ratio of resize to crop (256/224).
         base.resizeTo = Math.round((Math.min(base.width, base.height) * 256) / 224);
       }
-      defaultsNote.push(`layout ${base.layout} and size ${base.width}x${base.height} from input dims ${formatDims(options.inputDims!)}`);
+      defaultsNote.push(
+        `layout ${base.layout} and size ${base.width}x${base.height} from input dims ${formatDims(options.inputDims!)}`,
+      );
       setBy.set('layout', `the model input ${formatDims(options.inputDims!)}`);
     } else if (options.inputDims) {
       defaultsNote.push(`input dims ${formatDims(options.inputDims)} do not show the layout: assuming NCHW 224x224`);
     }
-    const sidecar = options.readSidecar === false ? undefined : options.sidecar !== undefined ? options.sidecar ?? undefined : readSidecarFor(resolved.path);
+    const sidecar =
+      options.readSidecar === false
+        ? undefined
+        : options.sidecar !== undefined
+          ? (options.sidecar ?? undefined)
+          : readSidecarFor(resolved.path);
     const fromSidecar = sidecar ? (Object.keys(sidecar.preprocess) as PreprocessField[]) : [];
     if (sidecar) {
       sidecarFile = sidecar.file;
@@ -264,7 +322,9 @@ export function backboneSpecFor(
       embeddingTensor = sidecar.embedding?.tensor;
       embeddingDim = sidecar.embedding?.dim;
       source = 'sidecar';
-      notes.push(`not in the catalog; sidecar ${sidecar.file} sets ${fromSidecar.length ? fromSidecar.join(', ') : 'no preprocessing fields'}`);
+      notes.push(
+        `not in the catalog; sidecar ${sidecar.file} sets ${fromSidecar.length ? fromSidecar.join(', ') : 'no preprocessing fields'}`,
+      );
     }
     const defaulted = PREPROCESS_FIELDS.filter((f) => !fromSidecar.includes(f) && !flagged.includes(f));
     if (defaulted.length) {
@@ -277,7 +337,9 @@ export function backboneSpecFor(
   }
 
   if (flagged.length) {
-    const resized = (checkedOverrides.width !== undefined || checkedOverrides.height !== undefined) && checkedOverrides.resizeTo === undefined;
+    const resized =
+      (checkedOverrides.width !== undefined || checkedOverrides.height !== undefined) &&
+      checkedOverrides.resizeTo === undefined;
     const ratio = base.resizeTo / Math.min(base.width, base.height);
     base = { ...base, ...checkedOverrides };
     if (resized && base.resize === 'shorter-side') {
@@ -302,38 +364,76 @@ export const MAX_INPUT_SIDE = 8192;
 export const MAX_INPUT_PIXELS = 4096 * 4096;
 
 /** Refuses sizes whose tensors could not be allocated (a model declaring [1,3,100000,100000], or --size 100000). */
-function checkInputSize(spec: PreprocessSpec, setBy: Map<PreprocessField, string>, modelPath: string, dims: InputDims | undefined): void {
-  const source = (field: PreprocessField) => (dims && layoutFromInputDims(dims)?.width !== undefined ? `the model input ${formatDims(dims)}` : setBy.get(field) ?? field);
+function checkInputSize(
+  spec: PreprocessSpec,
+  setBy: Map<PreprocessField, string>,
+  modelPath: string,
+  dims: InputDims | undefined,
+): void {
+  const source = (field: PreprocessField) =>
+    dims && layoutFromInputDims(dims)?.width !== undefined
+      ? `the model input ${formatDims(dims)}`
+      : (setBy.get(field) ?? field);
   const tooLarge = (field: PreprocessField, what: string): never => {
-    throw new EdgetlError('model-input-too-large', `${modelPath}: ${source(field)} asks for ${what}, beyond what edgetl prepares (sides up to ${MAX_INPUT_SIDE}, ${MAX_INPUT_PIXELS} pixels per image); export the model with a smaller input size`, { file: modelPath });
+    throw new EdgetlError(
+      'model-input-too-large',
+      `${modelPath}: ${source(field)} asks for ${what}, beyond what edgetl prepares (sides up to ${MAX_INPUT_SIDE}, ${MAX_INPUT_PIXELS} pixels per image); export the model with a smaller input size`,
+      { file: modelPath },
+    );
   };
-  if (spec.width > MAX_INPUT_SIDE || spec.height > MAX_INPUT_SIDE || spec.width * spec.height > MAX_INPUT_PIXELS) tooLarge('width', `${spec.width}x${spec.height} images`);
-  if (spec.resize === 'shorter-side' && spec.resizeTo > 2 * MAX_INPUT_SIDE) tooLarge('resizeTo', `a resize to ${spec.resizeTo} pixels`);
+  if (spec.width > MAX_INPUT_SIDE || spec.height > MAX_INPUT_SIDE || spec.width * spec.height > MAX_INPUT_PIXELS)
+    tooLarge('width', `${spec.width}x${spec.height} images`);
+  if (spec.resize === 'shorter-side' && spec.resizeTo > 2 * MAX_INPUT_SIDE)
+    tooLarge('resizeTo', `a resize to ${spec.resizeTo} pixels`);
 }
 
 /** Fields that contradict each other or the model's fixed input fail here, naming who set them. */
-function checkConsistency(spec: PreprocessSpec, setBy: Map<PreprocessField, string>, modelPath: string, dims: InputDims | undefined): void {
+function checkConsistency(
+  spec: PreprocessSpec,
+  setBy: Map<PreprocessField, string>,
+  modelPath: string,
+  dims: InputDims | undefined,
+): void {
   checkInputSize(spec, setBy, modelPath, dims);
   const fail = (field: PreprocessField, reason: string): never => {
     const who = setBy.get(field) ?? field;
     const sidecarMatch = /^sidecar (.+?) field/.exec(who);
-    throw new EdgetlError(sidecarMatch ? 'sidecar-invalid' : 'usage', `${who}: ${reason}`, sidecarMatch ? { file: sidecarMatch[1] } : undefined);
+    throw new EdgetlError(
+      sidecarMatch ? 'sidecar-invalid' : 'usage',
+      `${who}: ${reason}`,
+      sidecarMatch ? { file: sidecarMatch[1] } : undefined,
+    );
   };
   const cropFits = () => {
     if (spec.resize === 'shorter-side' && spec.crop === 'center' && spec.resizeTo < Math.max(spec.width, spec.height)) {
-      fail('resizeTo', `resizeTo ${spec.resizeTo} is smaller than the ${spec.width}x${spec.height} crop it must contain`);
+      fail(
+        'resizeTo',
+        `resizeTo ${spec.resizeTo} is smaller than the ${spec.width}x${spec.height} crop it must contain`,
+      );
     }
   };
   const fromDims = layoutFromInputDims(dims);
-  if (!fromDims || !dims) return cropFits();
+  if (!fromDims || !dims) {
+    cropFits();
+    return;
+  }
   if (setBy.get('layout')?.startsWith('the model input') !== true && spec.layout !== fromDims.layout) {
-    fail('layout', `layout ${spec.layout} contradicts the model input ${formatDims(dims)} of ${modelPath}, which is ${fromDims.layout}`);
+    fail(
+      'layout',
+      `layout ${spec.layout} contradicts the model input ${formatDims(dims)} of ${modelPath}, which is ${fromDims.layout}`,
+    );
   }
   if (fromDims.width !== undefined && spec.width !== fromDims.width) {
-    fail('width', `width ${spec.width} differs from the model input ${formatDims(dims)} of ${modelPath} (width ${fromDims.width})`);
+    fail(
+      'width',
+      `width ${spec.width} differs from the model input ${formatDims(dims)} of ${modelPath} (width ${fromDims.width})`,
+    );
   }
   if (fromDims.height !== undefined && spec.height !== fromDims.height) {
-    fail('height', `height ${spec.height} differs from the model input ${formatDims(dims)} of ${modelPath} (height ${fromDims.height})`);
+    fail(
+      'height',
+      `height ${spec.height} differs from the model input ${formatDims(dims)} of ${modelPath} (height ${fromDims.height})`,
+    );
   }
   cropFits();
 }

@@ -82,7 +82,10 @@ export async function downloadFile(url: string, dest: string, options: DownloadO
   try {
     await mkdir(dirname(dest), { recursive: true });
   } catch (error) {
-    throw new EdgetlError('download-write', `cannot create the folder for ${dest}: ${describeError(error)}`, { file: dest, cause: error });
+    throw new EdgetlError('download-write', `cannot create the folder for ${dest}: ${describeError(error)}`, {
+      file: dest,
+      cause: error,
+    });
   }
   await removeAbandonedTemporaries(dest);
   const temporary = temporarySibling(dest);
@@ -101,7 +104,9 @@ export async function downloadFile(url: string, dest: string, options: DownloadO
               'download-size',
               `${url} announces ${announced} bytes but the expected file is ${options.bytes} bytes: it is not the file ` +
                 `edgetl expects (sha256 ${expected}); nothing was saved` +
-                (announced < 1024 ? ` (a tiny answer like this is usually an error page or a Git LFS pointer instead of the file)` : ''),
+                (announced < 1024
+                  ? ` (a tiny answer like this is usually an error page or a Git LFS pointer instead of the file)`
+                  : ''),
             );
           }
           progress.total = announced ?? options.bytes;
@@ -127,11 +132,14 @@ export async function downloadFile(url: string, dest: string, options: DownloadO
     const actual = hash.digest('hex');
     if (actual !== expected) {
       const sizeNote =
-        options.bytes !== undefined && options.bytes !== received ? `; received ${received} bytes, expected ${options.bytes}` : `; received ${received} bytes`;
+        options.bytes !== undefined && options.bytes !== received
+          ? `; received ${received} bytes, expected ${options.bytes}`
+          : `; received ${received} bytes`;
       throw new EdgetlError(
         'download-checksum',
         `checksum mismatch for ${url}: expected sha256 ${expected}, got ${actual}${sizeNote}. ` +
-          `The file was not kept` + lfsAdvice(finalUrl, Buffer.concat(head)),
+          `The file was not kept` +
+          lfsAdvice(finalUrl, Buffer.concat(head)),
       );
     }
     await rename(temporary, dest);
@@ -157,7 +165,11 @@ export async function fetchBytes(url: string, options: FetchBytesOptions): Promi
   const progress: TransferProgress = { received: 0, total: undefined };
   const chunks: Buffer[] = [];
   const tooLarge = (size: string) =>
-    new EdgetlError('download-too-large', `${url} is ${size}, over the limit of ${options.maxBytes} bytes; nothing was read further`, { file: url });
+    new EdgetlError(
+      'download-too-large',
+      `${url} is ${size}, over the limit of ${options.maxBytes} bytes; nothing was read further`,
+      { file: url },
+    );
   try {
     await receive(parsed, transferOptions(options), progress, {
       onHeaders: (announced) => {
@@ -214,7 +226,10 @@ async function receive(
   url: URL,
   options: OpenOptions,
   progress: TransferProgress,
-  sink: { onHeaders(announced: number | undefined): void | Promise<void>; onChunk(chunk: Buffer): void | Promise<void> },
+  sink: {
+    onHeaders(announced: number | undefined): void | Promise<void>;
+    onChunk(chunk: Buffer): void | Promise<void>;
+  },
 ): Promise<{ finalUrl: URL }> {
   const { response, request, finalUrl } = await openFollowingRedirects(url, options);
   const announced = parseContentLength(response.headers['content-length']);
@@ -228,7 +243,11 @@ async function receive(
   // The response stream reports a generic "aborted" when we destroy the request; remember the real reason.
   let stopReason: TransferFailure | undefined;
   request.setTimeout(options.timeoutMs, () => {
-    stopReason = new TransferFailure('interrupted', `no data for ${seconds(options.timeoutMs)} after ${progress.received} bytes`, finalUrl);
+    stopReason = new TransferFailure(
+      'interrupted',
+      `no data for ${seconds(options.timeoutMs)} after ${progress.received} bytes`,
+      finalUrl,
+    );
     request.destroy(stopReason);
   });
   request.on('error', (error) => {
@@ -250,7 +269,11 @@ async function receive(
   }
   if (stopReason) throw stopReason;
   if (!response.complete || (announced !== undefined && progress.received !== announced)) {
-    throw new TransferFailure('interrupted', `the connection closed after ${progress.received} of ${announced ?? 'an unknown number of'} bytes`, finalUrl);
+    throw new TransferFailure(
+      'interrupted',
+      `the connection closed after ${progress.received} of ${announced ?? 'an unknown number of'} bytes`,
+      finalUrl,
+    );
   }
   return { finalUrl };
 }
@@ -289,7 +312,11 @@ async function openFollowingRedirects(
     }
     return { response, request, finalUrl: current };
   }
-  throw new TransferFailure('http', `more than ${MAX_REDIRECTS} redirects (${visited.slice(0, 4).join(' -> ')} ...)`, current);
+  throw new TransferFailure(
+    'http',
+    `more than ${MAX_REDIRECTS} redirects (${visited.slice(0, 4).join(' -> ')} ...)`,
+    current,
+  );
 }
 
 /** One GET, resolved at the response headers. Rejects on network errors and after `connectTimeoutMs` of silence. */
@@ -342,11 +369,22 @@ function openOnce(url: URL, options: OpenOptions): Promise<{ response: IncomingM
       } else if (url.protocol === 'http:') {
         // Plain HTTP through a proxy: absolute-form request line, sent to the proxy.
         request = http.request(
-          { host: proxy.hostname, port: proxy.port || 80, method: 'GET', path: url.href, headers: { ...headers, host: url.host, ...proxyAuth(proxy) }, agent: false },
+          {
+            host: proxy.hostname,
+            port: proxy.port || 80,
+            method: 'GET',
+            path: url.href,
+            headers: { ...headers, host: url.host, ...proxyAuth(proxy) },
+            agent: false,
+          },
           onResponse,
         );
       } else {
-        request = https.request(url, { method: 'GET', headers, ca: caList(options), createConnection: tunnelThrough(proxy, url, options, fail) }, onResponse);
+        request = https.request(
+          url,
+          { method: 'GET', headers, ca: caList(options), createConnection: tunnelThrough(proxy, url, options, fail) },
+          onResponse,
+        );
       }
     } catch (error) {
       fail(error);
@@ -360,7 +398,12 @@ function openOnce(url: URL, options: OpenOptions): Promise<{ response: IncomingM
 /** createConnection for https.request that first opens a CONNECT tunnel through an http:// proxy. */
 type CreateConnection = NonNullable<http.RequestOptions['createConnection']>;
 
-function tunnelThrough(proxy: URL, target: URL, options: OpenOptions, fail: (error: unknown) => void): CreateConnection {
+function tunnelThrough(
+  proxy: URL,
+  target: URL,
+  options: OpenOptions,
+  fail: (error: unknown) => void,
+): CreateConnection {
   return (_opts, onCreate) => {
     const refuse = (error: Error) => (onCreate as (error: Error) => void)(error);
     const authority = `${target.hostname}:${target.port || 443}`;
@@ -375,7 +418,11 @@ function tunnelThrough(proxy: URL, target: URL, options: OpenOptions, fail: (err
     connect.on('connect', (response, socket) => {
       if (response.statusCode !== 200) {
         socket.destroy();
-        const failure = new TransferFailure('proxy', `proxy ${proxy.host} refused the tunnel: HTTP ${response.statusCode}`, target);
+        const failure = new TransferFailure(
+          'proxy',
+          `proxy ${proxy.host} refused the tunnel: HTTP ${response.statusCode}`,
+          target,
+        );
         refuse(failure);
         fail(failure);
         return;
@@ -417,8 +464,8 @@ export function proxyFor(url: URL, env: NodeJS.ProcessEnv = process.env): URL | 
   }
   const raw =
     url.protocol === 'https:'
-      ? env.HTTPS_PROXY ?? env.https_proxy ?? env.ALL_PROXY ?? env.all_proxy
-      : env.HTTP_PROXY ?? env.http_proxy ?? env.ALL_PROXY ?? env.all_proxy;
+      ? (env.HTTPS_PROXY ?? env.https_proxy ?? env.ALL_PROXY ?? env.all_proxy)
+      : (env.HTTP_PROXY ?? env.http_proxy ?? env.ALL_PROXY ?? env.all_proxy);
   if (!raw) return undefined;
   let proxy: URL;
   try {
@@ -427,7 +474,10 @@ export function proxyFor(url: URL, env: NodeJS.ProcessEnv = process.env): URL | 
     throw new EdgetlError('download-proxy', `the proxy setting "${raw}" is not a valid URL`);
   }
   if (proxy.protocol !== 'http:') {
-    throw new EdgetlError('download-proxy', `proxy ${proxy.href}: only http:// proxies are supported (${proxy.protocol} given)`);
+    throw new EdgetlError(
+      'download-proxy',
+      `proxy ${proxy.href}: only http:// proxies are supported (${proxy.protocol} given)`,
+    );
   }
   return proxy;
 }
@@ -446,15 +496,31 @@ function bodyFailure(error: unknown, url: URL, received: number, total: number |
   );
 }
 
-function toUserError(error: unknown, url: string, dest: string | undefined, received: number, total: number | undefined, options: TransferOptions & { manualInstallHint?: string }): EdgetlError {
+function toUserError(
+  error: unknown,
+  url: string,
+  dest: string | undefined,
+  received: number,
+  total: number | undefined,
+  options: TransferOptions & { manualInstallHint?: string },
+): EdgetlError {
   if (error instanceof EdgetlError) return error;
   // Files fetched into memory (head URLs) have no install-by-hand advice.
-  const byHand = dest === undefined ? '' : `To install it by hand, fetch ${url} on a connected machine and copy it to ${dest}` + (options.manualInstallHint ? ` (${options.manualInstallHint})` : '') + '.';
+  const byHand =
+    dest === undefined
+      ? ''
+      : `To install it by hand, fetch ${url} on a connected machine and copy it to ${dest}` +
+        (options.manualInstallHint ? ` (${options.manualInstallHint})` : '') +
+        '.';
   if (error instanceof TransferFailure) {
     const where = error.url.href === url ? url : `${url} (at ${error.url.href})`;
     switch (error.kind) {
       case 'aborted':
-        return new EdgetlError('download-aborted', `download of ${url} cancelled after ${received} bytes; nothing was kept`, { cause: error });
+        return new EdgetlError(
+          'download-aborted',
+          `download of ${url} cancelled after ${received} bytes; nothing was kept`,
+          { cause: error },
+        );
       case 'interrupted':
         return new EdgetlError(
           'download-interrupted',
@@ -462,9 +528,13 @@ function toUserError(error: unknown, url: string, dest: string | undefined, rece
           { cause: error },
         );
       case 'http':
-        return new EdgetlError('download-http', `download of ${where} failed: ${error.message}. ${byHand}`, { cause: error });
+        return new EdgetlError('download-http', `download of ${where} failed: ${error.message}. ${byHand}`, {
+          cause: error,
+        });
       case 'proxy':
-        return new EdgetlError('download-proxy', `download of ${where} failed: ${error.message}. ${byHand}`, { cause: error });
+        return new EdgetlError('download-proxy', `download of ${where} failed: ${error.message}. ${byHand}`, {
+          cause: error,
+        });
       case 'unreachable':
         return new EdgetlError(
           'download-unreachable',
@@ -484,19 +554,32 @@ function toUserError(error: unknown, url: string, dest: string | undefined, rece
           : code === 'EHOSTUNREACH' || code === 'ENETUNREACH' || code === 'ENETDOWN' || code === 'EHOSTDOWN'
             ? `no route to ${host} (${code})`
             : `${describeError(error)} (${code})`;
-    return new EdgetlError('download-unreachable', `cannot reach ${url}: ${reason}; this machine may be offline or a firewall blocks it. ${byHand}`, {
-      cause: error,
-    });
+    return new EdgetlError(
+      'download-unreachable',
+      `cannot reach ${url}: ${reason}; this machine may be offline or a firewall blocks it. ${byHand}`,
+      {
+        cause: error,
+      },
+    );
   }
   if (code === 'EEXIST' || code === 'EACCES' || code === 'EROFS' || code === 'ENOSPC') {
-    return new EdgetlError('download-write', `cannot write ${dest}: ${describeError(error)}`, { file: dest, cause: error });
-  }
-  if (total !== undefined && received > 0) {
-    return new EdgetlError('download-interrupted', `download of ${url} failed after ${received} of ${total} bytes: ${describeError(error)}. Nothing was kept.`, {
+    return new EdgetlError('download-write', `cannot write ${dest}: ${describeError(error)}`, {
+      file: dest,
       cause: error,
     });
   }
-  return new EdgetlError('download-failed', `download of ${url} failed: ${describeError(error)}. ${byHand}`, { cause: error });
+  if (total !== undefined && received > 0) {
+    return new EdgetlError(
+      'download-interrupted',
+      `download of ${url} failed after ${received} of ${total} bytes: ${describeError(error)}. Nothing was kept.`,
+      {
+        cause: error,
+      },
+    );
+  }
+  return new EdgetlError('download-failed', `download of ${url} failed: ${describeError(error)}. ${byHand}`, {
+    cause: error,
+  });
 }
 
 /** A Git LFS pointer instead of the file is the usual mistake with GitHub "raw" URLs: say so. */

@@ -8,7 +8,12 @@ import { findEmbedding } from '../../core/models/embedding.js';
 import { inspectModel, type ModelFacts } from '../../core/models/inspect.js';
 import { parseOnnxModel, type IModelProto } from '../../core/models/onnx-model.js';
 import { inferShapes, type ShapeInferenceResult } from '../../core/models/shapes.js';
-import { SURGERY_VERSION, buildFeatureExtractor, describeSurgery, type FeatureExtractor } from '../../core/models/surgery.js';
+import {
+  SURGERY_VERSION,
+  buildFeatureExtractor,
+  describeSurgery,
+  type FeatureExtractor,
+} from '../../core/models/surgery.js';
 
 export interface PreparedFeatureExtractor {
   /** The extractor ONNX file (output `embedding`, float32 [N, dim]). */
@@ -67,21 +72,30 @@ export function fingerprintOf(sourceSha256: string, description: string): string
  * `<fingerprint>.json` record beside it. The source file is only read. Both files are written atomically, so an
  * interrupted run leaves no half-written extractor behind; a damaged cache entry is rebuilt.
  */
-export async function prepareFeatureExtractor(sourcePath: string, options: PrepareOptions = {}): Promise<PreparedFeatureExtractor> {
+export async function prepareFeatureExtractor(
+  sourcePath: string,
+  options: PrepareOptions = {},
+): Promise<PreparedFeatureExtractor> {
   const source = resolve(sourcePath);
   let bytes: Uint8Array;
   try {
     bytes = await readFile(source);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    const reason = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a folder, not an ONNX file' : describeError(error);
-    throw new EdgetlError('model-not-found', `${source}: cannot read backbone model: ${reason}`, { file: source, cause: error });
+    const reason =
+      code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a folder, not an ONNX file' : describeError(error);
+    throw new EdgetlError('model-not-found', `${source}: cannot read backbone model: ${reason}`, {
+      file: source,
+      cause: error,
+    });
   }
   const sourceSha256 = options.sourceSha256 ?? sha256Bytes(bytes);
   const model = parseOnnxModel(bytes, source);
   const surgery = options.surgery;
   const shapes = (options.inferShapes ?? inferShapes)(model);
-  const embedding = surgery ? undefined : findEmbedding(model, { embeddingTensor: options.embeddingTensor, file: source, shapes });
+  const embedding = surgery
+    ? undefined
+    : findEmbedding(model, { embeddingTensor: options.embeddingTensor, file: source, shapes });
   const description = surgery ? surgery.description : describeSurgery(embedding!);
   const fingerprint = fingerprintOf(sourceSha256, description);
 
@@ -94,7 +108,15 @@ export async function prepareFeatureExtractor(sourcePath: string, options: Prepa
     // The record's time is the extractor's last use, which `edgetl cache clear --older-than` goes by.
     const now = new Date();
     await utimes(recordPath, now, now).catch(() => undefined);
-    return { path, fingerprint, sha256: cached.sha256, sourceSha256, facts: cached.facts, dim: cached.dim, reused: true };
+    return {
+      path,
+      fingerprint,
+      sha256: cached.sha256,
+      sourceSha256,
+      facts: cached.facts,
+      dim: cached.dim,
+      reused: true,
+    };
   }
 
   const facts = inspectModel(model, { embeddingTensor: options.embeddingTensor, file: source, shapes });
@@ -114,13 +136,21 @@ export async function prepareFeatureExtractor(sourcePath: string, options: Prepa
     };
     await writeFileAtomic(recordPath, JSON.stringify(record, null, 2) + '\n');
   } catch (error) {
-    throw new EdgetlError('cache-write', `${path}: cannot write the feature extractor: ${describeError(error)} (set EDGETL_CACHE_DIR to a writable folder)`, { file: path, cause: error });
+    throw new EdgetlError(
+      'cache-write',
+      `${path}: cannot write the feature extractor: ${describeError(error)} (set EDGETL_CACHE_DIR to a writable folder)`,
+      { file: path, cause: error },
+    );
   }
   return { path, fingerprint, sha256, sourceSha256, facts, dim: extractor.dim, reused: false };
 }
 
 /** The record of a complete cache entry, or undefined (missing, unreadable, or the .onnx does not match it). */
-async function readRecord(recordPath: string, extractorPath: string, fingerprint: string): Promise<ExtractorRecord | undefined> {
+async function readRecord(
+  recordPath: string,
+  extractorPath: string,
+  fingerprint: string,
+): Promise<ExtractorRecord | undefined> {
   try {
     const record = JSON.parse(await readFile(recordPath, 'utf8')) as ExtractorRecord;
     if (record.fingerprint !== fingerprint || record.surgeryVersion !== SURGERY_VERSION) return undefined;

@@ -1,6 +1,11 @@
 import type { PreprocessSpec } from '../../core/preprocess/spec.js';
 import { backboneSpecFor, readSidecarFor, type BackboneSpec, type Sidecar } from './backbone-spec.js';
-import { prepareFeatureExtractor, type CustomSurgery, type PrepareOptions, type PreparedFeatureExtractor } from './feature-extractor-cache.js';
+import {
+  prepareFeatureExtractor,
+  type CustomSurgery,
+  type PrepareOptions,
+  type PreparedFeatureExtractor,
+} from './feature-extractor-cache.js';
 import { resolveBackbone, type ResolveOptions, type ResolvedBackbone } from './resolve.js';
 
 /** A backbone ready to run: the file, how to preprocess for it, and the feature-extractor graph cut from it. */
@@ -10,7 +15,8 @@ export interface BackboneParts {
   extractor: PreparedFeatureExtractor;
 }
 
-export interface PrepareBackboneOptions extends Pick<ResolveOptions, 'download' | 'searchPath' | 'onProgress' | 'onDownloadStart' | 'timeoutMs'> {
+export interface PrepareBackboneOptions
+  extends Pick<ResolveOptions, 'download' | 'searchPath' | 'onProgress' | 'onDownloadStart' | 'timeoutMs'> {
   /** Embedding tensor in the source graph; wins over the catalog entry, the sidecar and automatic discovery. */
   embeddingTensor?: string;
   /** Preprocessing fields that override the catalog entry, sidecar or defaults. */
@@ -24,9 +30,18 @@ export interface PrepareBackboneOptions extends Pick<ResolveOptions, 'download' 
 }
 
 /** The embedding tensor a backbone's catalog entry or sidecar names, with the sidecar (read once). */
-export function statedEmbedding(resolved: ResolvedBackbone): { tensor?: string; namedBy: 'catalog' | 'sidecar' | null; sidecar: Sidecar | null } {
+export function statedEmbedding(resolved: ResolvedBackbone): {
+  tensor?: string;
+  namedBy: 'catalog' | 'sidecar' | null;
+  sidecar: Sidecar | null;
+} {
   // A catalog model's sidecar is ignored (backboneSpecFor says so in its notes).
-  if (resolved.entry) return { tensor: resolved.entry.embedding.tensor, namedBy: resolved.entry.embedding.tensor ? 'catalog' : null, sidecar: null };
+  if (resolved.entry)
+    return {
+      tensor: resolved.entry.embedding.tensor,
+      namedBy: resolved.entry.embedding.tensor ? 'catalog' : null,
+      sidecar: null,
+    };
   const sidecar = readSidecarFor(resolved.path) ?? null;
   const tensor = sidecar?.embedding?.tensor;
   return { tensor, namedBy: tensor ? 'sidecar' : null, sidecar };
@@ -54,6 +69,9 @@ export async function prepareBackbone(idOrPath: string, options: PrepareBackbone
     ...(options.inferShapes ? { inferShapes: options.inferShapes } : {}),
     ...(options.surgery ? { surgery: options.surgery } : {}),
   });
-  const spec = backboneSpecFor(resolved, options.preprocess ?? {}, { inputDims: extractor.facts.inputs[0]?.dims, sidecar: stated.sidecar });
+  const spec = backboneSpecFor(resolved, options.preprocess ?? {}, {
+    inputDims: extractor.facts.inputs[0]?.dims,
+    sidecar: stated.sidecar,
+  });
   return { resolved, spec, extractor };
 }

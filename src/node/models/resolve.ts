@@ -41,7 +41,9 @@ export interface ResolveOptions {
   catalog?: readonly CatalogEntry[];
 }
 
-async function catalogFrom(options: { catalog?: readonly CatalogEntry[] } | undefined): Promise<readonly CatalogEntry[]> {
+async function catalogFrom(
+  options: { catalog?: readonly CatalogEntry[] } | undefined,
+): Promise<readonly CatalogEntry[]> {
   return options?.catalog ?? (await catalogEntries());
 }
 
@@ -76,7 +78,10 @@ export function bundledModelsDir(): string | undefined {
  * ./models under the working directory, then the package's bundled models (the default backbone ships there), then
  * `<cache>/models` (where downloads go).
  */
-export function modelSearchLocations(env: NodeJS.ProcessEnv = process.env, cwd: string = process.cwd()): SearchLocation[] {
+export function modelSearchLocations(
+  env: NodeJS.ProcessEnv = process.env,
+  cwd: string = process.cwd(),
+): SearchLocation[] {
   const locations: SearchLocation[] = [];
   for (const entry of (env.EDGETL_MODEL_PATH ?? '').split(delimiter)) {
     if (entry.trim()) locations.push({ dir: resolvePath(cwd, entry.trim()), origin: 'EDGETL_MODEL_PATH' });
@@ -86,7 +91,11 @@ export function modelSearchLocations(env: NodeJS.ProcessEnv = process.env, cwd: 
   if (bundled) locations.push({ dir: bundled, origin: 'bundled' });
   locations.push({ dir: downloadDir(), origin: 'cache' });
   const seen = new Set<string>();
-  return locations.filter((l) => (seen.has(l.dir) ? false : (seen.add(l.dir), true)));
+  return locations.filter((l) => {
+    if (seen.has(l.dir)) return false;
+    seen.add(l.dir);
+    return true;
+  });
 }
 
 /** modelSearchLocations() as plain folder paths. */
@@ -100,7 +109,8 @@ export function downloadDir(): string {
 }
 
 function locationsFrom(options: { searchPath?: string[] } | undefined): SearchLocation[] {
-  if (options?.searchPath) return options.searchPath.map((dir) => ({ dir: resolvePath(dir), origin: 'option' as const }));
+  if (options?.searchPath)
+    return options.searchPath.map((dir) => ({ dir: resolvePath(dir), origin: 'option' as const }));
   return modelSearchLocations();
 }
 
@@ -150,7 +160,10 @@ function locateUnknownModel(id: string, locations: SearchLocation[]): { path?: s
 }
 
 /** Is a catalog model present locally, and where? Looks only; never downloads or hashes. */
-export async function locateCatalogModel(entry: CatalogEntry, options?: { searchPath?: string[] }): Promise<LocatedModel> {
+export async function locateCatalogModel(
+  entry: CatalogEntry,
+  options?: { searchPath?: string[] },
+): Promise<LocatedModel> {
   const looked: string[] = [];
   for (const location of locationsFrom(options)) {
     for (const candidate of candidatesIn(location.dir, entry)) {
@@ -169,7 +182,7 @@ function isFile(path: string): boolean {
 
 /** 'file', 'missing', or what else is there ("a folder", "a FIFO", "a broken symbolic link", ...). */
 function fileKind(path: string): string {
-  let info;
+  let info: ReturnType<typeof statSync>;
   try {
     info = statSync(path);
   } catch (error) {
@@ -264,7 +277,9 @@ async function rememberHash(absolute: string, entry: HashMemoEntry): Promise<voi
 // ---- resolution -------------------------------------------------------------------------------------------------
 
 function looksLikePath(value: string): boolean {
-  return isAbsolute(value) || value.includes('/') || value.includes('\\') || value.startsWith('.') || /\.onnx$/i.test(value);
+  return (
+    isAbsolute(value) || value.includes('/') || value.includes('\\') || value.startsWith('.') || /\.onnx$/i.test(value)
+  );
 }
 
 /**
@@ -282,7 +297,11 @@ function looksLikePath(value: string): boolean {
 export async function resolveBackbone(idOrPath: string, options: ResolveOptions = {}): Promise<ResolvedBackbone> {
   const value = idOrPath.trim();
   const catalog = await catalogFrom(options);
-  if (!value) throw new EdgetlError('usage', 'no backbone given: pass a catalog id (see `edgetl models list`) or a path to an .onnx file');
+  if (!value)
+    throw new EdgetlError(
+      'usage',
+      'no backbone given: pass a catalog id (see `edgetl models list`) or a path to an .onnx file',
+    );
 
   if (looksLikePath(value)) {
     const absolute = resolvePath(value);
@@ -306,23 +325,39 @@ export async function resolveBackbone(idOrPath: string, options: ResolveOptions 
   throw new EdgetlError(
     'unknown-backbone',
     `unknown backbone "${value}": not a catalog id, and no ${value}.onnx in the model search path ` +
-      `(${locationsFrom(options).map((l) => l.dir).join(', ')}). ` +
+      `(${locationsFrom(options)
+        .map((l) => l.dir)
+        .join(', ')}). ` +
       (close.length ? `Closest catalog ids: ${close.join(', ')}. ` : '') +
       `Run \`edgetl models list\` for all ${ids.length}, or pass a path to an .onnx file.`,
   );
 }
 
-async function resolveFile(absolute: string, catalog: readonly CatalogEntry[], options: ResolveOptions): Promise<ResolvedBackbone> {
-  let info;
+async function resolveFile(
+  absolute: string,
+  catalog: readonly CatalogEntry[],
+  options: ResolveOptions,
+): Promise<ResolvedBackbone> {
+  let info: Awaited<ReturnType<typeof stat>>;
   try {
     info = await stat(absolute);
   } catch (error) {
-    throw new EdgetlError('model-not-found', `cannot read backbone file ${absolute}: ${describeError(error)}`, { file: absolute, cause: error });
+    throw new EdgetlError('model-not-found', `cannot read backbone file ${absolute}: ${describeError(error)}`, {
+      file: absolute,
+      cause: error,
+    });
   }
-  if (!info.isFile()) throw new EdgetlError('model-not-a-file', notAFileMessage(absolute, fileKind(absolute)), { file: absolute });
+  if (!info.isFile())
+    throw new EdgetlError('model-not-a-file', notAFileMessage(absolute, fileKind(absolute)), { file: absolute });
   const sha256 = await hashModelFile(absolute, { verify: options.verify });
   const entry = entryBySha256(catalog, sha256);
-  return { path: absolute, sha256, entry, id: entry?.id ?? basename(absolute).replace(/\.onnx$/i, ''), downloaded: false };
+  return {
+    path: absolute,
+    sha256,
+    entry,
+    id: entry?.id ?? basename(absolute).replace(/\.onnx$/i, ''),
+    downloaded: false,
+  };
 }
 
 async function resolveCatalogEntry(entry: CatalogEntry, options: ResolveOptions): Promise<ResolvedBackbone> {
@@ -334,7 +369,11 @@ async function resolveCatalogEntry(entry: CatalogEntry, options: ResolveOptions)
       const kind = fileKind(candidate);
       if (kind === 'missing') continue;
       if (kind !== 'file') {
-        throw new EdgetlError('model-not-a-file', `${notAFileMessage(candidate, kind)}: remove or replace it so ${entry.id} can be found (or fetched) there`, { file: candidate });
+        throw new EdgetlError(
+          'model-not-a-file',
+          `${notAFileMessage(candidate, kind)}: remove or replace it so ${entry.id} can be found (or fetched) there`,
+          { file: candidate },
+        );
       }
       const sha256 = await hashModelFile(candidate, { verify: options.verify });
       if (sha256 !== entry.sha256.toLowerCase()) {
@@ -360,7 +399,10 @@ async function resolveCatalogEntry(entry: CatalogEntry, options: ResolveOptions)
     const why = !entry.url
       ? `The catalog has no download URL for it (source: ${entry.source}).`
       : `Downloading is off; \`edgetl models fetch ${entry.id}\` downloads it from ${entry.url}.`;
-    throw new EdgetlError('model-missing', `backbone ${entry.id} is not on this machine. Looked for:\n${lookedList}\n${why}\n${byHand}`);
+    throw new EdgetlError(
+      'model-missing',
+      `backbone ${entry.id} is not on this machine. Looked for:\n${lookedList}\n${why}\n${byHand}`,
+    );
   }
 
   const dest = join(downloadDir(), fileName);
@@ -398,12 +440,16 @@ export function closestIds(wanted: string, ids: string[], limit = 3): string[] {
   const scored = ids.map((id) => {
     const candidate = id.toLowerCase();
     let score = editDistance(target, candidate);
-    if (candidate.includes(target) || target.includes(candidate)) score -= Math.min(target.length, candidate.length) / 2;
+    if (candidate.includes(target) || target.includes(candidate))
+      score -= Math.min(target.length, candidate.length) / 2;
     return { id, score };
   });
   scored.sort((a, b) => a.score - b.score || a.id.localeCompare(b.id));
   const threshold = Math.max(3, target.length * 0.6);
-  return scored.filter((s) => s.score <= threshold).slice(0, limit).map((s) => s.id);
+  return scored
+    .filter((s) => s.score <= threshold)
+    .slice(0, limit)
+    .map((s) => s.id);
 }
 
 function editDistance(a: string, b: string): number {

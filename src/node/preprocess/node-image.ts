@@ -17,7 +17,14 @@
 import { stat } from 'node:fs/promises';
 import sharp, { type Sharp, type SharpOptions } from 'sharp';
 import type { PreprocessSpec } from '../../core/preprocess/spec.js';
-import { assertTensorSlot, resizeGeometry, tensorElementsPerImage, writePixelsToTensor, type ResizeGeometry, type TensorSlot } from '../../core/preprocess/tensor.js';
+import {
+  assertTensorSlot,
+  resizeGeometry,
+  tensorElementsPerImage,
+  writePixelsToTensor,
+  type ResizeGeometry,
+  type TensorSlot,
+} from '../../core/preprocess/tensor.js';
 import { resizePillowFast, resizePillowToTensor } from '../../core/preprocess/pillow-resample-wasm.js';
 import { EdgetlError } from '../../core/util/errors.js';
 
@@ -137,7 +144,7 @@ function describeSource(source: ImageSource): string {
 
 /** sharp's messages, translated into what a user can act on. */
 function explainSharpError(message: string, format: string | undefined): string {
-  const name = format ? ACCEPTED_FORMATS.get(format) ?? format.toUpperCase() : 'image';
+  const name = format ? (ACCEPTED_FORMATS.get(format) ?? format.toUpperCase()) : 'image';
   if (/unsupported image format/i.test(message)) return 'not an image (unsupported format)';
   if (/premature end|truncated|unexpected end|end of (file|stream)|not enough data|read error/i.test(message)) {
     return `truncated ${name} (the file ends before the image data does)`;
@@ -191,7 +198,12 @@ interface TensorTarget {
  * decodeToRgb, or with `target` the same pixels written as a tensor slot: on the exact (Pillow) path the tensor write
  * is fused into the resize and nothing is returned.
  */
-async function decode(source: ImageSource, spec: PreprocessSpec, options: DecodeOptions, target?: TensorTarget): Promise<DecodedImage | undefined> {
+async function decode(
+  source: ImageSource,
+  spec: PreprocessSpec,
+  options: DecodeOptions,
+  target?: TensorTarget,
+): Promise<DecodedImage | undefined> {
   if (!sharpConfigured) configureSharp();
   const where = describeSource(source);
   const file = typeof source === 'string' ? source : undefined;
@@ -215,7 +227,11 @@ async function decode(source: ImageSource, spec: PreprocessSpec, options: Decode
     const meta = await sharpInput(source, 0).metadata();
     format = meta.format;
     if (!ACCEPTED_FORMATS.has(meta.format)) {
-      throw new BadImageError(where, `unsupported format (${meta.format}); edgetl reads JPEG, PNG, WebP, GIF, TIFF, AVIF`, { file });
+      throw new BadImageError(
+        where,
+        `unsupported format (${meta.format}); edgetl reads JPEG, PNG, WebP, GIF, TIFF, AVIF`,
+        { file },
+      );
     }
     const pixels = meta.width * meta.height;
     if (pixels > maxPixels) {
@@ -235,7 +251,11 @@ async function decode(source: ImageSource, spec: PreprocessSpec, options: Decode
     pipeline = pipeline.toColourspace('srgb');
     const requestedKernel = options.kernel ?? DEFAULT_RESIZE_KERNEL;
     const kernel =
-      requestedKernel === 'auto' ? (width * height <= (options.pillowMaxPixels ?? DEFAULT_PILLOW_MAX_PIXELS) ? 'pillow' : 'linear') : requestedKernel;
+      requestedKernel === 'auto'
+        ? width * height <= (options.pillowMaxPixels ?? DEFAULT_PILLOW_MAX_PIXELS)
+          ? 'pillow'
+          : 'linear'
+        : requestedKernel;
     const enlarges = geometry.resizeW > width || geometry.resizeH > height;
     let resized: { data: Uint8Array; width: number; height: number; channels: number };
     if (kernel !== 'pillow' && !(kernel === 'linear' && enlarges)) {
@@ -245,15 +265,28 @@ async function decode(source: ImageSource, spec: PreprocessSpec, options: Decode
         fastShrinkOnLoad: options.fastShrinkOnLoad ?? false,
       });
       if (geometry.resizeW !== spec.width || geometry.resizeH !== spec.height) {
-        pipeline = pipeline.extract({ left: geometry.cropLeft, top: geometry.cropTop, width: spec.width, height: spec.height });
+        pipeline = pipeline.extract({
+          left: geometry.cropLeft,
+          top: geometry.cropTop,
+          width: spec.width,
+          height: spec.height,
+        });
       }
       const { data, info } = await pipeline.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
       resized = { data, width: info.width, height: info.height, channels: info.channels };
     } else {
-      const fused = await resizeLikePillow(pipeline, width, height, geometry, spec, {
-        reduceFirst: kernel !== 'pillow',
-        fastShrinkOnLoad: options.fastShrinkOnLoad ?? false,
-      }, target);
+      const fused = await resizeLikePillow(
+        pipeline,
+        width,
+        height,
+        geometry,
+        spec,
+        {
+          reduceFirst: kernel !== 'pillow',
+          fastShrinkOnLoad: options.fastShrinkOnLoad ?? false,
+        },
+        target,
+      );
       if (!fused) return undefined;
       resized = fused;
     }
@@ -307,7 +340,18 @@ async function resizeLikePillow(
   }
   const crop = { left: geometry.cropLeft, top: geometry.cropTop, width: spec.width, height: spec.height };
   if (target && (info.channels === 3 || info.channels === 4)) {
-    resizePillowToTensor(data, midW, midH, info.channels, geometry.resizeW, geometry.resizeH, crop, spec, target.out, target.index);
+    resizePillowToTensor(
+      data,
+      midW,
+      midH,
+      info.channels,
+      geometry.resizeW,
+      geometry.resizeH,
+      crop,
+      spec,
+      target.out,
+      target.index,
+    );
     return undefined;
   }
   const out = resizePillowFast(data, midW, midH, info.channels, geometry.resizeW, geometry.resizeH, crop);
@@ -338,7 +382,11 @@ function toRgb(data: Uint8Array, channels: number, pixelCount: number): Uint8Arr
  * normalization): what decode workers hand back, so the tensor write happens inside the (exact) resize, off the
  * thread that feeds inference.
  */
-export async function decodeToTensor(source: ImageSource, spec: PreprocessSpec, options: DecodeOptions = {}): Promise<Float32Array> {
+export async function decodeToTensor(
+  source: ImageSource,
+  spec: PreprocessSpec,
+  options: DecodeOptions = {},
+): Promise<Float32Array> {
   const out = new Float32Array(tensorElementsPerImage(spec));
   await decode(source, spec, options, { out, index: 0 });
   return out;

@@ -42,7 +42,9 @@ function onnxFilesIn(dir: string): string[] {
  * files the catalog does not know, from the model search path folders (top level). Catalog entries of kind
  * `arch-only`, and unknown files named `*arch-only*`, are excluded with the reason.
  */
-export async function localBackbones(options: { searchPath?: string[] } = {}): Promise<{ candidates: CandidateRef[]; excluded: ExcludedBackbone[] }> {
+export async function localBackbones(
+  options: { searchPath?: string[] } = {},
+): Promise<{ candidates: CandidateRef[]; excluded: ExcludedBackbone[] }> {
   const catalog = catalogEntries();
   const candidates: CandidateRef[] = [];
   const excluded: ExcludedBackbone[] = [];
@@ -72,7 +74,10 @@ export async function localBackbones(options: { searchPath?: string[] } = {}): P
       const name = basename(path).replace(/\.onnx$/i, '');
       if (catalogFiles.has(basename(path))) continue;
       if (ARCH_ONLY_NAME.test(name)) {
-        excluded.push({ backbone: path, reason: 'architecture only by its name (random weights): its accuracy means nothing' });
+        excluded.push({
+          backbone: path,
+          reason: 'architecture only by its name (random weights): its accuracy means nothing',
+        });
         continue;
       }
       try {
@@ -100,7 +105,8 @@ export function namedBackbones(names: readonly string[], options: { searchPath?:
   const folders = options.searchPath ?? modelSearchLocations().map((l) => l.dir);
   const catalogIds = new Set(catalogEntries().map((e) => e.id));
   return names.map((name) => {
-    if (catalogIds.has(name) || name.includes('/') || name.includes('\\')) return { backbone: name, load: name, id: basename(name).replace(/\.onnx$/i, '') };
+    if (catalogIds.has(name) || name.includes('/') || name.includes('\\'))
+      return { backbone: name, load: name, id: basename(name).replace(/\.onnx$/i, '') };
     const file = name.toLowerCase().endsWith('.onnx') ? name : `${name}.onnx`;
     for (const dir of folders) {
       const path = join(dir, file);

@@ -61,7 +61,11 @@ export const SELECT_MEASUREMENT = {
 const DEFAULT_EXECUTION: ProfileExecution = { providers: ['cpu'], interOpThreads: 1, graphOptimizationLevel: 'all' };
 
 /** A one-backbone profile for the harness: batch 1, a few of the user's photos, no end-to-end pass, no heads. */
-export function smallProfile(reference: string, imageFolder: string, execution: ProfileExecution = DEFAULT_EXECUTION): LoadedProfile {
+export function smallProfile(
+  reference: string,
+  imageFolder: string,
+  execution: ProfileExecution = DEFAULT_EXECUTION,
+): LoadedProfile {
   const profile: DeviceProfile = {
     format: PROFILE_FORMAT,
     name: 'select (this machine)',
@@ -115,7 +119,18 @@ export async function measurePeakMemory(
   signal?: AbortSignal,
 ): Promise<{ peakRssMb: number } | { error: string }> {
   const require = createRequire(import.meta.url);
-  const args = ['-e', MEMORY_SCRIPT, require.resolve('onnxruntime-node'), require.resolve('sharp'), runPath, JSON.stringify(sessionOptions), JSON.stringify(dims), image?.path ?? '', String(image?.width ?? 0), String(image?.height ?? 0)];
+  const args = [
+    '-e',
+    MEMORY_SCRIPT,
+    require.resolve('onnxruntime-node'),
+    require.resolve('sharp'),
+    runPath,
+    JSON.stringify(sessionOptions),
+    JSON.stringify(dims),
+    image?.path ?? '',
+    String(image?.width ?? 0),
+    String(image?.height ?? 0),
+  ];
   const out = await new Promise<string>((resolveRun) => {
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'ignore'], signal });
     let text = '';
@@ -155,14 +170,28 @@ export async function measureCostHere(
   } = {},
 ): Promise<CostHere> {
   const loaded = smallProfile(reference, imageFolder, options.execution);
-  const results = await runBench(loaded, createResults(loaded), { signal: options.signal, inferenceOnly: options.preprocess !== undefined });
+  const results = await runBench(loaded, createResults(loaded), {
+    signal: options.signal,
+    inferenceOnly: options.preprocess !== undefined,
+  });
   const run = results.runs[0];
-  const preprocess = options.preprocess ? { images: options.preprocess.images, status: 'ok', reason: undefined, msPerImage: { p50: options.preprocess.msPerImage } } : results.preprocess[0];
+  const preprocess = options.preprocess
+    ? {
+        images: options.preprocess.images,
+        status: 'ok',
+        reason: undefined,
+        msPerImage: { p50: options.preprocess.msPerImage },
+      }
+    : results.preprocess[0];
   const inference = run?.bestSession?.medianMsPerImage ?? run?.latencyMsPerImage?.p50 ?? null;
   const pre = preprocess?.msPerImage?.p50 ?? null;
   const problems: string[] = [];
-  if (inference === null) problems.push(`inference ${run ? `${run.status}${run.reason ? `: ${run.reason}` : ''}` : 'not run'}`);
-  if (pre === null) problems.push(`preprocessing ${preprocess ? `${preprocess.status}${preprocess.reason ? `: ${preprocess.reason}` : ''}` : 'not run'}`);
+  if (inference === null)
+    problems.push(`inference ${run ? `${run.status}${run.reason ? `: ${run.reason}` : ''}` : 'not run'}`);
+  if (pre === null)
+    problems.push(
+      `preprocessing ${preprocess ? `${preprocess.status}${preprocess.reason ? `: ${preprocess.reason}` : ''}` : 'not run'}`,
+    );
   const msPerImage = inference !== null && pre !== null ? round(pre + inference) : null;
   const figures: CostFigures = {
     msPerImage,
@@ -180,8 +209,16 @@ export async function measureCostHere(
     if (!run?.backbone.runPath) return { error: 'the backbone could not be prepared' };
     const prepared = await prepareBackbone(reference);
     const execution = executionOptions(loaded.profile, 'cpu', {});
-    const image = options.image ? { path: options.image, width: prepared.spec.width, height: prepared.spec.height } : undefined;
-    return measurePeakMemory(prepared.runPath, tensorDims(prepared.spec, 1), sessionOptionsFor('cpu', execution), image, signal);
+    const image = options.image
+      ? { path: options.image, width: prepared.spec.width, height: prepared.spec.height }
+      : undefined;
+    return measurePeakMemory(
+      prepared.runPath,
+      tensorDims(prepared.spec, 1),
+      sessionOptionsFor('cpu', execution),
+      image,
+      signal,
+    );
   };
   return { figures, results, probeMemory };
 }
@@ -208,14 +245,25 @@ const ISA_KEYS: Array<[RegExp, keyof HostFacts['isa'] | 'arm64' | 'x64']> = [
  * the CPU provider only, on a CPU with every instruction set the profile lists (an unrecognized one counts as
  * missing).
  */
-export function profileDescribesHost(profile: DeviceProfile, host: HostFacts = collectHostFacts()): { matches: boolean; why: string } {
+export function profileDescribesHost(
+  profile: DeviceProfile,
+  host: HostFacts = collectHostFacts(),
+): { matches: boolean; why: string } {
   if (profile.runtime === 'browser') return { matches: false, why: `profile ${profile.name} is for a browser` };
   const other = profile.execution.providers.filter((p) => p !== 'cpu');
-  if (other.length > 0) return { matches: false, why: `profile ${profile.name} runs ${other.join(', ')}, not only the CPU provider measured here` };
+  if (other.length > 0)
+    return {
+      matches: false,
+      why: `profile ${profile.name} runs ${other.join(', ')}, not only the CPU provider measured here`,
+    };
   for (const feature of profile.device?.isa ?? []) {
     const key = ISA_KEYS.find(([pattern]) => pattern.test(feature.trim()))?.[1];
     const present = key === undefined ? false : key === 'arm64' || key === 'x64' ? host.arch === key : host.isa[key];
-    if (!present) return { matches: false, why: `profile ${profile.name} lists ${feature}, which this ${host.arch} CPU (${host.cpuModel}) does not have` };
+    if (!present)
+      return {
+        matches: false,
+        why: `profile ${profile.name} lists ${feature}, which this ${host.arch} CPU (${host.cpuModel}) does not have`,
+      };
   }
   return { matches: true, why: `profile ${profile.name} describes this machine (${host.arch}, ${host.cpuModel})` };
 }
@@ -240,8 +288,16 @@ export function committedResultFiles(profileName: string, root = join(packageRoo
  * The cost of a backbone (by sha256) on another device, from the newest committed results of its profile that
  * measured it: batch-1 inference and preprocessing medians, the run's process-wide peak memory.
  */
-export function committedCost(profileName: string, sha256: string, files: readonly string[] = committedResultFiles(profileName)): CostFigures {
-  if (files.length === 0) return { ...UNKNOWN_COST, note: `no committed bench results for profile ${profileName} (bench/results/<date>/${profileName}-*.json): cost there unknown` };
+export function committedCost(
+  profileName: string,
+  sha256: string,
+  files: readonly string[] = committedResultFiles(profileName),
+): CostFigures {
+  if (files.length === 0)
+    return {
+      ...UNKNOWN_COST,
+      note: `no committed bench results for profile ${profileName} (bench/results/<date>/${profileName}-*.json): cost there unknown`,
+    };
   for (const file of files) {
     let results: BenchResults;
     try {
@@ -266,5 +322,8 @@ export function committedCost(profileName: string, sha256: string, files: readon
       note: `from committed bench results ${where} (profile ${profileName}, measured ${results.startedAt.slice(0, 10)} on ${results.host.cpuModel}, ${results.host.logicalCores} cores; peak memory is that run's process-wide figure)`,
     };
   }
-  return { ...UNKNOWN_COST, note: `committed bench results for profile ${profileName} (${files.map((f) => relative(packageRoot(), f)).join(', ')}) do not include this backbone at batch 1: cost there unknown` };
+  return {
+    ...UNKNOWN_COST,
+    note: `committed bench results for profile ${profileName} (${files.map((f) => relative(packageRoot(), f)).join(', ')}) do not include this backbone at batch 1: cost there unknown`,
+  };
 }

@@ -48,12 +48,21 @@ export interface RawPixelOptions {
 }
 
 /** 768-value raw-pixel rows of `paths`, in order (unusable images skipped and listed, as for a backbone). */
-export async function rawPixelEmbeddings(paths: readonly string[], options: RawPixelOptions = {}): Promise<EmbedManyResult> {
+export async function rawPixelEmbeddings(
+  paths: readonly string[],
+  options: RawPixelOptions = {},
+): Promise<EmbedManyResult> {
   const dim = tensorElementsPerImage(RAW_PIXELS_SPEC);
   const cache =
     options.useCache === false
       ? undefined
-      : await EmbeddingCache.open({ root: options.cacheDir ?? edgetlCacheDir(), fingerprint: RAW_PIXELS_FINGERPRINT, preprocess: RAW_PIXELS_SPEC, variant: RAW_PIXELS_DECODE, dim }).catch(() => undefined);
+      : await EmbeddingCache.open({
+          root: options.cacheDir ?? edgetlCacheDir(),
+          fingerprint: RAW_PIXELS_FINGERPRINT,
+          preprocess: RAW_PIXELS_SPEC,
+          variant: RAW_PIXELS_DECODE,
+          dim,
+        }).catch(() => undefined);
   const threads = defaultDecodeThreads(availableParallelism());
   const pool = threads > 0 && paths.length >= 16 ? WorkerDecodePool.create(threads, RAW_PIXELS_DECODE).pool : undefined;
   const decoder = pool ?? new MainThreadDecoder(RAW_PIXELS_DECODE, availableParallelism());

@@ -3,7 +3,16 @@
  * the bench report: held-out accuracy against ms per image, one point per candidate with its fold-to-fold spread,
  * the Pareto front, the budget and the raw-pixel baseline as lines, then the table, the rule and the notes.
  */
-import { PALETTE, escapeHtml, legendEntry, niceLinearTicks, niceLogTicks, text, tickLabel, verticalTitle } from '../bench/report-html.js';
+import {
+  PALETTE,
+  escapeHtml,
+  legendEntry,
+  niceLinearTicks,
+  niceLogTicks,
+  text,
+  tickLabel,
+  verticalTitle,
+} from '../bench/report-html.js';
 import { standardDeviation } from '../../core/select/decision.js';
 import type { CandidateResult, SelectResult } from './select.js';
 
@@ -29,46 +38,84 @@ export function accuracyCostChart(result: SelectResult): string {
   if (result.baseline.accuracy !== null) accValues.push(result.baseline.accuracy);
   const yLo = Math.max(0, Math.floor(Math.min(...accValues) * 20) / 20 - 0.05);
   const yHi = Math.min(1, Math.ceil(Math.max(...accValues) * 20) / 20 + 0.02);
-  const x = (v: number) => left + ((Math.log10(v) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo))) * (width - left - right);
+  const x = (v: number) =>
+    left + ((Math.log10(v) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo))) * (width - left - right);
   const y = (v: number) => height - bottom - ((v - yLo) / (yHi - yLo)) * (height - top - bottom);
   const parts: string[] = [];
   for (const tick of niceLogTicks(lo, hi)) {
-    parts.push(`<line x1="${x(tick).toFixed(1)}" x2="${x(tick).toFixed(1)}" y1="${top}" y2="${height - bottom}" class="grid"/>`);
+    parts.push(
+      `<line x1="${x(tick).toFixed(1)}" x2="${x(tick).toFixed(1)}" y1="${top}" y2="${height - bottom}" class="grid"/>`,
+    );
     parts.push(text(x(tick), height - bottom + 16, tickLabel(tick), 'text-anchor="middle" class="tick"'));
   }
   for (const tick of niceLinearTicks(yHi - yLo)) {
     const v = yLo + tick;
     if (v > yHi + 1e-9) continue;
-    parts.push(`<line x1="${left}" x2="${width - right}" y1="${y(v).toFixed(1)}" y2="${y(v).toFixed(1)}" class="grid"/>`);
+    parts.push(
+      `<line x1="${left}" x2="${width - right}" y1="${y(v).toFixed(1)}" y2="${y(v).toFixed(1)}" class="grid"/>`,
+    );
     parts.push(text(left - 6, y(v) + 4, `${tickLabel(100 * v)}%`, 'text-anchor="end" class="tick"'));
   }
-  parts.push(text((left + width - right) / 2, height - 8, `ms per image, preprocessing + batch-1 inference (log scale; ${result.device.costFrom})`, 'text-anchor="middle" class="axis"'));
+  parts.push(
+    text(
+      (left + width - right) / 2,
+      height - 8,
+      `ms per image, preprocessing + batch-1 inference (log scale; ${result.device.costFrom})`,
+      'text-anchor="middle" class="axis"',
+    ),
+  );
   parts.push(verticalTitle(top, height - bottom, `held-out accuracy (${result.head} head)`));
   if (result.baseline.accuracy !== null) {
     const yb = y(result.baseline.accuracy).toFixed(1);
     parts.push(`<line x1="${left}" x2="${width - right}" y1="${yb}" y2="${yb}" stroke="#888" stroke-dasharray="6 4"/>`);
-    parts.push(text(width - right - 4, Number(yb) - 5, `baseline: ${result.baseline.name} ${pct(result.baseline.accuracy)}`, 'text-anchor="end" class="tick"'));
+    parts.push(
+      text(
+        width - right - 4,
+        Number(yb) - 5,
+        `baseline: ${result.baseline.name} ${pct(result.baseline.accuracy)}`,
+        'text-anchor="end" class="tick"',
+      ),
+    );
   }
   if (result.budgets.maxMsPerImage !== undefined) {
     const xb = x(result.budgets.maxMsPerImage).toFixed(1);
-    parts.push(`<line x1="${xb}" x2="${xb}" y1="${top}" y2="${height - bottom}" stroke="#d62728" stroke-dasharray="4 3"/>`);
-    parts.push(text(Number(xb) + 4, top + 12, `budget ${result.budgets.maxMsPerImage} ms`, 'class="tick" fill="#d62728"'));
+    parts.push(
+      `<line x1="${xb}" x2="${xb}" y1="${top}" y2="${height - bottom}" stroke="#d62728" stroke-dasharray="4 3"/>`,
+    );
+    parts.push(
+      text(Number(xb) + 4, top + 12, `budget ${result.budgets.maxMsPerImage} ms`, 'class="tick" fill="#d62728"'),
+    );
   }
   const front = points.filter((c) => c.pareto).sort((a, b) => a.msPerImage! - b.msPerImage!);
   if (front.length > 1) {
-    parts.push(`<polyline points="${front.map((c) => `${x(c.msPerImage!).toFixed(1)},${y(c.accuracy!).toFixed(1)}`).join(' ')}" fill="none" stroke="#2ca02c" stroke-width="1.5" stroke-dasharray="2 3"/>`);
+    parts.push(
+      `<polyline points="${front.map((c) => `${x(c.msPerImage!).toFixed(1)},${y(c.accuracy!).toFixed(1)}`).join(' ')}" fill="none" stroke="#2ca02c" stroke-width="1.5" stroke-dasharray="2 3"/>`,
+    );
   }
   points.forEach((c, i) => {
     const colour = PALETTE[i % PALETTE.length]!;
     const cx = x(c.msPerImage!);
     const s = spread(c);
-    parts.push(`<line x1="${cx.toFixed(1)}" x2="${cx.toFixed(1)}" y1="${y(c.accuracy! - s).toFixed(1)}" y2="${y(c.accuracy! + s).toFixed(1)}" stroke="${colour}"/>`);
+    parts.push(
+      `<line x1="${cx.toFixed(1)}" x2="${cx.toFixed(1)}" y1="${y(c.accuracy! - s).toFixed(1)}" y2="${y(c.accuracy! + s).toFixed(1)}" stroke="${colour}"/>`,
+    );
     const recommended = c.backbone === result.recommended;
     const shape = c.negativeTransfer
       ? `<rect x="${(cx - 5).toFixed(1)}" y="${(y(c.accuracy!) - 5).toFixed(1)}" width="10" height="10" fill="#fff" stroke="${colour}" stroke-width="2"/>`
       : `<circle cx="${cx.toFixed(1)}" cy="${y(c.accuracy!).toFixed(1)}" r="${recommended ? 8 : 5}" fill="${colour}"${recommended ? ' stroke="#000" stroke-width="2"' : ''}/>`;
-    parts.push(`<g>${shape}<title>${escapeHtml(`${c.id}: ${pct(c.accuracy)} (folds ${c.foldAccuracy.map((v) => pct(v)).join(', ')}), ${num(c.msPerImage)} ms per image${c.negativeTransfer ? ', negative transfer' : ''}`)}</title></g>`);
-    parts.push(legendEntry(width - right + 15, top, i, 20, colour, `${c.id}${recommended ? ' (pick)' : ''}${c.negativeTransfer ? ' (neg. transfer)' : ''}`));
+    parts.push(
+      `<g>${shape}<title>${escapeHtml(`${c.id}: ${pct(c.accuracy)} (folds ${c.foldAccuracy.map((v) => pct(v)).join(', ')}), ${num(c.msPerImage)} ms per image${c.negativeTransfer ? ', negative transfer' : ''}`)}</title></g>`,
+    );
+    parts.push(
+      legendEntry(
+        width - right + 15,
+        top,
+        i,
+        20,
+        colour,
+        `${c.id}${recommended ? ' (pick)' : ''}${c.negativeTransfer ? ' (neg. transfer)' : ''}`,
+      ),
+    );
   });
   const legendBottom = top + points.length * 20 + 10;
   parts.push(text(width - right + 15, legendBottom + 12, 'bars: ± fold-to-fold std. dev.', 'class="tick"'));
@@ -98,8 +145,23 @@ function candidateRow(c: CandidateResult, recommended: string | null): string {
 
 export function renderSelectionHtml(result: SelectResult): string {
   const style = `body{font:14px/1.45 system-ui,sans-serif;margin:24px;color:#222;max-width:1400px}table{border-collapse:collapse;margin:8px 0 20px;font-size:12px}th,td{border:1px solid #ccc;padding:3px 6px;text-align:right}th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}tr.fail td{background:#fdd}tr.pass td{background:#dfd}.banner{background:#fff3cd;border:1px solid #e0c36b;padding:8px}.grid{stroke:#e4e4e4}.tick{font-size:11px;fill:#555}.axis{font-size:12px;fill:#333}.label{font-size:12px;fill:#222}svg{max-width:100%;height:auto}`;
-  const header = ['backbone', 'accuracy', 'balanced', 'folds', 'ms/image', 'images/s', 'peak MB', 'model', 'head', 'negative transfer', 'budget', 'Pareto'];
-  const banner = result.interrupted ? `<p class="banner">INTERRUPTED: only the candidates finished before the interruption are compared.</p>` : '';
+  const header = [
+    'backbone',
+    'accuracy',
+    'balanced',
+    'folds',
+    'ms/image',
+    'images/s',
+    'peak MB',
+    'model',
+    'head',
+    'negative transfer',
+    'budget',
+    'Pareto',
+  ];
+  const banner = result.interrupted
+    ? `<p class="banner">INTERRUPTED: only the candidates finished before the interruption are compared.</p>`
+    : '';
   const notes = [
     ...result.candidates.filter((c) => c.negativeTransferReason).map((c) => `${c.id}: ${c.negativeTransferReason}`),
     ...result.candidates.filter((c) => c.error).map((c) => `${c.id}: ${c.error}`),

@@ -18,7 +18,14 @@ import { loadProfile, type DeviceProfile, type ProfileExecution } from '../bench
 import { collectHostFacts } from '../bench/host.js';
 import { EdgetlError, describeError, isEdgetlError } from '../../core/util/errors.js';
 import { localBackbones, namedBackbones, type CandidateRef, type ExcludedBackbone } from './candidates.js';
-import { committedCost, measureCostHere, profileDescribesHost, UNKNOWN_COST, type CostFigures, type MemoryProbeResult } from './cost.js';
+import {
+  committedCost,
+  measureCostHere,
+  profileDescribesHost,
+  UNKNOWN_COST,
+  type CostFigures,
+  type MemoryProbeResult,
+} from './cost.js';
 import {
   checkBudgets,
   paretoFront,
@@ -101,7 +108,14 @@ export interface SelectResult {
   crossValidation: string;
   candidates: CandidateResult[];
   excluded: ExcludedBackbone[];
-  baseline: { name: string; dim: number; accuracy: number | null; balancedAccuracy: number | null; foldAccuracy: number[]; seconds: number };
+  baseline: {
+    name: string;
+    dim: number;
+    accuracy: number | null;
+    balancedAccuracy: number | null;
+    foldAccuracy: number[];
+    seconds: number;
+  };
   recommended: string | null;
   mostAccurate: string | null;
   tied: string[];
@@ -131,7 +145,9 @@ function isAbort(error: unknown, signal?: AbortSignal): boolean {
 function budgetsFor(profile: DeviceProfile | undefined, options: SelectOptions): Budgets & { sources: string[] } {
   const sources: string[] = [];
   const budgets: Budgets = {};
-  const general = (profile?.budgets ?? []).filter((b) => b.backbone === undefined && (b.batch === undefined || b.batch === 1));
+  const general = (profile?.budgets ?? []).filter(
+    (b) => b.backbone === undefined && (b.batch === undefined || b.batch === 1),
+  );
   if (options.maxMsPerImage !== undefined) {
     budgets.maxMsPerImage = options.maxMsPerImage;
     sources.push(`<= ${options.maxMsPerImage} ms per image (given)`);
@@ -167,10 +183,19 @@ interface Scored {
 }
 
 /** train's trainer on these rows, returning the held-out scores it computed and the size of the head it wrote. */
-async function crossValidate(embeddings: Float32Array, labels: string[], classes: string[], options: TrainHeadOptions): Promise<Scored> {
+async function crossValidate(
+  embeddings: Float32Array,
+  labels: string[],
+  classes: string[],
+  options: TrainHeadOptions,
+): Promise<Scored> {
   let predictions: HeldOutPredictions | undefined;
   const head = await trainHead(embeddings, labels, { ...options, classes, onHeldOut: (p) => (predictions = p) });
-  if (!predictions) throw new EdgetlError('train-input', 'the head produced no held-out predictions (each class needs at least 2 images)');
+  if (!predictions)
+    throw new EdgetlError(
+      'train-input',
+      'the head produced no held-out predictions (each class needs at least 2 images)',
+    );
   return { scores: scoreHeldOut(predictions), headBytes: Buffer.byteLength(head.serialize()) };
 }
 
@@ -212,8 +237,18 @@ export async function selectBackbone(dir: string, options: SelectOptions = {}): 
   const warnings: string[] = [];
 
   const scan = await scanImageFolder(root);
-  if (scan.classes === null) throw new EdgetlError('usage', `${root} holds images but no class folders: put each class in its own folder (${root}/<class>/*.jpg)`, { file: root });
-  if (scan.classes.length < 2) throw new EdgetlError('usage', `${root} has only ${scan.classes.length === 1 ? `one class (${scan.classes[0]})` : 'no class'}: a selection needs at least 2 classes`, { file: root });
+  if (scan.classes === null)
+    throw new EdgetlError(
+      'usage',
+      `${root} holds images but no class folders: put each class in its own folder (${root}/<class>/*.jpg)`,
+      { file: root },
+    );
+  if (scan.classes.length < 2)
+    throw new EdgetlError(
+      'usage',
+      `${root} has only ${scan.classes.length === 1 ? `one class (${scan.classes[0]})` : 'no class'}: a selection needs at least 2 classes`,
+      { file: root },
+    );
   warnings.push(...scan.warnings);
   const paths = scan.items.map((i) => i.path);
   const labelOf = scan.items.map((i) => i.label!);
@@ -228,7 +263,9 @@ export async function selectBackbone(dir: string, options: SelectOptions = {}): 
     const match = profileDescribesHost(loaded.profile, hostStart);
     costHere = match.matches;
     if (match.matches) execution = loaded.profile.execution;
-    deviceNote = match.matches ? `${match.why}: cost measured here with its execution settings` : `${match.why}: cost from committed bench results for ${loaded.profile.name} where they exist, else unknown`;
+    deviceNote = match.matches
+      ? `${match.why}: cost measured here with its execution settings`
+      : `${match.why}: cost from committed bench results for ${loaded.profile.name} where they exist, else unknown`;
   }
 
   let excluded: ExcludedBackbone[] = [];
@@ -239,10 +276,18 @@ export async function selectBackbone(dir: string, options: SelectOptions = {}): 
     const local = await localBackbones({ searchPath: options.load?.searchPath });
     refs = local.candidates;
     excluded = local.excluded;
-    if (refs.length === 0) throw new EdgetlError('model-missing', 'no pretrained backbone on this machine: point EDGETL_MODEL_PATH at a folder of .onnx backbones, or name them with --backbones');
+    if (refs.length === 0)
+      throw new EdgetlError(
+        'model-missing',
+        'no pretrained backbone on this machine: point EDGETL_MODEL_PATH at a folder of .onnx backbones, or name them with --backbones',
+      );
   }
   const count = refs.length;
-  const train: Omit<TrainHeadOptions, 'classes'> = { type: headType, seed: options.seed ?? 0, ...(options.folds ? { folds: options.folds } : {}) };
+  const train: Omit<TrainHeadOptions, 'classes'> = {
+    type: headType,
+    seed: options.seed ?? 0,
+    ...(options.folds ? { folds: options.folds } : {}),
+  };
 
   // Baseline first: cheap, and every candidate's verdict can then be given as soon as it is scored.
   const baselineStart = performance.now();
@@ -250,9 +295,17 @@ export async function selectBackbone(dir: string, options: SelectOptions = {}): 
   let interrupted = false;
   let baselineRows: { embeddings: Float32Array; positions: number[] } | undefined;
   try {
-    const raw = await rawPixelEmbeddings(paths, { useCache: options.useCache, cacheDir: options.load?.cacheDir, signal, onProgress: (done, total) => emit({ backbone: 'baseline', index: 0, count, stage: 'baseline', done, total }) });
+    const raw = await rawPixelEmbeddings(paths, {
+      useCache: options.useCache,
+      cacheDir: options.load?.cacheDir,
+      signal,
+      onProgress: (done, total) => emit({ backbone: 'baseline', index: 0, count, stage: 'baseline', done, total }),
+    });
     baselineRows = { embeddings: raw.embeddings, positions: raw.items.map((i) => i.index) };
-    if (raw.skipped.length > 0) warnings.push(`${raw.skipped.length} image(s) could not be decoded and are left out (first: ${raw.skipped[0]!.path}: ${raw.skipped[0]!.reason})`);
+    if (raw.skipped.length > 0)
+      warnings.push(
+        `${raw.skipped.length} image(s) could not be decoded and are left out (first: ${raw.skipped[0]!.path}: ${raw.skipped[0]!.reason})`,
+      );
   } catch (error) {
     if (!isAbort(error, signal)) throw error;
     interrupted = true;
@@ -266,8 +319,14 @@ export async function selectBackbone(dir: string, options: SelectOptions = {}): 
     if (hit) return hit;
     const where = new Map(baselineRows!.positions.map((p, i) => [p, i]));
     const positions = rows.map((r) => where.get(r));
-    if (positions.some((p) => p === undefined)) throw new EdgetlError('internal', 'a photo the backbone embedded could not be decoded for the baseline');
-    const scored = await crossValidate(subsetRows(baselineRows!.embeddings, baselineDim, positions as number[]), rows.map((r) => labelOf[r]!), scan.classes!, train);
+    if (positions.some((p) => p === undefined))
+      throw new EdgetlError('internal', 'a photo the backbone embedded could not be decoded for the baseline');
+    const scored = await crossValidate(
+      subsetRows(baselineRows!.embeddings, baselineDim, positions as number[]),
+      rows.map((r) => labelOf[r]!),
+      scan.classes!,
+      train,
+    );
     baselineCache.set(key, scored);
     return scored;
   };
@@ -299,7 +358,8 @@ export async function selectBackbone(dir: string, options: SelectOptions = {}): 
     const ref = refs[i]!;
     const result = emptyCandidate(ref);
     results.push(result);
-    const progress = (stage: SelectProgress['stage'], done?: number, total?: number, message?: string) => emit({ backbone: ref.id, index: i + 1, count, stage, done, total, message });
+    const progress = (stage: SelectProgress['stage'], done?: number, total?: number, message?: string) =>
+      emit({ backbone: ref.id, index: i + 1, count, stage, done, total, message });
     let backbone: Backbone | undefined;
     try {
       // 1. Embeddings, once, through the cache.
@@ -309,24 +369,42 @@ export async function selectBackbone(dir: string, options: SelectOptions = {}): 
       result.sha256 = backbone.sha256;
       result.embeddingDim = backbone.embeddingDim;
       const specKey = JSON.stringify(backbone.preprocess);
-      const embedded = await embedFolder(backbone, root, { useCache: options.useCache, signal, onProgress: (done, total) => progress('embedding', done, total) });
+      const embedded = await embedFolder(backbone, root, {
+        useCache: options.useCache,
+        signal,
+        onProgress: (done, total) => progress('embedding', done, total),
+      });
       await backbone.close();
       backbone = undefined;
       result.seconds.embedding = round((performance.now() - embedStart) / 1000, 3);
-      result.embedded = { images: embedded.items.length, computed: embedded.computed, cacheHits: embedded.cacheHits, skipped: embedded.skipped.length };
+      result.embedded = {
+        images: embedded.items.length,
+        computed: embedded.computed,
+        cacheHits: embedded.cacheHits,
+        skipped: embedded.skipped.length,
+      };
       const rows = embedded.items.map((item) => indexOfPath.get(item.path)!);
       const order = rows.map((row, position) => ({ row, position })).sort((a, b) => a.row - b.row);
       const sortedRows = order.map((o) => o.row);
-      const sortedEmbeddings = subsetRows(embedded.embeddings, embedded.dim, order.map((o) => o.position));
+      const sortedEmbeddings = subsetRows(
+        embedded.embeddings,
+        embedded.dim,
+        order.map((o) => o.position),
+      );
       if (aborted(signal)) throw new EdgetlError('aborted', 'interrupted');
 
       // 2. Held-out accuracy with train's own protocol, and the baseline on the same rows.
       progress('cross-validation');
       const cvStart = performance.now();
-      const scored = await crossValidate(sortedEmbeddings, sortedRows.map((r) => labelOf[r]!), scan.classes, {
-        ...train,
-        backbone: { id: ref.id, sha256: result.sha256, embeddingDim: embedded.dim, preprocess: null },
-      });
+      const scored = await crossValidate(
+        sortedEmbeddings,
+        sortedRows.map((r) => labelOf[r]!),
+        scan.classes,
+        {
+          ...train,
+          backbone: { id: ref.id, sha256: result.sha256, embeddingDim: embedded.dim, preprocess: null },
+        },
+      );
       result.seconds.crossValidation = round((performance.now() - cvStart) / 1000, 3);
       result.accuracy = round(scored.scores.accuracy, 6);
       result.balancedAccuracy = round(scored.scores.balancedAccuracy, 6);
@@ -338,25 +416,42 @@ export async function selectBackbone(dir: string, options: SelectOptions = {}): 
         const verdict = transferVerdict(scored.scores, base.scores, RAW_PIXELS_NAME);
         result.negativeTransfer = verdict.negativeTransfer;
         result.negativeTransferReason = verdict.reason;
-        result.gainOverBaseline = { points: round(verdict.gainPoints, 2), standardErrorPoints: round(verdict.standardErrorPoints, 2) };
+        result.gainOverBaseline = {
+          points: round(verdict.gainPoints, 2),
+          standardErrorPoints: round(verdict.standardErrorPoints, 2),
+        };
       }
       if (aborted(signal)) throw new EdgetlError('aborted', 'interrupted');
 
       // 3. Cost on the device.
       progress('cost');
       const costStart = performance.now();
-      const resolved = await resolveBackbone(ref.load, { download: false, ...(options.load?.searchPath ? { searchPath: options.load.searchPath } : {}) });
+      const resolved = await resolveBackbone(ref.load, {
+        download: false,
+        ...(options.load?.searchPath ? { searchPath: options.load.searchPath } : {}),
+      });
       result.path = resolved.path;
       result.modelBytes = statSync(resolved.path).size;
       let cost: CostFigures;
       await settleMemory();
       if (costHere) {
-        const measured = await measureCostHere(resolved.path, root, { execution, signal, image: paths[sortedRows[0]!], preprocess: preprocessBySpec.get(specKey) });
+        const measured = await measureCostHere(resolved.path, root, {
+          execution,
+          signal,
+          image: paths[sortedRows[0]!],
+          preprocess: preprocessBySpec.get(specKey),
+        });
         cost = measured.figures;
         if (cost.preprocessMsPerImage !== null && !preprocessBySpec.has(specKey)) {
-          preprocessBySpec.set(specKey, { msPerImage: cost.preprocessMsPerImage, images: measured.results.preprocess[0]?.images ?? 0, from: ref.id });
+          preprocessBySpec.set(specKey, {
+            msPerImage: cost.preprocessMsPerImage,
+            images: measured.results.preprocess[0]?.images ?? 0,
+            from: ref.id,
+          });
         }
-        warnings.push(...measured.results.warnings.filter((w) => !w.startsWith('load average')).map((w) => `${ref.id}: ${w}`));
+        warnings.push(
+          ...measured.results.warnings.filter((w) => !w.startsWith('load average')).map((w) => `${ref.id}: ${w}`),
+        );
         // The probe's figure is a peak, which the next candidate's embedding does not change: let them overlap.
         pendingMemory = { result, probe: measured.probeMemory(signal) };
       } else {
@@ -368,7 +463,12 @@ export async function selectBackbone(dir: string, options: SelectOptions = {}): 
       result.cost = { source, note };
       if (aborted(signal)) throw new EdgetlError('aborted', 'interrupted');
       result.status = 'ok';
-      progress('done', undefined, undefined, `accuracy ${(100 * result.accuracy).toFixed(1)}%${result.msPerImage !== null ? `, ${result.msPerImage.toFixed(2)} ms/image` : ''}${result.negativeTransfer ? ', negative transfer' : ''}`);
+      progress(
+        'done',
+        undefined,
+        undefined,
+        `accuracy ${(100 * result.accuracy).toFixed(1)}%${result.msPerImage !== null ? `, ${result.msPerImage.toFixed(2)} ms/image` : ''}${result.negativeTransfer ? ', negative transfer' : ''}`,
+      );
     } catch (error) {
       await backbone?.close().catch(() => undefined);
       if (isAbort(error, signal)) {
@@ -387,10 +487,22 @@ export async function selectBackbone(dir: string, options: SelectOptions = {}): 
   // The decision, over the candidates that were scored (an interrupted one keeps its accuracy if it got one).
   const ranked = results
     .filter((r) => scoresOf.has(r))
-    .map((r) => ({ result: r, ranked: { backbone: r.backbone, label: r.id, scores: scoresOf.get(r)!, msPerImage: r.msPerImage, peakRssMb: r.peakRssMb } }));
+    .map((r) => ({
+      result: r,
+      ranked: {
+        backbone: r.backbone,
+        label: r.id,
+        scores: scoresOf.get(r)!,
+        msPerImage: r.msPerImage,
+        peakRssMb: r.peakRssMb,
+      },
+    }));
   // Paired comparisons need the same rows: rank on the rows every scored candidate embedded.
   const rowSets = new Set(ranked.map((r) => r.ranked.scores.rows.join(',')));
-  if (rowSets.size > 1) warnings.push('the candidates embedded different subsets of the photos (some failed for one backbone only): their accuracies are not paired row for row, and ties are judged on the rows each one has');
+  if (rowSets.size > 1)
+    warnings.push(
+      'the candidates embedded different subsets of the photos (some failed for one backbone only): their accuracies are not paired row for row, and ties are judged on the rows each one has',
+    );
   for (const { result, ranked: r } of ranked) {
     const check = checkBudgets(r, budgets);
     result.withinBudget = check.status;
@@ -401,12 +513,20 @@ export async function selectBackbone(dir: string, options: SelectOptions = {}): 
   const front = paretoFront(ranked.map((r) => r.ranked));
   for (const { result } of ranked) result.pareto = front.includes(result.backbone);
   if (decision.recommended && results.find((r) => r.backbone === decision.recommended)?.negativeTransfer) {
-    warnings.push(`the recommended ${results.find((r) => r.backbone === decision.recommended)!.id} does not clearly beat raw pixels either: no candidate's features clearly help on these photos`);
+    warnings.push(
+      `the recommended ${results.find((r) => r.backbone === decision.recommended)!.id} does not clearly beat raw pixels either: no candidate's features clearly help on these photos`,
+    );
   }
   if (hostStart.loadAverage[0]! > hostStart.logicalCores * 0.5) {
-    warnings.push(`load average ${hostStart.loadAverage[0]} on ${hostStart.logicalCores} logical cores at the start: other work shared the machine, so the times are pessimistic and noisy`);
+    warnings.push(
+      `load average ${hostStart.loadAverage[0]} on ${hostStart.logicalCores} logical cores at the start: other work shared the machine, so the times are pessimistic and noisy`,
+    );
   }
-  const sum = (f: (r: CandidateResult) => number) => round(results.reduce((s, r) => s + f(r), 0), 3);
+  const sum = (f: (r: CandidateResult) => number) =>
+    round(
+      results.reduce((s, r) => s + f(r), 0),
+      3,
+    );
   return {
     dir: root,
     classes: scan.classes,
@@ -427,11 +547,26 @@ export async function selectBackbone(dir: string, options: SelectOptions = {}): 
     mostAccurate: decision.mostAccurate,
     tied: decision.tied,
     rule: decision.rule,
-    reason: interrupted ? `Interrupted: ${decision.reason} (only the candidates finished before the interruption were compared)` : decision.reason,
+    reason: interrupted
+      ? `Interrupted: ${decision.reason} (only the candidates finished before the interruption were compared)`
+      : decision.reason,
     pareto: front,
     budgets,
-    device: { profile: loaded?.profile.name ?? null, costFrom: costHere ? 'this machine' : results.some((r) => r.cost.source === 'committed bench results') ? 'committed bench results' : 'unknown', note: deviceNote },
-    host: { cpu: hostStart.cpuModel, logicalCores: hostStart.logicalCores, loadAverageStart: hostStart.loadAverage, loadAverageEnd: collectHostFacts().loadAverage },
+    device: {
+      profile: loaded?.profile.name ?? null,
+      costFrom: costHere
+        ? 'this machine'
+        : results.some((r) => r.cost.source === 'committed bench results')
+          ? 'committed bench results'
+          : 'unknown',
+      note: deviceNote,
+    },
+    host: {
+      cpu: hostStart.cpuModel,
+      logicalCores: hostStart.logicalCores,
+      loadAverageStart: hostStart.loadAverage,
+      loadAverageEnd: collectHostFacts().loadAverage,
+    },
     interrupted,
     warnings,
     seconds: {

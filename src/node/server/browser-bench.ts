@@ -21,12 +21,20 @@ export interface PreparedBrowserBench {
 export async function prepareBrowserBench(profileNameOrFile: string): Promise<PreparedBrowserBench> {
   const loaded = loadProfile(profileNameOrFile);
   if (loaded.profile.runtime !== 'browser') {
-    throw new EdgetlError('usage', `profile ${loaded.profile.name} (${loaded.file}) is for the Node runtime: run it with \`edgetl bench --profile ${loaded.profile.name}\``, { file: loaded.file });
+    throw new EdgetlError(
+      'usage',
+      `profile ${loaded.profile.name} (${loaded.file}) is for the Node runtime: run it with \`edgetl bench --profile ${loaded.profile.name}\``,
+      { file: loaded.file },
+    );
   }
   const backbones: PreparedBrowserBench['backbones'] = [];
   for (const setting of backboneSettings(loaded.profile)) {
     const prepared = await prepareBackbone(resolveBackboneReference(setting.id, loaded.file));
-    backbones.push({ info: prepared.info, spec: prepared.spec, model: new Uint8Array(await readFile(prepared.runPath)) });
+    backbones.push({
+      info: prepared.info,
+      spec: prepared.spec,
+      model: new Uint8Array(await readFile(prepared.runPath)),
+    });
   }
   return { loaded, backbones };
 }
@@ -45,7 +53,10 @@ export function assembleBrowserResults(prepared: PreparedBrowserBench, payload: 
   results.heads = payload.heads;
   results.method.memory = 'not measured: a web page cannot read its resident set size';
   // The page runs each run's sessions back to back; only the Node harness interleaves the sessions of all runs.
-  results.method.timing = results.method.timing.replace(/; the sessions of all runs take turns[^;]*;/, '; the sessions of one run follow each other;');
+  results.method.timing = results.method.timing.replace(
+    /; the sessions of all runs take turns[^;]*;/,
+    '; the sessions of one run follow each other;',
+  );
   const b = payload.browser;
   results.warnings = [
     `measured in a browser: ${b.userAgent}; ${b.hardwareConcurrency} logical cores seen by the page; cross-origin isolated: ${b.crossOriginIsolated ? 'yes' : 'no'}; onnxruntime-web ${b.onnxruntimeWeb ?? '?'}. Host facts are those of the machine serving the page.`,
@@ -53,8 +64,15 @@ export function assembleBrowserResults(prepared: PreparedBrowserBench, payload: 
   ];
   finishResults(results, prepared.loaded.profile);
   results.finishedAt = payload.finishedAt;
-  results.durationSeconds = Math.max(0, Math.round((Date.parse(payload.finishedAt) - Date.parse(payload.startedAt)) / 10) / 100);
+  results.durationSeconds = Math.max(
+    0,
+    Math.round((Date.parse(payload.finishedAt) - Date.parse(payload.startedAt)) / 10) / 100,
+  );
   const violations = validateJson(results, resultsSchema());
-  if (violations.length > 0) throw new EdgetlError('results-invalid', `the browser's results do not fit edgetl-bench/1: ${formatViolations(violations)}`);
+  if (violations.length > 0)
+    throw new EdgetlError(
+      'results-invalid',
+      `the browser's results do not fit edgetl-bench/1: ${formatViolations(violations)}`,
+    );
   return results;
 }

@@ -50,7 +50,8 @@ export async function prepareServedBackbone(
     outputName: 'embedding',
     embeddingDim: extractor.dim,
     preprocess: spec.preprocess,
-    fixedBatch: resolved.entry?.fixedBatch ?? (typeof extractor.facts.batch === 'number' ? extractor.facts.batch : undefined),
+    fixedBatch:
+      resolved.entry?.fixedBatch ?? (typeof extractor.facts.batch === 'number' ? extractor.facts.batch : undefined),
     description: resolved.entry?.description,
     path: resolved.path,
     notes: spec.notes,
@@ -147,7 +148,10 @@ export function findWebRoot(from: string = dirname(fileURLToPath(import.meta.url
     if (parent === dir) break;
     dir = parent;
   }
-  throw new EdgetlError('no-web-build', `the kiosk app is not built (no dist/web/app/index.html near ${from}): run \`npm run build\` first`);
+  throw new EdgetlError(
+    'no-web-build',
+    `the kiosk app is not built (no dist/web/app/index.html near ${from}): run \`npm run build\` first`,
+  );
 }
 
 /** onnxruntime-web's dist folder (its ESM bundle and .wasm files), from this package's node_modules. */
@@ -159,7 +163,10 @@ export function findOrtWebDir(): string {
     if (existsSync(join(dir, 'ort.min.mjs'))) return dir;
     throw new Error(`no ort.min.mjs in ${dir}`);
   } catch (error) {
-    throw new EdgetlError('no-ort-web', `onnxruntime-web is not installed where edgetl can find it (${describeError(error)}): run \`npm ci\``);
+    throw new EdgetlError(
+      'no-ort-web',
+      `onnxruntime-web is not installed where edgetl can find it (${describeError(error)}): run \`npm ci\``,
+    );
   }
 }
 
@@ -177,7 +184,8 @@ function hostName(header: string): string {
 export function isAllowedHost(header: string | undefined, boundHost: string): boolean {
   if (!header) return false;
   const name = hostName(header);
-  if (name === 'localhost' || name.endsWith('.localhost') || name === '::1' || /^127(\.\d{1,3}){3}$/.test(name)) return true;
+  if (name === 'localhost' || name.endsWith('.localhost') || name === '::1' || /^127(\.\d{1,3}){3}$/.test(name))
+    return true;
   const bound = hostName(boundHost.includes(':') && !boundHost.startsWith('[') ? `[${boundHost}]` : boundHost);
   if (name === bound) return true;
   return (bound === '0.0.0.0' || bound === '::') && isIP(name) !== 0;
@@ -228,8 +236,19 @@ export async function startKioskServer(options: KioskServerOptions): Promise<Kio
   };
   const configJson = JSON.stringify(config);
 
-  const send = (res: ServerResponse, status: number, type: string, body: string | Uint8Array, extra: Record<string, string> = {}) => {
-    res.writeHead(status, { ...ISOLATION_HEADERS, 'Content-Type': type, 'Content-Length': String(Buffer.byteLength(body)), ...extra });
+  const send = (
+    res: ServerResponse,
+    status: number,
+    type: string,
+    body: string | Uint8Array,
+    extra: Record<string, string> = {},
+  ) => {
+    res.writeHead(status, {
+      ...ISOLATION_HEADERS,
+      'Content-Type': type,
+      'Content-Length': String(Buffer.byteLength(body)),
+      ...extra,
+    });
     res.end(res.req.method === 'HEAD' ? undefined : body);
   };
   const notFound = (res: ServerResponse, what: string) => {
@@ -239,7 +258,7 @@ export async function startKioskServer(options: KioskServerOptions): Promise<Kio
 
   const sendFile = async (res: ServerResponse, path: string | undefined, urlPath: string, cache: string) => {
     if (!path) return notFound(res, urlPath);
-    let info;
+    let info: Awaited<ReturnType<typeof stat>>;
     try {
       info = await stat(path);
     } catch {
@@ -270,20 +289,34 @@ export async function startKioskServer(options: KioskServerOptions): Promise<Kio
 
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     if (!isAllowedHost(req.headers.host, host)) {
-      return refuse(res, 421, `this server answers to localhost, 127.0.0.1, [::1] and ${host} only (Host: ${String(req.headers.host ?? 'none').slice(0, 100)})`);
+      return refuse(
+        res,
+        421,
+        `this server answers to localhost, 127.0.0.1, [::1] and ${host} only (Host: ${String(req.headers.host ?? 'none').slice(0, 100)})`,
+      );
     }
     if (bench && req.method === 'POST' && req.url === '/api/bench-results') {
-      if (req.headers.origin !== `http://${req.headers.host}`) return refuse(res, 403, 'results are accepted only from the benchmark page this server served (Origin)');
-      if ((req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase() !== 'application/json') return refuse(res, 415, 'results must be sent as application/json');
-      if (!sameSecret(req.headers[BENCH_TOKEN_HEADER.toLowerCase()], benchToken)) return refuse(res, 403, `results must carry this run's token (${BENCH_TOKEN_HEADER})`);
+      if (req.headers.origin !== `http://${req.headers.host}`)
+        return refuse(res, 403, 'results are accepted only from the benchmark page this server served (Origin)');
+      if ((req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase() !== 'application/json')
+        return refuse(res, 415, 'results must be sent as application/json');
+      if (!sameSecret(req.headers[BENCH_TOKEN_HEADER.toLowerCase()], benchToken))
+        return refuse(res, 403, `results must carry this run's token (${BENCH_TOKEN_HEADER})`);
       let body: unknown;
       try {
         body = JSON.parse(await readBody(req, MAX_BENCH_BODY));
       } catch (error) {
-        send(res, 400, CONTENT_TYPES['.json'], JSON.stringify({ ok: false, message: `unreadable results: ${describeError(error)}` }));
+        send(
+          res,
+          400,
+          CONTENT_TYPES['.json'],
+          JSON.stringify({ ok: false, message: `unreadable results: ${describeError(error)}` }),
+        );
         return;
       }
-      const reply = await bench.onResults(body).catch((error: unknown) => ({ ok: false, message: describeError(error) }));
+      const reply = await bench
+        .onResults(body)
+        .catch((error: unknown) => ({ ok: false, message: describeError(error) }));
       send(res, reply.ok ? 200 : 422, CONTENT_TYPES['.json'], JSON.stringify(reply));
       return;
     }
@@ -292,8 +325,10 @@ export async function startKioskServer(options: KioskServerOptions): Promise<Kio
       return;
     }
     const path = new URL(req.url ?? '/', 'http://localhost').pathname;
-    if (path === '/' || path === '/index.html') return sendFile(res, join(webRoot, 'app', 'index.html'), path, 'no-cache');
-    if (path === '/api/config') return send(res, 200, CONTENT_TYPES['.json'], configJson, { 'Cache-Control': 'no-store' });
+    if (path === '/' || path === '/index.html')
+      return sendFile(res, join(webRoot, 'app', 'index.html'), path, 'no-cache');
+    if (path === '/api/config')
+      return send(res, 200, CONTENT_TYPES['.json'], configJson, { 'Cache-Control': 'no-store' });
     if (path === '/api/head') {
       if (heads.length === 0) return notFound(res, path);
       return send(res, 200, CONTENT_TYPES['.json'], heads[0].json, { 'Cache-Control': 'no-store' });
@@ -304,10 +339,12 @@ export async function startKioskServer(options: KioskServerOptions): Promise<Kio
       if (!head) return notFound(res, path);
       return send(res, 200, CONTENT_TYPES['.json'], head.json, { 'Cache-Control': 'no-store' });
     }
-    if (path === modelPath) return send(res, 200, CONTENT_TYPES['.onnx'], backbone.model, { 'Cache-Control': 'no-cache' });
+    if (path === modelPath)
+      return send(res, 200, CONTENT_TYPES['.onnx'], backbone.model, { 'Cache-Control': 'no-cache' });
     if (bench && benchPlan) {
       if (path === '/bench') return sendFile(res, join(webRoot, 'app', 'bench.html'), path, 'no-cache');
-      if (path === '/api/bench') return send(res, 200, CONTENT_TYPES['.json'], benchPlan, { 'Cache-Control': 'no-store' });
+      if (path === '/api/bench')
+        return send(res, 200, CONTENT_TYPES['.json'], benchPlan, { 'Cache-Control': 'no-store' });
       const match = /^\/bench-models\/(\d+)\.onnx$/.exec(path);
       const model = match ? bench.backbones[Number(match[1])] : undefined;
       if (model) return send(res, 200, CONTENT_TYPES['.onnx'], model.model, { 'Cache-Control': 'no-cache' });
@@ -318,7 +355,8 @@ export async function startKioskServer(options: KioskServerOptions): Promise<Kio
       if (!/^[\w.-]+\.(mjs|js|wasm|map)$/.test(name)) return notFound(res, path);
       return sendFile(res, safeJoin(ortDir, name), path, 'max-age=3600');
     }
-    if (path.startsWith('/app/')) return sendFile(res, safeJoin(join(webRoot, 'app'), path.slice('/app/'.length)), path, 'no-cache');
+    if (path.startsWith('/app/'))
+      return sendFile(res, safeJoin(join(webRoot, 'app'), path.slice('/app/'.length)), path, 'no-cache');
     // The browser library and the training worker (dist/web/index.js, worker.js) and their source maps.
     if (/^\/[\w.-]+\.(js|map)$/.test(path)) return sendFile(res, safeJoin(webRoot, path.slice(1)), path, 'no-cache');
     return notFound(res, path);
@@ -334,8 +372,20 @@ export async function startKioskServer(options: KioskServerOptions): Promise<Kio
   await new Promise<void>((resolveListen, reject) => {
     server.once('error', (error: NodeJS.ErrnoException) => {
       const port = options.port ?? 8080;
-      if (error.code === 'EADDRINUSE') reject(new EdgetlError('port-in-use', `port ${port} on ${host} is already in use: pass another \`port\` (0 picks any free one)`));
-      else if (error.code === 'EACCES') reject(new EdgetlError('port-denied', `not allowed to listen on ${host}:${port} (ports below 1024 need privileges): pass a \`port\` of 1024 or above (e.g. 8080)`));
+      if (error.code === 'EADDRINUSE')
+        reject(
+          new EdgetlError(
+            'port-in-use',
+            `port ${port} on ${host} is already in use: pass another \`port\` (0 picks any free one)`,
+          ),
+        );
+      else if (error.code === 'EACCES')
+        reject(
+          new EdgetlError(
+            'port-denied',
+            `not allowed to listen on ${host}:${port} (ports below 1024 need privileges): pass a \`port\` of 1024 or above (e.g. 8080)`,
+          ),
+        );
       else reject(new EdgetlError('listen-failed', `cannot listen on ${host}:${port}: ${describeError(error)}`));
     });
     server.listen(options.port ?? 8080, host, () => resolveListen());

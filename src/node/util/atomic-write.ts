@@ -41,10 +41,13 @@ export async function resolveWriteTarget(path: string): Promise<WriteTarget> {
       continue;
     }
     if (info.isFile()) return { path: current, mode: 'atomic', existing: info };
-    if (info.isDirectory()) throw new EdgetlError('write-failed', `cannot write ${path}: it is a folder, not a file`, { file: path });
+    if (info.isDirectory())
+      throw new EdgetlError('write-failed', `cannot write ${path}: it is a folder, not a file`, { file: path });
     return { path: current, mode: 'direct' };
   }
-  throw new EdgetlError('write-failed', `cannot write ${path}: too many levels of symbolic links (a symlink loop?)`, { file: path });
+  throw new EdgetlError('write-failed', `cannot write ${path}: too many levels of symbolic links (a symlink loop?)`, {
+    file: path,
+  });
 }
 
 /**
@@ -104,10 +107,15 @@ export async function writeFully(handle: FileHandle, chunk: Uint8Array): Promise
 export async function keepOwnership(handle: FileHandle, existing: Stats | undefined): Promise<void> {
   if (!existing) return;
   await handle.chmod(existing.mode & 0o7777);
-  if (process.getuid?.() === 0 && (existing.uid !== 0 || existing.gid !== 0)) await handle.chown(existing.uid, existing.gid);
+  if (process.getuid?.() === 0 && (existing.uid !== 0 || existing.gid !== 0))
+    await handle.chown(existing.uid, existing.gid);
 }
 
-async function writeDirect(path: string, resolved: string, data: string | Uint8Array | Iterable<Uint8Array>): Promise<void> {
+async function writeDirect(
+  path: string,
+  resolved: string,
+  data: string | Uint8Array | Iterable<Uint8Array>,
+): Promise<void> {
   let handle: FileHandle | undefined;
   try {
     // Append: /dev/stdout redirected to a file must not truncate what this process already printed there.
@@ -142,7 +150,12 @@ const WRITE_REASONS: Record<string, string> = {
 export function writeError(path: string, error: unknown): EdgetlError {
   if (error instanceof EdgetlError) return error;
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
-  const reason = code && WRITE_REASONS[code] ? `${WRITE_REASONS[code]} (${code})` : error instanceof Error ? error.message : String(error);
+  const reason =
+    code && WRITE_REASONS[code]
+      ? `${WRITE_REASONS[code]} (${code})`
+      : error instanceof Error
+        ? error.message
+        : String(error);
   return new EdgetlError('write-failed', `cannot write ${path}: ${reason}`, { file: path, cause: error });
 }
 

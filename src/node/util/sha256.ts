@@ -17,4 +17,3 @@ export function sha256File(path: string): Promise<string> {
 export function sha256Bytes(data: Uint8Array | string): string {
   return createHash('sha256').update(data).digest('hex');
 }
-

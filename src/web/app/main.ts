@@ -4,7 +4,14 @@
  * same ones src/web/index.ts exports, and adds the page around them.
  */
 import { WebBackbone } from '../backbone.js';
-import { assertHeadFitsBackbone, parseWebHead, trainHeadInWorker, type WebHead, type WebHeadType, type WebPrediction } from '../heads.js';
+import {
+  assertHeadFitsBackbone,
+  parseWebHead,
+  trainHeadInWorker,
+  type WebHead,
+  type WebHeadType,
+  type WebPrediction,
+} from '../heads.js';
 import { downloadText, openEdgetlStore, type EdgetlStore, type StoredExamples } from '../storage.js';
 import { describeAdapter, onnxruntimeWebVersion, type WebProviderRequest } from '../execution/web-session.js';
 import type { PreprocessSpec } from '../../core/preprocess/spec.js';
@@ -129,8 +136,10 @@ function cameraErrorMessage(error: unknown): string {
   if (name === 'NotAllowedError' || name === 'SecurityError') {
     return 'Camera permission was denied. Allow the camera for this page (the camera icon in the address bar, or the browser\'s site settings), then press "Start camera" again. You can still add photos from files.';
   }
-  if (name === 'NotFoundError' || name === 'OverconstrainedError') return 'No camera was found. Connect one and press "Start camera" again, or add photos from files.';
-  if (name === 'NotReadableError' || name === 'AbortError') return 'The camera is in use by another program or could not start. Close the other program and press "Start camera" again.';
+  if (name === 'NotFoundError' || name === 'OverconstrainedError')
+    return 'No camera was found. Connect one and press "Start camera" again, or add photos from files.';
+  if (name === 'NotReadableError' || name === 'AbortError')
+    return 'The camera is in use by another program or could not start. Close the other program and press "Start camera" again.';
   return `The camera could not start: ${describeError(error)}`;
 }
 
@@ -203,7 +212,9 @@ function renderClassCard(examples: ClassExamples): void {
   root.addEventListener('drop', (event) => {
     event.preventDefault();
     root.classList.remove('dragover');
-    const dropped = Array.from((event as DragEvent).dataTransfer?.files ?? []).filter((f) => f.type.startsWith('image/') || f.type === '');
+    const dropped = Array.from((event as DragEvent).dataTransfer?.files ?? []).filter(
+      (f) => f.type.startsWith('image/') || f.type === '',
+    );
     void addFiles(examples, dropped);
   });
   ui.classes.append(root);
@@ -262,7 +273,10 @@ async function addFiles(examples: ClassExamples, files: File[]): Promise<void> {
         skipped.push(`${file.name}: ${describeError(error)}`);
       }
     }
-    if (skipped.length) showError(`Skipped ${skipped.length} file${skipped.length === 1 ? '' : 's'} that are not readable images:\n${skipped.slice(0, 5).join('\n')}`);
+    if (skipped.length)
+      showError(
+        `Skipped ${skipped.length} file${skipped.length === 1 ? '' : 's'} that are not readable images:\n${skipped.slice(0, 5).join('\n')}`,
+      );
     setTrainStatus(`${examples.name}: added ${added} photo${added === 1 ? '' : 's'}.`);
   });
   renderDevice();
@@ -346,7 +360,12 @@ async function train(): Promise<void> {
         labels: names,
         targets,
         headType: ui.headType.value as WebHeadType,
-        backbone: { id: backbone.info.id, sha256: backbone.info.sha256, embeddingDim: dim, preprocess: backbone.info.preprocess },
+        backbone: {
+          id: backbone.info.id,
+          sha256: backbone.info.sha256,
+          embeddingDim: dim,
+          preprocess: backbone.info.preprocess,
+        },
       },
       {
         workerUrl: new URL('/worker.js', location.href),
@@ -358,7 +377,10 @@ async function train(): Promise<void> {
     );
     const seconds = (performance.now() - started) / 1000;
     await useHead(head, 'trained');
-    setTrainStatus(`Trained a ${head.type} head on ${rows} photos in ${seconds.toFixed(1)} s.${describeHeadQuality(head)}`, 'done');
+    setTrainStatus(
+      `Trained a ${head.type} head on ${rows} photos in ${seconds.toFixed(1)} s.${describeHeadQuality(head)}`,
+      'done',
+    );
   } catch (error) {
     setTrainStatus(`Training failed: ${describeError(error)}`, 'error');
   } finally {
@@ -371,7 +393,9 @@ async function train(): Promise<void> {
 function describeHeadQuality(head: WebHead): string {
   const accuracy = head.summary?.validationAccuracy;
   const source = head.summary?.validationSource;
-  return accuracy === undefined ? '' : ` Accuracy on examples it did not fit: ${(accuracy * 100).toFixed(0)}%${source ? ` (${source})` : ''}.`;
+  return accuracy === undefined
+    ? ''
+    : ` Accuracy on examples it did not fit: ${(accuracy * 100).toFixed(0)}%${source ? ` (${source})` : ''}.`;
 }
 
 async function useHead(head: WebHead, how: 'trained' | 'imported' | 'restored' | 'served'): Promise<void> {
@@ -380,15 +404,29 @@ async function useHead(head: WebHead, how: 'trained' | 'imported' | 'restored' |
   renderDrift();
   ui.exportHead.disabled = false;
   document.body.dataset.head = 'ready';
-  if (how !== 'restored') await state.store?.saveHead('current', head.json).catch((error: unknown) => showError(`The head works but could not be saved in this browser: ${describeError(error)}. Export it to keep it.`));
-  if (how !== 'trained') setTrainStatus(`Using a ${how} ${head.type} head: ${head.labels.join(', ')}.${head.warnings.length ? ` Note: ${head.warnings.join(' ')}` : ''}`, 'done');
+  if (how !== 'restored')
+    await state.store
+      ?.saveHead('current', head.json)
+      .catch((error: unknown) =>
+        showError(
+          `The head works but could not be saved in this browser: ${describeError(error)}. Export it to keep it.`,
+        ),
+      );
+  if (how !== 'trained')
+    setTrainStatus(
+      `Using a ${how} ${head.type} head: ${head.labels.join(', ')}.${head.warnings.length ? ` Note: ${head.warnings.join(' ')}` : ''}`,
+      'done',
+    );
   renderPrediction(undefined);
   if (!ui.testImage.hidden && ui.testImage.dataset.ready === 'true') void classifyTestImage();
 }
 
 function exportHead(): void {
   if (!state.head) return;
-  const name = `edgetl-head-${state.head.labels.map((l) => l.replace(/[^\w-]+/g, '_')).join('-').slice(0, 60)}.json`;
+  const name = `edgetl-head-${state.head.labels
+    .map((l) => l.replace(/[^\w-]+/g, '_'))
+    .join('-')
+    .slice(0, 60)}.json`;
   downloadText(state.head.json, name, 'application/json');
 }
 
@@ -435,7 +473,10 @@ async function predictFrom(source: HTMLVideoElement | HTMLImageElement | Blob): 
     const t1 = performance.now();
     const prediction = head.predict(embedding);
     const t2 = performance.now();
-    state.otherPredictions = state.otherHeads.map((other) => ({ name: other.name, prediction: other.head.predict(embedding) }));
+    state.otherPredictions = state.otherHeads.map((other) => ({
+      name: other.name,
+      prediction: other.head.predict(embedding),
+    }));
     recordEmbed(backbone, t1 - t0);
     recordLatency(state.headMs, t2 - t1);
     return prediction;
@@ -446,7 +487,9 @@ function renderPrediction(prediction: WebPrediction | undefined): void {
   const label = ui.predictionLabel;
   if (!prediction) {
     label.dataset.state = 'idle';
-    label.textContent = state.head ? 'Show the camera something, or classify a photo.' : 'Train or import a head first.';
+    label.textContent = state.head
+      ? 'Show the camera something, or classify a photo.'
+      : 'Train or import a head first.';
     ui.predictionReason.textContent = '';
     ui.predictionReason.hidden = true;
     ui.predictionBars.replaceChildren();
@@ -466,7 +509,9 @@ function renderPrediction(prediction: WebPrediction | undefined): void {
   label.dataset.label = prediction.unknown ? '' : prediction.label;
   label.dataset.reason = prediction.reason ?? '';
   label.dataset.closest = prediction.closest;
-  label.textContent = prediction.unknown ? `Unknown (closest: ${prediction.closest}, ${Math.round(prediction.score * 100)}%)` : `${prediction.label} (${Math.round(prediction.score * 100)}%)`;
+  label.textContent = prediction.unknown
+    ? `Unknown (closest: ${prediction.closest}, ${Math.round(prediction.score * 100)}%)`
+    : `${prediction.label} (${Math.round(prediction.score * 100)}%)`;
   ui.predictionReason.hidden = !prediction.unknown;
   ui.predictionReason.textContent = !prediction.unknown
     ? ''
@@ -539,7 +584,10 @@ async function startCamera(): Promise<void> {
     return;
   }
   try {
-    state.stream = await navigator.mediaDevices.getUserMedia({ video: { width: { ideal: 640 }, height: { ideal: 480 }, facingMode: 'environment' }, audio: false });
+    state.stream = await navigator.mediaDevices.getUserMedia({
+      video: { width: { ideal: 640 }, height: { ideal: 480 }, facingMode: 'environment' },
+      audio: false,
+    });
   } catch (error) {
     showError(cameraErrorMessage(error));
     return;
@@ -606,7 +654,10 @@ function renderDrift(): void {
   document.body.dataset.drift = String(report.drifted);
   ui.driftWarning.hidden = !report.drifted;
   if (report.drifted) {
-    const share = report.overThreshold === null ? '' : `${Math.round(report.overThreshold * 100)}% of the last ${scores.length} frames`;
+    const share =
+      report.overThreshold === null
+        ? ''
+        : `${Math.round(report.overThreshold * 100)}% of the last ${scores.length} frames`;
     ui.driftWarning.textContent = `The camera view has drifted from the examples: ${share || 'recent frames'} look unlike them. Check the light and the framing, or add examples taken here and train again.`;
   }
 }
@@ -623,9 +674,14 @@ function renderDevice(): void {
     const report = backbone.report;
     facts.push(['Provider', report.used === 'webgpu' ? 'WebGPU' : 'WebAssembly (CPU)']);
     facts.push(['Requested', report.requested]);
-    if (report.adapter) facts.push(['Adapter', `${describeAdapter(report.adapter)}${report.adapter.software ? ' (software: correctness only)' : ''}`]);
+    if (report.adapter)
+      facts.push([
+        'Adapter',
+        `${describeAdapter(report.adapter)}${report.adapter.software ? ' (software: correctness only)' : ''}`,
+      ]);
     facts.push(['WASM threads', String(report.wasmThreads)]);
-    if (report.used === 'wasm') facts.push(['Inference in a worker', report.proxyWorker ? 'yes (page stays responsive)' : 'no']);
+    if (report.used === 'wasm')
+      facts.push(['Inference in a worker', report.proxyWorker ? 'yes (page stays responsive)' : 'no']);
     facts.push(['Cross-origin isolated', report.crossOriginIsolated ? 'yes' : 'no']);
     facts.push(['Model load', `${Math.round(state.loadMs)} ms`]);
     for (const f of report.fallbacks) notes.push(`Not ${f.provider}: ${f.reason}`);
@@ -635,7 +691,10 @@ function renderDevice(): void {
     const m = median(values);
     return m === undefined ? '–' : `${m < 0.1 ? m.toFixed(3) : m < 10 ? m.toFixed(2) : m.toFixed(1)} ms`;
   };
-  facts.push(['Image → embedding', state.embedMs.length ? `${ms(state.embedMs)} (median of last ${state.embedMs.length})` : '–']);
+  facts.push([
+    'Image → embedding',
+    state.embedMs.length ? `${ms(state.embedMs)} (median of last ${state.embedMs.length})` : '–',
+  ]);
   facts.push(['Preprocess', ms(state.preprocessMs)]);
   facts.push(['Backbone inference', ms(state.inferenceMs)]);
   facts.push(['Head', ms(state.headMs)]);
@@ -705,7 +764,10 @@ async function restore(): Promise<void> {
       const head = parseWebHead(saved, 'the head saved in this browser');
       assertHeadFitsBackbone(head, backbone.info, 'the head saved in this browser');
       await useHead(head, 'restored');
-      setTrainStatus(`Restored the last ${head.type} head (${head.labels.join(', ')}). Train again to replace it.`, 'done');
+      setTrainStatus(
+        `Restored the last ${head.type} head (${head.labels.join(', ')}). Train again to replace it.`,
+        'done',
+      );
     } catch {
       // A saved head for another backbone is simply not used; the user can import it where it fits.
     }
@@ -759,7 +821,9 @@ async function start(): Promise<void> {
   } catch (error) {
     ui.modelStatus.dataset.state = 'error';
     ui.modelStatus.textContent = 'No model';
-    showError(`Could not reach the edgetl server (${describeError(error)}). Start it with \`edgetl serve\` and reload this page.`);
+    showError(
+      `Could not reach the edgetl server (${describeError(error)}). Start it with \`edgetl serve\` and reload this page.`,
+    );
     return;
   }
   const config = state.config;
@@ -782,7 +846,9 @@ async function start(): Promise<void> {
   } catch (error) {
     ui.modelStatus.dataset.state = 'error';
     ui.modelStatus.textContent = 'Model failed to load';
-    showError(`The model ${config.backbone.id} failed to load: ${describeError(error)}\nCheck that \`edgetl serve\` is still running and the backbone file is intact, then reload the page.`);
+    showError(
+      `The model ${config.backbone.id} failed to load: ${describeError(error)}\nCheck that \`edgetl serve\` is still running and the backbone file is intact, then reload the page.`,
+    );
     renderDevice();
     return;
   }

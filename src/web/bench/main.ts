@@ -18,7 +18,11 @@ let token = '';
 
 /** POST to the server that served this page, with the run's token (the server refuses anything else). */
 function postResults(body: unknown): Promise<Response> {
-  return fetch('/api/bench-results', { method: 'POST', headers: { 'Content-Type': 'application/json', [BENCH_TOKEN_HEADER]: token }, body: JSON.stringify(body) });
+  return fetch('/api/bench-results', {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', [BENCH_TOKEN_HEADER]: token },
+    body: JSON.stringify(body),
+  });
 }
 
 async function main(): Promise<void> {

@@ -4,7 +4,14 @@
  * the run records of the edgetl-bench/1 results; the server adds host, profile and budget verdicts.
  */
 import type { DeviceProfile } from '../../node/bench/profile.js';
-import type { BackboneFacts, EndToEndRun, HeadRun, InferenceRun, PreprocessRun, ProviderFacts } from '../../node/bench/results.js';
+import type {
+  BackboneFacts,
+  EndToEndRun,
+  HeadRun,
+  InferenceRun,
+  PreprocessRun,
+  ProviderFacts,
+} from '../../node/bench/results.js';
 import { measureRepeated } from '../../node/bench/measure.js';
 import { median, seededNormal, seededRandom, summarize } from '../../core/bench/stats.js';
 import type { ExecutionProviderName } from '../../core/execution/types.js';
@@ -12,7 +19,13 @@ import { WebInferenceSession, type WebProviderReport } from '../execution/web-se
 import { imageToTensor } from '../preprocess/canvas.js';
 import type { PreprocessSpec } from '../../core/preprocess/spec.js';
 import { tensorDims, tensorElementsPerImage } from '../../core/preprocess/tensor.js';
-import { SessionSamples, inferenceImagesPerSecondFor, maxDuration, recordEndToEndFigures, round } from '../../node/bench/run-figures.js';
+import {
+  SessionSamples,
+  inferenceImagesPerSecondFor,
+  maxDuration,
+  recordEndToEndFigures,
+  round,
+} from '../../node/bench/run-figures.js';
 import { describeError } from '../../core/util/errors.js';
 import { WebBackbone } from '../backbone.js';
 import { trainHeadInWorker } from '../heads.js';
@@ -55,7 +68,6 @@ export interface BenchPageProgress {
   total?: number;
 }
 
-
 /** Seeded N(0,1) input, as the Node harness feeds its sessions. */
 function seededTensor(elements: number, seed: number): Float32Array {
   const normal = seededNormal(seed);
@@ -91,8 +103,15 @@ async function syntheticJpegs(count: number, width: number, height: number, seed
 }
 
 function providerFacts(report: WebProviderReport, profile: DeviceProfile): ProviderFacts {
-  const software = report.adapter?.software === true || (report.used === 'webgpu' && profile.execution.webgpuSoftwareAdapter === true);
-  const facts: ProviderFacts = { requested: report.requested, used: report.used, fallbacks: report.fallbacks, software, intraOpThreads: report.wasmThreads };
+  const software =
+    report.adapter?.software === true || (report.used === 'webgpu' && profile.execution.webgpuSoftwareAdapter === true);
+  const facts: ProviderFacts = {
+    requested: report.requested,
+    used: report.used,
+    fallbacks: report.fallbacks,
+    software,
+    intraOpThreads: report.wasmThreads,
+  };
   if (report.adapter) facts.adapter = report.adapter;
   if (profile.execution.graphOptimizationLevel) facts.graphOptimizationLevel = profile.execution.graphOptimizationLevel;
   const notes = [...report.notes, `browser: ${navigator.userAgent}`];
@@ -110,7 +129,10 @@ async function fetchBytes(url: string): Promise<Uint8Array> {
   return new Uint8Array(await response.arrayBuffer());
 }
 
-export async function runBrowserBench(plan: BenchPlan, onProgress: (p: BenchPageProgress) => void = () => undefined): Promise<BrowserBenchPayload> {
+export async function runBrowserBench(
+  plan: BenchPlan,
+  onProgress: (p: BenchPageProgress) => void = () => undefined,
+): Promise<BrowserBenchPayload> {
   const { profile } = plan;
   const startedAt = new Date().toISOString();
   const m = profile.measurement;
@@ -129,17 +151,28 @@ export async function runBrowserBench(plan: BenchPlan, onProgress: (p: BenchPage
       'browser runs report no memory figures: a page cannot read its resident set size',
       "WASM inference timed on the page's thread (no proxy worker), as onnxruntime runs it",
     ],
-    browser: { userAgent: navigator.userAgent, hardwareConcurrency: navigator.hardwareConcurrency, crossOriginIsolated: globalThis.crossOriginIsolated === true },
+    browser: {
+      userAgent: navigator.userAgent,
+      hardwareConcurrency: navigator.hardwareConcurrency,
+      crossOriginIsolated: globalThis.crossOriginIsolated === true,
+    },
   };
   const synthetic = { count: 16, width: 640, height: 480, ...profile.images.synthetic };
   const imageSeed = profile.images.synthetic?.seed ?? seed;
-  if (!profile.images.synthetic) payload.warnings.push('the profile names an image folder, which a page cannot read: synthetic images were used');
+  if (!profile.images.synthetic)
+    payload.warnings.push('the profile names an image folder, which a page cannot read: synthetic images were used');
   payload.imageSource = `synthetic: ${synthetic.count} seeded ${synthetic.width}x${synthetic.height} JPEGs encoded in the page (seed ${imageSeed})`;
   onProgress({ label: 'making synthetic images' });
   const images = await syntheticJpegs(synthetic.count, synthetic.width, synthetic.height, imageSeed);
   // No proxy worker: inference is timed as onnxruntime runs it, as in Node (the kiosk page uses the proxy so its
   // thread stays free; that adds a message round trip and an input copy per run).
-  const sessionOptions = { numThreads: profile.execution.intraOpThreads, graphOptimizationLevel: profile.execution.graphOptimizationLevel, wasmPaths: plan.wasmPaths, strictEp: true, proxy: false };
+  const sessionOptions = {
+    numThreads: profile.execution.intraOpThreads,
+    graphOptimizationLevel: profile.execution.graphOptimizationLevel,
+    wasmPaths: plan.wasmPaths,
+    strictEp: true,
+    proxy: false,
+  };
 
   for (const backbone of plan.backbones) {
     const bytes = await fetchBytes(backbone.modelUrl);
@@ -147,7 +180,14 @@ export async function runBrowserBench(plan: BenchPlan, onProgress: (p: BenchPage
     for (const provider of profile.execution.providers) {
       for (const batch of profile.batchSizes) {
         const id = `${backbone.info.id}/${provider}/b${batch}`;
-        const run: InferenceRun = { id, backbone: backbone.info, providerRequested: provider, batch, status: 'failed', speedClaim: false };
+        const run: InferenceRun = {
+          id,
+          backbone: backbone.info,
+          providerRequested: provider,
+          batch,
+          status: 'failed',
+          speedClaim: false,
+        };
         payload.runs.push(run);
         const ep = webProvider(provider);
         if (!ep) {
@@ -205,7 +245,13 @@ export async function runBrowserBench(plan: BenchPlan, onProgress: (p: BenchPage
     // Preprocessing alone: canvas decode + resample + normalize, one image at a time (the page has one thread).
     onProgress({ label: `preprocess ${backbone.info.id}` });
     const count = Math.min(m.preprocessImages ?? images.length, images.length);
-    const pre: PreprocessRun = { backbone: backbone.info.id, spec: JSON.stringify(backbone.spec), images: count, source: payload.imageSource, status: 'failed' };
+    const pre: PreprocessRun = {
+      backbone: backbone.info.id,
+      spec: JSON.stringify(backbone.spec),
+      images: count,
+      source: payload.imageSource,
+      status: 'failed',
+    };
     payload.preprocess.push(pre);
     try {
       const buffer = new Float32Array(tensorElementsPerImage(backbone.spec));
@@ -231,7 +277,14 @@ export async function runBrowserBench(plan: BenchPlan, onProgress: (p: BenchPage
       for (const provider of profile.execution.providers) {
         for (const batch of profile.endToEnd.batchSizes ?? [profile.batchSizes[0]]) {
           const id = `${backbone.info.id}/${provider}/b${batch}`;
-          const run: EndToEndRun = { id, backbone: backbone.info.id, provider, batch, status: 'failed', speedClaim: false };
+          const run: EndToEndRun = {
+            id,
+            backbone: backbone.info.id,
+            provider,
+            batch,
+            status: 'failed',
+            speedClaim: false,
+          };
           payload.endToEnd.push(run);
           const ep = webProvider(provider);
           if (!ep || (fixed !== undefined && batch !== fixed)) {
@@ -243,7 +296,17 @@ export async function runBrowserBench(plan: BenchPlan, onProgress: (p: BenchPage
           let web: WebBackbone | undefined;
           try {
             try {
-              web = await WebBackbone.load({ ...sessionOptions, ep, model: bytes, id: backbone.info.id, sha256: backbone.info.sha256, preprocess: backbone.spec, embeddingOutput: 'embedding', fixedBatch: fixed, batchSize: batch });
+              web = await WebBackbone.load({
+                ...sessionOptions,
+                ep,
+                model: bytes,
+                id: backbone.info.id,
+                sha256: backbone.info.sha256,
+                preprocess: backbone.spec,
+                embeddingOutput: 'embedding',
+                fixedBatch: fixed,
+                batchSize: batch,
+              });
             } catch (error) {
               run.status = 'unavailable';
               run.reason = `${provider} cannot run here: ${describeError(error)}`;
@@ -281,7 +344,9 @@ export async function runBrowserBench(plan: BenchPlan, onProgress: (p: BenchPage
   const heads = profile.heads;
   if (heads) {
     const normal = seededNormal(heads.seed ?? 7);
-    const centres = Array.from({ length: heads.classes }, () => Float32Array.from({ length: heads.dim }, () => normal()));
+    const centres = Array.from({ length: heads.classes }, () =>
+      Float32Array.from({ length: heads.dim }, () => normal()),
+    );
     const embeddings = new Float32Array(heads.samples * heads.dim);
     const targets = new Int32Array(heads.samples);
     for (let i = 0; i < heads.samples; i++) {
@@ -296,18 +361,28 @@ export async function runBrowserBench(plan: BenchPlan, onProgress: (p: BenchPage
       onProgress({ label: `head ${type}` });
       try {
         const trainSeconds: number[] = [];
-        let head;
+        let head: Awaited<ReturnType<typeof trainHeadInWorker>> | undefined;
         for (let r = 0; r < (heads.repeats ?? 1); r++) {
           const t0 = performance.now();
           head = await trainHeadInWorker(
-            { embeddings, dim: heads.dim, labels, targets, headType: type, seed: heads.seed ?? 7, backbone: { id: 'synthetic', sha256: '0'.repeat(64), embeddingDim: heads.dim, preprocess: null } },
+            {
+              embeddings,
+              dim: heads.dim,
+              labels,
+              targets,
+              headType: type,
+              seed: heads.seed ?? 7,
+              backbone: { id: 'synthetic', sha256: '0'.repeat(64), embeddingDim: heads.dim, preprocess: null },
+            },
             { workerUrl: plan.workerUrl },
           );
           trainSeconds.push(round((performance.now() - t0) / 1000, 4));
         }
         if (!head) throw new Error('no training repeat ran');
         let correct = 0;
-        for (let i = 0; i < heads.samples; i++) if (head.head.predict(embeddings.subarray(i * heads.dim, (i + 1) * heads.dim)).index === targets[i]) correct++;
+        for (let i = 0; i < heads.samples; i++)
+          if (head.head.predict(embeddings.subarray(i * heads.dim, (i + 1) * heads.dim)).index === targets[i])
+            correct++;
         const predictions = heads.predictions ?? 1000;
         const samples: number[] = [];
         for (let i = 0; i < predictions; i++) {

@@ -7,7 +7,14 @@
  */
 import * as ort from 'onnxruntime-web';
 import { EdgetlError, describeError } from '../../core/util/errors.js';
-import type { AdapterInfo, BackboneSession, ExecutionProviderName, ProviderFallback, ProviderReport, SessionOutput } from '../../core/execution/types.js';
+import type {
+  AdapterInfo,
+  BackboneSession,
+  ExecutionProviderName,
+  ProviderFallback,
+  ProviderReport,
+  SessionOutput,
+} from '../../core/execution/types.js';
 
 /** Providers a browser offers. `auto` = WebGPU on a real (hardware) adapter, else WASM. */
 export type WebProviderRequest = 'auto' | 'webgpu' | 'wasm';
@@ -50,11 +57,22 @@ export interface WebSessionOptions {
 export const QUANTIZED_WEBGPU_REASON =
   'int8 (quantized) graph: onnxruntime-web 1.30 WebGPU gives wrong embeddings for it (cosine ~0.5 vs CPU, measured); WASM runs it exactly';
 
-const QUANTIZED_OP_NAMES = ['QuantizeLinear', 'DequantizeLinear', 'QLinearConv', 'QLinearMatMul', 'QLinearAdd', 'MatMulInteger', 'ConvInteger', 'DynamicQuantizeLinear'];
+const QUANTIZED_OP_NAMES = [
+  'QuantizeLinear',
+  'DequantizeLinear',
+  'QLinearConv',
+  'QLinearMatMul',
+  'QLinearAdd',
+  'MatMulInteger',
+  'ConvInteger',
+  'DynamicQuantizeLinear',
+];
 
 /** True when the ONNX bytes mention an int8 op type (op types are plain strings in the protobuf). */
 export function hasQuantizedOps(model: Uint8Array): boolean {
-  const text = new TextDecoder('latin1').decode(model.length > 64 * 1024 * 1024 ? model.subarray(0, 64 * 1024 * 1024) : model);
+  const text = new TextDecoder('latin1').decode(
+    model.length > 64 * 1024 * 1024 ? model.subarray(0, 64 * 1024 * 1024) : model,
+  );
   return QUANTIZED_OP_NAMES.some((op) => text.includes(op));
 }
 
@@ -97,7 +115,8 @@ const SOFTWARE_ADAPTER = /swiftshader|llvmpipe|lavapipe|softpipe|microsoft basic
 /** The WebGPU adapter this page would get, or the reason there is none. */
 export async function probeWebGpu(): Promise<{ adapter?: AdapterInfo; gpuAdapter?: unknown; reason?: string }> {
   const gpu = (globalThis.navigator as (Navigator & { gpu?: GpuLike }) | undefined)?.gpu;
-  if (!gpu) return { reason: 'this browser has no WebGPU (navigator.gpu is missing; Chrome/Edge 113+ on a secure origin)' };
+  if (!gpu)
+    return { reason: 'this browser has no WebGPU (navigator.gpu is missing; Chrome/Edge 113+ on a secure origin)' };
   let adapter: GpuAdapterLike | null;
   try {
     adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
@@ -140,15 +159,23 @@ let webgpuAdapterSet = false;
  * onnxruntime-web reads its WASM flags once, when the first session initializes it: set them once, consistently,
  * and report what is really in force afterwards.
  */
-function configureWasm(options: WebSessionOptions, notes: string[], proxyWanted: boolean): { threads: number; proxy: boolean } {
+function configureWasm(
+  options: WebSessionOptions,
+  notes: string[],
+  proxyWanted: boolean,
+): { threads: number; proxy: boolean } {
   const isolated = globalThis.crossOriginIsolated === true;
   const requested = options.numThreads ?? defaultThreads(isolated);
   let threads = requested;
   if (!isolated && requested > 1) {
     threads = 1;
-    notes.push(`WASM threads need cross-origin isolation (COOP/COEP headers); running 1 thread instead of ${requested}`);
+    notes.push(
+      `WASM threads need cross-origin isolation (COOP/COEP headers); running 1 thread instead of ${requested}`,
+    );
   } else if (!isolated) {
-    notes.push('page is not cross-origin isolated (no COOP/COEP headers): WASM runs single-threaded; `edgetl serve` sends the headers');
+    notes.push(
+      'page is not cross-origin isolated (no COOP/COEP headers): WASM runs single-threaded; `edgetl serve` sends the headers',
+    );
   }
   if (!wasmConfigured) {
     ort.env.wasm.numThreads = threads;
@@ -160,7 +187,8 @@ function configureWasm(options: WebSessionOptions, notes: string[], proxyWanted:
     threads = ort.env.wasm.numThreads ?? threads;
   }
   const proxy = ort.env.wasm.proxy === true;
-  if (proxy) notes.push('WASM inference runs in a worker (onnxruntime-web proxy): the page stays responsive while it runs');
+  if (proxy)
+    notes.push('WASM inference runs in a worker (onnxruntime-web proxy): the page stays responsive while it runs');
   return { threads, proxy };
 }
 
@@ -186,7 +214,7 @@ export class WebInferenceSession implements BackboneSession {
   /** The input's dims from the model's metadata: a number when fixed, the symbolic name when free. */
   get inputDims(): readonly (number | string)[] | undefined {
     const meta = this.session.inputMetadata?.[0];
-    return meta && meta.isTensor && meta.shape.length > 0 ? [...meta.shape] : undefined;
+    return meta?.isTensor && meta.shape.length > 0 ? [...meta.shape] : undefined;
   }
 
   get inputNames(): readonly string[] {
@@ -200,7 +228,10 @@ export class WebInferenceSession implements BackboneSession {
    * Opens a model (URL or bytes) on WebGPU or WASM. `auto` tries WebGPU only on a hardware adapter (a software one
    * like SwiftShader is for correctness, never chosen automatically), then WASM.
    */
-  static async create(model: string | ArrayBuffer | Uint8Array, options: WebSessionOptions = {}): Promise<WebInferenceSession> {
+  static async create(
+    model: string | ArrayBuffer | Uint8Array,
+    options: WebSessionOptions = {},
+  ): Promise<WebInferenceSession> {
     const requested = options.ep ?? 'auto';
     const notes: string[] = [];
     const fallbacks: ProviderFallback[] = [];
@@ -221,7 +252,11 @@ export class WebInferenceSession implements BackboneSession {
       if (!webgpuReason && requested === 'auto' && probe.adapter?.software) {
         webgpuReason = `the WebGPU adapter is a software one (${describeAdapter(probe.adapter)}): slower than WASM; ask for ep 'webgpu' to use it anyway`;
       }
-      if (!webgpuReason && !options.allowQuantizedWebGpu && (options.quantized ?? (typeof bytes !== 'string' && hasQuantizedOps(bytes)))) {
+      if (
+        !webgpuReason &&
+        !options.allowQuantizedWebGpu &&
+        (options.quantized ?? (typeof bytes !== 'string' && hasQuantizedOps(bytes)))
+      ) {
         webgpuReason = QUANTIZED_WEBGPU_REASON;
       }
     }
@@ -236,15 +271,30 @@ export class WebInferenceSession implements BackboneSession {
 
     if (requested === 'webgpu' || requested === 'auto') {
       let reason = webgpuReason;
-      if (!reason && proxy) reason = 'this page already runs onnxruntime-web in its WASM proxy worker, which cannot host WebGPU (reload the page to use WebGPU)';
+      if (!reason && proxy)
+        reason =
+          'this page already runs onnxruntime-web in its WASM proxy worker, which cannot host WebGPU (reload the page to use WebGPU)';
       if (!reason) {
         try {
           const session = await openSession(bytes, {
             ...base,
             executionProviders: ['webgpu'],
-            ...(options.keepOnGpu?.length ? { preferredOutputLocation: Object.fromEntries(options.keepOnGpu.map((n) => [n, 'gpu-buffer' as const])) } : {}),
+            ...(options.keepOnGpu?.length
+              ? {
+                  preferredOutputLocation: Object.fromEntries(options.keepOnGpu.map((n) => [n, 'gpu-buffer' as const])),
+                }
+              : {}),
           });
-          const report: WebProviderReport = { requested, used: 'webgpu', fallbacks, adapter, crossOriginIsolated: isolated, wasmThreads, notes, proxyWorker: false };
+          const report: WebProviderReport = {
+            requested,
+            used: 'webgpu',
+            fallbacks,
+            adapter,
+            crossOriginIsolated: isolated,
+            wasmThreads,
+            notes,
+            proxyWorker: false,
+          };
           return new WebInferenceSession(session, report);
         } catch (error) {
           reason = `WebGPU session failed: ${describeError(error)}`;
@@ -260,19 +310,37 @@ export class WebInferenceSession implements BackboneSession {
       // The proxy worker takes ownership of the bytes it is sent: give it a copy so the caller's stay usable.
       const modelForSession = proxy && typeof bytes !== 'string' ? bytes.slice() : bytes;
       const session = await openSession(modelForSession, { ...base, executionProviders: ['wasm'] });
-      const report: WebProviderReport = { requested, used: 'wasm', fallbacks, adapter, crossOriginIsolated: isolated, wasmThreads, notes, intraOpThreads: wasmThreads, proxyWorker: proxy };
+      const report: WebProviderReport = {
+        requested,
+        used: 'wasm',
+        fallbacks,
+        adapter,
+        crossOriginIsolated: isolated,
+        wasmThreads,
+        notes,
+        intraOpThreads: wasmThreads,
+        proxyWorker: proxy,
+      };
       return new WebInferenceSession(session, report);
     } catch (error) {
       const why = fallbacks.map((f) => `${f.provider}: ${f.reason}`).join('; ');
-      throw new EdgetlError('model-load', `the model failed to load in onnxruntime-web (wasm): ${describeError(error)}${why ? ` (after ${why})` : ''}`, {
-        file: typeof model === 'string' ? model : undefined,
-        cause: error,
-      });
+      throw new EdgetlError(
+        'model-load',
+        `the model failed to load in onnxruntime-web (wasm): ${describeError(error)}${why ? ` (after ${why})` : ''}`,
+        {
+          file: typeof model === 'string' ? model : undefined,
+          cause: error,
+        },
+      );
     }
   }
 
   /** BackboneSession's run: one float32 input, `outputName` (default: the first output) read back. */
-  async run(input: Float32Array, dims: readonly number[], outputName: string = this.outputNames[0] ?? ''): Promise<SessionOutput> {
+  async run(
+    input: Float32Array,
+    dims: readonly number[],
+    outputName: string = this.outputNames[0] ?? '',
+  ): Promise<SessionOutput> {
     const outputs = await this.runOutputs({ [this.inputName]: { data: input, dims: [...dims] } }, [outputName]);
     return outputs[outputName];
   }
@@ -281,13 +349,20 @@ export class WebInferenceSession implements BackboneSession {
    * Runs float32 inputs and reads back the named outputs (default: all). Outputs listed in `keepOnGpu` are not read
    * back: `runKeepingGpu` hands them on as ort tensors.
    */
-  async runOutputs(inputs: Record<string, CpuTensor>, outputNames: readonly string[] = this.session.outputNames): Promise<Record<string, CpuTensor>> {
+  async runOutputs(
+    inputs: Record<string, CpuTensor>,
+    outputNames: readonly string[] = this.session.outputNames,
+  ): Promise<Record<string, CpuTensor>> {
     if (this.closed) throw new EdgetlError('closed', 'the onnxruntime-web session is already closed');
     const results = await this.runRaw(inputs, outputNames);
     const out: Record<string, CpuTensor> = {};
     for (const name of outputNames) {
       const tensor = results[name];
-      if (!tensor) throw new EdgetlError('model-output', `the model has no output "${name}" (outputs: ${this.outputNames.join(', ')})`);
+      if (!tensor)
+        throw new EdgetlError(
+          'model-output',
+          `the model has no output "${name}" (outputs: ${this.outputNames.join(', ')})`,
+        );
       let data: unknown;
       if (tensor.location === 'cpu' || tensor.location === 'cpu-pinned') data = tensor.data;
       else data = await tensor.getData(true);
@@ -300,12 +375,18 @@ export class WebInferenceSession implements BackboneSession {
   }
 
   /** Runs and returns onnxruntime tensors as they are (GPU-resident where `keepOnGpu` asked), for a next session. */
-  async runRaw(inputs: Record<string, CpuTensor | ort.Tensor>, outputNames: readonly string[] = this.session.outputNames): Promise<Record<string, ort.Tensor>> {
+  async runRaw(
+    inputs: Record<string, CpuTensor | ort.Tensor>,
+    outputNames: readonly string[] = this.session.outputNames,
+  ): Promise<Record<string, ort.Tensor>> {
     const feeds: Record<string, ort.Tensor> = {};
     // The proxy worker takes ownership of input buffers: send copies so callers may reuse theirs.
     const copy = this.provider.proxyWorker;
     for (const [name, value] of Object.entries(inputs)) {
-      feeds[name] = value instanceof ort.Tensor ? value : new ort.Tensor('float32', copy ? value.data.slice() : value.data, value.dims);
+      feeds[name] =
+        value instanceof ort.Tensor
+          ? value
+          : new ort.Tensor('float32', copy ? value.data.slice() : value.data, value.dims);
     }
     const results = await this.session.run(feeds, outputNames);
     return results as Record<string, ort.Tensor>;
@@ -319,8 +400,13 @@ export class WebInferenceSession implements BackboneSession {
   }
 }
 
-async function openSession(model: string | Uint8Array, options: ort.InferenceSession.SessionOptions): Promise<ort.InferenceSession> {
-  return typeof model === 'string' ? ort.InferenceSession.create(model, options) : ort.InferenceSession.create(model, options);
+async function openSession(
+  model: string | Uint8Array,
+  options: ort.InferenceSession.SessionOptions,
+): Promise<ort.InferenceSession> {
+  return typeof model === 'string'
+    ? ort.InferenceSession.create(model, options)
+    : ort.InferenceSession.create(model, options);
 }
 
 export function describeAdapter(adapter: AdapterInfo): string {

@@ -8,7 +8,14 @@
  * browser's createImageBitmap kernel. Embeddings agree to cosine >= 0.99 (test/web/browser-vs-node.test.ts).
  */
 import type { PreprocessSpec } from '../../core/preprocess/spec.js';
-import { assertTensorSlot, resizeGeometry, tensorElementsPerImage, writePixelsToTensor, type ResizeGeometry, type TensorSlot } from '../../core/preprocess/tensor.js';
+import {
+  assertTensorSlot,
+  resizeGeometry,
+  tensorElementsPerImage,
+  writePixelsToTensor,
+  type ResizeGeometry,
+  type TensorSlot,
+} from '../../core/preprocess/tensor.js';
 import { resampleAndCrop } from '../../core/preprocess/resample.js';
 import { resizePillowFast, resizePillowToTensor } from '../../core/preprocess/pillow-resample-wasm.js';
 
@@ -64,10 +71,16 @@ function drawableSize(source: Drawable): { width: number; height: number } {
 async function toDrawable(source: BrowserImageSource, name: string): Promise<{ drawable: Drawable; owned: boolean }> {
   if (typeof Blob !== 'undefined' && source instanceof Blob) {
     try {
-      const bitmap = await createImageBitmap(source, { imageOrientation: 'from-image', colorSpaceConversion: 'default', premultiplyAlpha: 'none' });
+      const bitmap = await createImageBitmap(source, {
+        imageOrientation: 'from-image',
+        colorSpaceConversion: 'default',
+        premultiplyAlpha: 'none',
+      });
       return { drawable: bitmap, owned: true };
     } catch (error) {
-      throw new EdgetlError('bad-image', `${name}: not an image this browser can decode (${describeError(error)})`, { file: name });
+      throw new EdgetlError('bad-image', `${name}: not an image this browser can decode (${describeError(error)})`, {
+        file: name,
+      });
     }
   }
   if (typeof ImageData !== 'undefined' && source instanceof ImageData) {
@@ -124,7 +137,9 @@ async function preprocess(
   try {
     const { width: sourceWidth, height: sourceHeight } = drawableSize(drawable);
     if (!sourceWidth || !sourceHeight) {
-      throw new EdgetlError('bad-image', `${name}: the image has no pixels yet (not loaded, or a camera not started)`, { file: name });
+      throw new EdgetlError('bad-image', `${name}: the image has no pixels yet (not loaded, or a camera not started)`, {
+        file: name,
+      });
     }
     const geometry = resizeGeometry(sourceWidth, sourceHeight, spec);
     const quality = options.resizeQuality ?? 'match-node';
@@ -142,11 +157,24 @@ async function preprocess(
       const bytes = new Uint8Array(full.buffer, full.byteOffset, full.byteLength);
       const crop = { left: geometry.cropLeft, top: geometry.cropTop, width: spec.width, height: spec.height };
       if (exact && target) {
-        resizePillowToTensor(bytes, sourceWidth, sourceHeight, 4, geometry.resizeW, geometry.resizeH, crop, spec, target.out, target.index);
+        resizePillowToTensor(
+          bytes,
+          sourceWidth,
+          sourceHeight,
+          4,
+          geometry.resizeW,
+          geometry.resizeH,
+          crop,
+          spec,
+          target.out,
+          target.index,
+        );
         return undefined;
       }
       const pixels = exact
-        ? new Uint8ClampedArray(resizePillowFast(bytes, sourceWidth, sourceHeight, 4, geometry.resizeW, geometry.resizeH, crop).buffer)
+        ? new Uint8ClampedArray(
+            resizePillowFast(bytes, sourceWidth, sourceHeight, 4, geometry.resizeW, geometry.resizeH, crop).buffer,
+          )
         : resampleAndCrop(full, sourceWidth, sourceHeight, 4, geometry, spec.width, spec.height);
       return { pixels, geometry, sourceWidth, sourceHeight };
     }

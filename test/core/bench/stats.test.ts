@@ -19,8 +19,24 @@ const close = (t: Test, actual: number, expected: number, message: string, toler
 
 t.test('percentiles interpolate between closest ranks like NumPy', async (t) => {
   close(t, percentile([1, 2, 3, 4], 0.5), 2.5, 'median of 1..4');
-  close(t, percentile(Array.from({ length: 10 }, (_, i) => i + 1), 0.9), 9.1, 'p90 of 1..10');
-  close(t, percentile(Array.from({ length: 100 }, (_, i) => i + 1), 0.99), 99.01, 'p99 of 1..100');
+  close(
+    t,
+    percentile(
+      Array.from({ length: 10 }, (_, i) => i + 1),
+      0.9,
+    ),
+    9.1,
+    'p90 of 1..10',
+  );
+  close(
+    t,
+    percentile(
+      Array.from({ length: 100 }, (_, i) => i + 1),
+      0.99,
+    ),
+    99.01,
+    'p99 of 1..100',
+  );
   close(t, percentile([50, 15, 40, 35, 20], 0.4), 29, 'p40 of an unsorted sample');
   close(t, percentile([7], 0.99), 7, 'any percentile of one value');
   close(t, percentile([3, 1, 2], 0), 1, 'p0 is the minimum');
@@ -52,7 +68,10 @@ t.test('seeded generators repeat exactly', async (t) => {
   const a = seededRandom(5);
   const b = seededRandom(5);
   const first = Array.from({ length: 5 }, () => a());
-  t.same(first, Array.from({ length: 5 }, () => b()));
+  t.same(
+    first,
+    Array.from({ length: 5 }, () => b()),
+  );
   t.notSame(first, Array.from({ length: 5 }, seededRandom(6)));
   t.ok(first.every((v) => v >= 0 && v < 1));
   const normal = seededNormal(3);
@@ -72,7 +91,10 @@ t.test('bootstrap interval of the median: covers it, is seeded, narrows with mor
   t.same(bootstrapMedianInterval(small, { seed: 1 }), ci, 'same seed, same interval');
   const wide = ci.high - ci.low;
   const ciLarge = bootstrapMedianInterval(large, { seed: 1 });
-  t.ok(ciLarge.high - ciLarge.low < wide / 4, `3000 samples give a much narrower interval (${ciLarge.high - ciLarge.low} vs ${wide})`);
+  t.ok(
+    ciLarge.high - ciLarge.low < wide / 4,
+    `3000 samples give a much narrower interval (${ciLarge.high - ciLarge.low} vs ${wide})`,
+  );
   t.ok(ciLarge.low < 10.1 && ciLarge.high > 9.9, 'and it sits around the true median 10');
   t.same(bootstrapMedianInterval([4, 4, 4]), { low: 4, high: 4, level: 0.95 });
 });
@@ -98,17 +120,26 @@ t.test('noise: sampling error, and drift within the run', async (t) => {
   t.equal(noise.relative, Math.max(noise.intervalHalfWidth, noise.driftHalfWidth));
   const flat = measureNoise(Array.from({ length: 200 }, () => 10 + normal() * 0.05));
   t.ok(flat.relative < 0.005, `tight samples without drift state a small noise (${flat.relative})`);
-  const sessions = measureNoise(Array.from({ length: 200 }, () => 10 + normal() * 0.05), [9.7, 10.3]);
-  t.ok(Math.abs(sessions.sessionHalfWidth! - 0.03) < 0.002, `two sessions 6% apart state ±3% (${sessions.sessionHalfWidth})`);
+  const sessions = measureNoise(
+    Array.from({ length: 200 }, () => 10 + normal() * 0.05),
+    [9.7, 10.3],
+  );
+  t.ok(
+    Math.abs(sessions.sessionHalfWidth! - 0.03) < 0.002,
+    `two sessions 6% apart state ±3% (${sessions.sessionHalfWidth})`,
+  );
   t.equal(sessions.relative, sessions.sessionHalfWidth);
   t.equal(flat.sessionHalfWidth, undefined, 'no session term with one session');
 });
 
-t.test('the best-session figure is the fastest session\'s median, its noise the gap to the runner-up', async (t) => {
+t.test("the best-session figure is the fastest session's median, its noise the gap to the runner-up", async (t) => {
   const normal = seededNormal(5);
   const session = (center: number) => Array.from({ length: 200 }, () => center * (1 + 0.01 * normal()));
   const sessions = [session(12), session(10), session(10.4), session(14)];
-  const figure = bestSessionFigure(sessions.flat(), sessions.map((s) => s.length));
+  const figure = bestSessionFigure(
+    sessions.flat(),
+    sessions.map((s) => s.length),
+  );
   t.equal(figure.session, 1, 'the second session is the fastest');
   t.equal(figure.sessions, 4);
   t.ok(Math.abs(figure.medianMs - 10) < 0.05, `median ${figure.medianMs}`);

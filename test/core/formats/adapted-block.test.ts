@@ -8,7 +8,8 @@ import { IMAGENET_224 } from '../../../src/core/preprocess/spec.js';
 import { gaussianClusters } from '../heads/synthetic.js';
 import { pseudoRandom } from '../../helpers/onnx-graph.js';
 
-const readJson = (name: string) => JSON.parse(readFileSync(new URL(`../../src/formats/${name}`, import.meta.url), 'utf8'));
+const readJson = (name: string) =>
+  JSON.parse(readFileSync(new URL(`../../../src/core/formats/${name}`, import.meta.url), 'utf8'));
 const schema = readJson('edgetl-head-v2.schema.json');
 const validate = new Ajv({ allErrors: true }).compile(schema);
 const dim = 12;
@@ -25,7 +26,17 @@ async function adaptedHead(activation: { kind: 'clip'; min: number; max: number 
     temperature: frozen.temperature,
     rejection: null,
     training: frozen.training,
-    adaptedBlock: { kind: 'conv1x1', cutTensor: 'cut:0', inputChannels: 5, outputChannels: dim, activation, pool: 'mean', replaces: 'Conv "x" 5->12', weight: pseudoRandom(dim * 5, 3), bias: pseudoRandom(dim, 4) },
+    adaptedBlock: {
+      kind: 'conv1x1',
+      cutTensor: 'cut:0',
+      inputChannels: 5,
+      outputChannels: dim,
+      activation,
+      pool: 'mean',
+      replaces: 'Conv "x" 5->12',
+      weight: pseudoRandom(dim * 5, 3),
+      bias: pseudoRandom(dim, 4),
+    },
   });
 }
 
@@ -33,21 +44,39 @@ t.test('the schema fragment is the one the v1 schema embeds', async (t) => {
   t.same(schema.properties.adaptedBlock, readJson('edgetl-head-adapted-block.schema.json'));
 });
 
-t.test('a head with an adapted block round-trips, schema-valid, with the cut tensor and float16 block weights', async (t) => {
-  for (const activation of [{ kind: 'clip', min: 0, max: 6 }, { kind: 'clip', min: 0, max: Infinity }, { kind: 'swish' }] as const) {
-    const head = await adaptedHead(activation);
-    const text = head.serialize();
-    const doc = JSON.parse(text);
-    t.ok(validate(doc), `${JSON.stringify(activation)}: schema-valid ${JSON.stringify(validate.errors)}`);
-    t.equal(doc.adaptedBlock.cutTensor, 'cut:0');
-    t.same(doc.weights.tensors.find((e: { name: string }) => e.name === 'adaptedBlock.weight'), { name: 'adaptedBlock.weight', dtype: 'float16', shape: [dim, 5], offset: doc.weights.tensors.find((e: { name: string }) => e.name === 'adaptedBlock.weight').offset });
-    const loaded = Head.parse(text);
-    t.same(loaded.adaptedBlock?.activation, activation);
-    const worst = loaded.adaptedBlock!.weight.reduce((m, v, i) => Math.max(m, Math.abs(v - head.adaptedBlock!.weight[i])), 0);
-    t.ok(worst < 1e-3, `float16 block weights within ${worst}`);
-    t.same(Array.from(loaded.adaptedBlock!.bias), Array.from(head.adaptedBlock!.bias), 'the bias is float32, exact');
-  }
-});
+t.test(
+  'a head with an adapted block round-trips, schema-valid, with the cut tensor and float16 block weights',
+  async (t) => {
+    for (const activation of [
+      { kind: 'clip', min: 0, max: 6 },
+      { kind: 'clip', min: 0, max: Infinity },
+      { kind: 'swish' },
+    ] as const) {
+      const head = await adaptedHead(activation);
+      const text = head.serialize();
+      const doc = JSON.parse(text);
+      t.ok(validate(doc), `${JSON.stringify(activation)}: schema-valid ${JSON.stringify(validate.errors)}`);
+      t.equal(doc.adaptedBlock.cutTensor, 'cut:0');
+      t.same(
+        doc.weights.tensors.find((e: { name: string }) => e.name === 'adaptedBlock.weight'),
+        {
+          name: 'adaptedBlock.weight',
+          dtype: 'float16',
+          shape: [dim, 5],
+          offset: doc.weights.tensors.find((e: { name: string }) => e.name === 'adaptedBlock.weight').offset,
+        },
+      );
+      const loaded = Head.parse(text);
+      t.same(loaded.adaptedBlock?.activation, activation);
+      const worst = loaded.adaptedBlock!.weight.reduce(
+        (m, v, i) => Math.max(m, Math.abs(v - head.adaptedBlock!.weight[i])),
+        0,
+      );
+      t.ok(worst < 1e-3, `float16 block weights within ${worst}`);
+      t.same(Array.from(loaded.adaptedBlock!.bias), Array.from(head.adaptedBlock!.bias), 'the bias is float32, exact');
+    }
+  },
+);
 
 t.test('a head without the section still loads and has no adapted block', async (t) => {
   const frozen = await trainHead(data, labels, { backbone, seed: 1 });
@@ -59,11 +88,27 @@ t.test('a head without the section still loads and has no adapted block', async 
 t.test('a broken section is refused, naming the field', async (t) => {
   const text = (await adaptedHead({ kind: 'swish' })).serialize();
   const cases: [string, (doc: { adaptedBlock: Record<string, unknown> }) => void, RegExp][] = [
-    ['outputs differ from the embedding', (d) => (d.adaptedBlock.outputChannels = 7), /adaptedBlock.outputChannels" is 7 but backbone.embeddingDim is 12/],
-    ['unknown activation', (d) => (d.adaptedBlock.activation = { kind: 'gelu' }), /adaptedBlock.activation.kind" must be "clip" or "swish"/],
+    [
+      'outputs differ from the embedding',
+      (d) => (d.adaptedBlock.outputChannels = 7),
+      /adaptedBlock.outputChannels" is 7 but backbone.embeddingDim is 12/,
+    ],
+    [
+      'unknown activation',
+      (d) => (d.adaptedBlock.activation = { kind: 'gelu' }),
+      /adaptedBlock.activation.kind" must be "clip" or "swish"/,
+    ],
     ['no cut tensor', (d) => delete d.adaptedBlock.cutTensor, /adaptedBlock.cutTensor" must name the tensor/],
-    ['clip bounds inverted', (d) => (d.adaptedBlock.activation = { kind: 'clip', min: 6, max: 0 }), /adaptedBlock.activation" clip needs min < max/],
-    ['channels change the tensor shape', (d) => (d.adaptedBlock.inputChannels = 6), /adaptedBlock.weight" is \[12,5\], expected \[12,6\]/],
+    [
+      'clip bounds inverted',
+      (d) => (d.adaptedBlock.activation = { kind: 'clip', min: 6, max: 0 }),
+      /adaptedBlock.activation" clip needs min < max/,
+    ],
+    [
+      'channels change the tensor shape',
+      (d) => (d.adaptedBlock.inputChannels = 6),
+      /adaptedBlock.weight" is \[12,5\], expected \[12,6\]/,
+    ],
   ];
   for (const [what, change, message] of cases) {
     const doc = JSON.parse(text);
@@ -72,5 +117,9 @@ t.test('a broken section is refused, naming the field', async (t) => {
   }
   const doc = JSON.parse(text);
   delete doc.adaptedBlock;
-  t.throws(() => Head.parse(JSON.stringify(doc)), { message: /"adaptedBlock.weight", which a linear head does not have/ }, 'block tensors without the section are refused');
+  t.throws(
+    () => Head.parse(JSON.stringify(doc)),
+    { message: /"adaptedBlock.weight", which a linear head does not have/ },
+    'block tensors without the section are refused',
+  );
 });

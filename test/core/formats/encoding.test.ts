@@ -12,12 +12,16 @@ t.test('base64 matches Node for every length 0..300 and large buffers, and rejec
   }
   const big = Uint8Array.from({ length: 100_003 }, (_, i) => (i * 7919) & 255);
   t.equal(encodeBase64(big), Buffer.from(big).toString('base64'));
-  for (const bad of ['abc', 'ab!=', '====', 'a=bc', 'ab=c', 'YWJj\n']) t.equal(decodeBase64(bad), undefined, `"${bad}" rejected`);
+  for (const bad of ['abc', 'ab!=', '====', 'a=bc', 'ab=c', 'YWJj\n'])
+    t.equal(decodeBase64(bad), undefined, `"${bad}" rejected`);
 });
 
 t.test('sha256 matches node:crypto, including the padding boundaries', async (t) => {
   t.equal(sha256Hex(new Uint8Array()), 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855');
-  t.equal(sha256Hex(new TextEncoder().encode('abc')), 'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad');
+  t.equal(
+    sha256Hex(new TextEncoder().encode('abc')),
+    'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad',
+  );
   for (const n of [55, 56, 63, 64, 65, 119, 120, 1000, 65537]) {
     const bytes = Uint8Array.from({ length: n }, (_, i) => (i * 31) & 255);
     t.equal(sha256Hex(bytes), createHash('sha256').update(bytes).digest('hex'), `length ${n}`);

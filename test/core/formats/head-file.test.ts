@@ -11,14 +11,25 @@ import { IMAGENET_224 } from '../../../src/core/preprocess/spec.js';
 import { gaussianClusters } from '../heads/synthetic.js';
 import { asVersion1 } from '../../helpers/head-v1.js';
 
-const schema = JSON.parse(readFileSync(new URL('../../../src/core/formats/edgetl-head-v2.schema.json', import.meta.url), 'utf8'));
+const schema = JSON.parse(
+  readFileSync(new URL('../../../src/core/formats/edgetl-head-v2.schema.json', import.meta.url), 'utf8'),
+);
 const validate = new Ajv({ allErrors: true }).compile(schema);
-const validateV1 = new Ajv({ allErrors: true }).compile(JSON.parse(readFileSync(new URL('../../../src/core/formats/edgetl-head-v1.schema.json', import.meta.url), 'utf8')));
+const validateV1 = new Ajv({ allErrors: true }).compile(
+  JSON.parse(readFileSync(new URL('../../../src/core/formats/edgetl-head-v1.schema.json', import.meta.url), 'utf8')),
+);
 const backbone = { id: 'tiny-test', sha256: 'ab'.repeat(32), embeddingDim: 24, preprocess: IMAGENET_224 };
 const { data, labels } = gaussianClusters({ perClass: [30, 25, 20], dim: 24, separation: 3, seed: 9 });
 
 async function trained(type: 'linear' | 'mlp' | 'prototype', extra: Parameters<typeof trainHead>[2] = {}) {
-  return trainHead(data, labels, { type, backbone, seed: 3, rejectRate: 0.05, mlp: { epochs: 20, hidden: [16, 8] }, ...extra });
+  return trainHead(data, labels, {
+    type,
+    backbone,
+    seed: 3,
+    rejectRate: 0.05,
+    mlp: { epochs: 20, hidden: [16, 8] },
+    ...extra,
+  });
 }
 
 function maxDifference(a: Float32Array, b: Float32Array): number {
@@ -42,10 +53,17 @@ t.test('every head type round-trips: schema-valid file, same labels, near-identi
     t.same(loaded.training.counts, { c0: 30, c1: 25, c2: 20 });
     const before = head.probabilities(data);
     const after = loaded.probabilities(data);
-    t.ok(maxDifference(before, after) < 5e-3, `${type}: float16 weights move probabilities by ${maxDifference(before, after)}`);
+    t.ok(
+      maxDifference(before, after) < 5e-3,
+      `${type}: float16 weights move probabilities by ${maxDifference(before, after)}`,
+    );
     const exact = Head.parse(head.serialize({ dtype: 'float32' }));
     t.equal(maxDifference(head.probabilities(data), exact.probabilities(data)), 0, `${type}: float32 storage is exact`);
-    t.equal(Head.parse(loaded.serialize()).serialize(), loaded.serialize(), `${type}: re-serializing a loaded head is stable`);
+    t.equal(
+      Head.parse(loaded.serialize()).serialize(),
+      loaded.serialize(),
+      `${type}: re-serializing a loaded head is stable`,
+    );
   }
 });
 
@@ -55,7 +73,10 @@ t.test('file size stays within 1.4 x raw float16 weight bytes + 16 KB', async (t
     ['linear 2 classes x 24', await trained('linear')],
     ['prototype 2 classes', await trained('prototype')],
     ['mlp', await trained('mlp')],
-    ['linear 100 classes x 1280', await trainHead(wide.data, wide.labels, { l2: 1e-2, calibrate: false, maxIterations: 3, seed: 0 })],
+    [
+      'linear 100 classes x 1280',
+      await trainHead(wide.data, wide.labels, { l2: 1e-2, calibrate: false, maxIterations: 3, seed: 0 }),
+    ],
   ] as const) {
     const text = head.serialize();
     const values = head.toFileContent().tensors.reduce((sum, tensor) => sum + tensor.data.length, 0);
@@ -94,32 +115,136 @@ t.test('loading names the field of every problem', async (t) => {
     throwsMatching(
       t,
       () => parseHeadFile(text, { file: 'head.json' }),
-      (error: unknown) => error instanceof EdgetlError && error.code === code && field.test(error.message) && error.message.startsWith('head.json: '),
+      (error: unknown) =>
+        error instanceof EdgetlError &&
+        error.code === code &&
+        field.test(error.message) &&
+        error.message.startsWith('head.json: '),
       what,
     );
     // the schema agrees that the broken files (other than checksum/shape/backbone checks it cannot express) are bad
   };
   expectError('{not json', 'head-format', /invalid JSON/, 'not JSON');
-  expectError(edited(good, (d) => (d.format = 'something-else')), 'head-format', /"format"/, 'unknown format');
-  expectError(edited(good, (d) => (d.version = 3)), 'head-version', /"version".*upgrade edgetl/, 'newer version');
-  expectError(edited(good, (d) => delete d.labels), 'head-labels', /"labels"/, 'no labels');
-  expectError(edited(good, (d) => d.labels.pop()), 'head-labels', /("weights\.tensors\[\d\]\.shape".*linear\.weight.*2 labels|"openSet\.memoryClasses\[\d+\]" is 2, but the head has 2 labels)/, 'labels do not match the weights');
-  expectError(edited(good, (d) => (d.openSet.threshold = 3)), 'head-invalid', /"openSet\.threshold"/, 'outlier threshold beyond a cosine distance');
-  expectError(edited(good, (d) => d.openSet.memoryClasses.pop()), 'head-invalid', /"openSet\.memoryWeights"/, 'memory classes and weights disagree');
-  expectError(edited(good, (d) => (d.openSet.method = 'magic')), 'head-invalid', /"openSet\.method"/, 'unknown open-set method');
-  expectError(edited(good, (d) => (d.version = 1)), 'head-invalid', /"openSet" is a version 2 field/, 'a version 1 file with a version 2 section');
-  expectError(edited(good, (d) => (d.labels[1] = d.labels[0])), 'head-labels', /"labels\[1\]" repeats/, 'duplicate label');
-  expectError(edited(good, (d) => (d.backbone.embeddingDim = 25)), 'head-shape', /"weights\.tensors\[0\]\.shape".*normalization\.mean/, 'embedding size does not match the weights');
-  expectError(edited(good, (d) => (d.backbone.sha256 = 'xyz')), 'head-invalid', /"backbone\.sha256"/, 'malformed sha256');
-  expectError(edited(good, (d) => (d.type = 'forest')), 'head-invalid', /"type"/, 'unknown head type');
-  expectError(edited(good, (d) => (d.calibration.temperature = -1)), 'head-invalid', /"calibration\.temperature"/, 'negative temperature');
-  expectError(edited(good, (d) => (d.rejection = { threshold: 2, rate: 0.05 })), 'head-invalid', /"rejection\.threshold"/, 'threshold above 1');
-  expectError(edited(good, (d) => (d.training.seed = 'x')), 'head-invalid', /"training\.seed"/, 'bad seed');
-  expectError(edited(good, (d) => (d.weights.tensors[1].shape = [99])), 'head-shape', /"weights\.tensors\[1\]\.shape"/, 'wrong vector shape');
-  expectError(edited(good, (d) => (d.weights.tensors[2].offset += 2)), 'head-shape', /"weights\.tensors\[2\]\.offset"/, 'bad offset');
-  expectError(edited(good, (d) => (d.weights.tensors[2].name = 'linear.extra')), 'head-shape', /"weights\.tensors\[2\]\.name"/, 'unknown tensor');
-  expectError(edited(good, (d) => d.weights.tensors.pop()), 'head-shape', /"weights\.(tensors|byteLength)"/, 'missing tensor');
-  expectError(edited(good, (d) => (d.weights.data = d.weights.data.slice(0, -4) + '!!!!')), 'head-invalid', /"weights\.data" is not valid base64/, 'bad base64');
+  expectError(
+    edited(good, (d) => (d.format = 'something-else')),
+    'head-format',
+    /"format"/,
+    'unknown format',
+  );
+  expectError(
+    edited(good, (d) => (d.version = 3)),
+    'head-version',
+    /"version".*upgrade edgetl/,
+    'newer version',
+  );
+  expectError(
+    edited(good, (d) => delete d.labels),
+    'head-labels',
+    /"labels"/,
+    'no labels',
+  );
+  expectError(
+    edited(good, (d) => d.labels.pop()),
+    'head-labels',
+    /("weights\.tensors\[\d\]\.shape".*linear\.weight.*2 labels|"openSet\.memoryClasses\[\d+\]" is 2, but the head has 2 labels)/,
+    'labels do not match the weights',
+  );
+  expectError(
+    edited(good, (d) => (d.openSet.threshold = 3)),
+    'head-invalid',
+    /"openSet\.threshold"/,
+    'outlier threshold beyond a cosine distance',
+  );
+  expectError(
+    edited(good, (d) => d.openSet.memoryClasses.pop()),
+    'head-invalid',
+    /"openSet\.memoryWeights"/,
+    'memory classes and weights disagree',
+  );
+  expectError(
+    edited(good, (d) => (d.openSet.method = 'magic')),
+    'head-invalid',
+    /"openSet\.method"/,
+    'unknown open-set method',
+  );
+  expectError(
+    edited(good, (d) => (d.version = 1)),
+    'head-invalid',
+    /"openSet" is a version 2 field/,
+    'a version 1 file with a version 2 section',
+  );
+  expectError(
+    edited(good, (d) => (d.labels[1] = d.labels[0])),
+    'head-labels',
+    /"labels\[1\]" repeats/,
+    'duplicate label',
+  );
+  expectError(
+    edited(good, (d) => (d.backbone.embeddingDim = 25)),
+    'head-shape',
+    /"weights\.tensors\[0\]\.shape".*normalization\.mean/,
+    'embedding size does not match the weights',
+  );
+  expectError(
+    edited(good, (d) => (d.backbone.sha256 = 'xyz')),
+    'head-invalid',
+    /"backbone\.sha256"/,
+    'malformed sha256',
+  );
+  expectError(
+    edited(good, (d) => (d.type = 'forest')),
+    'head-invalid',
+    /"type"/,
+    'unknown head type',
+  );
+  expectError(
+    edited(good, (d) => (d.calibration.temperature = -1)),
+    'head-invalid',
+    /"calibration\.temperature"/,
+    'negative temperature',
+  );
+  expectError(
+    edited(good, (d) => (d.rejection = { threshold: 2, rate: 0.05 })),
+    'head-invalid',
+    /"rejection\.threshold"/,
+    'threshold above 1',
+  );
+  expectError(
+    edited(good, (d) => (d.training.seed = 'x')),
+    'head-invalid',
+    /"training\.seed"/,
+    'bad seed',
+  );
+  expectError(
+    edited(good, (d) => (d.weights.tensors[1].shape = [99])),
+    'head-shape',
+    /"weights\.tensors\[1\]\.shape"/,
+    'wrong vector shape',
+  );
+  expectError(
+    edited(good, (d) => (d.weights.tensors[2].offset += 2)),
+    'head-shape',
+    /"weights\.tensors\[2\]\.offset"/,
+    'bad offset',
+  );
+  expectError(
+    edited(good, (d) => (d.weights.tensors[2].name = 'linear.extra')),
+    'head-shape',
+    /"weights\.tensors\[2\]\.name"/,
+    'unknown tensor',
+  );
+  expectError(
+    edited(good, (d) => d.weights.tensors.pop()),
+    'head-shape',
+    /"weights\.(tensors|byteLength)"/,
+    'missing tensor',
+  );
+  expectError(
+    edited(good, (d) => (d.weights.data = d.weights.data.slice(0, -4) + '!!!!')),
+    'head-invalid',
+    /"weights\.data" is not valid base64/,
+    'bad base64',
+  );
   expectError(
     edited(good, (d) => {
       const bytes = decodeBase64(d.weights.data)!;
@@ -155,18 +280,32 @@ t.test('loading names the field of every problem', async (t) => {
   throwsMatching(
     t,
     () => Head.parse(good, { backbone: { id: 'other', sha256: 'cd'.repeat(32) } }),
-    (error: unknown) => error instanceof EdgetlError && error.code === 'head-backbone-mismatch' && /"backbone\.sha256".*tiny-test.*other/.test(error.message),
+    (error: unknown) =>
+      error instanceof EdgetlError &&
+      error.code === 'head-backbone-mismatch' &&
+      /"backbone\.sha256".*tiny-test.*other/.test(error.message),
     'a different backbone is refused, naming both',
   );
   throwsMatching(
     t,
     () => Head.parse(good, { backbone: { sha256: 'ab'.repeat(32), embeddingDim: 1280 } }),
-    (error: unknown) => error instanceof EdgetlError && error.code === 'head-backbone-mismatch' && /"backbone\.embeddingDim"/.test(error.message),
+    (error: unknown) =>
+      error instanceof EdgetlError &&
+      error.code === 'head-backbone-mismatch' &&
+      /"backbone\.embeddingDim"/.test(error.message),
     'a backbone with another embedding size is refused',
   );
-  t.doesNotThrow(() => Head.parse(good, { backbone: { sha256: 'AB'.repeat(32), embeddingDim: 24 } }), 'the same backbone (any hex case) loads');
+  t.doesNotThrow(
+    () => Head.parse(good, { backbone: { sha256: 'AB'.repeat(32), embeddingDim: 24 } }),
+    'the same backbone (any hex case) loads',
+  );
 
-  for (const broken of [edited(good, (d) => (d.format = 'x')), edited(good, (d) => (d.version = 3)), edited(good, (d) => (d.weights.checksum = 'md5:1')), edited(good, (d) => (d.openSet.threshold = 3))]) {
+  for (const broken of [
+    edited(good, (d) => (d.format = 'x')),
+    edited(good, (d) => (d.version = 3)),
+    edited(good, (d) => (d.weights.checksum = 'md5:1')),
+    edited(good, (d) => (d.openSet.threshold = 3)),
+  ]) {
     t.notOk(validate(JSON.parse(broken)), 'the schema rejects it too');
   }
 });
@@ -175,7 +314,10 @@ t.test('writing refuses values a float16 cannot hold, naming the tensor', async 
   const head = await trained('linear', { normalization: 'none' });
   const content = head.toFileContent();
   content.tensors.find((x) => x.name === 'linear.weight')!.data[3] = 70000;
-  t.throws(() => serializeHeadFile(content), /tensor "linear\.weight" value 70000 at index 3 is beyond the float16 range; write with dtype float32/);
+  t.throws(
+    () => serializeHeadFile(content),
+    /tensor "linear\.weight" value 70000 at index 3 is beyond the float16 range; write with dtype float32/,
+  );
   t.doesNotThrow(() => serializeHeadFile(content, { dtype: 'float32' }));
   content.tensors.find((x) => x.name === 'linear.bias')!.data[0] = NaN;
   t.throws(() => serializeHeadFile(content, { dtype: 'float32' }), /tensor "linear\.bias" holds a non-finite value/);
@@ -185,7 +327,10 @@ t.test('version 1 files still load: no outlierScore, one warning, same probabili
   for (const type of ['linear', 'mlp', 'prototype'] as const) {
     const head = await trained(type);
     const v1 = asVersion1(head.serialize());
-    t.ok(validateV1(JSON.parse(v1)), `${type}: the converted file is valid version 1 ${JSON.stringify(validateV1.errors)}`);
+    t.ok(
+      validateV1(JSON.parse(v1)),
+      `${type}: the converted file is valid version 1 ${JSON.stringify(validateV1.errors)}`,
+    );
     const loaded = Head.parse(v1, { file: 'old.json' });
     t.equal(loaded.warnings.length, 1, `${type}: one warning`);
     t.match(loaded.warnings[0], /old\.json.*no open-set data.*no outlierScore/);
@@ -193,9 +338,16 @@ t.test('version 1 files still load: no outlierScore, one warning, same probabili
     const prediction = loaded.predict(data.subarray(0, 24));
     t.notOk('outlierScore' in prediction, `${type}: predictions carry no outlierScore`);
     t.equal(prediction.closest, prediction.label, 'closest is still there');
-    t.ok(maxDifference(Head.parse(head.serialize()).probabilities(data), loaded.probabilities(data)) === 0, `${type}: same probabilities as the version 2 file`);
+    t.ok(
+      maxDifference(Head.parse(head.serialize()).probabilities(data), loaded.probabilities(data)) === 0,
+      `${type}: same probabilities as the version 2 file`,
+    );
     t.equal(JSON.parse(loaded.serialize()).version, 2, 'saving writes version 2');
-    t.equal(Head.parse(head.serialize()).warnings.length, 0, `${type}: a version 2 file with open-set data loads without warnings`);
+    t.equal(
+      Head.parse(head.serialize()).warnings.length,
+      0,
+      `${type}: a version 2 file with open-set data loads without warnings`,
+    );
   }
 });
 
@@ -206,6 +358,9 @@ t.test('the open-set section round-trips: memory, threshold and outlier scores s
     t.ok(loaded.openSet, `${type}: has open-set data`);
     t.equal(loaded.openSet!.threshold, head.openSet!.threshold);
     t.same(loaded.openSet!.memoryClasses, head.openSet!.memoryClasses);
-    t.ok(maxDifference(head.outlierScores(data)!, loaded.outlierScores(data)!) < 2e-3, `${type}: outlier scores move by ${maxDifference(head.outlierScores(data)!, loaded.outlierScores(data)!)}`);
+    t.ok(
+      maxDifference(head.outlierScores(data)!, loaded.outlierScores(data)!) < 2e-3,
+      `${type}: outlier scores move by ${maxDifference(head.outlierScores(data)!, loaded.outlierScores(data)!)}`,
+    );
   }
 });

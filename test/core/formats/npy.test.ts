@@ -106,13 +106,17 @@ t.test('round-trips through numpy', { skip: python ? false : 'python3 with numpy
     'assert np.allclose(a, expected, rtol=1e-6, atol=1e-3), "values differ"',
     'np.save(sys.argv[2], (a * 2).astype("<f4"))',
     'np.save(sys.argv[3], np.zeros((3,), dtype=np.float64))',
-
   ].join('\n');
-  const result = spawnSync(python!, ['-c', script, ours, theirs, join(dir, 'f64.npy'), join(dir, 'unused')], { encoding: 'utf8' });
+  const result = spawnSync(python!, ['-c', script, ours, theirs, join(dir, 'f64.npy'), join(dir, 'unused')], {
+    encoding: 'utf8',
+  });
   t.equal(result.status, 0, result.stderr);
   const back = await readNpyFile(theirs);
   t.same(back.shape, [5, 7]);
-  t.same(Array.from(back.data), Array.from(values, (v) => Math.fround(v * 2)));
+  t.same(
+    Array.from(back.data),
+    Array.from(values, (v) => Math.fround(v * 2)),
+  );
   t.same(Buffer.from(encodeNpy(back.data, back.shape)), await readFile(theirs), 'our bytes equal numpy bytes');
   await t.rejects(readNpyFile(join(dir, 'f64.npy')), /f64\.npy: dtype is '<f8'/);
 });
@@ -128,7 +132,13 @@ t.test('a row writer streams rows and moves the file into place only when finish
   const finished = await writer.finish();
   t.equal(finished.rows, rows);
   const back = await readNpyFile(path);
-  t.equal(finished.dataSha256, createHash('sha256').update(await readFile(path).then((b) => b.subarray(128))).digest('hex'), 'the sha256 of the row data after the header');
+  t.equal(
+    finished.dataSha256,
+    createHash('sha256')
+      .update(await readFile(path).then((b) => b.subarray(128)))
+      .digest('hex'),
+    'the sha256 of the row data after the header',
+  );
   t.same(back.shape, [rows, 3]);
   t.same(Array.from(back.data.subarray(0, 6)), [0, -0, 0, 1, -1, 0.5]);
   t.same(Array.from(back.data.subarray((rows - 1) * 3)), [rows - 1, -(rows - 1), (rows - 1) / 2]);
@@ -144,14 +154,26 @@ t.test('a row writer streams rows and moves the file into place only when finish
   t.throws(() => (empty as NpyRowWriter).append(new Float32Array(5)));
 });
 
-t.test('a streamed file is byte-identical to numpy-style encoding apart from header padding', { skip: python ? false : 'python3 with numpy not installed' }, async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'edgetl-npy-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const path = join(dir, 's.npy');
-  const writer = await NpyRowWriter.create(path, 2);
-  writer.append(Float32Array.of(1.5, 2.5));
-  writer.append(Float32Array.of(-3, 4));
-  await writer.finish();
-  const result = spawnSync(python!, ['-c', 'import sys, numpy as np; a = np.load(sys.argv[1]); assert a.shape == (2, 2) and a.dtype == np.float32 and a.tolist() == [[1.5, 2.5], [-3.0, 4.0]], (a.shape, a)', path], { encoding: 'utf8' });
-  t.equal(result.status, 0, result.stderr);
-});
+t.test(
+  'a streamed file is byte-identical to numpy-style encoding apart from header padding',
+  { skip: python ? false : 'python3 with numpy not installed' },
+  async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), 'edgetl-npy-'));
+    t.teardown(() => rm(dir, { recursive: true, force: true }));
+    const path = join(dir, 's.npy');
+    const writer = await NpyRowWriter.create(path, 2);
+    writer.append(Float32Array.of(1.5, 2.5));
+    writer.append(Float32Array.of(-3, 4));
+    await writer.finish();
+    const result = spawnSync(
+      python!,
+      [
+        '-c',
+        'import sys, numpy as np; a = np.load(sys.argv[1]); assert a.shape == (2, 2) and a.dtype == np.float32 and a.tolist() == [[1.5, 2.5], [-3.0, 4.0]], (a.shape, a)',
+        path,
+      ],
+      { encoding: 'utf8' },
+    );
+    t.equal(result.status, 0, result.stderr);
+  },
+);

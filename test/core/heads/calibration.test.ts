@@ -25,7 +25,11 @@ t.test('temperature scaling undoes overconfidence and lowers ECE', async (t) => 
   const temperature = fitTemperature(overconfident, targets, 5);
   t.ok(Math.abs(temperature - 4) < 0.4, `recovers T ~ 4, got ${temperature}`);
   const before = expectedCalibrationError(softmaxRows(Float32Array.from(overconfident), 4000, 5), targets, 5);
-  const after = expectedCalibrationError(softmaxRows(Float32Array.from(overconfident), 4000, 5, temperature), targets, 5);
+  const after = expectedCalibrationError(
+    softmaxRows(Float32Array.from(overconfident), 4000, 5, temperature),
+    targets,
+    5,
+  );
   t.ok(after < before / 3, `ECE ${before.toFixed(3)} -> ${after.toFixed(3)}`);
   const underconfident = Float32Array.from(logits, (v) => v / 3);
   const sharpen = fitTemperature(underconfident, targets, 5);
@@ -49,7 +53,10 @@ t.test('rejection threshold rejects about the requested share of held-out and of
     for (let r = 0; r < rows; r++) if (Math.max(...p.subarray(r * 4, r * 4 + 4)) < threshold) rejected++;
     return rejected / rows;
   };
-  t.ok(Math.abs(rejectedShare(heldOut.logits, 2000) - 0.05) <= 0.001, `held-out: ${rejectedShare(heldOut.logits, 2000)}`);
+  t.ok(
+    Math.abs(rejectedShare(heldOut.logits, 2000) - 0.05) <= 0.001,
+    `held-out: ${rejectedShare(heldOut.logits, 2000)}`,
+  );
   const fresh = calibratedSample(2000, 4, 3);
   t.ok(Math.abs(rejectedShare(fresh.logits, 2000) - 0.05) < 0.02, `fresh rows: ${rejectedShare(fresh.logits, 2000)}`);
   t.equal(rejectionThreshold(heldOut.logits, 2000, 4, 1, 0), 0, 'rate 0 never rejects');

@@ -12,9 +12,27 @@ t.test('another backbone is refused in library terms, naming both, with the call
   t.throws(() => assertHeadFitsBackbone(trainedOn, other, { file: 'h.json', what: 'h.json' }), {
     code: 'head-backbone-mismatch',
     file: 'h.json',
-    message: /^h\.json was trained on backbone mobilenet \(sha256 abababababab…\), but the backbone given is resnet .*: use backbone mobilenet or retrain the head$/,
+    message:
+      /^h\.json was trained on backbone mobilenet \(sha256 abababababab…\), but the backbone given is resnet .*: use backbone mobilenet or retrain the head$/,
   });
-  t.notMatch(String((() => { try { assertHeadFitsBackbone(trainedOn, other); } catch (e) { return (e as Error).message; } })()), /--/, 'no command-line flag');
-  t.throws(() => assertHeadFitsBackbone(trainedOn, other, { givenAs: 'this page runs', remedy: 'reload' }), { message: /this page runs resnet .*: reload$/ });
-  t.throws(() => assertHeadFitsBackbone(trainedOn, { ...trainedOn, embeddingDim: 512 }), { code: 'head-backbone-mismatch', message: /expects 1280-d embeddings, but backbone mobilenet gives 512/ });
+  t.notMatch(
+    String(
+      (() => {
+        try {
+          assertHeadFitsBackbone(trainedOn, other);
+        } catch (e) {
+          return (e as Error).message;
+        }
+      })(),
+    ),
+    /--/,
+    'no command-line flag',
+  );
+  t.throws(() => assertHeadFitsBackbone(trainedOn, other, { givenAs: 'this page runs', remedy: 'reload' }), {
+    message: /this page runs resnet .*: reload$/,
+  });
+  t.throws(() => assertHeadFitsBackbone(trainedOn, { ...trainedOn, embeddingDim: 512 }), {
+    code: 'head-backbone-mismatch',
+    message: /expects 1280-d embeddings, but backbone mobilenet gives 512/,
+  });
 });

@@ -47,7 +47,11 @@ t.test('the MLP learns a problem no linear head can (XOR of two dims)', async (t
   };
   const train = make(400);
   const test = make(200);
-  const mlp = await trainHead(train.data, train.labels, { type: 'mlp', seed: 2, mlp: { hidden: [16], epochs: 150, learningRate: 1e-2, dropout: 0, activation: 'gelu' } });
+  const mlp = await trainHead(train.data, train.labels, {
+    type: 'mlp',
+    seed: 2,
+    mlp: { hidden: [16], epochs: 150, learningRate: 1e-2, dropout: 0, activation: 'gelu' },
+  });
   const linear = await trainHead(train.data, train.labels, { type: 'linear', seed: 2 });
   t.ok(accuracyOf(mlp, test.data, test.labels) > 0.95, `mlp: ${accuracyOf(mlp, test.data, test.labels)}`);
   t.ok(accuracyOf(linear, test.data, test.labels) < 0.7, `linear: ${accuracyOf(linear, test.data, test.labels)}`);
@@ -81,62 +85,97 @@ t.test('MLP early stopping halts on a held-out plateau and keeps the best epoch'
 t.test('balanced class weights shift decisions towards the rare class', async (t) => {
   const { data, labels } = gaussianClusters({ perClass: [300, 30], dim: 10, separation: 1.5, seed: 5 });
   const fresh = gaussianClusters({ perClass: [200, 200], dim: 10, separation: 1.5, seed: 6 });
-  const recallOfRare = (head: Head) => head.predictMany(fresh.data.subarray(200 * 10)).filter((p) => p.label === 'c1').length / 200;
+  const recallOfRare = (head: Head) =>
+    head.predictMany(fresh.data.subarray(200 * 10)).filter((p) => p.label === 'c1').length / 200;
   const plain = await trainHead(data, labels, { seed: 1, l2: 1e-2 });
   const balanced = await trainHead(data, labels, { seed: 1, l2: 1e-2, classWeight: 'balanced' });
-  t.ok(recallOfRare(balanced) > recallOfRare(plain) + 0.1, `rare-class recall ${recallOfRare(plain)} -> ${recallOfRare(balanced)}`);
+  t.ok(
+    recallOfRare(balanced) > recallOfRare(plain) + 0.1,
+    `rare-class recall ${recallOfRare(plain)} -> ${recallOfRare(balanced)}`,
+  );
   t.equal(balanced.training.options.classWeight, 'balanced');
 });
 
-t.test('open-set rejection: a few percent of known rows and most far-away rows become "unknown", by default', async (t) => {
-  const train = gaussianClusters({ perClass: [150, 150, 150], dim: 10, separation: 3, seed: 7 });
-  for (const type of ['linear', 'mlp', 'prototype'] as const) {
-    const head = await trainHead(train.data, train.labels, { type, seed: 1, mlp: { epochs: 30 } });
-    t.ok(head.openSet && head.openSet.rate === DEFAULT_REJECT_RATE && head.openSet.threshold !== null, `${type}: on by default (threshold ${head.openSet?.threshold})`);
-    t.equal(head.rejection, null, `${type}: no confidence cut`);
-    const fresh = gaussianClusters({ perClass: [300, 300, 300], dim: 10, separation: 3, seed: 8 });
-    const predictions = head.predictMany(fresh.data);
-    const rejected = predictions.filter((p) => p.rejected).length / 900;
-    t.ok(rejected > 0.01 && rejected < 0.1, `${type}: known-class rows rejected: ${rejected}`);
-    // rows of a cluster no class lives near (centred on dimensions 6..9)
-    const far = gaussianClusters({ perClass: [0, 0, 0, 0, 0, 0, 100], dim: 10, separation: 12, seed: 9 });
-    const farPredictions = head.predictMany(far.data);
-    const farRejected = farPredictions.filter((p) => p.rejected).length / 100;
-    t.ok(farRejected > 0.7, `${type}: far-away rows rejected: ${farRejected}`);
-    const prediction = farPredictions.find((p) => p.rejected)!;
-    t.equal(prediction.label, UNKNOWN_LABEL);
-    t.equal(prediction.reason, 'outlier');
-    t.equal(prediction.closest, head.labels[prediction.index], 'closest names the best known class');
-    t.equal(prediction.topK[0].label, prediction.closest, 'top-k still names the best class');
-    t.ok(prediction.outlierScore! > head.openSet!.threshold!, 'its outlier score is over the threshold');
-    const meanOf = (ps: typeof predictions) => ps.reduce((s, p) => s + p.outlierScore!, 0) / ps.length;
-    t.ok(meanOf(farPredictions) > meanOf(predictions), `${type}: far rows score higher (${meanOf(farPredictions)} > ${meanOf(predictions)})`);
-  }
-  const off = await trainHead(train.data, train.labels, { seed: 1, rejectRate: 0 });
-  const offPredictions = off.predictMany(gaussianClusters({ perClass: [0, 0, 0, 0, 0, 0, 50], dim: 10, separation: 12, seed: 9 }).data);
-  t.equal(off.openSet!.threshold, null, 'rejectRate 0 turns rejection off');
-  t.ok(offPredictions.every((p) => !p.rejected && p.outlierScore !== undefined), 'but predictions still carry outlier scores');
-});
+t.test(
+  'open-set rejection: a few percent of known rows and most far-away rows become "unknown", by default',
+  async (t) => {
+    const train = gaussianClusters({ perClass: [150, 150, 150], dim: 10, separation: 3, seed: 7 });
+    for (const type of ['linear', 'mlp', 'prototype'] as const) {
+      const head = await trainHead(train.data, train.labels, { type, seed: 1, mlp: { epochs: 30 } });
+      t.ok(
+        head.openSet && head.openSet.rate === DEFAULT_REJECT_RATE && head.openSet.threshold !== null,
+        `${type}: on by default (threshold ${head.openSet?.threshold})`,
+      );
+      t.equal(head.rejection, null, `${type}: no confidence cut`);
+      const fresh = gaussianClusters({ perClass: [300, 300, 300], dim: 10, separation: 3, seed: 8 });
+      const predictions = head.predictMany(fresh.data);
+      const rejected = predictions.filter((p) => p.rejected).length / 900;
+      t.ok(rejected > 0.01 && rejected < 0.1, `${type}: known-class rows rejected: ${rejected}`);
+      // rows of a cluster no class lives near (centred on dimensions 6..9)
+      const far = gaussianClusters({ perClass: [0, 0, 0, 0, 0, 0, 100], dim: 10, separation: 12, seed: 9 });
+      const farPredictions = head.predictMany(far.data);
+      const farRejected = farPredictions.filter((p) => p.rejected).length / 100;
+      t.ok(farRejected > 0.7, `${type}: far-away rows rejected: ${farRejected}`);
+      const prediction = farPredictions.find((p) => p.rejected)!;
+      t.equal(prediction.label, UNKNOWN_LABEL);
+      t.equal(prediction.reason, 'outlier');
+      t.equal(prediction.closest, head.labels[prediction.index], 'closest names the best known class');
+      t.equal(prediction.topK[0].label, prediction.closest, 'top-k still names the best class');
+      t.ok(prediction.outlierScore! > head.openSet!.threshold!, 'its outlier score is over the threshold');
+      const meanOf = (ps: typeof predictions) => ps.reduce((s, p) => s + p.outlierScore!, 0) / ps.length;
+      t.ok(
+        meanOf(farPredictions) > meanOf(predictions),
+        `${type}: far rows score higher (${meanOf(farPredictions)} > ${meanOf(predictions)})`,
+      );
+    }
+    const off = await trainHead(train.data, train.labels, { seed: 1, rejectRate: 0 });
+    const offPredictions = off.predictMany(
+      gaussianClusters({ perClass: [0, 0, 0, 0, 0, 0, 50], dim: 10, separation: 12, seed: 9 }).data,
+    );
+    t.equal(off.openSet!.threshold, null, 'rejectRate 0 turns rejection off');
+    t.ok(
+      offPredictions.every((p) => !p.rejected && p.outlierScore !== undefined),
+      'but predictions still carry outlier scores',
+    );
+  },
+);
 
 t.test('prototype add-class and remove-class keep the open-set memory right', async (t) => {
   const all = gaussianClusters({ perClass: [60, 60, 60, 60], dim: 10, separation: 6, seed: 12 });
   const fresh = gaussianClusters({ perClass: [60, 60, 60, 60], dim: 10, separation: 6, seed: 13 });
   const rowsOf = (set: typeof all, c: number) => set.data.subarray(c * 60 * 10, (c + 1) * 60 * 10);
-  const rejectedShare = (head: Head, rows: Float32Array) => head.predictMany(rows).filter((p) => p.rejected).length / (rows.length / 10);
-  const head = await trainHead(all.data.subarray(0, 180 * 10), all.labels.slice(0, 180), { type: 'prototype', backbone, seed: 1 });
-  t.ok(rejectedShare(head, rowsOf(fresh, 3)) > 0.9, `before it is added, class c3 is unknown (${rejectedShare(head, rowsOf(fresh, 3))})`);
+  const rejectedShare = (head: Head, rows: Float32Array) =>
+    head.predictMany(rows).filter((p) => p.rejected).length / (rows.length / 10);
+  const head = await trainHead(all.data.subarray(0, 180 * 10), all.labels.slice(0, 180), {
+    type: 'prototype',
+    backbone,
+    seed: 1,
+  });
+  t.ok(
+    rejectedShare(head, rowsOf(fresh, 3)) > 0.9,
+    `before it is added, class c3 is unknown (${rejectedShare(head, rowsOf(fresh, 3))})`,
+  );
   head.addClass('c3', rowsOf(all, 3));
-  t.ok(rejectedShare(head, rowsOf(fresh, 3)) < 0.15, `after add-class, fresh c3 rows are known (${rejectedShare(head, rowsOf(fresh, 3))} rejected)`);
+  t.ok(
+    rejectedShare(head, rowsOf(fresh, 3)) < 0.15,
+    `after add-class, fresh c3 rows are known (${rejectedShare(head, rowsOf(fresh, 3))} rejected)`,
+  );
   t.ok(head.openSet!.memoryClasses.includes(3), 'the memory holds rows of the new class');
   const reloaded = Head.parse(head.serialize());
   t.same(reloaded.openSet!.memoryClasses, head.openSet!.memoryClasses, 'and survives saving');
   head.removeClass('c1');
   t.notOk(head.openSet!.memoryClasses.includes(3), 'class indices after the removed one shift down');
   t.same([...new Set(head.openSet!.memoryClasses)].sort(), [0, 1, 2], 'every memory row belongs to a remaining class');
-  t.ok(rejectedShare(head, rowsOf(fresh, 1)) > 0.9, `after remove-class, the removed class is unknown (${rejectedShare(head, rowsOf(fresh, 1))})`);
+  t.ok(
+    rejectedShare(head, rowsOf(fresh, 1)) > 0.9,
+    `after remove-class, the removed class is unknown (${rejectedShare(head, rowsOf(fresh, 1))})`,
+  );
   t.ok(rejectedShare(head, rowsOf(fresh, 3)) < 0.15, 'the others stay known');
   const closest = head.predictMany(rowsOf(fresh, 3)).map((p) => p.closest);
-  t.ok(closest.every((c) => c === 'c3'), 'c3 rows are still closest to c3');
+  t.ok(
+    closest.every((c) => c === 'c3'),
+    'c3 rows are still closest to c3',
+  );
 });
 
 t.test('prototype heads add and remove classes without retraining the others', async (t) => {
@@ -146,7 +185,11 @@ t.test('prototype heads add and remove classes without retraining the others', a
   const before = head.toFileContent().tensors[0].data.slice();
   head.addClass('c3', all.data.subarray(90 * 10));
   t.same(head.labels, ['c0', 'c1', 'c2', 'c3']);
-  t.same(Array.from(head.toFileContent().tensors[0].data.subarray(0, 30)), Array.from(before.subarray(0, 30)), 'existing class sums untouched');
+  t.same(
+    Array.from(head.toFileContent().tensors[0].data.subarray(0, 30)),
+    Array.from(before.subarray(0, 30)),
+    'existing class sums untouched',
+  );
   t.equal(accuracyOf(head, all.data, all.labels), 1, 'the new class is recognized');
   t.same(head.training.counts, { c0: 30, c1: 30, c2: 30, c3: 30 });
   head.addClass('c3', all.data.subarray(90 * 10, 95 * 10));
@@ -164,22 +207,50 @@ t.test('prototype heads add and remove classes without retraining the others', a
 t.test('refusals: one class, an empty class, bad rows, reserved label', async (t) => {
   const { data, labels } = gaussianClusters({ perClass: [5, 5], dim: 10, separation: 3, seed: 1 });
   await rejects(t, trainHead(data.subarray(0, 50), labels.slice(0, 5)), /only one class \(c0\)/, 'one class');
-  await rejects(t, trainHead(data, labels, { classes: ['c0', 'c1', 'c2'] }), /class "c2" has no examples/, 'empty class');
+  await rejects(
+    t,
+    trainHead(data, labels, { classes: ['c0', 'c1', 'c2'] }),
+    /class "c2" has no examples/,
+    'empty class',
+  );
   await rejects(t, trainHead(data, labels.slice(0, 9)), /cannot be split into 9 rows/, 'label count mismatch');
   const broken = Float32Array.from(data);
   broken[13] = NaN;
   await rejects(t, trainHead(broken, labels), /embedding 1 .*non-finite/, 'NaN');
-  await rejects(t, trainHead(data, labels.map((l) => (l === 'c1' ? 'unknown' : l))), /"unknown" is reserved/, 'reserved label');
-  await rejects(t, trainHead(data, labels, { backbone: { ...backbone, embeddingDim: 12 } }), /backbone test produces 12/, 'dim mismatch');
+  await rejects(
+    t,
+    trainHead(
+      data,
+      labels.map((l) => (l === 'c1' ? 'unknown' : l)),
+    ),
+    /"unknown" is reserved/,
+    'reserved label',
+  );
+  await rejects(
+    t,
+    trainHead(data, labels, { backbone: { ...backbone, embeddingDim: 12 } }),
+    /backbone test produces 12/,
+    'dim mismatch',
+  );
   await rejects(t, trainHead(data.subarray(0, 60), labels.slice(0, 6)), /class "c1" has 1/, 'CV needs two per class');
-  await rejects(t, trainHead(data.subarray(0, 60), labels.slice(0, 6), { type: 'prototype', rejectRate: 0.05 }), /rejection threshold needs out-of-fold rows/, 'a threshold needs two per class');
+  await rejects(
+    t,
+    trainHead(data.subarray(0, 60), labels.slice(0, 6), { type: 'prototype', rejectRate: 0.05 }),
+    /rejection threshold needs out-of-fold rows/,
+    'a threshold needs two per class',
+  );
 });
 
-t.test('the mini-batch linear solver reaches the L-BFGS solution\'s accuracy', async (t) => {
+t.test("the mini-batch linear solver reaches the L-BFGS solution's accuracy", async (t) => {
   const train = gaussianClusters({ perClass: [80, 80, 80], dim: 10, separation: 2.5, seed: 21 });
   const fresh = gaussianClusters({ perClass: [100, 100, 100], dim: 10, separation: 2.5, seed: 22 });
   const lbfgs = await trainHead(train.data, train.labels, { seed: 1, l2: 1e-3 });
-  const minibatch = await trainHead(train.data, train.labels, { seed: 1, l2: 1e-3, solver: 'minibatch', mlp: { epochs: 60, learningRate: 1e-2 } });
+  const minibatch = await trainHead(train.data, train.labels, {
+    seed: 1,
+    l2: 1e-3,
+    solver: 'minibatch',
+    mlp: { epochs: 60, learningRate: 1e-2 },
+  });
   t.equal(minibatch.type, 'linear');
   t.equal(minibatch.training.options.solver, 'minibatch');
   const a = accuracyOf(lbfgs, fresh.data, fresh.labels);

@@ -1,6 +1,14 @@
 // The last block's backward pass against finite differences, and the cross-validated fine-tuning protocol.
 import t from 'tap';
-import { type ActivationRows, type BlockWeights, type StandardizedLinearHead, blockForward, blockLossAndGradients, fineTuneLastBlock, headLogits } from '../../../src/core/heads/last-block.js';
+import {
+  type ActivationRows,
+  type BlockWeights,
+  type StandardizedLinearHead,
+  blockForward,
+  blockLossAndGradients,
+  fineTuneLastBlock,
+  headLogits,
+} from '../../../src/core/heads/last-block.js';
 import { jsDenseMath } from '../../../src/core/heads/dense-math.js';
 import type { BlockActivation } from '../../../src/core/models/last-block.js';
 import { pseudoRandom } from '../../helpers/onnx-graph.js';
@@ -12,7 +20,13 @@ const classes = 3;
 const rows = 4;
 
 function problem(activation: BlockActivation) {
-  const block: BlockWeights = { weight: pseudoRandom(outputs * inputs, 11), bias: Float32Array.from(pseudoRandom(outputs, 12), (v) => v * 0.3), inputs, outputs, activation };
+  const block: BlockWeights = {
+    weight: pseudoRandom(outputs * inputs, 11),
+    bias: Float32Array.from(pseudoRandom(outputs, 12), (v) => v * 0.3),
+    inputs,
+    outputs,
+    activation,
+  };
   const head: StandardizedLinearHead = {
     mean: Float32Array.from(pseudoRandom(outputs, 13), (v) => v * 0.1),
     std: Float32Array.from(pseudoRandom(outputs, 14), (v) => 0.5 + Math.abs(v)),
@@ -25,7 +39,13 @@ function problem(activation: BlockActivation) {
   return { block, head, x, targets };
 }
 
-async function loss(block: BlockWeights, head: StandardizedLinearHead, x: Float32Array, targets: Int32Array, l2: number): Promise<number> {
+async function loss(
+  block: BlockWeights,
+  head: StandardizedLinearHead,
+  x: Float32Array,
+  targets: Int32Array,
+  l2: number,
+): Promise<number> {
   return (await blockLossAndGradients(block, head, x, targets, rows, pixels, classes, l2, jsDenseMath)).loss;
 }
 
@@ -52,17 +72,26 @@ for (const activation of [{ kind: 'clip', min: 0, max: 1 }, { kind: 'swish' }] a
         const half = await loss(block, head, x, targets, l2);
         values[i] = saved;
         if (Math.abs((half - mid) / (h / 2) - numeric) > 0.05 * Math.max(1e-3, Math.abs(numeric))) continue;
-        worst = Math.max(worst, Math.abs(numeric - analytic[i]) / Math.max(1e-3, Math.abs(numeric) + Math.abs(analytic[i])));
+        worst = Math.max(
+          worst,
+          Math.abs(numeric - analytic[i]) / Math.max(1e-3, Math.abs(numeric) + Math.abs(analytic[i])),
+        );
         checked++;
       }
-      t.ok(checked >= values.length * 0.7, `${name}: ${checked} of ${values.length} entries are smooth enough to check`);
+      t.ok(
+        checked >= values.length * 0.7,
+        `${name}: ${checked} of ${values.length} entries are smooth enough to check`,
+      );
       t.ok(worst < 2e-2, `${name}: worst relative error ${worst.toExponential(2)}`);
     };
     await check('block weight', block.weight, grads.block.weight);
     await check('block bias', block.bias, grads.block.bias);
     await check('head weight', head.weight, grads.head.weight);
     await check('head bias', head.bias, grads.head.bias);
-    t.ok(grads.block.weight.some((g) => Math.abs(g) > 1e-4), 'the block gradient is not trivially zero');
+    t.ok(
+      grads.block.weight.some((g) => Math.abs(g) > 1e-4),
+      'the block gradient is not trivially zero',
+    );
   });
 }
 
@@ -111,34 +140,68 @@ function xorStore(count: number): { store: ActivationRows; targets: Int32Array; 
     pixels: px,
     channels: ch,
     async read(indices, out) {
-      for (let i = 0; i < indices.length; i++) out.set(data.subarray(indices[i] * px * ch, (indices[i] + 1) * px * ch), i * px * ch);
+      for (let i = 0; i < indices.length; i++)
+        out.set(data.subarray(indices[i] * px * ch, (indices[i] + 1) * px * ch), i * px * ch);
     },
   };
   // a pretrained block that looks at each channel alone: its ReLU means cannot tell agreement from disagreement
-  const block: BlockWeights = { weight: Float32Array.from([1, 0, 0, 1, -1, 0, 0, -1]), bias: new Float32Array(4), inputs: 2, outputs: 4, activation: { kind: 'clip', min: 0, max: Infinity } };
+  const block: BlockWeights = {
+    weight: Float32Array.from([1, 0, 0, 1, -1, 0, 0, -1]),
+    bias: new Float32Array(4),
+    inputs: 2,
+    outputs: 4,
+    activation: { kind: 'clip', min: 0, max: Infinity },
+  };
   return { store, targets, block };
 }
 
-t.test('fine-tuning wins out of fold where the frozen block cannot separate the classes, and the final model is trained', async (t) => {
-  const { store, targets, block } = xorStore(120);
-  const result = await fineTuneLastBlock(store, targets, 2, block, { math: jsDenseMath, l2: 1e-3, epochs: 30, patience: 30, batchSize: 16, blockLearningRate: 3e-2, headLearningRate: 3e-2, blockDecay: 0 });
-  t.ok(result.epochs[0].accuracy < 0.7, `frozen out-of-fold accuracy is near chance (${result.epochs[0].accuracy.toFixed(3)})`);
-  t.ok(result.improved, 'fine-tuning is kept');
-  t.ok(Math.max(...result.epochs.map((e) => e.accuracy)) > 0.9, `fine-tuned out-of-fold accuracy ${Math.max(...result.epochs.map((e) => e.accuracy)).toFixed(3)}`);
-  t.ok(result.chosenEpochs >= 1);
-  const x = new Float32Array(store.rows * store.pixels * store.channels);
-  await store.read(Int32Array.from({ length: store.rows }, (_, i) => i), x);
-  const { pooled } = await blockForward(result.block, x, store.rows, store.pixels, jsDenseMath);
-  const { logits } = headLogits(result.head, pooled, store.rows, 4, 2);
-  let correct = 0;
-  for (let r = 0; r < store.rows; r++) if ((logits[r * 2 + 1] > logits[r * 2] ? 1 : 0) === targets[r]) correct++;
-  t.ok(correct / store.rows > 0.9, `the final model fits the training rows (${correct}/${store.rows})`);
-});
+t.test(
+  'fine-tuning wins out of fold where the frozen block cannot separate the classes, and the final model is trained',
+  async (t) => {
+    const { store, targets, block } = xorStore(120);
+    const result = await fineTuneLastBlock(store, targets, 2, block, {
+      math: jsDenseMath,
+      l2: 1e-3,
+      epochs: 30,
+      patience: 30,
+      batchSize: 16,
+      blockLearningRate: 3e-2,
+      headLearningRate: 3e-2,
+      blockDecay: 0,
+    });
+    t.ok(
+      result.epochs[0].accuracy < 0.7,
+      `frozen out-of-fold accuracy is near chance (${result.epochs[0].accuracy.toFixed(3)})`,
+    );
+    t.ok(result.improved, 'fine-tuning is kept');
+    t.ok(
+      Math.max(...result.epochs.map((e) => e.accuracy)) > 0.9,
+      `fine-tuned out-of-fold accuracy ${Math.max(...result.epochs.map((e) => e.accuracy)).toFixed(3)}`,
+    );
+    t.ok(result.chosenEpochs >= 1);
+    const x = new Float32Array(store.rows * store.pixels * store.channels);
+    await store.read(
+      Int32Array.from({ length: store.rows }, (_, i) => i),
+      x,
+    );
+    const { pooled } = await blockForward(result.block, x, store.rows, store.pixels, jsDenseMath);
+    const { logits } = headLogits(result.head, pooled, store.rows, 4, 2);
+    let correct = 0;
+    for (let r = 0; r < store.rows; r++) if ((logits[r * 2 + 1] > logits[r * 2] ? 1 : 0) === targets[r]) correct++;
+    t.ok(correct / store.rows > 0.9, `the final model fits the training rows (${correct}/${store.rows})`);
+  },
+);
 
 t.test('when fine-tuning cannot help, the frozen head is kept (epoch 0)', async (t) => {
   const { store, targets, block } = xorStore(60);
   // a learning rate of zero leaves the block as it is: no epoch can beat the linear probe
-  const result = await fineTuneLastBlock(store, targets, 2, block, { math: jsDenseMath, l2: 1e-3, epochs: 3, blockLearningRate: 0, headLearningRate: 0 });
+  const result = await fineTuneLastBlock(store, targets, 2, block, {
+    math: jsDenseMath,
+    l2: 1e-3,
+    epochs: 3,
+    blockLearningRate: 0,
+    headLearningRate: 0,
+  });
   t.notOk(result.improved);
   t.equal(result.chosenEpochs, 0);
   t.same(Array.from(result.block.weight), Array.from(block.weight), 'the block keeps its pretrained weights');

@@ -10,16 +10,28 @@ import { gaussianClusters } from './synthetic.js';
 
 function matrixOf(data: Float32Array, labels: string[]): LabelledMatrix {
   const classes = [...new Set(labels)].sort();
-  return { data, rows: labels.length, dim: data.length / labels.length, targets: Int32Array.from(labels, (l) => classes.indexOf(l)), classCount: classes.length };
+  return {
+    data,
+    rows: labels.length,
+    dim: data.length / labels.length,
+    targets: Int32Array.from(labels, (l) => classes.indexOf(l)),
+    classCount: classes.length,
+  };
 }
 
 t.test('blocked JS gemm equals the naive product for every transposition and odd sizes', async (t) => {
   const random = new Random(3);
-  for (const [m, k, n] of [[1, 1, 1], [5, 7, 3], [9, 300, 5], [4, 257, 2]]) {
+  for (const [m, k, n] of [
+    [1, 1, 1],
+    [5, 7, 3],
+    [9, 300, 5],
+    [4, 257, 2],
+  ]) {
     const a = Float32Array.from({ length: m * k }, () => random.normal());
     const b = Float32Array.from({ length: k * n }, () => random.normal());
     const expected = new Float64Array(m * n);
-    for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) for (let p = 0; p < k; p++) expected[i * n + j] += a[i * k + p] * b[p * n + j];
+    for (let i = 0; i < m; i++)
+      for (let j = 0; j < n; j++) for (let p = 0; p < k; p++) expected[i * n + j] += a[i * k + p] * b[p * n + j];
     const check = (out: Float32Array, what: string) => {
       let worst = 0;
       out.forEach((v, i) => (worst = Math.max(worst, Math.abs(v - expected[i]))));
@@ -50,8 +62,14 @@ t.test('cross-entropy gradient matches finite differences (with weights and labe
       const minus = Float32Array.from(logits);
       minus[i] -= h;
       const scratch = new Float32Array(rows * classes);
-      const numeric = (crossEntropyWithGradient(plus, targets, weights, rows, classes, scratch, smoothing) - crossEntropyWithGradient(minus, targets, weights, rows, classes, scratch, smoothing)) / (2 * h);
-      t.ok(Math.abs(numeric - gradient[i]) < 1e-3, `smoothing ${smoothing} d/dz[${i}]: analytic ${gradient[i]} numeric ${numeric}`);
+      const numeric =
+        (crossEntropyWithGradient(plus, targets, weights, rows, classes, scratch, smoothing) -
+          crossEntropyWithGradient(minus, targets, weights, rows, classes, scratch, smoothing)) /
+        (2 * h);
+      t.ok(
+        Math.abs(numeric - gradient[i]) < 1e-3,
+        `smoothing ${smoothing} d/dz[${i}]: analytic ${gradient[i]} numeric ${numeric}`,
+      );
     }
   }
 });
@@ -60,12 +78,24 @@ t.test('L-BFGS reaches the regularized optimum: gradient near zero, loss below n
   const { data, labels } = gaussianClusters({ perClass: [30, 25, 35], dim: 8, separation: 1.5, seed: 2 });
   const matrix = matrixOf(data, labels);
   const l2 = 0.01;
-  const fit = await fitSoftmaxRegression(matrix, { l2, math: jsDenseMath, gradientTolerance: 1e-5, relativeTolerance: 0 });
+  const fit = await fitSoftmaxRegression(matrix, {
+    l2,
+    math: jsDenseMath,
+    gradientTolerance: 1e-5,
+    relativeTolerance: 0,
+  });
   t.ok(fit.converged, `converged in ${fit.iterations} iterations`);
   const objective = async (flat: Float64Array) => {
     const p = unpackLinear(flat, 3, 8);
     const logits = await linearLogits(matrix.data, matrix.rows, 8, p, jsDenseMath);
-    let value = crossEntropyWithGradient(logits, matrix.targets, undefined, matrix.rows, 3, new Float32Array(logits.length));
+    let value = crossEntropyWithGradient(
+      logits,
+      matrix.targets,
+      undefined,
+      matrix.rows,
+      3,
+      new Float32Array(logits.length),
+    );
     for (let i = 0; i < 24; i++) value += 0.5 * l2 * flat[i] * flat[i];
     return value;
   };
@@ -88,19 +118,38 @@ t.test('separable data: the default linear fit classifies every training row', a
 t.test('cross-validation picks strong regularization for few noisy rows and weak for many clean rows', async (t) => {
   // 60 rows in 100 dims with the signal in 2 of them: fitting the noise dims hurts, so strong L2 must win
   const noisy = gaussianClusters({ perClass: [30, 30], dim: 100, separation: 1.2, seed: 11 });
-  const noisyResult = await searchL2(matrixOf(noisy.data, noisy.labels), { math: jsDenseMath, folds: 3, seed: 0, criterion: 'logLoss' });
+  const noisyResult = await searchL2(matrixOf(noisy.data, noisy.labels), {
+    math: jsDenseMath,
+    folds: 3,
+    seed: 0,
+    criterion: 'logLoss',
+  });
   // 600 well-separated rows in 10 dims: little regularization is needed
   const clean = gaussianClusters({ perClass: [300, 300], dim: 10, separation: 4, seed: 12 });
-  const cleanResult = await searchL2(matrixOf(clean.data, clean.labels), { math: jsDenseMath, folds: 3, seed: 0, criterion: 'logLoss' });
+  const cleanResult = await searchL2(matrixOf(clean.data, clean.labels), {
+    math: jsDenseMath,
+    folds: 3,
+    seed: 0,
+    criterion: 'logLoss',
+  });
   t.ok(noisyResult.l2 >= 0.1, `noisy data: l2 ${noisyResult.l2} >= 0.1`);
   t.ok(cleanResult.l2 <= 0.01, `clean data: l2 ${cleanResult.l2} <= 0.01`);
   for (const result of [noisyResult, cleanResult]) {
     const chosen = result.candidates.find((c) => c.l2 === result.l2)!;
-    for (const c of result.candidates) t.ok(chosen.logLoss <= c.logLoss, `chosen l2 ${result.l2} (log loss ${chosen.logLoss}) <= l2 ${c.l2} (${c.logLoss})`);
+    for (const c of result.candidates)
+      t.ok(
+        chosen.logLoss <= c.logLoss,
+        `chosen l2 ${result.l2} (log loss ${chosen.logLoss}) <= l2 ${c.l2} (${c.logLoss})`,
+      );
     t.ok(result.candidates.length >= 4, 'several strengths were tried');
     t.equal(result.outOfFoldLogits.length, (result === noisyResult ? 60 : 600) * 2, 'out-of-fold logits for every row');
   }
-  const byAccuracy = await searchL2(matrixOf(noisy.data, noisy.labels), { math: jsDenseMath, folds: 3, seed: 0, criterion: 'accuracy' });
+  const byAccuracy = await searchL2(matrixOf(noisy.data, noisy.labels), {
+    math: jsDenseMath,
+    folds: 3,
+    seed: 0,
+    criterion: 'accuracy',
+  });
   const chosen = byAccuracy.candidates.find((c) => c.l2 === byAccuracy.l2)!;
   for (const c of byAccuracy.candidates) {
     t.ok(chosen.accuracy >= c.accuracy, 'accuracy criterion picks the most accurate strength');
@@ -111,8 +160,17 @@ t.test('cross-validation picks strong regularization for few noisy rows and weak
 t.test('stratified folds and splits keep every class in every part', async (t) => {
   const targets = Int32Array.from({ length: 50 }, (_, i) => (i < 10 ? 0 : i < 20 ? 1 : 2));
   const folds = stratifiedFolds(targets, 3, 5, 1);
-  t.same(folds.flat().sort((a, b) => a - b), Array.from({ length: 50 }, (_, i) => i), 'folds partition the rows');
-  for (const fold of folds) for (const c of [0, 1, 2]) t.ok(fold.some((i) => targets[i] === c), `class ${c} in every fold`);
+  t.same(
+    folds.flat().sort((a, b) => a - b),
+    Array.from({ length: 50 }, (_, i) => i),
+    'folds partition the rows',
+  );
+  for (const fold of folds)
+    for (const c of [0, 1, 2])
+      t.ok(
+        fold.some((i) => targets[i] === c),
+        `class ${c} in every fold`,
+      );
   const split = stratifiedSplit(targets, 3, 0.2, 1);
   t.equal(split.heldOut.length, 2 + 2 + 6);
   t.same(stratifiedFolds(targets, 3, 5, 1), folds, 'same seed, same folds');
@@ -123,8 +181,12 @@ t.test('groups keep their rows together in every fold and split', async (t) => {
   const targets = Int32Array.from({ length: 40 }, (_, i) => (i < 20 ? 0 : 1));
   const groups = Int32Array.from({ length: 40 }, (_, i) => Math.floor(i / 2)); // pairs: an image and its flipped view
   const folds = stratifiedFolds(targets, 2, 3, 1, groups);
-  t.same(folds.flat().sort((a, b) => a - b), Array.from({ length: 40 }, (_, i) => i));
-  for (const fold of folds) for (const row of fold) t.ok(fold.includes(row ^ 1), `row ${row} and its twin share a fold`);
+  t.same(
+    folds.flat().sort((a, b) => a - b),
+    Array.from({ length: 40 }, (_, i) => i),
+  );
+  for (const fold of folds)
+    for (const row of fold) t.ok(fold.includes(row ^ 1), `row ${row} and its twin share a fold`);
   const split = stratifiedSplit(targets, 2, 0.25, 1, groups);
   for (const row of split.heldOut) t.ok(split.heldOut.includes(row ^ 1), `held-out row ${row} brings its twin`);
   t.equal(split.heldOut.length, 2 * (3 + 3), 'round(10 groups * 0.25) = 3 groups of 2 rows per class');

@@ -24,7 +24,10 @@ t.test('accuracy, log loss and ECE on hand-computed cases', async (t) => {
   const logits = Float32Array.from([2, 0, 0, 2, 1, 1]);
   t.equal(accuracy(logits, [0, 1, 0], 2), 1, 'ties go to the first class');
   t.ok(Math.abs(logLoss(Float32Array.from([0, 0]), [1], 2) - Math.log(2)) < 1e-12);
-  t.ok(Math.abs(logLoss(Float32Array.from([2, 0]), [0], 2, 2) - Math.log(1 + Math.exp(-1))) < 1e-7, 'temperature divides logits');
+  t.ok(
+    Math.abs(logLoss(Float32Array.from([2, 0]), [0], 2, 2) - Math.log(1 + Math.exp(-1))) < 1e-7,
+    'temperature divides logits',
+  );
   // two rows at confidence 0.9: one right, one wrong -> |0.5 - 0.9| = 0.4
   t.ok(Math.abs(expectedCalibrationError(Float32Array.from([0.9, 0.1, 0.9, 0.1]), [0, 1], 2) - 0.4) < 1e-6);
 });

@@ -11,7 +11,9 @@ function correlated(rows: number, dim: number, classes: number, seed: number): L
   const random = new Random(seed);
   const rank = 4;
   const basis = Float32Array.from({ length: rank * dim }, () => random.normal() * 3);
-  const centers = Array.from({ length: classes }, () => Float32Array.from({ length: dim }, () => random.normal() * 0.4));
+  const centers = Array.from({ length: classes }, () =>
+    Float32Array.from({ length: dim }, () => random.normal() * 0.4),
+  );
   const data = new Float32Array(rows * dim);
   const targets = new Int32Array(rows);
   for (let r = 0; r < rows; r++) {
@@ -41,7 +43,10 @@ t.test('finds the strong directions: orthonormal basis, variances descending and
     }
   }
   for (let i = 1; i < p.rank; i++) t.ok(p.variances[i - 1]! >= p.variances[i]!, 'descending');
-  t.ok(p.variances[0]! > 4 * p.tail, `top variance ${p.variances[0]!.toFixed(2)} well above the tail ${p.tail.toFixed(2)}`);
+  t.ok(
+    p.variances[0]! > 4 * p.tail,
+    `top variance ${p.variances[0]!.toFixed(2)} well above the tail ${p.tail.toFixed(2)}`,
+  );
   // Uncorrelated rows: nothing to gain, no preconditioner.
   const random = new Random(2);
   const flat = Float32Array.from({ length: 400 * 30 }, () => random.normal());
@@ -86,8 +91,14 @@ t.test('the preconditioned fit solves the same problem, in fewer iterations', as
   const tight = { l2: 1e-2, math: jsDenseMath, maxIterations: 2000, gradientTolerance: 1e-5, relativeTolerance: 1e-12 };
   const plain = await fitSoftmaxRegression(m, tight);
   const fast = await fitSoftmaxRegression(m, { ...tight, preconditioner: p });
-  t.ok(plain.converged && fast.converged, `both converge (${plain.iterations} ${plain.converged}, ${fast.iterations} ${fast.converged})`);
-  t.ok(Math.abs(plain.objective - fast.objective) < 1e-6 * Math.max(1, plain.objective), `same optimum: ${plain.objective} vs ${fast.objective}`);
+  t.ok(
+    plain.converged && fast.converged,
+    `both converge (${plain.iterations} ${plain.converged}, ${fast.iterations} ${fast.converged})`,
+  );
+  t.ok(
+    Math.abs(plain.objective - fast.objective) < 1e-6 * Math.max(1, plain.objective),
+    `same optimum: ${plain.objective} vs ${fast.objective}`,
+  );
   let worst = 0;
   plain.flat.forEach((w, i) => (worst = Math.max(worst, Math.abs(w - fast.flat[i]!))));
   t.ok(worst < 1e-3, `same weights (max difference ${worst.toExponential(2)})`);

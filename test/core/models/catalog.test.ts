@@ -62,7 +62,11 @@ t.test('preprocessing per family maps pixel values as the models were trained', 
   t.ok(Math.abs(apply('resnet50-v1-12', 255, 0) - (1 - 0.485) / 0.229) < 1e-12);
   t.ok(Math.abs(apply('tf_efficientnet_lite0_Opset17', 255) - 1) < 1e-12, 'timm lite0: mean = std = 0.5');
   for (const id of ['resnet18-v1-7', 'mobilenetv2-12-int8', 'shufflenet-v2-12-qdq', 'resnet50-v1-12-qdq']) {
-    t.match(findCatalogEntry(id)!.preprocess, { width: 224, height: 224, resizeTo: 256, crop: 'center', resize: 'shorter-side' }, id);
+    t.match(
+      findCatalogEntry(id)!.preprocess,
+      { width: 224, height: 224, resizeTo: 256, crop: 'center', resize: 'shorter-side' },
+      id,
+    );
   }
   t.equal(findCatalogEntry('shufflenet-v2-12-qdq')!.fixedBatch, 1);
 });
@@ -73,12 +77,19 @@ t.test('the catalog lists only models a user can obtain: bundled with the packag
     t.equal(e.kind, 'pretrained', `${e.id}: real weights (test graphs are described by the tests, not the catalog)`);
   }
   const bundled = catalogEntries().filter((e) => e.bundled);
-  t.same(bundled.map((e) => e.id), [DEFAULT_BACKBONE_ID], 'the default backbone is the bundled one');
+  t.same(
+    bundled.map((e) => e.id),
+    [DEFAULT_BACKBONE_ID],
+    'the default backbone is the bundled one',
+  );
   for (const e of bundled) {
     const path = join(repoRoot, 'models', e.file);
     t.equal(statSync(path).size, e.bytes, `models/${e.file}: size`);
     t.equal(createHash('sha256').update(readFileSync(path)).digest('hex'), e.sha256, `models/${e.file}: sha256`);
-    t.ok(statSync(join(repoRoot, 'models', `${e.id}.LICENSE.txt`)).size > 1000, `models/${e.id}.LICENSE.txt: its license text ships beside it`);
+    t.ok(
+      statSync(join(repoRoot, 'models', `${e.id}.LICENSE.txt`)).size > 1000,
+      `models/${e.id}.LICENSE.txt: its license text ships beside it`,
+    );
   }
   const pkg = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { files: string[] };
   for (const e of bundled) {
@@ -90,37 +101,47 @@ t.test('the catalog lists only models a user can obtain: bundled with the packag
 
 const modelsDir = sharedModelsDir();
 
-t.test('a shared model file that the catalog knows has the entry\'s sha256 and size; others need no entry', { skip: modelsDir ? false : 'needs ../shared/models' }, async (t) => {
-  // Whatever ../shared/models holds (users and CI may add models), nothing here depends on which files those are.
-  const files: string[] = [];
-  const walk = (dir: string) => {
-    for (const name of readdirSync(dir)) {
-      const path = join(dir, name);
-      if (statSync(path).isDirectory()) walk(path);
-      else if (name.endsWith('.onnx')) files.push(path);
+t.test(
+  "a shared model file that the catalog knows has the entry's sha256 and size; others need no entry",
+  { skip: modelsDir ? false : 'needs ../shared/models' },
+  async (t) => {
+    // Whatever ../shared/models holds (users and CI may add models), nothing here depends on which files those are.
+    const files: string[] = [];
+    const walk = (dir: string) => {
+      for (const name of readdirSync(dir)) {
+        const path = join(dir, name);
+        if (statSync(path).isDirectory()) walk(path);
+        else if (name.endsWith('.onnx')) files.push(path);
+      }
+    };
+    walk(modelsDir!);
+    for (const path of files) {
+      const entry = findCatalogEntry(basename(path, '.onnx'));
+      if (!entry) continue;
+      const sha = createHash('sha256').update(readFileSync(path)).digest('hex');
+      t.equal(sha, entry.sha256, `${relative(modelsDir!, path)} has the catalog sha256`);
+      t.equal(statSync(path).size, entry.bytes, `${relative(modelsDir!, path)} has the catalog size`);
     }
-  };
-  walk(modelsDir!);
-  for (const path of files) {
-    const entry = findCatalogEntry(basename(path, '.onnx'));
-    if (!entry) continue;
-    const sha = createHash('sha256').update(readFileSync(path)).digest('hex');
-    t.equal(sha, entry.sha256, `${relative(modelsDir!, path)} has the catalog sha256`);
-    t.equal(statSync(path).size, entry.bytes, `${relative(modelsDir!, path)} has the catalog size`);
-  }
-  t.pass(`${files.length} model files looked at`);
-});
+    t.pass(`${files.length} model files looked at`);
+  },
+);
 
-t.test('sizes and hashes agree with MODELS.md', { skip: modelsDir && existsSync(join(modelsDir, 'MODELS.md')) ? false : 'needs ../shared/models/MODELS.md' }, async (t) => {
-  const text = readFileSync(join(modelsDir!, 'MODELS.md'), 'utf8');
-  // Zoo table rows: | <zoo path> | <bytes> | <sha256> |
-  const rows = [...text.matchAll(/^\|\s*((?:validated|Computer_Vision)\/\S+\.onnx)\s*\|\s*(\d+)\s*\|\s*([0-9a-f]{64})\s*\|/gm)];
-  t.ok(rows.length > 0, 'zoo files listed');
-  for (const [, zooPath, bytes, sha] of rows) {
-    const entry = findCatalogEntry(basename(zooPath, '.onnx'));
-    if (!entry) continue;
-    t.equal(entry.bytes, Number(bytes), `${zooPath} bytes`);
-    t.equal(entry.sha256, sha, `${zooPath} sha256`);
-    t.equal(entry.url, `https://github.com/onnx/models/raw/main/${zooPath}`);
-  }
-});
+t.test(
+  'sizes and hashes agree with MODELS.md',
+  { skip: modelsDir && existsSync(join(modelsDir, 'MODELS.md')) ? false : 'needs ../shared/models/MODELS.md' },
+  async (t) => {
+    const text = readFileSync(join(modelsDir!, 'MODELS.md'), 'utf8');
+    // Zoo table rows: | <zoo path> | <bytes> | <sha256> |
+    const rows = [
+      ...text.matchAll(/^\|\s*((?:validated|Computer_Vision)\/\S+\.onnx)\s*\|\s*(\d+)\s*\|\s*([0-9a-f]{64})\s*\|/gm),
+    ];
+    t.ok(rows.length > 0, 'zoo files listed');
+    for (const [, zooPath, bytes, sha] of rows) {
+      const entry = findCatalogEntry(basename(zooPath, '.onnx'));
+      if (!entry) continue;
+      t.equal(entry.bytes, Number(bytes), `${zooPath} bytes`);
+      t.equal(entry.sha256, sha, `${zooPath} sha256`);
+      t.equal(entry.url, `https://github.com/onnx/models/raw/main/${zooPath}`);
+    }
+  },
+);

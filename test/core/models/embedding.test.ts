@@ -39,7 +39,10 @@ t.test('a 1x1 Conv over a larger map is not a classifier', async (t) => {
     initializers: [tensor('w', [5, 3, 1, 1], pseudoRandom(15))],
     nodes: [node('Conv', ['x', 'w'], ['y'])],
   });
-  t.throws(() => findEmbedding(m, { file: 'segmenter.onnx' }), { code: 'embedding-not-found', message: /segmenter\.onnx.*the `embeddingTensor` option/ });
+  t.throws(() => findEmbedding(m, { file: 'segmenter.onnx' }), {
+    code: 'embedding-not-found',
+    message: /segmenter\.onnx.*the `embeddingTensor` option/,
+  });
 });
 
 t.test('QOperator int8: the quantized pooled tensor, with the scale/zero-point of the op that made it', async (t) => {
@@ -65,7 +68,11 @@ t.test('a graph that is already a feature extractor: its single [N, D] output', 
 });
 
 t.test('explicit tensors: flattened size, quantized ones find their scale, bad names are clear errors', async (t) => {
-  t.match(findEmbedding(tinyTorchvisionLike(), { embeddingTensor: 'conv' }), { tensor: 'conv', dim: 256, source: 'explicit' });
+  t.match(findEmbedding(tinyTorchvisionLike(), { embeddingTensor: 'conv' }), {
+    tensor: 'conv',
+    dim: 256,
+    source: 'explicit',
+  });
   const q = findEmbedding(tinyQOperator(), { embeddingTensor: 'cq' });
   t.match(q, { dim: 256, needsDequantize: true, quantization: { scale: 'c_s', zeroPoint: 'c_z' } });
   t.throws(() => findEmbedding(tinyTorchvisionLike(), { embeddingTensor: 'typo', file: 'm.onnx' }), {
@@ -75,14 +82,73 @@ t.test('explicit tensors: flattened size, quantized ones find their scale, bad n
 });
 
 // What discovery must find in the shared models (MODELS.md); for those the product catalog lists, it must agree.
-const expectations: { file: string; tensor: string; dim: number; source: string; needsDequantize: boolean; classifier?: string; inCatalog?: true }[] = [
-  { file: 'mobilenetv2-12-int8.onnx', tensor: '464_quantized', dim: 1280, source: 'classifier-input', needsDequantize: true, classifier: 'QLinearMatMul', inCatalog: true },
-  { file: 'shufflenet-v2-12-qdq.onnx', tensor: '611', dim: 1024, source: 'classifier-input', needsDequantize: false, classifier: 'MatMul', inCatalog: true },
-  { file: 'mobilenet-v1-0.25-224.fp32.onnx', tensor: 'features', dim: 256, source: 'output', needsDequantize: false, classifier: 'Conv' },
-  { file: 'resnet8-cifar10.fp32.onnx', tensor: 'features', dim: 64, source: 'output', needsDequantize: false, classifier: 'Gemm' },
-  { file: 'arch-only/resnet50.arch-only.onnx', tensor: '/avgpool/GlobalAveragePool_output_0', dim: 2048, source: 'classifier-input', needsDequantize: false, classifier: 'Gemm' },
-  { file: 'arch-only/efficientnet_b0.arch-only.onnx', tensor: '/avgpool/GlobalAveragePool_output_0', dim: 1280, source: 'classifier-input', needsDequantize: false, classifier: 'Gemm' },
-  { file: 'arch-only/mobilenet_v3_large.arch-only.onnx', tensor: '/classifier/classifier.1/HardSwish_output_0', dim: 1280, source: 'classifier-input', needsDequantize: false, classifier: 'Gemm' },
+const expectations: {
+  file: string;
+  tensor: string;
+  dim: number;
+  source: string;
+  needsDequantize: boolean;
+  classifier?: string;
+  inCatalog?: true;
+}[] = [
+  {
+    file: 'mobilenetv2-12-int8.onnx',
+    tensor: '464_quantized',
+    dim: 1280,
+    source: 'classifier-input',
+    needsDequantize: true,
+    classifier: 'QLinearMatMul',
+    inCatalog: true,
+  },
+  {
+    file: 'shufflenet-v2-12-qdq.onnx',
+    tensor: '611',
+    dim: 1024,
+    source: 'classifier-input',
+    needsDequantize: false,
+    classifier: 'MatMul',
+    inCatalog: true,
+  },
+  {
+    file: 'mobilenet-v1-0.25-224.fp32.onnx',
+    tensor: 'features',
+    dim: 256,
+    source: 'output',
+    needsDequantize: false,
+    classifier: 'Conv',
+  },
+  {
+    file: 'resnet8-cifar10.fp32.onnx',
+    tensor: 'features',
+    dim: 64,
+    source: 'output',
+    needsDequantize: false,
+    classifier: 'Gemm',
+  },
+  {
+    file: 'arch-only/resnet50.arch-only.onnx',
+    tensor: '/avgpool/GlobalAveragePool_output_0',
+    dim: 2048,
+    source: 'classifier-input',
+    needsDequantize: false,
+    classifier: 'Gemm',
+  },
+  {
+    file: 'arch-only/efficientnet_b0.arch-only.onnx',
+    tensor: '/avgpool/GlobalAveragePool_output_0',
+    dim: 1280,
+    source: 'classifier-input',
+    needsDequantize: false,
+    classifier: 'Gemm',
+  },
+  {
+    file: 'arch-only/mobilenet_v3_large.arch-only.onnx',
+    tensor: '/classifier/classifier.1/HardSwish_output_0',
+    dim: 1280,
+    source: 'classifier-input',
+    needsDequantize: false,
+    classifier: 'Gemm',
+  },
 ];
 
 for (const expected of expectations) {
@@ -90,7 +156,12 @@ for (const expected of expectations) {
   t.test(`${expected.file}: embedding ${expected.tensor} (${expected.dim})`, { skip: shared.skip }, async (t) => {
     const bytes = readFileSync(shared.path!);
     const e = findEmbedding(parseOnnxModel(bytes, shared.path));
-    t.match(e, { tensor: expected.tensor, dim: expected.dim, source: expected.source, needsDequantize: expected.needsDequantize });
+    t.match(e, {
+      tensor: expected.tensor,
+      dim: expected.dim,
+      source: expected.source,
+      needsDequantize: expected.needsDequantize,
+    });
     t.equal(e.classifier?.opType, expected.classifier);
     const entry = findCatalogEntryBySha256(sha256Bytes(bytes));
     if (expected.inCatalog) {
@@ -102,10 +173,16 @@ for (const expected of expectations) {
   });
 }
 
-t.test('MobileNetV3-L: the last Gemm, not the 960->1280 one', { skip: sharedModel('arch-only/mobilenet_v3_large.arch-only.onnx').skip }, async (t) => {
-  const e = findEmbedding(parseOnnxModel(readFileSync(sharedModel('arch-only/mobilenet_v3_large.arch-only.onnx').path!)));
-  t.equal(e.classifier?.weight, 'classifier.3.weight');
-});
+t.test(
+  'MobileNetV3-L: the last Gemm, not the 960->1280 one',
+  { skip: sharedModel('arch-only/mobilenet_v3_large.arch-only.onnx').skip },
+  async (t) => {
+    const e = findEmbedding(
+      parseOnnxModel(readFileSync(sharedModel('arch-only/mobilenet_v3_large.arch-only.onnx').path!)),
+    );
+    t.equal(e.classifier?.weight, 'classifier.3.weight');
+  },
+);
 
 t.test('QOperator classifier fed by QuantizeLinear of a float tensor: cut at the float tensor', async (t) => {
   const m = model({
@@ -113,7 +190,8 @@ t.test('QOperator classifier fed by QuantizeLinear of a float tensor: cut at the
     inputs: [valueInfo('x', ['N', 3, 4, 4])],
     outputs: [valueInfo('y', ['N', 2])],
     initializers: [
-      tensor('s', [], [0.1]), tensor('z', [], [128], UINT8),
+      tensor('s', [], [0.1]),
+      tensor('z', [], [128], UINT8),
       tensor('w', [3, 2], [120, 130, 125, 135, 128, 140], UINT8),
     ],
     nodes: [

@@ -34,10 +34,7 @@ t.test('depthwise Conv and batched MatMul MACs', async (t) => {
     inputs: [valueInfo('x', ['N', 8, 6, 6]), valueInfo('seq', ['N', 10, 32])],
     outputs: [valueInfo('dw', undefined), valueInfo('mm', undefined)],
     initializers: [tensor('w', [8, 1, 3, 3], pseudoRandom(72)), tensor('m', [32, 16], pseudoRandom(512))],
-    nodes: [
-      node('Conv', ['x', 'w'], ['dw'], { group: 8, pads: [1, 1, 1, 1] }),
-      node('MatMul', ['seq', 'm'], ['mm']),
-    ],
+    nodes: [node('Conv', ['x', 'w'], ['dw'], { group: 8, pads: [1, 1, 1, 1] }), node('MatMul', ['seq', 'm'], ['mm'])],
   });
   // depthwise: 8*6*6 outputs * 1*3*3 = 2592; MatMul: 10*16 outputs * 32 = 5120
   t.equal(inspectModel(m).macsPerImage, 2592 + 5120);
@@ -89,28 +86,50 @@ t.test('a model without a classifier or embedding-like output reports why instea
 
 // Published references: ResNet-50 4.1 GMACs, MobileNetV2 0.30, EfficientNet-B0 0.39, MobileNetV3-L 0.22,
 // ShuffleNetV2 1.0x 0.146, MobileNet V1 0.25/224 0.041.
-const realModels: { file: string; gmacs: number; tolerance: number; batch: 'dynamic' | number; quantization: string }[] = [
+const realModels: {
+  file: string;
+  gmacs: number;
+  tolerance: number;
+  batch: 'dynamic' | number;
+  quantization: string;
+}[] = [
   { file: 'arch-only/resnet50.arch-only.onnx', gmacs: 4.1, tolerance: 0.03, batch: 'dynamic', quantization: 'none' },
   { file: 'mobilenetv2-12-int8.onnx', gmacs: 0.3, tolerance: 0.05, batch: 'dynamic', quantization: 'qoperator' },
-  { file: 'arch-only/efficientnet_b0.arch-only.onnx', gmacs: 0.39, tolerance: 0.03, batch: 'dynamic', quantization: 'none' },
-  { file: 'arch-only/mobilenet_v3_large.arch-only.onnx', gmacs: 0.22, tolerance: 0.05, batch: 'dynamic', quantization: 'none' },
+  {
+    file: 'arch-only/efficientnet_b0.arch-only.onnx',
+    gmacs: 0.39,
+    tolerance: 0.03,
+    batch: 'dynamic',
+    quantization: 'none',
+  },
+  {
+    file: 'arch-only/mobilenet_v3_large.arch-only.onnx',
+    gmacs: 0.22,
+    tolerance: 0.05,
+    batch: 'dynamic',
+    quantization: 'none',
+  },
   { file: 'shufflenet-v2-12-qdq.onnx', gmacs: 0.146, tolerance: 0.03, batch: 1, quantization: 'qdq' },
   { file: 'mobilenet-v1-0.25-224.fp32.onnx', gmacs: 0.041, tolerance: 0.05, batch: 'dynamic', quantization: 'none' },
 ];
 
 for (const expected of realModels) {
   const shared = sharedModel(expected.file);
-  t.test(`${expected.file}: ~${expected.gmacs} GMACs per image (±${expected.tolerance * 100}%), batch ${expected.batch}, ${expected.quantization}`, { skip: shared.skip }, async (t) => {
-    const facts = inspectModel(readFileSync(shared.path!), { file: shared.path });
-    t.ok(facts.macsPerImage !== null, 'MACs known');
-    const gmacs = (facts.macsPerImage ?? 0) / 1e9;
-    t.ok(Math.abs(gmacs - expected.gmacs) <= expected.gmacs * expected.tolerance, `${gmacs.toFixed(4)} GMACs`);
-    t.equal(facts.batch, expected.batch);
-    t.equal(facts.quantization, expected.quantization);
-    t.ok(facts.parameterCount > 0);
-    t.equal(facts.inputs.length, 1);
-    t.same(facts.unsupportedOps, [], 'shape inference covers every op');
-  });
+  t.test(
+    `${expected.file}: ~${expected.gmacs} GMACs per image (±${expected.tolerance * 100}%), batch ${expected.batch}, ${expected.quantization}`,
+    { skip: shared.skip },
+    async (t) => {
+      const facts = inspectModel(readFileSync(shared.path!), { file: shared.path });
+      t.ok(facts.macsPerImage !== null, 'MACs known');
+      const gmacs = (facts.macsPerImage ?? 0) / 1e9;
+      t.ok(Math.abs(gmacs - expected.gmacs) <= expected.gmacs * expected.tolerance, `${gmacs.toFixed(4)} GMACs`);
+      t.equal(facts.batch, expected.batch);
+      t.equal(facts.quantization, expected.quantization);
+      t.ok(facts.parameterCount > 0);
+      t.equal(facts.inputs.length, 1);
+      t.same(facts.unsupportedOps, [], 'shape inference covers every op');
+    },
+  );
 }
 
 t.test('MACs are null, not a guess, when a Conv input shape cannot be inferred', async (t) => {

@@ -75,25 +75,33 @@ const sharedFiles = [
 
 for (const file of sharedFiles) {
   const shared = sharedModel(file);
-  t.test(`${file}: parse + encode keeps every field and onnxruntime gives identical outputs`, { skip: shared.skip }, async (t) => {
-    const original = readFileSync(shared.path!);
-    const model = parseOnnxModel(original, file);
-    t.equal(unknownFieldCount(model), 0, 'the schema knows every field');
-    const reencoded = encodeOnnxModel(model);
-    // The only byte-level difference allowed is packed vs unpacked repeated ints, so the size stays close.
-    t.ok(Math.abs(reencoded.length - original.length) < 1000, `size ${reencoded.length} vs ${original.length}`);
-    const a = await ort.InferenceSession.create(original);
-    const b = await ort.InferenceSession.create(reencoded);
-    const inputName = a.inputNames[0];
-    const size = file.startsWith('resnet8') ? 32 : 224;
-    const data = pseudoRandom(3 * size * size, 7).map((v) => v * 2);
-    const feeds = { [inputName]: new ort.Tensor('float32', data, [1, 3, size, size]) };
-    const [ra, rb] = [await a.run(feeds), await b.run(feeds)];
-    t.same(b.outputNames, a.outputNames);
-    for (const name of a.outputNames) {
-      t.same(Array.from(rb[name].data as Float32Array), Array.from(ra[name].data as Float32Array), `${name} identical`);
-    }
-    await a.release();
-    await b.release();
-  });
+  t.test(
+    `${file}: parse + encode keeps every field and onnxruntime gives identical outputs`,
+    { skip: shared.skip },
+    async (t) => {
+      const original = readFileSync(shared.path!);
+      const model = parseOnnxModel(original, file);
+      t.equal(unknownFieldCount(model), 0, 'the schema knows every field');
+      const reencoded = encodeOnnxModel(model);
+      // The only byte-level difference allowed is packed vs unpacked repeated ints, so the size stays close.
+      t.ok(Math.abs(reencoded.length - original.length) < 1000, `size ${reencoded.length} vs ${original.length}`);
+      const a = await ort.InferenceSession.create(original);
+      const b = await ort.InferenceSession.create(reencoded);
+      const inputName = a.inputNames[0];
+      const size = file.startsWith('resnet8') ? 32 : 224;
+      const data = pseudoRandom(3 * size * size, 7).map((v) => v * 2);
+      const feeds = { [inputName]: new ort.Tensor('float32', data, [1, 3, size, size]) };
+      const [ra, rb] = [await a.run(feeds), await b.run(feeds)];
+      t.same(b.outputNames, a.outputNames);
+      for (const name of a.outputNames) {
+        t.same(
+          Array.from(rb[name].data as Float32Array),
+          Array.from(ra[name].data as Float32Array),
+          `${name} identical`,
+        );
+      }
+      await a.release();
+      await b.release();
+    },
+  );
 }

@@ -54,8 +54,11 @@ t.test('Gemm, MatMul, Transpose, Split, Squeeze/Unsqueeze (opset 13 inputs), Red
     inputs: [valueInfo('x', ['N', 6, 4, 4]), valueInfo('seq', ['N', 10, 32])],
     outputs: [valueInfo('g', undefined)],
     initializers: [
-      tensor('w', [5, 96], pseudoRandom(480)), tensor('m', [32, 16], pseudoRandom(512)),
-      tensor('split', [2], [2, 4], INT64), tensor('axes', [2], [2, 3], INT64), tensor('axis0', [1], [0], INT64),
+      tensor('w', [5, 96], pseudoRandom(480)),
+      tensor('m', [32, 16], pseudoRandom(512)),
+      tensor('split', [2], [2, 4], INT64),
+      tensor('axes', [2], [2, 3], INT64),
+      tensor('axis0', [1], [0], INT64),
     ],
     nodes: [
       node('Flatten', ['x'], ['f']),
@@ -84,29 +87,38 @@ t.test('Gemm, MatMul, Transpose, Split, Squeeze/Unsqueeze (opset 13 inputs), Red
   t.same(tensors.get('u0')?.dims, [1, 'N', 6]);
 });
 
-t.test('quantized ops keep their integer element types (QuantizeLinear, QLinearConv, QLinearGlobalAveragePool)', async (t) => {
-  const m = model({
-    opset: 13,
-    domains: { 'com.microsoft': 1 },
-    inputs: [valueInfo('x', ['N', 3, 8, 8])],
-    outputs: [valueInfo('y', undefined)],
-    initializers: [
-      tensor('s', [], [0.05]), tensor('z', [], [128], UINT8),
-      tensor('w', [4, 3, 1, 1], Array.from({ length: 12 }, (_, i) => 120 + i), UINT8),
-    ],
-    nodes: [
-      node('QuantizeLinear', ['x', 's', 'z'], ['xq']),
-      node('QLinearConv', ['xq', 's', 'z', 'w', 's', 'z', 's', 'z'], ['cq']),
-      node('QLinearGlobalAveragePool', ['cq', 's', 'z', 's', 'z'], ['pq'], { channels_last: 0 }, 'com.microsoft'),
-      node('DequantizeLinear', ['pq', 's', 'z'], ['y']),
-    ],
-  });
-  const { tensors } = inferShapes(m);
-  t.same(tensors.get('xq'), { elementType: UINT8, dims: ['N', 3, 8, 8] });
-  t.same(tensors.get('cq'), { elementType: UINT8, dims: ['N', 4, 8, 8] });
-  t.same(tensors.get('pq'), { elementType: UINT8, dims: ['N', 4, 1, 1] });
-  t.same(tensors.get('y'), { elementType: 1, dims: ['N', 4, 1, 1] });
-});
+t.test(
+  'quantized ops keep their integer element types (QuantizeLinear, QLinearConv, QLinearGlobalAveragePool)',
+  async (t) => {
+    const m = model({
+      opset: 13,
+      domains: { 'com.microsoft': 1 },
+      inputs: [valueInfo('x', ['N', 3, 8, 8])],
+      outputs: [valueInfo('y', undefined)],
+      initializers: [
+        tensor('s', [], [0.05]),
+        tensor('z', [], [128], UINT8),
+        tensor(
+          'w',
+          [4, 3, 1, 1],
+          Array.from({ length: 12 }, (_, i) => 120 + i),
+          UINT8,
+        ),
+      ],
+      nodes: [
+        node('QuantizeLinear', ['x', 's', 'z'], ['xq']),
+        node('QLinearConv', ['xq', 's', 'z', 'w', 's', 'z', 's', 'z'], ['cq']),
+        node('QLinearGlobalAveragePool', ['cq', 's', 'z', 's', 'z'], ['pq'], { channels_last: 0 }, 'com.microsoft'),
+        node('DequantizeLinear', ['pq', 's', 'z'], ['y']),
+      ],
+    });
+    const { tensors } = inferShapes(m);
+    t.same(tensors.get('xq'), { elementType: UINT8, dims: ['N', 3, 8, 8] });
+    t.same(tensors.get('cq'), { elementType: UINT8, dims: ['N', 4, 8, 8] });
+    t.same(tensors.get('pq'), { elementType: UINT8, dims: ['N', 4, 1, 1] });
+    t.same(tensors.get('y'), { elementType: 1, dims: ['N', 4, 1, 1] });
+  },
+);
 
 t.test('ops without a rule fall back to declared value_info and are reported', async (t) => {
   const m = model({
@@ -155,6 +167,8 @@ t.test('a malformed node fails the inference naming the node (errors are not swa
   });
   const constantNode = m.graph?.node?.[0];
   if (!constantNode) throw new Error('test graph has no Constant node');
-  constantNode.attribute = [onnx.AttributeProto.create({ name: 'value', type: onnx.AttributeProto.AttributeType.TENSOR, t: broken })];
+  constantNode.attribute = [
+    onnx.AttributeProto.create({ name: 'value', type: onnx.AttributeProto.AttributeType.TENSOR, t: broken }),
+  ];
   t.throws(() => inferShapes(m), { code: 'onnx-parse', message: /node Constant_shape \(Constant\)/ });
 });

@@ -11,17 +11,33 @@ export function tinyMobileNetLike(): Uint8Array {
     inputs: [valueInfo('input', ['N', 3, 16, 16])],
     outputs: [valueInfo('logits', ['N', 2])],
     initializers: [
-      tensor('stem_w', [8, 3, 3, 3], Float32Array.from(pseudoRandom(216, 21), (v) => v * 0.5)),
+      tensor(
+        'stem_w',
+        [8, 3, 3, 3],
+        Float32Array.from(pseudoRandom(216, 21), (v) => v * 0.5),
+      ),
       tensor('stem_b', [8], pseudoRandom(8, 22)),
-      tensor('last_w', [6, 8, 1, 1], Float32Array.from(pseudoRandom(48, 23), (v) => v * 0.6)),
-      tensor('last_b', [6], Float32Array.from(pseudoRandom(6, 24), (v) => v * 0.2)),
+      tensor(
+        'last_w',
+        [6, 8, 1, 1],
+        Float32Array.from(pseudoRandom(48, 23), (v) => v * 0.6),
+      ),
+      tensor(
+        'last_b',
+        [6],
+        Float32Array.from(pseudoRandom(6, 24), (v) => v * 0.2),
+      ),
       tensor('clip_min', [], [0]),
       tensor('clip_max', [], [6]),
       tensor('fc_w', [2, 6], pseudoRandom(12, 25)),
       tensor('fc_b', [2], [0, 0]),
     ],
     nodes: [
-      node('Conv', ['input', 'stem_w', 'stem_b'], ['stem'], { kernel_shape: [3, 3], pads: [1, 1, 1, 1], strides: [2, 2] }),
+      node('Conv', ['input', 'stem_w', 'stem_b'], ['stem'], {
+        kernel_shape: [3, 3],
+        pads: [1, 1, 1, 1],
+        strides: [2, 2],
+      }),
       node('Relu', ['stem'], ['stem_relu']),
       node('Conv', ['stem_relu', 'last_w', 'last_b'], ['last'], { kernel_shape: [1, 1] }),
       node('Clip', ['last', 'clip_min', 'clip_max'], ['last_act']),
@@ -32,7 +48,12 @@ export function tinyMobileNetLike(): Uint8Array {
   });
 }
 
-export async function stripeWorkspace(t: { teardown(fn: () => unknown): void }, perClass = 10, folder = 'train', seedStart = 5) {
+export async function stripeWorkspace(
+  t: { teardown(fn: () => unknown): void },
+  perClass = 10,
+  folder = 'train',
+  seedStart = 5,
+) {
   const dir = await mkdtemp(join(tmpdir(), 'edgetl-fine-tune-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const paths: string[] = [];
@@ -52,11 +73,17 @@ export async function stripeWorkspace(t: { teardown(fn: () => unknown): void }, 
       for (let y = 0; y < size; y++) {
         for (let x = 0; x < size; x++) {
           const on = (label === 'across' ? y : x) % 4 < 2;
-          for (let c = 0; c < 3; c++) pixels[(y * size + x) * 3 + c] = Math.max(0, Math.min(255, (on ? colour[c] : 255 - colour[c]) + (rand() - 0.5) * 60));
+          for (let c = 0; c < 3; c++)
+            pixels[(y * size + x) * 3 + c] = Math.max(
+              0,
+              Math.min(255, (on ? colour[c] : 255 - colour[c]) + (rand() - 0.5) * 60),
+            );
         }
       }
       const path = join(dir, folder, label, `${i}.png`);
-      await sharp(pixels, { raw: { width: size, height: size, channels: 3 } }).png().toFile(path);
+      await sharp(pixels, { raw: { width: size, height: size, channels: 3 } })
+        .png()
+        .toFile(path);
       paths.push(path);
       labels.push(label);
     }
@@ -65,4 +92,3 @@ export async function stripeWorkspace(t: { teardown(fn: () => unknown): void }, 
   await writeFile(model, tinyMobileNetLike());
   return { dir, paths, labels, model, cacheDir: join(dir, 'cache') };
 }
-

@@ -56,27 +56,59 @@ export function tinyConvClassifierWithFeatures() {
  */
 export function tinyQOperator() {
   const q = (name: string, dims: number[], seed: number) =>
-    tensor(name, dims, Array.from(pseudoRandom(dims.reduce((a, b) => a * b, 1), seed), (v) => Math.round(128 + v * 100)), UINT8);
+    tensor(
+      name,
+      dims,
+      Array.from(
+        pseudoRandom(
+          dims.reduce((a, b) => a * b, 1),
+          seed,
+        ),
+        (v) => Math.round(128 + v * 100),
+      ),
+      UINT8,
+    );
   return model({
     opset: 12,
     domains: { 'com.microsoft': 1 },
     inputs: [valueInfo('x', ['batch', 3, 8, 8])],
     outputs: [valueInfo('y', ['batch', 5])],
     initializers: [
-      tensor('x_s', [], [0.02]), tensor('x_z', [], [128], UINT8),
-      q('w', [4, 3, 3, 3], 11), tensor('w_s', [], [0.01]), tensor('w_z', [], [128], UINT8),
-      tensor('c_s', [], [0.05]), tensor('c_z', [], [0], UINT8),
-      tensor('p_s', [], [0.03]), tensor('p_z', [], [3], UINT8),
-      q('fc', [4, 5], 12), tensor('fc_s', [], [0.02]), tensor('fc_z', [], [128], UINT8),
-      tensor('mm_s', [], [0.1]), tensor('mm_z', [], [128], UINT8),
-      q('bias', [5], 13), tensor('bias_s', [], [0.01]), tensor('bias_z', [], [128], UINT8),
-      tensor('y_s', [], [0.1]), tensor('y_z', [], [128], UINT8),
-      tensor('zero', [], [0], INT64), tensor('minus_one', [1], [-1], INT64),
+      tensor('x_s', [], [0.02]),
+      tensor('x_z', [], [128], UINT8),
+      q('w', [4, 3, 3, 3], 11),
+      tensor('w_s', [], [0.01]),
+      tensor('w_z', [], [128], UINT8),
+      tensor('c_s', [], [0.05]),
+      tensor('c_z', [], [0], UINT8),
+      tensor('p_s', [], [0.03]),
+      tensor('p_z', [], [3], UINT8),
+      q('fc', [4, 5], 12),
+      tensor('fc_s', [], [0.02]),
+      tensor('fc_z', [], [128], UINT8),
+      tensor('mm_s', [], [0.1]),
+      tensor('mm_z', [], [128], UINT8),
+      q('bias', [5], 13),
+      tensor('bias_s', [], [0.01]),
+      tensor('bias_z', [], [128], UINT8),
+      tensor('y_s', [], [0.1]),
+      tensor('y_z', [], [128], UINT8),
+      tensor('zero', [], [0], INT64),
+      tensor('minus_one', [1], [-1], INT64),
     ],
     nodes: [
       node('QuantizeLinear', ['x', 'x_s', 'x_z'], ['xq']),
-      node('QLinearConv', ['xq', 'x_s', 'x_z', 'w', 'w_s', 'w_z', 'c_s', 'c_z'], ['cq'], { pads: [1, 1, 1, 1], kernel_shape: [3, 3] }),
-      node('QLinearGlobalAveragePool', ['cq', 'c_s', 'c_z', 'p_s', 'p_z'], ['pq'], { channels_last: 0 }, 'com.microsoft'),
+      node('QLinearConv', ['xq', 'x_s', 'x_z', 'w', 'w_s', 'w_z', 'c_s', 'c_z'], ['cq'], {
+        pads: [1, 1, 1, 1],
+        kernel_shape: [3, 3],
+      }),
+      node(
+        'QLinearGlobalAveragePool',
+        ['cq', 'c_s', 'c_z', 'p_s', 'p_z'],
+        ['pq'],
+        { channels_last: 0 },
+        'com.microsoft',
+      ),
       node('DequantizeLinear', ['cq', 'c_s', 'c_z'], ['c_float']),
       node('Shape', ['c_float'], ['shape']),
       node('Gather', ['shape', 'zero'], ['n'], { axis: 0 }),
@@ -84,7 +116,13 @@ export function tinyQOperator() {
       node('Concat', ['n1', 'minus_one'], ['target'], { axis: 0 }),
       node('Reshape', ['pq', 'target'], ['flat_q']),
       node('QLinearMatMul', ['flat_q', 'p_s', 'p_z', 'fc', 'fc_s', 'fc_z', 'mm_s', 'mm_z'], ['mm_q']),
-      node('QLinearAdd', ['mm_q', 'mm_s', 'mm_z', 'bias', 'bias_s', 'bias_z', 'y_s', 'y_z'], ['y_q'], {}, 'com.microsoft'),
+      node(
+        'QLinearAdd',
+        ['mm_q', 'mm_s', 'mm_z', 'bias', 'bias_s', 'bias_z', 'y_s', 'y_z'],
+        ['y_q'],
+        {},
+        'com.microsoft',
+      ),
       node('DequantizeLinear', ['y_q', 'y_s', 'y_z'], ['y']),
     ],
   });
@@ -100,9 +138,20 @@ export function tinyQdq() {
     inputs: [valueInfo('x', [1, 3, 8, 8])],
     outputs: [valueInfo('y', [1, 5])],
     initializers: [
-      tensor('s', [], [0.05]), tensor('z', [], [128], UINT8),
-      tensor('w_q', [4, 3, 3, 3], Array.from(pseudoRandom(108, 21), (v) => Math.round(128 + v * 100)), UINT8),
-      tensor('fc_q', [4, 5], Array.from(pseudoRandom(20, 22), (v) => Math.round(128 + v * 100)), UINT8),
+      tensor('s', [], [0.05]),
+      tensor('z', [], [128], UINT8),
+      tensor(
+        'w_q',
+        [4, 3, 3, 3],
+        Array.from(pseudoRandom(108, 21), (v) => Math.round(128 + v * 100)),
+        UINT8,
+      ),
+      tensor(
+        'fc_q',
+        [4, 5],
+        Array.from(pseudoRandom(20, 22), (v) => Math.round(128 + v * 100)),
+        UINT8,
+      ),
       tensor('fc_b', [5], pseudoRandom(5, 23)),
       tensor('shape', [4], [1, 4, 8, 8], INT64),
     ],
@@ -132,8 +181,10 @@ export function tinyTwoGemmHead() {
     outputs: [valueInfo('logits', ['batch', 5])],
     initializers: [
       tensor('conv_w', [4, 3, 3, 3], pseudoRandom(108, 31)),
-      tensor('g1_w', [6, 4], pseudoRandom(24, 32)), tensor('g1_b', [6], pseudoRandom(6, 33)),
-      tensor('g2_w', [5, 6], pseudoRandom(30, 34)), tensor('g2_b', [5], pseudoRandom(5, 35)),
+      tensor('g1_w', [6, 4], pseudoRandom(24, 32)),
+      tensor('g1_b', [6], pseudoRandom(6, 33)),
+      tensor('g2_w', [5, 6], pseudoRandom(30, 34)),
+      tensor('g2_b', [5], pseudoRandom(5, 35)),
     ],
     nodes: [
       node('Conv', ['x', 'conv_w'], ['conv'], { pads: [1, 1, 1, 1] }),

@@ -40,39 +40,43 @@ t.test('a crop window equals the full resize then the crop', async (t) => {
 
 const python = process.env.PYTHON ?? '/usr/bin/python3';
 const hasPillow = spawnSync(python, ['-c', 'import PIL, numpy'], { encoding: 'utf8' }).status === 0;
-t.test('bit-exact with Pillow on random images, up and down, RGB', { skip: hasPillow ? false : `needs ${python} with Pillow and numpy (apt-get install python3-pil python3-numpy)` }, async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'edgetl-pillow-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const cases: [number, number, number, number][] = [
-    [259, 194, 341, 256],
-    [640, 427, 336, 224],
-    [1000, 997, 224, 224],
-    [31, 300, 224, 224],
-    [128, 128, 256, 256],
-  ];
-  for (const [w, h, ow, oh] of cases) {
-    const src = Uint8Array.from({ length: w * h * 3 }, (_, i) => ((i * 2654435761) >>> 13) & 255);
-    await writeFile(join(dir, 'in.rgb'), src);
-    const run = spawnSync(
-      python,
-      [
-        '-c',
-        'import sys, numpy as np\nfrom PIL import Image\nw,h,ow,oh=map(int,sys.argv[2:6])\n' +
-          'a=np.fromfile(sys.argv[1]+"/in.rgb",dtype=np.uint8).reshape(h,w,3)\n' +
-          'np.asarray(Image.fromarray(a).resize((ow,oh),Image.BILINEAR),dtype=np.uint8).tofile(sys.argv[1]+"/out.rgb")',
-        dir,
-        String(w),
-        String(h),
-        String(ow),
-        String(oh),
-      ],
-      { encoding: 'utf8' },
-    );
-    t.equal(run.status, 0, run.stderr);
-    const expected = await readFile(join(dir, 'out.rgb'));
-    const actual = resizeBilinearPillow(src, w, h, 3, ow, oh);
-    let differing = 0;
-    for (let i = 0; i < expected.length; i++) if (expected[i] !== actual[i]) differing++;
-    t.equal(differing, 0, `${w}x${h} -> ${ow}x${oh}: every byte equal`);
-  }
-});
+t.test(
+  'bit-exact with Pillow on random images, up and down, RGB',
+  { skip: hasPillow ? false : `needs ${python} with Pillow and numpy (apt-get install python3-pil python3-numpy)` },
+  async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), 'edgetl-pillow-'));
+    t.teardown(() => rm(dir, { recursive: true, force: true }));
+    const cases: [number, number, number, number][] = [
+      [259, 194, 341, 256],
+      [640, 427, 336, 224],
+      [1000, 997, 224, 224],
+      [31, 300, 224, 224],
+      [128, 128, 256, 256],
+    ];
+    for (const [w, h, ow, oh] of cases) {
+      const src = Uint8Array.from({ length: w * h * 3 }, (_, i) => ((i * 2654435761) >>> 13) & 255);
+      await writeFile(join(dir, 'in.rgb'), src);
+      const run = spawnSync(
+        python,
+        [
+          '-c',
+          'import sys, numpy as np\nfrom PIL import Image\nw,h,ow,oh=map(int,sys.argv[2:6])\n' +
+            'a=np.fromfile(sys.argv[1]+"/in.rgb",dtype=np.uint8).reshape(h,w,3)\n' +
+            'np.asarray(Image.fromarray(a).resize((ow,oh),Image.BILINEAR),dtype=np.uint8).tofile(sys.argv[1]+"/out.rgb")',
+          dir,
+          String(w),
+          String(h),
+          String(ow),
+          String(oh),
+        ],
+        { encoding: 'utf8' },
+      );
+      t.equal(run.status, 0, run.stderr);
+      const expected = await readFile(join(dir, 'out.rgb'));
+      const actual = resizeBilinearPillow(src, w, h, 3, ow, oh);
+      let differing = 0;
+      for (let i = 0; i < expected.length; i++) if (expected[i] !== actual[i]) differing++;
+      t.equal(differing, 0, `${w}x${h} -> ${ow}x${oh}: every byte equal`);
+    }
+  },
+);

@@ -1,5 +1,10 @@
 import t from 'tap';
-import { resizeGeometry, tensorDims, tensorElementsPerImage, writePixelsToTensor } from '../../../src/core/preprocess/tensor.js';
+import {
+  resizeGeometry,
+  tensorDims,
+  tensorElementsPerImage,
+  writePixelsToTensor,
+} from '../../../src/core/preprocess/tensor.js';
 import { IMAGENET_224, type PreprocessSpec } from '../../../src/core/preprocess/spec.js';
 import { EdgetlError } from '../../../src/core/util/errors.js';
 
@@ -7,7 +12,9 @@ import { EdgetlError } from '../../../src/core/util/errors.js';
 const W = 3;
 const H = 2;
 const rgb = Uint8Array.from({ length: W * H * 3 }, (_, i) => 10 * Math.floor(i / 3) + (i % 3) + 1);
-const rgba = Uint8Array.from({ length: W * H * 4 }, (_, i) => (i % 4 === 3 ? 77 : 10 * Math.floor(i / 4) + (i % 4) + 1));
+const rgba = Uint8Array.from({ length: W * H * 4 }, (_, i) =>
+  i % 4 === 3 ? 77 : 10 * Math.floor(i / 4) + (i % 4) + 1,
+);
 
 const tiny = (overrides: Partial<PreprocessSpec>): PreprocessSpec => ({
   layout: 'NCHW',
@@ -51,21 +58,24 @@ t.test('BGR swaps red and blue in both layouts', async (t) => {
   t.same(Array.from(nhwc.subarray(0, 6)), [3, 2, 1, 13, 12, 11]);
 });
 
-t.test('scale, mean and std give ((v * scale) - mean[c]) / std[c], mean/std indexed in model channel order', async (t) => {
-  const spec = tiny({ scale: 1 / 255, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] });
-  const out = new Float32Array(18);
-  writePixelsToTensor(rgb, W, H, 3, spec, out, 0);
-  for (let p = 0; p < 6; p++) {
-    for (let c = 0; c < 3; c++) {
-      const v = rgb[p * 3 + c];
-      t.equal(out[c * 6 + p], f32((v * (1 / 255) - spec.mean[c]) / spec.std[c]), `pixel ${p} channel ${c}`);
+t.test(
+  'scale, mean and std give ((v * scale) - mean[c]) / std[c], mean/std indexed in model channel order',
+  async (t) => {
+    const spec = tiny({ scale: 1 / 255, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] });
+    const out = new Float32Array(18);
+    writePixelsToTensor(rgb, W, H, 3, spec, out, 0);
+    for (let p = 0; p < 6; p++) {
+      for (let c = 0; c < 3; c++) {
+        const v = rgb[p * 3 + c];
+        t.equal(out[c * 6 + p], f32((v * (1 / 255) - spec.mean[c]) / spec.std[c]), `pixel ${p} channel ${c}`);
+      }
     }
-  }
-  const bgr = { ...spec, channelOrder: 'BGR' as const };
-  writePixelsToTensor(rgb, W, H, 3, bgr, out, 0);
-  // Model channel 0 is blue and takes mean[0] / std[0].
-  t.equal(out[0], f32((rgb[2] / 255 - 0.485) / 0.229));
-});
+    const bgr = { ...spec, channelOrder: 'BGR' as const };
+    writePixelsToTensor(rgb, W, H, 3, bgr, out, 0);
+    // Model channel 0 is blue and takes mean[0] / std[0].
+    t.equal(out[0], f32((rgb[2] / 255 - 0.485) / 0.229));
+  },
+);
 
 t.test('TF-style scaling maps 0 to -1 and 255 to 1', async (t) => {
   const spec = tiny({ width: 2, height: 1, scale: 1 / 127.5, mean: [1, 1, 1], std: [1, 1, 1] });

@@ -17,7 +17,16 @@ export function run(id: string, samples: number[], overrides: Partial<InferenceR
   const summary = summarize(samples);
   return {
     id,
-    backbone: { reference: id.split('/')[0]!, id: id.split('/')[0]!, path: '/m.onnx', sha256: 'a'.repeat(64), modelBytes: 1, runPath: '/m.onnx', runBytes: 1, batch: 'dynamic' },
+    backbone: {
+      reference: id.split('/')[0]!,
+      id: id.split('/')[0]!,
+      path: '/m.onnx',
+      sha256: 'a'.repeat(64),
+      modelBytes: 1,
+      runPath: '/m.onnx',
+      runBytes: 1,
+      batch: 'dynamic',
+    },
     providerRequested: 'cpu',
     provider: { requested: 'cpu', used: 'cpu', fallbacks: [], software: false },
     batch,
@@ -39,12 +48,31 @@ export function results(runs: InferenceRun[]): BenchResults {
     startedAt: '2026-11-23T00:00:00Z',
     finishedAt: '2026-11-23T00:01:00Z',
     durationSeconds: 60,
-    profile: { name: 'p', file: '/p.json', sha256: 'b'.repeat(64), deviceClass: 'x', purpose: 'performance', content: {} as never },
+    profile: {
+      name: 'p',
+      file: '/p.json',
+      sha256: 'b'.repeat(64),
+      deviceClass: 'x',
+      purpose: 'performance',
+      content: {} as never,
+    },
     host: {
       cpuModel: 'Test CPU',
       logicalCores: 2,
       arch: 'x64',
-      isa: { sse4_2: true, avx: true, avx2: true, fma: true, avx512f: false, avx512vnni: false, avxVnni: false, amx: false, neon: false, dotprod: false, sve: false },
+      isa: {
+        sse4_2: true,
+        avx: true,
+        avx2: true,
+        fma: true,
+        avx512f: false,
+        avx512vnni: false,
+        avxVnni: false,
+        amx: false,
+        neon: false,
+        dotprod: false,
+        sve: false,
+      },
       cpuFlags: [],
       memoryMb: 1024,
       os: { platform: 'linux', release: '6' },
@@ -54,7 +82,17 @@ export function results(runs: InferenceRun[]): BenchResults {
       edgetl: '0.1.0',
       hostname: 'h',
     },
-    method: { warmupRuns: 1, minRuns: 1, minDurationMs: 0, maxDurationMs: 1, seed: 1, percentiles: '', noise: '', timing: '', memory: '' },
+    method: {
+      warmupRuns: 1,
+      minRuns: 1,
+      minDurationMs: 0,
+      maxDurationMs: 1,
+      seed: 1,
+      percentiles: '',
+      noise: '',
+      timing: '',
+      memory: '',
+    },
     imageSource: 'none',
     runs,
     preprocess: [],
@@ -66,9 +104,13 @@ export function results(runs: InferenceRun[]): BenchResults {
   };
 }
 
-
 /** A run whose samples come from separate sessions, with the figures the harness derives (best session included). */
-export function sessionRun(id: string, sessions: number[][], overrides: Partial<InferenceRun> = {}, noiseFloor?: number): InferenceRun {
+export function sessionRun(
+  id: string,
+  sessions: number[][],
+  overrides: Partial<InferenceRun> = {},
+  noiseFloor?: number,
+): InferenceRun {
   const samples = sessions.flat();
   const built = run(id, samples, overrides);
   recordInferenceFigures(built, {

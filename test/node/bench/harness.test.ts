@@ -43,7 +43,15 @@ function writeProfile(name: string, overrides: Record<string, unknown> = {}): st
     backbones: ['tiny.onnx'],
     batchSizes: [1, 4],
     images: { synthetic: { count: 6, width: 48, height: 40, seed: 3 } },
-    measurement: { warmupRuns: 1, minRuns: 5, minDurationMs: 0, maxDurationMs: 5000, seed: 9, preprocessImages: 6, preprocessMinDurationMs: 0 },
+    measurement: {
+      warmupRuns: 1,
+      minRuns: 5,
+      minDurationMs: 0,
+      maxDurationMs: 5000,
+      seed: 9,
+      preprocessImages: 6,
+      preprocessMinDurationMs: 0,
+    },
     endToEnd: { images: 8, repeats: 2, batchSizes: [4] },
     heads: { samples: 60, dim: 8, classes: 3, types: ['linear', 'prototype'], predictions: 50, seed: 1 },
     budgets: [
@@ -86,12 +94,27 @@ t.test('every inference run is measured with the MLPerf-style window', async (t)
     t.equal(run.status, 'ok', `${run.id}: ${run.reason ?? ''}`);
     t.ok(run.samplesMs!.length >= 5, `${run.id}: at least minRuns timed runs`);
     t.equal(run.latencyMsPerBatch!.count, run.samplesMs!.length);
-    t.ok(run.latencyMsPerBatch!.min <= run.latencyMsPerBatch!.p50 && run.latencyMsPerBatch!.p50 <= run.latencyMsPerBatch!.p99 && run.latencyMsPerBatch!.p99 <= run.latencyMsPerBatch!.max, 'ordered percentiles');
-    t.ok(Math.abs(run.latencyMsPerImage!.p50 * run.batch - run.latencyMsPerBatch!.p50) < 1e-9, 'per-image latency is per-batch / batch');
+    t.ok(
+      run.latencyMsPerBatch!.min <= run.latencyMsPerBatch!.p50 &&
+        run.latencyMsPerBatch!.p50 <= run.latencyMsPerBatch!.p99 &&
+        run.latencyMsPerBatch!.p99 <= run.latencyMsPerBatch!.max,
+      'ordered percentiles',
+    );
+    t.ok(
+      Math.abs(run.latencyMsPerImage!.p50 * run.batch - run.latencyMsPerBatch!.p50) < 1e-9,
+      'per-image latency is per-batch / batch',
+    );
     const busy = run.samplesMs!.reduce((s, v) => s + v, 0);
-    t.ok(Math.abs(run.imagesPerSecond! - (run.batch * run.samplesMs!.length) / (busy / 1000)) / run.imagesPerSecond! < 0.01, 'images/s from the samples');
+    t.ok(
+      Math.abs(run.imagesPerSecond! - (run.batch * run.samplesMs!.length) / (busy / 1000)) / run.imagesPerSecond! <
+        0.01,
+      'images/s from the samples',
+    );
     t.ok(run.backbone.macsPerImage! >= convMacs, `MACs from the graph (${run.backbone.macsPerImage})`);
-    t.ok(Math.abs(run.achievedGflops! - (2 * run.backbone.macsPerImage! * run.imagesPerSecond!) / 1e9) < 1e-3, 'GFLOP/s = 2 x MACs x images/s');
+    t.ok(
+      Math.abs(run.achievedGflops! - (2 * run.backbone.macsPerImage! * run.imagesPerSecond!) / 1e9) < 1e-3,
+      'GFLOP/s = 2 x MACs x images/s',
+    );
     t.ok(run.sessionCreateMs! > 0 && run.firstRunMs! > 0);
     t.ok(run.memory!.peakRssMb >= run.memory!.rssBeforeMb);
     t.equal(run.provider!.used, 'cpu');
@@ -107,11 +130,19 @@ t.test('the sessions of all runs take turns, and each run names its fastest sess
   const [b1, b4] = results.runs;
   t.equal(b1!.sessionStartSeconds!.length, 2, 'two sessions each (the default)');
   t.equal(b4!.sessionStartSeconds!.length, 2);
-  t.ok(b1!.sessionStartSeconds![0]! < b4!.sessionStartSeconds![0]! && b4!.sessionStartSeconds![0]! < b1!.sessionStartSeconds![1]!, `batch 1's second session runs after batch 4's first (${b1!.sessionStartSeconds} / ${b4!.sessionStartSeconds})`);
+  t.ok(
+    b1!.sessionStartSeconds![0]! < b4!.sessionStartSeconds![0]! &&
+      b4!.sessionStartSeconds![0]! < b1!.sessionStartSeconds![1]!,
+    `batch 1's second session runs after batch 4's first (${b1!.sessionStartSeconds} / ${b4!.sessionStartSeconds})`,
+  );
   t.ok(b1!.sessionStartSeconds![1]! < b4!.sessionStartSeconds![1]!);
   for (const run of results.runs) {
     const counts = run.sessionSampleCounts!;
-    t.equal(counts.reduce((a, b) => a + b, 0), run.samplesMs!.length, `${run.id}: the sessions' samples make up samplesMs`);
+    t.equal(
+      counts.reduce((a, b) => a + b, 0),
+      run.samplesMs!.length,
+      `${run.id}: the sessions' samples make up samplesMs`,
+    );
     const best = run.bestSession!;
     const sessionMedians = counts.map((count, i) => {
       const offset = counts.slice(0, i).reduce((a, b) => a + b, 0);
@@ -119,8 +150,14 @@ t.test('the sessions of all runs take turns, and each run names its fastest sess
       const middle = (mine.length - 1) / 2;
       return (mine[Math.floor(middle)]! + mine[Math.ceil(middle)]!) / 2;
     });
-    t.ok(Math.abs(best.medianMsPerBatch - sessionMedians[best.session]!) < 1e-3, `${run.id}: best session median ${best.medianMsPerBatch} re-derived from its samples`);
-    t.ok(sessionMedians.every((m) => m >= sessionMedians[best.session]! - 1e-9), 'and no session has a lower median');
+    t.ok(
+      Math.abs(best.medianMsPerBatch - sessionMedians[best.session]!) < 1e-3,
+      `${run.id}: best session median ${best.medianMsPerBatch} re-derived from its samples`,
+    );
+    t.ok(
+      sessionMedians.every((m) => m >= sessionMedians[best.session]! - 1e-9),
+      'and no session has a lower median',
+    );
     t.ok(best.noise.relative >= best.noise.gapHalfWidth && best.noise.relative >= best.noise.intervalHalfWidth);
   }
 });
@@ -138,9 +175,19 @@ t.test('preprocessing, end to end with efficiency, heads', async (t) => {
   t.same([e2e.images, e2e.repeats, e2e.passSeconds!.length], [8, 2, 2]);
   const ideal = 1 / (1 / e2e.preprocessImagesPerSecond! + 1 / e2e.inferenceImagesPerSecond!);
   t.ok(Math.abs(e2e.idealImagesPerSecond! - ideal) / ideal < 1e-3, 'ideal = 1 / (1/pre + 1/inf)');
-  t.equal(e2e.inferenceImagesPerSecond, results.runs.find((r) => r.batch === 4)!.bestSession!.imagesPerSecond, "inference alone: the batch-4 run's fastest session");
+  t.equal(
+    e2e.inferenceImagesPerSecond,
+    results.runs.find((r) => r.batch === 4)!.bestSession!.imagesPerSecond,
+    "inference alone: the batch-4 run's fastest session",
+  );
   t.ok(Math.abs(e2e.efficiency! - e2e.imagesPerSecond! / e2e.idealImagesPerSecond!) < 1e-3, 'efficiency = e2e / ideal');
-  t.same(results.heads.map((h) => [h.type, h.status]), [['linear', 'ok'], ['prototype', 'ok']]);
+  t.same(
+    results.heads.map((h) => [h.type, h.status]),
+    [
+      ['linear', 'ok'],
+      ['prototype', 'ok'],
+    ],
+  );
   for (const head of results.heads) {
     t.ok(head.trainSecondsMedian! > 0);
     t.equal(head.predictMsPerEmbedding!.count, 50);
@@ -152,7 +199,10 @@ t.test('budget verdicts', async (t) => {
   t.equal(memory.length, 2, 'one verdict per matching run');
   t.ok(memory.every((v) => v.status === 'pass'));
   const speed = results.budgets.filter((v) => v.budget === 'impossible speed');
-  t.same(speed.map((v) => [v.run, v.status]), [['tiny/cpu/b4', 'fail']]);
+  t.same(
+    speed.map((v) => [v.run, v.status]),
+    [['tiny/cpu/b4', 'fail']],
+  );
 });
 
 t.test('reports: Markdown summary and a self-contained HTML file', async (t) => {
@@ -163,7 +213,11 @@ t.test('reports: Markdown summary and a self-contained HTML file', async (t) => 
   t.match(html, /^<!doctype html>/);
   t.equal((html.match(/<svg /g) ?? []).length >= 4, true, 'latency, session drift, throughput and stage charts');
   t.match(html, /aria-label="session medians over time"/);
-  t.match(html, /tiny\/cpu\/b4 at [\d.]+ s: [\d.]+× its best session/, 'every session is a point with its run, time and ratio');
+  t.match(
+    html,
+    /tiny\/cpu\/b4 at [\d.]+ s: [\d.]+× its best session/,
+    'every session is a point with its run, time and ratio',
+  );
   t.notMatch(html, /<script|<link|src="http|href="http|@import/, 'nothing loaded from elsewhere');
   t.notMatch(html, /NaN|undefined/, 'no broken numbers');
 });
@@ -192,7 +246,10 @@ t.test('autotune picks the best images/s within the p95 budget and writes a vali
   t.equal(choice.imagesPerSecond, best, 'highest throughput among the settings within budget');
   t.equal(choice.withinBudget, true);
   const setting = tuned.profile.backbones[0] as { id: string; batchSizes: number[]; intraOpThreads: number };
-  t.ok(setting.batchSizes.includes(choice.batch) && setting.batchSizes.includes(1), 'the chosen batch, and the batch its budget names');
+  t.ok(
+    setting.batchSizes.includes(choice.batch) && setting.batchSizes.includes(1),
+    'the chosen batch, and the batch its budget names',
+  );
   t.equal(setting.intraOpThreads, 1);
   t.equal(tuned.profile.name, 'tiny-tune-tuned');
   t.ok(tuned.profile.tuned?.host, 'says which machine it was tuned on');
@@ -217,12 +274,20 @@ const childEnv = { ...process.env, EDGETL_CACHE_DIR: join(work, 'cache') };
 t.test('--check exits non-zero on an impossible budget, zero without --check', async (t) => {
   const profile = writeProfile('tiny-check', { batchSizes: [4], endToEnd: { enabled: false }, heads: undefined });
   const out = join(work, 'check.json');
-  const checked = spawnSync(process.execPath, cliArgs(['--profile', profile, '--inference-only', '--quiet', '--check', '--out', out]), { env: childEnv, encoding: 'utf8', timeout: 120_000 });
+  const checked = spawnSync(
+    process.execPath,
+    cliArgs(['--profile', profile, '--inference-only', '--quiet', '--check', '--out', out]),
+    { env: childEnv, encoding: 'utf8', timeout: 120_000 },
+  );
   t.equal(checked.status, 1, checked.stderr);
   t.match(checked.stderr, /budget verdict\(s\) failed: impossible speed \(tiny\/cpu\/b4 minImagesPerSecond/);
   t.match(checked.stdout, /# edgetl bench: tiny-check/);
   t.equal(JSON.parse(readFileSync(out, 'utf8')).complete, true);
-  const unchecked = spawnSync(process.execPath, cliArgs(['--profile', profile, '--inference-only', '--quiet', '--json', '--sessions', '3']), { env: childEnv, encoding: 'utf8', timeout: 120_000 });
+  const unchecked = spawnSync(
+    process.execPath,
+    cliArgs(['--profile', profile, '--inference-only', '--quiet', '--json', '--sessions', '3']),
+    { env: childEnv, encoding: 'utf8', timeout: 120_000 },
+  );
   t.equal(unchecked.status, 0, unchecked.stderr);
   const printed = JSON.parse(unchecked.stdout) as BenchResults;
   t.equal(printed.runs[0]!.status, 'ok', '--json prints the results');
@@ -236,7 +301,10 @@ t.test('Ctrl-C writes what was measured so far, marked incomplete', async (t) =>
     measurement: { warmupRuns: 1, minRuns: 5, minDurationMs: 120_000, maxDurationMs: 240_000, seed: 1 },
   });
   const out = join(work, 'interrupted.json');
-  const child = spawn(process.execPath, cliArgs(['--profile', profile, '--out', out]), { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, cliArgs(['--profile', profile, '--out', out]), {
+    env: childEnv,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stderr = '';
   const measuring = new Promise<void>((resolve) => {
     child.stderr.on('data', (chunk: Buffer) => {
@@ -262,37 +330,84 @@ t.test('Ctrl-C writes what was measured so far, marked incomplete', async (t) =>
   t.notOk(partial.runs[1]!.samplesMs, 'and has no samples');
 });
 
-t.test('the plain onnxruntime loop repeats every CPU run of a results file and checks it against the best session', async (t) => {
-  const file = join(work, 'for-raw-loop.json');
-  writeFileSync(file, JSON.stringify(results));
-  const script = join(repoRoot, 'bench', 'raw-onnxruntime-loop.mjs');
-  const raw = spawnSync(process.execPath, [script, '--from', file, '--min-ms', '0', '--json'], { env: childEnv, encoding: 'utf8', timeout: 120_000 });
-  t.ok(raw.status === 0 || raw.status === 1, `exit 0 (agree) or 1 (a run disagrees), got ${raw.status}: ${raw.stderr}`);
-  t.match(raw.stdout, /\| run \| edgetl bench best-session p50 ms \| raw onnxruntime best-session p50 ms/);
-  t.match(raw.stderr, /session 2\/2 tiny\/cpu\/b4/, 'sessions taken in turns, two per run as the file says');
-  const rows = JSON.parse(raw.stdout.trim().split('\n').at(-1)!) as Array<{ run: string; harnessBest: number; rawBest: number; ratio: number; agree: boolean }>;
-  t.same(rows.map((r) => r.run), results.runs.map((r) => r.id), 'one row per CPU run');
-  for (const row of rows) {
-    t.equal(row.harnessBest, results.runs.find((r) => r.id === row.run)!.bestSession!.medianMsPerBatch, `${row.run}: the harness side is the file's best session`);
-    // A graph this small runs in tens of microseconds, where a busy machine can double a figure: this only
-    // catches the loop running something else entirely.
-    t.ok(row.ratio > 0.1 && row.ratio < 10, `${row.run}: raw ${row.rawBest.toFixed(4)} ms vs bench ${row.harnessBest.toFixed(4)} ms`);
-  }
-  t.ok(raw.stderr.includes(`${results.runs[0]!.backbone.runPath}, dims 1x3x32x32`), 'it runs the model file edgetl ran, at the run\'s batch size');
-  // --paired: edgetl's own session (the built library) and the plain loop, back to back in every round.
-  const paired = spawnSync(process.execPath, [script, '--from', file, '--min-ms', '0', '--paired', '--json'], { env: childEnv, encoding: 'utf8', timeout: 120_000 });
-  t.ok(paired.status === 0 || paired.status === 1, `--paired exits 0 or 1, got ${paired.status}: ${paired.stderr}`);
-  t.match(paired.stderr, /session 1\/2 tiny\/cpu\/b1 \(edgetl\)/, 'edgetl sessions are timed too');
-  const pairs = JSON.parse(paired.stdout.trim().split('\n').at(-1)!) as Array<{ run: string; edgetlBest: number; rawBest: number; ratio: number }>;
-  t.same(pairs.map((r) => r.run), results.runs.map((r) => r.id));
-  for (const row of pairs) t.ok(row.ratio > 0.1 && row.ratio < 10, `${row.run}: raw ${row.rawBest.toFixed(4)} ms vs edgetl ${row.edgetlBest.toFixed(4)} ms in the same rounds`);
-  const missing = spawnSync(process.execPath, [script, '--from', join(work, 'nope.json')], { encoding: 'utf8' });
-  t.equal(missing.status, 1);
-  t.match(missing.stderr, /raw-onnxruntime-loop: .*nope\.json/, 'a missing file is named');
-});
+t.test(
+  'the plain onnxruntime loop repeats every CPU run of a results file and checks it against the best session',
+  async (t) => {
+    const file = join(work, 'for-raw-loop.json');
+    writeFileSync(file, JSON.stringify(results));
+    const script = join(repoRoot, 'bench', 'raw-onnxruntime-loop.mjs');
+    const raw = spawnSync(process.execPath, [script, '--from', file, '--min-ms', '0', '--json'], {
+      env: childEnv,
+      encoding: 'utf8',
+      timeout: 120_000,
+    });
+    t.ok(
+      raw.status === 0 || raw.status === 1,
+      `exit 0 (agree) or 1 (a run disagrees), got ${raw.status}: ${raw.stderr}`,
+    );
+    t.match(raw.stdout, /\| run \| edgetl bench best-session p50 ms \| raw onnxruntime best-session p50 ms/);
+    t.match(raw.stderr, /session 2\/2 tiny\/cpu\/b4/, 'sessions taken in turns, two per run as the file says');
+    const rows = JSON.parse(raw.stdout.trim().split('\n').at(-1)!) as Array<{
+      run: string;
+      harnessBest: number;
+      rawBest: number;
+      ratio: number;
+      agree: boolean;
+    }>;
+    t.same(
+      rows.map((r) => r.run),
+      results.runs.map((r) => r.id),
+      'one row per CPU run',
+    );
+    for (const row of rows) {
+      t.equal(
+        row.harnessBest,
+        results.runs.find((r) => r.id === row.run)!.bestSession!.medianMsPerBatch,
+        `${row.run}: the harness side is the file's best session`,
+      );
+      // A graph this small runs in tens of microseconds, where a busy machine can double a figure: this only
+      // catches the loop running something else entirely.
+      t.ok(
+        row.ratio > 0.1 && row.ratio < 10,
+        `${row.run}: raw ${row.rawBest.toFixed(4)} ms vs bench ${row.harnessBest.toFixed(4)} ms`,
+      );
+    }
+    t.ok(
+      raw.stderr.includes(`${results.runs[0]!.backbone.runPath}, dims 1x3x32x32`),
+      "it runs the model file edgetl ran, at the run's batch size",
+    );
+    // --paired: edgetl's own session (the built library) and the plain loop, back to back in every round.
+    const paired = spawnSync(process.execPath, [script, '--from', file, '--min-ms', '0', '--paired', '--json'], {
+      env: childEnv,
+      encoding: 'utf8',
+      timeout: 120_000,
+    });
+    t.ok(paired.status === 0 || paired.status === 1, `--paired exits 0 or 1, got ${paired.status}: ${paired.stderr}`);
+    t.match(paired.stderr, /session 1\/2 tiny\/cpu\/b1 \(edgetl\)/, 'edgetl sessions are timed too');
+    const pairs = JSON.parse(paired.stdout.trim().split('\n').at(-1)!) as Array<{
+      run: string;
+      edgetlBest: number;
+      rawBest: number;
+      ratio: number;
+    }>;
+    t.same(
+      pairs.map((r) => r.run),
+      results.runs.map((r) => r.id),
+    );
+    for (const row of pairs)
+      t.ok(
+        row.ratio > 0.1 && row.ratio < 10,
+        `${row.run}: raw ${row.rawBest.toFixed(4)} ms vs edgetl ${row.edgetlBest.toFixed(4)} ms in the same rounds`,
+      );
+    const missing = spawnSync(process.execPath, [script, '--from', join(work, 'nope.json')], { encoding: 'utf8' });
+    t.equal(missing.status, 1);
+    t.match(missing.stderr, /raw-onnxruntime-loop: .*nope\.json/, 'a missing file is named');
+  },
+);
 
 t.test('measurements with fewer turns than rounds spread their turns evenly over the rounds', async (t) => {
-  const roundsOf = (turns: number, rounds: number) => Array.from({ length: rounds }, (_, r) => r).filter((r) => takesTurn(r, turns, rounds));
+  const roundsOf = (turns: number, rounds: number) =>
+    Array.from({ length: rounds }, (_, r) => r).filter((r) => takesTurn(r, turns, rounds));
   t.same(roundsOf(3, 8), [0, 2, 5], 'three end-to-end passes among eight sessions');
   t.same(roundsOf(8, 8), [0, 1, 2, 3, 4, 5, 6, 7]);
   t.same(roundsOf(1, 8), [0]);

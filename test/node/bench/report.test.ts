@@ -10,7 +10,13 @@ function softwareRun() {
   const samples = latencySamples(987.654, 20, 2);
   const r = run('m/webgpu/b8', samples, {
     providerRequested: 'webgpu',
-    provider: { requested: 'webgpu', used: 'webgpu', fallbacks: [], software: true, adapter: { vendor: 'google', device: 'SwiftShader Device (Subzero)', software: true } },
+    provider: {
+      requested: 'webgpu',
+      used: 'webgpu',
+      fallbacks: [],
+      software: true,
+      adapter: { vendor: 'google', device: 'SwiftShader Device (Subzero)', software: true },
+    },
     speedClaim: false,
     correctness: { reference: 'cpu', minCosine: 0.99998, maxAbsDifference: 0.0001, rows: 8 },
   });

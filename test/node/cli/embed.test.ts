@@ -25,7 +25,9 @@ async function fixture(t: { teardown(fn: () => unknown): void }) {
   ] as const) {
     await mkdir(join(data, label), { recursive: true });
     for (let i = 0; i < 3; i++) {
-      await sharp({ create: { width: 20 + i, height: 18, channels: 3, background: colour } }).jpeg().toFile(join(data, label, `${i}.jpg`));
+      await sharp({ create: { width: 20 + i, height: 18, channels: 3, background: colour } })
+        .jpeg()
+        .toFile(join(data, label, `${i}.jpg`));
     }
   }
   await writeFile(join(data, 'dogs', 'broken.jpg'), Buffer.from([0xff, 0xd8, 0xff]));
@@ -60,14 +62,28 @@ t.test('--json prints one object with the documented fields and writes the set',
   t.equal(set.count, 6);
   t.equal(set.dim, 3);
   t.same(set.classes, ['cats', 'dogs']);
-  t.same(set.items.map((i) => i.label), ['cats', 'cats', 'cats', 'dogs', 'dogs', 'dogs']);
+  t.same(
+    set.items.map((i) => i.label),
+    ['cats', 'cats', 'cats', 'dogs', 'dogs', 'dogs'],
+  );
   t.equal(set.skipped.length, 1);
   t.match(set.skipped[0]!.reason, /truncated|corrupt/i);
 });
 
 t.test('the readable summary names the provider, the counts and the skipped file', async (t) => {
   const { root, data, model } = await fixture(t);
-  const { code, stdout } = await capture([data, '-b', model, '-o', join(root, 'x'), '--ep', 'cpu', '--batch', '2', '--no-cache']);
+  const { code, stdout } = await capture([
+    data,
+    '-b',
+    model,
+    '-o',
+    join(root, 'x'),
+    '--ep',
+    'cpu',
+    '--batch',
+    '2',
+    '--no-cache',
+  ]);
   t.equal(code, 0);
   t.match(stdout, /Embedded 6 image\(s\)/);
   t.match(stdout, /2 classes: cats 3, dogs 3/);
@@ -80,35 +96,61 @@ t.test('the readable summary names the provider, the counts and the skipped file
 
 t.test('--strict makes a broken image fatal', async (t) => {
   const { root, data, model } = await fixture(t);
-  await t.rejects(capture([data, '-b', model, '-o', join(root, 'x'), '--ep', 'cpu', '--strict']), { code: 'bad-image', message: /broken\.jpg/ });
+  await t.rejects(capture([data, '-b', model, '-o', join(root, 'x'), '--ep', 'cpu', '--strict']), {
+    code: 'bad-image',
+    message: /broken\.jpg/,
+  });
 });
 
 t.test('usage errors say what is missing', async (t) => {
   const { root, data, model } = await fixture(t);
   await t.rejects(capture(['-b', model, '-o', join(root, 'x')]), { code: 'usage', message: /missing <dir>/ });
   await t.rejects(capture([data, '-b', model]), { code: 'usage', message: /missing --out/ });
-  await t.rejects(capture([data, '-b', model, '-o', join(root, 'x'), '--batch', '0']), { code: 'usage', message: /--batch must be at least 1/ });
-  await t.rejects(capture([data, '-b', model, '-o', join(root, 'x'), '--ep', 'tpu']), { code: 'usage', message: /--ep must be one of/ });
-  await t.rejects(capture([join(root, 'nope'), '-b', model, '-o', join(root, 'x')]), { code: 'not-found', message: /nope does not exist/ });
+  await t.rejects(capture([data, '-b', model, '-o', join(root, 'x'), '--batch', '0']), {
+    code: 'usage',
+    message: /--batch must be at least 1/,
+  });
+  await t.rejects(capture([data, '-b', model, '-o', join(root, 'x'), '--ep', 'tpu']), {
+    code: 'usage',
+    message: /--ep must be one of/,
+  });
+  await t.rejects(capture([join(root, 'nope'), '-b', model, '-o', join(root, 'x')]), {
+    code: 'not-found',
+    message: /nope does not exist/,
+  });
   await t.rejects(capture([data, '--frobnicate']), { code: 'usage' });
-  await t.rejects(capture([data, '-b', model, '-o', root]), { code: 'usage', message: /--out is a file prefix, not a folder/ });
+  await t.rejects(capture([data, '-b', model, '-o', root]), {
+    code: 'usage',
+    message: /--out is a file prefix, not a folder/,
+  });
   await t.rejects(capture([data, '-b', model, '-o', 'somewhere/']), { code: 'usage', message: /not a folder/ });
 });
 
-t.test('why CUDA was not used is said only to those who asked for it or have an NVIDIA GPU (always with --debug)', async (t) => {
-  const report = (requested: 'auto' | 'cuda') => ({
-    requested,
-    used: 'cpu' as const,
-    fallbacks: [
-      { provider: 'cuda' as const, reason: 'CUDA provider library not found (libonnxruntime_providers_cuda.so)' },
-      { provider: 'webgpu' as const, reason: 'no Vulkan loader' },
-    ],
-  });
-  const gpu = gatherHostFacts({ runTools: false }).cuda.gpuPresent;
-  const quiet = describeProvider(report('auto')).join('\n');
-  t.match(quiet, /webgpu not used: no Vulkan loader/, 'other providers are still explained');
-  if (gpu) t.match(quiet, /cuda not used/, 'with an NVIDIA GPU here, CUDA is explained');
-  else t.notMatch(quiet, /cuda/i, 'no GPU and CUDA not asked for: nothing about CUDA');
-  t.match(describeProvider(report('auto'), { verbose: true }).join('\n'), /cuda not used: CUDA provider library not found/, '--debug keeps it');
-  t.match(describeProvider(report('cuda')).join('\n'), /cuda not used: CUDA provider library not found/, '--ep cuda keeps it');
-});
+t.test(
+  'why CUDA was not used is said only to those who asked for it or have an NVIDIA GPU (always with --debug)',
+  async (t) => {
+    const report = (requested: 'auto' | 'cuda') => ({
+      requested,
+      used: 'cpu' as const,
+      fallbacks: [
+        { provider: 'cuda' as const, reason: 'CUDA provider library not found (libonnxruntime_providers_cuda.so)' },
+        { provider: 'webgpu' as const, reason: 'no Vulkan loader' },
+      ],
+    });
+    const gpu = gatherHostFacts({ runTools: false }).cuda.gpuPresent;
+    const quiet = describeProvider(report('auto')).join('\n');
+    t.match(quiet, /webgpu not used: no Vulkan loader/, 'other providers are still explained');
+    if (gpu) t.match(quiet, /cuda not used/, 'with an NVIDIA GPU here, CUDA is explained');
+    else t.notMatch(quiet, /cuda/i, 'no GPU and CUDA not asked for: nothing about CUDA');
+    t.match(
+      describeProvider(report('auto'), { verbose: true }).join('\n'),
+      /cuda not used: CUDA provider library not found/,
+      '--debug keeps it',
+    );
+    t.match(
+      describeProvider(report('cuda')).join('\n'),
+      /cuda not used: CUDA provider library not found/,
+      '--ep cuda keeps it',
+    );
+  },
+);

@@ -21,9 +21,20 @@ t.test('eval --json: counts, accuracy, per-class results and confusion keyed by 
   t.same(Object.keys(report.perClass), ['blue', 'green', 'red']);
   t.same(report.perClass.red, { precision: 1, recall: 1, f1: 1, support: 5 });
   t.equal(report.perClass.green.support, 0);
-  t.same(report.confusion, { labels: ['blue', 'green', 'red'], matrix: [[4, 0, 0], [0, 0, 0], [0, 0, 5]] });
+  t.same(report.confusion, {
+    labels: ['blue', 'green', 'red'],
+    matrix: [
+      [4, 0, 0],
+      [0, 0, 0],
+      [0, 0, 5],
+    ],
+  });
   t.equal(report.closedSetAccuracy, 1);
-  t.same(Object.keys(report.openSet), ['rejectedRate', 'acceptedAccuracy', 'threshold', 'drift'], 'open-set figures beside the closed-set ones');
+  t.same(
+    Object.keys(report.openSet),
+    ['rejectedRate', 'acceptedAccuracy', 'threshold', 'drift'],
+    'open-set figures beside the closed-set ones',
+  );
   t.equal(report.openSet.rejectedRate, 0);
   t.equal(report.openSet.acceptedAccuracy, 1);
   t.equal(report.openSet.drift.drifted, false);
@@ -35,7 +46,10 @@ t.test('eval --json: counts, accuracy, per-class results and confusion keyed by 
   t.match(text.stdout, /confusion/);
   // without --backbone the head's backbone id is tried; "tiny" is a file, not a catalog id, so the error says what to do
   const implicit = await run(evalCommand, [test, '--head', head, '--ep', 'cpu']);
-  t.match(implicit.error?.message, /backbone "tiny" is the one the head or embeddings name; if it is a file, pass --backbone/);
+  t.match(
+    implicit.error?.message,
+    /backbone "tiny" is the one the head or embeddings name; if it is a file, pass --backbone/,
+  );
 });
 
 t.test('eval refuses another backbone and classes the head does not know', async (t) => {

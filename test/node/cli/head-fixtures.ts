@@ -9,7 +9,10 @@ import { Random } from '../../../src/core/heads/random.js';
 import { captureOutput } from '../../helpers/capture-output.js';
 
 /** Run a command in-process, capturing stdout and stderr; EdgetlErrors come back as `error`. */
-export async function run(command: Command, argv: string[]): Promise<{ code: number; stdout: string; stderr: string; error?: Error }> {
+export async function run(
+  command: Command,
+  argv: string[],
+): Promise<{ code: number; stdout: string; stderr: string; error?: Error }> {
   const output = { stdout: '', stderr: '' };
   try {
     const { result, stdout, stderr } = await captureOutput(() => command.run(argv), output);
@@ -19,10 +22,19 @@ export async function run(command: Command, argv: string[]): Promise<{ code: num
   }
 }
 
-export const COLOURS: Record<string, [number, number, number]> = { red: [200, 30, 30], green: [30, 200, 30], blue: [30, 30, 200] };
+export const COLOURS: Record<string, [number, number, number]> = {
+  red: [200, 30, 30],
+  green: [30, 200, 30],
+  blue: [30, 30, 200],
+};
 
 /** `<root>/<name>/<class>/<i>.png`: solid colours jittered around each class colour (seeded). */
-export async function colourFolder(root: string, name: string, perClass: Record<string, number>, seed: number): Promise<string> {
+export async function colourFolder(
+  root: string,
+  name: string,
+  perClass: Record<string, number>,
+  seed: number,
+): Promise<string> {
   const random = new Random(seed);
   const dir = join(root, name);
   for (const [label, count] of Object.entries(perClass)) {
@@ -30,8 +42,14 @@ export async function colourFolder(root: string, name: string, perClass: Record<
     const base = COLOURS[label] ?? [128, 128, 128];
     for (let i = 0; i < count; i++) {
       const jitter = () => Math.round((random.next() - 0.5) * 60);
-      const background = { r: Math.max(0, Math.min(255, base[0] + jitter())), g: Math.max(0, Math.min(255, base[1] + jitter())), b: Math.max(0, Math.min(255, base[2] + jitter())) };
-      await sharp({ create: { width: 12, height: 10, channels: 3, background } }).png().toFile(join(dir, label, `${i}.png`));
+      const background = {
+        r: Math.max(0, Math.min(255, base[0] + jitter())),
+        g: Math.max(0, Math.min(255, base[1] + jitter())),
+        b: Math.max(0, Math.min(255, base[2] + jitter())),
+      };
+      await sharp({ create: { width: 12, height: 10, channels: 3, background } })
+        .png()
+        .toFile(join(dir, label, `${i}.png`));
     }
   }
   return dir;

@@ -12,7 +12,18 @@ t.test('head inspect: labels, type, sizes, metrics and the backbone it needs', a
   const ws = await workspace(t, 'cli-head');
   const train = await colourFolder(ws.root, 'train', { red: 6, blue: 6 }, 1);
   const head = join(ws.root, 'head.json');
-  await run(trainCommand, [train, '--backbone', ws.model, '--ep', 'cpu', '--out', head, '--reject-rate', '0.05', '--json']);
+  await run(trainCommand, [
+    train,
+    '--backbone',
+    ws.model,
+    '--ep',
+    'cpu',
+    '--out',
+    head,
+    '--reject-rate',
+    '0.05',
+    '--json',
+  ]);
   const json = JSON.parse((await run(headCommand, ['inspect', head, '--json'])).stdout);
   t.same(json.labels, ['blue', 'red']);
   t.equal(json.type, 'linear');
@@ -20,7 +31,18 @@ t.test('head inspect: labels, type, sizes, metrics and the backbone it needs', a
   t.equal(json.backbone.id, 'tiny');
   t.match(json.backbone.sha256, /^[0-9a-f]{64}$/);
   t.equal(json.backbone.embeddingDim, 3);
-  t.same(json.tensors.map((x: { name: string }) => x.name), ['normalization.mean', 'normalization.std', 'linear.weight', 'linear.bias', 'openSet.memory', 'openSet.mean', 'openSet.std']);
+  t.same(
+    json.tensors.map((x: { name: string }) => x.name),
+    [
+      'normalization.mean',
+      'normalization.std',
+      'linear.weight',
+      'linear.bias',
+      'openSet.memory',
+      'openSet.mean',
+      'openSet.std',
+    ],
+  );
   t.equal(json.rejection, null, 'no confidence cut');
   t.equal(json.openSet.rate, 0.05, 'the outlier threshold rejects 5% of the training photos out of fold');
   t.type(json.openSet.threshold, 'number');
@@ -32,7 +54,10 @@ t.test('head inspect: labels, type, sizes, metrics and the backbone it needs', a
   t.match(text, /open set\s+knn-cosine, \d+ memory rows, k 1; unknown above outlier score \d\.\d+ \(rate 0\.05\)/);
   t.match((await run(headCommand, ['inspect', join(ws.root, 'nope.json')])).error?.message, /file not found/);
   await writeFile(join(ws.root, 'bad.json'), '{"format":"edgetl-head","version":7}');
-  t.match((await run(headCommand, ['inspect', join(ws.root, 'bad.json')])).error?.message, /bad\.json: head file field "version" is 7/);
+  t.match(
+    (await run(headCommand, ['inspect', join(ws.root, 'bad.json')])).error?.message,
+    /bad\.json: head file field "version" is 7/,
+  );
 });
 
 t.test('add-class and remove-class on a prototype head; refused for a linear head', async (t) => {
@@ -40,8 +65,29 @@ t.test('add-class and remove-class on a prototype head; refused for a linear hea
   const train = await colourFolder(ws.root, 'train', { red: 6, blue: 6 }, 2);
   const extra = await colourFolder(ws.root, 'extra', { green: 5 }, 3);
   const head = join(ws.root, 'proto.json');
-  await run(trainCommand, [train, '--backbone', ws.model, '--ep', 'cpu', '--out', head, '--head', 'prototype', '--json']);
-  let result = await run(headCommand, ['add-class', head, 'green', join(extra, 'green'), '--backbone', ws.model, '--ep', 'cpu', '--json']);
+  await run(trainCommand, [
+    train,
+    '--backbone',
+    ws.model,
+    '--ep',
+    'cpu',
+    '--out',
+    head,
+    '--head',
+    'prototype',
+    '--json',
+  ]);
+  let result = await run(headCommand, [
+    'add-class',
+    head,
+    'green',
+    join(extra, 'green'),
+    '--backbone',
+    ws.model,
+    '--ep',
+    'cpu',
+    '--json',
+  ]);
   t.equal(result.error, undefined, result.error?.message ?? '');
   t.same(JSON.parse(result.stdout).labels, ['blue', 'red', 'green']);
   const loaded = await loadHead(head);
@@ -62,10 +108,16 @@ t.test('add-class and remove-class on a prototype head; refused for a linear hea
 
   const linear = join(ws.root, 'linear.json');
   await run(trainCommand, [train, '--backbone', ws.model, '--ep', 'cpu', '--out', linear, '--json']);
-  t.match((await run(headCommand, ['add-class', linear, 'green', prefix])).error?.message, /cannot add a class to a linear head without retraining/);
+  t.match(
+    (await run(headCommand, ['add-class', linear, 'green', prefix])).error?.message,
+    /cannot add a class to a linear head without retraining/,
+  );
   const otherSet = join(ws.root, 'other-set');
   await run(embedCommand, [extra, '--backbone', ws.otherModel, '--ep', 'cpu', '--out', otherSet, '--json']);
-  t.match((await run(headCommand, ['add-class', head, 'green', otherSet])).error?.message, /embedded with backbone tiny-other but .* needs tiny/);
+  t.match(
+    (await run(headCommand, ['add-class', head, 'green', otherSet])).error?.message,
+    /embedded with backbone tiny-other but .* needs tiny/,
+  );
 });
 
 t.test('a failed save leaves the previous head file intact', async (t) => {

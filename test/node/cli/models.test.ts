@@ -30,12 +30,22 @@ interface Run {
 }
 
 function run(args: string[], env: Record<string, string | undefined> = {}): Run {
-  const childEnv: NodeJS.ProcessEnv = { ...process.env, EDGETL_CACHE_DIR: join(root, 'cache'), EDGETL_MODEL_PATH: emptyDir, EDGETL_DEBUG: undefined };
+  const childEnv: NodeJS.ProcessEnv = {
+    ...process.env,
+    EDGETL_CACHE_DIR: join(root, 'cache'),
+    EDGETL_MODEL_PATH: emptyDir,
+    EDGETL_DEBUG: undefined,
+  };
   for (const [key, value] of Object.entries(env)) {
     if (value === undefined) delete childEnv[key];
     else childEnv[key] = value;
   }
-  const result = spawnSync(process.execPath, [cli, 'models', ...args], { cwd: workDir, env: childEnv, encoding: 'utf8', timeout: 60_000 });
+  const result = spawnSync(process.execPath, [cli, 'models', ...args], {
+    cwd: workDir,
+    env: childEnv,
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
   return { code: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 
@@ -54,35 +64,53 @@ async function closedPort(): Promise<number> {
   });
 }
 
-t.test('models list --json: every catalog entry; in empty folders only the bundled default backbone is present', async (t) => {
-  const r = run(['list', '--json']);
-  t.equal(r.code, 0, r.stderr);
-  const listed = JSON.parse(r.stdout);
-  t.equal(listed.defaultBackbone, 'mobilenetv2-12-int8');
-  t.same(
-    listed.models.map((m: { id: string }) => m.id),
-    catalogEntries().map((e) => e.id),
-  );
-  t.same(
-    listed.models.filter((m: { present: boolean }) => m.present).map((m: { id: string }) => m.id),
-    ['mobilenetv2-12-int8'],
-  );
-  t.same(
-    listed.searchPath.map((s: { origin: string }) => s.origin),
-    ['EDGETL_MODEL_PATH', './models', 'bundled', 'cache'],
-  );
-  t.equal(listed.searchPath[2].dir, join(repoRoot, 'models'));
-  const mobile = listed.models.find((m: { id: string }) => m.id === 'mobilenetv2-12-int8');
-  t.match(mobile, { kind: 'pretrained', bytes: 3655033, license: 'Apache-2.0', default: true, downloadable: true, bundled: true, path: join(repoRoot, 'models', 'mobilenetv2-12-int8.onnx') });
-  const text = run(['list']);
-  t.match(text.stdout, /mobilenetv2-12-int8 \*\s+pretrained\s+3\.7 MB\s+Apache-2\.0\s+\S*mobilenetv2-12-int8\.onnx \(bundled\)/);
-  t.match(text.stdout, /1 of \d+ present locally/);
-});
+t.test(
+  'models list --json: every catalog entry; in empty folders only the bundled default backbone is present',
+  async (t) => {
+    const r = run(['list', '--json']);
+    t.equal(r.code, 0, r.stderr);
+    const listed = JSON.parse(r.stdout);
+    t.equal(listed.defaultBackbone, 'mobilenetv2-12-int8');
+    t.same(
+      listed.models.map((m: { id: string }) => m.id),
+      catalogEntries().map((e) => e.id),
+    );
+    t.same(
+      listed.models.filter((m: { present: boolean }) => m.present).map((m: { id: string }) => m.id),
+      ['mobilenetv2-12-int8'],
+    );
+    t.same(
+      listed.searchPath.map((s: { origin: string }) => s.origin),
+      ['EDGETL_MODEL_PATH', './models', 'bundled', 'cache'],
+    );
+    t.equal(listed.searchPath[2].dir, join(repoRoot, 'models'));
+    const mobile = listed.models.find((m: { id: string }) => m.id === 'mobilenetv2-12-int8');
+    t.match(mobile, {
+      kind: 'pretrained',
+      bytes: 3655033,
+      license: 'Apache-2.0',
+      default: true,
+      downloadable: true,
+      bundled: true,
+      path: join(repoRoot, 'models', 'mobilenetv2-12-int8.onnx'),
+    });
+    const text = run(['list']);
+    t.match(
+      text.stdout,
+      /mobilenetv2-12-int8 \*\s+pretrained\s+3\.7 MB\s+Apache-2\.0\s+\S*mobilenetv2-12-int8\.onnx \(bundled\)/,
+    );
+    t.match(text.stdout, /1 of \d+ present locally/);
+  },
+);
 
 t.test('models inspect <default id> with no configuration uses the bundled copy, offline', async (t) => {
   const r = run(['inspect', 'mobilenetv2-12-int8', '--json', '--offline'], { EDGETL_MODEL_PATH: undefined });
   t.equal(r.code, 0, r.stderr);
-  t.match(JSON.parse(r.stdout), { id: 'mobilenetv2-12-int8', path: join(repoRoot, 'models', 'mobilenetv2-12-int8.onnx'), embedding: { dim: 1280 } });
+  t.match(JSON.parse(r.stdout), {
+    id: 'mobilenetv2-12-int8',
+    path: join(repoRoot, 'models', 'mobilenetv2-12-int8.onnx'),
+    embedding: { dim: 1280 },
+  });
 });
 
 t.test('models list shows local copies and where they are', { skip: mobilenet.skip }, async (t) => {
@@ -134,13 +162,24 @@ t.test('models inspect <id> --json reports the facts for the int8 MobileNetV2', 
   t.match(text.stdout, /embedding\s+\S+ -> 1280-d/);
 });
 
-t.test('a renamed catalog file is recognised by sha256: fixed batch and QDQ for ShuffleNet', { skip: shufflenet.skip }, async (t) => {
-  const renamed = join(root, 'my-backbone.onnx');
-  copyFileSync(shufflenet.path!, renamed);
-  const r = run(['inspect', renamed, '--json']);
-  t.equal(r.code, 0, r.stderr);
-  t.match(JSON.parse(r.stdout), { id: 'shufflenet-v2-12-qdq', catalogId: 'shufflenet-v2-12-qdq', path: renamed, batch: 1, quantization: 'qdq', embedding: { dim: 1024 } });
-});
+t.test(
+  'a renamed catalog file is recognised by sha256: fixed batch and QDQ for ShuffleNet',
+  { skip: shufflenet.skip },
+  async (t) => {
+    const renamed = join(root, 'my-backbone.onnx');
+    copyFileSync(shufflenet.path!, renamed);
+    const r = run(['inspect', renamed, '--json']);
+    t.equal(r.code, 0, r.stderr);
+    t.match(JSON.parse(r.stdout), {
+      id: 'shufflenet-v2-12-qdq',
+      catalogId: 'shufflenet-v2-12-qdq',
+      path: renamed,
+      batch: 1,
+      quantization: 'qdq',
+      embedding: { dim: 1024 },
+    });
+  },
+);
 
 t.test('an unknown model: stated defaults, then its sidecar, then flags', async (t) => {
   const dir = join(root, 'unknown');
@@ -155,9 +194,17 @@ t.test('an unknown model: stated defaults, then its sidecar, then flags', async 
   t.match(facts.preprocess, { source: 'default', layout: 'NCHW', width: 8, height: 8, mean: [0.485, 0.456, 0.406] });
   t.match(facts.preprocess.notes.join('\n'), /safe defaults/);
 
-  writeFileSync(join(dir, 'tiny.edgetl.json'), JSON.stringify({ preprocess: { scale: 1, mean: [0, 0, 0], std: [255, 255, 255] } }));
+  writeFileSync(
+    join(dir, 'tiny.edgetl.json'),
+    JSON.stringify({ preprocess: { scale: 1, mean: [0, 0, 0], std: [255, 255, 255] } }),
+  );
   const withSidecar = JSON.parse(run(['inspect', path, '--json']).stdout);
-  t.match(withSidecar.preprocess, { source: 'sidecar', scale: 1, std: [255, 255, 255], sidecar: join(dir, 'tiny.edgetl.json') });
+  t.match(withSidecar.preprocess, {
+    source: 'sidecar',
+    scale: 1,
+    std: [255, 255, 255],
+    sidecar: join(dir, 'tiny.edgetl.json'),
+  });
 
   const withFlags = JSON.parse(run(['inspect', path, '--json', '--channel-order', 'BGR', '--scale', '1/255']).stdout);
   t.match(withFlags.preprocess, { source: 'flags', channelOrder: 'BGR', std: [255, 255, 255] });
@@ -181,7 +228,10 @@ t.test('offline: inspect and fetch say where they looked and which URL failed, p
   const proxy = `http://127.0.0.1:${await closedPort()}`;
   const env = { HTTPS_PROXY: proxy, https_proxy: undefined, NO_PROXY: undefined, no_proxy: undefined };
   const entry = catalogEntries().find((e) => e.id === 'resnet18-v1-7')!;
-  for (const args of [['inspect', 'resnet18-v1-7'], ['fetch', 'resnet18-v1-7']]) {
+  for (const args of [
+    ['inspect', 'resnet18-v1-7'],
+    ['fetch', 'resnet18-v1-7'],
+  ]) {
     const r = run(args, env);
     t.equal(r.code, 1, args.join(' '));
     t.match(r.stderr, 'backbone resnet18-v1-7 is not on this machine and could not be downloaded');
@@ -200,7 +250,10 @@ t.test('offline: inspect and fetch say where they looked and which URL failed, p
 t.test('user mistakes: unknown ids, subcommands and options', async (t) => {
   const unknown = run(['inspect', 'resnet50-v1']);
   t.equal(unknown.code, 1);
-  t.match(unknown.stderr, /unknown backbone "resnet50-v1": not a catalog id, and no resnet50-v1\.onnx in the model search path .*Closest catalog ids: resnet50-v1-12/);
+  t.match(
+    unknown.stderr,
+    /unknown backbone "resnet50-v1": not a catalog id, and no resnet50-v1\.onnx in the model search path .*Closest catalog ids: resnet50-v1-12/,
+  );
   noStackTrace(t, unknown);
 
   const missingFile = run(['inspect', './nope.onnx']);

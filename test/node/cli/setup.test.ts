@@ -43,16 +43,28 @@ t.test('usage errors exit 2 with the reason', async (t) => {
 t.test('--from a path that does not exist: refused before anything is touched', async (t) => {
   const result = run(['cuda', '--from', join(root, 'nope.tgz')]);
   t.equal(result.code, 1);
-  t.match(result.stderr, process.platform === 'linux' && process.arch === 'x64' ? /--from .*nope\.tgz: no such file or folder/ : /linux\/x64 only/);
+  t.match(
+    result.stderr,
+    process.platform === 'linux' && process.arch === 'x64'
+      ? /--from .*nope\.tgz: no such file or folder/
+      : /linux\/x64 only/,
+  );
   t.notMatch(result.stderr, /at .*\.js:\d+/, 'no stack trace');
 });
 
 const here = assessCuda(gatherHostFacts());
 t.test('--check --json on this machine reports what CUDA lacks, and exits 1 unless it is ready', async (t) => {
   const result = run(['cuda', '--check', '--json', '--no-load-check']);
-  const report = JSON.parse(result.stdout) as { ready: boolean; assessment: { missing: { kind: string; name: string }[] }; cuda: { bindingDir: string } };
+  const report = JSON.parse(result.stdout) as {
+    ready: boolean;
+    assessment: { missing: { kind: string; name: string }[] };
+    cuda: { bindingDir: string };
+  };
   t.equal(report.ready, here.ready);
-  t.same(report.assessment.missing.map((m) => m.kind), here.missing.map((m) => m.kind));
+  t.same(
+    report.assessment.missing.map((m) => m.kind),
+    here.missing.map((m) => m.kind),
+  );
   t.equal(result.code, here.ready ? 0 : 1);
   t.match(report.cuda.bindingDir, /onnxruntime-node[/\\]bin[/\\]napi-v\d+/);
   const human = run(['cuda', '--check', '--no-load-check']);

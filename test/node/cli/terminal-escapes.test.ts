@@ -19,7 +19,11 @@ const C1_CSI = '\u009b31m';
 /** No raw control character other than the line breaks between lines. */
 function assertNoControls(t: Test, text: string, what: string): void {
   const raw = [...text].filter((c) => c !== '\n' && /[\u0000-\u001f\u007f-\u009f]/.test(c));
-  t.same(raw.map((c) => c.charCodeAt(0)), [], `${what}: no raw control characters`);
+  t.same(
+    raw.map((c) => c.charCodeAt(0)),
+    [],
+    `${what}: no raw control characters`,
+  );
 }
 
 t.test('terminalSafe escapes C0, DEL, C1 and bidi overrides, and only those', async (t) => {
@@ -71,8 +75,13 @@ t.test('error messages quoting a file name are escaped too (dist/cli.js)', async
   const { repoRoot } = await import('../../helpers/shared.js');
   const cli = join(repoRoot, 'dist', 'cli.js');
   if (!existsSync(cli)) return t.comment('dist/cli.js is not built (npm run build): skipped');
-  const result = spawnSync(process.execPath, [cli, 'head', 'inspect', `/tmp/no-such${CLEAR}${TITLE}.json`], { encoding: 'utf8' });
+  const result = spawnSync(process.execPath, [cli, 'head', 'inspect', `/tmp/no-such${CLEAR}${TITLE}.json`], {
+    encoding: 'utf8',
+  });
   t.equal(result.status, 1);
   assertNoControls(t, result.stderr, 'the error');
-  t.match(result.stderr, /edgetl head: cannot read head \/tmp\/no-such\\x1b\[2J\\x1b\]0;owned\\x07\.json: file not found/);
+  t.match(
+    result.stderr,
+    /edgetl head: cannot read head \/tmp\/no-such\\x1b\[2J\\x1b\]0;owned\\x07\.json: file not found/,
+  );
 });

@@ -22,5 +22,8 @@ t.test('train warns when training photos repeat the same image content', async (
 
   const clean = await colourFolder(ws.root, 'clean', { red: 6, blue: 6 }, 8);
   const again = await run(trainCommand, [clean, '--backbone', ws.model, '--ep', 'cpu', '--out', head, '--json']);
-  t.notOk((JSON.parse(again.stdout) as { warnings: string[] }).warnings.some((w) => /repeat/.test(w)), 'no warning without copies');
+  t.notOk(
+    (JSON.parse(again.stdout) as { warnings: string[] }).warnings.some((w) => /repeat/.test(w)),
+    'no warning without copies',
+  );
 });

@@ -14,14 +14,27 @@ t.test('train from a folder: --json prints the documented object and writes a lo
   const train = await colourFolder(ws.root, 'train', { red: 8, green: 8, blue: 8 }, 1);
   const val = await colourFolder(ws.root, 'val', { red: 4, green: 4, blue: 4 }, 2);
   const out = join(ws.root, 'heads', 'head.json');
-  const result = await run(trainCommand, [train, '--val', val, '--backbone', ws.model, '--ep', 'cpu', '--out', out, '--json']);
+  const result = await run(trainCommand, [
+    train,
+    '--val',
+    val,
+    '--backbone',
+    ws.model,
+    '--ep',
+    'cpu',
+    '--out',
+    out,
+    '--json',
+  ]);
   t.equal(result.error, undefined, result.error?.message ?? '');
   t.equal(result.code, 0);
   const lines = result.stdout.trim().split('\n');
   t.equal(lines.length, 1, 'one JSON object on stdout');
   const summary = JSON.parse(lines[0]);
-  for (const key of ['head', 'classes', 'trainCount', 'valCount', 'val', 'embedSeconds', 'trainSeconds', 'headBytes']) t.ok(key in summary, `has "${key}"`);
-  for (const key of ['accuracy', 'balancedAccuracy', 'logLoss', 'ece']) t.type(summary.val[key], 'number', `val.${key}`);
+  for (const key of ['head', 'classes', 'trainCount', 'valCount', 'val', 'embedSeconds', 'trainSeconds', 'headBytes'])
+    t.ok(key in summary, `has "${key}"`);
+  for (const key of ['accuracy', 'balancedAccuracy', 'logLoss', 'ece'])
+    t.type(summary.val[key], 'number', `val.${key}`);
   t.same(summary.classes, ['blue', 'green', 'red']);
   t.equal(summary.trainCount, 24);
   t.equal(summary.valCount, 12);
@@ -48,7 +61,20 @@ t.test('train from an embedding set, --val-split, other head types, and the same
   const weights: string[] = [];
   for (const head of ['linear', 'mlp', 'prototype', 'mlp']) {
     const out = join(ws.root, `${head}-${weights.length}.json`);
-    const result = await run(trainCommand, [prefix, '--head', head, '--val-split', '0.2', '--seed', '5', '--epochs', '10', '--out', out, '--json']);
+    const result = await run(trainCommand, [
+      prefix,
+      '--head',
+      head,
+      '--val-split',
+      '0.2',
+      '--seed',
+      '5',
+      '--epochs',
+      '10',
+      '--out',
+      out,
+      '--json',
+    ]);
     t.equal(result.error, undefined, result.error?.message ?? '');
     const summary = JSON.parse(result.stdout);
     t.equal(summary.embedSeconds, 0, `${head}: no embedding needed`);
@@ -101,29 +127,58 @@ t.test('refusals: one class, empty class folder, flat folder, mismatched backbon
 
 const model = sharedModel('mobilenetv2-12-int8.onnx');
 const hymenoptera = sharedPath('datasets/hymenoptera');
-t.test('end to end on hymenoptera with MobileNetV2-int8: val accuracy above 93%', { skip: model.skip || hymenoptera.skip }, async (t) => {
-  const ws = await workspace(t, 'cli-train-hym');
-  const out = join(ws.root, 'head.json');
-  const result = await run(trainCommand, [join(hymenoptera.path!, 'train'), '--val', join(hymenoptera.path!, 'val'), '--backbone', model.path!, '--ep', 'cpu', '--out', out, '--json']);
-  t.equal(result.error, undefined, result.error?.message ?? '');
-  const summary = JSON.parse(result.stdout);
-  t.same(summary.classes, ['ants', 'bees']);
-  t.equal(summary.trainCount, 244);
-  t.equal(summary.valCount, 153);
-  t.ok(summary.val.closedSetAccuracy >= 0.93, `closed-set val accuracy ${summary.val.closedSetAccuracy}`);
-  t.ok(summary.val.acceptedAccuracy >= 0.93, `accuracy on the val photos not rejected as unknown ${summary.val.acceptedAccuracy}`);
-  t.ok(summary.val.rejectedRate <= 0.1, `own val photos rejected as unknown ${summary.val.rejectedRate}`);
-  t.equal(summary.rejectRate, DEFAULT_REJECT_RATE, 'open-set rejection is on by default');
-  t.ok(summary.val.ece < 0.1, `val ECE ${summary.val.ece}`);
-  // linear weights ~10 KB; the open-set memory (4 * sqrt(244) = 62 rows of 1280 float16) ~210 KB in base64
-  t.ok(summary.headBytes < 300_000, `head file ${summary.headBytes} bytes`);
-});
+t.test(
+  'end to end on hymenoptera with MobileNetV2-int8: val accuracy above 93%',
+  { skip: model.skip || hymenoptera.skip },
+  async (t) => {
+    const ws = await workspace(t, 'cli-train-hym');
+    const out = join(ws.root, 'head.json');
+    const result = await run(trainCommand, [
+      join(hymenoptera.path!, 'train'),
+      '--val',
+      join(hymenoptera.path!, 'val'),
+      '--backbone',
+      model.path!,
+      '--ep',
+      'cpu',
+      '--out',
+      out,
+      '--json',
+    ]);
+    t.equal(result.error, undefined, result.error?.message ?? '');
+    const summary = JSON.parse(result.stdout);
+    t.same(summary.classes, ['ants', 'bees']);
+    t.equal(summary.trainCount, 244);
+    t.equal(summary.valCount, 153);
+    t.ok(summary.val.closedSetAccuracy >= 0.93, `closed-set val accuracy ${summary.val.closedSetAccuracy}`);
+    t.ok(
+      summary.val.acceptedAccuracy >= 0.93,
+      `accuracy on the val photos not rejected as unknown ${summary.val.acceptedAccuracy}`,
+    );
+    t.ok(summary.val.rejectedRate <= 0.1, `own val photos rejected as unknown ${summary.val.rejectedRate}`);
+    t.equal(summary.rejectRate, DEFAULT_REJECT_RATE, 'open-set rejection is on by default');
+    t.ok(summary.val.ece < 0.1, `val ECE ${summary.val.ece}`);
+    // linear weights ~10 KB; the open-set memory (4 * sqrt(244) = 62 rows of 1280 float16) ~210 KB in base64
+    t.ok(summary.headBytes < 300_000, `head file ${summary.headBytes} bytes`);
+  },
+);
 
 t.test('--augment flip adds one mirrored view per training image, grouped with it', async (t) => {
   const ws = await workspace(t, 'cli-train-flip');
   const train = await colourFolder(ws.root, 'train', { red: 6, blue: 6 }, 8);
   const out = join(ws.root, 'head.json');
-  const result = await run(trainCommand, [train, '--backbone', ws.model, '--ep', 'cpu', '--augment', 'flip', '--out', out, '--json']);
+  const result = await run(trainCommand, [
+    train,
+    '--backbone',
+    ws.model,
+    '--ep',
+    'cpu',
+    '--augment',
+    'flip',
+    '--out',
+    out,
+    '--json',
+  ]);
   t.equal(result.error, undefined, result.error?.message ?? '');
   const summary = JSON.parse(result.stdout);
   t.equal(summary.trainCount, 12);
@@ -131,6 +186,13 @@ t.test('--augment flip adds one mirrored view per training image, grouped with i
   const head = Head.parse(await readFile(out, 'utf8'));
   t.same(head.training.counts, { blue: 6, red: 6 }, 'counts are of original images');
   t.equal((head.training.data as { augmentedRows: number }).augmentedRows, 12);
-  t.equal((head.training.metrics.heldOut as { count: number }).count, 24, 'out-of-fold metrics cover originals and views');
-  t.match((await run(trainCommand, [train, '--backbone', ws.model, '--augment', 'crop', '--out', out])).error?.message, /--augment must be one of flip/);
+  t.equal(
+    (head.training.metrics.heldOut as { count: number }).count,
+    24,
+    'out-of-fold metrics cover originals and views',
+  );
+  t.match(
+    (await run(trainCommand, [train, '--backbone', ws.model, '--augment', 'crop', '--out', out])).error?.message,
+    /--augment must be one of flip/,
+  );
 });

@@ -13,7 +13,8 @@ t.test('train --out on a full disk fails naming the file (ENOSPC), the previous 
   const train = await colourFolder(ws.root, 'train', { red: 4, blue: 4 }, 2);
   const disk = join(ws.root, 'disk');
   await mkdir(disk);
-  if (spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', disk]).status !== 0) return t.comment('cannot mount a tmpfs here: skipped');
+  if (spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', disk]).status !== 0)
+    return t.comment('cannot mount a tmpfs here: skipped');
   t.teardown(() => spawnSync('umount', [disk]));
   const head = join(disk, 'head.json');
   await writeFile(head, 'previous head');
@@ -24,6 +25,9 @@ t.test('train --out on a full disk fails naming the file (ENOSPC), the previous 
     // ENOSPC expected: the filler took what it could
   }
   const result = await run(trainCommand, [train, '--backbone', ws.model, '--ep', 'cpu', '--out', head]);
-  t.match(result.error, { code: 'write-failed', message: new RegExp(`^cannot write ${head}: no space left on the device \\(ENOSPC\\)$`) });
+  t.match(result.error, {
+    code: 'write-failed',
+    message: new RegExp(`^cannot write ${head}: no space left on the device \\(ENOSPC\\)$`),
+  });
   t.equal(await readFile(head, 'utf8'), 'previous head', 'the previous head is intact');
 });

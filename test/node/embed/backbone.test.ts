@@ -23,7 +23,9 @@ async function workspace(t: { teardown(fn: () => unknown): void }) {
   const images: string[] = [];
   for (const [i, [r, g, b]] of colours.entries()) {
     const path = join(dir, `c${i}.png`);
-    await sharp({ create: { width: 24, height: 16, channels: 3, background: { r, g, b } } }).png().toFile(path);
+    await sharp({ create: { width: 24, height: 16, channels: 3, background: { r, g, b } } })
+      .png()
+      .toFile(path);
     images.push(path);
   }
   return { dir, images, cacheDir: join(dir, 'cache') };
@@ -32,7 +34,9 @@ async function workspace(t: { teardown(fn: () => unknown): void }) {
 /** '' when `got` equals `want` within 1e-5, else both, for the assertion message. */
 function mismatch(got: ArrayLike<number>, want: number[]): string {
   const worst = want.reduce((m, w, i) => Math.max(m, Math.abs(w - got[i]!)), 0);
-  return got.length === want.length && worst < 1e-5 ? '' : `got [${Array.from(got).map((v) => v.toFixed(5))}], want [${want.map((v) => v.toFixed(5))}]`;
+  return got.length === want.length && worst < 1e-5
+    ? ''
+    : `got [${Array.from(got).map((v) => v.toFixed(5))}], want [${want.map((v) => v.toFixed(5))}]`;
 }
 
 t.test('loads an unknown model by path and reports what it is', async (t) => {
@@ -61,11 +65,19 @@ t.test('embed turns a path, encoded bytes and raw pixels into the expected embed
   const backbone = await Backbone.load(model, { ep: 'cpu', cacheDir: ws.cacheDir, cache: false });
   t.teardown(() => backbone.close());
   t.equal(mismatch(await backbone.embed(ws.images[0]!), normalizedColour(colours[0]!)), '', 'from a path');
-  t.equal(mismatch(await backbone.embed(await readFile(ws.images[1]!)), normalizedColour(colours[1]!)), '', 'from bytes');
+  t.equal(
+    mismatch(await backbone.embed(await readFile(ws.images[1]!)), normalizedColour(colours[1]!)),
+    '',
+    'from bytes',
+  );
   // 9x9: the default recipe for an 8x8 input resizes to 9 and crops 8, so no enlargement is involved.
   const rgb = new Uint8Array(9 * 9 * 3);
   for (let p = 0; p < 81; p++) rgb.set(colours[2]!, p * 3);
-  t.equal(mismatch(await backbone.embed({ rgb, width: 9, height: 9, channels: 3 }), normalizedColour(colours[2]!)), '', 'from raw pixels');
+  t.equal(
+    mismatch(await backbone.embed({ rgb, width: 9, height: 9, channels: 3 }), normalizedColour(colours[2]!)),
+    '',
+    'from raw pixels',
+  );
   const bad = join(ws.dir, 'bad.jpg');
   await writeFile(bad, Buffer.from([0xff, 0xd8, 0xff, 0xe0, 0, 0x10]));
   const error = await backbone.embed(bad).catch((e: unknown) => e);
@@ -84,8 +96,14 @@ t.test('embedMany batches, keeps order, skips a corrupt file, and matches embedT
   const sources = [ws.images[0]!, bad, ...ws.images.slice(1)];
   const seen: number[] = [];
   const result = await backbone.embedMany(sources, { batchSize: 2, onProgress: (done) => seen.push(done) });
-  t.same(result.items.map((i) => i.index), [0, 2, 3, 4, 5]);
-  t.same(result.skipped.map((s) => s.path), [bad]);
+  t.same(
+    result.items.map((i) => i.index),
+    [0, 2, 3, 4, 5],
+  );
+  t.same(
+    result.skipped.map((s) => s.path),
+    [bad],
+  );
   t.equal(seen.at(-1), 6);
   result.items.forEach((item, row) => {
     const colour = colours[item.index === 0 ? 0 : item.index - 1]!;
@@ -108,8 +126,14 @@ t.test('a fixed-batch model runs in groups of its size, padding the last', async
   const result = await backbone.embedMany(ws.images, { batchSize: 8 });
   t.equal(result.items.length, 5);
   t.equal(result.stats.batches, 3);
-  colours.forEach((colour, i) => t.equal(mismatch(result.embeddings.subarray(i * 3, i * 3 + 3), normalizedColour(colour)), '', `image ${i}`));
-  t.equal(mismatch(await backbone.embed(ws.images[4]!), normalizedColour(colours[4]!)), '', 'single image through a batch-2 graph');
+  colours.forEach((colour, i) =>
+    t.equal(mismatch(result.embeddings.subarray(i * 3, i * 3 + 3), normalizedColour(colour)), '', `image ${i}`),
+  );
+  t.equal(
+    mismatch(await backbone.embed(ws.images[4]!), normalizedColour(colours[4]!)),
+    '',
+    'single image through a batch-2 graph',
+  );
 });
 
 t.test('a second backbone over unchanged images is served from the on-disk cache', async (t) => {
@@ -127,7 +151,11 @@ t.test('a second backbone over unchanged images is served from the on-disk cache
   t.equal(b.stats.cacheHits, 5);
   t.equal(b.stats.computed, 0);
   t.same(Array.from(b.embeddings), Array.from(a.embeddings));
-  const otherSpec = await Backbone.load(model, { ep: 'cpu', cacheDir: ws.cacheDir, preprocess: { resize: 'stretch', crop: 'none' } });
+  const otherSpec = await Backbone.load(model, {
+    ep: 'cpu',
+    cacheDir: ws.cacheDir,
+    preprocess: { resize: 'stretch', crop: 'none' },
+  });
   t.teardown(() => otherSpec.close());
   const c = await otherSpec.embedMany(ws.images);
   t.equal(c.stats.cacheHits, 0, 'a different preprocessing spec never reuses entries');
@@ -186,7 +214,13 @@ t.test('many images decode on worker threads when asked, with the same results',
   const result = await threaded.embedMany(many, { batchSize: 4 });
   t.equal(threaded.decoding, '2 worker threads');
   t.equal(result.items.length, many.length);
-  many.forEach((_, i) => t.equal(mismatch(result.embeddings.subarray(i * 3, i * 3 + 3), normalizedColour(colours[i % colours.length]!)), '', `image ${i}`));
+  many.forEach((_, i) =>
+    t.equal(
+      mismatch(result.embeddings.subarray(i * 3, i * 3 + 3), normalizedColour(colours[i % colours.length]!)),
+      '',
+      `image ${i}`,
+    ),
+  );
   const single = await Backbone.load(model, { ep: 'cpu', cacheDir: ws.cacheDir, cache: false, decodeThreads: 0 });
   t.teardown(() => single.close());
   await single.embedMany(many);

@@ -3,7 +3,12 @@ import { mkdtemp, rm, stat, writeFile, utimes, readdir } from 'node:fs/promises'
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EmbeddingCache, imageBytesKey } from '../../../src/node/embed/cache.js';
-import { maintainEmbeddingCache, listEmbeddingFiles, embeddingCacheBound, parseSize } from '../../../src/node/embed/cache-maintenance.js';
+import {
+  maintainEmbeddingCache,
+  listEmbeddingFiles,
+  embeddingCacheBound,
+  parseSize,
+} from '../../../src/node/embed/cache-maintenance.js';
 import { IMAGENET_224 } from '../../../src/core/preprocess/spec.js';
 
 async function scratch(t: { teardown(fn: () => unknown): void }): Promise<string> {
@@ -17,7 +22,8 @@ const recordBytes = 4 + 32 + dim * 4 + 4;
 const vector = (seed: number) => Float32Array.from({ length: dim }, (_, i) => seed * 100 + i);
 const key = (seed: number) => imageBytesKey(new TextEncoder().encode(`image ${seed}`));
 const tick = () => new Promise((resolve) => setTimeout(resolve, 5));
-const open = (root: string, fingerprint = 'fp') => EmbeddingCache.open({ root, fingerprint, preprocess: IMAGENET_224, dim });
+const open = (root: string, fingerprint = 'fp') =>
+  EmbeddingCache.open({ root, fingerprint, preprocess: IMAGENET_224, dim });
 
 async function present(root: string, seeds: number[], fingerprint = 'fp'): Promise<number[]> {
   const cache = await open(root, fingerprint);
@@ -35,39 +41,50 @@ async function present(root: string, seeds: number[], fingerprint = 'fp'): Promi
   return found;
 }
 
-t.test('over the bound, the least-recently-used entries go first, across files, down to 80% of the bound', async (t) => {
-  const root = await scratch(t);
-  const first = await open(root);
-  for (let i = 0; i < 10; i++) first.put(key(i), vector(i));
-  await first.close();
-  await tick();
-  const other = await open(root, 'other-backbone');
-  for (let i = 100; i < 110; i++) other.put(key(i), vector(i));
-  await other.close();
-  await tick();
-  const second = await open(root);
-  for (let i = 10; i < 20; i++) second.put(key(i), vector(i));
-  for (let i = 0; i < 5; i++) t.ok(await second.get(key(i)), `entry ${i} read again`);
-  await second.close();
-  // Use order now: 5-9 (oldest), 100-109, then 0-4 and 10-19 (newest).
-  const files = await listEmbeddingFiles(root);
-  const total = files.reduce((s, f) => s + f.bytes, 0);
-  const perEntry = recordBytes + 40;
-  // Room for 18 entries at 80%: 30 - 18 = 12 must go: 5-9, then the 7 oldest... all of 100-109 share one time.
-  const maxBytes = Math.ceil((2 * 64 + 18 * perEntry) / 0.8);
-  t.ok(total > maxBytes, `the cache (${total} B) is over the bound (${maxBytes} B)`);
-  const report = await maintainEmbeddingCache(root, { maxBytes });
-  t.ok(report.ran);
-  t.ok(report.evicted >= 12, `evicted ${report.evicted}`);
-  t.ok(report.bytesAfter <= maxBytes * 0.8, `down to ${report.bytesAfter} B, under 80% of the bound`);
-  t.same(await present(root, [5, 6, 7, 8, 9]), [], 'the least recently used go first');
-  t.same(await present(root, [0, 1, 2, 3, 4, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19]), [0, 1, 2, 3, 4, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19], 'recently used and recently added stay');
-  const left = await present(root, Array.from({ length: 10 }, (_, i) => 100 + i), 'other-backbone');
-  t.ok(left.length <= 3, `the other backbone's older entries go before the newer ones (${left.length} left)`);
+t.test(
+  'over the bound, the least-recently-used entries go first, across files, down to 80% of the bound',
+  async (t) => {
+    const root = await scratch(t);
+    const first = await open(root);
+    for (let i = 0; i < 10; i++) first.put(key(i), vector(i));
+    await first.close();
+    await tick();
+    const other = await open(root, 'other-backbone');
+    for (let i = 100; i < 110; i++) other.put(key(i), vector(i));
+    await other.close();
+    await tick();
+    const second = await open(root);
+    for (let i = 10; i < 20; i++) second.put(key(i), vector(i));
+    for (let i = 0; i < 5; i++) t.ok(await second.get(key(i)), `entry ${i} read again`);
+    await second.close();
+    // Use order now: 5-9 (oldest), 100-109, then 0-4 and 10-19 (newest).
+    const files = await listEmbeddingFiles(root);
+    const total = files.reduce((s, f) => s + f.bytes, 0);
+    const perEntry = recordBytes + 40;
+    // Room for 18 entries at 80%: 30 - 18 = 12 must go: 5-9, then the 7 oldest... all of 100-109 share one time.
+    const maxBytes = Math.ceil((2 * 64 + 18 * perEntry) / 0.8);
+    t.ok(total > maxBytes, `the cache (${total} B) is over the bound (${maxBytes} B)`);
+    const report = await maintainEmbeddingCache(root, { maxBytes });
+    t.ok(report.ran);
+    t.ok(report.evicted >= 12, `evicted ${report.evicted}`);
+    t.ok(report.bytesAfter <= maxBytes * 0.8, `down to ${report.bytesAfter} B, under 80% of the bound`);
+    t.same(await present(root, [5, 6, 7, 8, 9]), [], 'the least recently used go first');
+    t.same(
+      await present(root, [0, 1, 2, 3, 4, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19]),
+      [0, 1, 2, 3, 4, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19],
+      'recently used and recently added stay',
+    );
+    const left = await present(
+      root,
+      Array.from({ length: 10 }, (_, i) => 100 + i),
+      'other-backbone',
+    );
+    t.ok(left.length <= 3, `the other backbone's older entries go before the newer ones (${left.length} left)`);
 
-  const under = await maintainEmbeddingCache(root, { maxBytes: total * 10 });
-  t.notOk(under.ran, 'under the bound nothing is done');
-});
+    const under = await maintainEmbeddingCache(root, { maxBytes: total * 10 });
+    t.notOk(under.ran, 'under the bound nothing is done');
+  },
+);
 
 t.test('duplicate records from two writers are compacted to one per key, values intact, usage kept', async (t) => {
   const root = await scratch(t);
@@ -85,7 +102,11 @@ t.test('duplicate records from two writers are compacted to one per key, values 
   const compactedOnOpen = seen.stats().compacted;
   await seen.close();
   const report = await maintainEmbeddingCache(root, { compact: 'needed' });
-  t.equal(report.compactedRecords, compactedOnOpen ? 0 : 20, 'each duplicate is compacted once, on open or by maintenance');
+  t.equal(
+    report.compactedRecords,
+    compactedOnOpen ? 0 : 20,
+    'each duplicate is compacted once, on open or by maintenance',
+  );
   t.equal(report.evicted, 0);
   const after = (await stat(a.path)).size;
   t.equal(after, 64 + 20 * recordBytes, `one record per key (${before} -> ${after} bytes)`);
@@ -94,7 +115,13 @@ t.test('duplicate records from two writers are compacted to one per key, values 
   t.equal(reopened.stats().duplicates, 0);
   t.equal((await reopened.lastUsed()).size, 20, 'the usage log survives compaction');
   await reopened.close();
-  t.same(await present(root, Array.from({ length: 20 }, (_, i) => i)), Array.from({ length: 20 }, (_, i) => i));
+  t.same(
+    await present(
+      root,
+      Array.from({ length: 20 }, (_, i) => i),
+    ),
+    Array.from({ length: 20 }, (_, i) => i),
+  );
 });
 
 t.test('compaction keeps entries added but not yet indexed, and an emptied file is removed', async (t) => {
@@ -159,9 +186,18 @@ t.test('the bound: EDGETL_CACHE_MAX_SIZE, then the config, then 2 GiB', async (t
   t.same(await embeddingCacheBound(root, {}), { maxBytes: 2 * 1024 ** 3, source: 'default' });
   await writeFile(join(root, 'cache-config.json'), JSON.stringify({ embeddingsMaxBytes: 1000 }));
   t.same(await embeddingCacheBound(root, {}), { maxBytes: 1000, source: 'edgetl cache limit' });
-  t.same(await embeddingCacheBound(root, { EDGETL_CACHE_MAX_SIZE: '1.5GiB' }), { maxBytes: 1.5 * 1024 ** 3, source: 'EDGETL_CACHE_MAX_SIZE' });
-  t.same(await embeddingCacheBound(root, { EDGETL_CACHE_MAX_SIZE: 'none' }), { maxBytes: null, source: 'EDGETL_CACHE_MAX_SIZE' });
-  await t.rejects(embeddingCacheBound(root, { EDGETL_CACHE_MAX_SIZE: 'lots' }), /EDGETL_CACHE_MAX_SIZE="lots" is not a size/);
+  t.same(await embeddingCacheBound(root, { EDGETL_CACHE_MAX_SIZE: '1.5GiB' }), {
+    maxBytes: 1.5 * 1024 ** 3,
+    source: 'EDGETL_CACHE_MAX_SIZE',
+  });
+  t.same(await embeddingCacheBound(root, { EDGETL_CACHE_MAX_SIZE: 'none' }), {
+    maxBytes: null,
+    source: 'EDGETL_CACHE_MAX_SIZE',
+  });
+  await t.rejects(
+    embeddingCacheBound(root, { EDGETL_CACHE_MAX_SIZE: 'lots' }),
+    /EDGETL_CACHE_MAX_SIZE="lots" is not a size/,
+  );
   t.equal(parseSize('500MB'), 500e6);
   t.equal(parseSize('2 kib'), 2048);
   t.throws(() => parseSize('-3GB'), /not a size/);

@@ -43,10 +43,20 @@ t.test('a different fingerprint or preprocessing spec never shares entries', asy
   const otherModel = await EmbeddingCache.open({ root, fingerprint: 'fp2', preprocess: IMAGENET_224, dim });
   t.equal(await otherModel.get(key(1)), undefined);
   await otherModel.close();
-  const otherSpec = await EmbeddingCache.open({ root, fingerprint: 'fp1', preprocess: { ...IMAGENET_224, resizeTo: 224 }, dim });
+  const otherSpec = await EmbeddingCache.open({
+    root,
+    fingerprint: 'fp1',
+    preprocess: { ...IMAGENET_224, resizeTo: 224 },
+    dim,
+  });
   t.equal(await otherSpec.get(key(1)), undefined);
   await otherSpec.close();
-  const sameSpecOtherKeyOrder = await EmbeddingCache.open({ root, fingerprint: 'fp1', preprocess: JSON.parse(JSON.stringify(IMAGENET_224, Object.keys(IMAGENET_224).reverse())), dim });
+  const sameSpecOtherKeyOrder = await EmbeddingCache.open({
+    root,
+    fingerprint: 'fp1',
+    preprocess: JSON.parse(JSON.stringify(IMAGENET_224, Object.keys(IMAGENET_224).reverse())),
+    dim,
+  });
   t.ok(await sameSpecOtherKeyOrder.get(key(1)), 'spec hashing ignores key order');
   await sameSpecOtherKeyOrder.close();
 });
@@ -102,7 +112,10 @@ t.test('a file with a foreign header is set aside, not trusted', async (t) => {
   t.equal(fresh.stats().loaded, 0);
   await fresh.close();
   const names = await readdir(dirname(cache.path));
-  t.ok(names.some((n) => n.includes('.unreadable-')), names.join(','));
+  t.ok(
+    names.some((n) => n.includes('.unreadable-')),
+    names.join(','),
+  );
 });
 
 t.test('two writers appending to the same file lose nothing', async (t) => {
@@ -146,32 +159,43 @@ t.test('raw pixel keys depend on geometry as well as bytes', async (t) => {
   t.equal(rawPixelsKey(pixels, 2, 2, 3), rawPixelsKey(new Uint8Array(12), 2, 2, 3));
 });
 
-t.test('two processes appending the same images: duplicates are found and compacted away at the next open', async (t) => {
-  const { spawnTypeScript, waitForOutput, runToEnd } = await import('../../helpers/child-script.js');
-  const { fileURLToPath } = await import('node:url');
-  const { statSync } = await import('node:fs');
-  const root = await scratch(t);
-  const script = fileURLToPath(new URL('../../helpers/crash-writers.ts', import.meta.url));
-  const children = [0, 1].map(() => spawnTypeScript(script, ['cache-fill', root, '100'], { stdio: ['pipe', 'pipe', 'pipe'] }));
-  // both have opened (and indexed an empty file) before either appends
-  await Promise.all(children.map((child) => waitForOutput(child, 'opened')));
-  const ended = children.map((child) => runToEnd(child));
-  for (const child of children) child.stdin!.write('go\n');
-  for (const result of await Promise.all(ended)) t.equal(result.code, 0, result.stderr);
-  const recordBytes = 4 + 32 + 4 * 4 + 4;
-  const cache = await EmbeddingCache.open({ root, fingerprint: 'shared', preprocess: IMAGENET_224, dim: 4, maxBytes: 1 << 20 });
-  t.equal(cache.stats().duplicates, 100, 'every record was appended twice');
-  t.equal(cache.stats().compacted, true, 'so the file was compacted on open');
-  t.equal(cache.stats().loaded, 100);
-  t.equal(statSync(cache.path).size, 64 + 100 * recordBytes, 'one record per image is left');
-  t.same(Array.from((await cache.get(imageBytesKey(new TextEncoder().encode('image 42'))))!), [42, 42, 42, 42]);
-  cache.put(imageBytesKey(new TextEncoder().encode('a new image')), Float32Array.of(1, 2, 3, 4));
-  await cache.close();
-  const again = await EmbeddingCache.open({ root, fingerprint: 'shared', preprocess: IMAGENET_224, dim: 4 });
-  t.equal(again.stats().loaded, 101, 'appends after compaction are kept');
-  t.equal(again.stats().compacted, false, 'a clean file is left alone');
-  await again.close();
-});
+t.test(
+  'two processes appending the same images: duplicates are found and compacted away at the next open',
+  async (t) => {
+    const { spawnTypeScript, waitForOutput, runToEnd } = await import('../../helpers/child-script.js');
+    const { fileURLToPath } = await import('node:url');
+    const { statSync } = await import('node:fs');
+    const root = await scratch(t);
+    const script = fileURLToPath(new URL('../../helpers/crash-writers.ts', import.meta.url));
+    const children = [0, 1].map(() =>
+      spawnTypeScript(script, ['cache-fill', root, '100'], { stdio: ['pipe', 'pipe', 'pipe'] }),
+    );
+    // both have opened (and indexed an empty file) before either appends
+    await Promise.all(children.map((child) => waitForOutput(child, 'opened')));
+    const ended = children.map((child) => runToEnd(child));
+    for (const child of children) child.stdin!.write('go\n');
+    for (const result of await Promise.all(ended)) t.equal(result.code, 0, result.stderr);
+    const recordBytes = 4 + 32 + 4 * 4 + 4;
+    const cache = await EmbeddingCache.open({
+      root,
+      fingerprint: 'shared',
+      preprocess: IMAGENET_224,
+      dim: 4,
+      maxBytes: 1 << 20,
+    });
+    t.equal(cache.stats().duplicates, 100, 'every record was appended twice');
+    t.equal(cache.stats().compacted, true, 'so the file was compacted on open');
+    t.equal(cache.stats().loaded, 100);
+    t.equal(statSync(cache.path).size, 64 + 100 * recordBytes, 'one record per image is left');
+    t.same(Array.from((await cache.get(imageBytesKey(new TextEncoder().encode('image 42'))))!), [42, 42, 42, 42]);
+    cache.put(imageBytesKey(new TextEncoder().encode('a new image')), Float32Array.of(1, 2, 3, 4));
+    await cache.close();
+    const again = await EmbeddingCache.open({ root, fingerprint: 'shared', preprocess: IMAGENET_224, dim: 4 });
+    t.equal(again.stats().loaded, 101, 'appends after compaction are kept');
+    t.equal(again.stats().compacted, false, 'a clean file is left alone');
+    await again.close();
+  },
+);
 
 t.test('the cache file is bounded: over maxBytes, opening keeps the newest entries', async (t) => {
   const { statSync } = await import('node:fs');
@@ -194,11 +218,15 @@ t.test('a cache write failure is reported, not silent', async (t) => {
   const { spawnSync } = await import('node:child_process');
   if (process.getuid?.() !== 0) return t.comment('mounting a tiny tmpfs needs root: skipped');
   const root = await scratch(t);
-  if (spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', root]).status !== 0) return t.comment('cannot mount a tmpfs here: skipped');
+  if (spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', root]).status !== 0)
+    return t.comment('cannot mount a tmpfs here: skipped');
   t.teardown(() => spawnSync('umount', [root]));
   const cache = await EmbeddingCache.open({ root, fingerprint: 'fp', preprocess: IMAGENET_224, dim: 1024 });
   for (let i = 0; i < 40; i++) cache.put(key(i), new Float32Array(1024).fill(i));
   await t.rejects(cache.flush(), { code: 'ENOSPC' }, 'the flush fails');
-  t.match(cache.writeProblem, new RegExp(`cannot write the embedding cache ${cache.path}: no space left on the device \\(ENOSPC\\)`));
+  t.match(
+    cache.writeProblem,
+    new RegExp(`cannot write the embedding cache ${cache.path}: no space left on the device \\(ENOSPC\\)`),
+  );
   await cache.close().catch(() => undefined);
 });

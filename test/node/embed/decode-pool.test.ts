@@ -14,7 +14,9 @@ const spec = { ...IMAGENET_224, width: 32, height: 32, resizeTo: 36 };
 async function photo(seed: number): Promise<Buffer> {
   const raw = Buffer.alloc(60 * 45 * 3);
   for (let i = 0; i < raw.length; i++) raw[i] = (i * 31 + seed * 17) % 251;
-  return sharp(raw, { raw: { width: 60, height: 45, channels: 3 } }).jpeg().toBuffer();
+  return sharp(raw, { raw: { width: 60, height: 45, channels: 3 } })
+    .jpeg()
+    .toBuffer();
 }
 
 t.test('worker threads decode exactly what the main thread decodes', async (t) => {

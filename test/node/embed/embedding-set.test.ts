@@ -31,7 +31,11 @@ t.test('writes the NPY and the JSON the issue describes, and reads them back', a
   const dir = await scratch(t);
   const prefix = join(dir, 'train');
   const embeddings = Float32Array.from([1, 2, 3, 4, 5, 6]);
-  const written = await writeEmbeddingSet(prefix, { ...antsAndBees, skipped: [{ path: '/d/bees/bad.jpg', reason: 'truncated JPEG' }], embeddings });
+  const written = await writeEmbeddingSet(prefix, {
+    ...antsAndBees,
+    skipped: [{ path: '/d/bees/bad.jpg', reason: 'truncated JPEG' }],
+    embeddings,
+  });
   t.same(written, { npy: `${prefix}.npy`, json: `${prefix}.json` });
   const json = JSON.parse(await readFile(`${prefix}.json`, 'utf8'));
   t.same(json.backbone, backbone);
@@ -49,7 +53,14 @@ t.test('writes the NPY and the JSON the issue describes, and reads them back', a
 
 t.test('a flat folder set has classes null and null labels', async (t) => {
   const dir = await scratch(t);
-  await writeEmbeddingSet(join(dir, 'flat'), { backbone, executionProvider: 'cpu', classes: null, items: [{ path: 'a.jpg', label: null }], skipped: [], embeddings: new Float32Array(3) });
+  await writeEmbeddingSet(join(dir, 'flat'), {
+    backbone,
+    executionProvider: 'cpu',
+    classes: null,
+    items: [{ path: 'a.jpg', label: null }],
+    skipped: [],
+    embeddings: new Float32Array(3),
+  });
   const back = await readEmbeddingSet(join(dir, 'flat'));
   t.equal(back.classes, null);
   t.equal(back.items[0]!.label, null);
@@ -58,7 +69,14 @@ t.test('a flat folder set has classes null and null labels', async (t) => {
 t.test('refuses to write data whose size does not match items x dim', async (t) => {
   const dir = await scratch(t);
   await t.rejects(
-    writeEmbeddingSet(join(dir, 'x'), { backbone, executionProvider: 'cpu', classes: null, items: [{ path: 'a', label: null }], skipped: [], embeddings: new Float32Array(4) }),
+    writeEmbeddingSet(join(dir, 'x'), {
+      backbone,
+      executionProvider: 'cpu',
+      classes: null,
+      items: [{ path: 'a', label: null }],
+      skipped: [],
+      embeddings: new Float32Array(4),
+    }),
     /1 items x 3 dims needs 3 values, got 4/,
   );
 });
@@ -66,9 +84,19 @@ t.test('refuses to write data whose size does not match items x dim', async (t) 
 t.test('reading reports files that disagree, naming the file', async (t) => {
   const dir = await scratch(t);
   const prefix = join(dir, 's');
-  await writeEmbeddingSet(prefix, { backbone, executionProvider: 'cpu', classes: null, items: [{ path: 'a', label: null }, { path: 'b', label: null }], skipped: [], embeddings: new Float32Array(6) });
+  await writeEmbeddingSet(prefix, {
+    backbone,
+    executionProvider: 'cpu',
+    classes: null,
+    items: [
+      { path: 'a', label: null },
+      { path: 'b', label: null },
+    ],
+    skipped: [],
+    embeddings: new Float32Array(6),
+  });
   await writeNpyFile(`${prefix}.npy`, new Float32Array(9), [3, 3]);
-  await t.rejects(readEmbeddingSet(prefix), new RegExp(`s\\.npy has 3 rows but .*s\\.json lists 2 items`));
+  await t.rejects(readEmbeddingSet(prefix), /s\.npy has 3 rows but .*s\.json lists 2 items/);
   await writeNpyFile(`${prefix}.npy`, new Float32Array(8), [2, 4]);
   await t.rejects(readEmbeddingSet(prefix), /has 4 columns but .* says embeddingDim 3/);
   await writeNpyFile(`${prefix}.npy`, new Float32Array(6), [6]);
@@ -78,7 +106,13 @@ t.test('reading reports files that disagree, naming the file', async (t) => {
   await writeFile(`${prefix}.json`, 'not json');
   await t.rejects(readEmbeddingSet(prefix), /s\.json: not valid JSON/);
   await t.rejects(readEmbeddingSet(join(dir, 'missing')), /missing\.json: file not found/);
-  const labelled = { backbone, executionProvider: 'cpu', classes: ['x'], items: [{ path: 'a', label: 'y' }], skipped: [] };
+  const labelled = {
+    backbone,
+    executionProvider: 'cpu',
+    classes: ['x'],
+    items: [{ path: 'a', label: 'y' }],
+    skipped: [],
+  };
   await writeFile(`${prefix}.json`, JSON.stringify(labelled));
   await writeNpyFile(`${prefix}.npy`, new Float32Array(3), [1, 3]);
   await t.rejects(readEmbeddingSet(prefix), /label "y", not one of the classes \[x\]/);
@@ -86,7 +120,9 @@ t.test('reading reports files that disagree, naming the file', async (t) => {
 
 t.test('written metadata validates against the published JSON Schema', async (t) => {
   const dir = await scratch(t);
-  const schema = JSON.parse(await readFile(new URL('../../../src/core/formats/edgetl-embeddings-v1.schema.json', import.meta.url), 'utf8')) as JsonSchema;
+  const schema = JSON.parse(
+    await readFile(new URL('../../../src/core/formats/edgetl-embeddings-v1.schema.json', import.meta.url), 'utf8'),
+  ) as JsonSchema;
   await writeEmbeddingSet(join(dir, 'labelled'), {
     backbone: { ...backbone, fingerprint: 'f'.repeat(64) },
     executionProvider: 'cpu',
@@ -97,12 +133,24 @@ t.test('written metadata validates against the published JSON Schema', async (t)
     preprocess: IMAGENET_224,
     root: '/x',
   });
-  await writeEmbeddingSet(join(dir, 'flat'), { backbone, executionProvider: 'webgpu', classes: null, items: [{ path: 'a.jpg', label: null }], skipped: [], embeddings: new Float32Array(3) });
+  await writeEmbeddingSet(join(dir, 'flat'), {
+    backbone,
+    executionProvider: 'webgpu',
+    classes: null,
+    items: [{ path: 'a.jpg', label: null }],
+    skipped: [],
+    embeddings: new Float32Array(3),
+  });
   for (const name of ['labelled', 'flat']) {
     const json = JSON.parse(await readFile(join(dir, `${name}.json`), 'utf8'));
     t.same(validateJson(json, schema), [], name);
   }
-  t.not(validateJson({ ...JSON.parse(await readFile(join(dir, 'flat.json'), 'utf8')), executionProvider: 'tpu' }, schema).length, 0, 'the schema can fail');
+  t.not(
+    validateJson({ ...JSON.parse(await readFile(join(dir, 'flat.json'), 'utf8')), executionProvider: 'tpu' }, schema)
+      .length,
+    0,
+    'the schema can fail',
+  );
 });
 
 t.test('a set torn by kill -9 between the NPY and the JSON is refused, naming both files', async (t) => {
@@ -114,7 +162,11 @@ t.test('a set torn by kill -9 between the NPY and the JSON is refused, naming bo
   await writeEmbeddingSet(prefix, { ...antsAndBees, embeddings: Float32Array.from([1, 2, 3, 4, 5, 6]) });
   t.same((await readEmbeddingSet(prefix)).warnings, [], 'a bound set reads without warnings');
   // the next run (same N x D, other rows) is killed after its NPY is in place and before its JSON is
-  const child = spawnTypeScript(fileURLToPath(new URL('../../helpers/crash-writers.ts', import.meta.url)), ['torn-set', prefix, '2']);
+  const child = spawnTypeScript(fileURLToPath(new URL('../../helpers/crash-writers.ts', import.meta.url)), [
+    'torn-set',
+    prefix,
+    '2',
+  ]);
   t.teardown(() => killHard(child));
   await waitForOutput(child, 'ready');
   await killHard(child);
@@ -128,7 +180,17 @@ t.test('a set from before the binding loads with a warning', async (t) => {
   const dir = await scratch(t);
   const prefix = join(dir, 'old');
   await writeNpyFile(`${prefix}.npy`, Float32Array.from([1, 2, 3]), [1, 3]);
-  await writeFile(`${prefix}.json`, JSON.stringify({ format: EMBEDDING_SET_FORMAT, backbone, executionProvider: 'cpu', classes: null, items: [{ path: '/a.jpg', label: null }], skipped: [] }));
+  await writeFile(
+    `${prefix}.json`,
+    JSON.stringify({
+      format: EMBEDDING_SET_FORMAT,
+      backbone,
+      executionProvider: 'cpu',
+      classes: null,
+      items: [{ path: '/a.jpg', label: null }],
+      skipped: [],
+    }),
+  );
   const set = await readEmbeddingSet(prefix);
   t.equal(set.count, 1);
   t.match(set.warnings, [/old\.json does not record the sha256 of .*old\.npy/]);

@@ -44,7 +44,9 @@ async function folderOfImages(t: { teardown(fn: () => unknown): void }, count: n
   const paths: string[] = [];
   for (let i = 0; i < count; i++) {
     const path = join(dir, `img${String(i).padStart(3, '0')}.png`);
-    await sharp({ create: { width: 20 + i, height: 12, channels: 3, background: colour(i) } }).png().toFile(path);
+    await sharp({ create: { width: 20 + i, height: 12, channels: 3, background: colour(i) } })
+      .png()
+      .toFile(path);
     paths.push(path);
   }
   return paths;
@@ -85,20 +87,39 @@ t.test('embeds in input order, batching, and skips unusable files with their rea
   const sources = [...paths.slice(0, 7), missing, ...paths.slice(7)];
   const counters: Counters = { decodes: 0, inferCalls: [] };
   const progress: [number, number, number][] = [];
-  const result = await runEmbeddingPipeline(sources, stages(counters), { batchSize: 4, onProgress: (d, n, s) => progress.push([d, n, s]) });
+  const result = await runEmbeddingPipeline(sources, stages(counters), {
+    batchSize: 4,
+    onProgress: (d, n, s) => progress.push([d, n, s]),
+  });
 
-  t.same(result.skipped.map((s) => [s.index, s.path]), [[4, corrupt], [7, missing]]);
+  t.same(
+    result.skipped.map((s) => [s.index, s.path]),
+    [
+      [4, corrupt],
+      [7, missing],
+    ],
+  );
   t.match(result.skipped[0]!.reason, /not an image|unsupported|corrupt/);
   t.equal(result.skipped[1]!.reason, 'file not found');
-  t.same(result.items.map((i) => i.index), [0, 1, 2, 3, 5, 6, 8, 9, 10, 11]);
+  t.same(
+    result.items.map((i) => i.index),
+    [0, 1, 2, 3, 5, 6, 8, 9, 10, 11],
+  );
   t.equal(result.embeddings.length, 10 * 3);
   result.items.forEach((item, row) => {
     const imageNumber = item.index < 7 ? item.index : item.index - 1;
-    t.same(Array.from(result.embeddings.subarray(row * 3, row * 3 + 3)), colourArray(imageNumber), `row ${row} is ${item.source}`);
+    t.same(
+      Array.from(result.embeddings.subarray(row * 3, row * 3 + 3)),
+      colourArray(imageNumber),
+      `row ${row} is ${item.source}`,
+    );
   });
   t.same(counters.inferCalls, [4, 4, 2], 'full batches, then the remainder');
   t.same(progress.at(-1), [12, 12, 2]);
-  t.ok(progress.every((p, i) => i === 0 || p[0] >= progress[i - 1]![0]), 'progress never goes back');
+  t.ok(
+    progress.every((p, i) => i === 0 || p[0] >= progress[i - 1]![0]),
+    'progress never goes back',
+  );
   t.equal(result.stats.computed, 10);
   t.equal(result.stats.cacheHits, 0);
 });
@@ -129,7 +150,10 @@ t.test('buffers and raw pixels are embedded too', async (t) => {
   const raw: RawImage = { rgb: new Uint8Array(8 * 8 * 3).fill(200), width: 8, height: 8, channels: 3 };
   const counters: Counters = { decodes: 0, inferCalls: [] };
   const result = await runEmbeddingPipeline([png, raw], stages(counters));
-  t.same(result.items.map((i) => i.source), ['<buffer #0>', '<raw 8x8 #1>']);
+  t.same(
+    result.items.map((i) => i.source),
+    ['<buffer #0>', '<raw 8x8 #1>'],
+  );
   t.same(Array.from(result.embeddings.subarray(0, 3)), colourArray(0), 'buffer');
   t.same(Array.from(result.embeddings.subarray(3, 6)), [200, 200, 200]);
 });
@@ -193,7 +217,15 @@ t.test('an inference failure is reported, not swallowed', async (t) => {
   const paths = await folderOfImages(t, 6);
   const counters: Counters = { decodes: 0, inferCalls: [] };
   await t.rejects(
-    runEmbeddingPipeline(paths, stages(counters, { infer: async () => { throw new Error('device lost'); } }), { batchSize: 2 }),
+    runEmbeddingPipeline(
+      paths,
+      stages(counters, {
+        infer: async () => {
+          throw new Error('device lost');
+        },
+      }),
+      { batchSize: 2 },
+    ),
     /device lost/,
   );
 });
@@ -224,7 +256,13 @@ t.test('onEmbedding streams results in input order; collect false keeps nothing'
     onEmbedding: (item, embedding) => streamed.push([item.index, Array.from(embedding)]),
   });
   t.equal(result.embeddings.length, 0);
-  t.same(result.items.map((i) => i.index), [0, 1, 2, 4, 5, 6, 7, 8, 9]);
-  t.same(streamed.map(([index]) => index), [0, 1, 2, 4, 5, 6, 7, 8, 9]);
+  t.same(
+    result.items.map((i) => i.index),
+    [0, 1, 2, 4, 5, 6, 7, 8, 9],
+  );
+  t.same(
+    streamed.map(([index]) => index),
+    [0, 1, 2, 4, 5, 6, 7, 8, 9],
+  );
   for (const [index, vector] of streamed) t.same(vector, colourArray(index), `streamed ${index}`);
 });

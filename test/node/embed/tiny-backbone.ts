@@ -4,7 +4,13 @@
  * Its embedding is the input of the Gemm: the per-channel mean of the input tensor. So for a solid-colour image the
  * expected embedding is the normalized colour, computable by hand.
  */
-import { onnx, encodeOnnxModel, ElementType, type IModelProto, type INodeProto } from '../../../src/core/models/onnx-model.js';
+import {
+  onnx,
+  encodeOnnxModel,
+  ElementType,
+  type IModelProto,
+  type INodeProto,
+} from '../../../src/core/models/onnx-model.js';
 
 export interface TinyOptions {
   size?: number;
@@ -33,10 +39,21 @@ export function tinyClassifier(options: TinyOptions = {}): Uint8Array {
     { name: 'B', dims: [2], dataType: ElementType.FLOAT, floatData: [0.1, -0.1] },
   ];
   if (options.fixedBatch !== undefined) {
-    initializers.push({ name: 'shape', dims: [2], dataType: ElementType.INT64, int64Data: [options.fixedBatch, 3] } as never);
+    initializers.push({
+      name: 'shape',
+      dims: [2],
+      dataType: ElementType.INT64,
+      int64Data: [options.fixedBatch, 3],
+    } as never);
     nodes.push({ opType: 'Reshape', input: ['pooled', 'shape'], output: ['features'], name: 'reshape' });
   } else {
-    nodes.push({ opType: 'Flatten', input: ['pooled'], output: ['features'], name: 'flatten', attribute: [{ name: 'axis', type: onnx.AttributeProto.AttributeType.INT, i: 1 }] });
+    nodes.push({
+      opType: 'Flatten',
+      input: ['pooled'],
+      output: ['features'],
+      name: 'flatten',
+      attribute: [{ name: 'axis', type: onnx.AttributeProto.AttributeType.INT, i: 1 }],
+    });
   }
   nodes.push({
     opType: 'Gemm',

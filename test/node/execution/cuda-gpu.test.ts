@@ -39,7 +39,10 @@ t.test('a small conv net runs on CUDA, every node on CUDA, and matches the CPU',
   const result = await cudaVersusCpu(bytes, [2, 3, 8, 8]);
   t.equal(result.provider.used, 'cuda');
   t.same(result.provider.fallbacks, []);
-  t.ok(result.provider.placement?.some((p) => p.provider === 'cuda'), JSON.stringify(result.provider.placement));
+  t.ok(
+    result.provider.placement?.some((p) => p.provider === 'cuda'),
+    JSON.stringify(result.provider.placement),
+  );
   t.ok(result.cosine >= 0.9999, `cosine ${result.cosine}`);
   t.ok(result.maxAbs < 1e-3, `max |cuda - cpu| ${result.maxAbs}`);
 });
@@ -53,6 +56,8 @@ for (const [file, dims] of [
     const result = await cudaVersusCpu(model.path as string, [...dims]);
     t.equal(result.provider.used, 'cuda');
     t.ok(result.cosine >= 0.9999, `cosine ${result.cosine}, max |diff| ${result.maxAbs}`);
-    t.comment(`${file}: cosine ${result.cosine.toFixed(7)}, max |diff| ${result.maxAbs.toExponential(2)}; ${(result.provider.notes ?? []).join('; ')}`);
+    t.comment(
+      `${file}: cosine ${result.cosine.toFixed(7)}, max |diff| ${result.maxAbs.toExponential(2)}; ${(result.provider.notes ?? []).join('; ')}`,
+    );
   });
 }

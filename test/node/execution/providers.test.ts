@@ -26,7 +26,10 @@ async function fakeHost(
   const icdDir = join(root, 'share', 'vulkan', 'icd.d');
   await mkdir(icdDir, { recursive: true });
   for (const [file, library] of Object.entries(setup.icds ?? {})) {
-    await writeFile(join(icdDir, file), JSON.stringify({ file_format_version: '1.0.0', ICD: { library_path: library, api_version: '1.3.0' } }));
+    await writeFile(
+      join(icdDir, file),
+      JSON.stringify({ file_format_version: '1.0.0', ICD: { library_path: library, api_version: '1.3.0' } }),
+    );
   }
   const libDir = join(root, 'lib');
   await mkdir(libDir, { recursive: true });
@@ -107,8 +110,15 @@ t.test('VK_ICD_FILENAMES replaces the driver search (SwiftShader only -> softwar
     loaderSearchDirs: [join(root, 'lib')],
   });
   t.equal(facts.vulkan.overriddenBy, 'VK_ICD_FILENAMES');
-  t.same(facts.vulkan.icds.map((i) => i.name), ['SwiftShader']);
-  t.equal(facts.vulkan.icds[0].library, join(root, 'libvk_swiftshader.so'), 'relative library path resolved against the manifest');
+  t.same(
+    facts.vulkan.icds.map((i) => i.name),
+    ['SwiftShader'],
+  );
+  t.equal(
+    facts.vulkan.icds[0].library,
+    join(root, 'libvk_swiftshader.so'),
+    'relative library path resolved against the manifest',
+  );
   const webgpu = assessWebGpu(facts);
   t.equal(webgpu.hardware, false);
   t.equal(webgpu.adapter?.software, true);
@@ -121,8 +131,14 @@ t.test('no Vulkan loader: WebGPU is skipped, strict fails, both say what to inst
   t.equal(facts.vulkan.loader, undefined);
   const plan = planProviders('webgpu', facts);
   t.same(plan.candidates, ['cpu']);
-  t.match(plan.skipped[0], { provider: 'webgpu', reason: /no Vulkan loader \(libvulkan\.so\.1\).*apt-get install libvulkan1/ });
-  t.throws(() => planProviders('webgpu', facts, true), { code: 'ep-unavailable', message: /--ep webgpu can't run here \(strict\): no Vulkan loader/ });
+  t.match(plan.skipped[0], {
+    provider: 'webgpu',
+    reason: /no Vulkan loader \(libvulkan\.so\.1\).*apt-get install libvulkan1/,
+  });
+  t.throws(() => planProviders('webgpu', facts, true), {
+    code: 'ep-unavailable',
+    message: /--ep webgpu can't run here \(strict\): no Vulkan loader/,
+  });
 });
 
 t.test('CUDA: auto wants the provider library AND a GPU', async (t) => {
@@ -173,7 +189,10 @@ t.test('wasm is a browser provider: skipped in Node with the reason, strict thro
   const { facts } = await fakeHost(t, {});
   t.match(planProviders('wasm', facts).skipped[0].reason, /browser provider/);
   t.throws(() => planProviders('wasm', facts, true), { code: 'ep-unavailable' });
-  t.throws(() => planProviders('tpu' as never, facts), { code: 'bad-input', message: /unknown execution provider 'tpu'/ });
+  t.throws(() => planProviders('tpu' as never, facts), {
+    code: 'bad-input',
+    message: /unknown execution provider 'tpu'/,
+  });
 });
 
 t.test('other platforms: Metal counts as hardware, Windows adapters are not guessed', async (t) => {
@@ -197,11 +216,17 @@ t.test('describeProviderChoice says what ran and why the rest did not', async (t
   );
 });
 
-const swiftShaderOnly = gatherHostFacts({ env: { ...process.env, VK_ICD_FILENAMES: SWIFTSHADER_ICD, VK_DRIVER_FILES: '' } });
-// Without a Vulkan loader (libvulkan1) the reason is the missing loader, not the software driver.
-t.test('this machine: with SwiftShader as the only driver, auto picks CPU and says why', { skip: swiftShaderSkipReason(swiftShaderOnly.vulkan.loader) }, async (t) => {
-  const facts = swiftShaderOnly;
-  const plan = planProviders('auto', facts);
-  t.notOk(plan.candidates.includes('webgpu'));
-  t.match(plan.skipped.find((s) => s.provider === 'webgpu')?.reason, /SwiftShader/);
+const swiftShaderOnly = gatherHostFacts({
+  env: { ...process.env, VK_ICD_FILENAMES: SWIFTSHADER_ICD, VK_DRIVER_FILES: '' },
 });
+// Without a Vulkan loader (libvulkan1) the reason is the missing loader, not the software driver.
+t.test(
+  'this machine: with SwiftShader as the only driver, auto picks CPU and says why',
+  { skip: swiftShaderSkipReason(swiftShaderOnly.vulkan.loader) },
+  async (t) => {
+    const facts = swiftShaderOnly;
+    const plan = planProviders('auto', facts);
+    t.notOk(plan.candidates.includes('webgpu'));
+    t.match(plan.skipped.find((s) => s.provider === 'webgpu')?.reason, /SwiftShader/);
+  },
+);

@@ -2,7 +2,14 @@ import t from 'tap';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createSession, describePlacement, mostlyOnCpu, parseSessionLog, probeSession, sessionOptionsFor } from '../../../src/node/execution/session.js';
+import {
+  createSession,
+  describePlacement,
+  mostlyOnCpu,
+  parseSessionLog,
+  probeSession,
+  sessionOptionsFor,
+} from '../../../src/node/execution/session.js';
 import { CUDA_INSTALL_COMMAND, gatherHostFacts } from '../../../src/node/execution/providers.js';
 import { modelBytes, node, tensor, valueInfo } from '../../helpers/onnx-graph.js';
 
@@ -33,9 +40,16 @@ t.test('a CPU session exposes names and dims from the model and computes outputs
   t.match(session.provider, { requested: 'cpu', used: 'cpu', fallbacks: [] });
   const first = await session.run(input, [2, 3, 2, 2]);
   t.same(first.dims, [2, 3, 2, 2]);
-  t.same(Array.from(first.data), Array.from(input, (v) => 2 * v), 'default output is the first one');
+  t.same(
+    Array.from(first.data),
+    Array.from(input, (v) => 2 * v),
+    'default output is the first one',
+  );
   const named = await session.run(input.subarray(0, 12), [1, 3, 2, 2], 'plus_one');
-  t.same(Array.from(named.data), Array.from(input.subarray(0, 12), (v) => 2 * v + 1));
+  t.same(
+    Array.from(named.data),
+    Array.from(input.subarray(0, 12), (v) => 2 * v + 1),
+  );
 });
 
 t.test('a model given as bytes works the same', async (t) => {
@@ -46,8 +60,14 @@ t.test('a model given as bytes works the same', async (t) => {
 
 t.test('misuse is refused clearly', async (t) => {
   const session = await createSession(tinyModel, { ep: 'cpu' });
-  await t.rejects(session.run(input, [1, 3, 2, 2]), { code: 'bad-input', message: /24 values but dims \[1, 3, 2, 2\] need 12/ });
-  await t.rejects(session.run(input, [2, 3, 2, 2], 'logits'), { code: 'bad-input', message: /no output 'logits' \(outputs: doubled, plus_one\)/ });
+  await t.rejects(session.run(input, [1, 3, 2, 2]), {
+    code: 'bad-input',
+    message: /24 values but dims \[1, 3, 2, 2\] need 12/,
+  });
+  await t.rejects(session.run(input, [2, 3, 2, 2], 'logits'), {
+    code: 'bad-input',
+    message: /no output 'logits' \(outputs: doubled, plus_one\)/,
+  });
   await t.rejects(session.run(input, [2, 3, 4, 1]), { code: 'inference-failed', message: /inference failed on cpu/ });
   await session.close();
   await session.close();
@@ -56,23 +76,31 @@ t.test('misuse is refused clearly', async (t) => {
 
 t.test('a file onnxruntime cannot load is a bad-model error naming it', async (t) => {
   const path = await modelFile(t, new TextEncoder().encode('not a model at all'));
-  await t.rejects(createSession(path, { ep: 'cpu' }), { code: 'bad-model', file: path, message: new RegExp(`^${path}: onnxruntime could not load the model`) });
+  await t.rejects(createSession(path, { ep: 'cpu' }), {
+    code: 'bad-model',
+    file: path,
+    message: new RegExp(`^${path}: onnxruntime could not load the model`),
+  });
   await t.rejects(createSession(join(tmpdir(), 'edgetl-no-such-model.onnx'), { ep: 'cpu' }), { code: 'bad-model' });
 });
 
 // About a machine without the provider library: after `edgetl setup cuda` the reasons are others (cuda-detection tests them).
 const cudaHere = gatherHostFacts().cuda.providerLibraryPresent;
-t.test('--ep cuda without the provider library falls back to CPU with the install command; strict fails', { skip: cudaHere ? 'this machine has the CUDA provider library (edgetl setup cuda ran)' : false }, async (t) => {
-  const session = await createSession(tinyModel, { ep: 'cuda', cudaDeviceId: 0 });
-  t.teardown(() => session.close());
-  t.equal(session.provider.used, 'cpu');
-  t.equal(session.provider.fallbacks[0].provider, 'cuda');
-  t.ok(session.provider.fallbacks[0].reason.includes(CUDA_INSTALL_COMMAND), session.provider.fallbacks[0].reason);
-  await t.rejects(createSession(tinyModel, { ep: 'cuda', strictEp: true }), {
-    code: 'ep-unavailable',
-    message: /--ep cuda can't run here \(strict\): CUDA provider library not found/,
-  });
-});
+t.test(
+  '--ep cuda without the provider library falls back to CPU with the install command; strict fails',
+  { skip: cudaHere ? 'this machine has the CUDA provider library (edgetl setup cuda ran)' : false },
+  async (t) => {
+    const session = await createSession(tinyModel, { ep: 'cuda', cudaDeviceId: 0 });
+    t.teardown(() => session.close());
+    t.equal(session.provider.used, 'cpu');
+    t.equal(session.provider.fallbacks[0].provider, 'cuda');
+    t.ok(session.provider.fallbacks[0].reason.includes(CUDA_INSTALL_COMMAND), session.provider.fallbacks[0].reason);
+    await t.rejects(createSession(tinyModel, { ep: 'cuda', strictEp: true }), {
+      code: 'ep-unavailable',
+      message: /--ep cuda can't run here \(strict\): CUDA provider library not found/,
+    });
+  },
+);
 
 t.test('CUDA gets real provider options', async (t) => {
   t.same(sessionOptionsFor('cuda', { cudaDeviceId: 1 }).executionProviders, [{ name: 'cuda', deviceId: 1 }]);
@@ -85,7 +113,11 @@ t.test('auto on a machine with only a software adapter runs on CPU and says why'
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const icd = join(dir, 'vk_swiftshader_icd.json');
   await writeFile(icd, JSON.stringify({ ICD: { library_path: './libvk_swiftshader.so' } }));
-  const gathered = gatherHostFacts({ env: { VK_ICD_FILENAMES: icd, PATH: '' }, runTools: false, loaderSearchDirs: [tmpdir(), '/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/usr/lib64', '/usr/lib'] });
+  const gathered = gatherHostFacts({
+    env: { VK_ICD_FILENAMES: icd, PATH: '' },
+    runTools: false,
+    loaderSearchDirs: [tmpdir(), '/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/usr/lib64', '/usr/lib'],
+  });
   // Without the CUDA provider, whatever this machine has: on a GPU machine after `edgetl setup cuda`, auto would
   // rightly take CUDA, and this test is about the software adapter.
   const hostFacts = { ...gathered, cuda: { ...gathered.cuda, providerLibraryPresent: false } };
@@ -95,7 +127,10 @@ t.test('auto on a machine with only a software adapter runs on CPU and says why'
   t.equal(session.provider.used, 'cpu');
   const webgpu = session.provider.fallbacks.find((f) => f.provider === 'webgpu');
   t.match(webgpu?.reason, /(software WebGPU adapter is available \(SwiftShader)|(no Vulkan loader)/);
-  t.ok(session.provider.fallbacks.some((f) => f.provider === 'cuda'), 'the CUDA decision is recorded too');
+  t.ok(
+    session.provider.fallbacks.some((f) => f.provider === 'cuda'),
+    'the CUDA decision is recorded too',
+  );
 });
 
 t.test('thread counts and optimization level reach onnxruntime', async (t) => {
@@ -104,17 +139,31 @@ t.test('thread counts and optimization level reach onnxruntime', async (t) => {
   t.match(session.provider, { intraOpThreads: 1, interOpThreads: 2 });
   await session.close();
   // onnxruntime's own log (read from a child process) shows the pools it built.
-  const probe = await probeSession(path, 'cpu', { intraOpThreads: 1, interOpThreads: 2, graphOptimizationLevel: 'basic' });
+  const probe = await probeSession(path, 'cpu', {
+    intraOpThreads: 1,
+    interOpThreads: 2,
+    graphOptimizationLevel: 'basic',
+  });
   t.equal(probe.created, true, probe.error ?? '');
   t.equal(probe.intraOpThreads, 1);
   t.equal(probe.interOpThreads, 2);
   t.equal(probe.graphOptimizationLevel, 1, 'basic = level 1');
   const defaults = await probeSession(tinyModel, 'cpu');
   t.match(defaults, { created: true, intraOpThreads: 0, interOpThreads: 0 }, "unset means onnxruntime's default (0)");
-  t.equal(sessionOptionsFor('cpu', { interOpThreads: 2 }).executionMode, 'parallel', 'inter-op threads need parallel mode');
+  t.equal(
+    sessionOptionsFor('cpu', { interOpThreads: 2 }).executionMode,
+    'parallel',
+    'inter-op threads need parallel mode',
+  );
   t.equal(sessionOptionsFor('cpu', {}).executionMode, undefined);
-  await t.rejects(createSession(tinyModel, { ep: 'cpu', intraOpThreads: -1 }), { code: 'bad-input', message: /intraOpThreads/ });
-  await t.rejects(createSession(tinyModel, { ep: 'cpu', interOpThreads: 1.5 }), { code: 'bad-input', message: /interOpThreads/ });
+  await t.rejects(createSession(tinyModel, { ep: 'cpu', intraOpThreads: -1 }), {
+    code: 'bad-input',
+    message: /intraOpThreads/,
+  });
+  await t.rejects(createSession(tinyModel, { ep: 'cpu', interOpThreads: 1.5 }), {
+    code: 'bad-input',
+    message: /interOpThreads/,
+  });
 });
 
 t.test('a probe that fails reports the reason instead of throwing', async (t) => {
@@ -145,15 +194,39 @@ t.test('node placement is read from onnxruntime verbose log lines', async (t) =>
   ]);
   t.equal(parsed.intraOpThreads, 3);
   t.equal(parsed.interOpThreads, 1);
-  t.equal(describePlacement('webgpu', parsed.placement), "2 of 4 nodes run on the CPU, not webgpu: onnxruntime's webgpu provider has no kernel for them (Sum x2)");
-  const all = parseSessionLog(`${prefix.replace('1385', '1380')}  All nodes placed on [WebGpuExecutionProvider]. Number of nodes: 35`);
+  t.equal(
+    describePlacement('webgpu', parsed.placement),
+    "2 of 4 nodes run on the CPU, not webgpu: onnxruntime's webgpu provider has no kernel for them (Sum x2)",
+  );
+  const all = parseSessionLog(
+    `${prefix.replace('1385', '1380')}  All nodes placed on [WebGpuExecutionProvider]. Number of nodes: 35`,
+  );
   t.same(all.placement, [{ provider: 'webgpu', nodes: 35, ops: {} }]);
   t.equal(describePlacement('webgpu', all.placement), 'all 35 nodes run on webgpu');
 });
 
 t.test('mostlyOnCpu: more than half of all nodes, or of the convolutions and matrix products', async (t) => {
   t.equal(mostlyOnCpu([{ provider: 'webgpu', nodes: 35, ops: {} }]), false);
-  t.equal(mostlyOnCpu([{ provider: 'webgpu', nodes: 2, ops: { Transpose: 2 } }, { provider: 'cpu', nodes: 68, ops: { QLinearConv: 52, QLinearAdd: 16 } }]), true);
-  t.equal(mostlyOnCpu([{ provider: 'webgpu', nodes: 18, ops: { Conv: 9, Relu: 9 } }, { provider: 'cpu', nodes: 3, ops: { Sum: 3 } }]), false);
-  t.equal(mostlyOnCpu([{ provider: 'webgpu', nodes: 30, ops: { Relu: 28, Conv: 2 } }, { provider: 'cpu', nodes: 10, ops: { Conv: 10 } }]), true, 'the heavy work left behind');
+  t.equal(
+    mostlyOnCpu([
+      { provider: 'webgpu', nodes: 2, ops: { Transpose: 2 } },
+      { provider: 'cpu', nodes: 68, ops: { QLinearConv: 52, QLinearAdd: 16 } },
+    ]),
+    true,
+  );
+  t.equal(
+    mostlyOnCpu([
+      { provider: 'webgpu', nodes: 18, ops: { Conv: 9, Relu: 9 } },
+      { provider: 'cpu', nodes: 3, ops: { Sum: 3 } },
+    ]),
+    false,
+  );
+  t.equal(
+    mostlyOnCpu([
+      { provider: 'webgpu', nodes: 30, ops: { Relu: 28, Conv: 2 } },
+      { provider: 'cpu', nodes: 10, ops: { Conv: 10 } },
+    ]),
+    true,
+    'the heavy work left behind',
+  );
 });

@@ -6,7 +6,13 @@ import { join } from 'node:path';
 
 const dir = mkdtempSync(join(tmpdir(), 'edgetl-no-adapter-'));
 const manifest = join(dir, 'missing_icd.json');
-writeFileSync(manifest, JSON.stringify({ file_format_version: '1.0.0', ICD: { library_path: join(dir, 'libvulkan_missing.so'), api_version: '1.3.0' } }));
+writeFileSync(
+  manifest,
+  JSON.stringify({
+    file_format_version: '1.0.0',
+    ICD: { library_path: join(dir, 'libvulkan_missing.so'), api_version: '1.3.0' },
+  }),
+);
 process.env.VK_ICD_FILENAMES = manifest;
 delete process.env.VK_DRIVER_FILES;
 
@@ -25,14 +31,21 @@ const model = modelBytes({
 });
 const loader = gatherHostFacts().vulkan.loader;
 
-t.test('--ep webgpu with no adapter falls back to CPU, saying why and what would work', { skip: loader ? false : 'needs a Vulkan loader (libvulkan1) to get as far as asking for an adapter' }, async (t) => {
-  const session = await createSession(model, { ep: 'webgpu' });
-  t.teardown(() => session.close());
-  t.equal(session.provider.used, 'cpu');
-  t.match(session.provider.fallbacks[0], {
-    provider: 'webgpu',
-    reason: /^webgpu session failed to start: no WebGPU adapter .*SwiftShader works: VK_ICD_FILENAMES=/,
-  });
-  t.same(Array.from((await session.run(Float32Array.from([1, 2, 3, 4]), [1, 4])).data), [2, 4, 6, 8]);
-  await t.rejects(createSession(model, { ep: 'webgpu', strictEp: true }), { code: 'ep-unavailable', message: /^--ep webgpu can't run here \(strict\): webgpu session failed to start/ });
-});
+t.test(
+  '--ep webgpu with no adapter falls back to CPU, saying why and what would work',
+  { skip: loader ? false : 'needs a Vulkan loader (libvulkan1) to get as far as asking for an adapter' },
+  async (t) => {
+    const session = await createSession(model, { ep: 'webgpu' });
+    t.teardown(() => session.close());
+    t.equal(session.provider.used, 'cpu');
+    t.match(session.provider.fallbacks[0], {
+      provider: 'webgpu',
+      reason: /^webgpu session failed to start: no WebGPU adapter .*SwiftShader works: VK_ICD_FILENAMES=/,
+    });
+    t.same(Array.from((await session.run(Float32Array.from([1, 2, 3, 4]), [1, 4])).data), [2, 4, 6, 8]);
+    await t.rejects(createSession(model, { ep: 'webgpu', strictEp: true }), {
+      code: 'ep-unavailable',
+      message: /^--ep webgpu can't run here \(strict\): webgpu session failed to start/,
+    });
+  },
+);

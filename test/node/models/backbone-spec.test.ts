@@ -16,7 +16,11 @@ let counter = 0;
 function model(sidecar?: unknown): string {
   const path = join(dir, `model-${++counter}.onnx`);
   writeFileSync(path, 'not read');
-  if (sidecar !== undefined) writeFileSync(join(dir, `model-${counter}.edgetl.json`), typeof sidecar === 'string' ? sidecar : JSON.stringify(sidecar));
+  if (sidecar !== undefined)
+    writeFileSync(
+      join(dir, `model-${counter}.edgetl.json`),
+      typeof sidecar === 'string' ? sidecar : JSON.stringify(sidecar),
+    );
   return path;
 }
 
@@ -30,7 +34,14 @@ function thrown(fn: () => unknown): EdgetlError {
   throw new Error('expected an error');
 }
 
-const tfStyle: PreprocessSpec = { ...IMAGENET_224, layout: 'NHWC', resize: 'stretch', scale: 1 / 127.5, mean: [1, 1, 1], std: [1, 1, 1] };
+const tfStyle: PreprocessSpec = {
+  ...IMAGENET_224,
+  layout: 'NHWC',
+  resize: 'stretch',
+  scale: 1 / 127.5,
+  mean: [1, 1, 1],
+  std: [1, 1, 1],
+};
 const entry: CatalogEntry = {
   id: 'tf-net',
   file: 'tf-net.onnx',
@@ -79,7 +90,10 @@ t.test('layout is read from the input dims only when they are clear', async (t) 
 });
 
 t.test('a sidecar sets fields and the embedding tensor; the rest stays default', async (t) => {
-  const path = model({ preprocess: { scale: 1, mean: [123.675, 116.28, 103.53], std: [58.395, 57.12, 57.375], channelOrder: 'BGR' }, embedding: { tensor: 'feat', dim: 64 } });
+  const path = model({
+    preprocess: { scale: 1, mean: [123.675, 116.28, 103.53], std: [58.395, 57.12, 57.375], channelOrder: 'BGR' },
+    embedding: { tensor: 'feat', dim: 64 },
+  });
   const spec = backboneSpecFor({ path }, {}, { inputDims: ['N', 3, 224, 224] });
   t.equal(spec.source, 'sidecar');
   t.equal(spec.sidecar, join(dir, `model-${counter}.edgetl.json`));
@@ -94,7 +108,10 @@ t.test('the sidecar may also be named <file>.onnx.edgetl.json', async (t) => {
   const path = join(dir, 'other.onnx');
   writeFileSync(path, '');
   t.same(sidecarPathsFor(path), [join(dir, 'other.edgetl.json'), join(dir, 'other.onnx.edgetl.json')]);
-  writeFileSync(join(dir, 'other.onnx.edgetl.json'), JSON.stringify({ preprocess: { crop: 'none', resize: 'stretch' } }));
+  writeFileSync(
+    join(dir, 'other.onnx.edgetl.json'),
+    JSON.stringify({ preprocess: { crop: 'none', resize: 'stretch' } }),
+  );
   t.equal(backboneSpecFor({ path }).preprocess.resize, 'stretch');
 });
 
@@ -131,34 +148,61 @@ t.test('a sidecar that contradicts the model input is refused, naming the field'
   t.match(error.message, /field "preprocess.width": width 299 differs from the model input \[1,3,224,224\]/);
 
   const layout = model({ preprocess: { layout: 'NHWC' } });
-  t.match(thrown(() => backboneSpecFor({ path: layout }, {}, { inputDims: ['N', 3, 224, 224] })).message, /"preprocess.layout": layout NHWC contradicts/);
+  t.match(
+    thrown(() => backboneSpecFor({ path: layout }, {}, { inputDims: ['N', 3, 224, 224] })).message,
+    /"preprocess.layout": layout NHWC contradicts/,
+  );
 
   const crop = model({ preprocess: { resizeTo: 200 } });
-  t.match(thrown(() => backboneSpecFor({ path: crop })).message, /"preprocess.resizeTo": resizeTo 200 is smaller than the 224x224 crop/);
+  t.match(
+    thrown(() => backboneSpecFor({ path: crop })).message,
+    /"preprocess.resizeTo": resizeTo 200 is smaller than the 224x224 crop/,
+  );
 });
 
 t.test('flags win over the sidecar and the catalog', async (t) => {
   const path = model({ preprocess: { channelOrder: 'BGR' } });
-  const overrides = preprocessOverridesFromFlags({ 'channel-order': 'rgb', scale: '1/127.5', mean: '1,1,1', std: '1,1,1' });
+  const overrides = preprocessOverridesFromFlags({
+    'channel-order': 'rgb',
+    scale: '1/127.5',
+    mean: '1,1,1',
+    std: '1,1,1',
+  });
   const spec = backboneSpecFor({ path }, overrides, { inputDims: ['N', 3, 224, 224] });
   t.equal(spec.source, 'flags');
   t.equal(spec.preprocess.channelOrder, 'RGB');
   t.equal(spec.preprocess.scale, 1 / 127.5);
   t.match(spec.notes.join('\n'), /flags override --channel-order, --scale, --mean, --std/);
 
-  const fromCatalog = backboneSpecFor({ path: model(), entry }, preprocessOverridesFromFlags({ resize: 'shorter-side', 'resize-to': '256' }));
+  const fromCatalog = backboneSpecFor(
+    { path: model(), entry },
+    preprocessOverridesFromFlags({ resize: 'shorter-side', 'resize-to': '256' }),
+  );
   t.equal(fromCatalog.source, 'flags');
   t.equal(fromCatalog.preprocess.resize, 'shorter-side');
   t.equal(fromCatalog.preprocess.layout, 'NHWC', 'other catalog fields kept');
 
-  const sized = backboneSpecFor({ path: model() }, preprocessOverridesFromFlags({ size: '320x240', 'resize-to': '366' }));
+  const sized = backboneSpecFor(
+    { path: model() },
+    preprocessOverridesFromFlags({ size: '320x240', 'resize-to': '366' }),
+  );
   t.equal(sized.preprocess.width, 320);
   t.equal(sized.preprocess.height, 240);
   const scaled = backboneSpecFor({ path: model() }, preprocessOverridesFromFlags({ size: '448' }));
   t.equal(scaled.preprocess.resizeTo, 512, '--size alone keeps the 256/224 resize ratio');
-  const tooBig = thrown(() => backboneSpecFor({ path: model(), entry: { ...entry, input: { layout: 'NCHW' }, preprocess: IMAGENET_224 } }, preprocessOverridesFromFlags({ size: '300' }), { inputDims: ['N', 3, 224, 224] }));
+  const tooBig = thrown(() =>
+    backboneSpecFor(
+      { path: model(), entry: { ...entry, input: { layout: 'NCHW' }, preprocess: IMAGENET_224 } },
+      preprocessOverridesFromFlags({ size: '300' }),
+      { inputDims: ['N', 3, 224, 224] },
+    ),
+  );
   t.match(tooBig.message, /^--size: width 300 differs from the model input \[N,3,224,224\]/);
-  t.match(thrown(() => backboneSpecFor({ path: model() }, preprocessOverridesFromFlags({ size: '300', 'resize-to': '256' }))).message, /^--resize-to: resizeTo 256 is smaller/);
+  t.match(
+    thrown(() => backboneSpecFor({ path: model() }, preprocessOverridesFromFlags({ size: '300', 'resize-to': '256' })))
+      .message,
+    /^--resize-to: resizeTo 256 is smaller/,
+  );
 });
 
 t.test('bad flag values name the flag', async (t) => {
@@ -188,9 +232,21 @@ t.test('a model declaring a huge input is refused when the spec is derived, nami
   const path = join(dir, 'huge.onnx');
   await writeFile(path, tinyClassifier({ size: 100_000 }));
   const huge = thrown(() => backboneSpecFor({ path }, {}, { inputDims: [1, 3, 100_000, 100_000] }));
-  t.match(huge, { code: 'model-input-too-large', message: /huge\.onnx: the model input \[1, ?3, ?100000, ?100000\] asks for 100000x100000 images, beyond what edgetl prepares/ });
-  await t.rejects(Backbone.load(path, { executionProviders: ['cpu'] } as never), { code: 'model-input-too-large', message: /huge\.onnx/ }, 'Backbone.load refuses it before allocating anything');
-  t.match(thrown(() => backboneSpecFor({ path: model() }, { width: 8000, height: 8000 }, { inputDims: ['N', 3, 'H', 'W'] })), { code: 'model-input-too-large', message: /8000x8000/ }, 'a size given by flags too');
+  t.match(huge, {
+    code: 'model-input-too-large',
+    message:
+      /huge\.onnx: the model input \[1, ?3, ?100000, ?100000\] asks for 100000x100000 images, beyond what edgetl prepares/,
+  });
+  await t.rejects(
+    Backbone.load(path, { executionProviders: ['cpu'] } as never),
+    { code: 'model-input-too-large', message: /huge\.onnx/ },
+    'Backbone.load refuses it before allocating anything',
+  );
+  t.match(
+    thrown(() => backboneSpecFor({ path: model() }, { width: 8000, height: 8000 }, { inputDims: ['N', 3, 'H', 'W'] })),
+    { code: 'model-input-too-large', message: /8000x8000/ },
+    'a size given by flags too',
+  );
   t.ok(backboneSpecFor({ path: model() }, {}, { inputDims: [1, 3, 1024, 1024] }), '1024x1024 is fine');
 });
 

@@ -49,13 +49,18 @@ t.test('downloads a file, reports progress and leaves only the finished file', a
   const base = await serve(t, (_req, res) => {
     res.writeHead(200, { 'content-length': payload.length });
     // Several writes so progress is reported more than once.
-    for (let offset = 0; offset < payload.length; offset += 50_000) res.write(payload.subarray(offset, offset + 50_000));
+    for (let offset = 0; offset < payload.length; offset += 50_000)
+      res.write(payload.subarray(offset, offset + 50_000));
     res.end();
   });
   const dir = freshDir();
   const dest = join(dir, 'model.onnx');
   const progress: [number, number | undefined][] = [];
-  const result = await downloadFile(`${base}/model.onnx`, dest, { sha256: payloadSha, bytes: payload.length, onProgress: (r, total) => progress.push([r, total]) });
+  const result = await downloadFile(`${base}/model.onnx`, dest, {
+    sha256: payloadSha,
+    bytes: payload.length,
+    onProgress: (r, total) => progress.push([r, total]),
+  });
   t.equal(result.sha256, payloadSha);
   t.equal(result.bytes, payload.length);
   t.ok(readFileSync(dest).equals(payload), 'content is byte-identical');
@@ -128,7 +133,9 @@ t.test('a closed port fails at once with the URL, the offline hint and where to 
   const dest = join(dir, 'model.onnx');
   const url = `http://127.0.0.1:${port}/model.onnx`;
   // Long timeouts: passing proves the failure comes from the refusal itself, not from a timer.
-  const error = await rejection(downloadFile(url, dest, { sha256: payloadSha, timeoutMs: 600_000, connectTimeoutMs: 600_000 }));
+  const error = await rejection(
+    downloadFile(url, dest, { sha256: payloadSha, timeoutMs: 600_000, connectTimeoutMs: 600_000 }),
+  );
   t.equal(error.code, 'download-unreachable');
   t.match(error.message, url);
   t.match(error.message, /refused/);
@@ -142,7 +149,9 @@ t.test('a server that never answers is abandoned after the connect timeout', asy
     /* accept the request, never answer */
   });
   const dir = freshDir();
-  const error = await rejection(downloadFile(`${base}/m`, join(dir, 'm.onnx'), { sha256: payloadSha, connectTimeoutMs: 300 }));
+  const error = await rejection(
+    downloadFile(`${base}/m`, join(dir, 'm.onnx'), { sha256: payloadSha, connectTimeoutMs: 300 }),
+  );
   t.equal(error.code, 'download-unreachable');
   t.match(error.message, /no answer within 0\.3 s/);
   t.same(readdirSync(dir), []);
@@ -166,7 +175,9 @@ t.test('redirects are followed, relative and absolute', async (t) => {
       res.writeHead(302, { location: '/media/model.onnx' });
       res.end();
     } else if (req.url === '/media/model.onnx') {
-      res.writeHead(307, { location: `http://127.0.0.1:${(req.socket.localPort as number).toString()}/final/model.onnx` });
+      res.writeHead(307, {
+        location: `http://127.0.0.1:${(req.socket.localPort as number).toString()}/final/model.onnx`,
+      });
       res.end();
     } else if (req.url === '/final/model.onnx') {
       res.end(payload);
@@ -211,7 +222,9 @@ t.test('a server announcing the wrong size is refused before the body is read', 
     res.end('0123456789');
   });
   const dir = freshDir();
-  const error = await rejection(downloadFile(`${base}/m`, join(dir, 'm.onnx'), { sha256: payloadSha, bytes: payload.length }));
+  const error = await rejection(
+    downloadFile(`${base}/m`, join(dir, 'm.onnx'), { sha256: payloadSha, bytes: payload.length }),
+  );
   t.equal(error.code, 'download-size');
   t.match(error.message, `announces 10 bytes but the expected file is ${payload.length} bytes`);
   t.match(error.message, /error page or a Git LFS pointer/);
@@ -247,7 +260,11 @@ t.test('an abort signal cancels mid-body and keeps nothing', async (t) => {
 });
 
 t.test('proxy selection follows HTTPS_PROXY, HTTP_PROXY and NO_PROXY and skips loopback', async (t) => {
-  const env = { HTTPS_PROXY: 'http://proxy.corp:3128', HTTP_PROXY: 'proxy.corp:8080', NO_PROXY: 'internal.corp,.example.org' };
+  const env = {
+    HTTPS_PROXY: 'http://proxy.corp:3128',
+    HTTP_PROXY: 'proxy.corp:8080',
+    NO_PROXY: 'internal.corp,.example.org',
+  };
   t.equal(proxyFor(new URL('https://github.com/x'), env)?.host, 'proxy.corp:3128');
   t.equal(proxyFor(new URL('http://github.com/x'), env)?.host, 'proxy.corp:8080');
   t.equal(proxyFor(new URL('https://models.internal.corp/x'), env), undefined);
@@ -255,7 +272,10 @@ t.test('proxy selection follows HTTPS_PROXY, HTTP_PROXY and NO_PROXY and skips l
   t.equal(proxyFor(new URL('http://127.0.0.1:9/x'), env), undefined);
   t.equal(proxyFor(new URL('http://localhost/x'), env), undefined);
   t.equal(proxyFor(new URL('https://github.com/x'), {}), undefined);
-  t.throws(() => proxyFor(new URL('https://github.com/x'), { HTTPS_PROXY: 'socks5://p:1080' }), /only http:\/\/ proxies/);
+  t.throws(
+    () => proxyFor(new URL('https://github.com/x'), { HTTPS_PROXY: 'socks5://p:1080' }),
+    /only http:\/\/ proxies/,
+  );
 });
 
 function withEnv(t: Test, vars: Record<string, string>): void {
@@ -278,7 +298,9 @@ t.test('plain http downloads go through HTTP_PROXY', async (t) => {
   withEnv(t, { HTTP_PROXY: proxy.replace('http://', 'http://user:secret@'), NO_PROXY: '' });
   const dir = freshDir();
   await downloadFile('http://models.example.invalid/m.onnx', join(dir, 'm.onnx'), { sha256: payloadSha });
-  t.same(seen, [`GET http://models.example.invalid/m.onnx host=models.example.invalid auth=Basic ${Buffer.from('user:secret').toString('base64')}`]);
+  t.same(seen, [
+    `GET http://models.example.invalid/m.onnx host=models.example.invalid auth=Basic ${Buffer.from('user:secret').toString('base64')}`,
+  ]);
 });
 
 const certDir = freshDir();
@@ -286,7 +308,27 @@ const keyPath = join(certDir, 'key.pem');
 const certPath = join(certDir, 'cert.pem');
 let certificateSkip: string | false = false;
 try {
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyPath, '-out', certPath, '-days', '1', '-subj', '/CN=models.example.invalid', '-addext', 'subjectAltName=DNS:models.example.invalid'], { stdio: 'ignore' });
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      keyPath,
+      '-out',
+      certPath,
+      '-days',
+      '1',
+      '-subj',
+      '/CN=models.example.invalid',
+      '-addext',
+      'subjectAltName=DNS:models.example.invalid',
+    ],
+    { stdio: 'ignore' },
+  );
 } catch {
   certificateSkip = 'needs openssl to make a test certificate';
 }
@@ -332,7 +374,10 @@ t.test('temporaries abandoned by a dead process are removed; live ones are left 
   const unrelated = join(dir, '.other.onnx.999999999.abcd1234.tmp');
   for (const path of [dead, live, unrelated]) writeFileSync(path, 'partial');
   await downloadFile(`${base}/m`, join(dir, 'm.onnx'), { sha256: payloadSha });
-  t.same(readdirSync(dir).sort(), ['.m.onnx.' + process.ppid + '.abcd1234.tmp', '.other.onnx.999999999.abcd1234.tmp', 'm.onnx'].sort());
+  t.same(
+    readdirSync(dir).sort(),
+    ['.m.onnx.' + process.ppid + '.abcd1234.tmp', '.other.onnx.999999999.abcd1234.tmp', 'm.onnx'].sort(),
+  );
 });
 
 t.test('an unwritable destination is reported with the path', async (t) => {

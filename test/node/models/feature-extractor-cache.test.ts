@@ -35,7 +35,11 @@ t.test('writes the extractor under <cache>/extractors/<fingerprint>.onnx and reu
   t.equal(first.sha256, sha256Bytes(readFileSync(first.path)));
   t.match(first.facts, { macsPerImage: 6932, embedding: { tensor: 'pooled', dim: 4 } });
   t.same(readFileSync(source), Buffer.from(bytes), 'the source file is untouched');
-  t.same(readdirSync(join(cacheDir, 'extractors')).sort(), [`${first.fingerprint}.json`, `${first.fingerprint}.onnx`], 'no temporary files left');
+  t.same(
+    readdirSync(join(cacheDir, 'extractors')).sort(),
+    [`${first.fingerprint}.json`, `${first.fingerprint}.onnx`],
+    'no temporary files left',
+  );
 
   const mtime = statSync(first.path).mtimeMs;
   const second = await prepareFeatureExtractor(source, { cacheDir });
@@ -78,11 +82,17 @@ t.test('a damaged cache entry is rebuilt', async (t) => {
 
 t.test('errors name the file: missing source, not ONNX, unknown embedding tensor', async (t) => {
   const { dir, source, cacheDir } = workspace(t);
-  await t.rejects(prepareFeatureExtractor(join(dir, 'nope.onnx'), { cacheDir }), { code: 'model-not-found', message: /nope\.onnx.*no such file/ });
+  await t.rejects(prepareFeatureExtractor(join(dir, 'nope.onnx'), { cacheDir }), {
+    code: 'model-not-found',
+    message: /nope\.onnx.*no such file/,
+  });
   const text = join(dir, 'notes.onnx');
   writeFileSync(text, 'hello, not a model');
   await t.rejects(prepareFeatureExtractor(text, { cacheDir }), { code: 'onnx-parse', message: /notes\.onnx/ });
-  await t.rejects(prepareFeatureExtractor(source, { cacheDir, embeddingTensor: 'nope' }), { code: 'embedding-not-found', message: /tiny\.onnx.*"nope"/ });
+  await t.rejects(prepareFeatureExtractor(source, { cacheDir, embeddingTensor: 'nope' }), {
+    code: 'embedding-not-found',
+    message: /tiny\.onnx.*"nope"/,
+  });
 });
 
 t.test('without cacheDir the extractor goes under EDGETL_CACHE_DIR', async (t) => {
@@ -98,13 +108,17 @@ t.test('without cacheDir the extractor goes under EDGETL_CACHE_DIR', async (t) =
 });
 
 const int8 = sharedModel('mobilenetv2-12-int8.onnx');
-t.test('mobilenetv2-12-int8 (the default backbone): a 1280-d extractor, reused on the second call', { skip: int8.skip }, async (t) => {
-  const cacheDir = temporaryDir(t);
-  const first = await prepareFeatureExtractor(int8.path!, { cacheDir });
-  t.equal(first.dim, 1280);
-  t.equal(first.sourceSha256, 'cc028fe6cae7bc11a4ff53cfc9b79c920e8be65ce33a904ec3e2a8f66d77f95f');
-  t.equal(first.facts.quantization, 'qoperator');
-  const second = await prepareFeatureExtractor(int8.path!, { cacheDir, sourceSha256: first.sourceSha256 });
-  t.equal(second.reused, true);
-  t.equal(second.path, first.path);
-});
+t.test(
+  'mobilenetv2-12-int8 (the default backbone): a 1280-d extractor, reused on the second call',
+  { skip: int8.skip },
+  async (t) => {
+    const cacheDir = temporaryDir(t);
+    const first = await prepareFeatureExtractor(int8.path!, { cacheDir });
+    t.equal(first.dim, 1280);
+    t.equal(first.sourceSha256, 'cc028fe6cae7bc11a4ff53cfc9b79c920e8be65ce33a904ec3e2a8f66d77f95f');
+    t.equal(first.facts.quantization, 'qoperator');
+    const second = await prepareFeatureExtractor(int8.path!, { cacheDir, sourceSha256: first.sourceSha256 });
+    t.equal(second.reused, true);
+    t.equal(second.path, first.path);
+  },
+);

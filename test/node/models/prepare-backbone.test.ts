@@ -24,7 +24,11 @@ t.test('preparing a backbone infers the graph shapes once, on a cache miss and o
   t.equal(inferences, 1, 'one shape inference on a miss (embedding discovery, inspection and MACs share it)');
   t.equal(miss.extractor.facts.macsPerImage, 6932, 'MACs per image from the symbolic-batch shapes');
   t.equal(miss.extractor.dim, 4);
-  t.match(miss.spec.preprocess, { layout: 'NCHW', width: 8, height: 8 }, 'preprocessing settled against the input dims');
+  t.match(
+    miss.spec.preprocess,
+    { layout: 'NCHW', width: 8, height: 8 },
+    'preprocessing settled against the input dims',
+  );
   t.equal(miss.resolved.path, source);
 
   const hit = await prepareBackbone(source, { download: false, cacheDir, inferShapes: counting });

@@ -1,12 +1,29 @@
 import t from 'tap';
 import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
-import { mkdtempSync, mkdirSync, writeFileSync, rmSync, copyFileSync, existsSync, readdirSync, utimesSync, readFileSync } from 'node:fs';
+import {
+  mkdtempSync,
+  mkdirSync,
+  writeFileSync,
+  rmSync,
+  copyFileSync,
+  existsSync,
+  readdirSync,
+  utimesSync,
+  readFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { repoRoot, sharedModel } from '../../helpers/shared.js';
-import { resolveBackbone, bundledModelsDir, locateCatalogModel, hashModelFile, modelSearchLocations, closestIds } from '../../../src/node/models/resolve.js';
+import {
+  resolveBackbone,
+  bundledModelsDir,
+  locateCatalogModel,
+  hashModelFile,
+  modelSearchLocations,
+  closestIds,
+} from '../../../src/node/models/resolve.js';
 import type { CatalogEntry } from '../../../src/core/models/catalog-types.js';
 import { IMAGENET_224 } from '../../../src/core/preprocess/spec.js';
 import { sha256Bytes } from '../../../src/node/util/sha256.js';
@@ -108,7 +125,9 @@ t.test('a present file with the wrong sha256 is refused, naming the file and bot
   const dir = folder('damaged', true, damaged);
   const good = folder('good', true);
   const entry = fakeEntry();
-  const error = await failure(resolveBackbone('tiny-net', { catalog: [entry], searchPath: [dir, good], download: false }));
+  const error = await failure(
+    resolveBackbone('tiny-net', { catalog: [entry], searchPath: [dir, good], download: false }),
+  );
   t.equal(error.code, 'model-checksum');
   t.equal(error.file, join(dir, 'tiny-net.onnx'));
   t.match(error.message, join(dir, 'tiny-net.onnx'));
@@ -119,7 +138,13 @@ t.test('a present file with the wrong sha256 is refused, naming the file and bot
 t.test('missing with downloads off: the error lists every place looked', async (t) => {
   const a = folder('empty-a', false);
   const b = folder('empty-b', false);
-  const error = await failure(resolveBackbone('tiny-net', { catalog: [fakeEntry({ url: 'http://127.0.0.1:9/x' })], searchPath: [a, b], download: false }));
+  const error = await failure(
+    resolveBackbone('tiny-net', {
+      catalog: [fakeEntry({ url: 'http://127.0.0.1:9/x' })],
+      searchPath: [a, b],
+      download: false,
+    }),
+  );
   t.equal(error.code, 'model-missing');
   t.match(error.message, join(a, 'tiny-net.onnx'));
   t.match(error.message, join(b, 'tiny-net.onnx'));
@@ -180,7 +205,9 @@ t.test('offline: the error lists the places looked and the URL that failed, prom
   });
   const url = `http://127.0.0.1:${port}/tiny-net.onnx`;
   const a = folder('empty-e', false);
-  const error = await failure(resolveBackbone('tiny-net', { catalog: [fakeEntry({ url })], searchPath: [a], timeoutMs: 600_000 }));
+  const error = await failure(
+    resolveBackbone('tiny-net', { catalog: [fakeEntry({ url })], searchPath: [a], timeoutMs: 600_000 }),
+  );
   t.equal(error.code, 'download-unreachable');
   t.match(error.message, join(a, 'tiny-net.onnx'));
   t.match(error.message, url);
@@ -189,13 +216,27 @@ t.test('offline: the error lists the places looked and the URL that failed, prom
 });
 
 t.test('an unknown id lists the closest catalog ids', async (t) => {
-  const catalog = ['resnet50-v1-12', 'resnet18-v1-7', 'mobilenetv2-12-int8', 'efficientnet-lite4-11'].map((id) => fakeEntry({ id, file: `${id}.onnx` }));
+  const catalog = ['resnet50-v1-12', 'resnet18-v1-7', 'mobilenetv2-12-int8', 'efficientnet-lite4-11'].map((id) =>
+    fakeEntry({ id, file: `${id}.onnx` }),
+  );
   const error = await failure(resolveBackbone('resnet50-v1', { catalog }));
   t.equal(error.code, 'unknown-backbone');
   t.match(error.message, /Closest catalog ids: resnet50-v1-12/);
   t.match(error.message, 'edgetl models list');
-  t.same(closestIds('mobilenetv2', catalog.map((e) => e.id)).slice(0, 1), ['mobilenetv2-12-int8']);
-  t.same(closestIds('zzzzzzzzzzzzzzzzzzzzz', catalog.map((e) => e.id)), []);
+  t.same(
+    closestIds(
+      'mobilenetv2',
+      catalog.map((e) => e.id),
+    ).slice(0, 1),
+    ['mobilenetv2-12-int8'],
+  );
+  t.same(
+    closestIds(
+      'zzzzzzzzzzzzzzzzzzzzz',
+      catalog.map((e) => e.id),
+    ),
+    [],
+  );
 });
 
 t.test('a path is used as is; an unknown file gets no entry and its name as id', async (t) => {
@@ -235,29 +276,36 @@ t.test('the bundled default backbone resolves by id with no configuration, offli
   t.equal(resolved.downloaded, false);
 });
 
-t.test('an id the catalog does not know is found as <id>.onnx in a search folder or one of its subfolders', async (t) => {
-  const dir = folder('unknown-ids', false);
-  mkdirSync(join(dir, 'arch-only'));
-  const top = randomBytes(500);
-  const nested = randomBytes(600);
-  writeFileSync(join(dir, 'my-net.onnx'), top);
-  writeFileSync(join(dir, 'arch-only', 'deep-net.arch-only.onnx'), nested);
-  const a = await resolveBackbone('my-net', { catalog: [fakeEntry()], searchPath: [dir] });
-  t.equal(a.path, join(dir, 'my-net.onnx'));
-  t.equal(a.entry, undefined, 'no catalog entry: the sidecar or the defaults describe it');
-  t.equal(a.id, 'my-net');
-  const b = await resolveBackbone('deep-net.arch-only', { catalog: [fakeEntry()], searchPath: [dir] });
-  t.equal(b.path, join(dir, 'arch-only', 'deep-net.arch-only.onnx'));
-  t.equal(b.sha256, sha256Bytes(nested));
-  const error = await failure(resolveBackbone('no-such-net', { catalog: [fakeEntry()], searchPath: [dir] }));
-  t.equal(error.code, 'unknown-backbone');
-  t.match(error.message, /no no-such-net\.onnx in the model search path/);
-  t.match(error.message, dir);
-});
+t.test(
+  'an id the catalog does not know is found as <id>.onnx in a search folder or one of its subfolders',
+  async (t) => {
+    const dir = folder('unknown-ids', false);
+    mkdirSync(join(dir, 'arch-only'));
+    const top = randomBytes(500);
+    const nested = randomBytes(600);
+    writeFileSync(join(dir, 'my-net.onnx'), top);
+    writeFileSync(join(dir, 'arch-only', 'deep-net.arch-only.onnx'), nested);
+    const a = await resolveBackbone('my-net', { catalog: [fakeEntry()], searchPath: [dir] });
+    t.equal(a.path, join(dir, 'my-net.onnx'));
+    t.equal(a.entry, undefined, 'no catalog entry: the sidecar or the defaults describe it');
+    t.equal(a.id, 'my-net');
+    const b = await resolveBackbone('deep-net.arch-only', { catalog: [fakeEntry()], searchPath: [dir] });
+    t.equal(b.path, join(dir, 'arch-only', 'deep-net.arch-only.onnx'));
+    t.equal(b.sha256, sha256Bytes(nested));
+    const error = await failure(resolveBackbone('no-such-net', { catalog: [fakeEntry()], searchPath: [dir] }));
+    t.equal(error.code, 'unknown-backbone');
+    t.match(error.message, /no no-such-net\.onnx in the model search path/);
+    t.match(error.message, dir);
+  },
+);
 
 t.test('a bare "<id>.onnx" that is not a file here resolves as the catalog id', async (t) => {
   const dir = folder('bare', true);
-  const resolved = await resolveBackbone('tiny-net.onnx', { catalog: [fakeEntry()], searchPath: [dir], download: false });
+  const resolved = await resolveBackbone('tiny-net.onnx', {
+    catalog: [fakeEntry()],
+    searchPath: [dir],
+    download: false,
+  });
   t.equal(resolved.path, join(dir, 'tiny-net.onnx'));
 });
 
@@ -299,7 +347,11 @@ t.test('a model path that exists but is not a regular file is said to be so, not
   const cases: [string, (path: string) => void, RegExp][] = [
     ['folder', (path) => mkdirSync(path), /is a folder, not a model file/],
     ['fifo', (path) => execFileSync('mkfifo', [path]), /is a FIFO, not a model file/],
-    ['broken-link', (path) => symlinkSync(join(path, '..', 'gone.onnx'), path), /is a broken symbolic link, not a model file/],
+    [
+      'broken-link',
+      (path) => symlinkSync(join(path, '..', 'gone.onnx'), path),
+      /is a broken symbolic link, not a model file/,
+    ],
   ];
   for (const [name, make, reason] of cases) {
     const dir = folder(`not-a-file-${name}`, false);

@@ -87,7 +87,9 @@ t.test('lossy formats decode close to the original: JPEG, AVIF', async (t) => {
 t.test('an animated GIF gives its first frame', async (t) => {
   // Two 8x8 frames stacked: red on top (frame 0), blue below (frame 1).
   const frames = Buffer.concat([Buffer.alloc(0), halves(8, 8, RED, RED), halves(8, 8, BLUE, BLUE)]);
-  const gif = await sharp(frames, { raw: { width: 8, height: 16, channels: 3, pageHeight: 8 } }).gif().toBuffer();
+  const gif = await sharp(frames, { raw: { width: 8, height: 16, channels: 3, pageHeight: 8 } })
+    .gif()
+    .toBuffer();
   t.equal((await sharp(gif).metadata()).pages, 2, 'the test GIF really has two frames');
   const img = await decodeToRgb(gif, asIs(8, 8));
   t.ok(near(pixel(img, 4, 4), RED, 8), `first frame is red: ${pixel(img, 4, 4)}`);
@@ -133,7 +135,9 @@ t.test('a CMYK JPEG is converted to sRGB and looks like its RGB original', async
 t.test('alpha is flattened onto white', async (t) => {
   const rgba = Buffer.alloc(W * H * 4);
   for (let p = 0; p < W * H; p++) rgba.set(p % W < W / 2 ? [10, 200, 30, 255] : [10, 200, 30, 0], p * 4);
-  const png = await sharp(rgba, { raw: { width: W, height: H, channels: 4 } }).png().toBuffer();
+  const png = await sharp(rgba, { raw: { width: W, height: H, channels: 4 } })
+    .png()
+    .toBuffer();
   const img = await decodeToRgb(png, asIs(W, H));
   t.same(pixel(img, 0, 0), [10, 200, 30], 'opaque pixels keep their colour');
   t.same(pixel(img, W - 1, 0), [255, 255, 255], 'transparent pixels become white');
@@ -163,7 +167,9 @@ t.test('shorter-side resize then centre crop keeps the middle of the picture', a
   const height = 16;
   const buf = Buffer.alloc(width * height * 3);
   for (let p = 0; p < width * height; p++) buf.set(p % width >= 16 && p % width < 32 ? [0, 180, 0] : RED, p * 3);
-  const png = await sharp(buf, { raw: { width, height, channels: 3 } }).png().toBuffer();
+  const png = await sharp(buf, { raw: { width, height, channels: 3 } })
+    .png()
+    .toBuffer();
   const spec: PreprocessSpec = { ...asIs(16, 16), resize: 'shorter-side', resizeTo: 16, crop: 'center' };
   const img = await decodeToRgb(png, spec);
   t.same(pixel(img, 8, 8), [0, 180, 0]);
@@ -180,7 +186,10 @@ t.test('imageToTensor fills one slot of a batch from a file path', async (t) => 
   const spec: PreprocessSpec = { ...asIs(W, H), layout: 'NCHW', scale: 1 / 255 };
   const out = new Float32Array(2 * tensorElementsPerImage(spec));
   await imageToTensor(path, spec, { out, imageIndex: 1 });
-  t.ok(out.subarray(0, tensorElementsPerImage(spec)).every((v) => v === 0), 'slot 0 untouched');
+  t.ok(
+    out.subarray(0, tensorElementsPerImage(spec)).every((v) => v === 0),
+    'slot 0 untouched',
+  );
   const slot = out.subarray(tensorElementsPerImage(spec));
   t.equal(slot[0], Math.fround(RED[0] / 255), 'R plane, first pixel');
   t.equal(slot[W * H + W - 1], Math.fround(BLUE[1] / 255), 'G plane, last pixel of row 0');
@@ -190,7 +199,9 @@ t.test('bad files fail with the path and the reason in plain words', async (t) =
   const dir = await scratch(t);
   // Busy content so the JPEG has plenty of entropy-coded data to cut.
   const busy = Buffer.from(Array.from({ length: 64 * 48 * 3 }, (_, i) => (i * 7919) % 251));
-  const jpeg = await sharp(busy, { raw: { width: 64, height: 48, channels: 3 } }).jpeg().toBuffer();
+  const jpeg = await sharp(busy, { raw: { width: 64, height: 48, channels: 3 } })
+    .jpeg()
+    .toBuffer();
   const truncated = join(dir, 'truncated.jpg');
   await writeFile(truncated, jpeg.subarray(0, Math.floor(jpeg.length * 0.6)));
   const text = join(dir, 'notes.jpg');
@@ -198,7 +209,10 @@ t.test('bad files fail with the path and the reason in plain words', async (t) =
   const empty = join(dir, 'empty.jpg');
   await writeFile(empty, '');
   const svg = join(dir, 'drawing.svg');
-  await writeFile(svg, '<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect width="10" height="10"/></svg>');
+  await writeFile(
+    svg,
+    '<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect width="10" height="10"/></svg>',
+  );
   const cases: [string, RegExp][] = [
     [truncated, /truncated JPEG/],
     [text, /not an image \(unsupported format\)/],
@@ -252,12 +266,18 @@ t.test('too many pixels are refused before decoding, and the error says so', asy
   await t.rejects(decodeToRgb(bomb, IMAGENET_224), {
     code: 'bad-image',
     file: bomb,
-    message: /20000x20000 = 400\.0 megapixels, above the limit of 100\.0 megapixels \(a guard against decompression bombs/,
+    message:
+      /20000x20000 = 400\.0 megapixels, above the limit of 100\.0 megapixels \(a guard against decompression bombs/,
   });
   // The limit is configurable: a real 1200x1000 image passes by default and fails under a 1-megapixel limit.
-  const real = await sharp({ create: { width: 1200, height: 1000, channels: 3, background: '#336699' } }).png().toBuffer();
+  const real = await sharp({ create: { width: 1200, height: 1000, channels: 3, background: '#336699' } })
+    .png()
+    .toBuffer();
   t.ok(await decodeToRgb(real, IMAGENET_224));
-  await t.rejects(decodeToRgb(real, IMAGENET_224, { maxPixels: 1_000_000 }), /1\.2 megapixels, above the limit of 1\.0/);
+  await t.rejects(
+    decodeToRgb(real, IMAGENET_224, { maxPixels: 1_000_000 }),
+    /1\.2 megapixels, above the limit of 1\.0/,
+  );
 });
 
 t.test('raw pixels are checked against their declared size', async (t) => {
@@ -277,54 +297,75 @@ t.test('a real photo goes through the ImageNet recipe', { skip: photo.skip }, as
   t.ok(out.some((v) => v < -1) && out.some((v) => v > 1), 'a real spread of values');
 });
 
-t.test('every resize path (shrink, enlarge, mixed, with EXIF rotation) gives the right size and keeps a flat colour', async (t) => {
-  const teal: RGB = [20, 150, 140];
-  const flat = (width: number, height: number) =>
-    sharp(Buffer.alloc(width * height * 3).map((_, i) => teal[i % 3]), { raw: { width, height, channels: 3 } }).png().toBuffer();
-  const cases: [number, number, PreprocessSpec][] = [
-    [300, 100, asIs(64, 64)], // both axes shrink (stretch)
-    [40, 100, asIs(64, 64)], // x grows, y shrinks
-    [20, 10, asIs(64, 64)], // both grow
-    [300, 200, IMAGENET_224], // shorter-side, enlarging to 336x224... then crop
-    [1000, 700, IMAGENET_224], // shorter-side, shrinking
-  ];
-  for (const [width, height, spec] of cases) {
-    const img = await decodeToRgb(await flat(width, height), spec);
-    t.same([img.width, img.height, img.pixels.length], [spec.width, spec.height, spec.width * spec.height * 3], `${width}x${height}`);
-    t.ok(img.pixels.every((v, i) => v === teal[i % 3]), `${width}x${height} -> ${spec.width}x${spec.height} stays flat teal`);
-  }
-  // Enlarging an EXIF-rotated image: orientation is applied before the resize.
-  const rotated = await rawHalves().png().withMetadata({ orientation: 6 }).toBuffer();
-  const tall = await decodeToRgb(rotated, asIs(16, 32));
-  t.same(pixel(tall, 8, 2), RED, 'top is red');
-  t.same(pixel(tall, 8, 29), BLUE, 'bottom is blue');
-});
+t.test(
+  'every resize path (shrink, enlarge, mixed, with EXIF rotation) gives the right size and keeps a flat colour',
+  async (t) => {
+    const teal: RGB = [20, 150, 140];
+    const flat = (width: number, height: number) =>
+      sharp(
+        Buffer.alloc(width * height * 3).map((_, i) => teal[i % 3]),
+        { raw: { width, height, channels: 3 } },
+      )
+        .png()
+        .toBuffer();
+    const cases: [number, number, PreprocessSpec][] = [
+      [300, 100, asIs(64, 64)], // both axes shrink (stretch)
+      [40, 100, asIs(64, 64)], // x grows, y shrinks
+      [20, 10, asIs(64, 64)], // both grow
+      [300, 200, IMAGENET_224], // shorter-side, enlarging to 336x224... then crop
+      [1000, 700, IMAGENET_224], // shorter-side, shrinking
+    ];
+    for (const [width, height, spec] of cases) {
+      const img = await decodeToRgb(await flat(width, height), spec);
+      t.same(
+        [img.width, img.height, img.pixels.length],
+        [spec.width, spec.height, spec.width * spec.height * 3],
+        `${width}x${height}`,
+      );
+      t.ok(
+        img.pixels.every((v, i) => v === teal[i % 3]),
+        `${width}x${height} -> ${spec.width}x${spec.height} stays flat teal`,
+      );
+    }
+    // Enlarging an EXIF-rotated image: orientation is applied before the resize.
+    const rotated = await rawHalves().png().withMetadata({ orientation: 6 }).toBuffer();
+    const tall = await decodeToRgb(rotated, asIs(16, 32));
+    t.same(pixel(tall, 8, 2), RED, 'top is red');
+    t.same(pixel(tall, 8, 29), BLUE, 'bottom is blue');
+  },
+);
 
 const python = process.env.PYTHON ?? '/usr/bin/python3';
 const hasPillow = spawnSync(python, ['-c', 'import PIL, numpy'], { encoding: 'utf8' }).status === 0;
 const photos = sharedPath('images');
-t.test('real photos come out bit-identical to torchvision (PIL Resize(256) + CenterCrop(224))', {
-  skip: photos.skip || (hasPillow ? false : `needs ${python} with Pillow and numpy (apt-get install python3-pil python3-numpy)`),
-}, async (t) => {
-  const files = ['HappyFish.jpg', 'dog.jpg', 'kite.jpg'].map((f) => join(photos.path!, f));
-  const dir = await scratch(t);
-  const script = [
-    'import sys, numpy as np',
-    'from PIL import Image',
-    'for i, path in enumerate(sys.argv[2:]):',
-    "    im = Image.open(path).convert('RGB'); w, h = im.size",
-    '    s, l = (w, h) if w <= h else (h, w); nl = int(256 * l / s)',
-    '    nw, nh = (256, nl) if w <= h else (nl, 256)',
-    '    im = im.resize((nw, nh), Image.BILINEAR); x, y = int(round((nw - 224) / 2.0)), int(round((nh - 224) / 2.0))',
-    "    np.asarray(im.crop((x, y, x + 224, y + 224)), dtype=np.uint8).tofile(f'{sys.argv[1]}/{i}.rgb')",
-  ].join('\n');
-  const run = spawnSync(python, ['-c', script, dir, ...files], { encoding: 'utf8' });
-  t.equal(run.status, 0, run.stderr);
-  for (let i = 0; i < files.length; i++) {
-    const expected = await readFile(join(dir, `${i}.rgb`));
-    const ours = await decodeToRgb(files[i], IMAGENET_224);
-    let differing = 0;
-    for (let k = 0; k < expected.length; k++) if (expected[k] !== ours.pixels[k]) differing++;
-    t.equal(differing, 0, `${files[i]}: every byte equal`);
-  }
-});
+t.test(
+  'real photos come out bit-identical to torchvision (PIL Resize(256) + CenterCrop(224))',
+  {
+    skip:
+      photos.skip ||
+      (hasPillow ? false : `needs ${python} with Pillow and numpy (apt-get install python3-pil python3-numpy)`),
+  },
+  async (t) => {
+    const files = ['HappyFish.jpg', 'dog.jpg', 'kite.jpg'].map((f) => join(photos.path!, f));
+    const dir = await scratch(t);
+    const script = [
+      'import sys, numpy as np',
+      'from PIL import Image',
+      'for i, path in enumerate(sys.argv[2:]):',
+      "    im = Image.open(path).convert('RGB'); w, h = im.size",
+      '    s, l = (w, h) if w <= h else (h, w); nl = int(256 * l / s)',
+      '    nw, nh = (256, nl) if w <= h else (nl, 256)',
+      '    im = im.resize((nw, nh), Image.BILINEAR); x, y = int(round((nw - 224) / 2.0)), int(round((nh - 224) / 2.0))',
+      "    np.asarray(im.crop((x, y, x + 224, y + 224)), dtype=np.uint8).tofile(f'{sys.argv[1]}/{i}.rgb')",
+    ].join('\n');
+    const run = spawnSync(python, ['-c', script, dir, ...files], { encoding: 'utf8' });
+    t.equal(run.status, 0, run.stderr);
+    for (let i = 0; i < files.length; i++) {
+      const expected = await readFile(join(dir, `${i}.rgb`));
+      const ours = await decodeToRgb(files[i], IMAGENET_224);
+      let differing = 0;
+      for (let k = 0; k < expected.length; k++) if (expected[k] !== ours.pixels[k]) differing++;
+      t.equal(differing, 0, `${files[i]}: every byte equal`);
+    }
+  },
+);

@@ -103,7 +103,11 @@ t.test('a symlink stays a symlink; its target is replaced atomically', async (t)
 
   const loop = join(dir, 'loop.json');
   await symlink('loop.json', loop);
-  await t.rejects(writeFileAtomic(loop, 'x'), { code: 'write-failed', message: /loop\.json.*symbolic links/ }, 'a symlink loop is refused by name');
+  await t.rejects(
+    writeFileAtomic(loop, 'x'),
+    { code: 'write-failed', message: /loop\.json.*symbolic links/ },
+    'a symlink loop is refused by name',
+  );
 });
 
 t.test('an existing file keeps its mode (and owner as root)', async (t) => {
@@ -131,7 +135,10 @@ t.test('a folder at the path is refused by name', async (t) => {
 
 t.test('a full disk names the file (ENOSPC)', async (t) => {
   // /dev/full answers every write with ENOSPC
-  await t.rejects(writeFileAtomic('/dev/full', 'x'), { code: 'write-failed', message: /cannot write \/dev\/full: no space left on the device \(ENOSPC\)/ });
+  await t.rejects(writeFileAtomic('/dev/full', 'x'), {
+    code: 'write-failed',
+    message: /cannot write \/dev\/full: no space left on the device \(ENOSPC\)/,
+  });
   if (!isRoot) return t.comment('a tiny tmpfs needs root to mount: skipped');
   const dir = await scratch(t);
   const mount = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', dir]);
@@ -139,12 +146,18 @@ t.test('a full disk names the file (ENOSPC)', async (t) => {
   t.teardown(() => spawnSync('umount', [dir]));
   const file = join(dir, 'head.json');
   await writeFile(file, 'previous head');
-  await t.rejects(writeFileAtomic(file, Buffer.alloc(256 * 1024, 1)), { code: 'write-failed', message: new RegExp(`cannot write ${file}: no space left on the device \\(ENOSPC\\)`) });
+  await t.rejects(writeFileAtomic(file, Buffer.alloc(256 * 1024, 1)), {
+    code: 'write-failed',
+    message: new RegExp(`cannot write ${file}: no space left on the device \\(ENOSPC\\)`),
+  });
   t.equal(await readFile(file, 'utf8'), 'previous head', 'the previous file is intact');
   t.same(await temporaries(dir, 'head.json'), [], 'the temporary file is removed');
   const writer = await NpyRowWriter.create(join(dir, 'big.npy'), 1024);
   for (let r = 0; r < 100; r++) writer.append(new Float32Array(1024));
-  const failure = await writer.finish().then(() => undefined, (error: Error & { code?: string }) => error);
+  const failure = await writer.finish().then(
+    () => undefined,
+    (error: Error & { code?: string }) => error,
+  );
   t.match(failure, { code: 'write-failed', message: /big\.npy: no space left on the device/ }, 'a streamed NPY too');
 });
 
@@ -162,7 +175,10 @@ t.test('permission denied names the file (EACCES)', async (t) => {
     t.equal(result.code, 3, 'the write failed');
     t.match(result.stderr, new RegExp(`cannot write ${file}: permission denied \\(EACCES\\)`));
   } else {
-    await t.rejects(writeFileAtomic(file, 'x'), { code: 'write-failed', message: new RegExp(`cannot write ${file}: permission denied \\(EACCES\\)`) });
+    await t.rejects(writeFileAtomic(file, 'x'), {
+      code: 'write-failed',
+      message: new RegExp(`cannot write ${file}: permission denied \\(EACCES\\)`),
+    });
   }
   t.notOk(existsSync(file));
 });
@@ -183,7 +199,11 @@ t.test('temporary files of a killed run are removed by the next write', async (t
   const live = join(dir, `.train.npy.${process.pid}.abcd1234.tmp`);
   await writeFile(live, 'in use');
   await writeNpyFile(path, Float32Array.of(5, 6, 7, 8), [1, 4]);
-  t.same(await temporaries(dir, 'train.npy'), [`.train.npy.${process.pid}.abcd1234.tmp`], "the dead process's file is gone, the live one's kept");
+  t.same(
+    await temporaries(dir, 'train.npy'),
+    [`.train.npy.${process.pid}.abcd1234.tmp`],
+    "the dead process's file is gone, the live one's kept",
+  );
   const streamed = spawnTypeScript(crashWriters, ['npy-stream', path]);
   t.teardown(() => killHard(streamed));
   await waitForOutput(streamed, 'ready');
@@ -191,5 +211,9 @@ t.test('temporary files of a killed run are removed by the next write', async (t
   const writer = await NpyRowWriter.create(path, 4);
   writer.append(Float32Array.of(0, 0, 0, 0));
   await writer.finish();
-  t.same(await temporaries(dir, 'train.npy'), [`.train.npy.${process.pid}.abcd1234.tmp`], 'a streamed write cleans up too');
+  t.same(
+    await temporaries(dir, 'train.npy'),
+    [`.train.npy.${process.pid}.abcd1234.tmp`],
+    'a streamed write cleans up too',
+  );
 });
