@@ -1,13 +1,13 @@
 import t from 'tap';
 import { join } from 'node:path';
 import { writeFile } from 'node:fs/promises';
-import { Classifier } from '../src/node/classifier.js';
-import { Backbone } from '../src/node/embed/backbone.js';
-import { trainHead } from '../src/node/train-head.js';
-import { loadHead, saveHead } from '../src/node/head-io.js';
-import { Head } from '../src/core/heads/head.js';
-import { scanImageFolder } from '../src/node/embed/dataset.js';
-import { colourFolder, workspace } from './node/cli/head-fixtures.js';
+import { Classifier } from '../../src/node/classifier.js';
+import { Backbone } from '../../src/node/embed/backbone.js';
+import { trainHead } from '../../src/node/train-head.js';
+import { loadHead, saveHead } from '../../src/node/head-io.js';
+import { Head } from '../../src/core/heads/head.js';
+import { scanImageFolder } from '../../src/node/embed/dataset.js';
+import { colourFolder, workspace } from './cli/head-fixtures.js';
 
 t.test('Classifier joins a backbone and a head: classify(image) gives the label, score and top-k', async (t) => {
   const ws = await workspace(t, 'classifier');

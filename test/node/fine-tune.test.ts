@@ -3,19 +3,19 @@
 import t from 'tap';
 import { writeFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Backbone } from '../src/node/embed/backbone.js';
-import { trainHead } from '../src/node/train-head.js';
-import { fineTuneHead } from '../src/node/fine-tune.js';
-import { saveHead, loadHead } from '../src/node/head-io.js';
-import { Classifier } from '../src/node/classifier.js';
-import { blockForward, headLogits } from '../src/core/heads/last-block.js';
-import { jsDenseMath } from '../src/core/heads/dense-math.js';
-import { cutSurgery } from '../src/core/models/last-block-graph.js';
-import { softmaxRows } from '../src/core/heads/softmax.js';
-import { parseHeadFile } from '../src/core/formats/head-file.js';
-import { pseudoRandom } from './helpers/onnx-graph.js';
-import { stripeWorkspace as workspace } from './core/models/tiny-last-block.js';
-import { tinyTorchvisionLike } from './core/models/tiny-models.js';
+import { Backbone } from '../../src/node/embed/backbone.js';
+import { trainHead } from '../../src/node/train-head.js';
+import { fineTuneHead } from '../../src/node/fine-tune.js';
+import { saveHead, loadHead } from '../../src/node/head-io.js';
+import { Classifier } from '../../src/node/classifier.js';
+import { blockForward, headLogits } from '../../src/core/heads/last-block.js';
+import { jsDenseMath } from '../../src/core/heads/dense-math.js';
+import { cutSurgery } from '../../src/core/models/last-block-graph.js';
+import { softmaxRows } from '../../src/core/heads/softmax.js';
+import { parseHeadFile } from '../../src/core/formats/head-file.js';
+import { pseudoRandom } from '../helpers/onnx-graph.js';
+import { stripeWorkspace as workspace } from '../core/models/tiny-last-block.js';
+import { tinyTorchvisionLike } from '../core/models/tiny-models.js';
 import onnxProto from 'onnx-proto';
 
 t.test(

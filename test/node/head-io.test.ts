@@ -4,11 +4,11 @@
 import t from 'tap';
 import { createServer, type Server } from 'node:http';
 import { createServer as createTcpServer, type Server as TcpServer, type Socket } from 'node:net';
-import { loadHead } from '../src/node/head-io.js';
-import { headCommand } from '../src/node/cli/head.js';
-import { trainHead } from '../src/core/heads/train.js';
-import { IMAGENET_224 } from '../src/core/preprocess/spec.js';
-import { run } from './node/cli/head-fixtures.js';
+import { loadHead } from '../../src/node/head-io.js';
+import { headCommand } from '../../src/node/cli/head.js';
+import { trainHead } from '../../src/core/heads/train.js';
+import { IMAGENET_224 } from '../../src/core/preprocess/spec.js';
+import { run } from './cli/head-fixtures.js';
 
 const backbone = { id: 'tiny-test', sha256: 'ab'.repeat(32), embeddingDim: 4, preprocess: IMAGENET_224 };
 
