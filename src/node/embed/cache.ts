@@ -163,17 +163,16 @@ export class EmbeddingCache {
     }
     const cache = new EmbeddingCache(path, options.dim, handle, specHash);
     await cache.load();
-    await cache.compactIfNeeded(options.maxBytes ?? DEFAULT_CACHE_MAX_BYTES, specHash);
+    await cache.compactIfNeeded(options.maxBytes ?? DEFAULT_CACHE_MAX_BYTES);
     return cache;
   }
 
   /**
    * Rewrite the file with one record per key when duplicates or damage waste a quarter of it, and keep only the
    * newest entries (the file is in append order) when it outgrew `maxBytes` (down to three quarters of it, so the
-   * next runs append before compacting again). The rewrite is atomic (temporary file, fsync, rename); a process
-   * still appending to the old file loses only those cache entries.
+   * next runs append before compacting again), through `compact`: atomic, and the usage log follows.
    */
-  private async compactIfNeeded(maxBytes: number, specHash: Buffer): Promise<void> {
+  private async compactIfNeeded(maxBytes: number): Promise<void> {
     const { size } = await this.handle.stat();
     const records = Math.floor((size - HEADER_BYTES) / this.recordBytes);
     const wasted = records - this.index.size;
@@ -182,35 +181,18 @@ export class EmbeddingCache {
     const keep = tooLarge
       ? Math.max(0, Math.floor((maxBytes * 0.75 - HEADER_BYTES) / this.recordBytes))
       : this.index.size;
-    const entries = [...this.index.entries()].sort((a, b) => a[1] - b[1]);
-    const kept = entries.slice(Math.max(0, entries.length - keep));
-    const temporary = `${this.path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-    const out = await open(temporary, 'w');
-    const nextIndex = new Map<string, number>();
+    const oldestFirst = [...this.index.entries()].sort((a, b) => a[1] - b[1]).map(([key]) => key);
+    const drop = new Set(oldestFirst.slice(0, Math.max(0, oldestFirst.length - keep)));
+    // The counters describe the file as it was opened; compact() zeroes them for the file it leaves.
+    const { duplicates, damaged } = this.counters;
     try {
-      await out.write(EmbeddingCache.header(this.dim, specHash));
-      let position = HEADER_BYTES;
-      const record = Buffer.alloc(this.recordBytes);
-      for (const [key, offset] of kept) {
-        const { bytesRead } = await this.handle.read(record, 0, this.recordBytes, offset - 4 - KEY_BYTES);
-        if (bytesRead !== this.recordBytes) continue;
-        await out.write(record, 0, this.recordBytes);
-        nextIndex.set(key, position + 4 + KEY_BYTES);
-        position += this.recordBytes;
-      }
-      await out.sync();
-      await out.close();
-      await rename(temporary, this.path);
+      await this.compact(drop);
     } catch {
       // Compaction is an optimisation: on failure keep using the file as it is.
-      await out.close().catch(() => undefined);
-      await unlink(temporary).catch(() => undefined);
       return;
     }
-    await this.handle.close();
-    this.handle = await open(this.path, 'a+');
-    this.index.clear();
-    for (const [key, offset] of nextIndex) this.index.set(key, offset);
+    this.counters.duplicates = duplicates;
+    this.counters.damaged = damaged;
     this.counters.loaded = this.index.size;
     this.compacted = true;
   }
