@@ -43,6 +43,12 @@ export interface EmbedProgress {
   total: number;
 }
 
+/** A model given as a URL (fetched), or as bytes. */
+export async function modelBytes(model: LoadWebBackboneOptions['model']): Promise<Uint8Array> {
+  if (typeof model === 'string') return fetchModel(model);
+  return model instanceof Uint8Array ? model : new Uint8Array(model);
+}
+
 export async function fetchModel(url: string): Promise<Uint8Array> {
   let response: Response;
   try {
@@ -105,12 +111,7 @@ export class WebBackbone implements EmbeddingBackbone {
   }
 
   static async load(options: LoadWebBackboneOptions): Promise<WebBackbone> {
-    const bytes =
-      typeof options.model === 'string'
-        ? await fetchModel(options.model)
-        : options.model instanceof Uint8Array
-          ? options.model
-          : new Uint8Array(options.model);
+    const bytes = await modelBytes(options.model);
     const sha256 = options.sha256 ?? (await sha256HexAsync(bytes));
     const session = await WebInferenceSession.create(bytes, options);
     const outputName =

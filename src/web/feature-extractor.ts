@@ -6,7 +6,7 @@
 import { findEmbedding } from '../core/models/embedding.js';
 import { parseOnnxModel } from '../core/models/onnx-model.js';
 import { buildFeatureExtractor, type FeatureExtractor } from '../core/models/surgery.js';
-import { WebBackbone, fetchModel, type LoadWebBackboneOptions } from './backbone.js';
+import { WebBackbone, modelBytes, type LoadWebBackboneOptions } from './backbone.js';
 import { sha256HexAsync } from '../core/formats/sha256.js';
 import { adaptedSurgery } from '../core/models/last-block-graph.js';
 import type { Head } from '../core/heads/head.js';
@@ -46,12 +46,7 @@ export function featureExtractorFromBytes(
 export async function loadBackboneFromClassifier(
   options: Omit<LoadWebBackboneOptions, 'embeddingOutput' | 'sha256'> & { embeddingTensor?: string },
 ): Promise<WebBackbone> {
-  const source =
-    typeof options.model === 'string'
-      ? await fetchModel(options.model)
-      : options.model instanceof Uint8Array
-        ? options.model
-        : new Uint8Array(options.model);
+  const source = await modelBytes(options.model);
   const sha256 = await sha256HexAsync(source);
   const extractor = featureExtractorFromBytes(source, {
     embeddingTensor: options.embeddingTensor,
@@ -79,12 +74,7 @@ export async function loadAdaptedBackbone(
   const block = options.head.adaptedBlock;
   if (!block)
     throw new EdgetlError('usage', `the head has no adapted block: load the backbone with loadBackboneFromClassifier`);
-  const source =
-    typeof options.model === 'string'
-      ? await fetchModel(options.model)
-      : options.model instanceof Uint8Array
-        ? options.model
-        : new Uint8Array(options.model);
+  const source = await modelBytes(options.model);
   const sha256 = await sha256HexAsync(source);
   if (sha256 !== options.head.backbone.sha256) {
     throw new EdgetlError(
