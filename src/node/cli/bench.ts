@@ -1,5 +1,5 @@
 import { resolve } from 'node:path';
-import { ProgressBar, parseCommandLine, parseNumberOption, printJson, type Command } from './common.js';
+import { ProgressBar, abortOnCtrlC, parseCommandLine, parseNumberOption, printJson, type Command } from './common.js';
 import { EdgetlError } from '../../core/util/errors.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import type { ExecutionProviderName } from '../../core/execution/types.js';
@@ -263,18 +263,11 @@ export const benchCommand: Command = {
           : parseNumberOption(values.sessions, 'sessions', 2, { integer: true, min: 1, max: 16 }),
     });
     const printer = new ProgressPrinter(values.quiet === true);
-    const controller = new AbortController();
-    const onSigint = () => {
-      if (controller.signal.aborted) {
-        process.stderr.write('\nbench: second Ctrl-C, quitting without writing\n');
-        process.exit(130);
-      }
-      process.stderr.write(
-        '\nbench: interrupted: finishing the current sample, then writing what was measured (Ctrl-C again to quit at once)\n',
-      );
-      controller.abort();
-    };
-    process.on('SIGINT', onSigint);
+    const ctrlC = abortOnCtrlC(
+      'bench',
+      'finishing the current sample, then writing what was measured',
+      'quitting without writing',
+    );
     try {
       if (values.autotune) {
         if (loaded.profile.purpose === 'correctness') {
@@ -285,7 +278,7 @@ export const benchCommand: Command = {
           );
         }
         const host = collectHostFacts();
-        const tuned = await autotune(loaded, host, { signal: controller.signal, onProgress: (e) => printer.handle(e) });
+        const tuned = await autotune(loaded, host, { signal: ctrlC.signal, onProgress: (e) => printer.handle(e) });
         const target = resolve(values['tuned-out'] ?? `${loaded.profile.name}-tuned.json`);
         if (tuned.choices.length === 0)
           throw new EdgetlError('bench-failed', 'autotune measured nothing usable: no tuned profile written');
@@ -325,7 +318,7 @@ export const benchCommand: Command = {
       let finished = false;
       try {
         await runBench(loaded, results, {
-          signal: controller.signal,
+          signal: ctrlC.signal,
           onProgress: (e) => printer.handle(e),
           inferenceOnly: values['inference-only'] === true,
         });
@@ -365,7 +358,7 @@ export const benchCommand: Command = {
       }
       return 0;
     } finally {
-      process.off('SIGINT', onSigint);
+      ctrlC.dispose();
     }
   },
 };

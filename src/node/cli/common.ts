@@ -116,3 +116,25 @@ const LIBRARY_TERMS_TO_FLAGS: readonly [RegExp, string][] = [
 export function inCliTerms(message: string): string {
   return LIBRARY_TERMS_TO_FLAGS.reduce((text, [pattern, flag]) => text.replace(pattern, flag), message);
 }
+
+/**
+ * Ctrl-C for a long verb: the first one aborts `signal` (the verb finishes its current step and reports what it
+ * did, `whatNow`), a second one exits at once with 130. `dispose` removes the handler.
+ */
+export function abortOnCtrlC(
+  verb: string,
+  whatNow: string,
+  onQuit = 'quitting',
+): { signal: AbortSignal; dispose(): void } {
+  const controller = new AbortController();
+  const onSigint = () => {
+    if (controller.signal.aborted) {
+      process.stderr.write(`\n${verb}: second Ctrl-C, ${onQuit}\n`);
+      process.exit(130);
+    }
+    process.stderr.write(`\n${verb}: interrupted: ${whatNow} (Ctrl-C again to quit at once)\n`);
+    controller.abort();
+  };
+  process.on('SIGINT', onSigint);
+  return { signal: controller.signal, dispose: () => process.off('SIGINT', onSigint) };
+}

@@ -5,7 +5,7 @@ import { standardDeviation } from '../../core/select/decision.js';
 import type { HeadType } from '../../core/formats/head-file.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import { EdgetlError } from '../../core/util/errors.js';
-import { type Command, parseCommandLine, parseNumberOption, printJson, ProgressBar } from './common.js';
+import { type Command, abortOnCtrlC, parseCommandLine, parseNumberOption, printJson, ProgressBar } from './common.js';
 import { loadOptionsFromFlags } from './embed.js';
 import { shortPath } from './head-shared.js';
 
@@ -104,24 +104,13 @@ export async function runSelection(
   options: Omit<SelectOptions, 'signal' | 'onProgress'>,
   showProgress: boolean,
 ): Promise<SelectResult> {
-  const controller = new AbortController();
-  const onSigint = () => {
-    if (controller.signal.aborted) {
-      process.stderr.write('\nselect: second Ctrl-C, quitting\n');
-      process.exit(130);
-    }
-    process.stderr.write(
-      '\nselect: interrupted: finishing the current step, then reporting what was done (Ctrl-C again to quit at once)\n',
-    );
-    controller.abort();
-  };
-  process.on('SIGINT', onSigint);
+  const ctrlC = abortOnCtrlC('select', 'finishing the current step, then reporting what was done');
   const progress = new SelectionProgress(showProgress);
   try {
-    return await selectBackbone(dir, { ...options, signal: controller.signal, onProgress: (e) => progress.handle(e) });
+    return await selectBackbone(dir, { ...options, signal: ctrlC.signal, onProgress: (e) => progress.handle(e) });
   } finally {
     progress.finish();
-    process.off('SIGINT', onSigint);
+    ctrlC.dispose();
   }
 }
 
