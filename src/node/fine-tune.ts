@@ -44,7 +44,7 @@ export interface FineTuneHeadOptions extends Partial<Omit<FineTuneOptions, 'math
   /** Read and write cut activations through the embedding cache (default true). */
   useCache?: boolean;
   /** Storage type the head will be saved with: weights are rounded to it so the saved head predicts as evaluated. */
-  dtype?: WeightDType;
+  dtype?: WeightDType | 'auto';
   onProgress?: (stage: string, done: number, total: number) => void;
 }
 
@@ -241,7 +241,9 @@ export async function fineTuneHead(options: FineTuneHeadOptions): Promise<{ head
       frozen.training = { ...frozen.training, metrics: { ...frozen.training.metrics, fineTune: report } };
       return { head: frozen, report };
     }
-    const float16 = (options.dtype ?? 'float16') === 'float16';
+    const dtype = options.dtype ?? 'auto';
+    // a fine-tuned head is linear: `auto` stores its matrices as float16
+    const float16 = dtype === 'float16' || dtype === 'auto';
     const weight = float16 ? roundToFloat16(result.head.weight) : result.head.weight;
     const blockWeight = float16 ? roundToFloat16(result.block.weight) : result.block.weight;
     const rejection = frozen.rejection

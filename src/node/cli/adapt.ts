@@ -45,9 +45,9 @@ ${embedRunHelp}
         'usage',
         `--out ${values.out} is a folder; give a file name such as ${values.out}/head.json`,
       );
-    const dtype = (values.dtype ?? 'float16') as WeightDType;
-    if (dtype !== 'float16' && dtype !== 'float32')
-      throw new EdgetlError('usage', `--dtype must be float16 or float32, got "${values.dtype}"`);
+    const dtype = (values.dtype ?? 'auto') as WeightDType | 'auto';
+    if (dtype !== 'auto' && dtype !== 'float16' && dtype !== 'float32')
+      throw new EdgetlError('usage', `--dtype must be auto, float16 or float32, got "${values.dtype}"`);
     const head = await loadHead(values.head);
     printHeadWarnings(head);
     const backbone = new LazyBackbone(values, head.backbone.id);

@@ -105,7 +105,7 @@ export const headCommand: Command = {
       (flat, or class folders: all images count) or an embedding set; the other classes are untouched
   edgetl head remove-class <head.json> <label> [--out other.json]
       prototype heads only
-Heads are rewritten atomically in place unless --out names another file (--dtype float16|float32|int8, default float16).
+Heads are rewritten atomically in place unless --out names another file (--dtype auto|float16|float32|int8, default auto: float16, an MLP's layers int8).
 
 ${embedRunHelp}
 `,
@@ -114,9 +114,9 @@ ${embedRunHelp}
     const [action, path, ...rest] = positionals;
     if (!action) throw new EdgetlError('usage', 'missing action: inspect, add-class or remove-class (see --help)');
     if (!path) throw new EdgetlError('usage', `missing <head.json> after "${action}"`);
-    const dtype = (values.dtype ?? 'float16') as WeightDType;
-    if (!isWeightDType(dtype))
-      throw new EdgetlError('usage', `--dtype must be float16, float32 or int8, got "${values.dtype}"`);
+    const dtype = (values.dtype ?? 'auto') as WeightDType | 'auto';
+    if (dtype !== 'auto' && !isWeightDType(dtype))
+      throw new EdgetlError('usage', `--dtype must be auto, float16, float32 or int8, got "${values.dtype}"`);
     if (action === 'inspect') {
       if (rest.length > 0) throw new EdgetlError('usage', `inspect takes one head file, got extra: ${rest.join(' ')}`);
       // Read once: the size shown is what was read (a URL has no stat).

@@ -39,6 +39,7 @@ const trainOptions = {
   'class-weight': { type: 'string' },
   normalize: { type: 'string' },
   'reject-rate': { type: 'string' },
+  'ambiguous-share': { type: 'string' },
   'no-calibrate': { type: 'boolean' },
   dtype: { type: 'string' },
   hidden: { type: 'string' },
@@ -100,6 +101,10 @@ export function trainHeadOptionsFromFlags(values: Values): TrainHeadOptions {
       values['reject-rate'] === undefined
         ? undefined
         : parseNumberOption(values['reject-rate'], 'reject-rate', 0, { min: 0, max: 0.5 }),
+    ambiguousShare:
+      values['ambiguous-share'] === undefined
+        ? undefined
+        : parseNumberOption(values['ambiguous-share'], 'ambiguous-share', 0, { min: 0, max: 1 }),
     calibrate: values['no-calibrate'] !== true,
     mlp: {
       ...(hidden ? { hidden } : {}),
@@ -167,11 +172,14 @@ Head:
   --seed N                   the same data and seed give identical weights (default 0)
   --normalize standardize|l2|none   feature normalization stored in the head (default standardize; l2 for prototype)
   --class-weight none|balanced      weight classes by inverse frequency (default none)
-  --reject-rate R            photos unlike the training data become "unknown": the outlier-score threshold rejects
-                             about R of the training photos, scored out of fold (default 0.04; 0: scores only,
-                             never reject)
+  --reject-rate R            about R of the training photos, scored out of fold, become "unknown" (default 0.05):
+                             60% of R by the outlier score (unlike the training data), 40% by the lowest confidence
+                             (between classes; --ambiguous-share sets the split); 0: scores only, never reject
+  --ambiguous-share S        part of the reject rate given to the low-confidence cut, 0..1 (default 0.4; 0: only
+                             photos unlike the training data are rejected)
   --no-calibrate             skip temperature scaling (default: fitted on out-of-fold / held-out rows)
-  --dtype float16|float32|int8  weight storage (default float16; int8: per-row scales, a quarter of float32)
+  --dtype auto|float16|float32|int8  weight storage (default auto: float16, and int8 with per-row scales for large
+                             weight matrices, an MLP's hidden layers, which keeps a 2-class MLP head under 1 MB)
   --augment flip             also train on mirrored views of the training images (embedded through the cache;
                              a view and its original always share a cross-validation fold)
   --fine-tune last-block     also train the backbone's last block (MobileNetV2: the final 1x1 conv 320->1280 +
@@ -229,7 +237,7 @@ Examples:
     if (values.val && values['val-split'])
       throw new EdgetlError('usage', 'give either --val <dir|prefix> or --val-split F, not both');
     const options = trainHeadOptionsFromFlags(values);
-    const dtype = choice<WeightDType>(values.dtype, 'dtype', ['float16', 'float32', 'int8'], 'float16');
+    const dtype = choice<WeightDType | 'auto'>(values.dtype, 'dtype', ['auto', 'float16', 'float32', 'int8'], 'auto');
     const augment =
       values.augment === undefined ? undefined : choice(values.augment, 'augment', ['flip'] as const, 'flip');
     const valSplit =
@@ -493,7 +501,7 @@ Examples:
         temperature: head.temperature,
         rejectionThreshold: head.rejection?.threshold ?? null,
         outlierThreshold: head.openSet?.threshold ?? null,
-        rejectRate: head.openSet?.rate ?? 0,
+        rejectRate: (head.openSet?.rate ?? 0) + (head.rejection?.rate ?? 0),
         openSetMemoryRows: head.openSet?.memoryClasses.length ?? 0,
         skipped: [...train.skipped, ...(val && values.val ? val.skipped : [])],
         warnings: [...train.warnings, ...(val && values.val ? val.warnings : [])],
@@ -534,6 +542,10 @@ Examples:
             : `  open set   outlier score above ${head.openSet.threshold.toFixed(3)} -> "unknown" (about ${(100 * head.openSet.rate).toFixed(1)}% of the training photos, out of fold; ${head.openSet.memoryClasses.length} memory rows)`,
         );
       }
+      if (head.rejection)
+        lines.push(
+          `  ambiguous  top probability below ${head.rejection.threshold.toFixed(3)} -> "unknown" (about ${(100 * head.rejection.rate).toFixed(1)}% of the training photos, out of fold)`,
+        );
       if (evaluation) {
         lines.push(
           `  validation ${val!.labels.length} examples: closed-set accuracy ${(100 * evaluation.closedSetAccuracy).toFixed(1)}%, log loss ${evaluation.metrics.logLoss.toFixed(3)}, ECE ${evaluation.metrics.ece.toFixed(3)}`,

@@ -1,5 +1,5 @@
 import t, { type Test } from 'tap';
-import { DEFAULT_REJECT_RATE, trainHead } from '../../../src/core/heads/train.js';
+import { DEFAULT_AMBIGUOUS_SHARE, DEFAULT_REJECT_RATE, trainHead } from '../../../src/core/heads/train.js';
 import { Head, UNKNOWN_LABEL } from '../../../src/core/heads/head.js';
 import { EdgetlError } from '../../../src/core/util/errors.js';
 import { Random } from '../../../src/core/heads/random.js';
@@ -103,10 +103,20 @@ t.test(
     for (const type of ['linear', 'mlp', 'prototype'] as const) {
       const head = await trainHead(train.data, train.labels, { type, seed: 1, mlp: { epochs: 30 } });
       t.ok(
-        head.openSet && head.openSet.rate === DEFAULT_REJECT_RATE && head.openSet.threshold !== null,
-        `${type}: on by default (threshold ${head.openSet?.threshold})`,
+        head.openSet &&
+          Math.abs(head.openSet.rate - DEFAULT_REJECT_RATE * (1 - DEFAULT_AMBIGUOUS_SHARE)) < 1e-12 &&
+          head.openSet.threshold !== null,
+        `${type}: outlier cut on by default (threshold ${head.openSet?.threshold}, rate ${head.openSet?.rate})`,
       );
-      t.equal(head.rejection, null, `${type}: no confidence cut`);
+      t.ok(
+        head.rejection && Math.abs(head.rejection.rate - DEFAULT_REJECT_RATE * DEFAULT_AMBIGUOUS_SHARE) < 1e-12,
+        `${type}: the low-confidence cut takes its share of the rate (${head.rejection?.rate})`,
+      );
+      t.equal(
+        head.training.options.rejectRate,
+        head.openSet!.rate + head.rejection!.rate,
+        'the summary gives the total',
+      );
       const fresh = gaussianClusters({ perClass: [300, 300, 300], dim: 10, separation: 3, seed: 8 });
       const predictions = head.predictMany(fresh.data);
       const rejected = predictions.filter((p) => p.rejected).length / 900;
@@ -115,7 +125,7 @@ t.test(
       const far = gaussianClusters({ perClass: [0, 0, 0, 0, 0, 0, 100], dim: 10, separation: 12, seed: 9 });
       const farPredictions = head.predictMany(far.data);
       const farRejected = farPredictions.filter((p) => p.rejected).length / 100;
-      t.ok(farRejected > 0.7, `${type}: far-away rows rejected: ${farRejected}`);
+      t.ok(farRejected > 0.5, `${type}: most far-away rows rejected: ${farRejected}`);
       const prediction = farPredictions.find((p) => p.rejected)!;
       t.equal(prediction.label, UNKNOWN_LABEL);
       t.equal(prediction.reason, 'outlier');
@@ -133,6 +143,25 @@ t.test(
       gaussianClusters({ perClass: [0, 0, 0, 0, 0, 0, 50], dim: 10, separation: 12, seed: 9 }).data,
     );
     t.equal(off.openSet!.threshold, null, 'rejectRate 0 turns rejection off');
+    t.equal(off.rejection, null, 'rejectRate 0 turns the low-confidence cut off too');
+    const outliersOnly = await trainHead(train.data, train.labels, { seed: 1, ambiguousShare: 0 });
+    t.equal(outliersOnly.rejection, null, 'ambiguousShare 0: no low-confidence cut');
+    t.equal(outliersOnly.openSet!.rate, DEFAULT_REJECT_RATE, 'ambiguousShare 0: the outlier cut takes the whole rate');
+    // a row halfway between two class means: like the training data, but the head cannot tell which class
+    const means = [0, 1].map((c) => {
+      const mean = new Float32Array(10);
+      for (let r = 0; r < 150; r++) for (let d = 0; d < 10; d++) mean[d] += train.data[(c * 150 + r) * 10 + d] / 150;
+      return mean;
+    });
+    const between = Float32Array.from(means[0], (v, d) => (v + means[1][d]) / 2);
+    const ambiguous = outliersOnly.predict(between);
+    const cut = (await trainHead(train.data, train.labels, { seed: 1 })).predict(between);
+    t.notOk(
+      ambiguous.unknown,
+      `outliers only: a row between two classes is answered (${ambiguous.label} ${ambiguous.score})`,
+    );
+    t.equal(cut.reason, 'low-confidence', `by default it is "unknown" as low-confidence (score ${cut.score})`);
+    t.equal(cut.label, UNKNOWN_LABEL);
     t.ok(
       offPredictions.every((p) => !p.rejected && p.outlierScore !== undefined),
       'but predictions still carry outlier scores',

@@ -113,11 +113,12 @@ t.test(
     );
     t.ok(flowerAuroc >= 0.95, `hard pair (flowers5): AUROC ${flowerAuroc.toFixed(4)} >= 0.95`);
     t.ok(flowerFigures.accepted <= 0.25, `it accepts ${(100 * flowerFigures.accepted).toFixed(1)}% <= 25% of flowers`);
-    // measured 93.5% kept at the default rate (91.5% at 5%): hymenoptera val lies a little farther from train than train's own folds
+    // measured 92.8% kept by default (outlier cut 3% + low-confidence cut 2% out of fold): hymenoptera val lies a
+    // little farther from train than train's own folds
     t.ok(own.rejected <= 0.08, `it keeps ${(100 * (1 - own.rejected)).toFixed(1)}% >= 92% of its own val photos`);
     t.ok(
-      own.acceptedAccuracy >= own.closedSetAccuracy - 0.01,
-      `accuracy on the accepted ${(100 * own.acceptedAccuracy).toFixed(1)}% is within 1 point of closed-set ${(100 * own.closedSetAccuracy).toFixed(1)}%`,
+      own.acceptedAccuracy >= own.closedSetAccuracy,
+      `accuracy on the accepted ${(100 * own.acceptedAccuracy).toFixed(2)}% is not below closed-set ${(100 * own.closedSetAccuracy).toFixed(2)}%`,
     );
     t.ok(
       driftReport(head, flowerSet.embeddings, flowerSet.items.length)!.drifted,

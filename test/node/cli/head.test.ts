@@ -43,15 +43,16 @@ t.test('head inspect: labels, type, sizes, metrics and the backbone it needs', a
       'openSet.std',
     ],
   );
-  t.equal(json.rejection, null, 'no confidence cut');
-  t.equal(json.openSet.rate, 0.05, 'the outlier threshold rejects 5% of the training photos out of fold');
+  t.equal(json.rejection.rate, 0.02, 'the low-confidence cut rejects 2% of the training photos out of fold');
+  t.equal(json.openSet.rate, 0.03, 'the outlier threshold rejects 3% of the training photos out of fold');
   t.type(json.openSet.threshold, 'number');
   t.same(json.warnings, []);
   t.type(json.training.metrics.heldOut.accuracy, 'number');
   const text = (await run(headCommand, ['inspect', head])).stdout;
   t.match(text, /edgetl-head, linear head, 2 classes/);
   t.match(text, /backbone\s+tiny\s+3-d\s+sha256 [0-9a-f]{64}/);
-  t.match(text, /open set\s+knn-cosine, \d+ memory rows, k 1; unknown above outlier score \d\.\d+ \(rate 0\.05\)/);
+  t.match(text, /open set\s+knn-cosine, \d+ memory rows, k 1; unknown above outlier score \d\.\d+ \(rate 0\.03\)/);
+  t.match(text, /rejection below \d\.\d+ \(rate 0\.02\)/);
   t.match((await run(headCommand, ['inspect', join(ws.root, 'nope.json')])).error?.message, /file not found/);
   await writeFile(join(ws.root, 'bad.json'), '{"format":"edgetl-head","version":7}');
   t.match(
