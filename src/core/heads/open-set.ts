@@ -13,7 +13,7 @@
  * Runtime-neutral: no Node, no DOM.
  */
 import { EdgetlError } from '../util/errors.js';
-import { gemmNT } from './dense-math.js';
+import { type DenseMath, gemmNT } from './dense-math.js';
 import { l2NormalizeInPlace } from './normalization.js';
 import { Random } from './random.js';
 
@@ -59,6 +59,8 @@ export const DEFAULT_OPEN_SET_OPTIONS = { k: 1, iterations: 15, maxMemoryRows: 1
 
 /** k-means fits its centroids on at most this many rows per centroid (see sphericalKMeans). */
 const FIT_ROWS_PER_CENTROID = 32;
+/** k-means++ draws its seeds from this many rows per centroid (see sphericalKMeansSteps). */
+const SEED_POOL_PER_CENTROID = 4;
 
 /**
  * Memory rows for `rows` training photos: 4 * sqrt(rows), at most 128. Measured best near 64 for 244 hymenoptera
@@ -105,63 +107,101 @@ export function openSetSpace(data: Float32Array, rows: number, dim: number): Flo
 }
 
 /**
- * Spherical k-means of unit rows into `clusters` unit centroids (k-means++ seeding, seeded). Returns the centroids
- * and how many rows each stands for. With as many clusters as rows, the rows themselves. The centroids are fitted on
- * at most FIT_ROWS_PER_CENTROID rows per centroid (a seeded sample), so a class of many thousand photos costs no more
- * than that; every row then counts towards its nearest centroid. (16 rows per centroid cost the flowers5 head 0.004
- * AUROC; at 32 its 850-photo classes are not sampled at all.)
+ * A product the open-set fit needs: the similarities [m, n] of unit rows `a` [m, dim] and `b` [n, dim]. The fitting
+ * steps below yield these instead of computing them, so one algorithm runs two ways: in plain JS where it must stay
+ * synchronous (a class added to a prototype head), and on a DenseMath backend (onnxruntime, some 30x faster on
+ * these shapes) when `trainHead` fits the memory.
  */
-export function sphericalKMeans(
+export interface SimilarityRequest {
+  a: Float32Array;
+  b: Float32Array;
+  m: number;
+  n: number;
+}
+
+/** Steps of an open-set computation: each yield asks for one similarity matrix, the return value is the result. */
+export type SimilaritySteps<T> = Generator<SimilarityRequest, T, Float32Array>;
+
+/** Runs `steps` with the plain-JS product. */
+export function runSimilarityStepsSync<T>(steps: SimilaritySteps<T>, dim: number): T {
+  let next = steps.next();
+  while (!next.done) {
+    const { a, b, m, n } = next.value;
+    next = steps.next(gemmNT(a, b, m, dim, n));
+  }
+  return next.value;
+}
+
+/** Runs `steps` with `math`'s products (A . B^T). */
+export async function runSimilaritySteps<T>(steps: SimilaritySteps<T>, dim: number, math: DenseMath): Promise<T> {
+  let next = steps.next();
+  while (!next.done) {
+    const { a, b, m, n } = next.value;
+    next = steps.next(await math.gemm(a, b, m, dim, n, false, true));
+  }
+  return next.value;
+}
+
+/**
+ * Spherical k-means of unit rows into `clusters` unit centroids (seeded k-means++), as steps (see SimilaritySteps).
+ * With as many clusters as rows, the rows themselves. The centroids are fitted on at most FIT_ROWS_PER_CENTROID rows
+ * per centroid (a seeded sample), so a class of many thousand photos costs no more than that; every row then counts
+ * towards its nearest centroid. (16 rows per centroid cost the flowers5 head 0.004 AUROC; at 32 its 850-photo
+ * classes are not sampled at all.) k-means++ draws its seeds from a pool of SEED_POOL_PER_CENTROID rows per centroid
+ * whose pairwise similarities come from one product, instead of one pass over every row per seed.
+ */
+export function* sphericalKMeansSteps(
   rowsData: Float32Array,
   rows: number,
   dim: number,
   clusters: number,
   seed: number,
   iterations: number = DEFAULT_OPEN_SET_OPTIONS.iterations,
-): { centroids: Float32Array; sizes: number[] } {
+): SimilaritySteps<{ centroids: Float32Array; sizes: number[] }> {
   if (clusters >= rows)
     return { centroids: Float32Array.from(rowsData.subarray(0, rows * dim)), sizes: new Array<number>(rows).fill(1) };
   const random = new Random(seed);
-  let fitData = rowsData;
-  let fitRows = rows;
-  if (rows > FIT_ROWS_PER_CENTROID * clusters) {
-    const sample = random
-      .shuffle(Array.from({ length: rows }, (_, i) => i))
-      .slice(0, FIT_ROWS_PER_CENTROID * clusters)
+  const sampleRows = (data: Float32Array, count: number, keep: number): { data: Float32Array; rows: number } => {
+    if (count <= keep) return { data, rows: count };
+    const picked = random
+      .shuffle(Array.from({ length: count }, (_, i) => i))
+      .slice(0, keep)
       .sort((a, b) => a - b);
-    fitRows = sample.length;
-    fitData = new Float32Array(fitRows * dim);
-    sample.forEach((row, i) => fitData.set(rowsData.subarray(row * dim, (row + 1) * dim), i * dim));
-  }
-  const centroids = new Float32Array(clusters * dim);
-  // k-means++ on cosine distance
-  const first = random.int(fitRows);
-  centroids.set(fitData.subarray(first * dim, (first + 1) * dim), 0);
-  const nearest = new Float64Array(fitRows).fill(Infinity);
+    const out = new Float32Array(keep * dim);
+    picked.forEach((row, i) => out.set(data.subarray(row * dim, (row + 1) * dim), i * dim));
+    return { data: out, rows: keep };
+  };
+  const fit = sampleRows(rowsData, rows, FIT_ROWS_PER_CENTROID * clusters);
+  const fitData = fit.data;
+  const fitRows = fit.rows;
+  // k-means++ on cosine distance, over the seed pool
+  const pool = sampleRows(fitData, fitRows, SEED_POOL_PER_CENTROID * clusters);
+  const poolSimilarity = yield { a: pool.data, b: pool.data, m: pool.rows, n: pool.rows };
+  const chosen: number[] = [random.int(pool.rows)];
+  const nearest = new Float64Array(pool.rows).fill(Infinity);
   for (let c = 1; c < clusters; c++) {
-    const previous = centroids.subarray((c - 1) * dim, c * dim);
+    const previous = chosen[c - 1];
     let total = 0;
-    for (let r = 0; r < fitRows; r++) {
-      let dot = 0;
-      const o = r * dim;
-      for (let d = 0; d < dim; d++) dot += fitData[o + d] * previous[d];
-      const distance = Math.max(0, 1 - dot);
+    for (let r = 0; r < pool.rows; r++) {
+      const distance = Math.max(0, 1 - poolSimilarity[r * pool.rows + previous]);
       if (distance < nearest[r]) nearest[r] = distance;
       total += nearest[r] * nearest[r];
     }
     let pick = random.next() * total;
-    let chosen = fitRows - 1;
-    for (let r = 0; r < fitRows; r++) {
+    let next = pool.rows - 1;
+    for (let r = 0; r < pool.rows; r++) {
       pick -= nearest[r] * nearest[r];
       if (pick <= 0) {
-        chosen = r;
+        next = r;
         break;
       }
     }
-    centroids.set(fitData.subarray(chosen * dim, (chosen + 1) * dim), c * dim);
+    chosen.push(next);
   }
-  const nearestCentroid = (data: Float32Array, n: number, into: Int32Array) => {
-    const similarity = gemmNT(data, centroids, n, dim, clusters);
+  const centroids = new Float32Array(clusters * dim);
+  chosen.forEach((row, c) => centroids.set(pool.data.subarray(row * dim, (row + 1) * dim), c * dim));
+  function* nearestCentroid(data: Float32Array, n: number, into: Int32Array): SimilaritySteps<number> {
+    const similarity = yield { a: data, b: centroids, m: n, n: clusters };
     let changed = 0;
     for (let r = 0; r < n; r++) {
       let best = 0;
@@ -170,11 +210,11 @@ export function sphericalKMeans(
       into[r] = best;
     }
     return changed;
-  };
+  }
   const assignment = new Int32Array(fitRows).fill(-1);
   const sizes = new Array<number>(clusters).fill(0);
   for (let iteration = 0; iteration < iterations; iteration++) {
-    if (nearestCentroid(fitData, fitRows, assignment) === 0) break;
+    if ((yield* nearestCentroid(fitData, fitRows, assignment)) === 0) break;
     const sums = new Float64Array(clusters * dim);
     sizes.fill(0);
     for (let r = 0; r < fitRows; r++) {
@@ -191,7 +231,7 @@ export function sphericalKMeans(
   }
   // every row counts towards its nearest centroid
   const all = fitRows === rows ? assignment : new Int32Array(rows).fill(-1);
-  if (fitRows !== rows) nearestCentroid(rowsData, rows, all);
+  if (fitRows !== rows || iterations === 0) yield* nearestCentroid(rowsData, rows, all);
   sizes.fill(0);
   for (let r = 0; r < rows; r++) sizes[all[r]]++;
   const kept = sizes.map((s, c) => (s > 0 ? c : -1)).filter((c) => c >= 0);
@@ -201,20 +241,34 @@ export function sphericalKMeans(
   return { centroids: compact, sizes: kept.map((c) => sizes[c]) };
 }
 
+/** sphericalKMeans in plain JS (see sphericalKMeansSteps). */
+export function sphericalKMeans(
+  rowsData: Float32Array,
+  rows: number,
+  dim: number,
+  clusters: number,
+  seed: number,
+  iterations: number = DEFAULT_OPEN_SET_OPTIONS.iterations,
+): { centroids: Float32Array; sizes: number[] } {
+  return runSimilarityStepsSync(sphericalKMeansSteps(rowsData, rows, dim, clusters, seed, iterations), dim);
+}
+
 /** Memory rows per class: the budget shared in proportion to class size, at least one each, never more than the class has. */
 export function memoryRowsPerClass(counts: readonly number[], budget: number): number[] {
   const total = counts.reduce((a, b) => a + b, 0);
   return counts.map((n) => Math.max(1, Math.min(n, Math.round((budget * n) / Math.max(1, total)))));
 }
 
-/** Compressed memory of the unit rows `space` ([rows, dim]) with class `targets`. */
-export function buildMemory(
+type Memory = { memory: Float32Array; memoryClasses: number[]; memoryWeights: number[] };
+
+/** Compressed memory of the unit rows `space` ([rows, dim]) with class `targets`, as steps. */
+export function* buildMemorySteps(
   space: Float32Array,
   targets: ArrayLike<number>,
   classCount: number,
   dim: number,
   options: { memoryRows?: number; seed?: number; iterations?: number } = {},
-): { memory: Float32Array; memoryClasses: number[]; memoryWeights: number[] } {
+): SimilaritySteps<Memory> {
   const byClass: number[][] = Array.from({ length: classCount }, () => []);
   for (let i = 0; i < targets.length; i++) byClass[targets[i]].push(i);
   const budget = memoryRowsPerClass(
@@ -224,11 +278,12 @@ export function buildMemory(
   const parts: Float32Array[] = [];
   const memoryClasses: number[] = [];
   const memoryWeights: number[] = [];
-  byClass.forEach((rows, c) => {
-    if (rows.length === 0) return;
+  for (let c = 0; c < classCount; c++) {
+    const rows = byClass[c];
+    if (rows.length === 0) continue;
     const data = new Float32Array(rows.length * dim);
     rows.forEach((row, i) => data.set(space.subarray(row * dim, (row + 1) * dim), i * dim));
-    const { centroids, sizes } = sphericalKMeans(
+    const { centroids, sizes } = yield* sphericalKMeansSteps(
       data,
       rows.length,
       dim,
@@ -237,11 +292,11 @@ export function buildMemory(
       options.iterations,
     );
     parts.push(centroids);
-    sizes.forEach((size) => {
+    for (const size of sizes) {
       memoryClasses.push(c);
       memoryWeights.push(size);
-    });
-  });
+    }
+  }
   const memory = new Float32Array(memoryClasses.length * dim);
   let offset = 0;
   for (const part of parts) {
@@ -251,22 +306,22 @@ export function buildMemory(
   return { memory, memoryClasses, memoryWeights };
 }
 
-/**
- * Outlier scores (cosine distance, 0..2, to the k-th nearest memory row) of rows already in the open-set space.
- * Higher means less like the training data.
- */
-export function knnDistances(
+/** Compressed memory of the unit rows `space` ([rows, dim]) with class `targets` (plain JS). */
+export function buildMemory(
   space: Float32Array,
-  rows: number,
-  memory: Float32Array,
-  memoryRows: number,
+  targets: ArrayLike<number>,
+  classCount: number,
   dim: number,
-  k: number,
-): Float32Array {
+  options: { memoryRows?: number; seed?: number; iterations?: number } = {},
+): Memory {
+  return runSimilarityStepsSync(buildMemorySteps(space, targets, classCount, dim, options), dim);
+}
+
+/** Outlier scores from the similarities [rows, memoryRows] of rows to the memory: 1 - the k-th largest. */
+function kthNearestDistances(similarity: Float32Array, rows: number, memoryRows: number, k: number): Float32Array {
   const scores = new Float32Array(rows);
   if (memoryRows === 0) return scores.fill(2);
   const kk = Math.max(1, Math.min(k, memoryRows));
-  const similarity = gemmNT(space, memory, rows, dim, memoryRows);
   const best = new Float64Array(kk);
   for (let r = 0; r < rows; r++) {
     const o = r * memoryRows;
@@ -290,6 +345,34 @@ export function knnDistances(
     scores[r] = 1 - best[kk - 1];
   }
   return scores;
+}
+
+/**
+ * Outlier scores (cosine distance, 0..2, to the k-th nearest memory row) of rows already in the open-set space.
+ * Higher means less like the training data.
+ */
+export function knnDistances(
+  space: Float32Array,
+  rows: number,
+  memory: Float32Array,
+  memoryRows: number,
+  dim: number,
+  k: number,
+): Float32Array {
+  if (memoryRows === 0) return new Float32Array(rows).fill(2);
+  return kthNearestDistances(gemmNT(space, memory, rows, dim, memoryRows), rows, memoryRows, k);
+}
+
+function* knnDistanceSteps(
+  space: Float32Array,
+  rows: number,
+  memory: Memory,
+  k: number,
+): SimilaritySteps<Float32Array> {
+  const memoryRows = memory.memoryClasses.length;
+  if (memoryRows === 0) return new Float32Array(rows).fill(2);
+  const similarity = yield { a: space, b: memory.memory, m: rows, n: memoryRows };
+  return kthNearestDistances(similarity, rows, memoryRows, k);
 }
 
 /** Outlier scores of `rows` raw embeddings. */
@@ -334,29 +417,46 @@ export function outlierThreshold(inDistributionScores: ArrayLike<number>, rate: 
 
 /**
  * Fits the open-set model on raw training embeddings and measures its out-of-fold scores: each fold's rows are
- * scored against a memory built from the other folds, which is how far a new photo of a known class falls.
+ * scored against a memory built from the other folds, which is how far a new photo of a known class falls. `splits`
+ * holds one or more partitions of the rows into folds; the scores of every partition are pooled (rows x splits), so
+ * a small set's threshold, a tail quantile, rests on more than a handful of rows. The products run on `math`
+ * (default plain JS).
  */
-export function fitOpenSet(
+export async function fitOpenSet(
   raw: Float32Array,
   targets: ArrayLike<number>,
   classCount: number,
   dim: number,
-  folds: readonly number[][],
+  splits: readonly (readonly number[][])[],
   options: OpenSetOptions = {},
-): { model: OpenSetModel; outOfFoldScores: Float32Array } {
+  math?: DenseMath,
+): Promise<{ model: OpenSetModel; outOfFoldScores: Float32Array }> {
+  const steps = fitOpenSetSteps(raw, targets, classCount, dim, splits, options);
+  return math ? runSimilaritySteps(steps, dim, math) : runSimilarityStepsSync(steps, dim);
+}
+
+function* fitOpenSetSteps(
+  raw: Float32Array,
+  targets: ArrayLike<number>,
+  classCount: number,
+  dim: number,
+  splits: readonly (readonly number[][])[],
+  options: OpenSetOptions,
+): SimilaritySteps<{ model: OpenSetModel; outOfFoldScores: Float32Array }> {
   const rows = targets.length;
   if (rows === 0) throw new EdgetlError('train-input', 'open-set scoring needs training rows');
   const space = openSetSpace(raw, rows, dim);
   const k = options.k ?? DEFAULT_OPEN_SET_OPTIONS.k;
   const budget = options.memoryRows ?? defaultMemoryRows(rows);
   const memoryOptions = { memoryRows: budget, seed: options.seed, iterations: options.iterations };
-  const outOfFoldScores = new Float32Array(rows);
-  if (folds.length >= 2) {
-    // a fold's share of the budget keeps the compression ratio of the final memory
-    const foldOptions = (held: number) => ({
-      ...memoryOptions,
-      memoryRows: Math.max(classCount, Math.round((budget * (rows - held)) / rows)),
-    });
+  const scored = splits.filter((folds) => folds.length >= 2);
+  const outOfFoldScores = new Float32Array(rows * scored.length);
+  // a fold's share of the budget keeps the compression ratio of the final memory
+  const foldOptions = (held: number) => ({
+    ...memoryOptions,
+    memoryRows: Math.max(classCount, Math.round((budget * (rows - held)) / rows)),
+  });
+  for (const [split, folds] of scored.entries()) {
     for (const fold of folds) {
       const inFold = new Uint8Array(rows);
       for (const i of fold) inFold[i] = 1;
@@ -365,16 +465,16 @@ export function fitOpenSet(
       const trainSpace = new Float32Array(trainRows.length * dim);
       trainRows.forEach((row, i) => trainSpace.set(space.subarray(row * dim, (row + 1) * dim), i * dim));
       const trainTargets = trainRows.map((i) => targets[i]);
-      const foldMemory = buildMemory(trainSpace, trainTargets, classCount, dim, foldOptions(fold.length));
+      const foldMemory = yield* buildMemorySteps(trainSpace, trainTargets, classCount, dim, foldOptions(fold.length));
       const heldSpace = new Float32Array(fold.length * dim);
       fold.forEach((row, i) => heldSpace.set(space.subarray(row * dim, (row + 1) * dim), i * dim));
-      const scores = knnDistances(heldSpace, fold.length, foldMemory.memory, foldMemory.memoryClasses.length, dim, k);
-      fold.forEach((row, i) => (outOfFoldScores[row] = scores[i]));
+      const scores = yield* knnDistanceSteps(heldSpace, fold.length, foldMemory, k);
+      fold.forEach((row, i) => (outOfFoldScores[split * rows + row] = scores[i]));
     }
   }
-  const memory = buildMemory(space, targets, classCount, dim, memoryOptions);
+  const memory = yield* buildMemorySteps(space, targets, classCount, dim, memoryOptions);
   const reference = summarizeScores(
-    folds.length >= 2 ? outOfFoldScores : knnDistances(space, rows, memory.memory, memory.memoryClasses.length, dim, k),
+    scored.length > 0 ? outOfFoldScores : yield* knnDistanceSteps(space, rows, memory, k),
   );
   const stats = columnStats(raw, rows, dim);
   return {
