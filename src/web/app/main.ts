@@ -131,7 +131,7 @@ ui.errorDismiss.addEventListener('click', () => {
 function cameraErrorMessage(error: unknown): string {
   const name = error instanceof DOMException ? error.name : '';
   if (!window.isSecureContext) {
-    return 'The camera only works on a secure page: open the app as http://localhost or http://127.0.0.1 (as `edgetl serve` prints), or over https.';
+    return 'The camera only works on a secure page: open this page as http://localhost or http://127.0.0.1 on the computer that runs the kiosk, or over https.';
   }
   if (name === 'NotAllowedError' || name === 'SecurityError') {
     return 'Camera permission was denied. Allow the camera for this page (the camera icon in the address bar, or the browser\'s site settings), then press "Start camera" again. You can still add photos from files.';
@@ -749,7 +749,7 @@ async function restore(): Promise<void> {
       const response = await fetch(served);
       if (!response.ok) throw new Error(`HTTP ${response.status}`);
       const head = parseWebHead(await response.text(), served);
-      assertHeadFitsBackbone(head, backbone.info, 'the head given to edgetl serve');
+      assertHeadFitsBackbone(head, backbone.info, 'the head this kiosk was set up with');
       // The other heads first: the page reports itself ready (data-head) once the main one is in use.
       await loadOtherHeads(backbone);
       await useHead(head, 'served');
@@ -822,7 +822,7 @@ async function start(): Promise<void> {
     ui.modelStatus.dataset.state = 'error';
     ui.modelStatus.textContent = 'No model';
     showError(
-      `Could not reach the edgetl server (${describeError(error)}). Start it with \`edgetl serve\` and reload this page.`,
+      `Could not reach the kiosk's server (${describeError(error)}). Check that it is still running (ask whoever set up this kiosk), then reload this page.`,
     );
     return;
   }
@@ -847,7 +847,7 @@ async function start(): Promise<void> {
     ui.modelStatus.dataset.state = 'error';
     ui.modelStatus.textContent = 'Model failed to load';
     showError(
-      `The model ${config.backbone.id} failed to load: ${describeError(error)}\nCheck that \`edgetl serve\` is still running and the backbone file is intact, then reload the page.`,
+      `The model ${config.backbone.id} failed to load: ${describeError(error)}\nCheck that the kiosk's server is still running, then reload the page; if it fails again, the model file on the server may be damaged (ask whoever set up this kiosk).`,
     );
     renderDevice();
     return;
