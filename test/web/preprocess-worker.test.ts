@@ -1,0 +1,255 @@
+/**
+ * Preprocessing in the Web Worker gives the very tensors the page's main thread gives, and (where both decoders are
+ * lossless) the very tensors Node gives: moving the work off the page changes where it runs, never a value. A worker
+ * that cannot start leaves the work to the page, saying why.
+ */
+import t from 'tap';
+import { readdirSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { sharedPath, smallBackbone } from '../helpers/shared.js';
+import { chromiumSkip, launchChromium } from './chromium.js';
+import { openTestPage, startServer } from './harness.js';
+import { imageToTensor } from '../../src/node/preprocess/node-image.js';
+
+type WebModule = typeof import('../../src/web/index.js');
+
+const small = smallBackbone();
+const photos = sharedPath('datasets/hymenoptera/val');
+
+/** A deterministic picture with edges, gradients and noise (so every resize tap matters), as a PNG file. */
+async function writePng(dir: string, name: string, width: number, height: number, alpha: boolean): Promise<string> {
+  const channels = alpha ? 4 : 3;
+  const pixels = Buffer.alloc(width * height * channels);
+  let seed = width * 31 + height;
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      const noise = (seed >> 16) & 31;
+      const at = (y * width + x) * channels;
+      pixels[at] = ((x * 255) / width + noise) & 255;
+      pixels[at + 1] = (((x >> 4) + (y >> 4)) & 1 ? 220 : 30) + (noise >> 2);
+      pixels[at + 2] = ((y * 255) / height) ^ noise;
+      if (alpha) pixels[at + 3] = (x * 7 + y * 3) & 255;
+    }
+  }
+  const path = join(dir, name);
+  await sharp(pixels, { raw: { width, height, channels } }).png().toFile(path);
+  return path;
+}
+
+t.test('the preprocessing worker gives the main thread’s tensors, and Node’s', { skip: chromiumSkip() }, async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'edgetl-preprocess-worker-'));
+  const { server, backbone } = await startServer(small.path);
+  const browser = await launchChromium('wasm');
+  t.teardown(async () => {
+    await browser.close();
+    await server.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+  const spec = backbone.preprocess;
+  // Opaque PNGs: lossless on both sides, so the browser's tensors must equal sharp + the Pillow port's bit for bit.
+  const opaque = [
+    await writePng(dir, 'down.png', 500, 375, false),
+    await writePng(dir, 'up.png', 97, 61, false),
+    await writePng(dir, 'tall.png', 600, 1400, false),
+  ];
+  // Alpha is composited over white by the canvas (page or worker alike) and by sharp's flatten: compared page-worker.
+  const withAlpha = [await writePng(dir, 'alpha.png', 320, 200, true)];
+  const jpegs = photos.path
+    ? readdirSync(join(photos.path, 'bees'))
+        .sort()
+        .slice(0, 3)
+        .map((f) => join(photos.path!, 'bees', f))
+    : [];
+  if (!jpegs.length) t.comment(`no real photos: ${photos.skip}`);
+  const files = [...opaque, ...withAlpha, ...jpegs];
+  await openTestPage(browser.page, server, files);
+
+  const result = await browser.page.evaluate(
+    async ({ count, spec }) => {
+      const bundle = '/index.js';
+      const web = (await import(bundle)) as WebModule;
+      const worker = await web.PreprocessWorker.start('/preprocess-worker.js');
+      const differing = (a: Float32Array, b: Float32Array) => {
+        if (a.length !== b.length) return -1;
+        const x = new Uint32Array(a.buffer, a.byteOffset, a.length);
+        const y = new Uint32Array(b.buffer, b.byteOffset, b.length);
+        let n = 0;
+        for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) n++;
+        return n;
+      };
+      const base64 = (a: Float32Array) => {
+        const bytes = new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+        let text = '';
+        for (let i = 0; i < bytes.length; i += 0x8000) text += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+        return btoa(text);
+      };
+      const images = [];
+      for (let i = 0; i < count; i++) {
+        const blob = await (await fetch(`/test/file/${i}`)).blob();
+        const fromBlob = await worker.imageToTensor(blob, spec);
+        const onPage = await web.imageToTensor(blob, spec);
+        // The sources a kiosk hands over besides files: an <img>, a canvas (a camera frame drawn), an ImageBitmap.
+        const img = new Image();
+        img.src = URL.createObjectURL(blob);
+        await img.decode();
+        const bitmap = await createImageBitmap(blob);
+        const canvas = document.createElement('canvas');
+        canvas.width = bitmap.width;
+        canvas.height = bitmap.height;
+        canvas.getContext('2d')!.drawImage(bitmap, 0, 0);
+        const sources = { img, canvas, bitmap } as const;
+        const others: Record<string, number> = {};
+        for (const [name, source] of Object.entries(sources))
+          others[name] = differing(
+            (await worker.imageToTensor(source, spec)).tensor,
+            await web.imageToTensor(source, spec),
+          );
+        images.push({
+          blob: differing(fromBlob.tensor, onPage),
+          others,
+          bitmapStillUsable: bitmap.width > 0,
+          mainThreadMs: fromBlob.mainThreadMs,
+          workerMs: fromBlob.workerMs,
+          tensor: base64(fromBlob.tensor),
+        });
+        bitmap.close();
+      }
+      // A file that is no image fails as that file's error; the worker goes on working.
+      let badImage: { code?: string; message: string } | undefined;
+      try {
+        await worker.imageToTensor(new File([new Uint8Array([1, 2, 3])], 'notes.jpg'), spec);
+      } catch (error) {
+        badImage = { code: (error as { code?: string }).code, message: (error as Error).message };
+      }
+      const after = await worker.imageToTensor(await (await fetch('/test/file/0')).blob(), spec);
+      worker.close();
+      return { images, badImage, afterBad: base64(after.tensor), resize: worker.resize };
+    },
+    { count: files.length, spec },
+  );
+
+  t.equal(result.resize, 'wasm-simd', 'the worker runs the WebAssembly SIMD resize');
+  for (let i = 0; i < files.length; i++) {
+    const name = files[i];
+    const image = result.images[i];
+    t.equal(image.blob, 0, `${name}: the worker's tensor equals the main thread's, bit for bit (from the file)`);
+    t.same(image.others, { img: 0, canvas: 0, bitmap: 0 }, `${name}: also from an <img>, a canvas and an ImageBitmap`);
+    t.ok(image.bitmapStillUsable, 'the caller keeps its own ImageBitmap');
+    t.ok(image.mainThreadMs >= 0 && image.workerMs > 0, 'the timings are reported');
+  }
+  for (let i = 0; i < opaque.length; i++) {
+    const worker = new Float32Array(Buffer.from(result.images[i].tensor, 'base64').buffer.slice(0));
+    const node = await imageToTensor(opaque[i], spec);
+    let differing = 0;
+    for (let k = 0; k < node.length; k++) if (!Object.is(node[k], worker[k])) differing++;
+    t.equal(worker.length, node.length, `${opaque[i]}: one image's tensor`);
+    t.equal(differing, 0, `${opaque[i]}: the worker's tensor equals Node's (sharp + Pillow port), bit for bit`);
+  }
+  t.equal(result.badImage?.code, 'bad-image', 'a file that is no image is refused as a bad image');
+  t.match(result.badImage?.message, /notes\.jpg/, 'naming the file');
+  t.equal(result.afterBad, result.images[0].tensor, 'and the worker keeps working afterwards');
+});
+
+t.test(
+  'WebBackbone preprocesses in the worker, with the same embeddings, and falls back saying why',
+  {
+    skip: chromiumSkip(),
+  },
+  async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), 'edgetl-preprocess-worker-'));
+    const { server, backbone } = await startServer(small.path);
+    const browser = await launchChromium('wasm');
+    t.teardown(async () => {
+      await browser.close();
+      await server.close();
+      await rm(dir, { recursive: true, force: true });
+    });
+    const files = [await writePng(dir, 'a.png', 400, 300, false), await writePng(dir, 'b.png', 240, 320, false)];
+    await openTestPage(browser.page, server, files);
+    const result = await browser.page.evaluate(
+      async ({ count, spec, modelUrl, id, sha256 }) => {
+        const bundle = '/index.js';
+        const web = (await import(bundle)) as WebModule;
+        const warnings: string[] = [];
+        const warn = console.warn;
+        console.warn = (...args: unknown[]) => {
+          warnings.push(args.join(' '));
+          warn(...args);
+        };
+        const load = (preprocessWorker?: string) =>
+          web.WebBackbone.load({
+            model: modelUrl,
+            id,
+            sha256,
+            preprocess: spec,
+            ep: 'wasm',
+            wasmPaths: '/ort/',
+            preprocessWorker,
+          });
+        const inWorker = await load('/preprocess-worker.js');
+        const onPage = await load();
+        const missing = await load('/no-such-worker.js');
+        const blobs: Blob[] = [];
+        for (let i = 0; i < count; i++) blobs.push(await (await fetch(`/test/file/${i}`)).blob());
+        const same: boolean[] = [];
+        for (const blob of blobs) {
+          const a = await inWorker.embed(blob);
+          const b = await onPage.embed(blob);
+          const c = await missing.embed(blob);
+          same.push(a.every((v, i) => Object.is(v, b[i]) && Object.is(v, c[i])));
+        }
+        const many = await inWorker.embedMany(blobs);
+        const manyOnPage = await onPage.embedMany(blobs);
+        const report = {
+          inWorker: inWorker.preprocessing,
+          onPage: onPage.preprocessing,
+          missing: missing.preprocessing,
+          timings: inWorker.lastTimings,
+        };
+        await inWorker.close();
+        const afterClose = inWorker.preprocessing;
+        await onPage.close();
+        await missing.close();
+        console.warn = warn;
+        return {
+          same,
+          manySame: many.every((v, i) => Object.is(v, manyOnPage[i])),
+          report,
+          afterClose,
+          warnings,
+        };
+      },
+      {
+        count: files.length,
+        spec: backbone.preprocess,
+        modelUrl: `/models/${backbone.id}.features.onnx`,
+        id: backbone.id,
+        sha256: backbone.sha256,
+      },
+    );
+    t.same(result.report.inWorker, { where: 'worker', resize: 'wasm-simd' }, 'asked for, the worker preprocesses');
+    t.equal(result.report.onPage.where, 'main-thread', 'not asked for, the page does');
+    t.match(result.report.onPage.reason, /no preprocessing worker/, 'and says so');
+    t.equal(result.report.missing.where, 'main-thread', 'a worker script that does not load leaves it to the page');
+    t.match(
+      result.report.missing.reason,
+      /did not start|could not load/,
+      `saying why (${result.report.missing.reason})`,
+    );
+    t.ok(
+      result.warnings.some((w) => /preprocessing runs on the main thread/.test(w)),
+      'and warning on the console',
+    );
+    t.same(result.same, [true, true], 'embed gives identical embeddings wherever preprocessing ran');
+    t.ok(result.manySame, 'so does embedMany');
+    t.ok(
+      result.report.timings && result.report.timings.preprocessCallerMs <= result.report.timings.preprocessMs,
+      'the page’s share of preprocessing is part of the preprocessing time',
+    );
+    t.equal(result.afterClose.where, 'main-thread', 'after close the worker is gone');
+  },
+);
