@@ -105,6 +105,11 @@ for (const run of runs) {
         `the header says the model runs on ${run.provider}`,
       );
       t.match(await page.textContent('[data-fact="provider"]'), run.provider, 'the device panel names the provider');
+      t.match(
+        await page.textContent('[data-fact="preprocessing"]'),
+        /^in a Web Worker \(WebAssembly SIMD resize\)$/,
+        'photos and frames are preprocessed off the page, with the exact WebAssembly resize',
+      );
       t.equal(
         await page.textContent('[data-fact="cross-origin-isolated"]'),
         'yes',
@@ -146,6 +151,11 @@ for (const run of runs) {
       t.equal(seen.label, 'bees', `a training photo of bees is predicted "bees" (${seen.text})`);
       t.equal(await page.locator('#prediction-bars .bar').count(), 2, 'one confidence bar per class');
       t.match(await page.textContent('[data-fact="image-embedding"]'), /ms/, 'the device panel shows measured latency');
+      t.match(
+        await page.textContent('[data-fact="preprocess-on-the-page"]'),
+        /ms/,
+        "and the page's own share of preprocessing",
+      );
 
       t.same(foreign, [], 'no request left this machine (no CDN)');
       mkdirSync(artifacts, { recursive: true });

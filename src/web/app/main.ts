@@ -107,8 +107,12 @@ const state = {
   busy: Promise.resolve() as Promise<unknown>,
   embedMs: [] as number[],
   preprocessMs: [] as number[],
+  /** The page's own share of preprocessMs (all of it when preprocessing runs on the page). */
+  preprocessPageMs: [] as number[],
   inferenceMs: [] as number[],
   headMs: [] as number[],
+  /** The photo on show for classification: embedded from the file itself, so the worker decodes it, not the page. */
+  testFile: undefined as File | undefined,
   /** Outlier scores of the last camera frames, for the drift warning. */
   liveScores: [] as number[],
   training: false,
@@ -448,6 +452,7 @@ function recordEmbed(backbone: WebBackbone, totalMs: number): void {
   recordLatency(state.embedMs, totalMs);
   if (backbone.lastTimings) {
     recordLatency(state.preprocessMs, backbone.lastTimings.preprocessMs);
+    recordLatency(state.preprocessPageMs, backbone.lastTimings.preprocessCallerMs);
     recordLatency(state.inferenceMs, backbone.lastTimings.inferenceMs);
   }
 }
@@ -549,7 +554,7 @@ function renderPrediction(prediction: WebPrediction | undefined): void {
 
 async function classifyTestImage(): Promise<void> {
   try {
-    const prediction = await predictFrom(ui.testImage);
+    const prediction = await predictFrom(state.testFile ?? ui.testImage);
     renderPrediction(prediction);
   } catch (error) {
     showError(`Could not classify the photo: ${describeError(error)}`);
@@ -560,6 +565,7 @@ async function classifyTestImage(): Promise<void> {
 async function showTestFile(file: File): Promise<void> {
   stopCamera();
   const url = URL.createObjectURL(file);
+  state.testFile = undefined;
   ui.testImage.dataset.ready = 'false';
   ui.testImage.hidden = false;
   ui.placeholder.hidden = true;
@@ -571,6 +577,7 @@ async function showTestFile(file: File): Promise<void> {
     return;
   }
   ui.testImage.dataset.ready = 'true';
+  state.testFile = file;
   if (!state.head) {
     renderPrediction(undefined);
     return;
@@ -695,7 +702,18 @@ function renderDevice(): void {
     'Image → embedding',
     state.embedMs.length ? `${ms(state.embedMs)} (median of last ${state.embedMs.length})` : '–',
   ]);
+  if (backbone) {
+    const where = backbone.preprocessing;
+    const resize = where.resize === 'wasm-simd' ? 'WebAssembly SIMD resize' : 'JavaScript resize';
+    facts.push([
+      'Preprocessing',
+      where.where === 'worker' ? `in a Web Worker (${resize})` : `on the page's main thread (${resize})`,
+    ]);
+    if (where.reason && where.where === 'main-thread')
+      notes.push(`Preprocessing is not in a worker: ${where.reason}. The page may stutter while it works.`);
+  }
   facts.push(['Preprocess', ms(state.preprocessMs)]);
+  facts.push(['Preprocess on the page', ms(state.preprocessPageMs)]);
   facts.push(['Backbone inference', ms(state.inferenceMs)]);
   facts.push(['Head', ms(state.headMs)]);
   facts.push(['onnxruntime-web', onnxruntimeWebVersion() ?? '?']);
@@ -842,6 +860,9 @@ async function start(): Promise<void> {
       fixedBatch: config.backbone.fixedBatch,
       ep: ['auto', 'webgpu', 'wasm'].includes(ep) ? ep : 'auto',
       wasmPaths: config.ortUrl,
+      // Photos and camera frames are decoded and resized off the page; where the browser cannot, WebBackbone says
+      // why on the console and the device panel shows it.
+      preprocessWorker: new URL('/preprocess-worker.js', location.href),
     });
   } catch (error) {
     ui.modelStatus.dataset.state = 'error';
