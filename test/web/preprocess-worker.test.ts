@@ -253,3 +253,58 @@ t.test(
     t.equal(result.afterClose.where, 'main-thread', 'after close the worker is gone');
   },
 );
+
+t.test('a camera frame gives the same tensor in the worker as on the page', { skip: chromiumSkip() }, async (t) => {
+  const { server, backbone } = await startServer(small.path);
+  const browser = await launchChromium('wasm', { fakeCamera: true });
+  t.teardown(async () => {
+    await browser.close();
+    await server.close();
+  });
+  await browser.context.grantPermissions(['camera'], { origin: server.url.replace(/\/$/, '') });
+  await openTestPage(browser.page, server, []);
+  const result = await browser.page.evaluate(
+    async ({ spec }) => {
+      const bundle = '/index.js';
+      const web = (await import(bundle)) as WebModule;
+      const worker = await web.PreprocessWorker.start('/preprocess-worker.js');
+      const video = document.createElement('video');
+      video.muted = true;
+      video.srcObject = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 } });
+      await video.play();
+      await new Promise((resolve) => video.requestVideoFrameCallback(resolve));
+      // A paused video holds one frame, so page and worker see the same pixels.
+      video.pause();
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const differing = (a: Float32Array, b: Float32Array) => {
+        const x = new Uint32Array(a.buffer, a.byteOffset, a.length);
+        const y = new Uint32Array(b.buffer, b.byteOffset, b.length);
+        let n = a.length === b.length ? 0 : -1;
+        for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) n++;
+        return n;
+      };
+      const onPage = await web.imageToTensor(video, spec);
+      const fromVideo = await worker.imageToTensor(video, spec);
+      const frame = new VideoFrame(video);
+      const fromFrame = await worker.imageToTensor(frame, spec);
+      const frameKept = frame.codedWidth > 0;
+      frame.close();
+      let spread = 0;
+      for (let i = 1; i < onPage.length; i++) spread = Math.max(spread, Math.abs(onPage[i] - onPage[0]));
+      for (const track of (video.srcObject as MediaStream).getTracks()) track.stop();
+      worker.close();
+      return {
+        video: differing(fromVideo.tensor, onPage),
+        frame: differing(fromFrame.tensor, onPage),
+        frameKept,
+        spread,
+        size: `${video.videoWidth}x${video.videoHeight}`,
+      };
+    },
+    { spec: backbone.preprocess },
+  );
+  t.ok(result.spread > 0.5, `the frame has content (${result.size})`);
+  t.equal(result.video, 0, 'a <video> preprocessed in the worker gives the page’s tensor, bit for bit');
+  t.equal(result.frame, 0, 'so does a VideoFrame of it');
+  t.ok(result.frameKept, 'and the caller keeps its own VideoFrame');
+});

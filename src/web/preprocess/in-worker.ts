@@ -5,8 +5,9 @@
  * tensor write fused), so its tensors are bit-identical to the main thread's and, where decoders agree, to Node's.
  *
  * What crosses the thread boundary: Blobs and Files as they are (the worker decodes them), ImageBitmaps, ImageData
- * and VideoFrames by structured clone (the caller keeps its own), elements and canvases as an ImageBitmap of their
- * current pixels (created here, transferred); the Float32Array comes back transferred, not copied.
+ * and VideoFrames by structured clone (the caller keeps its own), a <video>'s current frame as a VideoFrame (no pixel
+ * copy on this thread) where the browser has them, other elements and canvases as an ImageBitmap of their current
+ * pixels (created here); what is created here is transferred, and the Float32Array comes back transferred too.
  */
 import type { PreprocessSpec } from '../../core/preprocess/spec.js';
 import { EdgetlError } from '../../core/util/errors.js';
@@ -61,6 +62,20 @@ function needsBitmap(source: BrowserImageSource): boolean {
     (typeof HTMLCanvasElement !== 'undefined' && source instanceof HTMLCanvasElement) ||
     (typeof OffscreenCanvas !== 'undefined' && source instanceof OffscreenCanvas)
   );
+}
+
+/**
+ * A <video>'s current frame as a VideoFrame: a reference to the decoded frame, not a copy of its pixels (which
+ * createImageBitmap makes on this thread). Undefined where VideoFrame is missing or the video has no frame yet.
+ */
+function currentVideoFrame(source: BrowserImageSource): VideoFrame | undefined {
+  if (typeof VideoFrame === 'undefined' || typeof HTMLVideoElement === 'undefined') return undefined;
+  if (!(source instanceof HTMLVideoElement)) return undefined;
+  try {
+    return new VideoFrame(source);
+  } catch {
+    return undefined;
+  }
 }
 
 /** Why this page cannot preprocess in a worker, or undefined where it can try. */
@@ -153,7 +168,12 @@ export class PreprocessWorker {
     let mainThreadMs = 0;
     let payload: WorkerImageSource;
     const transfer: Transferable[] = [];
-    if (needsBitmap(source)) {
+    const frame = currentVideoFrame(source);
+    if (frame) {
+      payload = frame;
+      transfer.push(frame);
+      mainThreadMs += performance.now() - t0;
+    } else if (needsBitmap(source)) {
       // Only the bitmap's creation is the page's: the copy itself completes off this thread.
       const pending = createImageBitmap(source as ImageBitmapSource);
       mainThreadMs += performance.now() - t0;
@@ -178,7 +198,7 @@ export class PreprocessWorker {
       this.worker.postMessage(message, transfer);
     } catch (error) {
       this.pending.delete(id);
-      if (transfer.length) (payload as ImageBitmap).close();
+      if (transfer.length) (payload as ImageBitmap | VideoFrame).close();
       throw new EdgetlError('worker', `could not hand the image to the preprocessing worker: ${String(error)}`);
     }
     mainThreadMs += performance.now() - t1;
