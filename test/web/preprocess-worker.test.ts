@@ -308,3 +308,61 @@ t.test('a camera frame gives the same tensor in the worker as on the page', { sk
   t.equal(result.frame, 0, 'so does a VideoFrame of it');
   t.ok(result.frameKept, 'and the caller keeps its own VideoFrame');
 });
+
+t.test(
+  'without OffscreenCanvas the page preprocesses itself, says why, and gives Node’s tensor',
+  {
+    skip: chromiumSkip(),
+  },
+  async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), 'edgetl-preprocess-worker-'));
+    const { server, backbone } = await startServer(small.path);
+    const browser = await launchChromium('wasm');
+    t.teardown(async () => {
+      await browser.close();
+      await server.close();
+      await rm(dir, { recursive: true, force: true });
+    });
+    const png = await writePng(dir, 'old-browser.png', 330, 250, false);
+    // A browser from before OffscreenCanvas (Safari before 16.4): the page's globals as such a browser has them.
+    await browser.page.addInitScript(() => {
+      Reflect.deleteProperty(globalThis, 'OffscreenCanvas');
+    });
+    await openTestPage(browser.page, server, [png]);
+    const result = await browser.page.evaluate(
+      async ({ spec, modelUrl, id, sha256 }) => {
+        const bundle = '/index.js';
+        const web = (await import(bundle)) as WebModule;
+        const backbone = await web.WebBackbone.load({
+          model: modelUrl,
+          id,
+          sha256,
+          preprocess: spec,
+          ep: 'wasm',
+          wasmPaths: '/ort/',
+          preprocessWorker: '/preprocess-worker.js',
+        });
+        const blob = await (await fetch('/test/file/0')).blob();
+        const tensor = await web.imageToTensor(blob, spec);
+        await backbone.embed(blob);
+        const report = backbone.preprocessing;
+        await backbone.close();
+        return { offscreen: typeof OffscreenCanvas, report, tensor: Array.from(tensor) };
+      },
+      {
+        spec: backbone.preprocess,
+        modelUrl: `/models/${backbone.id}.features.onnx`,
+        id: backbone.id,
+        sha256: backbone.sha256,
+      },
+    );
+    t.equal(result.offscreen, 'undefined', 'the page has no OffscreenCanvas');
+    t.same(
+      result.report,
+      { where: 'main-thread', resize: 'wasm-simd', reason: 'this browser has no OffscreenCanvas' },
+      'preprocessing stays on the page, saying why',
+    );
+    const node = await imageToTensor(png, backbone.preprocess);
+    t.same(result.tensor, Array.from(node), 'a page canvas stands in for OffscreenCanvas, with Node’s tensor');
+  },
+);
