@@ -149,6 +149,24 @@ t.test('the preprocessing worker gives the main thread’s tensors, and Node’s
     t.equal(worker.length, node.length, `${opaque[i]}: one image's tensor`);
     t.equal(differing, 0, `${opaque[i]}: the worker's tensor equals Node's (sharp + Pillow port), bit for bit`);
   }
+  // JPEGs: Chromium and libvips both decode with libjpeg-turbo, so the tensors match as the pixels do in
+  // browser-vs-node.test.ts (equal here; within one level allowed, in case a build decodes differently).
+  const level = Math.max(...spec.std.map((std) => spec.scale / std));
+  for (let j = 0; j < jpegs.length; j++) {
+    const i = opaque.length + withAlpha.length + j;
+    const worker = new Float32Array(Buffer.from(result.images[i].tensor, 'base64').buffer.slice(0));
+    const node = await imageToTensor(jpegs[j], spec);
+    let differing = 0;
+    let worst = 0;
+    for (let k = 0; k < node.length; k++) {
+      if (!Object.is(node[k], worker[k])) differing++;
+      worst = Math.max(worst, Math.abs(node[k] - worker[k]));
+    }
+    t.ok(
+      worst <= level * 1.0001,
+      `${jpegs[j]}: the worker's tensor matches Node's (${differing} of ${node.length} values differ, by at most ${(worst / level).toFixed(2)} levels)`,
+    );
+  }
   t.equal(result.badImage?.code, 'bad-image', 'a file that is no image is refused as a bad image');
   t.match(result.badImage?.message, /notes\.jpg/, 'naming the file');
   t.equal(result.afterBad, result.images[0].tensor, 'and the worker keeps working afterwards');
