@@ -3,7 +3,7 @@
  * lossless) the very tensors Node gives: moving the work off the page changes where it runs, never a value. A worker
  * that cannot start leaves the work to the page, saying why.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { readdirSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -40,15 +40,21 @@ async function writePng(dir: string, name: string, width: number, height: number
   return path;
 }
 
-t.test('the preprocessing worker gives the main thread’s tensors, and Node’s', { skip: chromiumSkip() }, async (t) => {
+/** The kiosk server on the small backbone, a fresh Chromium, and a scratch folder, all gone when `t` ends. */
+async function setUp(t: Test, options: { fakeCamera?: boolean } = {}) {
   const dir = await mkdtemp(join(tmpdir(), 'edgetl-preprocess-worker-'));
   const { server, backbone } = await startServer(small.path);
-  const browser = await launchChromium('wasm');
+  const browser = await launchChromium('wasm', options);
   t.teardown(async () => {
     await browser.close();
     await server.close();
     await rm(dir, { recursive: true, force: true });
   });
+  return { dir, server, backbone, browser };
+}
+
+t.test('the preprocessing worker gives the main thread’s tensors, and Node’s', { skip: chromiumSkip() }, async (t) => {
+  const { dir, server, backbone, browser } = await setUp(t);
   const spec = backbone.preprocess;
   // Opaque PNGs: lossless on both sides, so the browser's tensors must equal sharp + the Pillow port's bit for bit.
   const opaque = [
@@ -178,14 +184,7 @@ t.test(
     skip: chromiumSkip(),
   },
   async (t) => {
-    const dir = await mkdtemp(join(tmpdir(), 'edgetl-preprocess-worker-'));
-    const { server, backbone } = await startServer(small.path);
-    const browser = await launchChromium('wasm');
-    t.teardown(async () => {
-      await browser.close();
-      await server.close();
-      await rm(dir, { recursive: true, force: true });
-    });
+    const { dir, server, backbone, browser } = await setUp(t);
     const files = [await writePng(dir, 'a.png', 400, 300, false), await writePng(dir, 'b.png', 240, 320, false)];
     await openTestPage(browser.page, server, files);
     const result = await browser.page.evaluate(
@@ -273,12 +272,7 @@ t.test(
 );
 
 t.test('a camera frame gives the same tensor in the worker as on the page', { skip: chromiumSkip() }, async (t) => {
-  const { server, backbone } = await startServer(small.path);
-  const browser = await launchChromium('wasm', { fakeCamera: true });
-  t.teardown(async () => {
-    await browser.close();
-    await server.close();
-  });
+  const { server, backbone, browser } = await setUp(t, { fakeCamera: true });
   await browser.context.grantPermissions(['camera'], { origin: server.url.replace(/\/$/, '') });
   await openTestPage(browser.page, server, []);
   const result = await browser.page.evaluate(
@@ -333,14 +327,7 @@ t.test(
     skip: chromiumSkip(),
   },
   async (t) => {
-    const dir = await mkdtemp(join(tmpdir(), 'edgetl-preprocess-worker-'));
-    const { server, backbone } = await startServer(small.path);
-    const browser = await launchChromium('wasm');
-    t.teardown(async () => {
-      await browser.close();
-      await server.close();
-      await rm(dir, { recursive: true, force: true });
-    });
+    const { dir, server, backbone, browser } = await setUp(t);
     const png = await writePng(dir, 'old-browser.png', 330, 250, false);
     // A browser from before OffscreenCanvas (Safari before 16.4): the page's globals as such a browser has them.
     await browser.page.addInitScript(() => {
