@@ -371,3 +371,69 @@ t.test(
     t.same(result.tensor, Array.from(node), 'a page canvas stands in for OffscreenCanvas, with Node’s tensor');
   },
 );
+
+t.test('a worker that dies mid-way leaves the rest to the page, saying why', { skip: chromiumSkip() }, async (t) => {
+  const { dir, server, backbone, browser } = await setUp(t);
+  const png = await writePng(dir, 'after-crash.png', 300, 200, false);
+  await openTestPage(browser.page, server, [png]);
+  const result = await browser.page.evaluate(
+    async ({ spec, modelUrl, id, sha256 }) => {
+      const bundle = '/index.js';
+      const web = (await import(bundle)) as WebModule;
+      // Greets like the real worker, then throws on the first image: an uncaught error in the worker.
+      const crashing = URL.createObjectURL(
+        new Blob(
+          [
+            `self.onmessage = (e) => {
+              if (e.data.kind === 'hello') self.postMessage({ kind: 'hello', id: e.data.id, offscreenCanvas: true, resize: 'wasm-simd' });
+              else throw new Error('simulated crash');
+            };`,
+          ],
+          { type: 'text/javascript' },
+        ),
+      );
+      const blob = await (await fetch('/test/file/0')).blob();
+      const worker = await web.PreprocessWorker.start(crashing);
+      let direct: { code?: string; message: string } | undefined;
+      try {
+        await worker.imageToTensor(blob, spec);
+      } catch (error) {
+        direct = { code: (error as { code?: string }).code, message: (error as Error).message };
+      }
+      const backbone = await web.WebBackbone.load({
+        model: modelUrl,
+        id,
+        sha256,
+        preprocess: spec,
+        ep: 'wasm',
+        wasmPaths: '/ort/',
+        preprocessWorker: crashing,
+      });
+      const before = backbone.preprocessing;
+      const embedding = await backbone.embed(blob);
+      const after = backbone.preprocessing;
+      const again = await backbone.embed(blob);
+      await backbone.close();
+      return {
+        direct,
+        failed: worker.failed,
+        before,
+        after,
+        same: embedding.length > 0 && embedding.every((v, i) => Object.is(v, again[i])),
+      };
+    },
+    {
+      spec: backbone.preprocess,
+      modelUrl: `/models/${backbone.id}.features.onnx`,
+      id: backbone.id,
+      sha256: backbone.sha256,
+    },
+  );
+  t.equal(result.direct?.code, 'worker', 'the image in flight fails as a worker failure');
+  t.match(result.direct?.message, /preprocessing worker stopped: .*simulated crash/, 'with the worker’s own error');
+  t.match(result.failed, /simulated crash/, 'and the worker says it has stopped');
+  t.equal(result.before.where, 'worker', 'the backbone starts on the worker');
+  t.equal(result.after.where, 'main-thread', 'once it dies, the page preprocesses');
+  t.match(result.after.reason, /stopped: .*simulated crash/, 'saying why');
+  t.ok(result.same, 'and embed still answers, the same as on the next call');
+});
