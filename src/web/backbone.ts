@@ -97,7 +97,7 @@ export class WebBackbone implements EmbeddingBackbone {
     private readonly batchSize: number,
     private readonly resizeQuality: CanvasResizeQuality = 'match-node',
     private readonly worker: PreprocessWorker | undefined,
-    private fallbackReason: string | undefined,
+    private readonly fallbackReason: string | undefined,
   ) {}
 
   /** Where images are preprocessed (a worker or the calling thread), with which resize kernel, and why. */
@@ -284,7 +284,7 @@ export class WebBackbone implements EmbeddingBackbone {
     return out;
   }
 
-  /** Free the onnxruntime-web session. Safe to call twice. */
+  /** Free the onnxruntime-web session and the preprocessing worker. Safe to call twice. */
   async close(): Promise<void> {
     this.worker?.close();
     await this.session.close();
