@@ -32,6 +32,7 @@ const builds = [
 for (const [entry, out] of [
   ['src/web/index.ts', 'dist/web/index'],
   ['src/web/worker.ts', 'dist/web/worker'],
+  ['src/web/preprocess-worker.ts', 'dist/web/preprocess-worker'],
   ['src/web/app/main.ts', 'dist/web/app/app'],
   ['src/web/bench/main.ts', 'dist/web/app/bench'],
 ]) {

@@ -3,11 +3,12 @@
 # Needs ../shared (models, datasets); the scikit-learn comparison needs /usr/bin/python3 with sklearn
 # (Debian: python3-sklearn) and is skipped without it.
 #   bash bench/run-all.sh                  every part
-#   bash bench/run-all.sh backbones heads  only those parts (backbones, embed, preprocess, budget, heads, transformersjs)
+#   bash bench/run-all.sh backbones heads  only those parts (backbones, embed, preprocess, budget, heads, transformersjs,
+#                                          kiosk: needs chromium)
 # transformersjs needs @huggingface/transformers installed outside the repo (TJS_DIR, default /tmp/tjs; see
 # bench/transformersjs-compare.mjs) and is skipped without it.
 set -euo pipefail
-parts="${*:-backbones embed preprocess budget heads transformersjs}"
+parts="${*:-backbones embed preprocess budget heads transformersjs kiosk}"
 want() { [[ " $parts " == *" $1 "* ]]; }
 cd "$(dirname "$0")/.."
 shared="$(cd .. && pwd)/shared"
@@ -90,5 +91,10 @@ echo "== heads: training time (2000 x 1280, 100 classes) and prediction latency"
     /usr/bin/python3 bench/sklearn-compare.py --synthetic "$emb/synthetic"
   fi
 } > "$out/heads-train.md" 2>&1
+fi
+
+if want kiosk && [ -x "${EDGETL_CHROMIUM:-/usr/bin/chromium}" ]; then
+echo "== kiosk page: main-thread ms per image, preprocessing on the page vs in the Web Worker (headless Chromium)" >&2
+"${ts[@]}" bench/kiosk-main-thread.ts --rounds 8 --frames 20 --photos 30 --out "$out/kiosk-main-thread.md" > /dev/null
 fi
 echo "done: $out" >&2

@@ -4,6 +4,8 @@
 import type { PreprocessSpec } from '../core/preprocess/spec.js';
 import { tensorDims, tensorElementsPerImage } from '../core/preprocess/tensor.js';
 import { imageToTensor, type BrowserImageSource, type CanvasResizeQuality } from './preprocess/canvas.js';
+import { PreprocessWorker, workerPreprocessingUnavailable, type PreprocessingReport } from './preprocess/in-worker.js';
+import { pillowResampleBackend } from '../core/preprocess/pillow-resample-wasm.js';
 import { WebInferenceSession, type WebProviderReport, type WebSessionOptions } from './execution/web-session.js';
 import { EdgetlError, describeError } from '../core/util/errors.js';
 import { sha256HexAsync } from '../core/formats/sha256.js';
@@ -36,6 +38,13 @@ export interface LoadWebBackboneOptions extends WebSessionOptions {
   batchSize?: number;
   /** Resampling for preprocessing (default 'match-node': the same filter as Node's sharp path). */
   resizeQuality?: CanvasResizeQuality;
+  /**
+   * URL of the preprocessing worker script (dist/web/preprocess-worker.js; the kiosk server serves it as
+   * /preprocess-worker.js). Given, images are decoded, resized and written to tensors there, off the calling thread,
+   * with the same values. Omitted, or where the browser lacks workers or OffscreenCanvas, preprocessing runs on the
+   * calling thread; `preprocessing` says where it runs and why.
+   */
+  preprocessWorker?: string | URL;
 }
 
 export interface EmbedProgress {
@@ -71,6 +80,11 @@ export interface EmbedTimings {
   preprocessMs: number;
   /** The backbone session run, including reading the embedding back. */
   inferenceMs: number;
+  /**
+   * The calling thread's share of preprocessMs: with a preprocessing worker, only handing the image over and taking
+   * the tensor back; without one, all of preprocessMs (including any wait for the browser's decoder).
+   */
+  preprocessCallerMs: number;
 }
 
 export class WebBackbone implements EmbeddingBackbone {
@@ -82,7 +96,47 @@ export class WebBackbone implements EmbeddingBackbone {
     readonly info: WebBackboneInfo,
     private readonly batchSize: number,
     private readonly resizeQuality: CanvasResizeQuality = 'match-node',
+    private readonly worker: PreprocessWorker | undefined,
+    private readonly fallbackReason: string | undefined,
   ) {}
+
+  /** Where images are preprocessed (a worker or the calling thread), with which resize kernel, and why. */
+  get preprocessing(): PreprocessingReport {
+    if (this.worker && !this.worker.failed) return { where: 'worker', resize: this.worker.resize };
+    return {
+      where: 'main-thread',
+      resize: pillowResampleBackend(),
+      reason: this.worker?.failed ?? this.fallbackReason ?? 'no preprocessing worker was asked for',
+    };
+  }
+
+  /** One image's tensor (into `out` at `imageIndex` when given), in the worker while it works, else here. */
+  private async tensorOf(
+    source: BrowserImageSource,
+    out?: Float32Array,
+    imageIndex = 0,
+  ): Promise<{ tensor: Float32Array; callerMs: number }> {
+    const spec = this.info.preprocess;
+    const worker = this.worker;
+    if (worker && !worker.failed) {
+      try {
+        const { tensor, mainThreadMs } = await worker.imageToTensor(source, spec, {
+          resizeQuality: this.resizeQuality,
+        });
+        if (!out) return { tensor, callerMs: mainThreadMs };
+        const t0 = performance.now();
+        out.set(tensor, imageIndex * tensor.length);
+        return { tensor: out, callerMs: mainThreadMs + performance.now() - t0 };
+      } catch (error) {
+        // One bad image is that image's error; a worker that died leaves the rest to this thread.
+        if (!worker.failed) throw error;
+        console.warn(`edgetl: preprocessing moves to the main thread: ${worker.failed}`);
+      }
+    }
+    const t0 = performance.now();
+    const tensor = await imageToTensor(source, spec, { out, imageIndex, resizeQuality: this.resizeQuality });
+    return { tensor, callerMs: performance.now() - t0 };
+  }
 
   get id(): string {
     return this.info.id;
@@ -139,11 +193,27 @@ export class WebBackbone implements EmbeddingBackbone {
       );
     }
     const embeddingDim = dims.slice(1).reduce((a, b) => a * b, 1);
+    let worker: PreprocessWorker | undefined;
+    let fallbackReason: string | undefined;
+    if (options.preprocessWorker !== undefined) {
+      fallbackReason = workerPreprocessingUnavailable();
+      if (!fallbackReason) {
+        try {
+          worker = await PreprocessWorker.start(options.preprocessWorker);
+        } catch (error) {
+          fallbackReason = describeError(error);
+        }
+      }
+      // Asked for and not available: the page still works, a little less smoothly; say so where developers look.
+      if (fallbackReason) console.warn(`edgetl: preprocessing runs on the main thread: ${fallbackReason}`);
+    }
     return new WebBackbone(
       session,
       { id: options.id, sha256, embeddingDim, preprocess: options.preprocess, outputName, fixedBatch },
       batchSize,
       options.resizeQuality,
+      worker,
+      fallbackReason,
     );
   }
 
@@ -174,10 +244,10 @@ export class WebBackbone implements EmbeddingBackbone {
   /** The embedding of one image, camera frame, canvas or file. */
   async embed(source: BrowserImageSource): Promise<Float32Array> {
     const t0 = performance.now();
-    const tensor = await imageToTensor(source, this.info.preprocess, { resizeQuality: this.resizeQuality });
+    const { tensor, callerMs } = await this.tensorOf(source);
     const t1 = performance.now();
     const embedding = await this.embedTensors(tensor, 1);
-    this.lastTimings = { preprocessMs: t1 - t0, inferenceMs: performance.now() - t1 };
+    this.lastTimings = { preprocessMs: t1 - t0, inferenceMs: performance.now() - t1, preprocessCallerMs: callerMs };
     return embedding;
   }
 
@@ -194,8 +264,12 @@ export class WebBackbone implements EmbeddingBackbone {
     const prepare = async (start: number): Promise<Float32Array> => {
       const n = Math.min(step, sources.length - start);
       const batch = new Float32Array(n * per);
-      for (let i = 0; i < n; i++)
-        await imageToTensor(sources[start + i], spec, { out: batch, imageIndex: i, resizeQuality: this.resizeQuality });
+      if (this.worker && !this.worker.failed) {
+        // The whole batch goes to the worker at once: it decodes the next image while it resizes this one.
+        await Promise.all(Array.from({ length: n }, (_, i) => this.tensorOf(sources[start + i], batch, i)));
+      } else {
+        for (let i = 0; i < n; i++) await this.tensorOf(sources[start + i], batch, i);
+      }
       return batch;
     };
     let pending = sources.length ? prepare(0) : undefined;
@@ -210,8 +284,9 @@ export class WebBackbone implements EmbeddingBackbone {
     return out;
   }
 
-  /** Free the onnxruntime-web session. Safe to call twice. */
+  /** Free the onnxruntime-web session and the preprocessing worker. Safe to call twice. */
   async close(): Promise<void> {
+    this.worker?.close();
     await this.session.close();
   }
 }

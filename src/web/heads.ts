@@ -120,8 +120,8 @@ export function assertHeadFitsBackbone(
   backbone: Pick<WebBackboneInfo, 'id' | 'sha256' | 'embeddingDim'>,
   fileName = 'the head',
 ): void {
-  // The kiosk page is served by `edgetl serve`: the remedy names the command that serves the right backbone.
-  const remedy = `start \`edgetl serve --backbone ${head.backbone.id}\` to use it, or train a new head here`;
+  // Said to a page's user, who can act here (train) or take the head where its backbone runs; no command names.
+  const remedy = `train a new head here, or use this head where ${head.backbone.id} runs`;
   checkHeadFitsBackbone(head.backbone, backbone, { what: fileName, file: fileName, givenAs: 'this page runs', remedy });
 }
 

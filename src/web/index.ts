@@ -40,6 +40,7 @@ export {
   type CanvasResizeQuality,
   type CanvasPreprocessOptions,
 } from './preprocess/canvas.js';
+export { PreprocessWorker, type PreprocessingReport, type WorkerTensor } from './preprocess/in-worker.js';
 export { resizeGeometry, writePixelsToTensor, tensorDims, tensorElementsPerImage } from '../core/preprocess/tensor.js';
 export type { PreprocessSpec } from '../core/preprocess/spec.js';
 export {

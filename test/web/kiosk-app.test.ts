@@ -29,6 +29,8 @@ const photosSkip = browserSkip || data.skip;
 const offTopic = sharedPath('images');
 const skip = photosSkip || fp32.skip || offTopic.skip;
 const artifacts = join(repoRoot, 'test-artifacts');
+/** A kiosk user sees the page, not a terminal: its messages never name commands or flags. */
+const CLI_WORDS = /edgetl [a-z]+|--[a-z]/;
 
 function files(split: 'train' | 'val', label: string, from: number, count: number): string[] {
   const dir = join(data.path!, split, label);
@@ -103,6 +105,11 @@ for (const run of runs) {
         `the header says the model runs on ${run.provider}`,
       );
       t.match(await page.textContent('[data-fact="provider"]'), run.provider, 'the device panel names the provider');
+      t.match(
+        await page.textContent('[data-fact="preprocessing"]'),
+        /^in a Web Worker \(WebAssembly SIMD resize\)$/,
+        'photos and frames are preprocessed off the page, with the exact WebAssembly resize',
+      );
       t.equal(
         await page.textContent('[data-fact="cross-origin-isolated"]'),
         'yes',
@@ -144,6 +151,11 @@ for (const run of runs) {
       t.equal(seen.label, 'bees', `a training photo of bees is predicted "bees" (${seen.text})`);
       t.equal(await page.locator('#prediction-bars .bar').count(), 2, 'one confidence bar per class');
       t.match(await page.textContent('[data-fact="image-embedding"]'), /ms/, 'the device panel shows measured latency');
+      t.match(
+        await page.textContent('[data-fact="preprocess-on-the-page"]'),
+        /ms/,
+        "and the page's own share of preprocessing",
+      );
 
       t.same(foreign, [], 'no request left this machine (no CDN)');
       mkdirSync(artifacts, { recursive: true });
@@ -262,9 +274,10 @@ t.test('kiosk app errors a user can act on', { skip: browserSkip }, async (t) =>
   await page.waitForSelector('#error:not([hidden])');
   t.match(
     await page.textContent('#error-text'),
-    /trained on backbone resnet50-v1-12.*this page runs mobilenetv2-12-int8.*edgetl serve --backbone resnet50-v1-12/s,
+    /trained on backbone resnet50-v1-12.*this page runs mobilenetv2-12-int8.*train a new head here, or use this head where resnet50-v1-12 runs/s,
     'a head for another backbone is refused, saying what to do',
   );
+  t.notMatch(await page.textContent('#error-text'), CLI_WORDS, 'in words for the kiosk user, not command-line ones');
   t.not(await page.getAttribute('body', 'data-head'), 'ready', 'the wrong head is not used');
   await page.click('#error-dismiss');
 
@@ -286,6 +299,7 @@ t.test('kiosk app errors a user can act on', { skip: browserSkip }, async (t) =>
     /press "Start camera" again|add photos from files|secure page/,
     'the camera message says what to do',
   );
+  t.notMatch(await page.textContent('#error-text'), CLI_WORDS, "in the kiosk user's words");
 
   // A model that does not load.
   const broken = await startServer(int8.path!, {
@@ -296,9 +310,10 @@ t.test('kiosk app errors a user can act on', { skip: browserSkip }, async (t) =>
   await page.waitForSelector('#error:not([hidden])', { timeout: 60_000 });
   t.match(
     await page.textContent('#error-text'),
-    /failed to load.*edgetl serve/s,
+    /failed to load.*server is still running/s,
     'a model that fails to load says so and what to check',
   );
+  t.notMatch(await page.textContent('#error-text'), CLI_WORDS, 'without command-line words');
   t.equal(await page.textContent('#model-status'), 'Model failed to load');
 });
 

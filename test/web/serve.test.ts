@@ -31,6 +31,7 @@ t.test('edgetl serve: headers, files, refusals', async (t) => {
   await writeFile(join(webRoot, 'app', 'index.html'), '<!doctype html><title>kiosk</title>');
   await writeFile(join(webRoot, 'app', 'app.css'), 'body{}');
   await writeFile(join(webRoot, 'worker.js'), 'self.onmessage=()=>{}');
+  await writeFile(join(webRoot, 'preprocess-worker.js'), 'self.onmessage=()=>{}');
   const backbone = await prepareServedBackbone(small.path, { download: false });
   const sources = await readFile(small.path);
   const head = await trainHead(
@@ -89,6 +90,9 @@ t.test('edgetl serve: headers, files, refusals', async (t) => {
   t.equal(wasm.status, 200, 'and its WebAssembly binary');
   t.equal(wasm.headers.get('content-type'), 'application/wasm', 'with the type streaming compilation needs');
   t.equal((await get(server, '/worker.js')).status, 200, 'the training worker is served');
+  const preprocessWorker = await get(server, '/preprocess-worker.js');
+  t.equal(preprocessWorker.status, 200, 'the preprocessing worker is served');
+  t.match(preprocessWorker.headers.get('content-type') ?? '', /javascript/, 'as a script a module worker accepts');
   t.equal((await get(server, '/app/app.css')).status, 200);
 
   for (const path of [

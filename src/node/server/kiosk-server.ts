@@ -357,7 +357,7 @@ export async function startKioskServer(options: KioskServerOptions): Promise<Kio
     }
     if (path.startsWith('/app/'))
       return sendFile(res, safeJoin(join(webRoot, 'app'), path.slice('/app/'.length)), path, 'no-cache');
-    // The browser library and the training worker (dist/web/index.js, worker.js) and their source maps.
+    // The browser library and its workers (dist/web/index.js, worker.js, preprocess-worker.js) and their source maps.
     if (/^\/[\w.-]+\.(js|map)$/.test(path)) return sendFile(res, safeJoin(webRoot, path.slice(1)), path, 'no-cache');
     return notFound(res, path);
   };

@@ -107,8 +107,12 @@ const state = {
   busy: Promise.resolve() as Promise<unknown>,
   embedMs: [] as number[],
   preprocessMs: [] as number[],
+  /** The page's own share of preprocessMs (all of it when preprocessing runs on the page). */
+  preprocessPageMs: [] as number[],
   inferenceMs: [] as number[],
   headMs: [] as number[],
+  /** The photo on show for classification: embedded from the file itself, so the worker decodes it, not the page. */
+  testFile: undefined as File | undefined,
   /** Outlier scores of the last camera frames, for the drift warning. */
   liveScores: [] as number[],
   training: false,
@@ -131,7 +135,7 @@ ui.errorDismiss.addEventListener('click', () => {
 function cameraErrorMessage(error: unknown): string {
   const name = error instanceof DOMException ? error.name : '';
   if (!window.isSecureContext) {
-    return 'The camera only works on a secure page: open the app as http://localhost or http://127.0.0.1 (as `edgetl serve` prints), or over https.';
+    return 'The camera only works on a secure page: open this page as http://localhost or http://127.0.0.1 on the computer that runs the kiosk, or over https.';
   }
   if (name === 'NotAllowedError' || name === 'SecurityError') {
     return 'Camera permission was denied. Allow the camera for this page (the camera icon in the address bar, or the browser\'s site settings), then press "Start camera" again. You can still add photos from files.';
@@ -448,6 +452,7 @@ function recordEmbed(backbone: WebBackbone, totalMs: number): void {
   recordLatency(state.embedMs, totalMs);
   if (backbone.lastTimings) {
     recordLatency(state.preprocessMs, backbone.lastTimings.preprocessMs);
+    recordLatency(state.preprocessPageMs, backbone.lastTimings.preprocessCallerMs);
     recordLatency(state.inferenceMs, backbone.lastTimings.inferenceMs);
   }
 }
@@ -549,7 +554,7 @@ function renderPrediction(prediction: WebPrediction | undefined): void {
 
 async function classifyTestImage(): Promise<void> {
   try {
-    const prediction = await predictFrom(ui.testImage);
+    const prediction = await predictFrom(state.testFile ?? ui.testImage);
     renderPrediction(prediction);
   } catch (error) {
     showError(`Could not classify the photo: ${describeError(error)}`);
@@ -560,6 +565,7 @@ async function classifyTestImage(): Promise<void> {
 async function showTestFile(file: File): Promise<void> {
   stopCamera();
   const url = URL.createObjectURL(file);
+  state.testFile = undefined;
   ui.testImage.dataset.ready = 'false';
   ui.testImage.hidden = false;
   ui.placeholder.hidden = true;
@@ -571,6 +577,7 @@ async function showTestFile(file: File): Promise<void> {
     return;
   }
   ui.testImage.dataset.ready = 'true';
+  state.testFile = file;
   if (!state.head) {
     renderPrediction(undefined);
     return;
@@ -695,7 +702,18 @@ function renderDevice(): void {
     'Image → embedding',
     state.embedMs.length ? `${ms(state.embedMs)} (median of last ${state.embedMs.length})` : '–',
   ]);
+  if (backbone) {
+    const where = backbone.preprocessing;
+    const resize = where.resize === 'wasm-simd' ? 'WebAssembly SIMD resize' : 'JavaScript resize';
+    facts.push([
+      'Preprocessing',
+      where.where === 'worker' ? `in a Web Worker (${resize})` : `on the page's main thread (${resize})`,
+    ]);
+    if (where.reason && where.where === 'main-thread')
+      notes.push(`Preprocessing is not in a worker: ${where.reason}. The page may stutter while it works.`);
+  }
   facts.push(['Preprocess', ms(state.preprocessMs)]);
+  facts.push(['Preprocess on the page', ms(state.preprocessPageMs)]);
   facts.push(['Backbone inference', ms(state.inferenceMs)]);
   facts.push(['Head', ms(state.headMs)]);
   facts.push(['onnxruntime-web', onnxruntimeWebVersion() ?? '?']);
@@ -749,7 +767,7 @@ async function restore(): Promise<void> {
       const response = await fetch(served);
       if (!response.ok) throw new Error(`HTTP ${response.status}`);
       const head = parseWebHead(await response.text(), served);
-      assertHeadFitsBackbone(head, backbone.info, 'the head given to edgetl serve');
+      assertHeadFitsBackbone(head, backbone.info, 'the head this kiosk was set up with');
       // The other heads first: the page reports itself ready (data-head) once the main one is in use.
       await loadOtherHeads(backbone);
       await useHead(head, 'served');
@@ -822,7 +840,7 @@ async function start(): Promise<void> {
     ui.modelStatus.dataset.state = 'error';
     ui.modelStatus.textContent = 'No model';
     showError(
-      `Could not reach the edgetl server (${describeError(error)}). Start it with \`edgetl serve\` and reload this page.`,
+      `Could not reach the kiosk's server (${describeError(error)}). Check that it is still running (ask whoever set up this kiosk), then reload this page.`,
     );
     return;
   }
@@ -842,12 +860,15 @@ async function start(): Promise<void> {
       fixedBatch: config.backbone.fixedBatch,
       ep: ['auto', 'webgpu', 'wasm'].includes(ep) ? ep : 'auto',
       wasmPaths: config.ortUrl,
+      // Photos and camera frames are decoded and resized off the page; where the browser cannot, WebBackbone says
+      // why on the console and the device panel shows it.
+      preprocessWorker: new URL('/preprocess-worker.js', location.href),
     });
   } catch (error) {
     ui.modelStatus.dataset.state = 'error';
     ui.modelStatus.textContent = 'Model failed to load';
     showError(
-      `The model ${config.backbone.id} failed to load: ${describeError(error)}\nCheck that \`edgetl serve\` is still running and the backbone file is intact, then reload the page.`,
+      `The model ${config.backbone.id} failed to load: ${describeError(error)}\nCheck that the kiosk's server is still running, then reload the page; if it fails again, the model file on the server may be damaged (ask whoever set up this kiosk).`,
     );
     renderDevice();
     return;

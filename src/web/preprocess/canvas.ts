@@ -89,16 +89,38 @@ async function toDrawable(source: BrowserImageSource, name: string): Promise<{ d
   return { drawable: source as Drawable, owned: false };
 }
 
-/** Reused canvases, one per role, so alternating sizes (full decode, crop) do not reallocate every image. */
-const scratch = new Map<string, { canvas: OffscreenCanvas; context: OffscreenCanvasRenderingContext2D }>();
+type ScratchContext = OffscreenCanvasRenderingContext2D | CanvasRenderingContext2D;
 
-function scratchContext2d(role: 'decode' | 'crop', width: number, height: number): OffscreenCanvasRenderingContext2D {
+/** Reused canvases, one per role, so alternating sizes (full decode, crop) do not reallocate every image. */
+const scratch = new Map<string, { canvas: OffscreenCanvas | HTMLCanvasElement; context: ScratchContext }>();
+
+/** An OffscreenCanvas, or on a page of a browser without one (the main-thread fallback), a detached canvas element. */
+function newScratchCanvas(
+  width: number,
+  height: number,
+): { canvas: OffscreenCanvas | HTMLCanvasElement; context: ScratchContext } {
+  const options: CanvasRenderingContext2DSettings = { willReadFrequently: true, alpha: true };
+  if (typeof OffscreenCanvas !== 'undefined') {
+    const canvas = new OffscreenCanvas(width, height);
+    const context = canvas.getContext('2d', options);
+    if (context) return { canvas, context };
+  } else if (typeof document !== 'undefined') {
+    const canvas = document.createElement('canvas');
+    canvas.width = width;
+    canvas.height = height;
+    const context = canvas.getContext('2d', options);
+    if (context) return { canvas, context };
+  }
+  throw new EdgetlError(
+    'no-canvas',
+    'this browser gives no 2D canvas context (neither OffscreenCanvas nor a page canvas)',
+  );
+}
+
+function scratchContext2d(role: 'decode' | 'crop', width: number, height: number): ScratchContext {
   let entry = scratch.get(role);
   if (!entry) {
-    const canvas = new OffscreenCanvas(width, height);
-    const context = canvas.getContext('2d', { willReadFrequently: true, alpha: true });
-    if (!context) throw new EdgetlError('no-canvas', 'this browser gives no 2D canvas context (OffscreenCanvas)');
-    entry = { canvas, context };
+    entry = newScratchCanvas(width, height);
     scratch.set(role, entry);
   }
   if (entry.canvas.width !== width || entry.canvas.height !== height) {
