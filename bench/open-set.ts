@@ -37,6 +37,7 @@ import {
   outlierThreshold,
 } from '../src/core/heads/open-set.js';
 import { createOrtDenseMath } from '../src/node/execution/dense-math-ort.js';
+import { outlierAuroc } from '../src/core/heads/metrics.js';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -350,15 +351,6 @@ function comboMethod(name: string, parts: Method[]): Method {
   };
 }
 
-/** AUROC of scores where outliers should score higher: P(outlier > inlier) + 0.5 P(tie). */
-function auroc(inliers: ArrayLike<number>, outlierScores: ArrayLike<number>): number {
-  let wins = 0;
-  for (let i = 0; i < outlierScores.length; i++)
-    for (let j = 0; j < inliers.length; j++)
-      wins += outlierScores[i] > inliers[j] ? 1 : outlierScores[i] === inliers[j] ? 0.5 : 0;
-  return wins / (outlierScores.length * inliers.length);
-}
-
 const methods: Method[] = [
   headMethod('msp'),
   headMethod('energy'),
@@ -422,7 +414,7 @@ for (const method of methods.filter((m) => !values.only || values.only.split(','
     return {
       set: outlierPrefixes[i],
       count: set.count,
-      auroc: auroc(own, scores),
+      auroc: outlierAuroc(own, scores),
       accepted: scores.filter((s) => s <= threshold).length / set.count,
     };
   });

@@ -151,3 +151,28 @@ export function heldOutMetrics(
     ece: expectedCalibrationError(probabilities, targets, classes),
   };
 }
+
+/**
+ * Area under the ROC curve of scores where outliers should score higher than inliers: the probability that a random
+ * outlier outscores a random inlier, ties counting half (so 0.5 is chance and 1 a perfect separation).
+ */
+export function outlierAuroc(inlierScores: ArrayLike<number>, outlierScores: ArrayLike<number>): number {
+  if (inlierScores.length === 0 || outlierScores.length === 0) return Number.NaN;
+  const inliers = Float64Array.from(inlierScores).sort();
+  let wins = 0;
+  for (let i = 0; i < outlierScores.length; i++) {
+    const s = outlierScores[i];
+    // inliers strictly below s, and those equal to it, by binary search
+    let lo = 0;
+    let hi = inliers.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (inliers[mid] < s) lo = mid + 1;
+      else hi = mid;
+    }
+    let upper = lo;
+    while (upper < inliers.length && inliers[upper] === s) upper++;
+    wins += lo + 0.5 * (upper - lo);
+  }
+  return wins / (outlierScores.length * inliers.length);
+}

@@ -1,5 +1,11 @@
 import t from 'tap';
-import { accuracy, classificationReport, expectedCalibrationError, logLoss } from '../../../src/core/heads/metrics.js';
+import {
+  accuracy,
+  classificationReport,
+  expectedCalibrationError,
+  logLoss,
+  outlierAuroc,
+} from '../../../src/core/heads/metrics.js';
 
 t.test('classification report: confusion, precision, recall, F1, balanced accuracy', async (t) => {
   // truth:      0 0 0 0 1 1 2 2 2 2
@@ -30,4 +36,13 @@ t.test('accuracy, log loss and ECE on hand-computed cases', async (t) => {
   );
   // two rows at confidence 0.9: one right, one wrong -> |0.5 - 0.9| = 0.4
   t.ok(Math.abs(expectedCalibrationError(Float32Array.from([0.9, 0.1, 0.9, 0.1]), [0, 1], 2) - 0.4) < 1e-6);
+});
+
+t.test('outlier AUROC: the share of (outlier, inlier) pairs ranked right, ties counting half', async (t) => {
+  t.equal(outlierAuroc([0.1, 0.2], [0.3, 0.4]), 1, 'every outlier above every inlier');
+  t.equal(outlierAuroc([0.3, 0.4], [0.1, 0.2]), 0, 'every outlier below');
+  t.equal(outlierAuroc([0.1, 0.3], [0.2]), 0.5, 'one pair of two right');
+  t.equal(outlierAuroc([0.2, 0.2], [0.2]), 0.5, 'ties count half');
+  t.equal(outlierAuroc([0.1, 0.2, 0.2, 0.5], [0.2, 0.6]), (1 + 2 * 0.5 + 4) / 8, 'mixed: 0.2 beats one inlier and ties two, 0.6 beats all four');
+  t.ok(Number.isNaN(outlierAuroc([], [1])), 'undefined without inliers');
 });

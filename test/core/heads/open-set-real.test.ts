@@ -16,20 +16,13 @@ import { adaptHead } from '../../../src/core/heads/adapt.js';
 import { driftReport } from '../../../src/core/heads/drift.js';
 import type { Head } from '../../../src/core/heads/head.js';
 import { sharedModel, sharedPath } from '../../helpers/shared.js';
+import { outlierAuroc } from '../../../src/core/heads/metrics.js';
 
 const model = sharedModel('mobilenetv2-12-int8.onnx');
 const hymenoptera = sharedPath('datasets/hymenoptera');
 const flowers = sharedPath('datasets/flowers5/val');
 const images = sharedPath('images');
 const skip = model.skip || hymenoptera.skip || flowers.skip || images.skip;
-
-function auroc(inliers: ArrayLike<number>, outliers: ArrayLike<number>): number {
-  let wins = 0;
-  for (let i = 0; i < outliers.length; i++)
-    for (let j = 0; j < inliers.length; j++)
-      wins += outliers[i] > inliers[j] ? 1 : outliers[i] === inliers[j] ? 0.5 : 0;
-  return wins / (outliers.length * inliers.length);
-}
 
 function figures(head: Head, embeddings: Float32Array, rows: number, labels?: string[]) {
   const predictions = head.predictMany(embeddings, rows);
@@ -95,8 +88,8 @@ t.test(
     );
     const flowerFigures = figures(head, flowerSet.embeddings, flowerSet.items.length);
     const singleFigures = figures(head, single.embeddings, single.items.length);
-    const flowerAuroc = auroc(own.scores, flowerFigures.scores);
-    const singleAuroc = auroc(own.scores, singleFigures.scores);
+    const flowerAuroc = outlierAuroc(own.scores, flowerFigures.scores);
+    const singleAuroc = outlierAuroc(own.scores, singleFigures.scores);
     t.comment(
       `own val: ${(100 * own.rejected).toFixed(1)}% rejected, closed-set accuracy ${(100 * own.closedSetAccuracy).toFixed(1)}%, on the accepted ${(100 * own.acceptedAccuracy).toFixed(1)}%`,
     );
