@@ -5,6 +5,7 @@ import { crc32 } from 'node:zlib';
 import type { PreprocessSpec } from '../../core/preprocess/spec.js';
 import { EDGETL_VERSION } from '../../core/version.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
+import { embeddingCacheBound } from './cache-bound.js';
 
 /**
  * A persistent embedding cache: one append-only file per (backbone fingerprint, preprocessing spec).
@@ -53,12 +54,12 @@ export interface EmbeddingCacheOptions {
   /** Anything else that changes the pixels (decoder options such as the resize kernel); part of the key. */
   variant?: unknown;
   dim: number;
-  /** Largest the cache file may grow (default DEFAULT_CACHE_MAX_BYTES): over it, opening keeps the newest entries. */
+  /**
+   * Largest the cache file may grow (default: the cache's bound, see cache-bound.ts): over it, opening keeps the
+   * newest entries.
+   */
   maxBytes?: number;
 }
-
-/** Default bound of one cache file (one backbone and spec): about 250 000 embeddings of 1024 floats. */
-export const DEFAULT_CACHE_MAX_BYTES = 1024 * 1024 * 1024;
 /** Compaction starts once duplicate or damaged records make up this share of the file (and at least 16 records). */
 const WASTE_SHARE_FOR_COMPACTION = 0.25;
 
@@ -163,7 +164,8 @@ export class EmbeddingCache {
     }
     const cache = new EmbeddingCache(path, options.dim, handle, specHash);
     await cache.load();
-    await cache.compactIfNeeded(options.maxBytes ?? DEFAULT_CACHE_MAX_BYTES);
+    const maxBytes = options.maxBytes ?? (await embeddingCacheBound(options.root)).maxBytes ?? Number.POSITIVE_INFINITY;
+    await cache.compactIfNeeded(maxBytes);
     return cache;
   }
 

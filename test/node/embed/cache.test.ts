@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { EmbeddingCache, imageBytesKey, rawPixelsKey } from '../../../src/node/embed/cache.js';
 import { IMAGENET_224 } from '../../../src/core/preprocess/spec.js';
+import { setEmbeddingCacheBound } from '../../../src/node/embed/cache-bound.js';
 
 async function scratch(t: { teardown(fn: () => unknown): void }): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'edgetl-cache-'));
@@ -211,6 +212,31 @@ t.test('the cache file is bounded: over maxBytes, opening keeps the newest entri
   t.ok(statSync(reopened.path).size <= maxBytes * 0.75, `trimmed to ${statSync(reopened.path).size} bytes`);
   t.equal(await reopened.get(key(0)), undefined, 'the oldest entries are dropped');
   t.same(Array.from((await reopened.get(key(299)))!), Array.from(vector(299)), 'the newest are kept');
+  await reopened.close();
+});
+
+t.test('without maxBytes, opening a file keeps it within the cache bound set by `edgetl cache limit`', async (t) => {
+  const { statSync } = await import('node:fs');
+  const root = await scratch(t);
+  // the environment variable outranks the configured bound
+  const fromEnv = process.env.EDGETL_CACHE_MAX_SIZE;
+  delete process.env.EDGETL_CACHE_MAX_SIZE;
+  t.teardown(() => {
+    if (fromEnv !== undefined) process.env.EDGETL_CACHE_MAX_SIZE = fromEnv;
+  });
+  const recordBytes = 4 + 32 + dim * 4 + 4;
+  const bound = 64 + 100 * recordBytes;
+  const cache = await EmbeddingCache.open({ root, fingerprint: 'fp', preprocess: IMAGENET_224, dim });
+  for (let i = 0; i < 300; i++) cache.put(key(i), vector(i));
+  await cache.close();
+  const unbounded = await EmbeddingCache.open({ root, fingerprint: 'fp', preprocess: IMAGENET_224, dim });
+  t.equal(unbounded.stats().compacted, false, 'under the default bound (2 GB) nothing is dropped');
+  await unbounded.close();
+  await setEmbeddingCacheBound(bound, root);
+  const reopened = await EmbeddingCache.open({ root, fingerprint: 'fp', preprocess: IMAGENET_224, dim });
+  t.equal(reopened.stats().compacted, true, 'the configured bound applies to the file too');
+  t.ok(statSync(reopened.path).size <= bound, `trimmed to ${statSync(reopened.path).size} bytes`);
+  t.same(Array.from((await reopened.get(key(299)))!), Array.from(vector(299)), 'the newest entries are kept');
   await reopened.close();
 });
 
