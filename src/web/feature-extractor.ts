@@ -9,6 +9,7 @@ import { buildFeatureExtractor, type FeatureExtractor } from '../core/models/sur
 import { WebBackbone, modelBytes, type LoadWebBackboneOptions } from './backbone.js';
 import { sha256HexAsync } from '../core/formats/sha256.js';
 import { adaptedSurgery } from '../core/models/last-block-graph.js';
+import { assertHeadFitsBackbone } from '../core/heads/compatibility.js';
 import type { Head } from '../core/heads/head.js';
 import { EdgetlError } from '../core/util/errors.js';
 
@@ -76,12 +77,13 @@ export async function loadAdaptedBackbone(
     throw new EdgetlError('usage', `the head has no adapted block: load the backbone with loadBackboneFromClassifier`);
   const source = await modelBytes(options.model);
   const sha256 = await sha256HexAsync(source);
-  if (sha256 !== options.head.backbone.sha256) {
-    throw new EdgetlError(
-      'head-backbone-mismatch',
-      `the head was trained on ${options.head.backbone.id} (sha256 ${options.head.backbone.sha256.slice(0, 12)}...), but the model given has sha256 ${sha256.slice(0, 12)}...`,
-    );
-  }
+  const trainedOn = options.head.backbone;
+  // the embedding size is the head's own until the graph is built: the sha256 decides here
+  assertHeadFitsBackbone(
+    trainedOn,
+    { id: options.id ?? 'the model', sha256, embeddingDim: trainedOn.embeddingDim },
+    { givenAs: 'the model given is' },
+  );
   const extractor = adaptedSurgery(block).build(
     parseOnnxModel(source, typeof options.model === 'string' ? options.model : options.id),
   );
