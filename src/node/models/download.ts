@@ -4,6 +4,7 @@ import { createHash } from 'node:crypto';
 import { open, rename, unlink, mkdir, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { EdgetlError, describeError } from '../../core/util/errors.js';
+import { DEFAULT_ANSWER_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS, seconds } from '../../core/util/fetch-limits.js';
 import { removeAbandonedTemporaries, temporarySibling, writeFully } from '../util/atomic-write.js';
 
 export interface DownloadOptions extends TransferOptions {
@@ -27,7 +28,6 @@ export interface DownloadResult {
 
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 const MAX_REDIRECTS = 10;
-const DEFAULT_TIMEOUT_MS = 20_000;
 /** Socket errors before the answer that mean "cannot reach" (the common ones get their own wording). */
 const UNREACHABLE_CODES = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EPROTO', 'EADDRNOTAVAIL']);
 
@@ -196,8 +196,9 @@ function parseHttpUrl(url: string): URL {
 }
 
 function transferOptions(options: TransferOptions): OpenOptions {
-  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-  return { ...options, timeoutMs, connectTimeoutMs: options.connectTimeoutMs ?? Math.min(timeoutMs, 10_000) };
+  const timeoutMs = options.timeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+  const connectTimeoutMs = options.connectTimeoutMs ?? Math.min(timeoutMs, DEFAULT_ANSWER_TIMEOUT_MS);
+  return { ...options, timeoutMs, connectTimeoutMs };
 }
 
 /**
@@ -462,8 +463,4 @@ function lfsAdvice(url: URL, head: Buffer): string {
     return ` (${url.host} served a Git LFS pointer, not the file: use the repository's media URL, e.g. https://github.com/<owner>/<repo>/raw/<ref>/<path>)`;
   }
   return '';
-}
-
-function seconds(ms: number): string {
-  return ms % 1000 === 0 ? `${ms / 1000} s` : `${(ms / 1000).toFixed(1)} s`;
 }
