@@ -1,5 +1,5 @@
 import { rootCertificates } from 'node:tls';
-import { Agent, type Dispatcher, ProxyAgent, request } from 'undici';
+import type { Dispatcher } from 'undici';
 import { createHash } from 'node:crypto';
 import { open, rename, unlink, mkdir, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
@@ -30,6 +30,16 @@ const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 const MAX_REDIRECTS = 10;
 /** Socket errors before the answer that mean "cannot reach" (the common ones get their own wording). */
 const UNREACHABLE_CODES = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EPROTO', 'EADDRNOTAVAIL']);
+
+/**
+ * undici is loaded at the first transfer: importing it takes 100-450 ms on the 2-core machine under load (a few
+ * tens quiet), which every CLI start (`edgetl --version`, `predict`) would pay otherwise.
+ */
+let undici: Promise<typeof import('undici')> | undefined;
+const loadUndici = () => {
+  undici ??= import('undici');
+  return undici;
+};
 
 /** Raised inside the request machinery; turned into an EdgetlError with the URL and advice at the top. */
 class TransferFailure extends Error {
@@ -286,7 +296,8 @@ async function openFollowingRedirects(start: URL, options: OpenOptions): Promise
  * destroys it.
  */
 async function openOnce(url: URL, options: OpenOptions): Promise<Opened> {
-  const dispatcher = dispatcherFor(url, options);
+  const lib = await loadUndici();
+  const dispatcher = dispatcherFor(url, options, lib);
   const answered = new AbortController();
   const timer = setTimeout(
     () =>
@@ -298,7 +309,7 @@ async function openOnce(url: URL, options: OpenOptions): Promise<Opened> {
   // proxy's CONNECT waits 300 s) is ended by destroying the dispatcher, which fails the request at once.
   signal.addEventListener('abort', () => dispatcher.destroy().catch(() => undefined), { once: true });
   try {
-    const response = await request(url, {
+    const response = await lib.request(url, {
       method: 'GET',
       headers: { 'user-agent': 'edgetl (model download)', accept: '*/*' },
       dispatcher,
@@ -320,12 +331,12 @@ async function openOnce(url: URL, options: OpenOptions): Promise<Opened> {
  * A direct connection, or undici's ProxyAgent for the proxy proxyFor picks: plain http goes to the proxy as an
  * absolute-form request (proxies often allow CONNECT only to port 443), https through a CONNECT tunnel.
  */
-function dispatcherFor(url: URL, options: TransferOptions): Dispatcher {
+function dispatcherFor(url: URL, options: TransferOptions, lib: typeof import('undici')): Dispatcher {
   // timeout 0: undici's own connect timers (10 s) off, openOnce's timer is the one limit before the answer.
   const tls = { timeout: 0, ...(options.extraCa === undefined ? {} : { ca: [...rootCertificates, options.extraCa] }) };
   const proxy = proxyFor(url);
-  if (!proxy) return new Agent({ connect: tls });
-  return new ProxyAgent({
+  if (!proxy) return new lib.Agent({ connect: tls });
+  return new lib.ProxyAgent({
     uri: proxy.href,
     proxyTunnel: url.protocol === 'https:',
     proxyTls: { timeout: 0 },
