@@ -336,8 +336,11 @@ function dispatcherFor(url: URL, options: TransferOptions, lib: typeof import('u
   const tls = { timeout: 0, ...(options.extraCa === undefined ? {} : { ca: [...rootCertificates, options.extraCa] }) };
   const proxy = proxyFor(url);
   if (!proxy) return new lib.Agent({ connect: tls });
+  // Credentials from the proxy URL sent as given, a user name without a password too (undici needs both).
+  const credentials = `${decodeURIComponent(proxy.username)}:${decodeURIComponent(proxy.password)}`;
   return new lib.ProxyAgent({
     uri: proxy.href,
+    ...(proxy.username ? { token: `Basic ${Buffer.from(credentials).toString('base64')}` } : {}),
     proxyTunnel: url.protocol === 'https:',
     proxyTls: { timeout: 0 },
     requestTls: tls,

@@ -301,6 +301,13 @@ t.test('plain http downloads go through HTTP_PROXY', async (t) => {
   t.same(seen, [
     `GET http://models.example.invalid/m.onnx host=models.example.invalid auth=Basic ${Buffer.from('user:secret').toString('base64')}`,
   ]);
+  // A user name alone (a token proxy) is sent too, with an empty password.
+  process.env.HTTP_PROXY = proxy.replace('http://', 'http://token%40corp@');
+  await downloadFile('http://models.example.invalid/m.onnx', join(dir, 'm.onnx'), { sha256: payloadSha });
+  t.equal(
+    seen[1],
+    `GET http://models.example.invalid/m.onnx host=models.example.invalid auth=Basic ${Buffer.from('token@corp:').toString('base64')}`,
+  );
 });
 
 const certDir = freshDir();
