@@ -314,6 +314,8 @@ async function openOnce(url: URL, options: OpenOptions): Promise<Opened> {
       headers: { 'user-agent': 'edgetl (model download)', accept: '*/*' },
       dispatcher,
       signal,
+      // undici's own wait for the headers (300 s) off: the timer above is the one limit before the answer.
+      headersTimeout: 0,
       bodyTimeout: options.timeoutMs,
     });
     return { response, dispatcher };
