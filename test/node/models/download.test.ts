@@ -332,7 +332,7 @@ try {
       '-subj',
       '/CN=models.example.invalid',
       '-addext',
-      'subjectAltName=DNS:models.example.invalid',
+      'subjectAltName=DNS:models.example.invalid,IP:127.0.0.1',
     ],
     { stdio: 'ignore' },
   );
@@ -371,6 +371,28 @@ t.test('https downloads tunnel through HTTPS_PROXY with CONNECT', { skip: certif
   t.same(tunnels, ['models.example.invalid:443']);
   t.ok(existsSync(dest) && readFileSync(dest).equals(payload));
 });
+
+t.test(
+  'direct https trusts extraCa beside the system roots, and refuses an unknown certificate',
+  { skip: certificateSkip },
+  async (t) => {
+    const cert = readFileSync(certPath);
+    const origin = https.createServer({ key: readFileSync(keyPath), cert }, (_req, res) => res.end(payload));
+    await new Promise<void>((resolve) => origin.listen(0, '127.0.0.1', resolve));
+    t.teardown(() => {
+      origin.closeAllConnections();
+      origin.close();
+    });
+    const url = `https://127.0.0.1:${(origin.address() as AddressInfo).port}/m.onnx`;
+    const dir = freshDir();
+    await downloadFile(url, join(dir, 'm.onnx'), { sha256: payloadSha, extraCa: cert });
+    t.ok(readFileSync(join(dir, 'm.onnx')).equals(payload), 'trusted through extraCa');
+    const error = await rejection(downloadFile(url, join(dir, 'n.onnx'), { sha256: payloadSha }));
+    t.equal(error.code, 'download-failed');
+    t.match(error.message, `download of ${url} failed: self-signed certificate`);
+    t.same(readdirSync(dir), ['m.onnx']);
+  },
+);
 
 t.test('head URLs (fetchBytes) use the same client: HTTP_PROXY applies to them too', async (t) => {
   const seen: string[] = [];
