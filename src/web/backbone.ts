@@ -9,6 +9,7 @@ import { pillowResampleBackend } from '../core/preprocess/pillow-resample-wasm.j
 import { WebInferenceSession, type WebProviderReport, type WebSessionOptions } from './execution/web-session.js';
 import { EdgetlError, describeError } from '../core/util/errors.js';
 import { sha256HexAsync } from '../core/formats/sha256.js';
+import { fetchWithLimits } from '../core/util/fetch-limits.js';
 import type { EmbeddingBackbone } from '../core/contract.js';
 
 /** What a head file needs to know about the backbone it was trained on. */
@@ -58,20 +59,16 @@ export async function modelBytes(model: LoadWebBackboneOptions['model']): Promis
   return model instanceof Uint8Array ? model : new Uint8Array(model);
 }
 
+/** A model URL within the downloader's limits (10 s to answer, 20 s of silence mid-body), never pending forever. */
 export async function fetchModel(url: string): Promise<Uint8Array> {
-  let response: Response;
   try {
-    response = await fetch(url);
+    return await fetchWithLimits(url);
   } catch (error) {
-    throw new EdgetlError('model-load', `could not fetch the model ${url}: ${describeError(error)}`, { file: url });
+    throw new EdgetlError('model-load', `could not fetch the model: ${describeError(error)}`, {
+      file: url,
+      cause: error,
+    });
   }
-  if (!response.ok)
-    throw new EdgetlError(
-      'model-load',
-      `could not fetch the model ${url}: HTTP ${response.status} ${response.statusText}`,
-      { file: url },
-    );
-  return new Uint8Array(await response.arrayBuffer());
 }
 
 /** Where the time of the last `embed` call went (ms). */

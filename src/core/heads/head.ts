@@ -20,7 +20,8 @@ import { type Normalization, applyNormalization, l2NormalizeInPlace } from './no
 import { type PrototypeParameters, prototypeDirections, prototypeSum } from './prototype.js';
 import { softmaxRows } from './softmax.js';
 import { checkHeadNumerics } from './head-numerics.js';
-import { RESERVED_LABEL } from '../formats/head-limits.js';
+import { DEFAULT_MAX_HEAD_BYTES, RESERVED_LABEL } from '../formats/head-limits.js';
+import { fetchWithLimits } from '../util/fetch-limits.js';
 import {
   type OpenSetModel,
   OPEN_SET_METHOD,
@@ -120,14 +121,11 @@ export interface HeadStorage {
   writeText?(location: string, text: string): Promise<void>;
 }
 
+// Where only fetch exists (the browser): the Node downloader's timeouts (10 s to answer, 20 s of silence mid-body)
+// and the head size limit, so a silent server fails with a message instead of leaving Head.load pending forever.
 let storage: HeadStorage = {
   async readText(location) {
-    const response = await fetch(location);
-    if (!response.ok)
-      throw new EdgetlError('head-read', `${location}: HTTP ${response.status} ${response.statusText}`, {
-        file: location,
-      });
-    return response.text();
+    return new TextDecoder().decode(await fetchWithLimits(location, { maxBytes: DEFAULT_MAX_HEAD_BYTES }));
   },
 };
 

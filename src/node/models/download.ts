@@ -1,10 +1,10 @@
-import http, { type IncomingMessage, type ClientRequest } from 'node:http';
-import https from 'node:https';
-import tls from 'node:tls';
+import { rootCertificates } from 'node:tls';
+import type { Dispatcher } from 'undici';
 import { createHash } from 'node:crypto';
 import { open, rename, unlink, mkdir, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { EdgetlError, describeError } from '../../core/util/errors.js';
+import { DEFAULT_ANSWER_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS, seconds } from '../../core/util/fetch-limits.js';
 import { removeAbandonedTemporaries, temporarySibling, writeFully } from '../util/atomic-write.js';
 
 export interface DownloadOptions extends TransferOptions {
@@ -14,18 +14,8 @@ export interface DownloadOptions extends TransferOptions {
   bytes?: number;
   /** Called as bytes arrive; `total` is the announced length (or `bytes`), undefined when neither is known. */
   onProgress?: (received: number, total: number | undefined) => void;
-  /**
-   * Longest silence tolerated, in milliseconds: no response headers within this time after the request, or no
-   * body data for this long, abandons the download. Default 20000.
-   */
-  timeoutMs?: number;
-  /** Limit for reaching the server and getting response headers (DNS, TCP, TLS, proxy). Default min(timeoutMs, 10000). */
-  connectTimeoutMs?: number;
-  signal?: AbortSignal;
   /** Extra sentence appended to "cannot reach" errors, e.g. where else a hand-placed file would be found. */
   manualInstallHint?: string;
-  /** Extra trusted certificates (PEM), e.g. a company proxy's or a test server's; system roots stay trusted. */
-  extraCa?: string | Buffer;
 }
 
 export interface DownloadResult {
@@ -38,22 +28,18 @@ export interface DownloadResult {
 
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 const MAX_REDIRECTS = 10;
-const DEFAULT_TIMEOUT_MS = 20_000;
-const UNREACHABLE_CODES = new Set([
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'EAI_FAIL',
-  'ECONNREFUSED',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'ENETDOWN',
-  'EHOSTDOWN',
-  'ECONNRESET',
-  'EPIPE',
-  'ETIMEDOUT',
-  'EPROTO',
-  'EADDRNOTAVAIL',
-]);
+/** Socket errors before the answer that mean "cannot reach" (the common ones get their own wording). */
+const UNREACHABLE_CODES = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EPROTO', 'EADDRNOTAVAIL']);
+
+/**
+ * undici is loaded at the first transfer: importing it takes 100-450 ms on the 2-core machine under load (a few
+ * tens quiet), which every CLI start (`edgetl --version`, `predict`) would pay otherwise.
+ */
+let undici: Promise<typeof import('undici')> | undefined;
+const loadUndici = () => {
+  undici ??= import('undici');
+  return undici;
+};
 
 /** Raised inside the request machinery; turned into an EdgetlError with the URL and advice at the top. */
 class TransferFailure extends Error {
@@ -146,7 +132,7 @@ export async function downloadFile(url: string, dest: string, options: DownloadO
     return { path: dest, bytes: received, sha256: actual, finalUrl: finalUrl.href };
   } catch (error) {
     await unlink(temporary).catch(() => undefined);
-    throw toUserError(error, url, dest, progress.received, progress.total, options);
+    throw toUserError(error, url, dest, progress.received, options.manualInstallHint);
   }
 }
 
@@ -182,16 +168,22 @@ export async function fetchBytes(url: string, options: FetchBytesOptions): Promi
       },
     });
   } catch (error) {
-    throw toUserError(error, url, undefined, progress.received, progress.total, options);
+    throw toUserError(error, url, undefined, progress.received);
   }
   return new Uint8Array(Buffer.concat(chunks));
 }
 
-/** Shared by every transfer: timeouts, cancellation, extra trusted certificates. */
+/** Shared by every transfer (model downloads and head URLs): timeouts, cancellation, extra trusted certificates. */
 export interface TransferOptions {
+  /**
+   * Idle timeout in milliseconds: no body data for this long abandons the transfer (undici's bodyTimeout, checked
+   * about once a second, so it fires up to ~1 s late). Default 20000.
+   */
   timeoutMs?: number;
+  /** Limit for reaching the server and getting response headers (DNS, TCP, TLS, proxy). Default min(timeoutMs, 10000). */
   connectTimeoutMs?: number;
   signal?: AbortSignal;
+  /** Extra trusted certificates (PEM), e.g. a company proxy's or a test server's; system roots stay trusted. */
   extraCa?: string | Buffer;
 }
 
@@ -214,8 +206,9 @@ function parseHttpUrl(url: string): URL {
 }
 
 function transferOptions(options: TransferOptions): OpenOptions {
-  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-  return { ...options, timeoutMs, connectTimeoutMs: options.connectTimeoutMs ?? Math.min(timeoutMs, 10_000) };
+  const timeoutMs = options.timeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+  const connectTimeoutMs = options.connectTimeoutMs ?? Math.min(timeoutMs, DEFAULT_ANSWER_TIMEOUT_MS);
+  return { ...options, timeoutMs, connectTimeoutMs };
 }
 
 /**
@@ -231,51 +224,31 @@ async function receive(
     onChunk(chunk: Buffer): void | Promise<void>;
   },
 ): Promise<{ finalUrl: URL }> {
-  const { response, request, finalUrl } = await openFollowingRedirects(url, options);
-  const announced = parseContentLength(response.headers['content-length']);
+  const { response, dispatcher, finalUrl } = await openFollowingRedirects(url, options);
   try {
+    const announced = parseContentLength(response.headers['content-length']);
     await sink.onHeaders(announced);
-  } catch (error) {
-    request.destroy();
-    throw error;
-  }
-  // The idle timer runs for the whole body: a server that stops sending mid-file is abandoned, not waited on.
-  // The response stream reports a generic "aborted" when we destroy the request; remember the real reason.
-  let stopReason: TransferFailure | undefined;
-  request.setTimeout(options.timeoutMs, () => {
-    stopReason = new TransferFailure(
-      'interrupted',
-      `no data for ${seconds(options.timeoutMs)} after ${progress.received} bytes`,
-      finalUrl,
-    );
-    request.destroy(stopReason);
-  });
-  request.on('error', (error) => {
-    if (error instanceof TransferFailure) stopReason ??= error;
-  });
-  try {
-    for await (const chunk of response as AsyncIterable<Buffer>) {
-      try {
+    try {
+      for await (const chunk of response.body as AsyncIterable<Buffer>) {
         await sink.onChunk(chunk);
-      } catch (error) {
-        request.destroy();
-        throw error;
+        progress.received += chunk.length;
       }
-      progress.received += chunk.length;
+    } catch (error) {
+      if (error instanceof EdgetlError) throw error;
+      throw bodyFailure(error, finalUrl, progress, options);
     }
-  } catch (error) {
-    if (error instanceof EdgetlError) throw error;
-    throw stopReason ?? bodyFailure(error, finalUrl, progress.received, progress.total);
+    if (announced !== undefined && progress.received !== announced) {
+      throw new TransferFailure(
+        'interrupted',
+        `the connection closed after ${progress.received} of ${announced} bytes`,
+        finalUrl,
+      );
+    }
+    return { finalUrl };
+  } finally {
+    // Also ends a body the sink refused (too large, wrong size): the socket goes, nothing more is read.
+    await dispatcher.destroy().catch(() => undefined);
   }
-  if (stopReason) throw stopReason;
-  if (!response.complete || (announced !== undefined && progress.received !== announced)) {
-    throw new TransferFailure(
-      'interrupted',
-      `the connection closed after ${progress.received} of ${announced ?? 'an unknown number of'} bytes`,
-      finalUrl,
-    );
-  }
-  return { finalUrl };
 }
 
 interface OpenOptions extends TransferOptions {
@@ -283,34 +256,31 @@ interface OpenOptions extends TransferOptions {
   connectTimeoutMs: number;
 }
 
-async function openFollowingRedirects(
-  start: URL,
-  options: OpenOptions,
-): Promise<{ response: IncomingMessage; request: ClientRequest; finalUrl: URL }> {
+interface Opened {
+  response: Dispatcher.ResponseData;
+  dispatcher: Dispatcher;
+}
+
+async function openFollowingRedirects(start: URL, options: OpenOptions): Promise<Opened & { finalUrl: URL }> {
   let current = start;
   const visited: string[] = [];
   for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
     visited.push(current.href);
-    const { response, request } = await openOnce(current, options);
-    const status = response.statusCode ?? 0;
-    if (REDIRECT_STATUSES.has(status)) {
-      const location = response.headers.location;
-      response.resume();
-      request.destroy();
-      if (!location) throw new TransferFailure('http', `HTTP ${status} redirect without a Location header`, current);
-      const next = new URL(location, current);
-      if (next.protocol !== 'http:' && next.protocol !== 'https:') {
-        throw new TransferFailure('http', `redirected to unsupported URL ${next.href}`, current);
-      }
-      current = next;
-      continue;
+    const { response, dispatcher } = await openOnce(current, options);
+    const status = response.statusCode;
+    if (status >= 200 && status < 300) return { response, dispatcher, finalUrl: current };
+    await dispatcher.destroy().catch(() => undefined);
+    const location = response.headers.location;
+    if (!REDIRECT_STATUSES.has(status)) {
+      throw new TransferFailure('http', `HTTP ${status} ${response.statusText ?? ''}`.trim(), current);
     }
-    if (status < 200 || status >= 300) {
-      response.resume();
-      request.destroy();
-      throw new TransferFailure('http', `HTTP ${status} ${response.statusMessage ?? ''}`.trim(), current);
+    if (typeof location !== 'string')
+      throw new TransferFailure('http', `HTTP ${status} redirect without a Location header`, current);
+    const next = new URL(location, current);
+    if (next.protocol !== 'http:' && next.protocol !== 'https:') {
+      throw new TransferFailure('http', `redirected to unsupported URL ${next.href}`, current);
     }
-    return { response, request, finalUrl: current };
+    current = next;
   }
   throw new TransferFailure(
     'http',
@@ -319,135 +289,88 @@ async function openFollowingRedirects(
   );
 }
 
-/** One GET, resolved at the response headers. Rejects on network errors and after `connectTimeoutMs` of silence. */
-function openOnce(url: URL, options: OpenOptions): Promise<{ response: IncomingMessage; request: ClientRequest }> {
-  return new Promise((resolve, reject) => {
-    let settled = false;
-    const fail = (error: unknown) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      options.signal?.removeEventListener('abort', onAbort);
-      reject(error);
-    };
-    const timer = setTimeout(() => {
-      const failure = new TransferFailure('unreachable', `no answer within ${seconds(options.connectTimeoutMs)}`, url);
-      request?.destroy(failure);
-      fail(failure);
-    }, options.connectTimeoutMs);
-    const onAbort = () => {
-      const failure = new TransferFailure('aborted', 'download cancelled', url);
-      request?.destroy(failure);
-      fail(failure);
-    };
-    options.signal?.addEventListener('abort', onAbort, { once: true });
+/**
+ * One GET through undici, resolved at the response headers. One timer covers everything before them (DNS, TCP,
+ * TLS, the proxy's CONNECT, the server's answer): connectTimeoutMs. After them undici's bodyTimeout is the idle
+ * timeout. Each hop gets its own dispatcher (a redirect may lead to a host with another proxy rule); the caller
+ * destroys it.
+ */
+async function openOnce(url: URL, options: OpenOptions): Promise<Opened> {
+  const lib = await loadUndici();
+  const dispatcher = dispatcherFor(url, options, lib);
+  const answered = new AbortController();
+  const timer = setTimeout(
+    () =>
+      answered.abort(new TransferFailure('unreachable', `no answer within ${seconds(options.connectTimeoutMs)}`, url)),
+    options.connectTimeoutMs,
+  );
+  const signal = options.signal ? AbortSignal.any([options.signal, answered.signal]) : answered.signal;
+  // undici honours the signal only once the request is on a socket: a connection still being opened (a silent
+  // proxy's CONNECT waits 300 s) is ended by destroying the dispatcher, which fails the request at once.
+  signal.addEventListener('abort', () => dispatcher.destroy().catch(() => undefined), { once: true });
+  try {
+    const response = await lib.request(url, {
+      method: 'GET',
+      headers: { 'user-agent': 'edgetl (model download)', accept: '*/*' },
+      dispatcher,
+      signal,
+      // undici's own wait for the headers (300 s) off: the timer above is the one limit before the answer.
+      headersTimeout: 0,
+      bodyTimeout: options.timeoutMs,
+    });
+    return { response, dispatcher };
+  } catch (error) {
+    await dispatcher.destroy().catch(() => undefined);
+    if (options.signal?.aborted) throw new TransferFailure('aborted', 'download cancelled', url);
+    if (answered.signal.aborted) throw answered.signal.reason;
+    throw connectFailure(error, url);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
-    let request: ClientRequest | undefined;
-    const headers = { 'user-agent': 'edgetl (model download)', accept: '*/*' };
-    const onResponse = (response: IncomingMessage) => {
-      if (settled) {
-        response.resume();
-        return;
-      }
-      settled = true;
-      clearTimeout(timer);
-      // Abort during the body destroys the request; the body loop sees the error.
-      options.signal?.removeEventListener('abort', onAbort);
-      if (options.signal) {
-        const abortBody = () => request?.destroy(new TransferFailure('aborted', 'download cancelled', url));
-        options.signal.addEventListener('abort', abortBody, { once: true });
-        response.once('close', () => options.signal?.removeEventListener('abort', abortBody));
-      }
-      resolve({ response, request: request as ClientRequest });
-    };
-
-    const proxy = proxyFor(url);
-    try {
-      if (!proxy) {
-        const client = url.protocol === 'https:' ? https : http;
-        request = client.request(url, { method: 'GET', headers, agent: false, ca: caList(options) }, onResponse);
-      } else if (url.protocol === 'http:') {
-        // Plain HTTP through a proxy: absolute-form request line, sent to the proxy.
-        request = http.request(
-          {
-            host: proxy.hostname,
-            port: proxy.port || 80,
-            method: 'GET',
-            path: url.href,
-            headers: { ...headers, host: url.host, ...proxyAuth(proxy) },
-            agent: false,
-          },
-          onResponse,
-        );
-      } else {
-        request = https.request(
-          url,
-          { method: 'GET', headers, ca: caList(options), createConnection: tunnelThrough(proxy, url, options, fail) },
-          onResponse,
-        );
-      }
-    } catch (error) {
-      fail(error);
-      return;
-    }
-    request.on('error', (error) => fail(error));
-    request.end();
+/**
+ * A direct connection, or undici's ProxyAgent for the proxy proxyFor picks: plain http goes to the proxy as an
+ * absolute-form request (proxies often allow CONNECT only to port 443), https through a CONNECT tunnel.
+ */
+function dispatcherFor(url: URL, options: TransferOptions, lib: typeof import('undici')): Dispatcher {
+  // timeout 0: undici's own connect timers (10 s) off, openOnce's timer is the one limit before the answer.
+  const tls = { timeout: 0, ...(options.extraCa === undefined ? {} : { ca: [...rootCertificates, options.extraCa] }) };
+  const proxy = proxyFor(url);
+  if (!proxy) return new lib.Agent({ connect: tls });
+  // Credentials from the proxy URL sent as given, a user name without a password too (undici needs both).
+  const credentials = `${decodeURIComponent(proxy.username)}:${decodeURIComponent(proxy.password)}`;
+  return new lib.ProxyAgent({
+    uri: proxy.href,
+    ...(proxy.username ? { token: `Basic ${Buffer.from(credentials).toString('base64')}` } : {}),
+    proxyTunnel: url.protocol === 'https:',
+    proxyTls: { timeout: 0 },
+    requestTls: tls,
   });
 }
 
-/** createConnection for https.request that first opens a CONNECT tunnel through an http:// proxy. */
-type CreateConnection = NonNullable<http.RequestOptions['createConnection']>;
-
-function tunnelThrough(
-  proxy: URL,
-  target: URL,
-  options: OpenOptions,
-  fail: (error: unknown) => void,
-): CreateConnection {
-  return (_opts, onCreate) => {
-    const refuse = (error: Error) => (onCreate as (error: Error) => void)(error);
-    const authority = `${target.hostname}:${target.port || 443}`;
-    const connect = http.request({
-      host: proxy.hostname,
-      port: proxy.port || 80,
-      method: 'CONNECT',
-      path: authority,
-      headers: { host: authority, ...proxyAuth(proxy) },
-      agent: false,
-    });
-    connect.on('connect', (response, socket) => {
-      if (response.statusCode !== 200) {
-        socket.destroy();
-        const failure = new TransferFailure(
-          'proxy',
-          `proxy ${proxy.host} refused the tunnel: HTTP ${response.statusCode}`,
-          target,
-        );
-        refuse(failure);
-        fail(failure);
-        return;
-      }
-      const secure = tls.connect({ socket, servername: target.hostname, ca: caList(options) });
-      onCreate(null, secure);
-    });
-    connect.on('error', (error) => {
-      refuse(error);
-      fail(error);
-    });
-    connect.end();
-    return undefined;
-  };
-}
-
-function caList(options: TransferOptions): (string | Buffer)[] | undefined {
-  if (options.extraCa === undefined) return undefined;
-  return [...tls.rootCertificates, options.extraCa];
-}
-
-function proxyAuth(proxy: URL): Record<string, string> {
-  if (!proxy.username) return {};
-  const credentials = `${decodeURIComponent(proxy.username)}:${decodeURIComponent(proxy.password)}`;
-  return { 'proxy-authorization': `Basic ${Buffer.from(credentials).toString('base64')}` };
+/** Errors before the response headers (undici's and the socket's), in our terms. */
+function connectFailure(error: unknown, url: URL): unknown {
+  const message = describeError(error);
+  const proxy = proxyFor(url)?.host;
+  const tunnel = /^Proxy response \((\d+)\)/.exec(message);
+  if (tunnel) return new TransferFailure('proxy', `proxy ${proxy} refused the tunnel: HTTP ${tunnel[1]}`, url);
+  if (/\(407\)/.test(message))
+    return new TransferFailure('proxy', `proxy ${proxy} asks for credentials (HTTP 407)`, url);
+  const code = (error as { code?: string } | undefined)?.code ?? '';
+  const host = proxy ? `the proxy ${proxy}` : url.host;
+  const reason = /^(ENOTFOUND|EAI_AGAIN|EAI_FAIL)$/.test(code)
+    ? `cannot resolve the host name ${proxy ?? url.hostname} (${code})`
+    : code === 'ECONNREFUSED'
+      ? `connection refused by ${host} (${code})`
+      : /^(EHOSTUNREACH|ENETUNREACH|ENETDOWN|EHOSTDOWN)$/.test(code)
+        ? `no route to ${host} (${code})`
+        : code === 'UND_ERR_SOCKET'
+          ? `${host} closed the connection without answering (${message})`
+          : UNREACHABLE_CODES.has(code)
+            ? `${message} (${code})`
+            : undefined;
+  return reason === undefined ? error : new TransferFailure('unreachable', reason, url);
 }
 
 /** The proxy for `url` from the usual environment variables, or undefined for a direct connection. */
@@ -482,16 +405,24 @@ export function proxyFor(url: URL, env: NodeJS.ProcessEnv = process.env): URL | 
   return proxy;
 }
 
-function parseContentLength(value: string | undefined): number | undefined {
-  if (value === undefined || !/^\d+$/.test(value)) return undefined;
+function parseContentLength(value: string | string[] | undefined): number | undefined {
+  if (typeof value !== 'string' || !/^\d+$/.test(value)) return undefined;
   return Number(value);
 }
 
-function bodyFailure(error: unknown, url: URL, received: number, total: number | undefined): unknown {
-  if (error instanceof TransferFailure || error instanceof EdgetlError) return error;
+function bodyFailure(error: unknown, url: URL, progress: TransferProgress, options: OpenOptions): TransferFailure {
+  if (error instanceof TransferFailure) return error;
+  if (options.signal?.aborted) return new TransferFailure('aborted', 'download cancelled', url);
+  if ((error as { code?: string } | undefined)?.code === 'UND_ERR_BODY_TIMEOUT')
+    return new TransferFailure(
+      'interrupted',
+      `no data for ${seconds(options.timeoutMs)} after ${progress.received} bytes`,
+      url,
+    );
   return new TransferFailure(
     'interrupted',
-    `the connection was cut after ${received} of ${total ?? 'an unknown number of'} bytes (${describeError(error)})`,
+    `the connection was cut after ${progress.received} of ${progress.total ?? 'an unknown number of'} bytes ` +
+      `(${describeError(error)})`,
     url,
   );
 }
@@ -501,8 +432,7 @@ function toUserError(
   url: string,
   dest: string | undefined,
   received: number,
-  total: number | undefined,
-  options: TransferOptions & { manualInstallHint?: string },
+  manualInstallHint?: string,
 ): EdgetlError {
   if (error instanceof EdgetlError) return error;
   // Files fetched into memory (head URLs) have no install-by-hand advice.
@@ -510,76 +440,36 @@ function toUserError(
     dest === undefined
       ? ''
       : `To install it by hand, fetch ${url} on a connected machine and copy it to ${dest}` +
-        (options.manualInstallHint ? ` (${options.manualInstallHint})` : '') +
+        (manualInstallHint ? ` (${manualInstallHint})` : '') +
         '.';
+  const cause = { cause: error };
   if (error instanceof TransferFailure) {
     const where = error.url.href === url ? url : `${url} (at ${error.url.href})`;
-    switch (error.kind) {
-      case 'aborted':
-        return new EdgetlError(
-          'download-aborted',
-          `download of ${url} cancelled after ${received} bytes; nothing was kept`,
-          { cause: error },
-        );
-      case 'interrupted':
-        return new EdgetlError(
-          'download-interrupted',
-          `download of ${where} failed: ${error.message}. Nothing was kept; run again to retry. ${byHand}`,
-          { cause: error },
-        );
-      case 'http':
-        return new EdgetlError('download-http', `download of ${where} failed: ${error.message}. ${byHand}`, {
-          cause: error,
-        });
-      case 'proxy':
-        return new EdgetlError('download-proxy', `download of ${where} failed: ${error.message}. ${byHand}`, {
-          cause: error,
-        });
-      case 'unreachable':
-        return new EdgetlError(
-          'download-unreachable',
-          `cannot reach ${where}: ${error.message}; this machine may be offline or a firewall blocks it. ${byHand}`,
-          { cause: error },
-        );
+    if (error.kind === 'aborted')
+      return new EdgetlError(
+        'download-aborted',
+        `download of ${url} cancelled after ${received} bytes; nothing was kept`,
+        cause,
+      );
+    if (error.kind === 'unreachable') {
+      const offline = 'this machine may be offline or a firewall blocks it';
+      return new EdgetlError(
+        'download-unreachable',
+        `cannot reach ${where}: ${error.message}; ${offline}. ${byHand}`,
+        cause,
+      );
     }
-  }
-  const code = (error as NodeJS.ErrnoException | undefined)?.code;
-  if (code && UNREACHABLE_CODES.has(code)) {
-    const host = safeHost(url);
-    const reason =
-      code === 'ENOTFOUND' || code === 'EAI_AGAIN' || code === 'EAI_FAIL'
-        ? `cannot resolve the host name ${host} (${code})`
-        : code === 'ECONNREFUSED'
-          ? `connection refused by ${host} (${code})`
-          : code === 'EHOSTUNREACH' || code === 'ENETUNREACH' || code === 'ENETDOWN' || code === 'EHOSTDOWN'
-            ? `no route to ${host} (${code})`
-            : `${describeError(error)} (${code})`;
+    const retry = error.kind === 'interrupted' ? ' Nothing was kept; run again to retry.' : '';
     return new EdgetlError(
-      'download-unreachable',
-      `cannot reach ${url}: ${reason}; this machine may be offline or a firewall blocks it. ${byHand}`,
-      {
-        cause: error,
-      },
+      `download-${error.kind}`,
+      `download of ${where} failed: ${error.message}.${retry} ${byHand}`,
+      cause,
     );
   }
-  if (code === 'EEXIST' || code === 'EACCES' || code === 'EROFS' || code === 'ENOSPC') {
-    return new EdgetlError('download-write', `cannot write ${dest}: ${describeError(error)}`, {
-      file: dest,
-      cause: error,
-    });
-  }
-  if (total !== undefined && received > 0) {
-    return new EdgetlError(
-      'download-interrupted',
-      `download of ${url} failed after ${received} of ${total} bytes: ${describeError(error)}. Nothing was kept.`,
-      {
-        cause: error,
-      },
-    );
-  }
-  return new EdgetlError('download-failed', `download of ${url} failed: ${describeError(error)}. ${byHand}`, {
-    cause: error,
-  });
+  const code = (error as NodeJS.ErrnoException | undefined)?.code ?? '';
+  if (/^(EEXIST|EACCES|EROFS|ENOSPC|EDQUOT|EIO)$/.test(code))
+    return new EdgetlError('download-write', `cannot write ${dest}: ${describeError(error)}`, { file: dest, ...cause });
+  return new EdgetlError('download-failed', `download of ${url} failed: ${describeError(error)}. ${byHand}`, cause);
 }
 
 /** A Git LFS pointer instead of the file is the usual mistake with GitHub "raw" URLs: say so. */
@@ -589,16 +479,4 @@ function lfsAdvice(url: URL, head: Buffer): string {
     return ` (${url.host} served a Git LFS pointer, not the file: use the repository's media URL, e.g. https://github.com/<owner>/<repo>/raw/<ref>/<path>)`;
   }
   return '';
-}
-
-function safeHost(url: string): string {
-  try {
-    return new URL(url).host;
-  } catch {
-    return url;
-  }
-}
-
-function seconds(ms: number): string {
-  return ms % 1000 === 0 ? `${ms / 1000} s` : `${(ms / 1000).toFixed(1)} s`;
 }

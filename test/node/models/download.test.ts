@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { downloadFile, proxyFor } from '../../../src/node/models/download.js';
+import { downloadFile, fetchBytes, proxyFor } from '../../../src/node/models/download.js';
 import { sha256Bytes } from '../../../src/node/util/sha256.js';
 import { EdgetlError } from '../../../src/core/util/errors.js';
 
@@ -301,6 +301,13 @@ t.test('plain http downloads go through HTTP_PROXY', async (t) => {
   t.same(seen, [
     `GET http://models.example.invalid/m.onnx host=models.example.invalid auth=Basic ${Buffer.from('user:secret').toString('base64')}`,
   ]);
+  // A user name alone (a token proxy) is sent too, with an empty password.
+  process.env.HTTP_PROXY = proxy.replace('http://', 'http://token%40corp@');
+  await downloadFile('http://models.example.invalid/m.onnx', join(dir, 'm.onnx'), { sha256: payloadSha });
+  t.equal(
+    seen[1],
+    `GET http://models.example.invalid/m.onnx host=models.example.invalid auth=Basic ${Buffer.from('token@corp:').toString('base64')}`,
+  );
 });
 
 const certDir = freshDir();
@@ -325,7 +332,7 @@ try {
       '-subj',
       '/CN=models.example.invalid',
       '-addext',
-      'subjectAltName=DNS:models.example.invalid',
+      'subjectAltName=DNS:models.example.invalid,IP:127.0.0.1',
     ],
     { stdio: 'ignore' },
   );
@@ -363,6 +370,96 @@ t.test('https downloads tunnel through HTTPS_PROXY with CONNECT', { skip: certif
   await downloadFile('https://models.example.invalid/m.onnx', dest, { sha256: payloadSha, extraCa: cert });
   t.same(tunnels, ['models.example.invalid:443']);
   t.ok(existsSync(dest) && readFileSync(dest).equals(payload));
+});
+
+t.test(
+  'direct https trusts extraCa beside the system roots, and refuses an unknown certificate',
+  { skip: certificateSkip },
+  async (t) => {
+    const cert = readFileSync(certPath);
+    const origin = https.createServer({ key: readFileSync(keyPath), cert }, (_req, res) => res.end(payload));
+    await new Promise<void>((resolve) => origin.listen(0, '127.0.0.1', resolve));
+    t.teardown(() => {
+      origin.closeAllConnections();
+      origin.close();
+    });
+    const url = `https://127.0.0.1:${(origin.address() as AddressInfo).port}/m.onnx`;
+    const dir = freshDir();
+    await downloadFile(url, join(dir, 'm.onnx'), { sha256: payloadSha, extraCa: cert });
+    t.ok(readFileSync(join(dir, 'm.onnx')).equals(payload), 'trusted through extraCa');
+    const error = await rejection(downloadFile(url, join(dir, 'n.onnx'), { sha256: payloadSha }));
+    t.equal(error.code, 'download-failed');
+    t.match(error.message, `download of ${url} failed: self-signed certificate`);
+    t.same(readdirSync(dir), ['m.onnx']);
+  },
+);
+
+t.test('head URLs (fetchBytes) use the same client: HTTP_PROXY applies to them too', async (t) => {
+  const seen: string[] = [];
+  const proxy = await serve(t, (req, res) => {
+    seen.push(`${req.method} ${req.url}`);
+    res.end('{"head":true}');
+  });
+  withEnv(t, { HTTP_PROXY: proxy, NO_PROXY: '' });
+  const bytes = await fetchBytes('http://heads.example.invalid/head.json', { maxBytes: 1024 });
+  t.equal(Buffer.from(bytes).toString(), '{"head":true}');
+  t.same(seen, ['GET http://heads.example.invalid/head.json']);
+});
+
+/** An http:// proxy whose CONNECT handler is `onConnect`; HTTPS_PROXY points at it for the test. */
+async function tunnelProxy(t: Test, onConnect: (client: net.Socket) => void): Promise<string> {
+  const proxy = http.createServer();
+  const clients = new Set<net.Socket>();
+  proxy.on('connect', (_req: IncomingMessage, client: net.Socket) => {
+    clients.add(client);
+    client.on('error', () => undefined);
+    onConnect(client);
+  });
+  await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => {
+    for (const client of clients) client.destroy();
+    proxy.close();
+  });
+  const address = `127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+  withEnv(t, { HTTPS_PROXY: `http://${address}`, NO_PROXY: '' });
+  return address;
+}
+
+t.test('a proxy refusing the tunnel is named with its answer', async (t) => {
+  const address = await tunnelProxy(t, (client) => client.end('HTTP/1.1 403 Forbidden\r\n\r\n'));
+  const dir = freshDir();
+  const url = 'https://models.example.invalid/m.onnx';
+  const error = await rejection(downloadFile(url, join(dir, 'm.onnx'), { sha256: payloadSha }));
+  t.equal(error.code, 'download-proxy');
+  t.match(error.message, `download of ${url} failed: proxy ${address} refused the tunnel: HTTP 403`);
+  t.same(readdirSync(dir), []);
+});
+
+t.test('a proxy that never answers the CONNECT is abandoned after the connect timeout', async (t) => {
+  await tunnelProxy(t, () => {
+    /* hold the tunnel request, never answer */
+  });
+  const dir = freshDir();
+  const started = Date.now();
+  const error = await rejection(
+    downloadFile('https://models.example.invalid/m.onnx', join(dir, 'm.onnx'), {
+      sha256: payloadSha,
+      connectTimeoutMs: 300,
+    }),
+  );
+  t.equal(error.code, 'download-unreachable');
+  t.match(error.message, /no answer within 0\.3 s/);
+  t.ok(Date.now() - started < 5000, `failed after ${Date.now() - started} ms`);
+  t.same(readdirSync(dir), []);
+});
+
+t.test('a server that closes the connection without answering is reported as unreachable', async (t) => {
+  const base = await serve(t, (req) => req.socket.destroy());
+  const dir = freshDir();
+  const error = await rejection(downloadFile(`${base}/m`, join(dir, 'm.onnx'), { sha256: payloadSha }));
+  t.equal(error.code, 'download-unreachable');
+  t.match(error.message, /closed the connection without answering/);
+  t.same(readdirSync(dir), []);
 });
 
 t.test('temporaries abandoned by a dead process are removed; live ones are left alone', async (t) => {
