@@ -7,7 +7,7 @@ import { DEFAULT_BATCH_SIZE } from '../embed/pipeline.js';
 import { DEFAULT_BACKBONE_ID } from '../../core/models/catalog.js';
 import type { ExecutionProviderRequest, ProviderReport } from '../../core/execution/types.js';
 import { gatherHostFacts } from '../execution/providers.js';
-import { type Command, parseCommandLine, parseNumberOption, printJson, ProgressBar } from './common.js';
+import { type Command, inCliTerms, parseCommandLine, parseNumberOption, printJson, ProgressBar } from './common.js';
 import { preprocessFlagOptions, preprocessFlagHelp, preprocessOverridesFromFlags } from './preprocess-flags.js';
 
 const EP_CHOICES: readonly ExecutionProviderRequest[] = ['auto', 'cpu', 'webgpu', 'cuda', 'wasm'];
@@ -168,9 +168,9 @@ export function describeProvider(report: ProviderReport, options: { verbose?: bo
   const lines = [`${report.used} (requested ${report.requested}${threads}${adapter})`];
   for (const fallback of report.fallbacks) {
     if (fallback.provider === 'cuda' && !showCuda) continue;
-    lines.push(`${fallback.provider} not used: ${fallback.reason}`);
+    lines.push(`${fallback.provider} not used: ${inCliTerms(fallback.reason)}`);
   }
-  for (const note of report.notes ?? []) lines.push(note);
+  for (const note of report.notes ?? []) lines.push(inCliTerms(note));
   return lines;
 }
 
@@ -220,7 +220,7 @@ export function textSummary(report: EmbedRunReport, options: { verbose?: boolean
     if (result.skipped.length > 20) shown.push(`... and ${result.skipped.length - 20} more (all listed in the .json)`);
     row(`skipped`, [`${result.skipped.length} file(s)`, ...shown]);
   }
-  for (const warning of result.warnings) row('note', [warning]);
+  for (const warning of result.warnings) row('note', [inCliTerms(warning)]);
   if (result.written)
     row('wrote', [
       `${shortPath(result.written.npy)}  float32 [${result.items.length}, ${result.dim}]`,
