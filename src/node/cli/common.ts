@@ -107,6 +107,10 @@ export class ProgressBar {
  * matters: a whole phrase is mapped before the option inside it. Messages without such a mention pass unchanged.
  */
 const LIBRARY_TERMS_TO_FLAGS: readonly [RegExp, string][] = [
+  [
+    /without the `embeddingTensor` option the embedding is found automatically/g,
+    'use `edgetl models inspect` to see the embedding found automatically',
+  ],
   [/the `embeddingTensor` option/g, '--embedding <tensor>'],
   [/pass another `port` \(0 picks any free one\)/g, 'pass --port <another> (or --port 0 for any free one)'],
   [/pass a `port` of 1024 or above \(e\.g\. 8080\)/g, 'pass --port 8080'],
@@ -125,6 +129,17 @@ const LIBRARY_TERMS_TO_FLAGS: readonly [RegExp, string][] = [
   [/`preprocess\.resizeTo`/g, '--resize-to'],
   [/`preprocess\.channelOrder`/g, '--channel-order'],
   [/`preprocess\.(\w+)`/g, '--$1'],
+  // The catalog and model downloads: the models verbs.
+  [/\(catalogEntries\(\) lists them\)/g, '(see `edgetl models list`)'],
+  [/catalogEntries\(\) lists all (\d+); or pass/g, 'Run `edgetl models list` for all $1, or pass'],
+  [
+    /Downloading is off \(`download: false`\); with it on, Backbone\.load\('([^']+)'\) downloads it/g,
+    'Downloading is off (--offline); `edgetl models fetch $1` downloads it',
+  ],
+  [
+    /\(then Backbone\.load\('([^']+)'\) downloads a verified copy\)/g,
+    '(then `edgetl models fetch $1` downloads a verified copy)',
+  ],
   // Files the library reads: the verb that writes each.
   [/embedFolder with `out: '([^']*)'` writes it/g, '`edgetl embed <dir> --out $1` writes it'],
   [/write the set again \(embedFolder with `out`\)/g, 'run `edgetl embed` again'],

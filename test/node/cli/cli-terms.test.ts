@@ -196,3 +196,18 @@ t.test(
     );
   },
 );
+
+t.test('a wrong embedding tensor: the library points at automatic discovery, the CLI at models inspect', async (t) => {
+  const m = model({
+    inputs: [valueInfo('x', ['N', 3, 8, 8])],
+    outputs: [valueInfo('y', ['N', 3, 8, 8])],
+    nodes: [node('Relu', ['x'], ['y'])],
+  });
+  const message = await messageOf(() => findEmbedding(m, { embeddingTensor: 'nope', file: 'odd.onnx' }));
+  namesOptionThenFlag(
+    t,
+    message,
+    /without the `embeddingTensor` option the embedding is found automatically/,
+    /use `edgetl models inspect` to see the embedding found automatically/,
+  );
+});

@@ -244,7 +244,7 @@ t.test('offline: inspect and fetch say where they looked and which URL failed, p
   }
   const offline = run(['inspect', 'resnet18-v1-7', '--offline']);
   t.equal(offline.code, 1);
-  t.match(offline.stderr, /Downloading is off; `edgetl models fetch resnet18-v1-7`/);
+  t.match(offline.stderr, /Downloading is off \(--offline\); `edgetl models fetch resnet18-v1-7`/);
 });
 
 t.test('user mistakes: unknown ids, subcommands and options', async (t) => {
