@@ -92,9 +92,15 @@ export { runBench, type BenchOptions, type BenchProgress } from './node/bench/ha
 export { loadResults, type BenchResults } from './node/bench/results.js';
 export { compareResults, type ComparisonReport } from './node/bench/compare.js';
 
-// Deployment: backbone + head as one ONNX file for any onnxruntime, and the kiosk app server.
+// Deployment: backbone + head as one ONNX file for any onnxruntime, and the kiosk app server (its backbone prepared
+// by prepareServedBackbone: the feature extractor the page loads).
 export { exportMergedModel, type ExportModelOptions, type ExportedModel } from './node/export-model.js';
-export { startKioskServer, type KioskServerOptions, type KioskServer } from './node/server/kiosk-server.js';
+export {
+  prepareServedBackbone,
+  startKioskServer,
+  type KioskServerOptions,
+  type KioskServer,
+} from './node/server/kiosk-server.js';
 
 // The types the functions and classes above take and return, so a caller can name them (types only: nothing runs).
 export type { EmbeddingBackbone, PredictionCore } from './core/contract.js';

@@ -35,6 +35,7 @@ const NODE_API = {
     'loadProfile',
     'loadResults',
     'predictionJson',
+    'prepareServedBackbone',
     'readEmbeddingSet',
     'runBench',
     'scanImageFolder',
