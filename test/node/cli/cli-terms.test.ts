@@ -13,6 +13,8 @@ import { exportMergedModel } from '../../../src/node/export-model.js';
 import { selectBackbone } from '../../../src/node/select/select.js';
 import { prepareBrowserBench } from '../../../src/node/server/browser-bench.js';
 import { tinyClassifier } from '../embed/tiny-backbone.js';
+import { trainCommand } from '../../../src/node/cli/train.js';
+import { run } from './head-fixtures.js';
 import { findEmbedding } from '../../../src/core/models/embedding.js';
 import { model, node, valueInfo } from '../../helpers/onnx-graph.js';
 
@@ -137,6 +139,11 @@ t.test('files the library reads name the function that writes them; the CLI name
   await writeFile(join(dir, 'old.json'), JSON.stringify(json));
   const [warning] = (await readEmbeddingSet(join(dir, 'old'))).warnings;
   namesOptionThenFlag(t, warning ?? '', /write the set again \(embedFolder with `out`\)/, /run `edgetl embed` again/);
+  // A verb that reads the set prints the warning in its own terms.
+  const fromSet = await run(trainCommand, [join(dir, 'old'), '--out', join(dir, 'old-head.json'), '--json']);
+  t.equal(fromSet.code, 0, fromSet.stderr);
+  t.match(fromSet.stdout, /run `edgetl embed` again to bind them/);
+  t.notMatch(fromSet.stdout, /embedFolder/);
 
   const model = join(dir, 'tiny.onnx');
   const bytes = tinyClassifier();
