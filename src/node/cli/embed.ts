@@ -183,15 +183,16 @@ export function jsonSummary(report: EmbedRunReport): Record<string, unknown> {
     seconds: Number(result.seconds.toFixed(3)),
     imagesPerSecond: Number(result.imagesPerSecond.toFixed(2)),
     executionProvider: backbone.provider.used,
-    fallbacks: backbone.provider.fallbacks,
-    ...(backbone.provider.notes?.length ? { providerNotes: backbone.provider.notes } : {}),
+    // The reasons are prose for a person: in the CLI's terms here too.
+    fallbacks: backbone.provider.fallbacks.map((f) => ({ ...f, reason: inCliTerms(f.reason) })),
+    ...(backbone.provider.notes?.length ? { providerNotes: backbone.provider.notes.map(inCliTerms) } : {}),
     backbone: { id: backbone.id, sha256: backbone.sha256, embeddingDim: backbone.embeddingDim, batch: backbone.batch },
     classes: result.classes,
     cacheHits: result.cacheHits,
     computed: result.computed,
     loadSeconds: Number(report.loadSeconds.toFixed(3)),
     skippedFiles: result.skipped,
-    warnings: result.warnings,
+    warnings: result.warnings.map(inCliTerms),
     ...(result.written ? { out: result.written } : {}),
   };
 }

@@ -234,7 +234,12 @@ async function inspectBackbone(idOrPath: string, request: InspectRequest): Promi
     downloaded: resolved.downloaded,
     ...finalFacts,
     embeddingNamedBy,
-    preprocess: { ...spec.preprocess, source: spec.source, notes: spec.notes, sidecar: spec.sidecar ?? null },
+    preprocess: {
+      ...spec.preprocess,
+      source: spec.source,
+      notes: spec.notes.map(inCliTerms),
+      sidecar: spec.sidecar ?? null,
+    },
   };
   if (request.json) {
     printJson(report);

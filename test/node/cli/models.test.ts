@@ -209,6 +209,9 @@ t.test('an unknown model: stated defaults, then its sidecar, then flags', async 
   const withFlags = JSON.parse(run(['inspect', path, '--json', '--channel-order', 'BGR', '--scale', '1/255']).stdout);
   t.match(withFlags.preprocess, { source: 'flags', channelOrder: 'BGR', std: [255, 255, 255] });
   t.equal(withFlags.preprocess.scale, 1 / 255);
+  const notes = (withFlags.preprocess.notes as string[]).join('\n');
+  t.match(notes, /set by flags: --channel-order, --scale/, 'the notes name the flags');
+  t.notMatch(notes, /`preprocess\./, 'not the library option');
 });
 
 t.test('a broken sidecar fails with the file and field, no stack trace', async (t) => {
