@@ -353,7 +353,9 @@ export function backboneSpecFor(
     }
     for (const f of flagged) setBy.set(f, optionName(f));
     source = 'flags';
-    notes.push(`set by the \`preprocess\` option: ${flagged.map(optionName).join(', ')}`);
+    // In the spec's field order (width before height), however the caller ordered them.
+    const named = PREPROCESS_FIELDS.filter((f) => flagged.includes(f)).map(optionName);
+    notes.push(`set by the \`preprocess\` option: ${named.join(', ')}`);
   }
 
   checkConsistency(base, setBy, resolved.path, options.inputDims);

@@ -182,6 +182,8 @@ t.test(
     );
     t.notMatch(notes, /--/, 'no flag in a library note');
     t.match(inCliTerms(notes), /set by flags: --channel-order, --scale, --mean, --std/);
+    const square = backboneSpecFor({ path: model() }, { height: 300, width: 300 }, { inputDims: ['N', 3, 'h', 'w'] });
+    t.match(inCliTerms(square.notes.join('\n')), /set by flags: --size\n/, 'width and height are one flag, named once');
 
     const fromCatalog = backboneSpecFor(
       { path: model(), entry },
