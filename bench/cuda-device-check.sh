@@ -8,7 +8,7 @@
 #   3. edgetl setup cuda --check before anything (what detection says of a bare GPU machine)
 #   4. edgetl setup cuda --from <the registry tarball>: the opt-in install itself, with the libraries not yet on the
 #      loader path (so its report names them), then again with LD_LIBRARY_PATH pointing at them
-#   5. the test suite's CUDA tests (test/execution/cuda-gpu.test.ts, cuda-detection, session)
+#   5. the test suite's CUDA tests (test/node/execution/cuda-gpu.test.ts, cuda-detection, session)
 #   6. edgetl embed --ep cuda --strict-ep vs --ep cpu on EfficientNet-B0 (fp32) and MobileNetV2-int8, the cosine of
 #      every image's embedding (bench/cuda-embed-compare.mjs) and where onnxruntime put the nodes
 #   7. edgetl bench --profile nvidia-cuda (shortened by overrides that the results list), with host facts
@@ -94,7 +94,7 @@ step check-ready 60 "${cli[@]}" setup cuda --check > "$res/check-2-ready.txt"
 cat "$res/check-2-ready.txt"
 
 step tests 150 node node_modules/.bin/tap --reporter=tap --timeout 140 \
-  test/execution/cuda-gpu.test.ts test/execution/cuda-detection.test.ts test/execution/session.test.ts > "$res/tap.txt"
+  test/node/execution/cuda-gpu.test.ts test/node/execution/cuda-detection.test.ts test/node/execution/session.test.ts > "$res/tap.txt"
 grep -E '^# |^not ok|^ok' "$res/tap.txt" | tail -20
 
 images="$stage/data/datasets/flowers5/val"

@@ -1,11 +1,11 @@
 #!/usr/bin/env node
-// Compares two embedding files row by row (edgetl embed --out ... .npy, e.g. --ep cuda against --ep cpu): the cosine
+// Compares two embedding sets row by row (edgetl embed --out ..., e.g. --ep cuda against --ep cpu): the cosine
 // of each image's two vectors, their min and mean, the largest absolute difference. Prints one JSON object; exit 1
 // when the smallest cosine is below --min-cosine. --embed-json adds what the first run reported (provider, where
 // the nodes ran). Usage: node bench/cuda-embed-compare.mjs a.npy b.npy [--min-cosine 0.9999] [--label x] [--embed-json a.json]
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { readNpyFile } from '../dist/index.js';
+import { readEmbeddingSet } from '../dist/index.js';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -21,7 +21,11 @@ const threshold = Number(values['min-cosine'] ?? '0.9999');
 let a;
 let b;
 try {
-  [a, b] = await Promise.all(positionals.map((p) => readNpyFile(p)));
+  // Each .npy with the .json beside it, as `edgetl embed --out` writes them (the public API reads both).
+  [a, b] = (await Promise.all(positionals.map((p) => readEmbeddingSet(p)))).map((set) => ({
+    shape: [set.count, set.dim],
+    data: set.embeddings,
+  }));
 } catch (error) {
   // The run that should have written it failed (its own log says why): one line, no stack.
   process.stdout.write(

@@ -1,145 +1,61 @@
 /**
- * edgetl's public Node API. The data flows one way, and so does this file:
- * image -> tensor (preprocess) -> embedding (backbone) -> head -> prediction, then benchmarks and the kiosk server.
- * The browser API is `edgetl/web` (src/web/index.ts).
+ * edgetl's public Node API: what an app developer uses, in the order the data flows:
+ * photos -> Backbone (embeddings) -> trainHead / fineTuneHead -> Head (file) -> Classifier (predictions), then
+ * evaluation, drift and adaptation in the field, choosing a backbone, benchmarks, deployment (merged ONNX, kiosk).
+ * Every type these take or return is exported too, so a caller can name it.
+ *
+ * Everything else (ONNX surgery, resampling, provider planning, file-format parsers, ...) is internal: edgetl's own
+ * bench/ and test/ import it from its module path, and it may change in any release. The browser API is
+ * `edgetl/web` (src/web/index.ts). test/public-api.test.ts pins this list.
  */
+
+// `Head.load` / `head.save` read and write files (atomically) in Node; without this import they would only fetch URLs.
+import './node/head-io.js';
+
 export { EDGETL_VERSION } from './core/version.js';
 export { EdgetlError, isEdgetlError } from './core/util/errors.js';
-export { edgetlCacheDir } from './node/util/cache-dir.js';
 
-// Models: catalog, resolution, inspection, feature-extractor surgery.
+// Backbones: open one (catalog id or .onnx path), embed photos. The catalog lists what can be opened by id.
+export { Backbone, type BackboneLoadOptions } from './node/embed/backbone.js';
+export type { EmbedManyOptions, EmbedManyResult, EmbeddedItem, SkippedItem } from './node/embed/pipeline.js';
+export { BadImageError, type ImageSource, type RawImage, type DecodeOptions } from './node/preprocess/node-image.js';
+export type { PreprocessSpec } from './core/preprocess/spec.js';
+export { catalogEntries, DEFAULT_BACKBONE_ID } from './core/models/catalog.js';
 export type { CatalogEntry } from './core/models/catalog-types.js';
-export {
-  catalogEntries,
-  findCatalogEntry,
-  findCatalogEntryBySha256,
-  DEFAULT_BACKBONE_ID,
-} from './core/models/catalog.js';
-export {
-  resolveBackbone,
-  locateCatalogModel,
-  modelSearchLocations,
-  type ResolvedBackbone,
-  type ResolveOptions,
-} from './node/models/resolve.js';
-export { downloadFile, type DownloadOptions, type DownloadResult } from './node/models/download.js';
-export { backboneSpecFor, type BackboneSpec } from './node/models/backbone-spec.js';
-export { inspectModel, type ModelFacts, type TensorFacts, type EmbeddingFacts } from './core/models/inspect.js';
-export { findEmbedding, type EmbeddingLocation } from './core/models/embedding.js';
-export { buildFeatureExtractor, type FeatureExtractor } from './core/models/surgery.js';
-export { prepareFeatureExtractor, type PreparedFeatureExtractor } from './node/models/feature-extractor-cache.js';
-export { parseOnnxModel, encodeOnnxModel } from './core/models/onnx-model.js';
-
-// Images to tensors.
-export { IMAGENET_224, IMAGENET_MEAN, IMAGENET_STD, type PreprocessSpec } from './core/preprocess/spec.js';
-export { resizeGeometry, tensorElementsPerImage, tensorDims, writePixelsToTensor } from './core/preprocess/tensor.js';
-export { resizeBilinearPillow } from './core/preprocess/pillow-resample.js';
-export {
-  decodeToRgb,
-  imageToTensor,
-  configureSharp,
-  BadImageError,
-  DEFAULT_MAX_PIXELS,
-  type RawImage,
-  type ImageSource,
-  type DecodeOptions,
-  type DecodedImage,
-  type ResizeKernel,
-} from './node/preprocess/node-image.js';
-
-// Execution providers: the one seam to onnxruntime-node.
 export type {
+  ExecutionOptions,
   ExecutionProviderName,
   ExecutionProviderRequest,
-  ExecutionOptions,
   ProviderReport,
   ProviderFallback,
   AdapterInfo,
-  BackboneSession,
 } from './core/execution/types.js';
-export { createSession, probeSession, type CreateSessionOptions } from './node/execution/session.js';
+// The session under a Backbone, for running another ONNX model with the same provider choice and report
+// (the browser's counterpart is WebInferenceSession).
 export {
-  gatherHostFacts,
-  planProviders,
-  describeProviderChoice,
-  isExecutionProviderRequest,
-  CUDA_INSTALL_COMMAND,
-  assessCuda,
-  type CudaAssessment,
-  type CudaMissingPiece,
-  type HostFacts as ProviderHostFacts,
-} from './node/execution/providers.js';
-// The opt-in CUDA provider install (`edgetl setup cuda`) and its load check.
-export { installCudaProvider, type CudaInstallOptions, type CudaInstallReport } from './node/execution/cuda-install.js';
-export { checkCudaLoads, type CudaLoadCheck } from './node/execution/cuda-load-check.js';
-export {
-  CUDA_PACKAGE,
-  providerCoreCompatibility,
-  type ProviderCoreCompatibility,
-} from './node/execution/cuda-package.js';
+  createSession,
+  type CreateSessionOptions,
+  type BackboneSession,
+  type SessionOutput,
+} from './node/execution/session.js';
 
-// Embeddings: the Backbone, folders, embedding sets (NPY + JSON), the cache.
-export { Backbone, type BackboneLoadOptions } from './node/embed/backbone.js';
-export { embedFolder, type EmbedFolderOptions, type EmbedFolderResult } from './node/embed/embed-folder.js';
+// Photo folders (<class>/<photo>) and embedding sets (the .npy + .json pair `edgetl embed` writes).
 export { scanImageFolder, type ImageFolder, type DatasetItem } from './node/embed/dataset.js';
+export { embedFolder, type EmbedFolderOptions, type EmbedFolderResult } from './node/embed/embed-folder.js';
 export {
   readEmbeddingSet,
   writeEmbeddingSet,
-  EMBEDDING_SET_FORMAT,
   type EmbeddingSet,
   type EmbeddingSetMetadata,
 } from './node/embed/embedding-set.js';
-export { encodeNpy, decodeNpy, type NpyArray } from './core/formats/npy.js';
-export { readNpyFile, writeNpyFile } from './node/embed/npy-file.js';
-export { EmbeddingCache } from './node/embed/cache.js';
-export {
-  maintainEmbeddingCache,
-  embeddingCacheBound,
-  type MaintenanceReport,
-  type EmbeddingBound,
-} from './node/embed/cache-maintenance.js';
-export {
-  cacheInfo,
-  clearCache,
-  setEmbeddingCacheBound,
-  CACHE_KINDS,
-  type CacheKind,
-  type CacheInfo,
-  type ClearReport,
-} from './node/cache-admin.js';
 
-// Heads: training, the head file, prediction, and the Classifier joining a backbone and a head.
+// Heads: train one from embeddings, load and save the head file, predict.
 export { trainHead } from './node/train-head.js';
 export type { TrainHeadOptions, MlpOptions } from './core/heads/train.js';
-export {
-  Head,
-  UNKNOWN_LABEL,
-  predictionJson,
-  type Prediction,
-  type RejectionReason,
-  type HeadOpenSet,
-} from './core/heads/head.js';
-export { driftReport, driftFromScores, type DriftReport } from './core/heads/drift.js';
-export { adaptHead, type AdaptResult } from './core/heads/adapt.js';
-export { DEFAULT_REJECT_RATE } from './core/heads/train.js';
-export { loadHead, saveHead } from './node/head-io.js';
-export {
-  parseHeadFile,
-  serializeHeadFile,
-  HEAD_FORMAT,
-  HEAD_FORMAT_VERSION,
-  HEAD_FORMAT_VERSIONS_READ,
-  type HeadFileContent,
-  type OpenSetSpec,
-} from './core/formats/head-file.js';
-export { classificationReport, heldOutMetrics, type ClassificationReport } from './core/heads/metrics.js';
-export { exportMergedModel, type ExportModelOptions, type ExportedModel } from './node/export-model.js';
-export {
-  buildMergedModel,
-  MERGED_METADATA,
-  PROBABILITIES_OUTPUT,
-  type MergedModel,
-} from './core/models/merged-model.js';
+export { Head, UNKNOWN_LABEL, predictionJson, type Prediction, type RejectionReason } from './core/heads/head.js';
+export type { HeadType } from './core/formats/head-file.js';
+
+// A backbone and one or more heads: images in, predictions out.
 export {
   Classifier,
   type ClassifierLoadOptions,
@@ -148,6 +64,11 @@ export {
   type ClassifyManyOptions,
 } from './node/classifier.js';
 
+// How a head does on labelled photos, and in the field: drift, and re-estimating feature statistics without labels.
+export { evaluateHead, type Evaluation, type OpenSetEvaluation } from './core/heads/evaluate.js';
+export { driftReport, type DriftReport } from './core/heads/drift.js';
+export { adaptHead, type AdaptResult } from './core/heads/adapt.js';
+
 // Fine-tuning the backbone's last block with a linear head (the head file then carries the adapted block).
 export {
   fineTuneHead,
@@ -155,26 +76,8 @@ export {
   type FineTuneHeadOptions,
   type FineTuneReport,
 } from './node/fine-tune.js';
-export { findLastBlock, type LastBlock, type BlockActivation } from './core/models/last-block.js';
-export {
-  adaptedSurgery,
-  cutSurgery,
-  buildAdaptedExtractor,
-  buildCutExtractor,
-} from './core/models/last-block-graph.js';
-export type { AdaptedBlock } from './core/heads/head.js';
 
-// Benchmarks per device profile.
-export { loadProfile, listProfiles, validateProfile, type DeviceProfile } from './node/bench/profile.js';
-export { runBench, createResults } from './node/bench/harness.js';
-export { loadResults, type BenchResults, type InferenceRun, type BudgetVerdict } from './node/bench/results.js';
-export { compareResults } from './node/bench/compare.js';
-export { autotune } from './node/bench/autotune.js';
-export { collectHostFacts, type HostFacts } from './node/bench/host.js';
-export { renderMarkdown } from './node/bench/report-markdown.js';
-export { renderHtml } from './node/bench/report-html.js';
-
-// Backbone selection: which backbone suits these photos on this device.
+// Which backbone suits these photos on this device.
 export {
   selectBackbone,
   type SelectOptions,
@@ -182,7 +85,36 @@ export {
   type CandidateResult,
   type SelectProgress,
 } from './node/select/select.js';
-export { renderSelectionHtml } from './node/select/report-html.js';
 
-// The kiosk app server.
-export { startKioskServer, type KioskServerOptions, type KioskServer } from './node/server/kiosk-server.js';
+// Benchmarks per device profile (device-profiles/), their results, and a regression check between two results.
+export { listProfiles, loadProfile, type DeviceProfile, type LoadedProfile } from './node/bench/profile.js';
+export { runBench, type BenchOptions, type BenchProgress } from './node/bench/harness.js';
+export { loadResults, type BenchResults } from './node/bench/results.js';
+export { compareResults, type ComparisonReport } from './node/bench/compare.js';
+
+// Deployment: backbone + head as one ONNX file for any onnxruntime, and the kiosk app server (its backbone prepared
+// by prepareServedBackbone: the feature extractor the page loads).
+export { exportMergedModel, type ExportModelOptions, type ExportedModel } from './node/export-model.js';
+export {
+  prepareServedBackbone,
+  startKioskServer,
+  type KioskServerOptions,
+  type KioskServer,
+} from './node/server/kiosk-server.js';
+
+// The types the functions and classes above take and return, so a caller can name them (types only: nothing runs).
+export type { EmbeddingBackbone, PredictionCore } from './core/contract.js';
+export type { ResolvedBackbone } from './node/models/resolve.js';
+export type { ModelFacts } from './core/models/inspect.js';
+export type { EmbeddedRows, SkippedImage } from './node/classifier.js';
+export type { EmbeddingRows } from './core/heads/train.js';
+export type { HeadInit, HeadWeights, HeadOpenSet, HeadAdaptation, AdaptedBlock } from './core/heads/head.js';
+export type { Normalization } from './core/heads/normalization.js';
+export type {
+  HeadFileContent,
+  HeadBackboneRef,
+  TrainingSummary,
+  ParseOptions,
+  SerializeOptions,
+} from './core/formats/head-file.js';
+export type { ServedBackbone } from './node/server/kiosk-server.js';

@@ -1,8 +1,17 @@
 import t from 'tap';
-import { mkdtemp, rm, readdir } from 'node:fs/promises';
+import { mkdtemp, rm, readdir, mkdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Backbone, trainHead, Classifier, Head, EdgetlError } from '../src/index.js';
+import {
+  Backbone,
+  trainHead,
+  Classifier,
+  Head,
+  EdgetlError,
+  prepareServedBackbone,
+  startKioskServer,
+  DEFAULT_BACKBONE_ID,
+} from '../src/index.js';
 import sharp from 'sharp';
 import { sharedModel, sharedPath } from './helpers/shared.js';
 
@@ -109,4 +118,23 @@ t.test('errors from the public API are EdgetlErrors that name the file', async (
   );
   t.ok(error instanceof EdgetlError, 'an EdgetlError');
   t.match((error as Error).message, missing);
+});
+
+t.test('the kiosk server runs from the public API alone: prepareServedBackbone, then startKioskServer', async (t) => {
+  const root = await mkdtemp(join(tmpdir(), 'edgetl-api-kiosk-'));
+  t.teardown(() => rm(root, { recursive: true, force: true }));
+  // A stand-in for the built page (dist/web): what is served around it is the point here.
+  await mkdir(join(root, 'web', 'app'), { recursive: true });
+  await writeFile(join(root, 'web', 'app', 'index.html'), '<!doctype html><title>kiosk</title>');
+  const backbone = await prepareServedBackbone(DEFAULT_BACKBONE_ID, { cacheDir: join(root, 'cache') });
+  const server = await startKioskServer({ backbone, port: 0, webRoot: join(root, 'web') });
+  t.teardown(() => server.close());
+  const config = (await (await fetch(`${server.url}api/config`)).json()) as {
+    backbone: { id: string; embeddingDim: number; modelUrl: string };
+  };
+  t.match(config.backbone, { id: DEFAULT_BACKBONE_ID, embeddingDim: 1280 });
+  const model = await fetch(new URL(config.backbone.modelUrl, server.url));
+  t.equal(model.status, 200);
+  t.equal((await model.arrayBuffer()).byteLength, backbone.model.byteLength, 'the feature extractor it prepared');
+  t.match(await (await fetch(server.url)).text(), /<title>kiosk<\/title>/);
 });

@@ -88,12 +88,15 @@ for (const resolution of ['node16', 'bundler'] as const) {
         {
           'misuse.ts':
             "import { Backbone } from 'edgetl';\nconst b = await Backbone.load('mobilenetv2-12-int8');\nconst dim: string = b.embeddingDim;\nexport { dim };\n",
+          // An internal is not part of the package's API, whatever module it lives in.
+          'internal.ts': "import { resizeBilinearPillow } from 'edgetl';\nexport const f = resizeBilinearPillow;\n",
         },
         resolution,
       );
       t.not(bad.status, 0, 'a wrong type is an error: the declarations are real, not `any`');
       t.match(bad.stdout, /TS2322/, 'number is not assignable to string');
       t.notMatch(bad.stdout, /TS7016/, 'no "could not find a declaration file"');
+      t.match(bad.stdout, /internal\.ts.*TS2305.*resizeBilinearPillow/, 'internals are not exported from the root');
     },
   );
 }

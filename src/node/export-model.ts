@@ -71,18 +71,18 @@ export async function exportMergedModel(
     // The id came from the head: say so, and how to point at the file.
     throw new EdgetlError(
       error.code,
-      `${error.message}\n(backbone "${head.backbone.id}" is the one the head names; if it is a file, pass --backbone <path to it>)`,
+      `${error.message}\n(backbone "${head.backbone.id}" is the one the head names; if it is a file, give its path as the \`backbone\` option)`,
       { file: error.file, cause: error },
     );
   });
   if (resolved.sha256 !== head.backbone.sha256) {
     throw new EdgetlError(
       'head-backbone-mismatch',
-      `head was trained on backbone ${head.backbone.id} (sha256 ${head.backbone.sha256.slice(0, 12)}...) but ${resolved.id} (sha256 ${resolved.sha256.slice(0, 12)}...) was given: pass --backbone ${head.backbone.id} or retrain the head`,
+      `head was trained on backbone ${head.backbone.id} (sha256 ${head.backbone.sha256.slice(0, 12)}...) but ${resolved.id} (sha256 ${resolved.sha256.slice(0, 12)}...) was given: use backbone ${head.backbone.id} or retrain the head`,
     );
   }
   if (resolve(resolved.path) === out)
-    throw new EdgetlError('usage', `--out ${options.out} is the backbone file itself; choose another name`);
+    throw new EdgetlError('usage', `\`out: '${options.out}'\` is the backbone file itself; choose another name`);
   const source = parseOnnxModel(await readFile(resolved.path), resolved.path);
   const stated = backboneSpecFor(resolved);
   const embeddingTensor = options.embeddingTensor ?? stated.embeddingTensor;

@@ -43,7 +43,7 @@ export async function readHeadText(path: string, options: HeadReadOptions = {}):
     const code = (error as NodeJS.ErrnoException).code;
     const reason =
       code === 'ENOENT'
-        ? 'file not found (train one with `edgetl train <dir> --out <head.json>`)'
+        ? 'file not found (trainHead, then head.save, writes one)'
         : code === 'EISDIR'
           ? 'is a folder, not a head file'
           : (error as Error).message;

@@ -8,7 +8,16 @@
  *
  * onnxruntime-web is an external import: map `onnxruntime-web` to its ESM bundle (import map) or let a bundler
  * resolve it; set `wasmPaths` to where its .wasm files are served.
+ *
+ * What a page uses: backbones (a prepared feature extractor, or a classifier cut here), the session under them,
+ * the canvas preprocessing, heads (trained in a Web Worker or on the page, the head file, drift), IndexedDB
+ * storage, errors and the version. Every type these take or return is exported too. The rest is internal (the kiosk
+ * app and the tests import it from its module path); test/public-api.test.ts pins this list.
  */
+export { EDGETL_VERSION } from '../core/version.js';
+export { EdgetlError, isEdgetlError } from '../core/util/errors.js';
+
+// Backbones: a prepared feature extractor, or an unmodified classifier cut here (also for a fine-tuned head).
 export {
   WebBackbone,
   type WebBackboneInfo,
@@ -16,23 +25,18 @@ export {
   type EmbedProgress,
   type EmbedTimings,
 } from './backbone.js';
-export {
-  featureExtractorFromBytes,
-  loadBackboneFromClassifier,
-  loadAdaptedBackbone,
-  type BrowserFeatureExtractor,
-} from './feature-extractor.js';
+export { loadBackboneFromClassifier, loadAdaptedBackbone } from './feature-extractor.js';
+// The session under a WebBackbone, for a page that runs a second model (see keepOnGpu) on the same provider choice.
 export {
   WebInferenceSession,
-  probeWebGpu,
-  describeAdapter,
-  onnxruntimeWebVersion,
   type WebProviderRequest,
   type WebSessionOptions,
   type WebProviderReport,
   type CpuTensor,
 } from './execution/web-session.js';
-export { sha256HexAsync } from '../core/formats/sha256.js';
+export type { ProviderReport, ProviderFallback, AdapterInfo } from '../core/execution/types.js';
+
+// Images to the tensor (or pixels) a backbone is fed, with Node's resize up to 3 megapixels.
 export {
   imageToTensor,
   imageToPixels,
@@ -41,8 +45,9 @@ export {
   type CanvasPreprocessOptions,
 } from './preprocess/canvas.js';
 export { PreprocessWorker, type PreprocessingReport, type WorkerTensor } from './preprocess/in-worker.js';
-export { resizeGeometry, writePixelsToTensor, tensorDims, tensorElementsPerImage } from '../core/preprocess/tensor.js';
 export type { PreprocessSpec } from '../core/preprocess/spec.js';
+
+// Heads: trained in a Web Worker (or on the page), the head file, predictions, drift of the live frames.
 export {
   trainHeadInWorker,
   parseWebHead,
@@ -53,14 +58,24 @@ export {
   type WebTrainRequest,
   type WebTrainProgress,
 } from './heads.js';
-export { Head, UNKNOWN_LABEL, predictionJson, type Prediction, type RejectionReason } from '../core/heads/head.js';
-export { driftReport, driftFromScores, type DriftReport } from '../core/heads/drift.js';
+export { Head, UNKNOWN_LABEL, type Prediction, type RejectionReason } from '../core/heads/head.js';
 export { trainHead, type TrainHeadOptions } from '../core/heads/train.js';
-export {
-  openEdgetlStore,
-  downloadText,
-  type EdgetlStore,
-  type StoredExamples,
-  type StoredHeadEntry,
-} from './storage.js';
-export { EdgetlError } from '../core/util/errors.js';
+export { driftReport, driftFromScores, type DriftReport } from '../core/heads/drift.js';
+
+// The last head and the examples' embeddings, kept in IndexedDB across reloads.
+export { openEdgetlStore, type EdgetlStore, type StoredExamples, type StoredHeadEntry } from './storage.js';
+
+// The types the functions and classes above take and return, so a caller can name them (types only: nothing runs).
+export type { EmbeddingBackbone, BackboneSession, SessionOutput } from '../core/contract.js';
+export type { ResizeGeometry, TensorSlot } from '../core/preprocess/tensor.js';
+export type { EmbeddingRows } from '../core/heads/train.js';
+export type { HeadInit, HeadWeights, HeadOpenSet, HeadAdaptation, AdaptedBlock } from '../core/heads/head.js';
+export type { Normalization } from '../core/heads/normalization.js';
+export type {
+  HeadType,
+  HeadFileContent,
+  HeadBackboneRef,
+  TrainingSummary,
+  ParseOptions,
+  SerializeOptions,
+} from '../core/formats/head-file.js';

@@ -152,7 +152,7 @@ class EmbeddingFinder {
       throw new EdgetlError(
         'embedding-not-found',
         `${this.where}: there is no tensor "${tensor}" to use as the embedding${hint}. ` +
-          `Graph outputs: ${this.index.graphOutputs.join(', ') || 'none'}; use \`edgetl models inspect\` to see the embedding found automatically.`,
+          `Graph outputs: ${this.index.graphOutputs.join(', ') || 'none'}; without the \`embeddingTensor\` option the embedding is found automatically.`,
         { file: this.options.file },
       );
     }

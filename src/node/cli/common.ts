@@ -102,15 +102,54 @@ export class ProgressBar {
 }
 
 /**
- * Library errors name library options (`embeddingTensor`, `port`, `type: 'prototype'`); the CLI says the flag that
- * sets each. Messages without such a mention pass unchanged.
+ * Library errors, warnings and notes name library options (`embeddingTensor`, `port`, `type: 'prototype'`,
+ * `ep: 'cuda'`, `preprocess.resizeTo`, ...) and functions; the CLI says the flag or verb that does the same. Order
+ * matters: a whole phrase is mapped before the option inside it. Messages without such a mention pass unchanged.
  */
 const LIBRARY_TERMS_TO_FLAGS: readonly [RegExp, string][] = [
+  [
+    /without the `embeddingTensor` option the embedding is found automatically/g,
+    'use `edgetl models inspect` to see the embedding found automatically',
+  ],
   [/the `embeddingTensor` option/g, '--embedding <tensor>'],
   [/pass another `port` \(0 picks any free one\)/g, 'pass --port <another> (or --port 0 for any free one)'],
   [/pass a `port` of 1024 or above \(e\.g\. 8080\)/g, 'pass --port 8080'],
   [/`type: 'prototype'`/g, '--head prototype'],
   [/: use backbone (\S+) or retrain the head/g, ': pass --backbone $1 or retrain the head'],
+  [/if it is a file, give its path as the `backbone` option/g, 'if it is a file, pass --backbone <path to it>'],
+  [/name them in the `backbones` option/g, 'name them with --backbones'],
+  // Execution providers.
+  [/`ep: '(\w+)'`/g, '--ep $1'],
+  [/\(`strictEp`\)/g, '(--strict-ep)'],
+  // Preprocessing overrides: width and height are one flag, --size.
+  [/set by the `preprocess` option/g, 'set by flags'],
+  [/override with the `preprocess` option/g, 'override with preprocessing flags'],
+  [/`preprocess\.width`, `preprocess\.height`/g, '--size'],
+  [/`preprocess\.(?:width|height)`/g, '--size'],
+  [/`preprocess\.resizeTo`/g, '--resize-to'],
+  [/`preprocess\.channelOrder`/g, '--channel-order'],
+  [/`preprocess\.(\w+)`/g, '--$1'],
+  // The catalog and model downloads: the models verbs.
+  [/\(catalogEntries\(\) lists them\)/g, '(see `edgetl models list`)'],
+  [/catalogEntries\(\) lists all (\d+); or pass/g, 'Run `edgetl models list` for all $1, or pass'],
+  [
+    /Downloading is off \(`download: false`\); with it on, Backbone\.load\('([^']+)'\) downloads it/g,
+    'Downloading is off (--offline); `edgetl models fetch $1` downloads it',
+  ],
+  [
+    /\(then Backbone\.load\('([^']+)'\) downloads a verified copy\)/g,
+    '(then `edgetl models fetch $1` downloads a verified copy)',
+  ],
+  // Files the library reads: the verb that writes each.
+  [/embedFolder with `out: '([^']*)'` writes it/g, '`edgetl embed <dir> --out $1` writes it'],
+  [/write the set again \(embedFolder with `out`\)/g, 'run `edgetl embed` again'],
+  [/\(trainHead, then head\.save, writes one\)/g, '(train one with `edgetl train <dir> --out <head.json>`)'],
+  [/`out: '([^']*)'`/g, '--out $1'],
+  [/`runBench\(loadProfile\('([^']+)'\)\)` runs it/g, 'run it with `edgetl bench --profile $1`'],
+  // The CUDA provider install (`edgetl setup cuda`).
+  [/install from that file \(the `from` option\)/g, 'run `edgetl setup cuda --from <file.tgz>`'],
+  [/`from: '([^']*)'`/g, '--from $1'],
+  [/`allowVersionMismatch`/g, '--allow-version-mismatch'],
 ];
 
 export function inCliTerms(message: string): string {

@@ -7,7 +7,7 @@ import { DEFAULT_BATCH_SIZE } from '../embed/pipeline.js';
 import { DEFAULT_BACKBONE_ID } from '../../core/models/catalog.js';
 import type { ExecutionProviderRequest, ProviderReport } from '../../core/execution/types.js';
 import { gatherHostFacts } from '../execution/providers.js';
-import { type Command, parseCommandLine, parseNumberOption, printJson, ProgressBar } from './common.js';
+import { type Command, inCliTerms, parseCommandLine, parseNumberOption, printJson, ProgressBar } from './common.js';
 import { preprocessFlagOptions, preprocessFlagHelp, preprocessOverridesFromFlags } from './preprocess-flags.js';
 
 const EP_CHOICES: readonly ExecutionProviderRequest[] = ['auto', 'cpu', 'webgpu', 'cuda', 'wasm'];
@@ -168,9 +168,9 @@ export function describeProvider(report: ProviderReport, options: { verbose?: bo
   const lines = [`${report.used} (requested ${report.requested}${threads}${adapter})`];
   for (const fallback of report.fallbacks) {
     if (fallback.provider === 'cuda' && !showCuda) continue;
-    lines.push(`${fallback.provider} not used: ${fallback.reason}`);
+    lines.push(`${fallback.provider} not used: ${inCliTerms(fallback.reason)}`);
   }
-  for (const note of report.notes ?? []) lines.push(note);
+  for (const note of report.notes ?? []) lines.push(inCliTerms(note));
   return lines;
 }
 
@@ -183,15 +183,16 @@ export function jsonSummary(report: EmbedRunReport): Record<string, unknown> {
     seconds: Number(result.seconds.toFixed(3)),
     imagesPerSecond: Number(result.imagesPerSecond.toFixed(2)),
     executionProvider: backbone.provider.used,
-    fallbacks: backbone.provider.fallbacks,
-    ...(backbone.provider.notes?.length ? { providerNotes: backbone.provider.notes } : {}),
+    // The reasons are prose for a person: in the CLI's terms here too.
+    fallbacks: backbone.provider.fallbacks.map((f) => ({ ...f, reason: inCliTerms(f.reason) })),
+    ...(backbone.provider.notes?.length ? { providerNotes: backbone.provider.notes.map(inCliTerms) } : {}),
     backbone: { id: backbone.id, sha256: backbone.sha256, embeddingDim: backbone.embeddingDim, batch: backbone.batch },
     classes: result.classes,
     cacheHits: result.cacheHits,
     computed: result.computed,
     loadSeconds: Number(report.loadSeconds.toFixed(3)),
     skippedFiles: result.skipped,
-    warnings: result.warnings,
+    warnings: result.warnings.map(inCliTerms),
     ...(result.written ? { out: result.written } : {}),
   };
 }
@@ -220,7 +221,7 @@ export function textSummary(report: EmbedRunReport, options: { verbose?: boolean
     if (result.skipped.length > 20) shown.push(`... and ${result.skipped.length - 20} more (all listed in the .json)`);
     row(`skipped`, [`${result.skipped.length} file(s)`, ...shown]);
   }
-  for (const warning of result.warnings) row('note', [warning]);
+  for (const warning of result.warnings) row('note', [inCliTerms(warning)]);
   if (result.written)
     row('wrote', [
       `${shortPath(result.written.npy)}  float32 [${result.items.length}, ${result.dim}]`,

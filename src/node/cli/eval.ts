@@ -1,6 +1,6 @@
 import { loadHead } from '../head-io.js';
 import { EdgetlError } from '../../core/util/errors.js';
-import { type Command, parseCommandLine, printJson, terminalSafe } from './common.js';
+import { type Command, inCliTerms, parseCommandLine, printJson, terminalSafe } from './common.js';
 import { embedRunHelp } from './embed.js';
 import {
   LazyBackbone,
@@ -73,7 +73,7 @@ ${embedRunHelp}
           `evaluation data ${positionals[0]} comes from backbone ${data.backbone.id} but ${values.head} was trained on ${head.backbone.id}: use embeddings of the head's backbone`,
         );
       }
-      for (const warning of data.warnings) process.stderr.write(`note: ${terminalSafe(warning)}\n`);
+      for (const warning of data.warnings) process.stderr.write(`note: ${terminalSafe(inCliTerms(warning))}\n`);
       const evaluation = evaluateHead(head, data, `evaluation data ${positionals[0]}`);
       const result = {
         ...classificationJson(evaluation.report, head.labels),

@@ -11,7 +11,7 @@ import { resolveBackbone } from '../models/resolve.js';
 import type { HeadBackboneRef } from '../../core/formats/head-file.js';
 import type { ClassificationReport } from '../../core/heads/metrics.js';
 import { EdgetlError } from '../../core/util/errors.js';
-import { parseNumberOption, ProgressBar } from './common.js';
+import { inCliTerms, parseNumberOption, ProgressBar } from './common.js';
 import { embedRunOptions, loadOptionsFromFlags } from './embed.js';
 
 export const backboneRunOptions = embedRunOptions;
@@ -139,7 +139,8 @@ export async function labelledEmbeddings(
       executionProvider: set.executionProvider,
       embedSeconds: 0,
       skipped: set.skipped,
-      warnings: set.warnings,
+      // What the library warns in its terms, in the CLI's (every verb that reads embeddings prints these).
+      warnings: set.warnings.map(inCliTerms),
     };
   }
   if (!existsSync(input))
@@ -207,7 +208,7 @@ export async function labelledEmbeddings(
     executionProvider: opened.provider.used,
     embedSeconds: result.seconds,
     skipped: result.skipped,
-    warnings: result.warnings,
+    warnings: result.warnings.map(inCliTerms),
   };
 }
 

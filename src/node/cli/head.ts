@@ -3,7 +3,7 @@ import { Head } from '../../core/heads/head.js';
 import type { WeightDType } from '../../core/formats/head-file.js';
 import { isWeightDType } from '../../core/formats/tensor-encoding.js';
 import { EdgetlError } from '../../core/util/errors.js';
-import { type Command, parseCommandLine, printJson, terminalSafe } from './common.js';
+import { type Command, inCliTerms, parseCommandLine, printJson, terminalSafe } from './common.js';
 import { embedRunHelp } from './embed.js';
 import { LazyBackbone, backboneRunOptions, shortPath } from './head-shared.js';
 import { existsSync, statSync } from 'node:fs';
@@ -180,7 +180,7 @@ ${embedRunHelp}
               `${source} was embedded with backbone ${set.backbone.id} but ${path} needs ${head.backbone.id}`,
             );
           }
-          for (const warning of set.warnings) process.stderr.write(`note: ${terminalSafe(warning)}\n`);
+          for (const warning of set.warnings) process.stderr.write(`note: ${terminalSafe(inCliTerms(warning))}\n`);
           embeddings = set.embeddings;
           rows = set.count;
         }

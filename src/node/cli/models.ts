@@ -234,7 +234,12 @@ async function inspectBackbone(idOrPath: string, request: InspectRequest): Promi
     downloaded: resolved.downloaded,
     ...finalFacts,
     embeddingNamedBy,
-    preprocess: { ...spec.preprocess, source: spec.source, notes: spec.notes, sidecar: spec.sidecar ?? null },
+    preprocess: {
+      ...spec.preprocess,
+      source: spec.source,
+      notes: spec.notes.map(inCliTerms),
+      sidecar: spec.sidecar ?? null,
+    },
   };
   if (request.json) {
     printJson(report);
@@ -302,8 +307,8 @@ function describeInspection(
       `not found: ${facts.embeddingError ? inCliTerms(facts.embeddingError) : 'unknown reason'} (name one with --embedding <tensor>)`,
     );
   }
-  row('preprocess', `${spec.source}: ${spec.notes.at(-1) ?? ''}`);
-  for (const note of spec.notes.slice(0, -1)) lines.push(`  ${''.padEnd(13)} ${note}`);
+  row('preprocess', `${spec.source}: ${inCliTerms(spec.notes.at(-1) ?? '')}`);
+  for (const note of spec.notes.slice(0, -1)) lines.push(`  ${''.padEnd(13)} ${inCliTerms(note)}`);
   return lines.join('\n') + '\n';
 }
 

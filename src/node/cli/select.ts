@@ -5,7 +5,15 @@ import { standardDeviation } from '../../core/select/decision.js';
 import type { HeadType } from '../../core/formats/head-file.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import { EdgetlError } from '../../core/util/errors.js';
-import { type Command, abortOnCtrlC, parseCommandLine, parseNumberOption, printJson, ProgressBar } from './common.js';
+import {
+  type Command,
+  abortOnCtrlC,
+  inCliTerms,
+  parseCommandLine,
+  parseNumberOption,
+  printJson,
+  ProgressBar,
+} from './common.js';
 import { loadOptionsFromFlags } from './embed.js';
 import { shortPath } from './head-shared.js';
 
@@ -194,7 +202,7 @@ export function formatSelection(result: SelectResult): string {
       `  cost               ${measured.cost.note.replace(/^measured here/, 'measured here for every candidate')}`,
     );
   for (const e of result.excluded) out.push(`  excluded           ${e.backbone}: ${e.reason}`);
-  for (const w of result.warnings) out.push(`  note               ${w}`);
+  for (const w of result.warnings) out.push(`  note               ${inCliTerms(w)}`);
   const s = result.seconds;
   out.push(
     `  time               ${s.total.toFixed(1)} s (embedding ${s.embedding.toFixed(1)} s, cross-validation ${s.crossValidation.toFixed(1)} s, cost ${s.cost.toFixed(1)} s, baseline ${s.baseline.toFixed(1)} s)`,

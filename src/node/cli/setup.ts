@@ -3,7 +3,7 @@ import { checkCudaLoads, type CudaLoadCheck } from '../execution/cuda-load-check
 import { CUDA_PACKAGE, CUDA_PACKAGE_SPEC } from '../execution/cuda-package.js';
 import { assessCuda, gatherHostFacts, type CudaAssessment, type CudaFacts } from '../execution/providers.js';
 import { EdgetlError } from '../../core/util/errors.js';
-import { type Command, parseCommandLine, printJson } from './common.js';
+import { type Command, inCliTerms, parseCommandLine, printJson } from './common.js';
 
 const setupOptions = {
   from: { type: 'string' },
@@ -41,7 +41,7 @@ function printHuman(result: CudaSetupResult): void {
       out(
         `  ${file.action === 'would-place' ? what : file.action}: ${file.name} (${(file.bytes / 1e6).toFixed(1)} MB, sha256 ${file.sha256.slice(0, 12)})`,
       );
-    for (const warning of install.warnings) out(`  note: ${warning}`);
+    for (const warning of install.warnings) out(`  note: ${inCliTerms(warning)}`);
     out();
   }
   if (result.ready) {

@@ -221,7 +221,7 @@ export async function readEmbeddingSet(prefix: string): Promise<EmbeddingSet> {
     const code = (error as NodeJS.ErrnoException).code;
     throw new EdgetlError(
       'not-found',
-      `cannot read ${paths.json}: ${code === 'ENOENT' ? 'file not found (write it with `edgetl embed <dir> --out ' + paths.prefix + '`)' : (error as Error).message}`,
+      `cannot read ${paths.json}: ${code === 'ENOENT' ? `file not found (embedFolder with \`out: '${paths.prefix}'\` writes it)` : (error as Error).message}`,
       { file: paths.json, cause: error },
     );
   }
@@ -253,12 +253,12 @@ export async function readEmbeddingSet(prefix: string): Promise<EmbeddingSet> {
   const warnings: string[] = [];
   if (metadata.embeddingsSha256 === undefined) {
     warnings.push(
-      `${paths.json} does not record the sha256 of ${paths.npy} (written by an older edgetl), so a pair torn by an interrupted rewrite cannot be detected; run \`edgetl embed\` again to bind them`,
+      `${paths.json} does not record the sha256 of ${paths.npy} (written by an older edgetl), so a pair torn by an interrupted rewrite cannot be detected; write the set again (embedFolder with \`out\`) to bind them`,
     );
   } else if (embeddingsSha256(array.data) !== metadata.embeddingsSha256) {
     throw new EdgetlError(
       'embedding-set-torn',
-      `${paths.npy} does not belong to ${paths.json}: its rows hash to another sha256 than the JSON records (the files come from different runs, e.g. a rewrite interrupted between the two); run \`edgetl embed\` again to rewrite both`,
+      `${paths.npy} does not belong to ${paths.json}: its rows hash to another sha256 than the JSON records (the files come from different runs, e.g. a rewrite interrupted between the two); write the set again (embedFolder with \`out\`) to rewrite both`,
       { file: paths.npy },
     );
   }

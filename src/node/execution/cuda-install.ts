@@ -147,7 +147,7 @@ async function fetchPackage(
     throw new EdgetlError(
       'download-failed',
       `could not download ${CUDA_PACKAGE_SPEC} with \`${npm} pack\`: ${why}. On a machine without the npm registry, ` +
-        `fetch the tarball elsewhere (\`npm pack ${CUDA_PACKAGE_SPEC}\`) and run \`edgetl setup cuda --from <file.tgz>\``,
+        `fetch the tarball elsewhere (\`npm pack ${CUDA_PACKAGE_SPEC}\`) and install from that file (the \`from\` option)`,
     );
   }
   if (!existsSync(expected)) {
@@ -239,7 +239,7 @@ export async function installCudaProvider(options: CudaInstallOptions = {}): Pro
       'unsupported',
       `${CUDA_PACKAGE.name} holds the CUDA provider for linux/x64 only; this is ${platform}/${arch}` +
         (platform === 'linux' && arch === 'arm64'
-          ? ' (on a Jetson, build onnxruntime with CUDA from source, or use --ep webgpu or cpu)'
+          ? " (on a Jetson, build onnxruntime with CUDA from source, or use `ep: 'webgpu'` or `ep: 'cpu'`)"
           : ''),
     );
   }
@@ -279,7 +279,7 @@ export async function installCudaProvider(options: CudaInstallOptions = {}): Pro
     try {
       isFolder = statSync(from).isDirectory();
     } catch {
-      throw new EdgetlError('bad-input', `--from ${options.from}: no such file or folder`, { file: from });
+      throw new EdgetlError('bad-input', `\`from: '${options.from}'\`: no such file or folder`, { file: from });
     }
     if (isFolder) {
       source = { kind: 'folder', path: from };
@@ -301,7 +301,7 @@ export async function installCudaProvider(options: CudaInstallOptions = {}): Pro
       if (!existsSync(join(root, 'package.json'))) {
         throw new EdgetlError(
           'bad-package',
-          `--from ${source.path}: neither it nor its package/ folder holds a package.json`,
+          `\`from: '${source.path}'\`: neither it nor its package/ folder holds a package.json`,
           { file: source.path },
         );
       }
@@ -334,11 +334,11 @@ export async function installCudaProvider(options: CudaInstallOptions = {}): Pro
           `${staged.name}@${staged.version}: ${compatibility.detail}. Nothing was placed. Either install the matching core ` +
             `(\`npm install onnxruntime-node@${staged.onnxruntimeVersion}\`; in an app that depends on edgetl, ` +
             `"overrides": {"onnxruntime-node": "${staged.onnxruntimeVersion}"} in its package.json; then run this again), or place it anyway with ` +
-            `--allow-version-mismatch and check the results against --ep cpu`,
+            "`allowVersionMismatch` and check the results against `ep: 'cpu'`",
         );
       }
       warnings.push(
-        `${compatibility.detail}; placed anyway (--allow-version-mismatch): compare results against --ep cpu`,
+        `${compatibility.detail}; placed anyway (\`allowVersionMismatch\`): compare results against \`ep: 'cpu'\``,
       );
     } else if (compatibility.evidence) {
       warnings.push(compatibility.evidence);

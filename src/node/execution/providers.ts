@@ -525,7 +525,7 @@ function providerInstallHow(platform: string, arch: string): string {
     return `install it with \`${CUDA_INSTALL_COMMAND}\` (fetches the CUDA ${CUDA_PACKAGE.cudaMajor} provider from the npm registry; it needs the CUDA ${CUDA_PACKAGE.cudaMajor} and cuDNN ${CUDA_PACKAGE.cudnnMajor} libraries at run time)`;
   }
   if (platform === 'linux') {
-    return `no CUDA provider is published on npm for linux/${arch} (onnxruntime-node publishes no CUDA build for linux/${arch}, e.g. Jetson): build onnxruntime with CUDA from source, or use --ep webgpu or cpu`;
+    return `no CUDA provider is published on npm for linux/${arch} (onnxruntime-node publishes no CUDA build for linux/${arch}, e.g. Jetson): build onnxruntime with CUDA from source, or use \`ep: 'webgpu'\` or \`ep: 'cpu'\``;
   }
   return `onnxruntime-node publishes no CUDA provider for win32/${arch}`;
 }
@@ -654,7 +654,7 @@ export function assessWebGpu(facts: HostFacts): WebGpuAssessment {
       hardware: false,
       tryable: true,
       hardwareManifests: [],
-      reason: `can't verify that the WebGPU adapter is a hardware GPU on ${facts.platform}; use --ep webgpu to choose it explicitly`,
+      reason: `can't verify that the WebGPU adapter is a hardware GPU on ${facts.platform}; ask for \`ep: 'webgpu'\` to choose it explicitly`,
     };
   }
   const { vulkan } = facts;
@@ -774,7 +774,8 @@ export function planProviders(request: ExecutionProviderRequest, facts: HostFact
   const skipped: ProviderFallback[] = [];
   const candidates: ExecutionProviderName[] = [];
   const unavailable = (provider: ExecutionProviderName, reason: string) => {
-    if (strictEp) throw new EdgetlError('ep-unavailable', `--ep ${provider} can't run here (strict): ${reason}`);
+    if (strictEp)
+      throw new EdgetlError('ep-unavailable', `\`ep: '${provider}'\` can't run here (\`strictEp\`): ${reason}`);
     skipped.push({ provider, reason });
   };
   switch (request) {

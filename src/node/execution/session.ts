@@ -33,7 +33,7 @@ export interface CreateSessionOptions extends ExecutionOptions {
 
 /**
  * onnxruntime keeps one WebGPU device per process, created by the first WebGPU session. Remember what it was so a
- * later `auto` never lands on a software adapter opened earlier by an explicit `--ep webgpu`.
+ * later `auto` never lands on a software adapter opened earlier by an explicit `ep: 'webgpu'`.
  */
 let webgpuDevice: { adapter?: AdapterInfo; software: boolean } | undefined;
 
@@ -249,7 +249,7 @@ export async function createSession(
       const reason = `${provider} session failed to start: ${message}${failureHint(provider, message)}`;
       const requestedThis = requested === provider || (requested === 'auto' && strict);
       if (strict && requestedThis) {
-        throw new EdgetlError('ep-unavailable', `--ep ${requested} can't run here (strict): ${reason}`, {
+        throw new EdgetlError('ep-unavailable', `\`ep: '${requested}'\` can't run here (\`strictEp\`): ${reason}`, {
           cause: error,
         });
       }
@@ -261,7 +261,7 @@ export async function createSession(
       webgpuDevice ??= { adapter, software: adapter?.software ?? false };
       if (adapter?.software) {
         found.push(
-          `WebGPU is running on a software adapter (${adapter.device ?? adapter.description ?? 'CPU emulation'}): results are correct but it is far slower than --ep cpu`,
+          `WebGPU is running on a software adapter (${adapter.device ?? adapter.description ?? 'CPU emulation'}): results are correct but it is far slower than \`ep: 'cpu'\``,
         );
       }
     }

@@ -7,7 +7,7 @@ import type { CatalogEntry } from '../../core/models/catalog-types.js';
 /**
  * Preprocessing for a backbone. Catalog models use their entry. A model the catalog does not know takes, in
  * increasing precedence: safe defaults (the torchvision ImageNet recipe, with layout and size read from the model's
- * input dims), a sidecar JSON beside the model, and command-line flags.
+ * input dims), a sidecar JSON beside the model, and the caller's overrides (the `preprocess` option; the CLI's flags).
  *
  * Sidecar: `<name>.edgetl.json` beside `<name>.onnx` (or `<name>.onnx.edgetl.json`):
  *   { "preprocess": { ...any PreprocessSpec fields }, "embedding": { "tensor": "name", "dim": 512 }, "labels": [...] }
@@ -244,7 +244,7 @@ function describeSpec(spec: PreprocessSpec): string {
  * Preprocessing (and any stated embedding tensor) for a resolved backbone.
  *
  * @param resolved  the backbone (its `entry` when the catalog knows it, its `path` for the sidecar)
- * @param overrides fields from command-line flags; they win over everything else
+ * @param overrides fields the caller sets (the `preprocess` option); they win over everything else
  * @param options.inputDims the model's image input dims: give them for unknown models so layout and size are right
  * @param options.sidecar the sidecar already read by the caller (null: none), so the file is read once
  */
@@ -260,7 +260,7 @@ export function backboneSpecFor(
   ) as PreprocessField[];
   const checkedOverrides = validatePreprocessFields(
     overrides as Record<string, unknown>,
-    (f) => `--${flagName(f)}`,
+    optionName,
     (field, reason) => {
       throw new EdgetlError('usage', `${field} ${reason}`);
     },
@@ -282,7 +282,9 @@ export function backboneSpecFor(
     const ignored =
       options.readSidecar === false ? undefined : sidecarPathsFor(resolved.path).find((p) => existsSync(p));
     if (ignored)
-      notes.push(`sidecar ${ignored} ignored: the file is catalog model ${resolved.entry.id} (use flags to override)`);
+      notes.push(
+        `sidecar ${ignored} ignored: the file is catalog model ${resolved.entry.id} (override with the \`preprocess\` option)`,
+      );
   } else {
     base = { ...IMAGENET_224 };
     source = 'default';
@@ -331,7 +333,7 @@ export function backboneSpecFor(
       notes.push(
         `${sidecar ? '' : 'not in the catalog and no sidecar: '}safe defaults (torchvision ImageNet recipe) for ${defaulted.join(', ')}` +
           (defaultsNote.length ? `; ${defaultsNote.join('; ')}` : '') +
-          `. If the model was trained otherwise, write ${sidecarPathsFor(resolved.path)[0]} or pass preprocessing flags`,
+          `. If the model was trained otherwise, write ${sidecarPathsFor(resolved.path)[0]} or override with the \`preprocess\` option`,
       );
     }
   }
@@ -343,14 +345,17 @@ export function backboneSpecFor(
     const ratio = base.resizeTo / Math.min(base.width, base.height);
     base = { ...base, ...checkedOverrides };
     if (resized && base.resize === 'shorter-side') {
-      // A new crop size keeps the old resize-to-crop ratio (256/224 for ImageNet) unless --resize-to says otherwise.
+      // A new crop size keeps the old resize-to-crop ratio (256/224 for ImageNet) unless resizeTo says otherwise.
       base.resizeTo = Math.round(Math.min(base.width, base.height) * ratio);
-      setBy.set('resizeTo', '--size');
-      notes.push(`--resize-to ${base.resizeTo} follows --size (same ratio as before)`);
+      const sizeField = checkedOverrides.width !== undefined ? 'width' : 'height';
+      setBy.set('resizeTo', optionName(sizeField));
+      notes.push(`${optionName('resizeTo')} ${base.resizeTo} follows the new crop size (same ratio as before)`);
     }
-    for (const f of flagged) setBy.set(f, `--${flagName(f)}`);
+    for (const f of flagged) setBy.set(f, optionName(f));
     source = 'flags';
-    notes.push(`flags override ${[...new Set(flagged.map((f) => `--${flagName(f)}`))].join(', ')}`);
+    // In the spec's field order (width before height), however the caller ordered them.
+    const named = PREPROCESS_FIELDS.filter((f) => flagged.includes(f)).map(optionName);
+    notes.push(`set by the \`preprocess\` option: ${named.join(', ')}`);
   }
 
   checkConsistency(base, setBy, resolved.path, options.inputDims);
@@ -363,7 +368,7 @@ export const MAX_INPUT_SIDE = 8192;
 /** Most pixels per input image: 4096 x 4096 is a 201 MB float32 tensor per image, beyond any backbone's need. */
 export const MAX_INPUT_PIXELS = 4096 * 4096;
 
-/** Refuses sizes whose tensors could not be allocated (a model declaring [1,3,100000,100000], or --size 100000). */
+/** Refuses sizes whose tensors could not be allocated (a model declaring [1,3,100000,100000], or a width of 100000). */
 function checkInputSize(
   spec: PreprocessSpec,
   setBy: Map<PreprocessField, string>,
@@ -438,10 +443,9 @@ function checkConsistency(
   cropFits();
 }
 
-/** Command-line flag for a PreprocessSpec field (`resizeTo` -> `resize-to`; width and height are `--size`). */
-export function flagName(field: string): string {
-  if (field === 'width' || field === 'height') return 'size';
-  return field.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+/** How messages name a field the caller set: as the option path (the CLI maps it to its flag). */
+function optionName(field: string): string {
+  return `\`preprocess.${field}\``;
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {

@@ -300,7 +300,7 @@ export async function resolveBackbone(idOrPath: string, options: ResolveOptions 
   if (!value)
     throw new EdgetlError(
       'usage',
-      'no backbone given: pass a catalog id (see `edgetl models list`) or a path to an .onnx file',
+      'no backbone given: pass a catalog id (catalogEntries() lists them) or a path to an .onnx file',
     );
 
   if (looksLikePath(value)) {
@@ -329,7 +329,7 @@ export async function resolveBackbone(idOrPath: string, options: ResolveOptions 
         .map((l) => l.dir)
         .join(', ')}). ` +
       (close.length ? `Closest catalog ids: ${close.join(', ')}. ` : '') +
-      `Run \`edgetl models list\` for all ${ids.length}, or pass a path to an .onnx file.`,
+      `catalogEntries() lists all ${ids.length}; or pass a path to an .onnx file.`,
   );
 }
 
@@ -383,7 +383,7 @@ async function resolveCatalogEntry(entry: CatalogEntry, options: ResolveOptions)
           `${candidate} is not the catalog's ${entry.id}: expected sha256 ${entry.sha256} (${entry.bytes} bytes), ` +
             `the file has ${sha256} (${size} bytes). It may be damaged, truncated or another version. ` +
             `Replace or delete it` +
-            (entry.url ? ` (then \`edgetl models fetch ${entry.id}\` downloads a verified copy)` : '') +
+            (entry.url ? ` (then Backbone.load('${entry.id}') downloads a verified copy)` : '') +
             `, or pass the file's path instead of the id to use it as a model the catalog does not know.`,
           { file: candidate },
         );
@@ -398,7 +398,7 @@ async function resolveCatalogEntry(entry: CatalogEntry, options: ResolveOptions)
   if (options.download === false || !entry.url) {
     const why = !entry.url
       ? `The catalog has no download URL for it (source: ${entry.source}).`
-      : `Downloading is off; \`edgetl models fetch ${entry.id}\` downloads it from ${entry.url}.`;
+      : `Downloading is off (\`download: false\`); with it on, Backbone.load('${entry.id}') downloads it from ${entry.url}.`;
     throw new EdgetlError(
       'model-missing',
       `backbone ${entry.id} is not on this machine. Looked for:\n${lookedList}\n${why}\n${byHand}`,

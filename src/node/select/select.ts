@@ -279,7 +279,7 @@ export async function selectBackbone(dir: string, options: SelectOptions = {}): 
     if (refs.length === 0)
       throw new EdgetlError(
         'model-missing',
-        'no pretrained backbone on this machine: point EDGETL_MODEL_PATH at a folder of .onnx backbones, or name them with --backbones',
+        'no pretrained backbone on this machine: point EDGETL_MODEL_PATH at a folder of .onnx backbones, or name them in the `backbones` option',
       );
   }
   const count = refs.length;

@@ -23,7 +23,7 @@ export async function prepareBrowserBench(profileNameOrFile: string): Promise<Pr
   if (loaded.profile.runtime !== 'browser') {
     throw new EdgetlError(
       'usage',
-      `profile ${loaded.profile.name} (${loaded.file}) is for the Node runtime: run it with \`edgetl bench --profile ${loaded.profile.name}\``,
+      `profile ${loaded.profile.name} (${loaded.file}) is for the Node runtime: \`runBench(loadProfile('${loaded.profile.name}'))\` runs it`,
       { file: loaded.file },
     );
   }

@@ -209,6 +209,9 @@ t.test('an unknown model: stated defaults, then its sidecar, then flags', async 
   const withFlags = JSON.parse(run(['inspect', path, '--json', '--channel-order', 'BGR', '--scale', '1/255']).stdout);
   t.match(withFlags.preprocess, { source: 'flags', channelOrder: 'BGR', std: [255, 255, 255] });
   t.equal(withFlags.preprocess.scale, 1 / 255);
+  const notes = (withFlags.preprocess.notes as string[]).join('\n');
+  t.match(notes, /set by flags: --channel-order, --scale/, 'the notes name the flags');
+  t.notMatch(notes, /`preprocess\./, 'not the library option');
 });
 
 t.test('a broken sidecar fails with the file and field, no stack trace', async (t) => {
@@ -244,7 +247,7 @@ t.test('offline: inspect and fetch say where they looked and which URL failed, p
   }
   const offline = run(['inspect', 'resnet18-v1-7', '--offline']);
   t.equal(offline.code, 1);
-  t.match(offline.stderr, /Downloading is off; `edgetl models fetch resnet18-v1-7`/);
+  t.match(offline.stderr, /Downloading is off \(--offline\); `edgetl models fetch resnet18-v1-7`/);
 });
 
 t.test('user mistakes: unknown ids, subcommands and options', async (t) => {

@@ -187,7 +187,7 @@ t.test(
     t.same(planProviders('cuda', facts).candidates, ['cpu']);
     t.throws(() => planProviders('cuda', facts, true), {
       code: 'ep-unavailable',
-      message: /--ep cuda can't run here \(strict\): .*libcudnn\.so\.9/,
+      message: /`ep: 'cuda'` can't run here \(`strictEp`\): .*libcudnn\.so\.9/,
     });
   },
 );

@@ -137,7 +137,7 @@ t.test('no Vulkan loader: WebGPU is skipped, strict fails, both say what to inst
   });
   t.throws(() => planProviders('webgpu', facts, true), {
     code: 'ep-unavailable',
-    message: /--ep webgpu can't run here \(strict\): no Vulkan loader/,
+    message: /`ep: 'webgpu'` can't run here \(`strictEp`\): no Vulkan loader/,
   });
 });
 

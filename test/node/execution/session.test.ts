@@ -97,7 +97,7 @@ t.test(
     t.ok(session.provider.fallbacks[0].reason.includes(CUDA_INSTALL_COMMAND), session.provider.fallbacks[0].reason);
     await t.rejects(createSession(tinyModel, { ep: 'cuda', strictEp: true }), {
       code: 'ep-unavailable',
-      message: /--ep cuda can't run here \(strict\): CUDA provider library not found/,
+      message: /`ep: 'cuda'` can't run here \(`strictEp`\): CUDA provider library not found/,
     });
   },
 );

@@ -45,7 +45,7 @@ t.test(
     t.same(Array.from((await session.run(Float32Array.from([1, 2, 3, 4]), [1, 4])).data), [2, 4, 6, 8]);
     await t.rejects(createSession(model, { ep: 'webgpu', strictEp: true }), {
       code: 'ep-unavailable',
-      message: /^--ep webgpu can't run here \(strict\): webgpu session failed to start/,
+      message: /^`ep: 'webgpu'` can't run here \(`strictEp`\): webgpu session failed to start/,
     });
   },
 );

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { backboneSpecFor, layoutFromInputDims, sidecarPathsFor } from '../../../src/node/models/backbone-spec.js';
 import { preprocessOverridesFromFlags } from '../../../src/node/cli/preprocess-flags.js';
+import { inCliTerms } from '../../../src/node/cli/common.js';
 import { IMAGENET_224, type PreprocessSpec } from '../../../src/core/preprocess/spec.js';
 import type { CatalogEntry } from '../../../src/core/models/catalog-types.js';
 import { EdgetlError } from '../../../src/core/util/errors.js';
@@ -160,50 +161,69 @@ t.test('a sidecar that contradicts the model input is refused, naming the field'
   );
 });
 
-t.test('flags win over the sidecar and the catalog', async (t) => {
-  const path = model({ preprocess: { channelOrder: 'BGR' } });
-  const overrides = preprocessOverridesFromFlags({
-    'channel-order': 'rgb',
-    scale: '1/127.5',
-    mean: '1,1,1',
-    std: '1,1,1',
-  });
-  const spec = backboneSpecFor({ path }, overrides, { inputDims: ['N', 3, 224, 224] });
-  t.equal(spec.source, 'flags');
-  t.equal(spec.preprocess.channelOrder, 'RGB');
-  t.equal(spec.preprocess.scale, 1 / 127.5);
-  t.match(spec.notes.join('\n'), /flags override --channel-order, --scale, --mean, --std/);
+t.test(
+  'overrides (the CLI flags) win over the sidecar and the catalog; the library names the option, the CLI the flag',
+  async (t) => {
+    const path = model({ preprocess: { channelOrder: 'BGR' } });
+    const overrides = preprocessOverridesFromFlags({
+      'channel-order': 'rgb',
+      scale: '1/127.5',
+      mean: '1,1,1',
+      std: '1,1,1',
+    });
+    const spec = backboneSpecFor({ path }, overrides, { inputDims: ['N', 3, 224, 224] });
+    t.equal(spec.source, 'flags');
+    t.equal(spec.preprocess.channelOrder, 'RGB');
+    t.equal(spec.preprocess.scale, 1 / 127.5);
+    const notes = spec.notes.join('\n');
+    t.match(
+      notes,
+      /set by the `preprocess` option: `preprocess.channelOrder`, `preprocess.scale`, `preprocess.mean`, `preprocess.std`/,
+    );
+    t.notMatch(notes, /--/, 'no flag in a library note');
+    t.match(inCliTerms(notes), /set by flags: --channel-order, --scale, --mean, --std/);
+    const square = backboneSpecFor({ path: model() }, { height: 300, width: 300 }, { inputDims: ['N', 3, 'h', 'w'] });
+    t.match(inCliTerms(square.notes.join('\n')), /set by flags: --size\n/, 'width and height are one flag, named once');
 
-  const fromCatalog = backboneSpecFor(
-    { path: model(), entry },
-    preprocessOverridesFromFlags({ resize: 'shorter-side', 'resize-to': '256' }),
-  );
-  t.equal(fromCatalog.source, 'flags');
-  t.equal(fromCatalog.preprocess.resize, 'shorter-side');
-  t.equal(fromCatalog.preprocess.layout, 'NHWC', 'other catalog fields kept');
+    const fromCatalog = backboneSpecFor(
+      { path: model(), entry },
+      preprocessOverridesFromFlags({ resize: 'shorter-side', 'resize-to': '256' }),
+    );
+    t.equal(fromCatalog.source, 'flags');
+    t.equal(fromCatalog.preprocess.resize, 'shorter-side');
+    t.equal(fromCatalog.preprocess.layout, 'NHWC', 'other catalog fields kept');
 
-  const sized = backboneSpecFor(
-    { path: model() },
-    preprocessOverridesFromFlags({ size: '320x240', 'resize-to': '366' }),
-  );
-  t.equal(sized.preprocess.width, 320);
-  t.equal(sized.preprocess.height, 240);
-  const scaled = backboneSpecFor({ path: model() }, preprocessOverridesFromFlags({ size: '448' }));
-  t.equal(scaled.preprocess.resizeTo, 512, '--size alone keeps the 256/224 resize ratio');
-  const tooBig = thrown(() =>
-    backboneSpecFor(
-      { path: model(), entry: { ...entry, input: { layout: 'NCHW' }, preprocess: IMAGENET_224 } },
-      preprocessOverridesFromFlags({ size: '300' }),
-      { inputDims: ['N', 3, 224, 224] },
-    ),
-  );
-  t.match(tooBig.message, /^--size: width 300 differs from the model input \[N,3,224,224\]/);
-  t.match(
-    thrown(() => backboneSpecFor({ path: model() }, preprocessOverridesFromFlags({ size: '300', 'resize-to': '256' })))
-      .message,
-    /^--resize-to: resizeTo 256 is smaller/,
-  );
-});
+    const sized = backboneSpecFor(
+      { path: model() },
+      preprocessOverridesFromFlags({ size: '320x240', 'resize-to': '366' }),
+    );
+    t.equal(sized.preprocess.width, 320);
+    t.equal(sized.preprocess.height, 240);
+    const scaled = backboneSpecFor({ path: model() }, preprocessOverridesFromFlags({ size: '448' }));
+    t.equal(scaled.preprocess.resizeTo, 512, '--size alone keeps the 256/224 resize ratio');
+    const tooBig = thrown(() =>
+      backboneSpecFor(
+        { path: model(), entry: { ...entry, input: { layout: 'NCHW' }, preprocess: IMAGENET_224 } },
+        preprocessOverridesFromFlags({ size: '300' }),
+        { inputDims: ['N', 3, 224, 224] },
+      ),
+    );
+    t.match(tooBig.message, /^`preprocess.width`: width 300 differs from the model input \[N,3,224,224\]/);
+    t.match(inCliTerms(tooBig.message), /^--size: width 300 differs/);
+    const tooSmall = thrown(() =>
+      backboneSpecFor({ path: model() }, preprocessOverridesFromFlags({ size: '300', 'resize-to': '256' })),
+    );
+    t.match(tooSmall.message, /^`preprocess.resizeTo`: resizeTo 256 is smaller/);
+    t.match(inCliTerms(tooSmall.message), /^--resize-to: resizeTo 256 is smaller/);
+    const bad = thrown(() => backboneSpecFor({ path: model() }, { channelOrder: 'BRG' as 'BGR' }));
+    t.match(
+      bad.message,
+      /^`preprocess.channelOrder` must be one of "RGB", "BGR"/,
+      'library callers get the option path',
+    );
+    t.match(inCliTerms(bad.message), /^--channel-order must be one of/);
+  },
+);
 
 t.test('bad flag values name the flag', async (t) => {
   const cases: [Parameters<typeof preprocessOverridesFromFlags>[0], RegExp][] = [

@@ -28,6 +28,7 @@ import type { CatalogEntry } from '../../../src/core/models/catalog-types.js';
 import { IMAGENET_224 } from '../../../src/core/preprocess/spec.js';
 import { sha256Bytes } from '../../../src/node/util/sha256.js';
 import { EdgetlError } from '../../../src/core/util/errors.js';
+import { inCliTerms } from '../../../src/node/cli/common.js';
 
 // Looked up before this file changes EDGETL_MODEL_PATH.
 const mobilenet = sharedModel('mobilenetv2-12-int8.onnx');
@@ -148,7 +149,8 @@ t.test('missing with downloads off: the error lists every place looked', async (
   t.equal(error.code, 'model-missing');
   t.match(error.message, join(a, 'tiny-net.onnx'));
   t.match(error.message, join(b, 'tiny-net.onnx'));
-  t.match(error.message, 'edgetl models fetch tiny-net');
+  t.match(error.message, "Downloading is off (`download: false`); with it on, Backbone.load('tiny-net') downloads it");
+  t.match(inCliTerms(error.message), 'Downloading is off (--offline); `edgetl models fetch tiny-net` downloads it');
 });
 
 t.test('an entry without a URL says so and where it looked', async (t) => {
@@ -222,7 +224,8 @@ t.test('an unknown id lists the closest catalog ids', async (t) => {
   const error = await failure(resolveBackbone('resnet50-v1', { catalog }));
   t.equal(error.code, 'unknown-backbone');
   t.match(error.message, /Closest catalog ids: resnet50-v1-12/);
-  t.match(error.message, 'edgetl models list');
+  t.match(error.message, 'catalogEntries() lists all 4; or pass a path');
+  t.match(inCliTerms(error.message), 'Run `edgetl models list` for all 4, or pass a path');
   t.same(
     closestIds(
       'mobilenetv2',
