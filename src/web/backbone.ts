@@ -172,7 +172,7 @@ export class WebBackbone implements EmbeddingBackbone {
       throw new EdgetlError(
         'model-load',
         `${typeof options.model === 'string' ? options.model : options.id}: cannot tell which output is the embedding ` +
-          `(outputs: ${session.outputNames.join(', ')}); serve a feature extractor (edgetl serve does) or pass embeddingOutput`,
+          `(outputs: ${session.outputNames.join(', ')}); serve a feature extractor (a classifier cut at its embedding, as the kiosk server serves) or pass embeddingOutput`,
       );
     }
     const fixedBatch = options.fixedBatch;

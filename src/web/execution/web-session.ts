@@ -174,7 +174,7 @@ function configureWasm(
     );
   } else if (!isolated) {
     notes.push(
-      'page is not cross-origin isolated (no COOP/COEP headers): WASM runs single-threaded; `edgetl serve` sends the headers',
+      'page is not cross-origin isolated (no COOP/COEP headers): WASM runs single-threaded; serve the page with Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp (the kiosk server does)',
     );
   }
   if (!wasmConfigured) {
