@@ -102,7 +102,10 @@ t.test('reading reports files that disagree, naming the file', async (t) => {
   await writeNpyFile(`${prefix}.npy`, new Float32Array(6), [6]);
   await t.rejects(readEmbeddingSet(prefix), /expected a 2-D array/);
   await writeFile(`${prefix}.json`, '{"backbone": 3}');
-  await t.rejects(readEmbeddingSet(prefix), /s\.json: embedding set field ".*field "backbone" must be object, got integer 3/);
+  await t.rejects(
+    readEmbeddingSet(prefix),
+    /s\.json: embedding set field ".*field "backbone" must be object, got integer 3/,
+  );
   await writeFile(`${prefix}.json`, 'not json');
   await t.rejects(readEmbeddingSet(prefix), /s\.json: not valid JSON/);
   await t.rejects(readEmbeddingSet(join(dir, 'missing')), /missing\.json: file not found/);
