@@ -237,7 +237,7 @@ t.test('loading names the field of every problem', async (t) => {
   expectError(
     edited(good, (d) => (d.weights.data = d.weights.data.slice(0, -4) + '!!!!')),
     'head-invalid',
-    /"weights\.data" must be valid base64/,
+    /"weights\.data" is not valid base64/,
     'bad base64',
   );
   expectError(
