@@ -16,6 +16,8 @@ const nodeBuild = {
   sourcemap: true,
   define,
   logLevel: 'warning',
+  // The format validators (heads, embedding sets, sidecars) precompiled: a command that loads a head compiles nothing.
+  plugins: [precompiledValidatorsPlugin({ stubAjv: false })],
 };
 
 const builds = [

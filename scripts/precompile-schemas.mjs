@@ -30,13 +30,28 @@ export function precompiledValidatorsSource(root = repoRoot) {
   const ajv = new Ajv({ ...options, inlineRefs: false, code: { source: true, esm: true } });
   for (const schema of schemas) ajv.addSchema(schema);
   const names = schemas.map((schema, i) => [`validate${i}`, schema.$id]);
-  const code = standaloneCode(ajv, Object.fromEntries(names));
+  // Standalone code requires Ajv's runtime helpers; as imports it also works where `ajv` stays external (the Node
+  // bundle). A CommonJS default import is module.exports in Node and exports.default in esbuild: take either.
+  const imports = [];
+  const code = standaloneCode(ajv, Object.fromEntries(names)).replace(
+    /const (\w+) = require\("(ajv\/dist\/runtime\/[\w/]+)"\)\.default;/g,
+    (_, name, path) => {
+      imports.push(`import ${name}$module from ${JSON.stringify(`${path}.js`)};`);
+      return `const ${name} = typeof ${name}$module === 'function' ? ${name}$module : ${name}$module.default;`;
+    },
+  );
+  if (/\brequire\(/.test(code)) throw new Error('Ajv standalone code requires a module this script does not rewrite');
   const entries = names.map(([name, id]) => `[${JSON.stringify(id)}, ${name}]`).join(', ');
-  return `${code}\nexport const PRECOMPILED_VALIDATORS = new Map([${entries}]);\n`;
+  return `${imports.join('\n')}\n${code}\nexport const PRECOMPILED_VALIDATORS = new Map([${entries}]);\n`;
 }
 
-/** The esbuild plugin the browser builds use (esbuild.config.mjs); tests bundle with it too. */
-export function precompiledValidatorsPlugin(root = repoRoot) {
+/**
+ * The esbuild plugin of esbuild.config.mjs's builds (tests bundle with it too). `stubAjv`: replace Ajv itself by a
+ * stub that refuses to compile (the browser, which must never compile); the Node bundles keep Ajv for the schemas
+ * read at run time (device profiles, bench results) and use the precompiled format validators, so loading a head
+ * compiles nothing.
+ */
+export function precompiledValidatorsPlugin({ root = repoRoot, stubAjv = true } = {}) {
   return {
     name: 'edgetl-precompiled-validators',
     setup(build) {
@@ -47,10 +62,11 @@ export function precompiledValidatorsPlugin(root = repoRoot) {
       build.onLoad({ filter: /.*/, namespace: 'edgetl-precompiled' }, () => ({
         contents: precompiledValidatorsSource(root),
         loader: 'js',
-        // the generated code requires Ajv's small runtime helpers (ucs2length, deep equal), bundled from here
+        // the generated code imports Ajv's small runtime helpers (ucs2length, deep equal), resolved from here
         resolveDir: root,
       }));
-      build.onResolve({ filter: /^ajv(\/dist\/2020\.js)?$/ }, () => ({ path: join(root, 'src/web/shims/ajv.ts') }));
+      if (stubAjv)
+        build.onResolve({ filter: /^ajv(\/dist\/2020\.js)?$/ }, () => ({ path: join(root, 'src/web/shims/ajv.ts') }));
     },
   };
 }

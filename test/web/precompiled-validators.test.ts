@@ -22,7 +22,7 @@ type Bundle = {
   parseHeadFile: typeof parseHeadFile;
 };
 
-async function bundleCode(plugins: Plugin[]): Promise<string> {
+async function bundleCode(plugins: Plugin[], node = false): Promise<string> {
   const result = await build({
     stdin: {
       contents: `export { checkFormat } from './src/core/formats/format-schemas.ts';
@@ -31,7 +31,8 @@ export { parseHeadFile } from './src/core/formats/head-file.ts';`,
       loader: 'ts',
     },
     bundle: true,
-    platform: 'browser',
+    platform: node ? 'node' : 'browser',
+    ...(node ? { packages: 'external' as const } : {}),
     format: 'esm',
     write: false,
     plugins,
@@ -158,3 +159,21 @@ t.test(
     );
   },
 );
+
+t.test('the Node bundles use the same precompiled validators, importing Ajv from node_modules', async (t) => {
+  const code = await bundleCode([precompiledValidatorsPlugin({ stubAjv: false })], true);
+  t.match(code, /from "ajv\/dist\/runtime\/ucs2length\.js"/, "Ajv's runtime helpers stay external");
+  // beside the checkout (ignored by git), so `ajv` resolves as it does for dist/
+  const dir = await mkdtemp(join(process.cwd(), '.tap', 'precompiled-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const file = join(dir, 'node-bundle.mjs');
+  await writeFile(file, code);
+  const bundle = (await import(pathToFileURL(file).href)) as Bundle;
+  const bad = { preprocess: { std: [1, 0, 1], scale: Number.POSITIVE_INFINITY }, extra: true };
+  t.same(
+    bundle.checkFormat('sidecar', bad),
+    checkFormat('sidecar', bad),
+    'the same violations as compiled at run time',
+  );
+  t.ok(bundle.checkFormat('sidecar', bad).length >= 3);
+});
