@@ -322,7 +322,7 @@ export function parseHeadFile(text: string, options: ParseOptions = {}): HeadFil
       { file },
     );
   }
-  if (!isObject(raw)) fail('head-format', '(top level)', `must be an object, got ${describe(raw)}`, file);
+  if (!isObject(raw)) fail('head-invalid', '(top level)', `must be an object, got ${describe(raw)}`, file);
   const doc = raw;
   // Format and version first: they choose the schema, and their failures have their own codes and advice.
   if (doc.format !== HEAD_FORMAT)
