@@ -86,7 +86,8 @@ let draft07: Ajv | undefined;
 function ajvFor(schema: JsonSchemaObject): Ajv | Ajv2020 {
   const draft = String(schema.$schema ?? '');
   // strictSchema (ajv-options.json): an unknown keyword in a schema is an error, so a schema never silently checks
-  // less; verbose: errors carry their schema, so "is not a known field" can list the known ones.
+  // less; verbose: errors carry their schema, so "is not a known field" can list the known ones; loopRequired and
+  // loopEnum: loops instead of one statement per name (the same errors, 27 KB less precompiled code).
   return draft.includes('draft-07') ? (draft07 ??= new Ajv(AJV_OPTIONS)) : (draft2020 ??= new Ajv2020(AJV_OPTIONS));
 }
 
