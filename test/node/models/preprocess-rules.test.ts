@@ -14,6 +14,8 @@ import { backboneSpecFor, parseSidecar } from '../../../src/node/models/backbone
 import { preprocessOverridesFromFlags } from '../../../src/node/cli/preprocess-flags.js';
 import { IMAGENET_224, type PreprocessSpec } from '../../../src/core/preprocess/spec.js';
 import { EdgetlError } from '../../../src/core/util/errors.js';
+import { checkPreprocess } from '../../../src/core/formats/format-schemas.js';
+import { catalogEntries } from '../../../src/core/models/catalog.js';
 import { gaussianClusters } from '../../core/heads/synthetic.js';
 
 const sha256 = 'ab'.repeat(32);
@@ -143,6 +145,8 @@ t.test('NaN, which JSON cannot hold, is refused the same way where it can arise:
 });
 
 t.test('good preprocessing still loads everywhere, old heads and catalog recipes included', async (t) => {
+  for (const entry of catalogEntries())
+    t.same(checkPreprocess(entry.preprocess), [], `catalog ${entry.id}: its recipe passes the shared rules`);
   const tf: PreprocessSpec = { ...IMAGENET_224, scale: 1 / 127.5, mean: [1, 1, 1], std: [1, 1, 1], layout: 'NHWC' };
   const content = (
     await trainHead(data, labels, { backbone: { id: 'tiny', sha256, embeddingDim: 3, preprocess: tf } })
