@@ -422,21 +422,11 @@ export function parseHeadFile(text: string, options: ParseOptions = {}): HeadFil
   };
 }
 
-/** A head document that conforms to its schema. */
-interface HeadDocument {
-  type: HeadType;
-  labels: string[];
-  backbone: HeadBackboneRef;
-  parameters: HeadParametersSpec;
-  normalization: NormalizationSpec;
-  calibration: { temperature: number };
-  rejection: { threshold: number; rate: number } | null;
-  training: TrainingSummary;
-  openSet?: OpenSetSpec | null;
-  adaptation?: AdaptationSpec | null;
+/** A head document that conforms to its schema: the content as stored, tensors still packed in `weights`. */
+type HeadDocument = Omit<HeadFileContent, 'tensors' | 'warnings' | 'adaptedBlock'> & {
   adaptedBlock?: AdaptedBlockJson;
   weights: WeightsDocument;
-}
+};
 
 interface WeightsDocument {
   byteLength: number;
