@@ -2,6 +2,7 @@
 // and, when present, the browser bundle (self-contained except onnxruntime-web, which is served beside it).
 import { build } from 'esbuild';
 import { readFileSync, existsSync, mkdirSync, copyFileSync } from 'node:fs';
+import { precompiledValidatorsPlugin } from './scripts/precompile-schemas.mjs';
 
 const pkg = JSON.parse(readFileSync(new URL('./package.json', import.meta.url), 'utf8'));
 const define = { __EDGETL_VERSION__: JSON.stringify(pkg.version) };
@@ -15,6 +16,8 @@ const nodeBuild = {
   sourcemap: true,
   define,
   logLevel: 'warning',
+  // The format validators (heads, embedding sets, sidecars) precompiled: a command that loads a head compiles nothing.
+  plugins: [precompiledValidatorsPlugin({ stubAjv: false })],
 };
 
 const builds = [
@@ -48,6 +51,8 @@ for (const [entry, out] of [
       external: ['onnxruntime-web', 'onnxruntime-web/*'],
       // The bench's measurement loop imports performance from node:perf_hooks; pages have it as a global.
       alias: { 'node:perf_hooks': './src/web/shims/perf-hooks.ts' },
+      // JSON Schema validators generated now, not compiled in the page (no `new Function`, no Ajv compiler shipped).
+      plugins: [precompiledValidatorsPlugin()],
       sourcemap: true,
       define,
       logLevel: 'warning',

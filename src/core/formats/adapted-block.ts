@@ -4,7 +4,7 @@
  * tensors as `adaptedBlock.weight` [outputChannels, inputChannels] (float16 by default) and `adaptedBlock.bias`
  * [outputChannels] (float32). A head with this section must be run through the adapted graph
  * (models/last-block-graph.ts): edgetl versions that do not know the section refuse the file (unknown tensors).
- * Schema fragment: edgetl-head-adapted-block.schema.json. Runtime-neutral.
+ * Schema: edgetl-head-adapted-block.schema.json (referenced by both head schemas). Runtime-neutral.
  */
 import type { BlockActivation } from '../models/last-block.js';
 import { EdgetlError } from '../util/errors.js';
@@ -50,46 +50,34 @@ function invalid(field: string, reason: string, file?: string): never {
   });
 }
 
-const whole = (value: unknown): value is number => typeof value === 'number' && Number.isInteger(value) && value >= 1;
+/** The section as the schema (edgetl-head-adapted-block.schema.json) admits it: an unbounded clip side is null. */
+export interface AdaptedBlockJson extends Omit<AdaptedBlockSection, 'activation'> {
+  activation: { kind: 'swish' } | { kind: 'clip'; min: number | null; max: number | null };
+}
 
-/** Validate the section (absent: undefined). The block's outputs are the head's embedding. */
+/**
+ * The section of a schema-valid head (absent: undefined), checked for what the schema cannot say: the block's
+ * outputs are the head's embedding, and a clip's bounds are in order.
+ */
 export function parseAdaptedBlockSection(
-  value: unknown,
+  json: AdaptedBlockJson | undefined | null,
   embeddingDim: number,
   file?: string,
 ): AdaptedBlockSection | undefined {
-  if (value === undefined || value === null) return undefined;
-  if (typeof value !== 'object' || Array.isArray(value)) invalid('', 'must be an object', file);
-  const json = value as Record<string, unknown>;
-  if (json.kind !== 'conv1x1') invalid('kind', `must be "conv1x1", got ${JSON.stringify(json.kind)}`, file);
-  if (typeof json.cutTensor !== 'string' || json.cutTensor.length === 0)
-    invalid('cutTensor', 'must name the tensor the block reads', file);
-  if (!whole(json.inputChannels))
-    invalid('inputChannels', `must be a whole number >= 1, got ${JSON.stringify(json.inputChannels)}`, file);
-  if (!whole(json.outputChannels))
-    invalid('outputChannels', `must be a whole number >= 1, got ${JSON.stringify(json.outputChannels)}`, file);
+  if (json === undefined || json === null) return undefined;
   if (json.outputChannels !== embeddingDim)
     invalid(
       'outputChannels',
       `is ${json.outputChannels} but backbone.embeddingDim is ${embeddingDim} (the block's pooled outputs are the embedding)`,
       file,
     );
-  if (json.pool !== 'mean') invalid('pool', `must be "mean", got ${JSON.stringify(json.pool)}`, file);
-  if (typeof json.replaces !== 'string') invalid('replaces', 'must be a string', file);
-  const a = json.activation as Record<string, unknown> | null;
-  let activation: BlockActivation;
-  if (a && a.kind === 'swish') activation = { kind: 'swish' };
-  else if (a && a.kind === 'clip') {
-    const bound = (v: unknown, side: 'min' | 'max', fallback: number) => {
-      if (v === null || v === undefined) return fallback;
-      if (typeof v !== 'number' || !Number.isFinite(v))
-        invalid(`activation.${side}`, `must be a finite number or null, got ${JSON.stringify(v)}`, file);
-      return v;
-    };
-    activation = { kind: 'clip', min: bound(a.min, 'min', -Infinity), max: bound(a.max, 'max', Infinity) };
+  const a = json.activation;
+  let activation: BlockActivation = { kind: 'swish' };
+  if (a.kind === 'clip') {
+    activation = { kind: 'clip', min: a.min ?? -Infinity, max: a.max ?? Infinity };
     if (!(activation.min < activation.max))
       invalid('activation', `clip needs min < max, got [${activation.min}, ${activation.max}]`, file);
-  } else invalid('activation.kind', `must be "clip" or "swish", got ${JSON.stringify(a?.kind)}`, file);
+  }
   return {
     kind: 'conv1x1',
     cutTensor: json.cutTensor,

@@ -1,18 +1,22 @@
 /**
  * The "edgetl-head" file: a trained head in one JSON document that any edgetl runtime loads.
- * Runtime-neutral parse and serialize (file I/O lives in src/node/head-io.ts). Every check on load names the field.
+ * Runtime-neutral parse and serialize (file I/O lives in src/node/head-io.ts). Every check on load names the field:
+ * the structure through the version's JSON Schema (format-schemas.ts), the rest in small functions here.
  * Version 2 (written) adds optional sections to version 1 (still read): `openSet` (the outlier-score memory and
  * threshold) and `adaptation` (field feature statistics from `edgetl adapt`).
- * Schemas: src/core/formats/edgetl-head-v2.schema.json, edgetl-head-v1.schema.json (kept in step with this file by
- * test/formats/head-file.test.ts).
+ * Schemas: src/core/formats/edgetl-head-v2.schema.json, edgetl-head-v1.schema.json, sharing
+ * edgetl-head-adapted-block.schema.json and edgetl-preprocess.schema.json.
  */
 import type { PreprocessSpec } from '../preprocess/spec.js';
 import { EdgetlError } from '../util/errors.js';
 import { decodeBase64, encodeBase64 } from './base64.js';
-import { type WeightDType, decodeTensor, encodeTensor, encodedByteLength, isWeightDType } from './tensor-encoding.js';
+import { type WeightDType, decodeTensor, encodeTensor, encodedByteLength } from './tensor-encoding.js';
 import { sha256Hex } from './sha256.js';
 import { checkHeadTextSize, checkLabelCount, checkMetadataDepth, checkReservedLabel } from './head-limits.js';
+import type { SchemaViolation } from '../bench/json-schema.js';
+import { checkFormat, checkPreprocess, cropProblem, describeViolations, underField } from './format-schemas.js';
 import {
+  type AdaptedBlockJson,
   type AdaptedBlockSection,
   adaptedBlockJson,
   adaptedBlockTensorShapes,
@@ -206,6 +210,7 @@ function fail(code: string, field: string, reason: string, file: string | undefi
 /** Serialize to JSON text. Throws (naming the tensor) for non-finite values or values beyond float16 range. */
 export function serializeHeadFile(content: HeadFileContent, options: SerializeOptions = {}): string {
   const dtype = options.dtype ?? 'auto';
+  checkPreprocessForWrite(content.backbone.preprocess);
   const expected = expectedTensorShapes(content);
   const byName = new Map(content.tensors.map((t) => [t.name, t]));
   for (const [name, shape] of expected) {
@@ -266,29 +271,6 @@ function isObject(value: unknown): value is Json {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-function requireObject(value: unknown, field: string, file?: string): Json {
-  if (!isObject(value)) fail('head-invalid', field, `must be an object, got ${describe(value)}`, file);
-  return value;
-}
-
-function requireString(value: unknown, field: string, file?: string): string {
-  if (typeof value !== 'string' || value.length === 0)
-    fail('head-invalid', field, `must be a non-empty string, got ${describe(value)}`, file);
-  return value;
-}
-
-function requireFinite(value: unknown, field: string, file?: string): number {
-  if (typeof value !== 'number') fail('head-invalid', field, `must be a number, got ${describe(value)}`, file);
-  if (!Number.isFinite(value)) fail('head-nonfinite', field, `must be finite, got ${value}`, file);
-  return value;
-}
-
-function requireCount(value: unknown, field: string, file?: string, min = 0): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min)
-    fail('head-invalid', field, `must be a whole number >= ${min}, got ${describe(value)}`, file);
-  return value;
-}
-
 function describe(value: unknown): string {
   if (value === undefined) return 'nothing (missing)';
   if (value === null) return 'null';
@@ -298,35 +280,46 @@ function describe(value: unknown): string {
   return String(value);
 }
 
-function parsePreprocess(value: unknown, file?: string): PreprocessSpec | null {
-  if (value === null || value === undefined) return null;
-  const spec = requireObject(value, 'backbone.preprocess', file);
-  const field = (name: string) => `backbone.preprocess.${name}`;
-  if (spec.layout !== 'NCHW' && spec.layout !== 'NHWC')
-    fail('head-invalid', field('layout'), `must be "NCHW" or "NHWC", got ${describe(spec.layout)}`, file);
-  requireCount(spec.width, field('width'), file, 1);
-  requireCount(spec.height, field('height'), file, 1);
-  if (spec.resize !== 'shorter-side' && spec.resize !== 'stretch')
-    fail('head-invalid', field('resize'), `must be "shorter-side" or "stretch", got ${describe(spec.resize)}`, file);
-  requireCount(spec.resizeTo, field('resizeTo'), file, 0);
-  if (spec.crop !== 'center' && spec.crop !== 'none')
-    fail('head-invalid', field('crop'), `must be "center" or "none", got ${describe(spec.crop)}`, file);
-  if (spec.channelOrder !== 'RGB' && spec.channelOrder !== 'BGR')
-    fail('head-invalid', field('channelOrder'), `must be "RGB" or "BGR", got ${describe(spec.channelOrder)}`, file);
-  requireFinite(spec.scale, field('scale'), file);
-  for (const key of ['mean', 'std'] as const) {
-    const triple = spec[key];
-    if (!Array.isArray(triple) || triple.length !== 3)
-      fail('head-invalid', field(key), `must be an array of 3 numbers, got ${describe(triple)}`, file);
-    triple.forEach((v, i) => requireFinite(v, `${field(key)}[${i}]`, file));
-  }
-  return spec as unknown as PreprocessSpec;
+/** The error code a schema violation of a head file gets (the codes callers and scripts already tell apart). */
+function codeOf(violation: SchemaViolation): string {
+  if (violation.keyword === 'finite') return 'head-nonfinite';
+  if (violation.path === 'labels' || violation.path.startsWith('labels[')) return 'head-labels';
+  if (/^weights\.tensors\[\d+\]\.(name|shape|offset)/.test(violation.path)) return 'head-shape';
+  return 'head-invalid';
+}
+
+/** Refuses `doc` when it breaks its version's schema, naming the first field (and counting the others). */
+function checkAgainstSchema(doc: Json, version: number, file: string | undefined): void {
+  const violations = checkFormat(version === 1 ? 'headV1' : 'headV2', doc);
+  if (violations.length === 0) return;
+  throw new EdgetlError(
+    codeOf(violations[0]!),
+    `${file ? `${file}: ` : ''}head file ${describeViolations(violations)}`,
+    {
+      file,
+    },
+  );
+}
+
+/** Checks a preprocessing spec before it is written: a head never carries one edgetl would refuse to load. */
+function checkPreprocessForWrite(spec: PreprocessSpec | null): void {
+  if (spec === null || spec === undefined) return;
+  const violations = underField('backbone.preprocess', checkPreprocess(spec));
+  if (violations.length > 0)
+    throw new EdgetlError(
+      violations[0]!.keyword === 'finite' ? 'head-nonfinite' : 'head-invalid',
+      `cannot write head: ${describeViolations(violations)}`,
+    );
 }
 
 /**
- * Parse and validate a head file. Errors (EdgetlError) name the field: `head-format` (not an edgetl head),
- * `head-version` (unsupported version), `head-invalid` (missing or mistyped field), `head-shape` (tensor shapes vs
- * labels, embedding size or layer widths), `head-nonfinite`, `head-checksum`, `head-labels`, `head-backbone-mismatch`.
+ * Parse and validate a head file. The structure and ranges are checked against the version's JSON Schema
+ * (edgetl-head-v1/v2.schema.json, with the shared preprocessing definition); what a schema cannot say is checked
+ * here: the limits of head-limits.ts, cross-field rules (parameters.type, per-label counts, open-set rows), the
+ * checksum and every tensor against the shapes the head implies. Errors (EdgetlError) name the file and the field:
+ * `head-format` (not an edgetl head), `head-version` (unsupported version), `head-invalid` (missing or mistyped
+ * field), `head-shape` (tensor shapes vs labels, embedding size or layer widths), `head-nonfinite`, `head-checksum`,
+ * `head-labels`, `head-backbone-mismatch`.
  */
 export function parseHeadFile(text: string, options: ParseOptions = {}): HeadFileContent {
   const file = options.file;
@@ -341,7 +334,9 @@ export function parseHeadFile(text: string, options: ParseOptions = {}): HeadFil
       { file },
     );
   }
-  const doc = requireObject(raw, '(top level)', file);
+  if (!isObject(raw)) fail('head-invalid', '(top level)', `must be an object, got ${describe(raw)}`, file);
+  const doc = raw;
+  // Format and version first: they choose the schema, and their failures have their own codes and advice.
   if (doc.format !== HEAD_FORMAT)
     fail(
       'head-format',
@@ -358,31 +353,24 @@ export function parseHeadFile(text: string, options: ParseOptions = {}): HeadFil
     );
   }
   const version = doc.version as number;
-  const type = doc.type;
-  if (type !== 'linear' && type !== 'mlp' && type !== 'prototype')
-    fail('head-invalid', 'type', `must be "linear", "mlp" or "prototype", got ${describe(type)}`, file);
+  if (version < 2)
+    for (const key of ['openSet', 'adaptation'])
+      if (doc[key] !== undefined)
+        fail('head-invalid', key, `is a version 2 field, but the file says version ${version}`, file);
+  // Limits before any per-label or per-value work (a schema would walk 200 000 labels, or recurse into hostile
+  // nesting), with their own messages.
+  if (Array.isArray(doc.labels)) {
+    checkLabelCount(doc.labels.length, file);
+    checkReservedLabel(doc.labels as string[], file);
+  }
+  if (isObject(doc.backbone)) checkMetadataDepth(doc.backbone, 'backbone', file);
+  if (isObject(doc.training)) checkMetadataDepth(doc.training, 'training', file);
+  checkAgainstSchema(doc, version, file);
 
-  if (!Array.isArray(doc.labels) || doc.labels.length < 2)
-    fail('head-labels', 'labels', `must list at least 2 labels, got ${describe(doc.labels)}`, file);
-  checkLabelCount(doc.labels.length, file);
-  const labels = doc.labels.map((label, i) => requireString(label, `labels[${i}]`, file));
-  checkReservedLabel(labels, file);
-  const seen = new Set<string>();
-  labels.forEach((label, i) => {
-    if (seen.has(label)) fail('head-labels', `labels[${i}]`, `repeats the label "${label}"`, file);
-    seen.add(label);
-  });
-
-  const backboneJson = requireObject(doc.backbone, 'backbone', file);
-  checkMetadataDepth(backboneJson, 'backbone', file);
-  const backbone: HeadBackboneRef = {
-    id: requireString(backboneJson.id, 'backbone.id', file),
-    sha256: requireString(backboneJson.sha256, 'backbone.sha256', file),
-    embeddingDim: requireCount(backboneJson.embeddingDim, 'backbone.embeddingDim', file, 1),
-    preprocess: parsePreprocess(backboneJson.preprocess, file),
-  };
-  if (!/^[0-9a-f]{64}$/.test(backbone.sha256))
-    fail('head-invalid', 'backbone.sha256', `must be 64 lowercase hex digits, got ${describe(backbone.sha256)}`, file);
+  const head = doc as unknown as HeadDocument;
+  const { type, labels, backbone, normalization, training } = head;
+  const problem = head.backbone.preprocess ? cropProblem(head.backbone.preprocess) : undefined;
+  if (problem) fail('head-invalid', `backbone.preprocess.${problem.path}`, problem.message, file);
   if (options.backbone) {
     const expected = options.backbone;
     if (expected.sha256.toLowerCase() !== backbone.sha256) {
@@ -402,115 +390,41 @@ export function parseHeadFile(text: string, options: ParseOptions = {}): HeadFil
       );
     }
   }
-
-  const parametersJson = requireObject(doc.parameters, 'parameters', file);
-  if (parametersJson.type !== type)
+  const parameters = head.parameters;
+  if (parameters.type !== type)
+    fail('head-invalid', 'parameters.type', `must equal "type" ("${type}"), got ${describe(parameters.type)}`, file);
+  if (parameters.type === 'prototype' && parameters.counts.length !== labels.length)
     fail(
-      'head-invalid',
-      'parameters.type',
-      `must equal "type" ("${type}"), got ${describe(parametersJson.type)}`,
+      'head-labels',
+      'parameters.counts',
+      `has ${parameters.counts.length} entries but "labels" has ${labels.length}`,
       file,
     );
-  let parameters: HeadParametersSpec;
-  if (type === 'linear') {
-    parameters = { type };
-  } else if (type === 'mlp') {
-    const activation = parametersJson.activation;
-    if (activation !== 'relu' && activation !== 'gelu')
-      fail('head-invalid', 'parameters.activation', `must be "relu" or "gelu", got ${describe(activation)}`, file);
-    if (!Array.isArray(parametersJson.hidden) || parametersJson.hidden.length < 1 || parametersJson.hidden.length > 4) {
-      fail(
-        'head-invalid',
-        'parameters.hidden',
-        `must list 1 to 4 hidden layer widths, got ${describe(parametersJson.hidden)}`,
-        file,
-      );
-    }
-    const hidden = parametersJson.hidden.map((w, i) => requireCount(w, `parameters.hidden[${i}]`, file, 1));
-    parameters = { type, activation, hidden };
-  } else {
-    if (!Array.isArray(parametersJson.counts))
-      fail(
-        'head-invalid',
-        'parameters.counts',
-        `must be an array of per-label example counts, got ${describe(parametersJson.counts)}`,
-        file,
-      );
-    if (parametersJson.counts.length !== labels.length) {
-      fail(
-        'head-labels',
-        'parameters.counts',
-        `has ${parametersJson.counts.length} entries but "labels" has ${labels.length}`,
-        file,
-      );
-    }
-    const counts = parametersJson.counts.map((c, i) => requireCount(c, `parameters.counts[${i}]`, file, 1));
-    parameters = { type, counts };
-  }
-
-  const normalizationJson = requireObject(doc.normalization, 'normalization', file);
-  const kind = normalizationJson.kind;
-  if (kind !== 'none' && kind !== 'l2' && kind !== 'standardize')
-    fail('head-invalid', 'normalization.kind', `must be "none", "l2" or "standardize", got ${describe(kind)}`, file);
-  const normalization: NormalizationSpec = { kind };
-
-  const calibrationJson = requireObject(doc.calibration, 'calibration', file);
-  const temperature = requireFinite(calibrationJson.temperature, 'calibration.temperature', file);
-  if (temperature <= 0) fail('head-invalid', 'calibration.temperature', `must be positive, got ${temperature}`, file);
-
-  let rejection: HeadFileContent['rejection'] = null;
-  if (doc.rejection !== null && doc.rejection !== undefined) {
-    const rejectionJson = requireObject(doc.rejection, 'rejection', file);
-    const threshold = requireFinite(rejectionJson.threshold, 'rejection.threshold', file);
-    const rate = requireFinite(rejectionJson.rate, 'rejection.rate', file);
-    if (threshold < 0 || threshold > 1)
-      fail('head-invalid', 'rejection.threshold', `must be a probability in [0, 1], got ${threshold}`, file);
-    if (rate < 0 || rate >= 1) fail('head-invalid', 'rejection.rate', `must be in [0, 1), got ${rate}`, file);
-    rejection = { threshold, rate };
-  }
-
-  const trainingJson = requireObject(doc.training, 'training', file);
-  checkMetadataDepth(trainingJson, 'training', file);
-  requireString(trainingJson.edgetlVersion, 'training.edgetlVersion', file);
-  requireString(trainingJson.createdAt, 'training.createdAt', file);
-  requireCount(trainingJson.seed, 'training.seed', file, 0);
-  const counts = requireObject(trainingJson.counts, 'training.counts', file);
-  for (const [label, count] of Object.entries(counts)) requireCount(count, `training.counts.${label}`, file, 0);
-  requireObject(trainingJson.options, 'training.options', file);
-  requireObject(trainingJson.metrics, 'training.metrics', file);
-  const training = trainingJson as TrainingSummary;
 
   const warnings: string[] = [];
-  let openSet: OpenSetSpec | null = null;
-  let adaptation: AdaptationSpec | null = null;
-  if (version >= 2) {
-    openSet = parseOpenSet(doc.openSet, labels.length, file);
-    adaptation = parseAdaptation(doc.adaptation, file);
-  } else {
-    for (const key of ['openSet', 'adaptation'])
-      if (doc[key] !== undefined)
-        fail('head-invalid', key, `is a version 2 field, but the file says version ${version}`, file);
-  }
+  const openSet = head.openSet ?? null;
+  if (openSet) checkOpenSet(openSet, labels.length, file);
+  const adaptation = head.adaptation ?? null;
   if (!openSet) {
     warnings.push(
       `${file ? `${file}: ` : ''}this head (format version ${version}) has no open-set data: predictions carry no outlierScore and photos unlike the training data are not rejected; retrain it with this edgetl to get them`,
     );
   }
 
-  const adaptedBlock = parseAdaptedBlockSection(doc.adaptedBlock, backbone.embeddingDim, file);
+  const adaptedBlock = parseAdaptedBlockSection(head.adaptedBlock, backbone.embeddingDim, file);
   const tensors = parseWeights(
-    doc.weights,
+    head.weights,
     { type, labels, backbone, parameters, normalization, openSet, adaptation, adaptedBlock },
     file,
   );
   return {
     type,
     labels,
-    backbone,
+    backbone: { ...backbone, preprocess: backbone.preprocess ?? null },
     parameters,
     normalization,
-    calibration: { temperature },
-    rejection,
+    calibration: { temperature: head.calibration.temperature },
+    rejection: head.rejection ?? null,
     training,
     openSet,
     adaptation,
@@ -520,79 +434,41 @@ export function parseHeadFile(text: string, options: ParseOptions = {}): HeadFil
   };
 }
 
-function parseOpenSet(value: unknown, classCount: number, file?: string): OpenSetSpec | null {
-  if (value === undefined || value === null) return null;
-  const json = requireObject(value, 'openSet', file);
-  if (json.method !== 'knn-cosine')
-    fail('head-invalid', 'openSet.method', `must be "knn-cosine", got ${describe(json.method)}`, file);
-  const k = requireCount(json.k, 'openSet.k', file, 1);
-  if (!Array.isArray(json.memoryClasses) || json.memoryClasses.length < 1)
-    fail(
-      'head-invalid',
-      'openSet.memoryClasses',
-      `must list the class of each memory row, got ${describe(json.memoryClasses)}`,
-      file,
-    );
-  const memoryClasses = json.memoryClasses.map((c, i) => {
-    const index = requireCount(c, `openSet.memoryClasses[${i}]`, file, 0);
+/** A head document that conforms to its schema: the content as stored, tensors still packed in `weights`. */
+type HeadDocument = Omit<HeadFileContent, 'tensors' | 'warnings' | 'adaptedBlock'> & {
+  adaptedBlock?: AdaptedBlockJson;
+  weights: WeightsDocument;
+};
+
+interface WeightsDocument {
+  byteLength: number;
+  checksum: string;
+  data: string;
+  tensors: { name: string; dtype: WeightDType; shape: number[]; offset: number }[];
+}
+
+/** What the schema cannot say about the open-set section: its rows name real classes, one weight per row. */
+function checkOpenSet(openSet: OpenSetSpec, classCount: number, file?: string): void {
+  openSet.memoryClasses.forEach((index, i) => {
     if (index >= classCount)
       fail('head-labels', `openSet.memoryClasses[${i}]`, `is ${index}, but the head has ${classCount} labels`, file);
-    return index;
   });
-  if (!Array.isArray(json.memoryWeights) || json.memoryWeights.length !== memoryClasses.length) {
+  if (openSet.memoryWeights.length !== openSet.memoryClasses.length)
     fail(
       'head-invalid',
       'openSet.memoryWeights',
-      `must have one entry per memory row (${memoryClasses.length}), got ${describe(json.memoryWeights)}`,
+      `must have one entry per memory row (${openSet.memoryClasses.length}), got ${openSet.memoryWeights.length}`,
       file,
     );
-  }
-  const memoryWeights = json.memoryWeights.map((w, i) => requireCount(w, `openSet.memoryWeights[${i}]`, file, 1));
-  const referenceJson = requireObject(json.reference, 'openSet.reference', file);
-  const quantilesJson = requireObject(referenceJson.quantiles, 'openSet.reference.quantiles', file);
-  const quantile = (key: string) => requireFinite(quantilesJson[key], `openSet.reference.quantiles.${key}`, file);
-  const reference = {
-    rows: requireCount(referenceJson.rows, 'openSet.reference.rows', file, 0),
-    mean: requireFinite(referenceJson.mean, 'openSet.reference.mean', file),
-    std: requireFinite(referenceJson.std, 'openSet.reference.std', file),
-    quantiles: { q50: quantile('q50'), q90: quantile('q90'), q95: quantile('q95'), q99: quantile('q99') },
-  };
-  let threshold: number | null = null;
-  if (json.threshold !== null) {
-    threshold = requireFinite(json.threshold, 'openSet.threshold', file);
-    if (threshold < 0 || threshold > 2)
-      fail('head-invalid', 'openSet.threshold', `must be a cosine distance in [0, 2] or null, got ${threshold}`, file);
-  }
-  const rate = requireFinite(json.rate, 'openSet.rate', file);
-  if (rate < 0 || rate >= 1) fail('head-invalid', 'openSet.rate', `must be in [0, 1), got ${rate}`, file);
-  return { method: 'knn-cosine', k, memoryClasses, memoryWeights, reference, threshold, rate };
-}
-
-function parseAdaptation(value: unknown, file?: string): AdaptationSpec | null {
-  if (value === undefined || value === null) return null;
-  const json = requireObject(value, 'adaptation', file);
-  if (json.method !== 'feature-statistics')
-    fail('head-invalid', 'adaptation.method', `must be "feature-statistics", got ${describe(json.method)}`, file);
-  requireCount(json.rows, 'adaptation.rows', file, 1);
-  requireString(json.createdAt, 'adaptation.createdAt', file);
-  return json as AdaptationSpec;
 }
 
 function parseWeights(
-  value: unknown,
+  weights: WeightsDocument,
   content: Parameters<typeof expectedTensorShapes>[0],
   file?: string,
 ): NamedTensor[] {
-  const weights = requireObject(value, 'weights', file);
-  if (weights.encoding !== 'base64')
-    fail('head-invalid', 'weights.encoding', `must be "base64", got ${describe(weights.encoding)}`, file);
-  if (weights.byteOrder !== 'little-endian')
-    fail('head-invalid', 'weights.byteOrder', `must be "little-endian", got ${describe(weights.byteOrder)}`, file);
-  const byteLength = requireCount(weights.byteLength, 'weights.byteLength', file, 0);
-  const checksum = requireString(weights.checksum, 'weights.checksum', file);
-  if (!/^sha256:[0-9a-f]{64}$/.test(checksum))
-    fail('head-invalid', 'weights.checksum', `must be "sha256:" and 64 hex digits, got ${describe(checksum)}`, file);
-  const bytes = decodeBase64(requireString(weights.data, 'weights.data', file));
+  const { byteLength, checksum } = weights;
+  const bytes = decodeBase64(weights.data);
   if (!bytes) fail('head-invalid', 'weights.data', 'is not valid base64', file);
   if (bytes.length !== byteLength)
     fail(
@@ -609,16 +485,13 @@ function parseWeights(
       file,
     );
   }
-  if (!Array.isArray(weights.tensors))
-    fail('head-invalid', 'weights.tensors', `must be an array, got ${describe(weights.tensors)}`, file);
   const expected = expectedTensorShapes(content);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const result: NamedTensor[] = [];
   let nextOffset = 0;
-  weights.tensors.forEach((entryValue, index) => {
+  weights.tensors.forEach((entry, index) => {
     const field = `weights.tensors[${index}]`;
-    const entry = requireObject(entryValue, field, file);
-    const name = requireString(entry.name, `${field}.name`, file);
+    const name = entry.name;
     const shape = expected.get(name);
     if (!shape) {
       fail(
@@ -630,11 +503,7 @@ function parseWeights(
     }
     if (result.some((t) => t.name === name)) fail('head-shape', `${field}.name`, `repeats the tensor "${name}"`, file);
     const dtype = entry.dtype;
-    if (!isWeightDType(dtype))
-      fail('head-invalid', `${field}.dtype`, `must be "float16", "float32" or "int8", got ${describe(dtype)}`, file);
-    if (!Array.isArray(entry.shape))
-      fail('head-shape', `${field}.shape`, `must be an array, got ${describe(entry.shape)}`, file);
-    const actual = entry.shape.map((d, i) => requireCount(d, `${field}.shape[${i}]`, file, 1));
+    const actual = entry.shape;
     if (actual.join('x') !== shape.join('x')) {
       const what = labelsOrDim(name, shape, content);
       fail(
@@ -644,7 +513,7 @@ function parseWeights(
         file,
       );
     }
-    const offset = requireCount(entry.offset, `${field}.offset`, file, 0);
+    const offset = entry.offset;
     if (offset !== nextOffset)
       fail('head-shape', `${field}.offset`, `is ${offset}, expected ${nextOffset} (tensors are packed in order)`, file);
     const length = encodedByteLength(dtype, shape);

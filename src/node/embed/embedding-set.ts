@@ -5,6 +5,8 @@ import { readNpyFile, writeNpyFile } from './npy-file.js';
 import { float32LittleEndianBytes } from '../../core/formats/npy.js';
 import { sha256Bytes } from '../util/sha256.js';
 import type { PreprocessSpec } from '../../core/preprocess/spec.js';
+import type { SchemaViolation } from '../../core/bench/json-schema.js';
+import { checkFormat, cropProblem, describeViolations, underField } from '../../core/formats/format-schemas.js';
 
 /** Identifies the embedding-set sidecar JSON; bumped on any incompatible change. */
 export const EMBEDDING_SET_FORMAT = 'edgetl-embeddings/1';
@@ -119,12 +121,6 @@ export async function writeEmbeddingSetJson(
   set: EmbeddingSetMetadata & { embeddingsSha256: string },
 ): Promise<string> {
   const paths = embeddingSetPaths(prefix);
-  if (!/^[0-9a-f]{64}$/.test(set.embeddingsSha256))
-    throw new EdgetlError(
-      'bad-embedding-set',
-      `cannot write ${paths.json}: embeddingsSha256 must be 64 lowercase hex digits`,
-      { file: paths.json },
-    );
   checkConsistency(set, set.items.length, set.backbone.embeddingDim, paths.json);
   const metadata: EmbeddingSetMetadata = {
     format: EMBEDDING_SET_FORMAT,
@@ -138,12 +134,29 @@ export async function writeEmbeddingSetJson(
     createdAt: set.createdAt ?? new Date().toISOString(),
     embeddingsSha256: set.embeddingsSha256,
   };
+  // The reader's own check, before anything is written: a NaN would be written as null, a std of 0 read back refused.
+  const violations = metadataViolations(metadata);
+  if (violations.length > 0)
+    throw new EdgetlError('bad-embedding-set', `cannot write ${paths.json}: ${describeViolations(violations)}`, {
+      file: paths.json,
+    });
   await writeFileAtomic(paths.json, JSON.stringify(metadata, null, 1) + '\n');
   return paths.json;
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/**
+ * What edgetl-embeddings-v1.schema.json (with the shared preprocessing definition) and the rules it cannot say
+ * find wrong in a metadata document; paths name the field.
+ */
+function metadataViolations(value: unknown): SchemaViolation[] {
+  const violations = checkFormat('embeddingsV1', value);
+  if (violations.length > 0 || !isRecord(value) || !isRecord(value.preprocess)) return violations;
+  const problem = cropProblem(value.preprocess as unknown as PreprocessSpec);
+  return problem ? underField('preprocess', [problem]) : [];
 }
 
 function parseMetadata(text: string, file: string): EmbeddingSetMetadata {
@@ -156,59 +169,15 @@ function parseMetadata(text: string, file: string): EmbeddingSetMetadata {
   } catch (error) {
     return fail(`not valid JSON (${(error as Error).message})`);
   }
-  if (!isRecord(raw)) return fail('expected a JSON object');
-  if (raw.format !== undefined && raw.format !== EMBEDDING_SET_FORMAT)
-    fail(`format "${String(raw.format)}" is not ${EMBEDDING_SET_FORMAT}`);
-  const backbone = raw.backbone;
-  if (
-    !isRecord(backbone) ||
-    typeof backbone.id !== 'string' ||
-    typeof backbone.sha256 !== 'string' ||
-    typeof backbone.embeddingDim !== 'number'
-  ) {
-    fail('"backbone" must be {"id": string, "sha256": string, "embeddingDim": number}');
-  }
-  if (typeof raw.executionProvider !== 'string') fail('"executionProvider" must be a string');
-  if (raw.classes !== null && !(Array.isArray(raw.classes) && raw.classes.every((c) => typeof c === 'string')))
-    fail('"classes" must be null or a list of strings');
-  if (!Array.isArray(raw.items)) fail('"items" must be a list');
-  const items = (raw.items as unknown[]).map((item, i) => {
-    if (!isRecord(item) || typeof item.path !== 'string' || !(item.label === null || typeof item.label === 'string')) {
-      return fail(`items[${i}] must be {"path": string, "label": string | null}`);
-    }
-    return { path: item.path, label: item.label as string | null };
-  });
-  const skippedRaw = raw.skipped ?? [];
-  if (!Array.isArray(skippedRaw)) fail('"skipped" must be a list');
-  const skipped = (skippedRaw as unknown[]).map((skip, i) => {
-    if (!isRecord(skip) || typeof skip.path !== 'string' || typeof skip.reason !== 'string')
-      return fail(`skipped[${i}] must be {"path": string, "reason": string}`);
-    return { path: skip.path, reason: skip.reason };
-  });
-  const b = backbone as Record<string, unknown>;
+  const violations = metadataViolations(raw);
+  if (violations.length > 0) fail(`embedding set ${describeViolations(violations)}`);
+  const set = raw as EmbeddingSetMetadata;
   return {
+    ...set,
     format: EMBEDDING_SET_FORMAT,
-    backbone: {
-      id: b.id as string,
-      sha256: b.sha256 as string,
-      embeddingDim: b.embeddingDim as number,
-      ...(typeof b.fingerprint === 'string' ? { fingerprint: b.fingerprint } : {}),
-    },
-    executionProvider: raw.executionProvider as string,
-    classes: raw.classes as string[] | null,
-    items,
-    skipped,
-    ...(isRecord(raw.preprocess) ? { preprocess: raw.preprocess as unknown as PreprocessSpec } : {}),
-    ...(typeof raw.root === 'string' ? { root: raw.root } : {}),
-    ...(typeof raw.createdAt === 'string' ? { createdAt: raw.createdAt } : {}),
-    ...(raw.embeddingsSha256 !== undefined ? { embeddingsSha256: parseBinding(raw.embeddingsSha256, fail) } : {}),
+    // Sets from older edgetl versions may lack the list: nothing was recorded as skipped.
+    skipped: set.skipped ?? [],
   };
-}
-
-function parseBinding(value: unknown, fail: (reason: string) => never): string {
-  if (typeof value !== 'string' || !/^[0-9a-f]{64}$/.test(value))
-    return fail('"embeddingsSha256" must be 64 lowercase hex digits');
-  return value;
 }
 
 /** Read and cross-check `<prefix>.npy` and `<prefix>.json` (row count = items, columns = embeddingDim). */

@@ -3,6 +3,7 @@ import { dirname, basename, join } from 'node:path';
 import { EdgetlError, describeError } from '../../core/util/errors.js';
 import { IMAGENET_224, type PreprocessSpec } from '../../core/preprocess/spec.js';
 import type { CatalogEntry } from '../../core/models/catalog-types.js';
+import { checkFormat, cropProblem, describeViolations } from '../../core/formats/format-schemas.js';
 
 /**
  * Preprocessing for a backbone. Catalog models use their entry. A model the catalog does not know takes, in
@@ -91,125 +92,35 @@ export function readSidecar(file: string): Sidecar {
   return parseSidecar(parsed, file);
 }
 
-/** Validate sidecar content already parsed from JSON. `file` is used in error messages. */
+/**
+ * Validate sidecar content already parsed from JSON against edgetl-sidecar.schema.json (its preprocessing fields
+ * are the shared definition heads and embedding sets use). `file` is used in error messages.
+ */
 export function parseSidecar(value: unknown, file: string): Sidecar {
-  const fail = (field: string, reason: string): never => {
-    throw new EdgetlError('sidecar-invalid', `sidecar ${file}: ${field ? `field "${field}" ` : ''}${reason}`, { file });
-  };
-  if (!isPlainObject(value))
-    return fail('', `must be a JSON object like {"preprocess": {...}, "embedding": {...}}, got ${kindOf(value)}`);
-  for (const key of Object.keys(value)) {
-    if (!['preprocess', 'embedding', 'description', 'labels', '$schema'].includes(key)) {
-      fail(key, `is not a sidecar field (known: preprocess, embedding, description, labels)`);
-    }
-  }
-  // `labels` names the classes of a model that ends in class scores (an `edgetl export` file); edgetl only checks it.
-  if (
-    value.labels !== undefined &&
-    (!Array.isArray(value.labels) || !value.labels.every((l) => typeof l === 'string'))
-  ) {
-    fail('labels', `must be an array of class names, got ${kindOf(value.labels)}`);
-  }
-  const sidecar: Sidecar = { file, preprocess: {} };
-  if (value.preprocess !== undefined) {
-    if (!isPlainObject(value.preprocess)) fail('preprocess', `must be an object, got ${kindOf(value.preprocess)}`);
-    sidecar.preprocess = validatePreprocessFields(
-      value.preprocess as Record<string, unknown>,
-      (field) => `preprocess.${field}`,
-      (field, reason) => fail(field, reason),
-    );
-  }
-  if (value.embedding !== undefined) {
-    const embedding = value.embedding;
-    if (!isPlainObject(embedding))
-      return fail('embedding', `must be an object like {"tensor": "name", "dim": 512}, got ${kindOf(embedding)}`);
-    const result: { tensor?: string; dim?: number } = {};
-    for (const key of Object.keys(embedding)) {
-      if (key !== 'tensor' && key !== 'dim') fail(`embedding.${key}`, 'is not an embedding field (known: tensor, dim)');
-    }
-    if (embedding.tensor !== undefined) {
-      if (typeof embedding.tensor !== 'string' || !embedding.tensor)
-        fail('embedding.tensor', `must be a non-empty tensor name, got ${JSON.stringify(embedding.tensor)}`);
-      result.tensor = embedding.tensor as string;
-    }
-    if (embedding.dim !== undefined) {
-      if (!isPositiveInteger(embedding.dim))
-        fail('embedding.dim', `must be a positive whole number, got ${JSON.stringify(embedding.dim)}`);
-      result.dim = embedding.dim as number;
-    }
-    sidecar.embedding = result;
-  }
-  return sidecar;
+  const violations = checkFormat('sidecar', value);
+  if (violations.length > 0)
+    throw new EdgetlError('sidecar-invalid', `sidecar ${file}: ${describeViolations(violations)}`, { file });
+  const json = value as { preprocess?: Partial<PreprocessSpec>; embedding?: { tensor?: string; dim?: number } };
+  return { file, preprocess: { ...json.preprocess }, ...(json.embedding ? { embedding: { ...json.embedding } } : {}) };
 }
 
 /**
- * Check PreprocessSpec fields from an untrusted source. `label(field)` names the field as the user wrote it
- * (`preprocess.mean`, `--mean`); `fail(label, reason)` throws.
+ * Check PreprocessSpec fields from an untrusted source (command-line flags, overrides) with the shared preprocessing
+ * rules, as a sidecar's. `label(field)` names the field as the user wrote it (`--mean`); `fail(label, reason)` throws.
  */
 export function validatePreprocessFields(
   value: Record<string, unknown>,
   label: (field: string) => string,
   fail: (label: string, reason: string) => never,
 ): Partial<PreprocessSpec> {
-  const out: Partial<PreprocessSpec> = {};
-  for (const key of Object.keys(value)) {
-    if (!(PREPROCESS_FIELDS as readonly string[]).includes(key))
-      fail(label(key), `is not a preprocessing field (known: ${PREPROCESS_FIELDS.join(', ')})`);
+  const given = Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined));
+  const [first] = checkFormat('sidecar', { preprocess: given });
+  if (first) {
+    // "preprocess.std[1]" -> the field "std" as the caller names it, then "[1]"
+    const [, field = '', rest = ''] = /^preprocess\.([^.[]+)(.*)$/.exec(first.path) ?? [];
+    fail(field ? `${label(field)}${rest}` : label('preprocess'), first.message);
   }
-  const oneOf = <T extends string>(field: PreprocessField, allowed: readonly T[]): T | undefined => {
-    const v = value[field];
-    if (v === undefined) return undefined;
-    if (typeof v !== 'string' || !(allowed as readonly string[]).includes(v))
-      fail(label(field), `must be one of ${allowed.map((a) => `"${a}"`).join(', ')}, got ${JSON.stringify(v)}`);
-    return v as T;
-  };
-  const size = (field: PreprocessField): number | undefined => {
-    const v = value[field];
-    if (v === undefined) return undefined;
-    if (!isPositiveInteger(v) || (v as number) > 8192)
-      fail(label(field), `must be a whole number of pixels from 1 to 8192, got ${JSON.stringify(v)}`);
-    return v as number;
-  };
-  const triple = (field: 'mean' | 'std'): [number, number, number] | undefined => {
-    const v = value[field];
-    if (v === undefined) return undefined;
-    if (!Array.isArray(v) || v.length !== 3 || !v.every((x) => typeof x === 'number' && Number.isFinite(x))) {
-      fail(label(field), `must be three numbers (one per channel, in channelOrder), got ${JSON.stringify(v)}`);
-    }
-    const numbers = v as [number, number, number];
-    if (field === 'std' && numbers.some((x) => x <= 0))
-      fail(label(field), `values must be greater than 0, got ${JSON.stringify(v)}`);
-    return [numbers[0], numbers[1], numbers[2]];
-  };
-
-  const layout = oneOf('layout', ['NCHW', 'NHWC'] as const);
-  if (layout) out.layout = layout;
-  const width = size('width');
-  if (width !== undefined) out.width = width;
-  const height = size('height');
-  if (height !== undefined) out.height = height;
-  const resize = oneOf('resize', ['shorter-side', 'stretch'] as const);
-  if (resize) out.resize = resize;
-  const resizeTo = size('resizeTo');
-  if (resizeTo !== undefined) out.resizeTo = resizeTo;
-  const crop = oneOf('crop', ['center', 'none'] as const);
-  if (crop) out.crop = crop;
-  const channelOrder = oneOf('channelOrder', ['RGB', 'BGR'] as const);
-  if (channelOrder) out.channelOrder = channelOrder;
-  if (value.scale !== undefined) {
-    const v = value.scale;
-    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0)
-      fail(
-        label('scale'),
-        `must be a number greater than 0 (e.g. 0.00392156862745098 for 1/255), got ${JSON.stringify(v)}`,
-      );
-    out.scale = v as number;
-  }
-  const mean = triple('mean');
-  if (mean) out.mean = mean;
-  const std = triple('std');
-  if (std) out.std = std;
-  return out;
+  return given as Partial<PreprocessSpec>;
 }
 
 /** Layout and spatial size read from a 4-d image input, when the dims say it unambiguously. */
@@ -410,12 +321,8 @@ function checkConsistency(
     );
   };
   const cropFits = () => {
-    if (spec.resize === 'shorter-side' && spec.crop === 'center' && spec.resizeTo < Math.max(spec.width, spec.height)) {
-      fail(
-        'resizeTo',
-        `resizeTo ${spec.resizeTo} is smaller than the ${spec.width}x${spec.height} crop it must contain`,
-      );
-    }
+    const problem = cropProblem(spec);
+    if (problem) fail('resizeTo', `resizeTo ${problem.message}`);
   };
   const fromDims = layoutFromInputDims(dims);
   if (!fromDims || !dims) {
@@ -446,18 +353,4 @@ function checkConsistency(
 /** How messages name a field the caller set: as the option path (the CLI maps it to its flag). */
 function optionName(field: string): string {
   return `\`preprocess.${field}\``;
-}
-
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function isPositiveInteger(value: unknown): boolean {
-  return typeof value === 'number' && Number.isInteger(value) && value > 0;
-}
-
-function kindOf(value: unknown): string {
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'an array';
-  return typeof value === 'string' ? `the string ${JSON.stringify(value)}` : `a ${typeof value}`;
 }

@@ -1,17 +1,16 @@
 // The optional adaptedBlock section of a head file: round trip, schema, validation errors naming the field.
 import t from 'tap';
 import { readFileSync } from 'node:fs';
-import { Ajv } from 'ajv';
 import { trainHead } from '../../../src/core/heads/train.js';
 import { Head } from '../../../src/core/heads/head.js';
 import { IMAGENET_224 } from '../../../src/core/preprocess/spec.js';
+import { checkFormat } from '../../../src/core/formats/format-schemas.js';
 import { gaussianClusters } from '../heads/synthetic.js';
 import { pseudoRandom } from '../../helpers/onnx-graph.js';
 
 const readJson = (name: string) =>
   JSON.parse(readFileSync(new URL(`../../../src/core/formats/${name}`, import.meta.url), 'utf8'));
 const schema = readJson('edgetl-head-v2.schema.json');
-const validate = new Ajv({ allErrors: true }).compile(schema);
 const dim = 12;
 const backbone = { id: 'tiny-test', sha256: 'cd'.repeat(32), embeddingDim: dim, preprocess: IMAGENET_224 };
 const { data, labels } = gaussianClusters({ perClass: [20, 20], dim, separation: 3, seed: 4 });
@@ -40,8 +39,13 @@ async function adaptedHead(activation: { kind: 'clip'; min: number; max: number 
   });
 }
 
-t.test('the schema fragment is the one the v1 schema embeds', async (t) => {
-  t.same(schema.properties.adaptedBlock, readJson('edgetl-head-adapted-block.schema.json'));
+t.test('both head schemas take the section from the one fragment', async (t) => {
+  const fragment = readJson('edgetl-head-adapted-block.schema.json');
+  t.equal(fragment.$id, 'https://edgetl.dev/schemas/edgetl-head-adapted-block.schema.json');
+  t.same(schema.properties.adaptedBlock, { $ref: 'edgetl-head-adapted-block.schema.json' });
+  t.same(readJson('edgetl-head-v1.schema.json').properties.adaptedBlock, {
+    $ref: 'edgetl-head-adapted-block.schema.json',
+  });
 });
 
 t.test(
@@ -55,7 +59,7 @@ t.test(
       const head = await adaptedHead(activation);
       const text = head.serialize();
       const doc = JSON.parse(text);
-      t.ok(validate(doc), `${JSON.stringify(activation)}: schema-valid ${JSON.stringify(validate.errors)}`);
+      t.same(checkFormat('headV2', doc), [], `${JSON.stringify(activation)}: schema-valid`);
       t.equal(doc.adaptedBlock.cutTensor, 'cut:0');
       t.same(
         doc.weights.tensors.find((e: { name: string }) => e.name === 'adaptedBlock.weight'),
@@ -96,9 +100,9 @@ t.test('a broken section is refused, naming the field', async (t) => {
     [
       'unknown activation',
       (d) => (d.adaptedBlock.activation = { kind: 'gelu' }),
-      /adaptedBlock.activation.kind" must be "clip" or "swish"/,
+      /adaptedBlock.activation.kind" must be one of "swish", "clip", got "gelu"/,
     ],
-    ['no cut tensor', (d) => delete d.adaptedBlock.cutTensor, /adaptedBlock.cutTensor" must name the tensor/],
+    ['no cut tensor', (d) => delete d.adaptedBlock.cutTensor, /adaptedBlock.cutTensor" is required but missing/],
     [
       'clip bounds inverted',
       (d) => (d.adaptedBlock.activation = { kind: 'clip', min: 6, max: 0 }),

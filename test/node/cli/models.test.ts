@@ -222,7 +222,10 @@ t.test('a broken sidecar fails with the file and field, no stack trace', async (
   writeFileSync(join(dir, 'tiny.edgetl.json'), JSON.stringify({ preprocess: { mean: 'imagenet' } }));
   const r = run(['inspect', path]);
   t.equal(r.code, 1);
-  t.match(r.stderr, `sidecar ${join(dir, 'tiny.edgetl.json')}: field "preprocess.mean" must be three numbers`);
+  t.match(
+    r.stderr,
+    `sidecar ${join(dir, 'tiny.edgetl.json')}: field "preprocess.mean" must be array, got string "imagenet"`,
+  );
   noStackTrace(t, r);
 });
 
