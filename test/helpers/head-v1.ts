@@ -1,6 +1,7 @@
 /** A version 1 copy of a head file: no open-set section or tensors, as edgetl wrote heads before format 2. */
 import { decodeBase64, encodeBase64 } from '../../src/core/formats/base64.js';
 import { sha256Hex } from '../../src/core/formats/sha256.js';
+import { encodedByteLength, type WeightDType } from '../../src/core/formats/tensor-encoding.js';
 
 export function asVersion1(text: string): string {
   const doc = JSON.parse(text);
@@ -12,8 +13,8 @@ export function asVersion1(text: string): string {
     (x: { name: string }) => !x.name.startsWith('openSet.') && !x.name.startsWith('adaptation.'),
   );
   const end = kept.reduce(
-    (max: number, x: { offset: number; shape: number[]; dtype: string }) =>
-      Math.max(max, x.offset + x.shape.reduce((a, b) => a * b, 1) * (x.dtype === 'float16' ? 2 : 4)),
+    (max: number, x: { offset: number; shape: number[]; dtype: WeightDType }) =>
+      Math.max(max, x.offset + encodedByteLength(x.dtype, x.shape)),
     0,
   );
   const data = bytes.slice(0, end);

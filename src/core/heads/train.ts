@@ -449,6 +449,12 @@ export async function trainHead(
   const ambiguousRate = heldOut ? Number((totalRate * ambiguousShare).toFixed(6)) : 0;
   const rate = Number((totalRate - ambiguousRate).toFixed(6));
   const openSetFolds = folds >= 2 ? stratifiedFolds(targets, classes.length, folds, seed, options.groups) : [];
+  if (openSetFolds.length === 0 && options.rejectRate !== undefined && options.rejectRate > 0) {
+    throw new EdgetlError(
+      'train-input',
+      'a rejection threshold needs out-of-fold rows: every class needs at least 2 examples',
+    );
+  }
   const fitted =
     options.openSet === false
       ? null

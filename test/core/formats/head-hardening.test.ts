@@ -344,9 +344,10 @@ t.test('seeded fuzz: 400 mutations of head files load cleanly or fail with an Ed
   }
   t.equal(({} as Record<string, unknown>).polluted, undefined, 'no prototype pollution');
   // The schema refuses fields it does not know (an added "extra" or "constructor" key), which the hand-written parser
-  // ignored: fewer mutants load than before (13 of 400 with this seed).
+  // ignored: fewer mutants load than before (10 of 400 with this seed, since heads also carry a low-confidence cut).
+  // What matters is that both outcomes occur: mutants that load are checked to predict and round-trip above.
   t.ok(
-    outcomes.refused > 100 && outcomes.loaded > 10,
+    outcomes.refused > 100 && outcomes.loaded >= 5,
     `both outcomes happen (${outcomes.refused} refused: ${[...codes].map(([c, n]) => `${c} ${n}`).join(', ')}; ${outcomes.loaded} loaded)`,
   );
   t.ok(Date.now() - started < 60_000, `400 mutations in ${Date.now() - started} ms (no hang)`);
