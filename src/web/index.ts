@@ -63,3 +63,11 @@ export {
   type StoredHeadEntry,
 } from './storage.js';
 export { EdgetlError } from '../core/util/errors.js';
+export {
+  fineTuneInWorker,
+  fineTuneActivationsInWorker,
+  type WebFineTuneRequest,
+  type WebFineTuneOptions,
+  type FineTuneActivations,
+} from './fine-tune.js';
+export type { FineTuneReport, FineTuneSettings } from '../core/heads/fine-tune-head.js';

@@ -1,11 +1,16 @@
 /**
- * The training Web Worker: runs the shared trainHead off the page's main thread and posts progress as it goes.
- * Pure TypeScript (no onnxruntime here: import maps do not reach module workers, and a kiosk's few hundred examples
- * train in well under a second with the plain-JS dense math).
+ * The training Web Worker: runs the shared trainHead, or the shared last-block fine-tuning on activations the page
+ * computed at the cut, off the page's main thread and posts progress as it goes. Pure TypeScript (no onnxruntime
+ * here: import maps do not reach module workers; a kiosk's few hundred examples train a head in well under a second
+ * with the plain-JS dense math, and fine-tuning's products are small: see bench/web-fine-tune.ts).
  */
 import { DEFAULT_REJECT_RATE, trainHead } from '../core/heads/train.js';
+import { jsDenseMath } from '../core/heads/dense-math.js';
+import { fineTuneFromActivations, MemoryActivationRows } from '../core/heads/fine-tune-head.js';
+import { Head } from '../core/heads/head.js';
 import { EdgetlError, describeError } from '../core/util/errors.js';
 import type { WorkerReply, WorkerRequest, WebTrainProgress } from './heads.js';
+import type { FineTuneActivations } from './fine-tune.js';
 
 interface WorkerScope {
   onmessage: ((event: MessageEvent<WorkerRequest>) => void) | null;
@@ -28,8 +33,63 @@ function overallFraction(stage: string, done: number, total: number, seen: strin
   return Math.min(0.99, start + width * 0.7 * within);
 }
 
+function fail(id: number, error: unknown): void {
+  scope.postMessage({
+    kind: 'error',
+    id,
+    message: describeError(error),
+    code: error instanceof EdgetlError ? error.code : undefined,
+  });
+}
+
+/** Fine-tuning reports its steps against a total that grows or shrinks with early stopping: the bar only moves on. */
+async function fineTune(id: number, request: FineTuneActivations): Promise<void> {
+  const started = performance.now();
+  let lastPost = 0;
+  let lastStage = '';
+  let fraction = 0;
+  const frozen = Head.parse(request.frozenJson, { file: 'the frozen head' });
+  const store = new MemoryActivationRows(request.activations, request.pixels, request.channels);
+  const { head, report } = await fineTuneFromActivations({
+    store,
+    targets: request.targets,
+    groups: request.groups,
+    frozen,
+    block: request.block,
+    settings: request.settings,
+    math: jsDenseMath,
+    dtype: request.dtype,
+    activationSeconds: request.activationSeconds,
+    memory: () => store.stats(),
+    onProgress: (stage, done, total) => {
+      const within = total > 0 ? Math.min(1, done / total) : 0;
+      fraction = Math.max(
+        fraction,
+        Math.min(0.99, stage === 'pretrained features' ? 0.1 * within : 0.1 + 0.9 * within),
+      );
+      const now = performance.now();
+      if (now - lastPost < 50 && done < total && stage === lastStage) return;
+      lastPost = now;
+      lastStage = stage;
+      scope.postMessage({ kind: 'progress', id, progress: { stage, done, total, fraction } });
+    },
+  });
+  scope.postMessage({ kind: 'progress', id, progress: { stage: 'done', done: 1, total: 1, fraction: 1 } });
+  scope.postMessage({
+    kind: 'done',
+    id,
+    json: head.serialize({ dtype: request.dtype }),
+    seconds: (performance.now() - started) / 1000,
+    report,
+  });
+}
+
 scope.onmessage = (event) => {
   const message = event.data;
+  if (message.kind === 'fine-tune') {
+    fineTune(message.id, message.request).catch((error: unknown) => fail(message.id, error));
+    return;
+  }
   if (message.kind !== 'train') return;
   const { id, request } = message;
   const started = performance.now();
@@ -60,12 +120,5 @@ scope.onmessage = (event) => {
       scope.postMessage({ kind: 'progress', id, progress: { stage: 'done', done: 1, total: 1, fraction: 1 } });
       scope.postMessage({ kind: 'done', id, json: head.serialize(), seconds: (performance.now() - started) / 1000 });
     })
-    .catch((error: unknown) => {
-      scope.postMessage({
-        kind: 'error',
-        id,
-        message: describeError(error),
-        code: error instanceof EdgetlError ? error.code : undefined,
-      });
-    });
+    .catch((error: unknown) => fail(id, error));
 };
