@@ -4,7 +4,9 @@
 // (fineTuneInWorker: the cut graph on onnxruntime-web WASM, then the worker), the browser's head file loads in Node
 // and predicts what the browser predicts. A tiny generated backbone and stripe images (test/core/models).
 import t from 'tap';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import onnxProto from 'onnx-proto';
 import { chromiumSkip, launchChromium, type LaunchedBrowser } from './chromium.js';
 import { openTestPage, startServer } from './harness.js';
 import { Backbone } from '../../src/node/embed/backbone.js';
@@ -25,6 +27,8 @@ import { parseOnnxModel } from '../../src/core/models/onnx-model.js';
 import { tensorDims, tensorElementsPerImage } from '../../src/core/preprocess/tensor.js';
 import type { KioskServer } from '../../src/node/server/kiosk-server.js';
 import { stripeWorkspace } from '../core/models/tiny-last-block.js';
+import { tinyTorchvisionLike } from '../core/models/tiny-models.js';
+import { sha256Hex } from '../../src/core/formats/sha256.js';
 
 type WebModule = typeof import('../../src/web/index.js');
 
@@ -96,6 +100,17 @@ t.test('fine-tuning in the browser worker matches Node', { skip: chromiumSkip() 
     activationSeconds: 0,
   });
 
+  // a graph whose last block fine-tuning does not support, and a frozen head made for it
+  const plainModel = join(ws.dir, 'plain.onnx');
+  const plainBytes = onnxProto.onnx.ModelProto.encode(tinyTorchvisionLike('N', { size: 16 })).finish();
+  await writeFile(plainModel, plainBytes);
+  const plainFrozenJson = (
+    await trainHead(embedded.embeddings, ws.labels, {
+      backbone: { id: 'plain', sha256: sha256Hex(plainBytes), embeddingDim: 6, preprocess: spec },
+      folds: 2,
+    })
+  ).serialize();
+
   let browser: LaunchedBrowser | undefined;
   let server: KioskServer | undefined;
   t.teardown(async () => {
@@ -104,9 +119,9 @@ t.test('fine-tuning in the browser worker matches Node', { skip: chromiumSkip() 
   });
   browser = await launchChromium('wasm');
   server = (await startServer(ws.model)).server;
-  await openTestPage(browser.page, server, [ws.model]);
+  await openTestPage(browser.page, server, [ws.model, plainModel]);
   const result = await browser.page.evaluate(
-    async ({ spec, tensors, labels, frozenJson, settings, job }) => {
+    async ({ spec, tensors, labels, frozenJson, plainFrozenJson, settings, job }) => {
       const bundle = '/index.js';
       const web = (await import(bundle)) as WebModule;
       // the worker alone, on Node's activations
@@ -174,6 +189,12 @@ t.test('fine-tuning in the browser worker matches Node', { skip: chromiumSkip() 
         await adapted.close();
       }
 
+      // a graph without a supported last block: the frozen head, with the reason
+      const unsupported = await web.fineTuneInWorker(
+        { ...common, model: '/test/file/1', id: 'plain', frozen: web.Head.parse(plainFrozenJson), settings },
+        { workerUrl: '/worker.js' },
+      );
+
       // cancelling while the worker trains rejects with `aborted`
       const controller = new AbortController();
       let cancelled = '';
@@ -200,6 +221,7 @@ t.test('fine-tuning in the browser worker matches Node', { skip: chromiumSkip() 
         same: { report: same.report, json: same.head.json },
         decided: { report: decided.report, json: decided.head.json },
         noGain: { report: noGain.report, json: noGain.head.json },
+        unsupported: { report: unsupported.report, adapted: Boolean(unsupported.head.head.adaptedBlock) },
         probabilities,
         progress,
         cancelled,
@@ -210,6 +232,7 @@ t.test('fine-tuning in the browser worker matches Node', { skip: chromiumSkip() 
       tensors: Array.from(tensors),
       labels: ws.labels,
       frozenJson,
+      plainFrozenJson,
       settings,
       job: {
         activations: Array.from(activations),
@@ -259,6 +282,10 @@ t.test('fine-tuning in the browser worker matches Node', { skip: chromiumSkip() 
   t.notOk(keptHead.adaptedBlock, 'the kept head has no adapted block');
   t.same(keptHead.weights, Head.parse(frozenJson).weights, 'the kept head is the frozen head');
   t.equal((keptHead.training.metrics.fineTune as FineTuneReport).outcome, 'frozen', 'the head file records the report');
+
+  t.equal(result.unsupported.report.outcome, 'frozen', 'an unsupported graph keeps the frozen head');
+  t.match(result.unsupported.report.reason, /plain: the last block is not supported.*the frozen head is kept/);
+  t.notOk(result.unsupported.adapted);
 
   // end to end (activations from onnxruntime-web): Node's decision again
   const decided = result.decided.report;
