@@ -1,10 +1,11 @@
 /**
  * Last-block fine-tuning in the browser against Node on a real backbone and dataset: Node's fineTuneHead
  * (onnxruntime-node for the cut activations and the dense products) vs the browser's fineTuneInWorker (the cut graph
- * on onnxruntime-web WASM, canvas preprocessing from the same image files, training in the Web Worker on the plain-JS
- * dense math), plus the worker alone on Node's own activations (fineTuneActivationsInWorker), which isolates the
- * training math. Reports seconds per stage, the decisions and out-of-fold scores, and the val accuracy of each head
- * through the adapted ONNX graph in Node (what `edgetl eval` runs).
+ * on onnxruntime-web WASM, canvas preprocessing from the same image files, training in the Web Worker with its
+ * products on the page's onnxruntime-web), plus the worker alone on Node's own activations
+ * (fineTuneActivationsInWorker) with plain-JS and with onnxruntime-web products, which isolates the training math.
+ * Reports seconds per stage, the decisions and out-of-fold scores, and the val accuracy of each head through the
+ * adapted ONNX graph in Node (what `edgetl eval` runs).
  *
  *   EDGETL_MODEL_PATH=../shared/models node --import @tapjs/typescript/import bench/web-fine-tune.ts \
  *     <train-dir> <val-dir> [--backbone mobilenetv2-12-int8] [--epochs N] [--json]
@@ -111,7 +112,7 @@ await writeFile(activationFile, new Uint8Array(activations.buffer, activations.b
 const { server } = await startServer(backbone.modelPath);
 const browser = await launchChromium('wasm');
 type PageResult = { report: FineTuneReport; json: string; seconds: number };
-let web: { endToEnd: PageResult; workerOnly: PageResult };
+let web: { endToEnd: PageResult; workerJs: PageResult; workerOrt: PageResult };
 try {
   await openTestPage(browser.page, server, [backbone.modelPath, activationFile, ...paths]);
   log('browser: fineTuneInWorker (images), then fineTuneActivationsInWorker (Node activations)');
@@ -122,7 +123,7 @@ try {
       const images = await Promise.all(
         Array.from({ length: count }, (_, i) => fetch(`/test/file/${i + 2}`).then((r) => r.blob())),
       );
-      let started = performance.now();
+      const started = performance.now();
       const endToEnd = await web.fineTuneInWorker(
         {
           model: '/test/file/0',
@@ -138,28 +139,34 @@ try {
         { workerUrl: '/worker.js' },
       );
       const endToEndSeconds = (performance.now() - started) / 1000;
-      const activations = new Float32Array(await (await fetch('/test/file/1')).arrayBuffer());
-      started = performance.now();
-      const workerOnly = await web.fineTuneActivationsInWorker(
-        {
-          ...job,
-          activations,
-          targets: new Int32Array(job.targets),
-          groups: new Int32Array(job.groups),
-          block: { ...job.block, weight: new Float32Array(job.block.weight), bias: new Float32Array(job.block.bias) },
-          frozenJson,
-          settings,
-          activationSeconds: 0,
-        },
-        { workerUrl: '/worker.js', transfer: true },
-      );
+      const bytes = await (await fetch('/test/file/1')).arrayBuffer();
+      const workerOnly = async (math?: { moduleUrl: string; wasmPaths: string }) => {
+        const started = performance.now();
+        const run = await web.fineTuneActivationsInWorker(
+          {
+            ...job,
+            activations: new Float32Array(bytes.slice(0)),
+            targets: new Int32Array(job.targets),
+            groups: new Int32Array(job.groups),
+            block: { ...job.block, weight: new Float32Array(job.block.weight), bias: new Float32Array(job.block.bias) },
+            frozenJson,
+            settings,
+            activationSeconds: 0,
+            math,
+          },
+          { workerUrl: '/worker.js', transfer: true },
+        );
+        return { report: run.report, json: run.head.json, seconds: (performance.now() - started) / 1000 };
+      };
+      const workerJs = await workerOnly();
+      const workerOrt = await workerOnly({
+        moduleUrl: new URL('/ort/ort.min.mjs', location.href).href,
+        wasmPaths: '/ort/',
+      });
       return {
         endToEnd: { report: endToEnd.report, json: endToEnd.head.json, seconds: endToEndSeconds },
-        workerOnly: {
-          report: workerOnly.report,
-          json: workerOnly.head.json,
-          seconds: (performance.now() - started) / 1000,
-        },
+        workerJs,
+        workerOrt,
       };
     },
     {
@@ -202,6 +209,7 @@ const summary = (name: string, report: FineTuneReport, seconds: number, accuracy
   activationSeconds: report.activationSeconds,
   trainSeconds: report.trainSeconds,
   reason: report.reason,
+  denseMath: report.denseMath,
 });
 const rows = [
   summary('node fineTuneHead (onnxruntime-node)', node.report, nodeSeconds, await valAccuracy(node.head)),
@@ -212,10 +220,16 @@ const rows = [
     await valAccuracy(Head.parse(web.endToEnd.json)),
   ),
   summary(
-    "browser worker on Node's activations",
-    web.workerOnly.report,
-    web.workerOnly.seconds,
-    await valAccuracy(Head.parse(web.workerOnly.json)),
+    "browser worker on Node's activations, plain-JS products",
+    web.workerJs.report,
+    web.workerJs.seconds,
+    await valAccuracy(Head.parse(web.workerJs.json)),
+  ),
+  summary(
+    "browser worker on Node's activations, onnxruntime-web products",
+    web.workerOrt.report,
+    web.workerOrt.seconds,
+    await valAccuracy(Head.parse(web.workerOrt.json)),
   ),
 ];
 await backbone.close();

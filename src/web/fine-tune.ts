@@ -26,6 +26,7 @@ import { EdgetlError, describeError, isEdgetlError } from '../core/util/errors.j
 import { WebBackbone, modelBytes, type LoadWebBackboneOptions } from './backbone.js';
 import { parseWebHead, runInWorker, type WebHead, type WebTrainProgress } from './heads.js';
 import { imageToTensor, type BrowserImageSource } from './preprocess/canvas.js';
+import type { WebDenseMathSpec } from './execution/dense-math-web.js';
 
 /**
  * What the worker (src/web/worker.ts) trains on: activation rows at the cut, their classes, the pretrained block and
@@ -49,6 +50,8 @@ export interface FineTuneActivations {
   settings: FineTuneSettings;
   dtype?: WeightDType;
   activationSeconds: number;
+  /** onnxruntime-web for the block's products (absent: the plain-JS kernel, about 5x slower: bench/web-fine-tune.ts). */
+  math?: WebDenseMathSpec;
 }
 
 export interface WebFineTuneRequest extends Omit<LoadWebBackboneOptions, 'model' | 'embeddingOutput' | 'sha256'> {
@@ -83,6 +86,24 @@ export interface WebFineTuneOptions {
   onProgress?: (progress: WebTrainProgress) => void;
   /** Cancels between activation batches, or ends the worker; the promise then rejects with code `aborted`. */
   signal?: AbortSignal;
+  /**
+   * Where the worker runs the block's products: 'onnxruntime-web' (default; the page's own module, found through its
+   * import map, or `onnxruntimeUrl`), falling back to 'js' (the plain-JS kernel) when it cannot load; the report's
+   * `denseMath` says which ran.
+   */
+  denseMath?: 'onnxruntime-web' | 'js';
+  /** URL of the onnxruntime-web ES module for the worker (default: what the page resolves `onnxruntime-web` to). */
+  onnxruntimeUrl?: string;
+}
+
+/** The URL the page's import map (or bundler) gives `onnxruntime-web`, if it can tell. */
+function pageOnnxruntimeUrl(): string | undefined {
+  try {
+    const resolve = (import.meta as ImportMeta & { resolve?: (specifier: string) => string }).resolve;
+    return resolve?.('onnxruntime-web');
+  } catch {
+    return undefined;
+  }
 }
 
 /** Share of the progress bar the activations take (the rest is the worker's training). */
@@ -239,6 +260,10 @@ export async function fineTuneInWorker(
     dtype,
     activationSeconds: (performance.now() - started) / 1000,
   };
+  if ((options.denseMath ?? 'onnxruntime-web') === 'onnxruntime-web') {
+    const moduleUrl = options.onnxruntimeUrl ?? pageOnnxruntimeUrl();
+    if (moduleUrl) job.math = { moduleUrl, wasmPaths: load.wasmPaths, numThreads: load.numThreads };
+  }
   return fineTuneActivationsInWorker(job, {
     ...options,
     transfer: true,

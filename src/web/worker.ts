@@ -2,15 +2,16 @@
  * The training Web Worker: runs the shared trainHead, or the shared last-block fine-tuning on activations the page
  * computed at the cut, off the page's main thread and posts progress as it goes. Pure TypeScript (no onnxruntime
  * here: import maps do not reach module workers; a kiosk's few hundred examples train a head in well under a second
- * with the plain-JS dense math, and fine-tuning's products are small: see bench/web-fine-tune.ts).
+ * with the plain-JS dense math; fine-tuning's block products run on the onnxruntime-web module the page hands over,
+ see execution/dense-math-web.ts and bench/web-fine-tune.ts).
  */
 import { DEFAULT_REJECT_RATE, trainHead } from '../core/heads/train.js';
-import { jsDenseMath } from '../core/heads/dense-math.js';
 import { fineTuneFromActivations, MemoryActivationRows } from '../core/heads/fine-tune-head.js';
 import { Head } from '../core/heads/head.js';
 import { EdgetlError, describeError } from '../core/util/errors.js';
 import type { WorkerReply, WorkerRequest, WebTrainProgress } from './heads.js';
 import type { FineTuneActivations } from './fine-tune.js';
+import { workerDenseMath } from './execution/dense-math-web.js';
 
 interface WorkerScope {
   onmessage: ((event: MessageEvent<WorkerRequest>) => void) | null;
@@ -50,6 +51,7 @@ async function fineTune(id: number, request: FineTuneActivations): Promise<void>
   let fraction = 0;
   const frozen = Head.parse(request.frozenJson, { file: 'the frozen head' });
   const store = new MemoryActivationRows(request.activations, request.pixels, request.channels);
+  const { math, note } = await workerDenseMath(request.math);
   const { head, report } = await fineTuneFromActivations({
     store,
     targets: request.targets,
@@ -57,7 +59,8 @@ async function fineTune(id: number, request: FineTuneActivations): Promise<void>
     frozen,
     block: request.block,
     settings: request.settings,
-    math: jsDenseMath,
+    math,
+    denseMathNote: note,
     dtype: request.dtype,
     activationSeconds: request.activationSeconds,
     memory: () => store.stats(),
@@ -74,6 +77,7 @@ async function fineTune(id: number, request: FineTuneActivations): Promise<void>
       scope.postMessage({ kind: 'progress', id, progress: { stage, done, total, fraction } });
     },
   });
+  await math.dispose?.();
   scope.postMessage({ kind: 'progress', id, progress: { stage: 'done', done: 1, total: 1, fraction: 1 } });
   scope.postMessage({
     kind: 'done',

@@ -1,8 +1,8 @@
 // Fine-tuning the last block in the browser against Node. On the same activations at the cut, frozen head and seed,
 // the worker (fineTuneActivationsInWorker, plain-JS dense math) computes exactly what Node computes with the same
 // math, and takes the decision Node's fineTuneHead takes (its dense math on onnxruntime). End to end
-// (fineTuneInWorker: the cut graph on onnxruntime-web WASM, then the worker), the browser's head file loads in Node
-// and predicts what the browser predicts. A tiny generated backbone and stripe images (test/core/models).
+// (fineTuneInWorker: the cut graph on onnxruntime-web WASM, then the worker with its products on onnxruntime-web),
+// the decision is Node's again and the browser's head file loads in Node and predicts what the browser predicts. A tiny generated backbone and stripe images (test/core/models).
 import t from 'tap';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -289,6 +289,8 @@ t.test('fine-tuning in the browser worker matches Node', { skip: chromiumSkip() 
 
   // end to end (activations from onnxruntime-web): Node's decision again
   const decided = result.decided.report;
+  t.equal(decided.denseMath, 'onnxruntime-web-wasm', "the worker ran the products on the page's onnxruntime-web");
+  t.equal(result.same.report.denseMath, 'js', 'a job without a DenseMath spec runs the plain-JS kernel');
   t.equal(decided.outcome, nodeRun.report.outcome, `end to end: the same decision as fineTuneHead`);
   t.equal(decided.chosenEpochs, nodeRun.report.chosenEpochs, 'end to end: the same chosen epoch count');
   t.equal(decided.rows, 2 * ws.paths.length, 'every image and its mirrored view');

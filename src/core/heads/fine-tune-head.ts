@@ -53,6 +53,8 @@ export interface FineTuneReport<Memory extends FineTuneMemory = FineTuneMemory> 
   trainSeconds: number;
   memory?: Memory;
   settings?: Record<string, number>;
+  /** Which DenseMath ran the block's products (and why, when it is not the one asked for). */
+  denseMath?: string;
 }
 
 /** The training settings a caller may choose (the rest of FineTuneOptions comes from the frozen head and the data). */
@@ -257,6 +259,8 @@ export interface FineTuneFromActivationsInput<Memory extends FineTuneMemory> {
   >;
   settings: FineTuneSettings;
   math: DenseMath;
+  /** Why `math` is not the DenseMath asked for, for the report. */
+  denseMathNote?: string;
   dtype?: WeightDType;
   /** Seconds spent computing the activations, for the report. */
   activationSeconds: number;
@@ -298,7 +302,7 @@ export async function fineTuneFromActivations<Memory extends FineTuneMemory = Fi
     },
   );
   const trainSeconds = (performance.now() - started) / 1000;
-  return fineTuneOutcome({
+  const outcome = fineTuneOutcome({
     frozen,
     block,
     result,
@@ -310,4 +314,6 @@ export async function fineTuneFromActivations<Memory extends FineTuneMemory = Fi
     trainSeconds,
     memory: input.memory?.(),
   });
+  outcome.report.denseMath = input.denseMathNote ? `${input.math.name} (${input.denseMathNote})` : input.math.name;
+  return outcome;
 }
