@@ -214,7 +214,7 @@ const summary = (name: string, report: FineTuneReport, seconds: number, accuracy
 const rows = [
   summary('node fineTuneHead (onnxruntime-node)', node.report, nodeSeconds, await valAccuracy(node.head)),
   summary(
-    'browser fineTuneInWorker (onnxruntime-web WASM + worker JS math)',
+    'browser fineTuneInWorker (onnxruntime-web WASM, worker products on onnxruntime-web)',
     web.endToEnd.report,
     web.endToEnd.seconds,
     await valAccuracy(Head.parse(web.endToEnd.json)),
