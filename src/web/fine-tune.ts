@@ -123,6 +123,10 @@ function mirrorTensor(tensor: Float32Array, dims: number[]): void {
   }
 }
 
+function size(bytes: number): string {
+  return bytes < 2 ** 20 ? `${(bytes / 1024).toFixed(1)} KiB` : `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+}
+
 function aborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw new EdgetlError('aborted', 'fine-tuning was cancelled');
 }
@@ -185,7 +189,7 @@ export async function fineTuneInWorker(
   if (bytes > limit)
     throw new EdgetlError(
       'train-input',
-      `the activations at the cut would take ${(bytes / 2 ** 20).toFixed(0)} MiB (${count} images x ${views} views x ${rowValues} values), over the ${(limit / 2 ** 20).toFixed(0)} MiB allowed: use fewer images or raise memoryBytes`,
+      `the activations at the cut would take ${size(bytes)} (${count} images x ${views} views x ${rowValues} floats), over the ${size(limit)} allowed: use fewer images or raise memoryBytes`,
     );
   const extractor = buildCutExtractor(model, block, pixels);
   const cut = await WebBackbone.load({

@@ -119,7 +119,7 @@ t.test('fine-tuning in the browser worker matches Node', { skip: chromiumSkip() 
   });
   browser = await launchChromium('wasm');
   server = (await startServer(ws.model)).server;
-  await openTestPage(browser.page, server, [ws.model, plainModel]);
+  await openTestPage(browser.page, server, [ws.model, plainModel, ...ws.paths]);
   const result = await browser.page.evaluate(
     async ({ spec, tensors, labels, frozenJson, plainFrozenJson, settings, job }) => {
       const bundle = '/index.js';
@@ -189,6 +189,28 @@ t.test('fine-tuning in the browser worker matches Node', { skip: chromiumSkip() 
         await adapted.close();
       }
 
+      // the same images as PNG files decoded by the page (lossless: the same pixels as Node's)
+      const blobs = await Promise.all(labels.map((_, i) => fetch(`/test/file/${i + 2}`).then((r) => r.blob())));
+      const { tensors: _tensors, ...fromFiles } = common;
+      const fromImages = await web.fineTuneInWorker(
+        { ...fromFiles, images: blobs, frozen: web.Head.parse(frozenJson), settings },
+        { workerUrl: '/worker.js' },
+      );
+
+      // refusals, before any session opens
+      const refusal = (request: Partial<Parameters<typeof web.fineTuneInWorker>[0]>) =>
+        web
+          .fineTuneInWorker({ ...common, frozen: web.Head.parse(frozenJson), ...request }, { workerUrl: '/worker.js' })
+          .then(
+            () => 'accepted',
+            (error: { code?: string; message?: string }) => `${error.code}: ${error.message}`,
+          );
+      const refusals = {
+        memory: await refusal({ memoryBytes: 1024 }),
+        otherBackbone: await refusal({ model: '/test/file/1' }),
+        unknownLabel: await refusal({ labels: labels.map((l, i) => (i === 0 ? 'zebra' : l)) }),
+      };
+
       // a graph without a supported last block: the frozen head, with the reason
       const unsupported = await web.fineTuneInWorker(
         { ...common, model: '/test/file/1', id: 'plain', frozen: web.Head.parse(plainFrozenJson), settings },
@@ -222,6 +244,8 @@ t.test('fine-tuning in the browser worker matches Node', { skip: chromiumSkip() 
         decided: { report: decided.report, json: decided.head.json },
         noGain: { report: noGain.report, json: noGain.head.json },
         unsupported: { report: unsupported.report, adapted: Boolean(unsupported.head.head.adaptedBlock) },
+        fromImages: fromImages.report,
+        refusals,
         probabilities,
         progress,
         cancelled,
@@ -304,6 +328,25 @@ t.test('fine-tuning in the browser worker matches Node', { skip: chromiumSkip() 
   );
   t.ok(worstEndToEnd < 1e-3, `end to end: log loss per epoch within 1e-3 (worst ${worstEndToEnd.toExponential(2)})`);
   t.equal(decided.outcome, 'fine-tuned', 'this data and seed fine-tune (so the head below has an adapted block)');
+
+  // from image files (decoded and mirrored on the page): the same rows, so the same scores
+  t.equal(result.fromImages.rows, decided.rows, 'from images: every image and its mirrored view');
+  t.same(
+    result.fromImages.epochs?.map((e) => e.accuracy),
+    decided.epochs?.map((e) => e.accuracy),
+    'from images: the same out-of-fold accuracy per epoch as from tensors',
+  );
+  const worstImages = Math.max(
+    ...(result.fromImages.epochs ?? []).map((e, i) => Math.abs(e.logLoss - decided.epochs![i].logLoss)),
+  );
+  t.ok(worstImages < 1e-4, `from images: log loss per epoch within 1e-4 (worst ${worstImages.toExponential(2)})`);
+
+  t.match(
+    result.refusals.memory,
+    /^train-input: the activations at the cut would take 160\.0 KiB \(40 images x 2 views x 512 floats\), over the 1\.0 KiB allowed/,
+  );
+  t.match(result.refusals.otherBackbone, /^head-backbone-mismatch: the frozen head was trained on/);
+  t.match(result.refusals.unknownLabel, /^label-mismatch: the training label "zebra"/);
 
   // progress and cancel
   const fractions = result.progress.map((p) => p.fraction);
