@@ -125,34 +125,23 @@ t.test('fine-tuning in the browser worker matches Node', { skip: chromiumSkip() 
       const bundle = '/index.js';
       const web = (await import(bundle)) as WebModule;
       // the worker alone, on Node's activations
-      const same = await web.fineTuneActivationsInWorker(
-        {
-          ...job,
-          activations: new Float32Array(job.activations),
-          targets: new Int32Array(job.targets),
-          groups: new Int32Array(job.groups),
-          block: { ...job.block, weight: new Float32Array(job.block.weight), bias: new Float32Array(job.block.bias) },
-          frozenJson,
-          settings,
-          activationSeconds: 0,
-        },
-        { workerUrl: '/worker.js' },
-      );
-
+      const onNodeActivations = (runSettings: typeof settings) =>
+        web.fineTuneActivationsInWorker(
+          {
+            ...job,
+            activations: new Float32Array(job.activations),
+            targets: new Int32Array(job.targets),
+            groups: new Int32Array(job.groups),
+            block: { ...job.block, weight: new Float32Array(job.block.weight), bias: new Float32Array(job.block.bias) },
+            frozenJson,
+            settings: runSettings,
+            activationSeconds: 0,
+          },
+          { workerUrl: '/worker.js' },
+        );
+      const same = await onNodeActivations(settings);
       // learning rates of zero: no epoch can beat the frozen head, which is kept
-      const noGain = await web.fineTuneActivationsInWorker(
-        {
-          ...job,
-          activations: new Float32Array(job.activations),
-          targets: new Int32Array(job.targets),
-          groups: new Int32Array(job.groups),
-          block: { ...job.block, weight: new Float32Array(job.block.weight), bias: new Float32Array(job.block.bias) },
-          frozenJson,
-          settings: { ...settings, blockLearningRate: 0, headLearningRate: 0 },
-          activationSeconds: 0,
-        },
-        { workerUrl: '/worker.js' },
-      );
+      const noGain = await onNodeActivations({ ...settings, blockLearningRate: 0, headLearningRate: 0 });
 
       // end to end: the cut graph on onnxruntime-web, then the worker
       const common = {

@@ -39,15 +39,7 @@ export function ortWebDenseMath(ort: typeof OrtWeb): DenseMath {
   // onnxruntime-web runs one call at a time ("Session already started" otherwise), and the folds' products come
   // concurrently: they queue here
   let queue: Promise<unknown> = Promise.resolve();
-  const product = async (
-    a: Float32Array,
-    b: Float32Array,
-    m: number,
-    k: number,
-    n: number,
-    transA: boolean,
-    transB: boolean,
-  ) => {
+  const product: DenseMath['gemm'] = async (a, b, m, k, n, transA, transB) => {
     const s = await session(transA, transB);
     const result = await s.run({
       A: new ort.Tensor('float32', a.length === m * k ? a : a.subarray(0, m * k), transA ? [k, m] : [m, k]),
