@@ -21,6 +21,7 @@ import { Head } from '../core/heads/head.js';
 import { findLastBlock, type LastBlock } from '../core/models/last-block.js';
 import { buildCutExtractor, cutPixels } from '../core/models/last-block-graph.js';
 import { parseOnnxModel } from '../core/models/onnx-model.js';
+import type { PreprocessSpec } from '../core/preprocess/spec.js';
 import { tensorDims, tensorElementsPerImage } from '../core/preprocess/tensor.js';
 import { EdgetlError, describeError, isEdgetlError } from '../core/util/errors.js';
 import { WebBackbone, modelBytes, type LoadWebBackboneOptions } from './backbone.js';
@@ -109,16 +110,22 @@ function pageOnnxruntimeUrl(): string | undefined {
 /** Share of the progress bar the activations take (the rest is the worker's training). */
 const ACTIVATION_SHARE = 0.3;
 
-/** Mirrors NCHW images left to right, in place. */
-function mirrorTensor(tensor: Float32Array, dims: number[]): void {
-  const width = dims[3];
-  for (let row = 0; row < tensor.length; row += width) {
-    for (let x = 0; x < width >> 1; x++) {
-      const a = row + x;
-      const b = row + width - 1 - x;
-      const v = tensor[a];
-      tensor[a] = tensor[b];
-      tensor[b] = v;
+/**
+ * Mirrors preprocessed images left to right, in place: rows of `width` values (NCHW) or of `width` pixels (NHWC).
+ * The same tensor as mirroring the pixels before writing them (Node's flipped views mirror before the center crop).
+ */
+export function mirrorTensor(tensor: Float32Array, spec: PreprocessSpec): void {
+  const step = spec.layout === 'NCHW' ? 1 : 3;
+  const rowLength = spec.width * step;
+  for (let row = 0; row < tensor.length; row += rowLength) {
+    for (let x = 0; x < spec.width >> 1; x++) {
+      const a = row + x * step;
+      const b = row + (spec.width - 1 - x) * step;
+      for (let c = 0; c < step; c++) {
+        const v = tensor[a + c];
+        tensor[a + c] = tensor[b + c];
+        tensor[b + c] = v;
+      }
     }
   }
 }
@@ -147,6 +154,8 @@ export async function fineTuneInWorker(
   const per = tensorElementsPerImage(spec);
   const count = images?.length ?? (tensors ? tensors.length / per : 0);
   if (images && tensors) throw new EdgetlError('usage', 'give images or tensors, not both');
+  if (!images && !tensors) throw new EdgetlError('usage', 'give the training images (or their tensors)');
+  if (count === 0) throw new EdgetlError('train-input', 'no training images');
   if (tensors && !Number.isInteger(count))
     throw new EdgetlError('train-input', `tensors hold ${tensors.length} values, not whole images of ${per}`);
   const source = await modelBytes(request.model);
@@ -199,7 +208,6 @@ export async function fineTuneInWorker(
     embeddingOutput: extractor.outputName,
   });
   const activations = new Float32Array(count * views * rowValues);
-  const dims = tensorDims(spec, 1);
   try {
     const batch = 8;
     const total = count * views;
@@ -233,7 +241,7 @@ export async function fineTuneInWorker(
       done += n;
       report('activations at the cut');
       if (flip) {
-        mirrorTensor(input, dims);
+        mirrorTensor(input, spec);
         activations.set(await cut.embedTensors(input, n), (count + start) * rowValues);
         done += n;
         report('activations at the cut (flipped views)');

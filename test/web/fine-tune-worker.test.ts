@@ -29,6 +29,10 @@ import type { KioskServer } from '../../src/node/server/kiosk-server.js';
 import { stripeWorkspace } from '../core/models/tiny-last-block.js';
 import { tinyTorchvisionLike } from '../core/models/tiny-models.js';
 import { sha256Hex } from '../../src/core/formats/sha256.js';
+import { writePixelsToTensor } from '../../src/core/preprocess/tensor.js';
+import { IMAGENET_224 } from '../../src/core/preprocess/spec.js';
+import { mirrorRgb } from '../../src/node/embed/augment.js';
+import { mirrorTensor } from '../../src/web/fine-tune.js';
 
 type WebModule = typeof import('../../src/web/index.js');
 
@@ -372,4 +376,21 @@ t.test('fine-tuning in the browser worker matches Node', { skip: chromiumSkip() 
     worst = Math.max(worst, ...p.map((v, k) => Math.abs(v - b[k])));
   }
   t.ok(worst < 1e-4, `Node and browser probabilities agree within 1e-4 (worst ${worst.toExponential(2)})`);
+});
+
+t.test('a mirrored tensor is the tensor of the mirrored pixels, in both layouts', async (t) => {
+  const width = 5;
+  const height = 3;
+  const pixels = Uint8Array.from({ length: width * height * 3 }, (_, i) => (i * 37) % 256);
+  for (const layout of ['NCHW', 'NHWC'] as const) {
+    const spec = { ...IMAGENET_224, layout, width, height };
+    const mirrored = new Float32Array(2 * width * height * 3);
+    const expected = new Float32Array(2 * width * height * 3);
+    for (const image of [0, 1]) {
+      writePixelsToTensor(pixels, width, height, 3, spec, mirrored, image);
+      writePixelsToTensor(mirrorRgb(pixels, width, height), width, height, 3, spec, expected, image);
+    }
+    mirrorTensor(mirrored, spec);
+    t.same(Array.from(mirrored), Array.from(expected), layout);
+  }
 });
