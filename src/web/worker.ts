@@ -1,9 +1,10 @@
 /**
  * The training Web Worker: runs the shared trainHead, or the shared last-block fine-tuning on activations the page
- * computed at the cut, off the page's main thread and posts progress as it goes. Pure TypeScript (no onnxruntime
- * here: import maps do not reach module workers; a kiosk's few hundred examples train a head in well under a second
- * with the plain-JS dense math; fine-tuning's block products run on the onnxruntime-web module the page hands over,
- see execution/dense-math-web.ts and bench/web-fine-tune.ts).
+ * computed at the cut, off the page's main thread, and posts progress as it goes. Heads train on the plain-JS dense
+ * math (a kiosk's few hundred examples take well under a second). Fine-tuning's block products are far larger (0.64 G
+ * multiply-adds per step of 32 MobileNetV2 images): they run on onnxruntime-web, the module the page itself uses,
+ * handed over by URL because import maps do not reach module workers (execution/dense-math-web.ts;
+ * bench/results/2026-12-01/web-fine-tune.md).
  */
 import { DEFAULT_REJECT_RATE, trainHead } from '../core/heads/train.js';
 import { fineTuneFromActivations, MemoryActivationRows } from '../core/heads/fine-tune-head.js';
