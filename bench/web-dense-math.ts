@@ -11,6 +11,7 @@ import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-web';
 import { jsDenseMath, type DenseMath } from '../src/core/heads/dense-math.js';
 import { ortWebDenseMath } from '../src/web/execution/dense-math-web.js';
+import { gemmModels } from '../src/core/heads/dense-math-graph.js';
 import { createOrtDenseMath } from '../src/node/execution/dense-math-ort.js';
 
 const { values } = parseArgs({ options: { rounds: { type: 'string', default: '5' }, json: { type: 'boolean' } } });
@@ -19,7 +20,7 @@ ort.env.wasm.numThreads = 1;
 const loadAtStart = loadavg()[0];
 const maths: DenseMath[] = [
   jsDenseMath,
-  ortWebDenseMath(ort),
+  ortWebDenseMath(ort, gemmModels()),
   await createOrtDenseMath({ intraOpThreads: cpus().length, allowSpinning: false }),
 ];
 const rows = 32 * 49;

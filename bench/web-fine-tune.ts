@@ -27,6 +27,7 @@ import { findLastBlock } from '../src/core/models/last-block.js';
 import { cutPixels, cutSurgery } from '../src/core/models/last-block-graph.js';
 import { parseOnnxModel } from '../src/core/models/onnx-model.js';
 import { tensorDims } from '../src/core/preprocess/tensor.js';
+import { gemmModels } from '../src/core/heads/dense-math-graph.js';
 import { readFile } from 'node:fs/promises';
 
 type WebModule = typeof import('../src/web/index.js');
@@ -117,7 +118,7 @@ try {
   await openTestPage(browser.page, server, [backbone.modelPath, activationFile, ...paths]);
   log('browser: fineTuneInWorker (images), then fineTuneActivationsInWorker (Node activations)');
   web = await browser.page.evaluate(
-    async ({ count, labels, frozenJson, spec, id, settings, job }) => {
+    async ({ count, labels, frozenJson, spec, id, settings, job, gemm }) => {
       const bundle = '/index.js';
       const web = (await import(bundle)) as WebModule;
       const images = await Promise.all(
@@ -140,7 +141,12 @@ try {
       );
       const endToEndSeconds = (performance.now() - started) / 1000;
       const bytes = await (await fetch('/test/file/1')).arrayBuffer();
-      const workerOnly = async (math?: { moduleUrl: string; wasmPaths: string }) => {
+      const gemmModels = Object.fromEntries(Object.entries(gemm).map(([key, bytes]) => [key, new Uint8Array(bytes)]));
+      const workerOnly = async (math?: {
+        moduleUrl: string;
+        wasmPaths: string;
+        models: Record<string, Uint8Array>;
+      }) => {
         const started = performance.now();
         const run = await web.fineTuneActivationsInWorker(
           {
@@ -162,6 +168,7 @@ try {
       const workerOrt = await workerOnly({
         moduleUrl: new URL('/ort/ort.min.mjs', location.href).href,
         wasmPaths: '/ort/',
+        models: gemmModels,
       });
       return {
         endToEnd: { report: endToEnd.report, json: endToEnd.head.json, seconds: endToEndSeconds },
@@ -176,6 +183,7 @@ try {
       spec: backbone.preprocess,
       id: backbone.id,
       settings,
+      gemm: Object.fromEntries(Object.entries(gemmModels()).map(([key, bytes]) => [key, Array.from(bytes)])),
       job: {
         pixels,
         channels: block.inputChannels,

@@ -25,9 +25,10 @@ import type { PreprocessSpec } from '../core/preprocess/spec.js';
 import { tensorDims, tensorElementsPerImage } from '../core/preprocess/tensor.js';
 import { EdgetlError, describeError, isEdgetlError } from '../core/util/errors.js';
 import { WebBackbone, modelBytes, type LoadWebBackboneOptions } from './backbone.js';
-import { parseWebHead, runInWorker, type WebHead, type WebTrainProgress } from './heads.js';
+import { parseWebHead, runInWorker, secondsLeft, type WebHead, type WebTrainProgress } from './heads.js';
 import { imageToTensor, type BrowserImageSource } from './preprocess/canvas.js';
 import type { WebDenseMathSpec } from './execution/dense-math-web.js';
+import { gemmModels } from '../core/heads/dense-math-graph.js';
 
 /**
  * What the worker (src/web/worker.ts) trains on: activation rows at the cut, their classes, the pretrained block and
@@ -212,8 +213,15 @@ export async function fineTuneInWorker(
     const batch = 8;
     const total = count * views;
     let done = 0;
+    const activationsStarted = performance.now();
     const report = (stage: string) => {
-      options.onProgress?.({ stage, done, total, fraction: (ACTIVATION_SHARE * done) / total });
+      options.onProgress?.({
+        stage,
+        done,
+        total,
+        fraction: (ACTIVATION_SHARE * done) / total,
+        etaSeconds: secondsLeft(performance.now() - activationsStarted, done, total),
+      });
     };
     for (let start = 0; start < count; start += batch) {
       aborted(options.signal);
@@ -266,7 +274,8 @@ export async function fineTuneInWorker(
   };
   if ((options.denseMath ?? 'onnxruntime-web') === 'onnxruntime-web') {
     const moduleUrl = options.onnxruntimeUrl ?? pageOnnxruntimeUrl();
-    if (moduleUrl) job.math = { moduleUrl, wasmPaths: load.wasmPaths, numThreads: load.numThreads };
+    if (moduleUrl)
+      job.math = { moduleUrl, wasmPaths: load.wasmPaths, numThreads: load.numThreads, models: gemmModels() };
   }
   return fineTuneActivationsInWorker(job, {
     ...options,

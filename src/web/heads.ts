@@ -37,6 +37,16 @@ export interface WebTrainProgress {
   total: number;
   /** 0..1, for a progress bar. */
   fraction: number;
+  /**
+   * Fine-tuning: estimated seconds until this count reaches its total (the activations; or the fine-tuning steps,
+   * cross-validation and final fit together), from its pace so far.
+   */
+  etaSeconds?: number;
+}
+
+/** Seconds left at the pace so far (none before the first step is done). */
+export function secondsLeft(elapsedMs: number, done: number, total: number): number | undefined {
+  return done > 0 && total >= done ? ((elapsedMs / 1000) * (total - done)) / done : undefined;
 }
 
 /** Messages between the page and src/web/worker.ts. */

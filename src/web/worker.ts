@@ -10,7 +10,7 @@ import { DEFAULT_REJECT_RATE, trainHead } from '../core/heads/train.js';
 import { fineTuneFromActivations, MemoryActivationRows } from '../core/heads/fine-tune-head.js';
 import { Head } from '../core/heads/head.js';
 import { EdgetlError, describeError } from '../core/util/errors.js';
-import type { WorkerReply, WorkerRequest, WebTrainProgress } from './heads.js';
+import { secondsLeft, type WorkerReply, type WorkerRequest, type WebTrainProgress } from './heads.js';
 import type { FineTuneActivations } from './fine-tune.js';
 import { workerDenseMath } from './execution/dense-math-web.js';
 
@@ -50,6 +50,8 @@ async function fineTune(id: number, request: FineTuneActivations): Promise<void>
   let lastPost = 0;
   let lastStage = '';
   let fraction = 0;
+  let currentCount = '';
+  let countStarted = started;
   const frozen = Head.parse(request.frozenJson, { file: 'the frozen head' });
   const store = new MemoryActivationRows(request.activations, request.pixels, request.channels);
   const { math, note } = await workerDenseMath(request.math);
@@ -66,16 +68,23 @@ async function fineTune(id: number, request: FineTuneActivations): Promise<void>
     activationSeconds: request.activationSeconds,
     memory: () => store.stats(),
     onProgress: (stage, done, total) => {
+      // the cross-validation and final-fit stages share one step count
+      const count = stage.startsWith('fine-tuning') ? 'fine-tuning' : stage;
+      const now = performance.now();
+      if (count !== currentCount) {
+        currentCount = count;
+        countStarted = now;
+      }
+      const etaSeconds = secondsLeft(now - countStarted, done, total);
       const within = total > 0 ? Math.min(1, done / total) : 0;
       fraction = Math.max(
         fraction,
         Math.min(0.99, stage === 'pretrained features' ? 0.1 * within : 0.1 + 0.9 * within),
       );
-      const now = performance.now();
       if (now - lastPost < 50 && done < total && stage === lastStage) return;
       lastPost = now;
       lastStage = stage;
-      scope.postMessage({ kind: 'progress', id, progress: { stage, done, total, fraction } });
+      scope.postMessage({ kind: 'progress', id, progress: { stage, done, total, fraction, etaSeconds } });
     },
   });
   await math.dispose?.();

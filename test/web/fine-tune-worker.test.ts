@@ -158,10 +158,13 @@ t.test('fine-tuning in the browser worker matches Node', { skip: chromiumSkip() 
         labels,
         flip: true,
       };
-      const progress: { stage: string; fraction: number }[] = [];
+      const progress: { stage: string; fraction: number; etaSeconds?: number }[] = [];
       const decided = await web.fineTuneInWorker(
         { ...common, frozen: web.Head.parse(frozenJson), settings },
-        { workerUrl: '/worker.js', onProgress: (p) => progress.push({ stage: p.stage, fraction: p.fraction }) },
+        {
+          workerUrl: '/worker.js',
+          onProgress: (p) => progress.push({ stage: p.stage, fraction: p.fraction, etaSeconds: p.etaSeconds }),
+        },
       );
       // (a frozen outcome fails the assertions below instead of stopping here)
       const probabilities: number[][] = [];
@@ -357,6 +360,12 @@ t.test('fine-tuning in the browser worker matches Node', { skip: chromiumSkip() 
     'fine-tuning (final fit)',
   ])
     t.ok(stages.has(stage), `progress reports "${stage}"`);
+  const steps = result.progress.filter((p) => p.stage.startsWith('fine-tuning'));
+  t.ok(
+    steps.every((p) => typeof p.etaSeconds === 'number' && p.etaSeconds >= 0),
+    'fine-tuning steps come with an estimate of the seconds left',
+  );
+  t.equal(steps.at(-1)?.etaSeconds, 0, 'none left at the last step');
   t.equal(result.cancelled, 'aborted', 'cancelling rejects with code aborted');
 
   // the browser's head file in Node predicts what the browser predicts

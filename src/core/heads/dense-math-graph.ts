@@ -36,3 +36,12 @@ export function gemmModel(transA: boolean, transB: boolean): Uint8Array {
   });
   return onnx.ModelProto.encode(model).finish();
 }
+
+/** The four transposition variants, keyed `NN`, `NT`, `TN`, `TT` (transA, transB). */
+export function gemmModels(): Record<string, Uint8Array> {
+  const models: Record<string, Uint8Array> = {};
+  for (const transA of [false, true])
+    for (const transB of [false, true])
+      models[`${transA ? 'T' : 'N'}${transB ? 'T' : 'N'}`] = gemmModel(transA, transB);
+  return models;
+}

@@ -1,12 +1,12 @@
 /**
  * DenseMath on onnxruntime-web (WASM), for the training worker: the same one-node Gemm graphs as Node's
- * (core/heads/dense-math-graph.ts). The worker is a module worker, which import maps do not reach, so it is handed
- * the onnxruntime-web module the page itself uses (its URL) instead of importing the bare name; only the type is
- * imported here, so the worker bundle carries no onnxruntime code of its own.
+ * (core/heads/dense-math-graph.ts, built on the page, which carries the ONNX protobuf code anyway, and handed over
+ * as bytes). The worker is a module worker, which import maps do not reach, so it is handed the onnxruntime-web
+ * module the page itself uses (its URL) instead of importing the bare name; only the type is imported here, so the
+ * worker bundle carries no onnxruntime or protobuf code of its own.
  */
 import type * as OrtWeb from 'onnxruntime-web';
 import { type DenseMath, gemmSync, jsDenseMath } from '../../core/heads/dense-math.js';
-import { gemmModel } from '../../core/heads/dense-math-graph.js';
 import { describeError } from '../../core/util/errors.js';
 
 /** Where the worker finds onnxruntime-web, and how it runs it. */
@@ -16,19 +16,23 @@ export interface WebDenseMathSpec {
   /** URL prefix of its .wasm files. */
   wasmPaths?: string;
   numThreads?: number;
+  /** The Gemm graphs by transposition (`gemmModels()`): key `${transA ? 'T' : 'N'}${transB ? 'T' : 'N'}`. */
+  models: Record<string, Uint8Array>;
 }
 
 /** Products smaller than this many multiply-adds stay in JS: a session call costs more than they do. */
 const SMALL_PRODUCT = 100_000;
 
 /** Gemm sessions on `ort` (WASM), one per transposition variant, built on first use. */
-export function ortWebDenseMath(ort: typeof OrtWeb): DenseMath {
+export function ortWebDenseMath(ort: typeof OrtWeb, models: Record<string, Uint8Array>): DenseMath {
   const sessions = new Map<string, Promise<OrtWeb.InferenceSession>>();
   const session = (transA: boolean, transB: boolean) => {
     const key = `${transA ? 'T' : 'N'}${transB ? 'T' : 'N'}`;
     let existing = sessions.get(key);
     if (!existing) {
-      existing = ort.InferenceSession.create(gemmModel(transA, transB), {
+      const model = models[key];
+      if (!model) throw new Error(`no Gemm graph for ${key}`);
+      existing = ort.InferenceSession.create(model, {
         executionProviders: ['wasm'],
         graphOptimizationLevel: 'all',
       });
@@ -78,7 +82,7 @@ export async function workerDenseMath(spec: WebDenseMathSpec | undefined): Promi
     ort.env.wasm.proxy = false;
     if (spec.wasmPaths) ort.env.wasm.wasmPaths = spec.wasmPaths;
     if (spec.numThreads) ort.env.wasm.numThreads = spec.numThreads;
-    const math = ortWebDenseMath(ort);
+    const math = ortWebDenseMath(ort, spec.models);
     const m = 64;
     const k = 48;
     const n = 40;
