@@ -11,19 +11,22 @@ import { join } from 'node:path';
 import { Backbone, type BackboneLoadOptions } from './embed/backbone.js';
 import { ActivationStore, type ActivationStoreStats } from './embed/activation-store.js';
 import { flippedEmbeddings } from './embed/augment.js';
-import { fineTuneLastBlock, type EpochScore, type FineTuneOptions } from '../core/heads/last-block.js';
-import { Head } from '../core/heads/head.js';
-import { rejectionThreshold } from '../core/heads/calibration.js';
-import { heldOutMetrics } from '../core/heads/metrics.js';
+import type { FineTuneOptions } from '../core/heads/last-block.js';
+import type { Head } from '../core/heads/head.js';
+import {
+  assertFineTunable,
+  fineTuneFromActivations,
+  keepFrozenHead,
+  type FineTuneReport as CoreFineTuneReport,
+} from '../core/heads/fine-tune-head.js';
 import { findLastBlock, type LastBlock } from '../core/models/last-block.js';
 import { cutPixels, cutSurgery, adaptedSurgery } from '../core/models/last-block-graph.js';
 import { parseOnnxModel } from '../core/models/onnx-model.js';
 import { tensorDims } from '../core/preprocess/tensor.js';
-import { fromFloat16Bits, toFloat16Bits } from '../core/formats/float16.js';
 import type { WeightDType } from '../core/formats/head-file.js';
 import { nodeDenseMath } from './train-head.js';
 import { edgetlCacheDir } from './util/cache-dir.js';
-import { EdgetlError, isEdgetlError } from '../core/util/errors.js';
+import { isEdgetlError } from '../core/util/errors.js';
 
 export interface FineTuneHeadOptions extends Partial<Omit<FineTuneOptions, 'math' | 'l2' | 'groups' | 'onProgress'>> {
   /** The open frozen backbone the frozen head was trained on (its model, preprocessing and provider are reused). */
@@ -48,40 +51,8 @@ export interface FineTuneHeadOptions extends Partial<Omit<FineTuneOptions, 'math
   onProgress?: (stage: string, done: number, total: number) => void;
 }
 
-export interface FineTuneReport {
-  outcome: 'fine-tuned' | 'frozen';
-  reason: string;
-  /** The backbone's block that was trained (absent when unsupported). */
-  block?: string;
-  cutTensor?: string;
-  rows: number;
-  folds?: number;
-  /** Mean out-of-fold accuracy and log loss per epoch; epoch 0 is the frozen block (linear probe). */
-  epochs?: EpochScore[];
-  chosenEpochs?: number;
-  crossValidation?: {
-    frozenAccuracy: number;
-    fineTunedAccuracy: number;
-    frozenLogLoss: number;
-    fineTunedLogLoss: number;
-  };
-  activationSeconds: number;
-  trainSeconds: number;
-  memory?: ActivationStoreStats & { peakRssBytes: number };
-  settings?: Record<string, number>;
-}
-
-function roundToFloat16(values: Float32Array): Float32Array {
-  return Float32Array.from(values, (v) => fromFloat16Bits(toFloat16Bits(v)));
-}
-
-function l2Of(frozen: Head): number {
-  const metrics = frozen.training.metrics as { crossValidation?: { chosenL2?: number } };
-  if (typeof metrics.crossValidation?.chosenL2 === 'number') return metrics.crossValidation.chosenL2;
-  const l2 = frozen.training.options.l2;
-  if (typeof l2 === 'number') return l2;
-  return 1e-2;
-}
+/** What fine-tuning did (the browser's report is the same: core/heads/fine-tune-head.ts), with Node's memory use. */
+export type FineTuneReport = CoreFineTuneReport<ActivationStoreStats & { peakRssBytes: number }>;
 
 /**
  * Fine-tune the last block of `options.backbone` with a linear head. Returns the adapted head when
@@ -89,31 +60,16 @@ function l2Of(frozen: Head): number {
  */
 export async function fineTuneHead(options: FineTuneHeadOptions): Promise<{ head: Head; report: FineTuneReport }> {
   const { backbone, frozen } = options;
-  if (frozen.type !== 'linear')
-    throw new EdgetlError(
-      'usage',
-      `fine-tuning the last block trains a linear head; the frozen head given is ${frozen.type}`,
-    );
-  if (frozen.backbone.sha256 !== backbone.sha256)
-    throw new EdgetlError(
-      'head-backbone-mismatch',
-      `the frozen head was trained on ${frozen.backbone.id}, not on ${backbone.id}`,
-    );
-  if (options.paths.length !== options.labels.length)
-    throw new EdgetlError('train-input', `${options.paths.length} images but ${options.labels.length} labels`);
+  assertFineTunable(frozen, backbone, options.paths.length, options.labels.length);
   const started = performance.now();
-  const keepFrozen = (reason: string, extra: Partial<FineTuneReport> = {}): { head: Head; report: FineTuneReport } => {
-    const report: FineTuneReport = {
+  const keepFrozen = (reason: string) =>
+    keepFrozenHead(frozen, {
       outcome: 'frozen',
       reason,
       rows: options.paths.length,
       activationSeconds: 0,
       trainSeconds: (performance.now() - started) / 1000,
-      ...extra,
-    };
-    frozen.training = { ...frozen.training, metrics: { ...frozen.training.metrics, fineTune: report } };
-    return { head: frozen, report };
-  };
+    });
 
   const model = parseOnnxModel(await readFile(backbone.modelPath), backbone.modelPath);
   let block: LastBlock;
@@ -174,122 +130,26 @@ export async function fineTuneHead(options: FineTuneHeadOptions): Promise<{ head
         progress?.('activations at the cut (flipped views)', done, total);
       }
     }
-    if (targets.some((t) => t < 0))
-      throw new EdgetlError('label-mismatch', "a training label is not among the frozen head's classes");
     const activationSeconds = (performance.now() - started) / 1000;
-    const trainStarted = performance.now();
-    const result = await fineTuneLastBlock(
+    return await fineTuneFromActivations({
       store,
-      Int32Array.from(targets),
-      classes.length,
-      {
-        weight: block.weight,
-        bias: block.bias,
-        inputs: block.inputChannels,
-        outputs: block.outputChannels,
-        activation: block.activation,
-      },
-      {
-        ...options,
-        math: await nodeDenseMath(),
-        l2: l2Of(frozen),
-        groups,
-        onProgress: (stage, d, t) => {
-          sample();
-          progress?.(stage, d, t);
-        },
-      },
-    );
-    sample();
-    const trainSeconds = (performance.now() - trainStarted) / 1000;
-    const [frozenScore] = result.epochs;
-    const chosen = result.epochs.find((e) => e.epoch === result.chosenEpochs) ?? frozenScore;
-    const bestTried = result.epochs
-      .slice(1)
-      .reduce<EpochScore | undefined>((b, e) => (!b || e.accuracy > b.accuracy ? e : b), undefined);
-    const report: FineTuneReport = {
-      outcome: result.improved ? 'fine-tuned' : 'frozen',
-      reason: result.improved
-        ? `fine-tuning beat the frozen head out of fold: ${(100 * chosen.accuracy).toFixed(2)}% vs ${(100 * frozenScore.accuracy).toFixed(2)}% (${result.folds}-fold, ${result.chosenEpochs} epoch${result.chosenEpochs === 1 ? '' : 's'})`
-        : `fine-tuning did not beat the frozen head out of fold (${(100 * (bestTried?.accuracy ?? frozenScore.accuracy)).toFixed(2)}% at best vs ${(100 * frozenScore.accuracy).toFixed(2)}%): the frozen head is kept`,
-      block: block.description,
-      cutTensor: block.cutTensor,
-      rows: store.rows,
-      folds: result.folds,
-      epochs: result.epochs,
-      chosenEpochs: result.chosenEpochs,
-      crossValidation: {
-        frozenAccuracy: frozenScore.accuracy,
-        fineTunedAccuracy: (bestTried ?? frozenScore).accuracy,
-        frozenLogLoss: frozenScore.logLoss,
-        fineTunedLogLoss: (bestTried ?? frozenScore).logLoss,
-      },
+      targets,
+      groups,
+      frozen,
+      block,
+      settings: options,
+      math: await nodeDenseMath(),
+      dtype: options.dtype,
       activationSeconds,
-      trainSeconds,
-      memory: { ...store.stats(), peakRssBytes: peakRss },
-      settings: {
-        epochs: options.epochs ?? 8,
-        patience: options.patience ?? 2,
-        batchSize: options.batchSize ?? 32,
-        blockLearningRate: result.learningRates.block,
-        headLearningRate: result.learningRates.head,
-        blockDecay: options.blockDecay ?? 1e-2,
-        l2: l2Of(frozen),
+      memory: () => {
+        sample();
+        return { ...store.stats(), peakRssBytes: peakRss };
       },
-    };
-    if (!result.improved) {
-      frozen.training = { ...frozen.training, metrics: { ...frozen.training.metrics, fineTune: report } };
-      return { head: frozen, report };
-    }
-    const dtype = options.dtype ?? 'auto';
-    // a fine-tuned head is linear: `auto` stores its matrices as float16
-    const float16 = dtype === 'float16' || dtype === 'auto';
-    const weight = float16 ? roundToFloat16(result.head.weight) : result.head.weight;
-    const blockWeight = float16 ? roundToFloat16(result.block.weight) : result.block.weight;
-    const rejection = frozen.rejection
-      ? {
-          threshold: rejectionThreshold(
-            result.outOfFoldLogits,
-            targets.length,
-            classes.length,
-            result.temperature,
-            frozen.rejection.rate,
-          ),
-          rate: frozen.rejection.rate,
-        }
-      : null;
-    const head = new Head({
-      labels: classes,
-      backbone: frozen.backbone,
-      weights: { type: 'linear', weight, bias: result.head.bias },
-      normalization: { kind: 'standardize', mean: result.head.mean, std: result.head.std },
-      temperature: result.temperature,
-      rejection,
-      training: {
-        ...frozen.training,
-        options: { ...frozen.training.options, fineTune: 'last-block', ...report.settings },
-        metrics: {
-          ...frozen.training.metrics,
-          heldOut: {
-            source: `${result.folds}-fold out-of-fold, fine-tuned block`,
-            ...heldOutMetrics(result.outOfFoldLogits, targets, classes.length, result.temperature),
-          },
-          fineTune: report,
-        },
-      },
-      adaptedBlock: {
-        kind: 'conv1x1',
-        cutTensor: block.cutTensor,
-        inputChannels: block.inputChannels,
-        outputChannels: block.outputChannels,
-        activation: block.activation,
-        pool: 'mean',
-        replaces: block.description,
-        weight: blockWeight,
-        bias: result.block.bias,
+      onProgress: (stage, d, t) => {
+        sample();
+        progress?.(stage, d, t);
       },
     });
-    return { head, report };
   } finally {
     store.close();
     await cut.close();

@@ -10,6 +10,8 @@ import { EdgetlError } from '../core/util/errors.js';
 import type { WebBackboneInfo } from './backbone.js';
 import { assertHeadFitsBackbone as checkHeadFitsBackbone } from '../core/heads/compatibility.js';
 import type { PredictionCore } from '../core/contract.js';
+import type { FineTuneReport } from '../core/heads/fine-tune-head.js';
+import type { FineTuneActivations } from './fine-tune.js';
 
 export type WebHeadType = HeadType;
 
@@ -35,13 +37,25 @@ export interface WebTrainProgress {
   total: number;
   /** 0..1, for a progress bar. */
   fraction: number;
+  /**
+   * Fine-tuning: estimated seconds until this count reaches its total (the activations; or the fine-tuning steps,
+   * cross-validation and final fit together), from its pace so far.
+   */
+  etaSeconds?: number;
+}
+
+/** Seconds left at the pace so far (none before the first step is done). */
+export function secondsLeft(elapsedMs: number, done: number, total: number): number | undefined {
+  return done > 0 && total >= done ? ((elapsedMs / 1000) * (total - done)) / done : undefined;
 }
 
 /** Messages between the page and src/web/worker.ts. */
-export type WorkerRequest = { kind: 'train'; id: number; request: WebTrainRequest };
+export type WorkerRequest =
+  | { kind: 'train'; id: number; request: WebTrainRequest }
+  | { kind: 'fine-tune'; id: number; request: FineTuneActivations };
 export type WorkerReply =
   | { kind: 'progress'; id: number; progress: WebTrainProgress }
-  | { kind: 'done'; id: number; json: string; seconds: number }
+  | { kind: 'done'; id: number; json: string; seconds: number; report?: FineTuneReport }
   | { kind: 'error'; id: number; message: string; code?: string };
 
 /** The prediction contract of the library (label, closest, score, outlierScore, topK), plus every class's score. */
@@ -127,15 +141,23 @@ export function assertHeadFitsBackbone(
 
 let nextId = 1;
 
+type WorkerDone = Extract<WorkerReply, { kind: 'done' }>;
+
 /**
- * Trains in a dedicated Web Worker (src/web/worker.ts, served as /worker.js by `edgetl serve`): the page stays
- * responsive, progress arrives as it goes. The embeddings are copied to the worker once; the worker ends afterwards.
+ * One job in a dedicated module Web Worker (src/web/worker.ts): progress as it goes, the worker ended when the job
+ * is done, fails or `signal` aborts (which rejects with code `aborted`). `transfer` moves buffers instead of copying.
  */
-export function trainHeadInWorker(
-  request: WebTrainRequest,
+export function runInWorker(
+  job: { kind: 'train'; request: WebTrainRequest } | { kind: 'fine-tune'; request: FineTuneActivations },
   options: { workerUrl: string | URL; onProgress?: (progress: WebTrainProgress) => void; signal?: AbortSignal },
-): Promise<WebHead> {
+  what = 'training',
+  transfer: Transferable[] = [],
+): Promise<WorkerDone> {
   return new Promise((resolve, reject) => {
+    if (options.signal?.aborted) {
+      reject(new EdgetlError('aborted', `${what} was cancelled`));
+      return;
+    }
     let worker: Worker;
     try {
       worker = new Worker(options.workerUrl, { type: 'module', name: 'edgetl-train' });
@@ -155,7 +177,7 @@ export function trainHeadInWorker(
     };
     const abort = () => {
       finish();
-      reject(new EdgetlError('aborted', 'training was cancelled'));
+      reject(new EdgetlError('aborted', `${what} was cancelled`));
     };
     options.signal?.addEventListener('abort', abort);
     worker.onmessage = (event: MessageEvent<WorkerReply>) => {
@@ -164,11 +186,7 @@ export function trainHeadInWorker(
       if (reply.kind === 'progress') options.onProgress?.(reply.progress);
       else if (reply.kind === 'done') {
         finish();
-        try {
-          resolve(parseWebHead(reply.json, 'the trained head'));
-        } catch (error) {
-          reject(error);
-        }
+        resolve(reply);
       } else {
         finish();
         reject(new EdgetlError(reply.code ?? 'train-failed', reply.message));
@@ -183,7 +201,19 @@ export function trainHeadInWorker(
         ),
       );
     };
-    const message: WorkerRequest = { kind: 'train', id, request };
-    worker.postMessage(message);
+    const message: WorkerRequest = { ...job, id } as WorkerRequest;
+    worker.postMessage(message, transfer);
   });
+}
+
+/**
+ * Trains in a dedicated Web Worker (src/web/worker.ts, served as /worker.js by `edgetl serve`): the page stays
+ * responsive, progress arrives as it goes. The embeddings are copied to the worker once; the worker ends afterwards.
+ */
+export async function trainHeadInWorker(
+  request: WebTrainRequest,
+  options: { workerUrl: string | URL; onProgress?: (progress: WebTrainProgress) => void; signal?: AbortSignal },
+): Promise<WebHead> {
+  const reply = await runInWorker({ kind: 'train', request }, options);
+  return parseWebHead(reply.json, 'the trained head');
 }

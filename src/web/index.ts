@@ -79,3 +79,11 @@ export type {
   ParseOptions,
   SerializeOptions,
 } from '../core/formats/head-file.js';
+export {
+  fineTuneInWorker,
+  fineTuneActivationsInWorker,
+  type WebFineTuneRequest,
+  type WebFineTuneOptions,
+  type FineTuneActivations,
+} from './fine-tune.js';
+export type { FineTuneReport, FineTuneSettings } from '../core/heads/fine-tune-head.js';

@@ -5,41 +5,8 @@
  * cross-validated sweep runs in about a second instead of about a minute (bench/heads-matmul.ts, bench/heads-train.ts).
  */
 import ort from 'onnxruntime-node';
-import onnxProto from 'onnx-proto';
 import { type DenseMath, gemmSync } from '../../core/heads/dense-math.js';
-
-const { onnx } = onnxProto;
-
-function gemmModel(transA: boolean, transB: boolean): Uint8Array {
-  const valueInfo = (name: string, dims: string[]) => ({
-    name,
-    type: {
-      tensorType: { elemType: onnx.TensorProto.DataType.FLOAT, shape: { dim: dims.map((dimParam) => ({ dimParam })) } },
-    },
-  });
-  const model = onnx.ModelProto.create({
-    irVersion: 8,
-    producerName: 'edgetl',
-    opsetImport: [{ domain: '', version: 17 }],
-    graph: {
-      name: 'edgetl_dense_math',
-      node: [
-        {
-          opType: 'Gemm',
-          input: ['A', 'B'],
-          output: ['Y'],
-          attribute: [
-            { name: 'transA', type: onnx.AttributeProto.AttributeType.INT, i: transA ? 1 : 0 },
-            { name: 'transB', type: onnx.AttributeProto.AttributeType.INT, i: transB ? 1 : 0 },
-          ],
-        },
-      ],
-      input: [valueInfo('A', transA ? ['k', 'm'] : ['m', 'k']), valueInfo('B', transB ? ['n', 'k'] : ['k', 'n'])],
-      output: [valueInfo('Y', ['m', 'n'])],
-    },
-  });
-  return onnx.ModelProto.encode(model).finish();
-}
+import { gemmModel } from '../../core/heads/dense-math-graph.js';
 
 export interface OrtDenseMathOptions {
   intraOpThreads?: number;
