@@ -610,6 +610,85 @@ function decide(
   return { decision, front };
 }
 
+/** What one selection found, as `selectBackbone` returns it. */
+interface SelectionOutcome {
+  headType: HeadType;
+  hostStart: ReturnType<typeof collectHostFacts>;
+  /** performance.now() at the start. */
+  started: number;
+  results: CandidateResult[];
+  excluded: ExcludedBackbone[];
+  budgets: Budgets & { sources: string[] };
+  baselineScores: Scored | undefined;
+  baselineSeconds: number;
+  decision: Recommendation;
+  front: string[];
+  interrupted: boolean;
+}
+
+function selectionResult(context: SelectionContext, outcome: SelectionOutcome): SelectResult {
+  const { data, train, costSource, warnings } = context;
+  const { headType, hostStart, started, results, excluded, budgets, baselineScores, baselineSeconds } = outcome;
+  const { decision, front, interrupted } = outcome;
+  const root = data.root;
+  const loaded = costSource.loaded;
+  const sum = (f: (r: CandidateResult) => number) =>
+    round(
+      results.reduce((s, r) => s + f(r), 0),
+      3,
+    );
+  return {
+    dir: root,
+    classes: data.classes,
+    images: data.paths.length,
+    head: headType,
+    crossValidation: `${baselineScores?.scores.source ?? [...context.scoresOf.values()][0]?.source ?? 'not run'} predictions of the ${headType} head, as \`edgetl train\` reports them (seed ${train.seed})`,
+    candidates: results,
+    excluded,
+    baseline: {
+      name: RAW_PIXELS_NAME,
+      dim: context.baseline.dim,
+      accuracy: baselineScores ? round(baselineScores.scores.accuracy, 6) : null,
+      balancedAccuracy: baselineScores ? round(baselineScores.scores.balancedAccuracy, 6) : null,
+      foldAccuracy: baselineScores?.scores.foldAccuracy.map((v) => round(v, 6)) ?? [],
+      seconds: round(baselineSeconds, 3),
+    },
+    recommended: decision.recommended,
+    mostAccurate: decision.mostAccurate,
+    tied: decision.tied,
+    rule: decision.rule,
+    reason: interrupted
+      ? `Interrupted: ${decision.reason} (only the candidates finished before the interruption were compared)`
+      : decision.reason,
+    pareto: front,
+    budgets,
+    device: {
+      profile: loaded?.profile.name ?? null,
+      costFrom: costSource.costHere
+        ? 'this machine'
+        : results.some((r) => r.cost.source === 'committed bench results')
+          ? 'committed bench results'
+          : 'unknown',
+      note: costSource.deviceNote,
+    },
+    host: {
+      cpu: hostStart.cpuModel,
+      logicalCores: hostStart.logicalCores,
+      loadAverageStart: hostStart.loadAverage,
+      loadAverageEnd: collectHostFacts().loadAverage,
+    },
+    interrupted,
+    warnings,
+    seconds: {
+      total: round((performance.now() - started) / 1000, 3),
+      baseline: round(baselineSeconds, 3),
+      embedding: sum((r) => r.seconds.embedding),
+      crossValidation: sum((r) => r.seconds.crossValidation),
+      cost: sum((r) => r.seconds.cost),
+    },
+  };
+}
+
 /**
  * Compare backbones on a labelled folder (`<dir>/<class>/*.jpg`, the training data only) and recommend one. Never
  * throws for one candidate that cannot run: it is reported as failed. An abort (`signal`) stops after the current
@@ -676,59 +755,17 @@ export async function selectBackbone(dir: string, options: SelectOptions = {}): 
       `load average ${hostStart.loadAverage[0]} on ${hostStart.logicalCores} logical cores at the start: other work shared the machine, so the times are pessimistic and noisy`,
     );
   }
-  const sum = (f: (r: CandidateResult) => number) =>
-    round(
-      results.reduce((s, r) => s + f(r), 0),
-      3,
-    );
-  return {
-    dir: root,
-    classes: data.classes,
-    images: data.paths.length,
-    head: headType,
-    crossValidation: `${baselineScores?.scores.source ?? [...context.scoresOf.values()][0]?.source ?? 'not run'} predictions of the ${headType} head, as \`edgetl train\` reports them (seed ${train.seed})`,
-    candidates: results,
+  return selectionResult(context, {
+    headType,
+    hostStart,
+    started,
+    results,
     excluded,
-    baseline: {
-      name: RAW_PIXELS_NAME,
-      dim: context.baseline.dim,
-      accuracy: baselineScores ? round(baselineScores.scores.accuracy, 6) : null,
-      balancedAccuracy: baselineScores ? round(baselineScores.scores.balancedAccuracy, 6) : null,
-      foldAccuracy: baselineScores?.scores.foldAccuracy.map((v) => round(v, 6)) ?? [],
-      seconds: round(baselineSeconds, 3),
-    },
-    recommended: decision.recommended,
-    mostAccurate: decision.mostAccurate,
-    tied: decision.tied,
-    rule: decision.rule,
-    reason: interrupted
-      ? `Interrupted: ${decision.reason} (only the candidates finished before the interruption were compared)`
-      : decision.reason,
-    pareto: front,
     budgets,
-    device: {
-      profile: loaded?.profile.name ?? null,
-      costFrom: costSource.costHere
-        ? 'this machine'
-        : results.some((r) => r.cost.source === 'committed bench results')
-          ? 'committed bench results'
-          : 'unknown',
-      note: costSource.deviceNote,
-    },
-    host: {
-      cpu: hostStart.cpuModel,
-      logicalCores: hostStart.logicalCores,
-      loadAverageStart: hostStart.loadAverage,
-      loadAverageEnd: collectHostFacts().loadAverage,
-    },
+    baselineScores,
+    baselineSeconds,
+    decision,
+    front,
     interrupted,
-    warnings,
-    seconds: {
-      total: round((performance.now() - started) / 1000, 3),
-      baseline: round(baselineSeconds, 3),
-      embedding: sum((r) => r.seconds.embedding),
-      crossValidation: sum((r) => r.seconds.crossValidation),
-      cost: sum((r) => r.seconds.cost),
-    },
-  };
+  });
 }
