@@ -23,7 +23,13 @@ import {
 } from './linear.js';
 import { heldOutMetrics } from './metrics.js';
 import { type MlpOptions, mlpLogits, trainNetwork } from './mlp.js';
-import { type NormalizationKind, applyNormalization, fitNormalization, l2NormalizeInPlace } from './normalization.js';
+import {
+  type Normalization,
+  type NormalizationKind,
+  applyNormalization,
+  fitNormalization,
+  l2NormalizeInPlace,
+} from './normalization.js';
 import { fitPrototypes, prototypeDirections } from './prototype.js';
 import { type OpenSetOptions, fitOpenSet, outlierThreshold } from './open-set.js';
 import { fitSpectralPreconditioner } from './preconditioner.js';
@@ -514,23 +520,20 @@ function openSetMemory(context: TrainingContext, metrics: Record<string, unknown
   return openSet;
 }
 
-/**
- * Train a head on embeddings (rows) and their labels. Validates the data (at least two classes, no empty class,
- * finite values), normalizes, trains the chosen head, then calibrates and sets the rejection threshold on
- * held-out or out-of-fold rows, so every figure in the training summary comes from rows the model did not fit.
- */
-export async function trainHead(
-  embeddings: EmbeddingRows,
-  labels: readonly string[],
-  options: TrainHeadOptions = {},
-): Promise<Head> {
-  const started = Date.now();
-  const type = options.type ?? 'linear';
-  const seed = options.seed ?? 0;
-  const math = options.math ?? jsDenseMath;
-  const data = trainingData(embeddings, labels, options);
-  const { raw, rows, dim, classes, targets, counts } = data;
-
+/** Normalization fitted on the raw rows, class weights and folds: what every head type's trainer works from. */
+function trainingContext(
+  data: TrainingData,
+  options: TrainHeadOptions,
+  type: HeadType,
+  seed: number,
+  math: DenseMath,
+): {
+  context: TrainingContext;
+  normalization: Normalization;
+  normalizationKind: NormalizationKind;
+  classWeight: NonNullable<TrainHeadOptions['classWeight']>;
+} {
+  const { raw, rows, dim, classes, targets } = data;
   const normalizationKind = options.normalization ?? (type === 'prototype' ? 'l2' : 'standardize');
   const normalization = fitNormalization(normalizationKind, raw, rows, dim);
   const matrix: LabelledMatrix = {
@@ -556,13 +559,36 @@ export async function trainHead(
     minClass,
     progress: options.onProgress,
   };
+  return { context, normalization, normalizationKind, classWeight };
+}
 
-  const fitted =
-    type === 'linear' && (options.solver ?? 'lbfgs') === 'lbfgs'
-      ? await trainLinearLbfgs(context)
-      : type === 'linear' || type === 'mlp'
-        ? await trainNetworkHead(context)
-        : await trainPrototypeHead(context);
+/** The head type's trainer: full-batch L-BFGS (linear), the network trainer (mlp, mini-batch linear), or prototypes. */
+function fitWeights(context: TrainingContext): Promise<FittedWeights> {
+  const { type, options } = context;
+  if (type === 'linear' && (options.solver ?? 'lbfgs') === 'lbfgs') return trainLinearLbfgs(context);
+  if (type === 'linear' || type === 'mlp') return trainNetworkHead(context);
+  return trainPrototypeHead(context);
+}
+
+/**
+ * Train a head on embeddings (rows) and their labels. Validates the data (at least two classes, no empty class,
+ * finite values), normalizes, trains the chosen head, then calibrates and sets the rejection threshold on
+ * held-out or out-of-fold rows, so every figure in the training summary comes from rows the model did not fit.
+ */
+export async function trainHead(
+  embeddings: EmbeddingRows,
+  labels: readonly string[],
+  options: TrainHeadOptions = {},
+): Promise<Head> {
+  const started = Date.now();
+  const type = options.type ?? 'linear';
+  const seed = options.seed ?? 0;
+  const math = options.math ?? jsDenseMath;
+  const data = trainingData(embeddings, labels, options);
+  const { dim, classes, counts } = data;
+
+  const { context, normalization, normalizationKind, classWeight } = trainingContext(data, options, type, seed, math);
+  const fitted = await fitWeights(context);
   const metrics: Record<string, unknown> = { ...fitted.metrics };
   const usedOptions: Record<string, unknown> = {
     type,
@@ -574,7 +600,7 @@ export async function trainHead(
   const openSet = openSetMemory(context, metrics);
   usedOptions.calibrate = options.calibrate !== false;
   usedOptions.rejectRate = openSet.rate;
-  usedOptions.folds = folds;
+  usedOptions.folds = context.folds;
 
   const training: TrainingSummary = {
     edgetlVersion: EDGETL_VERSION,
