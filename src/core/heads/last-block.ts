@@ -374,9 +374,7 @@ async function trainEpoch(
   store: ActivationRows,
   targets: Int32Array,
   classes: number,
-  options: Required<
-    Pick<FineTuneOptions, 'batchSize' | 'blockLearningRate' | 'headLearningRate' | 'blockDecay' | 'l2'>
-  >,
+  options: FineTuneSettings,
   math: DenseMath,
   onStep?: () => void,
 ): Promise<number> {
@@ -432,6 +430,150 @@ async function heldOutLogits(
   return headLogits(run.head, pooled, run.heldOut.length, run.block.outputs, classes).logits;
 }
 
+type FineTuneSettings = Required<
+  Pick<FineTuneOptions, 'batchSize' | 'blockLearningRate' | 'headLearningRate' | 'blockDecay' | 'l2'>
+>;
+
+function fineTuneSettings(options: FineTuneOptions, pretrained: BlockWeights): FineTuneSettings {
+  return {
+    batchSize: options.batchSize ?? 32,
+    blockLearningRate:
+      options.blockLearningRate ?? (options.blockRelativeLearningRate ?? 1e-2) * rootMeanSquare(pretrained.weight),
+    headLearningRate: options.headLearningRate ?? 3e-4,
+    blockDecay: options.blockDecay ?? 1e-2,
+    l2: options.l2,
+  };
+}
+
+/**
+ * Progress in steps: the cross-validation epochs, then a final fit as long as the best epoch so far (all epochs
+ * while none is chosen).
+ */
+class StepProgress {
+  done = 0;
+  bestEpoch: number | undefined;
+
+  constructor(
+    private readonly epochs: number,
+    private readonly stepsPerEpoch: number,
+    private readonly finalStepsPerEpoch: number,
+    private readonly onProgress: FineTuneOptions['onProgress'],
+  ) {}
+
+  total(): number {
+    return this.epochs * this.stepsPerEpoch + (this.bestEpoch ?? this.epochs) * this.finalStepsPerEpoch;
+  }
+
+  step(stage: string): void {
+    this.onProgress?.(stage, ++this.done, this.total());
+  }
+}
+
+/** One run per fold, each starting from a linear probe on the pretrained block's features of its training rows. */
+async function foldRuns(
+  pooled0: Float32Array,
+  pretrained: BlockWeights,
+  targets: Int32Array,
+  classes: number,
+  options: FineTuneOptions,
+  settings: FineTuneSettings,
+): Promise<Run[]> {
+  const seed = options.seed ?? 0;
+  const rows = targets.length;
+  const foldList = stratifiedFolds(targets, classes, options.folds ?? 3, seed, options.groups);
+  const all = Int32Array.from({ length: rows }, (_, i) => i);
+  return Promise.all(
+    foldList.map(async (fold, f) => {
+      const inFold = new Uint8Array(rows);
+      for (const i of fold) inFold[i] = 1;
+      const train = all.filter((i) => !inFold[i]);
+      const heldOut = Int32Array.from(fold);
+      const head = await linearProbe(pooled0, pretrained.outputs, train, targets, classes, options.l2, options.math);
+      return startRun(pretrained, head, train, heldOut, seed + 1 + f, options.epochs ?? 8, settings.batchSize);
+    }),
+  );
+}
+
+/** Every fold's held-out logits, and their accuracy and log loss over all held-out rows. */
+async function scoreRuns(
+  runs: Run[],
+  heldOutTargets: Int32Array[],
+  store: ActivationRows,
+  classes: number,
+  math: DenseMath,
+  evalBatch: number,
+  epoch: number,
+): Promise<{ score: EpochScore; logits: Float32Array[] }> {
+  const logits = await Promise.all(runs.map((run) => heldOutLogits(run, store, classes, math, evalBatch)));
+  let correct = 0;
+  let loss = 0;
+  let count = 0;
+  logits.forEach((l, f) => {
+    const n = runs[f].heldOut.length;
+    correct += accuracy(l, heldOutTargets[f], classes) * n;
+    loss += logLoss(l, heldOutTargets[f], classes) * n;
+    count += n;
+  });
+  return { score: { epoch, accuracy: correct / count, logLoss: loss / count }, logits };
+}
+
+/** The folds' held-out logits put back in row order: [rows, classes]. */
+function outOfFold(runs: Run[], perFold: Float32Array[], rows: number, classes: number): Float32Array {
+  const out = new Float32Array(rows * classes);
+  runs.forEach((run, f) =>
+    run.heldOut.forEach((row, r) => out.set(perFold[f].subarray(r * classes, (r + 1) * classes), row * classes)),
+  );
+  return out;
+}
+
+/**
+ * The cross-validated epochs: every fold trains an epoch, then all are scored; the best epoch (accuracy, then log
+ * loss) is kept, and `patience` epochs without a better one stop early. Scores[0] is the frozen block.
+ */
+async function crossValidatedEpochs(
+  runs: Run[],
+  store: ActivationRows,
+  targets: Int32Array,
+  classes: number,
+  options: FineTuneOptions,
+  settings: FineTuneSettings,
+  progress: StepProgress,
+): Promise<{ scores: EpochScore[]; frozenLogits: Float32Array; best?: { score: EpochScore; logits: Float32Array } }> {
+  const { math } = options;
+  const epochs = options.epochs ?? 8;
+  const patience = options.patience ?? 2;
+  const evalBatch = options.evalBatch ?? 64;
+  const heldOutTargets = runs.map((run) => Int32Array.from(run.heldOut, (r) => targets[r]));
+  const score = (epoch: number) => scoreRuns(runs, heldOutTargets, store, classes, math, evalBatch, epoch);
+  const scores: EpochScore[] = [];
+  const first = await score(0);
+  scores.push(first.score);
+  const frozenLogits = outOfFold(runs, first.logits, store.rows, classes);
+  let best: { score: EpochScore; logits: Float32Array } | undefined;
+  let sinceBest = 0;
+  for (let epoch = 1; epoch <= epochs; epoch++) {
+    await Promise.all(
+      runs.map((run) =>
+        trainEpoch(run, store, targets, classes, settings, math, () => progress.step('fine-tuning (cross-validation)')),
+      ),
+    );
+    const scored = await score(epoch);
+    scores.push(scored.score);
+    const better =
+      !best ||
+      scored.score.accuracy > best.score.accuracy + 1e-9 ||
+      (Math.abs(scored.score.accuracy - best.score.accuracy) <= 1e-9 && scored.score.logLoss < best.score.logLoss);
+    if (better) {
+      best = { score: scored.score, logits: outOfFold(runs, scored.logits, store.rows, classes) };
+      progress.bestEpoch = best.score.epoch;
+      sinceBest = 0;
+    } else if (++sinceBest >= patience) {
+      break;
+    }
+  }
+  return { scores, frozenLogits, best };
+}
+
 /**
  * Cross-validated fine-tuning of the last block (see the file comment). `targets` and `groups` are per row of
  * `store`; folds are the ones the frozen linear head's sweep uses for the same targets, groups and seed.
@@ -446,15 +588,7 @@ export async function fineTuneLastBlock(
   const { math } = options;
   const seed = options.seed ?? 0;
   const epochs = options.epochs ?? 8;
-  const patience = options.patience ?? 2;
-  const settings = {
-    batchSize: options.batchSize ?? 32,
-    blockLearningRate:
-      options.blockLearningRate ?? (options.blockRelativeLearningRate ?? 1e-2) * rootMeanSquare(pretrained.weight),
-    headLearningRate: options.headLearningRate ?? 3e-4,
-    blockDecay: options.blockDecay ?? 1e-2,
-    l2: options.l2,
-  };
+  const settings = fineTuneSettings(options, pretrained);
   const evalBatch = options.evalBatch ?? 64;
   if (store.rows !== targets.length)
     throw new EdgetlError('train-input', `${store.rows} activation rows but ${targets.length} targets`);
@@ -463,94 +597,39 @@ export async function fineTuneLastBlock(
       'train-input',
       `activations have ${store.channels} channels but the block reads ${pretrained.inputs}`,
     );
-  const progress = options.onProgress;
+  const onProgress = options.onProgress;
   const outputs = pretrained.outputs;
 
-  progress?.('pretrained features', 0, store.rows);
+  onProgress?.('pretrained features', 0, store.rows);
   const pooled0 = await pooledFeatures(store, pretrained, math, undefined, evalBatch, (d, t) =>
-    progress?.('pretrained features', d, t),
+    onProgress?.('pretrained features', d, t),
   );
-
-  const foldList = stratifiedFolds(targets, classes, options.folds ?? 3, seed, options.groups);
-  const all = Int32Array.from({ length: store.rows }, (_, i) => i);
-  const runs: Run[] = await Promise.all(
-    foldList.map(async (fold, f) => {
-      const inFold = new Uint8Array(store.rows);
-      for (const i of fold) inFold[i] = 1;
-      const train = all.filter((i) => !inFold[i]);
-      const heldOut = Int32Array.from(fold);
-      const head = await linearProbe(pooled0, outputs, train, targets, classes, options.l2, math);
-      return startRun(pretrained, head, train, heldOut, seed + 1 + f, epochs, settings.batchSize);
-    }),
-  );
-
-  const heldOutTargets = runs.map((run) => Int32Array.from(run.heldOut, (r) => targets[r]));
-  const score = async (epoch: number) => {
-    const logits = await Promise.all(runs.map((run) => heldOutLogits(run, store, classes, math, evalBatch)));
-    let correct = 0;
-    let loss = 0;
-    let count = 0;
-    logits.forEach((l, f) => {
-      const n = runs[f].heldOut.length;
-      correct += accuracy(l, heldOutTargets[f], classes) * n;
-      loss += logLoss(l, heldOutTargets[f], classes) * n;
-      count += n;
-    });
-    return { score: { epoch, accuracy: correct / count, logLoss: loss / count }, logits };
-  };
-  const oofLogits = (perFold: Float32Array[]) => {
-    const out = new Float32Array(store.rows * classes);
-    runs.forEach((run, f) =>
-      run.heldOut.forEach((row, r) => out.set(perFold[f].subarray(r * classes, (r + 1) * classes), row * classes)),
-    );
-    return out;
-  };
-
-  const scores: EpochScore[] = [];
-  const first = await score(0);
-  scores.push(first.score);
-  const frozenLogits = oofLogits(first.logits);
-  let best: { score: EpochScore; logits: Float32Array } | undefined;
+  const runs = await foldRuns(pooled0, pretrained, targets, classes, options, settings);
   const stepsPerEpoch = runs.reduce((s, run) => s + Math.ceil(run.train.length / settings.batchSize), 0);
-  const finalStepsPerEpoch = Math.ceil(store.rows / settings.batchSize);
-  let done = 0;
-  // progress counts the cross-validation epochs and a final fit of the same length
-  const totalSteps = () => epochs * stepsPerEpoch + (best ? best.score.epoch : epochs) * finalStepsPerEpoch;
-  let sinceBest = 0;
-  for (let epoch = 1; epoch <= epochs; epoch++) {
-    await Promise.all(
-      runs.map((run) =>
-        trainEpoch(run, store, targets, classes, settings, math, () =>
-          progress?.('fine-tuning (cross-validation)', ++done, totalSteps()),
-        ),
-      ),
-    );
-    const scored = await score(epoch);
-    scores.push(scored.score);
-    const better =
-      !best ||
-      scored.score.accuracy > best.score.accuracy + 1e-9 ||
-      (Math.abs(scored.score.accuracy - best.score.accuracy) <= 1e-9 && scored.score.logLoss < best.score.logLoss);
-    if (better) {
-      best = { score: scored.score, logits: oofLogits(scored.logits) };
-      sinceBest = 0;
-    } else if (++sinceBest >= patience) {
-      break;
-    }
-  }
+  const progress = new StepProgress(epochs, stepsPerEpoch, Math.ceil(store.rows / settings.batchSize), onProgress);
+  const { scores, frozenLogits, best } = await crossValidatedEpochs(
+    runs,
+    store,
+    targets,
+    classes,
+    options,
+    settings,
+    progress,
+  );
   const frozen = scores[0];
   const improved =
     best !== undefined && (best.score.accuracy > frozen.accuracy + 1e-9 || options.keepFineTuned === true);
-  done = epochs * stepsPerEpoch;
+  progress.done = epochs * stepsPerEpoch;
 
   // final model on every row: the linear probe, then (if it helped out of fold) the chosen number of epochs
+  const all = Int32Array.from({ length: store.rows }, (_, i) => i);
   const finalL2 = refitL2(options.l2, runs.length);
   const head = await linearProbe(pooled0, outputs, all, targets, classes, finalL2, math);
   const chosenEpochs = improved ? best!.score.epoch : 0;
   const final = startRun(pretrained, head, all, new Int32Array(0), seed, epochs, settings.batchSize);
   for (let epoch = 1; epoch <= chosenEpochs; epoch++) {
     await trainEpoch(final, store, targets, classes, { ...settings, l2: finalL2 }, math, () =>
-      progress?.('fine-tuning (final fit)', ++done, totalSteps()),
+      progress.step('fine-tuning (final fit)'),
     );
   }
   const outOfFoldLogits = improved ? best!.logits : frozenLogits;

@@ -53,6 +53,119 @@ function maxAbs(a: Float64Array): number {
 }
 
 /**
+ * The last `memory` curvature pairs (s = step, y = gradient change, rho = 1 / s'y). Buffers of the oldest pair are
+ * reused once the history is full: these are ~10^5-long, allocating them is GC churn.
+ */
+class CurvatureHistory {
+  readonly s: Float64Array[] = [];
+  readonly y: Float64Array[] = [];
+  readonly rho: number[] = [];
+
+  constructor(
+    private readonly memory: number,
+    private readonly n: number,
+  ) {}
+
+  clear(): void {
+    this.s.length = this.y.length = this.rho.length = 0;
+  }
+
+  private dropOldest(): void {
+    this.s.shift();
+    this.y.shift();
+    this.rho.shift();
+  }
+
+  /** Records the step from (x, gradient) to `accepted`, when it satisfies the curvature condition. */
+  record(x: Float64Array, gradient: Float64Array, accepted: { x: Float64Array; gradient: Float64Array }): void {
+    const full = this.s.length === this.memory;
+    const s = full ? this.s[0] : new Float64Array(this.n);
+    const y = full ? this.y[0] : new Float64Array(this.n);
+    for (let j = 0; j < this.n; j++) {
+      s[j] = accepted.x[j] - x[j];
+      y[j] = accepted.gradient[j] - gradient[j];
+    }
+    const sy = dot(s, y);
+    if (sy > 1e-12 * Math.sqrt(dot(y, y) * dot(s, s))) {
+      if (full) this.dropOldest();
+      this.s.push(s);
+      this.y.push(y);
+      this.rho.push(1 / sy);
+    } else if (full) {
+      // the pair was rejected but its buffers held the oldest pair: drop that pair too (its data is gone)
+      this.dropOldest();
+    }
+  }
+}
+
+/** The two-loop recursion: -H g, with H0 the preconditioner (or the identity) scaled by s'y / y'H0y. */
+async function searchDirection(
+  history: CurvatureHistory,
+  gradient: Float64Array,
+  alpha: Float64Array,
+  precondition: LbfgsOptions['precondition'],
+): Promise<Float64Array> {
+  // loops hoisted by hand: this runs on ~10^5-long vectors every iteration
+  const n = gradient.length;
+  const { s: sHistory, y: yHistory, rho: rhoHistory } = history;
+  const direction = Float64Array.from(gradient);
+  for (let i = sHistory.length - 1; i >= 0; i--) {
+    const a = rhoHistory[i] * dot(sHistory[i], direction);
+    alpha[i] = a;
+    axpy(-a, yHistory[i], direction);
+  }
+  const last = sHistory.length - 1;
+  let gamma: number;
+  if (precondition) {
+    await precondition(direction);
+    if (last >= 0) {
+      const py = Float64Array.from(yHistory[last]);
+      await precondition(py);
+      gamma = dot(sHistory[last], yHistory[last]) / dot(yHistory[last], py);
+    } else {
+      gamma = 1 / Math.max(1e-12, Math.sqrt(dot(direction, direction)));
+    }
+  } else {
+    gamma =
+      last >= 0
+        ? dot(sHistory[last], yHistory[last]) / dot(yHistory[last], yHistory[last])
+        : 1 / Math.max(1e-12, Math.sqrt(dot(gradient, gradient)));
+  }
+  for (let j = 0; j < n; j++) direction[j] *= -gamma;
+  // direction now holds -H0 q; the second loop runs on the negated vector, so the signs flip
+  for (let i = 0; i < sHistory.length; i++) {
+    const beta = rhoHistory[i] * dot(yHistory[i], direction);
+    axpy(-alpha[i] - beta, sHistory[i], direction);
+  }
+  return direction;
+}
+
+/**
+ * Backtracking from a step of 1, halving up to 30 times, until the Armijo condition holds. Undefined when no step
+ * decreases the objective (at machine precision, the minimum).
+ */
+async function backtrack(
+  objective: Objective,
+  x: Float64Array,
+  value: number,
+  direction: Float64Array,
+  slope: number,
+): Promise<{ accepted?: { x: Float64Array; value: number; gradient: Float64Array }; evaluations: number }> {
+  let step = 1;
+  let evaluations = 0;
+  for (let trial = 0; trial < 30; trial++) {
+    const candidate = Float64Array.from(x);
+    axpy(step, direction, candidate);
+    const evaluated = await objective(candidate);
+    evaluations++;
+    if (Number.isFinite(evaluated.value) && evaluated.value <= value + 1e-4 * step * slope)
+      return { accepted: { x: candidate, ...evaluated }, evaluations };
+    step *= 0.5;
+  }
+  return { evaluations };
+}
+
+/**
  * Limited-memory BFGS with a backtracking Armijo line search. Meant for the smooth, strictly convex objectives of
  * L2-regularized heads, where the curvature condition holds at every accepted step (pairs that fail it are skipped).
  * Deterministic: no randomness, the same start gives the same iterates.
@@ -63,99 +176,30 @@ export async function minimizeLbfgs(
   options: LbfgsOptions,
 ): Promise<LbfgsResult> {
   const memory = options.memory ?? 10;
-  const precondition = options.precondition;
   const n = start.length;
   let x: Float64Array = Float64Array.from(start);
   let { value, gradient } = await objective(x);
   let evaluations = 1;
-  const sHistory: Float64Array[] = [];
-  const yHistory: Float64Array[] = [];
-  const rhoHistory: number[] = [];
+  const history = new CurvatureHistory(memory, n);
   const alpha = new Float64Array(memory);
   let iterations = 0;
   let converged = maxAbs(gradient) <= options.gradientTolerance;
 
   while (!converged && iterations < options.maxIterations) {
-    // two-loop recursion: direction = -H g (loops hoisted by hand: this runs on ~10^5-long vectors every iteration)
-    const direction = Float64Array.from(gradient);
-    for (let i = sHistory.length - 1; i >= 0; i--) {
-      const a = rhoHistory[i] * dot(sHistory[i], direction);
-      alpha[i] = a;
-      axpy(-a, yHistory[i], direction);
-    }
-    const last = sHistory.length - 1;
-    let gamma: number;
-    if (precondition) {
-      await precondition(direction);
-      if (last >= 0) {
-        const py = Float64Array.from(yHistory[last]);
-        await precondition(py);
-        gamma = dot(sHistory[last], yHistory[last]) / dot(yHistory[last], py);
-      } else {
-        gamma = 1 / Math.max(1e-12, Math.sqrt(dot(direction, direction)));
-      }
-    } else {
-      gamma =
-        last >= 0
-          ? dot(sHistory[last], yHistory[last]) / dot(yHistory[last], yHistory[last])
-          : 1 / Math.max(1e-12, Math.sqrt(dot(gradient, gradient)));
-    }
-    for (let j = 0; j < n; j++) direction[j] *= -gamma;
-    // direction now holds -H0 q; the second loop runs on the negated vector, so the signs flip
-    for (let i = 0; i < sHistory.length; i++) {
-      const beta = rhoHistory[i] * dot(yHistory[i], direction);
-      axpy(-alpha[i] - beta, sHistory[i], direction);
-    }
-
+    const direction = await searchDirection(history, gradient, alpha, options.precondition);
     let slope = dot(gradient, direction);
     if (!(slope < 0)) {
       // not a descent direction (numerical trouble): restart from steepest descent
-      sHistory.length = yHistory.length = rhoHistory.length = 0;
+      history.clear();
       const scale = 1 / Math.max(1e-12, Math.sqrt(dot(gradient, gradient)));
       for (let j = 0; j < n; j++) direction[j] = -gradient[j] * scale;
       slope = dot(gradient, direction);
     }
-
-    let step = 1;
-    let accepted: { x: Float64Array; value: number; gradient: Float64Array } | undefined;
-    for (let trial = 0; trial < 30; trial++) {
-      const candidate = Float64Array.from(x);
-      axpy(step, direction, candidate);
-      const evaluated = await objective(candidate);
-      evaluations++;
-      if (Number.isFinite(evaluated.value) && evaluated.value <= value + 1e-4 * step * slope) {
-        accepted = { x: candidate, ...evaluated };
-        break;
-      }
-      step *= 0.5;
-    }
+    const { accepted, evaluations: tried } = await backtrack(objective, x, value, direction, slope);
+    evaluations += tried;
     iterations++;
     if (!accepted) break; // no decrease possible at machine precision: we are at the minimum
-
-    // reuse the oldest pair's buffers once the history is full: these are ~10^5-long, allocating them is GC churn
-    const full = sHistory.length === memory;
-    const s = full ? sHistory[0] : new Float64Array(n);
-    const y = full ? yHistory[0] : new Float64Array(n);
-    for (let j = 0; j < n; j++) {
-      s[j] = accepted.x[j] - x[j];
-      y[j] = accepted.gradient[j] - gradient[j];
-    }
-    const sy = dot(s, y);
-    if (sy > 1e-12 * Math.sqrt(dot(y, y) * dot(s, s))) {
-      if (full) {
-        sHistory.shift();
-        yHistory.shift();
-        rhoHistory.shift();
-      }
-      sHistory.push(s);
-      yHistory.push(y);
-      rhoHistory.push(1 / sy);
-    } else if (full) {
-      // the pair was rejected but its buffers held the oldest pair: drop that pair too (its data is gone)
-      sHistory.shift();
-      yHistory.shift();
-      rhoHistory.shift();
-    }
+    history.record(x, gradient, accepted);
     const decrease = value - accepted.value;
     x = accepted.x;
     value = accepted.value;

@@ -147,6 +147,142 @@ function cloneLayers(layers: DenseLayer[]): DenseLayer[] {
   return layers.map((l) => ({ ...l, weight: Float32Array.from(l.weight), bias: Float32Array.from(l.bias) }));
 }
 
+/** One mini-batch: its rows gathered from the shuffled order, with their targets and weights. */
+function gatherBatch(
+  train: LabelledMatrix,
+  order: Int32Array,
+  start: number,
+  rows: number,
+  sampleWeights: ArrayLike<number> | undefined,
+): { input: Float32Array; targets: Int32Array; weights: Float32Array | undefined } {
+  const input = new Float32Array(rows * train.dim);
+  const targets = new Int32Array(rows);
+  const weights = sampleWeights ? new Float32Array(rows) : undefined;
+  for (let r = 0; r < rows; r++) {
+    const source = order[start + r];
+    input.set(train.data.subarray(source * train.dim, (source + 1) * train.dim), r * train.dim);
+    targets[r] = train.targets[source];
+    if (weights) weights[r] = sampleWeights![source];
+  }
+  return { input, targets, weights };
+}
+
+/** The forward pass of a training step, keeping what backward needs; dropout masks drawn from `random` in order. */
+async function trainingForward(
+  layers: DenseLayer[],
+  input: Float32Array,
+  rows: number,
+  options: NetworkTrainingOptions,
+  random: Random,
+): Promise<{
+  logits: Float32Array;
+  layerInputs: Float32Array[];
+  preActivations: Float32Array[];
+  masks: (Float32Array | undefined)[];
+}> {
+  const layerInputs: Float32Array[] = [];
+  const preActivations: Float32Array[] = [];
+  const masks: (Float32Array | undefined)[] = [];
+  let activations: Float32Array = input;
+  for (let l = 0; l < layers.length; l++) {
+    layerInputs.push(activations);
+    const z = await denseForward(layers[l], activations, rows, options.math);
+    preActivations.push(z);
+    if (l === layers.length - 1) {
+      activations = z;
+      masks.push(undefined);
+      continue;
+    }
+    const a = activate(z, options.activation);
+    let mask: Float32Array | undefined;
+    if (options.dropout > 0) {
+      mask = new Float32Array(a.length);
+      const keep = 1 - options.dropout;
+      for (let i = 0; i < a.length; i++) {
+        mask[i] = random.next() < keep ? 1 / keep : 0;
+        a[i] *= mask[i];
+      }
+    }
+    masks.push(mask);
+    activations = a;
+  }
+  return { logits: activations, layerInputs, preActivations, masks };
+}
+
+/** Linear warm-up over the first `warmupSteps`, then cosine decay to zero at `totalSteps`. */
+function learningRateAt(step: number, warmupSteps: number, totalSteps: number, base: number): number {
+  return step <= warmupSteps
+    ? (base * step) / warmupSteps
+    : 0.5 * base * (1 + Math.cos((Math.PI * (step - warmupSteps)) / Math.max(1, totalSteps - warmupSteps)));
+}
+
+const BETA1 = 0.9;
+const BETA2 = 0.999;
+const EPSILON = 1e-8;
+
+/** AdamW's moments per layer; the L2 term joins the gradient, weight decay is applied apart (decoupled). */
+class AdamW {
+  private readonly moments: { mw: Float32Array; vw: Float32Array; mb: Float32Array; vb: Float32Array }[];
+
+  constructor(
+    layers: DenseLayer[],
+    private readonly options: Pick<NetworkTrainingOptions, 'l2' | 'weightDecay'>,
+  ) {
+    this.moments = layers.map((l) => ({
+      mw: new Float32Array(l.weight.length),
+      vw: new Float32Array(l.weight.length),
+      mb: new Float32Array(l.bias.length),
+      vb: new Float32Array(l.bias.length),
+    }));
+  }
+
+  update(l: number, layer: DenseLayer, gradWeight: Float32Array, gradBias: Float32Array, lr: number, step: number) {
+    const correction1 = 1 - BETA1 ** step;
+    const correction2 = 1 - BETA2 ** step;
+    const m = this.moments[l];
+    const decay = lr * this.options.weightDecay;
+    for (let i = 0; i < layer.weight.length; i++) {
+      const g = gradWeight[i] + this.options.l2 * layer.weight[i];
+      m.mw[i] = BETA1 * m.mw[i] + (1 - BETA1) * g;
+      m.vw[i] = BETA2 * m.vw[i] + (1 - BETA2) * g * g;
+      layer.weight[i] -=
+        (lr * (m.mw[i] / correction1)) / (Math.sqrt(m.vw[i] / correction2) + EPSILON) + decay * layer.weight[i];
+    }
+    for (let i = 0; i < layer.bias.length; i++) {
+      const g = gradBias[i];
+      m.mb[i] = BETA1 * m.mb[i] + (1 - BETA1) * g;
+      m.vb[i] = BETA2 * m.vb[i] + (1 - BETA2) * g * g;
+      layer.bias[i] -= (lr * (m.mb[i] / correction1)) / (Math.sqrt(m.vb[i] / correction2) + EPSILON);
+    }
+  }
+}
+
+/** Backpropagates `delta` (the loss gradient at the logits) from the last layer down, updating each as it goes. */
+async function backwardAndUpdate(
+  layers: DenseLayer[],
+  forward: Awaited<ReturnType<typeof trainingForward>>,
+  delta: Float32Array,
+  rows: number,
+  update: (l: number, layer: DenseLayer, gradWeight: Float32Array, gradBias: Float32Array) => void,
+  options: NetworkTrainingOptions,
+): Promise<void> {
+  const { math, activation } = options;
+  for (let l = layers.length - 1; l >= 0; l--) {
+    const layer = layers[l];
+    const gradWeight = await math.gemm(delta, forward.layerInputs[l], layer.outputs, rows, layer.inputs, true, false);
+    const gradBias = new Float32Array(layer.outputs);
+    for (let r = 0; r < rows; r++) for (let c = 0; c < layer.outputs; c++) gradBias[c] += delta[r * layer.outputs + c];
+    if (l > 0) {
+      const below = await math.gemm(delta, layer.weight, rows, layer.outputs, layer.inputs, false, false);
+      const mask = forward.masks[l - 1];
+      if (mask) for (let i = 0; i < below.length; i++) below[i] *= mask[i];
+      activationBackward(below, forward.preActivations[l - 1], activation);
+      delta = below;
+    }
+    update(l, layer, gradWeight, gradBias);
+  }
+}
+
 /**
  * Mini-batch training of a small fully connected network with AdamW, linear warm-up then cosine decay of the
  * learning rate, dropout on hidden activations, label smoothing, class weights, and early stopping on the
@@ -162,15 +298,7 @@ export async function trainNetwork(
   const random = new Random(options.seed);
   const classes = train.classCount;
   let layers = initialLayers(train.dim, options.hidden, classes, random);
-  const moments = layers.map((l) => ({
-    mw: new Float32Array(l.weight.length),
-    vw: new Float32Array(l.weight.length),
-    mb: new Float32Array(l.bias.length),
-    vb: new Float32Array(l.bias.length),
-  }));
-  const beta1 = 0.9;
-  const beta2 = 0.999;
-  const epsilon = 1e-8;
+  const optimizer = new AdamW(layers, options);
   const batchSize = Math.min(options.batchSize, train.rows);
   const batchesPerEpoch = Math.ceil(train.rows / batchSize);
   const totalSteps = options.epochs * batchesPerEpoch;
@@ -185,83 +313,20 @@ export async function trainNetwork(
     random.shuffle(order);
     for (let start = 0; start < train.rows; start += batchSize) {
       const rows = Math.min(batchSize, train.rows - start);
-      const input = new Float32Array(rows * train.dim);
-      const targets = new Int32Array(rows);
-      const weights = options.sampleWeights ? new Float32Array(rows) : undefined;
-      for (let r = 0; r < rows; r++) {
-        const source = order[start + r];
-        input.set(train.data.subarray(source * train.dim, (source + 1) * train.dim), r * train.dim);
-        targets[r] = train.targets[source];
-        if (weights) weights[r] = options.sampleWeights![source];
-      }
-      // forward, keeping what backward needs
-      const layerInputs: Float32Array[] = [];
-      const preActivations: Float32Array[] = [];
-      const masks: (Float32Array | undefined)[] = [];
-      let activations: Float32Array = input;
-      for (let l = 0; l < layers.length; l++) {
-        layerInputs.push(activations);
-        const z = await denseForward(layers[l], activations, rows, math);
-        preActivations.push(z);
-        if (l === layers.length - 1) {
-          activations = z;
-          masks.push(undefined);
-          continue;
-        }
-        const a = activate(z, activation);
-        let mask: Float32Array | undefined;
-        if (options.dropout > 0) {
-          mask = new Float32Array(a.length);
-          const keep = 1 - options.dropout;
-          for (let i = 0; i < a.length; i++) {
-            mask[i] = random.next() < keep ? 1 / keep : 0;
-            a[i] *= mask[i];
-          }
-        }
-        masks.push(mask);
-        activations = a;
-      }
-      let delta: Float32Array = new Float32Array(rows * classes);
-      crossEntropyWithGradient(activations, targets, weights, rows, classes, delta, options.labelSmoothing);
-
+      const { input, targets, weights } = gatherBatch(train, order, start, rows, options.sampleWeights);
+      const forward = await trainingForward(layers, input, rows, options, random);
+      const delta = new Float32Array(rows * classes);
+      crossEntropyWithGradient(forward.logits, targets, weights, rows, classes, delta, options.labelSmoothing);
       step++;
-      const lr =
-        step <= warmupSteps
-          ? (options.learningRate * step) / warmupSteps
-          : 0.5 *
-            options.learningRate *
-            (1 + Math.cos((Math.PI * (step - warmupSteps)) / Math.max(1, totalSteps - warmupSteps)));
-      const correction1 = 1 - beta1 ** step;
-      const correction2 = 1 - beta2 ** step;
-      for (let l = layers.length - 1; l >= 0; l--) {
-        const layer = layers[l];
-        const gradWeight = await math.gemm(delta, layerInputs[l], layer.outputs, rows, layer.inputs, true, false);
-        const gradBias = new Float32Array(layer.outputs);
-        for (let r = 0; r < rows; r++)
-          for (let c = 0; c < layer.outputs; c++) gradBias[c] += delta[r * layer.outputs + c];
-        if (l > 0) {
-          const below = await math.gemm(delta, layer.weight, rows, layer.outputs, layer.inputs, false, false);
-          const mask = masks[l - 1];
-          if (mask) for (let i = 0; i < below.length; i++) below[i] *= mask[i];
-          activationBackward(below, preActivations[l - 1], activation);
-          delta = below;
-        }
-        const m = moments[l];
-        const decay = lr * options.weightDecay;
-        for (let i = 0; i < layer.weight.length; i++) {
-          const g = gradWeight[i] + options.l2 * layer.weight[i];
-          m.mw[i] = beta1 * m.mw[i] + (1 - beta1) * g;
-          m.vw[i] = beta2 * m.vw[i] + (1 - beta2) * g * g;
-          layer.weight[i] -=
-            (lr * (m.mw[i] / correction1)) / (Math.sqrt(m.vw[i] / correction2) + epsilon) + decay * layer.weight[i];
-        }
-        for (let i = 0; i < layer.bias.length; i++) {
-          const g = gradBias[i];
-          m.mb[i] = beta1 * m.mb[i] + (1 - beta1) * g;
-          m.vb[i] = beta2 * m.vb[i] + (1 - beta2) * g * g;
-          layer.bias[i] -= (lr * (m.mb[i] / correction1)) / (Math.sqrt(m.vb[i] / correction2) + epsilon);
-        }
-      }
+      const lr = learningRateAt(step, warmupSteps, totalSteps, options.learningRate);
+      await backwardAndUpdate(
+        layers,
+        forward,
+        delta,
+        rows,
+        (l, layer, gradWeight, gradBias) => optimizer.update(l, layer, gradWeight, gradBias, lr, step),
+        options,
+      );
     }
     epochsRun = epoch + 1;
     let heldOutLoss: number | undefined;

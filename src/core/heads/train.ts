@@ -23,7 +23,13 @@ import {
 } from './linear.js';
 import { heldOutMetrics } from './metrics.js';
 import { type MlpOptions, mlpLogits, trainNetwork } from './mlp.js';
-import { type NormalizationKind, applyNormalization, fitNormalization, l2NormalizeInPlace } from './normalization.js';
+import {
+  type Normalization,
+  type NormalizationKind,
+  applyNormalization,
+  fitNormalization,
+  l2NormalizeInPlace,
+} from './normalization.js';
 import { fitPrototypes, prototypeDirections } from './prototype.js';
 import { type OpenSetOptions, fitOpenSet, outlierThreshold } from './open-set.js';
 import { fitSpectralPreconditioner } from './preconditioner.js';
@@ -182,20 +188,85 @@ function flatten(embeddings: EmbeddingRows, rows: number, expectedDim?: number):
   return { data: embeddings, dim: embeddings.length / rows };
 }
 
-/**
- * Train a head on embeddings (rows) and their labels. Validates the data (at least two classes, no empty class,
- * finite values), normalizes, trains the chosen head, then calibrates and sets the rejection threshold on
- * held-out or out-of-fold rows, so every figure in the training summary comes from rows the model did not fit.
- */
-export async function trainHead(
-  embeddings: EmbeddingRows,
-  labels: readonly string[],
-  options: TrainHeadOptions = {},
-): Promise<Head> {
-  const started = Date.now();
-  const type = options.type ?? 'linear';
-  const seed = options.seed ?? 0;
-  const math = options.math ?? jsDenseMath;
+/** Rows and labels checked and turned into class indices: what every head type trains on. */
+interface TrainingData {
+  /** The embeddings as given, [rows * dim] (the open-set memory keeps them unnormalized). */
+  raw: Float32Array;
+  rows: number;
+  dim: number;
+  classes: string[];
+  targets: Int32Array;
+  /** Rows per class, in `classes` order. */
+  counts: number[];
+}
+
+/** Logits of rows the fitted model did not train on, for calibration and rejection. */
+type HeldOutLogits = Omit<HeldOutPredictions, 'classCount'>;
+
+/** What one head type's training step adds to the head: its weights, held-out logits, summary entries. */
+interface FittedWeights {
+  weights: HeadWeights;
+  heldOut?: HeldOutLogits;
+  metrics: Record<string, unknown>;
+  options: Record<string, unknown>;
+}
+
+/** Everything a head type's training step needs, decided once by trainHead. */
+interface TrainingContext {
+  data: TrainingData;
+  matrix: LabelledMatrix;
+  type: HeadType;
+  options: TrainHeadOptions;
+  seed: number;
+  math: DenseMath;
+  weightsPerRow: Float32Array | undefined;
+  /** Cross-validation folds (at most the smallest class's number of groups). */
+  folds: number;
+  /** Rows (or groups) of the smallest class, and that class's index in the class list. */
+  minCount: number;
+  minClass: number;
+  progress: TrainHeadOptions['onProgress'];
+}
+
+function checkFinite(raw: Float32Array, dim: number, labels: readonly string[]): void {
+  for (let i = 0; i < raw.length; i++) {
+    if (!Number.isFinite(raw[i]))
+      throw new EdgetlError(
+        'train-input',
+        `embedding ${Math.floor(i / dim)} (label "${labels[Math.floor(i / dim)]}") holds a non-finite value`,
+      );
+  }
+}
+
+function checkClassList(classes: string[]): void {
+  if (new Set(classes).size !== classes.length)
+    throw new EdgetlError('train-input', `class list repeats a label: ${classes.join(', ')}`);
+  if (classes.includes(UNKNOWN_LABEL))
+    throw new EdgetlError('train-input', `"${UNKNOWN_LABEL}" is reserved for rejected predictions; rename that class`);
+  if (classes.length < 2)
+    throw new EdgetlError(
+      'train-input',
+      `only one class (${classes[0] ?? 'none'}): a head needs at least 2 classes to tell apart`,
+    );
+}
+
+function classTargets(labels: readonly string[], classes: string[]): Int32Array {
+  const index = new Map(classes.map((c, i) => [c, i]));
+  const targets = new Int32Array(labels.length);
+  labels.forEach((label, i) => {
+    const t = index.get(label);
+    if (t === undefined)
+      throw new EdgetlError(
+        'train-input',
+        `row ${i} has label "${label}", which is not in the class list (${classes.join(', ')})`,
+      );
+    targets[i] = t;
+  });
+  return targets;
+}
+
+/** Validates rows, labels, groups and backbone against each other (errors name the row or class at fault). */
+function trainingData(embeddings: EmbeddingRows, labels: readonly string[], options: TrainHeadOptions): TrainingData {
   const rows = labels.length;
   if (rows === 0) throw new EdgetlError('train-input', 'no training examples');
   const { data: raw, dim } = flatten(embeddings, rows, options.backbone?.embeddingDim);
@@ -207,34 +278,10 @@ export async function trainHead(
       `embeddings have ${dim} values each but backbone ${options.backbone.id} produces ${options.backbone.embeddingDim}`,
     );
   }
-  for (let i = 0; i < raw.length; i++) {
-    if (!Number.isFinite(raw[i]))
-      throw new EdgetlError(
-        'train-input',
-        `embedding ${Math.floor(i / dim)} (label "${labels[Math.floor(i / dim)]}") holds a non-finite value`,
-      );
-  }
+  checkFinite(raw, dim, labels);
   const classes = options.classes ? [...options.classes] : [...new Set(labels)].sort();
-  if (new Set(classes).size !== classes.length)
-    throw new EdgetlError('train-input', `class list repeats a label: ${classes.join(', ')}`);
-  if (classes.includes(UNKNOWN_LABEL))
-    throw new EdgetlError('train-input', `"${UNKNOWN_LABEL}" is reserved for rejected predictions; rename that class`);
-  if (classes.length < 2)
-    throw new EdgetlError(
-      'train-input',
-      `only one class (${classes[0] ?? 'none'}): a head needs at least 2 classes to tell apart`,
-    );
-  const index = new Map(classes.map((c, i) => [c, i]));
-  const targets = new Int32Array(rows);
-  labels.forEach((label, i) => {
-    const t = index.get(label);
-    if (t === undefined)
-      throw new EdgetlError(
-        'train-input',
-        `row ${i} has label "${label}", which is not in the class list (${classes.join(', ')})`,
-      );
-    targets[i] = t;
-  });
+  checkClassList(classes);
+  const targets = classTargets(labels, classes);
   const counts = classCounts(targets, classes.length);
   const empty = classes.filter((_, c) => counts[c] === 0);
   if (empty.length > 0)
@@ -242,201 +289,240 @@ export async function trainHead(
       'train-input',
       `class${empty.length > 1 ? 'es' : ''} ${empty.map((c) => `"${c}"`).join(', ')} ha${empty.length > 1 ? 've' : 's'} no examples`,
     );
+  return { raw, rows, dim, classes, targets, counts };
+}
 
-  const normalizationKind = options.normalization ?? (type === 'prototype' ? 'l2' : 'standardize');
-  const normalization = fitNormalization(normalizationKind, raw, rows, dim);
-  const matrix: LabelledMatrix = {
-    data: applyNormalization(normalization, raw, rows, dim),
-    rows,
-    dim,
-    targets,
-    classCount: classes.length,
-  };
-  const classWeight = options.classWeight ?? 'none';
-  const weightsPerRow = classWeight === 'balanced' ? sampleWeights(targets, classes.length, 'balanced') : undefined;
-  // folds split whole groups, so a class can have only as many folds as it has groups
-  const unitCounts = options.groups
-    ? classes.map((_, c) => new Set(Array.from(options.groups!).filter((_, i) => targets[i] === c)).size)
-    : counts;
+/** Folds split whole groups, so a class can have only as many folds as it has groups. */
+function foldCount(
+  data: TrainingData,
+  options: TrainHeadOptions,
+): { folds: number; minCount: number; minClass: number } {
+  const { classes, targets, counts } = data;
+  const groups = options.groups;
+  const unitCounts = groups
+    ? classes.map((_, c) => new Set(Array.from(groups).filter((_, i) => targets[i] === c)).size)
+    : Array.from(counts);
   const minCount = Math.min(...unitCounts);
-  const folds = Math.min(options.folds ?? 3, minCount);
-  const progress = options.onProgress;
+  return { folds: Math.min(options.folds ?? 3, minCount), minCount, minClass: unitCounts.indexOf(minCount) };
+}
 
-  let weights: HeadWeights;
-  // logits of rows the fitted model did not train on, for calibration and rejection
-  let heldOut:
-    | { logits: Float32Array; targets: Int32Array; source: string; folds: number[][]; rows: number[] }
-    | undefined;
+/** Linear head by full-batch L-BFGS: the L2 sweep (cross-validated, its out-of-fold logits kept), then the refit. */
+async function trainLinearLbfgs(context: TrainingContext): Promise<FittedWeights> {
+  const { data, matrix, options, seed, math, weightsPerRow, folds, progress } = context;
+  const { rows, dim, classes, targets } = data;
   const metrics: Record<string, unknown> = {};
-  const usedOptions: Record<string, unknown> = { type, normalization: normalizationKind, classWeight };
-
-  if (type === 'linear' && (options.solver ?? 'lbfgs') === 'lbfgs') {
-    let l2: number;
-    let warmStart: Float64Array | undefined;
-    let candidates: L2Candidate[] | undefined;
-    const wantHeldOut = options.calibrate !== false;
-    // Two classes: two weight rows, as many iterations with or without it (bench/results/2026-12-01), and fitting
-    // it (0.3-0.6 s for 2,000 x 1,280 on 2 loaded cores) would outweigh the sweep; so by default only above two.
-    const wantPreconditioner = options.precondition ?? classes.length > 2;
-    const preconditioner =
-      wantPreconditioner === false
-        ? undefined
-        : await fitSpectralPreconditioner(matrix.data, rows, dim, math, {
-            seed,
-            rank: typeof options.precondition === 'object' ? options.precondition.rank : undefined,
-          });
-    if ((options.l2 ?? 'auto') === 'auto' || wantHeldOut) {
-      if (folds < 2) {
-        if ((options.l2 ?? 'auto') === 'auto') {
-          throw new EdgetlError(
-            'train-input',
-            `the L2 sweep needs at least 2 examples per class for cross-validation; class "${classes[unitCounts.indexOf(minCount)]}" has ${minCount} (pass an explicit l2 and calibrate: false)`,
-          );
-        }
+  let l2: number;
+  let warmStart: Float64Array | undefined;
+  let candidates: L2Candidate[] | undefined;
+  let heldOut: HeldOutLogits | undefined;
+  const wantHeldOut = options.calibrate !== false;
+  // Two classes: two weight rows, as many iterations with or without it (bench/results/2026-12-01), and fitting
+  // it (0.3-0.6 s for 2,000 x 1,280 on 2 loaded cores) would outweigh the sweep; so by default only above two.
+  const wantPreconditioner = options.precondition ?? classes.length > 2;
+  const preconditioner =
+    wantPreconditioner === false
+      ? undefined
+      : await fitSpectralPreconditioner(matrix.data, rows, dim, math, {
+          seed,
+          rank: typeof options.precondition === 'object' ? options.precondition.rank : undefined,
+        });
+  if ((options.l2 ?? 'auto') === 'auto' || wantHeldOut) {
+    if (folds < 2) {
+      if ((options.l2 ?? 'auto') === 'auto') {
+        throw new EdgetlError(
+          'train-input',
+          `the L2 sweep needs at least 2 examples per class for cross-validation; class "${classes[context.minClass]}" has ${context.minCount} (pass an explicit l2 and calibrate: false)`,
+        );
       }
-      const grid = typeof options.l2 === 'number' ? [options.l2] : undefined;
-      const search = await searchL2(matrix, {
-        math,
-        folds,
-        seed,
-        sampleWeights: weightsPerRow,
-        grid,
-        criterion: options.l2Criterion,
-        groups: options.groups,
-        preconditioner,
-        start: options.l2Start ?? (preconditioner ? DEFAULT_L2_START : UNPRECONDITIONED_L2_START),
-        onProgress: (d, t) => progress?.('cross-validation', d, t),
-      });
-      l2 = typeof options.l2 === 'number' ? options.l2 : refitL2(search.l2, folds);
-      warmStart = search.warmStart;
-      candidates = search.candidates;
-      heldOut = {
-        logits: search.outOfFoldLogits,
-        targets,
-        source: `${folds}-fold out-of-fold`,
-        folds: search.heldOutFolds,
-        rows: allRows(rows),
-      };
-      metrics.crossValidation = { folds, chosenL2: search.l2, candidates: search.candidates };
-    } else {
-      l2 = options.l2 as number;
     }
-    progress?.('fit', 0, 1);
-    const fit = await fitSoftmaxRegression(matrix, {
-      l2,
+    const grid = typeof options.l2 === 'number' ? [options.l2] : undefined;
+    const search = await searchL2(matrix, {
       math,
-      sampleWeights: weightsPerRow,
-      start: warmStart,
-      preconditioner,
-      maxIterations: options.maxIterations ?? 500,
-    });
-    progress?.('fit', 1, 1);
-    weights = { type: 'linear', weight: fit.weight, bias: fit.bias };
-    usedOptions.solver = 'lbfgs';
-    usedOptions.precondition = preconditioner ? { rank: preconditioner.rank } : false;
-    usedOptions.l2 = l2;
-    usedOptions.C = 1 / (l2 * rows);
-    metrics.fit = {
-      iterations: fit.iterations,
-      converged: fit.converged,
-      objective: fit.objective,
-      candidatesTried: candidates?.length ?? 0,
-    };
-  } else if (type === 'linear' || type === 'mlp') {
-    const split = stratifiedSplit(targets, classes.length, options.heldOutFraction ?? 0.15, seed, options.groups);
-    if (split.heldOut.length === 0)
-      throw new EdgetlError(
-        'train-input',
-        'too few examples to hold any out for early stopping (each class needs at least 2)',
-      );
-    const train = selectRows(matrix, split.train);
-    const held = selectRows(matrix, split.heldOut);
-    const trainWeights = weightsPerRow ? Float32Array.from(split.train, (i) => weightsPerRow[i]) : undefined;
-    const mlp = { ...DEFAULT_MLP_OPTIONS, ...options.mlp };
-    const linearMinibatch = type === 'linear';
-    const l2 = typeof options.l2 === 'number' ? options.l2 : 1 / train.rows;
-    const result = await trainNetwork(train, held, {
-      math,
+      folds,
       seed,
-      hidden: linearMinibatch ? [] : mlp.hidden,
-      activation: mlp.activation,
-      dropout: linearMinibatch ? 0 : mlp.dropout,
-      epochs: mlp.epochs,
-      batchSize: mlp.batchSize,
-      learningRate: mlp.learningRate,
-      weightDecay: linearMinibatch ? 0 : mlp.weightDecay,
-      l2: linearMinibatch ? l2 : 0,
-      labelSmoothing: linearMinibatch ? 0 : mlp.labelSmoothing,
-      patience: mlp.patience,
-      sampleWeights: trainWeights,
-      onEpoch: (epoch, total) => progress?.('epochs', epoch, total),
+      sampleWeights: weightsPerRow,
+      grid,
+      criterion: options.l2Criterion,
+      groups: options.groups,
+      preconditioner,
+      start: options.l2Start ?? (preconditioner ? DEFAULT_L2_START : UNPRECONDITIONED_L2_START),
+      onProgress: (d, t) => progress?.('cross-validation', d, t),
     });
+    l2 = typeof options.l2 === 'number' ? options.l2 : refitL2(search.l2, folds);
+    warmStart = search.warmStart;
+    candidates = search.candidates;
     heldOut = {
-      logits: await mlpLogits(result.params, held.data, held.rows, math),
-      targets: held.targets,
-      source: `held-out ${held.rows} rows`,
-      folds: [allRows(held.rows)],
-      rows: split.heldOut,
+      logits: search.outOfFoldLogits,
+      targets,
+      source: `${folds}-fold out-of-fold`,
+      folds: search.heldOutFolds,
+      rows: allRows(rows),
     };
-    metrics.fit = { epochsRun: result.epochsRun, bestEpoch: result.bestEpoch, heldOutRows: held.rows };
-    if (linearMinibatch) {
-      const layer = result.params.layers[0];
-      weights = { type: 'linear', weight: layer.weight, bias: layer.bias };
-      Object.assign(usedOptions, {
+    metrics.crossValidation = { folds, chosenL2: search.l2, candidates: search.candidates };
+  } else {
+    l2 = options.l2 as number;
+  }
+  progress?.('fit', 0, 1);
+  const fit = await fitSoftmaxRegression(matrix, {
+    l2,
+    math,
+    sampleWeights: weightsPerRow,
+    start: warmStart,
+    preconditioner,
+    maxIterations: options.maxIterations ?? 500,
+  });
+  progress?.('fit', 1, 1);
+  metrics.fit = {
+    iterations: fit.iterations,
+    converged: fit.converged,
+    objective: fit.objective,
+    candidatesTried: candidates?.length ?? 0,
+  };
+  return {
+    weights: { type: 'linear', weight: fit.weight, bias: fit.bias },
+    heldOut,
+    metrics,
+    options: {
+      solver: 'lbfgs',
+      precondition: preconditioner ? { rank: preconditioner.rank } : false,
+      l2,
+      C: 1 / (l2 * rows),
+    },
+  };
+}
+
+/** MLP, or a linear head by mini-batch Adam: one network trainer, early-stopped on a held-out split. */
+async function trainNetworkHead(context: TrainingContext): Promise<FittedWeights> {
+  const { data, matrix, options, seed, math, weightsPerRow, progress } = context;
+  const { classes, targets } = data;
+  const split = stratifiedSplit(targets, classes.length, options.heldOutFraction ?? 0.15, seed, options.groups);
+  if (split.heldOut.length === 0)
+    throw new EdgetlError(
+      'train-input',
+      'too few examples to hold any out for early stopping (each class needs at least 2)',
+    );
+  const train = selectRows(matrix, split.train);
+  const held = selectRows(matrix, split.heldOut);
+  const trainWeights = weightsPerRow ? Float32Array.from(split.train, (i) => weightsPerRow[i]) : undefined;
+  const mlp = { ...DEFAULT_MLP_OPTIONS, ...options.mlp };
+  const linearMinibatch = context.type === 'linear';
+  const l2 = typeof options.l2 === 'number' ? options.l2 : 1 / train.rows;
+  const result = await trainNetwork(train, held, {
+    math,
+    seed,
+    hidden: linearMinibatch ? [] : mlp.hidden,
+    activation: mlp.activation,
+    dropout: linearMinibatch ? 0 : mlp.dropout,
+    epochs: mlp.epochs,
+    batchSize: mlp.batchSize,
+    learningRate: mlp.learningRate,
+    weightDecay: linearMinibatch ? 0 : mlp.weightDecay,
+    l2: linearMinibatch ? l2 : 0,
+    labelSmoothing: linearMinibatch ? 0 : mlp.labelSmoothing,
+    patience: mlp.patience,
+    sampleWeights: trainWeights,
+    onEpoch: (epoch, total) => progress?.('epochs', epoch, total),
+  });
+  const heldOut: HeldOutLogits = {
+    logits: await mlpLogits(result.params, held.data, held.rows, math),
+    targets: held.targets,
+    source: `held-out ${held.rows} rows`,
+    folds: [allRows(held.rows)],
+    rows: split.heldOut,
+  };
+  const metrics = { fit: { epochsRun: result.epochsRun, bestEpoch: result.bestEpoch, heldOutRows: held.rows } };
+  if (linearMinibatch) {
+    const layer = result.params.layers[0];
+    return {
+      weights: { type: 'linear', weight: layer.weight, bias: layer.bias },
+      heldOut,
+      metrics,
+      options: {
         solver: 'minibatch',
         l2,
         epochs: mlp.epochs,
         batchSize: mlp.batchSize,
         learningRate: mlp.learningRate,
-      });
-    } else {
-      weights = { type: 'mlp', ...result.params };
-      Object.assign(usedOptions, { mlp });
-    }
-  } else {
-    weights = { type: 'prototype', ...fitPrototypes(matrix) };
-    if (folds >= 2) {
-      const logits = new Float32Array(rows * classes.length);
-      const heldOutFolds = stratifiedFolds(targets, classes.length, folds, seed, options.groups);
-      for (const fold of heldOutFolds) {
-        const inFold = new Set(fold);
-        const train = selectRows(
-          matrix,
-          Array.from({ length: rows }, (_, i) => i).filter((i) => !inFold.has(i)),
-        );
-        const directions = prototypeDirections(fitPrototypes(train));
-        const held = selectRows(matrix, fold);
-        for (let r = 0; r < held.rows; r++) l2NormalizeInPlace(held.data, r * dim, dim);
-        const foldLogits = await math.gemm(held.data, directions, held.rows, dim, classes.length, false, true);
-        fold.forEach((row, r) =>
-          logits.set(foldLogits.subarray(r * classes.length, (r + 1) * classes.length), row * classes.length),
-        );
-      }
-      heldOut = { logits, targets, source: `${folds}-fold out-of-fold`, folds: heldOutFolds, rows: allRows(rows) };
-    }
-  }
-
-  // cosine scores live in [-1, 1]: without calibration data a prototype head still needs a sharpening scale
-  let temperature = type === 'prototype' ? 0.05 : 1;
-  if (heldOut) {
-    const classCount = classes.length;
-    metrics.heldOutUncalibrated = heldOutMetrics(heldOut.logits, heldOut.targets, classCount, temperature);
-    options.onHeldOut?.({
-      logits: heldOut.logits,
-      targets: heldOut.targets,
-      classCount,
-      folds: heldOut.folds,
-      rows: heldOut.rows,
-      source: heldOut.source,
-    });
-    if (options.calibrate !== false) temperature = fitTemperature(heldOut.logits, heldOut.targets, classCount);
-    metrics.heldOut = {
-      source: heldOut.source,
-      ...heldOutMetrics(heldOut.logits, heldOut.targets, classCount, temperature),
+      },
     };
   }
+  return { weights: { type: 'mlp', ...result.params }, heldOut, metrics, options: { mlp } };
+}
 
-  // Open set: a memory of the raw training embeddings, scored out of fold so the threshold reflects new photos.
+/** Prototype head: class means, with out-of-fold cosine logits when every class has at least 2 folds' worth. */
+async function trainPrototypeHead(context: TrainingContext): Promise<FittedWeights> {
+  const { data, matrix, options, seed, math, folds } = context;
+  const { rows, dim, classes, targets } = data;
+  const weights: HeadWeights = { type: 'prototype', ...fitPrototypes(matrix) };
+  if (folds < 2) return { weights, metrics: {}, options: {} };
+  const logits = new Float32Array(rows * classes.length);
+  const heldOutFolds = stratifiedFolds(targets, classes.length, folds, seed, options.groups);
+  for (const fold of heldOutFolds) {
+    const inFold = new Set(fold);
+    const train = selectRows(
+      matrix,
+      Array.from({ length: rows }, (_, i) => i).filter((i) => !inFold.has(i)),
+    );
+    const directions = prototypeDirections(fitPrototypes(train));
+    const held = selectRows(matrix, fold);
+    for (let r = 0; r < held.rows; r++) l2NormalizeInPlace(held.data, r * dim, dim);
+    const foldLogits = await math.gemm(held.data, directions, held.rows, dim, classes.length, false, true);
+    fold.forEach((row, r) =>
+      logits.set(foldLogits.subarray(r * classes.length, (r + 1) * classes.length), row * classes.length),
+    );
+  }
+  const heldOut = { logits, targets, source: `${folds}-fold out-of-fold`, folds: heldOutFolds, rows: allRows(rows) };
+  return { weights, heldOut, metrics: {}, options: {} };
+}
+
+/**
+ * The softmax temperature, fitted on the held-out logits (when any) and the held-out figures before and after it;
+ * hands the held-out predictions to `onHeldOut`.
+ */
+function calibrate(
+  type: HeadType,
+  heldOut: HeldOutLogits | undefined,
+  classCount: number,
+  options: TrainHeadOptions,
+  metrics: Record<string, unknown>,
+): number {
+  // cosine scores live in [-1, 1]: without calibration data a prototype head still needs a sharpening scale
+  let temperature = type === 'prototype' ? 0.05 : 1;
+  if (!heldOut) return temperature;
+  metrics.heldOutUncalibrated = heldOutMetrics(heldOut.logits, heldOut.targets, classCount, temperature);
+  options.onHeldOut?.({
+    logits: heldOut.logits,
+    targets: heldOut.targets,
+    classCount,
+    folds: heldOut.folds,
+    rows: heldOut.rows,
+    source: heldOut.source,
+  });
+  if (options.calibrate !== false) temperature = fitTemperature(heldOut.logits, heldOut.targets, classCount);
+  metrics.heldOut = {
+    source: heldOut.source,
+    ...heldOutMetrics(heldOut.logits, heldOut.targets, classCount, temperature),
+  };
+  return temperature;
+}
+
+/** Open set: a memory of the raw training embeddings, scored out of fold so the threshold reflects new photos. */
+/**
+ * The two rejection cuts, sharing the reject rate: the open-set memory with its outlier threshold (scored out of fold)
+ * and the low-confidence cut on the calibrated held-out probabilities.
+ */
+async function rejectionCuts(
+  context: TrainingContext,
+  heldOut: HeldOutLogits | undefined,
+  temperature: number,
+  metrics: Record<string, unknown>,
+): Promise<{
+  openSet: HeadOpenSet | null;
+  rejection: { threshold: number; rate: number } | null;
+  ambiguousShare: number;
+}> {
+  const { data, options, seed, folds, progress, math } = context;
+  const { raw, dim, classes, targets } = data;
   progress?.('open-set', 0, 1);
   const totalRate = options.rejectRate ?? DEFAULT_REJECT_RATE;
   if (!(totalRate >= 0 && totalRate < 1))
@@ -488,11 +574,92 @@ export async function trainHead(
   if (rejection)
     metrics.lowConfidence = { source: heldOut!.source, threshold: rejection.threshold, rate: rejection.rate };
   progress?.('open-set', 1, 1);
+  return { openSet, rejection, ambiguousShare };
+}
+
+/** Normalization fitted on the raw rows, class weights and folds: what every head type's trainer works from. */
+function trainingContext(
+  data: TrainingData,
+  options: TrainHeadOptions,
+  type: HeadType,
+  seed: number,
+  math: DenseMath,
+): {
+  context: TrainingContext;
+  normalization: Normalization;
+  normalizationKind: NormalizationKind;
+  classWeight: NonNullable<TrainHeadOptions['classWeight']>;
+} {
+  const { raw, rows, dim, classes, targets } = data;
+  const normalizationKind = options.normalization ?? (type === 'prototype' ? 'l2' : 'standardize');
+  const normalization = fitNormalization(normalizationKind, raw, rows, dim);
+  const matrix: LabelledMatrix = {
+    data: applyNormalization(normalization, raw, rows, dim),
+    rows,
+    dim,
+    targets,
+    classCount: classes.length,
+  };
+  const classWeight = options.classWeight ?? 'none';
+  const weightsPerRow = classWeight === 'balanced' ? sampleWeights(targets, classes.length, 'balanced') : undefined;
+  const { folds, minCount, minClass } = foldCount(data, options);
+  const context: TrainingContext = {
+    data,
+    matrix,
+    type,
+    options,
+    seed,
+    math,
+    weightsPerRow,
+    folds,
+    minCount,
+    minClass,
+    progress: options.onProgress,
+  };
+  return { context, normalization, normalizationKind, classWeight };
+}
+
+/** The head type's trainer: full-batch L-BFGS (linear), the network trainer (mlp, mini-batch linear), or prototypes. */
+function fitWeights(context: TrainingContext): Promise<FittedWeights> {
+  const { type, options } = context;
+  if (type === 'linear' && (options.solver ?? 'lbfgs') === 'lbfgs') return trainLinearLbfgs(context);
+  if (type === 'linear' || type === 'mlp') return trainNetworkHead(context);
+  return trainPrototypeHead(context);
+}
+
+/**
+ * Train a head on embeddings (rows) and their labels. Validates the data (at least two classes, no empty class,
+ * finite values), normalizes, trains the chosen head, then calibrates and sets the rejection threshold on
+ * held-out or out-of-fold rows, so every figure in the training summary comes from rows the model did not fit.
+ */
+export async function trainHead(
+  embeddings: EmbeddingRows,
+  labels: readonly string[],
+  options: TrainHeadOptions = {},
+): Promise<Head> {
+  const started = Date.now();
+  const type = options.type ?? 'linear';
+  const seed = options.seed ?? 0;
+  const math = options.math ?? jsDenseMath;
+  const data = trainingData(embeddings, labels, options);
+  const { dim, classes, counts } = data;
+
+  const { context, normalization, normalizationKind, classWeight } = trainingContext(data, options, type, seed, math);
+  const fitted = await fitWeights(context);
+  const metrics: Record<string, unknown> = { ...fitted.metrics };
+  const usedOptions: Record<string, unknown> = {
+    type,
+    normalization: normalizationKind,
+    classWeight,
+    ...fitted.options,
+  };
+  const temperature = calibrate(type, fitted.heldOut, classes.length, options, metrics);
+  const { openSet, rejection, ambiguousShare } = await rejectionCuts(context, fitted.heldOut, temperature, metrics);
   usedOptions.calibrate = options.calibrate !== false;
   usedOptions.rejectRate = (openSet?.rate ?? 0) + (rejection?.rate ?? 0);
   usedOptions.openSet = openSet !== null;
   usedOptions.ambiguousShare = rejection ? ambiguousShare : 0;
-  usedOptions.folds = folds;
+  usedOptions.folds = context.folds;
 
   const training: TrainingSummary = {
     edgetlVersion: EDGETL_VERSION,
@@ -513,7 +680,7 @@ export async function trainHead(
   return new Head({
     labels: classes,
     backbone,
-    weights,
+    weights: fitted.weights,
     normalization,
     temperature,
     rejection,

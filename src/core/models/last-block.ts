@@ -70,6 +70,190 @@ function poolInput(
 
 const PASS_THROUGH = new Set(['Flatten', 'Reshape', 'Squeeze', 'Identity']);
 
+/** Constant tensors of a graph (initializers and Constant nodes), read as they are needed. */
+class GraphConstants {
+  private readonly initializers = new Map<string, ITensorProto>();
+
+  constructor(
+    graph: NonNullable<IModelProto['graph']>,
+    private readonly index: GraphIndex,
+  ) {
+    for (const t of graph.initializer ?? []) if (t.name) this.initializers.set(t.name, t);
+  }
+
+  tensor(name: string): ITensorProto | undefined {
+    const init = this.initializers.get(name);
+    if (init) return init;
+    const producer = this.index.producer(name);
+    if (producer?.opType === 'Constant') return tensorAttribute(producer, 'value');
+    return undefined;
+  }
+
+  integers(name: string): number[] | undefined {
+    const t = this.tensor(name);
+    return t ? readIntegerTensor(t) : undefined;
+  }
+
+  floats(name: string): Float32Array | undefined {
+    const t = this.tensor(name);
+    return t ? readFloatTensor(t) : undefined;
+  }
+}
+
+/** The block's convolution, as read from its weights: float, or int8 dequantized. */
+interface BlockConv {
+  weight: Float32Array;
+  bias: Float32Array;
+  outputChannels: number;
+  inputChannels: number;
+  activation: BlockActivation;
+  cutQuantization?: LastBlock['cutQuantization'];
+}
+
+/** embedding <- (flatten/reshape) <- pool: the pool's input, and whether it is channels-last. */
+function poolBehind(
+  embeddingTensor: string,
+  index: GraphIndex,
+  constants: GraphConstants,
+): { pooled: string; nhwc: boolean } {
+  const integers = (name: string) => constants.integers(name);
+  let tensor = embeddingTensor;
+  let pool: INodeProto | undefined;
+  for (let depth = 0; depth < 6; depth++) {
+    const node = index.producer(tensor);
+    if (!node) break;
+    if (poolInput(node, index, integers)) {
+      pool = node;
+      break;
+    }
+    if (!PASS_THROUGH.has(node.opType ?? '') && node.opType !== 'DequantizeLinear') break;
+    tensor = node.input![0];
+  }
+  if (!pool) unsupported(`the embedding "${embeddingTensor}" is not the output of a global average pool`);
+  const { input: pooled, nhwc } = poolInput(pool, index, integers)!;
+  return { pooled, nhwc };
+}
+
+/** pool <- activation: ReLU6/clip, ReLU or swish, and the tensor it applies to (the pooled tensor when none). */
+function activationBehind(
+  pooled: string,
+  index: GraphIndex,
+  constants: GraphConstants,
+): { activation: BlockActivation | undefined; convOutput: string } {
+  const node = index.producer(pooled);
+  if (node?.opType === 'Clip') {
+    const min = node.input?.[1] ? constants.floats(node.input[1])?.[0] : floatAttribute(node, 'min');
+    const max = node.input?.[2] ? constants.floats(node.input[2])?.[0] : floatAttribute(node, 'max');
+    return { activation: { kind: 'clip', min: min ?? -Infinity, max: max ?? Infinity }, convOutput: node.input![0] };
+  }
+  if (node?.opType === 'Relu')
+    return { activation: { kind: 'clip', min: 0, max: Infinity }, convOutput: node.input![0] };
+  if (node?.opType === 'Mul') {
+    const [a, b] = node.input ?? [];
+    const sigmoidOf = (name: string) => {
+      const s = index.producer(name);
+      return s?.opType === 'Sigmoid' ? s.input![0] : undefined;
+    };
+    const x = sigmoidOf(a) === b ? b : sigmoidOf(b) === a ? a : undefined;
+    if (x) return { activation: { kind: 'swish' }, convOutput: x };
+  }
+  return { activation: undefined, convOutput: pooled };
+}
+
+/** activation <- (transpose back from channels-last) <- a 1x1, stride 1, unpadded, ungrouped convolution. */
+function convBehind(convOutput: string, nhwc: boolean, index: GraphIndex): INodeProto {
+  let node = index.producer(convOutput);
+  if (node?.opType === 'Transpose' && nhwc) {
+    const perm = intsAttribute(node, 'perm')?.join(',');
+    if (perm !== '0,2,3,1') unsupported(`the pooled tensor comes from a Transpose with perm [${perm}]`);
+    nhwc = false;
+    node = index.producer(node.input![0]);
+  }
+  if (nhwc) unsupported('the pool averages a channels-last tensor that no Transpose turns back into NCHW');
+  if (!node || (node.opType !== 'Conv' && node.opType !== 'QLinearConv')) {
+    unsupported(
+      `the pooled activation comes from ${node ? nodeLabel(node) : 'a graph input'}, not from a 1x1 convolution`,
+    );
+  }
+  const label = nodeLabel(node);
+  const strides = intsAttribute(node, 'strides');
+  const pads = intsAttribute(node, 'pads');
+  const group = intAttribute(node, 'group') ?? 1;
+  if (group !== 1) unsupported(`${label} is a grouped convolution (group ${group})`);
+  if (strides?.some((s) => s !== 1)) unsupported(`${label} has strides [${strides}]`);
+  if (pads?.some((p) => p !== 0)) unsupported(`${label} has padding [${pads}]`);
+  return node;
+}
+
+function oneByOneChannels(weight: ITensorProto, label: string): [number, number] {
+  const dims = tensorDims(weight);
+  if (dims.length !== 4 || dims[2] !== 1 || dims[3] !== 1)
+    unsupported(`${label} has weight shape [${dims}], not a 1x1 kernel`);
+  return [dims[0], dims[1]];
+}
+
+function floatConv(
+  conv: INodeProto,
+  constants: GraphConstants,
+  activation: BlockActivation | undefined,
+  label: string,
+): BlockConv {
+  const inputs = conv.input ?? [];
+  const w = constants.tensor(inputs[1]);
+  const values = w ? readFloatTensor(w) : undefined;
+  if (!w || !values) unsupported(`${label} has no constant float weight`);
+  const [outputChannels, inputChannels] = oneByOneChannels(w, label);
+  const bias = inputs[2]
+    ? (constants.floats(inputs[2]) ?? unsupported(`${label} has a bias that is not a constant`))
+    : new Float32Array(outputChannels);
+  if (!activation) unsupported(`${label} feeds the pool without a ReLU6/clip/ReLU/swish activation`);
+  return { weight: values, bias, outputChannels, inputChannels, activation };
+}
+
+/** QLinearConv(x, x_scale, x_zp, w, w_scale, w_zp, y_scale, y_zp, B), dequantized. */
+function quantizedConv(
+  conv: INodeProto,
+  constants: GraphConstants,
+  activation: BlockActivation | undefined,
+  label: string,
+): BlockConv {
+  const inputs = conv.input ?? [];
+  const w = constants.tensor(inputs[3]);
+  const q = w ? readIntegerTensor(w) : undefined;
+  const wScale = constants.floats(inputs[4]);
+  const wZero = inputs[5] ? constants.integers(inputs[5]) : [0];
+  const xScale = constants.floats(inputs[1]);
+  const yScale = constants.floats(inputs[6]);
+  const yZero = inputs[7] ? constants.integers(inputs[7]) : [0];
+  if (!w || !q || !wScale || !wZero || !xScale || !yScale || !yZero)
+    unsupported(`${label} has quantization parameters that are not constants`);
+  const [outputChannels, inputChannels] = oneByOneChannels(w, label);
+  const weight = new Float32Array(outputChannels * inputChannels);
+  for (let o = 0; o < outputChannels; o++) {
+    const s = wScale.length === 1 ? wScale[0] : wScale[o];
+    const z = wZero.length === 1 ? wZero[0] : wZero[o];
+    for (let c = 0; c < inputChannels; c++) weight[o * inputChannels + c] = (q[o * inputChannels + c] - z) * s;
+  }
+  const b = inputs[8] ? constants.integers(inputs[8]) : undefined;
+  const bias = new Float32Array(outputChannels);
+  if (b)
+    for (let o = 0; o < outputChannels; o++) bias[o] = b[o] * xScale[0] * (wScale.length === 1 ? wScale[0] : wScale[o]);
+  const cutQuantization = { scale: inputs[1], ...(inputs[2] ? { zeroPoint: inputs[2] } : {}) };
+  // The output's quantization range is the activation the int8 graph applies (ReLU6 is fused into it).
+  const outputType = (inputs[7] ? constants.tensor(inputs[7])?.dataType : undefined) ?? ElementType.UINT8;
+  const [qmin, qmax] = outputType === ElementType.INT8 ? [-128, 127] : [0, 255];
+  const range: BlockActivation = {
+    kind: 'clip',
+    min: (qmin - yZero[0]) * yScale[0],
+    max: (qmax - yZero[0]) * yScale[0],
+  };
+  const fused: BlockActivation =
+    activation?.kind === 'clip'
+      ? { kind: 'clip', min: Math.max(activation.min, range.min), max: Math.min(activation.max, range.max) }
+      : (activation ?? range);
+  return { weight, bias, outputChannels, inputChannels, activation: fused, cutQuantization };
+}
+
 /**
  * Find the last block of `model`. Throws `last-block-unsupported` (naming what was found instead) when the graph
  * does not end in [1x1 conv -> ReLU6/clip/ReLU/swish -> global average pool -> classifier].
@@ -83,146 +267,15 @@ export function findLastBlock(
   const shapes = options.shapes ?? inferShapes(model);
   const embedding = findEmbedding(model, { shapes, embeddingTensor: options.embeddingTensor });
   const index = new GraphIndex(graph);
-  const initializers = new Map<string, ITensorProto>();
-  for (const t of graph.initializer ?? []) if (t.name) initializers.set(t.name, t);
-  const constantTensor = (name: string): ITensorProto | undefined => {
-    const init = initializers.get(name);
-    if (init) return init;
-    const producer = index.producer(name);
-    if (producer?.opType === 'Constant') return tensorAttribute(producer, 'value');
-    return undefined;
-  };
-  const integers = (name: string) => {
-    const t = constantTensor(name);
-    return t ? readIntegerTensor(t) : undefined;
-  };
-  const floats = (name: string) => {
-    const t = constantTensor(name);
-    return t ? readFloatTensor(t) : undefined;
-  };
+  const constants = new GraphConstants(graph, index);
 
-  // embedding <- (flatten/reshape) <- pool
-  let tensor = embedding.tensor;
-  let pool: INodeProto | undefined;
-  for (let depth = 0; depth < 6; depth++) {
-    const node = index.producer(tensor);
-    if (!node) break;
-    if (poolInput(node, index, integers)) {
-      pool = node;
-      break;
-    }
-    if (!PASS_THROUGH.has(node.opType ?? '') && node.opType !== 'DequantizeLinear') break;
-    tensor = node.input![0];
-  }
-  if (!pool) unsupported(`the embedding "${embedding.tensor}" is not the output of a global average pool`);
-  let { input: pooled, nhwc } = poolInput(pool, index, integers)!;
-
-  // pool <- activation <- (transpose) <- conv
-  let activation: BlockActivation | undefined;
-  let convOutput = pooled;
-  const producerOf = (name: string) => index.producer(name);
-  let node = producerOf(pooled);
-  if (node?.opType === 'Clip') {
-    const min = node.input?.[1] ? floats(node.input[1])?.[0] : floatAttribute(node, 'min');
-    const max = node.input?.[2] ? floats(node.input[2])?.[0] : floatAttribute(node, 'max');
-    activation = { kind: 'clip', min: min ?? -Infinity, max: max ?? Infinity };
-    convOutput = node.input![0];
-  } else if (node?.opType === 'Relu') {
-    activation = { kind: 'clip', min: 0, max: Infinity };
-    convOutput = node.input![0];
-  } else if (node?.opType === 'Mul') {
-    const [a, b] = node.input ?? [];
-    const sigmoidOf = (name: string) => {
-      const s = producerOf(name);
-      return s?.opType === 'Sigmoid' ? s.input![0] : undefined;
-    };
-    const x = sigmoidOf(a) === b ? b : sigmoidOf(b) === a ? a : undefined;
-    if (x) {
-      activation = { kind: 'swish' };
-      convOutput = x;
-    }
-  }
-  node = producerOf(convOutput);
-  if (node?.opType === 'Transpose' && nhwc) {
-    const perm = intsAttribute(node, 'perm')?.join(',');
-    if (perm !== '0,2,3,1') unsupported(`the pooled tensor comes from a Transpose with perm [${perm}]`);
-    nhwc = false;
-    node = producerOf(node.input![0]);
-  }
-  if (nhwc) unsupported('the pool averages a channels-last tensor that no Transpose turns back into NCHW');
-  if (!node || (node.opType !== 'Conv' && node.opType !== 'QLinearConv')) {
-    unsupported(
-      `the pooled activation comes from ${node ? nodeLabel(node) : 'a graph input'}, not from a 1x1 convolution`,
-    );
-  }
-  const conv = node;
+  const { pooled, nhwc } = poolBehind(embedding.tensor, index, constants);
+  const { activation: found, convOutput } = activationBehind(pooled, index, constants);
+  const conv = convBehind(convOutput, nhwc, index);
   const label = nodeLabel(conv);
-  const _kernel = intsAttribute(conv, 'kernel_shape');
-  const strides = intsAttribute(conv, 'strides');
-  const pads = intsAttribute(conv, 'pads');
-  const group = intAttribute(conv, 'group') ?? 1;
-  if (group !== 1) unsupported(`${label} is a grouped convolution (group ${group})`);
-  if (strides?.some((s) => s !== 1)) unsupported(`${label} has strides [${strides}]`);
-  if (pads?.some((p) => p !== 0)) unsupported(`${label} has padding [${pads}]`);
-
-  let weight: Float32Array;
-  let bias: Float32Array;
-  let outputChannels: number;
-  let inputChannels: number;
-  let cutQuantization: LastBlock['cutQuantization'];
+  const { weight, bias, outputChannels, inputChannels, activation, cutQuantization } =
+    conv.opType === 'Conv' ? floatConv(conv, constants, found, label) : quantizedConv(conv, constants, found, label);
   const inputs = conv.input ?? [];
-  if (conv.opType === 'Conv') {
-    const w = constantTensor(inputs[1]);
-    const values = w ? readFloatTensor(w) : undefined;
-    if (!w || !values) unsupported(`${label} has no constant float weight`);
-    const dims = tensorDims(w);
-    if (dims.length !== 4 || dims[2] !== 1 || dims[3] !== 1)
-      unsupported(`${label} has weight shape [${dims}], not a 1x1 kernel`);
-    [outputChannels, inputChannels] = dims;
-    weight = values;
-    bias = inputs[2]
-      ? (floats(inputs[2]) ?? unsupported(`${label} has a bias that is not a constant`))
-      : new Float32Array(outputChannels);
-    if (!activation) unsupported(`${label} feeds the pool without a ReLU6/clip/ReLU/swish activation`);
-  } else {
-    // QLinearConv(x, x_scale, x_zp, w, w_scale, w_zp, y_scale, y_zp, B)
-    const w = constantTensor(inputs[3]);
-    const q = w ? readIntegerTensor(w) : undefined;
-    const wScale = floats(inputs[4]);
-    const wZero = inputs[5] ? integers(inputs[5]) : [0];
-    const xScale = floats(inputs[1]);
-    const yScale = floats(inputs[6]);
-    const yZero = inputs[7] ? integers(inputs[7]) : [0];
-    if (!w || !q || !wScale || !wZero || !xScale || !yScale || !yZero)
-      unsupported(`${label} has quantization parameters that are not constants`);
-    const dims = tensorDims(w);
-    if (dims.length !== 4 || dims[2] !== 1 || dims[3] !== 1)
-      unsupported(`${label} has weight shape [${dims}], not a 1x1 kernel`);
-    [outputChannels, inputChannels] = dims;
-    weight = new Float32Array(outputChannels * inputChannels);
-    for (let o = 0; o < outputChannels; o++) {
-      const s = wScale.length === 1 ? wScale[0] : wScale[o];
-      const z = wZero.length === 1 ? wZero[0] : wZero[o];
-      for (let c = 0; c < inputChannels; c++) weight[o * inputChannels + c] = (q[o * inputChannels + c] - z) * s;
-    }
-    const b = inputs[8] ? integers(inputs[8]) : undefined;
-    bias = new Float32Array(outputChannels);
-    if (b)
-      for (let o = 0; o < outputChannels; o++)
-        bias[o] = b[o] * xScale[0] * (wScale.length === 1 ? wScale[0] : wScale[o]);
-    cutQuantization = { scale: inputs[1], ...(inputs[2] ? { zeroPoint: inputs[2] } : {}) };
-    // The output's quantization range is the activation the int8 graph applies (ReLU6 is fused into it).
-    const outputType = (inputs[7] ? constantTensor(inputs[7])?.dataType : undefined) ?? ElementType.UINT8;
-    const [qmin, qmax] = outputType === ElementType.INT8 ? [-128, 127] : [0, 255];
-    const range: BlockActivation = {
-      kind: 'clip',
-      min: (qmin - yZero[0]) * yScale[0],
-      max: (qmax - yZero[0]) * yScale[0],
-    };
-    if (activation?.kind === 'clip')
-      activation = { kind: 'clip', min: Math.max(activation.min, range.min), max: Math.min(activation.max, range.max) };
-    else activation ??= range;
-  }
   const info = shapes.tensors.get(inputs[0]);
   if (info?.dims && info.dims.length === 4 && typeof info.dims[1] === 'number' && info.dims[1] !== inputChannels) {
     unsupported(`${label} reads ${info.dims[1]} channels but its weight has ${inputChannels}`);

@@ -62,6 +62,180 @@ export interface MergedModel {
 
 const INT = onnx.AttributeProto.AttributeType.INT;
 
+type Attribute = ReturnType<typeof onnx.AttributeProto.create>;
+
+/**
+ * The head's nodes and initializers, appended after the backbone's, with fresh names that cannot clash with its
+ * tensors. Only standard ops whose signature is the same in every opset from 7 on.
+ */
+class HeadGraphBuilder {
+  readonly nodes: INodeProto[] = [];
+  readonly initializers: ITensorProto[] = [];
+  private onesName: string | undefined;
+
+  constructor(
+    private readonly names: UniqueNames,
+    private readonly dim: number,
+  ) {}
+
+  constant(base: string, dims: number[], values: ArrayLike<number>): string {
+    const name = this.names.fresh(`edgetl_head_${base}`);
+    this.initializers.push(
+      onnx.TensorProto.create({ name, dims, dataType: ElementType.FLOAT, rawData: floatBytes(values) }),
+    );
+    return name;
+  }
+
+  op(opType: string, inputs: string[], base: string, attributes: Attribute[] = [], output?: string): string {
+    const out = output ?? this.names.fresh(`edgetl_head_${base}`);
+    this.nodes.push(
+      onnx.NodeProto.create({
+        name: this.names.fresh(`edgetl_head_${base}_node`),
+        opType,
+        input: inputs,
+        output: [out],
+        attribute: attributes,
+      }),
+    );
+    return out;
+  }
+
+  /** A [dim, 1] column of ones, made on first use. */
+  ones(): string {
+    this.onesName ??= this.constant('ones', [this.dim, 1], new Float32Array(this.dim).fill(1));
+    return this.onesName;
+  }
+
+  // x / max(||x||, tiny) row by row: a zero row stays zero, as l2NormalizeInPlace leaves it. The sum of squares is a
+  // MatMul with ones rather than ReduceSumSquare, whose axes moved from attribute to input in opset 18.
+  l2Normalize(x: string, base: string): string {
+    const squares = this.op('Mul', [x, x], `${base}_squares`);
+    const sum = this.op('MatMul', [squares, this.ones()], `${base}_sum`);
+    const norm = this.op('Sqrt', [sum], `${base}_norm`);
+    const safe = this.op('Max', [norm, this.constant(`${base}_tiny`, [], [1e-30])], `${base}_safe`);
+    return this.op('Div', [x, safe], `${base}_unit`);
+  }
+
+  gemm(
+    input: string,
+    weight: Float32Array,
+    rows: number,
+    cols: number,
+    bias: Float32Array | undefined,
+    base: string,
+  ): string {
+    const inputs = [input, this.constant(`${base}_weight`, [rows, cols], weight)];
+    if (bias) inputs.push(this.constant(`${base}_bias`, [rows], bias));
+    return this.op('Gemm', inputs, base, [onnx.AttributeProto.create({ name: 'transB', type: INT, i: 1 })]);
+  }
+
+  /** The tanh form of GELU, as heads/head.ts computes it (the Gelu op only exists from opset 20). */
+  gelu(x: string, base: string): string {
+    const cube = this.op('Mul', [this.op('Mul', [x, x], `${base}_square`), x], `${base}_cube`);
+    const inner = this.op(
+      'Add',
+      [x, this.op('Mul', [cube, this.constant(`${base}_c`, [], [0.044715])], `${base}_scaled_cube`)],
+      `${base}_inner`,
+    );
+    const tanh = this.op(
+      'Tanh',
+      [this.op('Mul', [inner, this.constant(`${base}_k`, [], [Math.sqrt(2 / Math.PI)])], `${base}_tanh_in`)],
+      `${base}_tanh`,
+    );
+    const gate = this.op(
+      'Mul',
+      [
+        this.op('Add', [tanh, this.constant(`${base}_one`, [], [1])], `${base}_one_plus`),
+        this.constant(`${base}_half`, [], [0.5]),
+      ],
+      `${base}_gate`,
+    );
+    return this.op('Mul', [x, gate], `${base}_gelu`);
+  }
+}
+
+/** The head's normalization of the embedding `x`. */
+function normalizationNodes(builder: HeadGraphBuilder, head: Head, x: string, dim: number): string {
+  const normalization = head.normalization;
+  if (normalization.kind === 'standardize') {
+    const centered = builder.op('Sub', [x, builder.constant('mean', [dim], normalization.mean)], 'centered');
+    return builder.op('Div', [centered, builder.constant('std', [dim], normalization.std)], 'standardized');
+  }
+  if (normalization.kind === 'l2') return builder.l2Normalize(x, 'l2');
+  return x;
+}
+
+/** The head's logits of the normalized embedding `x`: linear, prototype (cosine) or MLP. */
+function logitNodes(builder: HeadGraphBuilder, head: Head, x: string, dim: number): string {
+  const classes = head.classCount;
+  const weights = head.weights;
+  if (weights.type === 'linear') return builder.gemm(x, weights.weight, classes, dim, weights.bias, 'linear');
+  if (weights.type === 'prototype') {
+    const unit = builder.l2Normalize(x, 'prototype');
+    return builder.gemm(unit, prototypeDirections(weights), classes, dim, undefined, 'prototype');
+  }
+  let activations = x;
+  weights.layers.forEach((layer, l) => {
+    activations = builder.gemm(activations, layer.weight, layer.outputs, layer.inputs, layer.bias, `mlp_${l}`);
+    if (l === weights.layers.length - 1) return;
+    activations =
+      weights.activation === 'relu'
+        ? builder.op('Relu', [activations], `mlp_${l}_relu`)
+        : builder.gelu(activations, `mlp_${l}`);
+  });
+  return activations;
+}
+
+/** The probabilities output's type: [batch of the embedding output, classes]. */
+function probabilitiesOutputFor(
+  embeddingOutput: IValueInfoProto,
+  classes: number,
+): { info: IValueInfoProto; batchName: string | number } {
+  const batch =
+    embeddingOutput.type?.tensorType?.shape?.dim?.[0] ?? onnx.TensorShapeProto.Dimension.create({ dimParam: 'N' });
+  const batchName: string | number = batch.dimValue ? Number(batch.dimValue) : batch.dimParam || 'N';
+  const info: IValueInfoProto = onnx.ValueInfoProto.create({
+    name: PROBABILITIES_OUTPUT,
+    type: onnx.TypeProto.create({
+      tensorType: onnx.TypeProto.Tensor.create({
+        elemType: ElementType.FLOAT,
+        shape: onnx.TensorShapeProto.create({
+          dim: [batch, onnx.TensorShapeProto.Dimension.create({ dimValue: classes })],
+        }),
+      }),
+    }),
+  });
+  return { info, batchName };
+}
+
+function mergedMetadata(
+  options: MergedModelOptions,
+  shape: { dim: number; classes: number; batchName: string | number },
+  surgery: string,
+): Record<string, string> {
+  const { head } = options;
+  const { dim, classes, batchName } = shape;
+  return {
+    [MERGED_METADATA.format]: MERGED_FORMAT,
+    [MERGED_METADATA.version]: options.edgetlVersion,
+    [MERGED_METADATA.labels]: JSON.stringify(head.labels),
+    [MERGED_METADATA.preprocess]: JSON.stringify(options.preprocess),
+    [MERGED_METADATA.headType]: head.type,
+    [MERGED_METADATA.temperature]: String(head.temperature),
+    [MERGED_METADATA.rejection]: JSON.stringify(head.rejection),
+    [MERGED_METADATA.backbone]: JSON.stringify({
+      id: options.backboneId,
+      sha256: options.backboneSha256,
+      embeddingDim: dim,
+      surgery,
+    }),
+    [MERGED_METADATA.outputs]: JSON.stringify({
+      [PROBABILITIES_OUTPUT]: [batchName, classes],
+      [EMBEDDING_OUTPUT]: [batchName, dim],
+    }),
+  };
+}
+
 /** Build the merged model of `source` (the backbone as published) cut at `embedding`, and `options.head`. */
 export function buildMergedModel(
   source: IModelProto,
@@ -84,119 +258,17 @@ export function buildMergedModel(
       `the backbone graph already has a tensor "${PROBABILITIES_OUTPUT}" the embedding depends on; the merged model cannot name its output so`,
     );
   }
-  const nodes: INodeProto[] = [];
-  const initializers: ITensorProto[] = [];
   const dim = embedding.dim;
   const classes = head.classCount;
-
-  const constant = (base: string, dims: number[], values: ArrayLike<number>): string => {
-    const name = names.fresh(`edgetl_head_${base}`);
-    initializers.push(
-      onnx.TensorProto.create({ name, dims, dataType: ElementType.FLOAT, rawData: floatBytes(values) }),
-    );
-    return name;
-  };
-  const op = (
-    opType: string,
-    inputs: string[],
-    base: string,
-    attributes: ReturnType<typeof onnx.AttributeProto.create>[] = [],
-    output?: string,
-  ): string => {
-    const out = output ?? names.fresh(`edgetl_head_${base}`);
-    nodes.push(
-      onnx.NodeProto.create({
-        name: names.fresh(`edgetl_head_${base}_node`),
-        opType,
-        input: inputs,
-        output: [out],
-        attribute: attributes,
-      }),
-    );
-    return out;
-  };
-  const ones = (() => {
-    let name: string | undefined;
-    return () => (name ??= constant('ones', [dim, 1], new Float32Array(dim).fill(1)));
-  })();
-  // x / max(||x||, tiny) row by row: a zero row stays zero, as l2NormalizeInPlace leaves it. The sum of squares is a
-  // MatMul with ones rather than ReduceSumSquare, whose axes moved from attribute to input in opset 18.
-  const l2Normalize = (x: string, base: string): string => {
-    const squares = op('Mul', [x, x], `${base}_squares`);
-    const sum = op('MatMul', [squares, ones()], `${base}_sum`);
-    const norm = op('Sqrt', [sum], `${base}_norm`);
-    const safe = op('Max', [norm, constant(`${base}_tiny`, [], [1e-30])], `${base}_safe`);
-    return op('Div', [x, safe], `${base}_unit`);
-  };
-
-  let x = EMBEDDING_OUTPUT;
-  const normalization = head.normalization;
-  if (normalization.kind === 'standardize') {
-    x = op('Sub', [x, constant('mean', [dim], normalization.mean)], 'centered');
-    x = op('Div', [x, constant('std', [dim], normalization.std)], 'standardized');
-  } else if (normalization.kind === 'l2') {
-    x = l2Normalize(x, 'l2');
-  }
-
-  const gemm = (
-    input: string,
-    weight: Float32Array,
-    rows: number,
-    cols: number,
-    bias: Float32Array | undefined,
-    base: string,
-  ): string => {
-    const inputs = [input, constant(`${base}_weight`, [rows, cols], weight)];
-    if (bias) inputs.push(constant(`${base}_bias`, [rows], bias));
-    return op('Gemm', inputs, base, [onnx.AttributeProto.create({ name: 'transB', type: INT, i: 1 })]);
-  };
-  let logits: string;
-  const weights = head.weights;
-  if (weights.type === 'linear') {
-    logits = gemm(x, weights.weight, classes, dim, weights.bias, 'linear');
-  } else if (weights.type === 'prototype') {
-    const unit = l2Normalize(x, 'prototype');
-    logits = gemm(unit, prototypeDirections(weights), classes, dim, undefined, 'prototype');
-  } else {
-    let activations = x;
-    weights.layers.forEach((layer, l) => {
-      activations = gemm(activations, layer.weight, layer.outputs, layer.inputs, layer.bias, `mlp_${l}`);
-      if (l === weights.layers.length - 1) return;
-      if (weights.activation === 'relu') {
-        activations = op('Relu', [activations], `mlp_${l}_relu`);
-      } else {
-        // The tanh form of GELU, as heads/head.ts computes it (the Gelu op only exists from opset 20).
-        const cube = op(
-          'Mul',
-          [op('Mul', [activations, activations], `mlp_${l}_square`), activations],
-          `mlp_${l}_cube`,
-        );
-        const inner = op(
-          'Add',
-          [activations, op('Mul', [cube, constant(`mlp_${l}_c`, [], [0.044715])], `mlp_${l}_scaled_cube`)],
-          `mlp_${l}_inner`,
-        );
-        const tanh = op(
-          'Tanh',
-          [op('Mul', [inner, constant(`mlp_${l}_k`, [], [Math.sqrt(2 / Math.PI)])], `mlp_${l}_tanh_in`)],
-          `mlp_${l}_tanh`,
-        );
-        const gate = op(
-          'Mul',
-          [
-            op('Add', [tanh, constant(`mlp_${l}_one`, [], [1])], `mlp_${l}_one_plus`),
-            constant(`mlp_${l}_half`, [], [0.5]),
-          ],
-          `mlp_${l}_gate`,
-        );
-        activations = op('Mul', [activations, gate], `mlp_${l}_gelu`);
-      }
-    });
-    logits = activations;
-  }
-  const scaled = op('Mul', [logits, constant('inverse_temperature', [], [1 / head.temperature])], 'calibrated');
+  const builder = new HeadGraphBuilder(names, dim);
+  const logits = logitNodes(builder, head, normalizationNodes(builder, head, EMBEDDING_OUTPUT, dim), dim);
+  const scaled = builder.op(
+    'Mul',
+    [logits, builder.constant('inverse_temperature', [], [1 / head.temperature])],
+    'calibrated',
+  );
   // axis 1 of a 2-d tensor: the same softmax under the opset < 13 and the opset >= 13 definitions.
-  op(
+  builder.op(
     'Softmax',
     [scaled],
     'softmax',
@@ -205,40 +277,8 @@ export function buildMergedModel(
   );
 
   const embeddingOutput = graph.output![0]!;
-  const batch =
-    embeddingOutput.type?.tensorType?.shape?.dim?.[0] ?? onnx.TensorShapeProto.Dimension.create({ dimParam: 'N' });
-  const batchName: string | number = batch.dimValue ? Number(batch.dimValue) : batch.dimParam || 'N';
-  const probabilitiesOutput: IValueInfoProto = onnx.ValueInfoProto.create({
-    name: PROBABILITIES_OUTPUT,
-    type: onnx.TypeProto.create({
-      tensorType: onnx.TypeProto.Tensor.create({
-        elemType: ElementType.FLOAT,
-        shape: onnx.TensorShapeProto.create({
-          dim: [batch, onnx.TensorShapeProto.Dimension.create({ dimValue: classes })],
-        }),
-      }),
-    }),
-  });
-
-  const metadata: Record<string, string> = {
-    [MERGED_METADATA.format]: MERGED_FORMAT,
-    [MERGED_METADATA.version]: options.edgetlVersion,
-    [MERGED_METADATA.labels]: JSON.stringify(head.labels),
-    [MERGED_METADATA.preprocess]: JSON.stringify(options.preprocess),
-    [MERGED_METADATA.headType]: head.type,
-    [MERGED_METADATA.temperature]: String(head.temperature),
-    [MERGED_METADATA.rejection]: JSON.stringify(head.rejection),
-    [MERGED_METADATA.backbone]: JSON.stringify({
-      id: options.backboneId,
-      sha256: options.backboneSha256,
-      embeddingDim: dim,
-      surgery: description,
-    }),
-    [MERGED_METADATA.outputs]: JSON.stringify({
-      [PROBABILITIES_OUTPUT]: [batchName, classes],
-      [EMBEDDING_OUTPUT]: [batchName, dim],
-    }),
-  };
+  const { info: probabilitiesOutput, batchName } = probabilitiesOutputFor(embeddingOutput, classes);
+  const metadata = mergedMetadata(options, { dim, classes, batchName }, description);
   const merged: IModelProto = onnx.ModelProto.create({
     ...extractor,
     producerName: 'edgetl',
@@ -247,8 +287,8 @@ export function buildMergedModel(
     graph: onnx.GraphProto.create({
       ...graph,
       name: `${graph.name ?? 'model'}_edgetl`,
-      node: [...(graph.node ?? []), ...nodes],
-      initializer: [...(graph.initializer ?? []), ...initializers],
+      node: [...(graph.node ?? []), ...builder.nodes],
+      initializer: [...(graph.initializer ?? []), ...builder.initializers],
       output: [probabilitiesOutput, embeddingOutput],
     }),
     metadataProps: [

@@ -42,25 +42,14 @@ export function buildFeatureExtractor(model: IModelProto, embedding: EmbeddingLo
   return { bytes: encodeOnnxModel(extractor), outputName: EMBEDDING_OUTPUT, dim: embedding.dim, description };
 }
 
-/** The surgery of buildFeatureExtractor as a model message, for callers that add to the graph (merged export). */
-export function featureExtractorModel(
+/** The nodes that make `embedding` from the cut tensor: DequantizeLinear when quantized, then Flatten(axis=1). */
+function embeddingNodes(
   model: IModelProto,
   embedding: EmbeddingLocation,
-): { model: IModelProto; description: string } {
-  const graph = model.graph;
-  if (!graph) throw new EdgetlError('onnx-parse', 'model has no graph');
-  // The extractor is a new message: check here that the source lost nothing when it was parsed.
-  assertLosslessEncode(model);
-  const index = new GraphIndex(graph);
-  if (!index.has(embedding.tensor)) {
-    throw new EdgetlError('embedding-not-found', `embedding tensor "${embedding.tensor}" is not in the graph`);
-  }
-  const names = new UniqueNames(graph);
-  const renames = new Map<string, string>();
-  // A tensor already called `embedding` (even the one we cut at) is renamed so the new output can take the name.
-  if (index.has(EMBEDDING_OUTPUT)) renames.set(EMBEDDING_OUTPUT, names.fresh('embedding_original'));
+  names: UniqueNames,
+  renames: Map<string, string>,
+): INodeProto[] {
   const source = renames.get(embedding.tensor) ?? embedding.tensor;
-
   const added: INodeProto[] = [];
   let floatTensor = source;
   if (embedding.needsDequantize) {
@@ -92,16 +81,16 @@ export function featureExtractorModel(
       attribute: [onnx.AttributeProto.create({ name: 'axis', type: onnx.AttributeProto.AttributeType.INT, i: 1 })],
     }),
   );
+  return added;
+}
 
-  const renamedNodes = (graph.node ?? []).map((node) => renameNode(node, renames));
-  const allNodes = [...renamedNodes, ...added];
-
-  // Keep what the embedding needs: walk producers backwards from it.
+/** What the embedding needs: walk producers backwards from it. The tensors read, and the nodes kept. */
+function neededBy(output: string, nodes: INodeProto[]): { needed: Set<string>; keptNodes: Set<INodeProto> } {
   const producers = new Map<string, INodeProto>();
-  for (const node of allNodes) for (const o of node.output ?? []) if (o) producers.set(o, node);
+  for (const node of nodes) for (const o of node.output ?? []) if (o) producers.set(o, node);
   const needed = new Set<string>();
   const keptNodes = new Set<INodeProto>();
-  const stack = [EMBEDDING_OUTPUT];
+  const stack = [output];
   while (stack.length > 0) {
     const tensor = stack.pop()!;
     if (needed.has(tensor)) continue;
@@ -112,8 +101,16 @@ export function featureExtractorModel(
       for (const read of nodeReads(node)) stack.push(read);
     }
   }
-  const nodes = allNodes.filter((n) => keptNodes.has(n));
-  const renamed = (name: string | null | undefined) => renames.get(name ?? '') ?? name ?? '';
+  return { needed, keptNodes };
+}
+
+function renamedName(renames: Map<string, string>, name: string | null | undefined): string {
+  return renames.get(name ?? '') ?? name ?? '';
+}
+
+/** The initializers, inputs and value_info the kept nodes use, under their new names. */
+function keptGraphParts(graph: IGraphProto, needed: Set<string>, renames: Map<string, string>) {
+  const renamed = (name: string | null | undefined) => renamedName(renames, name);
   const initializer = (graph.initializer ?? [])
     .filter((t) => needed.has(renamed(t.name)))
     .map((t) => (renames.has(t.name ?? '') ? onnx.TensorProto.create({ ...t, name: renamed(t.name) }) : t));
@@ -122,16 +119,12 @@ export function featureExtractorModel(
     (list ?? [])
       .filter((v) => needed.has(renamed(v.name)) && renamed(v.name) !== EMBEDDING_OUTPUT)
       .map((v) => (renames.has(v.name ?? '') ? onnx.ValueInfoProto.create({ ...v, name: renamed(v.name) }) : v));
-  const input = keepInfo(graph.input);
-  const valueInfo = keepInfo(graph.valueInfo);
-  if (![...index.graphInputs].some((name) => needed.has(renamed(name)))) {
-    throw new EdgetlError(
-      'embedding-not-found',
-      `embedding tensor "${embedding.tensor}" does not depend on any model input`,
-    );
-  }
+  return { initializer, sparseInitializer, input: keepInfo(graph.input), valueInfo: keepInfo(graph.valueInfo) };
+}
 
-  const output: IValueInfoProto = onnx.ValueInfoProto.create({
+/** The `embedding` output: float32 [batch, dim]. */
+function embeddingOutputInfo(embedding: EmbeddingLocation): IValueInfoProto {
+  return onnx.ValueInfoProto.create({
     name: EMBEDDING_OUTPUT,
     type: onnx.TypeProto.create({
       tensorType: onnx.TypeProto.Tensor.create({
@@ -145,24 +138,15 @@ export function featureExtractorModel(
       }),
     }),
   });
+}
 
-  const newGraph: IGraphProto = onnx.GraphProto.create({
-    name: graph.name ? `${graph.name}_features` : 'features',
-    node: nodes,
-    initializer,
-    sparseInitializer,
-    input,
-    output: [output],
-    valueInfo,
-    docString: graph.docString ?? '',
-  });
-
-  const description = describeSurgery(embedding);
+/** The source model's header around the new graph, with the surgery recorded in metadata (older records dropped). */
+function extractorModel(model: IModelProto, graph: IGraphProto, description: string): IModelProto {
   const metadataProps = [
     ...(model.metadataProps ?? []).filter((p) => !p.key?.startsWith('edgetl.')),
     onnx.StringStringEntryProto.create({ key: 'edgetl.surgery', value: description }),
   ];
-  const extractor: IModelProto = onnx.ModelProto.create({
+  return onnx.ModelProto.create({
     irVersion: model.irVersion ?? undefined,
     opsetImport: model.opsetImport ?? [],
     producerName: model.producerName ?? '',
@@ -170,11 +154,51 @@ export function featureExtractorModel(
     domain: model.domain ?? '',
     modelVersion: model.modelVersion ?? undefined,
     docString: model.docString ?? '',
-    graph: newGraph,
+    graph,
     metadataProps,
     functions: model.functions ?? [],
   });
-  return { model: extractor, description };
+}
+
+/** The surgery of buildFeatureExtractor as a model message, for callers that add to the graph (merged export). */
+export function featureExtractorModel(
+  model: IModelProto,
+  embedding: EmbeddingLocation,
+): { model: IModelProto; description: string } {
+  const graph = model.graph;
+  if (!graph) throw new EdgetlError('onnx-parse', 'model has no graph');
+  // The extractor is a new message: check here that the source lost nothing when it was parsed.
+  assertLosslessEncode(model);
+  const index = new GraphIndex(graph);
+  if (!index.has(embedding.tensor)) {
+    throw new EdgetlError('embedding-not-found', `embedding tensor "${embedding.tensor}" is not in the graph`);
+  }
+  const names = new UniqueNames(graph);
+  const renames = new Map<string, string>();
+  // A tensor already called `embedding` (even the one we cut at) is renamed so the new output can take the name.
+  if (index.has(EMBEDDING_OUTPUT)) renames.set(EMBEDDING_OUTPUT, names.fresh('embedding_original'));
+  const added = embeddingNodes(model, embedding, names, renames);
+  const allNodes = [...(graph.node ?? []).map((node) => renameNode(node, renames)), ...added];
+  const { needed, keptNodes } = neededBy(EMBEDDING_OUTPUT, allNodes);
+  const { initializer, sparseInitializer, input, valueInfo } = keptGraphParts(graph, needed, renames);
+  if (![...index.graphInputs].some((name) => needed.has(renamedName(renames, name)))) {
+    throw new EdgetlError(
+      'embedding-not-found',
+      `embedding tensor "${embedding.tensor}" does not depend on any model input`,
+    );
+  }
+  const newGraph: IGraphProto = onnx.GraphProto.create({
+    name: graph.name ? `${graph.name}_features` : 'features',
+    node: allNodes.filter((n) => keptNodes.has(n)),
+    initializer,
+    sparseInitializer,
+    input,
+    output: [embeddingOutputInfo(embedding)],
+    valueInfo,
+    docString: graph.docString ?? '',
+  });
+  const description = describeSurgery(embedding);
+  return { model: extractorModel(model, newGraph, description), description };
 }
 
 /** A stable, human-readable account of the surgery (part of the extractor fingerprint). */

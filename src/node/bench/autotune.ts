@@ -52,6 +52,163 @@ function p95Limits(
     .map((b) => ({ name: b.name, perImage: b.p95LatencyMsPerImage, perBatch: b.p95LatencyMsPerBatch }));
 }
 
+type P95Limit = ReturnType<typeof p95Limits>[number];
+type PreparedBackbone = Awaited<ReturnType<typeof prepareBackbone>>;
+type BackboneSetting = ReturnType<typeof backboneSettings>[number];
+
+/** What every trial of one autotune shares. */
+interface AutotuneContext {
+  profile: DeviceProfile;
+  /** The profile with the search's shorter measurement windows. */
+  trialProfile: DeviceProfile;
+  provider: DeviceProfile['execution']['providers'][number];
+  threads: number[];
+  signal: AbortSignal | undefined;
+  emit: (event: BenchProgress) => void;
+}
+
+/** Shorter windows than a full bench (at most 30 runs and 3 s unless the search space says otherwise). */
+function trialProfileFor(profile: DeviceProfile): DeviceProfile {
+  const space = profile.autotune ?? {};
+  return {
+    ...profile,
+    measurement: {
+      ...profile.measurement,
+      minRuns: space.minRuns ?? Math.min(profile.measurement.minRuns, 30),
+      minDurationMs: space.minDurationMs ?? Math.min(profile.measurement.minDurationMs, 3000),
+      maxDurationMs: Math.max(space.minDurationMs ?? 3000, profile.measurement.maxDurationMs ?? 60_000),
+    },
+  };
+}
+
+/** The p95 limits a measured run goes over, each as a sentence. */
+function missedLimits(run: InferenceRun, limits: P95Limit[]): string[] {
+  const missed: string[] = [];
+  if (run.latencyMsPerBatch && run.latencyMsPerImage) {
+    for (const limit of limits) {
+      if (limit.perBatch !== undefined && run.latencyMsPerBatch.p95 > limit.perBatch)
+        missed.push(`${limit.name}: p95 ${run.latencyMsPerBatch.p95.toFixed(2)} ms per batch > ${limit.perBatch}`);
+      if (limit.perImage !== undefined && run.latencyMsPerImage.p95 > limit.perImage)
+        missed.push(`${limit.name}: p95 ${run.latencyMsPerImage.p95.toFixed(2)} ms per image > ${limit.perImage}`);
+    }
+  }
+  return missed;
+}
+
+/** One setting (threads x batch) measured, and judged against the limits. */
+async function runTrial(
+  context: AutotuneContext,
+  setting: BackboneSetting,
+  prepared: PreparedBackbone,
+  limits: P95Limit[],
+  intra: number,
+  batch: number,
+  label: string,
+): Promise<AutotuneTrial> {
+  const { provider, trialProfile, emit } = context;
+  const run: InferenceRun = {
+    id: `${prepared.info.id}/${provider}/b${batch}/t${intra}`,
+    backbone: prepared.info,
+    providerRequested: provider,
+    batch,
+    status: 'failed',
+    speedClaim: false,
+  };
+  await measureInference(
+    run,
+    prepared,
+    provider,
+    batch,
+    { intra, inter: setting.interOpThreads },
+    trialProfile,
+    context.profile.measurement.seed ?? 42,
+    {
+      signal: context.signal,
+      speedProfile: true,
+      cpuReference: new Map(),
+      onProgress: (done) =>
+        emit({ stage: 'run', finished: false, label, done, total: trialProfile.measurement.minRuns }),
+    },
+  );
+  const missed = missedLimits(run, limits);
+  const trial = {
+    backbone: setting.id,
+    intraOpThreads: intra,
+    batch,
+    run,
+    withinBudget: run.imagesPerSecond !== undefined && missed.length === 0,
+    missed,
+  };
+  emit({
+    stage: 'run',
+    finished: true,
+    label,
+    message: run.imagesPerSecond
+      ? `${run.imagesPerSecond.toFixed(1)} images/s, p95 ${run.latencyMsPerBatch?.p95.toFixed(2)} ms per batch${missed.length ? ' (over budget)' : ''}`
+      : `${run.status}${run.reason ? `: ${run.reason}` : ''}`,
+  });
+  return trial;
+}
+
+/**
+ * Every threads x batch trial of one backbone, in order, into `trials`. Returns false when an abort (or an
+ * interrupted run) stopped the search.
+ */
+async function tuneBackbone(
+  context: AutotuneContext,
+  setting: BackboneSetting,
+  prepared: PreparedBackbone,
+  trials: AutotuneTrial[],
+): Promise<boolean> {
+  const { profile, provider, threads } = context;
+  const space = profile.autotune ?? {};
+  const batches = (space.batchSizes ?? setting.batchSizes).filter(
+    (b) => typeof prepared.facts.batch !== 'number' || b === prepared.facts.batch,
+  );
+  const limits = p95Limits(profile.budgets ?? [], prepared.info, provider);
+  const total = threads.length * batches.length;
+  let index = 0;
+  for (const intra of threads) {
+    for (const batch of batches) {
+      if (context.signal?.aborted) return false;
+      index++;
+      const label = `${prepared.info.id} [${index}/${total}] ${provider} threads ${intra || 'default'} batch ${batch}`;
+      const trial = await runTrial(context, setting, prepared, limits, intra, batch, label);
+      trials.push(trial);
+      if (trial.run.status === 'interrupted') return false;
+    }
+  }
+  return true;
+}
+
+/**
+ * The highest throughput within the limits; when nothing meets them, the lowest p95 (the closest the device gets,
+ * and the choice says it is over). Undefined when nothing was measured.
+ */
+function bestChoice(
+  setting: BackboneSetting,
+  provider: AutotuneContext['provider'],
+  mine: AutotuneTrial[],
+): TunedChoice | undefined {
+  const measured = mine.filter((t) => t.run.imagesPerSecond !== undefined);
+  if (measured.length === 0) return undefined;
+  const within = measured.filter((t) => t.withinBudget);
+  const best =
+    within.length > 0
+      ? within.reduce((a, b) => (b.run.imagesPerSecond! > a.run.imagesPerSecond! ? b : a))
+      : measured.reduce((a, b) => (b.run.latencyMsPerBatch!.p95 < a.run.latencyMsPerBatch!.p95 ? b : a));
+  return {
+    backbone: setting.id,
+    provider,
+    intraOpThreads: best.intraOpThreads,
+    batch: best.batch,
+    imagesPerSecond: best.run.imagesPerSecond!,
+    p95LatencyMsPerBatch: best.run.latencyMsPerBatch!.p95,
+    p95LatencyMsPerImage: best.run.latencyMsPerImage!.p95,
+    withinBudget: best.withinBudget,
+  };
+}
+
 export async function autotune(
   loaded: LoadedProfile,
   host: HostFacts,
@@ -61,124 +218,32 @@ export async function autotune(
   const emit = options.onProgress ?? (() => undefined);
   const provider = profile.execution.providers[0]!;
   const space = profile.autotune ?? {};
-  const threads = space.intraOpThreads ?? Array.from({ length: availableParallelism() }, (_, i) => i + 1);
-  const trialProfile: DeviceProfile = {
-    ...profile,
-    measurement: {
-      ...profile.measurement,
-      minRuns: space.minRuns ?? Math.min(profile.measurement.minRuns, 30),
-      minDurationMs: space.minDurationMs ?? Math.min(profile.measurement.minDurationMs, 3000),
-      maxDurationMs: Math.max(space.minDurationMs ?? 3000, profile.measurement.maxDurationMs ?? 60_000),
-    },
+  const context: AutotuneContext = {
+    profile,
+    trialProfile: trialProfileFor(profile),
+    provider,
+    threads: space.intraOpThreads ?? Array.from({ length: availableParallelism() }, (_, i) => i + 1),
+    signal: options.signal,
+    emit,
   };
-  const settings = backboneSettings(profile);
   const trials: AutotuneTrial[] = [];
   const choices: TunedChoice[] = [];
   let complete = true;
-
-  outer: for (const setting of settings) {
+  for (const setting of backboneSettings(profile)) {
     const reference = resolveBackboneReference(setting.id, loaded.file);
-    let prepared: Awaited<ReturnType<typeof prepareBackbone>>;
+    let prepared: PreparedBackbone;
     try {
       prepared = await prepareBackbone(reference);
     } catch (error) {
       emit({ stage: 'note', finished: true, label: setting.id, message: `skipped: ${describeError(error)}` });
       continue;
     }
-    const batches = (space.batchSizes ?? setting.batchSizes).filter(
-      (b) => typeof prepared.facts.batch !== 'number' || b === prepared.facts.batch,
-    );
-    const limits = p95Limits(profile.budgets ?? [], prepared.info, provider);
     const mine: AutotuneTrial[] = [];
-    const total = threads.length * batches.length;
-    let index = 0;
-    for (const intra of threads) {
-      for (const batch of batches) {
-        if (options.signal?.aborted) {
-          complete = false;
-          break outer;
-        }
-        index++;
-        const label = `${prepared.info.id} [${index}/${total}] ${provider} threads ${intra || 'default'} batch ${batch}`;
-        const run: InferenceRun = {
-          id: `${prepared.info.id}/${provider}/b${batch}/t${intra}`,
-          backbone: prepared.info,
-          providerRequested: provider,
-          batch,
-          status: 'failed',
-          speedClaim: false,
-        };
-        await measureInference(
-          run,
-          prepared,
-          provider,
-          batch,
-          { intra, inter: setting.interOpThreads },
-          trialProfile,
-          profile.measurement.seed ?? 42,
-          {
-            signal: options.signal,
-            speedProfile: true,
-            cpuReference: new Map(),
-            onProgress: (done) =>
-              emit({ stage: 'run', finished: false, label, done, total: trialProfile.measurement.minRuns }),
-          },
-        );
-        const missed: string[] = [];
-        if (run.latencyMsPerBatch && run.latencyMsPerImage) {
-          for (const limit of limits) {
-            if (limit.perBatch !== undefined && run.latencyMsPerBatch.p95 > limit.perBatch)
-              missed.push(
-                `${limit.name}: p95 ${run.latencyMsPerBatch.p95.toFixed(2)} ms per batch > ${limit.perBatch}`,
-              );
-            if (limit.perImage !== undefined && run.latencyMsPerImage.p95 > limit.perImage)
-              missed.push(
-                `${limit.name}: p95 ${run.latencyMsPerImage.p95.toFixed(2)} ms per image > ${limit.perImage}`,
-              );
-          }
-        }
-        const trial = {
-          backbone: setting.id,
-          intraOpThreads: intra,
-          batch,
-          run,
-          withinBudget: run.imagesPerSecond !== undefined && missed.length === 0,
-          missed,
-        };
-        trials.push(trial);
-        mine.push(trial);
-        emit({
-          stage: 'run',
-          finished: true,
-          label,
-          message: run.imagesPerSecond
-            ? `${run.imagesPerSecond.toFixed(1)} images/s, p95 ${run.latencyMsPerBatch?.p95.toFixed(2)} ms per batch${missed.length ? ' (over budget)' : ''}`
-            : `${run.status}${run.reason ? `: ${run.reason}` : ''}`,
-        });
-        if (run.status === 'interrupted') {
-          complete = false;
-          break outer;
-        }
-      }
-    }
-    const measured = mine.filter((t) => t.run.imagesPerSecond !== undefined);
-    if (measured.length === 0) continue;
-    const within = measured.filter((t) => t.withinBudget);
-    // Nothing meets the budget: the lowest p95 is the closest the device gets, and the choice says it is over.
-    const best =
-      within.length > 0
-        ? within.reduce((a, b) => (b.run.imagesPerSecond! > a.run.imagesPerSecond! ? b : a))
-        : measured.reduce((a, b) => (b.run.latencyMsPerBatch!.p95 < a.run.latencyMsPerBatch!.p95 ? b : a));
-    choices.push({
-      backbone: setting.id,
-      provider,
-      intraOpThreads: best.intraOpThreads,
-      batch: best.batch,
-      imagesPerSecond: best.run.imagesPerSecond!,
-      p95LatencyMsPerBatch: best.run.latencyMsPerBatch!.p95,
-      p95LatencyMsPerImage: best.run.latencyMsPerImage!.p95,
-      withinBudget: best.withinBudget,
-    });
+    complete = await tuneBackbone(context, setting, prepared, mine);
+    trials.push(...mine);
+    if (!complete) break;
+    const choice = bestChoice(setting, provider, mine);
+    if (choice) choices.push(choice);
   }
   return { profile: tunedProfile(loaded, choices, host), choices, trials, complete };
 }

@@ -142,13 +142,8 @@ function compareInferenceRuns(runA: InferenceRun, runB: InferenceRun, minEffect:
   };
 }
 
-/** Compares every run present in both results, matched by id. `minEffect` is the smallest change ever flagged. */
-export function compareResults(
-  a: BenchResults,
-  b: BenchResults,
-  files: { a: string; b: string },
-  minEffect = 0.02,
-): ComparisonReport {
+/** What makes two results files hard to compare: other machines or versions, incomplete or loaded runs. */
+function comparisonWarnings(a: BenchResults, b: BenchResults, files: { a: string; b: string }): string[] {
   const warnings: string[] = [];
   if (a.host.cpuModel !== b.host.cpuModel || a.host.logicalCores !== b.host.logicalCores) {
     warnings.push(
@@ -164,7 +159,16 @@ export function compareResults(
     warnings.push(
       'a load average above a quarter of the cores at the start of a run: its figures may be inflated by other work',
     );
+  return warnings;
+}
 
+/** Inference runs matched by id (either side's extra runs listed as not comparable), a's order first. */
+function compareInferenceRunsById(
+  a: BenchResults,
+  b: BenchResults,
+  files: { a: string; b: string },
+  minEffect: number,
+): RunComparison[] {
   const comparisons: RunComparison[] = [];
   const runsB = new Map(b.runs.map((run) => [run.id, run]));
   const seen = new Set<string>();
@@ -207,6 +211,17 @@ export function compareResults(
         note: `only in ${files.b}`,
       });
   }
+  return comparisons;
+}
+
+/** End-to-end runs matched by id: the median seconds per pass, over the pass-to-pass noise (or the floor). */
+function compareEndToEndRunsById(
+  a: BenchResults,
+  b: BenchResults,
+  files: { a: string; b: string },
+  minEffect: number,
+): RunComparison[] {
+  const comparisons: RunComparison[] = [];
   const e2eB = new Map(b.endToEnd.map((run) => [run.id, run]));
   for (const runA of a.endToEnd) {
     const runB = e2eB.get(runA.id);
@@ -249,6 +264,21 @@ export function compareResults(
       verdict: judge(ratio, threshold),
     });
   }
+  return comparisons;
+}
+
+/** Compares every run present in both results, matched by id. `minEffect` is the smallest change ever flagged. */
+export function compareResults(
+  a: BenchResults,
+  b: BenchResults,
+  files: { a: string; b: string },
+  minEffect = 0.02,
+): ComparisonReport {
+  const warnings = comparisonWarnings(a, b, files);
+  const comparisons = [
+    ...compareInferenceRunsById(a, b, files, minEffect),
+    ...compareEndToEndRunsById(a, b, files, minEffect),
+  ];
   const describe = (r: BenchResults) => `${r.host.cpuModel}, ${r.host.logicalCores} cores (${r.host.hostname})`;
   return {
     a: { file: files.a, profile: a.profile.name, host: describe(a), startedAt: a.startedAt, complete: a.complete },

@@ -20,6 +20,7 @@ import { maxDuration, round } from './run-figures.js';
 import { EndToEndMeasurement } from './end-to-end.js';
 import { InferenceMeasurement, type PreparedBackbone } from './inference.js';
 import { describeError } from '../../core/util/errors.js';
+import type { ExecutionProviderName } from '../../core/execution/types.js';
 import { evaluateBudgets } from './budgets.js';
 import { collectHostFacts } from './host.js';
 import {
@@ -252,6 +253,236 @@ async function measureInTurns(
   if (interrupted) throw new Interrupted();
 }
 
+/** What every step of a bench run shares. */
+interface BenchRunContext {
+  loaded: LoadedProfile;
+  profile: DeviceProfile;
+  results: BenchResults;
+  emit: (event: BenchProgress) => void;
+  signal: AbortSignal | undefined;
+  seed: number;
+  /** A performance profile: runs off a software provider may claim their figures. */
+  speedProfile: boolean;
+  /** CPU outputs per backbone and batch, that other providers' outputs are compared with. */
+  cpuReference: Map<string, Float32Array>;
+  /** Inference runs in the profile, and how many have been laid out so far (for `[i/n]` labels). */
+  totalRuns: number;
+  runIndex: number;
+}
+
+type BackboneSetting = ReturnType<typeof backboneSettings>[number];
+
+interface PreparedSetting {
+  setting: BackboneSetting;
+  prepared: PreparedBackbone;
+}
+
+function checkAbort(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new Interrupted();
+}
+
+function warnIfLoaded(results: BenchResults): void {
+  const load = results.host.loadAverage[0] ?? 0;
+  if (load > results.host.logicalCores * 0.5) {
+    results.warnings.push(
+      `load average ${load} at the start on ${results.host.logicalCores} logical cores: other work competes for the machine, so these figures are pessimistic and noisy`,
+    );
+  }
+}
+
+/** A backbone that cannot be prepared: each of its runs recorded as unavailable, with the reason. */
+function recordUnavailableBackbone(context: BenchRunContext, setting: BackboneSetting, error: unknown): void {
+  for (const provider of context.profile.execution.providers) {
+    for (const batch of setting.batchSizes) {
+      context.runIndex++;
+      context.results.runs.push({
+        id: `${setting.id}/${provider}/b${batch}`,
+        backbone: {
+          reference: setting.id,
+          id: setting.id,
+          path: '',
+          sha256: '',
+          modelBytes: 0,
+          runPath: '',
+          runBytes: 0,
+          batch: 'dynamic',
+        },
+        providerRequested: provider,
+        batch,
+        status: 'unavailable',
+        reason: `backbone not available: ${describeError(error)}`,
+        speedClaim: false,
+      });
+    }
+  }
+  context.emit({ stage: 'note', finished: true, label: setting.id, message: `skipped: ${describeError(error)}` });
+}
+
+/** One inference run recorded in the results; its measurement, unless the graph's fixed batch rules it out. */
+function layOutInferenceRun(
+  context: BenchRunContext,
+  { setting, prepared }: PreparedSetting,
+  provider: ExecutionProviderName,
+  batch: number,
+): InterleavedRun | undefined {
+  const { profile, emit } = context;
+  context.runIndex++;
+  const label = `[${context.runIndex}/${context.totalRuns}] ${prepared.info.id} ${provider} batch ${batch}`;
+  const run: InferenceRun = {
+    id: `${prepared.info.id}/${provider}/b${batch}`,
+    backbone: prepared.info,
+    providerRequested: provider,
+    batch,
+    status: 'failed',
+    speedClaim: false,
+  };
+  context.results.runs.push(run);
+  if (typeof prepared.facts.batch === 'number' && prepared.facts.batch !== batch) {
+    run.status = 'skipped';
+    run.reason = `the graph's batch size is fixed at ${prepared.facts.batch}`;
+    emit({ stage: 'run', finished: true, label, message: `skipped: ${run.reason}` });
+    return undefined;
+  }
+  const threads = { intra: setting.intraOpThreads, inter: setting.interOpThreads };
+  const entry: InterleavedRun = {
+    label,
+    sessionLabel: label,
+    key: `${prepared.info.id}|${provider}`,
+    measurement: new InferenceMeasurement(run, prepared, provider, batch, threads, profile, context.seed, {
+      signal: context.signal,
+      speedProfile: context.speedProfile,
+      cpuReference: context.cpuReference,
+      // Called during a session, once `entry` exists; the scheduler names the session in sessionLabel.
+      onProgress: (done, elapsedMs) =>
+        emit({
+          stage: 'run',
+          finished: false,
+          label: entry.sessionLabel,
+          done,
+          total: profile.measurement.minRuns,
+          message: `${(elapsedMs / 1000).toFixed(1)} s measured`,
+        }),
+    }),
+  };
+  return entry;
+}
+
+/**
+ * Every backbone prepared and every inference run laid out first, so their sessions can take turns. Backbones that
+ * cannot be prepared are recorded (their runs unavailable) and left out of the list returned.
+ */
+async function layOutInference(
+  context: BenchRunContext,
+  settings: BackboneSetting[],
+): Promise<{ backbones: PreparedSetting[]; measurements: InterleavedRun[] }> {
+  const backbones: PreparedSetting[] = [];
+  const measurements: InterleavedRun[] = [];
+  for (const setting of settings) {
+    checkAbort(context.signal);
+    const reference = resolveBackboneReference(setting.id, context.loaded.file);
+    let prepared: PreparedBackbone;
+    try {
+      context.emit({ stage: 'prepare', finished: false, label: setting.id });
+      prepared = await prepareBackbone(reference);
+    } catch (error) {
+      recordUnavailableBackbone(context, setting, error);
+      continue;
+    }
+    backbones.push({ setting, prepared });
+    for (const provider of context.profile.execution.providers) {
+      for (const batch of setting.batchSizes) {
+        const entry = layOutInferenceRun(context, { setting, prepared }, provider, batch);
+        if (entry) measurements.push(entry);
+      }
+    }
+  }
+  return { backbones, measurements };
+}
+
+/** Preprocessing alone, measured once per distinct preprocessing spec (a backbone sharing one gets a copy). */
+async function preprocessRunFor(
+  context: BenchRunContext,
+  prepared: PreparedBackbone,
+  images: string[],
+  preprocessBySpec: Map<string, PreprocessRun>,
+): Promise<PreprocessRun> {
+  const { results, emit } = context;
+  const key = specKey(prepared.spec);
+  const measured = preprocessBySpec.get(key);
+  if (measured) {
+    results.preprocess.push({ ...measured, backbone: prepared.info.id });
+    return measured;
+  }
+  checkAbort(context.signal);
+  emit({ stage: 'preprocess', finished: false, label: `preprocess ${key}` });
+  const preprocess = await measurePreprocess(prepared, images, context.profile, results.imageSource, context.signal);
+  preprocessBySpec.set(key, preprocess);
+  results.preprocess.push(preprocess);
+  emit({
+    stage: 'preprocess',
+    finished: true,
+    label: `preprocess (${prepared.info.id})`,
+    message: preprocess.msPerImage
+      ? `${preprocess.msPerImage.p50.toFixed(2)} ms/image alone, ${preprocess.imagesPerSecond?.toFixed(1)} images/s on ${preprocess.concurrency} in flight`
+      : preprocess.reason,
+  });
+  return preprocess;
+}
+
+/** End-to-end runs through the real pipeline, one per provider and distinct batch: laid out, measured later. */
+function layOutEndToEnd(
+  context: BenchRunContext,
+  { setting, prepared }: PreparedSetting,
+  images: string[],
+  preprocess: PreprocessRun,
+): EndToEndMeasurement[] {
+  const { profile } = context;
+  const endToEnd: EndToEndMeasurement[] = [];
+  const e2eBatches = profile.endToEnd?.batchSizes ?? setting.batchSizes;
+  for (const provider of profile.execution.providers) {
+    const done = new Set<number>();
+    for (const requested of e2eBatches) {
+      const batch = typeof prepared.facts.batch === 'number' ? prepared.facts.batch : requested;
+      if (done.has(batch)) continue;
+      done.add(batch);
+      endToEnd.push(
+        new EndToEndMeasurement(
+          prepared,
+          provider,
+          batch,
+          { intra: setting.intraOpThreads, inter: setting.interOpThreads },
+          profile,
+          images,
+          context.results,
+          preprocess,
+          context.speedProfile,
+        ),
+      );
+    }
+  }
+  return endToEnd;
+}
+
+/** Head training and prediction, one head type after another. */
+async function measureHeads(context: BenchRunContext, heads: NonNullable<DeviceProfile['heads']>): Promise<void> {
+  const { emit } = context;
+  for (const type of heads.types) {
+    checkAbort(context.signal);
+    emit({ stage: 'heads', finished: false, label: `head ${type}` });
+    const head = await measureHead(type, context.profile, context.signal);
+    context.results.heads.push(head);
+    emit({
+      stage: 'heads',
+      finished: true,
+      label: `head ${type}`,
+      message:
+        head.trainSecondsMedian !== undefined
+          ? `train ${head.trainSecondsMedian.toFixed(2)} s, predict p50 ${head.predictMsPerEmbedding?.p50.toFixed(4)} ms`
+          : head.reason,
+    });
+  }
+}
+
 /**
  * Measures everything the profile asks for, filling `results` as it goes. Returns `results` (complete or not).
  * Never throws for a backbone or provider that cannot run: that run is recorded as `unavailable`/`failed`.
@@ -265,19 +496,9 @@ export async function runBench(
   const started = performance.now();
   const emit = options.onProgress ?? (() => undefined);
   const signal = options.signal;
-  const checkAbort = () => {
-    if (signal?.aborted) throw new Interrupted();
-  };
-  const seed = profile.measurement.seed ?? 42;
-  const speedProfile = profile.purpose === 'performance';
   results.complete = false;
   results.incompleteReason = 'in progress';
-  const load = results.host.loadAverage[0] ?? 0;
-  if (load > results.host.logicalCores * 0.5) {
-    results.warnings.push(
-      `load average ${load} at the start on ${results.host.logicalCores} logical cores: other work competes for the machine, so these figures are pessimistic and noisy`,
-    );
-  }
+  warnIfLoaded(results);
 
   try {
     // Images for preprocessing and end-to-end runs.
@@ -288,143 +509,27 @@ export async function runBench(
     }
 
     const settings = backboneSettings(profile);
-    const totalRuns = settings.reduce((n, s) => n + s.batchSizes.length * profile.execution.providers.length, 0);
+    const context: BenchRunContext = {
+      loaded,
+      profile,
+      results,
+      emit,
+      signal,
+      seed: profile.measurement.seed ?? 42,
+      speedProfile: profile.purpose === 'performance',
+      cpuReference: new Map(),
+      totalRuns: settings.reduce((n, s) => n + s.batchSizes.length * profile.execution.providers.length, 0),
+      runIndex: 0,
+    };
+    const { backbones, measurements } = await layOutInference(context, settings);
+
     const preprocessBySpec = new Map<string, PreprocessRun>();
-    const cpuReference = new Map<string, Float32Array>();
-    const backbones: Array<{ setting: (typeof settings)[number]; prepared: PreparedBackbone }> = [];
-    const measurements: InterleavedRun[] = [];
-    let runIndex = 0;
-
-    // Every backbone prepared and every run laid out first, so their sessions can take turns below.
-    for (const setting of settings) {
-      checkAbort();
-      const reference = resolveBackboneReference(setting.id, loaded.file);
-      let prepared: PreparedBackbone;
-      try {
-        emit({ stage: 'prepare', finished: false, label: setting.id });
-        prepared = await prepareBackbone(reference);
-      } catch (error) {
-        for (const provider of profile.execution.providers) {
-          for (const batch of setting.batchSizes) {
-            runIndex++;
-            results.runs.push({
-              id: `${setting.id}/${provider}/b${batch}`,
-              backbone: {
-                reference: setting.id,
-                id: setting.id,
-                path: '',
-                sha256: '',
-                modelBytes: 0,
-                runPath: '',
-                runBytes: 0,
-                batch: 'dynamic',
-              },
-              providerRequested: provider,
-              batch,
-              status: 'unavailable',
-              reason: `backbone not available: ${describeError(error)}`,
-              speedClaim: false,
-            });
-          }
-        }
-        emit({ stage: 'note', finished: true, label: setting.id, message: `skipped: ${describeError(error)}` });
-        continue;
-      }
-      backbones.push({ setting, prepared });
-      for (const provider of profile.execution.providers) {
-        for (const batch of setting.batchSizes) {
-          runIndex++;
-          const label = `[${runIndex}/${totalRuns}] ${prepared.info.id} ${provider} batch ${batch}`;
-          const run: InferenceRun = {
-            id: `${prepared.info.id}/${provider}/b${batch}`,
-            backbone: prepared.info,
-            providerRequested: provider,
-            batch,
-            status: 'failed',
-            speedClaim: false,
-          };
-          results.runs.push(run);
-          if (typeof prepared.facts.batch === 'number' && prepared.facts.batch !== batch) {
-            run.status = 'skipped';
-            run.reason = `the graph's batch size is fixed at ${prepared.facts.batch}`;
-            emit({ stage: 'run', finished: true, label, message: `skipped: ${run.reason}` });
-            continue;
-          }
-          const threads = { intra: setting.intraOpThreads, inter: setting.interOpThreads };
-          const entry: InterleavedRun = {
-            label,
-            sessionLabel: label,
-            key: `${prepared.info.id}|${provider}`,
-            measurement: new InferenceMeasurement(run, prepared, provider, batch, threads, profile, seed, {
-              signal,
-              speedProfile,
-              cpuReference,
-              // Called during a session, once `entry` exists; the scheduler names the session in sessionLabel.
-              onProgress: (done, elapsedMs) =>
-                emit({
-                  stage: 'run',
-                  finished: false,
-                  label: entry.sessionLabel,
-                  done,
-                  total: profile.measurement.minRuns,
-                  message: `${(elapsedMs / 1000).toFixed(1)} s measured`,
-                }),
-            }),
-          };
-          measurements.push(entry);
-        }
-      }
-    }
-
     const endToEnd: EndToEndMeasurement[] = [];
-    for (const { setting, prepared } of backbones) {
+    for (const backbone of backbones) {
       if (options.inferenceOnly || images.length === 0) continue;
-
-      // Preprocessing alone, once per distinct preprocessing spec.
-      const key = specKey(prepared.spec);
-      let preprocess = preprocessBySpec.get(key);
-      if (!preprocess) {
-        checkAbort();
-        emit({ stage: 'preprocess', finished: false, label: `preprocess ${key}` });
-        preprocess = await measurePreprocess(prepared, images, profile, results.imageSource, signal);
-        preprocessBySpec.set(key, preprocess);
-        results.preprocess.push(preprocess);
-        emit({
-          stage: 'preprocess',
-          finished: true,
-          label: `preprocess (${prepared.info.id})`,
-          message: preprocess.msPerImage
-            ? `${preprocess.msPerImage.p50.toFixed(2)} ms/image alone, ${preprocess.imagesPerSecond?.toFixed(1)} images/s on ${preprocess.concurrency} in flight`
-            : preprocess.reason,
-        });
-      } else {
-        results.preprocess.push({ ...preprocess, backbone: prepared.info.id });
-      }
-
-      // End to end through the real pipeline: laid out here, measured below with every backbone's passes in turn.
+      const preprocess = await preprocessRunFor(context, backbone.prepared, images, preprocessBySpec);
       if (profile.endToEnd?.enabled === false) continue;
-      const e2eBatches = profile.endToEnd?.batchSizes ?? setting.batchSizes;
-      for (const provider of profile.execution.providers) {
-        const done = new Set<number>();
-        for (const requested of e2eBatches) {
-          const batch = typeof prepared.facts.batch === 'number' ? prepared.facts.batch : requested;
-          if (done.has(batch)) continue;
-          done.add(batch);
-          endToEnd.push(
-            new EndToEndMeasurement(
-              prepared,
-              provider,
-              batch,
-              { intra: setting.intraOpThreads, inter: setting.interOpThreads },
-              profile,
-              images,
-              results,
-              preprocess,
-              speedProfile,
-            ),
-          );
-        }
-      }
+      endToEnd.push(...layOutEndToEnd(context, backbone, images, preprocess));
     }
 
     await measureInTurns(measurements, endToEnd, results, {
@@ -434,24 +539,8 @@ export async function runBench(
       minRuns: profile.measurement.minRuns,
     });
 
-    if (!options.inferenceOnly && profile.heads) {
-      for (const type of profile.heads.types) {
-        checkAbort();
-        emit({ stage: 'heads', finished: false, label: `head ${type}` });
-        const head = await measureHead(type, profile, signal);
-        results.heads.push(head);
-        emit({
-          stage: 'heads',
-          finished: true,
-          label: `head ${type}`,
-          message:
-            head.trainSecondsMedian !== undefined
-              ? `train ${head.trainSecondsMedian.toFixed(2)} s, predict p50 ${head.predictMsPerEmbedding?.p50.toFixed(4)} ms`
-              : head.reason,
-        });
-      }
-    }
-    checkAbort();
+    if (!options.inferenceOnly && profile.heads) await measureHeads(context, profile.heads);
+    checkAbort(signal);
     results.complete = true;
     delete results.incompleteReason;
   } catch (error) {

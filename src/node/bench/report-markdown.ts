@@ -35,8 +35,8 @@ export function runStatusText(run: InferenceRun): string {
   return 'ok';
 }
 
-/** The Markdown summary `edgetl bench` prints on stdout. */
-export function renderMarkdown(results: BenchResults): string {
+/** Title (marked when incomplete), host, method and noise. */
+function headerSection(results: BenchResults): string[] {
   const lines: string[] = [];
   const title = `# edgetl bench: ${results.profile.name} (${results.profile.deviceClass})`;
   lines.push(results.complete ? title : `${title} — INCOMPLETE: ${results.incompleteReason ?? 'interrupted'}`);
@@ -59,7 +59,12 @@ export function renderMarkdown(results: BenchResults): string {
     );
   if (results.method.bestSession) lines.push(`- Best session: ${results.method.bestSession}.`);
   lines.push('');
+  return lines;
+}
 
+/** Inference on ready tensors: one row per run; speed figures only where the run makes a claim. */
+function inferenceSection(results: BenchResults): string[] {
+  const lines: string[] = [];
   lines.push('## Inference on ready tensors');
   lines.push('');
   const rows = results.runs.map((run) => {
@@ -130,110 +135,127 @@ export function renderMarkdown(results: BenchResults): string {
     'Latencies are per batch unless marked per image; p50 to mean are over every session of the run, "best session" is the median of its fastest session (the figure `bench compare` checks). GFLOP/s = 2 × MACs/image × images/s (MACs of Conv, Gemm and MatMul in the graph run). "—" where a run makes no speed claim.',
   );
   lines.push('');
+  return lines;
+}
 
-  if (results.preprocess.length > 0) {
-    lines.push('## Preprocessing alone (decode + resize + normalize, real images)');
-    lines.push('');
-    lines.push(
-      table(
-        [
-          'backbone',
-          'spec',
-          'images',
-          'status',
-          'ms/image p50 (one at a time)',
-          'p90',
-          'p99',
-          'images/s (whole machine)',
-          'in flight',
-        ],
-        results.preprocess.map((p) => [
-          p.backbone,
-          p.spec,
-          String(p.images),
-          p.status + (p.reason ? ` (${p.reason})` : ''),
-          formatNumber(p.msPerImage?.p50),
-          formatNumber(p.msPerImage?.p90),
-          formatNumber(p.msPerImage?.p99),
-          formatNumber(p.imagesPerSecond),
-          p.concurrency ? String(p.concurrency) : '—',
-        ]),
-      ),
-    );
-    lines.push('');
-  }
+/** Preprocessing alone, when measured. */
+function preprocessSection(results: BenchResults): string[] {
+  if (results.preprocess.length === 0) return [];
+  const lines: string[] = [];
+  lines.push('## Preprocessing alone (decode + resize + normalize, real images)');
+  lines.push('');
+  lines.push(
+    table(
+      [
+        'backbone',
+        'spec',
+        'images',
+        'status',
+        'ms/image p50 (one at a time)',
+        'p90',
+        'p99',
+        'images/s (whole machine)',
+        'in flight',
+      ],
+      results.preprocess.map((p) => [
+        p.backbone,
+        p.spec,
+        String(p.images),
+        p.status + (p.reason ? ` (${p.reason})` : ''),
+        formatNumber(p.msPerImage?.p50),
+        formatNumber(p.msPerImage?.p90),
+        formatNumber(p.msPerImage?.p99),
+        formatNumber(p.imagesPerSecond),
+        p.concurrency ? String(p.concurrency) : '—',
+      ]),
+    ),
+  );
+  lines.push('');
+  return lines;
+}
 
-  if (results.endToEnd.length > 0) {
-    lines.push('## End to end (image files to embeddings, the real pipeline)');
-    lines.push('');
-    lines.push(
-      table(
-        [
-          'backbone',
-          'provider',
-          'batch',
-          'status',
-          'images × passes',
-          'images/s',
-          'preprocess images/s',
-          'inference images/s',
-          'ideal images/s',
-          'efficiency',
-        ],
-        results.endToEnd.map((e) => {
-          const claim = e.speedClaim;
-          return [
-            e.backbone,
-            e.provider,
-            String(e.batch),
-            e.status + (e.reason ? ` (${e.reason})` : ''),
-            e.images ? `${e.images} × ${e.repeats}` : '—',
-            claim ? formatNumber(e.imagesPerSecond) : '—',
-            claim ? formatNumber(e.preprocessImagesPerSecond) : '—',
-            claim ? formatNumber(e.inferenceImagesPerSecond) : '—',
-            claim ? formatNumber(e.idealImagesPerSecond) : '—',
-            claim ? formatNumber(e.efficiency, 2) : '—',
-          ];
-        }),
-      ),
-    );
-    lines.push('');
-    lines.push(
-      'Ideal = 1 / (1/preprocess + 1/inference), each measured alone with the whole machine; efficiency = end-to-end / ideal (above 1 when the stages overlap on idle cores).',
-    );
-    lines.push('');
-  }
+/** End to end through the real pipeline, when measured, with its efficiency against the stages alone. */
+function endToEndSection(results: BenchResults): string[] {
+  if (results.endToEnd.length === 0) return [];
+  const lines: string[] = [];
+  lines.push('## End to end (image files to embeddings, the real pipeline)');
+  lines.push('');
+  lines.push(
+    table(
+      [
+        'backbone',
+        'provider',
+        'batch',
+        'status',
+        'images × passes',
+        'images/s',
+        'preprocess images/s',
+        'inference images/s',
+        'ideal images/s',
+        'efficiency',
+      ],
+      results.endToEnd.map((e) => {
+        const claim = e.speedClaim;
+        return [
+          e.backbone,
+          e.provider,
+          String(e.batch),
+          e.status + (e.reason ? ` (${e.reason})` : ''),
+          e.images ? `${e.images} × ${e.repeats}` : '—',
+          claim ? formatNumber(e.imagesPerSecond) : '—',
+          claim ? formatNumber(e.preprocessImagesPerSecond) : '—',
+          claim ? formatNumber(e.inferenceImagesPerSecond) : '—',
+          claim ? formatNumber(e.idealImagesPerSecond) : '—',
+          claim ? formatNumber(e.efficiency, 2) : '—',
+        ];
+      }),
+    ),
+  );
+  lines.push('');
+  lines.push(
+    'Ideal = 1 / (1/preprocess + 1/inference), each measured alone with the whole machine; efficiency = end-to-end / ideal (above 1 when the stages overlap on idle cores).',
+  );
+  lines.push('');
+  return lines;
+}
 
-  if (results.heads.length > 0) {
-    lines.push('## Heads (synthetic embeddings)');
-    lines.push('');
-    lines.push(
-      table(
-        [
-          'head',
-          'embeddings',
-          'classes',
-          'status',
-          'train s (median)',
-          'predict ms p50',
-          'predict ms p99',
-          'train-set accuracy',
-        ],
-        results.heads.map((h) => [
-          h.type,
-          `${h.samples} × ${h.dim}`,
-          String(h.classes),
-          h.status + (h.reason ? ` (${h.reason})` : ''),
-          formatNumber(h.trainSecondsMedian),
-          formatNumber(h.predictMsPerEmbedding?.p50),
-          formatNumber(h.predictMsPerEmbedding?.p99),
-          formatNumber(h.trainAccuracy, 3),
-        ]),
-      ),
-    );
-    lines.push('');
-  }
+/** Head training and prediction on synthetic embeddings, when measured. */
+function headsSection(results: BenchResults): string[] {
+  if (results.heads.length === 0) return [];
+  const lines: string[] = [];
+  lines.push('## Heads (synthetic embeddings)');
+  lines.push('');
+  lines.push(
+    table(
+      [
+        'head',
+        'embeddings',
+        'classes',
+        'status',
+        'train s (median)',
+        'predict ms p50',
+        'predict ms p99',
+        'train-set accuracy',
+      ],
+      results.heads.map((h) => [
+        h.type,
+        `${h.samples} × ${h.dim}`,
+        String(h.classes),
+        h.status + (h.reason ? ` (${h.reason})` : ''),
+        formatNumber(h.trainSecondsMedian),
+        formatNumber(h.predictMsPerEmbedding?.p50),
+        formatNumber(h.predictMsPerEmbedding?.p99),
+        formatNumber(h.trainAccuracy, 3),
+      ]),
+    ),
+  );
+  lines.push('');
+  return lines;
+}
 
+/** Budget verdicts and their tally. */
+function budgetsSection(results: BenchResults): string[] {
+  const lines: string[] = [];
   lines.push('## Budgets');
   lines.push('');
   if (results.budgets.length === 0) {
@@ -258,12 +280,31 @@ export function renderMarkdown(results: BenchResults): string {
       `${count('pass')} passed, ${count('fail')} failed, ${count('not-measured')} not measured, ${count('not-applicable')} not applicable.`,
     );
   }
-  if (results.warnings.length > 0) {
-    lines.push('');
-    lines.push('## Warnings');
-    lines.push('');
-    for (const warning of results.warnings) lines.push(`- ${warning}`);
-  }
+  return lines;
+}
+
+/** Warnings, when any. */
+function warningsSection(results: BenchResults): string[] {
+  if (results.warnings.length === 0) return [];
+  const lines: string[] = [];
+  lines.push('');
+  lines.push('## Warnings');
+  lines.push('');
+  for (const warning of results.warnings) lines.push(`- ${warning}`);
+  return lines;
+}
+
+/** The Markdown summary `edgetl bench` prints on stdout. */
+export function renderMarkdown(results: BenchResults): string {
+  const lines = [
+    ...headerSection(results),
+    ...inferenceSection(results),
+    ...preprocessSection(results),
+    ...endToEndSection(results),
+    ...headsSection(results),
+    ...budgetsSection(results),
+    ...warningsSection(results),
+  ];
   return lines.join('\n') + '\n';
 }
 

@@ -193,75 +193,185 @@ async function writeOutputs(results: BenchResults, out: string | undefined, repo
   if (report) await writeFileAtomic(resolve(report), renderHtml(results));
 }
 
+const benchOptions = {
+  profile: { type: 'string' },
+  backbone: { type: 'string', multiple: true },
+  provider: { type: 'string', multiple: true },
+  batch: { type: 'string', multiple: true },
+  warmup: { type: 'string' },
+  'min-runs': { type: 'string' },
+  'min-duration-ms': { type: 'string' },
+  sessions: { type: 'string' },
+  'inference-only': { type: 'boolean' },
+  out: { type: 'string' },
+  report: { type: 'string' },
+  json: { type: 'boolean' },
+  check: { type: 'boolean' },
+  quiet: { type: 'boolean' },
+  autotune: { type: 'boolean' },
+  'tuned-out': { type: 'string' },
+  list: { type: 'boolean' },
+  debug: { type: 'boolean' },
+} as const;
+
+type BenchValues = ReturnType<typeof parseCommandLine<typeof benchOptions>>['values'];
+
+/** `--list`: the shipped profiles, one a line, with what they are for. */
+function printProfileList(): void {
+  for (const name of listProfiles()) {
+    const { profile } = loadProfile(name);
+    process.stdout.write(
+      `${name.padEnd(20)} ${profile.deviceClass}${profile.purpose === 'correctness' && !/correctness/.test(profile.deviceClass) ? ' (correctness only)' : ''}${profile.runtime === 'browser' ? ' [browser runtime]' : ''}\n`,
+    );
+  }
+}
+
+/** The profile named by --profile (a Node one), narrowed by the other flags; notes say what the overrides dropped. */
+function benchProfile(values: BenchValues): { loaded: LoadedProfile; notes: string[] } {
+  if (!values.profile)
+    throw new EdgetlError('usage', `--profile is required: one of ${listProfiles().join(', ')}, or a profile file`);
+  const original = loadProfile(values.profile);
+  if (original.profile.runtime === 'browser') {
+    throw new EdgetlError(
+      'usage',
+      `profile ${original.profile.name} (${original.file}) is for the browser runtime (runtime "browser", providers ${original.profile.execution.providers.join(', ')}): the Node CLI cannot run it`,
+      { file: original.file },
+    );
+  }
+  const batches = list(values.batch).map((b) => parseNumberOption(b, 'batch', 1, { integer: true, min: 1 }));
+  return applyOverrides(original, {
+    backbones: list(values.backbone),
+    providers: list(values.provider),
+    batches,
+    warmup:
+      values.warmup === undefined
+        ? undefined
+        : parseNumberOption(values.warmup, 'warmup', 0, { integer: true, min: 0 }),
+    minRuns:
+      values['min-runs'] === undefined
+        ? undefined
+        : parseNumberOption(values['min-runs'], 'min-runs', 1, { integer: true, min: 1 }),
+    minDurationMs:
+      values['min-duration-ms'] === undefined
+        ? undefined
+        : parseNumberOption(values['min-duration-ms'], 'min-duration-ms', 0, { min: 0 }),
+    sessions:
+      values.sessions === undefined
+        ? undefined
+        : parseNumberOption(values.sessions, 'sessions', 2, { integer: true, min: 1, max: 16 }),
+  });
+}
+
+/** `--autotune`: the search, the tuned profile written, its choices printed. Returns the exit code. */
+async function runAutotune(
+  loaded: LoadedProfile,
+  values: BenchValues,
+  signal: AbortSignal,
+  printer: ProgressPrinter,
+): Promise<number> {
+  if (loaded.profile.purpose === 'correctness') {
+    throw new EdgetlError(
+      'usage',
+      `--autotune makes speed choices, and profile ${loaded.profile.name} is correctness-only (${loaded.file})`,
+      { file: loaded.file },
+    );
+  }
+  const host = collectHostFacts();
+  const tuned = await autotune(loaded, host, { signal, onProgress: (e) => printer.handle(e) });
+  const target = resolve(values['tuned-out'] ?? `${loaded.profile.name}-tuned.json`);
+  if (tuned.choices.length === 0)
+    throw new EdgetlError('bench-failed', 'autotune measured nothing usable: no tuned profile written');
+  await writeFileAtomic(target, JSON.stringify({ $schema: './profile.schema.json', ...tuned.profile }, null, 2) + '\n');
+  const summary = tuned.choices.map(
+    (c) =>
+      `${c.backbone}: ${c.provider}, ${c.intraOpThreads || 'default'} threads, batch ${c.batch}: ${c.imagesPerSecond.toFixed(1)} images/s, p95 ${c.p95LatencyMsPerBatch.toFixed(2)} ms per batch${c.withinBudget ? '' : ' (NO setting met the p95 budget)'}`,
+  );
+  if (values.json)
+    printJson({
+      tunedProfile: target,
+      complete: tuned.complete,
+      choices: tuned.choices,
+      trials: tuned.trials.map((t) => ({
+        backbone: t.backbone,
+        intraOpThreads: t.intraOpThreads,
+        batch: t.batch,
+        imagesPerSecond: t.run.imagesPerSecond,
+        p95LatencyMsPerBatch: t.run.latencyMsPerBatch?.p95,
+        withinBudget: t.withinBudget,
+        missed: t.missed,
+        status: t.run.status,
+      })),
+    });
+  else
+    process.stdout.write(
+      `# edgetl bench --autotune: ${loaded.profile.name}${tuned.complete ? '' : ' (INCOMPLETE: interrupted)'}\n\n${summary.map((s) => `- ${s}`).join('\n')}\n\nTuned profile written to ${target}\n`,
+    );
+  return tuned.complete ? 0 : 130;
+}
+
+/** The measurement itself; on an unexpected error, what was measured is still written (marked incomplete). */
+async function measure(
+  loaded: LoadedProfile,
+  notes: string[],
+  values: BenchValues,
+  signal: AbortSignal,
+  printer: ProgressPrinter,
+): Promise<BenchResults> {
+  const results = createResults(loaded);
+  results.warnings.push(...notes);
+  let finished = false;
+  try {
+    await runBench(loaded, results, {
+      signal,
+      onProgress: (e) => printer.handle(e),
+      inferenceOnly: values['inference-only'] === true,
+    });
+    finished = true;
+  } finally {
+    if (!finished) {
+      // An unexpected error: still keep what was measured.
+      results.complete = false;
+      results.incompleteReason = 'stopped by an error; see the message on stderr';
+      finishResults(results, loaded.profile);
+      await writeOutputs(results, values.out, values.report).catch(() => undefined);
+    }
+  }
+  return results;
+}
+
+/** 130 when interrupted, 1 when nothing was measured or (with --check) a budget failed, else 0; says why on stderr. */
+function benchExitCode(results: BenchResults, values: BenchValues): number {
+  if (!results.complete) return 130;
+  if (!results.runs.some((r) => r.samplesMs?.length)) {
+    process.stderr.write(
+      `bench: nothing was measured: ${[...new Set(results.runs.map((r) => r.reason ?? r.status))].join('; ')}\n`,
+    );
+    return 1;
+  }
+  const failed = failedVerdicts(results.budgets);
+  if (values.check && failed.length > 0) {
+    process.stderr.write(
+      `bench: ${failed.length} budget verdict(s) failed: ${failed.map((f) => `${f.budget} (${f.run ?? '-'} ${f.metric} ${f.value?.toFixed(3)} ${f.comparison === '<=' ? '>' : '<'} ${f.limit})`).join('; ')}\n`,
+    );
+    return 1;
+  }
+  return 0;
+}
+
 export const benchCommand: Command = {
   name: 'bench',
   summary: 'measure latency, throughput, memory and training time against a device profile',
   help: HELP,
   async run(argv: string[]): Promise<number> {
     if (argv[0] === 'compare') return runCompare(argv.slice(1));
-    const { values, positionals } = parseCommandLine(argv, {
-      profile: { type: 'string' },
-      backbone: { type: 'string', multiple: true },
-      provider: { type: 'string', multiple: true },
-      batch: { type: 'string', multiple: true },
-      warmup: { type: 'string' },
-      'min-runs': { type: 'string' },
-      'min-duration-ms': { type: 'string' },
-      sessions: { type: 'string' },
-      'inference-only': { type: 'boolean' },
-      out: { type: 'string' },
-      report: { type: 'string' },
-      json: { type: 'boolean' },
-      check: { type: 'boolean' },
-      quiet: { type: 'boolean' },
-      autotune: { type: 'boolean' },
-      'tuned-out': { type: 'string' },
-      list: { type: 'boolean' },
-      debug: { type: 'boolean' },
-    });
+    const { values, positionals } = parseCommandLine(argv, benchOptions);
     if (positionals.length > 0)
       throw new EdgetlError('usage', `unexpected argument "${positionals[0]}" (did you mean "edgetl bench compare"?)`);
     if (values.list) {
-      for (const name of listProfiles()) {
-        const { profile } = loadProfile(name);
-        process.stdout.write(
-          `${name.padEnd(20)} ${profile.deviceClass}${profile.purpose === 'correctness' && !/correctness/.test(profile.deviceClass) ? ' (correctness only)' : ''}${profile.runtime === 'browser' ? ' [browser runtime]' : ''}\n`,
-        );
-      }
+      printProfileList();
       return 0;
     }
-    if (!values.profile)
-      throw new EdgetlError('usage', `--profile is required: one of ${listProfiles().join(', ')}, or a profile file`);
-    const original = loadProfile(values.profile);
-    if (original.profile.runtime === 'browser') {
-      throw new EdgetlError(
-        'usage',
-        `profile ${original.profile.name} (${original.file}) is for the browser runtime (runtime "browser", providers ${original.profile.execution.providers.join(', ')}): the Node CLI cannot run it`,
-        { file: original.file },
-      );
-    }
-    const batches = list(values.batch).map((b) => parseNumberOption(b, 'batch', 1, { integer: true, min: 1 }));
-    const { loaded, notes } = applyOverrides(original, {
-      backbones: list(values.backbone),
-      providers: list(values.provider),
-      batches,
-      warmup:
-        values.warmup === undefined
-          ? undefined
-          : parseNumberOption(values.warmup, 'warmup', 0, { integer: true, min: 0 }),
-      minRuns:
-        values['min-runs'] === undefined
-          ? undefined
-          : parseNumberOption(values['min-runs'], 'min-runs', 1, { integer: true, min: 1 }),
-      minDurationMs:
-        values['min-duration-ms'] === undefined
-          ? undefined
-          : parseNumberOption(values['min-duration-ms'], 'min-duration-ms', 0, { min: 0 }),
-      sessions:
-        values.sessions === undefined
-          ? undefined
-          : parseNumberOption(values.sessions, 'sessions', 2, { integer: true, min: 1, max: 16 }),
-    });
+    const { loaded, notes } = benchProfile(values);
     const printer = new ProgressPrinter(values.quiet === true);
     const ctrlC = abortOnCtrlC(
       'bench',
@@ -269,69 +379,8 @@ export const benchCommand: Command = {
       'quitting without writing',
     );
     try {
-      if (values.autotune) {
-        if (loaded.profile.purpose === 'correctness') {
-          throw new EdgetlError(
-            'usage',
-            `--autotune makes speed choices, and profile ${loaded.profile.name} is correctness-only (${loaded.file})`,
-            { file: loaded.file },
-          );
-        }
-        const host = collectHostFacts();
-        const tuned = await autotune(loaded, host, { signal: ctrlC.signal, onProgress: (e) => printer.handle(e) });
-        const target = resolve(values['tuned-out'] ?? `${loaded.profile.name}-tuned.json`);
-        if (tuned.choices.length === 0)
-          throw new EdgetlError('bench-failed', 'autotune measured nothing usable: no tuned profile written');
-        await writeFileAtomic(
-          target,
-          JSON.stringify({ $schema: './profile.schema.json', ...tuned.profile }, null, 2) + '\n',
-        );
-        const summary = tuned.choices.map(
-          (c) =>
-            `${c.backbone}: ${c.provider}, ${c.intraOpThreads || 'default'} threads, batch ${c.batch}: ${c.imagesPerSecond.toFixed(1)} images/s, p95 ${c.p95LatencyMsPerBatch.toFixed(2)} ms per batch${c.withinBudget ? '' : ' (NO setting met the p95 budget)'}`,
-        );
-        if (values.json)
-          printJson({
-            tunedProfile: target,
-            complete: tuned.complete,
-            choices: tuned.choices,
-            trials: tuned.trials.map((t) => ({
-              backbone: t.backbone,
-              intraOpThreads: t.intraOpThreads,
-              batch: t.batch,
-              imagesPerSecond: t.run.imagesPerSecond,
-              p95LatencyMsPerBatch: t.run.latencyMsPerBatch?.p95,
-              withinBudget: t.withinBudget,
-              missed: t.missed,
-              status: t.run.status,
-            })),
-          });
-        else
-          process.stdout.write(
-            `# edgetl bench --autotune: ${loaded.profile.name}${tuned.complete ? '' : ' (INCOMPLETE: interrupted)'}\n\n${summary.map((s) => `- ${s}`).join('\n')}\n\nTuned profile written to ${target}\n`,
-          );
-        return tuned.complete ? 0 : 130;
-      }
-
-      const results = createResults(loaded);
-      results.warnings.push(...notes);
-      let finished = false;
-      try {
-        await runBench(loaded, results, {
-          signal: ctrlC.signal,
-          onProgress: (e) => printer.handle(e),
-          inferenceOnly: values['inference-only'] === true,
-        });
-        finished = true;
-      } finally {
-        if (!finished) {
-          // An unexpected error: still keep what was measured.
-          results.complete = false;
-          results.incompleteReason = 'stopped by an error; see the message on stderr';
-          finishResults(results, loaded.profile);
-          await writeOutputs(results, values.out, values.report).catch(() => undefined);
-        }
-      }
+      if (values.autotune) return await runAutotune(loaded, values, ctrlC.signal, printer);
+      const results = await measure(loaded, notes, values, ctrlC.signal, printer);
       await writeOutputs(results, values.out, values.report);
       if (values.json) printJson(results);
       else process.stdout.write(renderMarkdown(results));
@@ -342,21 +391,7 @@ export const benchCommand: Command = {
           );
         if (values.report) process.stderr.write(`bench: report written to ${resolve(values.report)}\n`);
       }
-      if (!results.complete) return 130;
-      if (!results.runs.some((r) => r.samplesMs?.length)) {
-        process.stderr.write(
-          `bench: nothing was measured: ${[...new Set(results.runs.map((r) => r.reason ?? r.status))].join('; ')}\n`,
-        );
-        return 1;
-      }
-      const failed = failedVerdicts(results.budgets);
-      if (values.check && failed.length > 0) {
-        process.stderr.write(
-          `bench: ${failed.length} budget verdict(s) failed: ${failed.map((f) => `${f.budget} (${f.run ?? '-'} ${f.metric} ${f.value?.toFixed(3)} ${f.comparison === '<=' ? '>' : '<'} ${f.limit})`).join('; ')}\n`,
-        );
-        return 1;
-      }
-      return 0;
+      return benchExitCode(results, values);
     } finally {
       ctrlC.dispose();
     }

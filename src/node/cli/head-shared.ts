@@ -93,62 +93,49 @@ export function isEmbeddingSet(input: string): boolean {
   return existsSync(embeddingSetPaths(input).json);
 }
 
-/**
- * Labelled embeddings from a folder of class folders (embedded with the backbone, through the cache) or from an
- * embedding set. Refuses a flat folder, a class folder with no images, a class whose images all failed, and a set
- * from another backbone than the one asked for.
- */
-export async function labelledEmbeddings(
-  input: string,
-  backbone: LazyBackbone,
-  values: BackboneRunValues,
-  what: string,
-): Promise<LabelledEmbeddings> {
-  if (isEmbeddingSet(input)) {
-    const set = await readEmbeddingSet(input);
-    if (set.classes === null)
-      throw new EdgetlError(
-        'usage',
-        `${what} ${input} has no labels (it was embedded from a flat folder): ${what} needs class folders`,
-        { file: input },
-      );
-    if (backbone.explicit) {
-      const wanted = await backbone.identify();
-      if (wanted.sha256 !== set.backbone.sha256) {
-        throw new EdgetlError(
-          'backbone-mismatch',
-          `${what} ${input} was embedded with backbone ${set.backbone.id} (sha256 ${set.backbone.sha256.slice(0, 12)}...) but --backbone ${backbone.requested} is ${wanted.id} (sha256 ${wanted.sha256.slice(0, 12)}...): embeddings of different backbones cannot be mixed`,
-          { file: input },
-        );
-      }
-    }
-    return {
-      source: 'embeddings',
-      path: embeddingSetPaths(input).prefix,
-      embeddings: set.embeddings,
-      labels: set.items.map((i) => i.label!),
-      paths: set.items.map((i) => i.path),
-      classes: set.classes,
-      dim: set.dim,
-      backbone: {
-        id: set.backbone.id,
-        sha256: set.backbone.sha256,
-        embeddingDim: set.dim,
-        preprocess: set.preprocess ?? null,
-      },
-      executionProvider: set.executionProvider,
-      embedSeconds: 0,
-      skipped: set.skipped,
-      // What the library warns in its terms, in the CLI's (every verb that reads embeddings prints these).
-      warnings: set.warnings.map(inCliTerms),
-    };
-  }
-  if (!existsSync(input))
+/** An embedding set written by `edgetl embed`: it must have labels, and come from the backbone asked for. */
+async function labelledEmbeddingSet(input: string, backbone: LazyBackbone, what: string): Promise<LabelledEmbeddings> {
+  const set = await readEmbeddingSet(input);
+  if (set.classes === null)
     throw new EdgetlError(
-      'not-found',
-      `${what} ${input} is neither a folder nor an embedding set (no ${embeddingSetPaths(input).json})`,
+      'usage',
+      `${what} ${input} has no labels (it was embedded from a flat folder): ${what} needs class folders`,
       { file: input },
     );
+  if (backbone.explicit) {
+    const wanted = await backbone.identify();
+    if (wanted.sha256 !== set.backbone.sha256) {
+      throw new EdgetlError(
+        'backbone-mismatch',
+        `${what} ${input} was embedded with backbone ${set.backbone.id} (sha256 ${set.backbone.sha256.slice(0, 12)}...) but --backbone ${backbone.requested} is ${wanted.id} (sha256 ${wanted.sha256.slice(0, 12)}...): embeddings of different backbones cannot be mixed`,
+        { file: input },
+      );
+    }
+  }
+  return {
+    source: 'embeddings',
+    path: embeddingSetPaths(input).prefix,
+    embeddings: set.embeddings,
+    labels: set.items.map((i) => i.label!),
+    paths: set.items.map((i) => i.path),
+    classes: set.classes,
+    dim: set.dim,
+    backbone: {
+      id: set.backbone.id,
+      sha256: set.backbone.sha256,
+      embeddingDim: set.dim,
+      preprocess: set.preprocess ?? null,
+    },
+    executionProvider: set.executionProvider,
+    embedSeconds: 0,
+    skipped: set.skipped,
+    // What the library warns in its terms, in the CLI's (every verb that reads embeddings prints these).
+    warnings: set.warnings.map(inCliTerms),
+  };
+}
+
+/** The class folders of `input`, refusing a flat folder and a class folder without images. */
+async function classFolders(input: string, what: string): Promise<string[]> {
   const scan = await scanImageFolder(input);
   if (scan.classes === null) {
     throw new EdgetlError(
@@ -173,6 +160,17 @@ export async function labelledEmbeddings(
       { file: input },
     );
   }
+  return scan.classes;
+}
+
+/** A folder of class folders embedded with the backbone (through the cache); a class whose images all failed is refused. */
+async function embeddedClassFolders(
+  input: string,
+  classes: string[],
+  backbone: LazyBackbone,
+  values: BackboneRunValues,
+  what: string,
+): Promise<LabelledEmbeddings> {
   const opened = await backbone.open();
   const showProgress = values.json !== true && process.stderr.isTTY === true;
   const bar = new ProgressBar(`embedding ${shortPath(input)}`, showProgress);
@@ -183,7 +181,7 @@ export async function labelledEmbeddings(
     onProgress: (done, total, skipped) => bar.update(done, total, skipped ? `(${skipped} skipped)` : ''),
   });
   bar.finish();
-  const lost = scan.classes.filter((c) => !result.classCounts[c]);
+  const lost = classes.filter((c) => !result.classCounts[c]);
   if (lost.length > 0) {
     throw new EdgetlError(
       'empty-class',
@@ -210,6 +208,28 @@ export async function labelledEmbeddings(
     skipped: result.skipped,
     warnings: result.warnings.map(inCliTerms),
   };
+}
+
+/**
+ * Labelled embeddings from a folder of class folders (embedded with the backbone, through the cache) or from an
+ * embedding set. Refuses a flat folder, a class folder with no images, a class whose images all failed, and a set
+ * from another backbone than the one asked for.
+ */
+export async function labelledEmbeddings(
+  input: string,
+  backbone: LazyBackbone,
+  values: BackboneRunValues,
+  what: string,
+): Promise<LabelledEmbeddings> {
+  if (isEmbeddingSet(input)) return labelledEmbeddingSet(input, backbone, what);
+  if (!existsSync(input))
+    throw new EdgetlError(
+      'not-found',
+      `${what} ${input} is neither a folder nor an embedding set (no ${embeddingSetPaths(input).json})`,
+      { file: input },
+    );
+  const classes = await classFolders(input, what);
+  return embeddedClassFolders(input, classes, backbone, values, what);
 }
 
 const pct = (v: number) => (Number.isFinite(v) ? `${(100 * v).toFixed(1)}%` : '-');

@@ -1,7 +1,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { loadHead } from '../head-io.js';
 import { Classifier } from '../classifier.js';
-import type { Prediction } from '../../core/heads/head.js';
+import type { Head, Prediction } from '../../core/heads/head.js';
 import { adaptedBackboneOptions } from '../fine-tune.js';
 import { scanImageFolder } from '../embed/dataset.js';
 import { DEFAULT_BATCH_SIZE } from '../embed/pipeline.js';
@@ -23,6 +23,133 @@ function describePrediction(p: Prediction): string {
   if (!p.rejected) return `${p.label} ${(100 * p.score).toFixed(1)}%`;
   const why = p.reason === 'outlier' ? 'not like the training photos' : 'low confidence';
   return `unknown (${why}; closest ${p.closest} ${(100 * p.score).toFixed(1)}%)`;
+}
+
+type PredictValues = ReturnType<typeof parseCommandLine<typeof predictOptions>>['values'];
+
+/** One head's share of the summary: its unknown count and the batch's drift from its training data. */
+interface HeadSummary {
+  head: string;
+  unknown: number;
+  drift: ReturnType<typeof driftReport> | undefined;
+}
+
+/** Every image named, folders expanded (class folders or flat); a missing path is refused before any work. */
+async function predictionInputs(positionals: string[]): Promise<string[]> {
+  const paths: string[] = [];
+  for (const input of positionals) {
+    if (!existsSync(input)) throw new EdgetlError('not-found', `image ${input} does not exist`, { file: input });
+    if (statSync(input).isDirectory()) paths.push(...(await scanImageFolder(input)).items.map((i) => i.path));
+    else paths.push(input);
+  }
+  return paths;
+}
+
+/** One image's line: JSON, one head's label with its top-k and outlier score, or every head's side by side. */
+function printPrediction(
+  path: string,
+  shown: string,
+  width: number,
+  predictions: Prediction[] | undefined,
+  error: string | undefined,
+  headFiles: string[],
+  json: boolean,
+): void {
+  const p = predictions?.[0];
+  const several = headFiles.length > 1;
+  if (json) {
+    if (!predictions || !p) printJson({ path, error: error ?? 'not embedded' });
+    else if (several)
+      printJson({
+        path,
+        heads: predictions.map((prediction, h) => ({ head: headFiles[h], ...predictionJson(prediction) })),
+      });
+    else printJson({ path, ...predictionJson(p) });
+  } else if (predictions && p && several) {
+    const perHead = terminalSafe(
+      predictions.map((prediction, h) => `${shortPath(headFiles[h])}: ${describePrediction(prediction)}`).join('   '),
+    );
+    process.stdout.write(`${shown.padEnd(width)}  ${perHead}\n`);
+  } else if (p) {
+    const rest = p.topK
+      .slice(1)
+      .map((k) => `${k.label} ${(100 * k.score).toFixed(1)}%`)
+      .join(', ');
+    const outlier = p.outlierScore === undefined ? '' : `  outlier ${p.outlierScore.toFixed(3)}`;
+    process.stdout.write(
+      `${shown.padEnd(width)}  ${terminalSafe(`${describePrediction(p)}${outlier}${rest ? `   (${rest})` : ''}`)}\n`,
+    );
+  } else {
+    process.stderr.write(`${shown}: skipped: ${terminalSafe(error ?? 'not embedded')}\n`);
+  }
+}
+
+/** The last line: each head's unknown count and drift (JSON: the first head's, and with several, each head's). */
+function printSummary(perHead: HeadSummary[], count: number, skipped: number, json: boolean): void {
+  const several = perHead.length > 1;
+  const first = perHead[0]!;
+  if (json) {
+    const summary = {
+      count,
+      unknown: first.unknown,
+      skipped,
+      drift: first.drift ? driftJson(first.drift) : null,
+    };
+    const headsSummary = several
+      ? {
+          heads: perHead.map((s) => ({
+            head: s.head,
+            unknown: s.unknown,
+            drift: s.drift ? driftJson(s.drift) : null,
+          })),
+        }
+      : {};
+    printJson({ summary: { ...summary, ...headsSummary } });
+    return;
+  }
+  for (const s of perHead) {
+    const label = several ? `${shortPath(s.head)}: ` : '';
+    process.stdout.write(
+      terminalSafe(
+        `${label}${count} photo(s): ${s.unknown} unknown${skipped ? `, ${skipped} skipped` : ''}${s.drift ? `; ${s.drift.summary}` : ''}`,
+      ) + '\n',
+    );
+  }
+}
+
+/** Every image classified by every head from one embedding pass, each printed in input order, then the summary. */
+async function classifyAndPrint(
+  classifier: Classifier,
+  heads: Head[],
+  headFiles: string[],
+  paths: string[],
+  values: PredictValues,
+  topK: number,
+): Promise<number> {
+  const bar = new ProgressBar('predicting', values.json !== true && process.stderr.isTTY === true);
+  const { images, skipped, embeddings } = await classifier.classifyManyByHeads(paths, {
+    topK,
+    strict: values.strict === true,
+    useCache: values['no-cache'] !== true,
+    batchSize: parseNumberOption(values.batch, 'batch', DEFAULT_BATCH_SIZE, { integer: true, min: 1, max: 4096 }),
+    onProgress: (done, total) => bar.update(done, total),
+  });
+  bar.finish();
+  const byInput = new Map(images.map((c) => [c.input, c.predictions]));
+  const errors = new Map(skipped.map((s) => [s.input, s.reason]));
+  const shown = paths.map((p) => terminalSafe(shortPath(p)));
+  const width = Math.max(...shown.map((p) => p.length));
+  paths.forEach((path, i) => {
+    printPrediction(path, shown[i]!, width, byInput.get(i), errors.get(i), headFiles, values.json === true);
+  });
+  // The summary: each head's unknown count and drift over the photos that were embedded.
+  const perHead = heads.map((head, h) => {
+    const unknown = images.filter((c) => c.predictions[h]!.rejected).length;
+    const drift = embeddings.rows > 0 ? driftReport(head, embeddings.data, embeddings.rows) : undefined;
+    return { head: headFiles[h]!, unknown, drift };
+  });
+  printSummary(perHead, images.length, skipped.length, values.json === true);
+  return skipped.length > 0 ? 1 : 0;
 }
 
 export const predictCommand: Command = {
@@ -62,12 +189,7 @@ ${embedRunHelp}
     heads.forEach((head) => printHeadWarnings(head));
     // Before any backbone is opened: a mismatch is the user's to fix, not something to find after loading a model.
     Classifier.checkShareable(heads, headFiles);
-    const paths: string[] = [];
-    for (const input of positionals) {
-      if (!existsSync(input)) throw new EdgetlError('not-found', `image ${input} does not exist`, { file: input });
-      if (statSync(input).isDirectory()) paths.push(...(await scanImageFolder(input)).items.map((i) => i.path));
-      else paths.push(input);
-    }
+    const paths = await predictionInputs(positionals);
     if (heads.length > 1 && heads.some((head) => head.adaptedBlock)) {
       throw new EdgetlError(
         'usage',
@@ -78,86 +200,7 @@ ${embedRunHelp}
     const backbone = await lazy.open();
     try {
       const classifier = await Classifier.load({ backbone, heads });
-      const bar = new ProgressBar('predicting', values.json !== true && process.stderr.isTTY === true);
-      const { images, skipped, embeddings } = await classifier.classifyManyByHeads(paths, {
-        topK,
-        strict: values.strict === true,
-        useCache: values['no-cache'] !== true,
-        batchSize: parseNumberOption(values.batch, 'batch', DEFAULT_BATCH_SIZE, { integer: true, min: 1, max: 4096 }),
-        onProgress: (done, total) => bar.update(done, total),
-      });
-      bar.finish();
-      const byInput = new Map(images.map((c) => [c.input, c.predictions]));
-      const errors = new Map(skipped.map((s) => [s.input, s.reason]));
-      const shown = paths.map((p) => terminalSafe(shortPath(p)));
-      const width = Math.max(...shown.map((p) => p.length));
-      const several = heads.length > 1;
-      paths.forEach((path, i) => {
-        const predictions = byInput.get(i);
-        const p = predictions?.[0];
-        if (values.json) {
-          if (!predictions || !p) printJson({ path, error: errors.get(i) ?? 'not embedded' });
-          else if (several)
-            printJson({
-              path,
-              heads: predictions.map((prediction, h) => ({ head: headFiles[h], ...predictionJson(prediction) })),
-            });
-          else printJson({ path, ...predictionJson(p) });
-        } else if (predictions && p && several) {
-          const perHead = terminalSafe(
-            predictions
-              .map((prediction, h) => `${shortPath(headFiles[h])}: ${describePrediction(prediction)}`)
-              .join('   '),
-          );
-          process.stdout.write(`${shown[i]!.padEnd(width)}  ${perHead}\n`);
-        } else if (p) {
-          const rest = p.topK
-            .slice(1)
-            .map((k) => `${k.label} ${(100 * k.score).toFixed(1)}%`)
-            .join(', ');
-          const outlier = p.outlierScore === undefined ? '' : `  outlier ${p.outlierScore.toFixed(3)}`;
-          process.stdout.write(
-            `${shown[i]!.padEnd(width)}  ${terminalSafe(`${describePrediction(p)}${outlier}${rest ? `   (${rest})` : ''}`)}\n`,
-          );
-        } else {
-          process.stderr.write(`${shown[i]}: skipped: ${terminalSafe(errors.get(i) ?? 'not embedded')}\n`);
-        }
-      });
-      // The summary: each head's unknown count and drift over the photos that were embedded.
-      const perHead = heads.map((head, h) => {
-        const unknown = images.filter((c) => c.predictions[h]!.rejected).length;
-        const drift = embeddings.rows > 0 ? driftReport(head, embeddings.data, embeddings.rows) : undefined;
-        return { head: headFiles[h]!, unknown, drift };
-      });
-      const first = perHead[0]!;
-      if (values.json) {
-        const summary = {
-          count: images.length,
-          unknown: first.unknown,
-          skipped: skipped.length,
-          drift: first.drift ? driftJson(first.drift) : null,
-        };
-        const headsSummary = several
-          ? {
-              heads: perHead.map((s) => ({
-                head: s.head,
-                unknown: s.unknown,
-                drift: s.drift ? driftJson(s.drift) : null,
-              })),
-            }
-          : {};
-        printJson({ summary: { ...summary, ...headsSummary } });
-      } else {
-        for (const s of perHead) {
-          const label = several ? `${shortPath(s.head)}: ` : '';
-          process.stdout.write(
-            terminalSafe(
-              `${label}${images.length} photo(s): ${s.unknown} unknown${skipped.length ? `, ${skipped.length} skipped` : ''}${s.drift ? `; ${s.drift.summary}` : ''}`,
-            ) + '\n',
-          );
-        }
-      }
-      return skipped.length > 0 ? 1 : 0;
+      return await classifyAndPrint(classifier, heads, headFiles, paths, values, topK);
     } finally {
       await lazy.close();
     }

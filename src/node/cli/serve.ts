@@ -5,8 +5,13 @@ import { DEFAULT_BACKBONE_ID } from '../../core/models/catalog.js';
 import { Head } from '../../core/heads/head.js';
 import { Classifier } from '../classifier.js';
 import { printHeadWarnings } from './head-shared.js';
-import { prepareServedBackbone, startKioskServer, type KioskServerOptions } from '../server/kiosk-server.js';
-import { assembleBrowserResults, prepareBrowserBench } from '../server/browser-bench.js';
+import {
+  prepareServedBackbone,
+  startKioskServer,
+  type KioskServer,
+  type KioskServerOptions,
+} from '../server/kiosk-server.js';
+import { assembleBrowserResults, prepareBrowserBench, type PreparedBrowserBench } from '../server/browser-bench.js';
 import type { BrowserBenchPayload } from '../../web/bench/runner.js';
 import { renderMarkdown } from '../bench/report-markdown.js';
 import { renderHtml } from '../bench/report-html.js';
@@ -52,28 +57,164 @@ Add ?ep=wasm or ?ep=webgpu to the URL to force a provider; the default tries Web
 WebAssembly, and the page's device panel says which ran and why. Stop with Ctrl-C.
 `;
 
+const serveOptions = {
+  port: { type: 'string' },
+  host: { type: 'string' },
+  backbone: { type: 'string' },
+  embedding: { type: 'string' },
+  head: { type: 'string', multiple: true },
+  json: { type: 'boolean' },
+  debug: { type: 'boolean' },
+  bench: { type: 'string' },
+  out: { type: 'string' },
+  report: { type: 'string' },
+  check: { type: 'boolean' },
+} as const;
+
+type ServeValues = ReturnType<typeof parseCommandLine<typeof serveOptions>>['values'];
+type ServedBackboneFile = Awaited<ReturnType<typeof prepareServedBackbone>>;
+
+/**
+ * What the server does with the benchmark page's results: writes them (and the report), prints the summary, and
+ * ends the run through `exit` with the exit code (1 when the page failed, or with --check a budget did).
+ */
+function browserBenchHandler(
+  prepared: PreparedBrowserBench,
+  values: ServeValues,
+  exit: (code: number) => void,
+): NonNullable<KioskServerOptions['bench']> {
+  const out = resolve(values.out ?? `bench-${prepared.loaded.profile.name}.json`);
+  return {
+    profile: prepared.loaded.profile,
+    backbones: prepared.backbones,
+    onResults: async (body) => {
+      if (body && typeof body === 'object' && 'error' in body) {
+        process.stderr.write(
+          `edgetl serve: the browser benchmark failed: ${String((body as { error: unknown }).error)}\n`,
+        );
+        exit(1);
+        return { ok: false, message: 'noted' };
+      }
+      const results = assembleBrowserResults(prepared, body as BrowserBenchPayload);
+      await writeFileAtomic(out, JSON.stringify(results, null, 1) + '\n');
+      if (values.report) await writeFileAtomic(resolve(values.report), renderHtml(results));
+      if (values.json) printJson(results);
+      else
+        process.stdout.write(
+          `${renderMarkdown(results)}\nresults: ${out}${values.report ? `, report: ${resolve(values.report)}` : ''}\n`,
+        );
+      const failed = failedVerdicts(results.budgets);
+      setTimeout(() => exit(values.check && failed.length > 0 ? 1 : 0), 100);
+      return { ok: true, message: `Done: results written to ${out} on the server. You can close this tab.` };
+    },
+  };
+}
+
+/** The --head files, read and checked against the backbone here, at the terminal, rather than on the kiosk screen. */
+async function servedHeads(
+  given: string[] | undefined,
+  backbone: ServedBackboneFile,
+): Promise<{ name: string; json: string }[]> {
+  const heads: { name: string; json: string }[] = [];
+  const parsedHeads: Head[] = [];
+  for (const name of given ?? []) {
+    const file = resolve(name);
+    let json: string;
+    try {
+      json = await readFile(file, 'utf8');
+    } catch (error) {
+      throw new EdgetlError('head-read', `cannot read head file ${file}: ${describeError(error)}`, { file });
+    }
+    // Refuse here, at the terminal, rather than on the kiosk screen.
+    const parsed = Head.parse(json, {
+      file,
+      backbone: { id: backbone.id, sha256: backbone.sha256, embeddingDim: backbone.embeddingDim },
+    });
+    printHeadWarnings(parsed);
+    parsedHeads.push(parsed);
+    heads.push({ name: basename(name), json });
+  }
+  if (parsedHeads.length > 1) Classifier.checkShareable(parsedHeads, given);
+  return heads;
+}
+
+/** Bench mode: says where to open the page, then waits for its results (or Ctrl-C: 130) and stops the server. */
+async function awaitBrowserBench(
+  server: KioskServer,
+  prepared: PreparedBrowserBench,
+  values: ServeValues,
+  done: Promise<number>,
+  exit: (code: number) => void,
+): Promise<number> {
+  if (values.json) printJson({ url: `${server.url}bench`, port: server.port, profile: prepared.loaded.profile.name });
+  else
+    process.stdout.write(
+      `edgetl browser benchmark ${prepared.loaded.profile.name}: open ${server.url}bench in the browser to measure (Ctrl-C stops)\n`,
+    );
+  const stop = () => exit(130);
+  process.on('SIGINT', stop);
+  const code = await done;
+  process.off('SIGINT', stop);
+  await server.close();
+  return code;
+}
+
+/** The ready line (--json) or the lines a person reads: the URL, the backbone, the heads, the camera caveat. */
+function printKioskReady(server: KioskServer, backbone: ServedBackboneFile, values: ServeValues, host: string): void {
+  if (values.json) {
+    printJson({
+      url: server.url,
+      port: server.port,
+      host: server.host,
+      backbone: {
+        id: backbone.id,
+        sha256: backbone.sha256,
+        embeddingDim: backbone.embeddingDim,
+        path: backbone.path,
+      },
+      head: values.head?.[0] ?? null,
+      heads: values.head ?? [],
+    });
+    return;
+  }
+  process.stdout.write(
+    [
+      `edgetl kiosk: ${server.url}`,
+      `  backbone ${backbone.id} (${backbone.embeddingDim}-d embedding, ${(backbone.model.byteLength / 1e6).toFixed(1)} MB feature extractor) from ${backbone.path}`,
+      ...(values.head ?? []).map(
+        (h, i) =>
+          `  head ${h}${i === 0 && (values.head?.length ?? 0) > 1 ? ' (trained and shown in the page; the others predict beside it)' : ''}`,
+      ),
+      ...(host !== '127.0.0.1' && host !== 'localhost' && host !== '::1'
+        ? [
+            `  note: on ${host} the camera needs https in front of this server (browsers allow it only on secure origins)`,
+          ]
+        : []),
+      '  Ctrl-C stops the server.',
+      '',
+    ].join('\n'),
+  );
+}
+
+/** Serves until Ctrl-C or SIGTERM, then closes the server. */
+function untilStopped(server: KioskServer): Promise<void> {
+  return new Promise<void>((resolveStop) => {
+    const stop = () => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      void server.close().then(resolveStop);
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+}
+
 export const serveCommand: Command = {
   name: 'serve',
   summary: 'serve the kiosk app (train and predict in a browser) on localhost, offline',
   help,
   async run(argv) {
-    const { values } = parseCommandLine(
-      argv,
-      {
-        port: { type: 'string' },
-        host: { type: 'string' },
-        backbone: { type: 'string' },
-        embedding: { type: 'string' },
-        head: { type: 'string', multiple: true },
-        json: { type: 'boolean' },
-        debug: { type: 'boolean' },
-        bench: { type: 'string' },
-        out: { type: 'string' },
-        report: { type: 'string' },
-        check: { type: 'boolean' },
-      },
-      false,
-    );
+    const { values } = parseCommandLine(argv, serveOptions, false);
     const port = parseNumberOption(values.port, 'port', 8080, { integer: true, min: 0, max: 65535 });
     const host = values.host ?? '127.0.0.1';
     const benchPrepared = values.bench ? await prepareBrowserBench(values.bench) : undefined;
@@ -84,55 +225,9 @@ export const serveCommand: Command = {
     );
     let benchExit: ((code: number) => void) | undefined;
     const benchDone = new Promise<number>((resolveDone) => (benchExit = resolveDone));
-    let bench: KioskServerOptions['bench'];
-    if (benchPrepared) {
-      const out = resolve(values.out ?? `bench-${benchPrepared.loaded.profile.name}.json`);
-      bench = {
-        profile: benchPrepared.loaded.profile,
-        backbones: benchPrepared.backbones,
-        onResults: async (body) => {
-          if (body && typeof body === 'object' && 'error' in body) {
-            process.stderr.write(
-              `edgetl serve: the browser benchmark failed: ${String((body as { error: unknown }).error)}\n`,
-            );
-            benchExit?.(1);
-            return { ok: false, message: 'noted' };
-          }
-          const results = assembleBrowserResults(benchPrepared, body as BrowserBenchPayload);
-          await writeFileAtomic(out, JSON.stringify(results, null, 1) + '\n');
-          if (values.report) await writeFileAtomic(resolve(values.report), renderHtml(results));
-          if (values.json) printJson(results);
-          else
-            process.stdout.write(
-              `${renderMarkdown(results)}\nresults: ${out}${values.report ? `, report: ${resolve(values.report)}` : ''}\n`,
-            );
-          const failed = failedVerdicts(results.budgets);
-          setTimeout(() => benchExit?.(values.check && failed.length > 0 ? 1 : 0), 100);
-          return { ok: true, message: `Done: results written to ${out} on the server. You can close this tab.` };
-        },
-      };
-    }
-
-    const heads: { name: string; json: string }[] = [];
-    const parsedHeads: Head[] = [];
-    for (const given of values.head ?? []) {
-      const file = resolve(given);
-      let json: string;
-      try {
-        json = await readFile(file, 'utf8');
-      } catch (error) {
-        throw new EdgetlError('head-read', `cannot read head file ${file}: ${describeError(error)}`, { file });
-      }
-      // Refuse here, at the terminal, rather than on the kiosk screen.
-      const parsed = Head.parse(json, {
-        file,
-        backbone: { id: backbone.id, sha256: backbone.sha256, embeddingDim: backbone.embeddingDim },
-      });
-      printHeadWarnings(parsed);
-      parsedHeads.push(parsed);
-      heads.push({ name: basename(given), json });
-    }
-    if (parsedHeads.length > 1) Classifier.checkShareable(parsedHeads, values.head);
+    const exit = (code: number) => benchExit?.(code);
+    const bench = benchPrepared ? browserBenchHandler(benchPrepared, values, exit) : undefined;
+    const heads = await servedHeads(values.head, backbone);
 
     const server = await startKioskServer({
       backbone,
@@ -142,62 +237,9 @@ export const serveCommand: Command = {
       bench,
       onLog: values.debug ? (line) => process.stderr.write(`${line}\n`) : undefined,
     });
-    if (benchPrepared) {
-      if (values.json)
-        printJson({ url: `${server.url}bench`, port: server.port, profile: benchPrepared.loaded.profile.name });
-      else
-        process.stdout.write(
-          `edgetl browser benchmark ${benchPrepared.loaded.profile.name}: open ${server.url}bench in the browser to measure (Ctrl-C stops)\n`,
-        );
-      const stop = () => benchExit?.(130);
-      process.on('SIGINT', stop);
-      const code = await benchDone;
-      process.off('SIGINT', stop);
-      await server.close();
-      return code;
-    }
-    if (values.json) {
-      printJson({
-        url: server.url,
-        port: server.port,
-        host: server.host,
-        backbone: {
-          id: backbone.id,
-          sha256: backbone.sha256,
-          embeddingDim: backbone.embeddingDim,
-          path: backbone.path,
-        },
-        head: values.head?.[0] ?? null,
-        heads: values.head ?? [],
-      });
-    } else {
-      process.stdout.write(
-        [
-          `edgetl kiosk: ${server.url}`,
-          `  backbone ${backbone.id} (${backbone.embeddingDim}-d embedding, ${(backbone.model.byteLength / 1e6).toFixed(1)} MB feature extractor) from ${backbone.path}`,
-          ...(values.head ?? []).map(
-            (h, i) =>
-              `  head ${h}${i === 0 && (values.head?.length ?? 0) > 1 ? ' (trained and shown in the page; the others predict beside it)' : ''}`,
-          ),
-          ...(host !== '127.0.0.1' && host !== 'localhost' && host !== '::1'
-            ? [
-                `  note: on ${host} the camera needs https in front of this server (browsers allow it only on secure origins)`,
-              ]
-            : []),
-          '  Ctrl-C stops the server.',
-          '',
-        ].join('\n'),
-      );
-    }
-    await new Promise<void>((resolveStop) => {
-      const stop = () => {
-        process.off('SIGINT', stop);
-        process.off('SIGTERM', stop);
-        void server.close().then(resolveStop);
-      };
-      process.on('SIGINT', stop);
-      process.on('SIGTERM', stop);
-    });
+    if (benchPrepared) return awaitBrowserBench(server, benchPrepared, values, benchDone, exit);
+    printKioskReady(server, backbone, values, host);
+    await untilStopped(server);
     return 0;
   },
 };

@@ -2,7 +2,8 @@ import { existsSync, statSync } from 'node:fs';
 import { trainHead } from '../train-head.js';
 import { saveHead } from '../head-io.js';
 import { stratifiedSplit } from '../../core/heads/data.js';
-import { evaluateHead } from '../../core/heads/evaluate.js';
+import { type Evaluation, evaluateHead } from '../../core/heads/evaluate.js';
+import type { Head } from '../../core/heads/head.js';
 import type { HeldOutMetrics } from '../../core/heads/metrics.js';
 import type { TrainHeadOptions } from '../../core/heads/train.js';
 import type { NormalizationKind } from '../../core/heads/normalization.js';
@@ -155,6 +156,509 @@ function duplicateWarning(data: LabelledEmbeddings): string | undefined {
   );
 }
 
+/** The training request as the flags give it, checked before any data is read. */
+interface TrainRequest {
+  values: Values;
+  /** The training folder or embedding set. */
+  input: string;
+  out: string;
+  options: TrainHeadOptions;
+  dtype: WeightDType | 'auto';
+  augment: 'flip' | undefined;
+  /** Share of the training data held out for validation (0: none). */
+  valSplit: number;
+}
+
+/** Everything one training run produced: what the head file records, `--json` prints and the report shows. */
+interface TrainOutcome {
+  head: Head;
+  train: LabelledEmbeddings;
+  val: LabelledEmbeddings | undefined;
+  /** Mirrored views added by --augment flip. */
+  augmented: number;
+  evaluation: Evaluation | undefined;
+  fineTuneReport: FineTuneReport | undefined;
+  /** The frozen head on the validation data, before fine-tuning. */
+  frozenValidation: Evaluation | undefined;
+  selection: SelectionRecord | undefined;
+  trainSeconds: number;
+  headBytes: number;
+}
+
+/** Training rows as the head sees them: the originals, then any mirrored views (grouped with their original). */
+interface TrainingRows {
+  embeddings: Float32Array;
+  labels: string[];
+  groups: Int32Array | undefined;
+  augmented: number;
+}
+
+function showProgress(values: Values): boolean {
+  return values.json !== true && process.stderr.isTTY === true;
+}
+
+function validationName(request: TrainRequest): string {
+  return `validation data ${request.values.val ?? `(--val-split ${request.valSplit})`}`;
+}
+
+function parseTrainRequest(argv: string[]): TrainRequest {
+  const { values, positionals } = parseCommandLine(argv, trainOptions);
+  if (positionals.length !== 1) {
+    throw new EdgetlError(
+      'usage',
+      positionals.length === 0
+        ? 'missing <dir|embeddings-prefix>: the labelled training data (see --help)'
+        : `expected one training folder or embedding set, got ${positionals.length}: ${positionals.join(' ')}`,
+    );
+  }
+  if (!values.out) throw new EdgetlError('usage', 'missing --out <head.json>: where to write the trained head');
+  if (values.val && values['val-split'])
+    throw new EdgetlError('usage', 'give either --val <dir|prefix> or --val-split F, not both');
+  const options = trainHeadOptionsFromFlags(values);
+  const dtype = choice<WeightDType | 'auto'>(values.dtype, 'dtype', ['auto', 'float16', 'float32', 'int8'], 'auto');
+  const augment =
+    values.augment === undefined ? undefined : choice(values.augment, 'augment', ['flip'] as const, 'flip');
+  const valSplit =
+    values['val-split'] === undefined
+      ? 0
+      : parseNumberOption(values['val-split'], 'val-split', 0, { min: 0.01, max: 0.9 });
+  if (existsSync(values.out) && statSync(values.out).isDirectory()) {
+    throw new EdgetlError('usage', `--out ${values.out} is a folder; give a file name such as ${values.out}/head.json`);
+  }
+  const selectFlags = (['backbones', 'profile', 'max-ms-per-image', 'max-memory-mb'] as const).filter(
+    (f) => values[f] !== undefined,
+  );
+  if (values.backbone !== 'best' && selectFlags.length > 0)
+    throw new EdgetlError('usage', `--${selectFlags[0]} chooses among backbones: it needs --backbone best`);
+  return { values, input: positionals[0]!, out: values.out, options, dtype, augment, valSplit };
+}
+
+/** The backbone to embed with: --backbone best runs the selection first; an embedding set names its own. */
+async function chooseBackbone(
+  request: TrainRequest,
+): Promise<{ backbone: LazyBackbone; selection: SelectionRecord | undefined }> {
+  const { values, input, options } = request;
+  let selection: SelectionRecord | undefined;
+  let backboneValues = values;
+  if (values.backbone === 'best') {
+    if (isEmbeddingSet(input))
+      throw new EdgetlError(
+        'usage',
+        `--backbone best compares backbones on the photos: give the training folder, not the embedding set ${input}`,
+      );
+    const picked = await pickBackboneForTraining(
+      input,
+      { ...values, head: options.type, seed: String(options.seed ?? 0), folds: values.folds },
+      showProgress(values),
+    );
+    selection = picked.record;
+    backboneValues = { ...values, backbone: picked.backbone };
+  }
+  // an embedding set names its backbone: open that one (only if needed) unless --backbone says otherwise
+  const fallbackId = isEmbeddingSet(input) ? (await readEmbeddingSet(input)).backbone.id : undefined;
+  return { backbone: new LazyBackbone(backboneValues, fallbackId), selection };
+}
+
+/** Training data, and validation data from --val (same backbone) or a stratified --val-split of the training data. */
+async function trainingAndValidation(
+  request: TrainRequest,
+  backbone: LazyBackbone,
+): Promise<{ train: LabelledEmbeddings; val: LabelledEmbeddings | undefined }> {
+  const { values, input, valSplit, options } = request;
+  let train = await labelledEmbeddings(input, backbone, values, 'training data');
+  const copies = duplicateWarning(train);
+  if (copies) train.warnings.push(copies);
+  let val: LabelledEmbeddings | undefined;
+  if (values.val) {
+    val = await labelledEmbeddings(values.val, backbone, values, 'validation data');
+    if (val.backbone.sha256 !== train.backbone.sha256) {
+      throw new EdgetlError(
+        'backbone-mismatch',
+        `validation data ${values.val} comes from backbone ${val.backbone.id} but the training data from ${train.backbone.id}: embed both with the same backbone`,
+      );
+    }
+  } else if (valSplit > 0) {
+    const targets = train.labels.map((l) => train.classes.indexOf(l));
+    const split = stratifiedSplit(targets, train.classes.length, valSplit, options.seed ?? 0);
+    val = subset(train, split.heldOut);
+    train = subset(train, split.train);
+  }
+  return { train, val };
+}
+
+/** With --augment flip, the training images embedded again mirrored (through the cache); adds to train.embedSeconds. */
+async function trainingRows(
+  request: TrainRequest,
+  train: LabelledEmbeddings,
+  backbone: LazyBackbone,
+): Promise<TrainingRows> {
+  const { values } = request;
+  if (request.augment !== 'flip')
+    return { embeddings: train.embeddings, labels: train.labels, groups: undefined, augmented: 0 };
+  const opened = await backbone.open();
+  if (opened.sha256 !== train.backbone.sha256) {
+    throw new EdgetlError(
+      'backbone-mismatch',
+      `--augment flip embeds the training images again with ${opened.id}, but the training embeddings come from ${train.backbone.id}`,
+    );
+  }
+  const flipBar = new ProgressBar('embedding flipped views', showProgress(values));
+  const flipStarted = performance.now();
+  const flipped = await flippedEmbeddings(opened, train.paths, {
+    useCache: values['no-cache'] !== true,
+    onProgress: (d, t) => flipBar.update(d, t),
+  });
+  flipBar.finish();
+  train.embedSeconds += (performance.now() - flipStarted) / 1000;
+  const rows = train.labels.length;
+  const kept = flipped.ok.map((ok, i) => (ok ? i : -1)).filter((i) => i >= 0);
+  const embeddings = new Float32Array((rows + kept.length) * train.dim);
+  embeddings.set(train.embeddings);
+  kept.forEach((row, i) =>
+    embeddings.set(flipped.embeddings.subarray(row * train.dim, (row + 1) * train.dim), (rows + i) * train.dim),
+  );
+  return {
+    embeddings,
+    labels: [...train.labels, ...kept.map((row) => train.labels[row])],
+    // a view and its original form one group: no fold ever trains on one and scores the other
+    groups: Int32Array.from([...Array.from({ length: rows }, (_, i) => i), ...kept]),
+    augmented: kept.length,
+  };
+}
+
+/** Refuses data a head cannot be trained on, and a --fine-tune the data or head type rules out. */
+function checkTrainable(request: TrainRequest, train: LabelledEmbeddings): 'last-block' | undefined {
+  const { values, input, options } = request;
+  if (train.classes.length < 2) {
+    throw new EdgetlError(
+      'usage',
+      `training data ${shortPath(input)} has only one class (${train.classes[0]}): a head needs at least 2 classes to tell apart`,
+    );
+  }
+  const fineTune =
+    values['fine-tune'] === undefined
+      ? undefined
+      : choice(values['fine-tune'], 'fine-tune', ['last-block'] as const, 'last-block');
+  if (fineTune && train.source !== 'folder')
+    throw new EdgetlError(
+      'usage',
+      `--fine-tune last-block needs the training images (a folder of class folders), not the embedding set ${shortPath(input)}`,
+    );
+  if (fineTune && (options.type ?? 'linear') !== 'linear')
+    throw new EdgetlError('usage', `--fine-tune last-block trains a linear head; drop --head ${options.type}`);
+  return fineTune;
+}
+
+async function trainFrozenHead(request: TrainRequest, train: LabelledEmbeddings, rows: TrainingRows): Promise<Head> {
+  const bar = new ProgressBar('training', showProgress(request.values));
+  const head = await trainHead(rows.embeddings, rows.labels, {
+    ...request.options,
+    groups: rows.groups,
+    classes: train.classes,
+    backbone: train.backbone,
+    onProgress: (stage, done, total) => bar.update(done, total, stage),
+  });
+  bar.finish();
+  return head;
+}
+
+/**
+ * --fine-tune last-block: the frozen head scored on the validation data, the block fine-tuned (or the frozen head
+ * kept), and the validation data embedded again through the adapted graph when the block was kept.
+ */
+async function fineTuneLastBlock(
+  request: TrainRequest,
+  backbone: LazyBackbone,
+  train: LabelledEmbeddings,
+  val: LabelledEmbeddings | undefined,
+  frozen: Head,
+): Promise<{
+  head: Head;
+  report: FineTuneReport;
+  frozenValidation: Evaluation | undefined;
+  val: LabelledEmbeddings | undefined;
+}> {
+  const { values, options } = request;
+  const frozenValidation =
+    val && val.labels.length > 0 ? evaluateHead(frozen, val, validationName(request)) : undefined;
+  const ftBar = new ProgressBar('fine-tuning', showProgress(values));
+  const ftStarted = performance.now();
+  const tuned = await fineTuneHead({
+    backbone: await backbone.open(),
+    loadOptions: loadOptionsFromFlags(values),
+    paths: train.paths,
+    labels: train.labels,
+    frozen,
+    flip: request.augment === 'flip',
+    dtype: request.dtype,
+    seed: options.seed,
+    useCache: values['no-cache'] !== true,
+    ...(values['fine-tune-epochs']
+      ? {
+          epochs: parseNumberOption(values['fine-tune-epochs'], 'fine-tune-epochs', 8, {
+            integer: true,
+            min: 1,
+            max: 1000,
+          }),
+        }
+      : {}),
+    ...(values['activation-memory']
+      ? {
+          memoryBytes:
+            parseNumberOption(values['activation-memory'], 'activation-memory', 512, { min: 0 }) * 1024 * 1024,
+        }
+      : {}),
+    onProgress: (stage, done, total) => {
+      const elapsed = (performance.now() - ftStarted) / 1000;
+      const eta = done > 0 && done < total ? ` ETA ${Math.ceil((elapsed / done) * (total - done))} s` : '';
+      ftBar.update(done, total, `${stage}${eta}`);
+    },
+  });
+  ftBar.finish();
+  const head = tuned.head;
+  if (head.adaptedBlock && val && val.labels.length > 0) {
+    // validation through the adapted graph, as `edgetl eval` and prediction run it
+    const adapted = new LazyBackbone(
+      { ...values, backbone: (await backbone.open()).modelPath },
+      train.backbone.id,
+      adaptedBackboneOptions(head),
+    );
+    try {
+      const opened = await adapted.open();
+      const embedded = await opened.embedMany(val.paths, { strict: true, useCache: values['no-cache'] !== true });
+      val = { ...val, embeddings: embedded.embeddings };
+    } finally {
+      await adapted.close();
+    }
+  }
+  return { head, report: tuned.report, frozenValidation, val };
+}
+
+/** The head file's training summary: the data it came from, the timings, the selection and the validation figures. */
+function recordTraining(request: TrainRequest, outcome: Omit<TrainOutcome, 'headBytes'>): void {
+  const { values, augment, valSplit } = request;
+  const { head, train, evaluation, selection } = outcome;
+  const originalCounts = Object.fromEntries(
+    head.labels.map((label) => [label, train.labels.filter((l) => l === label).length]),
+  );
+  head.training = {
+    ...head.training,
+    counts: originalCounts,
+    data: {
+      source: train.source,
+      path: train.path,
+      rows: train.labels.length,
+      skipped: train.skipped.length,
+      augment: augment ?? 'none',
+      augmentedRows: outcome.augmented,
+    },
+    executionProvider: train.executionProvider,
+    embedSeconds: train.embedSeconds,
+    trainSeconds: outcome.trainSeconds,
+    ...(selection ? { selection } : {}),
+    metrics: {
+      ...head.training.metrics,
+      ...(evaluation
+        ? {
+            validation: {
+              source: values.val ?? `val-split ${valSplit}`,
+              ...evaluation.metrics,
+              rejected: evaluation.rejected,
+              closedSetAccuracy: evaluation.closedSetAccuracy,
+              rejectedRate: evaluation.openSet.rejectedRate,
+              acceptedAccuracy: evaluation.openSet.acceptedAccuracy,
+            },
+          }
+        : {}),
+    },
+  };
+}
+
+/** The object `--json` prints (documented in the help). */
+function trainSummary(request: TrainRequest, outcome: TrainOutcome) {
+  const { values, augment } = request;
+  const { head, train, val, evaluation, fineTuneReport, frozenValidation, selection } = outcome;
+  const heldOut = head.training.metrics.heldOut as (HeldOutMetrics & { source: string }) | undefined;
+  return {
+    head: request.out,
+    type: head.type,
+    classes: head.labels,
+    trainCount: train.labels.length,
+    ...(augment ? { augmentedCount: outcome.augmented } : {}),
+    valCount: val?.labels.length ?? 0,
+    val: evaluation
+      ? {
+          accuracy: evaluation.metrics.accuracy,
+          balancedAccuracy: evaluation.metrics.balancedAccuracy,
+          logLoss: evaluation.metrics.logLoss,
+          ece: evaluation.metrics.ece,
+          rejected: evaluation.rejected,
+          closedSetAccuracy: evaluation.closedSetAccuracy,
+          rejectedRate: evaluation.openSet.rejectedRate,
+          acceptedAccuracy: evaluation.openSet.acceptedAccuracy,
+        }
+      : null,
+    embedSeconds:
+      Number(train.embedSeconds.toFixed(3)) +
+      (val && val !== train && values.val ? Number(val.embedSeconds.toFixed(3)) : 0),
+    trainSeconds: Number(outcome.trainSeconds.toFixed(3)),
+    headBytes: outcome.headBytes,
+    ...(fineTuneReport
+      ? {
+          fineTune: {
+            ...fineTuneReport,
+            frozenVal: frozenValidation
+              ? { accuracy: frozenValidation.metrics.accuracy, logLoss: frozenValidation.metrics.logLoss }
+              : null,
+          },
+        }
+      : {}),
+    backbone: { id: head.backbone.id, sha256: head.backbone.sha256, embeddingDim: head.embeddingDim },
+    executionProvider: train.executionProvider,
+    options: head.training.options,
+    heldOut: heldOut ?? null,
+    temperature: head.temperature,
+    rejectionThreshold: head.rejection?.threshold ?? null,
+    outlierThreshold: head.openSet?.threshold ?? null,
+    rejectRate: (head.openSet?.rate ?? 0) + (head.rejection?.rate ?? 0),
+    openSetMemoryRows: head.openSet?.memoryClasses.length ?? 0,
+    skipped: [...train.skipped, ...(val && values.val ? val.skipped : [])],
+    warnings: [...train.warnings, ...(val && values.val ? val.warnings : [])],
+    ...(selection ? { selection } : {}),
+  };
+}
+
+type TrainSummary = ReturnType<typeof trainSummary>;
+
+/** The head line: the type's own settings (C and l2, the hidden layers, or the prototype rule). */
+function headDetail(head: Head, options: TrainHeadOptions): string {
+  const o = head.training.options;
+  const detail =
+    head.type === 'linear'
+      ? `C ${(o.C as number | undefined)?.toPrecision(3) ?? '-'} (l2 ${(o.l2 as number).toPrecision(3)}${options.l2 === 'auto' ? `, chosen by ${o.folds}-fold cross-validation` : ''})`
+      : head.type === 'mlp'
+        ? `hidden ${JSON.stringify((o.mlp as { hidden: number[] }).hidden)}`
+        : 'nearest class mean (cosine)';
+  return `  head       ${detail}; normalization ${o.normalization}; class weights ${o.classWeight}; seed ${head.training.seed}`;
+}
+
+function fineTuneLines(
+  report: FineTuneReport,
+  frozenValidation: Evaluation | undefined,
+  evaluation?: Evaluation,
+): string[] {
+  const lines: string[] = [];
+  const cv = report.crossValidation;
+  lines.push(
+    `  fine-tune  ${report.outcome === 'fine-tuned' ? 'last block fine-tuned' : 'frozen head kept'}: ${report.reason}`,
+  );
+  if (report.block) lines.push(`             block ${report.block}`);
+  if (cv)
+    lines.push(
+      `             out of fold: frozen ${(100 * cv.frozenAccuracy).toFixed(2)}%, fine-tuned ${(100 * cv.fineTunedAccuracy).toFixed(2)}%`,
+    );
+  if (frozenValidation && report.outcome === 'fine-tuned')
+    lines.push(
+      `             validation: frozen ${(100 * frozenValidation.metrics.accuracy).toFixed(1)}% -> fine-tuned ${(100 * evaluation!.metrics.accuracy).toFixed(1)}%`,
+    );
+  const m = report.memory;
+  lines.push(
+    `             ${report.rows} activation rows; activations ${report.activationSeconds.toFixed(1)} s, training ${report.trainSeconds.toFixed(1)} s${m ? `; memory: activations ${(m.memoryBytes / 2 ** 20).toFixed(0)} MiB in RAM, ${(m.spilledBytes / 2 ** 20).toFixed(0)} MiB spilled, peak RSS ${(m.peakRssBytes / 2 ** 20).toFixed(0)} MiB` : ''}`,
+  );
+  return lines;
+}
+
+/** The readable report (without --json). */
+function formatTrainReport(request: TrainRequest, outcome: TrainOutcome, summary: TrainSummary): string {
+  const { head, train, val, evaluation, fineTuneReport, selection } = outcome;
+  const lines: string[] = [];
+  const counts = head.training.counts;
+  lines.push(
+    `Trained a ${head.type} head on ${train.labels.length} ${train.source === 'folder' ? 'images' : 'embeddings'} from ${shortPath(train.path)}: ${head.labels.length} classes (${head.labels.map((l) => `${l} ${counts[l]}`).join(', ')})`,
+  );
+  if (selection) lines.push(`  selected   ${selection.picked}: ${selection.reason}`);
+  lines.push(
+    `  backbone   ${head.backbone.id}  ${head.embeddingDim}-d  sha256 ${head.backbone.sha256.slice(0, 12)}...  (${train.executionProvider})`,
+  );
+  lines.push(headDetail(head, request.options));
+  lines.push(
+    `  time       embedding ${summary.embedSeconds.toFixed(2)} s, training ${outcome.trainSeconds.toFixed(2)} s`,
+  );
+  const heldOut = summary.heldOut;
+  if (heldOut)
+    lines.push(
+      `  held-out   ${heldOut.source}: accuracy ${(100 * heldOut.accuracy).toFixed(1)}%, log loss ${heldOut.logLoss.toFixed(3)}, ECE ${heldOut.ece.toFixed(3)} (temperature ${head.temperature.toFixed(3)})`,
+    );
+  if (head.openSet) {
+    lines.push(
+      head.openSet.threshold === null
+        ? `  open set   outlier scores from ${head.openSet.memoryClasses.length} memory rows; rejection off`
+        : `  open set   outlier score above ${head.openSet.threshold.toFixed(3)} -> "unknown" (about ${(100 * head.openSet.rate).toFixed(1)}% of the training photos, out of fold; ${head.openSet.memoryClasses.length} memory rows)`,
+    );
+  }
+  if (head.rejection)
+    lines.push(
+      `  ambiguous  top probability below ${head.rejection.threshold.toFixed(3)} -> "unknown" (about ${(100 * head.rejection.rate).toFixed(1)}% of the training photos, out of fold)`,
+    );
+  if (evaluation) {
+    lines.push(
+      `  validation ${val!.labels.length} examples: closed-set accuracy ${(100 * evaluation.closedSetAccuracy).toFixed(1)}%, log loss ${evaluation.metrics.logLoss.toFixed(3)}, ECE ${evaluation.metrics.ece.toFixed(3)}`,
+    );
+    lines.push(
+      `             open set: ${evaluation.rejected} rejected as unknown (${(100 * evaluation.openSet.rejectedRate).toFixed(1)}%), accuracy on the accepted ${(100 * evaluation.openSet.acceptedAccuracy).toFixed(1)}%, counting unknown as wrong ${(100 * evaluation.metrics.accuracy).toFixed(1)}%`,
+    );
+    lines.push('');
+    lines.push(formatClassificationReport(evaluation.report, head.labels));
+    lines.push('');
+  }
+  if (fineTuneReport) lines.push(...fineTuneLines(fineTuneReport, outcome.frozenValidation, evaluation));
+  for (const w of summary.warnings) lines.push(`  note       ${w}`);
+  if (summary.skipped.length > 0)
+    lines.push(`  skipped    ${summary.skipped.length} unusable image(s) (listed with --json)`);
+  lines.push(
+    `  wrote      ${shortPath(request.out)} (${(outcome.headBytes / 1024).toFixed(1)} KiB, ${request.dtype} weights)`,
+  );
+  return lines.join('\n') + '\n';
+}
+
+/** Data, training, optional fine-tuning, validation, and the head file written. */
+async function trainAndSave(
+  request: TrainRequest,
+  backbone: LazyBackbone,
+  selection: SelectionRecord | undefined,
+): Promise<TrainOutcome> {
+  const loaded = await trainingAndValidation(request, backbone);
+  const { train } = loaded;
+  let { val } = loaded;
+  const rows = await trainingRows(request, train, backbone);
+  const fineTune = checkTrainable(request, train);
+  const started = performance.now();
+  let head = await trainFrozenHead(request, train, rows);
+  let fineTuneReport: FineTuneReport | undefined;
+  let frozenValidation: Evaluation | undefined;
+  if (fineTune) {
+    const tuned = await fineTuneLastBlock(request, backbone, train, val, head);
+    ({ head, frozenValidation, val } = tuned);
+    fineTuneReport = tuned.report;
+  }
+  const trainSeconds = (performance.now() - started) / 1000;
+  const evaluation = val && val.labels.length > 0 ? evaluateHead(head, val, validationName(request)) : undefined;
+  const outcome = {
+    head,
+    train,
+    val,
+    augmented: rows.augmented,
+    evaluation,
+    fineTuneReport,
+    frozenValidation,
+    selection,
+    trainSeconds,
+  };
+  recordTraining(request, outcome);
+  const headBytes = await saveHead(head, request.out, { dtype: request.dtype });
+  return { ...outcome, headBytes };
+}
+
 export const trainCommand: Command = {
   name: 'train',
   summary: 'train a head (linear, mlp, prototype) on a labelled folder or embedding set; writes head.json',
@@ -224,363 +728,16 @@ Examples:
   edgetl train photos/train --backbone best --max-ms-per-image 10 --out head.json
 `,
   async run(argv) {
-    const { values, positionals } = parseCommandLine(argv, trainOptions);
-    if (positionals.length !== 1) {
-      throw new EdgetlError(
-        'usage',
-        positionals.length === 0
-          ? 'missing <dir|embeddings-prefix>: the labelled training data (see --help)'
-          : `expected one training folder or embedding set, got ${positionals.length}: ${positionals.join(' ')}`,
-      );
-    }
-    if (!values.out) throw new EdgetlError('usage', 'missing --out <head.json>: where to write the trained head');
-    if (values.val && values['val-split'])
-      throw new EdgetlError('usage', 'give either --val <dir|prefix> or --val-split F, not both');
-    const options = trainHeadOptionsFromFlags(values);
-    const dtype = choice<WeightDType | 'auto'>(values.dtype, 'dtype', ['auto', 'float16', 'float32', 'int8'], 'auto');
-    const augment =
-      values.augment === undefined ? undefined : choice(values.augment, 'augment', ['flip'] as const, 'flip');
-    const valSplit =
-      values['val-split'] === undefined
-        ? 0
-        : parseNumberOption(values['val-split'], 'val-split', 0, { min: 0.01, max: 0.9 });
-    if (existsSync(values.out) && statSync(values.out).isDirectory()) {
-      throw new EdgetlError(
-        'usage',
-        `--out ${values.out} is a folder; give a file name such as ${values.out}/head.json`,
-      );
-    }
-
-    const input = positionals[0]!;
-    const selectFlags = (['backbones', 'profile', 'max-ms-per-image', 'max-memory-mb'] as const).filter(
-      (f) => values[f] !== undefined,
-    );
-    if (values.backbone !== 'best' && selectFlags.length > 0)
-      throw new EdgetlError('usage', `--${selectFlags[0]} chooses among backbones: it needs --backbone best`);
-    let selection: SelectionRecord | undefined;
-    let backboneValues = values;
-    if (values.backbone === 'best') {
-      if (isEmbeddingSet(input))
-        throw new EdgetlError(
-          'usage',
-          `--backbone best compares backbones on the photos: give the training folder, not the embedding set ${input}`,
-        );
-      const picked = await pickBackboneForTraining(
-        input,
-        { ...values, head: options.type, seed: String(options.seed ?? 0), folds: values.folds },
-        values.json !== true && process.stderr.isTTY === true,
-      );
-      selection = picked.record;
-      backboneValues = { ...values, backbone: picked.backbone };
-    }
-    // an embedding set names its backbone: open that one (only if needed) unless --backbone says otherwise
-    const fallbackId = isEmbeddingSet(input) ? (await readEmbeddingSet(input)).backbone.id : undefined;
-    const backbone = new LazyBackbone(backboneValues, fallbackId);
+    const request = parseTrainRequest(argv);
+    const { backbone, selection } = await chooseBackbone(request);
     try {
-      let train = await labelledEmbeddings(input, backbone, values, 'training data');
-      const copies = duplicateWarning(train);
-      if (copies) train.warnings.push(copies);
-      let val: LabelledEmbeddings | undefined;
-      if (values.val) {
-        val = await labelledEmbeddings(values.val, backbone, values, 'validation data');
-        if (val.backbone.sha256 !== train.backbone.sha256) {
-          throw new EdgetlError(
-            'backbone-mismatch',
-            `validation data ${values.val} comes from backbone ${val.backbone.id} but the training data from ${train.backbone.id}: embed both with the same backbone`,
-          );
-        }
-      } else if (valSplit > 0) {
-        const targets = train.labels.map((l) => train.classes.indexOf(l));
-        const split = stratifiedSplit(targets, train.classes.length, valSplit, options.seed ?? 0);
-        val = subset(train, split.heldOut);
-        train = subset(train, split.train);
-      }
-      let trainEmbeddings = train.embeddings;
-      let trainLabels = train.labels;
-      let groups: Int32Array | undefined;
-      let augmented = 0;
-      if (augment === 'flip') {
-        const opened = await backbone.open();
-        if (opened.sha256 !== train.backbone.sha256) {
-          throw new EdgetlError(
-            'backbone-mismatch',
-            `--augment flip embeds the training images again with ${opened.id}, but the training embeddings come from ${train.backbone.id}`,
-          );
-        }
-        const flipBar = new ProgressBar(
-          'embedding flipped views',
-          values.json !== true && process.stderr.isTTY === true,
-        );
-        const flipStarted = performance.now();
-        const flipped = await flippedEmbeddings(opened, train.paths, {
-          useCache: values['no-cache'] !== true,
-          onProgress: (d, t) => flipBar.update(d, t),
-        });
-        flipBar.finish();
-        train.embedSeconds += (performance.now() - flipStarted) / 1000;
-        const rows = train.labels.length;
-        const kept = flipped.ok.map((ok, i) => (ok ? i : -1)).filter((i) => i >= 0);
-        augmented = kept.length;
-        trainEmbeddings = new Float32Array((rows + kept.length) * train.dim);
-        trainEmbeddings.set(train.embeddings);
-        kept.forEach((row, i) =>
-          trainEmbeddings.set(
-            flipped.embeddings.subarray(row * train.dim, (row + 1) * train.dim),
-            (rows + i) * train.dim,
-          ),
-        );
-        trainLabels = [...train.labels, ...kept.map((row) => train.labels[row])];
-        // a view and its original form one group: no fold ever trains on one and scores the other
-        groups = Int32Array.from([...Array.from({ length: rows }, (_, i) => i), ...kept]);
-      }
-      if (train.classes.length < 2) {
-        throw new EdgetlError(
-          'usage',
-          `training data ${shortPath(input)} has only one class (${train.classes[0]}): a head needs at least 2 classes to tell apart`,
-        );
-      }
-
-      const fineTune =
-        values['fine-tune'] === undefined
-          ? undefined
-          : choice(values['fine-tune'], 'fine-tune', ['last-block'] as const, 'last-block');
-      if (fineTune && train.source !== 'folder')
-        throw new EdgetlError(
-          'usage',
-          `--fine-tune last-block needs the training images (a folder of class folders), not the embedding set ${shortPath(input)}`,
-        );
-      if (fineTune && (options.type ?? 'linear') !== 'linear')
-        throw new EdgetlError('usage', `--fine-tune last-block trains a linear head; drop --head ${options.type}`);
-      const bar = new ProgressBar('training', values.json !== true && process.stderr.isTTY === true);
-      const started = performance.now();
-      let head = await trainHead(trainEmbeddings, trainLabels, {
-        ...options,
-        groups,
-        classes: train.classes,
-        backbone: train.backbone,
-        onProgress: (stage, done, total) => bar.update(done, total, stage),
-      });
-      bar.finish();
-      let fineTuneReport: FineTuneReport | undefined;
-      let frozenValidation: ReturnType<typeof evaluateHead> | undefined;
-      if (fineTune) {
-        const what = `validation data ${values.val ?? `(--val-split ${valSplit})`}`;
-        if (val && val.labels.length > 0) frozenValidation = evaluateHead(head, val, what);
-        const ftBar = new ProgressBar('fine-tuning', values.json !== true && process.stderr.isTTY === true);
-        const ftStarted = performance.now();
-        const tuned = await fineTuneHead({
-          backbone: await backbone.open(),
-          loadOptions: loadOptionsFromFlags(values),
-          paths: train.paths,
-          labels: train.labels,
-          frozen: head,
-          flip: augment === 'flip',
-          dtype,
-          seed: options.seed,
-          useCache: values['no-cache'] !== true,
-          ...(values['fine-tune-epochs']
-            ? {
-                epochs: parseNumberOption(values['fine-tune-epochs'], 'fine-tune-epochs', 8, {
-                  integer: true,
-                  min: 1,
-                  max: 1000,
-                }),
-              }
-            : {}),
-          ...(values['activation-memory']
-            ? {
-                memoryBytes:
-                  parseNumberOption(values['activation-memory'], 'activation-memory', 512, { min: 0 }) * 1024 * 1024,
-              }
-            : {}),
-          onProgress: (stage, done, total) => {
-            const elapsed = (performance.now() - ftStarted) / 1000;
-            const eta = done > 0 && done < total ? ` ETA ${Math.ceil((elapsed / done) * (total - done))} s` : '';
-            ftBar.update(done, total, `${stage}${eta}`);
-          },
-        });
-        ftBar.finish();
-        head = tuned.head;
-        fineTuneReport = tuned.report;
-        if (head.adaptedBlock && val && val.labels.length > 0) {
-          // validation through the adapted graph, as `edgetl eval` and prediction run it
-          const adapted = new LazyBackbone(
-            { ...values, backbone: (await backbone.open()).modelPath },
-            train.backbone.id,
-            adaptedBackboneOptions(head),
-          );
-          try {
-            const opened = await adapted.open();
-            const embedded = await opened.embedMany(val.paths, { strict: true, useCache: values['no-cache'] !== true });
-            val = { ...val, embeddings: embedded.embeddings };
-          } finally {
-            await adapted.close();
-          }
-        }
-      }
-      const trainSeconds = (performance.now() - started) / 1000;
-      const evaluation =
-        val && val.labels.length > 0
-          ? evaluateHead(head, val, `validation data ${values.val ?? `(--val-split ${valSplit})`}`)
-          : undefined;
-
-      const originalCounts = Object.fromEntries(
-        head.labels.map((label) => [label, train.labels.filter((l) => l === label).length]),
-      );
-      head.training = {
-        ...head.training,
-        counts: originalCounts,
-        data: {
-          source: train.source,
-          path: train.path,
-          rows: train.labels.length,
-          skipped: train.skipped.length,
-          augment: augment ?? 'none',
-          augmentedRows: augmented,
-        },
-        executionProvider: train.executionProvider,
-        embedSeconds: train.embedSeconds,
-        trainSeconds,
-        ...(selection ? { selection } : {}),
-        metrics: {
-          ...head.training.metrics,
-          ...(evaluation
-            ? {
-                validation: {
-                  source: values.val ?? `val-split ${valSplit}`,
-                  ...evaluation.metrics,
-                  rejected: evaluation.rejected,
-                  closedSetAccuracy: evaluation.closedSetAccuracy,
-                  rejectedRate: evaluation.openSet.rejectedRate,
-                  acceptedAccuracy: evaluation.openSet.acceptedAccuracy,
-                },
-              }
-            : {}),
-        },
-      };
-      const headBytes = await saveHead(head, values.out, { dtype });
-      const heldOut = head.training.metrics.heldOut as (HeldOutMetrics & { source: string }) | undefined;
-      const summary = {
-        head: values.out,
-        type: head.type,
-        classes: head.labels,
-        trainCount: train.labels.length,
-        ...(augment ? { augmentedCount: augmented } : {}),
-        valCount: val?.labels.length ?? 0,
-        val: evaluation
-          ? {
-              accuracy: evaluation.metrics.accuracy,
-              balancedAccuracy: evaluation.metrics.balancedAccuracy,
-              logLoss: evaluation.metrics.logLoss,
-              ece: evaluation.metrics.ece,
-              rejected: evaluation.rejected,
-              closedSetAccuracy: evaluation.closedSetAccuracy,
-              rejectedRate: evaluation.openSet.rejectedRate,
-              acceptedAccuracy: evaluation.openSet.acceptedAccuracy,
-            }
-          : null,
-        embedSeconds:
-          Number(train.embedSeconds.toFixed(3)) +
-          (val && val !== train && values.val ? Number(val.embedSeconds.toFixed(3)) : 0),
-        trainSeconds: Number(trainSeconds.toFixed(3)),
-        headBytes,
-        ...(fineTuneReport
-          ? {
-              fineTune: {
-                ...fineTuneReport,
-                frozenVal: frozenValidation
-                  ? { accuracy: frozenValidation.metrics.accuracy, logLoss: frozenValidation.metrics.logLoss }
-                  : null,
-              },
-            }
-          : {}),
-        backbone: { id: head.backbone.id, sha256: head.backbone.sha256, embeddingDim: head.embeddingDim },
-        executionProvider: train.executionProvider,
-        options: head.training.options,
-        heldOut: heldOut ?? null,
-        temperature: head.temperature,
-        rejectionThreshold: head.rejection?.threshold ?? null,
-        outlierThreshold: head.openSet?.threshold ?? null,
-        rejectRate: (head.openSet?.rate ?? 0) + (head.rejection?.rate ?? 0),
-        openSetMemoryRows: head.openSet?.memoryClasses.length ?? 0,
-        skipped: [...train.skipped, ...(val && values.val ? val.skipped : [])],
-        warnings: [...train.warnings, ...(val && values.val ? val.warnings : [])],
-        ...(selection ? { selection } : {}),
-      };
-      if (values.json) {
+      const outcome = await trainAndSave(request, backbone, selection);
+      const summary = trainSummary(request, outcome);
+      if (request.values.json) {
         printJson(summary);
         return 0;
       }
-      const lines: string[] = [];
-      const counts = head.training.counts;
-      lines.push(
-        `Trained a ${head.type} head on ${train.labels.length} ${train.source === 'folder' ? 'images' : 'embeddings'} from ${shortPath(train.path)}: ${head.labels.length} classes (${head.labels.map((l) => `${l} ${counts[l]}`).join(', ')})`,
-      );
-      if (selection) lines.push(`  selected   ${selection.picked}: ${selection.reason}`);
-      lines.push(
-        `  backbone   ${head.backbone.id}  ${head.embeddingDim}-d  sha256 ${head.backbone.sha256.slice(0, 12)}...  (${train.executionProvider})`,
-      );
-      const o = head.training.options;
-      const detail =
-        head.type === 'linear'
-          ? `C ${(o.C as number | undefined)?.toPrecision(3) ?? '-'} (l2 ${(o.l2 as number).toPrecision(3)}${options.l2 === 'auto' ? `, chosen by ${o.folds}-fold cross-validation` : ''})`
-          : head.type === 'mlp'
-            ? `hidden ${JSON.stringify((o.mlp as { hidden: number[] }).hidden)}`
-            : 'nearest class mean (cosine)';
-      lines.push(
-        `  head       ${detail}; normalization ${o.normalization}; class weights ${o.classWeight}; seed ${head.training.seed}`,
-      );
-      lines.push(`  time       embedding ${summary.embedSeconds.toFixed(2)} s, training ${trainSeconds.toFixed(2)} s`);
-      if (heldOut)
-        lines.push(
-          `  held-out   ${heldOut.source}: accuracy ${(100 * heldOut.accuracy).toFixed(1)}%, log loss ${heldOut.logLoss.toFixed(3)}, ECE ${heldOut.ece.toFixed(3)} (temperature ${head.temperature.toFixed(3)})`,
-        );
-      if (head.openSet) {
-        lines.push(
-          head.openSet.threshold === null
-            ? `  open set   outlier scores from ${head.openSet.memoryClasses.length} memory rows; rejection off`
-            : `  open set   outlier score above ${head.openSet.threshold.toFixed(3)} -> "unknown" (about ${(100 * head.openSet.rate).toFixed(1)}% of the training photos, out of fold; ${head.openSet.memoryClasses.length} memory rows)`,
-        );
-      }
-      if (head.rejection)
-        lines.push(
-          `  ambiguous  top probability below ${head.rejection.threshold.toFixed(3)} -> "unknown" (about ${(100 * head.rejection.rate).toFixed(1)}% of the training photos, out of fold)`,
-        );
-      if (evaluation) {
-        lines.push(
-          `  validation ${val!.labels.length} examples: closed-set accuracy ${(100 * evaluation.closedSetAccuracy).toFixed(1)}%, log loss ${evaluation.metrics.logLoss.toFixed(3)}, ECE ${evaluation.metrics.ece.toFixed(3)}`,
-        );
-        lines.push(
-          `             open set: ${evaluation.rejected} rejected as unknown (${(100 * evaluation.openSet.rejectedRate).toFixed(1)}%), accuracy on the accepted ${(100 * evaluation.openSet.acceptedAccuracy).toFixed(1)}%, counting unknown as wrong ${(100 * evaluation.metrics.accuracy).toFixed(1)}%`,
-        );
-        lines.push('');
-        lines.push(formatClassificationReport(evaluation.report, head.labels));
-        lines.push('');
-      }
-      if (fineTuneReport) {
-        const cv = fineTuneReport.crossValidation;
-        lines.push(
-          `  fine-tune  ${fineTuneReport.outcome === 'fine-tuned' ? 'last block fine-tuned' : 'frozen head kept'}: ${fineTuneReport.reason}`,
-        );
-        if (fineTuneReport.block) lines.push(`             block ${fineTuneReport.block}`);
-        if (cv)
-          lines.push(
-            `             out of fold: frozen ${(100 * cv.frozenAccuracy).toFixed(2)}%, fine-tuned ${(100 * cv.fineTunedAccuracy).toFixed(2)}%`,
-          );
-        if (frozenValidation && fineTuneReport.outcome === 'fine-tuned')
-          lines.push(
-            `             validation: frozen ${(100 * frozenValidation.metrics.accuracy).toFixed(1)}% -> fine-tuned ${(100 * evaluation!.metrics.accuracy).toFixed(1)}%`,
-          );
-        const m = fineTuneReport.memory;
-        lines.push(
-          `             ${fineTuneReport.rows} activation rows; activations ${fineTuneReport.activationSeconds.toFixed(1)} s, training ${fineTuneReport.trainSeconds.toFixed(1)} s${m ? `; memory: activations ${(m.memoryBytes / 2 ** 20).toFixed(0)} MiB in RAM, ${(m.spilledBytes / 2 ** 20).toFixed(0)} MiB spilled, peak RSS ${(m.peakRssBytes / 2 ** 20).toFixed(0)} MiB` : ''}`,
-        );
-      }
-      for (const w of summary.warnings) lines.push(`  note       ${w}`);
-      if (summary.skipped.length > 0)
-        lines.push(`  skipped    ${summary.skipped.length} unusable image(s) (listed with --json)`);
-      lines.push(`  wrote      ${shortPath(values.out)} (${(headBytes / 1024).toFixed(1)} KiB, ${dtype} weights)`);
-      process.stdout.write(lines.join('\n') + '\n');
+      process.stdout.write(formatTrainReport(request, outcome, summary));
       return 0;
     } finally {
       await backbone.close();

@@ -134,6 +134,210 @@ function abortError(): EdgetlError {
   return new EdgetlError('aborted', 'embedding was cancelled');
 }
 
+/** How one run is sized and where its images are decoded. */
+interface PipelinePlan {
+  batchSize: number;
+  /** Items read and decoded ahead of the consumer. */
+  window: number;
+  decoder: ImageDecoder;
+  decodeLimit: Semaphore;
+  decode: (source: Uint8Array | RawImage, spec: PreprocessSpec, transfer: boolean) => Promise<DecodedImage>;
+  perImage: number;
+  cache: EmbeddingCache | undefined;
+}
+
+function planPipeline(stages: PipelineStages, options: EmbedManyOptions): PipelinePlan {
+  const batchSize = stages.fixedBatch ?? Math.max(1, Math.floor(options.batchSize ?? DEFAULT_BATCH_SIZE));
+  const prefetch = Math.max(0, Math.floor(options.prefetchBatches ?? DEFAULT_PREFETCH_BATCHES));
+  const decoder = stages.decoder ?? new MainThreadDecoder({}, availableParallelism());
+  const decoders = Math.max(1, Math.floor(options.decodeConcurrency ?? decoder.parallelism));
+  return {
+    batchSize,
+    // Whole batches ahead, and for small (fixed) batches at least enough to keep every decoder busy while a batch
+    // runs.
+    window: Math.max(batchSize * (prefetch + 1), 2 * decoders + batchSize),
+    decoder,
+    decodeLimit: new Semaphore(decoders),
+    decode:
+      stages.decode ??
+      ((source: Uint8Array | RawImage, s: PreprocessSpec, transfer: boolean) => decoder.decode(source, s, transfer)),
+    perImage: tensorElementsPerImage(stages.spec),
+    cache: options.useCache === false ? undefined : stages.cache,
+  };
+}
+
+/** One input read, looked up in the cache and decoded; never throws (an unusable input comes back as a skip). */
+async function prepareItem(
+  source: ImageSource,
+  stages: PipelineStages,
+  plan: PipelinePlan,
+  signal: AbortSignal | undefined,
+): Promise<Prepared> {
+  const { spec } = stages;
+  const { cache, decoder, decodeLimit } = plan;
+  try {
+    let input: Uint8Array | RawImage;
+    let key: string | undefined;
+    if (typeof source === 'string') {
+      try {
+        input = await readFile(source);
+      } catch (error) {
+        return { kind: 'skip', reason: readReason(error), error };
+      }
+    } else {
+      input = source;
+    }
+    if (cache) {
+      key =
+        input instanceof Uint8Array
+          ? imageBytesKey(input)
+          : rawPixelsKey(input.rgb, input.width, input.height, input.channels);
+      const hit = await cache.get(key);
+      if (hit) return { kind: 'hit', embedding: hit };
+    }
+    if (signal?.aborted) return { kind: 'skip', reason: 'cancelled', error: abortError() };
+    // A buffer we read ourselves can move to a decode worker without a copy; a caller's buffer is never taken.
+    const owned = typeof source === 'string';
+    if (!stages.decode) {
+      // The decoder writes the normalized tensor itself (fused into the exact resize), off this thread.
+      const tensor = await decodeLimit.use(() => decoder.decodeTensor(input, spec, owned));
+      return { kind: 'tensor', tensor, key };
+    }
+    const decoded = await decodeLimit.use(() => plan.decode(input, spec, owned));
+    return { kind: 'pixels', pixels: decoded.pixels, key };
+  } catch (error) {
+    const reason = error instanceof BadImageError ? error.reason : describeError(error);
+    return { kind: 'skip', reason, error };
+  }
+}
+
+/**
+ * Finished items wait here until every earlier one is finished too; then they are emitted in input order.
+ * Holds at most the items in flight (the window and two batches), never the whole input.
+ */
+class InOrderResults {
+  private readonly finished = new Map<number, Float32Array | null>();
+  /** Items emitted so far (embedded or skipped): the input position of the next one. */
+  nextToEmit = 0;
+  readonly items: EmbeddedItem[] = [];
+  private readonly embeddings: Float32Array;
+
+  constructor(
+    private readonly sources: readonly ImageSource[],
+    private readonly dim: number,
+    private readonly collect: boolean,
+    private readonly onEmbedding: EmbedManyOptions['onEmbedding'],
+  ) {
+    this.embeddings = new Float32Array(collect ? sources.length * dim : 0);
+  }
+
+  /** `embedding` null: the item was skipped. */
+  finish(index: number, embedding: Float32Array | null): void {
+    this.finished.set(index, embedding);
+    while (this.finished.has(this.nextToEmit)) {
+      const position = this.nextToEmit;
+      const vector = this.finished.get(position)!;
+      this.finished.delete(position);
+      if (vector) {
+        const item = { index: position, source: describeSource(this.sources[position]!, position) };
+        if (this.collect) this.embeddings.set(vector, this.items.length * this.dim);
+        this.items.push(item);
+        this.onEmbedding?.(item, vector);
+      }
+      this.nextToEmit++;
+    }
+  }
+
+  /** [items, dim] row-major (empty when not collecting). */
+  collected(): Float32Array {
+    return !this.collect || this.items.length === this.sources.length
+      ? this.embeddings
+      : this.embeddings.slice(0, this.items.length * this.dim);
+  }
+}
+
+/**
+ * Decoded tensors into batches and batches into `infer`, one batch in flight. Two tensor buffers alternate, so a
+ * buffer is never written while onnxruntime reads it.
+ */
+class BatchRunner {
+  private readonly buffers: Float32Array[];
+  private current = 0;
+  private slots: { index: number; key?: string }[] = [];
+  private inflight: Promise<void> | undefined;
+  // Kept aside so a failing run is never an unhandled rejection while the consumer awaits decodes.
+  private inferenceError: { error: unknown } | undefined;
+  batches = 0;
+
+  constructor(
+    private readonly stages: PipelineStages,
+    private readonly plan: PipelinePlan,
+    /** Receives each batch's rows (`output` checked to hold batch.length * dim values). */
+    private readonly onOutput: (batch: { index: number; key?: string }[], output: Float32Array) => void,
+  ) {
+    const elements = plan.batchSize * plan.perImage;
+    this.buffers = [new Float32Array(elements), new Float32Array(elements)];
+  }
+
+  /** Adds a decoded item to the batch being filled, and runs the batch once full. */
+  async add(index: number, item: Extract<Prepared, { kind: 'tensor' | 'pixels' }>): Promise<void> {
+    const { spec } = this.stages;
+    const buffer = this.buffers[this.current]!;
+    if (item.kind === 'tensor') buffer.set(item.tensor, this.slots.length * this.plan.perImage);
+    else writePixelsToTensor(item.pixels, spec.width, spec.height, 3, spec, buffer, this.slots.length);
+    this.slots.push({ index, key: item.key });
+    if (this.slots.length === this.plan.batchSize) await this.launch();
+  }
+
+  /** Runs the batch being filled (if any) once the one in flight is done. */
+  async launch(): Promise<void> {
+    if (this.slots.length === 0) return;
+    await this.settle();
+    const batch = this.slots;
+    const tensor = this.buffers[this.current]!;
+    const { dim } = this.stages;
+    this.current = 1 - this.current;
+    this.slots = [];
+    this.batches++;
+    this.inflight = this.stages
+      .infer(tensor.subarray(0, batch.length * this.plan.perImage), batch.length)
+      .then((output) => {
+        if (output.length !== batch.length * dim) {
+          throw new EdgetlError(
+            'internal',
+            `backbone returned ${output.length} values for ${batch.length} images of ${dim} dims`,
+          );
+        }
+        this.onOutput(batch, output);
+      })
+      .catch((error: unknown) => {
+        this.inferenceError ??= { error };
+      });
+  }
+
+  /** Waits for the batch in flight; throws its error, if it failed. */
+  async settle(): Promise<void> {
+    if (this.inflight) await this.inflight;
+    this.inflight = undefined;
+    if (this.inferenceError) throw this.inferenceError.error;
+  }
+
+  /** Waits for the batch in flight without throwing: never leave a run reading our buffers behind us. */
+  async drain(): Promise<void> {
+    if (this.inflight) await this.inflight;
+  }
+}
+
+/** The error `strict` raises for an unusable item (a cancellation stays a cancellation). */
+function strictSkipError(source: ImageSource, index: number, item: Extract<Prepared, { kind: 'skip' }>): Error {
+  if (item.error instanceof EdgetlError && item.error.code === 'aborted') return item.error;
+  const path = describeSource(source, index);
+  return new BadImageError(path, item.reason, {
+    file: typeof source === 'string' ? path : undefined,
+    cause: item.error,
+  });
+}
+
 /** Embed `sources` in order; see the module comment for how the work overlaps. */
 export async function runEmbeddingPipeline(
   sources: readonly ImageSource[],
@@ -142,140 +346,35 @@ export async function runEmbeddingPipeline(
 ): Promise<EmbedManyResult> {
   const started = performance.now();
   const total = sources.length;
-  const { spec, dim } = stages;
-  const batchSize = stages.fixedBatch ?? Math.max(1, Math.floor(options.batchSize ?? DEFAULT_BATCH_SIZE));
-  const prefetch = Math.max(0, Math.floor(options.prefetchBatches ?? DEFAULT_PREFETCH_BATCHES));
-  const decoder = stages.decoder ?? new MainThreadDecoder({}, availableParallelism());
-  const decoders = Math.max(1, Math.floor(options.decodeConcurrency ?? decoder.parallelism));
-  const decodeLimit = new Semaphore(decoders);
-  // Items read and decoded ahead of the consumer: whole batches ahead, and for small (fixed) batches at least enough
-  // to keep every decoder busy while a batch runs.
-  const window = Math.max(batchSize * (prefetch + 1), 2 * decoders + batchSize);
-  const cache = options.useCache === false ? undefined : stages.cache;
-  const decode =
-    stages.decode ??
-    ((source: Uint8Array | RawImage, s: PreprocessSpec, transfer: boolean) => decoder.decode(source, s, transfer));
-  const perImage = tensorElementsPerImage(spec);
+  const plan = planPipeline(stages, options);
+  const { cache } = plan;
   const signal = options.signal;
-
-  const collect = options.collect !== false;
-  const results = new Float32Array(collect ? total * dim : 0);
-  const items: EmbeddedItem[] = [];
+  const results = new InOrderResults(sources, stages.dim, options.collect !== false, options.onEmbedding);
   const skipped: SkippedItem[] = [];
-  // Finished items wait here until every earlier one is finished too; then they are emitted in input order.
-  // Holds at most the items in flight (the window and two batches), never the whole input.
-  const finished = new Map<number, Float32Array | null>();
-  let nextToEmit = 0;
-  const finish = (index: number, embedding: Float32Array | null) => {
-    finished.set(index, embedding);
-    while (finished.has(nextToEmit)) {
-      const vector = finished.get(nextToEmit)!;
-      finished.delete(nextToEmit);
-      if (vector) {
-        const item = { index: nextToEmit, source: describeSource(sources[nextToEmit]!, nextToEmit) };
-        if (collect) results.set(vector, items.length * dim);
-        items.push(item);
-        options.onEmbedding?.(item, vector);
-      }
-      nextToEmit++;
-    }
-  };
   let done = 0;
   let cacheHits = 0;
   let computed = 0;
-  let batches = 0;
   const progress = () => options.onProgress?.(done, total, skipped.length);
-
-  async function prepare(index: number): Promise<Prepared> {
-    const source = sources[index]!;
-    try {
-      let input: Uint8Array | RawImage;
-      let key: string | undefined;
-      if (typeof source === 'string') {
-        try {
-          input = await readFile(source);
-        } catch (error) {
-          return { kind: 'skip', reason: readReason(error), error };
-        }
-      } else {
-        input = source;
-      }
-      if (cache) {
-        key =
-          input instanceof Uint8Array
-            ? imageBytesKey(input)
-            : rawPixelsKey(input.rgb, input.width, input.height, input.channels);
-        const hit = await cache.get(key);
-        if (hit) return { kind: 'hit', embedding: hit };
-      }
-      if (signal?.aborted) return { kind: 'skip', reason: 'cancelled', error: abortError() };
-      // A buffer we read ourselves can move to a decode worker without a copy; a caller's buffer is never taken.
-      const owned = typeof source === 'string';
-      if (!stages.decode) {
-        // The decoder writes the normalized tensor itself (fused into the exact resize), off this thread.
-        const tensor = await decodeLimit.use(() => decoder.decodeTensor(input, spec, owned));
-        return { kind: 'tensor', tensor, key };
-      }
-      const decoded = await decodeLimit.use(() => decode(input, spec, owned));
-      return { kind: 'pixels', pixels: decoded.pixels, key };
-    } catch (error) {
-      const reason = error instanceof BadImageError ? error.reason : describeError(error);
-      return { kind: 'skip', reason, error };
+  const runner = new BatchRunner(stages, plan, (batch, output) => {
+    for (let b = 0; b < batch.length; b++) {
+      const row = output.subarray(b * stages.dim, (b + 1) * stages.dim);
+      const { index, key } = batch[b]!;
+      if (cache && key) cache.put(key, row);
+      results.finish(index, row);
     }
-  }
+    computed += batch.length;
+    done += batch.length;
+    if (cache) void cache.flush().catch(() => undefined);
+    progress();
+  });
 
   const prepared = new Map<number, Promise<Prepared>>();
   let launched = 0;
   const fillWindow = (consumer: number) => {
-    while (launched < total && launched < consumer + window) {
-      prepared.set(launched, prepare(launched));
+    while (launched < total && launched < consumer + plan.window) {
+      prepared.set(launched, prepareItem(sources[launched]!, stages, plan, signal));
       launched++;
     }
-  };
-
-  const buffers = [new Float32Array(batchSize * perImage), new Float32Array(batchSize * perImage)];
-  let current = 0;
-  let slots: { index: number; key?: string }[] = [];
-  let inflight: Promise<void> | undefined;
-  // Kept aside so a failing run is never an unhandled rejection while the consumer awaits decodes.
-  let inferenceError: { error: unknown } | undefined;
-  const settleInflight = async () => {
-    if (inflight) await inflight;
-    inflight = undefined;
-    if (inferenceError) throw inferenceError.error;
-  };
-
-  const launchBatch = async () => {
-    if (slots.length === 0) return;
-    await settleInflight();
-    const batch = slots;
-    const tensor = buffers[current]!;
-    current = 1 - current;
-    slots = [];
-    batches++;
-    inflight = stages
-      .infer(tensor.subarray(0, batch.length * perImage), batch.length)
-      .then((output) => {
-        if (output.length !== batch.length * dim) {
-          throw new EdgetlError(
-            'internal',
-            `backbone returned ${output.length} values for ${batch.length} images of ${dim} dims`,
-          );
-        }
-        for (let b = 0; b < batch.length; b++) {
-          const row = output.subarray(b * dim, (b + 1) * dim);
-          const { index, key } = batch[b]!;
-          if (cache && key) cache.put(key, row);
-          finish(index, row);
-        }
-        computed += batch.length;
-        done += batch.length;
-        if (cache) void cache.flush().catch(() => undefined);
-        progress();
-      })
-      .catch((error: unknown) => {
-        inferenceError ??= { error };
-      });
   };
 
   try {
@@ -285,48 +384,41 @@ export async function runEmbeddingPipeline(
       const item = await prepared.get(index)!;
       prepared.delete(index);
       if (item.kind === 'hit') {
-        finish(index, item.embedding);
+        results.finish(index, item.embedding);
         cacheHits++;
         done++;
         progress();
       } else if (item.kind === 'skip') {
-        const path = describeSource(sources[index]!, index);
-        if (options.strict) {
-          if (item.error instanceof EdgetlError && item.error.code === 'aborted') throw item.error;
-          throw new BadImageError(path, item.reason, {
-            file: typeof sources[index] === 'string' ? path : undefined,
-            cause: item.error,
-          });
-        }
-        skipped.push({ index, path, reason: item.reason });
-        finish(index, null);
+        if (options.strict) throw strictSkipError(sources[index]!, index, item);
+        skipped.push({ index, path: describeSource(sources[index]!, index), reason: item.reason });
+        results.finish(index, null);
         done++;
         progress();
       } else {
-        if (item.kind === 'tensor') buffers[current]!.set(item.tensor, slots.length * perImage);
-        else writePixelsToTensor(item.pixels, spec.width, spec.height, 3, spec, buffers[current]!, slots.length);
-        slots.push({ index, key: item.key });
-        if (slots.length === batchSize) await launchBatch();
+        await runner.add(index, item);
       }
     }
-    await launchBatch();
-    await settleInflight();
+    await runner.launch();
+    await runner.settle();
   } catch (error) {
     // Never leave a run reading our buffers (or a session about to be released) behind us.
-    if (inflight) await inflight;
+    await runner.drain();
     await Promise.allSettled(prepared.values());
     throw error;
   } finally {
     if (cache) await cache.flush().catch(() => undefined);
   }
 
-  if (nextToEmit !== total)
-    throw new EdgetlError('internal', `embedding pipeline finished with ${total - nextToEmit} item(s) unaccounted for`);
+  if (results.nextToEmit !== total)
+    throw new EdgetlError(
+      'internal',
+      `embedding pipeline finished with ${total - results.nextToEmit} item(s) unaccounted for`,
+    );
   return {
-    embeddings: !collect || items.length === total ? results : results.slice(0, items.length * dim),
-    dim,
-    items,
+    embeddings: results.collected(),
+    dim: stages.dim,
+    items: results.items,
     skipped,
-    stats: { cacheHits, computed, batches, seconds: (performance.now() - started) / 1000 },
+    stats: { cacheHits, computed, batches: runner.batches, seconds: (performance.now() - started) / 1000 },
   };
 }

@@ -230,10 +230,16 @@ function packageRootIn(folder: string): string {
   return existsSync(join(folder, 'package.json')) ? folder : join(folder, 'package');
 }
 
-export async function installCudaProvider(options: CudaInstallOptions = {}): Promise<CudaInstallReport> {
-  const progress = options.onProgress ?? (() => undefined);
-  const platform = options.platform ?? process.platform;
-  const arch = options.arch ?? process.arch;
+type InstallSource = CudaInstallReport['source'];
+
+/** The onnxruntime-node install the provider goes next to. */
+interface CoreInstall {
+  packageDir: string;
+  coreVersion: string;
+  bindingDir: string;
+}
+
+function checkPlatform(platform: string, arch: string): void {
   if (platform !== 'linux' || arch !== 'x64') {
     throw new EdgetlError(
       'unsupported',
@@ -243,6 +249,9 @@ export async function installCudaProvider(options: CudaInstallOptions = {}): Pro
           : ''),
     );
   }
+}
+
+function locateCore(options: CudaInstallOptions, platform: string, arch: string): CoreInstall {
   const packageDir = options.onnxruntimeDir ?? onnxruntimeNodeDir();
   if (!packageDir || !existsSync(packageDir)) {
     throw new EdgetlError('not-installed', 'onnxruntime-node is not installed: run `npm ci` (or `npm install`) first');
@@ -256,16 +265,18 @@ export async function installCudaProvider(options: CudaInstallOptions = {}): Pro
       { file: packageDir },
     );
   }
-  const warnings: string[] = [];
+  return { packageDir, coreVersion, bindingDir };
+}
 
-  let source: CudaInstallReport['source'];
+/** The package from the registry (kept in the download folder), or the tarball or folder given with `from`. */
+async function installSource(options: CudaInstallOptions, progress: (message: string) => void): Promise<InstallSource> {
   if (options.from === undefined) {
     const fetched = await fetchPackage(
       options.downloadDir ?? join(edgetlCacheDir(options.env), 'cuda'),
       options,
       progress,
     );
-    source = {
+    return {
       kind: 'npm',
       spec: CUDA_PACKAGE_SPEC,
       path: fetched.path,
@@ -273,21 +284,185 @@ export async function installCudaProvider(options: CudaInstallOptions = {}): Pro
       integrity: CUDA_PACKAGE.integrity,
       integrityMatches: true,
     };
-  } else {
-    const from = resolve(options.from);
-    let isFolder: boolean;
-    try {
-      isFolder = statSync(from).isDirectory();
-    } catch {
-      throw new EdgetlError('bad-input', `\`from: '${options.from}'\`: no such file or folder`, { file: from });
+  }
+  const from = resolve(options.from);
+  let isFolder: boolean;
+  try {
+    isFolder = statSync(from).isDirectory();
+  } catch {
+    throw new EdgetlError('bad-input', `\`from: '${options.from}'\`: no such file or folder`, { file: from });
+  }
+  if (isFolder) return { kind: 'folder', path: from };
+  const integrity = `sha512-${await hashFile(from, 'sha512', 'base64')}`;
+  return { kind: 'tarball', path: from, integrity };
+}
+
+/** The package root: a folder source as it is, a tarball unpacked into `staging`. */
+async function unpackedRoot(
+  source: InstallSource,
+  staging: string,
+  progress: (message: string) => void,
+): Promise<string> {
+  if (source.kind === 'folder') {
+    const root = packageRootIn(source.path);
+    if (!existsSync(join(root, 'package.json'))) {
+      throw new EdgetlError(
+        'bad-package',
+        `\`from: '${source.path}'\`: neither it nor its package/ folder holds a package.json`,
+        {
+          file: source.path,
+        },
+      );
     }
-    if (isFolder) {
-      source = { kind: 'folder', path: from };
-    } else {
-      const integrity = `sha512-${await hashFile(from, 'sha512', 'base64')}`;
-      source = { kind: 'tarball', path: from, integrity };
+    return root;
+  }
+  progress(`unpacking ${basename(source.path)}`);
+  const untar = await run('tar', ['-xzof', source.path, '-C', staging], {});
+  if (untar.error || untar.code !== 0) {
+    const why = untar.error
+      ? `tar could not run (${describeError(untar.error)}): install tar`
+      : untar.stderr.trim().split('\n').slice(-2).join(' ');
+    throw new EdgetlError('bad-package', `${source.path}: could not unpack it: ${why}`, { file: source.path });
+  }
+  return packageRootIn(staging);
+}
+
+/**
+ * Whether the provider's onnxruntime release suits the core: a mismatch refuses (unless allowed, then warns).
+ * A tarball claiming to be the known release is also checked byte for byte against the registry's.
+ */
+function checkStagedPackage(
+  staged: StagedPackage,
+  source: InstallSource,
+  coreVersion: string,
+  options: CudaInstallOptions,
+  warnings: string[],
+): ProviderCoreCompatibility {
+  if (source.kind === 'tarball' && staged.name === CUDA_PACKAGE.name && staged.version === CUDA_PACKAGE.version) {
+    source.integrityMatches = source.integrity === CUDA_PACKAGE.integrity;
+    if (!source.integrityMatches) {
+      warnings.push(
+        `${source.path} is not byte-identical to the registry's ${CUDA_PACKAGE_SPEC} (its sha512 differs): a repacked or altered copy`,
+      );
     }
   }
+  const compatibility = providerCoreCompatibility(staged.onnxruntimeVersion, coreVersion);
+  if (!compatibility.ok) {
+    if (!options.allowVersionMismatch) {
+      throw new EdgetlError(
+        'version-mismatch',
+        `${staged.name}@${staged.version}: ${compatibility.detail}. Nothing was placed. Either install the matching core ` +
+          `(\`npm install onnxruntime-node@${staged.onnxruntimeVersion}\`; in an app that depends on edgetl, ` +
+          `"overrides": {"onnxruntime-node": "${staged.onnxruntimeVersion}"} in its package.json; then run this again), or place it anyway with ` +
+          "`allowVersionMismatch` and check the results against `ep: 'cpu'`",
+      );
+    }
+    warnings.push(
+      `${compatibility.detail}; placed anyway (\`allowVersionMismatch\`): compare results against \`ep: 'cpu'\``,
+    );
+  } else if (compatibility.evidence) {
+    warnings.push(compatibility.evidence);
+  }
+  return compatibility;
+}
+
+/** Where each provider file is staged before its rename into place. */
+function stagedPath(name: string, source: InstallSource, staging: string, staged: StagedPackage): string {
+  return source.kind === 'folder' ? join(staging, name) : join(staged.libraryDir, name);
+}
+
+/**
+ * What each provider file would do to the binding folder (placed, replaced, unchanged). Folder sources are copied
+ * into staging first, so what is renamed into place is complete and on this filesystem.
+ */
+async function planFiles(
+  staged: StagedPackage,
+  source: InstallSource,
+  staging: string,
+  bindingDir: string,
+  dryRun: boolean,
+): Promise<PlacedFile[]> {
+  const files: PlacedFile[] = [];
+  for (const name of CUDA_PROVIDER_FILES) {
+    const stagedFile = stagedPath(name, source, staging, staged);
+    if (source.kind === 'folder') await copyFile(join(staged.libraryDir, name), stagedFile);
+    const target = join(bindingDir, name);
+    const sha256 = await hashFile(stagedFile, 'sha256', 'hex');
+    const bytes = statSync(stagedFile).size;
+    // Something that isn't a file at the path (a folder) counts as different: the rename below then says why it can't.
+    const existing = !existsSync(target)
+      ? undefined
+      : statSync(target).isFile()
+        ? await hashFile(target, 'sha256', 'hex')
+        : 'not a file';
+    const action: PlacedFile['action'] = dryRun
+      ? 'would-place'
+      : existing === sha256
+        ? 'unchanged'
+        : existing
+          ? 'replaced'
+          : 'placed';
+    files.push({ name, path: target, bytes, sha256, action });
+  }
+  return files;
+}
+
+/** Each changed file synced and renamed into place, then the folder synced. */
+async function placeFiles(
+  files: PlacedFile[],
+  stagedFile: (name: string) => string,
+  bindingDir: string,
+  progress: (message: string) => void,
+): Promise<void> {
+  for (const file of files) {
+    if (file.action === 'unchanged') continue;
+    const from = stagedFile(file.name);
+    const handle = await open(from, 'r+');
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await chmod(from, 0o755);
+    try {
+      await rename(from, file.path);
+    } catch (error) {
+      throw new EdgetlError(
+        'install-failed',
+        `could not put ${file.path} in place (${describeError(error)}); every path still holds either its old file or the ` +
+          `complete new one, and no install record was written: fix that and run edgetl setup cuda again`,
+        { file: file.path, cause: error },
+      );
+    }
+    progress(`${file.action} ${file.path}`);
+  }
+  await syncDirectory(bindingDir);
+}
+
+function installManifest(report: CudaInstallReport): CudaInstallManifest {
+  return {
+    format: CUDA_MANIFEST_FORMAT,
+    package: report.package.name,
+    packageVersion: report.package.version,
+    onnxruntimeVersion: report.package.onnxruntimeVersion,
+    coreVersion: report.core.version,
+    cudaMajor: report.package.cudaMajor,
+    cudnnMajor: CUDA_PACKAGE.cudnnMajor,
+    compatibility: report.compatibility.kind,
+    files: report.files.map(({ name, bytes, sha256 }) => ({ name, bytes, sha256 })),
+    installedAt: new Date().toISOString(),
+    source: report.source.spec ?? report.source.path,
+  };
+}
+
+export async function installCudaProvider(options: CudaInstallOptions = {}): Promise<CudaInstallReport> {
+  const progress = options.onProgress ?? (() => undefined);
+  const platform = options.platform ?? process.platform;
+  const arch = options.arch ?? process.arch;
+  checkPlatform(platform, arch);
+  const { packageDir, coreVersion, bindingDir } = locateCore(options, platform, arch);
+  const warnings: string[] = [];
+  const source = await installSource(options, progress);
 
   // Staging inside the binding folder: the final renames never cross a filesystem. (tar -o: the files belong to
   // whoever runs this, not to the uid recorded in the tarball.)
@@ -295,85 +470,14 @@ export async function installCudaProvider(options: CudaInstallOptions = {}): Pro
   const staging = join(bindingDir, `.edgetl-cuda-staging-${process.pid}-${randomBytes(4).toString('hex')}`);
   await mkdir(staging, { recursive: true });
   try {
-    let root: string;
-    if (source.kind === 'folder') {
-      root = packageRootIn(source.path);
-      if (!existsSync(join(root, 'package.json'))) {
-        throw new EdgetlError(
-          'bad-package',
-          `\`from: '${source.path}'\`: neither it nor its package/ folder holds a package.json`,
-          { file: source.path },
-        );
-      }
-    } else {
-      progress(`unpacking ${basename(source.path)}`);
-      const untar = await run('tar', ['-xzof', source.path, '-C', staging], {});
-      if (untar.error || untar.code !== 0) {
-        const why = untar.error
-          ? `tar could not run (${describeError(untar.error)}): install tar`
-          : untar.stderr.trim().split('\n').slice(-2).join(' ');
-        throw new EdgetlError('bad-package', `${source.path}: could not unpack it: ${why}`, { file: source.path });
-      }
-      root = packageRootIn(staging);
-    }
+    const root = await unpackedRoot(source, staging, progress);
     const origin = source.kind === 'npm' ? `${CUDA_PACKAGE_SPEC} (${source.path})` : source.path;
     const staged = await readStagedPackage(root, origin);
-    if (source.kind === 'tarball' && staged.name === CUDA_PACKAGE.name && staged.version === CUDA_PACKAGE.version) {
-      source.integrityMatches = source.integrity === CUDA_PACKAGE.integrity;
-      if (!source.integrityMatches) {
-        warnings.push(
-          `${source.path} is not byte-identical to the registry's ${CUDA_PACKAGE_SPEC} (its sha512 differs): a repacked or altered copy`,
-        );
-      }
-    }
-    const compatibility = providerCoreCompatibility(staged.onnxruntimeVersion, coreVersion);
-    if (!compatibility.ok) {
-      if (!options.allowVersionMismatch) {
-        throw new EdgetlError(
-          'version-mismatch',
-          `${staged.name}@${staged.version}: ${compatibility.detail}. Nothing was placed. Either install the matching core ` +
-            `(\`npm install onnxruntime-node@${staged.onnxruntimeVersion}\`; in an app that depends on edgetl, ` +
-            `"overrides": {"onnxruntime-node": "${staged.onnxruntimeVersion}"} in its package.json; then run this again), or place it anyway with ` +
-            "`allowVersionMismatch` and check the results against `ep: 'cpu'`",
-        );
-      }
-      warnings.push(
-        `${compatibility.detail}; placed anyway (\`allowVersionMismatch\`): compare results against \`ep: 'cpu'\``,
-      );
-    } else if (compatibility.evidence) {
-      warnings.push(compatibility.evidence);
-    }
+    const compatibility = checkStagedPackage(staged, source, coreVersion, options, warnings);
     const linked = providerCudaNeeds(join(staged.libraryDir, 'libonnxruntime_providers_cuda.so'));
     const providerNeeds = linked?.needs;
     const cudaMajor = linked?.cudaMajor ?? CUDA_PACKAGE.cudaMajor;
-
-    // Folder sources are copied into staging first, so what is renamed into place is complete and on this filesystem.
-    const files: PlacedFile[] = [];
-    for (const name of CUDA_PROVIDER_FILES) {
-      let stagedFile = join(staged.libraryDir, name);
-      if (source.kind === 'folder') {
-        const copy = join(staging, name);
-        await copyFile(stagedFile, copy);
-        stagedFile = copy;
-      }
-      const target = join(bindingDir, name);
-      const sha256 = await hashFile(stagedFile, 'sha256', 'hex');
-      const bytes = statSync(stagedFile).size;
-      // Something that isn't a file at the path (a folder) counts as different: the rename below then says why it can't.
-      const existing = !existsSync(target)
-        ? undefined
-        : statSync(target).isFile()
-          ? await hashFile(target, 'sha256', 'hex')
-          : 'not a file';
-      const action: PlacedFile['action'] = options.dryRun
-        ? 'would-place'
-        : existing === sha256
-          ? 'unchanged'
-          : existing
-            ? 'replaced'
-            : 'placed';
-      files.push({ name, path: target, bytes, sha256, action });
-    }
+    const files = await planFiles(staged, source, staging, bindingDir, options.dryRun === true);
     const report: CudaInstallReport = {
       package: {
         name: staged.name,
@@ -395,43 +499,8 @@ export async function installCudaProvider(options: CudaInstallOptions = {}): Pro
     // The old record goes first: until the new one is written, nothing claims a finished install.
     const manifestPath = join(bindingDir, CUDA_MANIFEST_FILE);
     await unlink(manifestPath).catch(() => undefined);
-    for (const file of files) {
-      if (file.action === 'unchanged') continue;
-      const stagedFile = source.kind === 'folder' ? join(staging, file.name) : join(staged.libraryDir, file.name);
-      const handle = await open(stagedFile, 'r+');
-      try {
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
-      await chmod(stagedFile, 0o755);
-      try {
-        await rename(stagedFile, file.path);
-      } catch (error) {
-        throw new EdgetlError(
-          'install-failed',
-          `could not put ${file.path} in place (${describeError(error)}); every path still holds either its old file or the ` +
-            `complete new one, and no install record was written: fix that and run edgetl setup cuda again`,
-          { file: file.path, cause: error },
-        );
-      }
-      progress(`${file.action} ${file.path}`);
-    }
-    await syncDirectory(bindingDir);
-    const manifest: CudaInstallManifest = {
-      format: CUDA_MANIFEST_FORMAT,
-      package: staged.name,
-      packageVersion: staged.version,
-      onnxruntimeVersion: staged.onnxruntimeVersion,
-      coreVersion,
-      cudaMajor,
-      cudnnMajor: CUDA_PACKAGE.cudnnMajor,
-      compatibility: compatibility.kind,
-      files: files.map(({ name, bytes, sha256 }) => ({ name, bytes, sha256 })),
-      installedAt: new Date().toISOString(),
-      source: source.spec ?? source.path,
-    };
-    await writeFileAtomic(manifestPath, JSON.stringify(manifest, null, 2) + '\n');
+    await placeFiles(files, (name) => stagedPath(name, source, staging, staged), bindingDir, progress);
+    await writeFileAtomic(manifestPath, JSON.stringify(installManifest(report), null, 2) + '\n');
     return { ...report, manifest: manifestPath };
   } finally {
     await rm(staging, { recursive: true, force: true });

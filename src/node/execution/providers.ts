@@ -630,7 +630,8 @@ export interface WebGpuAssessment {
   reason: string;
 }
 
-export function assessWebGpu(facts: HostFacts): WebGpuAssessment {
+/** Before Vulkan is looked at: a build without WebGPU, macOS (Metal), or a platform whose adapter can't be told. */
+function webGpuByPlatform(facts: HostFacts): WebGpuAssessment | undefined {
   const built = facts.supportedBackends?.find((b) => b.name === 'webgpu');
   if (facts.supportedBackends && !built) {
     return {
@@ -657,53 +658,57 @@ export function assessWebGpu(facts: HostFacts): WebGpuAssessment {
       reason: `can't verify that the WebGPU adapter is a hardware GPU on ${facts.platform}; ask for \`ep: 'webgpu'\` to choose it explicitly`,
     };
   }
-  const { vulkan } = facts;
-  if (!vulkan.loader) {
+  return undefined;
+}
+
+/** vulkaninfo, when installed, enumerates the real devices through the same loader: trust it over our reading. */
+function webGpuFromVulkaninfo(
+  devices: NonNullable<HostFacts['vulkan']['vulkaninfoDevices']>,
+  hardwareManifests: string[],
+): WebGpuAssessment | undefined {
+  const real = devices.filter((d) => !/CPU/i.test(d.type) && !SOFTWARE_DRIVER.test(d.name));
+  const cpu = devices.filter((d) => /CPU/i.test(d.type) || SOFTWARE_DRIVER.test(d.name));
+  if (real.length > 0) {
     return {
-      hardware: false,
-      tryable: false,
-      hardwareManifests: [],
-      reason:
-        'no Vulkan loader (libvulkan.so.1) found, which WebGPU needs on Linux: install it (Debian/Ubuntu: apt-get install libvulkan1) and a GPU driver',
+      hardware: true,
+      tryable: true,
+      hardwareManifests,
+      adapter: {
+        device: real[0].name,
+        description: `${real[0].name} (${real[0].type}, from vulkaninfo)`,
+        software: false,
+      },
+      reason: `hardware Vulkan device ${real[0].name}`,
     };
   }
+  if (cpu.length > 0) {
+    return {
+      hardware: false,
+      tryable: true,
+      hardwareManifests: [],
+      adapter: {
+        device: cpu[0].name,
+        description: `${cpu[0].name} (${cpu[0].type}, from vulkaninfo)`,
+        software: true,
+      },
+      reason: `only a software WebGPU adapter is available (${cpu.map((d) => d.name).join(', ')}, per vulkaninfo); auto never picks one: it is far slower than the CPU provider`,
+    };
+  }
+  return undefined;
+}
+
+/** Hardware Vulkan drivers with a device node to drive. */
+function hardwareDrivers(vulkan: HostFacts['vulkan']): HostFacts['vulkan']['icds'] {
+  return vulkan.icds.filter((i) => i.kind !== 'software' && i.device !== undefined);
+}
+
+/** From the Vulkan drivers (ICD manifests) and device nodes found: hardware, software only, or nothing usable. */
+function webGpuFromDrivers(vulkan: HostFacts['vulkan']): WebGpuAssessment {
   const software = vulkan.icds.filter((i) => i.kind === 'software');
-  const hardware = vulkan.icds.filter((i) => i.kind !== 'software' && i.device !== undefined);
+  const hardware = hardwareDrivers(vulkan);
   const hardwareWithoutDevice = vulkan.icds.filter((i) => i.kind !== 'software' && i.device === undefined);
   const softwareNames = [...new Set(software.map((i) => i.name))].join(', ');
   const where = vulkan.overriddenBy ? `${vulkan.overriddenBy}` : 'the Vulkan driver folders';
-
-  // vulkaninfo, when installed, enumerates the real devices through the same loader: trust it over our reading.
-  if (vulkan.vulkaninfoDevices) {
-    const real = vulkan.vulkaninfoDevices.filter((d) => !/CPU/i.test(d.type) && !SOFTWARE_DRIVER.test(d.name));
-    const cpu = vulkan.vulkaninfoDevices.filter((d) => /CPU/i.test(d.type) || SOFTWARE_DRIVER.test(d.name));
-    if (real.length > 0) {
-      return {
-        hardware: true,
-        tryable: true,
-        hardwareManifests: hardware.map((i) => i.manifest),
-        adapter: {
-          device: real[0].name,
-          description: `${real[0].name} (${real[0].type}, from vulkaninfo)`,
-          software: false,
-        },
-        reason: `hardware Vulkan device ${real[0].name}`,
-      };
-    }
-    if (cpu.length > 0) {
-      return {
-        hardware: false,
-        tryable: true,
-        hardwareManifests: [],
-        adapter: {
-          device: cpu[0].name,
-          description: `${cpu[0].name} (${cpu[0].type}, from vulkaninfo)`,
-          software: true,
-        },
-        reason: `only a software WebGPU adapter is available (${cpu.map((d) => d.name).join(', ')}, per vulkaninfo); auto never picks one: it is far slower than the CPU provider`,
-      };
-    }
-  }
   if (hardware.length > 0) {
     const first = hardware[0];
     return {
@@ -743,6 +748,26 @@ export function assessWebGpu(facts: HostFacts): WebGpuAssessment {
     hardwareManifests: [],
     reason: `no WebGPU adapter: ${drivers}`,
   };
+}
+
+export function assessWebGpu(facts: HostFacts): WebGpuAssessment {
+  const byPlatform = webGpuByPlatform(facts);
+  if (byPlatform) return byPlatform;
+  const { vulkan } = facts;
+  if (!vulkan.loader) {
+    return {
+      hardware: false,
+      tryable: false,
+      hardwareManifests: [],
+      reason:
+        'no Vulkan loader (libvulkan.so.1) found, which WebGPU needs on Linux: install it (Debian/Ubuntu: apt-get install libvulkan1) and a GPU driver',
+    };
+  }
+  const hardwareManifests = hardwareDrivers(vulkan).map((i) => i.manifest);
+  const fromVulkaninfo = vulkan.vulkaninfoDevices
+    ? webGpuFromVulkaninfo(vulkan.vulkaninfoDevices, hardwareManifests)
+    : undefined;
+  return fromVulkaninfo ?? webGpuFromDrivers(vulkan);
 }
 
 export interface ProviderPlan {

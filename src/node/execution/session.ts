@@ -193,6 +193,94 @@ class NodeBackboneSession implements BackboneSession {
 }
 
 /**
+ * The providers `auto` (or the request) will try, in order. A process that already opened WebGPU on a software
+ * adapter keeps that one device, so `auto` does not try WebGPU again.
+ */
+function providerCandidates(
+  requested: CreateSessionOptions['ep'] & {},
+  plan: ReturnType<typeof planProviders>,
+  fallbacks: ProviderFallback[],
+): ExecutionProviderName[] {
+  let candidates = plan.candidates;
+  if (requested === 'auto' && webgpuDevice?.software && candidates.includes('webgpu')) {
+    candidates = candidates.filter((c) => c !== 'webgpu');
+    fallbacks.push({
+      provider: 'webgpu',
+      reason:
+        'this process already opened WebGPU on a software adapter (onnxruntime keeps one WebGPU device per process)',
+    });
+  }
+  return candidates;
+}
+
+/**
+ * A session on `provider`, or the reason it would not start (to try the next one). CPU failing means onnxruntime
+ * cannot load the model at all; a strict request fails rather than falls back.
+ */
+async function openOn(
+  model: string | Uint8Array,
+  provider: ExecutionProviderName,
+  options: CreateSessionOptions,
+  where: string,
+  requested: CreateSessionOptions['ep'] & {},
+  strict: boolean,
+): Promise<InferenceSession | { reason: string }> {
+  const sessionOptions = sessionOptionsFor(provider, options);
+  try {
+    return typeof model === 'string'
+      ? await ort.InferenceSession.create(model, sessionOptions)
+      : await ort.InferenceSession.create(model, sessionOptions);
+  } catch (error) {
+    const message = condense(describeError(error));
+    if (provider === 'cpu') {
+      throw new EdgetlError('bad-model', `${where}: onnxruntime could not load the model: ${message}`, {
+        file: typeof model === 'string' ? model : undefined,
+        cause: error,
+      });
+    }
+    const reason = `${provider} session failed to start: ${message}${failureHint(provider, message)}`;
+    const requestedThis = requested === provider || (requested === 'auto' && strict);
+    if (strict && requestedThis) {
+      throw new EdgetlError('ep-unavailable', `\`ep: '${requested}'\` can't run here (\`strictEp\`): ${reason}`, {
+        cause: error,
+      });
+    }
+    return { reason };
+  }
+}
+
+/**
+ * Which nodes run where on a GPU provider, from a probe session's log. With `auto`, a session that leaves most of
+ * the work on the CPU is not worth it: `rejected` says why.
+ */
+async function placementOn(
+  model: string | Uint8Array,
+  provider: ExecutionProviderName,
+  options: CreateSessionOptions,
+  requested: CreateSessionOptions['ep'] & {},
+): Promise<{ placement?: NodePlacement[]; notes: string[]; rejected?: string }> {
+  if (options.checkPlacement === false)
+    return { notes: [`onnxruntime runs any node ${provider} has no kernel for on the CPU (placement not checked)`] };
+  const probe = await probeSession(model, provider, options).catch((error: unknown) => ({
+    created: false,
+    error: describeError(error),
+    placement: [],
+  }));
+  if (probe.placement.length === 0)
+    return {
+      notes: [
+        `could not check which nodes run on ${provider}: ${probe.error ?? "onnxruntime's log showed no placement"}`,
+      ],
+    };
+  const described = describePlacement(provider, probe.placement);
+  // auto is there to pick what is fastest: a GPU session that leaves most of the work on the CPU only adds
+  // transfers (e.g. the int8 MobileNetV2 on WebGPU: 68 of 70 nodes on the CPU).
+  if (requested === 'auto' && mostlyOnCpu(probe.placement))
+    return { notes: [], rejected: `${described}, so it would be no faster than cpu` };
+  return { placement: probe.placement, notes: [described] };
+}
+
+/**
  * Open `model` (a path or the bytes of an ONNX file) on the provider `options.ep` asks for (default `auto`).
  * Throws EdgetlError: 'ep-unavailable' (strictEp and the provider can't run), 'bad-model' (onnxruntime can't load
  * the model even on CPU), 'bad-input' (bad options).
@@ -215,45 +303,15 @@ export async function createSession(
   const notes: string[] = [];
   const where = modelName(model);
 
-  let candidates = plan.candidates;
-  if (requested === 'auto' && webgpuDevice?.software && candidates.includes('webgpu')) {
-    candidates = candidates.filter((c) => c !== 'webgpu');
-    fallbacks.push({
-      provider: 'webgpu',
-      reason:
-        'this process already opened WebGPU on a software adapter (onnxruntime keeps one WebGPU device per process)',
-    });
-  }
-
-  for (const provider of candidates) {
-    const sessionOptions = sessionOptionsFor(provider, options);
+  for (const provider of providerCandidates(requested, plan, fallbacks)) {
     let adapter: AdapterInfo | undefined;
     if (provider === 'webgpu') {
       restrictToHardwareDrivers(plan.webgpu, facts, notes);
       adapter = webgpuDevice?.adapter ?? plan.webgpu.adapter;
     }
-    let session: InferenceSession;
-    try {
-      session =
-        typeof model === 'string'
-          ? await ort.InferenceSession.create(model, sessionOptions)
-          : await ort.InferenceSession.create(model, sessionOptions);
-    } catch (error) {
-      const message = condense(describeError(error));
-      if (provider === 'cpu') {
-        throw new EdgetlError('bad-model', `${where}: onnxruntime could not load the model: ${message}`, {
-          file: typeof model === 'string' ? model : undefined,
-          cause: error,
-        });
-      }
-      const reason = `${provider} session failed to start: ${message}${failureHint(provider, message)}`;
-      const requestedThis = requested === provider || (requested === 'auto' && strict);
-      if (strict && requestedThis) {
-        throw new EdgetlError('ep-unavailable', `\`ep: '${requested}'\` can't run here (\`strictEp\`): ${reason}`, {
-          cause: error,
-        });
-      }
-      fallbacks.push({ provider, reason });
+    const session = await openOn(model, provider, options, where, requested, strict);
+    if ('reason' in session) {
+      fallbacks.push({ provider, reason: session.reason });
       continue;
     }
     const found: string[] = [];
@@ -267,31 +325,14 @@ export async function createSession(
     }
     let placement: NodePlacement[] | undefined;
     if (provider !== 'cpu') {
-      if (options.checkPlacement === false) {
-        found.push(`onnxruntime runs any node ${provider} has no kernel for on the CPU (placement not checked)`);
-      } else {
-        const probe = await probeSession(model, provider, options).catch((error: unknown) => ({
-          created: false,
-          error: describeError(error),
-          placement: [],
-        }));
-        if (probe.placement.length > 0) {
-          placement = probe.placement;
-          const described = describePlacement(provider, probe.placement);
-          // auto is there to pick what is fastest: a GPU session that leaves most of the work on the CPU only adds
-          // transfers (e.g. the int8 MobileNetV2 on WebGPU: 68 of 70 nodes on the CPU).
-          if (requested === 'auto' && mostlyOnCpu(probe.placement)) {
-            await session.release();
-            fallbacks.push({ provider, reason: `${described}, so it would be no faster than cpu` });
-            continue;
-          }
-          found.push(described);
-        } else {
-          found.push(
-            `could not check which nodes run on ${provider}: ${probe.error ?? "onnxruntime's log showed no placement"}`,
-          );
-        }
+      const checked = await placementOn(model, provider, options, requested);
+      if (checked.rejected) {
+        await session.release();
+        fallbacks.push({ provider, reason: checked.rejected });
+        continue;
       }
+      placement = checked.placement;
+      found.push(...checked.notes);
     }
     notes.push(...found);
     const report: ProviderReport = {

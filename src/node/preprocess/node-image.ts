@@ -15,7 +15,7 @@
  * - sharp.concurrency(1) and no operation cache: see `configureSharp`.
  */
 import { stat } from 'node:fs/promises';
-import sharp, { type Sharp, type SharpOptions } from 'sharp';
+import sharp, { type Metadata, type Sharp, type SharpOptions } from 'sharp';
 import type { PreprocessSpec } from '../../core/preprocess/spec.js';
 import {
   assertTensorSlot,
@@ -194,6 +194,104 @@ interface TensorTarget {
   index: number;
 }
 
+/** A resized image as sharp hands it back (before the RGB conversion). */
+interface ResizedPixels {
+  data: Uint8Array;
+  width: number;
+  height: number;
+  channels: number;
+}
+
+/** Refuses a missing, non-regular or empty file, and an empty buffer, before sharp is asked. */
+async function checkSource(source: ImageSource, where: string, file: string | undefined): Promise<void> {
+  if (typeof source === 'string') {
+    const info = await stat(source).catch(() => undefined);
+    if (!info) throw new BadImageError(where, 'file not found', { file });
+    if (!info.isFile()) throw new BadImageError(where, 'not a regular file', { file });
+    if (info.size === 0) throw new BadImageError(where, 'empty file (0 bytes)', { file });
+  } else if (source instanceof Uint8Array && source.byteLength === 0) {
+    throw new BadImageError(where, 'empty buffer (0 bytes)');
+  }
+}
+
+/** The header's format and size checked: an accepted format, and no more pixels than the decompression-bomb guard. */
+function checkHeader(meta: Metadata, where: string, file: string | undefined, maxPixels: number): void {
+  if (!ACCEPTED_FORMATS.has(meta.format)) {
+    throw new BadImageError(
+      where,
+      `unsupported format (${meta.format}); edgetl reads JPEG, PNG, WebP, GIF, TIFF, AVIF`,
+      {
+        file,
+      },
+    );
+  }
+  const pixels = meta.width * meta.height;
+  if (pixels > maxPixels) {
+    throw new BadImageError(
+      where,
+      `image is ${meta.width}x${meta.height} = ${(pixels / 1e6).toFixed(1)} megapixels, above the limit of ` +
+        `${(maxPixels / 1e6).toFixed(1)} megapixels (a guard against decompression bombs; raise maxPixels to allow it)`,
+      { file },
+    );
+  }
+}
+
+/** `auto`: the exact Pillow resize up to `pillowMaxPixels`, libvips' linear above. */
+function resizeKernel(options: DecodeOptions, width: number, height: number): Exclude<ResizeKernel, 'auto'> {
+  const requested = options.kernel ?? DEFAULT_RESIZE_KERNEL;
+  if (requested !== 'auto') return requested;
+  return width * height <= (options.pillowMaxPixels ?? DEFAULT_PILLOW_MAX_PIXELS) ? 'pillow' : 'linear';
+}
+
+/** libvips' resize with `kernel`, then the crop to the spec's size. */
+async function libvipsResize(
+  pipeline: Sharp,
+  geometry: ResizeGeometry,
+  spec: PreprocessSpec,
+  kernel: Exclude<ResizeKernel, 'auto' | 'pillow'>,
+  options: DecodeOptions,
+): Promise<ResizedPixels> {
+  let resizing = pipeline.resize(geometry.resizeW, geometry.resizeH, {
+    fit: 'fill',
+    kernel,
+    fastShrinkOnLoad: options.fastShrinkOnLoad ?? false,
+  });
+  if (geometry.resizeW !== spec.width || geometry.resizeH !== spec.height) {
+    resizing = resizing.extract({
+      left: geometry.cropLeft,
+      top: geometry.cropTop,
+      width: spec.width,
+      height: spec.height,
+    });
+  }
+  const { data, info } = await resizing.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+  return { data, width: info.width, height: info.height, channels: info.channels };
+}
+
+/** The resized pixels as RGB of the spec's size (returned), or written into the tensor slot of `target`. */
+function finishDecode(
+  resized: ResizedPixels,
+  spec: PreprocessSpec,
+  where: string,
+  target: TensorTarget | undefined,
+): DecodedImage | undefined {
+  if (resized.width !== spec.width || resized.height !== spec.height) {
+    throw new EdgetlError(
+      'internal',
+      `${where}: resized to ${resized.width}x${resized.height}, expected ${spec.width}x${spec.height}`,
+    );
+  }
+  const image: DecodedImage = {
+    pixels: toRgb(resized.data, resized.channels, spec.width * spec.height),
+    width: spec.width,
+    height: spec.height,
+    channels: 3,
+  };
+  if (!target) return image;
+  writePixelsToTensor(image.pixels, image.width, image.height, 3, spec, target.out, target.index);
+  return undefined;
+}
+
 /**
  * decodeToRgb, or with `target` the same pixels written as a tensor slot: on the exact (Pillow) path the tensor write
  * is fused into the resize and nothing is returned.
@@ -211,37 +309,14 @@ async function decode(
   if (!(Number.isInteger(maxPixels) && maxPixels > 0)) {
     throw new EdgetlError('bad-input', `maxPixels must be a positive integer, got ${maxPixels}`);
   }
-
-  if (typeof source === 'string') {
-    const info = await stat(source).catch(() => undefined);
-    if (!info) throw new BadImageError(where, 'file not found', { file });
-    if (!info.isFile()) throw new BadImageError(where, 'not a regular file', { file });
-    if (info.size === 0) throw new BadImageError(where, 'empty file (0 bytes)', { file });
-  } else if (source instanceof Uint8Array && source.byteLength === 0) {
-    throw new BadImageError(where, 'empty buffer (0 bytes)');
-  }
+  await checkSource(source, where, file);
 
   let format: string | undefined;
   try {
     // Header only: dimensions and format, so the pixel limit can be checked (and explained) before decoding.
     const meta = await sharpInput(source, 0).metadata();
     format = meta.format;
-    if (!ACCEPTED_FORMATS.has(meta.format)) {
-      throw new BadImageError(
-        where,
-        `unsupported format (${meta.format}); edgetl reads JPEG, PNG, WebP, GIF, TIFF, AVIF`,
-        { file },
-      );
-    }
-    const pixels = meta.width * meta.height;
-    if (pixels > maxPixels) {
-      throw new BadImageError(
-        where,
-        `image is ${meta.width}x${meta.height} = ${(pixels / 1e6).toFixed(1)} megapixels, above the limit of ` +
-          `${(maxPixels / 1e6).toFixed(1)} megapixels (a guard against decompression bombs; raise maxPixels to allow it)`,
-        { file },
-      );
-    }
+    checkHeader(meta, where, file, maxPixels);
     const width = meta.autoOrient?.width ?? meta.width;
     const height = meta.autoOrient?.height ?? meta.height;
     const geometry = resizeGeometry(width, height, spec);
@@ -249,31 +324,11 @@ async function decode(
     let pipeline = sharpInput(source, maxPixels);
     if (meta.hasAlpha) pipeline = pipeline.flatten({ background: { r: 255, g: 255, b: 255 } });
     pipeline = pipeline.toColourspace('srgb');
-    const requestedKernel = options.kernel ?? DEFAULT_RESIZE_KERNEL;
-    const kernel =
-      requestedKernel === 'auto'
-        ? width * height <= (options.pillowMaxPixels ?? DEFAULT_PILLOW_MAX_PIXELS)
-          ? 'pillow'
-          : 'linear'
-        : requestedKernel;
+    const kernel = resizeKernel(options, width, height);
     const enlarges = geometry.resizeW > width || geometry.resizeH > height;
-    let resized: { data: Uint8Array; width: number; height: number; channels: number };
+    let resized: ResizedPixels;
     if (kernel !== 'pillow' && !(kernel === 'linear' && enlarges)) {
-      pipeline = pipeline.resize(geometry.resizeW, geometry.resizeH, {
-        fit: 'fill',
-        kernel,
-        fastShrinkOnLoad: options.fastShrinkOnLoad ?? false,
-      });
-      if (geometry.resizeW !== spec.width || geometry.resizeH !== spec.height) {
-        pipeline = pipeline.extract({
-          left: geometry.cropLeft,
-          top: geometry.cropTop,
-          width: spec.width,
-          height: spec.height,
-        });
-      }
-      const { data, info } = await pipeline.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
-      resized = { data, width: info.width, height: info.height, channels: info.channels };
+      resized = await libvipsResize(pipeline, geometry, spec, kernel, options);
     } else {
       const fused = await resizeLikePillow(
         pipeline,
@@ -290,21 +345,7 @@ async function decode(
       if (!fused) return undefined;
       resized = fused;
     }
-    if (resized.width !== spec.width || resized.height !== spec.height) {
-      throw new EdgetlError(
-        'internal',
-        `${where}: resized to ${resized.width}x${resized.height}, expected ${spec.width}x${spec.height}`,
-      );
-    }
-    const image: DecodedImage = {
-      pixels: toRgb(resized.data, resized.channels, spec.width * spec.height),
-      width: spec.width,
-      height: spec.height,
-      channels: 3,
-    };
-    if (!target) return image;
-    writePixelsToTensor(image.pixels, image.width, image.height, 3, spec, target.out, target.index);
-    return undefined;
+    return finishDecode(resized, spec, where, target);
   } catch (error) {
     if (error instanceof EdgetlError) throw error;
     const message = error instanceof Error ? error.message : String(error);

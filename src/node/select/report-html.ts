@@ -19,28 +19,49 @@ import type { CandidateResult, SelectResult } from './select.js';
 const pct = (v: number | null) => (v === null ? '–' : `${(100 * v).toFixed(1)}%`);
 const num = (v: number | null, digits = 2) => (v === null ? 'unknown' : v.toFixed(digits));
 
-/** Accuracy (y, linear) against ms per image (x, log); error bars: ± fold-to-fold standard deviation. */
-export function accuracyCostChart(result: SelectResult): string {
-  const points = result.candidates.filter((c) => c.accuracy !== null && c.msPerImage !== null);
-  if (points.length === 0) return '<p>No candidate has both an accuracy and a cost: no chart.</p>';
+/** The chart's frame and its two scales: ms per image (log) across, held-out accuracy up. */
+interface ChartFrame {
+  width: number;
+  height: number;
+  left: number;
+  right: number;
+  top: number;
+  bottom: number;
+  lo: number;
+  hi: number;
+  yLo: number;
+  yHi: number;
+  x: (v: number) => number;
+  y: (v: number) => number;
+}
+
+const foldSpread = (c: CandidateResult) => standardDeviation(c.foldAccuracy);
+
+/** Ranges that hold every point with its spread, the budget and the baseline. */
+function chartFrame(result: SelectResult, points: CandidateResult[]): ChartFrame {
   const width = 900;
   const height = 420;
   const left = 70;
   const right = 320;
   const top = 20;
   const bottom = 50;
-  const spread = (c: CandidateResult) => standardDeviation(c.foldAccuracy);
   const msValues = points.map((c) => c.msPerImage!);
   if (result.budgets.maxMsPerImage !== undefined) msValues.push(result.budgets.maxMsPerImage);
   const lo = Math.min(...msValues) / 1.3;
   const hi = Math.max(...msValues) * 1.3;
-  const accValues = points.flatMap((c) => [c.accuracy! - spread(c), c.accuracy! + spread(c)]);
+  const accValues = points.flatMap((c) => [c.accuracy! - foldSpread(c), c.accuracy! + foldSpread(c)]);
   if (result.baseline.accuracy !== null) accValues.push(result.baseline.accuracy);
   const yLo = Math.max(0, Math.floor(Math.min(...accValues) * 20) / 20 - 0.05);
   const yHi = Math.min(1, Math.ceil(Math.max(...accValues) * 20) / 20 + 0.02);
   const x = (v: number) =>
     left + ((Math.log10(v) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo))) * (width - left - right);
   const y = (v: number) => height - bottom - ((v - yLo) / (yHi - yLo)) * (height - top - bottom);
+  return { width, height, left, right, top, bottom, lo, hi, yLo, yHi, x, y };
+}
+
+/** Grid lines, tick labels and the two axis titles. */
+function chartAxes(frame: ChartFrame, result: SelectResult): string[] {
+  const { width, height, left, right, top, bottom, lo, hi, yLo, yHi, x, y } = frame;
   const parts: string[] = [];
   for (const tick of niceLogTicks(lo, hi)) {
     parts.push(
@@ -65,6 +86,13 @@ export function accuracyCostChart(result: SelectResult): string {
     ),
   );
   parts.push(verticalTitle(top, height - bottom, `held-out accuracy (${result.head} head)`));
+  return parts;
+}
+
+/** The raw-pixel baseline (dashed, across) and the ms budget (dashed red, up), when there are. */
+function chartReferenceLines(frame: ChartFrame, result: SelectResult): string[] {
+  const { width, height, left, right, top, bottom, x, y } = frame;
+  const parts: string[] = [];
   if (result.baseline.accuracy !== null) {
     const yb = y(result.baseline.accuracy).toFixed(1);
     parts.push(`<line x1="${left}" x2="${width - right}" y1="${yb}" y2="${yb}" stroke="#888" stroke-dasharray="6 4"/>`);
@@ -86,16 +114,17 @@ export function accuracyCostChart(result: SelectResult): string {
       text(Number(xb) + 4, top + 12, `budget ${result.budgets.maxMsPerImage} ms`, 'class="tick" fill="#d62728"'),
     );
   }
-  const front = points.filter((c) => c.pareto).sort((a, b) => a.msPerImage! - b.msPerImage!);
-  if (front.length > 1) {
-    parts.push(
-      `<polyline points="${front.map((c) => `${x(c.msPerImage!).toFixed(1)},${y(c.accuracy!).toFixed(1)}`).join(' ')}" fill="none" stroke="#2ca02c" stroke-width="1.5" stroke-dasharray="2 3"/>`,
-    );
-  }
+  return parts;
+}
+
+/** Each candidate: its fold spread, its mark (the pick larger, negative transfer an open square), its legend entry. */
+function chartPoints(frame: ChartFrame, result: SelectResult, points: CandidateResult[]): string[] {
+  const { width, right, top, x, y } = frame;
+  const parts: string[] = [];
   points.forEach((c, i) => {
     const colour = PALETTE[i % PALETTE.length]!;
     const cx = x(c.msPerImage!);
-    const s = spread(c);
+    const s = foldSpread(c);
     parts.push(
       `<line x1="${cx.toFixed(1)}" x2="${cx.toFixed(1)}" y1="${y(c.accuracy! - s).toFixed(1)}" y2="${y(c.accuracy! + s).toFixed(1)}" stroke="${colour}"/>`,
     );
@@ -117,6 +146,23 @@ export function accuracyCostChart(result: SelectResult): string {
       ),
     );
   });
+  return parts;
+}
+
+/** Accuracy (y, linear) against ms per image (x, log); error bars: ± fold-to-fold standard deviation. */
+export function accuracyCostChart(result: SelectResult): string {
+  const points = result.candidates.filter((c) => c.accuracy !== null && c.msPerImage !== null);
+  if (points.length === 0) return '<p>No candidate has both an accuracy and a cost: no chart.</p>';
+  const frame = chartFrame(result, points);
+  const { width, height, right, top, x, y } = frame;
+  const parts = [...chartAxes(frame, result), ...chartReferenceLines(frame, result)];
+  const front = points.filter((c) => c.pareto).sort((a, b) => a.msPerImage! - b.msPerImage!);
+  if (front.length > 1) {
+    parts.push(
+      `<polyline points="${front.map((c) => `${x(c.msPerImage!).toFixed(1)},${y(c.accuracy!).toFixed(1)}`).join(' ')}" fill="none" stroke="#2ca02c" stroke-width="1.5" stroke-dasharray="2 3"/>`,
+    );
+  }
+  parts.push(...chartPoints(frame, result, points));
   const legendBottom = top + points.length * 20 + 10;
   parts.push(text(width - right + 15, legendBottom + 12, 'bars: ± fold-to-fold std. dev.', 'class="tick"'));
   parts.push(text(width - right + 15, legendBottom + 28, 'open square: negative transfer', 'class="tick"'));

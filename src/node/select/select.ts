@@ -14,7 +14,7 @@ import { scanImageFolder } from '../embed/dataset.js';
 import { trainHead } from '../train-head.js';
 import type { HeldOutPredictions, TrainHeadOptions } from '../../core/heads/train.js';
 import type { HeadType } from '../../core/formats/head-file.js';
-import { loadProfile, type DeviceProfile, type ProfileExecution } from '../bench/profile.js';
+import { loadProfile, type DeviceProfile, type LoadedProfile, type ProfileExecution } from '../bench/profile.js';
 import { collectHostFacts } from '../bench/host.js';
 import { EdgetlError, describeError, isEdgetlError } from '../../core/util/errors.js';
 import { localBackbones, namedBackbones, type CandidateRef, type ExcludedBackbone } from './candidates.js';
@@ -35,6 +35,7 @@ import {
   type BudgetStatus,
   type Budgets,
   type HeldOutScores,
+  type Recommendation,
 } from '../../core/select/decision.js';
 import { RAW_PIXELS_NAME, RAW_PIXELS_SPEC, rawPixelEmbeddings } from './raw-pixels.js';
 import { tensorElementsPerImage } from '../../core/preprocess/tensor.js';
@@ -222,20 +223,52 @@ function emptyCandidate(ref: CandidateRef): CandidateResult {
   };
 }
 
-/**
- * Compare backbones on a labelled folder (`<dir>/<class>/*.jpg`, the training data only) and recommend one. Never
- * throws for one candidate that cannot run: it is reported as failed. An abort (`signal`) stops after the current
- * step and returns what was done, with `interrupted: true`.
- */
-export async function selectBackbone(dir: string, options: SelectOptions = {}): Promise<SelectResult> {
-  const started = performance.now();
-  const root = resolve(dir);
-  const signal = options.signal;
-  const emit = options.onProgress ?? (() => undefined);
-  const headType: HeadType = options.head ?? 'linear';
-  const hostStart = collectHostFacts();
-  const warnings: string[] = [];
+/** The labelled folder a selection runs on: its images in scan order, with their labels. */
+interface SelectionData {
+  root: string;
+  classes: string[];
+  paths: string[];
+  labelOf: string[];
+  indexOfPath: Map<string, number>;
+}
 
+/** Where the cost figures come from: measured here (with the profile's execution settings) or committed results. */
+interface CostSource {
+  loaded: LoadedProfile | undefined;
+  costHere: boolean;
+  deviceNote: string;
+  execution: ProfileExecution | undefined;
+}
+
+/** What every step of one selection shares. */
+interface SelectionContext {
+  data: SelectionData;
+  options: SelectOptions;
+  signal: AbortSignal | undefined;
+  emit: (event: SelectProgress) => void;
+  /** Number of candidates. */
+  count: number;
+  train: Omit<TrainHeadOptions, 'classes'>;
+  baseline: RawPixelBaseline;
+  costSource: CostSource;
+  /** Preprocessing ms per image by spec: candidates with the same preprocessing share one measurement. */
+  preprocessBySpec: Map<string, { msPerImage: number; images: number; from: string }>;
+  memory: PendingMemory;
+  warnings: string[];
+  /** Held-out scores of every candidate that got as far as cross-validation. */
+  scoresOf: Map<CandidateResult, HeldOutScores>;
+}
+
+/** A candidate's embeddings, rows sorted in scan order (so folds pair with the baseline's). */
+interface CandidateEmbeddings {
+  rows: number[];
+  embeddings: Float32Array;
+  dim: number;
+  /** The backbone's preprocessing, as a key of `preprocessBySpec`. */
+  specKey: string;
+}
+
+async function selectionData(root: string, warnings: string[]): Promise<SelectionData> {
   const scan = await scanImageFolder(root);
   if (scan.classes === null)
     throw new EdgetlError(
@@ -251,240 +284,297 @@ export async function selectBackbone(dir: string, options: SelectOptions = {}): 
     );
   warnings.push(...scan.warnings);
   const paths = scan.items.map((i) => i.path);
-  const labelOf = scan.items.map((i) => i.label!);
-  const indexOfPath = new Map(paths.map((p, i) => [p, i]));
-
-  const loaded = options.profile ? loadProfile(options.profile) : undefined;
-  const budgets = budgetsFor(loaded?.profile, options);
-  let costHere = true;
-  let deviceNote = 'cost measured on this machine';
-  let execution: ProfileExecution | undefined;
-  if (loaded) {
-    const match = profileDescribesHost(loaded.profile, hostStart);
-    costHere = match.matches;
-    if (match.matches) execution = loaded.profile.execution;
-    deviceNote = match.matches
-      ? `${match.why}: cost measured here with its execution settings`
-      : `${match.why}: cost from committed bench results for ${loaded.profile.name} where they exist, else unknown`;
-  }
-
-  let excluded: ExcludedBackbone[] = [];
-  let refs: CandidateRef[];
-  if (options.backbones && options.backbones.length > 0) {
-    refs = namedBackbones(options.backbones, { searchPath: options.load?.searchPath });
-  } else {
-    const local = await localBackbones({ searchPath: options.load?.searchPath });
-    refs = local.candidates;
-    excluded = local.excluded;
-    if (refs.length === 0)
-      throw new EdgetlError(
-        'model-missing',
-        'no pretrained backbone on this machine: point EDGETL_MODEL_PATH at a folder of .onnx backbones, or name them in the `backbones` option',
-      );
-  }
-  const count = refs.length;
-  const train: Omit<TrainHeadOptions, 'classes'> = {
-    type: headType,
-    seed: options.seed ?? 0,
-    ...(options.folds ? { folds: options.folds } : {}),
+  return {
+    root,
+    classes: scan.classes,
+    paths,
+    labelOf: scan.items.map((i) => i.label!),
+    indexOfPath: new Map(paths.map((p, i) => [p, i])),
   };
+}
 
-  // Baseline first: cheap, and every candidate's verdict can then be given as soon as it is scored.
-  const baselineStart = performance.now();
-  emit({ backbone: 'baseline', index: 0, count, stage: 'baseline', done: 0, total: paths.length });
-  let interrupted = false;
-  let baselineRows: { embeddings: Float32Array; positions: number[] } | undefined;
-  try {
-    const raw = await rawPixelEmbeddings(paths, {
-      useCache: options.useCache,
-      cacheDir: options.load?.cacheDir,
-      signal,
-      onProgress: (done, total) => emit({ backbone: 'baseline', index: 0, count, stage: 'baseline', done, total }),
-    });
-    baselineRows = { embeddings: raw.embeddings, positions: raw.items.map((i) => i.index) };
-    if (raw.skipped.length > 0)
-      warnings.push(
-        `${raw.skipped.length} image(s) could not be decoded and are left out (first: ${raw.skipped[0]!.path}: ${raw.skipped[0]!.reason})`,
-      );
-  } catch (error) {
-    if (!isAbort(error, signal)) throw error;
-    interrupted = true;
+function costSourceFor(loaded: LoadedProfile | undefined, host: ReturnType<typeof collectHostFacts>): CostSource {
+  if (!loaded) return { loaded, costHere: true, deviceNote: 'cost measured on this machine', execution: undefined };
+  const match = profileDescribesHost(loaded.profile, host);
+  return {
+    loaded,
+    costHere: match.matches,
+    execution: match.matches ? loaded.profile.execution : undefined,
+    deviceNote: match.matches
+      ? `${match.why}: cost measured here with its execution settings`
+      : `${match.why}: cost from committed bench results for ${loaded.profile.name} where they exist, else unknown`,
+  };
+}
+
+/** The backbones named, or every local one (with those left out and why). */
+async function candidateRefs(options: SelectOptions): Promise<{ refs: CandidateRef[]; excluded: ExcludedBackbone[] }> {
+  if (options.backbones && options.backbones.length > 0)
+    return { refs: namedBackbones(options.backbones, { searchPath: options.load?.searchPath }), excluded: [] };
+  const local = await localBackbones({ searchPath: options.load?.searchPath });
+  if (local.candidates.length === 0)
+    throw new EdgetlError(
+      'model-missing',
+      'no pretrained backbone on this machine: point EDGETL_MODEL_PATH at a folder of .onnx backbones, or name them in the `backbones` option',
+    );
+  return { refs: local.candidates, excluded: local.excluded };
+}
+
+/** The raw 16x16-pixel baseline: embedded once, then scored on any candidate's rows (once per row set). */
+class RawPixelBaseline {
+  readonly dim = tensorElementsPerImage(RAW_PIXELS_SPEC);
+  rows: { embeddings: Float32Array; positions: number[] } | undefined;
+  private readonly scored = new Map<string, Scored>();
+
+  constructor(
+    private readonly data: SelectionData,
+    private readonly train: Omit<TrainHeadOptions, 'classes'>,
+  ) {}
+
+  /** Embeds every photo (undecodable ones left out with a warning). False when interrupted. */
+  async embed(context: Pick<SelectionContext, 'options' | 'signal' | 'emit' | 'count' | 'warnings'>): Promise<boolean> {
+    const { options, emit, count } = context;
+    try {
+      const raw = await rawPixelEmbeddings(this.data.paths, {
+        useCache: options.useCache,
+        cacheDir: options.load?.cacheDir,
+        signal: context.signal,
+        onProgress: (done, total) => emit({ backbone: 'baseline', index: 0, count, stage: 'baseline', done, total }),
+      });
+      this.rows = { embeddings: raw.embeddings, positions: raw.items.map((i) => i.index) };
+      if (raw.skipped.length > 0)
+        context.warnings.push(
+          `${raw.skipped.length} image(s) could not be decoded and are left out (first: ${raw.skipped[0]!.path}: ${raw.skipped[0]!.reason})`,
+        );
+      return true;
+    } catch (error) {
+      if (!isAbort(error, context.signal)) throw error;
+      return false;
+    }
   }
-  const baselineDim = tensorElementsPerImage(RAW_PIXELS_SPEC);
-  const baselineCache = new Map<string, Scored>();
+
   /** The baseline scored on exactly these rows (the rows a candidate embedded), so folds and rows pair. */
-  const baselineOn = async (rows: number[]): Promise<Scored> => {
+  async on(rows: number[]): Promise<Scored> {
     const key = rows.join(',');
-    const hit = baselineCache.get(key);
+    const hit = this.scored.get(key);
     if (hit) return hit;
-    const where = new Map(baselineRows!.positions.map((p, i) => [p, i]));
+    const where = new Map(this.rows!.positions.map((p, i) => [p, i]));
     const positions = rows.map((r) => where.get(r));
     if (positions.some((p) => p === undefined))
       throw new EdgetlError('internal', 'a photo the backbone embedded could not be decoded for the baseline');
     const scored = await crossValidate(
-      subsetRows(baselineRows!.embeddings, baselineDim, positions as number[]),
-      rows.map((r) => labelOf[r]!),
-      scan.classes!,
-      train,
+      subsetRows(this.rows!.embeddings, this.dim, positions as number[]),
+      rows.map((r) => this.data.labelOf[r]!),
+      this.data.classes,
+      this.train,
     );
-    baselineCache.set(key, scored);
+    this.scored.set(key, scored);
     return scored;
-  };
-  let baselineScores: Scored | undefined;
-  if (baselineRows && !interrupted) {
-    baselineScores = await baselineOn(baselineRows.positions);
   }
-  const baselineSeconds = (performance.now() - baselineStart) / 1000;
+}
 
-  const results: CandidateResult[] = [];
-  /** Preprocessing ms per image by spec: candidates with the same preprocessing share one measurement. */
-  const preprocessBySpec = new Map<string, { msPerImage: number; images: number; from: string }>();
-  let pendingMemory: { result: CandidateResult; probe: Promise<MemoryProbeResult> } | undefined;
-  /** Waits for the running memory probe (never while a timing is measured) and records its figure. */
-  const settleMemory = async () => {
-    if (!pendingMemory) return;
-    const { result, probe } = pendingMemory;
-    pendingMemory = undefined;
+/** The memory probe of the last candidate measured here: its figure is a peak, so it may overlap the next embedding. */
+class PendingMemory {
+  private pending: { result: CandidateResult; probe: Promise<MemoryProbeResult> } | undefined;
+
+  start(result: CandidateResult, probe: Promise<MemoryProbeResult>): void {
+    this.pending = { result, probe };
+  }
+
+  /** Waits for the running probe (never while a timing is measured) and records its figure. */
+  async settle(signal: AbortSignal | undefined): Promise<void> {
+    if (!this.pending) return;
+    const { result, probe } = this.pending;
+    this.pending = undefined;
     const memory = await probe;
     if ('peakRssMb' in memory) result.peakRssMb = memory.peakRssMb;
     else if (!aborted(signal)) result.cost.note += `; peak memory not measured: ${memory.error}`;
-  };
-  const scoresOf = new Map<CandidateResult, HeldOutScores>();
-  for (let i = 0; i < refs.length && !interrupted; i++) {
-    if (aborted(signal)) {
-      interrupted = true;
-      break;
-    }
-    const ref = refs[i]!;
-    const result = emptyCandidate(ref);
-    results.push(result);
-    const progress = (stage: SelectProgress['stage'], done?: number, total?: number, message?: string) =>
-      emit({ backbone: ref.id, index: i + 1, count, stage, done, total, message });
-    let backbone: Backbone | undefined;
-    try {
-      // 1. Embeddings, once, through the cache.
-      progress('embedding', 0, paths.length);
-      const embedStart = performance.now();
-      backbone = await Backbone.load(ref.load, { download: false, ...options.load });
-      result.sha256 = backbone.sha256;
-      result.embeddingDim = backbone.embeddingDim;
-      const specKey = JSON.stringify(backbone.preprocess);
-      const embedded = await embedFolder(backbone, root, {
-        useCache: options.useCache,
-        signal,
-        onProgress: (done, total) => progress('embedding', done, total),
-      });
-      await backbone.close();
-      backbone = undefined;
-      result.seconds.embedding = round((performance.now() - embedStart) / 1000, 3);
-      result.embedded = {
-        images: embedded.items.length,
-        computed: embedded.computed,
-        cacheHits: embedded.cacheHits,
-        skipped: embedded.skipped.length,
-      };
-      const rows = embedded.items.map((item) => indexOfPath.get(item.path)!);
-      const order = rows.map((row, position) => ({ row, position })).sort((a, b) => a.row - b.row);
-      const sortedRows = order.map((o) => o.row);
-      const sortedEmbeddings = subsetRows(
+  }
+}
+
+type CandidateProgress = (stage: SelectProgress['stage'], done?: number, total?: number, message?: string) => void;
+
+/** 1. Embeddings, once, through the cache. */
+async function embedCandidate(
+  context: SelectionContext,
+  ref: CandidateRef,
+  result: CandidateResult,
+  progress: CandidateProgress,
+): Promise<CandidateEmbeddings> {
+  const { data, options } = context;
+  let backbone: Backbone | undefined;
+  try {
+    progress('embedding', 0, data.paths.length);
+    const embedStart = performance.now();
+    backbone = await Backbone.load(ref.load, { download: false, ...options.load });
+    result.sha256 = backbone.sha256;
+    result.embeddingDim = backbone.embeddingDim;
+    const specKey = JSON.stringify(backbone.preprocess);
+    const embedded = await embedFolder(backbone, data.root, {
+      useCache: options.useCache,
+      signal: context.signal,
+      onProgress: (done, total) => progress('embedding', done, total),
+    });
+    await backbone.close();
+    backbone = undefined;
+    result.seconds.embedding = round((performance.now() - embedStart) / 1000, 3);
+    result.embedded = {
+      images: embedded.items.length,
+      computed: embedded.computed,
+      cacheHits: embedded.cacheHits,
+      skipped: embedded.skipped.length,
+    };
+    const rows = embedded.items.map((item) => data.indexOfPath.get(item.path)!);
+    const order = rows.map((row, position) => ({ row, position })).sort((a, b) => a.row - b.row);
+    return {
+      rows: order.map((o) => o.row),
+      embeddings: subsetRows(
         embedded.embeddings,
         embedded.dim,
         order.map((o) => o.position),
-      );
-      if (aborted(signal)) throw new EdgetlError('aborted', 'interrupted');
-
-      // 2. Held-out accuracy with train's own protocol, and the baseline on the same rows.
-      progress('cross-validation');
-      const cvStart = performance.now();
-      const scored = await crossValidate(
-        sortedEmbeddings,
-        sortedRows.map((r) => labelOf[r]!),
-        scan.classes,
-        {
-          ...train,
-          backbone: { id: ref.id, sha256: result.sha256, embeddingDim: embedded.dim, preprocess: null },
-        },
-      );
-      result.seconds.crossValidation = round((performance.now() - cvStart) / 1000, 3);
-      result.accuracy = round(scored.scores.accuracy, 6);
-      result.balancedAccuracy = round(scored.scores.balancedAccuracy, 6);
-      result.foldAccuracy = scored.scores.foldAccuracy.map((v) => round(v, 6));
-      result.headBytes = scored.headBytes;
-      scoresOf.set(result, scored.scores);
-      if (baselineRows) {
-        const base = await baselineOn(sortedRows);
-        const verdict = transferVerdict(scored.scores, base.scores, RAW_PIXELS_NAME);
-        result.negativeTransfer = verdict.negativeTransfer;
-        result.negativeTransferReason = verdict.reason;
-        result.gainOverBaseline = {
-          points: round(verdict.gainPoints, 2),
-          standardErrorPoints: round(verdict.standardErrorPoints, 2),
-        };
-      }
-      if (aborted(signal)) throw new EdgetlError('aborted', 'interrupted');
-
-      // 3. Cost on the device.
-      progress('cost');
-      const costStart = performance.now();
-      const resolved = await resolveBackbone(ref.load, {
-        download: false,
-        ...(options.load?.searchPath ? { searchPath: options.load.searchPath } : {}),
-      });
-      result.path = resolved.path;
-      result.modelBytes = statSync(resolved.path).size;
-      let cost: CostFigures;
-      await settleMemory();
-      if (costHere) {
-        const measured = await measureCostHere(resolved.path, root, {
-          execution,
-          signal,
-          image: paths[sortedRows[0]!],
-          preprocess: preprocessBySpec.get(specKey),
-        });
-        cost = measured.figures;
-        if (cost.preprocessMsPerImage !== null && !preprocessBySpec.has(specKey)) {
-          preprocessBySpec.set(specKey, {
-            msPerImage: cost.preprocessMsPerImage,
-            images: measured.results.preprocess[0]?.images ?? 0,
-            from: ref.id,
-          });
-        }
-        warnings.push(
-          ...measured.results.warnings.filter((w) => !w.startsWith('load average')).map((w) => `${ref.id}: ${w}`),
-        );
-        // The probe's figure is a peak, which the next candidate's embedding does not change: let them overlap.
-        pendingMemory = { result, probe: measured.probeMemory(signal) };
-      } else {
-        cost = committedCost(loaded!.profile.name, result.sha256!);
-      }
-      result.seconds.cost = round((performance.now() - costStart) / 1000, 3);
-      const { source, note, ...figures } = cost;
-      Object.assign(result, figures);
-      result.cost = { source, note };
-      if (aborted(signal)) throw new EdgetlError('aborted', 'interrupted');
-      result.status = 'ok';
-      progress(
-        'done',
-        undefined,
-        undefined,
-        `accuracy ${(100 * result.accuracy).toFixed(1)}%${result.msPerImage !== null ? `, ${result.msPerImage.toFixed(2)} ms/image` : ''}${result.negativeTransfer ? ', negative transfer' : ''}`,
-      );
-    } catch (error) {
-      await backbone?.close().catch(() => undefined);
-      if (isAbort(error, signal)) {
-        result.status = 'interrupted';
-        result.error = 'interrupted before this candidate finished';
-        interrupted = true;
-      } else {
-        result.status = 'failed';
-        result.error = describeError(error);
-        progress('done', undefined, undefined, `failed: ${result.error}`);
-      }
-    }
+      ),
+      dim: embedded.dim,
+      specKey,
+    };
+  } catch (error) {
+    await backbone?.close().catch(() => undefined);
+    throw error;
   }
+}
 
-  await settleMemory();
-  // The decision, over the candidates that were scored (an interrupted one keeps its accuracy if it got one).
+/** 2. Held-out accuracy with train's own protocol, and the baseline on the same rows. */
+async function scoreCandidate(
+  context: SelectionContext,
+  ref: CandidateRef,
+  result: CandidateResult,
+  embedded: CandidateEmbeddings,
+): Promise<void> {
+  const cvStart = performance.now();
+  const scored = await crossValidate(
+    embedded.embeddings,
+    embedded.rows.map((r) => context.data.labelOf[r]!),
+    context.data.classes,
+    {
+      ...context.train,
+      backbone: { id: ref.id, sha256: result.sha256!, embeddingDim: embedded.dim, preprocess: null },
+    },
+  );
+  result.seconds.crossValidation = round((performance.now() - cvStart) / 1000, 3);
+  result.accuracy = round(scored.scores.accuracy, 6);
+  result.balancedAccuracy = round(scored.scores.balancedAccuracy, 6);
+  result.foldAccuracy = scored.scores.foldAccuracy.map((v) => round(v, 6));
+  result.headBytes = scored.headBytes;
+  context.scoresOf.set(result, scored.scores);
+  if (context.baseline.rows) {
+    const base = await context.baseline.on(embedded.rows);
+    const verdict = transferVerdict(scored.scores, base.scores, RAW_PIXELS_NAME);
+    result.negativeTransfer = verdict.negativeTransfer;
+    result.negativeTransferReason = verdict.reason;
+    result.gainOverBaseline = {
+      points: round(verdict.gainPoints, 2),
+      standardErrorPoints: round(verdict.standardErrorPoints, 2),
+    };
+  }
+}
+
+/** 3. Cost on the device: measured here (the memory probe left running), or from committed bench results. */
+async function costCandidate(
+  context: SelectionContext,
+  ref: CandidateRef,
+  result: CandidateResult,
+  embedded: CandidateEmbeddings,
+): Promise<void> {
+  const { options, signal, costSource, preprocessBySpec } = context;
+  const costStart = performance.now();
+  const resolved = await resolveBackbone(ref.load, {
+    download: false,
+    ...(options.load?.searchPath ? { searchPath: options.load.searchPath } : {}),
+  });
+  result.path = resolved.path;
+  result.modelBytes = statSync(resolved.path).size;
+  let cost: CostFigures;
+  await context.memory.settle(signal);
+  if (costSource.costHere) {
+    const measured = await measureCostHere(resolved.path, context.data.root, {
+      execution: costSource.execution,
+      signal,
+      image: context.data.paths[embedded.rows[0]!],
+      preprocess: preprocessBySpec.get(embedded.specKey),
+    });
+    cost = measured.figures;
+    if (cost.preprocessMsPerImage !== null && !preprocessBySpec.has(embedded.specKey)) {
+      preprocessBySpec.set(embedded.specKey, {
+        msPerImage: cost.preprocessMsPerImage,
+        images: measured.results.preprocess[0]?.images ?? 0,
+        from: ref.id,
+      });
+    }
+    context.warnings.push(
+      ...measured.results.warnings.filter((w) => !w.startsWith('load average')).map((w) => `${ref.id}: ${w}`),
+    );
+    // The probe's figure is a peak, which the next candidate's embedding does not change: let them overlap.
+    context.memory.start(result, measured.probeMemory(signal));
+  } else {
+    cost = committedCost(costSource.loaded!.profile.name, result.sha256!);
+  }
+  result.seconds.cost = round((performance.now() - costStart) / 1000, 3);
+  const { source, note, ...figures } = cost;
+  Object.assign(result, figures);
+  result.cost = { source, note };
+}
+
+/**
+ * One candidate, embedded, scored and costed. Never throws for a candidate that cannot run (it is recorded as
+ * failed); returns true when an abort interrupted it.
+ */
+async function evaluateCandidate(
+  context: SelectionContext,
+  result: CandidateResult,
+  ref: CandidateRef,
+  i: number,
+): Promise<boolean> {
+  const { signal } = context;
+  const progress: CandidateProgress = (stage, done, total, message) =>
+    context.emit({ backbone: ref.id, index: i + 1, count: context.count, stage, done, total, message });
+  try {
+    const embedded = await embedCandidate(context, ref, result, progress);
+    if (aborted(signal)) throw new EdgetlError('aborted', 'interrupted');
+    progress('cross-validation');
+    await scoreCandidate(context, ref, result, embedded);
+    if (aborted(signal)) throw new EdgetlError('aborted', 'interrupted');
+    progress('cost');
+    await costCandidate(context, ref, result, embedded);
+    if (aborted(signal)) throw new EdgetlError('aborted', 'interrupted');
+    result.status = 'ok';
+    progress(
+      'done',
+      undefined,
+      undefined,
+      `accuracy ${(100 * result.accuracy!).toFixed(1)}%${result.msPerImage !== null ? `, ${result.msPerImage.toFixed(2)} ms/image` : ''}${result.negativeTransfer ? ', negative transfer' : ''}`,
+    );
+    return false;
+  } catch (error) {
+    if (isAbort(error, signal)) {
+      result.status = 'interrupted';
+      result.error = 'interrupted before this candidate finished';
+      return true;
+    }
+    result.status = 'failed';
+    result.error = describeError(error);
+    progress('done', undefined, undefined, `failed: ${result.error}`);
+    return false;
+  }
+}
+
+/**
+ * The decision over the candidates that were scored (an interrupted one keeps its accuracy if it got one): budget
+ * verdicts and the Pareto front on each, the recommendation when their rows pair.
+ */
+function decide(
+  context: SelectionContext,
+  results: CandidateResult[],
+  budgets: Budgets,
+): { decision: Recommendation; front: string[] } {
+  const { scoresOf, warnings } = context;
   const ranked = results
     .filter((r) => scoresOf.has(r))
     .map((r) => ({
@@ -517,11 +607,31 @@ export async function selectBackbone(dir: string, options: SelectOptions = {}): 
       `the recommended ${results.find((r) => r.backbone === decision.recommended)!.id} does not clearly beat raw pixels either: no candidate's features clearly help on these photos`,
     );
   }
-  if (hostStart.loadAverage[0]! > hostStart.logicalCores * 0.5) {
-    warnings.push(
-      `load average ${hostStart.loadAverage[0]} on ${hostStart.logicalCores} logical cores at the start: other work shared the machine, so the times are pessimistic and noisy`,
-    );
-  }
+  return { decision, front };
+}
+
+/** What one selection found, as `selectBackbone` returns it. */
+interface SelectionOutcome {
+  headType: HeadType;
+  hostStart: ReturnType<typeof collectHostFacts>;
+  /** performance.now() at the start. */
+  started: number;
+  results: CandidateResult[];
+  excluded: ExcludedBackbone[];
+  budgets: Budgets & { sources: string[] };
+  baselineScores: Scored | undefined;
+  baselineSeconds: number;
+  decision: Recommendation;
+  front: string[];
+  interrupted: boolean;
+}
+
+function selectionResult(context: SelectionContext, outcome: SelectionOutcome): SelectResult {
+  const { data, train, costSource, warnings } = context;
+  const { headType, hostStart, started, results, excluded, budgets, baselineScores, baselineSeconds } = outcome;
+  const { decision, front, interrupted } = outcome;
+  const root = data.root;
+  const loaded = costSource.loaded;
   const sum = (f: (r: CandidateResult) => number) =>
     round(
       results.reduce((s, r) => s + f(r), 0),
@@ -529,15 +639,15 @@ export async function selectBackbone(dir: string, options: SelectOptions = {}): 
     );
   return {
     dir: root,
-    classes: scan.classes,
-    images: paths.length,
+    classes: data.classes,
+    images: data.paths.length,
     head: headType,
-    crossValidation: `${baselineScores?.scores.source ?? [...scoresOf.values()][0]?.source ?? 'not run'} predictions of the ${headType} head, as \`edgetl train\` reports them (seed ${train.seed})`,
+    crossValidation: `${baselineScores?.scores.source ?? [...context.scoresOf.values()][0]?.source ?? 'not run'} predictions of the ${headType} head, as \`edgetl train\` reports them (seed ${train.seed})`,
     candidates: results,
     excluded,
     baseline: {
       name: RAW_PIXELS_NAME,
-      dim: baselineDim,
+      dim: context.baseline.dim,
       accuracy: baselineScores ? round(baselineScores.scores.accuracy, 6) : null,
       balancedAccuracy: baselineScores ? round(baselineScores.scores.balancedAccuracy, 6) : null,
       foldAccuracy: baselineScores?.scores.foldAccuracy.map((v) => round(v, 6)) ?? [],
@@ -554,12 +664,12 @@ export async function selectBackbone(dir: string, options: SelectOptions = {}): 
     budgets,
     device: {
       profile: loaded?.profile.name ?? null,
-      costFrom: costHere
+      costFrom: costSource.costHere
         ? 'this machine'
         : results.some((r) => r.cost.source === 'committed bench results')
           ? 'committed bench results'
           : 'unknown',
-      note: deviceNote,
+      note: costSource.deviceNote,
     },
     host: {
       cpu: hostStart.cpuModel,
@@ -577,4 +687,85 @@ export async function selectBackbone(dir: string, options: SelectOptions = {}): 
       cost: sum((r) => r.seconds.cost),
     },
   };
+}
+
+/**
+ * Compare backbones on a labelled folder (`<dir>/<class>/*.jpg`, the training data only) and recommend one. Never
+ * throws for one candidate that cannot run: it is reported as failed. An abort (`signal`) stops after the current
+ * step and returns what was done, with `interrupted: true`.
+ */
+export async function selectBackbone(dir: string, options: SelectOptions = {}): Promise<SelectResult> {
+  const started = performance.now();
+  const root = resolve(dir);
+  const signal = options.signal;
+  const emit = options.onProgress ?? (() => undefined);
+  const headType: HeadType = options.head ?? 'linear';
+  const hostStart = collectHostFacts();
+  const warnings: string[] = [];
+
+  const data = await selectionData(root, warnings);
+  const loaded = options.profile ? loadProfile(options.profile) : undefined;
+  const budgets = budgetsFor(loaded?.profile, options);
+  const costSource = costSourceFor(loaded, hostStart);
+  const { refs, excluded } = await candidateRefs(options);
+  const train: Omit<TrainHeadOptions, 'classes'> = {
+    type: headType,
+    seed: options.seed ?? 0,
+    ...(options.folds ? { folds: options.folds } : {}),
+  };
+  const context: SelectionContext = {
+    data,
+    options,
+    signal,
+    emit,
+    count: refs.length,
+    train,
+    baseline: new RawPixelBaseline(data, train),
+    costSource,
+    preprocessBySpec: new Map(),
+    memory: new PendingMemory(),
+    warnings,
+    scoresOf: new Map(),
+  };
+
+  // Baseline first: cheap, and every candidate's verdict can then be given as soon as it is scored.
+  const baselineStart = performance.now();
+  emit({ backbone: 'baseline', index: 0, count: refs.length, stage: 'baseline', done: 0, total: data.paths.length });
+  let interrupted = !(await context.baseline.embed(context));
+  let baselineScores: Scored | undefined;
+  if (context.baseline.rows && !interrupted) {
+    baselineScores = await context.baseline.on(context.baseline.rows.positions);
+  }
+  const baselineSeconds = (performance.now() - baselineStart) / 1000;
+
+  const results: CandidateResult[] = [];
+  for (let i = 0; i < refs.length && !interrupted; i++) {
+    if (aborted(signal)) {
+      interrupted = true;
+      break;
+    }
+    const result = emptyCandidate(refs[i]!);
+    results.push(result);
+    interrupted = await evaluateCandidate(context, result, refs[i]!, i);
+  }
+  await context.memory.settle(signal);
+  const { decision, front } = decide(context, results, budgets);
+  if (hostStart.loadAverage[0]! > hostStart.logicalCores * 0.5) {
+    warnings.push(
+      `load average ${hostStart.loadAverage[0]} on ${hostStart.logicalCores} logical cores at the start: other work shared the machine, so the times are pessimistic and noisy`,
+    );
+  }
+  return selectionResult(context, {
+    headType,
+    hostStart,
+    started,
+    results,
+    excluded,
+    budgets,
+    baselineScores,
+    baselineSeconds,
+    decision,
+    front,
+    interrupted,
+  });
 }

@@ -211,14 +211,28 @@ function safeJoin(root: string, relative: string): string | undefined {
   return full === root || full.startsWith(root + sep) ? full : undefined;
 }
 
-export async function startKioskServer(options: KioskServerOptions): Promise<KioskServer> {
-  const webRoot = resolve(options.webRoot ?? findWebRoot());
-  const ortDir = resolve(options.ortDir ?? findOrtWebDir());
-  const host = options.host ?? '127.0.0.1';
-  const backbone = options.backbone;
-  const modelPath = `/models/${encodeURIComponent(backbone.id)}.features.onnx`;
-  const heads = options.heads ?? (options.headJson === undefined ? [] : [{ name: 'head', json: options.headJson }]);
-  const config = {
+type KioskBench = NonNullable<KioskServerOptions['bench']>;
+
+/** Everything a request can be answered from, decided once when the server starts. */
+interface KioskSite {
+  webRoot: string;
+  ortDir: string;
+  host: string;
+  backbone: ServedBackbone;
+  /** Where the page fetches the feature extractor. */
+  modelPath: string;
+  heads: { name: string; json: string }[];
+  configJson: string;
+  bench: KioskBench | undefined;
+  benchPlan: string | undefined;
+  /** Per-run secret the benchmark page must send back with its results. */
+  benchToken: string;
+  onLog: KioskServerOptions['onLog'];
+}
+
+/** What GET /api/config returns: the backbone, where to fetch it and the heads, and onnxruntime-web's folder. */
+function kioskConfig(backbone: ServedBackbone, modelPath: string, heads: KioskSite['heads']) {
+  return {
     version: EDGETL_VERSION,
     backbone: {
       id: backbone.id,
@@ -234,41 +248,12 @@ export async function startKioskServer(options: KioskServerOptions): Promise<Kio
     heads: heads.map((h, i) => ({ name: h.name, url: `/api/heads/${i}` })),
     ortUrl: '/ort/',
   };
-  const configJson = JSON.stringify(config);
+}
 
-  const send = (
-    res: ServerResponse,
-    status: number,
-    type: string,
-    body: string | Uint8Array,
-    extra: Record<string, string> = {},
-  ) => {
-    res.writeHead(status, {
-      ...ISOLATION_HEADERS,
-      'Content-Type': type,
-      'Content-Length': String(Buffer.byteLength(body)),
-      ...extra,
-    });
-    res.end(res.req.method === 'HEAD' ? undefined : body);
-  };
-  const notFound = (res: ServerResponse, what: string) => {
-    options.onLog?.(`404 ${what}`);
-    send(res, 404, 'text/plain; charset=utf-8', `not found: ${what}\n`);
-  };
-
-  const sendFile = async (res: ServerResponse, path: string | undefined, urlPath: string, cache: string) => {
-    if (!path) return notFound(res, urlPath);
-    let info: Awaited<ReturnType<typeof stat>>;
-    try {
-      info = await stat(path);
-    } catch {
-      return notFound(res, urlPath);
-    }
-    if (!info.isFile()) return notFound(res, urlPath);
-    const type = CONTENT_TYPES[extname(path)] ?? 'application/octet-stream';
-    send(res, 200, type, await readFile(path), { 'Cache-Control': cache });
-  };
-
+function kioskSite(options: KioskServerOptions): KioskSite {
+  const backbone = options.backbone;
+  const modelPath = `/models/${encodeURIComponent(backbone.id)}.features.onnx`;
+  const heads = options.heads ?? (options.headJson === undefined ? [] : [{ name: 'head', json: options.headJson }]);
   const bench = options.bench;
   // Results are accepted only from the page this run served: it learns the token from /api/bench, which other
   // origins cannot read (same-origin policy, CORP) and rebinding pages cannot reach (Host check).
@@ -282,96 +267,158 @@ export async function startKioskServer(options: KioskServerOptions): Promise<Kio
         token: benchToken,
       })
     : undefined;
-  const refuse = (res: ServerResponse, status: number, why: string) => {
-    options.onLog?.(`${status} ${res.req.method} ${res.req.url}: ${why}`);
-    send(res, status, 'text/plain; charset=utf-8', `${why}\n`);
+  return {
+    webRoot: resolve(options.webRoot ?? findWebRoot()),
+    ortDir: resolve(options.ortDir ?? findOrtWebDir()),
+    host: options.host ?? '127.0.0.1',
+    backbone,
+    modelPath,
+    heads,
+    configJson: JSON.stringify(kioskConfig(backbone, modelPath, heads)),
+    bench,
+    benchPlan,
+    benchToken,
+    onLog: options.onLog,
   };
+}
 
-  const handle = async (req: IncomingMessage, res: ServerResponse) => {
-    if (!isAllowedHost(req.headers.host, host)) {
-      return refuse(
-        res,
-        421,
-        `this server answers to localhost, 127.0.0.1, [::1] and ${host} only (Host: ${String(req.headers.host ?? 'none').slice(0, 100)})`,
-      );
-    }
-    if (bench && req.method === 'POST' && req.url === '/api/bench-results') {
-      if (req.headers.origin !== `http://${req.headers.host}`)
-        return refuse(res, 403, 'results are accepted only from the benchmark page this server served (Origin)');
-      if ((req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase() !== 'application/json')
-        return refuse(res, 415, 'results must be sent as application/json');
-      if (!sameSecret(req.headers[BENCH_TOKEN_HEADER.toLowerCase()], benchToken))
-        return refuse(res, 403, `results must carry this run's token (${BENCH_TOKEN_HEADER})`);
-      let body: unknown;
-      try {
-        body = JSON.parse(await readBody(req, MAX_BENCH_BODY));
-      } catch (error) {
-        send(
-          res,
-          400,
-          CONTENT_TYPES['.json'],
-          JSON.stringify({ ok: false, message: `unreadable results: ${describeError(error)}` }),
-        );
-        return;
-      }
-      const reply = await bench
-        .onResults(body)
-        .catch((error: unknown) => ({ ok: false, message: describeError(error) }));
-      send(res, reply.ok ? 200 : 422, CONTENT_TYPES['.json'], JSON.stringify(reply));
-      return;
-    }
-    if (req.method !== 'GET' && req.method !== 'HEAD') {
-      send(res, 405, 'text/plain; charset=utf-8', 'only GET and HEAD\n', { Allow: 'GET, HEAD' });
-      return;
-    }
-    const path = new URL(req.url ?? '/', 'http://localhost').pathname;
-    if (path === '/' || path === '/index.html')
-      return sendFile(res, join(webRoot, 'app', 'index.html'), path, 'no-cache');
-    if (path === '/api/config')
-      return send(res, 200, CONTENT_TYPES['.json'], configJson, { 'Cache-Control': 'no-store' });
-    if (path === '/api/head') {
-      if (heads.length === 0) return notFound(res, path);
-      return send(res, 200, CONTENT_TYPES['.json'], heads[0].json, { 'Cache-Control': 'no-store' });
-    }
-    const servedHead = /^\/api\/heads\/(\d+)$/.exec(path);
-    if (servedHead) {
-      const head = heads[Number(servedHead[1])];
-      if (!head) return notFound(res, path);
-      return send(res, 200, CONTENT_TYPES['.json'], head.json, { 'Cache-Control': 'no-store' });
-    }
-    if (path === modelPath)
-      return send(res, 200, CONTENT_TYPES['.onnx'], backbone.model, { 'Cache-Control': 'no-cache' });
-    if (bench && benchPlan) {
-      if (path === '/bench') return sendFile(res, join(webRoot, 'app', 'bench.html'), path, 'no-cache');
-      if (path === '/api/bench')
-        return send(res, 200, CONTENT_TYPES['.json'], benchPlan, { 'Cache-Control': 'no-store' });
-      const match = /^\/bench-models\/(\d+)\.onnx$/.exec(path);
-      const model = match ? bench.backbones[Number(match[1])] : undefined;
-      if (model) return send(res, 200, CONTENT_TYPES['.onnx'], model.model, { 'Cache-Control': 'no-cache' });
-    }
-    // onnxruntime-web's ESM bundle, its emscripten glue (.mjs) and .wasm binaries: flat files of one folder.
-    if (path.startsWith('/ort/')) {
-      const name = path.slice('/ort/'.length);
-      if (!/^[\w.-]+\.(mjs|js|wasm|map)$/.test(name)) return notFound(res, path);
-      return sendFile(res, safeJoin(ortDir, name), path, 'max-age=3600');
-    }
-    if (path.startsWith('/app/'))
-      return sendFile(res, safeJoin(join(webRoot, 'app'), path.slice('/app/'.length)), path, 'no-cache');
-    // The browser library and its workers (dist/web/index.js, worker.js, preprocess-worker.js) and their source maps.
-    if (/^\/[\w.-]+\.(js|map)$/.test(path)) return sendFile(res, safeJoin(webRoot, path.slice(1)), path, 'no-cache');
-    return notFound(res, path);
-  };
-
-  const server = createServer((req, res) => {
-    handle(req, res).catch((error: unknown) => {
-      options.onLog?.(`500 ${req.url}: ${describeError(error)}`);
-      if (!res.headersSent) send(res, 500, 'text/plain; charset=utf-8', `server error: ${describeError(error)}\n`);
-      else res.destroy();
-    });
+function send(
+  res: ServerResponse,
+  status: number,
+  type: string,
+  body: string | Uint8Array,
+  extra: Record<string, string> = {},
+) {
+  res.writeHead(status, {
+    ...ISOLATION_HEADERS,
+    'Content-Type': type,
+    'Content-Length': String(Buffer.byteLength(body)),
+    ...extra,
   });
-  await new Promise<void>((resolveListen, reject) => {
+  res.end(res.req.method === 'HEAD' ? undefined : body);
+}
+
+function notFound(site: KioskSite, res: ServerResponse, what: string): void {
+  site.onLog?.(`404 ${what}`);
+  send(res, 404, 'text/plain; charset=utf-8', `not found: ${what}\n`);
+}
+
+function refuse(site: KioskSite, res: ServerResponse, status: number, why: string): void {
+  site.onLog?.(`${status} ${res.req.method} ${res.req.url}: ${why}`);
+  send(res, status, 'text/plain; charset=utf-8', `${why}\n`);
+}
+
+async function sendFile(
+  site: KioskSite,
+  res: ServerResponse,
+  path: string | undefined,
+  urlPath: string,
+  cache: string,
+): Promise<void> {
+  if (!path) return notFound(site, res, urlPath);
+  let info: Awaited<ReturnType<typeof stat>>;
+  try {
+    info = await stat(path);
+  } catch {
+    return notFound(site, res, urlPath);
+  }
+  if (!info.isFile()) return notFound(site, res, urlPath);
+  const type = CONTENT_TYPES[extname(path)] ?? 'application/octet-stream';
+  send(res, 200, type, await readFile(path), { 'Cache-Control': cache });
+}
+
+/** POST /api/bench-results: only from this run's benchmark page (Origin, content type, token), handed to `bench`. */
+async function receiveBenchResults(
+  site: KioskSite,
+  bench: KioskBench,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<void> {
+  if (req.headers.origin !== `http://${req.headers.host}`)
+    return refuse(site, res, 403, 'results are accepted only from the benchmark page this server served (Origin)');
+  if ((req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase() !== 'application/json')
+    return refuse(site, res, 415, 'results must be sent as application/json');
+  if (!sameSecret(req.headers[BENCH_TOKEN_HEADER.toLowerCase()], site.benchToken))
+    return refuse(site, res, 403, `results must carry this run's token (${BENCH_TOKEN_HEADER})`);
+  let body: unknown;
+  try {
+    body = JSON.parse(await readBody(req, MAX_BENCH_BODY));
+  } catch (error) {
+    send(
+      res,
+      400,
+      CONTENT_TYPES['.json'],
+      JSON.stringify({ ok: false, message: `unreadable results: ${describeError(error)}` }),
+    );
+    return;
+  }
+  const reply = await bench.onResults(body).catch((error: unknown) => ({ ok: false, message: describeError(error) }));
+  send(res, reply.ok ? 200 : 422, CONTENT_TYPES['.json'], JSON.stringify(reply));
+}
+
+/** A GET or HEAD: the page, its config and heads, the models, onnxruntime-web and the bundles. */
+function serveGet(site: KioskSite, res: ServerResponse, path: string): void | Promise<void> {
+  const { webRoot, heads, bench, benchPlan } = site;
+  if (path === '/' || path === '/index.html')
+    return sendFile(site, res, join(webRoot, 'app', 'index.html'), path, 'no-cache');
+  if (path === '/api/config')
+    return send(res, 200, CONTENT_TYPES['.json'], site.configJson, { 'Cache-Control': 'no-store' });
+  if (path === '/api/head') {
+    if (heads.length === 0) return notFound(site, res, path);
+    return send(res, 200, CONTENT_TYPES['.json'], heads[0].json, { 'Cache-Control': 'no-store' });
+  }
+  const servedHead = /^\/api\/heads\/(\d+)$/.exec(path);
+  if (servedHead) {
+    const head = heads[Number(servedHead[1])];
+    if (!head) return notFound(site, res, path);
+    return send(res, 200, CONTENT_TYPES['.json'], head.json, { 'Cache-Control': 'no-store' });
+  }
+  if (path === site.modelPath)
+    return send(res, 200, CONTENT_TYPES['.onnx'], site.backbone.model, { 'Cache-Control': 'no-cache' });
+  if (bench && benchPlan) {
+    if (path === '/bench') return sendFile(site, res, join(webRoot, 'app', 'bench.html'), path, 'no-cache');
+    if (path === '/api/bench')
+      return send(res, 200, CONTENT_TYPES['.json'], benchPlan, { 'Cache-Control': 'no-store' });
+    const match = /^\/bench-models\/(\d+)\.onnx$/.exec(path);
+    const model = match ? bench.backbones[Number(match[1])] : undefined;
+    if (model) return send(res, 200, CONTENT_TYPES['.onnx'], model.model, { 'Cache-Control': 'no-cache' });
+  }
+  // onnxruntime-web's ESM bundle, its emscripten glue (.mjs) and .wasm binaries: flat files of one folder.
+  if (path.startsWith('/ort/')) {
+    const name = path.slice('/ort/'.length);
+    if (!/^[\w.-]+\.(mjs|js|wasm|map)$/.test(name)) return notFound(site, res, path);
+    return sendFile(site, res, safeJoin(site.ortDir, name), path, 'max-age=3600');
+  }
+  if (path.startsWith('/app/'))
+    return sendFile(site, res, safeJoin(join(webRoot, 'app'), path.slice('/app/'.length)), path, 'no-cache');
+  // The browser library and its workers (dist/web/index.js, worker.js, preprocess-worker.js) and their source maps.
+  if (/^\/[\w.-]+\.(js|map)$/.test(path))
+    return sendFile(site, res, safeJoin(webRoot, path.slice(1)), path, 'no-cache');
+  return notFound(site, res, path);
+}
+
+async function handleRequest(site: KioskSite, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  if (!isAllowedHost(req.headers.host, site.host)) {
+    return refuse(
+      site,
+      res,
+      421,
+      `this server answers to localhost, 127.0.0.1, [::1] and ${site.host} only (Host: ${String(req.headers.host ?? 'none').slice(0, 100)})`,
+    );
+  }
+  if (site.bench && req.method === 'POST' && req.url === '/api/bench-results')
+    return receiveBenchResults(site, site.bench, req, res);
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
+    send(res, 405, 'text/plain; charset=utf-8', 'only GET and HEAD\n', { Allow: 'GET, HEAD' });
+    return;
+  }
+  return serveGet(site, res, new URL(req.url ?? '/', 'http://localhost').pathname);
+}
+
+/** Listens on host:port; the errors say what to change (a port in use, a privileged port). */
+function listen(server: Server, host: string, port: number): Promise<void> {
+  return new Promise<void>((resolveListen, reject) => {
     server.once('error', (error: NodeJS.ErrnoException) => {
-      const port = options.port ?? 8080;
       if (error.code === 'EADDRINUSE')
         reject(
           new EdgetlError(
@@ -388,8 +435,21 @@ export async function startKioskServer(options: KioskServerOptions): Promise<Kio
         );
       else reject(new EdgetlError('listen-failed', `cannot listen on ${host}:${port}: ${describeError(error)}`));
     });
-    server.listen(options.port ?? 8080, host, () => resolveListen());
+    server.listen(port, host, () => resolveListen());
   });
+}
+
+export async function startKioskServer(options: KioskServerOptions): Promise<KioskServer> {
+  const site = kioskSite(options);
+  const { host } = site;
+  const server = createServer((req, res) => {
+    handleRequest(site, req, res).catch((error: unknown) => {
+      options.onLog?.(`500 ${req.url}: ${describeError(error)}`);
+      if (!res.headersSent) send(res, 500, 'text/plain; charset=utf-8', `server error: ${describeError(error)}\n`);
+      else res.destroy();
+    });
+  });
+  await listen(server, host, options.port ?? 8080);
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : (options.port ?? 8080);
   const urlHost = host.includes(':') ? `[${host}]` : host === '0.0.0.0' ? '127.0.0.1' : host;

@@ -192,6 +192,81 @@ function configureWasm(
   return { threads, proxy };
 }
 
+/** Whether WebGPU should be tried, decided before onnxruntime-web initializes (its WASM proxy worker excludes it). */
+interface WebGpuDecision {
+  adapter?: AdapterInfo;
+  /** Why not (absent: try it). */
+  reason?: string;
+  probed?: Awaited<ReturnType<typeof probeWebGpu>>;
+}
+
+async function decideWebGpu(
+  requested: WebSessionOptions['ep'] & {},
+  bytes: string | Uint8Array,
+  options: WebSessionOptions,
+): Promise<WebGpuDecision> {
+  if (requested !== 'webgpu' && requested !== 'auto') return {};
+  const probe = await probeWebGpu();
+  let reason = probe.reason;
+  if (!reason && requested === 'auto' && probe.adapter?.software) {
+    reason = `the WebGPU adapter is a software one (${describeAdapter(probe.adapter)}): slower than WASM; ask for ep 'webgpu' to use it anyway`;
+  }
+  if (
+    !reason &&
+    !options.allowQuantizedWebGpu &&
+    (options.quantized ?? (typeof bytes !== 'string' && hasQuantizedOps(bytes)))
+  ) {
+    reason = QUANTIZED_WEBGPU_REASON;
+  }
+  return { adapter: probe.adapter, reason, probed: probe };
+}
+
+/** A WebGPU session (outputs named in keepOnGpu left on the GPU), or why it could not open. */
+async function openWebGpuSession(
+  bytes: string | Uint8Array,
+  base: ort.InferenceSession.SessionOptions,
+  options: WebSessionOptions,
+): Promise<ort.InferenceSession | { reason: string }> {
+  try {
+    return await openSession(bytes, {
+      ...base,
+      executionProviders: ['webgpu'],
+      ...(options.keepOnGpu?.length
+        ? {
+            preferredOutputLocation: Object.fromEntries(options.keepOnGpu.map((n) => [n, 'gpu-buffer' as const])),
+          }
+        : {}),
+    });
+  } catch (error) {
+    return { reason: `WebGPU session failed: ${describeError(error)}` };
+  }
+}
+
+/** The WASM session every request ends with; its failure names what was tried before. */
+async function openWasmSession(
+  model: string | ArrayBuffer | Uint8Array,
+  bytes: string | Uint8Array,
+  base: ort.InferenceSession.SessionOptions,
+  proxy: boolean,
+  fallbacks: ProviderFallback[],
+): Promise<ort.InferenceSession> {
+  try {
+    // The proxy worker takes ownership of the bytes it is sent: give it a copy so the caller's stay usable.
+    const modelForSession = proxy && typeof bytes !== 'string' ? bytes.slice() : bytes;
+    return await openSession(modelForSession, { ...base, executionProviders: ['wasm'] });
+  } catch (error) {
+    const why = fallbacks.map((f) => `${f.provider}: ${f.reason}`).join('; ');
+    throw new EdgetlError(
+      'model-load',
+      `the model failed to load in onnxruntime-web (wasm): ${describeError(error)}${why ? ` (after ${why})` : ''}`,
+      {
+        file: typeof model === 'string' ? model : undefined,
+        cause: error,
+      },
+    );
+  }
+}
+
 /** One inference session in the browser, with the report of what ran: the browser's BackboneSession. */
 export class WebInferenceSession implements BackboneSession {
   private closed = false;
@@ -241,25 +316,7 @@ export class WebInferenceSession implements BackboneSession {
     };
 
     // Decide about WebGPU before onnxruntime-web initializes: the proxy worker (for WASM) excludes it.
-    let adapter: AdapterInfo | undefined;
-    let webgpuReason: string | undefined;
-    let probed: Awaited<ReturnType<typeof probeWebGpu>> | undefined;
-    if (requested === 'webgpu' || requested === 'auto') {
-      const probe = await probeWebGpu();
-      probed = probe;
-      adapter = probe.adapter;
-      webgpuReason = probe.reason;
-      if (!webgpuReason && requested === 'auto' && probe.adapter?.software) {
-        webgpuReason = `the WebGPU adapter is a software one (${describeAdapter(probe.adapter)}): slower than WASM; ask for ep 'webgpu' to use it anyway`;
-      }
-      if (
-        !webgpuReason &&
-        !options.allowQuantizedWebGpu &&
-        (options.quantized ?? (typeof bytes !== 'string' && hasQuantizedOps(bytes)))
-      ) {
-        webgpuReason = QUANTIZED_WEBGPU_REASON;
-      }
-    }
+    const { adapter, reason: webgpuReason, probed } = await decideWebGpu(requested, bytes, options);
     const tryWebGpu = (requested === 'webgpu' || requested === 'auto') && !webgpuReason;
     // Hand onnxruntime-web the adapter we probed and report, so the one that runs is the one named.
     if (tryWebGpu && probed?.gpuAdapter && !webgpuAdapterSet) {
@@ -268,6 +325,20 @@ export class WebInferenceSession implements BackboneSession {
     }
     const { threads: wasmThreads, proxy } = configureWasm(options, notes, options.proxy ?? !tryWebGpu);
     const isolated = globalThis.crossOriginIsolated === true;
+    const report = (used: 'webgpu' | 'wasm'): WebProviderReport =>
+      used === 'webgpu'
+        ? { requested, used, fallbacks, adapter, crossOriginIsolated: isolated, wasmThreads, notes, proxyWorker: false }
+        : {
+            requested,
+            used,
+            fallbacks,
+            adapter,
+            crossOriginIsolated: isolated,
+            wasmThreads,
+            notes,
+            intraOpThreads: wasmThreads,
+            proxyWorker: proxy,
+          };
 
     if (requested === 'webgpu' || requested === 'auto') {
       let reason = webgpuReason;
@@ -275,64 +346,17 @@ export class WebInferenceSession implements BackboneSession {
         reason =
           'this page already runs onnxruntime-web in its WASM proxy worker, which cannot host WebGPU (reload the page to use WebGPU)';
       if (!reason) {
-        try {
-          const session = await openSession(bytes, {
-            ...base,
-            executionProviders: ['webgpu'],
-            ...(options.keepOnGpu?.length
-              ? {
-                  preferredOutputLocation: Object.fromEntries(options.keepOnGpu.map((n) => [n, 'gpu-buffer' as const])),
-                }
-              : {}),
-          });
-          const report: WebProviderReport = {
-            requested,
-            used: 'webgpu',
-            fallbacks,
-            adapter,
-            crossOriginIsolated: isolated,
-            wasmThreads,
-            notes,
-            proxyWorker: false,
-          };
-          return new WebInferenceSession(session, report);
-        } catch (error) {
-          reason = `WebGPU session failed: ${describeError(error)}`;
-        }
+        const opened = await openWebGpuSession(bytes, base, options);
+        if (!('reason' in opened)) return new WebInferenceSession(opened, report('webgpu'));
+        reason = opened.reason;
       }
       if (requested === 'webgpu' && options.strictEp) {
         throw new EdgetlError('ep-unavailable', `WebGPU was required (strictEp) but can't run: ${reason}`);
       }
       fallbacks.push({ provider: 'webgpu', reason: reason ?? 'unavailable' });
     }
-
-    try {
-      // The proxy worker takes ownership of the bytes it is sent: give it a copy so the caller's stay usable.
-      const modelForSession = proxy && typeof bytes !== 'string' ? bytes.slice() : bytes;
-      const session = await openSession(modelForSession, { ...base, executionProviders: ['wasm'] });
-      const report: WebProviderReport = {
-        requested,
-        used: 'wasm',
-        fallbacks,
-        adapter,
-        crossOriginIsolated: isolated,
-        wasmThreads,
-        notes,
-        intraOpThreads: wasmThreads,
-        proxyWorker: proxy,
-      };
-      return new WebInferenceSession(session, report);
-    } catch (error) {
-      const why = fallbacks.map((f) => `${f.provider}: ${f.reason}`).join('; ');
-      throw new EdgetlError(
-        'model-load',
-        `the model failed to load in onnxruntime-web (wasm): ${describeError(error)}${why ? ` (after ${why})` : ''}`,
-        {
-          file: typeof model === 'string' ? model : undefined,
-          cause: error,
-        },
-      );
-    }
+    const session = await openWasmSession(model, bytes, base, proxy, fallbacks);
+    return new WebInferenceSession(session, report('wasm'));
   }
 
   /** BackboneSession's run: one float32 input, `outputName` (default: the first output) read back. */

@@ -43,6 +43,10 @@ t.test('outlier AUROC: the share of (outlier, inlier) pairs ranked right, ties c
   t.equal(outlierAuroc([0.3, 0.4], [0.1, 0.2]), 0, 'every outlier below');
   t.equal(outlierAuroc([0.1, 0.3], [0.2]), 0.5, 'one pair of two right');
   t.equal(outlierAuroc([0.2, 0.2], [0.2]), 0.5, 'ties count half');
-  t.equal(outlierAuroc([0.1, 0.2, 0.2, 0.5], [0.2, 0.6]), (1 + 2 * 0.5 + 4) / 8, 'mixed: 0.2 beats one inlier and ties two, 0.6 beats all four');
+  t.equal(
+    outlierAuroc([0.1, 0.2, 0.2, 0.5], [0.2, 0.6]),
+    (1 + 2 * 0.5 + 4) / 8,
+    'mixed: 0.2 beats one inlier and ties two, 0.6 beats all four',
+  );
   t.ok(Number.isNaN(outlierAuroc([], [1])), 'undefined without inliers');
 });
