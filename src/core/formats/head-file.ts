@@ -241,7 +241,13 @@ export function serializeHeadFile(content: HeadFileContent, options: SerializeOp
     version: HEAD_FORMAT_VERSION,
     type: content.type,
     labels: content.labels,
-    backbone: content.backbone,
+    // only the fields a head file holds: callers may pass a richer object (a loaded Backbone)
+    backbone: {
+      id: content.backbone.id,
+      sha256: content.backbone.sha256,
+      embeddingDim: content.backbone.embeddingDim,
+      preprocess: content.backbone.preprocess,
+    },
     parameters: content.parameters,
     normalization: content.normalization,
     calibration: content.calibration,

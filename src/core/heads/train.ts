@@ -671,12 +671,15 @@ export async function trainHead(
     trainSeconds: (Date.now() - started) / 1000,
     denseMath: math.name,
   };
-  const backbone: HeadBackboneRef = options.backbone ?? {
-    id: 'unspecified',
-    sha256: '0'.repeat(64),
-    embeddingDim: dim,
-    preprocess: null,
-  };
+  // the reference only (a loaded Backbone passed as `backbone` carries much more)
+  const backbone: HeadBackboneRef = options.backbone
+    ? {
+        id: options.backbone.id,
+        sha256: options.backbone.sha256,
+        embeddingDim: options.backbone.embeddingDim,
+        preprocess: options.backbone.preprocess ?? null,
+      }
+    : { id: 'unspecified', sha256: '0'.repeat(64), embeddingDim: dim, preprocess: null };
   return new Head({
     labels: classes,
     backbone,
