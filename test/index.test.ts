@@ -41,6 +41,8 @@ t.test("the README's library example: embed, train, save, classify", { skip: mod
   const labels = [...ants.map(() => 'ants'), ...bees.map(() => 'bees')];
 
   const backbone = await Backbone.load(model.path!, { ep: 'auto' });
+  // closed even when an assertion throws first: an open session would keep the file running until tap's timeout
+  t.teardown(() => backbone.close());
   t.equal(backbone.provider.requested, 'auto');
   t.not(backbone.provider.adapter?.software, true, 'auto never runs on a software adapter');
   let progressCalls = 0;
