@@ -35,6 +35,13 @@ export function runStatusText(run: InferenceRun): string {
   return 'ok';
 }
 
+/** A section: its heading, one table and, where it needs one, the note that reads the table. */
+function tableSection(title: string, header: string[], rows: string[][], note?: string): string[] {
+  const lines = [`## ${title}`, '', table(header, rows), ''];
+  if (note) lines.push(note, '');
+  return lines;
+}
+
 /** Title (marked when incomplete), host, method and noise. */
 function headerSection(results: BenchResults): string[] {
   const lines: string[] = [];
@@ -64,9 +71,6 @@ function headerSection(results: BenchResults): string[] {
 
 /** Inference on ready tensors: one row per run; speed figures only where the run makes a claim. */
 function inferenceSection(results: BenchResults): string[] {
-  const lines: string[] = [];
-  lines.push('## Inference on ready tensors');
-  lines.push('');
   const rows = results.runs.map((run) => {
     const claim = run.speedClaim;
     const b = run.latencyMsPerBatch;
@@ -102,155 +106,128 @@ function inferenceSection(results: BenchResults): string[] {
         : '',
     ];
   });
-  lines.push(
-    table(
-      [
-        'backbone',
-        'provider',
-        'batch',
-        'status',
-        'session ms',
-        'first run ms',
-        'p50 ms',
-        'p90 ms',
-        'p99 ms',
-        'min ms',
-        'max ms',
-        'mean ms',
-        'ms/image p50',
-        'images/s',
-        'MMAC/image',
-        'GFLOP/s',
-        'noise',
-        'best session p50 ms',
-        'peak RSS MB',
-        'model MB',
-        'cosine vs cpu',
-      ],
-      rows,
-    ),
-  );
-  lines.push('');
-  lines.push(
+  return tableSection(
+    'Inference on ready tensors',
+    [
+      'backbone',
+      'provider',
+      'batch',
+      'status',
+      'session ms',
+      'first run ms',
+      'p50 ms',
+      'p90 ms',
+      'p99 ms',
+      'min ms',
+      'max ms',
+      'mean ms',
+      'ms/image p50',
+      'images/s',
+      'MMAC/image',
+      'GFLOP/s',
+      'noise',
+      'best session p50 ms',
+      'peak RSS MB',
+      'model MB',
+      'cosine vs cpu',
+    ],
+    rows,
     'Latencies are per batch unless marked per image; p50 to mean are over every session of the run, "best session" is the median of its fastest session (the figure `bench compare` checks). GFLOP/s = 2 × MACs/image × images/s (MACs of Conv, Gemm and MatMul in the graph run). "—" where a run makes no speed claim.',
   );
-  lines.push('');
-  return lines;
 }
 
 /** Preprocessing alone, when measured. */
 function preprocessSection(results: BenchResults): string[] {
   if (results.preprocess.length === 0) return [];
-  const lines: string[] = [];
-  lines.push('## Preprocessing alone (decode + resize + normalize, real images)');
-  lines.push('');
-  lines.push(
-    table(
-      [
-        'backbone',
-        'spec',
-        'images',
-        'status',
-        'ms/image p50 (one at a time)',
-        'p90',
-        'p99',
-        'images/s (whole machine)',
-        'in flight',
-      ],
-      results.preprocess.map((p) => [
-        p.backbone,
-        p.spec,
-        String(p.images),
-        p.status + (p.reason ? ` (${p.reason})` : ''),
-        formatNumber(p.msPerImage?.p50),
-        formatNumber(p.msPerImage?.p90),
-        formatNumber(p.msPerImage?.p99),
-        formatNumber(p.imagesPerSecond),
-        p.concurrency ? String(p.concurrency) : '—',
-      ]),
-    ),
+  return tableSection(
+    'Preprocessing alone (decode + resize + normalize, real images)',
+    [
+      'backbone',
+      'spec',
+      'images',
+      'status',
+      'ms/image p50 (one at a time)',
+      'p90',
+      'p99',
+      'images/s (whole machine)',
+      'in flight',
+    ],
+    results.preprocess.map((p) => [
+      p.backbone,
+      p.spec,
+      String(p.images),
+      p.status + (p.reason ? ` (${p.reason})` : ''),
+      formatNumber(p.msPerImage?.p50),
+      formatNumber(p.msPerImage?.p90),
+      formatNumber(p.msPerImage?.p99),
+      formatNumber(p.imagesPerSecond),
+      p.concurrency ? String(p.concurrency) : '—',
+    ]),
   );
-  lines.push('');
-  return lines;
 }
 
 /** End to end through the real pipeline, when measured, with its efficiency against the stages alone. */
 function endToEndSection(results: BenchResults): string[] {
   if (results.endToEnd.length === 0) return [];
-  const lines: string[] = [];
-  lines.push('## End to end (image files to embeddings, the real pipeline)');
-  lines.push('');
-  lines.push(
-    table(
-      [
-        'backbone',
-        'provider',
-        'batch',
-        'status',
-        'images × passes',
-        'images/s',
-        'preprocess images/s',
-        'inference images/s',
-        'ideal images/s',
-        'efficiency',
-      ],
-      results.endToEnd.map((e) => {
-        const claim = e.speedClaim;
-        return [
-          e.backbone,
-          e.provider,
-          String(e.batch),
-          e.status + (e.reason ? ` (${e.reason})` : ''),
-          e.images ? `${e.images} × ${e.repeats}` : '—',
-          claim ? formatNumber(e.imagesPerSecond) : '—',
-          claim ? formatNumber(e.preprocessImagesPerSecond) : '—',
-          claim ? formatNumber(e.inferenceImagesPerSecond) : '—',
-          claim ? formatNumber(e.idealImagesPerSecond) : '—',
-          claim ? formatNumber(e.efficiency, 2) : '—',
-        ];
-      }),
-    ),
-  );
-  lines.push('');
-  lines.push(
+  return tableSection(
+    'End to end (image files to embeddings, the real pipeline)',
+    [
+      'backbone',
+      'provider',
+      'batch',
+      'status',
+      'images × passes',
+      'images/s',
+      'preprocess images/s',
+      'inference images/s',
+      'ideal images/s',
+      'efficiency',
+    ],
+    results.endToEnd.map((e) => {
+      const claim = e.speedClaim;
+      return [
+        e.backbone,
+        e.provider,
+        String(e.batch),
+        e.status + (e.reason ? ` (${e.reason})` : ''),
+        e.images ? `${e.images} × ${e.repeats}` : '—',
+        claim ? formatNumber(e.imagesPerSecond) : '—',
+        claim ? formatNumber(e.preprocessImagesPerSecond) : '—',
+        claim ? formatNumber(e.inferenceImagesPerSecond) : '—',
+        claim ? formatNumber(e.idealImagesPerSecond) : '—',
+        claim ? formatNumber(e.efficiency, 2) : '—',
+      ];
+    }),
     'Ideal = 1 / (1/preprocess + 1/inference), each measured alone with the whole machine; efficiency = end-to-end / ideal (above 1 when the stages overlap on idle cores).',
   );
-  lines.push('');
-  return lines;
 }
 
 /** Head training and prediction on synthetic embeddings, when measured. */
 function headsSection(results: BenchResults): string[] {
   if (results.heads.length === 0) return [];
-  const lines: string[] = [];
-  lines.push('## Heads (synthetic embeddings)');
-  lines.push('');
-  lines.push(
-    table(
-      [
-        'head',
-        'embeddings',
-        'classes',
-        'status',
-        'train s (median)',
-        'predict ms p50',
-        'predict ms p99',
-        'train-set accuracy',
-      ],
-      results.heads.map((h) => [
-        h.type,
-        `${h.samples} × ${h.dim}`,
-        String(h.classes),
-        h.status + (h.reason ? ` (${h.reason})` : ''),
-        formatNumber(h.trainSecondsMedian),
-        formatNumber(h.predictMsPerEmbedding?.p50),
-        formatNumber(h.predictMsPerEmbedding?.p99),
-        formatNumber(h.trainAccuracy, 3),
-      ]),
-    ),
+  return tableSection(
+    'Heads (synthetic embeddings)',
+    [
+      'head',
+      'embeddings',
+      'classes',
+      'status',
+      'train s (median)',
+      'predict ms p50',
+      'predict ms p99',
+      'train-set accuracy',
+    ],
+    results.heads.map((h) => [
+      h.type,
+      `${h.samples} × ${h.dim}`,
+      String(h.classes),
+      h.status + (h.reason ? ` (${h.reason})` : ''),
+      formatNumber(h.trainSecondsMedian),
+      formatNumber(h.predictMsPerEmbedding?.p50),
+      formatNumber(h.predictMsPerEmbedding?.p99),
+      formatNumber(h.trainAccuracy, 3),
+    ]),
   );
-  lines.push('');
-  return lines;
 }
 
 /** Budget verdicts and their tally. */
