@@ -35,8 +35,8 @@ export const embedRunHelp = `Model and execution:
   --embedding <tensor>       embedding tensor in the model (default: found automatically)
   --ep auto|cpu|webgpu|cuda  execution provider (default auto: real GPUs only, never a software adapter)
   --strict-ep                fail instead of falling back to another provider
-  --threads N                onnxruntime intra-op threads (default: half the cores for light backbones, so the
-                             image decoders get the rest; all cores for heavy ones above 1 GMAC per image)
+  --threads N                onnxruntime intra-op threads (default: every core; idle threads sleep instead of
+                             spinning, so the image decoders share the cores with inference)
   --decode-threads N         worker threads decoding images (default: half the cores, at least 2; 0 decodes
                              on the main thread)
   --batch N                  images per inference for dynamic-batch models (default ${DEFAULT_BATCH_SIZE}; fixed-batch

@@ -33,21 +33,15 @@ import type { EmbeddingBackbone } from '../../core/contract.js';
 export const WORKER_DECODE_MIN_IMAGES = 16;
 
 /**
- * Above this many multiply-accumulates per image, inference outweighs decoding a typical photo (~7 ms of one core
- * for a 500x375 JPEG here, as much as ~1 GMAC of int8 or fp32 inference) and the backbone gets every core.
+ * onnxruntime intra-op threads when the caller does not choose: every core, light backbone or heavy. Inference
+ * and the image decoders share the cores; that works because edgetl's sessions do not let idle pool threads spin
+ * (`allowSpinning`), so a waiting inference thread hands its core to a decoder. Measured on 2 cores, quiet,
+ * interleaved (bench/results/2026-12-01/threads): `edgetl embed` of 1,000 photos with MobileNetV2-int8 took 2.43-2.46 s
+ * with two non-spinning threads against 3.06-3.12 s with one (the old default for light backbones) and 2.67-2.75 s
+ * with two spinning ones; EfficientNet-B0 200 photos 1.40 s against 1.91-1.97 s; ResNet-50 (heavy) the same either way.
  */
-export const HEAVY_BACKBONE_MACS = 1e9;
-
-/**
- * onnxruntime intra-op threads when the caller does not choose. A light backbone (MobileNet-class) gets half the
- * cores and the sharp decoders the rest: decoding is most of the work, and onnxruntime's pool threads spin while
- * waiting, burning the cores decoders need (measured on 2 cores under load, bench/embed-throughput.ts: the pipeline
- * costs 8.5 ms CPU per image with 1 intra-op thread, 16.5 ms with 2). A heavy one (ResNet-50-class) gets all
- * cores, because then inference is the bottleneck. An unknown cost counts as light.
- */
-export function defaultIntraOpThreads(macsPerImage: number | null, cores: number): number {
-  if (macsPerImage !== null && macsPerImage > HEAVY_BACKBONE_MACS) return Math.max(1, cores);
-  return Math.max(1, Math.floor(cores / 2));
+export function defaultIntraOpThreads(cores: number): number {
+  return Math.max(1, cores);
 }
 
 /**
@@ -203,7 +197,7 @@ export class Backbone implements EmbeddingBackbone {
     const session = await createSession(extractor.path, {
       ...execution,
       intraOpThreads:
-        execution.intraOpThreads ?? defaultIntraOpThreads(extractor.facts.macsPerImage, availableParallelism()),
+        execution.intraOpThreads ?? defaultIntraOpThreads(availableParallelism()),
     });
     return new Backbone({
       resolved,

@@ -85,6 +85,13 @@ export function sessionOptionsFor(
     // Inter-op threads only run independent branches in parallel mode; asking for more than one means that.
     ...(inter !== undefined && inter > 1 ? { executionMode: 'parallel' as const } : {}),
     logSeverityLevel: options.logSeverityLevel ?? 3,
+    // Config keys of onnxruntime_session_options_config_keys.h; the binding joins nested names with '.'.
+    extra: {
+      session: {
+        intra_op: { allow_spinning: options.allowSpinning ? '1' : '0' },
+        inter_op: { allow_spinning: options.allowSpinning ? '1' : '0' },
+      },
+    },
   };
 }
 
@@ -393,6 +400,8 @@ export interface SessionProbe {
   intraOpThreads?: number;
   interOpThreads?: number;
   graphOptimizationLevel?: number;
+  /** Whether the intra-op pool's idle threads spin (session.intra_op.allow_spinning in the logged config). */
+  allowSpinning?: boolean;
   /** onnxruntime's own error lines (condensed) when the session didn't open: they name the library that failed to load. */
   logErrors?: string[];
 }
@@ -439,11 +448,13 @@ export function parseSessionLog(log: string): Omit<SessionProbe, 'created' | 'er
   const intra = /intra_op_param:OrtThreadPoolParams \{ thread_pool_size: (\d+)/.exec(log);
   const inter = /inter_op_param:OrtThreadPoolParams \{ thread_pool_size: (\d+)/.exec(log);
   const level = /graph_optimization_level:(\d+)/.exec(log);
+  const spinning = /session\.intra_op\.allow_spinning: (\d)/.exec(log);
   return {
     placement,
     ...(intra ? { intraOpThreads: Number(intra[1]) } : {}),
     ...(inter ? { interOpThreads: Number(inter[1]) } : {}),
     ...(level ? { graphOptimizationLevel: Number(level[1]) } : {}),
+    ...(spinning ? { allowSpinning: spinning[1] === '1' } : {}),
   };
 }
 

@@ -171,18 +171,16 @@ t.test('a closed backbone refuses work', async (t) => {
   await t.rejects(backbone.embed(ws.images[0]!), { code: 'closed' });
 });
 
-t.test('intra-op threads: light backbones leave cores to the decoders, heavy ones take them all', async (t) => {
-  t.equal(defaultIntraOpThreads(3e8, 2), 1);
-  t.equal(defaultIntraOpThreads(3e8, 8), 4);
-  t.equal(defaultIntraOpThreads(null, 2), 1, 'unknown cost counts as light');
-  t.equal(defaultIntraOpThreads(4e9, 2), 2);
-  t.equal(defaultIntraOpThreads(3e8, 1), 1);
+t.test('intra-op threads: every core by default, an explicit choice wins', async (t) => {
+  t.equal(defaultIntraOpThreads(2), 2);
+  t.equal(defaultIntraOpThreads(8), 8);
+  t.equal(defaultIntraOpThreads(0), 1, 'at least one thread');
   const ws = await workspace(t);
   const model = join(ws.dir, 'tiny.onnx');
   await writeFile(model, tinyClassifier());
   const chosen = await Backbone.load(model, { ep: 'cpu', cacheDir: ws.cacheDir });
   t.teardown(() => chosen.close());
-  t.equal(chosen.provider.intraOpThreads, defaultIntraOpThreads(chosen.facts.macsPerImage, availableParallelism()));
+  t.equal(chosen.provider.intraOpThreads, defaultIntraOpThreads(availableParallelism()));
   const explicit = await Backbone.load(model, { ep: 'cpu', cacheDir: ws.cacheDir, intraOpThreads: 3 });
   t.teardown(() => explicit.close());
   t.equal(explicit.provider.intraOpThreads, 3, 'an explicit choice wins');

@@ -150,6 +150,9 @@ t.test('thread counts and optimization level reach onnxruntime', async (t) => {
   t.equal(probe.graphOptimizationLevel, 1, 'basic = level 1');
   const defaults = await probeSession(tinyModel, 'cpu');
   t.match(defaults, { created: true, intraOpThreads: 0, interOpThreads: 0 }, "unset means onnxruntime's default (0)");
+  t.equal(defaults.allowSpinning, false, 'idle pool threads sleep unless asked to spin');
+  const spinning = await probeSession(tinyModel, 'cpu', { allowSpinning: true });
+  t.equal(spinning.allowSpinning, true, 'allowSpinning reaches onnxruntime');
   t.equal(
     sessionOptionsFor('cpu', { interOpThreads: 2 }).executionMode,
     'parallel',
