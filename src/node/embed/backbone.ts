@@ -196,8 +196,7 @@ export class Backbone implements EmbeddingBackbone {
     } = options;
     const session = await createSession(extractor.path, {
       ...execution,
-      intraOpThreads:
-        execution.intraOpThreads ?? defaultIntraOpThreads(availableParallelism()),
+      intraOpThreads: execution.intraOpThreads ?? defaultIntraOpThreads(availableParallelism()),
     });
     return new Backbone({
       resolved,
