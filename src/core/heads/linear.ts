@@ -4,6 +4,12 @@ import { crossEntropyWithGradient } from './softmax.js';
 import { minimizeLbfgs } from './lbfgs.js';
 import { accuracy, logLoss } from './metrics.js';
 import { inverseCurvature, type SpectralPreconditioner } from './preconditioner.js';
+import {
+  directProducts,
+  SHARED_PRODUCTS_MAX_CLASSES,
+  SharedMatrixProducts,
+  type LinearProducts,
+} from './shared-products.js';
 
 /** Weights of a multinomial logistic regression: logits = weight . x + bias, weight [classes, dim]. */
 export interface LinearParameters {
@@ -23,6 +29,8 @@ export interface SoftmaxRegressionOptions {
   start?: Float64Array;
   /** Shapes L-BFGS's initial inverse Hessian (see preconditioner.ts); the objective and its optimum are unchanged. */
   preconditioner?: SpectralPreconditioner;
+  /** Where the two products over `matrix.data` run (default: `math`, one at a time; see shared-products.ts). */
+  products?: LinearProducts;
 }
 
 export interface SoftmaxRegressionFit extends LinearParameters {
@@ -49,10 +57,15 @@ export async function linearLogits(
   math: DenseMath,
 ): Promise<Float32Array> {
   const classes = params.bias.length;
-  const logits = await math.gemm(data, params.weight, rows, dim, classes, false, true);
+  return addBias(await math.gemm(data, params.weight, rows, dim, classes, false, true), params.bias, rows);
+}
+
+/** logits [rows, classes] += bias, in place. */
+function addBias(logits: Float32Array, bias: Float32Array, rows: number): Float32Array {
+  const classes = bias.length;
   for (let r = 0; r < rows; r++) {
     const o = r * classes;
-    for (let c = 0; c < classes; c++) logits[o + c] += params.bias[c];
+    for (let c = 0; c < classes; c++) logits[o + c] += bias[c];
   }
   return logits;
 }
@@ -64,13 +77,14 @@ export async function fitSoftmaxRegression(
 ): Promise<SoftmaxRegressionFit> {
   const { rows, dim, classCount: classes, data, targets } = matrix;
   const { math, l2 } = options;
+  const products = options.products ?? directProducts(math, data, rows, dim, classes);
   const size = classes * dim;
   const gradLogits = new Float32Array(rows * classes);
   const objective = async (flat: Float64Array) => {
     const params = unpackLinear(flat, classes, dim);
-    const logits = await linearLogits(data, rows, dim, params, math);
+    const logits = addBias(await products.logits(params.weight), params.bias, rows);
     let value = crossEntropyWithGradient(logits, targets, options.sampleWeights, rows, classes, gradLogits);
-    const gradWeight = await math.gemm(gradLogits, data, classes, rows, dim, true, false);
+    const gradWeight = await products.weightGradient(gradLogits);
     const gradient = new Float64Array(size + classes);
     let norm = 0;
     for (let i = 0; i < size; i++) {
@@ -122,6 +136,11 @@ export interface L2SearchOptions {
   start?: number;
   /** For every fit of the sweep (see SoftmaxRegressionOptions.preconditioner). */
   preconditioner?: SpectralPreconditioner;
+  /**
+   * Fit the folds on the whole matrix with their products stacked (shared-products.ts). Default: with at most
+   * SHARED_PRODUCTS_MAX_CLASSES classes, where it is faster; the chosen strength is the same either way.
+   */
+  stackFolds?: boolean;
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -153,8 +172,14 @@ export type L2Criterion = 'logLoss' | 'accuracy';
  * better strength on the shared sets (bench/results/2026-12-01/heads-vs-sklearn.md). Walks go both ways from it.
  */
 export const DEFAULT_L2_START = 1e-3;
-/** Without the preconditioner (two classes by default) the sweep keeps its earlier start. */
-export const UNPRECONDITIONED_L2_START = 1e-2;
+/**
+ * Without the preconditioner (two classes by default) the sweep starts at 1: on the ten 2-class pairs of flowers5
+ * (1,181-1,625 rows, MobileNetV2-int8) the head picked the same strength as from 1e-2 on 7 pairs, and its val
+ * accuracy was 0.8897 on average against 0.8891 from 1e-2 (one pair 0.3 points lower, two 0.3-0.6 higher), with 6
+ * candidates instead of 7-8 and 17% less time; hymenoptera and the synthetic 2-class set pick the same strength
+ * either way (bench/results/2026-12-01/heads-2-class.md).
+ */
+export const UNPRECONDITIONED_L2_START = 1;
 
 function isBetter(a: L2Candidate, b: L2Candidate, criterion: L2Criterion): boolean {
   if (criterion === 'accuracy') {
@@ -164,6 +189,64 @@ function isBetter(a: L2Candidate, b: L2Candidate, criterion: L2Criterion): boole
   }
   if (Math.abs(a.logLoss - b.logLoss) > 1e-9) return a.logLoss < b.logLoss;
   return a.accuracy > b.accuracy;
+}
+
+/**
+ * How far each sweep fit is solved: enough to rank the candidates, not to ship (the final fit goes to 1e-5). Few
+ * classes on many rows tolerate looser fits: on the ten 2-class pairs of flowers5, 3e-4 / 1e-5 gave a mean val accuracy of 0.8910
+ * against 0.8897 at 1e-4 / 1e-6, in 18% less time; many classes do not (on 102 classes a looser sweep lost 8 points,
+ * bench/results/2026-12-01/quiet).
+ */
+const SWEEP_TOLERANCE = { gradientTolerance: 1e-4, relativeTolerance: 1e-6 };
+/**
+ * Small sets keep the tight sweep: they are cheap to fit (hymenoptera's 244 rows train in ~40 ms), and their
+ * held-out accuracy moves in steps of one photo, where a looser fit can flip a tie (hymenoptera picked a 3x stronger
+ * L2 and lost one val photo of 153).
+ */
+const LOOSE_SWEEP_MIN_ROWS = 1000;
+const FEW_CLASS_SWEEP_TOLERANCE = { gradientTolerance: 3e-4, relativeTolerance: 1e-5 };
+
+/** One cross-validation fold: the rows its model trains on (with weights), the rows it is scored on. */
+interface Fold {
+  heldOut: number[];
+  train: LabelledMatrix;
+  weights: Float32Array | undefined;
+  validationTargets: Int32Array;
+  /** The held-out rows themselves, when the fold's model does not see the whole matrix. */
+  validation?: LabelledMatrix;
+}
+
+/** The fold on its own copy of its training rows. */
+function ownFold(matrix: LabelledMatrix, heldOut: number[], sampleWeights: Float32Array | undefined): Fold {
+  const inFold = new Uint8Array(matrix.rows);
+  for (const i of heldOut) inFold[i] = 1;
+  const train: number[] = [];
+  for (let i = 0; i < matrix.rows; i++) if (!inFold[i]) train.push(i);
+  const validation = selectRows(matrix, heldOut);
+  return {
+    heldOut,
+    train: selectRows(matrix, train),
+    weights: sampleWeights ? Float32Array.from(train, (i) => sampleWeights[i]) : undefined,
+    validationTargets: validation.targets,
+    validation,
+  };
+}
+
+/**
+ * The fold on the whole matrix, its held-out rows weighted 0: the same weighted-mean objective as on a copy of
+ * its training rows (crossEntropyWithGradient divides by the weights' sum), so the same optimum.
+ */
+function sharedFold(matrix: LabelledMatrix, heldOut: number[], sampleWeights: Float32Array | undefined): Fold {
+  const weights = sampleWeights ? Float32Array.from(sampleWeights) : new Float32Array(matrix.rows).fill(1);
+  for (const i of heldOut) weights[i] = 0;
+  return { heldOut, train: matrix, weights, validationTargets: Int32Array.from(heldOut, (i) => matrix.targets[i]) };
+}
+
+/** The rows `heldOut` of logits [rows, classes]. */
+function heldOutLogits(logits: Float32Array, heldOut: number[], classes: number): Float32Array {
+  const out = new Float32Array(heldOut.length * classes);
+  heldOut.forEach((row, r) => out.set(logits.subarray(row * classes, (row + 1) * classes), r * classes));
+  return out;
 }
 
 /**
@@ -177,20 +260,16 @@ export async function searchL2(matrix: LabelledMatrix, options: L2SearchOptions)
   const { classCount: classes, dim } = matrix;
   const foldCount = options.folds;
   const heldOutFolds = stratifiedFolds(matrix.targets, classes, foldCount, options.seed, options.groups);
-  const folds = heldOutFolds.map((heldOut) => {
-    const inFold = new Uint8Array(matrix.rows);
-    for (const i of heldOut) inFold[i] = 1;
-    const train: number[] = [];
-    for (let i = 0; i < matrix.rows; i++) if (!inFold[i]) train.push(i);
-    const trainMatrix = selectRows(matrix, train);
-    return {
-      heldOut,
-      train: trainMatrix,
-      validation: selectRows(matrix, heldOut),
-      weights: options.sampleWeights ? Float32Array.from(train, (i) => options.sampleWeights![i]) : undefined,
-      solution: undefined as Float64Array | undefined,
-    };
-  });
+  // Few classes: every fold fits on the whole matrix with its held-out rows weighted 0, and the folds' products are
+  // stacked into one (see shared-products.ts). More: each fold gets its own copy of its rows.
+  const shared =
+    (options.stackFolds ?? classes <= SHARED_PRODUCTS_MAX_CLASSES)
+      ? new SharedMatrixProducts(options.math, matrix.data, matrix.rows, dim, classes)
+      : undefined;
+  const tolerance = shared && matrix.rows >= LOOSE_SWEEP_MIN_ROWS ? FEW_CLASS_SWEEP_TOLERANCE : SWEEP_TOLERANCE;
+  const folds = heldOutFolds.map((heldOut) =>
+    shared ? sharedFold(matrix, heldOut, options.sampleWeights) : ownFold(matrix, heldOut, options.sampleWeights),
+  );
   const coarse = options.grid ?? [1e2, 1e1, 1, 1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6];
   const maxIterations = options.maxIterations ?? 60;
   const candidates: L2Candidate[] = [];
@@ -198,6 +277,9 @@ export async function searchL2(matrix: LabelledMatrix, options: L2SearchOptions)
   const validationLogits = new Map<number, Float32Array[]>();
   const criterion = options.criterion ?? 'accuracy';
   const better = (a: L2Candidate, b: L2Candidate) => isBetter(a, b, criterion);
+  // Ranked by accuracy, a candidate that scores every held-out row right can only be tied by a weaker one, and a
+  // tie goes to the stronger: weaker candidates need not be fitted at all (separable sets stop at once).
+  const unbeatableByWeaker = (candidate: L2Candidate) => criterion === 'accuracy' && candidate.accuracy >= 1 - 1e-9;
   let done = 0;
   const total = (coarse.length + 2) * foldCount;
 
@@ -207,32 +289,42 @@ export async function searchL2(matrix: LabelledMatrix, options: L2SearchOptions)
     let count = 0;
     let iterations = 0;
     // Folds run concurrently: while one fold's L-BFGS bookkeeping runs in JS, another's products run on the
-    // DenseMath backend's threads (onnxruntime), so both cores stay busy. Results are order-independent.
+    // DenseMath backend's threads (onnxruntime), or all folds' products run as one. Results are order-independent.
+    // Every lane joins before any fold asks, so the first round holds them all.
+    const lanes = folds.map(() => shared?.join());
     const fits = await Promise.all(
       folds.map(async (fold, f) => {
-        const fit = await fitSoftmaxRegression(fold.train, {
-          l2,
-          math: options.math,
-          sampleWeights: fold.weights,
-          start: starts[f],
-          preconditioner: options.preconditioner,
-          maxIterations,
-          gradientTolerance: 1e-4,
-          relativeTolerance: 1e-6,
-        });
-        const logits = await linearLogits(fold.validation.data, fold.validation.rows, dim, fit, options.math);
-        options.onProgress?.(++done, total);
-        return { fit, logits };
+        const lane = lanes[f];
+        try {
+          const fit = await fitSoftmaxRegression(fold.train, {
+            l2,
+            math: options.math,
+            sampleWeights: fold.weights,
+            start: starts[f],
+            preconditioner: options.preconditioner,
+            maxIterations,
+            ...tolerance,
+            products: lane,
+          });
+          const logits = lane
+            ? heldOutLogits(addBias(await lane.logits(fit.weight), fit.bias, matrix.rows), fold.heldOut, classes)
+            : await linearLogits(fold.validation!.data, fold.heldOut.length, dim, fit, options.math);
+          options.onProgress?.(++done, total);
+          return { fit, logits };
+        } finally {
+          lane?.leave();
+        }
       }),
     );
     const foldSolutions = fits.map((r) => r.fit.flat);
     const foldLogits = fits.map((r) => r.logits);
     fits.forEach(({ fit, logits }, f) => {
-      const validation = folds[f].validation;
+      const { validationTargets } = folds[f];
+      const heldOutRows = validationTargets.length;
       iterations += fit.iterations;
-      correct += accuracy(logits, validation.targets, classes) * validation.rows;
-      lossSum += logLoss(logits, validation.targets, classes) * validation.rows;
-      count += validation.rows;
+      correct += accuracy(logits, validationTargets, classes) * heldOutRows;
+      lossSum += logLoss(logits, validationTargets, classes) * heldOutRows;
+      count += heldOutRows;
     });
     solutions.set(l2, foldSolutions);
     validationLogits.set(l2, foldLogits);
@@ -252,7 +344,7 @@ export async function searchL2(matrix: LabelledMatrix, options: L2SearchOptions)
   const startSolutions = solutions.get(best.l2)!;
   let worseInARow = 0;
   let previous = startSolutions;
-  for (let i = startIndex + 1; i < coarse.length && worseInARow < 2; i++) {
+  for (let i = startIndex + 1; i < coarse.length && worseInARow < 2 && !unbeatableByWeaker(best); i++) {
     const candidate = await evaluate(coarse[i], previous);
     previous = solutions.get(coarse[i])!;
     if (better(candidate, best)) {
@@ -272,6 +364,7 @@ export async function searchL2(matrix: LabelledMatrix, options: L2SearchOptions)
   if (!options.grid) {
     const center = best;
     for (const l2 of [center.l2 * Math.sqrt(10), center.l2 / Math.sqrt(10)]) {
+      if (l2 < best.l2 && unbeatableByWeaker(best)) continue;
       const candidate = await evaluate(l2, solutions.get(center.l2)!);
       if (better(candidate, best)) best = candidate;
     }

@@ -38,6 +38,11 @@ export function crossEntropyWithGradient(
   let loss = 0;
   for (let r = 0; r < rows; r++) {
     const o = r * classes;
+    if (weights && weights[r] === 0) {
+      // a row out of this model's training set (a fold's held-out rows, see shared-products.ts): no loss, no gradient
+      for (let c = 0; c < classes; c++) gradient[o + c] = 0;
+      continue;
+    }
     let max = -Infinity;
     for (let c = 0; c < classes; c++) if (logits[o + c] > max) max = logits[o + c];
     // one exp per entry, kept in the gradient buffer, then scaled into probabilities

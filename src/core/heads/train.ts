@@ -230,7 +230,9 @@ interface TrainingContext {
 
 function checkFinite(raw: Float32Array, dim: number, labels: readonly string[]): void {
   for (let i = 0; i < raw.length; i++) {
-    if (!Number.isFinite(raw[i]))
+    const v = raw[i];
+    // v - v is 0 for every finite v and NaN for NaN and the infinities: one subtraction per value
+    if (v - v !== 0)
       throw new EdgetlError(
         'train-input',
         `embedding ${Math.floor(i / dim)} (label "${labels[Math.floor(i / dim)]}") holds a non-finite value`,

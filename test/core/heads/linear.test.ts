@@ -191,3 +191,64 @@ t.test('groups keep their rows together in every fold and split', async (t) => {
   for (const row of split.heldOut) t.ok(split.heldOut.includes(row ^ 1), `held-out row ${row} brings its twin`);
   t.equal(split.heldOut.length, 2 * (3 + 3), 'round(10 groups * 0.25) = 3 groups of 2 rows per class');
 });
+
+t.test('folds on the whole matrix with stacked products choose as folds on their own rows do', async (t) => {
+  for (const perClass of [
+    [40, 50],
+    [30, 25, 35, 30],
+  ]) {
+    const { data, labels } = gaussianClusters({ perClass, dim: 24, separation: 1.5, seed: 21 });
+    const matrix = matrixOf(data, labels);
+    const options = { math: jsDenseMath, folds: 3, seed: 1 };
+    const stacked = await searchL2(matrix, { ...options, stackFolds: true });
+    const own = await searchL2(matrix, { ...options, stackFolds: false });
+    t.equal(stacked.l2, own.l2, `${perClass.length} classes: the same strength`);
+    t.same(
+      stacked.candidates.map((c) => [c.l2, c.accuracy]),
+      own.candidates.map((c) => [c.l2, c.accuracy]),
+      'the same candidates, scored alike',
+    );
+    let worst = 0;
+    stacked.outOfFoldLogits.forEach((v, i) => (worst = Math.max(worst, Math.abs(v - own.outOfFoldLogits[i]!))));
+    t.ok(worst < 1e-3, `out-of-fold logits agree (max difference ${worst})`);
+  }
+});
+
+t.test('a weight of 0 takes a row out of the loss and its gradient, as if it were not there', async (t) => {
+  const random = new Random(8);
+  const rows = 9;
+  const classes = 3;
+  const logits = Float32Array.from({ length: rows * classes }, () => random.normal() * 3);
+  const targets = Int32Array.from({ length: rows }, (_, i) => i % classes);
+  const weights = Float32Array.from({ length: rows }, (_, i) => (i % 4 === 1 ? 0 : 0.5 + (i % 3)));
+  const kept = [...Array(rows).keys()].filter((i) => weights[i] !== 0);
+  const gradient = new Float32Array(rows * classes).fill(7);
+  const loss = crossEntropyWithGradient(logits, targets, weights, rows, classes, gradient);
+  const subGradient = new Float32Array(kept.length * classes);
+  const subLoss = crossEntropyWithGradient(
+    Float32Array.from(kept.flatMap((i) => Array.from(logits.subarray(i * classes, (i + 1) * classes)))),
+    Int32Array.from(kept, (i) => targets[i]!),
+    Float32Array.from(kept, (i) => weights[i]!),
+    kept.length,
+    classes,
+    subGradient,
+  );
+  t.ok(Math.abs(loss - subLoss) < 1e-12, 'the same loss');
+  kept.forEach((row, r) => {
+    for (let c = 0; c < classes; c++) t.equal(gradient[row * classes + c], subGradient[r * classes + c]);
+  });
+  for (let row = 0; row < rows; row++)
+    if (weights[row] === 0) for (let c = 0; c < classes; c++) t.equal(gradient[row * classes + c], 0, 'zero gradient');
+});
+
+t.test('a strength that scores every held-out row right is never followed by weaker ones', async (t) => {
+  const { data, labels } = gaussianClusters({ perClass: [40, 40], dim: 10, separation: 10, seed: 3 });
+  const result = await searchL2(matrixOf(data, labels), { math: jsDenseMath, folds: 3, seed: 0, start: 1 });
+  const first = result.candidates[0]!;
+  t.equal(first.accuracy, 1, 'separable: the start already scores every held-out row right');
+  t.ok(
+    result.candidates.every((c) => c.l2 >= first.l2),
+    `no weaker candidate was fitted (${result.candidates.map((c) => c.l2).join(', ')})`,
+  );
+  t.ok(result.l2 >= first.l2, 'the strongest of the equally accurate ones is chosen');
+});
