@@ -4,7 +4,7 @@
  *
  * Why: with few classes these products are bound by reading the matrix, not by arithmetic. The L2 sweep fits one
  * model per fold; on the full matrix, each fold's held-out rows given weight 0, the folds' products stack into one
- * product that reads the matrix once. On 2,040 x 1,280 rows and 3 folds (bench/results/2026-12-01/quiet), one round
+ * product that reads the matrix once. On 2,040 x 1,280 rows and 3 folds (bench/results/2026-12-01/throughput), one round
  * of both products takes 0.51 ms stacked against 0.98 ms fold by fold for 2 classes, 0.81 against 0.95 for 5, and
  * loses from 10 classes on (1.16 against 1.03), where the held-out rows' wasted arithmetic starts to count.
  *

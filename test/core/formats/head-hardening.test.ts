@@ -26,9 +26,11 @@ const { data, labels } = gaussianClusters({ perClass: [20, 20, 20], dim: 8, sepa
 async function trained(
   type: 'linear' | 'mlp' | 'prototype',
   normalization: 'none' | 'l2' | 'standardize' = 'standardize',
+  l2?: number,
 ) {
   return trainHead(data, labels, {
     type,
+    ...(l2 !== undefined ? { l2 } : {}),
     backbone,
     seed: 1,
     normalization,
@@ -107,12 +109,15 @@ t.test('heads whose inference would overflow are refused at load', async (t) => 
 });
 
 t.test('a score is never NaN: non-finite or overflowing embeddings are refused at predict', async (t) => {
-  const head = await trained('linear', 'none');
+  // weakly regularized, so its weights are large enough for a float32-sized input to overflow a logit
+  const head = await trained('linear', 'none', 1e-6);
   const nan = new Float32Array(8).fill(0.5);
   nan[2] = Number.NaN;
   t.throws(() => head.predict(nan), { code: 'head-nonfinite', message: /input 0.*non-finite values/ });
   const weights = head.weights as { weight: Float32Array };
   const huge = Float32Array.from({ length: 8 }, (_, d) => Math.sign(weights.weight[d]!) * 3e38);
+  const reach = weights.weight.subarray(0, 8).reduce((sum, w) => sum + Math.abs(w), 0) * 3e38;
+  t.ok(reach > 3.5e38, `this input overflows class 0's logit (${reach.toExponential(2)})`);
   t.throws(() => head.predictMany(Float32Array.from([...huge, ...huge]), 2), {
     code: 'head-nonfinite',
     message: /input 0.*overflowed/,
