@@ -35,6 +35,8 @@ export interface SoftmaxRegressionOptions {
 
 export interface SoftmaxRegressionFit extends LinearParameters {
   flat: Float64Array;
+  /** Logits of every row of the matrix at the returned weights (the last evaluation's), bias included. */
+  logits?: Float32Array;
   iterations: number;
   evaluations: number;
   converged: boolean;
@@ -80,9 +82,11 @@ export async function fitSoftmaxRegression(
   const products = options.products ?? directProducts(math, data, rows, dim, classes);
   const size = classes * dim;
   const gradLogits = new Float32Array(rows * classes);
+  let last: { flat: Float64Array; logits: Float32Array } | undefined;
   const objective = async (flat: Float64Array) => {
     const params = unpackLinear(flat, classes, dim);
     const logits = addBias(await products.logits(params.weight), params.bias, rows);
+    last = { flat, logits };
     let value = crossEntropyWithGradient(logits, targets, options.sampleWeights, rows, classes, gradLogits);
     const gradWeight = await products.weightGradient(gradLogits);
     const gradient = new Float64Array(size + classes);
@@ -108,6 +112,7 @@ export async function fitSoftmaxRegression(
   return {
     ...unpackLinear(result.x, classes, dim),
     flat: result.x,
+    ...(last?.flat === result.x ? { logits: last.logits } : {}),
     iterations: result.iterations,
     evaluations: result.evaluations,
     converged: result.converged,
@@ -206,6 +211,67 @@ const SWEEP_TOLERANCE = { gradientTolerance: 1e-4, relativeTolerance: 1e-6 };
 const LOOSE_SWEEP_MIN_ROWS = 1000;
 const FEW_CLASS_SWEEP_TOLERANCE = { gradientTolerance: 3e-4, relativeTolerance: 1e-5 };
 
+/**
+ * A neighbouring strength's solution as a warm start, its weights scaled by the factor that minimizes the new
+ * objective along them (bias kept). A stronger L2 mostly shrinks the weights and a weaker one grows them, so the
+ * scale alone takes up most of the move; it costs no product, because logits scale with the weights. Newton steps
+ * on a convex function of one variable, from a scale of 1.
+ */
+export function rescaledWarmStart(
+  start: Float64Array,
+  logits: Float32Array,
+  matrix: LabelledMatrix,
+  weights: Float32Array | undefined,
+  l2: number,
+): Float64Array {
+  const { rows, classCount: classes, targets, dim } = matrix;
+  const size = classes * dim;
+  let squaredNorm = 0;
+  for (let i = 0; i < size; i++) squaredNorm += start[i] * start[i];
+  if (!(squaredNorm > 0)) return start;
+  let weightSum = 0;
+  for (let r = 0; r < rows; r++) weightSum += weights ? weights[r] : 1;
+  const bias = start.subarray(size);
+  const p = new Float64Array(classes);
+  let scale = 1;
+  for (let step = 0; step < 8; step++) {
+    let slope = l2 * scale * squaredNorm;
+    let curvature = l2 * squaredNorm;
+    for (let r = 0; r < rows; r++) {
+      const w = (weights ? weights[r] : 1) / weightSum;
+      if (w === 0) continue;
+      const o = r * classes;
+      let max = -Infinity;
+      for (let c = 0; c < classes; c++) {
+        p[c] = scale * (logits[o + c] - bias[c]) + bias[c];
+        if (p[c] > max) max = p[c];
+      }
+      let sum = 0;
+      for (let c = 0; c < classes; c++) {
+        p[c] = Math.exp(p[c] - max);
+        sum += p[c];
+      }
+      let meanZ = 0;
+      let meanZ2 = 0;
+      for (let c = 0; c < classes; c++) {
+        const z = logits[o + c] - bias[c];
+        const q = p[c] / sum;
+        meanZ += q * z;
+        meanZ2 += q * z * z;
+      }
+      slope += w * (meanZ - (logits[o + targets[r]] - bias[targets[r]]));
+      curvature += w * (meanZ2 - meanZ * meanZ);
+    }
+    const next = Math.min(20, Math.max(0.05, scale - slope / curvature));
+    const moved = Math.abs(next - scale);
+    scale = next;
+    if (moved < 1e-3 * scale) break;
+  }
+  const out = Float64Array.from(start);
+  for (let i = 0; i < size; i++) out[i] *= scale;
+  return out;
+}
+
 /** One cross-validation fold: the rows its model trains on (with weights), the rows it is scored on. */
 interface Fold {
   heldOut: number[];
@@ -262,11 +328,12 @@ export async function searchL2(matrix: LabelledMatrix, options: L2SearchOptions)
   const heldOutFolds = stratifiedFolds(matrix.targets, classes, foldCount, options.seed, options.groups);
   // Few classes: every fold fits on the whole matrix with its held-out rows weighted 0, and the folds' products are
   // stacked into one (see shared-products.ts). More: each fold gets its own copy of its rows.
+  const fewClasses = classes <= SHARED_PRODUCTS_MAX_CLASSES;
   const shared =
-    (options.stackFolds ?? classes <= SHARED_PRODUCTS_MAX_CLASSES)
+    (options.stackFolds ?? fewClasses)
       ? new SharedMatrixProducts(options.math, matrix.data, matrix.rows, dim, classes)
       : undefined;
-  const tolerance = shared && matrix.rows >= LOOSE_SWEEP_MIN_ROWS ? FEW_CLASS_SWEEP_TOLERANCE : SWEEP_TOLERANCE;
+  const tolerance = fewClasses && matrix.rows >= LOOSE_SWEEP_MIN_ROWS ? FEW_CLASS_SWEEP_TOLERANCE : SWEEP_TOLERANCE;
   const folds = heldOutFolds.map((heldOut) =>
     shared ? sharedFold(matrix, heldOut, options.sampleWeights) : ownFold(matrix, heldOut, options.sampleWeights),
   );
@@ -282,6 +349,16 @@ export async function searchL2(matrix: LabelledMatrix, options: L2SearchOptions)
   const unbeatableByWeaker = (candidate: L2Candidate) => criterion === 'accuracy' && candidate.accuracy >= 1 - 1e-9;
   let done = 0;
   const total = (coarse.length + 2) * foldCount;
+
+  // Each solution's logits on its fold's training matrix, from its fit's last evaluation: what a neighbouring strength's warm
+  // start is rescaled with, at no extra product. Few classes only: on the synthetic 102-class set the rescaled
+  // starts led the preconditioned sweep to a worse strength (val 0.906 against 0.962), while on 2 classes they cut
+  // the sweep's iterations by 15% at the same choices.
+  const trainLogits = new WeakMap<Float64Array, Float32Array>();
+  const scaledStart = (start: Float64Array | undefined, fold: Fold, l2: number) => {
+    const logits = start && trainLogits.get(start);
+    return start && logits ? rescaledWarmStart(start, logits, fold.train, fold.weights, l2) : start;
+  };
 
   const evaluate = async (l2: number, starts: (Float64Array | undefined)[]): Promise<L2Candidate> => {
     let correct = 0;
@@ -300,15 +377,21 @@ export async function searchL2(matrix: LabelledMatrix, options: L2SearchOptions)
             l2,
             math: options.math,
             sampleWeights: fold.weights,
-            start: starts[f],
+            start: scaledStart(starts[f], fold, l2),
             preconditioner: options.preconditioner,
             maxIterations,
             ...tolerance,
             products: lane,
           });
+          // on the whole matrix, the last evaluation already scored the held-out rows
           const logits = lane
-            ? heldOutLogits(addBias(await lane.logits(fit.weight), fit.bias, matrix.rows), fold.heldOut, classes)
+            ? heldOutLogits(
+                fit.logits ?? addBias(await lane.logits(fit.weight), fit.bias, matrix.rows),
+                fold.heldOut,
+                classes,
+              )
             : await linearLogits(fold.validation!.data, fold.heldOut.length, dim, fit, options.math);
+          if (fewClasses && fit.logits) trainLogits.set(fit.flat, fit.logits);
           options.onProgress?.(++done, total);
           return { fit, logits };
         } finally {
