@@ -54,6 +54,14 @@ echo "== CPU-ms per stage against each stage's limit" >&2
 "${ts[@]}" bench/stage-budget.ts "$shared/datasets/hymenoptera/val" --limit 100 --rounds 3 --json > "$out/stage-budget.json"
 fi
 
+if want embed; then
+echo "== edgetl embed of 1,000 photos: default threads against --threads 1, interleaved" >&2
+photos=$(mktemp -d)
+find "$shared/datasets/flowers5/val" "$shared/datasets/hymenoptera/val" -type f -iname '*.jp*g' | sort | head -1000 |
+  while read -r f; do ln -s "$f" "$photos/$(basename "$(dirname "$f")")-$(basename "$f")"; done
+bash bench/embed-threads.sh "$photos" 3 > "$out/embed-threads.md"
+fi
+
 if want transformersjs && [ -d "${TJS_DIR:-/tmp/tjs}/node_modules/@huggingface/transformers" ]; then
 echo "== edgetl embed vs Transformers.js, whole processes, 1,000 photos" >&2
 node bench/transformersjs-compare.mjs --tjs "${TJS_DIR:-/tmp/tjs}" --images "$shared/datasets/flowers5/val,$shared/datasets/hymenoptera/val" --limit 1000 --rounds 3 > "$out/embed-vs-transformersjs.json"
@@ -78,10 +86,14 @@ done
 
 if /usr/bin/python3 -c "import sklearn" 2>/dev/null; then
   echo "== heads: whole linear training vs one scikit-learn fit, interleaved (synthetic 102- and 2-class, real sets)" >&2
-  "${ts[@]}" bench/heads-vs-sklearn.ts --synthetic --rounds 3 \
+  "${ts[@]}" bench/heads-vs-sklearn.ts --synthetic --rounds 5 \
     --set "hymenoptera=$emb/hymenoptera-train,$emb/hymenoptera-val" --set "flowers5=$emb/flowers5-train,$emb/flowers5-val" \
+    --variant 'linear head alone={"openSet":false}' --variant 'default={}' \
     --out "$out/heads-vs-sklearn.json" > "$out/heads-vs-sklearn.md" 2>&1
 fi
+
+echo "== heads: the 2-class sweep start, on every 2-class pair of flowers5" >&2
+"${ts[@]}" bench/heads-pairs.ts --train "$emb/flowers5-train" --val "$emb/flowers5-val" --start 1e-2,1 > "$out/heads-pairs.md"
 
 echo "== heads: training time (2000 x 1280, 100 classes) and prediction latency" >&2
 {
