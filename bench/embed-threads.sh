@@ -16,9 +16,9 @@ for round in $(seq 1 "$rounds"); do
     rm -rf "$work/cache" "$work/out"*
     flags=(); [ "$setting" = default ] || flags=($setting)
     /usr/bin/time -f "%e %U %S" -o "$work/time" env EDGETL_CACHE_DIR="$work/cache" \
-      node dist/cli.js embed "$folder" --out "$work/out" --json "${flags[@]}" "$@" > "$work/out.json"
+      node dist/cli.js embed "$folder" --out "$work/out" --json "${flags[@]}" "$@" > "$work/result.json"
     read -r wall user sys < "$work/time"
-    count=$(node -e "console.log(JSON.parse(require('fs').readFileSync('$work/out.json','utf8')).count)")
+    count=$(node -e "console.log(JSON.parse(require('fs').readFileSync('$work/result.json','utf8')).count)")
     echo "| $round | $setting | $wall | $user | $sys | $(node -e "console.log(($count / $wall).toFixed(1))") |"
   done
 done
