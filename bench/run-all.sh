@@ -86,7 +86,13 @@ done
 
 if /usr/bin/python3 -c "import sklearn" 2>/dev/null; then
   echo "== heads: whole linear training vs one scikit-learn fit, interleaved (synthetic 102- and 2-class, real sets)" >&2
+  # a real 2-class set of 2,000 photos: flowers5 as daisy+dandelion+sunflower against rose+tulip
+  for split in train val; do
+    "${ts[@]}" bench/heads-merge-classes.ts --from "$emb/flowers5-$split" --to "$emb/flowers5-2class-$split" \
+      --group daisy,dandelion,sunflower --group rose,tulip $([ $split = train ] && echo --rows 2000) > /dev/null
+  done
   "${ts[@]}" bench/heads-vs-sklearn.ts --synthetic --rounds 5 \
+    --set "flowers5 as 2 classes, 2000 photos=$emb/flowers5-2class-train,$emb/flowers5-2class-val" \
     --set "hymenoptera=$emb/hymenoptera-train,$emb/hymenoptera-val" --set "flowers5=$emb/flowers5-train,$emb/flowers5-val" \
     --variant 'linear head alone={"openSet":false}' --variant 'default={}' \
     --out "$out/heads-vs-sklearn.json" > "$out/heads-vs-sklearn.md" 2>&1

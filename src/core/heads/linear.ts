@@ -179,10 +179,10 @@ export type L2Criterion = 'logLoss' | 'accuracy';
 export const DEFAULT_L2_START = 1e-3;
 /**
  * Without the preconditioner (two classes by default) the sweep starts at 1: on the ten 2-class pairs of flowers5
- * (1,181-1,625 rows, MobileNetV2-int8) the head picked the same strength as from 1e-2 on 7 pairs, and its val
- * accuracy was 0.8897 on average against 0.8891 from 1e-2 (one pair 0.3 points lower, two 0.3-0.6 higher), with 6
- * candidates instead of 7-8 and 17% less time; hymenoptera and the synthetic 2-class set pick the same strength
- * either way (bench/results/2026-12-01/throughput/heads-pairs.md).
+ * (1,181-1,625 rows, MobileNetV2-int8) it picked the same strength as from 1e-2 on 7 pairs, and its val accuracy was
+ * 0.8899 on average against 0.8880 from 1e-2 (one pair 0.3 points lower, two 0.3 and 2.0 higher), with 6 candidates
+ * instead of 6-8 and 10% less time; hymenoptera and the synthetic 2-class set pick the same strength either way
+ * (bench/results/2026-12-01/throughput/heads-pairs.md).
  */
 export const UNPRECONDITIONED_L2_START = 1;
 
