@@ -198,9 +198,9 @@ function isBetter(a: L2Candidate, b: L2Candidate, criterion: L2Criterion): boole
 
 /**
  * How far each sweep fit is solved: enough to rank the candidates, not to ship (the final fit goes to 1e-5). Few
- * classes on many rows tolerate looser fits: on the ten 2-class pairs of flowers5, 3e-4 / 1e-5 gave a mean val accuracy of 0.8910
- * against 0.8897 at 1e-4 / 1e-6, in 18% less time; many classes do not (on 102 classes a looser sweep lost 8 points,
- * bench/results/2026-12-01/quiet).
+ * classes on many rows tolerate looser fits: on the ten 2-class pairs of flowers5, 3e-4 / 1e-5 gave a mean val
+ * accuracy of 0.8910 against 0.8897 at 1e-4 / 1e-6, in 18% less time; many classes do not (on 102 classes a looser
+ * sweep lost 8 points, bench/results/2026-12-01/quiet).
  */
 const SWEEP_TOLERANCE = { gradientTolerance: 1e-4, relativeTolerance: 1e-6 };
 /**
@@ -272,6 +272,12 @@ export function rescaledWarmStart(
   return out;
 }
 
+/** A fold's fit at one strength: its weights, and with few classes its logits on the fold's training matrix. */
+interface FoldSolution {
+  flat: Float64Array;
+  trainLogits?: Float32Array;
+}
+
 /** One cross-validation fold: the rows its model trains on (with weights), the rows it is scored on. */
 interface Fold {
   heldOut: number[];
@@ -340,7 +346,7 @@ export async function searchL2(matrix: LabelledMatrix, options: L2SearchOptions)
   const coarse = options.grid ?? [1e2, 1e1, 1, 1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6];
   const maxIterations = options.maxIterations ?? 60;
   const candidates: L2Candidate[] = [];
-  const solutions = new Map<number, Float64Array[]>();
+  const solutions = new Map<number, FoldSolution[]>();
   const validationLogits = new Map<number, Float32Array[]>();
   const criterion = options.criterion ?? 'accuracy';
   const better = (a: L2Candidate, b: L2Candidate) => isBetter(a, b, criterion);
@@ -350,17 +356,13 @@ export async function searchL2(matrix: LabelledMatrix, options: L2SearchOptions)
   let done = 0;
   const total = (coarse.length + 2) * foldCount;
 
-  // Each solution's logits on its fold's training matrix, from its fit's last evaluation: what a neighbouring strength's warm
-  // start is rescaled with, at no extra product. Few classes only: on the synthetic 102-class set the rescaled
-  // starts led the preconditioned sweep to a worse strength (val 0.906 against 0.962), while on 2 classes they cut
-  // the sweep's iterations by 15% at the same choices.
-  const trainLogits = new WeakMap<Float64Array, Float32Array>();
-  const scaledStart = (start: Float64Array | undefined, fold: Fold, l2: number) => {
-    const logits = start && trainLogits.get(start);
-    return start && logits ? rescaledWarmStart(start, logits, fold.train, fold.weights, l2) : start;
-  };
+  // A neighbouring strength's solution, rescaled with the logits its fit's last evaluation left (no extra product).
+  // Few classes only: on the synthetic 102-class set the rescaled starts led the preconditioned sweep to a worse
+  // strength (val 0.906 against 0.962), while on 2 classes they cut the sweep's iterations by 15% at the same choices.
+  const warmStartFrom = (start: FoldSolution | undefined, fold: Fold, l2: number) =>
+    start?.trainLogits ? rescaledWarmStart(start.flat, start.trainLogits, fold.train, fold.weights, l2) : start?.flat;
 
-  const evaluate = async (l2: number, starts: (Float64Array | undefined)[]): Promise<L2Candidate> => {
+  const evaluate = async (l2: number, starts: (FoldSolution | undefined)[]): Promise<L2Candidate> => {
     let correct = 0;
     let lossSum = 0;
     let count = 0;
@@ -377,7 +379,7 @@ export async function searchL2(matrix: LabelledMatrix, options: L2SearchOptions)
             l2,
             math: options.math,
             sampleWeights: fold.weights,
-            start: scaledStart(starts[f], fold, l2),
+            start: warmStartFrom(starts[f], fold, l2),
             preconditioner: options.preconditioner,
             maxIterations,
             ...tolerance,
@@ -391,7 +393,6 @@ export async function searchL2(matrix: LabelledMatrix, options: L2SearchOptions)
                 classes,
               )
             : await linearLogits(fold.validation!.data, fold.heldOut.length, dim, fit, options.math);
-          if (fewClasses && fit.logits) trainLogits.set(fit.flat, fit.logits);
           options.onProgress?.(++done, total);
           return { fit, logits };
         } finally {
@@ -399,7 +400,10 @@ export async function searchL2(matrix: LabelledMatrix, options: L2SearchOptions)
         }
       }),
     );
-    const foldSolutions = fits.map((r) => r.fit.flat);
+    const foldSolutions: FoldSolution[] = fits.map(({ fit }) => ({
+      flat: fit.flat,
+      ...(fewClasses && fit.logits ? { trainLogits: fit.logits } : {}),
+    }));
     const foldLogits = fits.map((r) => r.logits);
     fits.forEach(({ fit, logits }, f) => {
       const { validationTargets } = folds[f];
@@ -462,9 +466,9 @@ export async function searchL2(matrix: LabelledMatrix, options: L2SearchOptions)
     );
   });
   const bestSolutions = solutions.get(best.l2)!;
-  const warmStart = new Float64Array(bestSolutions[0].length);
-  for (const solution of bestSolutions)
-    for (let i = 0; i < warmStart.length; i++) warmStart[i] += solution[i] / bestSolutions.length;
+  const warmStart = new Float64Array(bestSolutions[0].flat.length);
+  for (const { flat } of bestSolutions)
+    for (let i = 0; i < warmStart.length; i++) warmStart[i] += flat[i] / bestSolutions.length;
   return {
     l2: best.l2,
     candidates,

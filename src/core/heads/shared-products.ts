@@ -4,9 +4,9 @@
  *
  * Why: with few classes these products are bound by reading the matrix, not by arithmetic. The L2 sweep fits one
  * model per fold; on the full matrix, each fold's held-out rows given weight 0, the folds' products stack into one
- * product that reads the matrix once. On 2,040 x 1,280 rows and 3 folds (bench/results/2026-12-01/throughput), one round
- * of both products takes 0.51 ms stacked against 0.98 ms fold by fold for 2 classes, 0.81 against 0.95 for 5, and
- * loses from 10 classes on (1.16 against 1.03), where the held-out rows' wasted arithmetic starts to count.
+ * product that reads the matrix once. On 2,040 x 1,280 rows and 3 folds (bench/results/2026-12-01/throughput), one
+ * round of both products takes 0.51 ms stacked against 0.98 ms fold by fold for 2 classes, 0.81 against 0.95 for 5,
+ * and loses from 10 classes on (1.16 against 1.03), where the held-out rows' wasted arithmetic starts to count.
  *
  * How the models meet: each model joins as a lane, and a round runs when every lane still in has asked for its
  * next product. The folds' L-BFGS loops run concurrently and ask in step (every evaluation asks for logits, then
@@ -55,6 +55,8 @@ export interface ProductLane extends LinearProducts {
 export class SharedMatrixProducts {
   private lanes = 0;
   private waiting: Request[] = [];
+  /** A round with one model needs no stacking. */
+  private readonly single: LinearProducts;
 
   constructor(
     private readonly math: DenseMath,
@@ -62,7 +64,9 @@ export class SharedMatrixProducts {
     private readonly rows: number,
     private readonly dim: number,
     private readonly classes: number,
-  ) {}
+  ) {
+    this.single = directProducts(math, data, rows, dim, classes);
+  }
 
   /** A lane for one more model. Join every model before any of them asks, so the first round includes them all. */
   join(): ProductLane {
@@ -109,8 +113,7 @@ export class SharedMatrixProducts {
   /** Weights stacked as [models * classes, dim]: one product, then each model's columns copied out. */
   private async stackedLogits(requests: Request[]): Promise<Float32Array[]> {
     const { rows, dim, classes } = this;
-    if (requests.length === 1)
-      return [await this.math.gemm(this.data, requests[0]!.operand, rows, dim, classes, false, true)];
+    if (requests.length === 1) return [await this.single.logits(requests[0]!.operand)];
     const width = requests.length * classes;
     const stacked = new Float32Array(width * dim);
     requests.forEach((r, i) => stacked.set(r.operand, i * classes * dim));
@@ -128,8 +131,7 @@ export class SharedMatrixProducts {
   /** Gradients side by side as [rows, models * classes]: one product, each model's rows of the result its own. */
   private async stackedGradients(requests: Request[]): Promise<Float32Array[]> {
     const { rows, dim, classes } = this;
-    if (requests.length === 1)
-      return [await this.math.gemm(requests[0]!.operand, this.data, classes, rows, dim, true, false)];
+    if (requests.length === 1) return [await this.single.weightGradient(requests[0]!.operand)];
     const width = requests.length * classes;
     const stacked = new Float32Array(rows * width);
     requests.forEach((r, i) => {

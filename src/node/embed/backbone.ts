@@ -36,9 +36,10 @@ export const WORKER_DECODE_MIN_IMAGES = 16;
  * onnxruntime intra-op threads when the caller does not choose: every core, light backbone or heavy. Inference
  * and the image decoders share the cores; that works because edgetl's sessions do not let idle pool threads spin
  * (`allowSpinning`), so a waiting inference thread hands its core to a decoder. Measured on 2 cores, quiet,
- * interleaved (bench/results/2026-12-01/throughput): `edgetl embed` of 1,000 photos with MobileNetV2-int8 took 2.43-2.46 s
- * with two non-spinning threads against 3.06-3.12 s with one (the old default for light backbones) and 2.67-2.75 s
- * with two spinning ones; EfficientNet-B0 200 photos 1.40 s against 1.91-1.97 s; ResNet-50 (heavy) the same either way.
+ * interleaved (bench/results/2026-12-01/throughput): `edgetl embed` of 1,000 photos with MobileNetV2-int8 took
+ * 2.43-2.46 s with two non-spinning threads against 3.06-3.12 s with one (the old default for light backbones) and
+ * 2.67-2.75 s with two spinning ones; EfficientNet-B0 200 photos 1.40 s against 1.91-1.97 s; ResNet-50 (heavy) the
+ * same either way.
  */
 export function defaultIntraOpThreads(cores: number): number {
   return Math.max(1, cores);

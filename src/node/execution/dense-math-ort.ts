@@ -7,6 +7,7 @@
 import ort from 'onnxruntime-node';
 import { type DenseMath, gemmSync } from '../../core/heads/dense-math.js';
 import { gemmModel } from '../../core/heads/dense-math-graph.js';
+import { sessionOptionsFor } from './session.js';
 
 export interface OrtDenseMathOptions {
   intraOpThreads?: number;
@@ -26,12 +27,16 @@ export async function createOrtDenseMath(options: OrtDenseMathOptions = {}): Pro
     const key = `${transA ? 'T' : 'N'}${transB ? 'T' : 'N'}`;
     let existing = sessions.get(key);
     if (!existing) {
-      existing = ort.InferenceSession.create(gemmModel(transA, transB), {
-        executionProviders: ['cpu'],
-        graphOptimizationLevel: 'all',
-        ...(options.intraOpThreads ? { intraOpNumThreads: options.intraOpThreads } : {}),
-        ...(options.allowSpinning === false ? { extra: { session: { intra_op: { allow_spinning: '0' } } } } : {}),
-      });
+      // onnxruntime's defaults unless asked otherwise: pool threads spin, warnings are logged
+      existing = ort.InferenceSession.create(
+        gemmModel(transA, transB),
+        sessionOptionsFor('cpu', {
+          ...(options.intraOpThreads ? { intraOpThreads: options.intraOpThreads } : {}),
+          allowSpinning: options.allowSpinning ?? true,
+          graphOptimizationLevel: 'all',
+          logSeverityLevel: 2,
+        }),
+      );
       sessions.set(key, existing);
     }
     return existing;
