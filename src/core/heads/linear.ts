@@ -2,6 +2,8 @@ import type { DenseMath } from './dense-math.js';
 import { type LabelledMatrix, selectRows, stratifiedFolds } from './data.js';
 import { crossEntropyWithGradient } from './softmax.js';
 import { minimizeLbfgs } from './lbfgs.js';
+import { type LinearCurvature, curvatureAt } from './curvature.js';
+import { fitTwoClassRegression, productColumns, solvesAsTwoClass } from './two-class.js';
 import { accuracy, logLoss } from './metrics.js';
 import { inverseCurvature, type SpectralPreconditioner } from './preconditioner.js';
 import {
@@ -27,6 +29,8 @@ export interface SoftmaxRegressionOptions {
   relativeTolerance?: number;
   /** Warm start: flat [weight (classes*dim), bias (classes)]. */
   start?: Float64Array;
+  /** The warm start's fit's curvature (its `curvature`): L-BFGS starts from it, moved to this fit's `l2`. */
+  curvature?: LinearCurvature;
   /** Shapes L-BFGS's initial inverse Hessian (see preconditioner.ts); the objective and its optimum are unchanged. */
   preconditioner?: SpectralPreconditioner;
   /** Where the two products over `matrix.data` run (default: `math`, one at a time; see shared-products.ts). */
@@ -35,8 +39,10 @@ export interface SoftmaxRegressionOptions {
 
 export interface SoftmaxRegressionFit extends LinearParameters {
   flat: Float64Array;
-  /** Logits of every row of the matrix at the returned weights (the last evaluation's), bias included. */
-  logits?: Float32Array;
+  /** The solver's curvature at the end: a warm start's `curvature` for a neighbouring fit. */
+  curvature: LinearCurvature;
+  /** Logits of every row of the matrix at the returned weights (from the evaluation there), bias included. */
+  logits: Float32Array;
   iterations: number;
   evaluations: number;
   converged: boolean;
@@ -72,8 +78,21 @@ function addBias(logits: Float32Array, bias: Float32Array, rows: number): Float3
   return logits;
 }
 
-/** Full-batch L-BFGS fit of L2-regularized multinomial logistic regression (bias not regularized). */
-export async function fitSoftmaxRegression(
+/**
+ * Full-batch L-BFGS fit of L2-regularized multinomial logistic regression (bias not regularized). Two classes
+ * without a preconditioner are solved as one logistic regression, the same optimum (two-class.ts).
+ */
+export function fitSoftmaxRegression(
+  matrix: LabelledMatrix,
+  options: SoftmaxRegressionOptions,
+): Promise<SoftmaxRegressionFit> {
+  return solvesAsTwoClass(matrix.classCount, options)
+    ? fitTwoClassRegression(matrix, options)
+    : fitMultinomialRegression(matrix, options);
+}
+
+/** The general path of fitSoftmaxRegression: every class's weight row a variable. */
+export async function fitMultinomialRegression(
   matrix: LabelledMatrix,
   options: SoftmaxRegressionOptions,
 ): Promise<SoftmaxRegressionFit> {
@@ -82,11 +101,12 @@ export async function fitSoftmaxRegression(
   const products = options.products ?? directProducts(math, data, rows, dim, classes);
   const size = classes * dim;
   const gradLogits = new Float32Array(rows * classes);
-  let last: { flat: Float64Array; logits: Float32Array } | undefined;
+  // logits of each evaluated point, so the returned point's need no extra product (dropped with the point)
+  const evaluated = new WeakMap<Float64Array, Float32Array>();
   const objective = async (flat: Float64Array) => {
     const params = unpackLinear(flat, classes, dim);
     const logits = addBias(await products.logits(params.weight), params.bias, rows);
-    last = { flat, logits };
+    evaluated.set(flat, logits);
     let value = crossEntropyWithGradient(logits, targets, options.sampleWeights, rows, classes, gradLogits);
     const gradWeight = await products.weightGradient(gradLogits);
     const gradient = new Float64Array(size + classes);
@@ -108,11 +128,16 @@ export async function fitSoftmaxRegression(
     gradientTolerance: options.gradientTolerance ?? 1e-5,
     relativeTolerance: options.relativeTolerance ?? 1e-9,
     precondition: options.preconditioner ? inverseCurvature(options.preconditioner, classes, l2, math) : undefined,
+    initialPairs: options.curvature ? curvatureAt(options.curvature, l2) : undefined,
   });
+  // minimizeLbfgs returns a point it evaluated: the start or an accepted step
+  const logits = evaluated.get(result.x);
+  if (!logits) throw new Error('internal: the softmax solver returned a point it never evaluated');
   return {
     ...unpackLinear(result.x, classes, dim),
     flat: result.x,
-    ...(last?.flat === result.x ? { logits: last.logits } : {}),
+    curvature: { pairs: result.pairs, l2, penaltyCurvature: 1, penalized: size },
+    logits,
     iterations: result.iterations,
     evaluations: result.evaluations,
     converged: result.converged,
@@ -133,8 +158,8 @@ export interface L2SearchOptions {
   maxIterations?: number;
   /**
    * How candidates are ranked on the held-out folds. `accuracy` (default, as scikit-learn's LogisticRegressionCV
-   * and the CLIP protocol) prefers the stronger regularization among equally accurate strengths; `logLoss` is
-   * smooth and proper, so a single lucky row on a small fold cannot decide.
+   * and the CLIP protocol) breaks ties by the held-out log loss, and perfect scores by the stronger regularization;
+   * `logLoss` is smooth and proper, so a single lucky row on a small fold cannot decide.
    */
   criterion?: L2Criterion;
   /** Where the walk over the default grid starts (a decade from 100 to 1e-6; default DEFAULT_L2_START). */
@@ -164,6 +189,8 @@ export interface L2SearchResult {
   outOfFoldLogits: Float32Array;
   /** Mean of the fold solutions at the chosen strength: a warm start for the final fit. */
   warmStart: Float64Array;
+  /** The first fold's curvature at the chosen strength: the final fit's solver starts from it. */
+  warmCurvature?: LinearCurvature;
   folds: number;
   /** The rows each fold held out (sorted), in fold order. */
   heldOutFolds: number[][];
@@ -189,7 +216,10 @@ export const UNPRECONDITIONED_L2_START = 1;
 function isBetter(a: L2Candidate, b: L2Candidate, criterion: L2Criterion): boolean {
   if (criterion === 'accuracy') {
     if (Math.abs(a.accuracy - b.accuracy) > 1e-9) return a.accuracy > b.accuracy;
-    // equally accurate: the stronger regularization, the simpler model
+    // Equally accurate: the held-out log loss, which scores the same predictions finer, unless both are perfect (a
+    // separable set, where the weaker the strength the lower the loss, and the walk would go down the whole grid).
+    if (a.accuracy < 1 - 1e-9 && Math.abs(a.logLoss - b.logLoss) > 1e-9) return a.logLoss < b.logLoss;
+    // the stronger regularization, the simpler model
     return a.l2 > b.l2;
   }
   if (Math.abs(a.logLoss - b.logLoss) > 1e-9) return a.logLoss < b.logLoss;
@@ -276,6 +306,7 @@ export function rescaledWarmStart(
 interface FoldSolution {
   flat: Float64Array;
   trainLogits?: Float32Array;
+  curvature?: LinearCurvature;
 }
 
 /** One cross-validation fold: the rows its model trains on (with weights), the rows it is scored on. */
@@ -337,7 +368,7 @@ export async function searchL2(matrix: LabelledMatrix, options: L2SearchOptions)
   const fewClasses = classes <= SHARED_PRODUCTS_MAX_CLASSES;
   const shared =
     (options.stackFolds ?? fewClasses)
-      ? new SharedMatrixProducts(options.math, matrix.data, matrix.rows, dim, classes)
+      ? new SharedMatrixProducts(options.math, matrix.data, matrix.rows, dim, productColumns(classes, options))
       : undefined;
   const tolerance = fewClasses && matrix.rows >= LOOSE_SWEEP_MIN_ROWS ? FEW_CLASS_SWEEP_TOLERANCE : SWEEP_TOLERANCE;
   const folds = heldOutFolds.map((heldOut) =>
@@ -351,7 +382,7 @@ export async function searchL2(matrix: LabelledMatrix, options: L2SearchOptions)
   const criterion = options.criterion ?? 'accuracy';
   const better = (a: L2Candidate, b: L2Candidate) => isBetter(a, b, criterion);
   // Ranked by accuracy, a candidate that scores every held-out row right can only be tied by a weaker one, and a
-  // tie goes to the stronger: weaker candidates need not be fitted at all (separable sets stop at once).
+  // perfect tie goes to the stronger: weaker candidates need not be fitted at all (separable sets stop at once).
   const unbeatableByWeaker = (candidate: L2Candidate) => criterion === 'accuracy' && candidate.accuracy >= 1 - 1e-9;
   let done = 0;
   const total = (coarse.length + 2) * foldCount;
@@ -380,6 +411,7 @@ export async function searchL2(matrix: LabelledMatrix, options: L2SearchOptions)
             math: options.math,
             sampleWeights: fold.weights,
             start: warmStartFrom(starts[f], fold, l2),
+            curvature: starts[f]?.curvature,
             preconditioner: options.preconditioner,
             maxIterations,
             ...tolerance,
@@ -387,11 +419,7 @@ export async function searchL2(matrix: LabelledMatrix, options: L2SearchOptions)
           });
           // on the whole matrix, the last evaluation already scored the held-out rows
           const logits = lane
-            ? heldOutLogits(
-                fit.logits ?? addBias(await lane.logits(fit.weight), fit.bias, matrix.rows),
-                fold.heldOut,
-                classes,
-              )
+            ? heldOutLogits(fit.logits, fold.heldOut, classes)
             : await linearLogits(fold.validation!.data, fold.heldOut.length, dim, fit, options.math);
           options.onProgress?.(++done, total);
           return { fit, logits };
@@ -402,7 +430,8 @@ export async function searchL2(matrix: LabelledMatrix, options: L2SearchOptions)
     );
     const foldSolutions: FoldSolution[] = fits.map(({ fit }) => ({
       flat: fit.flat,
-      ...(fewClasses && fit.logits ? { trainLogits: fit.logits } : {}),
+      curvature: fit.curvature,
+      ...(fewClasses ? { trainLogits: fit.logits } : {}),
     }));
     const foldLogits = fits.map((r) => r.logits);
     fits.forEach(({ fit, logits }, f) => {
@@ -474,6 +503,7 @@ export async function searchL2(matrix: LabelledMatrix, options: L2SearchOptions)
     candidates,
     outOfFoldLogits,
     warmStart,
+    warmCurvature: bestSolutions[0].curvature,
     folds: foldCount,
     heldOutFolds: folds.map((fold) => fold.heldOut),
   };

@@ -21,6 +21,7 @@ import {
   refitL2,
   searchL2,
 } from './linear.js';
+import type { LinearCurvature } from './curvature.js';
 import { heldOutMetrics } from './metrics.js';
 import { type MlpOptions, mlpLogits, trainNetwork } from './mlp.js';
 import {
@@ -79,7 +80,7 @@ export interface TrainHeadOptions {
   l2?: number | 'auto';
   /** Where the L2 sweep's walk starts (a decade of the default grid, 100 .. 1e-6; default 1e-3 preconditioned, else 1e-2). */
   l2Start?: number;
-  /** How the L2 sweep ranks strengths (default accuracy, ties to the stronger). */
+  /** How the L2 sweep ranks strengths (default accuracy, ties by log loss, perfect scores to the stronger). */
   l2Criterion?: 'logLoss' | 'accuracy';
   /** Folds for the L2 sweep and the out-of-fold calibration data (default 3, fewer when a class is smaller). */
   folds?: number;
@@ -315,6 +316,7 @@ async function trainLinearLbfgs(context: TrainingContext): Promise<FittedWeights
   const metrics: Record<string, unknown> = {};
   let l2: number;
   let warmStart: Float64Array | undefined;
+  let warmCurvature: LinearCurvature | undefined;
   let candidates: L2Candidate[] | undefined;
   let heldOut: HeldOutLogits | undefined;
   const wantHeldOut = options.calibrate !== false;
@@ -352,6 +354,7 @@ async function trainLinearLbfgs(context: TrainingContext): Promise<FittedWeights
     });
     l2 = typeof options.l2 === 'number' ? options.l2 : refitL2(search.l2, folds);
     warmStart = search.warmStart;
+    warmCurvature = search.warmCurvature;
     candidates = search.candidates;
     heldOut = {
       logits: search.outOfFoldLogits,
@@ -370,6 +373,7 @@ async function trainLinearLbfgs(context: TrainingContext): Promise<FittedWeights
     math,
     sampleWeights: weightsPerRow,
     start: warmStart,
+    curvature: warmCurvature,
     preconditioner,
     maxIterations: options.maxIterations ?? 500,
   });
