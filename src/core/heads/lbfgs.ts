@@ -63,6 +63,31 @@ function axpy(a: number, x: Float64Array, y: Float64Array): void {
   for (let i = 0; i < x.length; i++) y[i] += a * x[i];
 }
 
+/**
+ * y += a * x, then dot(z, y), in one pass: the two-loop recursion's every step is an axpy followed by the next
+ * pair's dot product with the result. The same four accumulators as `dot`, so the result is bit for bit dot(z, y).
+ */
+function axpyThenDot(a: number, x: Float64Array, y: Float64Array, z: Float64Array): number {
+  let s0 = 0,
+    s1 = 0,
+    s2 = 0,
+    s3 = 0;
+  const n = x.length;
+  let i = 0;
+  for (; i + 3 < n; i += 4) {
+    const y0 = (y[i] += a * x[i]);
+    const y1 = (y[i + 1] += a * x[i + 1]);
+    const y2 = (y[i + 2] += a * x[i + 2]);
+    const y3 = (y[i + 3] += a * x[i + 3]);
+    s0 += z[i] * y0;
+    s1 += z[i + 1] * y1;
+    s2 += z[i + 2] * y2;
+    s3 += z[i + 3] * y3;
+  }
+  for (; i < n; i++) s0 += z[i] * (y[i] += a * x[i]);
+  return s0 + s1 + s2 + s3;
+}
+
 function maxAbs(a: Float64Array): number {
   let m = 0;
   for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]));
@@ -70,13 +95,15 @@ function maxAbs(a: Float64Array): number {
 }
 
 /**
- * The last `memory` curvature pairs (s = step, y = gradient change, rho = 1 / s'y). Buffers of the oldest pair are
- * reused once the history is full: these are ~10^5-long, allocating them is GC churn.
+ * The last `memory` curvature pairs (s = step, y = gradient change, rho = 1 / s'y, and y'y for the initial scale).
+ * Buffers of the oldest pair are reused once the history is full: these are ~10^5-long, allocating them is GC churn.
  */
 class CurvatureHistory {
   readonly s: Float64Array[] = [];
   readonly y: Float64Array[] = [];
   readonly rho: number[] = [];
+  readonly sy: number[] = [];
+  readonly yy: number[] = [];
 
   constructor(
     private readonly memory: number,
@@ -89,22 +116,32 @@ class CurvatureHistory {
       const s = pairs.s[i]!;
       const y = pairs.y[i]!;
       if (s.length !== this.n || y.length !== this.n) continue;
-      const sy = dot(s, y);
-      if (!(sy > 1e-12 * Math.sqrt(dot(y, y) * dot(s, s)))) continue;
-      this.s.push(Float64Array.from(s));
-      this.y.push(Float64Array.from(y));
-      this.rho.push(1 / sy);
+      this.keep(Float64Array.from(s), Float64Array.from(y), dot(s, y), dot(y, y), dot(s, s));
     }
   }
 
   clear(): void {
-    this.s.length = this.y.length = this.rho.length = 0;
+    this.s.length = this.y.length = this.rho.length = this.sy.length = this.yy.length = 0;
   }
 
   private dropOldest(): void {
     this.s.shift();
     this.y.shift();
     this.rho.shift();
+    this.sy.shift();
+    this.yy.shift();
+  }
+
+  /** Adds the pair when it satisfies the curvature condition; says whether it did. */
+  private keep(s: Float64Array, y: Float64Array, sy: number, yy: number, ss: number): boolean {
+    if (!(sy > 1e-12 * Math.sqrt(yy * ss))) return false;
+    if (this.s.length === this.memory) this.dropOldest();
+    this.s.push(s);
+    this.y.push(y);
+    this.rho.push(1 / sy);
+    this.sy.push(sy);
+    this.yy.push(yy);
+    return true;
   }
 
   /** Records the step from (x, gradient) to `accepted`, when it satisfies the curvature condition. */
@@ -112,20 +149,54 @@ class CurvatureHistory {
     const full = this.s.length === this.memory;
     const s = full ? this.s[0] : new Float64Array(this.n);
     const y = full ? this.y[0] : new Float64Array(this.n);
-    for (let j = 0; j < this.n; j++) {
-      s[j] = accepted.x[j] - x[j];
-      y[j] = accepted.gradient[j] - gradient[j];
+    // the differences and their three dot products in one pass, accumulated as `dot` does (bit for bit the same)
+    const { x: nextX, gradient: nextGradient } = accepted;
+    let sy0 = 0,
+      sy1 = 0,
+      sy2 = 0,
+      sy3 = 0,
+      yy0 = 0,
+      yy1 = 0,
+      yy2 = 0,
+      yy3 = 0,
+      ss0 = 0,
+      ss1 = 0,
+      ss2 = 0,
+      ss3 = 0;
+    const n = this.n;
+    let j = 0;
+    for (; j + 3 < n; j += 4) {
+      const a0 = (s[j] = nextX[j] - x[j]);
+      const a1 = (s[j + 1] = nextX[j + 1] - x[j + 1]);
+      const a2 = (s[j + 2] = nextX[j + 2] - x[j + 2]);
+      const a3 = (s[j + 3] = nextX[j + 3] - x[j + 3]);
+      const b0 = (y[j] = nextGradient[j] - gradient[j]);
+      const b1 = (y[j + 1] = nextGradient[j + 1] - gradient[j + 1]);
+      const b2 = (y[j + 2] = nextGradient[j + 2] - gradient[j + 2]);
+      const b3 = (y[j + 3] = nextGradient[j + 3] - gradient[j + 3]);
+      sy0 += a0 * b0;
+      sy1 += a1 * b1;
+      sy2 += a2 * b2;
+      sy3 += a3 * b3;
+      yy0 += b0 * b0;
+      yy1 += b1 * b1;
+      yy2 += b2 * b2;
+      yy3 += b3 * b3;
+      ss0 += a0 * a0;
+      ss1 += a1 * a1;
+      ss2 += a2 * a2;
+      ss3 += a3 * a3;
     }
-    const sy = dot(s, y);
-    if (sy > 1e-12 * Math.sqrt(dot(y, y) * dot(s, s))) {
-      if (full) this.dropOldest();
-      this.s.push(s);
-      this.y.push(y);
-      this.rho.push(1 / sy);
-    } else if (full) {
-      // the pair was rejected but its buffers held the oldest pair: drop that pair too (its data is gone)
-      this.dropOldest();
+    for (; j < n; j++) {
+      const a = (s[j] = nextX[j] - x[j]);
+      const b = (y[j] = nextGradient[j] - gradient[j]);
+      sy0 += a * b;
+      yy0 += b * b;
+      ss0 += a * a;
     }
+    // a full history's oldest pair lent its buffers: it goes whether or not the new pair is kept (its data is gone)
+    if (full) this.dropOldest();
+    this.keep(s, y, sy0 + sy1 + sy2 + sy3, yy0 + yy1 + yy2 + yy3, ss0 + ss1 + ss2 + ss3);
   }
 }
 
@@ -136,37 +207,43 @@ async function searchDirection(
   alpha: Float64Array,
   precondition: LbfgsOptions['precondition'],
 ): Promise<Float64Array> {
-  // loops hoisted by hand: this runs on ~10^5-long vectors every iteration
+  // loops fused and hoisted by hand: this runs on ~10^5-long vectors every iteration
   const n = gradient.length;
   const { s: sHistory, y: yHistory, rho: rhoHistory } = history;
+  const pairs = sHistory.length;
   const direction = Float64Array.from(gradient);
-  for (let i = sHistory.length - 1; i >= 0; i--) {
-    const a = rhoHistory[i] * dot(sHistory[i], direction);
-    alpha[i] = a;
-    axpy(-a, yHistory[i], direction);
+  if (pairs > 0) {
+    let sd = dot(sHistory[pairs - 1], direction);
+    for (let i = pairs - 1; i >= 0; i--) {
+      const a = rhoHistory[i] * sd;
+      alpha[i] = a;
+      if (i > 0) sd = axpyThenDot(-a, yHistory[i], direction, sHistory[i - 1]);
+      else axpy(-a, yHistory[i], direction);
+    }
   }
-  const last = sHistory.length - 1;
+  const last = pairs - 1;
   let gamma: number;
   if (precondition) {
     await precondition(direction);
     if (last >= 0) {
       const py = Float64Array.from(yHistory[last]);
       await precondition(py);
-      gamma = dot(sHistory[last], yHistory[last]) / dot(yHistory[last], py);
+      gamma = history.sy[last] / dot(yHistory[last], py);
     } else {
       gamma = 1 / Math.max(1e-12, Math.sqrt(dot(direction, direction)));
     }
   } else {
-    gamma =
-      last >= 0
-        ? dot(sHistory[last], yHistory[last]) / dot(yHistory[last], yHistory[last])
-        : 1 / Math.max(1e-12, Math.sqrt(dot(gradient, gradient)));
+    gamma = last >= 0 ? history.sy[last] / history.yy[last] : 1 / Math.max(1e-12, Math.sqrt(dot(gradient, gradient)));
   }
   for (let j = 0; j < n; j++) direction[j] *= -gamma;
   // direction now holds -H0 q; the second loop runs on the negated vector, so the signs flip
-  for (let i = 0; i < sHistory.length; i++) {
-    const beta = rhoHistory[i] * dot(yHistory[i], direction);
-    axpy(-alpha[i] - beta, sHistory[i], direction);
+  if (pairs > 0) {
+    let yd = dot(yHistory[0], direction);
+    for (let i = 0; i < pairs; i++) {
+      const beta = rhoHistory[i] * yd;
+      if (i + 1 < pairs) yd = axpyThenDot(-alpha[i] - beta, sHistory[i], direction, yHistory[i + 1]);
+      else axpy(-alpha[i] - beta, sHistory[i], direction);
+    }
   }
   return direction;
 }

@@ -212,19 +212,32 @@ export function* sphericalKMeansSteps(
     return changed;
   }
   const assignment = new Int32Array(fitRows).fill(-1);
+  const previous = new Int32Array(fitRows);
   const sizes = new Array<number>(clusters).fill(0);
+  // Cluster sums follow the rows that moved, not every row every iteration: after the first iterations few rows
+  // move, and summing all of them was most of the open-set fit's time (2,000 x 1,280 rows: 94 of 140 ms).
+  const sums = new Float64Array(clusters * dim);
+  const touched = new Uint8Array(clusters);
   for (let iteration = 0; iteration < iterations; iteration++) {
+    previous.set(assignment);
     if ((yield* nearestCentroid(fitData, fitRows, assignment)) === 0) break;
-    const sums = new Float64Array(clusters * dim);
-    sizes.fill(0);
+    touched.fill(0);
     for (let r = 0; r < fitRows; r++) {
-      const c = assignment[r];
-      sizes[c]++;
+      const from = previous[r];
+      const to = assignment[r];
+      if (from === to) continue;
       const o = r * dim;
-      for (let d = 0; d < dim; d++) sums[c * dim + d] += fitData[o + d];
+      if (from >= 0) {
+        sizes[from]--;
+        touched[from] = 1;
+        for (let d = 0; d < dim; d++) sums[from * dim + d] -= fitData[o + d];
+      }
+      sizes[to]++;
+      touched[to] = 1;
+      for (let d = 0; d < dim; d++) sums[to * dim + d] += fitData[o + d];
     }
     for (let c = 0; c < clusters; c++) {
-      if (sizes[c] === 0) continue; // an empty cluster keeps its centroid
+      if (!touched[c] || sizes[c] === 0) continue; // an empty cluster keeps its centroid
       for (let d = 0; d < dim; d++) centroids[c * dim + d] = sums[c * dim + d];
       l2NormalizeInPlace(centroids, c * dim, dim);
     }

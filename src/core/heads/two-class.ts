@@ -26,11 +26,6 @@ export function productColumns(classes: number, options: Pick<SoftmaxRegressionO
   return solvesAsTwoClass(classes, options) ? 1 : classes;
 }
 
-/** log(1 + e^z) without overflow. */
-function softplus(z: number): number {
-  return z > 0 ? z + Math.log1p(Math.exp(-z)) : Math.log1p(Math.exp(z));
-}
-
 /**
  * L2-regularized logistic regression of class 1 against class 0, returned as the equivalent 2-class softmax
  * regression (same objective value, weights w1 = v/2, w0 = -v/2). Options as fitSoftmaxRegression's; `products`
@@ -68,9 +63,9 @@ export async function fitTwoClassRegression(
         continue;
       }
       const positive = targets[r] === 1;
-      loss += weight * (softplus(zr) - (positive ? zr : 0));
-      // sigmoid(z) - y, from whichever side keeps exp from overflowing
+      // softplus(z) = max(z, 0) + log(1 + e^-|z|) and sigmoid(z) share the one exp, which never overflows
       const e = Math.exp(-Math.abs(zr));
+      loss += weight * ((zr > 0 ? zr : 0) + Math.log1p(e) - (positive ? zr : 0));
       const sigmoid = zr >= 0 ? 1 / (1 + e) : e / (1 + e);
       const g = weight * (sigmoid - (positive ? 1 : 0));
       residual[r] = g;

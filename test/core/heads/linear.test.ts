@@ -255,3 +255,35 @@ t.test('a strength that scores every held-out row right is never followed by wea
   );
   t.ok(result.l2 >= first.l2, 'the strongest of the equally accurate ones is chosen');
 });
+
+t.test(
+  'the stronger first step, fitted beside the weaker one, counts only where the walk would have taken it',
+  async (t) => {
+    // clean rows: the weaker walk finds a better strength, so the walk never goes stronger than its start
+    const clean = gaussianClusters({ perClass: [150, 150], dim: 10, separation: 4, seed: 12 });
+    const walkedDown = await searchL2(matrixOf(clean.data, clean.labels), {
+      math: jsDenseMath,
+      folds: 3,
+      seed: 0,
+      start: 1,
+    });
+    t.ok(walkedDown.l2 < 1, `a weaker strength than the start is chosen (${walkedDown.l2})`);
+    t.notOk(
+      walkedDown.candidates.some((c) => c.l2 === 10),
+      `the speculative stronger step is not listed (${walkedDown.candidates.map((c) => c.l2).join(', ')})`,
+    );
+    // few noisy rows: nothing weaker beats the start, so the stronger step is taken as the walk's own
+    const noisy = gaussianClusters({ perClass: [20, 20], dim: 30, separation: 0.6, seed: 5 });
+    const walkedUp = await searchL2(matrixOf(noisy.data, noisy.labels), {
+      math: jsDenseMath,
+      folds: 3,
+      seed: 0,
+      start: 1e-2,
+      criterion: 'logLoss',
+    });
+    const first = walkedUp.candidates[0]!;
+    const tried = walkedUp.candidates.map((c) => c.l2);
+    t.ok(walkedUp.l2 >= first.l2, `the start or a stronger strength is chosen (${walkedUp.l2})`);
+    t.ok(tried.includes(0.1), `the stronger step is listed (${tried.join(', ')})`);
+  },
+);

@@ -50,3 +50,37 @@ t.test('k-means with no refinement still assigns every row to a seed', async (t)
   );
   t.equal(centroids.length, sizes.length * dim);
 });
+
+t.test('converged k-means centroids are the normalized means of the rows nearest to them', async (t) => {
+  const rows = 200;
+  const space = openSetSpace(train.data, rows, dim);
+  // 8 clusters fit on all 200 rows (no sample), with enough iterations to reach a fixed point: the sums, kept up to
+  // date as rows move, must equal fresh sums
+  const { centroids, sizes } = sphericalKMeans(space, rows, dim, 8, 2, 100);
+  const clusters = sizes.length;
+  const sums = new Float64Array(clusters * dim);
+  const counts = new Array<number>(clusters).fill(0);
+  for (let r = 0; r < rows; r++) {
+    let best = 0;
+    let bestSimilarity = -Infinity;
+    for (let c = 0; c < clusters; c++) {
+      let similarity = 0;
+      for (let d = 0; d < dim; d++) similarity += space[r * dim + d]! * centroids[c * dim + d]!;
+      if (similarity > bestSimilarity) {
+        bestSimilarity = similarity;
+        best = c;
+      }
+    }
+    counts[best]!++;
+    for (let d = 0; d < dim; d++) sums[best * dim + d] += space[r * dim + d]!;
+  }
+  t.same(counts, sizes, 'each centroid counts the rows nearest to it');
+  let worst = 0;
+  for (let c = 0; c < clusters; c++) {
+    let norm = 0;
+    for (let d = 0; d < dim; d++) norm += sums[c * dim + d]! ** 2;
+    for (let d = 0; d < dim; d++)
+      worst = Math.max(worst, Math.abs(sums[c * dim + d]! / Math.sqrt(norm) - centroids[c * dim + d]!));
+  }
+  t.ok(worst < 1e-6, `each centroid is its rows' normalized mean (max difference ${worst})`);
+});
