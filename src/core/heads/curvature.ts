@@ -20,18 +20,22 @@ export interface LinearCurvature {
 }
 
 /**
- * The pairs moved to another L2 strength: the penalty adds penaltyCurvature * l2 * s to the penalized coordinates
- * of y, so y + (l2 - from.l2) * penaltyCurvature * s is exact for the penalty, and the data term's curvature is about
- * the same where the solutions are near (neighbouring strengths, folds of one set).
+ * The pairs moved to another L2 strength (for LbfgsOptions.initialPairs): the penalty adds penaltyCurvature * l2 * s
+ * to the penalized coordinates of y, so y + (l2 - from.l2) * penaltyCurvature * s is exact for the penalty, and the
+ * data term's curvature is about the same where the solutions are near (neighbouring strengths, folds of one set).
+ * The steps are shared, the moved gradient changes are new arrays: nothing of `from` is written.
  */
 export function curvatureAt(from: LinearCurvature, l2: number): CurvaturePairs {
   const shift = (l2 - from.l2) * from.penaltyCurvature;
+  if (shift === 0) return from.pairs;
+  const { penalized } = from;
   return {
     s: from.pairs.s,
-    y: from.pairs.y.map((y, i) => {
-      const s = from.pairs.s[i]!;
-      const moved = Float64Array.from(y);
-      if (shift !== 0) for (let j = 0; j < from.penalized; j++) moved[j] += shift * s[j]!;
+    y: from.pairs.y.map((change, i) => {
+      const step = from.pairs.s[i]!;
+      const moved = new Float64Array(change.length);
+      for (let j = 0; j < penalized; j++) moved[j] = change[j]! + shift * step[j]!;
+      for (let j = penalized; j < change.length; j++) moved[j] = change[j]!;
       return moved;
     }),
   };

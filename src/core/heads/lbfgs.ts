@@ -14,8 +14,8 @@ export interface LbfgsOptions {
    */
   precondition?: (vector: Float64Array) => Promise<void>;
   /**
-   * Curvature pairs to start from (a neighbouring problem's, see CurvaturePairs), oldest first; copied, not kept.
-   * Pairs that fail the curvature condition are dropped.
+   * Curvature pairs to start from (a neighbouring problem's, see CurvaturePairs), oldest first: read, never written
+   * (the run's own pairs get their own buffers). Pairs that fail the curvature condition are dropped.
    */
   initialPairs?: CurvaturePairs;
 }
@@ -36,7 +36,7 @@ export interface LbfgsResult {
   iterations: number;
   evaluations: number;
   converged: boolean;
-  /** The curvature pairs held at the end (copies are needed before changing them: see LbfgsOptions.initialPairs). */
+  /** The curvature pairs held at the end (some may be the initial pairs given: treat them as read-only). */
   pairs: CurvaturePairs;
 }
 
@@ -104,24 +104,27 @@ class CurvatureHistory {
   readonly rho: number[] = [];
   readonly sy: number[] = [];
   readonly yy: number[] = [];
+  /** Whether the pair's buffers are this run's (reusable) or seeded ones (read-only). */
+  private readonly owned: boolean[] = [];
 
   constructor(
     private readonly memory: number,
     private readonly n: number,
   ) {}
 
-  /** Seeds the history with copies of `pairs` (the newest `memory` of them that satisfy the curvature condition). */
+  /** Seeds the history with `pairs` (the newest `memory` of them that satisfy the curvature condition), read-only. */
   seed(pairs: CurvaturePairs): void {
     for (let i = Math.max(0, pairs.s.length - this.memory); i < pairs.s.length; i++) {
       const s = pairs.s[i]!;
       const y = pairs.y[i]!;
       if (s.length !== this.n || y.length !== this.n) continue;
-      this.keep(Float64Array.from(s), Float64Array.from(y), dot(s, y), dot(y, y), dot(s, s));
+      const { sy, yy, ss } = pairDots(s, y);
+      this.keep(s, y, sy, yy, ss, false);
     }
   }
 
   clear(): void {
-    this.s.length = this.y.length = this.rho.length = this.sy.length = this.yy.length = 0;
+    this.s.length = this.y.length = this.rho.length = this.sy.length = this.yy.length = this.owned.length = 0;
   }
 
   private dropOldest(): void {
@@ -130,74 +133,84 @@ class CurvatureHistory {
     this.rho.shift();
     this.sy.shift();
     this.yy.shift();
+    this.owned.shift();
   }
 
-  /** Adds the pair when it satisfies the curvature condition; says whether it did. */
-  private keep(s: Float64Array, y: Float64Array, sy: number, yy: number, ss: number): boolean {
-    if (!(sy > 1e-12 * Math.sqrt(yy * ss))) return false;
+  /** Adds the pair when it satisfies the curvature condition. */
+  private keep(s: Float64Array, y: Float64Array, sy: number, yy: number, ss: number, owned: boolean): void {
+    if (!(sy > 1e-12 * Math.sqrt(yy * ss))) return;
     if (this.s.length === this.memory) this.dropOldest();
     this.s.push(s);
     this.y.push(y);
     this.rho.push(1 / sy);
     this.sy.push(sy);
     this.yy.push(yy);
-    return true;
+    this.owned.push(owned);
   }
 
   /** Records the step from (x, gradient) to `accepted`, when it satisfies the curvature condition. */
   record(x: Float64Array, gradient: Float64Array, accepted: { x: Float64Array; gradient: Float64Array }): void {
     const full = this.s.length === this.memory;
-    const s = full ? this.s[0] : new Float64Array(this.n);
-    const y = full ? this.y[0] : new Float64Array(this.n);
-    // the differences and their three dot products in one pass, accumulated as `dot` does (bit for bit the same)
+    // a full history lends its oldest pair's buffers, when they are its own
+    const reuse = full && this.owned[0];
+    const s = reuse ? this.s[0] : new Float64Array(this.n);
+    const y = reuse ? this.y[0] : new Float64Array(this.n);
     const { x: nextX, gradient: nextGradient } = accepted;
-    let sy0 = 0,
-      sy1 = 0,
-      sy2 = 0,
-      sy3 = 0,
-      yy0 = 0,
-      yy1 = 0,
-      yy2 = 0,
-      yy3 = 0,
-      ss0 = 0,
-      ss1 = 0,
-      ss2 = 0,
-      ss3 = 0;
-    const n = this.n;
-    let j = 0;
-    for (; j + 3 < n; j += 4) {
-      const a0 = (s[j] = nextX[j] - x[j]);
-      const a1 = (s[j + 1] = nextX[j + 1] - x[j + 1]);
-      const a2 = (s[j + 2] = nextX[j + 2] - x[j + 2]);
-      const a3 = (s[j + 3] = nextX[j + 3] - x[j + 3]);
-      const b0 = (y[j] = nextGradient[j] - gradient[j]);
-      const b1 = (y[j + 1] = nextGradient[j + 1] - gradient[j + 1]);
-      const b2 = (y[j + 2] = nextGradient[j + 2] - gradient[j + 2]);
-      const b3 = (y[j + 3] = nextGradient[j + 3] - gradient[j + 3]);
-      sy0 += a0 * b0;
-      sy1 += a1 * b1;
-      sy2 += a2 * b2;
-      sy3 += a3 * b3;
-      yy0 += b0 * b0;
-      yy1 += b1 * b1;
-      yy2 += b2 * b2;
-      yy3 += b3 * b3;
-      ss0 += a0 * a0;
-      ss1 += a1 * a1;
-      ss2 += a2 * a2;
-      ss3 += a3 * a3;
+    for (let j = 0; j < this.n; j++) {
+      s[j] = nextX[j] - x[j];
+      y[j] = nextGradient[j] - gradient[j];
     }
-    for (; j < n; j++) {
-      const a = (s[j] = nextX[j] - x[j]);
-      const b = (y[j] = nextGradient[j] - gradient[j]);
-      sy0 += a * b;
-      yy0 += b * b;
-      ss0 += a * a;
-    }
-    // a full history's oldest pair lent its buffers: it goes whether or not the new pair is kept (its data is gone)
+    const { sy, yy, ss } = pairDots(s, y);
+    // the oldest pair goes whether or not the new one is kept: when it lent its buffers, its data is gone
     if (full) this.dropOldest();
-    this.keep(s, y, sy0 + sy1 + sy2 + sy3, yy0 + yy1 + yy2 + yy3, ss0 + ss1 + ss2 + ss3);
+    this.keep(s, y, sy, yy, ss, true);
   }
+}
+
+/** s'y, y'y and s's in one pass, each accumulated as `dot` does (bit for bit dot's results). */
+function pairDots(s: Float64Array, y: Float64Array): { sy: number; yy: number; ss: number } {
+  let sy0 = 0,
+    sy1 = 0,
+    sy2 = 0,
+    sy3 = 0,
+    yy0 = 0,
+    yy1 = 0,
+    yy2 = 0,
+    yy3 = 0,
+    ss0 = 0,
+    ss1 = 0,
+    ss2 = 0,
+    ss3 = 0;
+  const n = s.length;
+  let j = 0;
+  for (; j + 3 < n; j += 4) {
+    const a0 = s[j];
+    const a1 = s[j + 1];
+    const a2 = s[j + 2];
+    const a3 = s[j + 3];
+    const b0 = y[j];
+    const b1 = y[j + 1];
+    const b2 = y[j + 2];
+    const b3 = y[j + 3];
+    sy0 += a0 * b0;
+    sy1 += a1 * b1;
+    sy2 += a2 * b2;
+    sy3 += a3 * b3;
+    yy0 += b0 * b0;
+    yy1 += b1 * b1;
+    yy2 += b2 * b2;
+    yy3 += b3 * b3;
+    ss0 += a0 * a0;
+    ss1 += a1 * a1;
+    ss2 += a2 * a2;
+    ss3 += a3 * a3;
+  }
+  for (; j < n; j++) {
+    sy0 += s[j] * y[j];
+    yy0 += y[j] * y[j];
+    ss0 += s[j] * s[j];
+  }
+  return { sy: sy0 + sy1 + sy2 + sy3, yy: yy0 + yy1 + yy2 + yy3, ss: ss0 + ss1 + ss2 + ss3 };
 }
 
 /** The two-loop recursion: -H g, with H0 the preconditioner (or the identity) scaled by s'y / y'H0y. */

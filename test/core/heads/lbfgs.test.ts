@@ -39,7 +39,13 @@ t.test('curvature pairs given at the start make the first step a scaled one', as
   // a start near the optimum, as a warm start from a neighbouring problem
   const near = Float64Array.from(first.x, (v, i) => v + 1e-3 * Math.sin(i));
   const without = await minimizeLbfgs(objective, near, options);
+  const before = first.pairs.s.concat(first.pairs.y).map((v) => Array.from(v));
   const withPairs = await minimizeLbfgs(objective, near, { ...options, initialPairs: first.pairs });
+  t.same(
+    first.pairs.s.concat(first.pairs.y).map((v) => Array.from(v)),
+    before,
+    'the pairs given are read, never written',
+  );
   t.ok(withPairs.converged && without.converged, 'both converge');
   t.ok(
     withPairs.evaluations < without.evaluations,
