@@ -229,15 +229,24 @@ interface TrainingContext {
   progress: TrainHeadOptions['onProgress'];
 }
 
-function checkFinite(raw: Float32Array, dim: number, labels: readonly string[]): void {
+/**
+ * Every embedding value finite, or an error naming the first row that is not. Standardization's column sums already
+ * read every value, and a sum is finite only when all its values are (float32 values cannot overflow a float64 sum
+ * of rows): with finite means the scan, a tenth of a 2-class head's training, is skipped.
+ */
+function checkFinite(data: TrainingData, normalization: Normalization): void {
+  if (normalization.kind === 'standardize' && normalization.mean.every(Number.isFinite)) return;
+  const { raw, dim, classes, targets } = data;
   for (let i = 0; i < raw.length; i++) {
     const v = raw[i];
     // v - v is 0 for every finite v and NaN for NaN and the infinities: one subtraction per value
-    if (v - v !== 0)
+    if (v - v !== 0) {
+      const row = Math.floor(i / dim);
       throw new EdgetlError(
         'train-input',
-        `embedding ${Math.floor(i / dim)} (label "${labels[Math.floor(i / dim)]}") holds a non-finite value`,
+        `embedding ${row} (label "${classes[targets[row]]}") holds a non-finite value`,
       );
+    }
   }
 }
 
@@ -281,7 +290,6 @@ function trainingData(embeddings: EmbeddingRows, labels: readonly string[], opti
       `embeddings have ${dim} values each but backbone ${options.backbone.id} produces ${options.backbone.embeddingDim}`,
     );
   }
-  checkFinite(raw, dim, labels);
   const classes = options.classes ? [...options.classes] : [...new Set(labels)].sort();
   checkClassList(classes);
   const targets = classTargets(labels, classes);
@@ -599,6 +607,7 @@ function trainingContext(
   const { raw, rows, dim, classes, targets } = data;
   const normalizationKind = options.normalization ?? (type === 'prototype' ? 'l2' : 'standardize');
   const normalization = fitNormalization(normalizationKind, raw, rows, dim);
+  checkFinite(data, normalization);
   const matrix: LabelledMatrix = {
     data: applyNormalization(normalization, raw, rows, dim),
     rows,

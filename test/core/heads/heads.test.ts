@@ -246,6 +246,20 @@ t.test('refusals: one class, an empty class, bad rows, reserved label', async (t
   const broken = Float32Array.from(data);
   broken[13] = NaN;
   await rejects(t, trainHead(broken, labels), /embedding 1 .*non-finite/, 'NaN');
+  // standardization's column sums stand in for the scan: infinities, and opposite ones that cancel, must still fail
+  const infinite = Float32Array.from(data);
+  infinite[27] = Infinity;
+  await rejects(t, trainHead(infinite, labels), /embedding 2 \(label "c0"\) holds a non-finite/, 'Infinity');
+  const opposite = Float32Array.from(data);
+  opposite[33] = Infinity;
+  opposite[73] = -Infinity;
+  await rejects(t, trainHead(opposite, labels), /embedding 3 .*non-finite/, '+Infinity and -Infinity in one column');
+  await rejects(
+    t,
+    trainHead(broken, labels, { type: 'prototype' }),
+    /embedding 1 .*non-finite/,
+    'NaN without standardization',
+  );
   await rejects(
     t,
     trainHead(
