@@ -43,6 +43,18 @@ export {
 export { scanImageFolder, type ImageFolder, type DatasetItem } from './node/embed/dataset.js';
 export { embedFolder, type EmbedFolderOptions, type EmbedFolderResult } from './node/embed/embed-folder.js';
 export {
+  tuneEmbedding,
+  saveEmbedTuning,
+  savedEmbedTuning,
+  defaultTuningSpace,
+  type EmbedTuning,
+  type EmbedTrial,
+  type EmbedSettings,
+  type EmbedTuningSpace,
+  type TuneEmbeddingOptions,
+  type MachineKey,
+} from './node/embed/tune.js';
+export {
   readEmbeddingSet,
   writeEmbeddingSet,
   type EmbeddingSet,

@@ -4,6 +4,14 @@ import { EdgetlError } from '../../core/util/errors.js';
 import { Backbone, type BackboneLoadOptions } from '../embed/backbone.js';
 import { embedFolder, type EmbedFolderResult } from '../embed/embed-folder.js';
 import { DEFAULT_BATCH_SIZE } from '../embed/pipeline.js';
+import { scanImageFolder } from '../embed/dataset.js';
+import {
+  type EmbedTuning,
+  MIN_TUNING_IMAGES,
+  saveEmbedTuning,
+  savedEmbedTuning,
+  tuneEmbedding,
+} from '../embed/tune.js';
 import { DEFAULT_BACKBONE_ID } from '../../core/models/catalog.js';
 import type { ExecutionProviderRequest, ProviderReport } from '../../core/execution/types.js';
 import { gatherHostFacts } from '../execution/providers.js';
@@ -21,6 +29,8 @@ export const embedRunOptions = {
   threads: { type: 'string' },
   'decode-threads': { type: 'string' },
   batch: { type: 'string' },
+  autotune: { type: 'boolean' },
+  'autotune-sample': { type: 'string' },
   strict: { type: 'boolean' },
   'no-cache': { type: 'boolean' },
   'no-download': { type: 'boolean' },
@@ -41,6 +51,11 @@ export const embedRunHelp = `Model and execution:
                              on the main thread)
   --batch N                  images per inference for dynamic-batch models (default ${DEFAULT_BATCH_SIZE}; fixed-batch
                              models run at their own size)
+  --autotune                 (embed, start) first time every combination of 1, half and all of the cores for
+                             --threads and --decode-threads with batch 4, 8, 16 on a sample of the folder, embed
+                             with the fastest, and save it: later runs on this machine and backbone use it wherever
+                             these three flags are not given (a flag given fixes its own setting while tuning)
+  --autotune-sample N        photos timed per combination (default 96, at least ${MIN_TUNING_IMAGES})
   --no-download              never download a missing catalog model
 Images:
   --strict                   stop at the first unusable image (default: skip it and report why)
@@ -62,10 +77,29 @@ export interface EmbedRunRequest {
   searchPath?: string[];
 }
 
+/** The threads, decoders and batch a run used, and where they came from. */
+export interface EmbedRunSettings {
+  intraOpThreads?: number;
+  decodeThreads?: number;
+  batchSize: number;
+  /** Per setting: 'flag', 'tuned' (a saved or fresh --autotune measurement) or 'default'. */
+  sources: { intraOpThreads: SettingSource; decodeThreads: SettingSource; batchSize: SettingSource };
+  /** The tuning file used or written. */
+  tuningFile?: string;
+  /** When the tuning used was measured. */
+  tunedAt?: string;
+  notes: string[];
+}
+
+type SettingSource = 'flag' | 'tuned' | 'default';
+
 export interface EmbedRunReport {
   backbone: Backbone;
   result: EmbedFolderResult;
   loadSeconds: number;
+  settings: EmbedRunSettings;
+  /** The measurement `--autotune` made before embedding. */
+  tuning?: EmbedTuning;
 }
 
 function parseEp(value: string | undefined): ExecutionProviderRequest | undefined {
@@ -98,15 +132,88 @@ export function loadOptionsFromFlags(values: EmbedRunValues, searchPath?: string
   };
 }
 
+/**
+ * Threads, decoders and batch for a run: each from its flag when given, else from the tuning (a fresh `--autotune`
+ * measurement of this folder, or the one saved for this backbone and machine), else the defaults.
+ */
+async function embedRunSettings(
+  request: EmbedRunRequest,
+  showProgress: boolean,
+): Promise<{ settings: EmbedRunSettings; tuning?: EmbedTuning; used?: EmbedTuning }> {
+  const { values } = request;
+  const flags = loadOptionsFromFlags(values, request.searchPath);
+  const batchFlag =
+    values.batch === undefined
+      ? undefined
+      : parseNumberOption(values.batch, 'batch', DEFAULT_BATCH_SIZE, { integer: true, min: 1, max: 4096 });
+  const reference = values.backbone ?? DEFAULT_BACKBONE_ID;
+  const notes: string[] = [];
+  let tuning: EmbedTuning | undefined;
+  let fresh: EmbedTuning | undefined;
+  let tuningFile: string | undefined;
+  if (values.autotune === true) {
+    const sampleImages = parseNumberOption(values['autotune-sample'], 'autotune-sample', 96, {
+      integer: true,
+      min: MIN_TUNING_IMAGES,
+      max: 100_000,
+    });
+    const scan = await scanImageFolder(request.dir);
+    const bar = new ProgressBar('tuning', showProgress);
+    fresh = tuning = await tuneEmbedding(
+      reference,
+      scan.items.map((item) => item.path),
+      {
+        load: { ...flags, intraOpThreads: undefined, decodeThreads: undefined },
+        space: {
+          ...(flags.intraOpThreads !== undefined ? { intraOpThreads: [flags.intraOpThreads] } : {}),
+          ...(flags.decodeThreads !== undefined ? { decodeThreads: [flags.decodeThreads] } : {}),
+          ...(batchFlag !== undefined ? { batchSizes: [batchFlag] } : {}),
+        },
+        sampleImages,
+        onProgress: (done, total) => bar.update(done, total),
+      },
+    );
+    bar.finish();
+    tuningFile = await saveEmbedTuning(tuning);
+  } else if (flags.intraOpThreads === undefined || flags.decodeThreads === undefined || batchFlag === undefined) {
+    const saved = await savedEmbedTuning(reference, flags.ep ?? 'auto');
+    if (saved.problem) notes.push(saved.problem);
+    if (saved.tuning) {
+      tuning = saved.tuning;
+      tuningFile = saved.path;
+    }
+  }
+  const pick = <T>(flag: T | undefined, tuned: T | undefined): [T | undefined, SettingSource] =>
+    flag !== undefined ? [flag, 'flag'] : tuned !== undefined ? [tuned, 'tuned'] : [undefined, 'default'];
+  const [intraOpThreads, threadsSource] = pick(flags.intraOpThreads, tuning?.choice.intraOpThreads);
+  const [decodeThreads, decodersSource] = pick(flags.decodeThreads, tuning?.choice.decodeThreads);
+  const [batchSize, batchSource] = pick(batchFlag, tuning?.choice.batchSize);
+  return {
+    settings: {
+      intraOpThreads,
+      decodeThreads,
+      batchSize: batchSize ?? DEFAULT_BATCH_SIZE,
+      sources: { intraOpThreads: threadsSource, decodeThreads: decodersSource, batchSize: batchSource },
+      ...(tuningFile ? { tuningFile, tunedAt: tuning?.measuredAt } : {}),
+      notes,
+    },
+    ...(fresh ? { tuning: fresh } : {}),
+    ...(tuning ? { used: tuning } : {}),
+  };
+}
+
 /** Load the backbone, embed the folder, write the set: the work of `embed` and `start`, with progress on stderr. */
 export async function runEmbedJob(request: EmbedRunRequest): Promise<EmbedRunReport> {
   const { values } = request;
-  const batchSize = parseNumberOption(values.batch, 'batch', DEFAULT_BATCH_SIZE, { integer: true, min: 1, max: 4096 });
   const showProgress = values.json !== true && process.stderr.isTTY === true;
+  const { settings, tuning, used } = await embedRunSettings(request, showProgress);
+  const batchSize = settings.batchSize;
   const download = new ProgressBar('downloading', showProgress);
   const loadStarted = performance.now();
   const backbone = await Backbone.load(values.backbone ?? DEFAULT_BACKBONE_ID, {
     ...loadOptionsFromFlags(values, request.searchPath),
+    intraOpThreads: settings.intraOpThreads,
+    decodeThreads: settings.decodeThreads,
     onDownloadProgress: (received, total) =>
       download.update(Math.round(received / 1e6), total === undefined ? undefined : Math.round(total / 1e6), 'MB'),
     onDownloadStart: (info) => {
@@ -139,7 +246,11 @@ export async function runEmbedJob(request: EmbedRunRequest): Promise<EmbedRunRep
       onProgress: (done, total, skipped) => bar.update(done, total, skipped ? `(${skipped} skipped)` : ''),
     });
     bar.finish();
-    return { backbone, result, loadSeconds };
+    if (used && used.backbone.sha256 !== backbone.sha256)
+      settings.notes.push(
+        `the tuning in ${settings.tuningFile} was measured on another file for ${used.backbone.reference}: rerun with --autotune`,
+      );
+    return { backbone, result, loadSeconds, settings, ...(tuning ? { tuning } : {}) };
   } finally {
     process.off('SIGINT', onInterrupt);
     await backbone.close();
@@ -191,8 +302,27 @@ export function jsonSummary(report: EmbedRunReport): Record<string, unknown> {
     cacheHits: result.cacheHits,
     computed: result.computed,
     loadSeconds: Number(report.loadSeconds.toFixed(3)),
+    settings: {
+      intraOpThreads: backbone.provider.intraOpThreads ?? null,
+      decodeThreads: report.settings.decodeThreads ?? null,
+      batchSize: report.settings.batchSize,
+      sources: report.settings.sources,
+      ...(report.settings.tuningFile
+        ? { tuningFile: report.settings.tuningFile, tunedAt: report.settings.tunedAt }
+        : {}),
+    },
+    ...(report.tuning
+      ? {
+          autotune: {
+            choice: report.tuning.choice,
+            sampleImages: report.tuning.sampleImages,
+            rounds: report.tuning.rounds,
+            trials: report.tuning.trials,
+          },
+        }
+      : {}),
     skippedFiles: result.skipped,
-    warnings: result.warnings.map(inCliTerms),
+    warnings: [...result.warnings, ...report.settings.notes].map(inCliTerms),
     ...(result.written ? { out: result.written } : {}),
   };
 }
@@ -212,6 +342,21 @@ export function textSummary(report: EmbedRunReport, options: { verbose?: boolean
     `${backbone.id}  ${backbone.embeddingDim}-d  batch ${backbone.batch}  sha256 ${backbone.sha256.slice(0, 12)}...`,
   ]);
   row('provider', describeProvider(backbone.provider, options));
+  const { settings, tuning } = report;
+  if (tuning) {
+    const best = tuning.trials[0]!;
+    const slowest = tuning.trials[tuning.trials.length - 1]!;
+    row('autotune', [
+      `${tuning.trials.length} combinations on ${tuning.sampleImages} photos, ${tuning.rounds} rounds: fastest ` +
+        `${best.imagesPerSecond.toFixed(1)} images/s (slowest ${slowest.imagesPerSecond.toFixed(1)})`,
+    ]);
+  }
+  const where = (source: SettingSource) => (source === 'tuned' ? ' (tuned)' : source === 'flag' ? ' (flag)' : '');
+  row('settings', [
+    `${backbone.provider.intraOpThreads ?? '?'} intra-op thread(s)${where(settings.sources.intraOpThreads)}, ` +
+      `decoding on ${backbone.decoding}${where(settings.sources.decodeThreads)}, batch ${settings.batchSize}${where(settings.sources.batchSize)}` +
+      (settings.tuningFile && !tuning ? `; tuned ${settings.tunedAt?.slice(0, 10)} (--autotune re-measures)` : ''),
+  ]);
   row('time', [
     `${result.seconds.toFixed(2)} s, ${result.imagesPerSecond.toFixed(1)} images/s` +
       ` (model load ${report.loadSeconds.toFixed(2)} s; ${result.cacheHits} from the embedding cache, ${result.computed} computed)`,
@@ -221,7 +366,7 @@ export function textSummary(report: EmbedRunReport, options: { verbose?: boolean
     if (result.skipped.length > 20) shown.push(`... and ${result.skipped.length - 20} more (all listed in the .json)`);
     row(`skipped`, [`${result.skipped.length} file(s)`, ...shown]);
   }
-  for (const warning of result.warnings) row('note', [inCliTerms(warning)]);
+  for (const warning of [...result.warnings, ...settings.notes]) row('note', [inCliTerms(warning)]);
   if (result.written)
     row('wrote', [
       `${shortPath(result.written.npy)}  float32 [${result.items.length}, ${result.dim}]`,

@@ -154,3 +154,50 @@ t.test(
     );
   },
 );
+
+t.test('--autotune times the combinations, embeds with the fastest and saves it for later runs', async (t) => {
+  const { root, model } = await fixture(t);
+  const data = join(root, 'many');
+  for (const [label, colour] of [
+    ['cats', { r: 200, g: 10, b: 10 }],
+    ['dogs', { r: 10, g: 10, b: 200 }],
+  ] as const) {
+    await mkdir(join(data, label), { recursive: true });
+    for (let i = 0; i < 17; i++)
+      await sharp({ create: { width: 20 + i, height: 18, channels: 3, background: colour } })
+        .jpeg()
+        .toFile(join(data, label, `${i}.jpg`));
+  }
+  const out = join(root, 'tuned');
+  const args = [data, '--backbone', model, '--out', out, '--ep', 'cpu', '--json'];
+  const tuned = await capture([...args, '--autotune', '--autotune-sample', '32', '--threads', '1']);
+  t.equal(tuned.code, 0);
+  const summary = JSON.parse(tuned.stdout);
+  t.equal(summary.count, 34, 'the whole folder is embedded after tuning');
+  t.equal(summary.autotune.sampleImages, 32);
+  t.ok(summary.autotune.trials.length >= 3, `${summary.autotune.trials.length} combinations timed`);
+  t.ok(
+    summary.autotune.trials.every((trial: { intraOpThreads: number }) => trial.intraOpThreads === 1),
+    'a flag given fixes its setting while tuning',
+  );
+  t.same(summary.settings.sources, { intraOpThreads: 'flag', decodeThreads: 'tuned', batchSize: 'tuned' });
+  t.equal(summary.settings.batchSize, summary.autotune.choice.batchSize, 'the run used the choice');
+  t.match(summary.settings.tuningFile, /tuning[\\/]embed-[0-9a-f]+\.json$/);
+
+  const later = JSON.parse((await capture([...args, '--no-cache'])).stdout);
+  t.notOk(later.autotune, 'no tuning without --autotune');
+  t.same(later.settings.sources, { intraOpThreads: 'tuned', decodeThreads: 'tuned', batchSize: 'tuned' });
+  t.equal(later.settings.intraOpThreads, summary.autotune.choice.intraOpThreads, 'the saved choice is used');
+  t.equal(later.settings.tuningFile, summary.settings.tuningFile);
+  const flagged = JSON.parse((await capture([...args, '--batch', '3'])).stdout);
+  t.equal(flagged.settings.batchSize, 3, 'a flag wins over the saved tuning');
+  t.equal(flagged.settings.sources.batchSize, 'flag');
+});
+
+t.test('--autotune on too few photos says how many it needs', async (t) => {
+  const { root, data, model } = await fixture(t);
+  await t.rejects(
+    embedCommand.run([data, '--backbone', model, '--out', join(root, 'x'), '--ep', 'cpu', '--autotune']),
+    /tuning needs at least 32 photos/,
+  );
+});
