@@ -53,8 +53,9 @@ export const embedRunHelp = `Model and execution:
                              models run at their own size)
   --autotune                 (embed, start) first time every combination of 1, half and all of the cores for
                              --threads and --decode-threads with batch 4, 8, 16 on a sample of the folder, embed
-                             with the fastest, and save it: later runs on this machine and backbone use it wherever
-                             these three flags are not given (a flag given fixes its own setting while tuning)
+                             with the fastest, and save it: every later command on this machine and backbone uses
+                             it wherever these three flags are not given (a flag given fixes its setting while
+                             tuning)
   --autotune-sample N        photos timed per combination (default 96, at least ${MIN_TUNING_IMAGES})
   --no-download              never download a missing catalog model
 Images:

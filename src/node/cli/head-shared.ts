@@ -13,6 +13,7 @@ import type { ClassificationReport } from '../../core/heads/metrics.js';
 import { EdgetlError } from '../../core/util/errors.js';
 import { inCliTerms, parseNumberOption, ProgressBar } from './common.js';
 import { embedRunOptions, loadOptionsFromFlags } from './embed.js';
+import { savedEmbedTuning } from '../embed/tune.js';
 
 export const backboneRunOptions = embedRunOptions;
 export type BackboneRunValues = {
@@ -32,6 +33,7 @@ export function printHeadWarnings(head: { warnings: readonly string[] }): void {
 /** Opens the backbone on first use only (an embedding set needs none), and closes it once. */
 export class LazyBackbone {
   private opened: Promise<Backbone> | undefined;
+  private tunedBatchSize: number | undefined;
   constructor(
     private readonly values: BackboneRunValues,
     private readonly fallbackId: string = DEFAULT_BACKBONE_ID,
@@ -45,18 +47,39 @@ export class LazyBackbone {
     return this.values.backbone !== undefined;
   }
   open(): Promise<Backbone> {
-    this.opened ??= Backbone.load(this.requested, { ...loadOptionsFromFlags(this.values), ...this.extra }).catch(
-      (error: unknown) => {
-        if (this.explicit || !(error instanceof EdgetlError)) throw error;
-        // the id came from a head or an embedding set: say where it came from and how to point at the file
-        throw new EdgetlError(
-          error.code,
-          `${error.message}\n(backbone "${this.requested}" is the one the head or embeddings name; if it is a file, pass --backbone <path to it>)`,
-          { file: error.file, cause: error },
-        );
-      },
-    );
+    this.opened ??= this.load().catch((error: unknown) => {
+      if (this.explicit || !(error instanceof EdgetlError)) throw error;
+      // the id came from a head or an embedding set: say where it came from and how to point at the file
+      throw new EdgetlError(
+        error.code,
+        `${error.message}\n(backbone "${this.requested}" is the one the head or embeddings name; if it is a file, pass --backbone <path to it>)`,
+        { file: error.file, cause: error },
+      );
+    });
     return this.opened;
+  }
+  /** The flags' load options; threads and decoders no flag gives come from the tuning saved by `embed --autotune`. */
+  private async load(): Promise<Backbone> {
+    const flags = loadOptionsFromFlags(this.values);
+    const tuned =
+      flags.intraOpThreads === undefined || flags.decodeThreads === undefined || this.values.batch === undefined
+        ? await savedEmbedTuning(this.requested, flags.ep ?? 'auto')
+        : undefined;
+    if (tuned?.problem) process.stderr.write(`note: ${tuned.problem}\n`);
+    const choice = tuned?.tuning?.choice;
+    this.tunedBatchSize = choice?.batchSize;
+    return Backbone.load(this.requested, {
+      ...flags,
+      intraOpThreads: flags.intraOpThreads ?? choice?.intraOpThreads,
+      decodeThreads: flags.decodeThreads ?? choice?.decodeThreads,
+      ...this.extra,
+    });
+  }
+  /** Images per inference: the --batch flag, else the saved tuning's (known once opened), else the default. */
+  get batchSize(): number {
+    if (this.values.batch !== undefined)
+      return parseNumberOption(this.values.batch, 'batch', DEFAULT_BATCH_SIZE, { integer: true, min: 1, max: 4096 });
+    return this.tunedBatchSize ?? DEFAULT_BATCH_SIZE;
   }
   /** sha256 and id of the requested backbone without opening a session (hashing is memoized). */
   async identify(): Promise<{ id: string; sha256: string }> {
@@ -175,7 +198,7 @@ async function embeddedClassFolders(
   const showProgress = values.json !== true && process.stderr.isTTY === true;
   const bar = new ProgressBar(`embedding ${shortPath(input)}`, showProgress);
   const result = await embedFolder(opened, input, {
-    batchSize: parseNumberOption(values.batch, 'batch', DEFAULT_BATCH_SIZE, { integer: true, min: 1, max: 4096 }),
+    batchSize: backbone.batchSize,
     strict: values.strict === true,
     useCache: values['no-cache'] !== true,
     onProgress: (done, total, skipped) => bar.update(done, total, skipped ? `(${skipped} skipped)` : ''),
@@ -320,7 +343,7 @@ export async function fieldEmbeddings(
   }
   const bar = new ProgressBar(`embedding ${shortPath(input)}`, values.json !== true && process.stderr.isTTY === true);
   const result = await embedFolder(opened, input, {
-    batchSize: parseNumberOption(values.batch, 'batch', DEFAULT_BATCH_SIZE, { integer: true, min: 1, max: 4096 }),
+    batchSize: backbone.batchSize,
     strict: values.strict === true,
     useCache: values['no-cache'] !== true,
     onProgress: (done, total) => bar.update(done, total),

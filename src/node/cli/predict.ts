@@ -4,7 +4,6 @@ import { Classifier } from '../classifier.js';
 import type { Head, Prediction } from '../../core/heads/head.js';
 import { adaptedBackboneOptions } from '../fine-tune.js';
 import { scanImageFolder } from '../embed/dataset.js';
-import { DEFAULT_BATCH_SIZE } from '../embed/pipeline.js';
 import { EdgetlError } from '../../core/util/errors.js';
 import { driftJson } from './drift.js';
 import { type Command, parseCommandLine, parseNumberOption, printJson, ProgressBar, terminalSafe } from './common.js';
@@ -125,13 +124,14 @@ async function classifyAndPrint(
   paths: string[],
   values: PredictValues,
   topK: number,
+  batchSize: number,
 ): Promise<number> {
   const bar = new ProgressBar('predicting', values.json !== true && process.stderr.isTTY === true);
   const { images, skipped, embeddings } = await classifier.classifyManyByHeads(paths, {
     topK,
     strict: values.strict === true,
     useCache: values['no-cache'] !== true,
-    batchSize: parseNumberOption(values.batch, 'batch', DEFAULT_BATCH_SIZE, { integer: true, min: 1, max: 4096 }),
+    batchSize,
     onProgress: (done, total) => bar.update(done, total),
   });
   bar.finish();
@@ -200,7 +200,7 @@ ${embedRunHelp}
     const backbone = await lazy.open();
     try {
       const classifier = await Classifier.load({ backbone, heads });
-      return await classifyAndPrint(classifier, heads, headFiles, paths, values, topK);
+      return await classifyAndPrint(classifier, heads, headFiles, paths, values, topK, lazy.batchSize);
     } finally {
       await lazy.close();
     }
