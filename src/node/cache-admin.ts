@@ -25,13 +25,14 @@ export {
   type EmbeddingBound,
 } from './embed/cache-maintenance.js';
 
-export const CACHE_KINDS = ['embeddings', 'extractors', 'downloads'] as const;
+export const CACHE_KINDS = ['embeddings', 'extractors', 'downloads', 'tuning'] as const;
 export type CacheKind = (typeof CACHE_KINDS)[number];
 
 const KIND_FOLDERS: Record<CacheKind, string> = {
   embeddings: 'embeddings',
   extractors: 'extractors',
   downloads: 'models',
+  tuning: 'tuning',
 };
 
 export interface CacheKindUsage {
@@ -41,7 +42,7 @@ export interface CacheKindUsage {
   files: number;
   /**
    * Embeddings: records in the files (from their sizes; an image two processes both appended counts twice until the
-   * file is compacted); extractors: backbones; downloads: models.
+   * file is compacted); extractors: backbones; downloads: models; tuning: saved `embed --autotune` choices.
    */
   entries: number;
   /** Last time something of this kind was written or used (ISO), when there is anything. */
@@ -114,6 +115,8 @@ export async function cacheInfo(root: string = edgetlCacheDir()): Promise<CacheI
       }
     } else if (kind === 'extractors') {
       entries = files.filter((f) => f.path.endsWith('.onnx')).length;
+    } else if (kind === 'tuning') {
+      entries = files.filter((f) => f.path.endsWith('.json')).length;
     } else {
       entries = files.filter((f) => f.path.endsWith('.onnx')).length;
     }

@@ -13,7 +13,7 @@ import { EdgetlError } from '../../core/util/errors.js';
 import { type Command, parseCommandLine, printJson } from './common.js';
 
 const help = `Usage: edgetl cache info [--json]
-       edgetl cache clear [--kind embeddings|extractors|downloads]... [--older-than 30d] [--json]
+       edgetl cache clear [--kind embeddings|extractors|downloads|tuning]... [--older-than 30d] [--json]
        edgetl cache limit <size|none> [--json]
 
 What edgetl keeps on this device, in EDGETL_CACHE_DIR (default ~/.cache/edgetl):
@@ -22,6 +22,7 @@ What edgetl keeps on this device, in EDGETL_CACHE_DIR (default ~/.cache/edgetl):
                80% of it, and records two processes both appended are compacted away
   extractors   feature-extractor graphs cut from each backbone (rebuilt in a second when missing)
   downloads    catalog backbones downloaded from their URL (downloaded again when needed and online)
+  tuning       the settings \`edgetl embed --autotune\` chose, per backbone and machine (cleared: defaults again)
 
 info     size, files and entries per kind, where they are, and the embeddings bound
 clear    remove everything, or only --kind (repeatable or comma-separated), or only what was last used longer
@@ -45,7 +46,7 @@ function parseKinds(values: string[] | undefined): CacheKind[] | undefined {
 
 export const cacheCommand: Command = {
   name: 'cache',
-  summary: 'what edgetl keeps on the device (embeddings, extractors, downloads): info, clear, limit',
+  summary: 'what edgetl keeps on the device (embeddings, extractors, downloads, tuning): info, clear, limit',
   help,
   async run(argv) {
     const [action, ...rest] = argv;
@@ -60,7 +61,9 @@ export const cacheCommand: Command = {
       const bound = info.embeddingsBound;
       const lines = [`edgetl cache at ${info.root}: ${formatBytes(info.totalBytes)} in all`];
       for (const kind of info.kinds) {
-        const what = kind.kind === 'embeddings' ? 'images' : kind.kind === 'extractors' ? 'extractors' : 'models';
+        const what = { embeddings: 'images', extractors: 'extractors', downloads: 'models', tuning: 'tunings' }[
+          kind.kind
+        ];
         lines.push(
           `  ${kind.kind.padEnd(10)}  ${formatBytes(kind.bytes).padStart(9)}  ${String(kind.entries).padStart(6)} ${what.padEnd(10)}  ${kind.path}${kind.lastUsed ? `  (last ${kind.lastUsed.slice(0, 16).replace('T', ' ')})` : ''}`,
         );

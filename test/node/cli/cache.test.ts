@@ -40,7 +40,7 @@ t.test(
     t.equal(filled.root, join(ws.root, 'cache'));
     t.same(
       filled.kinds.map((k) => k.kind),
-      ['embeddings', 'extractors', 'downloads'],
+      ['embeddings', 'extractors', 'downloads', 'tuning'],
     );
     t.equal(kind(filled, 'embeddings').entries, 8, 'eight images cached');
     t.equal(kind(filled, 'embeddings').path, join(ws.root, 'cache', 'embeddings'));
@@ -54,7 +54,7 @@ t.test(
     t.equal(recent.error, undefined, recent.error?.message ?? '');
     t.same(
       JSON.parse(recent.stdout).removed.map((r: { bytes: number }) => r.bytes),
-      [0, 0, 0],
+      [0, 0, 0, 0],
       'nothing is 30 days old',
     );
     t.equal(kind(await info(), 'embeddings').entries, 8);
