@@ -101,6 +101,9 @@ fi
 echo "== heads: the 2-class sweep start, on every 2-class pair of flowers5" >&2
 "${ts[@]}" bench/heads-pairs.ts --train "$emb/flowers5-train" --val "$emb/flowers5-val" --start 1e-2,1 > "$out/heads-pairs.md"
 
+echo "== heads: the few-column products of the 2-class sweep, every layout" >&2
+"${ts[@]}" bench/heads-gemm-shapes.ts > "$out/heads-gemm-shapes.md"
+
 echo "== heads: training time (2000 x 1280, 100 classes) and prediction latency" >&2
 {
   "${ts[@]}" bench/heads-train.ts --save "$emb/synthetic"
