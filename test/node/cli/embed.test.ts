@@ -15,21 +15,26 @@ async function capture(argv: string[]): Promise<{ code: number; stdout: string }
   return { code: result, stdout };
 }
 
-async function fixture(t: { teardown(fn: () => unknown): void }) {
-  const root = await mkdtemp(join(tmpdir(), 'edgetl-cli-embed-'));
-  t.teardown(() => rm(root, { recursive: true, force: true }));
-  const data = join(root, 'data');
+/** Class folders cats/ and dogs/ of `perClass` solid-colour JPEGs each (widths differ, so no two files match). */
+async function catsAndDogs(data: string, perClass: number): Promise<string> {
   for (const [label, colour] of [
     ['cats', { r: 200, g: 10, b: 10 }],
     ['dogs', { r: 10, g: 10, b: 200 }],
   ] as const) {
     await mkdir(join(data, label), { recursive: true });
-    for (let i = 0; i < 3; i++) {
+    for (let i = 0; i < perClass; i++) {
       await sharp({ create: { width: 20 + i, height: 18, channels: 3, background: colour } })
         .jpeg()
         .toFile(join(data, label, `${i}.jpg`));
     }
   }
+  return data;
+}
+
+async function fixture(t: { teardown(fn: () => unknown): void }) {
+  const root = await mkdtemp(join(tmpdir(), 'edgetl-cli-embed-'));
+  t.teardown(() => rm(root, { recursive: true, force: true }));
+  const data = await catsAndDogs(join(root, 'data'), 3);
   await writeFile(join(data, 'dogs', 'broken.jpg'), Buffer.from([0xff, 0xd8, 0xff]));
   const model = join(root, 'tiny.onnx');
   await writeFile(model, tinyClassifier());
@@ -157,17 +162,7 @@ t.test(
 
 t.test('--autotune times the combinations, embeds with the fastest and saves it for later runs', async (t) => {
   const { root, model } = await fixture(t);
-  const data = join(root, 'many');
-  for (const [label, colour] of [
-    ['cats', { r: 200, g: 10, b: 10 }],
-    ['dogs', { r: 10, g: 10, b: 200 }],
-  ] as const) {
-    await mkdir(join(data, label), { recursive: true });
-    for (let i = 0; i < 17; i++)
-      await sharp({ create: { width: 20 + i, height: 18, channels: 3, background: colour } })
-        .jpeg()
-        .toFile(join(data, label, `${i}.jpg`));
-  }
+  const data = await catsAndDogs(join(root, 'many'), 17);
   const out = join(root, 'tuned');
   const args = [data, '--backbone', model, '--out', out, '--ep', 'cpu', '--json'];
   const tuned = await capture([...args, '--autotune', '--autotune-sample', '32', '--threads', '1']);
