@@ -4,7 +4,7 @@ import { adaptHead } from '../../core/heads/adapt.js';
 import type { WeightDType } from '../../core/formats/head-file.js';
 import { EdgetlError } from '../../core/util/errors.js';
 import { type Command, parseCommandLine, printJson } from './common.js';
-import { embedRunHelp } from './embed.js';
+import { backboneFlagsHelp } from './embed.js';
 import { driftJson } from './drift.js';
 import { LazyBackbone, backboneRunOptions, fieldEmbeddings, printHeadWarnings, shortPath } from './head-shared.js';
 
@@ -27,7 +27,7 @@ head knows, in the field's conditions (light, camera, compression). Writes atomi
 With --json, stdout is one object:
   {"head","out","adapted","reason","rows","heldOutBefore":{drift},"heldOutAfter":{drift}}   (drift as in \`edgetl drift --json\`)
 
-${embedRunHelp}
+${backboneFlagsHelp}
 `,
   async run(argv) {
     const { values, positionals } = parseCommandLine(argv, adaptOptions);

@@ -2,7 +2,7 @@ import { loadHead } from '../head-io.js';
 import { type DriftReport, driftReport } from '../../core/heads/drift.js';
 import { EdgetlError } from '../../core/util/errors.js';
 import { type Command, parseCommandLine, printJson } from './common.js';
-import { embedRunHelp } from './embed.js';
+import { backboneFlagsHelp } from './embed.js';
 import { LazyBackbone, backboneRunOptions, fieldEmbeddings, printHeadWarnings, shortPath } from './head-shared.js';
 
 const driftOptions = { ...backboneRunOptions, head: { type: 'string' } } as const;
@@ -38,7 +38,7 @@ With --json, stdout is one object:
   {"head","input","rows","overThreshold","expectedOverThreshold","threshold","meanOutlierScore",
    "trainingMeanOutlierScore","trainingStdOutlierScore","shift","drifted","skipped"}
 
-${embedRunHelp}
+${backboneFlagsHelp}
 `,
   async run(argv) {
     const { values, positionals } = parseCommandLine(argv, driftOptions);

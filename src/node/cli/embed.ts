@@ -20,8 +20,8 @@ import { preprocessFlagOptions, preprocessFlagHelp, preprocessOverridesFromFlags
 
 const EP_CHOICES: readonly ExecutionProviderRequest[] = ['auto', 'cpu', 'webgpu', 'cuda', 'wasm'];
 
-/** Options `embed` and `start` share. */
-export const embedRunOptions = {
+/** Options of every command that loads a backbone from flags. */
+export const backboneFlagOptions = {
   backbone: { type: 'string', short: 'b' },
   out: { type: 'string', short: 'o' },
   ep: { type: 'string' },
@@ -29,8 +29,6 @@ export const embedRunOptions = {
   threads: { type: 'string' },
   'decode-threads': { type: 'string' },
   batch: { type: 'string' },
-  autotune: { type: 'boolean' },
-  'autotune-sample': { type: 'string' },
   strict: { type: 'boolean' },
   'no-cache': { type: 'boolean' },
   'no-download': { type: 'boolean' },
@@ -40,7 +38,24 @@ export const embedRunOptions = {
   ...preprocessFlagOptions,
 } as const;
 
-export const embedRunHelp = `Model and execution:
+/** Options `embed` and `start` share: the backbone's, and the tuning of its settings. */
+export const embedRunOptions = {
+  ...backboneFlagOptions,
+  autotune: { type: 'boolean' },
+  'autotune-sample': { type: 'string' },
+} as const;
+
+const AUTOTUNE_HELP = `  --autotune                 first time every combination of 1, half and all of the cores for --threads and
+                             --decode-threads with batch 4, 8, 16 on a sample of the folder, embed with the
+                             fastest, and save it: every later command on this machine and backbone uses it
+                             wherever these three flags are not given (a flag given fixes its setting while
+                             tuning)
+  --autotune-sample N        photos timed per combination (default 96, at least ${MIN_TUNING_IMAGES})
+`;
+
+/** The backbone flags' help; \`withTuning\` for embed and start, which take --autotune. */
+function backboneHelp(withTuning: boolean): string {
+  return `Model and execution:
   --backbone, -b <id|path>   catalog id or .onnx file (default ${DEFAULT_BACKBONE_ID}; see \`edgetl models list\`)
   --embedding <tensor>       embedding tensor in the model (default: found automatically)
   --ep auto|cpu|webgpu|cuda  execution provider (default auto: real GPUs only, never a software adapter)
@@ -51,13 +66,7 @@ export const embedRunHelp = `Model and execution:
                              on the main thread)
   --batch N                  images per inference for dynamic-batch models (default ${DEFAULT_BATCH_SIZE}; fixed-batch
                              models run at their own size)
-  --autotune                 (embed, start) first time every combination of 1, half and all of the cores for
-                             --threads and --decode-threads with batch 4, 8, 16 on a sample of the folder, embed
-                             with the fastest, and save it: every later command on this machine and backbone uses
-                             it wherever these three flags are not given (a flag given fixes its setting while
-                             tuning)
-  --autotune-sample N        photos timed per combination (default 96, at least ${MIN_TUNING_IMAGES})
-  --no-download              never download a missing catalog model
+${withTuning ? AUTOTUNE_HELP : ''}  --no-download              never download a missing catalog model
 Images:
   --strict                   stop at the first unusable image (default: skip it and report why)
   --no-cache                 recompute every embedding (default: unchanged images come from the embedding cache)
@@ -65,6 +74,11 @@ ${preprocessFlagHelp}
 Output:
   --json                     print one JSON object on stdout instead of the summary
   --debug                    stack traces on errors`;
+}
+
+export const embedRunHelp = backboneHelp(true);
+/** For the commands that load a backbone but do not tune it (train, eval, predict...). */
+export const backboneFlagsHelp = backboneHelp(false);
 
 type EmbedRunValues = {
   [K in keyof typeof embedRunOptions]?: (typeof embedRunOptions)[K]['type'] extends 'boolean' ? boolean : string;

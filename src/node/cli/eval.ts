@@ -1,7 +1,7 @@
 import { loadHead } from '../head-io.js';
 import { EdgetlError } from '../../core/util/errors.js';
 import { type Command, inCliTerms, parseCommandLine, printJson, terminalSafe } from './common.js';
-import { embedRunHelp } from './embed.js';
+import { backboneFlagsHelp } from './embed.js';
 import {
   LazyBackbone,
   backboneRunOptions,
@@ -34,7 +34,7 @@ With --json, stdout is one object:
    "openSet":{"rejectedRate","acceptedAccuracy","threshold","drift":{...} | null}}
 (matrix rows are true classes, columns predicted; with rejections "columns" adds "unknown").
 
-${embedRunHelp}
+${backboneFlagsHelp}
 `,
   async run(argv) {
     const { values, positionals } = parseCommandLine(argv, evalOptions);

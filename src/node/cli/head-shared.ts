@@ -12,12 +12,14 @@ import type { HeadBackboneRef } from '../../core/formats/head-file.js';
 import type { ClassificationReport } from '../../core/heads/metrics.js';
 import { EdgetlError } from '../../core/util/errors.js';
 import { inCliTerms, parseNumberOption, ProgressBar } from './common.js';
-import { embedRunOptions, loadOptionsFromFlags } from './embed.js';
+import { backboneFlagOptions, loadOptionsFromFlags } from './embed.js';
 import { savedEmbedTuning } from '../embed/tune.js';
 
-export const backboneRunOptions = embedRunOptions;
+export const backboneRunOptions = backboneFlagOptions;
 export type BackboneRunValues = {
-  [K in keyof typeof embedRunOptions]?: (typeof embedRunOptions)[K]['type'] extends 'boolean' ? boolean : string;
+  [K in keyof typeof backboneFlagOptions]?: (typeof backboneFlagOptions)[K]['type'] extends 'boolean'
+    ? boolean
+    : string;
 };
 
 export function shortPath(path: string): string {

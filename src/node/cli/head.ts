@@ -4,7 +4,7 @@ import type { WeightDType } from '../../core/formats/head-file.js';
 import { isWeightDType } from '../../core/formats/tensor-encoding.js';
 import { EdgetlError } from '../../core/util/errors.js';
 import { type Command, inCliTerms, parseCommandLine, printJson, terminalSafe } from './common.js';
-import { embedRunHelp } from './embed.js';
+import { backboneFlagsHelp } from './embed.js';
 import { LazyBackbone, backboneRunOptions, shortPath } from './head-shared.js';
 import { existsSync, statSync } from 'node:fs';
 import { readEmbeddingSet } from '../embed/embedding-set.js';
@@ -107,7 +107,7 @@ export const headCommand: Command = {
       prototype heads only
 Heads are rewritten atomically in place unless --out names another file (--dtype auto|float16|float32|int8, default auto: float16, an MLP's layers int8).
 
-${embedRunHelp}
+${backboneFlagsHelp}
 `,
   async run(argv) {
     const { values, positionals } = parseCommandLine(argv, headOptions);

@@ -7,7 +7,7 @@ import { scanImageFolder } from '../embed/dataset.js';
 import { EdgetlError } from '../../core/util/errors.js';
 import { driftJson } from './drift.js';
 import { type Command, parseCommandLine, parseNumberOption, printJson, ProgressBar, terminalSafe } from './common.js';
-import { embedRunHelp } from './embed.js';
+import { backboneFlagsHelp } from './embed.js';
 import { LazyBackbone, backboneRunOptions, printHeadWarnings, shortPath } from './head-shared.js';
 import { driftReport } from '../../core/heads/drift.js';
 import { predictionJson } from '../../core/heads/head.js';
@@ -177,7 +177,7 @@ for an unusable image {"path","error"} (the exit code is then 1), and a last lin
    "trainingMeanOutlierScore","shift","drifted"} | null}}
 (with several heads, "unknown" and "drift" are the first head's and "heads" lists each head's).
 
-${embedRunHelp}
+${backboneFlagsHelp}
 `,
   async run(argv) {
     const { values, positionals } = parseCommandLine(argv, predictOptions);

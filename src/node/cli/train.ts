@@ -10,7 +10,7 @@ import type { NormalizationKind } from '../../core/heads/normalization.js';
 import type { HeadType, WeightDType } from '../../core/formats/head-file.js';
 import { EdgetlError } from '../../core/util/errors.js';
 import { type Command, parseCommandLine, parseNumberOption, printJson, ProgressBar } from './common.js';
-import { embedRunHelp } from './embed.js';
+import { backboneFlagsHelp } from './embed.js';
 import {
   LazyBackbone,
   backboneRunOptions,
@@ -706,7 +706,7 @@ MLP head:
   --label-smoothing X  --mlp-batch N  --patience N   (defaults 256, relu, 0.2, 100, 1e-3, 1e-2, 0.1, 64, 10;
                              early stopping on a held-out 15% of the training data)
 
-${embedRunHelp}
+${backboneFlagsHelp}
 Backbone selection:
   --backbone best            run \`edgetl select\` on the training folder first (same head, folds and seed) and
                              train on its pick; the head file records the selection (training.selection: the pick,

@@ -11,7 +11,7 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { arch, availableParallelism, cpus } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { EdgetlError, describeError } from '../../core/util/errors.js';
 import { EDGETL_VERSION } from '../../core/version.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
@@ -179,10 +179,14 @@ export function machineKey(providerRequest: string): MachineKey {
   return { cpu: cpus()[0]?.model ?? 'unknown', cores: availableParallelism(), arch: arch(), providerRequest };
 }
 
-/** The file a tuning is saved in: one per backbone reference and machine key. */
+/**
+ * The file a tuning is saved in: one per backbone reference and machine key. A model file is keyed by its absolute
+ * path, so `--backbone model.onnx` from another folder finds the same tuning.
+ */
 export function embedTuningPath(reference: string, machine: MachineKey, cacheDir = edgetlCacheDir()): string {
+  const model = /\.onnx$/i.test(reference) ? resolve(reference) : reference;
   const key = createHash('sha256')
-    .update(JSON.stringify({ reference, ...machine }))
+    .update(JSON.stringify({ reference: model, ...machine }))
     .digest('hex')
     .slice(0, 16);
   return join(cacheDir, 'tuning', `embed-${key}.json`);

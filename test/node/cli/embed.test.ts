@@ -196,3 +196,15 @@ t.test('--autotune on too few photos says how many it needs', async (t) => {
     /tuning needs at least 32 photos/,
   );
 });
+
+t.test(
+  '--autotune belongs to embed: a command that only loads a backbone refuses it instead of ignoring it',
+  async (t) => {
+    const { trainCommand } = await import('../../../src/node/cli/train.js');
+    const { root, data, model } = await fixture(t);
+    await t.rejects(
+      trainCommand.run([data, '--backbone', model, '--out', join(root, 'h.json'), '--autotune']),
+      /Unknown option '--autotune'/,
+    );
+  },
+);

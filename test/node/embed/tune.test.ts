@@ -117,3 +117,13 @@ t.test('a saved tuning is found for the same backbone and machine only', async (
   await writeFile(path, '{not json');
   t.match((await savedEmbedTuning(model, 'auto', cacheDir)).problem, /not valid JSON/);
 });
+
+t.test('a model file is keyed by its absolute path', async (t) => {
+  const machine = machineKey('auto');
+  const cwd = process.cwd();
+  t.equal(
+    embedTuningPath('models/x.onnx', machine, '/c'),
+    embedTuningPath(join(cwd, 'models', 'x.onnx'), machine, '/c'),
+  );
+  t.not(embedTuningPath('mobilenetv2-12-int8', machine, '/c'), embedTuningPath('resnet50', machine, '/c'));
+});
