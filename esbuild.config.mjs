@@ -1,8 +1,31 @@
 // Bundles the Node CLI and library (dependencies stay external: onnxruntime-node and sharp ship native code)
 // and, when present, the browser bundle (self-contained except onnxruntime-web, which is served beside it).
-import { build } from 'esbuild';
-import { readFileSync, existsSync, mkdirSync, copyFileSync } from 'node:fs';
+import { build as esbuild } from 'esbuild';
+import { readFileSync, existsSync, mkdirSync, copyFileSync, writeFileSync, renameSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { precompiledValidatorsPlugin } from './scripts/precompile-schemas.mjs';
+
+/**
+ * esbuild's build, each output written atomically (a temporary file renamed over the old one): tests serve dist/web
+ * while other test processes rebuild it, and a page that fetched a half-written bundle failed with "Unexpected end
+ * of input". Rebuilds are deterministic, so a reader gets the old file or the new one, whole either way.
+ */
+async function build(options) {
+  const result = await esbuild({ ...options, write: false });
+  for (const file of result.outputFiles) {
+    mkdirSync(dirname(file.path), { recursive: true });
+    const temporary = `${file.path}.${process.pid}.tmp`;
+    writeFileSync(temporary, file.contents);
+    renameSync(temporary, file.path);
+  }
+  return result;
+}
+
+function copyAtomically(from, to) {
+  const temporary = `${to}.${process.pid}.tmp`;
+  copyFileSync(from, temporary);
+  renameSync(temporary, to);
+}
 
 const pkg = JSON.parse(readFileSync(new URL('./package.json', import.meta.url), 'utf8'));
 const define = { __EDGETL_VERSION__: JSON.stringify(pkg.version) };
@@ -64,6 +87,6 @@ await Promise.all(builds);
 // The kiosk page and its stylesheet are served as they are, beside the app bundle.
 if (existsSync('src/web/app/main.ts')) {
   mkdirSync('dist/web/app', { recursive: true });
-  for (const file of ['index.html', 'app.css']) copyFileSync(`src/web/app/${file}`, `dist/web/app/${file}`);
-  if (existsSync('src/web/bench/bench.html')) copyFileSync('src/web/bench/bench.html', 'dist/web/app/bench.html');
+  for (const file of ['index.html', 'app.css']) copyAtomically(`src/web/app/${file}`, `dist/web/app/${file}`);
+  if (existsSync('src/web/bench/bench.html')) copyAtomically('src/web/bench/bench.html', 'dist/web/app/bench.html');
 }
