@@ -3,7 +3,7 @@ import { type LabelledMatrix, selectRows, stratifiedFolds } from './data.js';
 import { crossEntropyWithGradient } from './softmax.js';
 import { minimizeLbfgs } from './lbfgs.js';
 import { type LinearCurvature, curvatureAt } from './curvature.js';
-import { fitTwoClassRegression, productColumns, solvesAsTwoClass } from './two-class.js';
+import { productColumns, solvesAsTwoClass, twoClassProblem } from './two-class.js';
 import { accuracy, logLoss } from './metrics.js';
 import { inverseCurvature, type SpectralPreconditioner } from './preconditioner.js';
 import {
@@ -80,6 +80,60 @@ function addBias(logits: Float32Array, bias: Float32Array, rows: number): Float3
 }
 
 /**
+ * What L-BFGS solves for one linear fit, in the problem's own variables, and how a point maps back to the softmax
+ * layout. The general problem has a weight row per class; the two-class one a single weight difference
+ * (two-class.ts). Both are run by `fitLinear`, with one set of solver defaults.
+ */
+export interface LinearProblem {
+  /** Value and gradient at x, and the logits there in the problem's own layout. */
+  evaluate(x: Float64Array): Promise<{ value: number; gradient: Float64Array; logits: Float32Array }>;
+  start: Float64Array;
+  precondition?: (vector: Float64Array) => Promise<void>;
+  /** How the L2 penalty enters the curvature pairs (see LinearCurvature). */
+  penaltyCurvature: number;
+  penalized: number;
+  /** The softmax-layout weights [weight, bias] and [rows, classes] logits of x, from its logits. */
+  toSoftmax(x: Float64Array, logits: Float32Array): { flat: Float64Array; logits: Float32Array };
+}
+
+/** Solves `problem` by L-BFGS (warm-started from `options.curvature` when given) and returns it as a softmax fit. */
+async function fitLinear(
+  matrix: LabelledMatrix,
+  options: SoftmaxRegressionOptions,
+  problem: LinearProblem,
+): Promise<SoftmaxRegressionFit> {
+  // logits of each evaluated point, so the returned point's need no extra product (dropped with the point)
+  const evaluated = new WeakMap<Float64Array, Float32Array>();
+  const objective = async (x: Float64Array) => {
+    const { value, gradient, logits } = await problem.evaluate(x);
+    evaluated.set(x, logits);
+    return { value, gradient };
+  };
+  const { l2 } = options;
+  const result = await minimizeLbfgs(objective, problem.start, {
+    maxIterations: options.maxIterations ?? 500,
+    gradientTolerance: options.gradientTolerance ?? 1e-5,
+    relativeTolerance: options.relativeTolerance ?? 1e-9,
+    precondition: problem.precondition,
+    initialPairs: options.curvature ? curvatureAt(options.curvature, l2) : undefined,
+  });
+  // minimizeLbfgs returns a point it evaluated: the start or an accepted step
+  const logits = evaluated.get(result.x);
+  if (!logits) throw new Error('internal: the linear solver returned a point it never evaluated');
+  const softmax = problem.toSoftmax(result.x, logits);
+  return {
+    ...unpackLinear(softmax.flat, matrix.classCount, matrix.dim),
+    flat: softmax.flat,
+    logits: softmax.logits,
+    curvature: { pairs: result.pairs, l2, penaltyCurvature: problem.penaltyCurvature, penalized: problem.penalized },
+    iterations: result.iterations,
+    evaluations: result.evaluations,
+    converged: result.converged,
+    objective: result.value,
+  };
+}
+
+/**
  * Full-batch L-BFGS fit of L2-regularized multinomial logistic regression (bias not regularized). Two classes
  * without a preconditioner are solved as one logistic regression, the same optimum (two-class.ts).
  */
@@ -87,62 +141,55 @@ export function fitSoftmaxRegression(
   matrix: LabelledMatrix,
   options: SoftmaxRegressionOptions,
 ): Promise<SoftmaxRegressionFit> {
-  return solvesAsTwoClass(matrix.classCount, options)
-    ? fitTwoClassRegression(matrix, options)
-    : fitMultinomialRegression(matrix, options);
+  return fitLinear(
+    matrix,
+    options,
+    solvesAsTwoClass(matrix.classCount, options)
+      ? twoClassProblem(matrix, options)
+      : multinomialProblem(matrix, options),
+  );
 }
 
-/** The general path of fitSoftmaxRegression: every class's weight row a variable. */
-export async function fitMultinomialRegression(
+/** fitSoftmaxRegression on the general problem whatever the class count (to compare the two-class one with). */
+export function fitMultinomialRegression(
   matrix: LabelledMatrix,
   options: SoftmaxRegressionOptions,
 ): Promise<SoftmaxRegressionFit> {
+  return fitLinear(matrix, options, multinomialProblem(matrix, options));
+}
+
+/** The general problem: every class's weight row a variable, flat [weight (classes*dim), bias (classes)]. */
+function multinomialProblem(matrix: LabelledMatrix, options: SoftmaxRegressionOptions): LinearProblem {
   const { rows, dim, classCount: classes, data, targets } = matrix;
   const { math, l2 } = options;
   const products = options.products ?? directProducts(math, data, rows, dim, classes);
   const size = classes * dim;
   const gradLogits = new Float32Array(rows * classes);
-  // logits of each evaluated point, so the returned point's need no extra product (dropped with the point)
-  const evaluated = new WeakMap<Float64Array, Float32Array>();
-  const objective = async (flat: Float64Array) => {
-    const params = unpackLinear(flat, classes, dim);
-    const logits = addBias(await products.logits(params.weight), params.bias, rows);
-    evaluated.set(flat, logits);
-    let value = crossEntropyWithGradient(logits, targets, options.sampleWeights, rows, classes, gradLogits);
-    const gradWeight = await products.weightGradient(gradLogits);
-    const gradient = new Float64Array(size + classes);
-    let norm = 0;
-    for (let i = 0; i < size; i++) {
-      const w = flat[i];
-      norm += w * w;
-      gradient[i] = gradWeight[i] + l2 * w;
-    }
-    value += 0.5 * l2 * norm;
-    for (let r = 0; r < rows; r++) {
-      const o = r * classes;
-      for (let c = 0; c < classes; c++) gradient[size + c] += gradLogits[o + c];
-    }
-    return { value, gradient };
-  };
-  const result = await minimizeLbfgs(objective, options.start ?? new Float64Array(size + classes), {
-    maxIterations: options.maxIterations ?? 500,
-    gradientTolerance: options.gradientTolerance ?? 1e-5,
-    relativeTolerance: options.relativeTolerance ?? 1e-9,
-    precondition: options.preconditioner ? inverseCurvature(options.preconditioner, classes, l2, math) : undefined,
-    initialPairs: options.curvature ? curvatureAt(options.curvature, l2) : undefined,
-  });
-  // minimizeLbfgs returns a point it evaluated: the start or an accepted step
-  const logits = evaluated.get(result.x);
-  if (!logits) throw new Error('internal: the softmax solver returned a point it never evaluated');
   return {
-    ...unpackLinear(result.x, classes, dim),
-    flat: result.x,
-    curvature: { pairs: result.pairs, l2, penaltyCurvature: 1, penalized: size },
-    logits,
-    iterations: result.iterations,
-    evaluations: result.evaluations,
-    converged: result.converged,
-    objective: result.value,
+    async evaluate(flat) {
+      const params = unpackLinear(flat, classes, dim);
+      const logits = addBias(await products.logits(params.weight), params.bias, rows);
+      let value = crossEntropyWithGradient(logits, targets, options.sampleWeights, rows, classes, gradLogits);
+      const gradWeight = await products.weightGradient(gradLogits);
+      const gradient = new Float64Array(size + classes);
+      let norm = 0;
+      for (let i = 0; i < size; i++) {
+        const w = flat[i];
+        norm += w * w;
+        gradient[i] = gradWeight[i] + l2 * w;
+      }
+      value += 0.5 * l2 * norm;
+      for (let r = 0; r < rows; r++) {
+        const o = r * classes;
+        for (let c = 0; c < classes; c++) gradient[size + c] += gradLogits[o + c];
+      }
+      return { value, gradient, logits };
+    },
+    start: options.start ?? new Float64Array(size + classes),
+    precondition: options.preconditioner ? inverseCurvature(options.preconditioner, classes, l2, math) : undefined,
+    penaltyCurvature: 1,
+    penalized: size,
+    toSoftmax: (flat, logits) => ({ flat, logits }),
   };
 }
 

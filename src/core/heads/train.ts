@@ -78,7 +78,7 @@ export interface TrainHeadOptions {
   backbone?: HeadBackboneRef;
   /** Linear head: L2 strength on the mean loss, or `auto` (default) for the cross-validated sweep. */
   l2?: number | 'auto';
-  /** Where the L2 sweep's walk starts (a decade of the default grid, 100 .. 1e-6; default 1e-3 preconditioned, else 1e-2). */
+  /** Where the L2 sweep's walk starts (a decade of the default grid, 100 .. 1e-6; default 1e-3 preconditioned, else 1). */
   l2Start?: number;
   /** How the L2 sweep ranks strengths (default accuracy, ties by log loss, perfect scores to the stronger). */
   l2Criterion?: 'logLoss' | 'accuracy';
