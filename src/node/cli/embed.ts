@@ -147,73 +147,95 @@ export function loadOptionsFromFlags(values: EmbedRunValues, searchPath?: string
   };
 }
 
+/** The --batch flag, when given. */
+function batchFlag(values: EmbedRunValues): number | undefined {
+  return values.batch === undefined
+    ? undefined
+    : parseNumberOption(values.batch, 'batch', DEFAULT_BATCH_SIZE, { integer: true, min: 1, max: 4096 });
+}
+
+/** Each setting from its flag when given, else from `tuning`'s choice, else the default. */
+function settingsFrom(
+  values: EmbedRunValues,
+  flags: BackboneLoadOptions,
+  tuning: { choice: EmbedTuning['choice']; measuredAt: string; file: string } | undefined,
+  notes: string[],
+): EmbedRunSettings {
+  const pick = <T>(flag: T | undefined, tuned: T | undefined): [T | undefined, SettingSource] =>
+    flag !== undefined ? [flag, 'flag'] : tuned !== undefined ? [tuned, 'tuned'] : [undefined, 'default'];
+  const [intraOpThreads, threadsSource] = pick(flags.intraOpThreads, tuning?.choice.intraOpThreads);
+  const [decodeThreads, decodersSource] = pick(flags.decodeThreads, tuning?.choice.decodeThreads);
+  const [batchSize, batchSource] = pick(batchFlag(values), tuning?.choice.batchSize);
+  return {
+    intraOpThreads,
+    decodeThreads,
+    batchSize: batchSize ?? DEFAULT_BATCH_SIZE,
+    sources: { intraOpThreads: threadsSource, decodeThreads: decodersSource, batchSize: batchSource },
+    ...(tuning ? { tuningFile: tuning.file, tunedAt: tuning.measuredAt } : {}),
+    notes,
+  };
+}
+
 /**
- * Threads, decoders and batch for a run: each from its flag when given, else from the tuning (a fresh `--autotune`
- * measurement of this folder, or the one saved for this backbone and machine), else the defaults.
+ * Threads, decoders and batch for a command that embeds without tuning: its flags, and for what they leave unset
+ * the tuning `embed --autotune` saved for this backbone and machine, else the defaults.
  */
+export async function savedRunSettings(
+  values: EmbedRunValues,
+  searchPath?: string[],
+): Promise<{ settings: EmbedRunSettings; used?: EmbedTuning }> {
+  const flags = loadOptionsFromFlags(values, searchPath);
+  const notes: string[] = [];
+  let used: EmbedTuning | undefined;
+  let file = '';
+  if (flags.intraOpThreads === undefined || flags.decodeThreads === undefined || values.batch === undefined) {
+    const saved = await savedEmbedTuning(values.backbone ?? DEFAULT_BACKBONE_ID, flags.ep ?? 'auto');
+    if (saved.problem) notes.push(saved.problem);
+    used = saved.tuning;
+    file = saved.path;
+  }
+  return {
+    settings: settingsFrom(values, flags, used && { choice: used.choice, measuredAt: used.measuredAt, file }, notes),
+    ...(used ? { used } : {}),
+  };
+}
+
+/** With --autotune, the settings measured on a sample of the folder now (and saved); else `savedRunSettings`. */
 async function embedRunSettings(
   request: EmbedRunRequest,
   showProgress: boolean,
 ): Promise<{ settings: EmbedRunSettings; tuning?: EmbedTuning; used?: EmbedTuning }> {
   const { values } = request;
+  if (values.autotune !== true) return savedRunSettings(values, request.searchPath);
   const flags = loadOptionsFromFlags(values, request.searchPath);
-  const batchFlag =
-    values.batch === undefined
-      ? undefined
-      : parseNumberOption(values.batch, 'batch', DEFAULT_BATCH_SIZE, { integer: true, min: 1, max: 4096 });
-  const reference = values.backbone ?? DEFAULT_BACKBONE_ID;
-  const notes: string[] = [];
-  let tuning: EmbedTuning | undefined;
-  let fresh: EmbedTuning | undefined;
-  let tuningFile: string | undefined;
-  if (values.autotune === true) {
-    const sampleImages = parseNumberOption(values['autotune-sample'], 'autotune-sample', 96, {
-      integer: true,
-      min: MIN_TUNING_IMAGES,
-      max: 100_000,
-    });
-    const scan = await scanImageFolder(request.dir);
-    const bar = new ProgressBar('tuning', showProgress);
-    fresh = tuning = await tuneEmbedding(
-      reference,
-      scan.items.map((item) => item.path),
-      {
-        load: { ...flags, intraOpThreads: undefined, decodeThreads: undefined },
-        space: {
-          ...(flags.intraOpThreads !== undefined ? { intraOpThreads: [flags.intraOpThreads] } : {}),
-          ...(flags.decodeThreads !== undefined ? { decodeThreads: [flags.decodeThreads] } : {}),
-          ...(batchFlag !== undefined ? { batchSizes: [batchFlag] } : {}),
-        },
-        sampleImages,
-        onProgress: (done, total) => bar.update(done, total),
+  const batch = batchFlag(values);
+  const sampleImages = parseNumberOption(values['autotune-sample'], 'autotune-sample', 96, {
+    integer: true,
+    min: MIN_TUNING_IMAGES,
+    max: 100_000,
+  });
+  const scan = await scanImageFolder(request.dir);
+  const bar = new ProgressBar('tuning', showProgress);
+  const tuning = await tuneEmbedding(
+    values.backbone ?? DEFAULT_BACKBONE_ID,
+    scan.items.map((item) => item.path),
+    {
+      load: { ...flags, intraOpThreads: undefined, decodeThreads: undefined },
+      space: {
+        ...(flags.intraOpThreads !== undefined ? { intraOpThreads: [flags.intraOpThreads] } : {}),
+        ...(flags.decodeThreads !== undefined ? { decodeThreads: [flags.decodeThreads] } : {}),
+        ...(batch !== undefined ? { batchSizes: [batch] } : {}),
       },
-    );
-    bar.finish();
-    tuningFile = await saveEmbedTuning(tuning);
-  } else if (flags.intraOpThreads === undefined || flags.decodeThreads === undefined || batchFlag === undefined) {
-    const saved = await savedEmbedTuning(reference, flags.ep ?? 'auto');
-    if (saved.problem) notes.push(saved.problem);
-    if (saved.tuning) {
-      tuning = saved.tuning;
-      tuningFile = saved.path;
-    }
-  }
-  const pick = <T>(flag: T | undefined, tuned: T | undefined): [T | undefined, SettingSource] =>
-    flag !== undefined ? [flag, 'flag'] : tuned !== undefined ? [tuned, 'tuned'] : [undefined, 'default'];
-  const [intraOpThreads, threadsSource] = pick(flags.intraOpThreads, tuning?.choice.intraOpThreads);
-  const [decodeThreads, decodersSource] = pick(flags.decodeThreads, tuning?.choice.decodeThreads);
-  const [batchSize, batchSource] = pick(batchFlag, tuning?.choice.batchSize);
-  return {
-    settings: {
-      intraOpThreads,
-      decodeThreads,
-      batchSize: batchSize ?? DEFAULT_BATCH_SIZE,
-      sources: { intraOpThreads: threadsSource, decodeThreads: decodersSource, batchSize: batchSource },
-      ...(tuningFile ? { tuningFile, tunedAt: tuning?.measuredAt } : {}),
-      notes,
+      sampleImages,
+      onProgress: (done, total) => bar.update(done, total),
     },
-    ...(fresh ? { tuning: fresh } : {}),
-    ...(tuning ? { used: tuning } : {}),
+  );
+  bar.finish();
+  const file = await saveEmbedTuning(tuning);
+  return {
+    settings: settingsFrom(values, flags, { choice: tuning.choice, measuredAt: tuning.measuredAt, file }, []),
+    tuning,
+    used: tuning,
   };
 }
 

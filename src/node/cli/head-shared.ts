@@ -5,15 +5,13 @@ import { Backbone, type BackboneLoadOptions } from '../embed/backbone.js';
 import { embedFolder } from '../embed/embed-folder.js';
 import { embeddingSetPaths, readEmbeddingSet } from '../embed/embedding-set.js';
 import { scanImageFolder } from '../embed/dataset.js';
-import { DEFAULT_BATCH_SIZE } from '../embed/pipeline.js';
 import { DEFAULT_BACKBONE_ID } from '../../core/models/catalog.js';
 import { resolveBackbone } from '../models/resolve.js';
 import type { HeadBackboneRef } from '../../core/formats/head-file.js';
 import type { ClassificationReport } from '../../core/heads/metrics.js';
 import { EdgetlError } from '../../core/util/errors.js';
-import { inCliTerms, parseNumberOption, ProgressBar } from './common.js';
-import { backboneFlagOptions, loadOptionsFromFlags } from './embed.js';
-import { savedEmbedTuning } from '../embed/tune.js';
+import { inCliTerms, ProgressBar } from './common.js';
+import { type EmbedRunSettings, backboneFlagOptions, loadOptionsFromFlags, savedRunSettings } from './embed.js';
 
 export const backboneRunOptions = backboneFlagOptions;
 export type BackboneRunValues = {
@@ -35,7 +33,7 @@ export function printHeadWarnings(head: { warnings: readonly string[] }): void {
 /** Opens the backbone on first use only (an embedding set needs none), and closes it once. */
 export class LazyBackbone {
   private opened: Promise<Backbone> | undefined;
-  private tunedBatchSize: number | undefined;
+  private settings: EmbedRunSettings | undefined;
   constructor(
     private readonly values: BackboneRunValues,
     private readonly fallbackId: string = DEFAULT_BACKBONE_ID,
@@ -62,26 +60,20 @@ export class LazyBackbone {
   }
   /** The flags' load options; threads and decoders no flag gives come from the tuning saved by `embed --autotune`. */
   private async load(): Promise<Backbone> {
-    const flags = loadOptionsFromFlags(this.values);
-    const tuned =
-      flags.intraOpThreads === undefined || flags.decodeThreads === undefined || this.values.batch === undefined
-        ? await savedEmbedTuning(this.requested, flags.ep ?? 'auto')
-        : undefined;
-    if (tuned?.problem) process.stderr.write(`note: ${tuned.problem}\n`);
-    const choice = tuned?.tuning?.choice;
-    this.tunedBatchSize = choice?.batchSize;
+    const { settings } = await savedRunSettings({ ...this.values, backbone: this.requested });
+    for (const note of settings.notes) process.stderr.write(`note: ${note}\n`);
+    this.settings = settings;
     return Backbone.load(this.requested, {
-      ...flags,
-      intraOpThreads: flags.intraOpThreads ?? choice?.intraOpThreads,
-      decodeThreads: flags.decodeThreads ?? choice?.decodeThreads,
+      ...loadOptionsFromFlags(this.values),
+      intraOpThreads: settings.intraOpThreads,
+      decodeThreads: settings.decodeThreads,
       ...this.extra,
     });
   }
-  /** Images per inference: the --batch flag, else the saved tuning's (known once opened), else the default. */
+  /** Images per inference: the --batch flag, else the saved tuning's, else the default (known once opened). */
   get batchSize(): number {
-    if (this.values.batch !== undefined)
-      return parseNumberOption(this.values.batch, 'batch', DEFAULT_BATCH_SIZE, { integer: true, min: 1, max: 4096 });
-    return this.tunedBatchSize ?? DEFAULT_BATCH_SIZE;
+    if (!this.settings) throw new Error('internal: LazyBackbone.batchSize before open()');
+    return this.settings.batchSize;
   }
   /** sha256 and id of the requested backbone without opening a session (hashing is memoized). */
   async identify(): Promise<{ id: string; sha256: string }> {
